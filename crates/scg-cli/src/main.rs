@@ -1,0 +1,43 @@
+//! `scg`: the command-line front end. This is the only crate that prints, reads arguments or
+//! exits; every subcommand lives in its own module under `commands/` and returns an
+//! [`std::process::ExitCode`] or an error that `main` prints.
+//!
+//! Exit codes: 0 success, 1 error (bad input file, failed run), 2 usage error (from clap).
+
+mod commands;
+mod progress;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// scg — Smart Community Grid: simulate, size, operate and settle a renewable energy community.
+#[derive(Debug, Parser)]
+#[command(name = "scg", version, about, long_about = None, after_help = "Exit codes: 0 success, 1 error, 2 usage error.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Simulate a community for one year and write a report directory.
+    Simulate(commands::simulate::Args),
+    /// Print or check scenario files.
+    #[command(subcommand)]
+    Scenario(commands::scenario::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Simulate(args) => commands::simulate::run(args),
+        Command::Scenario(cmd) => commands::scenario::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! Semantic checks of a parsed scenario. Every problem is collected, each with its field path.
+
+use crate::builtin::PROFILE_NAMES;
+use crate::error::ValidationError;
+use crate::scenario::*;
+use crate::time::TimeGrid;
+use std::collections::BTreeSet;
+
+/// Upper bound on prosumers in one scenario: a city, with room to spare.
+pub const MAX_PROSUMERS: usize = 100_000;
+
+struct Checker {
+    errors: Vec<ValidationError>,
+}
+
+impl Checker {
+    fn fail(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ValidationError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn finite_in(&mut self, path: &str, value: f64, min: f64, max: f64) {
+        if !value.is_finite() || value < min || value > max {
+            self.fail(
+                path,
+                format!("must be between {min} and {max}, got {value}"),
+            );
+        }
+    }
+
+    fn positive(&mut self, path: &str, value: f64) {
+        if !value.is_finite() || value <= 0.0 {
+            self.fail(path, format!("must be > 0, got {value}"));
+        }
+    }
+}
+
+pub(crate) fn validate(s: &Scenario) -> Vec<ValidationError> {
+    let mut c = Checker { errors: Vec::new() };
+    if s.schema_version != SCHEMA_VERSION {
+        c.fail(
+            "schema_version",
+            format!(
+                "this scg reads schema version {SCHEMA_VERSION}, got {}",
+                s.schema_version
+            ),
+        );
+    }
+    if s.name.trim().is_empty() {
+        c.fail("name", "must not be empty");
+    }
+    let l = &s.location;
+    c.finite_in("location.latitude_deg", l.latitude_deg, -90.0, 90.0);
+    c.finite_in("location.longitude_deg", l.longitude_deg, -180.0, 180.0);
+    c.finite_in("location.elevation_m", l.elevation_m, -500.0, 9000.0);
+    if l.time_zone.parse::<chrono_tz::Tz>().is_err() {
+        c.fail(
+            "location.time_zone",
+            format!(
+                "must be an IANA time zone name such as \"Europe/Rome\", got {:?}",
+                l.time_zone
+            ),
+        );
+    }
+    if !matches!(s.time.step_minutes, 15 | 60) {
+        c.fail(
+            "time.step_minutes",
+            format!("must be 60 or 15, got {}", s.time.step_minutes),
+        );
+    } else if let Err(message) = TimeGrid::new(&s.time, "UTC") {
+        c.fail("time.model_year", message);
+    }
+    validate_prosumers(&mut c, &s.prosumers);
+    c.errors
+}
+
+fn validate_prosumers(c: &mut Checker, prosumers: &[Prosumer]) {
+    if prosumers.is_empty() {
+        c.fail("prosumers", "a community needs at least one prosumer");
+    }
+    if prosumers.len() > MAX_PROSUMERS {
+        c.fail(
+            "prosumers",
+            format!("at most {MAX_PROSUMERS} prosumers, got {}", prosumers.len()),
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (i, p) in prosumers.iter().enumerate() {
+        let path = format!("prosumers[{i}]");
+        if !is_valid_id(&p.id) {
+            c.fail(
+                format!("{path}.id"),
+                format!(
+                    "must be 1-64 characters of a-z, 0-9, '_' or '-', starting with a letter, got {:?}",
+                    p.id
+                ),
+            );
+        } else if !seen.insert(p.id.as_str()) {
+            c.fail(format!("{path}.id"), format!("duplicate id {:?}", p.id));
+        }
+        validate_load(c, &format!("{path}.load"), &p.load);
+    }
+}
+
+/// Ids name CSV columns and JSON keys, so keep them plain.
+pub fn is_valid_id(id: &str) -> bool {
+    let mut chars = id.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && id.len() <= 64
+        && chars.all(|ch| matches!(ch, 'a'..='z' | '0'..='9' | '_' | '-'))
+}
+
+fn validate_load(c: &mut Checker, path: &str, load: &Load) {
+    match load {
+        Load::Synthetic(s) => {
+            let sources = [
+                s.profile.is_some(),
+                s.profile_file.is_some(),
+                s.profile_kw.is_some(),
+            ]
+            .iter()
+            .filter(|x| **x)
+            .count();
+            if sources != 1 {
+                c.fail(
+                    path,
+                    format!(
+                        "a synthetic load needs exactly one of `profile`, `profile_file`, `profile_kw`, got {sources}"
+                    ),
+                );
+            }
+            if let Some(name) = &s.profile {
+                if !PROFILE_NAMES.contains(&name.as_str()) {
+                    c.fail(
+                        format!("{path}.profile"),
+                        format!(
+                            "unknown built-in profile {name:?}; expected one of {}",
+                            PROFILE_NAMES.join(", ")
+                        ),
+                    );
+                }
+            }
+            if let Some(inline) = &s.profile_kw {
+                check_profile_table(c, &format!("{path}.profile_kw.weekday"), &inline.weekday);
+                if let Some(weekend) = &inline.weekend {
+                    check_profile_table(c, &format!("{path}.profile_kw.weekend"), weekend);
+                }
+            }
+            c.finite_in(
+                &format!("{path}.day_to_day_variability_pct"),
+                s.day_to_day_variability_pct,
+                0.0,
+                100.0,
+            );
+            c.finite_in(
+                &format!("{path}.timestep_variability_pct"),
+                s.timestep_variability_pct,
+                0.0,
+                100.0,
+            );
+            if let Some(avg) = s.scaled_average_kwh_per_day {
+                c.positive(&format!("{path}.scaled_average_kwh_per_day"), avg);
+            }
+        }
+        Load::TimeSeries(t) => {
+            if t.file.as_os_str().is_empty() {
+                c.fail(format!("{path}.file"), "must name a CSV file");
+            }
+            if let Some(avg) = t.scaled_average_kwh_per_day {
+                c.positive(&format!("{path}.scaled_average_kwh_per_day"), avg);
+            }
+        }
+    }
+}
+
+fn check_profile_table(c: &mut Checker, path: &str, rows: &[Vec<f64>]) {
+    if rows.len() != 12 {
+        c.fail(
+            path,
+            format!("must have 12 rows (one per month), got {}", rows.len()),
+        );
+    }
+    for (m, row) in rows.iter().enumerate() {
+        if row.len() != 24 {
+            c.fail(
+                format!("{path}[{m}]"),
+                format!("must have 24 hourly values, got {}", row.len()),
+            );
+        }
+        for (h, v) in row.iter().enumerate() {
+            if !v.is_finite() || *v < 0.0 {
+                c.fail(
+                    format!("{path}[{m}][{h}]"),
+                    format!("must be >= 0 kW, got {v}"),
+                );
+            }
+        }
+    }
+}
