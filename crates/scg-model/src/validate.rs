@@ -131,16 +131,16 @@ fn validate_load(c: &mut Checker, path: &str, load: &Load) {
                     ),
                 );
             }
-            if let Some(name) = &s.profile {
-                if !PROFILE_NAMES.contains(&name.as_str()) {
-                    c.fail(
-                        format!("{path}.profile"),
-                        format!(
-                            "unknown built-in profile {name:?}; expected one of {}",
-                            PROFILE_NAMES.join(", ")
-                        ),
-                    );
-                }
+            if let Some(name) = &s.profile
+                && !PROFILE_NAMES.contains(&name.as_str())
+            {
+                c.fail(
+                    format!("{path}.profile"),
+                    format!(
+                        "unknown built-in profile {name:?}; expected one of {}",
+                        PROFILE_NAMES.join(", ")
+                    ),
+                );
             }
             if let Some(inline) = &s.profile_kw {
                 check_profile_table(c, &format!("{path}.profile_kw.weekday"), &inline.weekday);
