@@ -1,0 +1,23 @@
+//! The whole default `simulate` minus file writing (target: well under 1 s; see README).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use scg_model::builtin;
+use scg_sim::{resolve_loads, simulate};
+use std::hint::black_box;
+
+fn bench(c: &mut Criterion) {
+    let mut scenario = builtin::bergamo().unwrap();
+    for step in [60, 15] {
+        scenario.time.step_minutes = step;
+        c.bench_function(&format!("simulate_bergamo_{step}min"), |b| {
+            b.iter(|| {
+                let loads = resolve_loads(&scenario, &mut |_| Err("no files".into())).unwrap();
+                black_box(simulate(&scenario, &loads, 1, &mut |_, _| {}).unwrap())
+            })
+        });
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
