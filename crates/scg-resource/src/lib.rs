@@ -10,6 +10,7 @@
 
 pub mod load;
 pub mod profiles;
+pub mod tariff;
 
 /// Errors of the resource crate: bad input data, named by source, line and field.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
