@@ -1,0 +1,502 @@
+//! Clearing one book of orders per interval, with the main grid as fallback counterpart.
+//!
+//! Per interval, in this order:
+//! 1. **Grid at peak** (`grid.peak` and a feed-in price given): every offer whose limit is at
+//!    most the feed-in price is sold to the grid first, in input order (the seed paper's rule:
+//!    at peak, community surplus goes to the grid first).
+//! 2. **P2P**, by the selected [`Mechanism`] on what is left. Bids are compared on their *net
+//!    limit* (the highest seller price they can afford after the grid fee, [`GridFee::net_limit`]).
+//!    - **Pay-as-clear** (two-sided, uniform price): bids sorted by net limit descending, offers
+//!      by price ascending; ties go to the order that came first in the input (time
+//!      priority). Matching walks both lists while the best remaining bid's net limit is at least
+//!      the best remaining offer's price; this traded volume is the maximum any single price
+//!      can clear. The clearing interval is `[lo, hi]` = [price of the last (highest) accepted
+//!      offer, net limit of the last (lowest) accepted bid] — exactly the set of prices at which
+//!      that maximum volume is supplied and demanded — and the **price is its midpoint rounded
+//!      down** to the milli-euro/MWh (Power TAC's "midway between the last cleared ask and bid").
+//!      Renewable-only bids form their own product: a first uniform auction clears them against
+//!      renewable offers (the *green price*), then every other bid clears against all remaining
+//!      offers (the main price).
+//!    - **Pay-as-bid** (two-sided, continuous): orders arrive in input order; an arriving order
+//!      matches the best resting orders of the other side (best price, then earliest); the
+//!      seller receives the *bid's* net limit, so the buyer pays (up to fee rounding) its bid.
+//!    - **Pay-as-offer** (one-sided): all offers rest; bids, in input order, take the cheapest
+//!      acceptable offers; the seller receives its offer price, the buyer pays it plus the fee.
+//! 3. **Grid fallback**: a bid's remainder buys from the grid at the retail price if its limit
+//!    allows; an offer's remainder sells to the grid at the feed-in price if its limit allows.
+//!    Grid trades carry no P2P fee (the retail tariff already includes network charges) and are
+//!    not counted in the P2P volume. A renewable-only bid may still be served by the grid: the
+//!    grid is the supplier of last resort, and its trades say `source = grid`.
+//!
+//! Guarantees (tested as properties): a seller never receives less than its limit; a buyer
+//! never pays more than its limit, fee included; per interval, energy bought equals energy
+//! sold and money paid equals money received plus fees, exactly, in integers.
+
+use crate::{GRID_ID, GridFee, MarketError, NanoEur, Order, Price, Side, Source, Trade, TradeKind};
+use scg_units::Wh;
+use serde::{Deserialize, Serialize};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The P2P matching rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mechanism {
+    /// Two-sided, one uniform price per interval.
+    #[default]
+    PayAsClear,
+    /// Two-sided, continuous; trades at the bid's price.
+    PayAsBid,
+    /// One-sided; trades at the offer's price.
+    PayAsOffer,
+}
+
+impl std::str::FromStr for Mechanism {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pay-as-clear" => Ok(Mechanism::PayAsClear),
+            "pay-as-bid" => Ok(Mechanism::PayAsBid),
+            "pay-as-offer" => Ok(Mechanism::PayAsOffer),
+            other => Err(format!(
+                "unknown mechanism {other:?}: expected pay-as-clear, pay-as-bid or pay-as-offer"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Mechanism {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mechanism::PayAsClear => "pay-as-clear",
+            Mechanism::PayAsBid => "pay-as-bid",
+            Mechanism::PayAsOffer => "pay-as-offer",
+        })
+    }
+}
+
+/// The main grid as a counterpart (all `None` = no grid: only the orders given trade).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GridCounterpart {
+    /// The price at which the grid sells to the community (retail), if it does.
+    pub sells_at: Option<Price>,
+    /// The price at which the grid buys from the community (feed-in), if it does.
+    pub buys_at: Option<Price>,
+    /// The grid is at peak: surplus goes to the grid first.
+    pub peak: bool,
+}
+
+/// How to clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ClearingConfig {
+    pub mechanism: Mechanism,
+    pub fee: GridFee,
+    pub grid: GridCounterpart,
+}
+
+/// The result of one interval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntervalOutcome {
+    pub interval: u32,
+    /// Pay-as-clear: the uniform seller price of the main auction. Other mechanisms: the
+    /// energy-weighted average seller price of P2P trades, rounded down. `None` without P2P
+    /// trades (or, for pay-as-clear, when only the green auction traded).
+    pub price: Option<Price>,
+    /// Pay-as-clear only: the uniform price of the renewable-only auction.
+    pub green_price: Option<Price>,
+    /// Pay-as-clear only: the main auction's clearing interval `[lo, hi]`.
+    pub clearing_range: Option<(Price, Price)>,
+    /// P2P energy traded (grid trades excluded).
+    pub volume_wh: Wh,
+    /// Energy the community bought from the grid.
+    pub grid_import_wh: Wh,
+    /// Energy the community sold to the grid.
+    pub grid_export_wh: Wh,
+    /// Grid fees collected on P2P trades.
+    pub fees: NanoEur,
+    /// All trades, in clearing order.
+    pub trades: Vec<Trade>,
+}
+
+/// The result of clearing a book: one entry per interval that had orders, ascending.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MarketOutcome {
+    pub intervals: Vec<IntervalOutcome>,
+}
+
+impl MarketOutcome {
+    /// Every trade of every interval.
+    pub fn trades(&self) -> impl Iterator<Item = &Trade> {
+        self.intervals.iter().flat_map(|i| i.trades.iter())
+    }
+}
+
+/// Validate and clear a book of orders (any number of intervals).
+pub fn clear(orders: &[Order], config: &ClearingConfig) -> Result<MarketOutcome, MarketError> {
+    crate::validate_orders(orders)?;
+    validate_config(config)?;
+    let mut by_interval: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, o) in orders.iter().enumerate() {
+        by_interval.entry(o.interval).or_default().push(i);
+    }
+    let mut book = Book::new(orders, config.fee);
+    let intervals = by_interval
+        .into_iter()
+        .map(|(interval, idx)| book.clear_interval(interval, &idx, config))
+        .collect();
+    Ok(MarketOutcome { intervals })
+}
+
+fn validate_config(config: &ClearingConfig) -> Result<(), MarketError> {
+    if let GridFee::Constant(c) = config.fee
+        && c.0 < 0
+    {
+        return Err(MarketError::InvalidInput {
+            field: "grid fee".into(),
+            message: format!("a constant fee must be >= 0, got {c}"),
+        });
+    }
+    if config.grid.peak && config.grid.buys_at.is_none() {
+        return Err(MarketError::InvalidInput {
+            field: "grid.peak".into(),
+            message: "the grid is at peak but no feed-in price (grid buys_at) was given".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Working state over the whole order slice; intervals use disjoint index sets.
+struct Book<'a> {
+    orders: &'a [Order],
+    fee: GridFee,
+    /// Remaining energy per order.
+    rem: Vec<i64>,
+    /// Net limit (bids) or limit (offers), the key every mechanism compares.
+    key: Vec<Price>,
+}
+
+impl<'a> Book<'a> {
+    fn new(orders: &'a [Order], fee: GridFee) -> Self {
+        let rem = orders.iter().map(|o| o.energy_wh.0).collect();
+        let key = orders
+            .iter()
+            .map(|o| match o.side {
+                Side::Bid => fee.net_limit(o.price),
+                Side::Offer => o.price,
+            })
+            .collect();
+        Self {
+            orders,
+            fee,
+            rem,
+            key,
+        }
+    }
+
+    fn clear_interval(
+        &mut self,
+        interval: u32,
+        idx: &[usize],
+        config: &ClearingConfig,
+    ) -> IntervalOutcome {
+        let mut trades = Vec::new();
+        // 1. Grid at peak takes the surplus first.
+        if config.grid.peak
+            && let Some(feed_in) = config.grid.buys_at
+        {
+            for &o in idx {
+                self.sell_to_grid(o, feed_in, &mut trades);
+            }
+        }
+        // 2. P2P.
+        let mut out = IntervalOutcome {
+            interval,
+            price: None,
+            green_price: None,
+            clearing_range: None,
+            volume_wh: Wh(0),
+            grid_import_wh: Wh(0),
+            grid_export_wh: Wh(0),
+            fees: NanoEur::ZERO,
+            trades: Vec::new(),
+        };
+        let p2p_start = trades.len();
+        match config.mechanism {
+            Mechanism::PayAsClear => {
+                let open =
+                    |s: &Self, i: usize, side: Side| s.orders[i].side == side && s.rem[i] > 0;
+                let green_bids: Vec<usize> = idx
+                    .iter()
+                    .copied()
+                    .filter(|&i| open(self, i, Side::Bid) && self.orders[i].renewable_only)
+                    .collect();
+                if !green_bids.is_empty() {
+                    let green_offers: Vec<usize> = idx
+                        .iter()
+                        .copied()
+                        .filter(|&i| {
+                            open(self, i, Side::Offer) && self.orders[i].is_renewable_offer()
+                        })
+                        .collect();
+                    out.green_price = self
+                        .uniform(green_bids, green_offers, &mut trades)
+                        .map(|(_, p)| p);
+                }
+                let bids: Vec<usize> = idx
+                    .iter()
+                    .copied()
+                    .filter(|&i| open(self, i, Side::Bid) && !self.orders[i].renewable_only)
+                    .collect();
+                let offers: Vec<usize> = idx
+                    .iter()
+                    .copied()
+                    .filter(|&i| open(self, i, Side::Offer))
+                    .collect();
+                if let Some((range, p)) = self.uniform(bids, offers, &mut trades) {
+                    out.clearing_range = Some(range);
+                    out.price = Some(p);
+                }
+            }
+            Mechanism::PayAsBid => self.continuous(idx, false, &mut trades),
+            Mechanism::PayAsOffer => self.continuous(idx, true, &mut trades),
+        }
+        if config.mechanism != Mechanism::PayAsClear {
+            out.price = average_price(&trades[p2p_start..]);
+        }
+        // 3. Grid fallback.
+        for &i in idx {
+            match self.orders[i].side {
+                Side::Bid => {
+                    if let Some(retail) = config.grid.sells_at {
+                        self.buy_from_grid(i, retail, &mut trades);
+                    }
+                }
+                Side::Offer => {
+                    if let Some(feed_in) = config.grid.buys_at {
+                        self.sell_to_grid(i, feed_in, &mut trades);
+                    }
+                }
+            }
+        }
+        for t in &trades {
+            match t.kind() {
+                TradeKind::P2p => {
+                    out.volume_wh.0 += t.energy_wh().0;
+                    out.fees += t.fee_paid();
+                }
+                TradeKind::FromGrid => out.grid_import_wh.0 += t.energy_wh().0,
+                TradeKind::ToGrid => out.grid_export_wh.0 += t.energy_wh().0,
+            }
+        }
+        out.trades = trades;
+        out
+    }
+
+    fn sell_to_grid(&mut self, o: usize, feed_in: Price, trades: &mut Vec<Trade>) {
+        let order = &self.orders[o];
+        let q = self.rem[o];
+        if order.side != Side::Offer || q <= 0 || order.price > feed_in {
+            return;
+        }
+        self.rem[o] = 0;
+        trades.push(Trade::new(
+            order.interval,
+            TradeKind::ToGrid,
+            GRID_ID,
+            &order.id,
+            GRID_ID,
+            &order.prosumer,
+            Wh(q),
+            feed_in,
+            Price::ZERO,
+            order.source,
+        ));
+    }
+
+    fn buy_from_grid(&mut self, b: usize, retail: Price, trades: &mut Vec<Trade>) {
+        let order = &self.orders[b];
+        let q = self.rem[b];
+        if order.side != Side::Bid || q <= 0 || order.price < retail {
+            return;
+        }
+        self.rem[b] = 0;
+        trades.push(Trade::new(
+            order.interval,
+            TradeKind::FromGrid,
+            &order.id,
+            GRID_ID,
+            &order.prosumer,
+            GRID_ID,
+            Wh(q),
+            retail,
+            Price::ZERO,
+            Some(Source::Grid),
+        ));
+    }
+
+    fn p2p(&mut self, b: usize, o: usize, q: i64, price: Price) -> Trade {
+        self.rem[b] -= q;
+        self.rem[o] -= q;
+        let (bid, offer) = (&self.orders[b], &self.orders[o]);
+        Trade::new(
+            bid.interval,
+            TradeKind::P2p,
+            &bid.id,
+            &offer.id,
+            &bid.prosumer,
+            &offer.prosumer,
+            Wh(q),
+            price,
+            self.fee.fee_for(price),
+            offer.source,
+        )
+    }
+
+    /// A uniform-price auction; returns the clearing interval and price when anything traded.
+    fn uniform(
+        &mut self,
+        mut bids: Vec<usize>,
+        mut offers: Vec<usize>,
+        trades: &mut Vec<Trade>,
+    ) -> Option<((Price, Price), Price)> {
+        bids.sort_unstable_by_key(|&b| (Reverse(self.key[b]), b));
+        offers.sort_unstable_by_key(|&o| (self.key[o], o));
+        let mut fills: Vec<(usize, usize, i64)> = Vec::new();
+        let (mut i, mut j) = (0, 0);
+        let mut rem_b = bids.first().map_or(0, |&b| self.rem[b]);
+        let mut rem_o = offers.first().map_or(0, |&o| self.rem[o]);
+        while i < bids.len() && j < offers.len() {
+            let (b, o) = (bids[i], offers[j]);
+            if self.key[b] < self.key[o] {
+                break;
+            }
+            let q = rem_b.min(rem_o);
+            fills.push((b, o, q));
+            rem_b -= q;
+            rem_o -= q;
+            if rem_b == 0 {
+                i += 1;
+                rem_b = bids.get(i).map_or(0, |&b| self.rem[b]);
+            }
+            if rem_o == 0 {
+                j += 1;
+                rem_o = offers.get(j).map_or(0, |&o| self.rem[o]);
+            }
+        }
+        let &(last_b, last_o, _) = fills.last()?;
+        let (lo, hi) = (self.key[last_o], self.key[last_b]);
+        // Midpoint rounded down (toward −∞): stays inside [lo, hi] for integer prices.
+        let price = Price((lo.0 + hi.0).div_euclid(2));
+        trades.reserve(fills.len());
+        for (b, o, q) in fills {
+            let t = self.p2p(b, o, q, price);
+            trades.push(t);
+        }
+        Some(((lo, hi), price))
+    }
+
+    /// Continuous matching: pay-as-bid (two-sided) or pay-as-offer (one-sided).
+    fn continuous(&mut self, idx: &[usize], one_sided: bool, trades: &mut Vec<Trade>) {
+        // Offer books keyed (price, seq); bid books keyed (−net limit, seq).
+        let mut offers_green: BTreeSet<(i64, usize)> = BTreeSet::new();
+        let mut offers_other: BTreeSet<(i64, usize)> = BTreeSet::new();
+        let mut bids_green: BTreeSet<(i64, usize)> = BTreeSet::new();
+        let mut bids_any: BTreeSet<(i64, usize)> = BTreeSet::new();
+        if one_sided {
+            for &i in idx {
+                if self.orders[i].side == Side::Offer && self.rem[i] > 0 {
+                    self.rest_offer(i, &mut offers_green, &mut offers_other);
+                }
+            }
+        }
+        for &i in idx {
+            if self.rem[i] <= 0 {
+                continue;
+            }
+            match self.orders[i].side {
+                Side::Bid => {
+                    let green_only = self.orders[i].renewable_only;
+                    while self.rem[i] > 0 {
+                        let best = match (offers_green.first(), offers_other.first()) {
+                            (g, _) if green_only => g.copied(),
+                            (Some(&g), Some(&x)) => Some(g.min(x)),
+                            (g, x) => g.or(x).copied(),
+                        };
+                        let Some((offer_price, o)) = best else { break };
+                        if self.key[i].0 < offer_price {
+                            break;
+                        }
+                        let q = self.rem[i].min(self.rem[o]);
+                        let price = if one_sided { self.key[o] } else { self.key[i] };
+                        let t = self.p2p(i, o, q, price);
+                        trades.push(t);
+                        if self.rem[o] == 0 {
+                            offers_green.remove(&(offer_price, o));
+                            offers_other.remove(&(offer_price, o));
+                        }
+                    }
+                    if self.rem[i] > 0 && !one_sided {
+                        let k = (-self.key[i].0, i);
+                        if green_only {
+                            bids_green.insert(k);
+                        } else {
+                            bids_any.insert(k);
+                        }
+                    }
+                }
+                Side::Offer => {
+                    if one_sided {
+                        continue;
+                    }
+                    let renewable = self.orders[i].is_renewable_offer();
+                    while self.rem[i] > 0 {
+                        let best = match (bids_any.first(), bids_green.first()) {
+                            (a, _) if !renewable => a.copied(),
+                            (Some(&a), Some(&g)) => Some(a.min(g)),
+                            (a, g) => a.or(g).copied(),
+                        };
+                        let Some((neg_net, b)) = best else { break };
+                        if -neg_net < self.key[i].0 {
+                            break;
+                        }
+                        let q = self.rem[i].min(self.rem[b]);
+                        let price = self.key[b];
+                        let t = self.p2p(b, i, q, price);
+                        trades.push(t);
+                        if self.rem[b] == 0 {
+                            bids_any.remove(&(neg_net, b));
+                            bids_green.remove(&(neg_net, b));
+                        }
+                    }
+                    if self.rem[i] > 0 {
+                        self.rest_offer(i, &mut offers_green, &mut offers_other);
+                    }
+                }
+            }
+        }
+    }
+
+    fn rest_offer(
+        &self,
+        o: usize,
+        green: &mut BTreeSet<(i64, usize)>,
+        other: &mut BTreeSet<(i64, usize)>,
+    ) {
+        let k = (self.key[o].0, o);
+        if self.orders[o].is_renewable_offer() {
+            green.insert(k);
+        } else {
+            other.insert(k);
+        }
+    }
+}
+
+/// Energy-weighted average seller price, rounded down; `None` without energy.
+fn average_price(trades: &[Trade]) -> Option<Price> {
+    let energy: i128 = trades.iter().map(|t| i128::from(t.energy_wh().0)).sum();
+    if energy == 0 {
+        return None;
+    }
+    let value: i128 = trades.iter().map(|t| t.seller_receives().0).sum();
+    Some(Price(value.div_euclid(energy) as i64))
+}

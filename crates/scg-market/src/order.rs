@@ -1,0 +1,182 @@
+//! Orders: bids (to buy) and offers (to sell) of one prosumer for one market interval.
+
+use crate::{MarketError, Price};
+use scg_units::Wh;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The name of the main grid when it is a counterpart; no order or prosumer may use it.
+pub const GRID_ID: &str = "grid";
+
+/// Buy or sell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// A bid: the prosumer wants to buy.
+    Bid,
+    /// An offer: the prosumer wants to sell.
+    Offer,
+}
+
+/// Where the energy of an offer comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Photovoltaic generation.
+    Pv,
+    /// Wind generation.
+    Wind,
+    /// Energy given back by an electric vehicle.
+    V2g,
+    /// A stationary battery.
+    Battery,
+    /// The main grid (only the grid counterpart uses it).
+    Grid,
+}
+
+impl Source {
+    /// Whether a buyer asking for renewable-only energy accepts this source. Storage (V2G,
+    /// battery) is not counted as renewable: its charge may have come from the grid, and the
+    /// market cannot see that.
+    pub fn is_renewable(self) -> bool {
+        matches!(self, Source::Pv | Source::Wind)
+    }
+
+    /// The lowercase name used in files (`pv`, `wind`, `v2g`, `battery`, `grid`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Pv => "pv",
+            Source::Wind => "wind",
+            Source::V2g => "v2g",
+            Source::Battery => "battery",
+            Source::Grid => "grid",
+        }
+    }
+}
+
+impl std::str::FromStr for Source {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "pv" | "solar" => Ok(Source::Pv),
+            "wind" => Ok(Source::Wind),
+            "v2g" => Ok(Source::V2g),
+            "battery" => Ok(Source::Battery),
+            other => Err(format!(
+                "unknown source {other:?}: expected pv, wind, v2g, battery or empty"
+            )),
+        }
+    }
+}
+
+/// A bid or an offer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    /// Unique within its interval; part of every trade id it takes part in.
+    pub id: String,
+    pub side: Side,
+    /// The prosumer who buys or sells.
+    pub prosumer: String,
+    /// The market interval (a simulation step index or a period number).
+    pub interval: u32,
+    /// Energy to buy or sell, > 0.
+    pub energy_wh: Wh,
+    /// Limit price: the most a bid pays *including the grid fee*, the least an offer receives.
+    pub price: Price,
+    /// Origin of an offer's energy (offers only).
+    pub source: Option<Source>,
+    /// The device the energy comes from (offers only; for origin certificates).
+    pub device: Option<String>,
+    /// A bid that accepts only renewable offers (PV, wind).
+    pub renewable_only: bool,
+}
+
+impl Order {
+    /// A bid with no origin preference.
+    pub fn bid(id: &str, prosumer: &str, interval: u32, energy_wh: i64, price: Price) -> Self {
+        Self {
+            id: id.to_owned(),
+            side: Side::Bid,
+            prosumer: prosumer.to_owned(),
+            interval,
+            energy_wh: Wh(energy_wh),
+            price,
+            source: None,
+            device: None,
+            renewable_only: false,
+        }
+    }
+
+    /// An offer with an optional source.
+    pub fn offer(
+        id: &str,
+        prosumer: &str,
+        interval: u32,
+        energy_wh: i64,
+        price: Price,
+        source: Option<Source>,
+    ) -> Self {
+        Self {
+            id: id.to_owned(),
+            side: Side::Offer,
+            prosumer: prosumer.to_owned(),
+            interval,
+            energy_wh: Wh(energy_wh),
+            price,
+            source,
+            device: None,
+            renewable_only: false,
+        }
+    }
+
+    /// Whether this offer satisfies a renewable-only bid.
+    pub(crate) fn is_renewable_offer(&self) -> bool {
+        self.source.is_some_and(Source::is_renewable)
+    }
+}
+
+/// Check a book: positive energies, ids unique per interval, nobody named `grid`, origin fields
+/// only where they mean something. Returns the first problem, naming the order.
+pub fn validate_orders(orders: &[Order]) -> Result<(), MarketError> {
+    let mut seen: BTreeMap<u32, BTreeSet<&str>> = BTreeMap::new();
+    for o in orders {
+        let bad = |message: String| MarketError::InvalidOrder {
+            id: o.id.clone(),
+            message,
+        };
+        if o.id.is_empty() {
+            return Err(bad("empty order id".into()));
+        }
+        if o.id == GRID_ID || o.prosumer == GRID_ID {
+            return Err(bad(format!(
+                "{GRID_ID:?} is reserved for the main grid counterpart"
+            )));
+        }
+        if o.prosumer.is_empty() {
+            return Err(bad("empty prosumer".into()));
+        }
+        if o.energy_wh.0 <= 0 {
+            return Err(bad(format!("energy_wh must be > 0, got {}", o.energy_wh.0)));
+        }
+        if o.side == Side::Bid && (o.source.is_some() || o.device.is_some()) {
+            return Err(bad(
+                "source/device are attributes of offers, not bids".into()
+            ));
+        }
+        if o.side == Side::Offer && o.renewable_only {
+            return Err(bad("renewable_only applies to bids, not offers".into()));
+        }
+        if o.source == Some(Source::Grid) {
+            return Err(bad(
+                "source \"grid\" is reserved for the grid counterpart".into()
+            ));
+        }
+        if !seen.entry(o.interval).or_default().insert(&o.id) {
+            return Err(MarketError::DuplicateOrder {
+                id: o.id.clone(),
+                interval: o.interval,
+            });
+        }
+    }
+    Ok(())
+}

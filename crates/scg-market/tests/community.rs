@@ -1,0 +1,116 @@
+//! The community API: one interval per call, every Wh accounted for P2P or with the grid.
+#![allow(clippy::unwrap_used)]
+
+use proptest::prelude::*;
+use scg_market::community::{CommunityMarket, GridTariff};
+use scg_market::{GridFee, Mechanism, NanoEur, Price, TradeKind};
+
+const IDS: [&str; 5] = ["apartment", "restaurant", "office", "supermarket", "school"];
+
+fn tariff() -> GridTariff {
+    GridTariff::from_eur_per_mwh(250.0, 50.0).unwrap()
+}
+
+#[test]
+fn surplus_meets_deficit_at_the_midpoint_and_the_rest_goes_to_the_grid() {
+    let market = CommunityMarket {
+        mechanism: Mechanism::PayAsClear,
+        fee: GridFee::Constant(Price::from_eur_per_mwh(20.0).unwrap()),
+    };
+    // The supermarket has 3 kWh surplus; the apartment needs 2 kWh, the office 2.5 kWh.
+    let net = [-2.0, 0.0, -2.5, 3.0, 0.0];
+    let out = market
+        .clear_interval(17, &IDS, &net, tariff(), false)
+        .unwrap();
+    // Price = floor((50 + (250 − 20)) / 2) = 140 EUR/MWh; buyers pay 160.
+    assert_eq!(out.price, Some(Price::from_eur_per_mwh(140.0).unwrap()));
+    assert_eq!(out.p2p_volume_wh.0, 3000);
+    assert_eq!(out.grid_import_wh.0, 1500);
+    assert_eq!(out.grid_export_wh.0, 0);
+    // Time priority: the apartment (first in the list) is served fully at equal limits.
+    let apt = out.prosumers[0];
+    assert_eq!(apt.p2p_import_wh.0, 2000);
+    assert_eq!(apt.p2p_paid, NanoEur(320_000_000)); // 2 kWh × 160 EUR/MWh = 0.32 EUR
+    assert_eq!(apt.fees_paid, NanoEur(40_000_000));
+    let office = out.prosumers[2];
+    assert_eq!(office.p2p_import_wh.0, 1000);
+    assert_eq!(office.grid_import_wh.0, 1500);
+    assert_eq!(office.grid_paid, NanoEur(375_000_000)); // 1.5 kWh × 250 EUR/MWh
+    let sm = out.prosumers[3];
+    assert_eq!(sm.p2p_export_wh.0, 3000);
+    assert_eq!(sm.p2p_received, NanoEur(420_000_000)); // 3 kWh × 140 EUR/MWh
+    assert_eq!(out.fees, NanoEur(60_000_000));
+    assert!(out.trades.iter().all(|t| t.interval() == 17));
+}
+
+#[test]
+fn at_peak_the_surplus_goes_to_the_grid_first() {
+    let market = CommunityMarket::default();
+    let net = [-2.0, 0.0, 0.0, 3.0, 0.0];
+    let out = market
+        .clear_interval(0, &IDS, &net, tariff(), true)
+        .unwrap();
+    assert_eq!(out.p2p_volume_wh.0, 0);
+    assert_eq!(out.grid_export_wh.0, 3000);
+    assert_eq!(out.grid_import_wh.0, 2000);
+    assert!(out.trades.iter().all(|t| t.kind() != TradeKind::P2p));
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let market = CommunityMarket::default();
+    assert!(
+        market
+            .clear_interval(0, &IDS, &[1.0], tariff(), false)
+            .is_err()
+    );
+    let net = [f64::NAN, 0.0, 0.0, 0.0, 0.0];
+    assert!(
+        market
+            .clear_interval(0, &IDS, &net, tariff(), false)
+            .is_err()
+    );
+    let dup = ["a", "a"];
+    assert!(
+        market
+            .clear_interval(0, &dup, &[1.0, 2.0], tariff(), false)
+            .is_err()
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    #[test]
+    fn every_wh_is_accounted_and_money_balances(
+        net in prop::collection::vec(-20.0f64..20.0, 5),
+        peak in any::<bool>(),
+        m in 0usize..3,
+        fee_bp in 0u32..2000,
+    ) {
+        let mechanism = [Mechanism::PayAsClear, Mechanism::PayAsBid, Mechanism::PayAsOffer][m];
+        let market = CommunityMarket { mechanism, fee: GridFee::Percent { basis_points: fee_bp } };
+        let out = market.clear_interval(3, &IDS, &net, tariff(), peak).unwrap();
+        let (mut imp, mut exp) = (0i64, 0i64);
+        let mut paid = NanoEur::ZERO;
+        let mut received = NanoEur::ZERO;
+        for (f, &kwh) in out.prosumers.iter().zip(&net) {
+            let wh = scg_units::Wh::from_kwh(scg_units::Kwh(kwh)).unwrap().0;
+            // Energy: a prosumer's surplus is exported, its deficit imported, nothing else.
+            prop_assert_eq!(f.p2p_export_wh.0 + f.grid_export_wh.0, wh.max(0));
+            prop_assert_eq!(f.p2p_import_wh.0 + f.grid_import_wh.0, (-wh).max(0));
+            imp += f.p2p_import_wh.0;
+            exp += f.p2p_export_wh.0;
+            paid += f.p2p_paid;
+            received += f.p2p_received;
+            // Nobody pays more than retail or receives less than feed-in per MWh.
+            prop_assert!(f.p2p_paid.0 <= tariff().retail.value_of(f.p2p_import_wh).0);
+            prop_assert!(f.p2p_received.0 >= tariff().feed_in.value_of(f.p2p_export_wh).0);
+        }
+        prop_assert_eq!(imp, exp);
+        prop_assert_eq!(imp, out.p2p_volume_wh.0);
+        prop_assert_eq!(paid, received + out.fees);
+        if peak {
+            prop_assert_eq!(out.p2p_volume_wh.0, 0);
+        }
+    }
+}
