@@ -14,6 +14,16 @@ pub mod engine;
 pub mod inputs;
 pub mod metrics;
 
+// Component models and economics (storage, converter, grid, CER): pure library modules.
+pub mod battery;
+pub mod cer;
+pub mod component_error;
+pub mod converter;
+pub mod economics;
+pub mod grid;
+
+pub use component_error::ComponentError;
+
 pub use engine::{CommunityResult, ProsumerResult, SimResult, prosumer_seed, simulate};
 pub use inputs::{ResolvedLoad, resolve_loads};
 

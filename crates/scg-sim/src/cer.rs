@@ -1,0 +1,399 @@
+//! The Italian renewable energy community (CER) incentive (D.Lgs. 199/2021, ARERA TIAD
+//! 727/2022, MASE DM 414/2023; markets-vpp-climate.md §3.1).
+//!
+//! - Shared energy, per hour: `E_sh(h) = min(Σ energy injected by the members' plants,
+//!   Σ energy withdrawn by the members)`. The rule is hourly: 15-minute series are summed to
+//!   hours first ([`to_hourly`]).
+//! - Incentive tariff (TIP), EUR/MWh of shared energy, by plant size class:
+//!   `min(cap, fixed + max(0, 180 − P_z))` with (fixed, cap) = (80, 120) up to 200 kW,
+//!   (70, 110) up to 600 kW, (60, 100) above; PV plants add a regional correction
+//!   (+10 EUR/MWh North, +4 Centre) *after* the cap, as GSE applies it.
+//! - ARERA valorisation: a further EUR/MWh on the shared energy (about 8, set yearly).
+//!
+//! Allocation to members (the issue leaves the rule to the community's statute; ours, chosen
+//! and documented here): each hour's benefit (incentive + valorisation) is split into a
+//! producers' share (default 50 %), divided among members pro rata to their injection in that
+//! hour, and a consumers' share, divided pro rata to their withdrawal in that hour. Allocations
+//! sum to the community total.
+//!
+//! Simplifications: one plant size class and one region for the whole community; all members
+//! under the same primary substation and market zone. This module does no I/O.
+
+use crate::component_error::{ComponentError, Problems, check_len};
+use serde::{Deserialize, Serialize};
+
+/// The reference price in the TIP's variable part, EUR/MWh.
+pub const TIP_REFERENCE_PRICE_EUR_PER_MWH: f64 = 180.0;
+
+/// A plant size class of the TIP (DM 414/2023).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PlantSizeClass {
+    /// Up to 200 kW: fixed 80, cap 120 EUR/MWh.
+    #[default]
+    #[serde(rename = "up_to_200_kw")]
+    UpTo200Kw,
+    /// Above 200 kW and up to 600 kW: fixed 70, cap 110 EUR/MWh.
+    #[serde(rename = "200_to_600_kw")]
+    From200To600Kw,
+    /// Above 600 kW: fixed 60, cap 100 EUR/MWh.
+    #[serde(rename = "over_600_kw")]
+    Over600Kw,
+}
+
+impl PlantSizeClass {
+    /// The class of a plant of `power_kw`.
+    pub fn from_power_kw(power_kw: f64) -> Self {
+        if power_kw <= 200.0 {
+            Self::UpTo200Kw
+        } else if power_kw <= 600.0 {
+            Self::From200To600Kw
+        } else {
+            Self::Over600Kw
+        }
+    }
+
+    /// The fixed part, EUR/MWh.
+    pub fn fixed_eur_per_mwh(self) -> f64 {
+        match self {
+            Self::UpTo200Kw => 80.0,
+            Self::From200To600Kw => 70.0,
+            Self::Over600Kw => 60.0,
+        }
+    }
+
+    /// The cap on fixed + variable part, EUR/MWh.
+    pub fn cap_eur_per_mwh(self) -> f64 {
+        match self {
+            Self::UpTo200Kw => 120.0,
+            Self::From200To600Kw => 110.0,
+            Self::Over600Kw => 100.0,
+        }
+    }
+}
+
+/// The region of the PV correction factor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Region {
+    /// Northern regions (incl. Lombardy): +10 EUR/MWh for PV.
+    #[default]
+    North,
+    /// Central regions (Lazio, Marche, Toscana, Umbria, Abruzzo): +4 EUR/MWh for PV.
+    Centre,
+    /// The rest: no correction.
+    South,
+}
+
+impl Region {
+    /// The PV correction, EUR/MWh.
+    pub fn pv_bonus_eur_per_mwh(self) -> f64 {
+        match self {
+            Self::North => 10.0,
+            Self::Centre => 4.0,
+            Self::South => 0.0,
+        }
+    }
+}
+
+/// The incentive tariff, EUR/MWh, for an hour with zonal price `zonal_price_eur_per_mwh`.
+pub fn incentive_tariff_eur_per_mwh(
+    class: PlantSizeClass,
+    zonal_price_eur_per_mwh: f64,
+    pv_bonus_eur_per_mwh: f64,
+) -> f64 {
+    let variable = (TIP_REFERENCE_PRICE_EUR_PER_MWH - zonal_price_eur_per_mwh).max(0.0);
+    (class.fixed_eur_per_mwh() + variable).min(class.cap_eur_per_mwh()) + pv_bonus_eur_per_mwh
+}
+
+/// Hourly shared energy: `min(injected, withdrawn)` hour by hour, kWh.
+pub fn shared_energy_kwh(
+    injected_kwh: &[f64],
+    withdrawn_kwh: &[f64],
+) -> Result<Vec<f64>, ComponentError> {
+    check_len("withdrawn_kwh", withdrawn_kwh.len(), injected_kwh.len())?;
+    injected_kwh
+        .iter()
+        .zip(withdrawn_kwh)
+        .map(|(i, w)| {
+            let i = check_energy("injected_kwh", *i)?;
+            let w = check_energy("withdrawn_kwh", *w)?;
+            Ok(i.min(w))
+        })
+        .collect()
+}
+
+fn check_energy(what: &'static str, v: f64) -> Result<f64, ComponentError> {
+    crate::component_error::check_input(what, v)
+}
+
+/// Sums a per-step energy series to hours (`steps_per_hour` consecutive values per hour).
+pub fn to_hourly(series_kwh: &[f64], steps_per_hour: usize) -> Result<Vec<f64>, ComponentError> {
+    if steps_per_hour == 0 || !series_kwh.len().is_multiple_of(steps_per_hour) {
+        return Err(ComponentError::parameter(
+            "steps_per_hour",
+            format!(
+                "must be > 0 and divide the series length {}, got {steps_per_hour}",
+                series_kwh.len()
+            ),
+        ));
+    }
+    Ok(series_kwh
+        .chunks_exact(steps_per_hour)
+        .map(|c| c.iter().sum())
+        .collect())
+}
+
+/// CER parameters (library form: fractions, not percent).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CerParams {
+    /// Plant size class of the TIP.
+    pub size_class: PlantSizeClass,
+    /// PV correction added to the TIP, EUR/MWh (0 for non-PV plants).
+    pub pv_bonus_eur_per_mwh: f64,
+    /// ARERA valorisation, EUR/MWh of shared energy.
+    pub valorisation_eur_per_mwh: f64,
+    /// Producers' share of each hour's benefit (fraction in [0, 1]).
+    pub producer_share: f64,
+}
+
+/// One member's hourly meter data, kWh per hour.
+#[derive(Debug, Clone, Copy)]
+pub struct CerMember<'a> {
+    /// Energy its plants injected into the grid, each hour.
+    pub injected_kwh: &'a [f64],
+    /// Energy it withdrew from the grid, each hour.
+    pub withdrawn_kwh: &'a [f64],
+}
+
+/// One member's share of the year.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct CerMemberResult {
+    /// Energy injected, kWh.
+    pub injected_kwh: f64,
+    /// Energy withdrawn, kWh.
+    pub withdrawn_kwh: f64,
+    /// Shared energy attributed to it as a producer (pro rata to injection), kWh.
+    pub shared_as_producer_kwh: f64,
+    /// Shared energy attributed to it as a consumer (pro rata to withdrawal), kWh.
+    pub shared_as_consumer_kwh: f64,
+    /// Its allocation of incentive + valorisation, EUR.
+    pub allocated_eur: f64,
+}
+
+/// The community's CER year.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CerResult {
+    /// Shared energy of each hour, kWh.
+    pub hourly_shared_kwh: Vec<f64>,
+    /// Total shared energy, kWh.
+    pub shared_energy_kwh: f64,
+    /// Incentive (TIP) earned, EUR.
+    pub incentive_eur: f64,
+    /// ARERA valorisation earned, EUR.
+    pub valorisation_eur: f64,
+    /// `incentive + valorisation`, EUR.
+    pub total_eur: f64,
+    /// Per member, in the order given.
+    pub members: Vec<CerMemberResult>,
+}
+
+/// Computes the year's shared energy, incentive, valorisation and per-member allocation.
+/// `zonal_price_eur_per_mwh` and every member series are hourly and of the same length.
+pub fn evaluate(
+    params: &CerParams,
+    zonal_price_eur_per_mwh: &[f64],
+    members: &[CerMember<'_>],
+) -> Result<CerResult, ComponentError> {
+    if !(params.producer_share >= 0.0 && params.producer_share <= 1.0) {
+        return Err(ComponentError::parameter(
+            "producer_share",
+            format!("must be in [0, 1], got {}", params.producer_share),
+        ));
+    }
+    for (field, v) in [
+        ("pv_bonus_eur_per_mwh", params.pv_bonus_eur_per_mwh),
+        ("valorisation_eur_per_mwh", params.valorisation_eur_per_mwh),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(ComponentError::parameter(
+                field,
+                format!("must be >= 0, got {v}"),
+            ));
+        }
+    }
+    let hours = zonal_price_eur_per_mwh.len();
+    if let Some(v) = zonal_price_eur_per_mwh.iter().find(|v| !v.is_finite()) {
+        return Err(ComponentError::InvalidInput {
+            what: "zonal_price_eur_per_mwh",
+            value: *v,
+        });
+    }
+    let mut injected = vec![0.0; hours];
+    let mut withdrawn = vec![0.0; hours];
+    let mut out = Vec::with_capacity(members.len());
+    for (m, member) in members.iter().enumerate() {
+        check_len(
+            &format!("members[{m}].injected_kwh"),
+            member.injected_kwh.len(),
+            hours,
+        )?;
+        check_len(
+            &format!("members[{m}].withdrawn_kwh"),
+            member.withdrawn_kwh.len(),
+            hours,
+        )?;
+        let mut r = CerMemberResult::default();
+        for h in 0..hours {
+            let i = check_energy("injected_kwh", member.injected_kwh[h])?;
+            let w = check_energy("withdrawn_kwh", member.withdrawn_kwh[h])?;
+            injected[h] += i;
+            withdrawn[h] += w;
+            r.injected_kwh += i;
+            r.withdrawn_kwh += w;
+        }
+        out.push(r);
+    }
+    let hourly_shared_kwh = shared_energy_kwh(&injected, &withdrawn)?;
+    let mut incentive_eur = 0.0;
+    let mut valorisation_eur = 0.0;
+    for h in 0..hours {
+        let shared = hourly_shared_kwh[h];
+        if shared <= 0.0 {
+            continue;
+        }
+        let tip = incentive_tariff_eur_per_mwh(
+            params.size_class,
+            zonal_price_eur_per_mwh[h],
+            params.pv_bonus_eur_per_mwh,
+        );
+        let incentive = shared * tip / 1000.0;
+        let valorisation = shared * params.valorisation_eur_per_mwh / 1000.0;
+        incentive_eur += incentive;
+        valorisation_eur += valorisation;
+        let benefit = incentive + valorisation;
+        // shared > 0 implies both totals are > 0, so the shares are well defined.
+        for (r, member) in out.iter_mut().zip(members) {
+            let pi = member.injected_kwh[h] / injected[h];
+            let pw = member.withdrawn_kwh[h] / withdrawn[h];
+            r.shared_as_producer_kwh += shared * pi;
+            r.shared_as_consumer_kwh += shared * pw;
+            r.allocated_eur +=
+                benefit * (params.producer_share * pi + (1.0 - params.producer_share) * pw);
+        }
+    }
+    Ok(CerResult {
+        shared_energy_kwh: hourly_shared_kwh.iter().sum(),
+        hourly_shared_kwh,
+        incentive_eur,
+        valorisation_eur,
+        total_eur: incentive_eur + valorisation_eur,
+        members: out,
+    })
+}
+
+/// The Italian market zones of GME price files (the ones a CER can be in).
+pub const MARKET_ZONES: [&str; 7] = ["NORD", "CNOR", "CSUD", "SUD", "CALA", "SICI", "SARD"];
+
+/// The CER in the scenario (`[cer]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CerConfig {
+    /// Whether the community is a CER and earns the incentive (default false).
+    #[serde(default)]
+    pub enabled: bool,
+    /// GME market zone whose hourly price sets the TIP's variable part (default `"NORD"`,
+    /// Bergamo's).
+    #[serde(default = "default_market_zone")]
+    pub market_zone: String,
+    /// Region of the PV correction: `"north"` (default, +10 EUR/MWh), `"centre"` (+4),
+    /// `"south"` (0).
+    #[serde(default)]
+    pub region: Region,
+    /// Plant size class: `"up_to_200_kw"` (default), `"200_to_600_kw"`, `"over_600_kw"`.
+    #[serde(default)]
+    pub plant_size_class: PlantSizeClass,
+    /// Whether the plants are PV (default true; only PV earns the regional correction).
+    #[serde(default = "default_true")]
+    pub plants_are_pv: bool,
+    /// ARERA valorisation, EUR/MWh of shared energy (default 8).
+    #[serde(default = "default_valorisation_eur_per_mwh")]
+    pub valorisation_eur_per_mwh: f64,
+    /// Producers' share of each hour's benefit in the allocation to members, percent
+    /// (default 50; the rest goes to consumers pro rata to withdrawal).
+    #[serde(default = "default_producer_share_pct")]
+    pub producer_share_pct: f64,
+}
+
+impl Default for CerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            market_zone: default_market_zone(),
+            region: Region::default(),
+            plant_size_class: PlantSizeClass::default(),
+            plants_are_pv: true,
+            valorisation_eur_per_mwh: default_valorisation_eur_per_mwh(),
+            producer_share_pct: default_producer_share_pct(),
+        }
+    }
+}
+
+fn default_market_zone() -> String {
+    "NORD".to_owned()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_valorisation_eur_per_mwh() -> f64 {
+    8.0
+}
+fn default_producer_share_pct() -> f64 {
+    50.0
+}
+
+impl CerConfig {
+    /// Every problem, as `(field path, message)`, with `path` as the prefix.
+    pub fn validate(&self, path: &str) -> Vec<(String, String)> {
+        let mut p = Problems::default();
+        if !MARKET_ZONES.contains(&self.market_zone.as_str()) {
+            p.fail(
+                path,
+                "market_zone",
+                format!(
+                    "must be one of {}, got {:?}",
+                    MARKET_ZONES.join(", "),
+                    self.market_zone
+                ),
+            );
+        }
+        p.in_range(
+            path,
+            "valorisation_eur_per_mwh",
+            self.valorisation_eur_per_mwh,
+            0.0,
+            1000.0,
+        );
+        p.in_range(
+            path,
+            "producer_share_pct",
+            self.producer_share_pct,
+            0.0,
+            100.0,
+        );
+        p.list
+    }
+
+    /// The library form.
+    pub fn params(&self) -> CerParams {
+        CerParams {
+            size_class: self.plant_size_class,
+            pv_bonus_eur_per_mwh: if self.plants_are_pv {
+                self.region.pv_bonus_eur_per_mwh()
+            } else {
+                0.0
+            },
+            valorisation_eur_per_mwh: self.valorisation_eur_per_mwh,
+            producer_share: self.producer_share_pct / 100.0,
+        }
+    }
+}

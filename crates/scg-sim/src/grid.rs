@@ -1,0 +1,478 @@
+//! The connection to the main grid: per-step purchase and sell-back prices from a tariff
+//! description, purchase/sale capacity limits, and the annual bill (energy charges, sales,
+//! demand charges) as HOMER computes it without net metering (homer.md §4.3).
+//!
+//! Tariffs: a flat price; Italian time-of-use bands F1/F2/F3 (ARERA 181/06; the band of each
+//! step is an input here, computed from the calendar by `scg_resource::tariff`); or the hourly
+//! zonal price plus a fixed adder for network charges and taxes. Sell-back: none, flat, the
+//! zonal price, or the Ritiro Dedicato (GSE buys at the hourly zonal price with a minimum
+//! guaranteed price on the first 1,500 MWh of the year, trued up at year end to the zonal value
+//! when that is higher; markets-vpp-climate.md §3.3).
+//!
+//! This module reads no price file: price and band series come in as slices. It does no I/O.
+
+use crate::component_error::{ComponentError, Problems, check_len};
+use serde::{Deserialize, Serialize};
+
+/// An Italian retail time-of-use band (ARERA 181/06).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum TouBand {
+    /// Peak: Mon–Fri 08–19, not on holidays.
+    F1,
+    /// Mid: Mon–Fri 07–08 and 19–23, Saturday 07–23.
+    F2,
+    /// Off-peak: nights, Sundays and holidays.
+    F3,
+}
+
+/// How energy bought from the grid is priced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PurchaseTariff {
+    /// One price at every step.
+    Flat {
+        /// EUR/kWh.
+        price_eur_per_kwh: f64,
+    },
+    /// A price per time-of-use band.
+    Bands {
+        /// EUR/kWh in F1.
+        f1_eur_per_kwh: f64,
+        /// EUR/kWh in F2.
+        f2_eur_per_kwh: f64,
+        /// EUR/kWh in F3.
+        f3_eur_per_kwh: f64,
+    },
+    /// The hourly zonal price plus a fixed adder (network charges, system charges, taxes).
+    Zonal {
+        /// EUR/kWh added to the zonal price (default 0).
+        #[serde(default)]
+        adder_eur_per_kwh: f64,
+    },
+}
+
+/// How energy sold to the grid is paid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SellBack {
+    /// Exports earn nothing.
+    None,
+    /// One price at every step.
+    Flat {
+        /// EUR/kWh.
+        price_eur_per_kwh: f64,
+    },
+    /// The hourly zonal price.
+    Zonal,
+    /// GSE's Ritiro Dedicato: the hourly zonal price, with a minimum guaranteed price on the
+    /// first `minimum_price_limit_mwh` of the year (year-end true-up: whichever is higher).
+    RitiroDedicato {
+        /// Minimum guaranteed price, EUR/MWh (default 47.5, GSE's PV value for 2026; 0 turns
+        /// the floor off).
+        #[serde(default = "default_minimum_price_eur_per_mwh")]
+        minimum_price_eur_per_mwh: f64,
+        /// Energy per year the minimum price applies to, MWh (default 1,500).
+        #[serde(default = "default_minimum_price_limit_mwh")]
+        minimum_price_limit_mwh: f64,
+    },
+}
+
+fn default_minimum_price_eur_per_mwh() -> f64 {
+    47.5
+}
+fn default_minimum_price_limit_mwh() -> f64 {
+    1500.0
+}
+
+/// The grid connection in the scenario (`[grid]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridConfig {
+    /// The purchase tariff.
+    pub purchase: PurchaseTariff,
+    /// Sell-back (default: Ritiro Dedicato with its defaults).
+    #[serde(default = "default_sell_back")]
+    pub sell_back: SellBack,
+    /// Demand charge on each month's peak purchase power, EUR per kW per month (default 0).
+    #[serde(default)]
+    pub demand_charge_eur_per_kw_month: f64,
+    /// Purchase capacity, kW (default: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_purchase_kw: Option<f64>,
+    /// Sale capacity, kW (default: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sale_kw: Option<f64>,
+}
+
+fn default_sell_back() -> SellBack {
+    SellBack::RitiroDedicato {
+        minimum_price_eur_per_mwh: default_minimum_price_eur_per_mwh(),
+        minimum_price_limit_mwh: default_minimum_price_limit_mwh(),
+    }
+}
+
+impl GridConfig {
+    /// Every problem, as `(field path, message)`, with `path` as the prefix.
+    pub fn validate(&self, path: &str) -> Vec<(String, String)> {
+        let mut p = Problems::default();
+        let pp = crate::component_error::join(path, "purchase");
+        match &self.purchase {
+            PurchaseTariff::Flat { price_eur_per_kwh } => {
+                p.in_range(&pp, "price_eur_per_kwh", *price_eur_per_kwh, -10.0, 10.0);
+            }
+            PurchaseTariff::Bands {
+                f1_eur_per_kwh,
+                f2_eur_per_kwh,
+                f3_eur_per_kwh,
+            } => {
+                p.in_range(&pp, "f1_eur_per_kwh", *f1_eur_per_kwh, -10.0, 10.0);
+                p.in_range(&pp, "f2_eur_per_kwh", *f2_eur_per_kwh, -10.0, 10.0);
+                p.in_range(&pp, "f3_eur_per_kwh", *f3_eur_per_kwh, -10.0, 10.0);
+            }
+            PurchaseTariff::Zonal { adder_eur_per_kwh } => {
+                p.in_range(&pp, "adder_eur_per_kwh", *adder_eur_per_kwh, -10.0, 10.0);
+            }
+        }
+        let sp = crate::component_error::join(path, "sell_back");
+        match &self.sell_back {
+            SellBack::None | SellBack::Zonal => {}
+            SellBack::Flat { price_eur_per_kwh } => {
+                p.in_range(&sp, "price_eur_per_kwh", *price_eur_per_kwh, -10.0, 10.0);
+            }
+            SellBack::RitiroDedicato {
+                minimum_price_eur_per_mwh,
+                minimum_price_limit_mwh,
+            } => {
+                p.in_range(
+                    &sp,
+                    "minimum_price_eur_per_mwh",
+                    *minimum_price_eur_per_mwh,
+                    0.0,
+                    4000.0,
+                );
+                p.non_negative(&sp, "minimum_price_limit_mwh", *minimum_price_limit_mwh);
+            }
+        }
+        p.non_negative(
+            path,
+            "demand_charge_eur_per_kw_month",
+            self.demand_charge_eur_per_kw_month,
+        );
+        if let Some(v) = self.max_purchase_kw {
+            p.non_negative(path, "max_purchase_kw", v);
+        }
+        if let Some(v) = self.max_sale_kw {
+            p.non_negative(path, "max_sale_kw", v);
+        }
+        p.list
+    }
+
+    /// Whether this tariff needs the hourly zonal price series.
+    pub fn needs_zonal_prices(&self) -> bool {
+        matches!(self.purchase, PurchaseTariff::Zonal { .. })
+            || matches!(
+                self.sell_back,
+                SellBack::Zonal | SellBack::RitiroDedicato { .. }
+            )
+    }
+
+    /// Whether this tariff needs the F1/F2/F3 band of every step.
+    pub fn needs_bands(&self) -> bool {
+        matches!(self.purchase, PurchaseTariff::Bands { .. })
+    }
+}
+
+/// The per-step series a tariff is evaluated on. All slices have one value per step.
+#[derive(Debug, Clone, Copy)]
+pub struct GridInputs<'a> {
+    /// Length of one step, hours (1 or 0.25).
+    pub step_hours: f64,
+    /// Calendar month of each step, 1..=12 (for the monthly demand charge).
+    pub month: &'a [u8],
+    /// F1/F2/F3 band of each step (needed by the `bands` tariff).
+    pub band: Option<&'a [TouBand]>,
+    /// Zonal day-ahead price of each step, EUR/MWh (needed by `zonal` purchase, `zonal` and
+    /// `ritiro_dedicato` sell-back).
+    pub zonal_price_eur_per_mwh: Option<&'a [f64]>,
+}
+
+/// A tariff evaluated on a year of steps: the dispatcher reads prices and limits from it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridTariff {
+    step_hours: f64,
+    month: Vec<u8>,
+    purchase_eur_per_kwh: Vec<f64>,
+    sell_eur_per_kwh: Vec<f64>,
+    demand_charge_eur_per_kw_month: f64,
+    max_purchase_kw: f64,
+    max_sale_kw: f64,
+    /// `(minimum price EUR/kWh, limit kWh)` of the Ritiro Dedicato, if that is the sell-back.
+    rid_floor: Option<(f64, f64)>,
+}
+
+impl GridTariff {
+    /// Evaluates `config` on the given series.
+    pub fn new(config: &GridConfig, inputs: &GridInputs<'_>) -> Result<Self, ComponentError> {
+        let problems = config.validate("grid");
+        if let Some((field, message)) = problems.into_iter().next() {
+            return Err(ComponentError::InvalidParameter { field, message });
+        }
+        if !(inputs.step_hours.is_finite() && inputs.step_hours > 0.0) {
+            return Err(ComponentError::InvalidInput {
+                what: "step_hours",
+                value: inputs.step_hours,
+            });
+        }
+        let n = inputs.month.len();
+        if let Some(m) = inputs.month.iter().find(|m| !(1..=12).contains(*m)) {
+            return Err(ComponentError::InvalidInput {
+                what: "month (1..=12)",
+                value: f64::from(*m),
+            });
+        }
+        let zonal = match inputs.zonal_price_eur_per_mwh {
+            Some(z) => {
+                check_len("zonal_price_eur_per_mwh", z.len(), n)?;
+                if let Some(v) = z.iter().find(|v| !v.is_finite()) {
+                    return Err(ComponentError::InvalidInput {
+                        what: "zonal_price_eur_per_mwh",
+                        value: *v,
+                    });
+                }
+                Some(z)
+            }
+            None => None,
+        };
+        let need_zonal = || {
+            zonal.ok_or_else(|| {
+                ComponentError::MissingInput(
+                    "the grid tariff needs the hourly zonal price series".to_owned(),
+                )
+            })
+        };
+        let purchase_eur_per_kwh = match &config.purchase {
+            PurchaseTariff::Flat { price_eur_per_kwh } => vec![*price_eur_per_kwh; n],
+            PurchaseTariff::Bands {
+                f1_eur_per_kwh,
+                f2_eur_per_kwh,
+                f3_eur_per_kwh,
+            } => {
+                let band = inputs.band.ok_or_else(|| {
+                    ComponentError::MissingInput(
+                        "the bands tariff needs the F1/F2/F3 band of every step".to_owned(),
+                    )
+                })?;
+                check_len("band", band.len(), n)?;
+                band.iter()
+                    .map(|b| match b {
+                        TouBand::F1 => *f1_eur_per_kwh,
+                        TouBand::F2 => *f2_eur_per_kwh,
+                        TouBand::F3 => *f3_eur_per_kwh,
+                    })
+                    .collect()
+            }
+            PurchaseTariff::Zonal { adder_eur_per_kwh } => need_zonal()?
+                .iter()
+                .map(|z| z / 1000.0 + adder_eur_per_kwh)
+                .collect(),
+        };
+        let (sell_eur_per_kwh, rid_floor) = match &config.sell_back {
+            SellBack::None => (vec![0.0; n], None),
+            SellBack::Flat { price_eur_per_kwh } => (vec![*price_eur_per_kwh; n], None),
+            SellBack::Zonal => (need_zonal()?.iter().map(|z| z / 1000.0).collect(), None),
+            SellBack::RitiroDedicato {
+                minimum_price_eur_per_mwh,
+                minimum_price_limit_mwh,
+            } => (
+                need_zonal()?.iter().map(|z| z / 1000.0).collect(),
+                Some((
+                    minimum_price_eur_per_mwh / 1000.0,
+                    minimum_price_limit_mwh * 1000.0,
+                )),
+            ),
+        };
+        Ok(Self {
+            step_hours: inputs.step_hours,
+            month: inputs.month.to_vec(),
+            purchase_eur_per_kwh,
+            sell_eur_per_kwh,
+            demand_charge_eur_per_kw_month: config.demand_charge_eur_per_kw_month,
+            max_purchase_kw: config.max_purchase_kw.unwrap_or(f64::INFINITY),
+            max_sale_kw: config.max_sale_kw.unwrap_or(f64::INFINITY),
+            rid_floor,
+        })
+    }
+
+    /// Number of steps.
+    pub fn len(&self) -> usize {
+        self.month.len()
+    }
+
+    /// Whether there are no steps.
+    pub fn is_empty(&self) -> bool {
+        self.month.is_empty()
+    }
+
+    /// Purchase price of every step, EUR/kWh.
+    pub fn purchase_eur_per_kwh(&self) -> &[f64] {
+        &self.purchase_eur_per_kwh
+    }
+
+    /// Marginal sell-back price of every step, EUR/kWh (for the Ritiro Dedicato: the zonal
+    /// price; the minimum-price true-up is settled once a year in [`GridMeter::finish`]).
+    pub fn sell_eur_per_kwh(&self) -> &[f64] {
+        &self.sell_eur_per_kwh
+    }
+
+    /// Purchase capacity, kW (`f64::INFINITY` when unlimited).
+    pub fn max_purchase_kw(&self) -> f64 {
+        self.max_purchase_kw
+    }
+
+    /// Sale capacity, kW (`f64::INFINITY` when unlimited).
+    pub fn max_sale_kw(&self) -> f64 {
+        self.max_sale_kw
+    }
+
+    /// Step length, hours.
+    pub fn step_hours(&self) -> f64 {
+        self.step_hours
+    }
+
+    /// The annual bill of given purchase and sale power series (kW, one value per step).
+    pub fn bill(&self, purchase_kw: &[f64], sale_kw: &[f64]) -> Result<GridBill, ComponentError> {
+        check_len("purchase_kw", purchase_kw.len(), self.len())?;
+        check_len("sale_kw", sale_kw.len(), self.len())?;
+        let mut meter = GridMeter::new(self);
+        for (t, (p, s)) in purchase_kw.iter().zip(sale_kw).enumerate() {
+            meter.record(t, *p, *s)?;
+        }
+        Ok(meter.finish())
+    }
+}
+
+/// A year's grid bill.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GridBill {
+    /// Energy bought, kWh.
+    pub purchase_kwh: f64,
+    /// Energy sold, kWh.
+    pub sale_kwh: f64,
+    /// Energy charges, EUR.
+    pub energy_cost_eur: f64,
+    /// Sales revenue (with the Ritiro Dedicato true-up), EUR.
+    pub sale_revenue_eur: f64,
+    /// Demand charges, EUR.
+    pub demand_charge_eur: f64,
+    /// Peak purchase power of each month, kW.
+    pub monthly_peak_purchase_kw: [f64; 12],
+    /// `energy_cost + demand_charge − sale_revenue`, EUR (negative = net income).
+    pub net_cost_eur: f64,
+}
+
+/// Accumulates a year of grid flows step by step, for the engine's loop.
+#[derive(Debug, Clone)]
+pub struct GridMeter<'a> {
+    tariff: &'a GridTariff,
+    purchase_kwh: f64,
+    sale_kwh: f64,
+    energy_cost_eur: f64,
+    sale_zonal_eur: f64,
+    /// Sales within the Ritiro Dedicato minimum-price limit: energy and zonal value.
+    floor_kwh: f64,
+    floor_zonal_eur: f64,
+    monthly_peak_purchase_kw: [f64; 12],
+}
+
+impl<'a> GridMeter<'a> {
+    /// An empty meter for one year of `tariff`.
+    pub fn new(tariff: &'a GridTariff) -> Self {
+        Self {
+            tariff,
+            purchase_kwh: 0.0,
+            sale_kwh: 0.0,
+            energy_cost_eur: 0.0,
+            sale_zonal_eur: 0.0,
+            floor_kwh: 0.0,
+            floor_zonal_eur: 0.0,
+            monthly_peak_purchase_kw: [0.0; 12],
+        }
+    }
+
+    /// Records step `t`: `purchase_kw` bought and `sale_kw` sold (both >= 0, within the
+    /// capacities; a small relative tolerance of 1e-9 absorbs rounding).
+    pub fn record(
+        &mut self,
+        t: usize,
+        purchase_kw: f64,
+        sale_kw: f64,
+    ) -> Result<(), ComponentError> {
+        let tariff = self.tariff;
+        if t >= tariff.len() {
+            return Err(ComponentError::LengthMismatch {
+                what: "grid step index".to_owned(),
+                expected: tariff.len(),
+                got: t + 1,
+            });
+        }
+        for (what, v, limit) in [
+            ("grid purchase_kw", purchase_kw, tariff.max_purchase_kw),
+            ("grid sale_kw", sale_kw, tariff.max_sale_kw),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(ComponentError::InvalidInput { what, value: v });
+            }
+            if v > limit * (1.0 + 1e-9) + 1e-12 {
+                return Err(ComponentError::LimitExceeded {
+                    what,
+                    step: t,
+                    value: v,
+                    limit,
+                });
+            }
+        }
+        let dt = tariff.step_hours;
+        let bought = purchase_kw * dt;
+        let sold = sale_kw * dt;
+        self.purchase_kwh += bought;
+        self.sale_kwh += sold;
+        self.energy_cost_eur += bought * tariff.purchase_eur_per_kwh[t];
+        let price = tariff.sell_eur_per_kwh[t];
+        match tariff.rid_floor {
+            Some((_, limit_kwh)) => {
+                let within = sold.min((limit_kwh - self.floor_kwh).max(0.0));
+                self.floor_kwh += within;
+                self.floor_zonal_eur += within * price;
+                self.sale_zonal_eur += (sold - within) * price;
+            }
+            None => self.sale_zonal_eur += sold * price,
+        }
+        let m = usize::from(tariff.month[t] - 1);
+        self.monthly_peak_purchase_kw[m] = self.monthly_peak_purchase_kw[m].max(purchase_kw);
+        Ok(())
+    }
+
+    /// The year's bill.
+    pub fn finish(&self) -> GridBill {
+        let floor_revenue = match self.tariff.rid_floor {
+            // Year-end true-up: the energy under the limit earns whichever is higher, the
+            // minimum guaranteed price or its zonal value.
+            Some((min_eur_per_kwh, _)) => {
+                (self.floor_kwh * min_eur_per_kwh).max(self.floor_zonal_eur)
+            }
+            None => 0.0,
+        };
+        let sale_revenue_eur = self.sale_zonal_eur + floor_revenue;
+        let demand_charge_eur = self.monthly_peak_purchase_kw.iter().sum::<f64>()
+            * self.tariff.demand_charge_eur_per_kw_month;
+        GridBill {
+            purchase_kwh: self.purchase_kwh,
+            sale_kwh: self.sale_kwh,
+            energy_cost_eur: self.energy_cost_eur,
+            sale_revenue_eur,
+            demand_charge_eur,
+            monthly_peak_purchase_kw: self.monthly_peak_purchase_kw,
+            net_cost_eur: self.energy_cost_eur + demand_charge_eur - sale_revenue_eur,
+        }
+    }
+}
