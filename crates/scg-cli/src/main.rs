@@ -21,6 +21,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Simulate a community for one year and write a report directory.
+    #[command(long_about = commands::simulate::LONG_ABOUT)]
     Simulate(commands::simulate::Args),
     /// Print or check scenario files.
     #[command(subcommand)]

@@ -180,6 +180,11 @@ impl TimeGrid {
         )
     }
 
+    /// Start of a step as seconds since the Unix epoch (UTC).
+    pub fn unix_seconds(&self, step: usize) -> i64 {
+        self.start_naive(step).and_utc().timestamp() - i64::from(self.standard_offset_seconds())
+    }
+
     fn start_naive(&self, step: usize) -> chrono::NaiveDateTime {
         let jan1 = NaiveDate::from_ymd_opt(self.year, 1, 1)
             .and_then(|d| d.and_hms_opt(0, 0, 0))
@@ -242,6 +247,9 @@ mod tests {
         assert_eq!(g.weekday(0), Weekday::Wednesday); // 1 January 2025
         assert_eq!(g.hour_of_step(4 * 13 + 3), 13);
         assert_eq!(g.timestamp(5), "2025-01-01T01:15:00+01:00");
+        // 2025-01-01T00:00:00+01:00 is 2024-12-31T23:00:00Z.
+        assert_eq!(g.unix_seconds(0), 1_735_686_000);
+        assert_eq!(g.unix_seconds(4), 1_735_686_000 + 3600);
     }
 
     #[test]
