@@ -4,10 +4,13 @@
 //!   imported load series (one-column or OpenEI CSV), on the scenario's [`scg_model::TimeGrid`].
 //! - [`profiles`]: monthly weekday/weekend 24-hour profiles — the built-in library (the seed
 //!   paper's apartment, four US DOE reference buildings) and their derivation from 8760 data.
+//! - [`gme`]: GME day-ahead/intraday price files (hourly `MGPPrezzi` XML and the 15-minute
+//!   form), zonal prices and PUN.
 //!
 //! This crate never does I/O: parsers take the text of a file plus its name (for messages), and
 //! every random draw comes from a generator the caller passes in.
 
+pub mod gme;
 pub mod load;
 pub mod profiles;
 pub mod tariff;
@@ -30,6 +33,9 @@ pub enum ResourceError {
         source_name: String,
         message: String,
     },
+    /// A GME price file is malformed (see [`gme`]).
+    #[error(transparent)]
+    Gme(#[from] gme::GmeError),
 }
 
 impl ResourceError {

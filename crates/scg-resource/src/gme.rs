@@ -1,0 +1,404 @@
+//! GME day-ahead (MGP) and intraday price files: the `yyyyMMddMGPPrezzi.xml` form.
+//!
+//! The file is a Microsoft ADO.NET DataSet: `<NewDataSet>` holding an inline XML schema
+//! (`<xs:schema>`, skipped: every field is declared `xs:string`, so it says nothing the rows do
+//! not) and one row element per price interval:
+//! - **hourly** `<Prezzi>` rows: `Data` (YYYYMMDD), `Mercato` (MGP, MI-A1, …), `Ora` (1..24;
+//!   23 on the spring daylight-saving day, 25 in autumn; `Ora 1` = 00:00–01:00 local time),
+//!   `PUN` and one element per zone (`NORD`, `CNOR`, …, `NAT`, foreign/virtual nodes);
+//! - **quarter-hourly** `<Prezzi15>` rows (GME since 1 October 2025): the same plus
+//!   `Granularity` = `PT15` and `Periodo` (1..96; 92/100 on daylight-saving days).
+//!
+//! Prices are EUR/MWh with a **decimal comma** (`104,510000`). A value with a comma may also use
+//! `.` as a thousands separator (`1.234,5`); a value without a comma is read as a plain number.
+//! An empty element (`<SARD/>`) means "no price for that zone in that interval".
+//!
+//! Checks: well-formed XML; known row elements; `Data`, `Mercato`, `Ora`/`Periodo` present and
+//! valid; no duplicate or missing periods; the number of periods matches the day's length in
+//! Italy (EU daylight-saving rule: 23 hours on the last Sunday of March, 25 on the last Sunday
+//! of October). Errors name the file, the line and the element. Never does I/O: it parses the
+//! text it is given.
+
+use std::collections::BTreeMap;
+
+/// Errors of the GME importer.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GmeError {
+    /// The text is not well-formed XML.
+    #[error("{source_name}: not well-formed XML: {message}")]
+    Xml {
+        source_name: String,
+        message: String,
+    },
+    /// An element is missing, unexpected or has a bad value.
+    #[error("{source_name}:{line}: <{element}>: {message}")]
+    Element {
+        source_name: String,
+        /// 1-based line of the element.
+        line: u32,
+        element: String,
+        message: String,
+    },
+    /// The rows are individually fine but do not form a valid day.
+    #[error("{source_name}: {message}")]
+    Invalid {
+        source_name: String,
+        message: String,
+    },
+}
+
+/// A calendar date as GME writes it (YYYYMMDD).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GmeDate {
+    pub year: i32,
+    pub month: u32,
+    pub day: u32,
+}
+
+impl GmeDate {
+    /// Parse `YYYYMMDD` (or `YYYY-MM-DD`), checking the day exists.
+    pub fn parse(text: &str) -> Option<Self> {
+        let digits: String = text.trim().chars().filter(|c| *c != '-').collect();
+        if digits.len() != 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let year: i32 = digits[0..4].parse().ok()?;
+        let month: u32 = digits[4..6].parse().ok()?;
+        let day: u32 = digits[6..8].parse().ok()?;
+        if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
+            return None;
+        }
+        Some(Self { year, month, day })
+    }
+
+    /// Day of the week, 0 = Monday .. 6 = Sunday (Sakamoto's method, proleptic Gregorian).
+    pub fn weekday(self) -> u32 {
+        const T: [i32; 12] = [0, 3, 2, 5, 0, 3, 5, 1, 4, 6, 2, 4];
+        let y = if self.month < 3 {
+            self.year - 1
+        } else {
+            self.year
+        };
+        let sunday_first =
+            (y + y / 4 - y / 100 + y / 400 + T[self.month as usize - 1] + self.day as i32) % 7;
+        ((sunday_first + 6) % 7) as u32
+    }
+
+    /// Hours of this day in Italy (Europe/Rome under the EU rule in force since 1996):
+    /// 23 on the last Sunday of March, 25 on the last Sunday of October, else 24.
+    pub fn hours_in_italy(self) -> u32 {
+        let last_sunday = |month: u32| {
+            let last = GmeDate {
+                year: self.year,
+                month,
+                day: 31,
+            };
+            31 - (last.weekday() + 1) % 7
+        };
+        match self.month {
+            3 if self.day == last_sunday(3) => 23,
+            10 if self.day == last_sunday(10) => 25,
+            _ => 24,
+        }
+    }
+}
+
+impl std::fmt::Display for GmeDate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+fn days_in_month(year: i32, month: u32) -> u32 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
+/// The length of a price interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Granularity {
+    /// One hour (`<Prezzi>`/`Ora`).
+    Hourly,
+    /// Fifteen minutes (`<Prezzi15>`/`Periodo`, `PT15`).
+    QuarterHourly,
+}
+
+impl Granularity {
+    /// Intervals per hour.
+    pub fn per_hour(self) -> u32 {
+        match self {
+            Granularity::Hourly => 1,
+            Granularity::QuarterHourly => 4,
+        }
+    }
+}
+
+/// The prices of one interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GmePeriod {
+    /// 1-based `Ora` or `Periodo`.
+    pub period: u32,
+    /// The national single price (PUN, or PUN Index GME), EUR/MWh, when published.
+    pub pun_eur_per_mwh: Option<f64>,
+    /// Zonal prices, EUR/MWh, by GME zone code (`NORD`, `CNOR`, …; `NAT` included).
+    pub zones_eur_per_mwh: BTreeMap<String, f64>,
+}
+
+/// One day of one market at one granularity, periods 1..=n in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GmeSeries {
+    pub date: GmeDate,
+    /// `Mercato` (e.g. `MGP`).
+    pub market: String,
+    pub granularity: Granularity,
+    pub periods: Vec<GmePeriod>,
+}
+
+impl GmeSeries {
+    /// The prices of `zone` (a zone code or `PUN`) for every period, EUR/MWh; an error names
+    /// the first period without a price.
+    pub fn prices(&self, zone: &str) -> Result<Vec<f64>, GmeError> {
+        self.periods
+            .iter()
+            .map(|p| {
+                let v = if zone.eq_ignore_ascii_case("PUN") {
+                    p.pun_eur_per_mwh
+                } else {
+                    p.zones_eur_per_mwh.get(zone).copied()
+                };
+                v.ok_or_else(|| GmeError::Invalid {
+                    source_name: format!("{} {} {:?}", self.market, self.date, self.granularity),
+                    message: format!("no {zone} price in period {}", p.period),
+                })
+            })
+            .collect()
+    }
+
+    /// Prices of `zone` on quarter hours: as published for 15-minute series, each hour's
+    /// price repeated four times for hourly series.
+    pub fn quarter_hour_prices(&self, zone: &str) -> Result<Vec<f64>, GmeError> {
+        let prices = self.prices(zone)?;
+        Ok(match self.granularity {
+            Granularity::QuarterHourly => prices,
+            Granularity::Hourly => prices.iter().flat_map(|&p| [p; 4]).collect(),
+        })
+    }
+}
+
+/// Everything in one price file: one series per (date, market, granularity), sorted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GmePrices {
+    pub series: Vec<GmeSeries>,
+}
+
+impl GmePrices {
+    /// The finest series of the first day in the file: quarter-hourly when present.
+    pub fn finest(&self) -> Option<&GmeSeries> {
+        let first = self.series.first()?.date;
+        self.series
+            .iter()
+            .filter(|s| s.date == first)
+            .max_by_key(|s| s.granularity)
+    }
+}
+
+const XS_NAMESPACE: &str = "http://www.w3.org/2001/XMLSchema";
+
+/// Parse a GME `…MGPPrezzi.xml` (or MI) price file. `source_name` names the file in errors.
+pub fn parse_prices(text: &str, source_name: &str) -> Result<GmePrices, GmeError> {
+    let doc = roxmltree::Document::parse(text).map_err(|e| GmeError::Xml {
+        source_name: source_name.to_owned(),
+        message: e.to_string(),
+    })?;
+    let line_of = |node: roxmltree::Node<'_, '_>| doc.text_pos_at(node.range().start).row;
+    let element_error = |node: roxmltree::Node<'_, '_>, message: String| GmeError::Element {
+        source_name: source_name.to_owned(),
+        line: line_of(node),
+        element: node.tag_name().name().to_owned(),
+        message,
+    };
+    let root = doc.root_element();
+    if root.tag_name().name() != "NewDataSet" {
+        return Err(element_error(
+            root,
+            "expected the root element <NewDataSet> of a GME price file".into(),
+        ));
+    }
+    type Key = (GmeDate, String, Granularity);
+    let mut rows: BTreeMap<Key, BTreeMap<u32, GmePeriod>> = BTreeMap::new();
+    for row in root.children().filter(|n| n.is_element()) {
+        let name = row.tag_name().name();
+        if name == "schema" && row.tag_name().namespace() == Some(XS_NAMESPACE) {
+            continue;
+        }
+        let granularity = match name {
+            "Prezzi" => Granularity::Hourly,
+            "Prezzi15" => Granularity::QuarterHourly,
+            _ => {
+                return Err(element_error(
+                    row,
+                    "unexpected element: a GME price file holds <Prezzi> (hourly) or \
+                     <Prezzi15> (15-minute) rows"
+                        .into(),
+                ));
+            }
+        };
+        let mut date = None;
+        let mut market = None;
+        let mut period = None;
+        let mut pun = None;
+        let mut zones = BTreeMap::new();
+        for field in row.children().filter(|n| n.is_element()) {
+            let text = field.text().unwrap_or("").trim();
+            let bad = |message: String| element_error(field, message);
+            match field.tag_name().name() {
+                "Data" => {
+                    date =
+                        Some(GmeDate::parse(text).ok_or_else(|| {
+                            bad(format!("expected a date YYYYMMDD, got {text:?}"))
+                        })?);
+                }
+                "Mercato" => market = Some(text.to_owned()),
+                "Ora" | "Periodo" => {
+                    let expected_tag = match granularity {
+                        Granularity::Hourly => "Ora",
+                        Granularity::QuarterHourly => "Periodo",
+                    };
+                    if field.tag_name().name() != expected_tag {
+                        return Err(bad(format!(
+                            "a <{name}> row numbers its interval with <{expected_tag}>"
+                        )));
+                    }
+                    let p: u32 = text.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
+                        bad(format!("expected a period number >= 1, got {text:?}"))
+                    })?;
+                    period = Some(p);
+                }
+                "Granularity" => {
+                    let ok = match granularity {
+                        Granularity::QuarterHourly => text == "PT15",
+                        Granularity::Hourly => text == "PT60" || text.is_empty(),
+                    };
+                    if !ok {
+                        return Err(bad(format!(
+                            "granularity {text:?} does not match a <{name}> row"
+                        )));
+                    }
+                }
+                zone => {
+                    if text.is_empty() {
+                        continue;
+                    }
+                    let v = parse_decimal(text).ok_or_else(|| {
+                        bad(format!(
+                            "expected a price in EUR/MWh with a decimal comma (e.g. 104,51), got {text:?}"
+                        ))
+                    })?;
+                    if zone == "PUN" {
+                        pun = Some(v);
+                    } else {
+                        zones.insert(zone.to_owned(), v);
+                    }
+                }
+            }
+        }
+        let missing = |what: &str| element_error(row, format!("missing <{what}>"));
+        let date = date.ok_or_else(|| missing("Data"))?;
+        let market = market.ok_or_else(|| missing("Mercato"))?;
+        let period = period.ok_or_else(|| {
+            missing(match granularity {
+                Granularity::Hourly => "Ora",
+                Granularity::QuarterHourly => "Periodo",
+            })
+        })?;
+        let slot = rows.entry((date, market, granularity)).or_default();
+        if slot.contains_key(&period) {
+            return Err(element_error(
+                row,
+                format!("period {period} of {date} appears twice"),
+            ));
+        }
+        slot.insert(
+            period,
+            GmePeriod {
+                period,
+                pun_eur_per_mwh: pun,
+                zones_eur_per_mwh: zones,
+            },
+        );
+    }
+    if rows.is_empty() {
+        return Err(GmeError::Invalid {
+            source_name: source_name.to_owned(),
+            message: "no <Prezzi> or <Prezzi15> rows".into(),
+        });
+    }
+    let mut series = Vec::with_capacity(rows.len());
+    for ((date, market, granularity), periods) in rows {
+        let expected = date.hours_in_italy() * granularity.per_hour();
+        let n = periods.len() as u32;
+        let contiguous = periods.keys().copied().eq(1..=n);
+        if n != expected || !contiguous {
+            let last = periods.keys().next_back().copied().unwrap_or(0);
+            return Err(GmeError::Invalid {
+                source_name: source_name.to_owned(),
+                message: format!(
+                    "{market} {date} ({granularity:?}): expected periods 1..={expected} \
+                     ({} hours in Italy that day), found {n} rows numbered up to {last}",
+                    date.hours_in_italy()
+                ),
+            });
+        }
+        series.push(GmeSeries {
+            date,
+            market,
+            granularity,
+            periods: periods.into_values().collect(),
+        });
+    }
+    Ok(GmePrices { series })
+}
+
+/// `104,510000` → 104.51; `1.234,5` → 1234.5; `-3,2` → -3.2; `12.5` → 12.5.
+fn parse_decimal(text: &str) -> Option<f64> {
+    let normalised = if text.contains(',') {
+        text.replace('.', "").replace(',', ".")
+    } else {
+        text.to_owned()
+    };
+    normalised.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_with_comma_and_thousands() {
+        assert_eq!(parse_decimal("104,510000"), Some(104.51));
+        assert_eq!(parse_decimal("1.234,5"), Some(1234.5));
+        assert_eq!(parse_decimal("-3,25"), Some(-3.25));
+        assert_eq!(parse_decimal("12.5"), Some(12.5));
+        assert_eq!(parse_decimal("abc"), None);
+        assert_eq!(parse_decimal("1,2,3"), None);
+    }
+
+    #[test]
+    fn italian_day_lengths_follow_the_eu_rule() {
+        let d = |s: &str| GmeDate::parse(s).expect("valid date");
+        assert_eq!(d("20210830").weekday(), 0, "30 Aug 2021 was a Monday");
+        assert_eq!(d("20250330").hours_in_italy(), 23);
+        assert_eq!(d("20251026").hours_in_italy(), 25);
+        assert_eq!(d("20240331").hours_in_italy(), 23);
+        assert_eq!(d("20241027").hours_in_italy(), 25);
+        assert_eq!(d("20250329").hours_in_italy(), 24);
+        assert_eq!(d("20210830").hours_in_italy(), 24);
+        assert!(GmeDate::parse("20230229").is_none());
+        assert!(GmeDate::parse("2021083").is_none());
+    }
+}

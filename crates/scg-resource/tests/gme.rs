@@ -1,0 +1,155 @@
+//! The GME importer against the real 30 August 2021 MGP file and malformed variants of it.
+#![allow(clippy::unwrap_used)]
+
+use scg_resource::gme::{GmeError, Granularity, parse_prices};
+
+const REAL: &str = include_str!("data/gme/20210830MGPPrezzi.xml");
+
+#[test]
+fn real_file_parses_with_hand_checked_values() {
+    let prices = parse_prices(REAL, "20210830MGPPrezzi.xml").unwrap();
+    assert_eq!(prices.series.len(), 1);
+    let s = &prices.series[0];
+    assert_eq!(s.date.to_string(), "2021-08-30");
+    assert_eq!(s.market, "MGP");
+    assert_eq!(s.granularity, Granularity::Hourly);
+    assert_eq!(s.periods.len(), 24);
+    // Values read off the file: Ora 1 PUN 114,905680 and NORD 104,510000; Ora 24 PUN
+    // 123,941600, NORD 123,050000, SICI 135,800000.
+    let pun = s.prices("PUN").unwrap();
+    let nord = s.prices("NORD").unwrap();
+    assert!((pun[0] - 114.90568).abs() < 1e-9);
+    assert!((nord[0] - 104.51).abs() < 1e-9);
+    assert!((pun[23] - 123.9416).abs() < 1e-9);
+    assert!((nord[23] - 123.05).abs() < 1e-9);
+    assert!((s.periods[23].zones_eur_per_mwh["SICI"] - 135.8).abs() < 1e-9);
+    // The day's shape (reference notes §1.6): evening maximum at Ora 21 (147.0), morning peak
+    // at Ora 9 (143.2).
+    let max_hour = pun
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0;
+    assert_eq!(max_hour + 1, 21);
+    assert!((pun[8] - 143.2).abs() < 0.05);
+    let q = s.quarter_hour_prices("NORD").unwrap();
+    assert_eq!(q.len(), 96);
+    assert_eq!(q[4..8], [nord[1]; 4]);
+    assert_eq!(prices.finest().unwrap().granularity, Granularity::Hourly);
+}
+
+/// The real file with its hourly rows turned into a 15-minute day of `n` periods on `date`.
+fn quarter_hour_file(date: &str, n: u32) -> String {
+    let mut out = String::from("<?xml version=\"1.0\"?>\n<NewDataSet>\n");
+    for p in 1..=n {
+        out.push_str(&format!(
+            "  <Prezzi15>\n    <Data>{date}</Data>\n    <Mercato>MGP</Mercato>\n    \
+             <Granularity>PT15</Granularity>\n    <Periodo>{p}</Periodo>\n    \
+             <PUN>{},5</PUN>\n    <NORD>1.0{:02},25</NORD>\n    <SARD/>\n  </Prezzi15>\n",
+            100 + p,
+            p % 100
+        ));
+    }
+    out.push_str("</NewDataSet>\n");
+    out
+}
+
+#[test]
+fn quarter_hour_files_and_daylight_saving_days() {
+    let p = parse_prices(&quarter_hour_file("20251001", 96), "q.xml").unwrap();
+    let s = p.finest().unwrap();
+    assert_eq!(s.granularity, Granularity::QuarterHourly);
+    assert_eq!(s.periods.len(), 96);
+    assert!((s.prices("PUN").unwrap()[0] - 101.5).abs() < 1e-12);
+    // "1.001,25": thousands separator and decimal comma.
+    assert!((s.prices("NORD").unwrap()[0] - 1001.25).abs() < 1e-12);
+    // An empty zone element is "no price", and asking for it is an error naming the period.
+    let e = s.prices("SARD").unwrap_err();
+    assert!(e.to_string().contains("no SARD price in period 1"), "{e}");
+    // 26 October 2025 had 25 hours → 100 periods; 30 March 2025 had 23 → 92.
+    assert_eq!(
+        parse_prices(&quarter_hour_file("20251026", 100), "q.xml")
+            .unwrap()
+            .series[0]
+            .periods
+            .len(),
+        100
+    );
+    assert!(parse_prices(&quarter_hour_file("20250330", 92), "q.xml").is_ok());
+    let e = parse_prices(&quarter_hour_file("20250330", 96), "q.xml").unwrap_err();
+    assert!(e.to_string().contains("expected periods 1..=92"), "{e}");
+}
+
+#[test]
+fn hourly_day_with_23_rows_is_accepted_only_on_the_spring_change() {
+    // Build 23 hourly rows for 30 March 2025 (spring forward) and for an ordinary day.
+    let rows = |date: &str, n: u32| {
+        let mut s = String::from("<NewDataSet>");
+        for h in 1..=n {
+            s.push_str(&format!(
+                "<Prezzi><Data>{date}</Data><Mercato>MGP</Mercato><Ora>{h}</Ora><PUN>90,1</PUN><NORD>88,0</NORD></Prezzi>"
+            ));
+        }
+        s.push_str("</NewDataSet>");
+        s
+    };
+    assert!(parse_prices(&rows("20250330", 23), "x").is_ok());
+    assert!(parse_prices(&rows("20251026", 25), "x").is_ok());
+    let e = parse_prices(&rows("20250401", 23), "x").unwrap_err();
+    assert!(matches!(e, GmeError::Invalid { .. }), "{e}");
+}
+
+#[test]
+fn malformed_files_name_the_element_and_line() {
+    let bad_price = REAL.replacen("<NORD>104,510000</NORD>", "<NORD>104;51</NORD>", 1);
+    let e = parse_prices(&bad_price, "bad.xml").unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.starts_with("bad.xml:"), "{msg}");
+    assert!(msg.contains("<NORD>"), "{msg}");
+    assert!(msg.contains("104;51"), "{msg}");
+    match e {
+        GmeError::Element { line, element, .. } => {
+            assert_eq!(element, "NORD");
+            // The first NORD of the real file is on line 45.
+            let expected = REAL
+                .lines()
+                .position(|l| l.contains("<NORD>104,510000</NORD>"))
+                .unwrap() as u32
+                + 1;
+            assert_eq!(line, expected);
+        }
+        other => panic!("expected an element error, got {other:?}"),
+    }
+
+    let bad_date = REAL.replacen("<Data>20210830</Data>", "<Data>2021-13-30</Data>", 1);
+    let e = parse_prices(&bad_date, "bad.xml").unwrap_err();
+    assert!(e.to_string().contains("<Data>"), "{e}");
+
+    let missing_hour = REAL.replacen("<Ora>5</Ora>", "", 1);
+    let e = parse_prices(&missing_hour, "bad.xml").unwrap_err();
+    assert!(e.to_string().contains("missing <Ora>"), "{e}");
+
+    let dup_hour = REAL.replacen("<Ora>5</Ora>", "<Ora>4</Ora>", 1);
+    let e = parse_prices(&dup_hour, "bad.xml").unwrap_err();
+    assert!(e.to_string().contains("period 4"), "{e}");
+
+    let stray = REAL.replacen("</NewDataSet>", "<Quantita/></NewDataSet>", 1);
+    let e = parse_prices(&stray, "bad.xml").unwrap_err();
+    assert!(e.to_string().contains("<Quantita>"), "{e}");
+
+    let broken = &REAL[..REAL.len() - 20];
+    assert!(matches!(
+        parse_prices(broken, "bad.xml").unwrap_err(),
+        GmeError::Xml { .. }
+    ));
+    assert!(parse_prices("<NewDataSet/>", "empty.xml").is_err());
+    assert!(parse_prices("<Other/>", "other.xml").is_err());
+}
+
+#[test]
+fn errors_convert_into_the_crate_error() {
+    let e = parse_prices("<Other/>", "other.xml").unwrap_err();
+    let r: scg_resource::ResourceError = e.into();
+    assert!(r.to_string().contains("other.xml"));
+}
