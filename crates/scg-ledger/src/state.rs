@@ -1,0 +1,1677 @@
+//! The RESCoin state machine: accounts, balances, two-phase energy trades, origin certificates,
+//! driven by an ordered sequence of blocks.
+//!
+//! [`Ledger::apply_block`] is a pure function of the previous state and the block: no clock, no
+//! randomness, no I/O, ordered maps only, so every node that applies the same blocks reaches the
+//! same state root. A block applies in this order: (1) pending trades whose `expires_at_s` is at
+//! or before the block timestamp expire (refunded to the buyer) in `(expires_at_s, trade id)`
+//! order; (2) the transactions in block order. A transaction that fails any check is recorded as
+//! rejected with a [`Reject`] reason and changes nothing (not even the nonce or the id set).
+//!
+//! State root (`SHA-256("SCG-LEDGER/STATE/v1" || ...)`, see [`StateCommitment`]) binds three
+//! Merkle trees — accounts in registration order, trades in creation order, certificates in id
+//! order (leaf = `leaf(record bytes)`, updated in `O(log n)` per change) — their lengths, the
+//! supply/energy totals and a history digest chaining the hash of every applied transaction.
+//! [`Ledger::account_proof`] gives a light client one balance with a proof against the root.
+//!
+//! An invariant violation is a bug: [`Ledger::check_invariants`] reports it and callers
+//! (tests, `verify`) stop; a block whose claimed roots differ from the replay poisons the ledger
+//! (fail-stop), because continuing from a state nobody agreed on would be worse.
+
+use crate::LedgerError;
+use crate::block::{Block, BlockHeader, GenesisConfig, outcome_root};
+use crate::codec::{DecodeError, Writer};
+use crate::merkle::{Hash, MerkleLog, MerkleProof, ZERO_HASH, leaf_hash, sha256, to_hex};
+use crate::tx::{DeviceType, MAX_PAYOUTS, PublicKey, Tx, TxBody, signing_message, tx_hash};
+use ed25519_dalek::{Signature, VerifyingKey};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Account roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Role {
+    /// Community operator.
+    Operator = 1,
+    /// Community treasury.
+    Treasury = 2,
+    /// Grid / DSO.
+    Grid = 3,
+    /// Member (prosumer).
+    Member = 4,
+    /// Meter (device key bound to a member).
+    Meter = 5,
+}
+
+impl Role {
+    /// Name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Operator => "operator",
+            Self::Treasury => "treasury",
+            Self::Grid => "grid",
+            Self::Member => "member",
+            Self::Meter => "meter",
+        }
+    }
+}
+
+/// Why a transaction was rejected. The numeric value is the result code in the outcome root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u16)]
+#[non_exhaustive]
+pub enum Reject {
+    /// The bytes do not decode.
+    Malformed = 1,
+    /// The signature does not verify (or the signer key is not a valid point).
+    BadSignature = 2,
+    /// The id was already applied.
+    DuplicateId = 3,
+    /// The signer has no account.
+    UnknownSigner = 4,
+    /// The nonce is not the signer's next nonce.
+    BadNonce = 5,
+    /// The signer's role may not do this.
+    WrongRole = 6,
+    /// The key is already an account.
+    AlreadyRegistered = 7,
+    /// The key is not a usable ed25519 public key.
+    InvalidKey = 8,
+    /// The named member does not exist (or is not a member).
+    UnknownMember = 9,
+    /// The recipient account does not exist.
+    UnknownAccount = 10,
+    /// Meters hold no RESCoin.
+    MeterCannotHold = 11,
+    /// A zero amount.
+    ZeroAmount = 12,
+    /// Sender and recipient (or buyer and seller) are the same.
+    SelfTransfer = 13,
+    /// Not enough available balance.
+    InsufficientFunds = 14,
+    /// An amount overflows `u128`.
+    Overflow = 15,
+    /// This meter already reported this interval.
+    DuplicateReport = 16,
+    /// The trade's expiry is not after the block timestamp.
+    ExpiryInPast = 17,
+    /// No such trade.
+    UnknownTrade = 18,
+    /// The trade was already posted, voided or expired.
+    TradeNotPending = 19,
+    /// The signer is not allowed to resolve this trade.
+    NotTradeParty = 20,
+    /// Delivered Wh exceed the traded Wh.
+    DeliveredExceedsTrade = 21,
+    /// The seller's meter has no report for the trade interval.
+    NoReportForInterval = 22,
+    /// Delivered Wh exceed what the meter produced and has not already sold.
+    DeliveredExceedsMetered = 23,
+    /// No such certificate.
+    UnknownCertificate = 24,
+    /// The signer does not own the certificate.
+    NotCertificateOwner = 25,
+    /// The certificate holds fewer Wh.
+    CertificateInsufficientWh = 26,
+    /// This CER period was already distributed.
+    DuplicatePeriod = 27,
+}
+
+impl Reject {
+    /// All reasons (for tests and tools).
+    pub const ALL: [Reject; 27] = [
+        Self::Malformed,
+        Self::BadSignature,
+        Self::DuplicateId,
+        Self::UnknownSigner,
+        Self::BadNonce,
+        Self::WrongRole,
+        Self::AlreadyRegistered,
+        Self::InvalidKey,
+        Self::UnknownMember,
+        Self::UnknownAccount,
+        Self::MeterCannotHold,
+        Self::ZeroAmount,
+        Self::SelfTransfer,
+        Self::InsufficientFunds,
+        Self::Overflow,
+        Self::DuplicateReport,
+        Self::ExpiryInPast,
+        Self::UnknownTrade,
+        Self::TradeNotPending,
+        Self::NotTradeParty,
+        Self::DeliveredExceedsTrade,
+        Self::NoReportForInterval,
+        Self::DeliveredExceedsMetered,
+        Self::UnknownCertificate,
+        Self::NotCertificateOwner,
+        Self::CertificateInsufficientWh,
+        Self::DuplicatePeriod,
+    ];
+
+    /// Result code.
+    pub fn code(self) -> u16 {
+        self as u16
+    }
+
+    /// From a result code (0 is "applied", not a reason).
+    pub fn from_code(code: u16) -> Option<Self> {
+        Self::ALL.iter().copied().find(|r| r.code() == code)
+    }
+}
+
+impl Reject {
+    /// A sentence for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Malformed => "the bytes do not decode",
+            Self::BadSignature => "the signature does not verify",
+            Self::DuplicateId => "the transaction id was already applied",
+            Self::UnknownSigner => "the signer has no account",
+            Self::BadNonce => "the nonce is not the signer's next nonce",
+            Self::WrongRole => "the signer's role may not do this",
+            Self::AlreadyRegistered => "the key is already registered",
+            Self::InvalidKey => "the key is not a usable ed25519 public key",
+            Self::UnknownMember => "the named member does not exist",
+            Self::UnknownAccount => "the recipient does not exist",
+            Self::MeterCannotHold => "meters hold no RESCoin",
+            Self::ZeroAmount => "the amount is zero",
+            Self::SelfTransfer => "sender and recipient are the same",
+            Self::InsufficientFunds => "not enough available balance",
+            Self::Overflow => "an amount overflows",
+            Self::DuplicateReport => "this meter already reported this interval",
+            Self::ExpiryInPast => "the expiry is not after the block time",
+            Self::UnknownTrade => "no such trade",
+            Self::TradeNotPending => "the trade is already resolved",
+            Self::NotTradeParty => "the signer may not resolve this trade",
+            Self::DeliveredExceedsTrade => "delivered energy exceeds the trade",
+            Self::NoReportForInterval => "the meter has no report for the trade interval",
+            Self::DeliveredExceedsMetered => "delivered energy exceeds unsold metered production",
+            Self::UnknownCertificate => "no such certificate",
+            Self::NotCertificateOwner => "the signer does not own the certificate",
+            Self::CertificateInsufficientWh => "the certificate holds fewer Wh",
+            Self::DuplicatePeriod => "this CER period was already distributed",
+        }
+    }
+}
+
+impl std::fmt::Display for Reject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?} ({})", self.describe())
+    }
+}
+
+/// An account (member, meter or a community role).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Public key.
+    pub key: PublicKey,
+    /// Role.
+    pub role: Role,
+    /// Position in the account tree (registration order).
+    pub index: u64,
+    /// Available RESCoin base units.
+    pub balance: u128,
+    /// Base units reserved in pending trades (as buyer).
+    pub reserved: u128,
+    /// Next expected nonce.
+    pub nonce: u64,
+    /// Owning member (meters only).
+    pub owner: Option<PublicKey>,
+    /// Device type (meters only).
+    pub device: Option<DeviceType>,
+}
+
+impl Account {
+    /// Canonical record bytes (the account leaf is `leaf(these bytes)`).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(32 + 1 + 8 + 16 + 16 + 8 + 32 + 1);
+        w.bytes(&self.key);
+        w.u8(self.role as u8);
+        w.u64(self.index);
+        w.u128(self.balance);
+        w.u128(self.reserved);
+        w.u64(self.nonce);
+        w.bytes(&self.owner.unwrap_or([0; 32]));
+        w.u8(self.device.map_or(0, |d| d as u8));
+        w.buf
+    }
+}
+
+/// Status of a two-phase trade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TradeStatus {
+    /// Payment reserved, awaiting delivery.
+    Pending = 1,
+    /// Delivery posted.
+    Posted = 2,
+    /// Voided by the seller or operator.
+    Voided = 3,
+    /// Timed out.
+    Expired = 4,
+}
+
+/// A P2P energy trade (the pending transfer and its resolution).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trade {
+    /// Id (the id of the trade-create transaction).
+    pub id: u128,
+    /// Position in the trade tree.
+    pub index: u64,
+    /// Buyer.
+    pub buyer: PublicKey,
+    /// Seller.
+    pub seller: PublicKey,
+    /// Delivery interval.
+    pub interval: u64,
+    /// Traded Wh.
+    pub energy_wh: u64,
+    /// Price, base units per kWh.
+    pub price_base_per_kwh: u128,
+    /// Grid fee, base units per kWh.
+    pub fee_base_per_kwh: u128,
+    /// Reserved base units (payment + fee for the full energy).
+    pub reserved: u128,
+    /// Expiry timestamp (s).
+    pub expires_at_s: u64,
+    /// Status.
+    pub status: TradeStatus,
+    /// Delivered Wh (posted trades).
+    pub delivered_wh: u64,
+    /// Paid to the seller.
+    pub paid_seller: u128,
+    /// Paid to the grid.
+    pub paid_fee: u128,
+    /// Height at which it was resolved (0 while pending).
+    pub resolved_height: u64,
+}
+
+impl Trade {
+    /// Canonical record bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(256);
+        w.u128(self.id);
+        w.u64(self.index);
+        w.bytes(&self.buyer);
+        w.bytes(&self.seller);
+        w.u64(self.interval);
+        w.u64(self.energy_wh);
+        w.u128(self.price_base_per_kwh);
+        w.u128(self.fee_base_per_kwh);
+        w.u128(self.reserved);
+        w.u64(self.expires_at_s);
+        w.u8(self.status as u8);
+        w.u64(self.delivered_wh);
+        w.u128(self.paid_seller);
+        w.u128(self.paid_fee);
+        w.u64(self.resolved_height);
+        w.buf
+    }
+}
+
+/// A renewable-origin certificate (Wh of one meter in one interval).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    /// Id (1-based, issue order; split parts get new ids).
+    pub id: u64,
+    /// Certificate this part was split from (0 = issued from a meter report).
+    pub parent: u64,
+    /// Producing meter.
+    pub meter: PublicKey,
+    /// Member owning the meter at issue.
+    pub producer: PublicKey,
+    /// Source device.
+    pub device: DeviceType,
+    /// Interval of production.
+    pub interval: u64,
+    /// Current owner.
+    pub owner: PublicKey,
+    /// Wh held (not yet retired).
+    pub energy_wh: u64,
+    /// Wh retired (claimed).
+    pub retired_wh: u64,
+}
+
+impl Certificate {
+    /// Canonical record bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(160);
+        w.u64(self.id);
+        w.u64(self.parent);
+        w.bytes(&self.meter);
+        w.bytes(&self.producer);
+        w.u8(self.device as u8);
+        w.u64(self.interval);
+        w.bytes(&self.owner);
+        w.u64(self.energy_wh);
+        w.u64(self.retired_wh);
+        w.buf
+    }
+}
+
+/// One meter report kept for trade posting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Report {
+    /// Produced Wh.
+    pub produced_wh: u64,
+    /// Consumed Wh.
+    pub consumed_wh: u64,
+    /// Wh already posted to trades.
+    pub sold_wh: u64,
+}
+
+/// Supply and energy totals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Totals {
+    /// All base units ever minted (genesis endowment + renewable minting).
+    pub minted: u128,
+    /// Minted for renewable production.
+    pub minted_renewable: u128,
+    /// All base units burned.
+    pub burned: u128,
+    /// Base units held in pending trades.
+    pub reserved: u128,
+    /// Renewable Wh metered.
+    pub renewable_wh_metered: u128,
+    /// Wh covered by certificates (held + retired).
+    pub certified_wh: u128,
+    /// Certificates issued from meter reports (splits not counted).
+    pub certificates_issued: u64,
+    /// Transactions applied.
+    pub applied_txs: u64,
+    /// Transactions rejected.
+    pub rejected_txs: u64,
+}
+
+impl Totals {
+    fn encode(&self, w: &mut Writer) {
+        w.u128(self.minted);
+        w.u128(self.minted_renewable);
+        w.u128(self.burned);
+        w.u128(self.reserved);
+        w.u128(self.renewable_wh_metered);
+        w.u128(self.certified_wh);
+        w.u64(self.certificates_issued);
+        w.u64(self.applied_txs);
+        w.u64(self.rejected_txs);
+    }
+    /// Total supply: minted minus burned.
+    pub fn supply(&self) -> u128 {
+        self.minted.saturating_sub(self.burned)
+    }
+}
+
+/// Everything the state root hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateCommitment {
+    /// Account tree root.
+    pub accounts_root: Hash,
+    /// Number of accounts.
+    pub accounts_len: u64,
+    /// Trade tree root.
+    pub trades_root: Hash,
+    /// Number of trades.
+    pub trades_len: u64,
+    /// Certificate tree root.
+    pub certificates_root: Hash,
+    /// Number of certificates.
+    pub certificates_len: u64,
+    /// Totals.
+    pub totals: Totals,
+    /// Chain of applied transaction hashes.
+    pub history: Hash,
+}
+
+impl StateCommitment {
+    /// The state root.
+    pub fn root(&self) -> Hash {
+        let mut w = Writer::with_capacity(400);
+        w.bytes(&self.accounts_root);
+        w.u64(self.accounts_len);
+        w.bytes(&self.trades_root);
+        w.u64(self.trades_len);
+        w.bytes(&self.certificates_root);
+        w.u64(self.certificates_len);
+        self.totals.encode(&mut w);
+        w.bytes(&self.history);
+        sha256(&[b"SCG-LEDGER/STATE/v1", &w.buf])
+    }
+}
+
+/// A light-client proof of one account against a state root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountProof {
+    /// The account.
+    pub account: Account,
+    /// Path in the account tree.
+    pub proof: MerkleProof,
+    /// The other parts of the state root.
+    pub commitment: StateCommitment,
+}
+
+impl AccountProof {
+    /// True when the account is in the state with this root.
+    pub fn verify(&self, state_root: &Hash) -> bool {
+        self.commitment.root() == *state_root
+            && self.proof.index == self.account.index
+            && self.account.index < self.commitment.accounts_len
+            && self.proof.root_for(&leaf_hash(&self.account.to_bytes()))
+                == self.commitment.accounts_root
+    }
+}
+
+/// What applying one block did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockOutcome {
+    /// Height.
+    pub height: u64,
+    /// Block hash.
+    pub block_hash: Hash,
+    /// State root after the block.
+    pub state_root: Hash,
+    /// Per transaction: applied or the reason it was rejected.
+    pub results: Vec<Result<(), Reject>>,
+    /// Trades that expired at the start of the block.
+    pub expired: Vec<u128>,
+}
+
+impl BlockOutcome {
+    /// Result codes (0 = applied).
+    pub fn codes(&self) -> Vec<u16> {
+        self.results
+            .iter()
+            .map(|r| r.err().map_or(0, Reject::code))
+            .collect()
+    }
+    /// Number of rejected transactions.
+    pub fn rejected(&self) -> usize {
+        self.results.iter().filter(|r| r.is_err()).count()
+    }
+}
+
+/// Records changed since the last [`Ledger::take_changes`] (for the store).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Changed accounts.
+    pub accounts: BTreeSet<PublicKey>,
+    /// Changed trades.
+    pub trades: BTreeSet<u128>,
+    /// Changed certificates.
+    pub certificates: BTreeSet<u64>,
+}
+
+/// The ledger state.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    config: GenesisConfig,
+    height: u64,
+    head_hash: Hash,
+    last_timestamp_s: u64,
+    accounts: BTreeMap<PublicKey, Account>,
+    account_keys: Vec<PublicKey>,
+    account_tree: MerkleLog,
+    trades: BTreeMap<u128, Trade>,
+    trade_ids: Vec<u128>,
+    trade_tree: MerkleLog,
+    expiry: BTreeSet<(u64, u128)>,
+    certificates: Vec<Certificate>,
+    certificate_tree: MerkleLog,
+    reports: BTreeMap<(PublicKey, u64), Report>,
+    ids: BTreeSet<u128>,
+    cer_periods: BTreeSet<u64>,
+    history: Hash,
+    totals: Totals,
+    /// Decompressed keys of registered accounts (a cache, not state).
+    verifying_keys: BTreeMap<PublicKey, VerifyingKey>,
+    /// Touched since the last root computation.
+    dirty: Changes,
+    /// Touched since the last `take_changes`.
+    changes: Changes,
+    poisoned: bool,
+    verify_signatures: bool,
+}
+
+/// `energy_wh * rate_per_kwh / 1000`, rounded down (the buyer never pays for a fraction).
+fn cost(energy_wh: u64, rate_base_per_kwh: u128) -> Option<u128> {
+    u128::from(energy_wh)
+        .checked_mul(rate_base_per_kwh)
+        .map(|x| x / 1000)
+}
+
+fn valid_key(key: &PublicKey) -> Option<VerifyingKey> {
+    let vk = VerifyingKey::from_bytes(key).ok()?;
+    // Small-order keys make signatures meaningless; refuse them at registration.
+    (!vk.is_weak()).then_some(vk)
+}
+
+impl Ledger {
+    /// Create the genesis state and block.
+    pub fn genesis(config: GenesisConfig, timestamp_s: u64) -> Result<(Self, Block), LedgerError> {
+        let keys = [config.operator, config.treasury, config.grid];
+        if keys[0] == keys[1] || keys[0] == keys[2] || keys[1] == keys[2] {
+            return Err(LedgerError::InvalidGenesis(
+                "operator, treasury and grid keys must differ".into(),
+            ));
+        }
+        let mut ledger = Self {
+            config: config.clone(),
+            height: 0,
+            head_hash: ZERO_HASH,
+            last_timestamp_s: timestamp_s,
+            accounts: BTreeMap::new(),
+            account_keys: Vec::new(),
+            account_tree: MerkleLog::new(),
+            trades: BTreeMap::new(),
+            trade_ids: Vec::new(),
+            trade_tree: MerkleLog::new(),
+            expiry: BTreeSet::new(),
+            certificates: Vec::new(),
+            certificate_tree: MerkleLog::new(),
+            reports: BTreeMap::new(),
+            ids: BTreeSet::new(),
+            cer_periods: BTreeSet::new(),
+            history: ZERO_HASH,
+            totals: Totals::default(),
+            verifying_keys: BTreeMap::new(),
+            dirty: Changes::default(),
+            changes: Changes::default(),
+            poisoned: false,
+            verify_signatures: true,
+        };
+        for (key, role) in keys
+            .iter()
+            .zip([Role::Operator, Role::Treasury, Role::Grid])
+        {
+            let vk = valid_key(key).ok_or_else(|| {
+                LedgerError::InvalidGenesis(format!(
+                    "{} key is not a valid ed25519 key",
+                    role.name()
+                ))
+            })?;
+            ledger.create_account(*key, vk, role, None, None);
+        }
+        let treasury = config.treasury;
+        ledger.credit(&treasury, config.treasury_endowment);
+        ledger.totals.minted = config.treasury_endowment;
+        let state_root = ledger.commit_roots();
+        let genesis_block = Block {
+            header: BlockHeader {
+                height: 0,
+                timestamp_s,
+                parent_hash: ZERO_HASH,
+                tx_root: ZERO_HASH,
+                outcome_root: ZERO_HASH,
+                state_root,
+                tx_count: 0,
+            },
+            genesis: Some(config),
+            txs: Vec::new(),
+        };
+        let mut block = genesis_block;
+        block.header.tx_root = block.computed_tx_root();
+        ledger.head_hash = block.hash();
+        Ok((ledger, block))
+    }
+
+    /// Rebuild the genesis state from a genesis block, checking every field of it.
+    pub fn from_genesis_block(block: &Block) -> Result<(Self, BlockOutcome), LedgerError> {
+        let bad = |reason: &str| LedgerError::BadBlock {
+            height: block.header.height,
+            reason: reason.to_string(),
+        };
+        let config = block
+            .genesis
+            .clone()
+            .ok_or_else(|| bad("not a genesis block"))?;
+        if block.header.height != 0 || !block.txs.is_empty() || block.header.tx_count != 0 {
+            return Err(bad("genesis must be height 0 without transactions"));
+        }
+        let (ledger, expect) = Self::genesis(config, block.header.timestamp_s)?;
+        if expect.header.tx_root != block.header.tx_root {
+            return Err(bad("genesis transaction root mismatch"));
+        }
+        if expect.header != block.header {
+            return Err(bad(&format!(
+                "genesis header mismatch (state root {} expected {})",
+                to_hex(&block.header.state_root),
+                to_hex(&expect.header.state_root)
+            )));
+        }
+        let outcome = BlockOutcome {
+            height: 0,
+            block_hash: ledger.head_hash,
+            state_root: block.header.state_root,
+            results: Vec::new(),
+            expired: Vec::new(),
+        };
+        Ok((ledger, outcome))
+    }
+
+    /// Turn signature checking off (only for a producer re-applying transactions it has just
+    /// signed itself; `verify` and replicas always check).
+    pub fn set_verify_signatures(&mut self, on: bool) {
+        self.verify_signatures = on;
+    }
+
+    /// Genesis parameters.
+    pub fn config(&self) -> &GenesisConfig {
+        &self.config
+    }
+    /// Height of the last applied block.
+    pub fn height(&self) -> u64 {
+        self.height
+    }
+    /// Hash of the last applied block.
+    pub fn head_hash(&self) -> Hash {
+        self.head_hash
+    }
+    /// Timestamp of the last applied block.
+    pub fn last_timestamp_s(&self) -> u64 {
+        self.last_timestamp_s
+    }
+    /// Totals.
+    pub fn totals(&self) -> Totals {
+        self.totals
+    }
+    /// An account.
+    pub fn account(&self, key: &PublicKey) -> Option<&Account> {
+        self.accounts.get(key)
+    }
+    /// All accounts, by key.
+    pub fn accounts(&self) -> impl Iterator<Item = &Account> {
+        self.accounts.values()
+    }
+    /// A trade.
+    pub fn trade(&self, id: u128) -> Option<&Trade> {
+        self.trades.get(&id)
+    }
+    /// All trades, by id.
+    pub fn trades(&self) -> impl Iterator<Item = &Trade> {
+        self.trades.values()
+    }
+    /// A certificate by id.
+    pub fn certificate(&self, id: u64) -> Option<&Certificate> {
+        let i = usize::try_from(id.checked_sub(1)?).ok()?;
+        self.certificates.get(i)
+    }
+    /// All certificates, by id.
+    pub fn certificates(&self) -> &[Certificate] {
+        &self.certificates
+    }
+    /// A meter report.
+    pub fn report(&self, meter: &PublicKey, interval: u64) -> Option<Report> {
+        self.reports.get(&(*meter, interval)).copied()
+    }
+    /// True once a block's roots disagreed with the replay; the ledger must be discarded.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// The commitment behind the current state root (roots are current after each block).
+    pub fn commitment(&self) -> StateCommitment {
+        StateCommitment {
+            accounts_root: self.account_tree.root(),
+            accounts_len: self.account_tree.len() as u64,
+            trades_root: self.trade_tree.root(),
+            trades_len: self.trade_tree.len() as u64,
+            certificates_root: self.certificate_tree.root(),
+            certificates_len: self.certificate_tree.len() as u64,
+            totals: self.totals,
+            history: self.history,
+        }
+    }
+
+    /// The current state root.
+    pub fn state_root(&self) -> Hash {
+        self.commitment().root()
+    }
+
+    /// A light-client proof of one account.
+    pub fn account_proof(&self, key: &PublicKey) -> Option<AccountProof> {
+        let account = self.accounts.get(key)?.clone();
+        let proof = self
+            .account_tree
+            .proof(usize::try_from(account.index).ok()?)?;
+        Some(AccountProof {
+            account,
+            proof,
+            commitment: self.commitment(),
+        })
+    }
+
+    /// Records changed since the last call.
+    pub fn take_changes(&mut self) -> Changes {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Build the next block from transactions (the block producer's path).
+    pub fn produce_block(
+        &mut self,
+        timestamp_s: u64,
+        txs: Vec<Vec<u8>>,
+    ) -> Result<(Block, BlockOutcome), LedgerError> {
+        let height = self.height + 1;
+        if self.poisoned {
+            return Err(LedgerError::Poisoned);
+        }
+        if timestamp_s < self.last_timestamp_s {
+            return Err(LedgerError::BadBlock {
+                height,
+                reason: format!(
+                    "timestamp {timestamp_s} is before the parent's {}",
+                    self.last_timestamp_s
+                ),
+            });
+        }
+        if txs.len() > crate::block::MAX_BLOCK_TXS
+            || txs
+                .iter()
+                .any(|t| t.is_empty() || t.len() > crate::tx::MAX_TX_LEN)
+        {
+            return Err(LedgerError::BadBlock {
+                height,
+                reason: "too many transactions or a transaction of bad length".into(),
+            });
+        }
+        let (results, expired, state_root) = self.execute(height, timestamp_s, &txs);
+        let codes: Vec<u16> = results
+            .iter()
+            .map(|r| r.err().map_or(0, Reject::code))
+            .collect();
+        let mut block = Block {
+            header: BlockHeader {
+                height,
+                timestamp_s,
+                parent_hash: self.head_hash,
+                tx_root: ZERO_HASH,
+                outcome_root: outcome_root(&codes),
+                state_root,
+                tx_count: u32::try_from(txs.len()).unwrap_or(u32::MAX),
+            },
+            genesis: None,
+            txs,
+        };
+        block.header.tx_root = block.computed_tx_root();
+        self.finish_block(&block.header);
+        let outcome = BlockOutcome {
+            height,
+            block_hash: self.head_hash,
+            state_root,
+            results,
+            expired,
+        };
+        Ok((block, outcome))
+    }
+
+    /// Apply the next block, checking its header against the replay. On a structural error the
+    /// state is untouched; on a root mismatch the ledger is poisoned (see module doc).
+    pub fn apply_block(&mut self, block: &Block) -> Result<BlockOutcome, LedgerError> {
+        if self.poisoned {
+            return Err(LedgerError::Poisoned);
+        }
+        let h = &block.header;
+        let bad = |reason: String| LedgerError::BadBlock {
+            height: h.height,
+            reason,
+        };
+        if h.height != self.height + 1 {
+            return Err(bad(format!("expected height {}", self.height + 1)));
+        }
+        if block.genesis.is_some() {
+            return Err(bad("genesis parameters in a non-genesis block".into()));
+        }
+        if h.parent_hash != self.head_hash {
+            return Err(bad("parent hash does not match the previous block".into()));
+        }
+        if h.timestamp_s < self.last_timestamp_s {
+            return Err(bad("timestamp goes backwards".into()));
+        }
+        if h.tx_count as usize != block.txs.len() {
+            return Err(bad("transaction count mismatch".into()));
+        }
+        if block.computed_tx_root() != h.tx_root {
+            let culprit = self.first_unverifiable_tx(&block.txs);
+            return Err(bad(match culprit {
+                Some((i, why)) => format!("transaction root mismatch; tx {i}: {why}"),
+                None => "transaction root mismatch".into(),
+            }));
+        }
+        let (results, expired, state_root) = self.execute(h.height, h.timestamp_s, &block.txs);
+        let codes: Vec<u16> = results
+            .iter()
+            .map(|r| r.err().map_or(0, Reject::code))
+            .collect();
+        if outcome_root(&codes) != h.outcome_root {
+            self.poisoned = true;
+            return Err(bad(
+                "outcome root mismatch (results differ from the replay)".into(),
+            ));
+        }
+        if state_root != h.state_root {
+            self.poisoned = true;
+            return Err(bad(format!(
+                "state root mismatch: block says {}, replay gives {}",
+                to_hex(&h.state_root),
+                to_hex(&state_root)
+            )));
+        }
+        self.finish_block(h);
+        Ok(BlockOutcome {
+            height: h.height,
+            block_hash: self.head_hash,
+            state_root,
+            results,
+            expired,
+        })
+    }
+
+    fn finish_block(&mut self, header: &BlockHeader) {
+        self.height = header.height;
+        self.last_timestamp_s = header.timestamp_s;
+        self.head_hash = header.hash();
+    }
+
+    /// For error messages: the first transaction that fails to decode or verify on its own.
+    fn first_unverifiable_tx(&self, txs: &[Vec<u8>]) -> Option<(usize, String)> {
+        for (i, bytes) in txs.iter().enumerate() {
+            match Tx::decode(bytes) {
+                Err(e) => return Some((i, format!("malformed ({e})"))),
+                Ok(tx) => {
+                    if !self.signature_ok(&tx, bytes) {
+                        return Some((i, "bad signature".into()));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn verifying_key(&self, key: &PublicKey) -> Option<VerifyingKey> {
+        match self.verifying_keys.get(key) {
+            Some(vk) => Some(*vk),
+            None => VerifyingKey::from_bytes(key).ok(),
+        }
+    }
+
+    fn signature_ok(&self, tx: &Tx, bytes: &[u8]) -> bool {
+        let Some(vk) = self.verifying_key(&tx.signer) else {
+            return false;
+        };
+        let msg = signing_message(self.config.chain_id, &bytes[..bytes.len() - 64]);
+        vk.verify_strict(&msg, &Signature::from_bytes(&tx.signature))
+            .is_ok()
+    }
+
+    /// Decode and batch-verify; returns per-tx decoded transaction or the rejection.
+    fn decode_and_verify(&self, txs: &[Vec<u8>]) -> Vec<Result<Tx, Reject>> {
+        let mut out: Vec<Result<Tx, Reject>> = txs
+            .iter()
+            .map(|b| Tx::decode(b).map_err(|_: DecodeError| Reject::Malformed))
+            .collect();
+        if !self.verify_signatures {
+            return out;
+        }
+        let mut messages = Vec::new();
+        let mut signatures = Vec::new();
+        let mut keys = Vec::new();
+        let mut positions = Vec::new();
+        for (i, slot) in out.iter_mut().enumerate() {
+            let Ok(tx) = slot else { continue };
+            match self.verifying_key(&tx.signer) {
+                Some(vk) => {
+                    let b = &txs[i];
+                    messages.push(signing_message(self.config.chain_id, &b[..b.len() - 64]));
+                    signatures.push(Signature::from_bytes(&tx.signature));
+                    keys.push(vk);
+                    positions.push(i);
+                }
+                None => *slot = Err(Reject::BadSignature),
+            }
+        }
+        if positions.is_empty() {
+            return out;
+        }
+        let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+        // Batch verification (deterministic: its random scalars come from a transcript of the
+        // inputs). If the batch fails, every signature is checked alone to find the bad ones.
+        if ed25519_dalek::verify_batch(&refs, &signatures, &keys).is_err() {
+            for (j, &i) in positions.iter().enumerate() {
+                if keys[j].verify_strict(refs[j], &signatures[j]).is_err() {
+                    out[i] = Err(Reject::BadSignature);
+                }
+            }
+        }
+        out
+    }
+
+    /// Run one block's effects; returns results, expired trades and the new state root.
+    fn execute(
+        &mut self,
+        height: u64,
+        timestamp_s: u64,
+        txs: &[Vec<u8>],
+    ) -> (Vec<Result<(), Reject>>, Vec<u128>, Hash) {
+        let expired = self.expire_trades(height, timestamp_s);
+        let decoded = self.decode_and_verify(txs);
+        let mut results = Vec::with_capacity(txs.len());
+        for (bytes, d) in txs.iter().zip(decoded) {
+            let r = d.and_then(|tx| self.apply_tx(height, timestamp_s, &tx, bytes));
+            match r {
+                Ok(()) => self.totals.applied_txs += 1,
+                Err(_) => self.totals.rejected_txs += 1,
+            }
+            results.push(r);
+        }
+        let root = self.commit_roots();
+        (results, expired, root)
+    }
+
+    fn expire_trades(&mut self, height: u64, timestamp_s: u64) -> Vec<u128> {
+        let mut expired = Vec::new();
+        while let Some(&(at, id)) = self.expiry.first() {
+            if at > timestamp_s {
+                break;
+            }
+            self.expiry.remove(&(at, id));
+            self.refund_trade(id, TradeStatus::Expired, height);
+            expired.push(id);
+        }
+        expired
+    }
+
+    /// Return a pending trade's full reservation to the buyer and close it.
+    fn refund_trade(&mut self, id: u128, status: TradeStatus, height: u64) {
+        let Some(trade) = self.trades.get_mut(&id) else {
+            return;
+        };
+        assert_eq!(trade.status, TradeStatus::Pending, "trade resolved twice");
+        trade.status = status;
+        trade.resolved_height = height;
+        let (buyer, amount, expires) = (trade.buyer, trade.reserved, trade.expires_at_s);
+        self.expiry.remove(&(expires, id));
+        self.unreserve(&buyer, amount);
+        self.credit(&buyer, amount);
+        self.touch_trade(id);
+    }
+
+    fn apply_tx(
+        &mut self,
+        height: u64,
+        timestamp_s: u64,
+        tx: &Tx,
+        bytes: &[u8],
+    ) -> Result<(), Reject> {
+        if self.ids.contains(&tx.id) {
+            return Err(Reject::DuplicateId);
+        }
+        let signer = self.accounts.get(&tx.signer).ok_or(Reject::UnknownSigner)?;
+        if signer.nonce != tx.nonce {
+            return Err(Reject::BadNonce);
+        }
+        let role = signer.role;
+        match &tx.body {
+            TxBody::RegisterMember { member } => self.register_member(role, member)?,
+            TxBody::RegisterMeter {
+                meter,
+                member,
+                device,
+            } => self.register_meter(role, meter, member, *device)?,
+            TxBody::MeterReport {
+                interval,
+                produced_wh,
+                consumed_wh,
+            } => self.meter_report(&tx.signer, *interval, *produced_wh, *consumed_wh)?,
+            TxBody::Transfer { to, amount } => self.transfer(&tx.signer, role, to, *amount)?,
+            TxBody::TradeCreate {
+                seller,
+                interval,
+                energy_wh,
+                price_base_per_kwh,
+                fee_base_per_kwh,
+                expires_at_s,
+            } => self.trade_create(
+                tx,
+                role,
+                timestamp_s,
+                NewTrade {
+                    seller: *seller,
+                    interval: *interval,
+                    energy_wh: *energy_wh,
+                    price_base_per_kwh: *price_base_per_kwh,
+                    fee_base_per_kwh: *fee_base_per_kwh,
+                    expires_at_s: *expires_at_s,
+                },
+            )?,
+            TxBody::TradePost {
+                trade_id,
+                delivered_wh,
+            } => self.trade_post(&tx.signer, height, *trade_id, *delivered_wh)?,
+            TxBody::TradeVoid { trade_id } => {
+                self.trade_void(&tx.signer, role, height, *trade_id)?
+            }
+            TxBody::CertificateTransfer {
+                certificate_id,
+                to,
+                energy_wh,
+            } => self.certificate_transfer(&tx.signer, *certificate_id, to, *energy_wh)?,
+            TxBody::CertificateRetire {
+                certificate_id,
+                energy_wh,
+            } => self.certificate_retire(&tx.signer, *certificate_id, *energy_wh)?,
+            TxBody::CerDistribution { period, payouts } => {
+                self.cer_distribution(&tx.signer, role, *period, payouts)?;
+            }
+            TxBody::Burn { amount } => self.burn(&tx.signer, role, *amount)?,
+        }
+        // Success: consume the id and the nonce, extend the history.
+        self.ids.insert(tx.id);
+        if let Some(a) = self.accounts.get_mut(&tx.signer) {
+            a.nonce += 1;
+        }
+        self.touch_account(tx.signer);
+        self.history = sha256(&[&self.history, &tx_hash(bytes)]);
+        Ok(())
+    }
+
+    fn register_member(&mut self, role: Role, member: &PublicKey) -> Result<(), Reject> {
+        if role != Role::Operator {
+            return Err(Reject::WrongRole);
+        }
+        if self.accounts.contains_key(member) {
+            return Err(Reject::AlreadyRegistered);
+        }
+        let vk = valid_key(member).ok_or(Reject::InvalidKey)?;
+        self.create_account(*member, vk, Role::Member, None, None);
+        Ok(())
+    }
+
+    fn register_meter(
+        &mut self,
+        role: Role,
+        meter: &PublicKey,
+        member: &PublicKey,
+        device: DeviceType,
+    ) -> Result<(), Reject> {
+        if role != Role::Operator {
+            return Err(Reject::WrongRole);
+        }
+        if self.role_of(member) != Some(Role::Member) {
+            return Err(Reject::UnknownMember);
+        }
+        if self.accounts.contains_key(meter) {
+            return Err(Reject::AlreadyRegistered);
+        }
+        let vk = valid_key(meter).ok_or(Reject::InvalidKey)?;
+        self.create_account(*meter, vk, Role::Meter, Some(*member), Some(device));
+        Ok(())
+    }
+
+    fn meter_report(
+        &mut self,
+        meter: &PublicKey,
+        interval: u64,
+        produced_wh: u64,
+        consumed_wh: u64,
+    ) -> Result<(), Reject> {
+        let account = &self.accounts[meter];
+        let (Role::Meter, Some(owner), Some(device)) =
+            (account.role, account.owner, account.device)
+        else {
+            return Err(Reject::WrongRole);
+        };
+        if self.reports.contains_key(&(*meter, interval)) {
+            return Err(Reject::DuplicateReport);
+        }
+        let renewable = device.is_renewable() && produced_wh > 0;
+        if renewable {
+            let mint = u128::from(produced_wh)
+                .checked_mul(self.config.mint_rate_base_per_wh)
+                .ok_or(Reject::Overflow)?;
+            let minted = self
+                .totals
+                .minted
+                .checked_add(mint)
+                .ok_or(Reject::Overflow)?;
+            // Every balance is at most the supply, so no balance can overflow either.
+            self.totals.minted = minted;
+            self.totals.minted_renewable += mint;
+            self.totals.renewable_wh_metered += u128::from(produced_wh);
+            self.totals.certified_wh += u128::from(produced_wh);
+            self.totals.certificates_issued += 1;
+            self.credit(&owner, mint);
+            let id = self.certificates.len() as u64 + 1;
+            self.certificates.push(Certificate {
+                id,
+                parent: 0,
+                meter: *meter,
+                producer: owner,
+                device,
+                interval,
+                owner,
+                energy_wh: produced_wh,
+                retired_wh: 0,
+            });
+            self.touch_certificate(id);
+        }
+        self.reports.insert(
+            (*meter, interval),
+            Report {
+                produced_wh,
+                consumed_wh,
+                sold_wh: 0,
+            },
+        );
+        Ok(())
+    }
+
+    fn transfer(
+        &mut self,
+        from: &PublicKey,
+        role: Role,
+        to: &PublicKey,
+        amount: u128,
+    ) -> Result<(), Reject> {
+        if role == Role::Meter {
+            return Err(Reject::MeterCannotHold);
+        }
+        if amount == 0 {
+            return Err(Reject::ZeroAmount);
+        }
+        if from == to {
+            return Err(Reject::SelfTransfer);
+        }
+        match self.role_of(to) {
+            None => return Err(Reject::UnknownAccount),
+            Some(Role::Meter) => return Err(Reject::MeterCannotHold),
+            Some(_) => {}
+        }
+        if self.accounts[from].balance < amount {
+            return Err(Reject::InsufficientFunds);
+        }
+        self.debit(from, amount);
+        self.credit(to, amount);
+        Ok(())
+    }
+
+    fn trade_create(
+        &mut self,
+        tx: &Tx,
+        role: Role,
+        timestamp_s: u64,
+        t: NewTrade,
+    ) -> Result<(), Reject> {
+        if role != Role::Member {
+            return Err(Reject::WrongRole);
+        }
+        if self.role_of(&t.seller) != Some(Role::Member) {
+            return Err(Reject::UnknownMember);
+        }
+        if t.seller == tx.signer {
+            return Err(Reject::SelfTransfer);
+        }
+        if t.energy_wh == 0 {
+            return Err(Reject::ZeroAmount);
+        }
+        if t.expires_at_s <= timestamp_s {
+            return Err(Reject::ExpiryInPast);
+        }
+        let reserve = cost(t.energy_wh, t.price_base_per_kwh)
+            .zip(cost(t.energy_wh, t.fee_base_per_kwh))
+            .and_then(|(p, f)| p.checked_add(f))
+            .ok_or(Reject::Overflow)?;
+        if self.accounts[&tx.signer].balance < reserve {
+            return Err(Reject::InsufficientFunds);
+        }
+        self.debit(&tx.signer, reserve);
+        self.reserve(&tx.signer, reserve);
+        let index = self.trade_ids.len() as u64;
+        self.trade_ids.push(tx.id);
+        self.trades.insert(
+            tx.id,
+            Trade {
+                id: tx.id,
+                index,
+                buyer: tx.signer,
+                seller: t.seller,
+                interval: t.interval,
+                energy_wh: t.energy_wh,
+                price_base_per_kwh: t.price_base_per_kwh,
+                fee_base_per_kwh: t.fee_base_per_kwh,
+                reserved: reserve,
+                expires_at_s: t.expires_at_s,
+                status: TradeStatus::Pending,
+                delivered_wh: 0,
+                paid_seller: 0,
+                paid_fee: 0,
+                resolved_height: 0,
+            },
+        );
+        self.expiry.insert((t.expires_at_s, tx.id));
+        self.touch_trade(tx.id);
+        Ok(())
+    }
+
+    fn trade_post(
+        &mut self,
+        meter: &PublicKey,
+        height: u64,
+        trade_id: u128,
+        delivered_wh: u64,
+    ) -> Result<(), Reject> {
+        let trade = self.trades.get(&trade_id).ok_or(Reject::UnknownTrade)?;
+        if trade.status != TradeStatus::Pending {
+            return Err(Reject::TradeNotPending);
+        }
+        let account = &self.accounts[meter];
+        if account.role != Role::Meter || account.owner != Some(trade.seller) {
+            return Err(Reject::NotTradeParty);
+        }
+        if delivered_wh > trade.energy_wh {
+            return Err(Reject::DeliveredExceedsTrade);
+        }
+        let report = self
+            .reports
+            .get(&(*meter, trade.interval))
+            .ok_or(Reject::NoReportForInterval)?;
+        if report.produced_wh - report.sold_wh < delivered_wh {
+            return Err(Reject::DeliveredExceedsMetered);
+        }
+        // Rounding down is monotone, so pay + fee <= reserved for delivered <= traded.
+        let pay = cost(delivered_wh, trade.price_base_per_kwh).ok_or(Reject::Overflow)?;
+        let fee = cost(delivered_wh, trade.fee_base_per_kwh).ok_or(Reject::Overflow)?;
+        let refund = trade.reserved - pay - fee;
+        let (buyer, seller, reserved, interval, expires) = (
+            trade.buyer,
+            trade.seller,
+            trade.reserved,
+            trade.interval,
+            trade.expires_at_s,
+        );
+        if let Some(r) = self.reports.get_mut(&(*meter, interval)) {
+            r.sold_wh += delivered_wh;
+        }
+        self.unreserve(&buyer, reserved);
+        self.credit(&buyer, refund);
+        self.credit(&seller, pay);
+        let grid = self.config.grid;
+        self.credit(&grid, fee);
+        self.expiry.remove(&(expires, trade_id));
+        if let Some(t) = self.trades.get_mut(&trade_id) {
+            t.status = TradeStatus::Posted;
+            t.delivered_wh = delivered_wh;
+            t.paid_seller = pay;
+            t.paid_fee = fee;
+            t.resolved_height = height;
+        }
+        self.touch_trade(trade_id);
+        Ok(())
+    }
+
+    fn trade_void(
+        &mut self,
+        signer: &PublicKey,
+        role: Role,
+        height: u64,
+        trade_id: u128,
+    ) -> Result<(), Reject> {
+        let trade = self.trades.get(&trade_id).ok_or(Reject::UnknownTrade)?;
+        if trade.status != TradeStatus::Pending {
+            return Err(Reject::TradeNotPending);
+        }
+        // The buyer may not void: after delivery that would cheat the seller. It waits for the
+        // timeout instead.
+        if trade.seller != *signer && role != Role::Operator {
+            return Err(Reject::NotTradeParty);
+        }
+        self.refund_trade(trade_id, TradeStatus::Voided, height);
+        Ok(())
+    }
+
+    fn certificate_transfer(
+        &mut self,
+        signer: &PublicKey,
+        id: u64,
+        to: &PublicKey,
+        energy_wh: u64,
+    ) -> Result<(), Reject> {
+        let cert = self.certificate(id).ok_or(Reject::UnknownCertificate)?;
+        if cert.owner != *signer {
+            return Err(Reject::NotCertificateOwner);
+        }
+        if energy_wh == 0 {
+            return Err(Reject::ZeroAmount);
+        }
+        if energy_wh > cert.energy_wh {
+            return Err(Reject::CertificateInsufficientWh);
+        }
+        if to == signer {
+            return Err(Reject::SelfTransfer);
+        }
+        if self.role_of(to) != Some(Role::Member) {
+            return Err(Reject::UnknownMember);
+        }
+        let index = (id - 1) as usize;
+        if energy_wh == cert.energy_wh && cert.retired_wh == 0 {
+            // Whole certificate: change hands without splitting.
+            self.certificates[index].owner = *to;
+        } else {
+            let mut part = self.certificates[index].clone();
+            self.certificates[index].energy_wh -= energy_wh;
+            let new_id = self.certificates.len() as u64 + 1;
+            part.id = new_id;
+            part.parent = id;
+            part.owner = *to;
+            part.energy_wh = energy_wh;
+            part.retired_wh = 0;
+            self.certificates.push(part);
+            self.touch_certificate(new_id);
+        }
+        self.touch_certificate(id);
+        Ok(())
+    }
+
+    fn certificate_retire(
+        &mut self,
+        signer: &PublicKey,
+        id: u64,
+        energy_wh: u64,
+    ) -> Result<(), Reject> {
+        let cert = self.certificate(id).ok_or(Reject::UnknownCertificate)?;
+        if cert.owner != *signer {
+            return Err(Reject::NotCertificateOwner);
+        }
+        if energy_wh == 0 {
+            return Err(Reject::ZeroAmount);
+        }
+        if energy_wh > cert.energy_wh {
+            return Err(Reject::CertificateInsufficientWh);
+        }
+        let c = &mut self.certificates[(id - 1) as usize];
+        c.energy_wh -= energy_wh;
+        c.retired_wh += energy_wh;
+        self.touch_certificate(id);
+        Ok(())
+    }
+
+    fn cer_distribution(
+        &mut self,
+        signer: &PublicKey,
+        role: Role,
+        period: u64,
+        payouts: &[crate::tx::Payout],
+    ) -> Result<(), Reject> {
+        if role != Role::Treasury {
+            return Err(Reject::WrongRole);
+        }
+        if self.cer_periods.contains(&period) {
+            return Err(Reject::DuplicatePeriod);
+        }
+        debug_assert!(!payouts.is_empty() && payouts.len() <= MAX_PAYOUTS);
+        let mut total: u128 = 0;
+        for p in payouts {
+            if self.role_of(&p.member) != Some(Role::Member) {
+                return Err(Reject::UnknownMember);
+            }
+            if p.amount == 0 {
+                return Err(Reject::ZeroAmount);
+            }
+            total = total.checked_add(p.amount).ok_or(Reject::Overflow)?;
+        }
+        if self.accounts[signer].balance < total {
+            return Err(Reject::InsufficientFunds);
+        }
+        self.debit(signer, total);
+        for p in payouts {
+            self.credit(&p.member, p.amount);
+        }
+        self.cer_periods.insert(period);
+        Ok(())
+    }
+
+    fn burn(&mut self, signer: &PublicKey, role: Role, amount: u128) -> Result<(), Reject> {
+        if role == Role::Meter {
+            return Err(Reject::MeterCannotHold);
+        }
+        if amount == 0 {
+            return Err(Reject::ZeroAmount);
+        }
+        if self.accounts[signer].balance < amount {
+            return Err(Reject::InsufficientFunds);
+        }
+        self.debit(signer, amount);
+        self.totals.burned += amount;
+        Ok(())
+    }
+
+    fn role_of(&self, key: &PublicKey) -> Option<Role> {
+        self.accounts.get(key).map(|a| a.role)
+    }
+
+    fn create_account(
+        &mut self,
+        key: PublicKey,
+        vk: VerifyingKey,
+        role: Role,
+        owner: Option<PublicKey>,
+        device: Option<DeviceType>,
+    ) {
+        let index = self.account_keys.len() as u64;
+        self.account_keys.push(key);
+        self.accounts.insert(
+            key,
+            Account {
+                key,
+                role,
+                index,
+                balance: 0,
+                reserved: 0,
+                nonce: 0,
+                owner,
+                device,
+            },
+        );
+        self.verifying_keys.insert(key, vk);
+        self.touch_account(key);
+    }
+
+    // Balance moves. Callers check funds first; the asserts guard the invariant (fail-stop).
+    fn credit(&mut self, key: &PublicKey, amount: u128) {
+        if amount == 0 {
+            return;
+        }
+        let a = self
+            .accounts
+            .get_mut(key)
+            .expect("credit to a known account");
+        a.balance = a.balance.checked_add(amount).expect("balance <= supply");
+        self.touch_account(*key);
+    }
+
+    fn debit(&mut self, key: &PublicKey, amount: u128) {
+        let a = self
+            .accounts
+            .get_mut(key)
+            .expect("debit from a known account");
+        a.balance = a
+            .balance
+            .checked_sub(amount)
+            .expect("funds checked before debit");
+        self.touch_account(*key);
+    }
+
+    fn reserve(&mut self, key: &PublicKey, amount: u128) {
+        let a = self
+            .accounts
+            .get_mut(key)
+            .expect("reserve on a known account");
+        a.reserved += amount;
+        self.totals.reserved += amount;
+        self.touch_account(*key);
+    }
+
+    fn unreserve(&mut self, key: &PublicKey, amount: u128) {
+        let a = self
+            .accounts
+            .get_mut(key)
+            .expect("unreserve on a known account");
+        a.reserved = a
+            .reserved
+            .checked_sub(amount)
+            .expect("reserved covers the trade");
+        self.totals.reserved -= amount;
+        self.touch_account(*key);
+    }
+
+    fn touch_account(&mut self, key: PublicKey) {
+        self.dirty.accounts.insert(key);
+        self.changes.accounts.insert(key);
+    }
+    fn touch_trade(&mut self, id: u128) {
+        self.dirty.trades.insert(id);
+        self.changes.trades.insert(id);
+    }
+    fn touch_certificate(&mut self, id: u64) {
+        self.dirty.certificates.insert(id);
+        self.changes.certificates.insert(id);
+    }
+
+    /// Fold the dirty records into the trees; returns the state root.
+    fn commit_roots(&mut self) -> Hash {
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut accounts: Vec<(u64, Hash)> = dirty
+            .accounts
+            .iter()
+            .filter_map(|k| self.accounts.get(k))
+            .map(|a| (a.index, leaf_hash(&a.to_bytes())))
+            .collect();
+        accounts.sort_unstable_by_key(|(i, _)| *i);
+        for (i, h) in accounts {
+            self.account_tree.set(i as usize, h);
+        }
+        let mut trades: Vec<(u64, Hash)> = dirty
+            .trades
+            .iter()
+            .filter_map(|id| self.trades.get(id))
+            .map(|t| (t.index, leaf_hash(&t.to_bytes())))
+            .collect();
+        trades.sort_unstable_by_key(|(i, _)| *i);
+        for (i, h) in trades {
+            self.trade_tree.set(i as usize, h);
+        }
+        for id in dirty.certificates {
+            let c = &self.certificates[(id - 1) as usize];
+            self.certificate_tree
+                .set((id - 1) as usize, leaf_hash(&c.to_bytes()));
+        }
+        self.state_root()
+    }
+
+    /// Check every ledger invariant from scratch (O(state)); `Err` names the broken one.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let t = &self.totals;
+        if t.burned > t.minted {
+            return Err(format!("burned {} exceeds minted {}", t.burned, t.minted));
+        }
+        let mut balances: u128 = 0;
+        let mut reserved: u128 = 0;
+        for a in self.accounts.values() {
+            balances = balances
+                .checked_add(a.balance)
+                .ok_or("balance sum overflows")?;
+            reserved = reserved
+                .checked_add(a.reserved)
+                .ok_or("reserved sum overflows")?;
+            if a.role == Role::Meter && (a.balance != 0 || a.reserved != 0) {
+                return Err("a meter holds RESCoin".into());
+            }
+        }
+        if balances + reserved != t.supply() {
+            return Err(format!(
+                "balances {balances} + pending {reserved} != supply {} (minted {} - burned {})",
+                t.supply(),
+                t.minted,
+                t.burned
+            ));
+        }
+        let pending: u128 = self
+            .trades
+            .values()
+            .filter(|x| x.status == TradeStatus::Pending)
+            .map(|x| x.reserved)
+            .sum();
+        if pending != reserved || pending != t.reserved {
+            return Err(format!(
+                "pending trades hold {pending}, accounts reserve {reserved}, totals say {}",
+                t.reserved
+            ));
+        }
+        let pending_count = self
+            .trades
+            .values()
+            .filter(|x| x.status == TradeStatus::Pending)
+            .count();
+        if pending_count != self.expiry.len() {
+            return Err("pending trades and expiry queue disagree".into());
+        }
+        for tr in self.trades.values() {
+            if tr.status == TradeStatus::Posted && tr.paid_seller + tr.paid_fee > tr.reserved {
+                return Err(format!("trade {} paid more than reserved", tr.id));
+            }
+        }
+        let certified: u128 = self
+            .certificates
+            .iter()
+            .map(|c| u128::from(c.energy_wh) + u128::from(c.retired_wh))
+            .sum();
+        if certified != t.certified_wh || t.certified_wh > t.renewable_wh_metered {
+            return Err(format!(
+                "certificates cover {certified} Wh, totals {} Wh, renewable metered {} Wh",
+                t.certified_wh, t.renewable_wh_metered
+            ));
+        }
+        for ((meter, interval), r) in &self.reports {
+            if r.sold_wh > r.produced_wh {
+                return Err(format!(
+                    "meter {} interval {interval} sold {} Wh of {} Wh",
+                    to_hex(meter),
+                    r.sold_wh,
+                    r.produced_wh
+                ));
+            }
+        }
+        // The incremental trees must equal trees rebuilt from the records.
+        let acc: Vec<Hash> = self
+            .account_keys
+            .iter()
+            .map(|k| leaf_hash(&self.accounts[k].to_bytes()))
+            .collect();
+        let trd: Vec<Hash> = self
+            .trade_ids
+            .iter()
+            .map(|id| leaf_hash(&self.trades[id].to_bytes()))
+            .collect();
+        let crt: Vec<Hash> = self
+            .certificates
+            .iter()
+            .map(|c| leaf_hash(&c.to_bytes()))
+            .collect();
+        if crate::merkle::merkle_root(&acc) != self.account_tree.root()
+            || crate::merkle::merkle_root(&trd) != self.trade_tree.root()
+            || crate::merkle::merkle_root(&crt) != self.certificate_tree.root()
+        {
+            return Err("a state tree differs from its records".into());
+        }
+        Ok(())
+    }
+}
+
+/// Trade-create fields, grouped so they cannot be swapped by position.
+#[derive(Debug, Clone, Copy)]
+struct NewTrade {
+    seller: PublicKey,
+    interval: u64,
+    energy_wh: u64,
+    price_base_per_kwh: u128,
+    fee_base_per_kwh: u128,
+    expires_at_s: u64,
+}

@@ -1,0 +1,690 @@
+//! Signed transactions and their canonical binary encoding (format version 1).
+//!
+//! Every transaction is one byte string (all integers little-endian):
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 1 | format version, `1` |
+//! | 1 | 1 | kind (table below) |
+//! | 2 | 16 | transaction id, `u128` (idempotency key) |
+//! | 18 | 32 | signer: ed25519 public key |
+//! | 50 | 8 | signer nonce, `u64` |
+//! | 58 | n | body, by kind |
+//! | 58+n | 64 | ed25519 signature |
+//!
+//! The signature covers `"SCG-LEDGER/TX/v1" || chain_id (u64) || bytes[0 .. 58+n]`, so a
+//! transaction cannot be replayed on another chain. Bodies (`key` = 32-byte public key):
+//!
+//! | kind | name | body |
+//! |---|---|---|
+//! | 1 | register member | member key |
+//! | 2 | register meter | meter key, member key, device `u8` |
+//! | 3 | meter report | interval `u64`, produced Wh `u64`, consumed Wh `u64` |
+//! | 4 | transfer | to key, amount `u128` |
+//! | 5 | trade create | seller key, interval `u64`, energy Wh `u64`, price `u128` base/kWh, grid fee `u128` base/kWh, expires at `u64` s |
+//! | 6 | trade post | trade id `u128`, delivered Wh `u64` |
+//! | 7 | trade void | trade id `u128` |
+//! | 8 | certificate transfer | certificate id `u64`, to key, Wh `u64` |
+//! | 9 | certificate retire | certificate id `u64`, Wh `u64` |
+//! | 10 | CER distribution | period `u64`, count `u16` (1..=64), count x (member key, amount `u128`) |
+//! | 11 | burn | amount `u128` |
+//!
+//! Devices: 1 PV, 2 wind, 3 battery, 4 EV charger, 5 supply point (the member's main meter).
+//! Decoding is strict: unknown version/kind/device, a short or long input, or a count out of
+//! range is a [`DecodeError`]; the decoder never panics (proptest and the cargo-fuzz target).
+//! This module never does I/O.
+
+use crate::codec::{DecodeError, Reader, Writer};
+use crate::merkle::{Hash, sha256};
+use ed25519_dalek::{Signer, SigningKey};
+
+/// An ed25519 public key (account identity).
+pub type PublicKey = [u8; 32];
+
+/// Current transaction format version.
+pub const TX_VERSION: u8 = 1;
+/// Signature domain tag.
+pub const TX_DOMAIN: &[u8] = b"SCG-LEDGER/TX/v1";
+/// Length of the fixed header before the body.
+pub const TX_HEADER_LEN: usize = 58;
+/// Length of the signature trailer.
+pub const SIGNATURE_LEN: usize = 64;
+/// Largest encoded transaction.
+pub const MAX_TX_LEN: usize = 4096;
+/// Most payouts in one CER distribution.
+pub const MAX_PAYOUTS: usize = 64;
+
+/// The kind of device behind a meter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum DeviceType {
+    /// Photovoltaic array (renewable).
+    Pv = 1,
+    /// Wind turbine (renewable).
+    Wind = 2,
+    /// Stationary battery (storage; discharge is not renewable origin).
+    Battery = 3,
+    /// EV charger (V2G discharge is not renewable origin).
+    EvCharger = 4,
+    /// The member's supply point (main import/export meter).
+    SupplyPoint = 5,
+}
+
+impl DeviceType {
+    /// From the wire code.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            1 => Self::Pv,
+            2 => Self::Wind,
+            3 => Self::Battery,
+            4 => Self::EvCharger,
+            5 => Self::SupplyPoint,
+            _ => return None,
+        })
+    }
+    /// True for sources whose production mints RESCoin and earns an origin certificate.
+    pub fn is_renewable(self) -> bool {
+        matches!(self, Self::Pv | Self::Wind)
+    }
+    /// Short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pv => "pv",
+            Self::Wind => "wind",
+            Self::Battery => "battery",
+            Self::EvCharger => "ev-charger",
+            Self::SupplyPoint => "supply-point",
+        }
+    }
+}
+
+/// One payout of a CER incentive distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Payout {
+    /// Receiving member.
+    pub member: PublicKey,
+    /// RESCoin base units.
+    pub amount: u128,
+}
+
+/// What a transaction does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxBody {
+    /// Operator admits a member.
+    RegisterMember {
+        /// New member key.
+        member: PublicKey,
+    },
+    /// Operator binds a meter key to a member and a device type.
+    RegisterMeter {
+        /// Meter key.
+        meter: PublicKey,
+        /// Owning member.
+        member: PublicKey,
+        /// Device type.
+        device: DeviceType,
+    },
+    /// A meter reports one interval.
+    MeterReport {
+        /// Interval index (opaque to the ledger; the simulation uses the step index).
+        interval: u64,
+        /// Energy produced (exported by the device) in Wh.
+        produced_wh: u64,
+        /// Energy consumed in Wh.
+        consumed_wh: u64,
+    },
+    /// Move RESCoin.
+    Transfer {
+        /// Recipient.
+        to: PublicKey,
+        /// Base units.
+        amount: u128,
+    },
+    /// Buyer reserves payment for a cleared P2P trade (two-phase: pending).
+    TradeCreate {
+        /// Selling member.
+        seller: PublicKey,
+        /// Delivery interval.
+        interval: u64,
+        /// Energy traded, Wh.
+        energy_wh: u64,
+        /// Price, RESCoin base units per kWh.
+        price_base_per_kwh: u128,
+        /// Grid fee to the DSO, base units per kWh.
+        fee_base_per_kwh: u128,
+        /// Block timestamp (s) at or after which the pending trade voids itself.
+        expires_at_s: u64,
+    },
+    /// A seller's meter posts the delivered energy (<= traded); the rest returns to the buyer.
+    TradePost {
+        /// Id of the trade-create transaction.
+        trade_id: u128,
+        /// Delivered Wh.
+        delivered_wh: u64,
+    },
+    /// The seller (or the operator) voids a pending trade.
+    TradeVoid {
+        /// Id of the trade-create transaction.
+        trade_id: u128,
+    },
+    /// Hand (part of) an origin certificate to another member.
+    CertificateTransfer {
+        /// Certificate id.
+        certificate_id: u64,
+        /// New owner.
+        to: PublicKey,
+        /// Wh moved.
+        energy_wh: u64,
+    },
+    /// Retire (claim) Wh of a certificate.
+    CertificateRetire {
+        /// Certificate id.
+        certificate_id: u64,
+        /// Wh retired.
+        energy_wh: u64,
+    },
+    /// Treasury pays CER incentives to members.
+    CerDistribution {
+        /// Incentive period (each paid at most once).
+        period: u64,
+        /// Payouts.
+        payouts: Vec<Payout>,
+    },
+    /// Destroy RESCoin (redemption).
+    Burn {
+        /// Base units.
+        amount: u128,
+    },
+}
+
+impl TxBody {
+    /// Wire code of the kind.
+    pub fn kind(&self) -> u8 {
+        match self {
+            Self::RegisterMember { .. } => 1,
+            Self::RegisterMeter { .. } => 2,
+            Self::MeterReport { .. } => 3,
+            Self::Transfer { .. } => 4,
+            Self::TradeCreate { .. } => 5,
+            Self::TradePost { .. } => 6,
+            Self::TradeVoid { .. } => 7,
+            Self::CertificateTransfer { .. } => 8,
+            Self::CertificateRetire { .. } => 9,
+            Self::CerDistribution { .. } => 10,
+            Self::Burn { .. } => 11,
+        }
+    }
+
+    /// Human name of the kind.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Self::RegisterMember { .. } => "register-member",
+            Self::RegisterMeter { .. } => "register-meter",
+            Self::MeterReport { .. } => "meter-report",
+            Self::Transfer { .. } => "transfer",
+            Self::TradeCreate { .. } => "trade-create",
+            Self::TradePost { .. } => "trade-post",
+            Self::TradeVoid { .. } => "trade-void",
+            Self::CertificateTransfer { .. } => "certificate-transfer",
+            Self::CertificateRetire { .. } => "certificate-retire",
+            Self::CerDistribution { .. } => "cer-distribution",
+            Self::Burn { .. } => "burn",
+        }
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        match self {
+            Self::RegisterMember { member } => w.bytes(member),
+            Self::RegisterMeter {
+                meter,
+                member,
+                device,
+            } => {
+                w.bytes(meter);
+                w.bytes(member);
+                w.u8(*device as u8);
+            }
+            Self::MeterReport {
+                interval,
+                produced_wh,
+                consumed_wh,
+            } => {
+                w.u64(*interval);
+                w.u64(*produced_wh);
+                w.u64(*consumed_wh);
+            }
+            Self::Transfer { to, amount } => {
+                w.bytes(to);
+                w.u128(*amount);
+            }
+            Self::TradeCreate {
+                seller,
+                interval,
+                energy_wh,
+                price_base_per_kwh,
+                fee_base_per_kwh,
+                expires_at_s,
+            } => {
+                w.bytes(seller);
+                w.u64(*interval);
+                w.u64(*energy_wh);
+                w.u128(*price_base_per_kwh);
+                w.u128(*fee_base_per_kwh);
+                w.u64(*expires_at_s);
+            }
+            Self::TradePost {
+                trade_id,
+                delivered_wh,
+            } => {
+                w.u128(*trade_id);
+                w.u64(*delivered_wh);
+            }
+            Self::TradeVoid { trade_id } => w.u128(*trade_id),
+            Self::CertificateTransfer {
+                certificate_id,
+                to,
+                energy_wh,
+            } => {
+                w.u64(*certificate_id);
+                w.bytes(to);
+                w.u64(*energy_wh);
+            }
+            Self::CertificateRetire {
+                certificate_id,
+                energy_wh,
+            } => {
+                w.u64(*certificate_id);
+                w.u64(*energy_wh);
+            }
+            Self::CerDistribution { period, payouts } => {
+                w.u64(*period);
+                // Bounded by MAX_PAYOUTS when built through `Tx::sign`; saturate defensively.
+                w.u16(u16::try_from(payouts.len()).unwrap_or(u16::MAX));
+                for p in payouts {
+                    w.bytes(&p.member);
+                    w.u128(p.amount);
+                }
+            }
+            Self::Burn { amount } => w.u128(*amount),
+        }
+    }
+
+    fn decode(kind: u8, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(match kind {
+            1 => Self::RegisterMember {
+                member: r.array("member")?,
+            },
+            2 => {
+                let meter = r.array("meter")?;
+                let member = r.array("member")?;
+                let code = r.u8("device")?;
+                let device = DeviceType::from_code(code).ok_or(DecodeError::Invalid {
+                    field: "device",
+                    value: u64::from(code),
+                })?;
+                Self::RegisterMeter {
+                    meter,
+                    member,
+                    device,
+                }
+            }
+            3 => Self::MeterReport {
+                interval: r.u64("interval")?,
+                produced_wh: r.u64("produced_wh")?,
+                consumed_wh: r.u64("consumed_wh")?,
+            },
+            4 => Self::Transfer {
+                to: r.array("to")?,
+                amount: r.u128("amount")?,
+            },
+            5 => Self::TradeCreate {
+                seller: r.array("seller")?,
+                interval: r.u64("interval")?,
+                energy_wh: r.u64("energy_wh")?,
+                price_base_per_kwh: r.u128("price_base_per_kwh")?,
+                fee_base_per_kwh: r.u128("fee_base_per_kwh")?,
+                expires_at_s: r.u64("expires_at_s")?,
+            },
+            6 => Self::TradePost {
+                trade_id: r.u128("trade_id")?,
+                delivered_wh: r.u64("delivered_wh")?,
+            },
+            7 => Self::TradeVoid {
+                trade_id: r.u128("trade_id")?,
+            },
+            8 => Self::CertificateTransfer {
+                certificate_id: r.u64("certificate_id")?,
+                to: r.array("to")?,
+                energy_wh: r.u64("energy_wh")?,
+            },
+            9 => Self::CertificateRetire {
+                certificate_id: r.u64("certificate_id")?,
+                energy_wh: r.u64("energy_wh")?,
+            },
+            10 => {
+                let period = r.u64("period")?;
+                let count = r.u16("payout_count")?;
+                if count == 0 || usize::from(count) > MAX_PAYOUTS {
+                    return Err(DecodeError::Invalid {
+                        field: "payout_count",
+                        value: u64::from(count),
+                    });
+                }
+                let mut payouts = Vec::with_capacity(usize::from(count));
+                for _ in 0..count {
+                    payouts.push(Payout {
+                        member: r.array("payout_member")?,
+                        amount: r.u128("payout_amount")?,
+                    });
+                }
+                Self::CerDistribution { period, payouts }
+            }
+            11 => Self::Burn {
+                amount: r.u128("amount")?,
+            },
+            other => {
+                return Err(DecodeError::Invalid {
+                    field: "kind",
+                    value: u64::from(other),
+                });
+            }
+        })
+    }
+}
+
+/// A decoded, signed transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tx {
+    /// 128-bit idempotency id.
+    pub id: u128,
+    /// Signer's public key.
+    pub signer: PublicKey,
+    /// Signer's nonce (must equal the account's next nonce).
+    pub nonce: u64,
+    /// What it does.
+    pub body: TxBody,
+    /// ed25519 signature.
+    pub signature: [u8; 64],
+}
+
+/// The message an ed25519 signature covers.
+pub fn signing_message(chain_id: u64, unsigned: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(TX_DOMAIN.len() + 8 + unsigned.len());
+    m.extend_from_slice(TX_DOMAIN);
+    m.extend_from_slice(&chain_id.to_le_bytes());
+    m.extend_from_slice(unsigned);
+    m
+}
+
+impl Tx {
+    /// Build, sign and encode a transaction. Returns the canonical bytes.
+    ///
+    /// A CER distribution with 0 or more than [`MAX_PAYOUTS`] payouts still encodes (so tests
+    /// can build it) but will not decode; the state machine records it as malformed.
+    pub fn sign(chain_id: u64, key: &SigningKey, id: u128, nonce: u64, body: TxBody) -> Vec<u8> {
+        let mut w = Writer::with_capacity(TX_HEADER_LEN + 128 + SIGNATURE_LEN);
+        w.u8(TX_VERSION);
+        w.u8(body.kind());
+        w.u128(id);
+        w.bytes(key.verifying_key().as_bytes());
+        w.u64(nonce);
+        body.encode(&mut w);
+        let sig = key.sign(&signing_message(chain_id, &w.buf));
+        w.bytes(&sig.to_bytes());
+        w.buf
+    }
+
+    /// Decode canonical bytes (the signature is *not* checked here).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > MAX_TX_LEN {
+            return Err(DecodeError::TooLong {
+                len: bytes.len(),
+                max: MAX_TX_LEN,
+            });
+        }
+        let mut r = Reader::new(bytes);
+        let version = r.u8("version")?;
+        if version != TX_VERSION {
+            return Err(DecodeError::Invalid {
+                field: "version",
+                value: u64::from(version),
+            });
+        }
+        let kind = r.u8("kind")?;
+        let id = r.u128("id")?;
+        let signer = r.array("signer")?;
+        let nonce = r.u64("nonce")?;
+        let body = TxBody::decode(kind, &mut r)?;
+        let signature = r.array("signature")?;
+        r.finish()?;
+        Ok(Self {
+            id,
+            signer,
+            nonce,
+            body,
+            signature,
+        })
+    }
+
+    /// The public keys this transaction names (signer first), for the per-account index.
+    pub fn involved_keys(&self) -> Vec<PublicKey> {
+        let mut keys = vec![self.signer];
+        match &self.body {
+            TxBody::RegisterMember { member } => keys.push(*member),
+            TxBody::RegisterMeter { meter, member, .. } => {
+                keys.push(*meter);
+                keys.push(*member);
+            }
+            TxBody::Transfer { to, .. } | TxBody::CertificateTransfer { to, .. } => keys.push(*to),
+            TxBody::TradeCreate { seller, .. } => keys.push(*seller),
+            TxBody::CerDistribution { payouts, .. } => {
+                keys.extend(payouts.iter().map(|p| p.member))
+            }
+            TxBody::MeterReport { .. }
+            | TxBody::TradePost { .. }
+            | TxBody::TradeVoid { .. }
+            | TxBody::CertificateRetire { .. }
+            | TxBody::Burn { .. } => {}
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+}
+
+/// Hash of a transaction's bytes as a Merkle leaf (the tx root is over these).
+pub fn tx_leaf(bytes: &[u8]) -> Hash {
+    crate::merkle::leaf_hash(bytes)
+}
+
+/// Hash of a transaction's bytes (its identity in the history digest).
+pub fn tx_hash(bytes: &[u8]) -> Hash {
+    sha256(&[b"SCG-LEDGER/TXHASH/v1", bytes])
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    fn key(i: u8) -> SigningKey {
+        SigningKey::from_bytes(&[i; 32])
+    }
+
+    fn all_bodies() -> Vec<TxBody> {
+        let k = [7u8; 32];
+        vec![
+            TxBody::RegisterMember { member: k },
+            TxBody::RegisterMeter {
+                meter: k,
+                member: [8; 32],
+                device: DeviceType::Wind,
+            },
+            TxBody::MeterReport {
+                interval: 3,
+                produced_wh: 4,
+                consumed_wh: 5,
+            },
+            TxBody::Transfer { to: k, amount: 9 },
+            TxBody::TradeCreate {
+                seller: k,
+                interval: 1,
+                energy_wh: 2,
+                price_base_per_kwh: 3,
+                fee_base_per_kwh: 4,
+                expires_at_s: 5,
+            },
+            TxBody::TradePost {
+                trade_id: 1,
+                delivered_wh: 2,
+            },
+            TxBody::TradeVoid { trade_id: 3 },
+            TxBody::CertificateTransfer {
+                certificate_id: 1,
+                to: k,
+                energy_wh: 2,
+            },
+            TxBody::CertificateRetire {
+                certificate_id: 1,
+                energy_wh: 2,
+            },
+            TxBody::CerDistribution {
+                period: 1,
+                payouts: vec![Payout {
+                    member: k,
+                    amount: 5,
+                }],
+            },
+            TxBody::Burn { amount: 1 },
+        ]
+    }
+
+    #[test]
+    fn every_kind_round_trips_with_documented_layout() {
+        for (i, body) in all_bodies().into_iter().enumerate() {
+            let bytes = Tx::sign(42, &key(1), 1000 + i as u128, 7, body.clone());
+            assert_eq!(bytes[0], TX_VERSION);
+            assert_eq!(bytes[1], body.kind());
+            assert_eq!(
+                u128::from_le_bytes(bytes[2..18].try_into().unwrap()),
+                1000 + i as u128
+            );
+            assert_eq!(&bytes[18..50], key(1).verifying_key().as_bytes());
+            assert_eq!(u64::from_le_bytes(bytes[50..58].try_into().unwrap()), 7);
+            let tx = Tx::decode(&bytes).unwrap();
+            assert_eq!(tx.body, body);
+            assert_eq!(tx.nonce, 7);
+            // Truncation and extension both fail.
+            assert!(Tx::decode(&bytes[..bytes.len() - 1]).is_err());
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert_eq!(Tx::decode(&longer), Err(DecodeError::Trailing { count: 1 }));
+        }
+    }
+
+    #[test]
+    fn fixed_lengths() {
+        // Header 58 + body + 64: a transfer is 58 + 48 + 64 = 170 bytes.
+        let b = Tx::sign(
+            1,
+            &key(1),
+            1,
+            0,
+            TxBody::Transfer {
+                to: [0; 32],
+                amount: 1,
+            },
+        );
+        assert_eq!(b.len(), 170);
+        let b = Tx::sign(
+            1,
+            &key(1),
+            1,
+            0,
+            TxBody::MeterReport {
+                interval: 0,
+                produced_wh: 0,
+                consumed_wh: 0,
+            },
+        );
+        assert_eq!(b.len(), 58 + 24 + 64);
+    }
+
+    #[test]
+    fn bad_version_kind_device_and_count_are_errors() {
+        let mut b = Tx::sign(1, &key(1), 1, 0, TxBody::Burn { amount: 1 });
+        b[0] = 2;
+        assert!(matches!(
+            Tx::decode(&b),
+            Err(DecodeError::Invalid {
+                field: "version",
+                ..
+            })
+        ));
+        b[0] = 1;
+        b[1] = 99;
+        assert!(matches!(
+            Tx::decode(&b),
+            Err(DecodeError::Invalid { field: "kind", .. })
+        ));
+        let mut m = Tx::sign(
+            1,
+            &key(1),
+            1,
+            0,
+            TxBody::RegisterMeter {
+                meter: [1; 32],
+                member: [2; 32],
+                device: DeviceType::Pv,
+            },
+        );
+        m[58 + 64] = 0;
+        assert!(matches!(
+            Tx::decode(&m),
+            Err(DecodeError::Invalid {
+                field: "device",
+                ..
+            })
+        ));
+        let empty = Tx::sign(
+            1,
+            &key(1),
+            1,
+            0,
+            TxBody::CerDistribution {
+                period: 1,
+                payouts: vec![],
+            },
+        );
+        assert!(matches!(
+            Tx::decode(&empty),
+            Err(DecodeError::Invalid {
+                field: "payout_count",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Tx::decode(&vec![1u8; MAX_TX_LEN + 1]),
+            Err(DecodeError::TooLong { .. })
+        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = Tx::decode(&bytes);
+        }
+
+        #[test]
+        fn decoder_never_panics_on_mutated_valid_tx(kind in 0usize..11, flips in proptest::collection::vec((0usize..300, any::<u8>()), 1..6), cut in 0usize..300) {
+            let body = all_bodies()[kind].clone();
+            let mut b = Tx::sign(3, &key(2), 9, 1, body);
+            for (pos, v) in flips { let n = b.len(); b[pos % n] ^= v; }
+            let _ = Tx::decode(&b);
+            let n = b.len();
+            let _ = Tx::decode(&b[..cut % (n + 1)]);
+        }
+    }
+}
