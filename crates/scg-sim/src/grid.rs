@@ -3,7 +3,7 @@
 //! demand charges) as HOMER computes it without net metering (homer.md §4.3).
 //!
 //! Tariffs: a flat price; Italian time-of-use bands F1/F2/F3 (ARERA 181/06; the band of each
-//! step is an input here, computed from the calendar by `scg_resource::tariff`); or the hourly
+//! step is an input here: `scg_resource::tariff::bands` computes it from the time grid); or the hourly
 //! zonal price plus a fixed adder for network charges and taxes. Sell-back: none, flat, the
 //! zonal price, or the Ritiro Dedicato (GSE buys at the hourly zonal price with a minimum
 //! guaranteed price on the first 1,500 MWh of the year, trued up at year end to the zonal value
@@ -14,16 +14,9 @@
 use crate::component_error::{ComponentError, Problems, check_len};
 use serde::{Deserialize, Serialize};
 
-/// An Italian retail time-of-use band (ARERA 181/06).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum TouBand {
-    /// Peak: Mon–Fri 08–19, not on holidays.
-    F1,
-    /// Mid: Mon–Fri 07–08 and 19–23, Saturday 07–23.
-    F2,
-    /// Off-peak: nights, Sundays and holidays.
-    F3,
-}
+/// An Italian retail time-of-use band (ARERA 181/06), as `scg_resource::tariff` computes it
+/// from the calendar (holidays included).
+pub use scg_resource::tariff::Band as TouBand;
 
 /// How energy bought from the grid is priced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
