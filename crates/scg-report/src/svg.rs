@@ -265,7 +265,7 @@ pub fn daily_profiles_chart(title: &str, daily: &[[f64; 24]], width: f64) -> Str
         );
         let mut f = Frame::new(cell_w, cell_h, 24.0, y_top);
         f.left = 34.0;
-        f.top = 16.0;
+        f.top = 22.0;
         f.bottom = 20.0;
         let ticks: Vec<_> = [0, 6, 12, 18, 24]
             .iter()
@@ -331,7 +331,7 @@ pub fn heat_map(title: &str, hourly: &[f64], width: f64) -> Result<String, Repor
     let data = base64::engine::general_purpose::STANDARD.encode(&png_bytes);
     let height = 230.0;
     let mut frame = Frame::new(width, height, days as f64, 24.0);
-    frame.right = 70.0; // room for the colour bar
+    frame.right = 86.0; // room for the colour bar
     let mut s = frame.open(title, "hour of day", &month_ticks(1.0));
     let (x0, y0) = (frame.x(0.0), frame.y(24.0));
     let (w, h) = (frame.x(days as f64) - x0, frame.y(0.0) - y0);
@@ -340,7 +340,7 @@ pub fn heat_map(title: &str, hourly: &[f64], width: f64) -> Result<String, Repor
         r#"<image x="{x0:.1}" y="{y0:.1}" width="{w:.1}" height="{h:.1}" preserveAspectRatio="none" style="image-rendering:pixelated" href="data:image/png;base64,{data}"/>"#
     );
     // Colour bar.
-    let bx = width - 60.0;
+    let bx = width - 78.0;
     for i in 0..50 {
         let c = ramp(f64::from(i) / 49.0);
         let _ = write!(

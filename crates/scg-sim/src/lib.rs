@@ -10,6 +10,7 @@
 //! Never does I/O, never reads the clock, never draws from an unseeded generator: the same
 //! scenario, inputs and seed give the same result, bit for bit.
 
+pub mod dispatch;
 pub mod engine;
 pub mod inputs;
 pub mod metrics;
