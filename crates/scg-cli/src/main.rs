@@ -26,6 +26,9 @@ enum Command {
     /// Print or check scenario files.
     #[command(subcommand)]
     Scenario(commands::scenario::Command),
+    /// Clear community P2P orders (pay-as-clear, pay-as-bid, pay-as-offer).
+    #[command(subcommand)]
+    Market(commands::market::Command),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Simulate(args) => commands::simulate::run(args),
         Command::Scenario(cmd) => commands::scenario::run(cmd),
+        Command::Market(cmd) => commands::market::run(cmd),
     };
     match result {
         Ok(code) => code,

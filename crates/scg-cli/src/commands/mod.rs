@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
+pub mod market;
 pub mod scenario;
 pub mod simulate;
