@@ -20,6 +20,7 @@
 
 use crate::component_error::{ComponentError, Problems, check_input};
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 
 /// What a charge or discharge call actually did.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -153,6 +154,7 @@ impl BatteryParams {
 pub struct IdealBattery {
     params: BatteryParams,
     eta: f64,
+    inv_eta: f64,
     stored_kwh: f64,
     throughput_kwh: f64,
 }
@@ -163,6 +165,7 @@ impl IdealBattery {
         params.check()?;
         Ok(Self {
             eta: params.one_way_efficiency(),
+            inv_eta: 1.0 / params.one_way_efficiency(),
             stored_kwh: params.initial_soc * params.capacity_kwh,
             throughput_kwh: 0.0,
             params,
@@ -189,7 +192,7 @@ impl Storage for IdealBattery {
             return 0.0;
         }
         let room = (self.params.capacity_kwh - self.stored_kwh).max(0.0);
-        self.params.max_charge_kw.min(room / (self.eta * dt_h))
+        self.params.max_charge_kw.min(room * self.inv_eta / dt_h)
     }
     fn max_discharge_kw(&self, dt_h: f64) -> f64 {
         if !usable_dt(dt_h) {
@@ -218,7 +221,7 @@ impl Storage for IdealBattery {
         let power_kw =
             check_input("discharge power_kw", power_kw)?.min(self.max_discharge_kw(dt_h));
         let before = self.stored_kwh;
-        self.stored_kwh = (before - power_kw * dt_h / self.eta).max(self.min_stored_kwh());
+        self.stored_kwh = (before - power_kw * dt_h * self.inv_eta).max(self.min_stored_kwh());
         let terminal = power_kw * dt_h;
         let change = self.stored_kwh - before;
         self.throughput_kwh -= change;
@@ -261,11 +264,35 @@ pub struct KineticBattery {
     params: BatteryParams,
     kinetic: KineticParams,
     eta: f64,
+    // Reciprocals keep divisions (slow, and serial in the step chain) out of the step path.
+    inv_eta: f64,
+    inv_k: f64,
     /// Available energy, kWh.
     q1_kwh: f64,
     /// Bound energy, kWh.
     q2_kwh: f64,
     throughput_kwh: f64,
+    /// The exponential terms of the last step length used: steps rarely change length, and
+    /// this keeps `exp` out of the per-step path (the dispatcher asks limits, then applies).
+    coefficients: Cell<StepCoefficients>,
+}
+
+/// Terms of the KiBaM equations that depend only on the step length.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct StepCoefficients {
+    dt_h: f64,
+    /// `1 / Δt`
+    inv_dt: f64,
+    /// `e^(−kΔt)`
+    e: f64,
+    /// `1 − e^(−kΔt)`
+    one_minus_e: f64,
+    /// `kΔt − 1 + e^(−kΔt)`
+    ramp: f64,
+    /// `1 / (1 − e + c(kΔt − 1 + e))`
+    inv_denom: f64,
+    /// `(1 − e^(−α_c·Δt)) / Δt` (or `1/Δt` without a charge-rate limit)
+    mcr_per_h: f64,
 }
 
 impl KineticBattery {
@@ -301,9 +328,21 @@ impl KineticBattery {
         let q = params.initial_soc * params.capacity_kwh;
         Ok(Self {
             eta: params.one_way_efficiency(),
+            inv_eta: 1.0 / params.one_way_efficiency(),
+            inv_k: 1.0 / kinetic.rate_constant_per_h,
             q1_kwh: c * q,
             q2_kwh: (1.0 - c) * q,
             throughput_kwh: 0.0,
+            // NaN never equals a step length, so the first use computes the terms.
+            coefficients: Cell::new(StepCoefficients {
+                dt_h: f64::NAN,
+                inv_dt: 0.0,
+                e: 0.0,
+                one_minus_e: 0.0,
+                ramp: 0.0,
+                inv_denom: 0.0,
+                mcr_per_h: 0.0,
+            }),
             params,
             kinetic,
         })
@@ -324,11 +363,31 @@ impl KineticBattery {
         self.kinetic
     }
 
-    /// `(e^(−kΔt), 1 − e^(−kΔt), kΔt − 1 + e^(−kΔt))`, computed without cancellation.
-    fn exp_terms(&self, dt_h: f64) -> (f64, f64, f64) {
+    /// The step-length terms, computed without cancellation (`exp_m1`) and cached.
+    fn coefficients(&self, dt_h: f64) -> StepCoefficients {
+        let cached = self.coefficients.get();
+        if cached.dt_h == dt_h {
+            return cached;
+        }
         let kdt = self.kinetic.rate_constant_per_h * dt_h;
         let one_minus_e = -(-kdt).exp_m1();
-        (1.0 - one_minus_e, one_minus_e, kdt - one_minus_e)
+        let ramp = kdt - one_minus_e;
+        let alpha = self.kinetic.max_charge_rate_per_h;
+        let fresh = StepCoefficients {
+            dt_h,
+            inv_dt: 1.0 / dt_h,
+            e: 1.0 - one_minus_e,
+            one_minus_e,
+            ramp,
+            inv_denom: 1.0 / (one_minus_e + self.kinetic.capacity_ratio * ramp),
+            mcr_per_h: if alpha.is_finite() {
+                -(-alpha * dt_h).exp_m1() / dt_h
+            } else {
+                1.0 / dt_h
+            },
+        };
+        self.coefficients.set(fresh);
+        fresh
     }
 
     /// HOMER's `P_dmax,kbm`: the tank-side power that empties `Q1` exactly at the end of the step.
@@ -339,9 +398,8 @@ impl KineticBattery {
         let k = self.kinetic.rate_constant_per_h;
         let c = self.kinetic.capacity_ratio;
         let q = self.q1_kwh + self.q2_kwh;
-        let (e, ome, ramp) = self.exp_terms(dt_h);
-        let denom = ome + c * ramp;
-        ((k * self.q1_kwh * e + q * k * c * ome) / denom).max(0.0)
+        let t = self.coefficients(dt_h);
+        ((k * self.q1_kwh * t.e + q * k * c * t.one_minus_e) * t.inv_denom).max(0.0)
     }
 
     /// HOMER's `P_cmax,kbm` (as a positive number): the tank-side power that fills `Q1` to
@@ -354,9 +412,8 @@ impl KineticBattery {
         let c = self.kinetic.capacity_ratio;
         let q = self.q1_kwh + self.q2_kwh;
         let q_max = self.params.capacity_kwh;
-        let (e, ome, ramp) = self.exp_terms(dt_h);
-        let denom = ome + c * ramp;
-        ((k * c * q_max - k * self.q1_kwh * e - q * k * c * ome) / denom).max(0.0)
+        let t = self.coefficients(dt_h);
+        ((k * c * q_max - k * self.q1_kwh * t.e - q * k * c * t.one_minus_e) * t.inv_denom).max(0.0)
     }
 
     /// Tank-side charge limit: `MIN(P_cmax,kbm, P_cmax,mcr, P_cmax,mcc)`, and never more than
@@ -364,23 +421,19 @@ impl KineticBattery {
     fn max_charge_tank_kw(&self, dt_h: f64) -> f64 {
         let q = self.q1_kwh + self.q2_kwh;
         let room = (self.params.capacity_kwh - q).max(0.0);
-        let alpha = self.kinetic.max_charge_rate_per_h;
-        let mcr = if alpha.is_finite() {
-            -(-alpha * dt_h).exp_m1() * room / dt_h
-        } else {
-            room / dt_h
-        };
+        let t = self.coefficients(dt_h);
         self.kibam_max_charge_kw(dt_h)
-            .min(mcr)
+            .min(t.mcr_per_h * room)
             .min(self.kinetic.max_charge_current_kw)
-            .min(room / dt_h)
+            .min(room * t.inv_dt)
     }
 
     /// Tank-side discharge limit: `P_dmax,kbm`, and never below the minimum state of charge.
     fn max_discharge_tank_kw(&self, dt_h: f64) -> f64 {
         let q = self.q1_kwh + self.q2_kwh;
         let usable = (q - self.params.min_soc * self.params.capacity_kwh).max(0.0);
-        self.kibam_max_discharge_kw(dt_h).min(usable / dt_h)
+        self.kibam_max_discharge_kw(dt_h)
+            .min(usable * self.coefficients(dt_h).inv_dt)
     }
 
     /// Advances both tanks by one step at constant tank-side power `p_kw` (> 0 discharges).
@@ -388,8 +441,9 @@ impl KineticBattery {
         let k = self.kinetic.rate_constant_per_h;
         let c = self.kinetic.capacity_ratio;
         let q = self.q1_kwh + self.q2_kwh;
-        let (e, ome, ramp) = self.exp_terms(dt_h);
-        let q1 = self.q1_kwh * e + (q * k * c - p_kw) * ome / k - p_kw * c * ramp / k;
+        let t = self.coefficients(dt_h);
+        let q1 = self.q1_kwh * t.e + (q * k * c - p_kw) * t.one_minus_e * self.inv_k
+            - p_kw * c * t.ramp * self.inv_k;
         // Q2 from the total keeps Q1 + Q2 = Q − P·Δt exact up to one rounding; it equals
         // Q2·e + Q(1 − c)(1 − e) − P(1 − c)(kΔt − 1 + e)/k analytically.
         let total = q - p_kw * dt_h;
@@ -419,7 +473,7 @@ impl Storage for KineticBattery {
         // Charging losses occur before the energy enters the tanks: P_cmax = MIN(...) / η_c.
         self.params
             .max_charge_kw
-            .min(self.max_charge_tank_kw(dt_h) / self.eta)
+            .min(self.max_charge_tank_kw(dt_h) * self.inv_eta)
     }
     fn max_discharge_kw(&self, dt_h: f64) -> f64 {
         if !usable_dt(dt_h) {
@@ -449,7 +503,7 @@ impl Storage for KineticBattery {
         let power_kw =
             check_input("discharge power_kw", power_kw)?.min(self.max_discharge_kw(dt_h));
         let before = self.stored_kwh();
-        self.step_tanks(power_kw / self.eta, dt_h);
+        self.step_tanks(power_kw * self.inv_eta, dt_h);
         let terminal = power_kw * dt_h;
         let change = self.stored_kwh() - before;
         self.throughput_kwh -= change;
