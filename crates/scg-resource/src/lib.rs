@@ -13,6 +13,7 @@
 pub mod gme;
 pub mod load;
 pub mod profiles;
+pub mod solar;
 pub mod tariff;
 
 /// Errors of the resource crate: bad input data, named by source, line and field.
