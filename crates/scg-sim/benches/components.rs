@@ -127,15 +127,9 @@ fn grid_and_cer_year(c: &mut Criterion) {
     let members: Vec<CerMember<'_>> = (0..5)
         .map(|m| {
             if m % 2 == 0 {
-                CerMember {
-                    injected_kwh: &sell,
-                    withdrawn_kwh: &buy,
-                }
+                CerMember::new(&sell, &buy)
             } else {
-                CerMember {
-                    injected_kwh: &buy,
-                    withdrawn_kwh: &sell,
-                }
+                CerMember::new(&buy, &sell)
             }
         })
         .collect();

@@ -16,8 +16,12 @@
 //! hour, and a consumers' share, divided pro rata to their withdrawal in that hour. Allocations
 //! sum to the community total.
 //!
-//! Simplifications: one plant size class and one region for the whole community; all members
-//! under the same primary substation and market zone. This module does no I/O.
+//! Incentivised energy goes to the plants in GSE's order (oldest first, each up to its
+//! injection; the members' order stands for their plants' order of entry into service), each
+//! paid at its own size class's tariff; members without their own class use the community's.
+//!
+//! Simplifications: one plant per member; one region (PV or not) for the whole community; all
+//! members under the same primary substation and market zone. This module does no I/O.
 
 use crate::component_error::{ComponentError, Problems, check_len};
 use serde::{Deserialize, Serialize};
@@ -157,12 +161,25 @@ pub struct CerParams {
 }
 
 /// One member's hourly meter data, kWh per hour.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct CerMember<'a> {
     /// Energy its plants injected into the grid, each hour.
     pub injected_kwh: &'a [f64],
     /// Energy it withdrew from the grid, each hour.
     pub withdrawn_kwh: &'a [f64],
+    /// Size class of its plant when it differs from the community's ([`CerParams::size_class`]).
+    pub size_class: Option<PlantSizeClass>,
+}
+
+impl<'a> CerMember<'a> {
+    /// A member whose plant (if any) is of the community's size class.
+    pub fn new(injected_kwh: &'a [f64], withdrawn_kwh: &'a [f64]) -> Self {
+        Self {
+            injected_kwh,
+            withdrawn_kwh,
+            size_class: None,
+        }
+    }
 }
 
 /// One member's share of the year.
@@ -176,6 +193,11 @@ pub struct CerMemberResult {
     pub shared_as_producer_kwh: f64,
     /// Shared energy attributed to it as a consumer (pro rata to withdrawal), kWh.
     pub shared_as_consumer_kwh: f64,
+    /// Shared energy incentivised on its plant (GSE's order: members' plants in the order
+    /// given, taken as their order of entry into service, each up to its injection), kWh.
+    pub incentivised_kwh: f64,
+    /// Incentive earned by its plant at its size class's tariff, EUR.
+    pub plant_incentive_eur: f64,
     /// Its allocation of incentive + valorisation, EUR.
     pub allocated_eur: f64,
 }
@@ -198,7 +220,8 @@ pub struct CerResult {
 }
 
 /// Computes the year's shared energy, incentive, valorisation and per-member allocation.
-/// `zonal_price_eur_per_mwh` and every member series are hourly and of the same length.
+/// `zonal_price_eur_per_mwh` and every member series are hourly and of the same length
+/// (see [`evaluate_steps`] for sub-hourly member series).
 pub fn evaluate(
     params: &CerParams,
     zonal_price_eur_per_mwh: &[f64],
@@ -261,12 +284,26 @@ pub fn evaluate(
         if shared <= 0.0 {
             continue;
         }
-        let tip = incentive_tariff_eur_per_mwh(
-            params.size_class,
-            zonal_price_eur_per_mwh[h],
-            params.pv_bonus_eur_per_mwh,
-        );
-        let incentive = shared * tip / 1000.0;
+        // GSE gives the hour's shared energy to the plants oldest first, each up to its
+        // injection, and pays each plant's share at its own size class's tariff.
+        let mut incentive = 0.0;
+        let mut left = shared;
+        for (r, member) in out.iter_mut().zip(members) {
+            if left <= 0.0 {
+                break;
+            }
+            let take = member.injected_kwh[h].min(left);
+            left -= take;
+            let tip = incentive_tariff_eur_per_mwh(
+                member.size_class.unwrap_or(params.size_class),
+                zonal_price_eur_per_mwh[h],
+                params.pv_bonus_eur_per_mwh,
+            );
+            let earned = take * tip / 1000.0;
+            r.incentivised_kwh += take;
+            r.plant_incentive_eur += earned;
+            incentive += earned;
+        }
         let valorisation = shared * params.valorisation_eur_per_mwh / 1000.0;
         incentive_eur += incentive;
         valorisation_eur += valorisation;
@@ -396,4 +433,34 @@ impl CerConfig {
             producer_share: self.producer_share_pct / 100.0,
         }
     }
+}
+
+/// [`evaluate`] for member series at `steps_per_hour` steps per hour (e.g. 4 for 15-minute
+/// steps): they are summed to hours first, as the shared-energy rule is hourly.
+/// `zonal_price_eur_per_mwh` stays hourly.
+pub fn evaluate_steps(
+    params: &CerParams,
+    zonal_price_eur_per_mwh: &[f64],
+    members: &[CerMember<'_>],
+    steps_per_hour: usize,
+) -> Result<CerResult, ComponentError> {
+    let hourly: Vec<(Vec<f64>, Vec<f64>)> = members
+        .iter()
+        .map(|m| {
+            Ok((
+                to_hourly(m.injected_kwh, steps_per_hour)?,
+                to_hourly(m.withdrawn_kwh, steps_per_hour)?,
+            ))
+        })
+        .collect::<Result<_, ComponentError>>()?;
+    let hourly_members: Vec<CerMember<'_>> = hourly
+        .iter()
+        .zip(members)
+        .map(|((i, w), m)| CerMember {
+            injected_kwh: i,
+            withdrawn_kwh: w,
+            size_class: m.size_class,
+        })
+        .collect();
+    evaluate(params, zonal_price_eur_per_mwh, &hourly_members)
 }

@@ -47,14 +47,8 @@ fn hand_computed_community_year() {
         producer_share: 0.7,
     };
     let members = [
-        CerMember {
-            injected_kwh: &[10.0, 4.0, 0.0],
-            withdrawn_kwh: &[0.0, 0.0, 5.0],
-        },
-        CerMember {
-            injected_kwh: &[0.0, 0.0, 0.0],
-            withdrawn_kwh: &[6.0, 8.0, 3.0],
-        },
+        CerMember::new(&[10.0, 4.0, 0.0], &[0.0, 0.0, 5.0]),
+        CerMember::new(&[0.0, 0.0, 0.0], &[6.0, 8.0, 3.0]),
     ];
     let r = evaluate(&params, &[100.0, 150.0, 50.0], &members).unwrap();
     assert_eq!(r.hourly_shared_kwh, vec![6.0, 4.0, 0.0]);
@@ -68,6 +62,50 @@ fn hand_computed_community_year() {
     assert!((r.members[1].shared_as_consumer_kwh - 10.0).abs() < 1e-12);
     assert!((r.members[0].injected_kwh - 14.0).abs() < 1e-12);
     assert!((r.members[1].withdrawn_kwh - 17.0).abs() < 1e-12);
+    assert!((r.members[0].incentivised_kwh - 10.0).abs() < 1e-12);
+    assert!((r.members[0].plant_incentive_eur - 1.26).abs() < 1e-12);
+    assert_eq!(r.members[1].incentivised_kwh, 0.0);
+}
+
+/// Two plants of different size classes share one hour of 8 kWh (zonal price 100 EUR/MWh,
+/// PV North): GSE gives the oldest plant (listed first) its full 5 kWh injection, the other
+/// the remaining 3 kWh.
+/// - over 600 kW: min(100, 60 + 80) + 10 = 110 EUR/MWh; up to 200 kW: 130 EUR/MWh;
+/// - big plant first: 5·0.110 + 3·0.130 = 0.94 EUR; small plant first: 5·0.130 + 3·0.110 =
+///   0.98 EUR.
+#[test]
+fn plants_of_different_classes_in_gse_order() {
+    let params = CerConfig::default().params();
+    let big = CerMember {
+        size_class: Some(PlantSizeClass::Over600Kw),
+        ..CerMember::new(&[5.0], &[0.0])
+    };
+    let small = CerMember::new(&[5.0], &[0.0]);
+    let consumer = CerMember::new(&[0.0], &[8.0]);
+    let r = evaluate(&params, &[100.0], &[big, small, consumer]).unwrap();
+    assert!((r.incentive_eur - 0.94).abs() < 1e-12);
+    assert!((r.members[0].incentivised_kwh - 5.0).abs() < 1e-12);
+    assert!((r.members[1].incentivised_kwh - 3.0).abs() < 1e-12);
+    assert!((r.members[0].plant_incentive_eur - 0.55).abs() < 1e-12);
+    let r = evaluate(&params, &[100.0], &[small, big, consumer]).unwrap();
+    assert!((r.incentive_eur - 0.98).abs() < 1e-12);
+}
+
+/// The rule is hourly: a quarter hour of injection and a later quarter hour of withdrawal in
+/// the same hour share energy.
+#[test]
+fn quarter_hours_share_within_the_hour() {
+    let params = CerConfig::default().params();
+    let producer = CerMember::new(&[4.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0], &[0.0; 8]);
+    let consumer = CerMember::new(&[0.0; 8], &[0.0, 0.0, 0.0, 4.0, 0.5, 0.5, 0.5, 0.5]);
+    let r =
+        scg_sim::cer::evaluate_steps(&params, &[200.0, 200.0], &[producer, consumer], 4).unwrap();
+    assert_eq!(r.hourly_shared_kwh, vec![4.0, 2.0]);
+    // 6 kWh at 90 + 8 EUR/MWh.
+    assert!((r.total_eur - 6.0 * 0.098).abs() < 1e-12);
+    assert!(
+        scg_sim::cer::evaluate_steps(&params, &[200.0, 200.0], &[producer, consumer], 3).is_err()
+    );
 }
 
 #[test]
@@ -87,10 +125,7 @@ fn hourly_aggregation_and_errors() {
         Err(ComponentError::InvalidInput { .. })
     ));
     let params = CerConfig::default().params();
-    let short = [CerMember {
-        injected_kwh: &[1.0],
-        withdrawn_kwh: &[1.0, 1.0],
-    }];
+    let short = [CerMember::new(&[1.0], &[1.0, 1.0])];
     assert!(evaluate(&params, &[100.0, 100.0], &short).is_err());
     let bad = CerParams {
         producer_share: 1.5,
@@ -153,7 +188,7 @@ proptest! {
     ) {
         let members: Vec<CerMember<'_>> = data
             .iter()
-            .map(|(i, w)| CerMember { injected_kwh: i, withdrawn_kwh: w })
+            .map(|(i, w)| CerMember::new(i, w))
             .collect();
         let params = CerParams {
             size_class: PlantSizeClass::UpTo200Kw,
@@ -182,5 +217,11 @@ proptest! {
         // The TIP is between 60 and 130 EUR/MWh, so the incentive is bounded by the energy.
         prop_assert!(r.incentive_eur <= r.shared_energy_kwh * 0.130 + 1e-9);
         prop_assert!(r.incentive_eur >= r.shared_energy_kwh * 0.090 - 1e-9);
+        // GSE's allocation gives out exactly the shared energy, within each plant's injection.
+        let incentivised: f64 = r.members.iter().map(|m| m.incentivised_kwh).sum();
+        prop_assert!((incentivised - r.shared_energy_kwh).abs() < 1e-9 * r.shared_energy_kwh.max(1.0));
+        for m in &r.members {
+            prop_assert!(m.incentivised_kwh <= m.injected_kwh * (1.0 + 1e-12) + 1e-12);
+        }
     }
 }
