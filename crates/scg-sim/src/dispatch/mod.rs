@@ -84,6 +84,108 @@ impl StepFlows {
     }
 }
 
+/// A prosumer's own stage: generation serves load, the battery takes the surplus or covers
+/// the deficit. What remains (`residual_kw`, > 0 surplus, < 0 deficit) goes to the community.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LocalFlows {
+    pub battery_in_kw: f64,
+    pub battery_out_kw: f64,
+    pub residual_kw: f64,
+}
+
+/// Stage 1 of the step for one prosumer. It depends on nothing but the prosumer's own inputs
+/// and battery — which is what lets a sizing search cache it per prosumer design.
+pub fn local_step(
+    input: &StepInput,
+    unit: Option<&mut BatteryUnit>,
+    dt_h: f64,
+) -> Result<LocalFlows, ComponentError> {
+    let net = input.renewable_kw - input.load_kw;
+    let mut f = LocalFlows::default();
+    if let Some(unit) = unit {
+        if net > 0.0 {
+            f.battery_in_kw = charge(unit, net, dt_h)?;
+        } else if net < 0.0 {
+            f.battery_out_kw = discharge(unit, -net, dt_h)?;
+        }
+    }
+    f.residual_kw = residual_kw(input, f.battery_in_kw, f.battery_out_kw);
+    Ok(f)
+}
+
+/// What a prosumer brings to (> 0) or needs from (< 0) the community after its battery.
+#[inline]
+fn residual_kw(input: &StepInput, battery_in_kw: f64, battery_out_kw: f64) -> f64 {
+    (input.renewable_kw + battery_out_kw) - (input.load_kw + battery_in_kw)
+}
+
+/// Stage 2 of the step: how the community's total surplus and deficit are split between
+/// neighbours and the grid.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CommunityShares {
+    pub surplus_kw: f64,
+    pub deficit_kw: f64,
+    /// Sold to the grid before sharing (grid at peak).
+    pub first_to_grid_kw: f64,
+    /// Traded between neighbours.
+    pub shared_kw: f64,
+    /// Sold to the grid after sharing.
+    pub to_grid_kw: f64,
+    /// Bought from the grid.
+    pub from_grid_kw: f64,
+}
+
+/// A prosumer's part of the community stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Allocation {
+    pub p2p_import_kw: f64,
+    pub p2p_export_kw: f64,
+    pub grid_import_kw: f64,
+    pub grid_export_kw: f64,
+    pub excess_kw: f64,
+    pub unmet_kw: f64,
+}
+
+impl CommunityShares {
+    /// Split a community's `surplus_kw` (Σ positive residuals) and `deficit_kw` (Σ negative
+    /// residuals, as a positive number) under the step's conditions.
+    pub fn new(surplus_kw: f64, deficit_kw: f64, ctx: &StepContext) -> Self {
+        let first_to_grid_kw = if ctx.grid_at_peak {
+            surplus_kw.min(ctx.max_sale_kw)
+        } else {
+            0.0
+        };
+        let shared_kw = (surplus_kw - first_to_grid_kw).min(deficit_kw);
+        Self {
+            surplus_kw,
+            deficit_kw,
+            first_to_grid_kw,
+            shared_kw,
+            to_grid_kw: (surplus_kw - first_to_grid_kw - shared_kw)
+                .min(ctx.max_sale_kw - first_to_grid_kw),
+            from_grid_kw: (deficit_kw - shared_kw).min(ctx.max_purchase_kw),
+        }
+    }
+
+    /// The flows of a prosumer whose residual is `residual_kw`, pro rata.
+    #[inline]
+    pub fn allocate(&self, residual_kw: f64) -> Allocation {
+        let mut a = Allocation::default();
+        if residual_kw > 0.0 {
+            let share = residual_kw / self.surplus_kw;
+            a.grid_export_kw = (self.first_to_grid_kw + self.to_grid_kw) * share;
+            a.p2p_export_kw = self.shared_kw * share;
+            a.excess_kw = (residual_kw - a.grid_export_kw - a.p2p_export_kw).max(0.0);
+        } else if residual_kw < 0.0 {
+            let share = -residual_kw / self.deficit_kw;
+            a.p2p_import_kw = self.shared_kw * share;
+            a.grid_import_kw = self.from_grid_kw * share;
+            a.unmet_kw = (-residual_kw - a.p2p_import_kw - a.grid_import_kw).max(0.0);
+        }
+        a
+    }
+}
+
 /// Run one step for every prosumer. `batteries[i]` is prosumer `i`'s battery, if any;
 /// `flows` receives one entry per prosumer (cleared first).
 pub fn community_step(
@@ -93,72 +195,50 @@ pub fn community_step(
     flows: &mut Vec<StepFlows>,
 ) -> Result<(), ComponentError> {
     flows.clear();
-    // 1–2: own generation, then own battery.
+    let (mut surplus_kw, mut deficit_kw) = (0.0, 0.0);
     for (input, unit) in inputs.iter().zip(batteries.iter_mut()) {
-        let mut f = StepFlows {
+        let local = local_step(input, unit.as_mut(), ctx.dt_h)?;
+        surplus_kw += local.residual_kw.max(0.0);
+        deficit_kw += (-local.residual_kw).max(0.0);
+        flows.push(StepFlows {
             load_kw: input.load_kw,
             renewable_kw: input.renewable_kw,
+            battery_in_kw: local.battery_in_kw,
+            battery_out_kw: local.battery_out_kw,
             ..StepFlows::default()
-        };
-        let net = input.renewable_kw - input.load_kw;
-        if let Some(unit) = unit {
-            if net > 0.0 {
-                f.battery_in_kw = charge(unit, net, ctx.dt_h)?;
-            } else if net < 0.0 {
-                f.battery_out_kw = discharge(unit, -net, ctx.dt_h)?;
-            }
-        }
-        flows.push(f);
+        });
     }
-    // Residual surplus (> 0) or deficit (< 0) of each prosumer after its battery.
-    let residual = |f: &StepFlows| f.renewable_kw + f.battery_out_kw - f.load_kw - f.battery_in_kw;
-    let surplus_kw: f64 = flows.iter().map(|f| residual(f).max(0.0)).sum();
-    let deficit_kw: f64 = flows.iter().map(|f| (-residual(f)).max(0.0)).sum();
-
-    // 3: at peak the grid takes surplus first.
-    let first_to_grid = if ctx.grid_at_peak {
-        surplus_kw.min(ctx.max_sale_kw)
-    } else {
-        0.0
-    };
-    let shared = (surplus_kw - first_to_grid).min(deficit_kw);
-    // 4: the rest to or from the grid, within the connection's limits.
-    let to_grid = (surplus_kw - first_to_grid - shared).min(ctx.max_sale_kw - first_to_grid);
-    let from_grid = (deficit_kw - shared).min(ctx.max_purchase_kw);
-
-    for f in flows.iter_mut() {
-        let r = residual(f);
-        if r > 0.0 {
-            let share = r / surplus_kw;
-            f.grid_export_kw = (first_to_grid + to_grid) * share;
-            f.p2p_export_kw = shared * share;
-            f.excess_kw = (r - f.grid_export_kw - f.p2p_export_kw).max(0.0);
-        } else if r < 0.0 {
-            let share = -r / deficit_kw;
-            f.p2p_import_kw = shared * share;
-            f.grid_import_kw = from_grid * share;
-            f.unmet_kw = (-r - f.p2p_import_kw - f.grid_import_kw).max(0.0);
-        }
+    let shares = CommunityShares::new(surplus_kw, deficit_kw, ctx);
+    for (f, input) in flows.iter_mut().zip(inputs) {
+        let a = shares.allocate(residual_kw(input, f.battery_in_kw, f.battery_out_kw));
+        f.p2p_import_kw = a.p2p_import_kw;
+        f.p2p_export_kw = a.p2p_export_kw;
+        f.grid_import_kw = a.grid_import_kw;
+        f.grid_export_kw = a.grid_export_kw;
+        f.excess_kw = a.excess_kw;
+        f.unmet_kw = a.unmet_kw;
     }
     Ok(())
 }
 
 /// Charge from `surplus_ac_kw` through the rectifier; returns the AC power drawn.
 fn charge(unit: &mut BatteryUnit, surplus_ac_kw: f64, dt_h: f64) -> Result<f64, ComponentError> {
-    let dc_possible = unit.battery.max_charge_kw(dt_h);
-    let ac_needed = unit.converter.rectifier_input_for(dc_possible)?.input_kw;
-    let conversion = unit.converter.rectify(surplus_ac_kw.min(ac_needed))?;
-    let flow = unit.battery.charge(conversion.output_kw, dt_h)?;
-    // The battery may accept a hair less than offered; draw only what it took.
-    Ok(flow.power_kw / unit.converter.rectifier_efficiency)
+    let c = &unit.converter;
+    let dc_kw = (surplus_ac_kw * c.rectifier_efficiency)
+        .min(c.rectifier_capacity_kw)
+        .min(unit.battery.max_charge_kw(dt_h));
+    let flow = unit.battery.charge(dc_kw, dt_h)?;
+    // Draw only what the battery took (it may accept a hair less than offered).
+    Ok(flow.power_kw / c.rectifier_efficiency)
 }
 
 /// Discharge to cover `deficit_ac_kw` through the inverter; returns the AC power delivered.
 fn discharge(unit: &mut BatteryUnit, deficit_ac_kw: f64, dt_h: f64) -> Result<f64, ComponentError> {
-    let dc_possible = unit.battery.max_discharge_kw(dt_h);
-    let dc_needed = unit.converter.inverter_input_for(deficit_ac_kw)?.input_kw;
-    let flow = unit.battery.discharge(dc_possible.min(dc_needed), dt_h)?;
-    Ok(unit.converter.invert(flow.power_kw)?.output_kw)
+    let c = &unit.converter;
+    let dc_kw = (deficit_ac_kw.min(c.inverter_capacity_kw) / c.inverter_efficiency)
+        .min(unit.battery.max_discharge_kw(dt_h));
+    let flow = unit.battery.discharge(dc_kw, dt_h)?;
+    Ok(flow.power_kw * c.inverter_efficiency)
 }
 
 #[cfg(test)]

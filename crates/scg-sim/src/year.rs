@@ -1,0 +1,246 @@
+//! The year loop around the community step: feeds each step's inputs to
+//! [`crate::dispatch::community_step`] and hands the flows to a [`FlowSink`].
+//!
+//! Two sinks share the one loop: [`SeriesSink`] keeps every flow of every step (for
+//! `scg simulate`'s outputs), [`TotalsSink`] keeps only yearly sums and money (for the sizing
+//! search, where storing series would dominate the cost). Never does I/O.
+
+use crate::ComponentError;
+use crate::battery::Storage;
+use crate::dispatch::{BatteryUnit, StepContext, StepFlows, StepInput, community_step};
+
+/// One prosumer's inputs: load and renewable generation, per step. Generation is
+/// `pv_kw_per_kwp · pv_kwp + wind_kw_per_turbine · turbines`, so a sizing search can rescale
+/// without copying series.
+#[derive(Debug, Clone, Copy)]
+pub struct ProsumerSeries<'a> {
+    pub load_kw: &'a [f64],
+    /// PV output of 1 kWp of this prosumer's arrays (empty = no PV).
+    pub pv_kw_per_kwp: &'a [f64],
+    pub pv_kwp: f64,
+    /// Output of one of this prosumer's wind turbines (empty = no wind).
+    pub wind_kw_per_turbine: &'a [f64],
+    pub turbines: f64,
+}
+
+impl ProsumerSeries<'_> {
+    fn pv_kw(&self, t: usize) -> f64 {
+        self.pv_kw_per_kwp.get(t).map_or(0.0, |v| v * self.pv_kwp)
+    }
+    fn wind_kw(&self, t: usize) -> f64 {
+        self.wind_kw_per_turbine
+            .get(t)
+            .map_or(0.0, |v| v * self.turbines)
+    }
+}
+
+/// Receives the flows of every step.
+pub trait FlowSink {
+    /// `flows[i]` and `batteries[i]` belong to prosumer `i`; `pv_kw[i]`, `wind_kw[i]` split
+    /// its renewable input.
+    fn record(
+        &mut self,
+        step: usize,
+        flows: &[StepFlows],
+        pv_kw: &[f64],
+        wind_kw: &[f64],
+        batteries: &[Option<BatteryUnit>],
+    ) -> Result<(), ComponentError>;
+}
+
+/// Community-wide settings of the loop.
+#[derive(Debug, Clone, Copy)]
+pub struct YearSettings<'a> {
+    pub dt_h: f64,
+    /// Grid-at-peak flag per step.
+    pub grid_at_peak: &'a [bool],
+    pub max_purchase_kw: f64,
+    pub max_sale_kw: f64,
+}
+
+/// Run `steps` steps.
+pub fn run_year<S: FlowSink>(
+    prosumers: &[ProsumerSeries<'_>],
+    batteries: &mut [Option<BatteryUnit>],
+    settings: &YearSettings<'_>,
+    steps: usize,
+    sink: &mut S,
+) -> Result<(), ComponentError> {
+    let n = prosumers.len();
+    let mut inputs = vec![StepInput::default(); n];
+    let mut pv = vec![0.0; n];
+    let mut wind = vec![0.0; n];
+    let mut flows = Vec::with_capacity(n);
+    for t in 0..steps {
+        for (i, p) in prosumers.iter().enumerate() {
+            pv[i] = p.pv_kw(t);
+            wind[i] = p.wind_kw(t);
+            inputs[i] = StepInput {
+                load_kw: p.load_kw.get(t).copied().unwrap_or(0.0),
+                renewable_kw: pv[i] + wind[i],
+            };
+        }
+        let ctx = StepContext {
+            dt_h: settings.dt_h,
+            grid_at_peak: settings.grid_at_peak.get(t).copied().unwrap_or(false),
+            max_purchase_kw: settings.max_purchase_kw,
+            max_sale_kw: settings.max_sale_kw,
+        };
+        community_step(&inputs, batteries, &ctx, &mut flows)?;
+        sink.record(t, &flows, &pv, &wind, batteries)?;
+    }
+    Ok(())
+}
+
+/// Every flow of one prosumer, per step (kW averages over the step).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FlowSeries {
+    pub pv_kw: Vec<f64>,
+    pub wind_kw: Vec<f64>,
+    pub battery_in_kw: Vec<f64>,
+    pub battery_out_kw: Vec<f64>,
+    /// Battery state of charge at the end of the step, percent (empty without a battery).
+    pub battery_soc_pct: Vec<f64>,
+    pub p2p_import_kw: Vec<f64>,
+    pub p2p_export_kw: Vec<f64>,
+    pub grid_import_kw: Vec<f64>,
+    pub grid_export_kw: Vec<f64>,
+    pub excess_kw: Vec<f64>,
+    pub unmet_kw: Vec<f64>,
+}
+
+/// Keeps every series.
+#[derive(Debug, Clone, Default)]
+pub struct SeriesSink {
+    pub prosumers: Vec<FlowSeries>,
+}
+
+impl SeriesSink {
+    /// Room for `n` prosumers over `steps` steps.
+    pub fn new(n: usize, steps: usize) -> Self {
+        let series = FlowSeries {
+            pv_kw: Vec::with_capacity(steps),
+            ..FlowSeries::default()
+        };
+        Self {
+            prosumers: vec![series; n],
+        }
+    }
+}
+
+impl FlowSink for SeriesSink {
+    fn record(
+        &mut self,
+        _step: usize,
+        flows: &[StepFlows],
+        pv_kw: &[f64],
+        wind_kw: &[f64],
+        batteries: &[Option<BatteryUnit>],
+    ) -> Result<(), ComponentError> {
+        for (i, s) in self.prosumers.iter_mut().enumerate() {
+            let f = &flows[i];
+            s.pv_kw.push(pv_kw[i]);
+            s.wind_kw.push(wind_kw[i]);
+            s.battery_in_kw.push(f.battery_in_kw);
+            s.battery_out_kw.push(f.battery_out_kw);
+            if let Some(unit) = &batteries[i] {
+                s.battery_soc_pct.push(unit.battery.soc() * 100.0);
+            }
+            s.p2p_import_kw.push(f.p2p_import_kw);
+            s.p2p_export_kw.push(f.p2p_export_kw);
+            s.grid_import_kw.push(f.grid_import_kw);
+            s.grid_export_kw.push(f.grid_export_kw);
+            s.excess_kw.push(f.excess_kw);
+            s.unmet_kw.push(f.unmet_kw);
+        }
+        Ok(())
+    }
+}
+
+/// Yearly energy sums of one prosumer, kWh.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct EnergySums {
+    pub load_kwh: f64,
+    pub pv_kwh: f64,
+    pub wind_kwh: f64,
+    pub battery_in_kwh: f64,
+    pub battery_out_kwh: f64,
+    pub p2p_import_kwh: f64,
+    pub p2p_export_kwh: f64,
+    pub grid_import_kwh: f64,
+    pub grid_export_kwh: f64,
+    pub excess_kwh: f64,
+    pub unmet_kwh: f64,
+    /// Largest single-step shortfall, kW (HOMER's "capacity shortage" check uses energy).
+    pub peak_unmet_kw: f64,
+}
+
+impl EnergySums {
+    fn add(&mut self, f: &StepFlows, pv_kw: f64, wind_kw: f64, dt_h: f64) {
+        self.load_kwh += f.load_kw * dt_h;
+        self.pv_kwh += pv_kw * dt_h;
+        self.wind_kwh += wind_kw * dt_h;
+        self.battery_in_kwh += f.battery_in_kw * dt_h;
+        self.battery_out_kwh += f.battery_out_kw * dt_h;
+        self.p2p_import_kwh += f.p2p_import_kw * dt_h;
+        self.p2p_export_kwh += f.p2p_export_kw * dt_h;
+        self.grid_import_kwh += f.grid_import_kw * dt_h;
+        self.grid_export_kwh += f.grid_export_kw * dt_h;
+        self.excess_kwh += f.excess_kw * dt_h;
+        self.unmet_kwh += f.unmet_kw * dt_h;
+        self.peak_unmet_kw = self.peak_unmet_kw.max(f.unmet_kw);
+    }
+
+    /// Sum over prosumers.
+    pub fn total(all: &[EnergySums]) -> EnergySums {
+        let mut t = EnergySums::default();
+        for s in all {
+            t.load_kwh += s.load_kwh;
+            t.pv_kwh += s.pv_kwh;
+            t.wind_kwh += s.wind_kwh;
+            t.battery_in_kwh += s.battery_in_kwh;
+            t.battery_out_kwh += s.battery_out_kwh;
+            t.p2p_import_kwh += s.p2p_import_kwh;
+            t.p2p_export_kwh += s.p2p_export_kwh;
+            t.grid_import_kwh += s.grid_import_kwh;
+            t.grid_export_kwh += s.grid_export_kwh;
+            t.excess_kwh += s.excess_kwh;
+            t.unmet_kwh += s.unmet_kwh;
+            t.peak_unmet_kw = t.peak_unmet_kw.max(s.peak_unmet_kw);
+        }
+        t
+    }
+}
+
+/// Keeps yearly sums per prosumer (and the community's hourly injection and withdrawal, which
+/// the CER rule needs).
+#[derive(Debug, Clone, Default)]
+pub struct TotalsSink {
+    pub dt_h: f64,
+    pub prosumers: Vec<EnergySums>,
+}
+
+impl TotalsSink {
+    pub fn new(n: usize, dt_h: f64) -> Self {
+        Self {
+            dt_h,
+            prosumers: vec![EnergySums::default(); n],
+        }
+    }
+}
+
+impl FlowSink for TotalsSink {
+    fn record(
+        &mut self,
+        _step: usize,
+        flows: &[StepFlows],
+        pv_kw: &[f64],
+        wind_kw: &[f64],
+        _batteries: &[Option<BatteryUnit>],
+    ) -> Result<(), ComponentError> {
+        for (i, s) in self.prosumers.iter_mut().enumerate() {
+            s.add(&flows[i], pv_kw[i], wind_kw[i], self.dt_h);
+        }
+        Ok(())
+    }
+}
