@@ -642,6 +642,59 @@ pub fn wear_cost_eur_per_kwh(
     }
 }
 
+/// HOMER's battery energy cost: the running average cost of the energy in storage
+/// (usersupport article 2189053). With the wear cost it gives the battery's dispatch cost: with
+/// only grid and battery, HOMER discharges only when that cost is below the grid price.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StoredEnergyCost {
+    stored_kwh: f64,
+    cost_eur: f64,
+}
+
+impl StoredEnergyCost {
+    /// Starts with `stored_kwh` in storage valued at `eur_per_kwh` (0 for a free initial charge).
+    pub fn new(stored_kwh: f64, eur_per_kwh: f64) -> Self {
+        Self {
+            stored_kwh: stored_kwh.max(0.0),
+            cost_eur: stored_kwh.max(0.0) * eur_per_kwh,
+        }
+    }
+
+    /// Records a charge: the stored energy rose by `stored_increase_kwh` and its input cost
+    /// `input_cost_eur` (terminal energy times its price; surplus renewables cost 0).
+    pub fn on_charge(&mut self, stored_increase_kwh: f64, input_cost_eur: f64) {
+        self.stored_kwh += stored_increase_kwh.max(0.0);
+        self.cost_eur += input_cost_eur;
+    }
+
+    /// Records a discharge of `stored_decrease_kwh` (> 0): it leaves at the average cost, so the
+    /// average does not change.
+    pub fn on_discharge(&mut self, stored_decrease_kwh: f64) {
+        let avg = self.average_eur_per_kwh();
+        self.stored_kwh = (self.stored_kwh - stored_decrease_kwh.max(0.0)).max(0.0);
+        self.cost_eur = avg * self.stored_kwh;
+    }
+
+    /// Average cost of the stored energy, EUR per stored kWh (0 when empty).
+    pub fn average_eur_per_kwh(&self) -> f64 {
+        if self.stored_kwh > 0.0 {
+            self.cost_eur / self.stored_kwh
+        } else {
+            0.0
+        }
+    }
+
+    /// Cost of one kWh delivered at the terminals: the stored energy it takes (`1/η_d` kWh at
+    /// the average cost) plus the wear cost.
+    pub fn discharge_cost_eur_per_kwh(
+        &self,
+        wear_eur_per_kwh: f64,
+        discharge_efficiency: f64,
+    ) -> f64 {
+        self.average_eur_per_kwh() / discharge_efficiency + wear_eur_per_kwh
+    }
+}
+
 /// Which battery model to simulate.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -175,6 +175,15 @@ impl GridConfig {
     }
 }
 
+/// Repeats each hourly value `steps_per_hour` times: hourly zonal prices on 15-minute steps
+/// (GME's hourly price holds for every quarter of its hour).
+pub fn hourly_to_steps(hourly: &[f64], steps_per_hour: usize) -> Vec<f64> {
+    hourly
+        .iter()
+        .flat_map(|v| std::iter::repeat_n(*v, steps_per_hour))
+        .collect()
+}
+
 /// The per-step series a tariff is evaluated on. All slices have one value per step.
 #[derive(Debug, Clone, Copy)]
 pub struct GridInputs<'a> {

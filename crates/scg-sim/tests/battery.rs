@@ -319,3 +319,22 @@ fn throughput_follows_homer_definition() {
     assert!((b.throughput_kwh() - 9.0).abs() < 1e-12);
     assert!(b.stored_kwh().abs() < 1e-12);
 }
+
+#[test]
+fn stored_energy_cost_is_a_running_average() {
+    use scg_sim::battery::StoredEnergyCost;
+    // 9 kWh stored from grid energy costing 1.8 EUR, then 9 kWh of free surplus: 0.1 EUR/kWh.
+    let mut c = StoredEnergyCost::new(0.0, 0.0);
+    c.on_charge(9.0, 1.8);
+    assert!((c.average_eur_per_kwh() - 0.2).abs() < 1e-12);
+    c.on_charge(9.0, 0.0);
+    assert!((c.average_eur_per_kwh() - 0.1).abs() < 1e-12);
+    // Discharging leaves the average alone.
+    c.on_discharge(4.5);
+    assert!((c.average_eur_per_kwh() - 0.1).abs() < 1e-12);
+    // One delivered kWh takes 1/0.9 stored kWh at 0.1, plus 0.05 wear: 0.1611 EUR.
+    assert!((c.discharge_cost_eur_per_kwh(0.05, 0.9) - (0.1 / 0.9 + 0.05)).abs() < 1e-12);
+    c.on_discharge(100.0);
+    assert_eq!(c.average_eur_per_kwh(), 0.0);
+    assert!((StoredEnergyCost::new(10.0, 0.3).average_eur_per_kwh() - 0.3).abs() < 1e-12);
+}

@@ -224,3 +224,10 @@ fn config_from_toml() {
         ]
     );
 }
+
+#[test]
+fn hourly_prices_on_quarter_hours() {
+    let steps = scg_sim::grid::hourly_to_steps(&[10.0, 20.0], 4);
+    assert_eq!(steps, vec![10.0, 10.0, 10.0, 10.0, 20.0, 20.0, 20.0, 20.0]);
+    assert_eq!(scg_sim::grid::hourly_to_steps(&[5.0], 1), vec![5.0]);
+}
