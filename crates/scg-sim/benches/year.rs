@@ -39,7 +39,7 @@ fn bench(c: &mut Criterion) {
     let steps = 8760;
     // Synthetic shapes: a daily load cycle and a daily PV bell; wind noise-free sinusoid.
     let load: Vec<f64> = (0..steps)
-        .map(|t| 30.0 + 20.0 * ((t % 24) as f64 / 24.0 * 6.283).sin().abs())
+        .map(|t| 30.0 + 20.0 * ((t % 24) as f64 / 24.0 * std::f64::consts::TAU).sin().abs())
         .collect();
     let pv: Vec<f64> = (0..steps)
         .map(|t| {

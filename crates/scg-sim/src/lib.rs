@@ -14,6 +14,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod inputs;
 pub mod metrics;
+pub mod optimize;
 pub mod year;
 
 // Component models and economics (storage, converter, grid, CER): pure library modules.

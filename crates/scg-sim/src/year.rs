@@ -24,10 +24,12 @@ pub struct ProsumerSeries<'a> {
 }
 
 impl ProsumerSeries<'_> {
-    fn pv_kw(&self, t: usize) -> f64 {
+    /// PV output at step `t`, kW.
+    pub fn pv_kw(&self, t: usize) -> f64 {
         self.pv_kw_per_kwp.get(t).map_or(0.0, |v| v * self.pv_kwp)
     }
-    fn wind_kw(&self, t: usize) -> f64 {
+    /// Wind output at step `t`, kW.
+    pub fn wind_kw(&self, t: usize) -> f64 {
         self.wind_kw_per_turbine
             .get(t)
             .map_or(0.0, |v| v * self.turbines)
