@@ -359,6 +359,10 @@ pub struct CerConfig {
     /// (default 50; the rest goes to consumers pro rata to withdrawal).
     #[serde(default = "default_producer_share_pct")]
     pub producer_share_pct: f64,
+    /// Years the incentive is paid (default 20, DM 414/2023); spread over the project with
+    /// `economics::equivalent_annual_over_project`.
+    #[serde(default = "default_incentive_years")]
+    pub incentive_years: f64,
 }
 
 impl Default for CerConfig {
@@ -371,6 +375,7 @@ impl Default for CerConfig {
             plants_are_pv: true,
             valorisation_eur_per_mwh: default_valorisation_eur_per_mwh(),
             producer_share_pct: default_producer_share_pct(),
+            incentive_years: default_incentive_years(),
         }
     }
 }
@@ -386,6 +391,9 @@ fn default_valorisation_eur_per_mwh() -> f64 {
 }
 fn default_producer_share_pct() -> f64 {
     50.0
+}
+fn default_incentive_years() -> f64 {
+    20.0
 }
 
 impl CerConfig {
@@ -417,6 +425,7 @@ impl CerConfig {
             0.0,
             100.0,
         );
+        p.in_range(path, "incentive_years", self.incentive_years, 0.0, 100.0);
         p.list
     }
 

@@ -44,6 +44,24 @@ pub fn annuity_present_value_factor(i: f64, years: f64) -> f64 {
     1.0 / capital_recovery_factor(i, years)
 }
 
+/// A yearly amount paid for only the first `years_paid` years of the project, spread into the
+/// equivalent yearly amount over the whole project (same present value): e.g. the CER
+/// incentive, paid for 20 years, in a 25-year project.
+pub fn equivalent_annual_over_project(
+    annual_eur: f64,
+    years_paid: f64,
+    real_rate: f64,
+    project_years: f64,
+) -> f64 {
+    let paid = years_paid.clamp(0.0, project_years);
+    if paid <= 0.0 {
+        return 0.0;
+    }
+    annual_eur
+        * annuity_present_value_factor(real_rate, paid)
+        * capital_recovery_factor(real_rate, project_years)
+}
+
 /// The costs of one component, in real EUR.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ComponentCosts {

@@ -146,6 +146,7 @@ fn config_defaults_and_validation() {
     assert_eq!(p.pv_bonus_eur_per_mwh, 10.0);
     assert_eq!(p.valorisation_eur_per_mwh, 8.0);
     assert_eq!(p.producer_share, 0.5);
+    assert_eq!(cfg.incentive_years, 20.0);
 
     let cfg: CerConfig = toml::from_str(
         "plant_size_class = \"200_to_600_kw\"\nplants_are_pv = false\nregion = \"centre\"",

@@ -231,3 +231,18 @@ proptest! {
         prop_assert!((0.0..=1.0).contains(&s));
     }
 }
+
+#[test]
+fn incentive_paid_for_part_of_the_project() {
+    use scg_sim::economics::equivalent_annual_over_project;
+    // 1,000 EUR/y for 20 of 25 years at 5 %: PV = 1,000·12.4622 = 12,462.2; spread over 25 years
+    // with CRF(5 %, 25) = 0.070952 → 884.2 EUR/y.
+    let a = equivalent_annual_over_project(1000.0, 20.0, 0.05, 25.0);
+    assert!((a - 884.2).abs() < 0.05, "{a}");
+    // Paid for the whole project: unchanged. Never paid: zero.
+    assert!((equivalent_annual_over_project(1000.0, 25.0, 0.05, 25.0) - 1000.0).abs() < 1e-9);
+    assert!((equivalent_annual_over_project(1000.0, 30.0, 0.05, 25.0) - 1000.0).abs() < 1e-9);
+    assert_eq!(equivalent_annual_over_project(1000.0, 0.0, 0.05, 25.0), 0.0);
+    // Zero rate: 20/25 of it.
+    assert!((equivalent_annual_over_project(1000.0, 20.0, 0.0, 25.0) - 800.0).abs() < 1e-9);
+}
