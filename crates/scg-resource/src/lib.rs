@@ -15,6 +15,7 @@ pub mod load;
 pub mod profiles;
 pub mod solar;
 pub mod tariff;
+pub mod weather;
 pub mod wind;
 
 /// Errors of the resource crate: bad input data, named by source, line and field.
