@@ -29,6 +29,9 @@ enum Command {
     /// Clear community P2P orders (pay-as-clear, pay-as-bid, pay-as-offer).
     #[command(subcommand)]
     Market(commands::market::Command),
+    /// Virtual Power Plant: MGP bids, MI re-bids and MSD offers for a day.
+    #[command(subcommand)]
+    Vpp(commands::vpp::Command),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +40,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => commands::simulate::run(args),
         Command::Scenario(cmd) => commands::scenario::run(cmd),
         Command::Market(cmd) => commands::market::run(cmd),
+        Command::Vpp(cmd) => commands::vpp::run(cmd),
     };
     match result {
         Ok(code) => code,

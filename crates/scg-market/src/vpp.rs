@@ -217,8 +217,32 @@ impl DeliveryDay {
             periods,
         })
     }
+    /// The day from year, month and day numbers.
+    pub fn from_ymd(year: i32, month: u32, day: u32) -> Result<Self, MarketError> {
+        let date = NaiveDate::from_ymd_opt(year, month, day).ok_or_else(|| {
+            bad(
+                "day",
+                format!("{year:04}-{month:02}-{day:02} is not a date"),
+            )
+        })?;
+        Self::new(date)
+    }
     pub fn date(&self) -> NaiveDate {
         self.date
+    }
+    /// Day of the year, 0-based.
+    pub fn date_ordinal0(&self) -> u32 {
+        chrono::Datelike::ordinal0(&self.date)
+    }
+    /// Minutes from the day's midnight in Italian *standard* time (UTC+01:00, the simulation
+    /// clock) to the start of `period`: −60 for period 1 in summer, when civil midnight is
+    /// 23:00 standard time of the day before.
+    pub fn standard_minutes(&self, period: u32) -> i64 {
+        let std_midnight = self
+            .date
+            .and_hms_opt(0, 0, 0)
+            .map_or(0, |t| t.and_utc().timestamp() - 3600);
+        (self.period_start(period).timestamp() - std_midnight) / 60
     }
     /// Number of 15-minute periods.
     pub fn periods(&self) -> u32 {

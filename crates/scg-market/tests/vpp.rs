@@ -228,3 +228,13 @@ fn imbalance_hand_computed() {
     assert!(imbalance(&[1], &[1, 2], &[Price(1)], 0.1).is_err());
     assert!(imbalance(&[1], &[1], &[Price(1)], 1.5).is_err());
 }
+
+#[test]
+fn standard_time_offsets_of_periods() {
+    // Summer: civil 00:00 is 23:00 standard time of the day before.
+    assert_eq!(day(2025, 10, 1).standard_minutes(1), -60);
+    assert_eq!(day(2025, 10, 1).standard_minutes(5), 0);
+    // Winter: civil = standard.
+    assert_eq!(day(2025, 12, 1).standard_minutes(1), 0);
+    assert!(DeliveryDay::from_ymd(2025, 2, 30).is_err());
+}

@@ -3,3 +3,4 @@
 pub mod market;
 pub mod scenario;
 pub mod simulate;
+pub mod vpp;

@@ -1,0 +1,117 @@
+//! `scg vpp bids` end to end on the built-in Bergamo scenario and the real GME fixture.
+#![allow(clippy::unwrap_used)]
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+
+const PRICES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../scg-resource/tests/data/gme/20210830MGPPrezzi.xml"
+);
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scg-vpp-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn run(day: &str, out: &PathBuf, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_scg"))
+        .args(["vpp", "bids", "--day", day, "--prices", PRICES, "--out"])
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn writes_mgp_mi_and_msd_bids_with_their_gate_closures() {
+    let out = out_dir("default");
+    let o = run("2025-10-01", &out, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("bids.json")).unwrap()).unwrap();
+    assert_eq!(doc["periods"], 96);
+    assert_eq!(doc["mgp"].as_array().unwrap().len(), 96);
+    assert_eq!(doc["gate_closures"]["MGP"], "2025-09-30T12:00:00+02:00");
+    assert_eq!(doc["gate_closures"]["MI-A3"], "2025-10-01T10:00:00+02:00");
+    // The five Bergamo prosumers' shiftable loads are far below 1 MW: no MSD offers, and the
+    // note says how many communities must aggregate.
+    assert_eq!(doc["uvam"]["eligible"], false);
+    assert!(doc["uvam"]["communities_needed"].as_u64().unwrap() > 1);
+    assert!(doc["msd"].as_array().unwrap().is_empty());
+    // The baseline buy of every MGP period is a price-taking step at the 4,000 EUR/MWh cap.
+    for b in doc["mgp"].as_array().unwrap() {
+        let s = &b["steps"][0];
+        assert_eq!(s["direction"], "buy");
+        assert_eq!(s["price_eur_per_mwh"], 4000.0);
+    }
+    // MI-A3 only delivers 12:00–24:00 (periods 49..96 on a 96-period day).
+    for b in doc["mi"].as_array().unwrap() {
+        if b["session"] == "MI-A3" {
+            assert!(b["period"].as_u64().unwrap() >= 49);
+        }
+    }
+    let csv = std::fs::read_to_string(out.join("bids.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "session,gate_closure,period,delivery_start,delivery_end,zone,direction,quantity_mwh,price_eur_per_mwh"
+    );
+    assert!(lines.all(|l| l.split(',').count() == 9));
+    let forecast = std::fs::read_to_string(out.join("forecast.csv")).unwrap();
+    assert_eq!(forecast.lines().count(), 97);
+    // 104.51 EUR/MWh is NORD's price at 00:00–01:00 in the fixture.
+    assert!(forecast.lines().nth(1).unwrap().ends_with(",104.510"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("imbalance.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        97
+    );
+}
+
+#[test]
+fn daylight_saving_day_and_aggregated_communities() {
+    let out = out_dir("dst");
+    let o = run("2025-10-26", &out, &["--communities", "40"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("bids.json")).unwrap()).unwrap();
+    assert_eq!(doc["periods"], 100);
+    assert_eq!(doc["uvam"]["eligible"], true);
+    let msd = doc["msd"].as_array().unwrap();
+    assert!(!msd.is_empty());
+    for b in msd {
+        for s in b["steps"].as_array().unwrap() {
+            // Each offered step is at least 1 MW for 15 minutes = 0.25 MWh.
+            assert!(s["quantity_mwh"].as_f64().unwrap() >= 0.25);
+        }
+    }
+}
+
+#[test]
+fn bad_inputs_fail_with_a_message() {
+    let out = out_dir("bad");
+    let o = run("2025-02-30", &out, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--day"));
+    let bad = std::env::temp_dir().join(format!("scg-vpp-bad-{}.xml", std::process::id()));
+    std::fs::write(
+        &bad,
+        "<NewDataSet><Prezzi><Data>x</Data></Prezzi></NewDataSet>",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_scg"))
+        .args(["vpp", "bids", "--day", "2025-10-01", "--prices"])
+        .arg(&bad)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("<Data>"), "{err}");
+}
