@@ -20,7 +20,7 @@
 
 use crate::LedgerError;
 use crate::block::{Block, BlockHeader, GenesisConfig, outcome_root};
-use crate::codec::{DecodeError, Writer};
+use crate::codec::{DecodeError, Reader, Writer};
 use crate::merkle::{Hash, MerkleLog, MerkleProof, ZERO_HASH, leaf_hash, sha256, to_hex};
 use crate::tx::{DeviceType, MAX_PAYOUTS, PublicKey, Tx, TxBody, signing_message, tx_hash};
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -43,6 +43,18 @@ pub enum Role {
 }
 
 impl Role {
+    /// From the record code.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            1 => Self::Operator,
+            2 => Self::Treasury,
+            3 => Self::Grid,
+            4 => Self::Member,
+            5 => Self::Meter,
+            _ => return None,
+        })
+    }
+
     /// Name.
     pub fn name(self) -> &'static str {
         match self {
@@ -235,6 +247,41 @@ impl Account {
         w.u8(self.device.map_or(0, |d| d as u8));
         w.buf
     }
+
+    /// Decode record bytes (as stored).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let key = r.array("key")?;
+        let role_code = r.u8("role")?;
+        let role = Role::from_code(role_code).ok_or(DecodeError::Invalid {
+            field: "role",
+            value: u64::from(role_code),
+        })?;
+        let index = r.u64("index")?;
+        let balance = r.u128("balance")?;
+        let reserved = r.u128("reserved")?;
+        let nonce = r.u64("nonce")?;
+        let owner: PublicKey = r.array("owner")?;
+        let device_code = r.u8("device")?;
+        let device = match device_code {
+            0 => None,
+            c => Some(DeviceType::from_code(c).ok_or(DecodeError::Invalid {
+                field: "device",
+                value: u64::from(c),
+            })?),
+        };
+        r.finish()?;
+        Ok(Self {
+            key,
+            role,
+            index,
+            balance,
+            reserved,
+            nonce,
+            owner: (role == Role::Meter).then_some(owner),
+            device,
+        })
+    }
 }
 
 /// Status of a two-phase trade.
@@ -307,6 +354,53 @@ impl Trade {
         w.u64(self.resolved_height);
         w.buf
     }
+
+    /// Decode record bytes (as stored).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let id = r.u128("id")?;
+        let index = r.u64("index")?;
+        let buyer = r.array("buyer")?;
+        let seller = r.array("seller")?;
+        let interval = r.u64("interval")?;
+        let energy_wh = r.u64("energy_wh")?;
+        let price_base_per_kwh = r.u128("price")?;
+        let fee_base_per_kwh = r.u128("fee")?;
+        let reserved = r.u128("reserved")?;
+        let expires_at_s = r.u64("expires_at_s")?;
+        let code = r.u8("status")?;
+        let status = match code {
+            1 => TradeStatus::Pending,
+            2 => TradeStatus::Posted,
+            3 => TradeStatus::Voided,
+            4 => TradeStatus::Expired,
+            _ => {
+                return Err(DecodeError::Invalid {
+                    field: "status",
+                    value: u64::from(code),
+                });
+            }
+        };
+        let t = Self {
+            id,
+            index,
+            buyer,
+            seller,
+            interval,
+            energy_wh,
+            price_base_per_kwh,
+            fee_base_per_kwh,
+            reserved,
+            expires_at_s,
+            status,
+            delivered_wh: r.u64("delivered_wh")?,
+            paid_seller: r.u128("paid_seller")?,
+            paid_fee: r.u128("paid_fee")?,
+            resolved_height: r.u64("resolved_height")?,
+        };
+        r.finish()?;
+        Ok(t)
+    }
 }
 
 /// A renewable-origin certificate (Wh of one meter in one interval).
@@ -346,6 +440,33 @@ impl Certificate {
         w.u64(self.energy_wh);
         w.u64(self.retired_wh);
         w.buf
+    }
+
+    /// Decode record bytes (as stored).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let id = r.u64("id")?;
+        let parent = r.u64("parent")?;
+        let meter = r.array("meter")?;
+        let producer = r.array("producer")?;
+        let code = r.u8("device")?;
+        let device = DeviceType::from_code(code).ok_or(DecodeError::Invalid {
+            field: "device",
+            value: u64::from(code),
+        })?;
+        let c = Self {
+            id,
+            parent,
+            meter,
+            producer,
+            device,
+            interval: r.u64("interval")?,
+            owner: r.array("owner")?,
+            energy_wh: r.u64("energy_wh")?,
+            retired_wh: r.u64("retired_wh")?,
+        };
+        r.finish()?;
+        Ok(c)
     }
 }
 
@@ -483,6 +604,20 @@ impl BlockOutcome {
             .map(|r| r.err().map_or(0, Reject::code))
             .collect()
     }
+    /// Stored form: count `u32`, codes `u16` each, expired count `u32`, trade ids `u128` each.
+    pub fn encode_results(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(8 + 2 * self.results.len() + 16 * self.expired.len());
+        w.u32(self.results.len() as u32);
+        for c in self.codes() {
+            w.u16(c);
+        }
+        w.u32(self.expired.len() as u32);
+        for id in &self.expired {
+            w.u128(*id);
+        }
+        w.buf
+    }
+
     /// Number of rejected transactions.
     pub fn rejected(&self) -> usize {
         self.results.iter().filter(|r| r.is_err()).count()
@@ -498,6 +633,105 @@ pub struct Changes {
     pub trades: BTreeSet<u128>,
     /// Changed certificates.
     pub certificates: BTreeSet<u64>,
+    /// Changed meter reports (meter, interval).
+    pub reports: BTreeSet<(PublicKey, u64)>,
+}
+
+/// Checks the ledger invariants after every block in `O(changes)` by keeping its own running
+/// sums over the records that changed — an accounting independent of the ledger's totals.
+/// (`Ledger::check_invariants` is the `O(state)` from-scratch version.)
+#[derive(Debug, Clone, Default)]
+pub struct InvariantChecker {
+    accounts: BTreeMap<PublicKey, (u128, u128)>,
+    balances: u128,
+    reserved: u128,
+    certificates: BTreeMap<u64, u128>,
+    certified_wh: u128,
+    pending: BTreeMap<u128, u128>,
+    pending_sum: u128,
+}
+
+impl InvariantChecker {
+    /// Fold in the records changed by one block and check every invariant.
+    pub fn check(&mut self, ledger: &Ledger, changes: &Changes) -> Result<(), String> {
+        for key in &changes.accounts {
+            let a = ledger.account(key).ok_or("changed account vanished")?;
+            if a.role == Role::Meter && (a.balance != 0 || a.reserved != 0) {
+                return Err("a meter holds RESCoin".into());
+            }
+            let (old_b, old_r) = self
+                .accounts
+                .insert(*key, (a.balance, a.reserved))
+                .unwrap_or((0, 0));
+            self.balances = (self.balances - old_b)
+                .checked_add(a.balance)
+                .ok_or("balance sum overflows")?;
+            self.reserved = (self.reserved - old_r)
+                .checked_add(a.reserved)
+                .ok_or("reserved sum overflows")?;
+        }
+        for id in &changes.certificates {
+            let c = ledger
+                .certificate(*id)
+                .ok_or("changed certificate vanished")?;
+            let wh = u128::from(c.energy_wh) + u128::from(c.retired_wh);
+            let old = self.certificates.insert(*id, wh).unwrap_or(0);
+            self.certified_wh = self.certified_wh - old + wh;
+        }
+        for id in &changes.trades {
+            let t = ledger.trade(*id).ok_or("changed trade vanished")?;
+            let held = if t.status == TradeStatus::Pending {
+                t.reserved
+            } else {
+                0
+            };
+            if t.status == TradeStatus::Posted && t.paid_seller + t.paid_fee > t.reserved {
+                return Err(format!("trade {} paid more than reserved", t.id));
+            }
+            let old = self.pending.insert(*id, held).unwrap_or(0);
+            self.pending_sum = self.pending_sum - old + held;
+        }
+        for (meter, interval) in &changes.reports {
+            let r = ledger
+                .report(meter, *interval)
+                .ok_or("changed report vanished")?;
+            if r.sold_wh > r.produced_wh {
+                return Err(format!(
+                    "meter {} interval {interval} sold {} Wh of {} Wh",
+                    to_hex(meter),
+                    r.sold_wh,
+                    r.produced_wh
+                ));
+            }
+        }
+        let t = ledger.totals();
+        if t.burned > t.minted {
+            return Err(format!("burned {} exceeds minted {}", t.burned, t.minted));
+        }
+        if self.balances + self.reserved != t.supply() {
+            return Err(format!(
+                "balances {} + pending {} != supply {} (minted {} - burned {})",
+                self.balances,
+                self.reserved,
+                t.supply(),
+                t.minted,
+                t.burned
+            ));
+        }
+        if self.pending_sum != self.reserved || self.reserved != t.reserved {
+            return Err(format!(
+                "pending trades hold {}, accounts reserve {}, totals say {}",
+                self.pending_sum, self.reserved, t.reserved
+            ));
+        }
+        if self.certified_wh != t.certified_wh || t.certified_wh > t.renewable_wh_metered {
+            return Err(format!(
+                "certificates cover {} Wh, totals {} Wh, renewable metered {} Wh",
+                self.certified_wh, t.certified_wh, t.renewable_wh_metered
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The ledger state.
@@ -1153,6 +1387,7 @@ impl Ledger {
             });
             self.touch_certificate(id);
         }
+        self.changes.reports.insert((*meter, interval));
         self.reports.insert(
             (*meter, interval),
             Report {
@@ -1290,6 +1525,7 @@ impl Ledger {
         if let Some(r) = self.reports.get_mut(&(*meter, interval)) {
             r.sold_wh += delivered_wh;
         }
+        self.changes.reports.insert((*meter, interval));
         self.unreserve(&buyer, reserved);
         self.credit(&buyer, refund);
         self.credit(&seller, pay);

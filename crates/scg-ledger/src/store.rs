@@ -1,1 +1,634 @@
-//! Store (todo).
+//! Durable storage in `redb` and verification by replay — the edge module of the ledger (the
+//! only one that touches files). The state machine never depends on it.
+//!
+//! One file, `DIR/ledger.redb`, with these tables:
+//!
+//! | table | key | value |
+//! |---|---|---|
+//! | `meta` | `"format"`, `"head"` | `[1]`; head = height `u64` + block hash + state root |
+//! | `blocks` | height `u64` | canonical block bytes |
+//! | `outcomes` | height `u64` | result codes and expired trades ([`BlockOutcome::encode_results`]) |
+//! | `accounts` | public key | account record at the head |
+//! | `account_txs` | (public key, height, tx index) | result code (0 = applied) — index by account |
+//! | `certificates` | certificate id `u64` | certificate record at the head — index by certificate |
+//! | `account_certificates` | (owner key, certificate id) | `()` — certificates by owner |
+//! | `trades` | trade id `u128` | trade record at the head |
+//!
+//! Each [`Store::append`] is one redb write transaction committed with immediate durability:
+//! blocks, outcomes, state records, indexes and the head move together or not at all, so a crash
+//! (kill -9) at any point leaves the last committed head and a state that verifies.
+//! [`Store::verify`] trusts nothing in the file: it replays every block from genesis (all
+//! signatures, hashes, Merkle and state roots, every invariant) and compares the stored records
+//! and indexes with the replay.
+
+use crate::block::Block;
+use crate::merkle::{Hash, to_hex};
+use crate::state::{Account, BlockOutcome, Certificate, InvariantChecker, Ledger};
+use crate::tx::{PublicKey, Tx};
+use crate::{LedgerError, settlement};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+const OUTCOMES: TableDefinition<u64, &[u8]> = TableDefinition::new("outcomes");
+const ACCOUNTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("accounts");
+const ACCOUNT_TXS: TableDefinition<(&[u8], u64, u32), u16> = TableDefinition::new("account_txs");
+const CERTIFICATES: TableDefinition<u64, &[u8]> = TableDefinition::new("certificates");
+const ACCOUNT_CERTS: TableDefinition<(&[u8], u64), ()> =
+    TableDefinition::new("account_certificates");
+const TRADES: TableDefinition<u128, &[u8]> = TableDefinition::new("trades");
+
+/// File name of the database inside a ledger directory.
+pub const DB_FILE: &str = "ledger.redb";
+/// Storage format version.
+pub const STORE_FORMAT: u8 = 1;
+
+fn db_err<E: Into<redb::Error>>(e: E) -> LedgerError {
+    LedgerError::Storage(e.into().to_string())
+}
+
+/// Stored result codes of a block (0 = applied) and the trades that expired at its start.
+pub type StoredOutcome = (Vec<u16>, Vec<u128>);
+/// One entry of the per-account index: (height, transaction index, result code).
+pub type AccountTx = (u64, u32, u16);
+
+/// The head of a stored chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Height of the last block.
+    pub height: u64,
+    /// Its hash.
+    pub block_hash: Hash,
+    /// State root after it.
+    pub state_root: Hash,
+}
+
+impl Head {
+    fn to_bytes(self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(72);
+        v.extend_from_slice(&self.height.to_le_bytes());
+        v.extend_from_slice(&self.block_hash);
+        v.extend_from_slice(&self.state_root);
+        v
+    }
+    fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() != 72 {
+            return None;
+        }
+        Some(Self {
+            height: u64::from_le_bytes(b[..8].try_into().ok()?),
+            block_hash: b[8..40].try_into().ok()?,
+            state_root: b[40..72].try_into().ok()?,
+        })
+    }
+}
+
+/// What a full verification found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Final height.
+    pub height: u64,
+    /// Final block hash.
+    pub head_hash: Hash,
+    /// Final state root.
+    pub state_root: Hash,
+    /// Transactions in all blocks.
+    pub transactions: u64,
+    /// Of which rejected.
+    pub rejected: u64,
+    /// Accounts.
+    pub accounts: u64,
+    /// Certificates.
+    pub certificates: u64,
+    /// Trades.
+    pub trades: u64,
+}
+
+impl std::fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "height {}\nstate root {}\nhead hash {}\n{} blocks, {} transactions ({} rejected), {} accounts, {} certificates, {} trades",
+            self.height,
+            to_hex(&self.state_root),
+            to_hex(&self.head_hash),
+            self.height + 1,
+            self.transactions,
+            self.rejected,
+            self.accounts,
+            self.certificates,
+            self.trades
+        )
+    }
+}
+
+/// A ledger directory.
+#[derive(Debug)]
+pub struct Store {
+    db: Database,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Create `dir` (if needed) and a new, empty ledger database in it; fails if one exists.
+    pub fn create(dir: &Path) -> Result<Self, LedgerError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| LedgerError::Storage(format!("cannot create {}: {e}", dir.display())))?;
+        let path = dir.join(DB_FILE);
+        if path.exists() {
+            return Err(LedgerError::Storage(format!(
+                "{} already exists",
+                path.display()
+            )));
+        }
+        let db = Database::create(&path).map_err(db_err)?;
+        let txn = db.begin_write().map_err(db_err)?;
+        {
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            meta.insert("format", [STORE_FORMAT].as_slice())
+                .map_err(db_err)?;
+            for t in [BLOCKS, OUTCOMES, CERTIFICATES] {
+                txn.open_table(t).map_err(db_err)?;
+            }
+            txn.open_table(ACCOUNTS).map_err(db_err)?;
+            txn.open_table(ACCOUNT_TXS).map_err(db_err)?;
+            txn.open_table(ACCOUNT_CERTS).map_err(db_err)?;
+            txn.open_table(TRADES).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        Ok(Self { db, path })
+    }
+
+    /// Open an existing ledger directory (redb recovers the last committed state after a crash).
+    pub fn open(dir: &Path) -> Result<Self, LedgerError> {
+        let path = dir.join(DB_FILE);
+        if !path.is_file() {
+            return Err(LedgerError::Storage(format!(
+                "{} does not exist",
+                path.display()
+            )));
+        }
+        let db = Database::open(&path)
+            .map_err(|e| LedgerError::Storage(format!("{}: {}", path.display(), db_err(e))))?;
+        let store = Self { db, path };
+        let txn = store.db.begin_read().map_err(db_err)?;
+        let meta = txn.open_table(META).map_err(db_err)?;
+        let format = meta.get("format").map_err(db_err)?;
+        match format.as_ref().map(|g| g.value().to_vec()) {
+            Some(v) if v == [STORE_FORMAT] => {}
+            other => {
+                return Err(LedgerError::Storage(format!(
+                    "{}: unsupported storage format {other:?}",
+                    store.path.display()
+                )));
+            }
+        }
+        drop(format);
+        drop(meta);
+        drop(txn);
+        Ok(store)
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The stored head (None before genesis).
+    pub fn head(&self) -> Result<Option<Head>, LedgerError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let meta = txn.open_table(META).map_err(db_err)?;
+        let Some(v) = meta.get("head").map_err(db_err)? else {
+            return Ok(None);
+        };
+        Head::from_bytes(v.value())
+            .map(Some)
+            .ok_or_else(|| LedgerError::Storage("head record is corrupt".into()))
+    }
+
+    /// Append blocks (already applied to `ledger`, in order, directly after the stored head)
+    /// with the state records `ledger` changed since its last `take_changes`, atomically.
+    pub fn append(
+        &self,
+        blocks: &[(Block, BlockOutcome)],
+        ledger: &mut Ledger,
+    ) -> Result<Head, LedgerError> {
+        let Some((last, last_outcome)) = blocks.last() else {
+            return self
+                .head()?
+                .ok_or_else(|| LedgerError::Storage("nothing to append".into()));
+        };
+        if last.header.height != ledger.height() || last_outcome.state_root != ledger.state_root() {
+            return Err(LedgerError::Storage(
+                "the ledger is not at the last appended block".into(),
+            ));
+        }
+        let mut expect_height = self.head()?.map_or(0, |h| h.height + 1);
+        let mut expect_parent = self.head()?.map_or([0; 32], |h| h.block_hash);
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t_blocks = txn.open_table(BLOCKS).map_err(db_err)?;
+            let mut t_outcomes = txn.open_table(OUTCOMES).map_err(db_err)?;
+            let mut t_index = txn.open_table(ACCOUNT_TXS).map_err(db_err)?;
+            for (block, outcome) in blocks {
+                if block.header.height != expect_height || block.header.parent_hash != expect_parent
+                {
+                    return Err(LedgerError::Storage(format!(
+                        "block {} does not follow the stored head",
+                        block.header.height
+                    )));
+                }
+                expect_height += 1;
+                expect_parent = block.hash();
+                t_blocks
+                    .insert(block.header.height, block.to_bytes().as_slice())
+                    .map_err(db_err)?;
+                t_outcomes
+                    .insert(block.header.height, outcome.encode_results().as_slice())
+                    .map_err(db_err)?;
+                for (i, (bytes, code)) in block.txs.iter().zip(outcome.codes()).enumerate() {
+                    for key in index_keys(bytes) {
+                        t_index
+                            .insert((key.as_slice(), block.header.height, i as u32), code)
+                            .map_err(db_err)?;
+                    }
+                }
+            }
+            let changes = ledger.take_changes();
+            let mut t_accounts = txn.open_table(ACCOUNTS).map_err(db_err)?;
+            for key in &changes.accounts {
+                if let Some(a) = ledger.account(key) {
+                    t_accounts
+                        .insert(key.as_slice(), a.to_bytes().as_slice())
+                        .map_err(db_err)?;
+                }
+            }
+            let mut t_certs = txn.open_table(CERTIFICATES).map_err(db_err)?;
+            let mut t_owner = txn.open_table(ACCOUNT_CERTS).map_err(db_err)?;
+            for id in &changes.certificates {
+                let Some(c) = ledger.certificate(*id) else {
+                    continue;
+                };
+                let old_owner = t_certs
+                    .get(*id)
+                    .map_err(db_err)?
+                    .and_then(|v| Certificate::from_bytes(v.value()).ok())
+                    .map(|old| old.owner);
+                if let Some(old) = old_owner {
+                    t_owner.remove((old.as_slice(), *id)).map_err(db_err)?;
+                }
+                t_owner
+                    .insert((c.owner.as_slice(), *id), ())
+                    .map_err(db_err)?;
+                t_certs
+                    .insert(*id, c.to_bytes().as_slice())
+                    .map_err(db_err)?;
+            }
+            let mut t_trades = txn.open_table(TRADES).map_err(db_err)?;
+            for id in &changes.trades {
+                if let Some(t) = ledger.trade(*id) {
+                    t_trades
+                        .insert(*id, t.to_bytes().as_slice())
+                        .map_err(db_err)?;
+                }
+            }
+            let head = Head {
+                height: last.header.height,
+                block_hash: last.hash(),
+                state_root: last.header.state_root,
+            };
+            let mut meta = txn.open_table(META).map_err(db_err)?;
+            meta.insert("head", head.to_bytes().as_slice())
+                .map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        self.head()?
+            .ok_or_else(|| LedgerError::Storage("head missing after commit".into()))
+    }
+
+    /// A stored block.
+    pub fn block(&self, height: u64) -> Result<Option<Block>, LedgerError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(BLOCKS).map_err(db_err)?;
+        let Some(v) = t.get(height).map_err(db_err)? else {
+            return Ok(None);
+        };
+        Block::decode(v.value())
+            .map(Some)
+            .map_err(|source| LedgerError::Decode {
+                what: format!("block {height}"),
+                source,
+            })
+    }
+
+    /// Stored result codes of a block (0 = applied) and the trades that expired at its start.
+    pub fn outcome_codes(&self, height: u64) -> Result<Option<StoredOutcome>, LedgerError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(OUTCOMES).map_err(db_err)?;
+        let Some(v) = t.get(height).map_err(db_err)? else {
+            return Ok(None);
+        };
+        decode_outcome(v.value())
+            .map(Some)
+            .ok_or_else(|| LedgerError::Storage(format!("block {height}: outcome record corrupt")))
+    }
+
+    /// A stored account and its transactions `(height, index, result code)`.
+    pub fn account(
+        &self,
+        key: &PublicKey,
+    ) -> Result<Option<(Account, Vec<AccountTx>)>, LedgerError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(ACCOUNTS).map_err(db_err)?;
+        let Some(v) = t.get(key.as_slice()).map_err(db_err)? else {
+            return Ok(None);
+        };
+        let account = Account::from_bytes(v.value()).map_err(|source| LedgerError::Decode {
+            what: "account record".into(),
+            source,
+        })?;
+        let idx = txn.open_table(ACCOUNT_TXS).map_err(db_err)?;
+        let mut txs = Vec::new();
+        let range = idx
+            .range((key.as_slice(), 0u64, 0u32)..=(key.as_slice(), u64::MAX, u32::MAX))
+            .map_err(db_err)?;
+        for row in range {
+            let (k, v) = row.map_err(db_err)?;
+            let (_, h, i) = k.value();
+            txs.push((h, i, v.value()));
+        }
+        Ok(Some((account, txs)))
+    }
+
+    /// Certificate ids owned by an account.
+    pub fn certificates_of(&self, key: &PublicKey) -> Result<Vec<u64>, LedgerError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(ACCOUNT_CERTS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in t
+            .range((key.as_slice(), 0u64)..=(key.as_slice(), u64::MAX))
+            .map_err(db_err)?
+        {
+            out.push(row.map_err(db_err)?.0.value().1);
+        }
+        Ok(out)
+    }
+
+    /// A stored certificate.
+    pub fn certificate(&self, id: u64) -> Result<Option<Certificate>, LedgerError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(CERTIFICATES).map_err(db_err)?;
+        let Some(v) = t.get(id).map_err(db_err)? else {
+            return Ok(None);
+        };
+        Certificate::from_bytes(v.value())
+            .map(Some)
+            .map_err(|source| LedgerError::Decode {
+                what: format!("certificate {id}"),
+                source,
+            })
+    }
+
+    /// Replay the stored chain into a ledger, verifying everything (see [`Store::verify`]).
+    pub fn load(&self) -> Result<(Ledger, VerifyReport), LedgerError> {
+        let head = self.head()?.ok_or_else(|| {
+            LedgerError::Storage("no head record: empty or corrupt ledger".into())
+        })?;
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t_blocks = txn.open_table(BLOCKS).map_err(db_err)?;
+        let t_outcomes = txn.open_table(OUTCOMES).map_err(db_err)?;
+        if t_blocks.len().map_err(db_err)? != head.height + 1 {
+            return Err(LedgerError::Storage(format!(
+                "{} blocks stored but the head is at height {}",
+                t_blocks.len().map_err(db_err)?,
+                head.height
+            )));
+        }
+        let mut ledger: Option<Ledger> = None;
+        let mut checker = InvariantChecker::default();
+        let mut expected_index: BTreeSet<(PublicKey, u64, u32, u16)> = BTreeSet::new();
+        let (mut transactions, mut rejected) = (0u64, 0u64);
+        for height in 0..=head.height {
+            let bytes =
+                t_blocks
+                    .get(height)
+                    .map_err(db_err)?
+                    .ok_or_else(|| LedgerError::BadBlock {
+                        height,
+                        reason: "missing".into(),
+                    })?;
+            let block = Block::decode(bytes.value()).map_err(|e| LedgerError::BadBlock {
+                height,
+                reason: format!("does not decode: {e}"),
+            })?;
+            if block.header.height != height {
+                return Err(LedgerError::BadBlock {
+                    height,
+                    reason: format!(
+                        "stored under height {height} but says {}",
+                        block.header.height
+                    ),
+                });
+            }
+            let outcome = match ledger.as_mut() {
+                None => {
+                    let (l, o) = Ledger::from_genesis_block(&block)?;
+                    ledger = Some(l);
+                    o
+                }
+                Some(l) => l.apply_block(&block)?,
+            };
+            let Some(l) = ledger.as_mut() else {
+                return Err(LedgerError::Storage("no genesis".into()));
+            };
+            let changes = l.take_changes();
+            checker
+                .check(l, &changes)
+                .map_err(|detail| LedgerError::Invariant { height, detail })?;
+            let stored = t_outcomes
+                .get(height)
+                .map_err(db_err)?
+                .map(|v| v.value().to_vec());
+            if stored.as_deref() != Some(outcome.encode_results().as_slice()) {
+                let detail = stored
+                    .as_deref()
+                    .and_then(decode_outcome)
+                    .and_then(|(codes, _)| {
+                        codes
+                            .iter()
+                            .zip(outcome.codes())
+                            .position(|(a, b)| *a != b)
+                            .map(|i| format!("tx {i}: stored result differs from the replay"))
+                    })
+                    .unwrap_or_else(|| "stored outcome record differs from the replay".into());
+                return Err(LedgerError::BadBlock {
+                    height,
+                    reason: detail,
+                });
+            }
+            for (i, (bytes, code)) in block.txs.iter().zip(outcome.codes()).enumerate() {
+                for key in index_keys(bytes) {
+                    expected_index.insert((key, height, i as u32, code));
+                }
+            }
+            transactions += block.txs.len() as u64;
+            rejected += outcome.rejected() as u64;
+        }
+        let ledger = ledger.ok_or_else(|| LedgerError::Storage("no genesis".into()))?;
+        // The O(state) from-scratch check (including rebuilding every Merkle tree) once, at the end.
+        ledger
+            .check_invariants()
+            .map_err(|detail| LedgerError::Invariant {
+                height: head.height,
+                detail,
+            })?;
+        if ledger.head_hash() != head.block_hash || ledger.state_root() != head.state_root {
+            return Err(LedgerError::Storage(format!(
+                "head record (height {}) does not match the replayed chain",
+                head.height
+            )));
+        }
+        self.compare_state(&ledger, &expected_index)?;
+        let report = VerifyReport {
+            height: ledger.height(),
+            head_hash: ledger.head_hash(),
+            state_root: ledger.state_root(),
+            transactions,
+            rejected,
+            accounts: ledger.accounts().count() as u64,
+            certificates: ledger.certificates().len() as u64,
+            trades: ledger.trades().count() as u64,
+        };
+        Ok((ledger, report))
+    }
+
+    /// Full verification: replay from genesis checking every signature, hash, Merkle root, state
+    /// root and invariant, then compare every stored record and index with the replay. The error
+    /// names the first bad block (and transaction where it can).
+    pub fn verify(&self) -> Result<VerifyReport, LedgerError> {
+        self.load().map(|(_, r)| r)
+    }
+
+    fn compare_state(
+        &self,
+        ledger: &Ledger,
+        expected_index: &BTreeSet<(PublicKey, u64, u32, u16)>,
+    ) -> Result<(), LedgerError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let bad = |what: String| {
+            LedgerError::Storage(format!("stored state differs from the replay: {what}"))
+        };
+        let t = txn.open_table(ACCOUNTS).map_err(db_err)?;
+        if t.len().map_err(db_err)? != ledger.accounts().count() as u64 {
+            return Err(bad("account count".into()));
+        }
+        for a in ledger.accounts() {
+            let v = t.get(a.key.as_slice()).map_err(db_err)?;
+            if v.as_ref().map(|g| g.value()) != Some(a.to_bytes().as_slice()) {
+                return Err(bad(format!("account {}", to_hex(&a.key))));
+            }
+        }
+        let t = txn.open_table(CERTIFICATES).map_err(db_err)?;
+        if t.len().map_err(db_err)? != ledger.certificates().len() as u64 {
+            return Err(bad("certificate count".into()));
+        }
+        for c in ledger.certificates() {
+            let v = t.get(c.id).map_err(db_err)?;
+            if v.as_ref().map(|g| g.value()) != Some(c.to_bytes().as_slice()) {
+                return Err(bad(format!("certificate {}", c.id)));
+            }
+        }
+        let t = txn.open_table(ACCOUNT_CERTS).map_err(db_err)?;
+        let mut owners = BTreeSet::new();
+        for row in t.iter().map_err(db_err)? {
+            let (k, _) = row.map_err(db_err)?;
+            let (key, id) = k.value();
+            owners.insert((key.to_vec(), id));
+        }
+        let expect: BTreeSet<(Vec<u8>, u64)> = ledger
+            .certificates()
+            .iter()
+            .map(|c| (c.owner.to_vec(), c.id))
+            .collect();
+        if owners != expect {
+            return Err(bad("certificate owner index".into()));
+        }
+        let t = txn.open_table(TRADES).map_err(db_err)?;
+        if t.len().map_err(db_err)? != ledger.trades().count() as u64 {
+            return Err(bad("trade count".into()));
+        }
+        for tr in ledger.trades() {
+            let v = t.get(tr.id).map_err(db_err)?;
+            if v.as_ref().map(|g| g.value()) != Some(tr.to_bytes().as_slice()) {
+                return Err(bad(format!("trade {}", tr.id)));
+            }
+        }
+        let t = txn.open_table(ACCOUNT_TXS).map_err(db_err)?;
+        if t.len().map_err(db_err)? != expected_index.len() as u64 {
+            return Err(bad("account index size".into()));
+        }
+        for row in t.iter().map_err(db_err)? {
+            let (k, v) = row.map_err(db_err)?;
+            let (key, h, i) = k.value();
+            let Ok(key) = <PublicKey>::try_from(key) else {
+                return Err(bad("account index key".into()));
+            };
+            if !expected_index.contains(&(key, h, i, v.value())) {
+                return Err(bad(format!("account index entry at block {h} tx {i}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The keys a stored transaction is indexed under (none if it does not decode).
+fn index_keys(bytes: &[u8]) -> Vec<PublicKey> {
+    Tx::decode(bytes)
+        .map(|t| t.involved_keys())
+        .unwrap_or_default()
+}
+
+fn decode_outcome(b: &[u8]) -> Option<StoredOutcome> {
+    let mut r = crate::codec::Reader::new(b);
+    let n = r.u32("count").ok()? as usize;
+    let mut codes = Vec::with_capacity(n.min(b.len() / 2));
+    for _ in 0..n {
+        codes.push(r.u16("code").ok()?);
+    }
+    let m = r.u32("expired").ok()? as usize;
+    let mut expired = Vec::with_capacity(m.min(b.len() / 16));
+    for _ in 0..m {
+        expired.push(r.u128("trade").ok()?);
+    }
+    r.finish().ok()?;
+    Some((codes, expired))
+}
+
+/// Write a chain (genesis first, e.g. from [`settlement::settle_year`]) to a new ledger
+/// directory, applying and checking every block on the way; `verify` on it then passes.
+/// Blocks are committed in batches of `BATCH` per write transaction (each one atomic).
+pub fn write_blocks(dir: &Path, blocks: &[Block]) -> Result<Head, LedgerError> {
+    const BATCH: usize = 1024;
+    let Some((genesis, rest)) = blocks.split_first() else {
+        return Err(LedgerError::Storage("no blocks to write".into()));
+    };
+    let store = Store::create(dir)?;
+    let (mut ledger, outcome) = Ledger::from_genesis_block(genesis)?;
+    let mut head = store.append(&[(genesis.clone(), outcome)], &mut ledger)?;
+    for chunk in rest.chunks(BATCH) {
+        let mut applied = Vec::with_capacity(chunk.len());
+        for b in chunk {
+            let o = ledger.apply_block(b)?;
+            applied.push((b.clone(), o));
+        }
+        head = store.append(&applied, &mut ledger)?;
+    }
+    Ok(head)
+}
+
+/// Write a settled year (see [`settlement::settle_year`]) to `dir`.
+pub fn store(dir: &Path, settled: &settlement::SettledYear) -> Result<Head, LedgerError> {
+    write_blocks(dir, &settled.blocks)
+}
