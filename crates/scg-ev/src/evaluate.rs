@@ -1,0 +1,504 @@
+//! Replay of charging sessions under a policy, with the ACN-Sim metrics.
+//!
+//! The evaluator owns the truth (actual departure and energy taken); the policy sees only the
+//! planned values chosen by [`Knowledge`]. A vehicle is present in step `k` when it arrived at
+//! or before the start of the step and leaves at or after its end (arrival rounded up,
+//! departure rounded down to the step grid), as in ACN-Sim. No I/O; time for the solve-time
+//! metric comes from a caller-supplied [`Stopwatch`].
+
+use crate::error::EvError;
+use crate::habits::{HabitLearner, HabitParams, planned_departure_min};
+use crate::model::{MINUTES_PER_HOUR, Session};
+use crate::mpc::{MpcParams, PlanEv, PlanProblem, solve_plan};
+use crate::policy::{ActiveEv, Policy, StepContext, policy_by_name};
+use crate::tariff::{Tariff, month_of_min};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BinaryHeap};
+
+/// What the policy is told about departure and energy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Knowledge {
+    /// The true departure and energy (ACN-Sim's "ideal" experiments).
+    Actual,
+    /// What the driver stated (learned values when nothing was stated).
+    Stated,
+    /// Learned habits blended with statements (low quantile of stay, capped high energy).
+    Learned,
+}
+
+impl Knowledge {
+    /// Parse `actual`, `stated` or `learned`.
+    pub fn parse(s: &str) -> Result<Self, EvError> {
+        match s {
+            "actual" => Ok(Self::Actual),
+            "stated" => Ok(Self::Stated),
+            "learned" => Ok(Self::Learned),
+            _ => Err(EvError::Config {
+                field: "--knowledge".into(),
+                message: format!("expected actual, stated or learned, found `{s}`"),
+            }),
+        }
+    }
+}
+
+/// Evaluation settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvaluateParams {
+    /// Step length in minutes.
+    pub step_minutes: u32,
+    /// Site (transformer) limit on aggregate power, kW; `None` = unconstrained.
+    pub site_limit_kw: Option<f64>,
+    /// Energy price and demand charge.
+    pub tariff: Tariff,
+    /// Optimiser weights (MPC and offline optimum).
+    pub mpc: MpcParams,
+    /// What policies are told.
+    pub knowledge: Knowledge,
+    /// Habit learner settings (for `Knowledge::Learned`/`Stated`).
+    pub habits: HabitParams,
+}
+
+impl Default for EvaluateParams {
+    fn default() -> Self {
+        Self {
+            step_minutes: 5,
+            site_limit_kw: None,
+            tariff: Tariff::sce_tou_ev_4(),
+            mpc: MpcParams::default(),
+            knowledge: Knowledge::Actual,
+            habits: HabitParams::default(),
+        }
+    }
+}
+
+/// A source of elapsed time in milliseconds, supplied by the caller (core crates read no
+/// clock).
+pub trait Stopwatch {
+    /// Milliseconds since some fixed origin.
+    fn now_ms(&mut self) -> f64;
+}
+
+/// A stopwatch that always reads zero (tests, deterministic runs).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoClock;
+
+impl Stopwatch for NoClock {
+    fn now_ms(&mut self) -> f64 {
+        0.0
+    }
+}
+
+/// The metrics of one evaluation (the JSON of `scg ev evaluate`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvaluateReport {
+    /// Policy name.
+    pub policy: String,
+    /// Number of sessions.
+    pub sessions: usize,
+    /// Energy the vehicles would take given time (ACN: delivered energy of the real session).
+    pub energy_requested_kwh: f64,
+    /// Energy delivered into batteries, net of V2G.
+    pub energy_delivered_kwh: f64,
+    /// `energy_delivered / energy_requested`, %.
+    pub energy_delivered_pct: f64,
+    /// Sessions that got their energy within 0.1 kWh, %.
+    pub demands_met_pct: f64,
+    /// Highest aggregate power, kW.
+    pub peak_kw: f64,
+    /// Energy bought minus energy sold at the tariff, EUR.
+    pub energy_cost_eur: f64,
+    /// Demand charge on each calendar month's peak, EUR.
+    pub demand_charge_eur: f64,
+    /// `energy_cost_eur + demand_charge_eur + degradation_cost_eur`.
+    pub total_cost_eur: f64,
+    /// Energy given back to the grid (V2G), kWh.
+    pub v2g_energy_kwh: f64,
+    /// Battery wear of V2G at the configured cost per kWh discharged, EUR.
+    pub degradation_cost_eur: f64,
+    /// Median time of one policy decision (MPC: one re-plan) over steps with vehicles, ms.
+    pub solve_time_ms_median: f64,
+    /// Longest policy decision, ms.
+    pub solve_time_ms_max: f64,
+    /// Steps in which the aggregate power exceeded the site limit.
+    pub site_limit_violation_steps: usize,
+    /// V2G sell offers the policy exposed (sum over steps).
+    pub sell_offers: usize,
+    /// Step length, minutes.
+    pub step_minutes: u32,
+    /// Number of simulated steps.
+    pub steps: usize,
+    /// The site limit used, kW (absent = unconstrained).
+    pub site_limit_kw: Option<f64>,
+    /// What the policy was told.
+    pub knowledge: Knowledge,
+}
+
+/// Per-session state during replay.
+#[derive(Debug, Clone)]
+struct Live {
+    arr_step: i64,
+    dep_step: i64,
+    plan_dep_step: i64,
+    plan_energy_kwh: f64,
+    energy_kwh: f64,
+    target_kwh: f64,
+    min_energy_kwh: f64,
+}
+
+/// Replay `sessions` under the policy `name` (any of [`crate::policy::POLICY_NAMES`]).
+pub fn evaluate(
+    sessions: &[Session],
+    name: &str,
+    params: &EvaluateParams,
+    clock: &mut dyn Stopwatch,
+) -> Result<EvaluateReport, EvError> {
+    if params.step_minutes == 0 || 24 * 60 % params.step_minutes != 0 {
+        return Err(EvError::Config {
+            field: "--step-minutes".into(),
+            message: format!("must divide a day, found {}", params.step_minutes),
+        });
+    }
+    if let Some(l) = params.site_limit_kw
+        && !(l > 0.0 && l.is_finite())
+    {
+        return Err(EvError::Config {
+            field: "--site-limit-kw".into(),
+            message: format!("must be a positive number, found {l}"),
+        });
+    }
+    let dt_min = i64::from(params.step_minutes);
+    let dt_h = dt_min as f64 / MINUTES_PER_HOUR;
+    let arr_step = |s: &Session| {
+        s.arrival_min.div_euclid(dt_min) + i64::from(s.arrival_min.rem_euclid(dt_min) != 0)
+    };
+    let dep_step = |s: &Session| s.departure_min.div_euclid(dt_min);
+    let k0 = sessions.iter().map(arr_step).min().unwrap_or(0);
+    let k1 = sessions.iter().map(dep_step).max().unwrap_or(0).max(k0);
+    let steps = (k1 - k0) as usize;
+    let site_limit = params.site_limit_kw.unwrap_or(f64::INFINITY);
+    let horizon_pad = params.mpc.max_horizon_steps + 1;
+    let prices: Vec<f64> = (0..steps + horizon_pad)
+        .map(|k| params.tariff.price_at((k0 + k as i64) * dt_min))
+        .collect();
+    let month: Vec<i64> = (0..steps)
+        .map(|k| month_of_min((k0 + k as i64) * dt_min))
+        .collect();
+
+    let mut policy: Box<dyn Policy> = if name == "offline-optimal" {
+        Box::new(OfflinePlan::solve(sessions, params, k0, steps)?)
+    } else {
+        policy_by_name(name, &params.mpc)?
+    };
+
+    let mut order: Vec<usize> = (0..sessions.len()).collect();
+    order.sort_by_key(|&i| (arr_step(&sessions[i]), i));
+    let mut next = 0usize;
+    let mut learner = HabitLearner::new(params.habits.clone());
+    let mut to_learn: BinaryHeap<std::cmp::Reverse<(i64, usize)>> = BinaryHeap::new();
+    let mut live: BTreeMap<usize, Live> = BTreeMap::new();
+    let mut finished: Vec<(f64, f64)> = Vec::with_capacity(sessions.len());
+    let mut month_peak: BTreeMap<i64, f64> = BTreeMap::new();
+    let (mut energy_cost, mut v2g_kwh, mut wear_eur, mut peak) = (0.0, 0.0, 0.0, 0.0f64);
+    let (mut violations, mut offers) = (0usize, 0usize);
+    let mut times = Vec::new();
+
+    for k in 0..steps {
+        let step = k0 + k as i64;
+        let now_min = step * dt_min;
+        // Learn from sessions that have left by now (causal).
+        while let Some(std::cmp::Reverse((dep, j))) = to_learn.peek().copied() {
+            if dep > now_min {
+                break;
+            }
+            to_learn.pop();
+            learner.observe(&sessions[j]);
+        }
+        // Arrivals.
+        while next < order.len() && arr_step(&sessions[order[next]]) <= step {
+            let i = order[next];
+            next += 1;
+            let s = &sessions[i];
+            to_learn.push(std::cmp::Reverse((s.departure_min, i)));
+            let (a, d) = (arr_step(s), dep_step(s));
+            if d <= a {
+                finished.push((s.energy_kwh, 0.0));
+                continue;
+            }
+            let (plan_dep_min, plan_energy) = match params.knowledge {
+                Knowledge::Actual => (s.departure_min, s.energy_kwh),
+                Knowledge::Stated => {
+                    let pred = learner.predict(s);
+                    (
+                        s.stated_departure_min.unwrap_or_else(|| {
+                            planned_departure_min(s.arrival_min, pred.stay_plan_hours)
+                        }),
+                        s.stated_energy_kwh.unwrap_or(pred.energy_plan_kwh),
+                    )
+                }
+                Knowledge::Learned => {
+                    let pred = learner.predict(s);
+                    (
+                        planned_departure_min(s.arrival_min, pred.stay_plan_hours),
+                        pred.energy_plan_kwh,
+                    )
+                }
+            };
+            let min_energy = if s.ev.v2g {
+                (0.2 * s.ev.battery_kwh).min(s.initial_energy_kwh)
+            } else {
+                0.0
+            };
+            live.insert(
+                i,
+                Live {
+                    arr_step: a,
+                    dep_step: d,
+                    plan_dep_step: plan_dep_min.div_euclid(dt_min),
+                    plan_energy_kwh: plan_energy,
+                    energy_kwh: s.initial_energy_kwh,
+                    target_kwh: s.target_energy_kwh(),
+                    min_energy_kwh: min_energy,
+                },
+            );
+        }
+        // Departures (dep_step is exclusive).
+        let gone: Vec<usize> = live
+            .iter()
+            .filter(|(_, l)| l.dep_step <= step)
+            .map(|(i, _)| *i)
+            .collect();
+        for i in gone {
+            if let Some(l) = live.remove(&i) {
+                let s = &sessions[i];
+                finished.push((s.energy_kwh, l.energy_kwh - s.initial_energy_kwh));
+            }
+        }
+        // What the policy sees.
+        let keys: Vec<usize> = live.keys().copied().collect();
+        let evs: Vec<ActiveEv> = keys
+            .iter()
+            .map(|&i| {
+                let (s, l) = (&sessions[i], &live[&i]);
+                let gained = l.energy_kwh - s.initial_energy_kwh;
+                let mut remaining = l.plan_energy_kwh - gained;
+                let still_taking = l.target_kwh - l.energy_kwh > 1e-6;
+                if remaining <= 1e-6 && still_taking {
+                    // The plan is met but the car still draws: keep topping it up.
+                    remaining = s.ev.max_charge_kw * s.ev.efficiency * dt_h;
+                }
+                if !still_taking && !s.ev.v2g {
+                    // A full car stops drawing, which the charge point sees (ACN-Sim's
+                    // rate-estimation "ramp-down"): no more power is reserved for it.
+                    remaining = 0.0;
+                }
+                let soc = if s.ev.battery_kwh > 0.0 {
+                    l.energy_kwh / s.ev.battery_kwh
+                } else {
+                    0.0
+                };
+                ActiveEv {
+                    key: i,
+                    arrival_step: l.arr_step,
+                    departure_step: l.plan_dep_step.max(step + 1),
+                    remaining_kwh: remaining.max(0.0),
+                    max_charge_kw: s.ev.taper_limit_kw(soc),
+                    max_discharge_kw: if s.ev.v2g { s.ev.max_discharge_kw } else { 0.0 },
+                    energy_kwh: l.energy_kwh,
+                    min_energy_kwh: l.min_energy_kwh,
+                    max_energy_kwh: l.target_kwh.min(l.energy_kwh + remaining.max(0.0)),
+                    efficiency: s.ev.efficiency,
+                }
+            })
+            .collect();
+        let mpeak = month_peak.get(&month[k]).copied().unwrap_or(0.0);
+        let ctx = StepContext {
+            step,
+            step_hours: dt_h,
+            evs: &evs,
+            site_limit_kw: site_limit,
+            price_eur_per_mwh: &prices[k..],
+            grid_peak: &[],
+            demand_charge_eur_per_kw: params.tariff.demand_charge_eur_per_kw,
+            peak_so_far_kw: mpeak,
+        };
+        let rates = if evs.is_empty() {
+            Vec::new()
+        } else {
+            let t0 = clock.now_ms();
+            let r = policy.schedule(&ctx)?;
+            times.push(clock.now_ms() - t0);
+            offers += policy.sell_offers().len();
+            r
+        };
+        // Physics.
+        let mut total_kw = 0.0;
+        for (ev, rate) in evs.iter().zip(rates.iter().chain(std::iter::repeat(&0.0))) {
+            let (s, l) = match (sessions.get(ev.key), live.get_mut(&ev.key)) {
+                (Some(s), Some(l)) => (s, l),
+                _ => continue,
+            };
+            let eta = s.ev.efficiency.clamp(1e-6, 1.0);
+            let p = if *rate >= 0.0 {
+                let room = ((l.target_kwh - l.energy_kwh) / (eta * dt_h)).max(0.0);
+                rate.min(ev.max_charge_kw).min(room)
+            } else if s.ev.v2g {
+                let avail = ((l.energy_kwh - l.min_energy_kwh) * eta / dt_h).max(0.0);
+                -(-rate).min(s.ev.max_discharge_kw).min(avail)
+            } else {
+                0.0
+            };
+            if p >= 0.0 {
+                l.energy_kwh += eta * p * dt_h;
+            } else {
+                l.energy_kwh += p * dt_h / eta;
+                v2g_kwh += -p * dt_h;
+                wear_eur += params.mpc.wear_cost_eur_per_kwh * (-p * dt_h / eta);
+            }
+            total_kw += p;
+        }
+        energy_cost += prices[k] / 1000.0 * total_kw * dt_h;
+        if total_kw > site_limit + 1e-6 {
+            violations += 1;
+        }
+        peak = peak.max(total_kw);
+        let e = month_peak.entry(month[k]).or_insert(0.0);
+        *e = e.max(total_kw);
+    }
+    for (i, l) in std::mem::take(&mut live) {
+        finished.push((
+            sessions[i].energy_kwh,
+            l.energy_kwh - sessions[i].initial_energy_kwh,
+        ));
+    }
+    let requested: f64 = finished.iter().map(|f| f.0).sum();
+    let delivered: f64 = finished.iter().map(|f| f.1).sum();
+    let met = finished.iter().filter(|f| f.1 >= f.0 - 0.1).count();
+    let demand_charge: f64 = month_peak.values().map(|p| p.max(0.0)).sum::<f64>()
+        * params.tariff.demand_charge_eur_per_kw;
+    times.sort_by(f64::total_cmp);
+    Ok(EvaluateReport {
+        policy: name.to_string(),
+        sessions: sessions.len(),
+        energy_requested_kwh: requested,
+        energy_delivered_kwh: delivered,
+        energy_delivered_pct: if requested > 0.0 {
+            100.0 * delivered / requested
+        } else {
+            100.0
+        },
+        demands_met_pct: 100.0 * met as f64 / finished.len().max(1) as f64,
+        peak_kw: peak,
+        energy_cost_eur: energy_cost,
+        demand_charge_eur: demand_charge,
+        total_cost_eur: energy_cost + demand_charge + wear_eur,
+        v2g_energy_kwh: v2g_kwh,
+        degradation_cost_eur: wear_eur,
+        solve_time_ms_median: times.get(times.len() / 2).copied().unwrap_or(0.0),
+        solve_time_ms_max: times.last().copied().unwrap_or(0.0),
+        site_limit_violation_steps: violations,
+        sell_offers: offers,
+        step_minutes: params.step_minutes,
+        steps,
+        site_limit_kw: params.site_limit_kw,
+        knowledge: params.knowledge,
+    })
+}
+
+/// The offline optimum: one problem over the whole period with perfect knowledge of every
+/// arrival, departure and energy, then replayed step by step.
+#[derive(Debug, Clone)]
+pub struct OfflinePlan {
+    k0: i64,
+    /// Per session: (first step offset, charge kW per step, discharge kW per step).
+    plan: Vec<(usize, Vec<f64>, Vec<f64>)>,
+}
+
+impl OfflinePlan {
+    /// Solve the whole period (`steps` steps from step `k0`).
+    pub fn solve(
+        sessions: &[Session],
+        params: &EvaluateParams,
+        k0: i64,
+        steps: usize,
+    ) -> Result<Self, EvError> {
+        let dt_min = i64::from(params.step_minutes);
+        let evs: Vec<PlanEv> = sessions
+            .iter()
+            .map(|s| {
+                let a = s.arrival_min.div_euclid(dt_min)
+                    + i64::from(s.arrival_min.rem_euclid(dt_min) != 0);
+                let d = s.departure_min.div_euclid(dt_min);
+                let start = (a - k0).max(0) as usize;
+                let end = ((d - k0).max(0) as usize).max(start);
+                PlanEv {
+                    start,
+                    end,
+                    need_kwh: s.energy_kwh,
+                    max_charge_kw: s.ev.max_charge_kw,
+                    max_discharge_kw: if s.ev.v2g { s.ev.max_discharge_kw } else { 0.0 },
+                    energy_kwh: s.initial_energy_kwh,
+                    min_energy_kwh: if s.ev.v2g {
+                        (0.2 * s.ev.battery_kwh).min(s.initial_energy_kwh)
+                    } else {
+                        0.0
+                    },
+                    max_energy_kwh: s.target_energy_kwh(),
+                    efficiency: s.ev.efficiency,
+                }
+            })
+            .collect();
+        let months: Vec<i64> = (0..steps)
+            .map(|k| month_of_min((k0 + k as i64) * dt_min))
+            .collect();
+        let mut ids: BTreeMap<i64, usize> = BTreeMap::new();
+        for m in &months {
+            let n = ids.len();
+            ids.entry(*m).or_insert(n);
+        }
+        let problem = PlanProblem {
+            steps,
+            step_hours: dt_min as f64 / MINUTES_PER_HOUR,
+            price_eur_per_mwh: (0..steps)
+                .map(|k| params.tariff.price_at((k0 + k as i64) * dt_min))
+                .collect(),
+            site_limit_kw: params.site_limit_kw.unwrap_or(f64::INFINITY),
+            demand_charge_eur_per_kw: params.tariff.demand_charge_eur_per_kw,
+            quick_charge_eur_per_kwh: params.mpc.quick_charge_eur_per_kwh,
+            peak_group: months
+                .iter()
+                .map(|m| ids.get(m).copied().unwrap_or(0))
+                .collect(),
+            prev_peak_kw: vec![0.0; ids.len().max(1)],
+            evs,
+        };
+        let sol = solve_plan(&problem, &params.mpc)?;
+        let plan = problem
+            .evs
+            .iter()
+            .zip(sol.charge_kw.into_iter().zip(sol.discharge_kw))
+            .map(|(ev, (c, g))| (ev.start, c, g))
+            .collect();
+        Ok(Self { k0, plan })
+    }
+}
+
+impl Policy for OfflinePlan {
+    fn name(&self) -> &'static str {
+        "offline-optimal"
+    }
+    fn schedule(&mut self, ctx: &StepContext<'_>) -> Result<Vec<f64>, EvError> {
+        let k = (ctx.step - self.k0).max(0) as usize;
+        Ok(ctx
+            .evs
+            .iter()
+            .map(|ev| match self.plan.get(ev.key) {
+                Some((start, c, g)) if k >= *start => {
+                    let i = k - start;
+                    c.get(i).copied().unwrap_or(0.0) - g.get(i).copied().unwrap_or(0.0)
+                }
+                _ => 0.0,
+            })
+            .collect())
+    }
+}
