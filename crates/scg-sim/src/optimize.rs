@@ -202,13 +202,19 @@ pub fn evaluate_config(
     let (mut import_kwh, mut export_kwh, mut p2p_kwh, mut excess_kwh, mut unmet_kwh) =
         (0.0, 0.0, 0.0, 0.0, 0.0);
     let (mut grid_cost_eur, mut grid_revenue_eur) = (0.0, 0.0);
-    let mut monthly_peak_kw = vec![[0.0f64; 12]; chosen.len()];
+    // Per-prosumer monthly peaks are only needed when there is a demand charge.
+    let track_peaks = inputs.demand_charge_eur_per_kw_month != 0.0;
+    let mut monthly_peak_kw = vec![[0.0f64; 12]; if track_peaks { chosen.len() } else { 0 }];
+    let residuals: Vec<&[f64]> = chosen.iter().map(|r| &r.residual_kw[..steps]).collect();
+    let per_hour = inputs.steps_per_hour.max(1);
     let (mut hour_injected, mut hour_withdrawn) = (0.0, 0.0);
     let (mut shared_kwh, mut cer_eur) = (0.0, 0.0);
+    // Counters instead of `t % per_hour` keep integer division out of the hot loop.
+    let (mut step_in_hour, mut hour) = (0usize, 0usize);
     for t in 0..steps {
-        let (mut surplus, mut deficit) = (0.0, 0.0);
-        for r in &chosen {
-            let x = r.residual_kw[t];
+        let (mut surplus, mut deficit) = (0.0f64, 0.0f64);
+        for r in &residuals {
+            let x = r[t];
             surplus += x.max(0.0);
             deficit += (-x).max(0.0);
         }
@@ -219,30 +225,35 @@ pub fn evaluate_config(
             max_sale_kw,
         };
         let shares = CommunityShares::new(surplus, deficit, &ctx);
-        let month = usize::from(inputs.month.get(t).copied().unwrap_or(1).clamp(1, 12)) - 1;
-        for (i, r) in chosen.iter().enumerate() {
-            let a = shares.allocate(r.residual_kw[t]);
-            if a.grid_import_kw > monthly_peak_kw[i][month] {
-                monthly_peak_kw[i][month] = a.grid_import_kw;
+        if track_peaks {
+            let month = usize::from(inputs.month.get(t).copied().unwrap_or(1).clamp(1, 12)) - 1;
+            for (peaks, r) in monthly_peak_kw.iter_mut().zip(&residuals) {
+                let import_kw = shares.allocate(r[t]).grid_import_kw;
+                peaks[month] = peaks[month].max(import_kw);
             }
-            unmet_kwh += a.unmet_kw * dt;
-            excess_kwh += a.excess_kw * dt;
         }
+        // Community totals of the pro-rata allocation (the per-prosumer parts sum to these).
+        let exported_kw = shares.first_to_grid_kw + shares.to_grid_kw;
+        unmet_kwh += (deficit - shares.shared_kw - shares.from_grid_kw).max(0.0) * dt;
+        excess_kwh += (surplus - exported_kw - shares.shared_kw).max(0.0) * dt;
         let step_import = shares.from_grid_kw * dt;
-        let step_export = (shares.first_to_grid_kw + shares.to_grid_kw) * dt;
+        let step_export = exported_kw * dt;
+        let step_shared = shares.shared_kw * dt;
         import_kwh += step_import;
         export_kwh += step_export;
-        p2p_kwh += shares.shared_kw * dt;
+        p2p_kwh += step_shared;
         grid_cost_eur += step_import * inputs.purchase_eur_per_kwh.get(t).copied().unwrap_or(0.0);
         grid_revenue_eur += step_export * inputs.sell_eur_per_kwh.get(t).copied().unwrap_or(0.0);
         // CER: injection and withdrawal at the members' meters (P2P crosses the public grid).
-        hour_injected += step_export + shares.shared_kw * dt;
-        hour_withdrawn += step_import + shares.shared_kw * dt;
-        if (t + 1) % inputs.steps_per_hour.max(1) == 0 {
-            let hour = t / inputs.steps_per_hour.max(1);
+        hour_injected += step_export + step_shared;
+        hour_withdrawn += step_import + step_shared;
+        step_in_hour += 1;
+        if step_in_hour == per_hour {
             let shared = hour_injected.min(hour_withdrawn);
             shared_kwh += shared;
             cer_eur += shared * inputs.cer_eur_per_mwh.get(hour).copied().unwrap_or(0.0) / 1000.0;
+            step_in_hour = 0;
+            hour += 1;
             hour_injected = 0.0;
             hour_withdrawn = 0.0;
         }

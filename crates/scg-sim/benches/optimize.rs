@@ -1,0 +1,187 @@
+//! Sizing search speed: one configuration's community replay (5 prosumers, a year of hourly
+//! steps) and a whole search of 3^5·4·2 = 1,944 configurations on all cores
+//! (target: >= 10,000 configurations per second on 2 cores).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use scg_sim::battery::{BatteryConfig, BatteryModelKind, KineticConfig};
+use scg_sim::converter::ConverterConfig;
+use scg_sim::economics::{ComponentCosts, EconomicParams};
+use scg_sim::optimize::{
+    LocalDesign, ProsumerSpace, SearchInputs, SearchSettings, evaluate_config, run_local, search,
+};
+use scg_sim::year::ProsumerSeries;
+use std::hint::black_box;
+use std::sync::atomic::AtomicBool;
+
+const STEPS: usize = 8760;
+
+fn battery(kwh: f64) -> (BatteryConfig, ConverterConfig) {
+    let b = BatteryConfig {
+        model: BatteryModelKind::Idealized,
+        capacity_kwh: kwh,
+        max_charge_power_kw: kwh / 2.0,
+        max_discharge_power_kw: kwh / 2.0,
+        round_trip_efficiency_pct: 90.0,
+        min_soc_pct: 20.0,
+        initial_soc_pct: 100.0,
+        kinetic: KineticConfig::default(),
+        lifetime_throughput_kwh: Some(kwh * 3000.0),
+        lifetime_years: 15.0,
+        capital_cost_eur_per_kwh: 400.0,
+        replacement_cost_eur_per_kwh: 300.0,
+        om_cost_eur_per_kwh_year: 5.0,
+    };
+    let c = ConverterConfig {
+        capacity_kw: kwh / 2.0,
+        inverter_efficiency_pct: 95.0,
+        rectifier_capacity_pct: 100.0,
+        rectifier_efficiency_pct: 90.0,
+        lifetime_years: 15.0,
+        capital_cost_eur_per_kw: 200.0,
+        replacement_cost_eur_per_kw: 200.0,
+        om_cost_eur_per_kw_year: 0.0,
+    };
+    (b, c)
+}
+
+fn bench(c: &mut Criterion) {
+    let day = |t: usize| (t % 24) as f64;
+    let loads: Vec<Vec<f64>> = (0..5)
+        .map(|i| {
+            (0..STEPS)
+                .map(|t| {
+                    10.0 * (i + 1) as f64
+                        + 5.0 * (day(t) / 24.0 * std::f64::consts::TAU).sin().abs()
+                })
+                .collect()
+        })
+        .collect();
+    let pv: Vec<f64> = (0..STEPS)
+        .map(|t| (1.0 - (day(t) - 12.5).abs() / 6.0).max(0.0) * 0.7)
+        .collect();
+    let wind: Vec<f64> = (0..STEPS)
+        .map(|t| 3.0 + 2.0 * ((t as f64) / 11.0).sin())
+        .collect();
+    let purchase: Vec<f64> = (0..STEPS)
+        .map(|t| {
+            if (8.0..19.0).contains(&day(t)) {
+                0.30
+            } else {
+                0.22
+            }
+        })
+        .collect();
+    let sell = vec![0.08; STEPS];
+    let cer = vec![128.0; STEPS];
+    let peak: Vec<bool> = (0..STEPS).map(|t| (18.0..21.0).contains(&day(t))).collect();
+    let month: Vec<u8> = (0..STEPS).map(|t| ((t / 730) % 12 + 1) as u8).collect();
+    let spaces: Vec<ProsumerSpace<'_>> = loads
+        .iter()
+        .enumerate()
+        .map(|(i, load)| ProsumerSpace {
+            id: format!("p{i}"),
+            series: ProsumerSeries {
+                load_kw: load,
+                pv_kw_per_kwp: &pv,
+                pv_kwp: 0.0,
+                wind_kw_per_turbine: &wind,
+                turbines: 0.0,
+            },
+            designs: [0.0, 20.0, 50.0]
+                .iter()
+                .flat_map(|kwp| {
+                    let battery_sizes: &[Option<f64>] = if i == 0 {
+                        &[None, Some(40.0), Some(80.0), Some(160.0)]
+                    } else {
+                        &[None]
+                    };
+                    battery_sizes.iter().map(move |kwh| LocalDesign {
+                        pv_kwp: *kwp,
+                        turbines: 0.0,
+                        battery: kwh.map(battery),
+                        generation_costs: vec![(
+                            "pv".into(),
+                            ComponentCosts {
+                                capital_eur: 1000.0 * kwp,
+                                replacement_eur: 0.0,
+                                om_eur_per_year: 15.0 * kwp,
+                                lifetime_years: 25.0,
+                            },
+                        )],
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    let inputs = SearchInputs {
+        dt_h: 1.0,
+        steps_per_hour: 1,
+        purchase_eur_per_kwh: &purchase,
+        sell_eur_per_kwh: &sell,
+        cer_eur_per_mwh: &cer,
+        grid_at_peak: &peak,
+        demand_charge_eur_per_kw_month: 0.0,
+        month: &month,
+    };
+    let settings = SearchSettings {
+        grid_options: vec![true, false],
+        max_purchase_kw: f64::INFINITY,
+        max_sale_kw: f64::INFINITY,
+        max_unmet_fraction: 0.0,
+        economics: EconomicParams {
+            real_discount_rate: 0.06,
+            project_lifetime_years: 25.0,
+        },
+    };
+    let runs: Vec<Vec<_>> = spaces
+        .iter()
+        .map(|s| {
+            s.designs
+                .iter()
+                .map(|d| run_local(s, d, STEPS, 1.0, &settings.economics).unwrap())
+                .collect()
+        })
+        .collect();
+    c.bench_function("evaluate_config_5_prosumers_8760_steps", |b| {
+        b.iter(|| {
+            black_box(evaluate_config(
+                0,
+                &[5, 1, 2, 0, 1],
+                true,
+                &runs,
+                &inputs,
+                &settings,
+            ))
+        })
+    });
+    let total: u64 = spaces
+        .iter()
+        .map(|s| s.designs.len() as u64)
+        .product::<u64>()
+        * 2;
+    let mut group = c.benchmark_group("search");
+    group.throughput(Throughput::Elements(total));
+    group.sample_size(10);
+    group.bench_function("search_1944_configs_all_cores", |b| {
+        b.iter(|| {
+            black_box(
+                search(
+                    &spaces,
+                    &inputs,
+                    &settings,
+                    STEPS,
+                    &|_, _| {},
+                    &AtomicBool::new(false),
+                )
+                .unwrap()
+                .ranked
+                .len(),
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
