@@ -3,7 +3,6 @@
 use crate::{MarketError, Price};
 use scg_units::Wh;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
 
 /// The name of the main grid when it is a counterpart; no order or prosumer may use it.
 pub const GRID_ID: &str = "grid";
@@ -138,7 +137,6 @@ impl Order {
 /// Check a book: positive energies, ids unique per interval, nobody named `grid`, origin fields
 /// only where they mean something. Returns the first problem, naming the order.
 pub fn validate_orders(orders: &[Order]) -> Result<(), MarketError> {
-    let mut seen: BTreeMap<u32, BTreeSet<&str>> = BTreeMap::new();
     for o in orders {
         let bad = |message: String| MarketError::InvalidOrder {
             id: o.id.clone(),
@@ -171,12 +169,16 @@ pub fn validate_orders(orders: &[Order]) -> Result<(), MarketError> {
                 "source \"grid\" is reserved for the grid counterpart".into()
             ));
         }
-        if !seen.entry(o.interval).or_default().insert(&o.id) {
-            return Err(MarketError::DuplicateOrder {
-                id: o.id.clone(),
-                interval: o.interval,
-            });
-        }
+    }
+    // Duplicate ids per interval: sort and compare neighbours (cheaper than a set for the
+    // 100,000-order books the benchmark clears).
+    let mut keys: Vec<(u32, &str)> = orders.iter().map(|o| (o.interval, o.id.as_str())).collect();
+    keys.sort_unstable();
+    if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
+        return Err(MarketError::DuplicateOrder {
+            id: w[0].1.to_owned(),
+            interval: w[0].0,
+        });
     }
     Ok(())
 }
