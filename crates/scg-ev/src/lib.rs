@@ -9,10 +9,12 @@
 pub mod acn;
 pub mod error;
 pub mod evaluate;
+pub mod fleet;
 pub mod habits;
 pub mod model;
 pub mod mpc;
 pub mod policy;
+pub mod synth;
 pub mod tariff;
 
 pub use error::EvError;

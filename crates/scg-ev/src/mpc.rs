@@ -349,12 +349,12 @@ pub fn solve_plan(problem: &PlanProblem, params: &MpcParams) -> Result<PlanSolut
     for (ev, (vars, len)) in problem.evs.iter().zip(&layout) {
         charge_kw.push(
             (0..*len)
-                .map(|k| x[vars.c + k].clamp(0.0, ev.max_charge_kw.max(0.0)))
+                .map(|k| clean(x[vars.c + k], ev.max_charge_kw))
                 .collect(),
         );
         discharge_kw.push(match vars.g {
             Some(g) => (0..*len)
-                .map(|k| x[g + k].clamp(0.0, ev.max_discharge_kw))
+                .map(|k| clean(x[g + k], ev.max_discharge_kw))
                 .collect(),
             None => Vec::new(),
         });
@@ -364,6 +364,12 @@ pub fn solve_plan(problem: &PlanProblem, params: &MpcParams) -> Result<PlanSolut
         discharge_kw,
         iterations: solver.info.iterations,
     })
+}
+
+/// Clamp a solver value to its bounds and drop interior-point residue (below 1 W).
+fn clean(x: f64, max: f64) -> f64 {
+    let x = x.clamp(0.0, max.max(0.0));
+    if x < 1e-3 { 0.0 } else { x }
 }
 
 /// The model-predictive controller: re-plans every step over the plugged-in vehicles'

@@ -1,0 +1,671 @@
+//! The fleet simulator for the community step: one prosumer's EVs, charge points and battery
+//! swap station, driven by a policy, step by step or for a whole year.
+//!
+//! Scenario-facing configuration is [`FleetConfig`] (serde, `deny_unknown_fields`, units in
+//! names), meant to be embedded as `prosumers[i].ev`. Sessions are generated once from the
+//! seed ([`crate::synth`]); the drivers' habits are learned online ([`crate::habits`]) and the
+//! policy plans against them. No I/O, no clock.
+//!
+//! ```
+//! use scg_ev::fleet::{Fleet, FleetConfig, FleetTime, StepSignals};
+//!
+//! let cfg: FleetConfig = toml::from_str(r#"
+//!     commuters = 4
+//!     charge_points = 4
+//!     charge_point_kw = 7.4
+//!     v2g_share = 0.5
+//!     policy = "mpc"
+//! "#).expect("valid config");
+//! let time = FleetTime { step_minutes: 60, steps: 24 * 7, start_weekday: 0 };
+//! let mut fleet = Fleet::new(&cfg, time, 42).expect("valid fleet");
+//! // Step by step, as the community loop does:
+//! for t in 0..24 {
+//!     let price = if (8..20).contains(&(t % 24)) { 180.0 } else { 60.0 };
+//!     let p = fleet.step(t, &StepSignals::now(price, false)).expect("step");
+//!     assert!(p.charge_kw >= 0.0 && p.v2g_kw >= 0.0);
+//! }
+//! // Or the rest of the period at once, with a price series (EUR/MWh) and grid-peak flags:
+//! let prices = vec![100.0; 24 * 7];
+//! let peaks = vec![false; 24 * 7];
+//! let rest = fleet.run(&prices, &peaks).expect("run");
+//! assert_eq!(rest.len(), 24 * 6);
+//! for d in fleet.departures() {
+//!     assert!(d.energy_kwh <= d.wanted_energy_kwh + 1e-6);
+//! }
+//! ```
+
+use crate::error::EvError;
+use crate::habits::{HabitLearner, HabitParams, planned_departure_min};
+use crate::model::{EvSpec, MINUTES_PER_HOUR, Session};
+use crate::mpc::MpcParams;
+use crate::policy::{ActiveEv, Policy, SellOffer, StepContext, policy_by_name};
+use crate::synth::{DriverType, driver_sessions};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Poisson};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BinaryHeap};
+
+/// A prosumer's EV fleet, as written in the scenario (`prosumers[i].ev`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// Staff cars charging on weekdays (office, school).
+    #[serde(default)]
+    pub commuters: u32,
+    /// Private cars charging overnight (apartments).
+    #[serde(default)]
+    pub residents: u32,
+    /// Company vehicles back every evening.
+    #[serde(default)]
+    pub fleet_vehicles: u32,
+    /// Distinct customers who top up at public chargers (each visits about twice a week).
+    #[serde(default)]
+    pub shoppers: u32,
+    /// Number of charge points (a car that finds none free does not charge).
+    pub charge_points: u32,
+    /// Power of each charge point, kW.
+    pub charge_point_kw: f64,
+    /// Share of vehicles (0..1) that can do V2G (the charge points are assumed bidirectional).
+    #[serde(default)]
+    pub v2g_share: f64,
+    /// Battery of each vehicle, kWh.
+    #[serde(default = "default_battery_kwh")]
+    pub battery_kwh: f64,
+    /// Limit on the fleet's aggregate power (import and export), kW; none when absent.
+    #[serde(default)]
+    pub site_limit_kw: Option<f64>,
+    /// Charging policy: uncontrolled, fcfs, edf, llf, round-robin or mpc.
+    #[serde(default = "default_policy")]
+    pub policy: String,
+    /// Battery wear cost per kWh discharged by V2G.
+    #[serde(default = "default_wear")]
+    pub wear_cost_eur_per_kwh: f64,
+    /// Demand charge per kW of peak that the policy plans against (peak shaving).
+    #[serde(default)]
+    pub demand_charge_eur_per_kw: f64,
+    /// A battery-swap station at this prosumer.
+    #[serde(default)]
+    pub swap_station: Option<SwapStationConfig>,
+}
+
+fn default_battery_kwh() -> f64 {
+    60.0
+}
+fn default_policy() -> String {
+    "mpc".into()
+}
+fn default_wear() -> f64 {
+    0.05
+}
+
+/// A battery-swap station.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwapStationConfig {
+    /// Packs in inventory (full or charging).
+    pub packs: u32,
+    /// Capacity of each pack, kWh.
+    pub pack_kwh: f64,
+    /// Pack chargers.
+    pub chargers: u32,
+    /// Power of each pack charger, kW.
+    pub charger_kw: f64,
+    /// Expected swaps per day (Poisson, spread over 07:00–21:00).
+    pub swaps_per_day: f64,
+    /// Wanted share of swaps that find a full pack (0..1): sets how many packs are kept full
+    /// ahead of the next hours' forecast demand even when energy is expensive.
+    #[serde(default = "default_service_level")]
+    pub service_level: f64,
+}
+
+fn default_service_level() -> f64 {
+    0.95
+}
+
+impl FleetConfig {
+    /// Check ranges; every problem is reported with its field path under `prefix`.
+    pub fn validate(&self, prefix: &str) -> Result<(), EvError> {
+        let bad = |f: &str, m: &str| {
+            Err(EvError::Config {
+                field: format!("{prefix}.{f}"),
+                message: m.into(),
+            })
+        };
+        let pos = |x: f64| x > 0.0 && x.is_finite();
+        if !pos(self.charge_point_kw) {
+            return bad("charge_point_kw", "must be a positive number of kW");
+        }
+        if !(0.0..=1.0).contains(&self.v2g_share) {
+            return bad("v2g_share", "must be between 0 and 1");
+        }
+        if !pos(self.battery_kwh) {
+            return bad("battery_kwh", "must be a positive number of kWh");
+        }
+        if let Some(l) = self.site_limit_kw
+            && !pos(l)
+        {
+            return bad("site_limit_kw", "must be a positive number of kW");
+        }
+        if !(self.wear_cost_eur_per_kwh >= 0.0 && self.demand_charge_eur_per_kw >= 0.0) {
+            return bad("wear_cost_eur_per_kwh", "costs must be >= 0");
+        }
+        if self.policy == "offline-optimal" {
+            return bad(
+                "policy",
+                "offline-optimal needs the whole period; use it in `scg ev evaluate`",
+            );
+        }
+        policy_by_name(&self.policy, &MpcParams::default()).map_err(|e| EvError::Config {
+            field: format!("{prefix}.policy"),
+            message: e.to_string(),
+        })?;
+        if let Some(s) = &self.swap_station {
+            if s.packs == 0 || s.chargers == 0 {
+                return bad(
+                    "swap_station.packs",
+                    "packs and chargers must be at least 1",
+                );
+            }
+            if !pos(s.pack_kwh) || !pos(s.charger_kw) {
+                return bad(
+                    "swap_station.pack_kwh",
+                    "pack_kwh and charger_kw must be positive",
+                );
+            }
+            if !(s.swaps_per_day >= 0.0 && s.swaps_per_day.is_finite()) {
+                return bad("swap_station.swaps_per_day", "must be >= 0");
+            }
+            if !(0.0..=1.0).contains(&s.service_level) {
+                return bad("swap_station.service_level", "must be between 0 and 1");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The simulation calendar as the fleet sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FleetTime {
+    /// Step length, minutes (divides a day).
+    pub step_minutes: u32,
+    /// Number of steps (a year: 8,760 at 60 minutes).
+    pub steps: usize,
+    /// Weekday of step 0 (0 = Monday); step 0 starts at midnight.
+    pub start_weekday: u8,
+}
+
+/// What the community tells the fleet at a step.
+#[derive(Debug, Clone, Copy)]
+pub struct StepSignals<'a> {
+    /// Energy price now, EUR/MWh.
+    pub price_eur_per_mwh: f64,
+    /// Whether the main grid is at peak now.
+    pub grid_peak: bool,
+    /// Price forecast from this step on (may be empty: the current price is assumed to hold).
+    pub price_forecast_eur_per_mwh: &'a [f64],
+    /// Grid-peak forecast from this step on (may be empty).
+    pub grid_peak_forecast: &'a [bool],
+}
+
+impl StepSignals<'static> {
+    /// Signals with no forecast.
+    pub fn now(price_eur_per_mwh: f64, grid_peak: bool) -> Self {
+        Self {
+            price_eur_per_mwh,
+            grid_peak,
+            price_forecast_eur_per_mwh: &[],
+            grid_peak_forecast: &[],
+        }
+    }
+}
+
+/// The fleet's power at one step (all ≥ 0; the prosumer's net EV load is
+/// `charge_kw + swap_kw − v2g_kw`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EvStepPower {
+    /// Charging power of plugged-in vehicles, kW.
+    pub charge_kw: f64,
+    /// Power given back by V2G vehicles, kW.
+    pub v2g_kw: f64,
+    /// Charging power of the swap station's pack chargers, kW.
+    pub swap_kw: f64,
+    /// Vehicles plugged in.
+    pub plugged_in: u32,
+    /// Battery wear of this step's V2G, EUR.
+    pub degradation_cost_eur: f64,
+    /// Swaps requested in this step.
+    pub swaps_requested: u32,
+    /// Swaps that found no full pack.
+    pub swaps_missed: u32,
+    /// V2G energy the policy plans to sell (offers for the market).
+    pub sell_offers: Vec<SellOffer>,
+}
+
+/// One vehicle leaving: what it got versus what it wanted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DepartureRecord {
+    /// Session id.
+    pub session_id: String,
+    /// Driver type.
+    pub driver_type: DriverType,
+    /// Step at which it left.
+    pub step: usize,
+    /// Battery energy at departure, kWh.
+    pub energy_kwh: f64,
+    /// Battery energy wanted at departure, kWh.
+    pub wanted_energy_kwh: f64,
+    /// State of charge at departure (0..1).
+    pub soc: f64,
+    /// State of charge wanted (0..1).
+    pub wanted_soc: f64,
+    /// Whether it found a free charge point.
+    pub got_charge_point: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Plugged {
+    arr_step: i64,
+    dep_step: i64,
+    plan_dep_step: i64,
+    plan_energy_kwh: f64,
+    energy_kwh: f64,
+    target_kwh: f64,
+    min_energy_kwh: f64,
+}
+
+#[derive(Debug, Clone)]
+struct Swap {
+    cfg: SwapStationConfig,
+    packs_kwh: Vec<f64>,
+}
+
+/// The fleet simulator.
+#[derive(Debug)]
+pub struct Fleet {
+    time: FleetTime,
+    dt_h: f64,
+    base_min: i64,
+    site_limit_kw: f64,
+    demand_charge_eur_per_kw: f64,
+    wear_cost_eur_per_kwh: f64,
+    charge_points: usize,
+    sessions: Vec<Session>,
+    types: Vec<DriverType>,
+    next_session: usize,
+    plugged: BTreeMap<usize, Plugged>,
+    to_learn: BinaryHeap<std::cmp::Reverse<(i64, usize)>>,
+    learner: HabitLearner,
+    policy: Box<dyn Policy>,
+    swap: Option<Swap>,
+    swap_rng: ChaCha8Rng,
+    peak_kw: f64,
+    next_t: usize,
+    departures: Vec<DepartureRecord>,
+}
+
+impl Fleet {
+    /// Build a fleet and generate its year of sessions from `seed`.
+    pub fn new(cfg: &FleetConfig, time: FleetTime, seed: u64) -> Result<Self, EvError> {
+        cfg.validate("ev")?;
+        if time.step_minutes == 0 || 1440 % time.step_minutes != 0 {
+            return Err(EvError::Config {
+                field: "step_minutes".into(),
+                message: format!("must divide a day, found {}", time.step_minutes),
+            });
+        }
+        let dt_min = i64::from(time.step_minutes);
+        // 1970-01-05 was a Monday; start on the wanted weekday so weekday keys are right.
+        let base_min = (4 + i64::from(time.start_weekday % 7)) * 1440;
+        let days = ((time.steps as i64 * dt_min + 1439) / 1440 + 1) as u32;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut sessions = Vec::new();
+        let mut types = Vec::new();
+        let groups = [
+            (DriverType::Commuter, cfg.commuters),
+            (DriverType::Resident, cfg.residents),
+            (DriverType::Fleet, cfg.fleet_vehicles),
+            (DriverType::Shopper, cfg.shoppers),
+        ];
+        for (ty, count) in groups {
+            for i in 0..count {
+                let v2g = rng.random_bool(cfg.v2g_share);
+                let ev = EvSpec {
+                    battery_kwh: cfg.battery_kwh,
+                    max_charge_kw: cfg.charge_point_kw,
+                    max_discharge_kw: if v2g { cfg.charge_point_kw } else { 0.0 },
+                    efficiency: 0.95,
+                    v2g,
+                    taper_soc: 0.8,
+                };
+                let id = format!("{}-{i}", ty.name());
+                // One stream per driver: adding a driver does not change the others.
+                let mut drng = ChaCha8Rng::seed_from_u64(seed ^ hash_id(&id));
+                let s =
+                    driver_sessions(&mut drng, ty, &id, &ev, base_min, time.start_weekday, days);
+                types.extend(std::iter::repeat_n(ty, s.len()));
+                sessions.extend(s);
+            }
+        }
+        // Keep the sessions that arrive within the period (arrival rounded up to a step).
+        let end_step = base_min / dt_min + time.steps as i64;
+        let mut order: Vec<usize> = (0..sessions.len())
+            .filter(|&i| {
+                let a = sessions[i].arrival_min;
+                a.div_euclid(dt_min) + i64::from(a.rem_euclid(dt_min) != 0) < end_step
+            })
+            .collect();
+        order.sort_by_key(|&i| (sessions[i].arrival_min, i));
+        let sessions: Vec<Session> = order.iter().map(|&i| sessions[i].clone()).collect();
+        let types: Vec<DriverType> = order.iter().map(|&i| types[i]).collect();
+        let mpc = MpcParams {
+            wear_cost_eur_per_kwh: cfg.wear_cost_eur_per_kwh,
+            max_horizon_steps: (24 * 60 / dt_min) as usize,
+            ..MpcParams::default()
+        };
+        let policy = policy_by_name(&cfg.policy, &mpc)?;
+        let swap = cfg.swap_station.as_ref().map(|s| Swap {
+            cfg: s.clone(),
+            packs_kwh: vec![s.pack_kwh; s.packs as usize],
+        });
+        Ok(Self {
+            time,
+            dt_h: dt_min as f64 / MINUTES_PER_HOUR,
+            base_min,
+            site_limit_kw: cfg.site_limit_kw.unwrap_or(f64::INFINITY),
+            demand_charge_eur_per_kw: cfg.demand_charge_eur_per_kw,
+            wear_cost_eur_per_kwh: cfg.wear_cost_eur_per_kwh,
+            charge_points: cfg.charge_points as usize,
+            sessions,
+            types,
+            next_session: 0,
+            plugged: BTreeMap::new(),
+            to_learn: BinaryHeap::new(),
+            learner: HabitLearner::new(HabitParams::default()),
+            policy,
+            swap,
+            swap_rng: ChaCha8Rng::seed_from_u64(seed.wrapping_add(0x05ee_d5a9)),
+            peak_kw: 0.0,
+            next_t: 0,
+            departures: Vec::new(),
+        })
+    }
+
+    /// All generated sessions (sorted by arrival).
+    pub fn sessions(&self) -> &[Session] {
+        &self.sessions
+    }
+
+    /// Vehicles that have left so far, with state of charge at departure vs wanted.
+    pub fn departures(&self) -> &[DepartureRecord] {
+        &self.departures
+    }
+
+    /// Advance one step. `t` must be the next step (0, 1, 2, ...).
+    pub fn step(&mut self, t: usize, signals: &StepSignals<'_>) -> Result<EvStepPower, EvError> {
+        if t != self.next_t || t >= self.time.steps {
+            return Err(EvError::Config {
+                field: "step".into(),
+                message: format!(
+                    "expected step {} (of {}), got {t}",
+                    self.next_t, self.time.steps
+                ),
+            });
+        }
+        self.next_t += 1;
+        let dt_min = i64::from(self.time.step_minutes);
+        let step = self.base_min / dt_min + t as i64;
+        let now_min = step * dt_min;
+        while let Some(std::cmp::Reverse((dep, j))) = self.to_learn.peek().copied() {
+            if dep > now_min {
+                break;
+            }
+            self.to_learn.pop();
+            self.learner.observe(&self.sessions[j]);
+        }
+        // Departures first, so their charge points free up for arrivals.
+        let gone: Vec<usize> = self
+            .plugged
+            .iter()
+            .filter(|(_, p)| p.dep_step <= step)
+            .map(|(i, _)| *i)
+            .collect();
+        for i in gone {
+            if let Some(p) = self.plugged.remove(&i) {
+                self.record(i, t, p.energy_kwh, true);
+            }
+        }
+        // Arrivals.
+        while let Some(s) = self.sessions.get(self.next_session) {
+            let a =
+                s.arrival_min.div_euclid(dt_min) + i64::from(s.arrival_min.rem_euclid(dt_min) != 0);
+            if a > step {
+                break;
+            }
+            let i = self.next_session;
+            self.next_session += 1;
+            self.to_learn.push(std::cmp::Reverse((s.departure_min, i)));
+            let d = s.departure_min.div_euclid(dt_min);
+            if d <= a || self.plugged.len() >= self.charge_points {
+                let e = s.initial_energy_kwh;
+                self.record(i, t, e, false);
+                continue;
+            }
+            let pred = self.learner.predict(s);
+            let plan_dep = planned_departure_min(s.arrival_min, pred.stay_plan_hours);
+            let min_e = (0.2 * s.ev.battery_kwh).min(s.initial_energy_kwh);
+            self.plugged.insert(
+                i,
+                Plugged {
+                    arr_step: a,
+                    dep_step: d,
+                    plan_dep_step: plan_dep.div_euclid(dt_min),
+                    plan_energy_kwh: pred.energy_plan_kwh,
+                    energy_kwh: s.initial_energy_kwh,
+                    target_kwh: s.target_energy_kwh(),
+                    min_energy_kwh: min_e,
+                },
+            );
+        }
+        let evs: Vec<ActiveEv> = self
+            .plugged
+            .iter()
+            .map(|(&i, p)| {
+                let s = &self.sessions[i];
+                let gained = p.energy_kwh - s.initial_energy_kwh;
+                let still_taking = p.target_kwh - p.energy_kwh > 1e-6;
+                let mut remaining = p.plan_energy_kwh - gained;
+                if remaining <= 1e-6 && still_taking {
+                    remaining = s.ev.max_charge_kw * s.ev.efficiency * self.dt_h;
+                }
+                if !still_taking {
+                    remaining = 0.0;
+                }
+                ActiveEv {
+                    key: i,
+                    arrival_step: p.arr_step,
+                    departure_step: p.plan_dep_step.max(step + 1),
+                    remaining_kwh: remaining.max(0.0),
+                    max_charge_kw: s.ev.taper_limit_kw(p.energy_kwh / s.ev.battery_kwh),
+                    max_discharge_kw: if s.ev.v2g { s.ev.max_discharge_kw } else { 0.0 },
+                    energy_kwh: p.energy_kwh,
+                    min_energy_kwh: p.min_energy_kwh,
+                    max_energy_kwh: p.target_kwh,
+                    efficiency: s.ev.efficiency,
+                }
+            })
+            .collect();
+        let price_now = [signals.price_eur_per_mwh];
+        let peak_now = [signals.grid_peak];
+        let ctx = StepContext {
+            step,
+            step_hours: self.dt_h,
+            evs: &evs,
+            site_limit_kw: self.site_limit_kw,
+            price_eur_per_mwh: if signals.price_forecast_eur_per_mwh.is_empty() {
+                &price_now
+            } else {
+                signals.price_forecast_eur_per_mwh
+            },
+            grid_peak: if signals.grid_peak_forecast.is_empty() {
+                &peak_now
+            } else {
+                signals.grid_peak_forecast
+            },
+            demand_charge_eur_per_kw: self.demand_charge_eur_per_kw,
+            peak_so_far_kw: self.peak_kw,
+        };
+        let rates = if evs.is_empty() {
+            Vec::new()
+        } else {
+            self.policy.schedule(&ctx)?
+        };
+        let mut out = EvStepPower {
+            plugged_in: evs.len() as u32,
+            sell_offers: self.policy.sell_offers().to_vec(),
+            ..EvStepPower::default()
+        };
+        for (ev, rate) in evs.iter().zip(rates.iter().chain(std::iter::repeat(&0.0))) {
+            let (Some(s), Some(p)) = (self.sessions.get(ev.key), self.plugged.get_mut(&ev.key))
+            else {
+                continue;
+            };
+            let eta = s.ev.efficiency.clamp(1e-6, 1.0);
+            if *rate >= 0.0 {
+                let room = ((p.target_kwh - p.energy_kwh) / (eta * self.dt_h)).max(0.0);
+                let kw = rate.min(ev.max_charge_kw).min(room);
+                p.energy_kwh += eta * kw * self.dt_h;
+                out.charge_kw += kw;
+            } else if s.ev.v2g {
+                let avail = ((p.energy_kwh - p.min_energy_kwh) * eta / self.dt_h).max(0.0);
+                let kw = (-rate).min(s.ev.max_discharge_kw).min(avail);
+                p.energy_kwh -= kw * self.dt_h / eta;
+                out.v2g_kw += kw;
+                out.degradation_cost_eur += self.wear_cost_eur_per_kwh * kw * self.dt_h / eta;
+            }
+        }
+        self.swap_step(t, signals, &mut out);
+        self.peak_kw = self.peak_kw.max(out.charge_kw - out.v2g_kw);
+        if t + 1 == self.time.steps {
+            // End of the period: everyone still plugged in leaves now.
+            for (i, p) in std::mem::take(&mut self.plugged) {
+                self.record(i, t, p.energy_kwh, true);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Run all remaining steps with per-step prices (EUR/MWh) and grid-peak flags indexed by
+    /// step from 0 (so the same full-year series can be passed after some `step` calls).
+    /// The policy sees the series ahead as a perfect forecast.
+    pub fn run(&mut self, prices: &[f64], peaks: &[bool]) -> Result<Vec<EvStepPower>, EvError> {
+        if prices.len() < self.time.steps {
+            return Err(EvError::Config {
+                field: "prices".into(),
+                message: format!("need {} steps, got {}", self.time.steps, prices.len()),
+            });
+        }
+        let mut out = Vec::with_capacity(self.time.steps - self.next_t);
+        for t in self.next_t..self.time.steps {
+            let signals = StepSignals {
+                price_eur_per_mwh: prices[t],
+                grid_peak: peaks.get(t).copied().unwrap_or(false),
+                price_forecast_eur_per_mwh: &prices[t..],
+                grid_peak_forecast: peaks.get(t..).unwrap_or(&[]),
+            };
+            out.push(self.step(t, &signals)?);
+        }
+        Ok(out)
+    }
+
+    fn record(&mut self, i: usize, t: usize, energy_kwh: f64, got: bool) {
+        let s = &self.sessions[i];
+        let cap = s.ev.battery_kwh.max(1e-9);
+        self.departures.push(DepartureRecord {
+            session_id: s.id.clone(),
+            driver_type: self.types[i],
+            step: t,
+            energy_kwh,
+            wanted_energy_kwh: s.target_energy_kwh(),
+            soc: energy_kwh / cap,
+            wanted_soc: s.target_energy_kwh() / cap,
+            got_charge_point: got,
+        });
+    }
+
+    /// The swap station: Poisson swap requests 07:00–21:00; a swap takes the fullest pack and
+    /// leaves one at 20 %. Chargers serve the fullest non-full packs first (fast turnover). When
+    /// energy is cheap (at or below the forecast's mean) or the grid is not at peak and full
+    /// packs are short of the service target, all chargers run; otherwise only enough to keep
+    /// the target of full packs for the next 4 hours' expected swaps at the service level.
+    fn swap_step(&mut self, t: usize, signals: &StepSignals<'_>, out: &mut EvStepPower) {
+        let Some(sw) = self.swap.as_mut() else {
+            return;
+        };
+        let dt_min = i64::from(self.time.step_minutes);
+        let hour = ((t as i64 * dt_min).rem_euclid(1440) / 60) as u32;
+        let per_hour = sw.cfg.swaps_per_day / 14.0;
+        let lambda = if (7..21).contains(&hour) {
+            per_hour * self.dt_h
+        } else {
+            0.0
+        };
+        let n = if lambda > 0.0 {
+            Poisson::new(lambda)
+                .map(|d| d.sample(&mut self.swap_rng))
+                .unwrap_or(0.0) as u32
+        } else {
+            0
+        };
+        let full_at = 0.95 * sw.cfg.pack_kwh;
+        for _ in 0..n {
+            out.swaps_requested += 1;
+            let best = sw
+                .packs_kwh
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, e)| (i, *e));
+            match best {
+                Some((i, e)) if e >= full_at => sw.packs_kwh[i] = 0.2 * sw.cfg.pack_kwh,
+                _ => out.swaps_missed += 1,
+            }
+        }
+        let full = sw.packs_kwh.iter().filter(|e| **e >= full_at).count() as f64;
+        let target = (per_hour * 4.0 / (1.0 - sw.cfg.service_level).max(0.05).sqrt()).ceil();
+        let forecast = signals.price_forecast_eur_per_mwh;
+        let mean = if forecast.is_empty() {
+            signals.price_eur_per_mwh
+        } else {
+            let h = forecast.len().min((1440 / dt_min) as usize);
+            forecast[..h].iter().sum::<f64>() / h as f64
+        };
+        let cheap = signals.price_eur_per_mwh <= mean && !signals.grid_peak;
+        let mut chargers = if cheap {
+            sw.cfg.chargers as usize
+        } else {
+            ((target - full).max(0.0) as usize).min(sw.cfg.chargers as usize)
+        };
+        let mut order: Vec<usize> = (0..sw.packs_kwh.len())
+            .filter(|&i| sw.packs_kwh[i] < sw.cfg.pack_kwh - 1e-9)
+            .collect();
+        order.sort_by(|&a, &b| sw.packs_kwh[b].total_cmp(&sw.packs_kwh[a]));
+        for i in order {
+            if chargers == 0 {
+                break;
+            }
+            chargers -= 1;
+            let room = (sw.cfg.pack_kwh - sw.packs_kwh[i]) / (0.95 * self.dt_h);
+            let kw = sw.cfg.charger_kw.min(room);
+            sw.packs_kwh[i] += 0.95 * kw * self.dt_h;
+            out.swap_kw += kw;
+        }
+    }
+}
+
+/// A stable 64-bit hash of an id (FNV-1a), for per-driver seeds.
+fn hash_id(id: &str) -> u64 {
+    id.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
