@@ -1,1 +1,159 @@
-fn main() {}
+//! Ledger throughput: decode a block from bytes, batch-verify its signatures, apply it and
+//! compute the state root. Target: >= 20,000 transactions per second per core.
+#![allow(clippy::unwrap_used)]
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use ed25519_dalek::SigningKey;
+use scg_ledger::merkle::sha256;
+use scg_ledger::{Block, DeviceType, GenesisConfig, Ledger, Tx, TxBody};
+use std::hint::black_box;
+
+const CHAIN: u64 = 1;
+const MEMBERS: usize = 256;
+const BLOCK_TXS: usize = 1024;
+
+fn key(label: &str, i: usize) -> SigningKey {
+    SigningKey::from_bytes(&sha256(&[label.as_bytes(), &(i as u64).to_le_bytes()]))
+}
+
+fn pk(k: &SigningKey) -> [u8; 32] {
+    k.verifying_key().to_bytes()
+}
+
+/// A ledger with registered, funded members (each with a PV meter) and two prepared blocks:
+/// transfers, and meter reports (mint + certificate).
+fn setup() -> (Ledger, Vec<u8>, Vec<u8>) {
+    let operator = key("operator", 0);
+    let treasury = key("treasury", 0);
+    let grid = key("grid", 0);
+    let (mut ledger, _) = Ledger::genesis(
+        GenesisConfig {
+            chain_id: CHAIN,
+            operator: pk(&operator),
+            treasury: pk(&treasury),
+            grid: pk(&grid),
+            mint_rate_base_per_wh: 1_000_000,
+            treasury_endowment: 1 << 100,
+        },
+        0,
+    )
+    .unwrap();
+    let members: Vec<SigningKey> = (0..MEMBERS).map(|i| key("member", i)).collect();
+    let meters: Vec<SigningKey> = (0..MEMBERS).map(|i| key("meter", i)).collect();
+    let mut id = 1u128;
+    let mut txs = Vec::new();
+    let mut op_nonce = 0;
+    for (i, m) in members.iter().enumerate() {
+        txs.push(Tx::sign(
+            CHAIN,
+            &operator,
+            id,
+            op_nonce,
+            TxBody::RegisterMember { member: pk(m) },
+        ));
+        id += 1;
+        op_nonce += 1;
+        txs.push(Tx::sign(
+            CHAIN,
+            &operator,
+            id,
+            op_nonce,
+            TxBody::RegisterMeter {
+                meter: pk(&meters[i]),
+                member: pk(m),
+                device: DeviceType::Pv,
+            },
+        ));
+        id += 1;
+        op_nonce += 1;
+        txs.push(Tx::sign(
+            CHAIN,
+            &treasury,
+            id,
+            i as u64,
+            TxBody::Transfer {
+                to: pk(m),
+                amount: 1 << 60,
+            },
+        ));
+        id += 1;
+    }
+    let (_, o) = ledger.produce_block(1, txs).unwrap();
+    assert_eq!(o.rejected(), 0);
+    let make =
+        |ledger: &Ledger, body: &dyn Fn(usize, usize) -> (SigningKey, TxBody), mut id: u128| {
+            let mut l = ledger.clone();
+            let mut nonces = vec![0u64; MEMBERS];
+            let mut txs = Vec::with_capacity(BLOCK_TXS);
+            for n in 0..BLOCK_TXS {
+                let i = n % MEMBERS;
+                let (k, b) = body(i, n);
+                txs.push(Tx::sign(CHAIN, &k, id, nonces[i], b));
+                nonces[i] += 1;
+                id += 1;
+            }
+            let (block, o) = l.produce_block(3_600, txs).unwrap();
+            assert_eq!(o.rejected(), 0);
+            block.to_bytes()
+        };
+    let transfers = make(
+        &ledger,
+        &|i, _| {
+            (
+                members[i].clone(),
+                TxBody::Transfer {
+                    to: pk(&members[(i + 1) % MEMBERS]),
+                    amount: 1_000,
+                },
+            )
+        },
+        1_000_000,
+    );
+    let reports = make(
+        &ledger,
+        &|i, n| {
+            (
+                meters[i].clone(),
+                TxBody::MeterReport {
+                    interval: n as u64,
+                    produced_wh: 1_234,
+                    consumed_wh: 56,
+                },
+            )
+        },
+        2_000_000,
+    );
+    (ledger, transfers, reports)
+}
+
+fn bench(c: &mut Criterion) {
+    let (ledger, transfers, reports) = setup();
+    let mut g = c.benchmark_group("ledger");
+    g.throughput(Throughput::Elements(BLOCK_TXS as u64));
+    g.sample_size(20);
+    for (name, bytes) in [("transfers", &transfers), ("meter_reports", &reports)] {
+        g.bench_function(format!("decode_verify_apply/{name}/txs={BLOCK_TXS}"), |b| {
+            b.iter_batched(
+                || ledger.clone(),
+                |mut l| {
+                    let block = Block::decode(black_box(bytes)).unwrap();
+                    let o = l.apply_block(&block).unwrap();
+                    black_box(o.state_root)
+                },
+                BatchSize::LargeInput,
+            );
+        });
+    }
+    // Breakdown: decode only, and signature verification (batch) only.
+    g.bench_function(format!("decode_only/txs={BLOCK_TXS}"), |b| {
+        b.iter(|| {
+            let block = Block::decode(black_box(&transfers)).unwrap();
+            let n = block.txs.iter().filter(|t| Tx::decode(t).is_ok()).count();
+            black_box(n)
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
