@@ -459,6 +459,7 @@ impl OfflinePlan {
         let problem = PlanProblem {
             steps,
             step_hours: dt_min as f64 / MINUTES_PER_HOUR,
+            step_scale: Vec::new(),
             price_eur_per_mwh: (0..steps)
                 .map(|k| params.tariff.price_at((k0 + k as i64) * dt_min))
                 .collect(),

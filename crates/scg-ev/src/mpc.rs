@@ -58,6 +58,12 @@ pub struct MpcParams {
     pub regularisation: f64,
     /// Longest horizon the MPC plans over, in steps.
     pub max_horizon_steps: usize,
+    /// The MPC plans the first `fine_horizon_minutes` at the step resolution and the rest
+    /// in blocks of `block_minutes` (move blocking): only the first step is applied and the
+    /// plan is redone every step, so the far future needs less detail. 0 = no blocking.
+    pub fine_horizon_minutes: u32,
+    /// Length of a block beyond the fine horizon, minutes.
+    pub block_minutes: u32,
 }
 
 impl Default for MpcParams {
@@ -70,6 +76,8 @@ impl Default for MpcParams {
             congestion_quick_charge_eur_per_kwh: 0.1,
             regularisation: 1e-4,
             max_horizon_steps: 288,
+            fine_horizon_minutes: 120,
+            block_minutes: 60,
         }
     }
 }
@@ -102,8 +110,10 @@ pub struct PlanEv {
 pub struct PlanProblem {
     /// Number of steps in the window.
     pub steps: usize,
-    /// Step length, hours.
+    /// Base step length, hours.
     pub step_hours: f64,
+    /// Length of each step in base steps (move blocking); empty = every step is one base step.
+    pub step_scale: Vec<f64>,
     /// The vehicles.
     pub evs: Vec<PlanEv>,
     /// Effective energy price per step (grid-peak adder included), EUR/MWh.
@@ -133,7 +143,8 @@ pub struct PlanSolution {
 
 /// Build and solve `problem` with the given weights.
 pub fn solve_plan(problem: &PlanProblem, params: &MpcParams) -> Result<PlanSolution, EvError> {
-    let dt = problem.step_hours;
+    let dt_at =
+        |step: usize| problem.step_hours * problem.step_scale.get(step).copied().unwrap_or(1.0);
     let value = params.value_of_energy_eur_per_kwh;
     let reg = params.regularisation;
     // Variable layout.
@@ -184,6 +195,7 @@ pub fn solve_plan(problem: &PlanProblem, params: &MpcParams) -> Result<PlanSolut
         let eta = ev.efficiency.clamp(1e-6, 1.0);
         for k in 0..*len {
             let step = ev.start + k;
+            let dt = dt_at(step);
             let price = problem.price_eur_per_mwh.get(step).copied().unwrap_or(0.0) / 1000.0;
             let quick = problem.quick_charge_eur_per_kwh * (k as f64 + 1.0) / (*len as f64);
             let c = vars.c + k;
@@ -246,7 +258,7 @@ pub fn solve_plan(problem: &PlanProblem, params: &MpcParams) -> Result<PlanSolut
                 for k in 0..*len {
                     ni.push(nrow);
                     nj.push(vars.c + k);
-                    nv.push(eta * dt);
+                    nv.push(eta * dt_at(ev.start + k));
                 }
                 nb.push(ev.need_kwh.max(0.0));
                 nrow += 1;
@@ -389,8 +401,9 @@ impl Mpc {
         }
     }
 
-    /// The plan problem for a step context (public for benchmarks and tests).
-    pub fn problem(&self, ctx: &StepContext<'_>) -> PlanProblem {
+    /// The plan problem for a step context (public for benchmarks and tests), and for each
+    /// plan step the base step it starts at and how many base steps it covers.
+    pub fn problem(&self, ctx: &StepContext<'_>) -> (PlanProblem, Vec<(usize, usize)>) {
         let horizon = ctx
             .evs
             .iter()
@@ -398,19 +411,44 @@ impl Mpc {
             .max()
             .unwrap_or(1)
             .clamp(1, self.params.max_horizon_steps.max(1) as i64) as usize;
+        // Move blocking: fine steps first, then blocks.
+        let step_min = (ctx.step_hours * 60.0).max(1e-9);
+        let fine = (f64::from(self.params.fine_horizon_minutes) / step_min).round() as usize;
+        let block = ((f64::from(self.params.block_minutes) / step_min).round() as usize).max(1);
+        let mut blocks: Vec<(usize, usize)> = Vec::new();
+        let mut b0 = 0usize;
+        while b0 < horizon {
+            let len = if self.params.fine_horizon_minutes == 0 || b0 < fine {
+                1
+            } else {
+                block.min(horizon - b0)
+            };
+            blocks.push((b0, len));
+            b0 += len;
+        }
+        // A vehicle takes part in the blocks it is present for entirely (its departure is in
+        // base steps from now; the fine steps near departure keep this exact).
         let evs = ctx
             .evs
             .iter()
-            .map(|ev| PlanEv {
-                start: 0,
-                end: ((ev.departure_step - ctx.step).max(1) as usize).min(horizon),
-                need_kwh: ev.remaining_kwh.max(0.0),
-                max_charge_kw: ev.max_charge_kw,
-                max_discharge_kw: ev.max_discharge_kw,
-                energy_kwh: ev.energy_kwh,
-                min_energy_kwh: ev.min_energy_kwh,
-                max_energy_kwh: ev.max_energy_kwh,
-                efficiency: ev.efficiency,
+            .map(|ev| {
+                let dep = ((ev.departure_step - ctx.step).max(1) as usize).min(horizon);
+                let end = blocks
+                    .iter()
+                    .take_while(|(b, l)| b + l <= dep)
+                    .count()
+                    .max(1);
+                PlanEv {
+                    start: 0,
+                    end,
+                    need_kwh: ev.remaining_kwh.max(0.0),
+                    max_charge_kw: ev.max_charge_kw,
+                    max_discharge_kw: ev.max_discharge_kw,
+                    energy_kwh: ev.energy_kwh,
+                    min_energy_kwh: ev.min_energy_kwh,
+                    max_energy_kwh: ev.max_energy_kwh,
+                    efficiency: ev.efficiency,
+                }
             })
             .collect();
         let adder = self.params.grid_peak_adder_eur_per_mwh;
@@ -420,20 +458,24 @@ impl Mpc {
         } else {
             0.0
         };
-        PlanProblem {
+        let price = |k: usize| ctx.price_ahead(k) + if ctx.peak_ahead(k) { adder } else { 0.0 };
+        let problem = PlanProblem {
             quick_charge_eur_per_kwh: self.params.quick_charge_eur_per_kwh
                 + congestion * self.params.congestion_quick_charge_eur_per_kwh,
-            steps: horizon,
+            steps: blocks.len(),
             step_hours: ctx.step_hours,
+            step_scale: blocks.iter().map(|(_, l)| *l as f64).collect(),
             evs,
-            price_eur_per_mwh: (0..horizon)
-                .map(|k| ctx.price_ahead(k) + if ctx.peak_ahead(k) { adder } else { 0.0 })
+            price_eur_per_mwh: blocks
+                .iter()
+                .map(|(b, l)| (*b..b + l).map(price).sum::<f64>() / *l as f64)
                 .collect(),
             site_limit_kw: ctx.site_limit_kw,
             demand_charge_eur_per_kw: ctx.demand_charge_eur_per_kw,
-            peak_group: vec![0; horizon],
+            peak_group: vec![0; blocks.len()],
             prev_peak_kw: vec![ctx.peak_so_far_kw],
-        }
+        };
+        (problem, blocks)
     }
 }
 
@@ -447,7 +489,7 @@ impl Policy for Mpc {
         if ctx.evs.is_empty() {
             return Ok(Vec::new());
         }
-        let problem = self.problem(ctx);
+        let (problem, blocks) = self.problem(ctx);
         let sol = solve_plan(&problem, &self.params)?;
         // Net export per step of the plan becomes a sell offer.
         let mut net = vec![0.0; problem.steps];
@@ -466,13 +508,15 @@ impl Policy for Mpc {
             .map(|e| e.efficiency)
             .fold(1.0, f64::min)
             .max(1e-6);
-        for (k, p) in net.iter().enumerate() {
+        for ((b, l), p) in blocks.iter().zip(&net) {
             if *p < -1e-3 {
-                self.offers.push(SellOffer {
-                    step: ctx.step + k as i64,
-                    power_kw: -p,
-                    min_price_eur_per_mwh: self.params.wear_cost_eur_per_kwh * 1000.0 / eta,
-                });
+                for base in *b..b + l {
+                    self.offers.push(SellOffer {
+                        step: ctx.step + base as i64,
+                        power_kw: -p,
+                        min_price_eur_per_mwh: self.params.wear_cost_eur_per_kwh * 1000.0 / eta,
+                    });
+                }
             }
         }
         Ok(sol

@@ -149,6 +149,7 @@ fn mpc_charges_in_the_cheapest_hours() {
     let p = PlanProblem {
         steps: 4,
         step_hours: 1.0,
+        step_scale: Vec::new(),
         evs: vec![PlanEv {
             start: 0,
             end: 4,
@@ -192,6 +193,7 @@ fn mpc_flattens_the_peak_with_a_demand_charge() {
     let p = PlanProblem {
         steps: 3,
         step_hours: 1.0,
+        step_scale: Vec::new(),
         evs: vec![mk(), mk()],
         price_eur_per_mwh: vec![100.0; 3],
         site_limit_kw: f64::INFINITY,
@@ -224,6 +226,7 @@ fn mpc_discharges_when_the_spread_pays_the_wear() {
     let mut p = PlanProblem {
         steps: 2,
         step_hours: 1.0,
+        step_scale: Vec::new(),
         evs: vec![ev],
         price_eur_per_mwh: vec![400.0, 50.0],
         site_limit_kw: f64::INFINITY,
