@@ -309,9 +309,10 @@ pub fn evaluate(
         valorisation_eur += valorisation;
         let benefit = incentive + valorisation;
         // shared > 0 implies both totals are > 0, so the shares are well defined.
+        let (per_injected, per_withdrawn) = (1.0 / injected[h], 1.0 / withdrawn[h]);
         for (r, member) in out.iter_mut().zip(members) {
-            let pi = member.injected_kwh[h] / injected[h];
-            let pw = member.withdrawn_kwh[h] / withdrawn[h];
+            let pi = member.injected_kwh[h] * per_injected;
+            let pw = member.withdrawn_kwh[h] * per_withdrawn;
             r.shared_as_producer_kwh += shared * pi;
             r.shared_as_consumer_kwh += shared * pw;
             r.allocated_eur +=
