@@ -74,6 +74,30 @@ fn default_run_writes_every_output_and_is_reproducible() {
         let month = load["peak_month"].as_u64().unwrap();
         assert!((1..=12).contains(&month));
     }
+    for id in ["apartment", "restaurant", "office", "supermarket", "school"] {
+        let p = &summary["prosumers"][id];
+        for key in [
+            "pv_energy_kwh",
+            "wind_energy_kwh",
+            "grid_import_kwh",
+            "grid_export_kwh",
+            "p2p_import_kwh",
+            "p2p_export_kwh",
+            "renewable_fraction",
+            "npc_eur",
+            "coe_eur_per_kwh",
+            "cer_shared_energy_kwh",
+            "cer_incentive_eur",
+        ] {
+            assert!(p[key].is_number(), "{id}.{key} = {}", p[key]);
+        }
+        let y = p["pv_arrays"][0]["specific_yield_kwh_per_kwp"]
+            .as_f64()
+            .unwrap();
+        // Published range for northern Italy: 1,100-1,200 kWh/kWp (reference notes); the
+        // supermarket's flat 10-degree roof yields a little less.
+        assert!((1050.0..1210.0).contains(&y), "{id}: {y}");
+    }
     let apartment = summary["prosumers"]["apartment"]["load"]["average_kwh_per_day"]
         .as_f64()
         .unwrap();
@@ -93,9 +117,27 @@ fn default_run_writes_every_output_and_is_reproducible() {
 
     let csv = std::fs::read_to_string(dir.join("a/timeseries.csv")).unwrap();
     let mut lines = csv.lines();
-    assert_eq!(
-        lines.next().unwrap(),
-        "timestamp,apartment_load_kw,restaurant_load_kw,office_load_kw,supermarket_load_kw,school_load_kw,community_load_kw"
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[0], "timestamp");
+    for column in [
+        "apartment_load_kw",
+        "apartment_pv_kw",
+        "apartment_battery_soc_pct",
+        "supermarket_grid_import_kw",
+        "school_wind_kw",
+        "office_p2p_export_kw",
+        "community_load_kw",
+        "zonal_price_eur_per_mwh",
+        "grid_at_peak",
+    ] {
+        assert!(header.contains(&column), "{column} missing from {header:?}");
+    }
+    assert!(
+        header.iter().skip(1).all(|c| c.ends_with("_kw")
+            || c.ends_with("_pct")
+            || c.ends_with("_eur_per_mwh")
+            || *c == "grid_at_peak"),
+        "units in every column name: {header:?}"
     );
     assert!(
         lines

@@ -23,8 +23,122 @@ pub struct Scenario {
     pub description: Option<String>,
     pub location: Location,
     pub time: TimeSettings,
-    /// The members of the community, each with its load (and, in later versions, its assets).
+    /// Community-wide settings of the simulation (internal price, grid-peak signal, prices).
+    #[serde(default)]
+    pub community: CommunitySettings,
+    /// The site's solar resource (`scg_resource::solar::SolarResourceConfig`; default Bergamo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solar: Option<Section>,
+    /// The site's wind resource (`scg_resource::wind::WindResourceConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wind: Option<Section>,
+    /// The grid connection and tariffs (`scg_sim::grid::GridConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<Section>,
+    /// Project economics (`scg_sim::economics::EconomicsConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub economics: Option<Section>,
+    /// The Italian energy-community incentive (`scg_sim::cer::CerConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cer: Option<Section>,
+    /// The sizing search space of `scg optimize` (community part).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<CommunitySearch>,
+    /// The members of the community, each with its load and its assets.
     pub prosumers: Vec<Prosumer>,
+}
+
+/// A component section of the scenario, kept as TOML here and typed and validated by the crate
+/// that models the component (each names its fields with units and rejects unknown ones).
+/// Why: the component crates depend on this one, so their schemas cannot live here.
+pub type Section = toml::Table;
+
+/// Community-wide settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommunitySettings {
+    /// Price of energy shared between members (pro-rata sharing), EUR/MWh.
+    #[serde(default = "default_internal_price")]
+    pub internal_price_eur_per_mwh: f64,
+    /// Hourly zonal price: a flat value, EUR/MWh (used when no file is given).
+    #[serde(default = "default_zonal_price")]
+    pub zonal_price_eur_per_mwh: f64,
+    /// Hourly zonal prices for the year: a CSV of 8760 EUR/MWh values (one column, header
+    /// optional), relative to the scenario file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zonal_price_file: Option<PathBuf>,
+    /// When the main grid is "at peak" (surplus goes to the grid first).
+    #[serde(default)]
+    pub grid_peak: GridPeakSignal,
+}
+
+fn default_internal_price() -> f64 {
+    120.0
+}
+fn default_zonal_price() -> f64 {
+    110.0
+}
+
+impl Default for CommunitySettings {
+    fn default() -> Self {
+        Self {
+            internal_price_eur_per_mwh: default_internal_price(),
+            zonal_price_eur_per_mwh: default_zonal_price(),
+            zonal_price_file: None,
+            grid_peak: GridPeakSignal::default(),
+        }
+    }
+}
+
+/// The grid-at-peak signal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
+pub enum GridPeakSignal {
+    /// Never at peak.
+    None,
+    /// At peak in the F1 band (weekdays 08–19 civil time, not on holidays): the hours of the
+    /// highest national load, by the definition of the Italian time-of-use bands.
+    #[default]
+    F1Band,
+    /// At peak when the zonal price is at or above a threshold.
+    PriceAbove { threshold_eur_per_mwh: f64 },
+}
+
+/// The community part of the sizing search space.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommunitySearch {
+    /// Grid connection options (`true` connected, `false` islanded). Default `[true]`.
+    #[serde(default = "default_grid_options")]
+    pub grid_connected: Vec<bool>,
+    /// Largest allowed unmet load, percent of the load (HOMER's maximum annual capacity
+    /// shortage). Default 0.
+    #[serde(default)]
+    pub max_capacity_shortage_pct: f64,
+}
+
+fn default_grid_options() -> Vec<bool> {
+    vec![true]
+}
+
+/// A prosumer's part of the sizing search space: candidate sizes. Each list replaces the size
+/// of the prosumer's own component section (which gives the technology and costs); `0` means
+/// none. An absent list keeps the section's size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProsumerSearch {
+    /// Total PV kWp (the prosumer's arrays scaled together).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pv_kwp: Option<Vec<f64>>,
+    /// Number of wind turbines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wind_turbines: Option<Vec<u32>>,
+    /// Battery capacity, kWh (power scales with it, keeping the C-rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub battery_kwh: Option<Vec<f64>>,
+    /// Converter capacity, kW.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converter_kw: Option<Vec<f64>>,
 }
 
 /// Where the community is.
@@ -114,6 +228,24 @@ pub struct Prosumer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub load: Load,
+    /// PV arrays (`scg_resource::solar::PvArrayConfig` plus a `costs` table).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pv: Vec<Section>,
+    /// Wind turbines (`scg_resource::wind::TurbineConfig` plus a `costs` table).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub wind_turbines: Vec<Section>,
+    /// A battery bank (`scg_sim::battery::BatteryConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub battery: Option<Section>,
+    /// The battery's converter (`scg_sim::converter::ConverterConfig`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub converter: Option<Section>,
+    /// Electric vehicles and charge points (`scg-ev`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ev: Option<Section>,
+    /// Candidate sizes for `scg optimize`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<ProsumerSearch>,
 }
 
 /// An electric load: a HOMER synthetic load or an imported time series.

@@ -72,8 +72,100 @@ pub(crate) fn validate(s: &Scenario) -> Vec<ValidationError> {
     } else if let Err(message) = TimeGrid::new(&s.time, "UTC") {
         c.fail("time.model_year", message);
     }
+    validate_community(&mut c, &s.community);
+    if let Some(search) = &s.search {
+        if search.grid_connected.is_empty() {
+            c.fail("search.grid_connected", "must list at least one option");
+        }
+        c.finite_in(
+            "search.max_capacity_shortage_pct",
+            search.max_capacity_shortage_pct,
+            0.0,
+            100.0,
+        );
+    }
     validate_prosumers(&mut c, &s.prosumers);
     c.errors
+}
+
+fn validate_community(c: &mut Checker, community: &CommunitySettings) {
+    c.finite_in(
+        "community.internal_price_eur_per_mwh",
+        community.internal_price_eur_per_mwh,
+        -10_000.0,
+        10_000.0,
+    );
+    c.finite_in(
+        "community.zonal_price_eur_per_mwh",
+        community.zonal_price_eur_per_mwh,
+        -10_000.0,
+        10_000.0,
+    );
+    if let Some(path) = &community.zonal_price_file
+        && path.as_os_str().is_empty()
+    {
+        c.fail("community.zonal_price_file", "must name a CSV file");
+    }
+    if let GridPeakSignal::PriceAbove {
+        threshold_eur_per_mwh,
+    } = community.grid_peak
+    {
+        c.finite_in(
+            "community.grid_peak.threshold_eur_per_mwh",
+            threshold_eur_per_mwh,
+            -10_000.0,
+            10_000.0,
+        );
+    }
+}
+
+fn validate_search(c: &mut Checker, path: &str, p: &Prosumer, search: &ProsumerSearch) {
+    let lists: [(&str, Option<Vec<f64>>, bool); 4] = [
+        ("pv_kwp", search.pv_kwp.clone(), !p.pv.is_empty()),
+        (
+            "wind_turbines",
+            search
+                .wind_turbines
+                .as_ref()
+                .map(|v| v.iter().map(|n| f64::from(*n)).collect()),
+            !p.wind_turbines.is_empty(),
+        ),
+        (
+            "battery_kwh",
+            search.battery_kwh.clone(),
+            p.battery.is_some(),
+        ),
+        (
+            "converter_kw",
+            search.converter_kw.clone(),
+            p.converter.is_some(),
+        ),
+    ];
+    for (name, values, has_section) in lists {
+        let Some(values) = values else { continue };
+        let field = format!("{path}.search.{name}");
+        if values.is_empty() {
+            c.fail(&field, "must list at least one candidate");
+        }
+        for (k, v) in values.iter().enumerate() {
+            if !v.is_finite() || *v < 0.0 {
+                c.fail(format!("{field}[{k}]"), format!("must be >= 0, got {v}"));
+            }
+        }
+        if !has_section && values.iter().any(|v| *v > 0.0) {
+            let section = match name {
+                "pv_kwp" => "pv",
+                "battery_kwh" => "battery",
+                other => other.strip_suffix("_kw").unwrap_or(other),
+            };
+            c.fail(
+                &field,
+                format!(
+                    "candidates above 0 need a `{section}` section on this prosumer (it gives the technology and costs)"
+                ),
+            );
+        }
+    }
 }
 
 fn validate_prosumers(c: &mut Checker, prosumers: &[Prosumer]) {
@@ -101,6 +193,15 @@ fn validate_prosumers(c: &mut Checker, prosumers: &[Prosumer]) {
             c.fail(format!("{path}.id"), format!("duplicate id {:?}", p.id));
         }
         validate_load(c, &format!("{path}.load"), &p.load);
+        if let Some(search) = &p.search {
+            validate_search(c, &path, p, search);
+        }
+        if p.converter.is_some() && p.battery.is_none() {
+            c.fail(
+                format!("{path}.converter"),
+                "a converter without a battery has nothing to convert",
+            );
+        }
     }
 }
 

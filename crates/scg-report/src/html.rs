@@ -6,7 +6,9 @@ use crate::ReportError;
 use crate::summary::Summary;
 use crate::svg::{self, escape};
 use scg_sim::SimResult;
+use scg_sim::engine::Economics;
 use scg_sim::metrics::LoadReport;
+use scg_sim::year::EnergySums;
 use std::fmt::Write as _;
 
 const STYLE: &str = "body{font-family:sans-serif;margin:24px auto;max-width:1000px;color:#222}\
@@ -51,7 +53,9 @@ pub fn render(result: &SimResult, summary: &Summary) -> Result<String, ReportErr
             escape(&p.id)
         );
         metrics_table(&mut h, &[(p.name.as_str(), &p.load_report)]);
+        energy_table(&mut h, &[(p.name.as_str(), &p.energy, &p.economics)]);
         load_charts(&mut h, &p.name, &p.load.load_kw, &p.load_report, result)?;
+        generation_charts(&mut h, p, result);
     }
     h.push_str("<p class=\"note\">Statistics as HOMER reports them: load factor = average ÷ peak; crest factor = peak ÷ RMS; the baseline is the unperturbed, unscaled load. Timestamps are local standard time.</p></body></html>\n");
     Ok(h)
@@ -66,6 +70,28 @@ fn community_section(h: &mut String, result: &SimResult) -> Result<(), ReportErr
         .collect();
     rows.push(("Community", &result.community.load_report));
     metrics_table(h, &rows);
+    let mut energy_rows: Vec<(&str, &EnergySums, &Economics)> = result
+        .prosumers
+        .iter()
+        .map(|p| (p.name.as_str(), &p.energy, &p.economics))
+        .collect();
+    energy_rows.push((
+        "Community",
+        &result.community.energy,
+        &result.community.economics,
+    ));
+    energy_table(h, &energy_rows);
+    let cer = &result.community.cer;
+    let _ = write!(
+        h,
+        "<p>CER: {:.1} MWh shared in the year, incentive {:.0} EUR + ARERA valorisation {:.0} EUR. The main grid was at peak in {} of {} steps.</p>",
+        cer.shared_energy_kwh / 1000.0,
+        cer.incentive_eur,
+        cer.valorisation_eur,
+        result.community.grid_at_peak_steps,
+        result.grid.len()
+    );
+    h.push_str(&monthly_balance_chart(result));
     // Monthly average load of each prosumer on one chart.
     let monthly: Vec<Vec<f64>> = result
         .prosumers
@@ -102,6 +128,101 @@ fn community_section(h: &mut String, result: &SimResult) -> Result<(), ReportErr
         &result.community.load_report,
         result,
     )
+}
+
+fn energy_table(h: &mut String, rows: &[(&str, &EnergySums, &Economics)]) {
+    h.push_str("<table><tr><th></th><th>PV MWh</th><th>wind MWh</th><th>grid in MWh</th><th>grid out MWh</th><th>P2P in MWh</th><th>P2P out MWh</th><th>battery out MWh</th><th>unmet MWh</th><th>renewable fraction</th><th>NPC kEUR</th><th>COE EUR/kWh</th><th>CER EUR/yr</th></tr>");
+    let opt =
+        |v: Option<f64>, digits: usize| v.map_or("–".to_owned(), |x| format!("{x:.digits$}"));
+    for (name, e, m) in rows {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.2}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{:.0}</td></tr>",
+            escape(name),
+            e.pv_kwh / 1000.0,
+            e.wind_kwh / 1000.0,
+            e.grid_import_kwh / 1000.0,
+            e.grid_export_kwh / 1000.0,
+            e.p2p_import_kwh / 1000.0,
+            e.p2p_export_kwh / 1000.0,
+            e.battery_out_kwh / 1000.0,
+            e.unmet_kwh / 1000.0,
+            opt(m.renewable_fraction, 3),
+            m.npc_eur / 1000.0,
+            opt(m.coe_eur_per_kwh, 3),
+            m.cer_incentive_eur,
+        );
+    }
+    h.push_str("</table>");
+}
+
+/// Monthly energy balance of the community: load against what served it and what left.
+fn monthly_balance_chart(result: &SimResult) -> String {
+    let grid = &result.grid;
+    let dt = grid.step_hours();
+    let mut series: Vec<(&str, Vec<f64>)> =
+        ["load", "PV + wind", "grid import", "grid export", "P2P"]
+            .iter()
+            .map(|n| (*n, vec![0.0; 12]))
+            .collect();
+    for p in &result.prosumers {
+        for t in 0..grid.len() {
+            let m = usize::from(grid.month_of_step(t)) - 1;
+            let f = &p.flows;
+            let at = |v: &[f64]| v.get(t).copied().unwrap_or(0.0) * dt / 1000.0;
+            series[0].1[m] += at(&p.load.load_kw);
+            series[1].1[m] += at(&f.pv_kw) + at(&f.wind_kw);
+            series[2].1[m] += at(&f.grid_import_kw);
+            series[3].1[m] += at(&f.grid_export_kw);
+            series[4].1[m] += at(&f.p2p_import_kw);
+        }
+    }
+    let months: Vec<String> = svg::MONTHS.iter().map(|m| (*m).to_owned()).collect();
+    svg::bar_chart(
+        "Community monthly energy balance (MWh)",
+        "MWh",
+        &months,
+        &series,
+        960.0,
+        280.0,
+    )
+}
+
+/// Daily load against daily generation, and the battery's state of charge.
+fn generation_charts(h: &mut String, p: &scg_sim::ProsumerResult, result: &SimResult) {
+    let per_day = result.grid.steps_per_day();
+    let dt = result.grid.step_hours();
+    let daily = |v: &[f64]| -> Vec<f64> {
+        v.chunks(per_day)
+            .map(|c| c.iter().sum::<f64>() * dt)
+            .collect()
+    };
+    let f = &p.flows;
+    if f.pv_kw.iter().chain(&f.wind_kw).any(|v| *v > 0.0) {
+        let generation: Vec<f64> = f.pv_kw.iter().zip(&f.wind_kw).map(|(a, b)| a + b).collect();
+        h.push_str(&svg::line_chart(
+            &format!("{}: daily energy, load vs own generation (kWh/day)", p.name),
+            "kWh/day",
+            &[
+                ("load", &daily(&p.load.load_kw)),
+                ("PV + wind", &daily(&generation)),
+            ],
+            &svg::month_ticks(1.0),
+            960.0,
+            220.0,
+        ));
+    }
+    if !f.battery_soc_pct.is_empty() {
+        let hourly = hourly_means(&f.battery_soc_pct, result.grid.steps_per_hour());
+        h.push_str(&svg::line_chart(
+            &format!("{}: battery state of charge (%)", p.name),
+            "%",
+            &[("state of charge", &hourly)],
+            &svg::month_ticks(24.0),
+            960.0,
+            200.0,
+        ));
+    }
 }
 
 fn metrics_table(h: &mut String, rows: &[(&str, &LoadReport)]) {

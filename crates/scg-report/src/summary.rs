@@ -17,7 +17,9 @@
 //! max_kw}) and `daily_profile_kw` (12 × 24).
 
 use scg_sim::SimResult;
+use scg_sim::engine::{Economics, PvArrayYield};
 use scg_sim::metrics::LoadReport;
+use scg_sim::year::EnergySums;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -64,6 +66,45 @@ pub struct ScenarioInfo {
 pub struct ProsumerSummary {
     pub name: String,
     pub load: LoadReport,
+    #[serde(flatten)]
+    pub energy: EnergySummary,
+    #[serde(flatten)]
+    pub money: MoneySummary,
+    /// This member's part of the community's CER shared energy: the mean of its producer and
+    /// consumer attributions (members' values sum to the community's).
+    pub cer_shared_energy_kwh: f64,
+    pub pv_arrays: Vec<PvArrayYield>,
+}
+
+/// Yearly energy flows, kWh.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnergySummary {
+    pub pv_energy_kwh: f64,
+    pub wind_energy_kwh: f64,
+    pub battery_charge_kwh: f64,
+    pub battery_discharge_kwh: f64,
+    pub grid_import_kwh: f64,
+    pub grid_export_kwh: f64,
+    pub p2p_import_kwh: f64,
+    pub p2p_export_kwh: f64,
+    pub excess_energy_kwh: f64,
+    pub unmet_load_kwh: f64,
+    pub renewable_fraction: Option<f64>,
+}
+
+/// Money: per year and over the project (HOMER's NPC).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MoneySummary {
+    pub npc_eur: f64,
+    pub annualized_cost_eur: f64,
+    pub coe_eur_per_kwh: Option<f64>,
+    pub initial_capital_eur: f64,
+    pub grid_energy_cost_eur_per_year: f64,
+    pub grid_demand_charge_eur_per_year: f64,
+    pub grid_sale_revenue_eur_per_year: f64,
+    pub p2p_cost_eur_per_year: f64,
+    pub p2p_revenue_eur_per_year: f64,
+    pub cer_incentive_eur: f64,
 }
 
 /// The community's results.
@@ -71,6 +112,45 @@ pub struct ProsumerSummary {
 pub struct CommunitySummary {
     pub prosumers: usize,
     pub load: LoadReport,
+    #[serde(flatten)]
+    pub energy: EnergySummary,
+    #[serde(flatten)]
+    pub money: MoneySummary,
+    pub cer_shared_energy_kwh: f64,
+    pub cer_valorisation_eur: f64,
+    /// Steps in which the main grid was flagged at peak.
+    pub grid_at_peak_steps: usize,
+}
+
+fn energy_summary(e: &EnergySums, economics: &Economics) -> EnergySummary {
+    EnergySummary {
+        pv_energy_kwh: e.pv_kwh,
+        wind_energy_kwh: e.wind_kwh,
+        battery_charge_kwh: e.battery_in_kwh,
+        battery_discharge_kwh: e.battery_out_kwh,
+        grid_import_kwh: e.grid_import_kwh,
+        grid_export_kwh: e.grid_export_kwh,
+        p2p_import_kwh: e.p2p_import_kwh,
+        p2p_export_kwh: e.p2p_export_kwh,
+        excess_energy_kwh: e.excess_kwh,
+        unmet_load_kwh: e.unmet_kwh,
+        renewable_fraction: economics.renewable_fraction,
+    }
+}
+
+fn money_summary(m: &Economics) -> MoneySummary {
+    MoneySummary {
+        npc_eur: m.npc_eur,
+        annualized_cost_eur: m.annualized_cost_eur,
+        coe_eur_per_kwh: m.coe_eur_per_kwh,
+        initial_capital_eur: m.initial_capital_eur,
+        grid_energy_cost_eur_per_year: m.grid_bill.energy_cost_eur,
+        grid_demand_charge_eur_per_year: m.grid_bill.demand_charge_eur,
+        grid_sale_revenue_eur_per_year: m.grid_bill.sale_revenue_eur,
+        p2p_cost_eur_per_year: m.p2p_cost_eur_per_year,
+        p2p_revenue_eur_per_year: m.p2p_revenue_eur_per_year,
+        cer_incentive_eur: m.cer_incentive_eur,
+    }
 }
 
 impl Summary {
@@ -96,12 +176,20 @@ impl Summary {
             prosumers: result
                 .prosumers
                 .iter()
-                .map(|p| {
+                .enumerate()
+                .map(|(i, p)| {
+                    let cer = result.community.cer.members.get(i);
                     (
                         p.id.clone(),
                         ProsumerSummary {
                             name: p.name.clone(),
                             load: p.load_report.clone(),
+                            energy: energy_summary(&p.energy, &p.economics),
+                            money: money_summary(&p.economics),
+                            cer_shared_energy_kwh: cer.map_or(0.0, |m| {
+                                (m.shared_as_producer_kwh + m.shared_as_consumer_kwh) / 2.0
+                            }),
+                            pv_arrays: p.pv_arrays.clone(),
                         },
                     )
                 })
@@ -109,6 +197,11 @@ impl Summary {
             community: CommunitySummary {
                 prosumers: result.prosumers.len(),
                 load: result.community.load_report.clone(),
+                energy: energy_summary(&result.community.energy, &result.community.economics),
+                money: money_summary(&result.community.economics),
+                cer_shared_energy_kwh: result.community.cer.shared_energy_kwh,
+                cer_valorisation_eur: result.community.cer.valorisation_eur,
+                grid_at_peak_steps: result.community.grid_at_peak_steps,
             },
         }
     }

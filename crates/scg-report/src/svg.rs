@@ -206,6 +206,57 @@ pub fn line_chart(
     s
 }
 
+/// Grouped bars: one group per category (x), one bar per series, with a legend.
+pub fn bar_chart(
+    title: &str,
+    y_label: &str,
+    categories: &[String],
+    series: &[(&str, Vec<f64>)],
+    width: f64,
+    height: f64,
+) -> String {
+    let y_max = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .fold(0.0, f64::max);
+    let y_top = nice_ticks(y_max * 1.02).last().copied().unwrap_or(1.0);
+    let n = categories.len().max(1);
+    let frame = Frame::new(width, height, n as f64, y_top);
+    let ticks: Vec<_> = categories
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (i as f64 + 0.5, c.clone()))
+        .collect();
+    let mut s = frame.open(title, y_label, &ticks);
+    let group_w = frame.x(1.0) - frame.x(0.0);
+    let bar_w = group_w * 0.8 / series.len().max(1) as f64;
+    for (k, (label, values)) in series.iter().enumerate() {
+        let color = PALETTE[k % PALETTE.len()];
+        for (i, v) in values.iter().enumerate() {
+            let x = frame.x(i as f64) + group_w * 0.1 + bar_w * k as f64;
+            let y = frame.y(v.max(0.0));
+            let _ = write!(
+                s,
+                r#"<rect x="{x:.1}" y="{y:.1}" width="{bar_w:.1}" height="{h:.1}" fill="{color}"><title>{label} {cat}: {v:.0}</title></rect>"#,
+                h = (frame.y(0.0) - y).max(0.0),
+                label = escape(label),
+                cat = escape(&categories[i.min(categories.len().saturating_sub(1))]),
+            );
+        }
+        let lx = frame.left + 8.0 + 120.0 * k as f64;
+        let _ = write!(
+            s,
+            r#"<rect x="{lx}" y="{y}" width="10" height="8" fill="{color}"/><text x="{tx}" y="{ty}">{label}</text>"#,
+            y = frame.top - 2.0,
+            tx = lx + 14.0,
+            ty = frame.top + 6.0,
+            label = escape(label),
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
 /// HOMER's seasonal profile: per month a whisker min–max, a box daily-low–daily-high and a
 /// mean tick.
 pub fn seasonal_chart(

@@ -33,18 +33,48 @@ impl SeriesTable {
     /// Build the table of a result.
     pub fn from_result(result: &SimResult) -> Self {
         let grid = &result.grid;
-        let mut columns: Vec<Column> = result
-            .prosumers
-            .iter()
-            .map(|p| Column {
-                name: format!("{}_load_kw", p.id),
-                values: p.load.load_kw.clone(),
+        let mut columns: Vec<Column> = Vec::new();
+        let mut push = |name: String, values: &[f64]| {
+            columns.push(Column {
+                name,
+                values: values.to_vec(),
             })
+        };
+        for p in &result.prosumers {
+            let f = &p.flows;
+            push(format!("{}_load_kw", p.id), &p.load.load_kw);
+            let optional: [(&str, &[f64]); 3] = [
+                ("pv_kw", &f.pv_kw),
+                ("wind_kw", &f.wind_kw),
+                ("battery_soc_pct", &f.battery_soc_pct),
+            ];
+            for (name, values) in optional {
+                if !values.is_empty() && values.iter().any(|v| *v != 0.0) {
+                    push(format!("{}_{name}", p.id), values);
+                }
+            }
+            if !f.battery_soc_pct.is_empty() {
+                push(format!("{}_battery_charge_kw", p.id), &f.battery_in_kw);
+                push(format!("{}_battery_discharge_kw", p.id), &f.battery_out_kw);
+            }
+            push(format!("{}_p2p_import_kw", p.id), &f.p2p_import_kw);
+            push(format!("{}_p2p_export_kw", p.id), &f.p2p_export_kw);
+            push(format!("{}_grid_import_kw", p.id), &f.grid_import_kw);
+            push(format!("{}_grid_export_kw", p.id), &f.grid_export_kw);
+            push(format!("{}_excess_kw", p.id), &f.excess_kw);
+            push(format!("{}_unmet_kw", p.id), &f.unmet_kw);
+        }
+        push("community_load_kw".into(), &result.community.load_kw);
+        push(
+            "zonal_price_eur_per_mwh".into(),
+            &result.zonal_step_eur_per_mwh,
+        );
+        let peak: Vec<f64> = result
+            .grid_at_peak
+            .iter()
+            .map(|p| f64::from(u8::from(*p)))
             .collect();
-        columns.push(Column {
-            name: "community_load_kw".into(),
-            values: result.community.load_kw.clone(),
-        });
+        push("grid_at_peak".into(), &peak);
         Self {
             timestamps: (0..grid.len()).map(|t| grid.timestamp(t)).collect(),
             unix_ms: (0..grid.len())

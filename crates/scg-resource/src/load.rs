@@ -216,6 +216,33 @@ pub fn parse_load_csv(
     source_name: &str,
     column: Option<&str>,
 ) -> Result<Vec<f64>, ResourceError> {
+    parse_series_csv(text, source_name, column, SeriesKind::Load)
+}
+
+/// What a numeric series holds, for its range check and messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeriesKind {
+    /// kW, finite and >= 0.
+    Load,
+    /// EUR/MWh, finite (negative prices exist on European markets).
+    Price,
+}
+
+/// Parse an hourly price CSV (EUR/MWh): the same layouts as [`parse_load_csv`].
+pub fn parse_price_csv(
+    text: &str,
+    source_name: &str,
+    column: Option<&str>,
+) -> Result<Vec<f64>, ResourceError> {
+    parse_series_csv(text, source_name, column, SeriesKind::Price)
+}
+
+fn parse_series_csv(
+    text: &str,
+    source_name: &str,
+    column: Option<&str>,
+    kind: SeriesKind,
+) -> Result<Vec<f64>, ResourceError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .trim(csv::Trim::All)
@@ -252,7 +279,12 @@ pub fn parse_load_csv(
         }
         (
             0,
-            vec![parse_kw(first.get(0).unwrap_or(""), source_name, 1)?],
+            vec![parse_value(
+                first.get(0).unwrap_or(""),
+                source_name,
+                1,
+                kind,
+            )?],
         )
     };
     for (i, record) in records {
@@ -272,7 +304,7 @@ pub fn parse_load_csv(
                 ),
             )
         })?;
-        values.push(parse_kw(field, source_name, line)?);
+        values.push(parse_value(field, source_name, line, kind)?);
     }
     Ok(values)
 }
@@ -306,18 +338,31 @@ fn pick_column(
     }
 }
 
-fn parse_kw(field: &str, source_name: &str, line: usize) -> Result<f64, ResourceError> {
+fn parse_value(
+    field: &str,
+    source_name: &str,
+    line: usize,
+    kind: SeriesKind,
+) -> Result<f64, ResourceError> {
+    let (what, unit, min) = match kind {
+        SeriesKind::Load => ("load", "kW", 0.0),
+        SeriesKind::Price => ("price", "EUR/MWh", f64::NEG_INFINITY),
+    };
     match field.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(v) if v.is_finite() && v >= min => Ok(v),
         Ok(v) => Err(ResourceError::parse(
             source_name,
             line,
-            format!("load must be a finite value >= 0 kW, got {v}"),
+            if min == 0.0 {
+                format!("{what} must be a finite value >= 0 {unit}, got {v}")
+            } else {
+                format!("{what} must be a finite number ({unit}), got {v}")
+            },
         )),
         Err(_) => Err(ResourceError::parse(
             source_name,
             line,
-            format!("expected a number (kW), got {field:?}"),
+            format!("expected a number ({unit}), got {field:?}"),
         )),
     }
 }

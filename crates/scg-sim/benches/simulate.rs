@@ -3,7 +3,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use scg_model::builtin;
-use scg_sim::{resolve_loads, simulate};
+use scg_sim::simulate_scenario;
 use std::hint::black_box;
 
 fn bench(c: &mut Criterion) {
@@ -12,8 +12,15 @@ fn bench(c: &mut Criterion) {
         scenario.time.step_minutes = step;
         c.bench_function(&format!("simulate_bergamo_{step}min"), |b| {
             b.iter(|| {
-                let loads = resolve_loads(&scenario, &mut |_| Err("no files".into())).unwrap();
-                black_box(simulate(&scenario, &loads, 1, &mut |_, _| {}).unwrap())
+                black_box(
+                    simulate_scenario(
+                        &scenario,
+                        &mut |_| Err("no files".into()),
+                        1,
+                        &mut |_, _| {},
+                    )
+                    .unwrap(),
+                )
             })
         });
     }

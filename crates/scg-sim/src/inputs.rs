@@ -1,13 +1,19 @@
-//! Resolve the scenario's loads into data: built-in tables, inline tables, or files.
+//! Resolve the scenario's data: loads (built-in tables, inline tables or files), the weather
+//! file and the zonal price file.
 //!
 //! Files are read through the `read` closure the caller passes (the CLI reads from disk,
 //! relative to the scenario file); this module only parses what it is given.
 
 use crate::SimError;
+use crate::assets::Assets;
 use scg_model::{Load, Scenario};
 use scg_resource::load::{self, Variability};
 use scg_resource::profiles::{self, MonthlyProfiles};
+use scg_resource::weather::{self, WeatherYear};
 use std::path::Path;
+
+/// A file reader: the text of a path, or a message.
+pub type Reader<'a> = dyn FnMut(&Path) -> Result<String, String> + 'a;
 
 /// A prosumer's load, ready to synthesise.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,10 +31,21 @@ pub enum ResolvedLoad {
     },
 }
 
-/// Resolve every prosumer's load, in scenario order. `read(path)` returns a file's text.
+/// Everything read from outside the scenario text.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ResolvedInputs {
+    /// One per prosumer, in scenario order.
+    pub loads: Vec<ResolvedLoad>,
+    /// The weather year, when the solar resource names a weather file.
+    pub weather: Option<WeatherYear>,
+    /// Hourly zonal prices (8760 values), when the scenario names a price file.
+    pub zonal_prices_eur_per_mwh: Option<Vec<f64>>,
+}
+
+/// Resolve every prosumer's load, in scenario order.
 pub fn resolve_loads(
     scenario: &Scenario,
-    read: &mut dyn FnMut(&Path) -> Result<String, String>,
+    read: &mut Reader<'_>,
 ) -> Result<Vec<ResolvedLoad>, SimError> {
     scenario
         .prosumers
@@ -37,20 +54,54 @@ pub fn resolve_loads(
         .collect()
 }
 
-fn read_file(
-    path: &Path,
-    read: &mut dyn FnMut(&Path) -> Result<String, String>,
-) -> Result<String, SimError> {
+/// Resolve loads, weather and prices.
+pub fn resolve_inputs(
+    scenario: &Scenario,
+    assets: &Assets,
+    read: &mut Reader<'_>,
+) -> Result<ResolvedInputs, SimError> {
+    let loads = resolve_loads(scenario, read)?;
+    let weather = match &assets.solar.weather_file {
+        Some(file) => {
+            let text = read_file(&file.path, read)?;
+            Some(weather::parse(
+                &text,
+                file.format,
+                &file.path.display().to_string(),
+            )?)
+        }
+        None => None,
+    };
+    let zonal_prices_eur_per_mwh = match &scenario.community.zonal_price_file {
+        Some(path) => {
+            let text = read_file(path, read)?;
+            let name = path.display().to_string();
+            let prices = load::parse_price_csv(&text, &name, None)?;
+            if prices.len() != 8760 {
+                return Err(SimError::Read {
+                    path: name,
+                    message: format!("needs 8760 hourly prices (EUR/MWh), got {}", prices.len()),
+                });
+            }
+            Some(prices)
+        }
+        None => None,
+    };
+    Ok(ResolvedInputs {
+        loads,
+        weather,
+        zonal_prices_eur_per_mwh,
+    })
+}
+
+fn read_file(path: &Path, read: &mut Reader<'_>) -> Result<String, SimError> {
     read(path).map_err(|message| SimError::Read {
         path: path.display().to_string(),
         message,
     })
 }
 
-fn resolve_load(
-    spec: &Load,
-    read: &mut dyn FnMut(&Path) -> Result<String, String>,
-) -> Result<ResolvedLoad, SimError> {
+fn resolve_load(spec: &Load, read: &mut Reader<'_>) -> Result<ResolvedLoad, SimError> {
     Ok(match spec {
         Load::Synthetic(s) => {
             let profiles = Box::new(if let Some(name) = &s.profile {

@@ -1,20 +1,26 @@
 //! The community simulation: one year of a scenario, step by step, in memory.
 //!
-//! - [`inputs`]: turn the scenario's loads into data (built-in tables, files read through a
+//! - [`assets`]: the scenario's component sections, typed and validated with field paths;
+//! - [`inputs`]: loads, weather and price files resolved into data (files read through a
 //!   caller-supplied reader — this crate opens nothing itself);
-//! - [`engine`]: [`simulate`] synthesises every prosumer's load from its own seeded stream and
-//!   sums the community;
-//! - [`metrics`]: HOMER's load statistics (average, peak, load factor, crest factor, peak month,
-//!   seasonal and daily profiles).
+//! - [`prepare`]: every series a year needs (loads, PV per kWp, wind per turbine, prices, the
+//!   grid-peak signal), computed once;
+//! - [`dispatch`] and [`year`]: the community step of the paper's flow chart and its year loop;
+//! - [`engine`]: [`simulate`] — prepare, run, then account (grid bills, P2P, CER, NPC);
+//! - [`optimize`]: the HOMER-style sizing search;
+//! - [`metrics`]: HOMER's load statistics; component models: [`battery`], [`converter`],
+//!   [`grid`], [`economics`], [`cer`].
 //!
 //! Never does I/O, never reads the clock, never draws from an unseeded generator: the same
 //! scenario, inputs and seed give the same result, bit for bit.
 
+pub mod assets;
 pub mod dispatch;
 pub mod engine;
 pub mod inputs;
 pub mod metrics;
 pub mod optimize;
+pub mod prepare;
 pub mod year;
 
 // Component models and economics (storage, converter, grid, CER): pure library modules.
@@ -27,8 +33,11 @@ pub mod grid;
 
 pub use component_error::ComponentError;
 
-pub use engine::{CommunityResult, ProsumerResult, SimResult, prosumer_seed, simulate};
-pub use inputs::{ResolvedLoad, resolve_loads};
+pub use assets::Assets;
+pub use engine::{
+    CommunityResult, ProsumerResult, SimResult, prosumer_seed, simulate, simulate_scenario,
+};
+pub use inputs::{ResolvedInputs, ResolvedLoad, resolve_inputs, resolve_loads};
 
 /// Errors of the simulation crate.
 #[derive(Debug, thiserror::Error)]
@@ -43,4 +52,10 @@ pub enum SimError {
     /// The scenario is inconsistent in a way validation could not see.
     #[error("{0}")]
     Scenario(String),
+    /// A component section of the scenario is invalid (every problem, with its field path).
+    #[error("invalid scenario:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<scg_model::ValidationError>),
+    /// A component model refused its inputs.
+    #[error(transparent)]
+    Component(#[from] ComponentError),
 }

@@ -3,7 +3,7 @@
 
 use scg_model::{ModelYear, TimeGrid, TimeSettings, builtin};
 use scg_sim::metrics::{daily_profile, load_stats, seasonal_profile};
-use scg_sim::{prosumer_seed, resolve_loads, simulate};
+use scg_sim::{prosumer_seed, resolve_loads, simulate_scenario};
 
 fn grid(step_minutes: u32) -> TimeGrid {
     TimeGrid::new(
@@ -77,11 +77,13 @@ fn all_zero_series_gives_zero_ratios_not_nan() {
 
 fn run(seed: u64) -> scg_sim::SimResult {
     let s = builtin::bergamo().unwrap();
-    let loads = resolve_loads(&s, &mut |p| {
-        Err(format!("unexpected read of {}", p.display()))
-    })
-    .unwrap();
-    simulate(&s, &loads, seed, &mut |_, _| {}).unwrap()
+    simulate_scenario(
+        &s,
+        &mut |p| Err(format!("unexpected read of {}", p.display())),
+        seed,
+        &mut |_, _| {},
+    )
+    .unwrap()
 }
 
 #[test]
@@ -111,10 +113,9 @@ fn community_is_the_sum_and_apartment_hits_the_papers_average() {
 #[test]
 fn a_prosumers_stream_does_not_depend_on_the_others() {
     let mut s = builtin::bergamo().unwrap();
-    let loads = resolve_loads(&s, &mut |_| Err("no files".into())).unwrap();
-    let full = simulate(&s, &loads, 5, &mut |_, _| {}).unwrap();
+    let full = simulate_scenario(&s, &mut |_| Err("no files".into()), 5, &mut |_, _| {}).unwrap();
     s.prosumers.remove(0);
-    let fewer = simulate(&s, &loads[1..], 5, &mut |_, _| {}).unwrap();
+    let fewer = simulate_scenario(&s, &mut |_| Err("no files".into()), 5, &mut |_, _| {}).unwrap();
     assert_eq!(full.prosumers[2].load, fewer.prosumers[1].load);
     assert_ne!(prosumer_seed(5, "office"), prosumer_seed(5, "school"));
 }
@@ -122,10 +123,9 @@ fn a_prosumers_stream_does_not_depend_on_the_others() {
 #[test]
 fn missing_files_are_reported_with_their_path() {
     let text = builtin::BERGAMO_TOML.replace(
-        "type = \"synthetic\"\nprofile = \"small_office\"",
+        "type = \"synthetic\"\nprofile = \"small_office\"\nday_to_day_variability_pct = 7.946\ntimestep_variability_pct = 7.946",
         "type = \"time_series\"\nfile = \"office.csv\"",
     );
-    let text = text.replacen("day_to_day_variability_pct = 7.946\ntimestep_variability_pct = 7.946\n\n[[prosumers]]\nid = \"supermarket\"", "\n[[prosumers]]\nid = \"supermarket\"", 1);
     let s = scg_model::Scenario::from_toml_str(&text, "t.toml").unwrap();
     let e = resolve_loads(&s, &mut |p| Err(format!("cannot open {}", p.display()))).unwrap_err();
     assert_eq!(e.to_string(), "office.csv: cannot open office.csv");

@@ -23,6 +23,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Check { file } => {
             let scenario = crate::commands::simulate::load_scenario(Some(&file))?;
+            crate::commands::simulate::check_assets(&scenario)?;
             println!(
                 "{}: ok ({} prosumers, {}-minute steps)",
                 file.display(),

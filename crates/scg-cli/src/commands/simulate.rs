@@ -61,28 +61,47 @@ pub fn load_scenario(path: Option<&Path>) -> anyhow::Result<LoadedScenario> {
     }
 }
 
-/// Resolve the scenario's loads, reading files relative to the scenario's directory.
-pub fn resolve_loads(loaded: &LoadedScenario) -> anyhow::Result<Vec<scg_sim::ResolvedLoad>> {
+/// A reader of the files a scenario names, relative to the scenario's directory.
+pub fn file_reader(loaded: &LoadedScenario) -> impl FnMut(&Path) -> Result<String, String> + use<> {
     let base = loaded.base_dir.clone();
-    let mut read = |p: &Path| {
+    move |p: &Path| {
         let full = if p.is_absolute() {
             p.to_path_buf()
         } else {
             base.join(p)
         };
         std::fs::read_to_string(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))
-    };
-    Ok(scg_sim::resolve_loads(&loaded.scenario, &mut read)?)
+    }
+}
+
+/// Type and validate the scenario's component sections (every problem, with field paths).
+pub fn check_assets(loaded: &LoadedScenario) -> anyhow::Result<scg_sim::Assets> {
+    scg_sim::Assets::from_scenario(&loaded.scenario).map_err(|errors| {
+        anyhow::anyhow!(
+            "{}: invalid scenario:\n{}",
+            loaded.source,
+            errors
+                .iter()
+                .map(|e| format!("  - {e}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let loaded = load_scenario(args.scenario.as_deref())?;
-    let loads = resolve_loads(&loaded)?;
-    let bar = crate::progress::bar(loaded.scenario.prosumers.len() as u64, "simulating");
-    let result = scg_sim::simulate(&loaded.scenario, &loads, args.seed, &mut |done, _| {
-        bar.set_position(done as u64)
-    })?;
+    let assets = check_assets(&loaded)?;
+    let inputs = scg_sim::resolve_inputs(&loaded.scenario, &assets, &mut file_reader(&loaded))?;
+    let bar = crate::progress::bar(loaded.scenario.prosumers.len() as u64 + 1, "simulating");
+    let result = scg_sim::simulate(
+        &loaded.scenario,
+        &assets,
+        &inputs,
+        args.seed,
+        &mut |done, _| bar.set_position(done as u64),
+    )?;
     bar.finish_and_clear();
     let run = scg_report::RunInfo {
         scg_version: env!("CARGO_PKG_VERSION").into(),

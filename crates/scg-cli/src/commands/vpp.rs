@@ -123,9 +123,9 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
     if !leap {
         loaded.scenario.time.model_year = ModelYear::Year(date.year);
     }
-    let loads = crate::commands::simulate::resolve_loads(&loaded)?;
-    let sim = scg_sim::simulate(&loaded.scenario, &loads, args.seed, &mut |_, _| {})
-        .context("synthesizing the scenario's loads")?;
+    let mut read = crate::commands::simulate::file_reader(&loaded);
+    let sim = scg_sim::simulate_scenario(&loaded.scenario, &mut read, args.seed, &mut |_, _| {})
+        .context("simulating the scenario")?;
     let steps = sim.grid.len() as i64;
     let day_index = i64::from(day.date_ordinal0()).min(364);
     let step_of = |p: u32| -> usize {

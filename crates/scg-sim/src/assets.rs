@@ -1,0 +1,314 @@
+//! The scenario's component sections, typed: each `toml` section of [`scg_model::Scenario`] is
+//! deserialised into the config type of the crate that models it (unknown fields rejected) and
+//! validated, and every problem comes back with its full field path, e.g.
+//! `prosumers[3].battery.capacity_kwh: must be > 0, got -5`.
+//!
+//! PV arrays and wind turbines carry an optional `costs` table, which the economics owns; it is
+//! split off before the physics config is read. Never does I/O.
+
+use scg_model::{Scenario, Section, ValidationError};
+use scg_resource::solar::{PvArrayConfig, SolarResourceConfig};
+use scg_resource::wind::{TurbineConfig, WindResourceConfig};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::battery::BatteryConfig;
+use crate::cer::CerConfig;
+use crate::converter::ConverterConfig;
+use crate::economics::{ComponentCosts, EconomicsConfig};
+use crate::grid::GridConfig;
+
+/// Costs of a PV array, per kW of capacity.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostsPerKw {
+    #[serde(default)]
+    pub capital_eur_per_kw: f64,
+    #[serde(default)]
+    pub replacement_eur_per_kw: f64,
+    #[serde(default)]
+    pub om_eur_per_kw_year: f64,
+    /// Default 25 years (HOMER's PV default).
+    #[serde(default = "default_pv_life")]
+    pub lifetime_years: f64,
+}
+
+fn default_pv_life() -> f64 {
+    25.0
+}
+
+impl Default for CostsPerKw {
+    fn default() -> Self {
+        Self {
+            capital_eur_per_kw: 0.0,
+            replacement_eur_per_kw: 0.0,
+            om_eur_per_kw_year: 0.0,
+            lifetime_years: default_pv_life(),
+        }
+    }
+}
+
+impl CostsPerKw {
+    /// Costs of `kw` of capacity.
+    pub fn for_capacity(&self, kw: f64) -> ComponentCosts {
+        ComponentCosts {
+            capital_eur: self.capital_eur_per_kw * kw,
+            replacement_eur: self.replacement_eur_per_kw * kw,
+            om_eur_per_year: self.om_eur_per_kw_year * kw,
+            lifetime_years: self.lifetime_years,
+        }
+    }
+}
+
+/// Costs of one wind turbine.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostsPerUnit {
+    #[serde(default)]
+    pub capital_eur: f64,
+    #[serde(default)]
+    pub replacement_eur: f64,
+    #[serde(default)]
+    pub om_eur_per_year: f64,
+    /// Default 20 years (HOMER's wind turbine default).
+    #[serde(default = "default_turbine_life")]
+    pub lifetime_years: f64,
+}
+
+fn default_turbine_life() -> f64 {
+    20.0
+}
+
+impl Default for CostsPerUnit {
+    fn default() -> Self {
+        Self {
+            capital_eur: 0.0,
+            replacement_eur: 0.0,
+            om_eur_per_year: 0.0,
+            lifetime_years: default_turbine_life(),
+        }
+    }
+}
+
+impl CostsPerUnit {
+    /// Costs of `count` units.
+    pub fn for_count(&self, count: f64) -> ComponentCosts {
+        ComponentCosts {
+            capital_eur: self.capital_eur * count,
+            replacement_eur: self.replacement_eur * count,
+            om_eur_per_year: self.om_eur_per_year * count,
+            lifetime_years: self.lifetime_years,
+        }
+    }
+}
+
+/// A PV array and its costs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PvSpec {
+    pub array: PvArrayConfig,
+    pub costs: CostsPerKw,
+}
+
+/// A wind turbine type (with its count) and its costs per turbine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurbineSpec {
+    pub turbine: TurbineConfig,
+    pub costs: CostsPerUnit,
+}
+
+/// One prosumer's assets.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProsumerAssets {
+    pub pv: Vec<PvSpec>,
+    pub turbines: Vec<TurbineSpec>,
+    pub battery: Option<BatteryConfig>,
+    pub converter: Option<ConverterConfig>,
+    /// The `ev` section, for the EV fleet model.
+    pub ev: Option<Section>,
+}
+
+impl ProsumerAssets {
+    /// Total PV capacity, kWp.
+    pub fn pv_kwp(&self) -> f64 {
+        self.pv.iter().map(|p| p.array.capacity_kwp).sum()
+    }
+}
+
+/// Every typed component of a scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assets {
+    pub solar: SolarResourceConfig,
+    pub wind: Option<WindResourceConfig>,
+    pub grid: GridConfig,
+    pub economics: EconomicsConfig,
+    pub cer: CerConfig,
+    pub prosumers: Vec<ProsumerAssets>,
+}
+
+/// The grid when the scenario has no `[grid]`: documented, not silent (see docs/scenario.md) —
+/// a flat 0.25 EUR/kWh purchase price and the Ritiro Dedicato sell-back.
+pub fn default_grid() -> GridConfig {
+    GridConfig {
+        purchase: crate::grid::PurchaseTariff::Flat {
+            price_eur_per_kwh: 0.25,
+        },
+        sell_back: crate::grid::SellBack::RitiroDedicato {
+            minimum_price_eur_per_mwh: 47.5,
+            minimum_price_limit_mwh: 1500.0,
+        },
+        demand_charge_eur_per_kw_month: 0.0,
+        max_purchase_kw: None,
+        max_sale_kw: None,
+    }
+}
+
+struct Collector {
+    errors: Vec<ValidationError>,
+}
+
+impl Collector {
+    fn push(&mut self, path: String, message: String) {
+        self.errors.push(ValidationError { path, message });
+    }
+
+    /// Deserialize a section into `T`, naming the field path of any problem.
+    fn typed<T: DeserializeOwned>(&mut self, table: &Section, path: &str) -> Option<T> {
+        let value = toml::Value::Table(table.clone());
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let inner = e.path().to_string();
+                let full = if inner.is_empty() || inner == "." {
+                    path.to_owned()
+                } else {
+                    format!("{path}.{inner}")
+                };
+                self.push(full, e.inner().message().trim().to_owned());
+                None
+            }
+        }
+    }
+
+    fn validated<T: DeserializeOwned>(
+        &mut self,
+        table: &Section,
+        path: &str,
+        validate: impl Fn(&T, &str) -> Vec<(String, String)>,
+    ) -> Option<T> {
+        let t = self.typed::<T>(table, path)?;
+        let problems = validate(&t, path);
+        let ok = problems.is_empty();
+        for (p, m) in problems {
+            self.push(p, m);
+        }
+        ok.then_some(t)
+    }
+
+    /// Split a `costs` sub-table off a section.
+    fn with_costs<C: DeserializeOwned + Default>(
+        &mut self,
+        table: &Section,
+        path: &str,
+    ) -> (Section, Option<C>) {
+        let mut rest = table.clone();
+        let costs = match rest.remove("costs") {
+            None => Some(C::default()),
+            Some(toml::Value::Table(t)) => self.typed::<C>(&t, &format!("{path}.costs")),
+            Some(other) => {
+                self.push(
+                    format!("{path}.costs"),
+                    format!("must be a table, got {}", other.type_str()),
+                );
+                None
+            }
+        };
+        (rest, costs)
+    }
+}
+
+impl Assets {
+    /// Type and validate every component section of a scenario; all problems at once.
+    pub fn from_scenario(scenario: &Scenario) -> Result<Self, Vec<ValidationError>> {
+        let mut c = Collector { errors: Vec::new() };
+        let solar = match &scenario.solar {
+            Some(t) => c.validated(t, "solar", SolarResourceConfig::validate),
+            None => Some(SolarResourceConfig::default()),
+        };
+        let wind = scenario
+            .wind
+            .as_ref()
+            .map(|t| c.validated(t, "wind", WindResourceConfig::validate));
+        let grid = match &scenario.grid {
+            Some(t) => c.validated(t, "grid", GridConfig::validate),
+            None => Some(default_grid()),
+        };
+        let economics = match &scenario.economics {
+            Some(t) => c.validated(t, "economics", EconomicsConfig::validate),
+            None => Some(EconomicsConfig::default()),
+        };
+        let cer = match &scenario.cer {
+            Some(t) => c.validated(t, "cer", CerConfig::validate),
+            None => Some(CerConfig::default()),
+        };
+        let mut prosumers = Vec::with_capacity(scenario.prosumers.len());
+        for (i, p) in scenario.prosumers.iter().enumerate() {
+            prosumers.push(prosumer_assets(&mut c, &format!("prosumers[{i}]"), p));
+        }
+        let any_turbines = prosumers.iter().any(|p| !p.turbines.is_empty());
+        match (solar, wind, grid, economics, cer) {
+            (Some(solar), wind, Some(grid), Some(economics), Some(cer)) if c.errors.is_empty() => {
+                Ok(Self {
+                    solar,
+                    // Turbines without a `[wind]` section see the documented default resource
+                    // (Bergamo's monthly means).
+                    wind: wind
+                        .flatten()
+                        .or_else(|| any_turbines.then(WindResourceConfig::default)),
+                    grid,
+                    economics,
+                    cer,
+                    prosumers,
+                })
+            }
+            _ => Err(c.errors),
+        }
+    }
+}
+
+fn prosumer_assets(c: &mut Collector, path: &str, p: &scg_model::Prosumer) -> ProsumerAssets {
+    let mut out = ProsumerAssets {
+        ev: p.ev.clone(),
+        ..ProsumerAssets::default()
+    };
+    for (k, t) in p.pv.iter().enumerate() {
+        let path = format!("{path}.pv[{k}]");
+        let (rest, costs) = c.with_costs::<CostsPerKw>(t, &path);
+        let array = c.validated(&rest, &path, PvArrayConfig::validate);
+        if let (Some(array), Some(costs)) = (array, costs) {
+            out.pv.push(PvSpec { array, costs });
+        }
+    }
+    for (k, t) in p.wind_turbines.iter().enumerate() {
+        let path = format!("{path}.wind_turbines[{k}]");
+        let (rest, costs) = c.with_costs::<CostsPerUnit>(t, &path);
+        let turbine = c.validated(&rest, &path, TurbineConfig::validate);
+        if let (Some(turbine), Some(costs)) = (turbine, costs) {
+            out.turbines.push(TurbineSpec { turbine, costs });
+        }
+    }
+    out.battery = p
+        .battery
+        .as_ref()
+        .and_then(|t| c.validated(t, &format!("{path}.battery"), BatteryConfig::validate));
+    out.converter = p
+        .converter
+        .as_ref()
+        .and_then(|t| c.validated(t, &format!("{path}.converter"), ConverterConfig::validate));
+    if out.battery.is_some() && p.converter.is_none() {
+        c.push(
+            format!("{path}.converter"),
+            "a battery needs a converter section (capacity_kw, efficiencies, costs)".into(),
+        );
+    }
+    out
+}

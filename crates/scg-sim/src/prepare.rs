@@ -1,0 +1,209 @@
+//! Everything a year needs before the first step, computed once: the clock, every prosumer's
+//! load, PV and wind series, the tariff's prices, the zonal prices and the grid-peak signal.
+//! `simulate` and the sizing search both start from a [`Prepared`] community.
+//!
+//! Generation is kept per unit of size (per kWp of PV, per wind turbine), so the search can
+//! rescale without recomputing the sun. Never does I/O.
+
+use crate::SimError;
+use crate::assets::Assets;
+use crate::engine::{prosumer_seed, synthesize_load};
+use crate::grid::{GridInputs, GridTariff};
+use crate::inputs::ResolvedInputs;
+use scg_model::{GridPeakSignal, Scenario, TimeGrid};
+use scg_resource::load::LoadYear;
+use scg_resource::solar::{self, SolarSite};
+use scg_resource::tariff::{self, Band};
+use scg_resource::wind;
+
+/// One prosumer's prepared series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedProsumer {
+    pub load: LoadYear,
+    /// Output of each PV array at its configured size, kW per step.
+    pub pv_array_kw: Vec<Vec<f64>>,
+    /// All arrays together per kWp installed (empty without PV), kW per step.
+    pub pv_kw_per_kwp: Vec<f64>,
+    pub pv_kwp: f64,
+    /// All turbines together per turbine installed (empty without wind), kW per step.
+    pub wind_kw_per_turbine: Vec<f64>,
+    pub turbines: f64,
+}
+
+/// A community ready to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    pub grid: TimeGrid,
+    pub prosumers: Vec<PreparedProsumer>,
+    pub months: Vec<u8>,
+    pub bands: Vec<Band>,
+    /// Zonal price per hour (8760), EUR/MWh.
+    pub zonal_hourly_eur_per_mwh: Vec<f64>,
+    /// Zonal price per step, EUR/MWh.
+    pub zonal_step_eur_per_mwh: Vec<f64>,
+    pub tariff: GridTariff,
+    pub grid_at_peak: Vec<bool>,
+}
+
+/// Seed of a site-wide stream (solar, wind), derived like a prosumer's from its name.
+fn site_seed(seed: u64, what: &str) -> u64 {
+    prosumer_seed(seed, &format!("#site/{what}"))
+}
+
+/// Prepare a scenario. `progress(done, total)` is called after each prosumer's load.
+pub fn prepare(
+    scenario: &Scenario,
+    assets: &Assets,
+    inputs: &ResolvedInputs,
+    seed: u64,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Prepared, SimError> {
+    let grid =
+        TimeGrid::new(&scenario.time, &scenario.location.time_zone).map_err(SimError::Scenario)?;
+    if inputs.loads.len() != scenario.prosumers.len() {
+        return Err(SimError::Scenario(format!(
+            "{} loads resolved for {} prosumers",
+            inputs.loads.len(),
+            scenario.prosumers.len()
+        )));
+    }
+    let site = SolarSite::new(
+        scenario.location.latitude_deg,
+        scenario.location.longitude_deg,
+        &grid,
+    );
+    let any_pv = assets.prosumers.iter().any(|p| !p.pv.is_empty());
+    let any_wind = assets.prosumers.iter().any(|p| !p.turbines.is_empty());
+    let (ghi, temperature) = if any_pv {
+        solar_series(assets, inputs, &site, &grid, seed)?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let wind_speed = match (&assets.wind, any_wind) {
+        (Some(w), true) => {
+            wind::synthesize_speed_m_per_s(&w.params(), &grid, site_seed(seed, "wind"))?
+        }
+        _ => Vec::new(),
+    };
+    let total = scenario.prosumers.len();
+    let mut prosumers = Vec::with_capacity(total);
+    for (i, (p, spec)) in scenario.prosumers.iter().zip(&inputs.loads).enumerate() {
+        let source = format!("prosumers[{i}] ({})", p.id);
+        let load = synthesize_load(spec, &grid, prosumer_seed(seed, &p.id), &source)?;
+        let a = &assets.prosumers[i];
+        let pv_array_kw: Vec<Vec<f64>> = a
+            .pv
+            .iter()
+            .map(|pv| solar::pv_power_kw(&pv.array.to_array(), &site, &ghi, &temperature, &grid))
+            .collect();
+        let pv_kwp = a.pv_kwp();
+        let pv_kw_per_kwp = per_unit(&pv_array_kw, pv_kwp, grid.len());
+        let mut wind_kw = Vec::new();
+        let mut turbines = 0.0;
+        if let Some(resource) = &assets.wind {
+            for (k, t) in a.turbines.iter().enumerate() {
+                let turbine = t.turbine.turbine().map_err(|m| {
+                    SimError::Scenario(format!("prosumers[{i}].wind_turbines[{k}]: {m}"))
+                })?;
+                turbines += f64::from(turbine.count);
+                wind_kw.push(wind::turbine_power_kw(
+                    &turbine,
+                    resource.anemometer_height_m,
+                    &resource.shear,
+                    scenario.location.elevation_m,
+                    &wind_speed,
+                    None,
+                ));
+            }
+        }
+        let wind_kw_per_turbine = per_unit(&wind_kw, turbines, grid.len());
+        prosumers.push(PreparedProsumer {
+            load,
+            pv_array_kw,
+            pv_kw_per_kwp,
+            pv_kwp,
+            wind_kw_per_turbine,
+            turbines,
+        });
+        progress(i + 1, total);
+    }
+    let months: Vec<u8> = (0..grid.len()).map(|t| grid.month_of_step(t)).collect();
+    let bands = tariff::bands(&grid);
+    let zonal_hourly_eur_per_mwh = inputs
+        .zonal_prices_eur_per_mwh
+        .clone()
+        .unwrap_or_else(|| vec![scenario.community.zonal_price_eur_per_mwh; 8760]);
+    let per_hour = grid.steps_per_hour();
+    let zonal_step_eur_per_mwh: Vec<f64> = zonal_hourly_eur_per_mwh
+        .iter()
+        .flat_map(|p| std::iter::repeat_n(*p, per_hour))
+        .collect();
+    let tariff = GridTariff::new(
+        &assets.grid,
+        &GridInputs {
+            step_hours: grid.step_hours(),
+            month: &months,
+            band: Some(&bands),
+            zonal_price_eur_per_mwh: Some(&zonal_step_eur_per_mwh),
+        },
+    )?;
+    let grid_at_peak = match &scenario.community.grid_peak {
+        GridPeakSignal::None => vec![false; grid.len()],
+        GridPeakSignal::F1Band => bands.iter().map(|b| *b == Band::F1).collect(),
+        GridPeakSignal::PriceAbove {
+            threshold_eur_per_mwh,
+        } => zonal_step_eur_per_mwh
+            .iter()
+            .map(|p| p >= threshold_eur_per_mwh)
+            .collect(),
+    };
+    Ok(Prepared {
+        grid,
+        prosumers,
+        months,
+        bands,
+        zonal_hourly_eur_per_mwh,
+        zonal_step_eur_per_mwh,
+        tariff,
+        grid_at_peak,
+    })
+}
+
+/// Sum of `parts` divided by `units` (empty when there is nothing).
+fn per_unit(parts: &[Vec<f64>], units: f64, steps: usize) -> Vec<f64> {
+    if parts.is_empty() || units <= 0.0 {
+        return Vec::new();
+    }
+    let mut out = vec![0.0; steps];
+    for part in parts {
+        for (o, v) in out.iter_mut().zip(part) {
+            *o += v;
+        }
+    }
+    for o in &mut out {
+        *o /= units;
+    }
+    out
+}
+
+fn solar_series(
+    assets: &Assets,
+    inputs: &ResolvedInputs,
+    site: &SolarSite,
+    grid: &TimeGrid,
+    seed: u64,
+) -> Result<(Vec<f64>, Vec<f64>), SimError> {
+    if let Some(weather) = &inputs.weather {
+        return Ok((
+            weather.ghi_kw_per_m2_on_grid(site, grid)?,
+            weather.temperature_c_on_grid(site.time_zone_h, grid)?,
+        ));
+    }
+    let monthly = assets.solar.monthly().ok_or_else(|| {
+        SimError::Scenario("solar: a weather file is named but was not read".into())
+    })?;
+    Ok((
+        solar::synthesize_ghi_kw_per_m2(site, &monthly, grid, site_seed(seed, "solar"))?,
+        solar::monthly_to_grid(&assets.solar.monthly_temperature_c, grid),
+    ))
+}
