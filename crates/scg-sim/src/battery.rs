@@ -266,7 +266,6 @@ pub struct KineticBattery {
     eta: f64,
     // Reciprocals keep divisions (slow, and serial in the step chain) out of the step path.
     inv_eta: f64,
-    inv_k: f64,
     /// Available energy, kWh.
     q1_kwh: f64,
     /// Bound energy, kWh.
@@ -285,12 +284,13 @@ struct StepCoefficients {
     inv_dt: f64,
     /// `e^(−kΔt)`
     e: f64,
-    /// `1 − e^(−kΔt)`
-    one_minus_e: f64,
-    /// `kΔt − 1 + e^(−kΔt)`
-    ramp: f64,
-    /// `1 / (1 − e + c(kΔt − 1 + e))`
-    inv_denom: f64,
+    /// `c·(1 − e^(−kΔt))`
+    c_one_minus_e: f64,
+    /// `A = [(1 − e) + c(kΔt − 1 + e)] / k`: HOMER's denominator over k. With it the tank
+    /// equation reads `Q1′ = e·Q1 + c(1 − e)·Q − A·P`.
+    a: f64,
+    /// `1 / A`
+    inv_a: f64,
     /// `(1 − e^(−α_c·Δt)) / Δt` (or `1/Δt` without a charge-rate limit)
     mcr_per_h: f64,
 }
@@ -329,7 +329,6 @@ impl KineticBattery {
         Ok(Self {
             eta: params.one_way_efficiency(),
             inv_eta: 1.0 / params.one_way_efficiency(),
-            inv_k: 1.0 / kinetic.rate_constant_per_h,
             q1_kwh: c * q,
             q2_kwh: (1.0 - c) * q,
             throughput_kwh: 0.0,
@@ -338,9 +337,9 @@ impl KineticBattery {
                 dt_h: f64::NAN,
                 inv_dt: 0.0,
                 e: 0.0,
-                one_minus_e: 0.0,
-                ramp: 0.0,
-                inv_denom: 0.0,
+                c_one_minus_e: 0.0,
+                a: 0.0,
+                inv_a: 0.0,
                 mcr_per_h: 0.0,
             }),
             params,
@@ -373,13 +372,15 @@ impl KineticBattery {
         let one_minus_e = -(-kdt).exp_m1();
         let ramp = kdt - one_minus_e;
         let alpha = self.kinetic.max_charge_rate_per_h;
+        let c = self.kinetic.capacity_ratio;
+        let a = (one_minus_e + c * ramp) / self.kinetic.rate_constant_per_h;
         let fresh = StepCoefficients {
             dt_h,
             inv_dt: 1.0 / dt_h,
             e: 1.0 - one_minus_e,
-            one_minus_e,
-            ramp,
-            inv_denom: 1.0 / (one_minus_e + self.kinetic.capacity_ratio * ramp),
+            c_one_minus_e: c * one_minus_e,
+            a,
+            inv_a: 1.0 / a,
             mcr_per_h: if alpha.is_finite() {
                 -(-alpha * dt_h).exp_m1() / dt_h
             } else {
@@ -390,30 +391,28 @@ impl KineticBattery {
         fresh
     }
 
-    /// HOMER's `P_dmax,kbm`: the tank-side power that empties `Q1` exactly at the end of the step.
+    /// HOMER's `P_dmax,kbm`: the tank-side power that empties `Q1` exactly at the end of the step,
+    /// `[k·Q1·e + Q·k·c·(1 − e)] / [(1 − e) + c(kΔt − 1 + e)]` = `(e·Q1 + c(1 − e)·Q) / A`.
     pub fn kibam_max_discharge_kw(&self, dt_h: f64) -> f64 {
         if !usable_dt(dt_h) {
             return 0.0;
         }
-        let k = self.kinetic.rate_constant_per_h;
-        let c = self.kinetic.capacity_ratio;
-        let q = self.q1_kwh + self.q2_kwh;
         let t = self.coefficients(dt_h);
-        ((k * self.q1_kwh * t.e + q * k * c * t.one_minus_e) * t.inv_denom).max(0.0)
+        let q = self.q1_kwh + self.q2_kwh;
+        ((t.e * self.q1_kwh + t.c_one_minus_e * q) * t.inv_a).max(0.0)
     }
 
     /// HOMER's `P_cmax,kbm` (as a positive number): the tank-side power that fills `Q1` to
-    /// `c·Q_max` exactly at the end of the step.
+    /// `c·Q_max` exactly at the end of the step,
+    /// `[k·c·Q_max − k·Q1·e − Q·k·c·(1 − e)] / [same denominator]` = `(c·Q_max − e·Q1 − c(1 − e)·Q) / A`.
     pub fn kibam_max_charge_kw(&self, dt_h: f64) -> f64 {
         if !usable_dt(dt_h) {
             return 0.0;
         }
-        let k = self.kinetic.rate_constant_per_h;
-        let c = self.kinetic.capacity_ratio;
-        let q = self.q1_kwh + self.q2_kwh;
-        let q_max = self.params.capacity_kwh;
         let t = self.coefficients(dt_h);
-        ((k * c * q_max - k * self.q1_kwh * t.e - q * k * c * t.one_minus_e) * t.inv_denom).max(0.0)
+        let q = self.q1_kwh + self.q2_kwh;
+        let full_q1 = self.kinetic.capacity_ratio * self.params.capacity_kwh;
+        ((full_q1 - t.e * self.q1_kwh - t.c_one_minus_e * q) * t.inv_a).max(0.0)
     }
 
     /// Tank-side charge limit: `MIN(P_cmax,kbm, P_cmax,mcr, P_cmax,mcc)`, and never more than
@@ -438,12 +437,11 @@ impl KineticBattery {
 
     /// Advances both tanks by one step at constant tank-side power `p_kw` (> 0 discharges).
     fn step_tanks(&mut self, p_kw: f64, dt_h: f64) {
-        let k = self.kinetic.rate_constant_per_h;
         let c = self.kinetic.capacity_ratio;
         let q = self.q1_kwh + self.q2_kwh;
         let t = self.coefficients(dt_h);
-        let q1 = self.q1_kwh * t.e + (q * k * c - p_kw) * t.one_minus_e * self.inv_k
-            - p_kw * c * t.ramp * self.inv_k;
+        // Q1′ = Q1·e + (Q·k·c − P)(1 − e)/k − P·c(kΔt − 1 + e)/k, regrouped.
+        let q1 = t.e * self.q1_kwh + t.c_one_minus_e * q - t.a * p_kw;
         // Q2 from the total keeps Q1 + Q2 = Q − P·Δt exact up to one rounding; it equals
         // Q2·e + Q(1 − c)(1 − e) − P(1 − c)(kΔt − 1 + e)/k analytically.
         let total = q - p_kw * dt_h;
