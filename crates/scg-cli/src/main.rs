@@ -32,6 +32,9 @@ enum Command {
     /// Virtual Power Plant: MGP bids, MI re-bids and MSD offers for a day.
     #[command(subcommand)]
     Vpp(commands::vpp::Command),
+    /// Verify or inspect a RESCoin ledger directory.
+    #[command(subcommand)]
+    Ledger(commands::ledger::Command),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         Command::Scenario(cmd) => commands::scenario::run(cmd),
         Command::Market(cmd) => commands::market::run(cmd),
         Command::Vpp(cmd) => commands::vpp::run(cmd),
+        Command::Ledger(cmd) => commands::ledger::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -583,6 +583,32 @@ impl Store {
     }
 }
 
+/// Open `dir` and verify it (see [`Store::verify`]), turning a panic inside the storage engine on
+/// a corrupt file (redb can panic on some damaged pages) into a [`LedgerError::Storage`], so a
+/// flipped bit is always reported as an error value.
+pub fn verify_dir(dir: &Path) -> Result<VerifyReport, LedgerError> {
+    let run = std::panic::AssertUnwindSafe(|| Store::open(dir)?.verify());
+    match std::panic::catch_unwind(run) {
+        Ok(r) => r,
+        Err(payload) => Err(LedgerError::Storage(format!(
+            "{}: the database is corrupt (storage engine failed: {})",
+            dir.join(DB_FILE).display(),
+            panic_text(payload.as_ref())
+        ))),
+    }
+}
+
+/// The message of a caught panic.
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
 /// The keys a stored transaction is indexed under (none if it does not decode).
 fn index_keys(bytes: &[u8]) -> Vec<PublicKey> {
     Tx::decode(bytes)

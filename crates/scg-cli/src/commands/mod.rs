@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod ledger;
 pub mod market;
 pub mod scenario;
 pub mod simulate;

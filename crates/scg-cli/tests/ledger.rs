@@ -1,0 +1,243 @@
+//! `scg ledger verify|show` end to end, including the bit-flip tamper test.
+#![allow(clippy::unwrap_used)]
+
+use scg_ledger::DeviceType;
+use scg_ledger::merkle::to_hex;
+use scg_ledger::settlement::{
+    CommunityYear, IntervalInput, MeterReading, P2pTrade, SettledYear, derive_key, settle_year,
+};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const SEED: u64 = 99;
+
+fn scg(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scg"))
+        .args(args)
+        .output()
+        .expect("run scg")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// Three members, two days of hourly intervals with PV, wind, P2P trades.
+fn small_chain(dir: &Path) -> SettledYear {
+    let members = ["a", "b", "c"];
+    let mut intervals = Vec::new();
+    for h in 0..48u64 {
+        let sun = if (8..18).contains(&(h % 24)) {
+            800 + h * 3
+        } else {
+            0
+        };
+        let mut readings = vec![MeterReading {
+            member: "b".into(),
+            device: DeviceType::SupplyPoint,
+            produced_wh: 0,
+            consumed_wh: 600 + h,
+        }];
+        if sun > 0 {
+            readings.push(MeterReading {
+                member: "a".into(),
+                device: DeviceType::Pv,
+                produced_wh: sun,
+                consumed_wh: 0,
+            });
+        }
+        readings.push(MeterReading {
+            member: "c".into(),
+            device: DeviceType::Wind,
+            produced_wh: (h * 17) % 500,
+            consumed_wh: 0,
+        });
+        let trades = if sun > 0 {
+            vec![P2pTrade {
+                buyer: "b".into(),
+                seller: "a".into(),
+                energy_wh: 300,
+                price_base_per_kwh: 100_000_000,
+                grid_fee_base_per_kwh: 10_000_000,
+            }]
+        } else {
+            vec![]
+        };
+        intervals.push(IntervalInput {
+            readings,
+            trades,
+            cer: vec![],
+        });
+    }
+    let year = CommunityYear {
+        seed: SEED,
+        members: members.iter().map(|m| (*m).to_string()).collect(),
+        mint_rate_base_per_wh: 1_000_000,
+        start_timestamp_s: 1_167_609_600,
+        interval_s: 3_600,
+        opening_balance_base: 1_000_000_000,
+        treasury_endowment_base: 1_000_000_000_000,
+        intervals,
+    };
+    let settled = settle_year(&year).unwrap();
+    scg_ledger::store::store(dir, &settled).unwrap();
+    settled
+}
+
+/// The "height" and "state root" lines of a successful verify.
+fn key_lines(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter(|l| l.starts_with("height ") || l.starts_with("state root "))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn verify_prints_height_and_state_root() {
+    let dir = tmp("ledger-cli-verify");
+    let settled = small_chain(&dir);
+    let out = scg(&["ledger", "verify", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        key_lines(&stdout),
+        vec![
+            "height 48".to_string(),
+            format!("state root {}", settled.summary.final_state_root_hex)
+        ]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn show_head_account_block_certificate() {
+    let dir = tmp("ledger-cli-show");
+    let settled = small_chain(&dir);
+    let d = dir.to_str().unwrap();
+    let out = scg(&["ledger", "show", d]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("height 48"));
+
+    let a = to_hex(
+        &derive_key(SEED, "member", "a", None)
+            .verifying_key()
+            .to_bytes(),
+    );
+    let out = scg(&["ledger", "show", d, "--account", &a]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    let bal = settled.summary.final_balances["a"];
+    assert!(s.contains("role member"), "{s}");
+    assert!(s.contains(&format!("balance {bal}")), "{s}");
+    assert!(s.contains("certificates owned 20"), "{s}"); // 2 days x 10 sunny hours
+
+    let out = scg(&["ledger", "show", d, "--block", "9"]);
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("block 9") && s.contains("meter-report") && s.contains("trade-post"),
+        "{s}"
+    );
+    assert!(s.contains("-> applied"), "{s}");
+
+    let out = scg(&["ledger", "show", d, "--certificate", "1"]);
+    let s = text(&out.stdout);
+    assert!(s.contains("certificate 1") && s.contains("source"), "{s}");
+
+    // Errors name what was wrong.
+    let out = scg(&["ledger", "show", d, "--account", "xyz"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("64 hex digits"));
+    let out = scg(&["ledger", "show", d, "--block", "4900"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("no block 4900"));
+    let out = scg(&["ledger", "verify", "/nonexistent/ledger"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("does not exist"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Flip one bit of the database file: verify must fail, or pass with the same height and root.
+/// Flips inside a stored block's bytes must fail naming that block.
+#[test]
+fn bit_flips_are_caught_or_harmless() {
+    let dir = tmp("ledger-cli-tamper");
+    let settled = small_chain(&dir);
+    let db = dir.join(scg_ledger::store::DB_FILE);
+    let original = std::fs::read(&db).unwrap();
+    let base = scg(&["ledger", "verify", dir.to_str().unwrap()]);
+    assert!(base.status.success());
+    let base_lines = key_lines(&text(&base.stdout));
+
+    let work = tmp("ledger-cli-tamper-work");
+    std::fs::create_dir_all(&work).unwrap();
+    let work_db = work.join(scg_ledger::store::DB_FILE);
+    let run = |bytes: &[u8]| -> Output {
+        std::fs::write(&work_db, bytes).unwrap();
+        scg(&["ledger", "verify", work.to_str().unwrap()])
+    };
+
+    // Targeted: flip a bit in the middle of block 20 (every copy of its bytes in the file).
+    let block20 = settled.blocks[20].to_bytes();
+    let mut targeted = original.clone();
+    let mut hits = 0;
+    let mut i = 0;
+    while i + block20.len() <= targeted.len() {
+        if targeted[i..i + block20.len()] == block20[..] {
+            targeted[i + block20.len() / 2] ^= 0x10;
+            hits += 1;
+            i += block20.len();
+        } else {
+            i += 1;
+        }
+    }
+    assert!(hits >= 1, "block 20 not found in the file");
+    let out = run(&targeted);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("block 20"), "{err}");
+
+    // Random flips (seeded LCG, so the test is reproducible).
+    let mut state: u64 = 0x5eed;
+    let (mut caught, mut harmless) = (0, 0);
+    for _ in 0..150 {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let pos = (state >> 33) as usize % original.len();
+        let bit = (state >> 20) as u8 % 8;
+        let mut bytes = original.clone();
+        bytes[pos] ^= 1 << bit;
+        let out = run(&bytes);
+        if out.status.success() {
+            assert_eq!(
+                key_lines(&text(&out.stdout)),
+                base_lines,
+                "flip at {pos} bit {bit}"
+            );
+            harmless += 1;
+        } else {
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "flip at {pos}: crashed: {}",
+                text(&out.stderr)
+            );
+            assert!(
+                text(&out.stderr).starts_with("error: "),
+                "{}",
+                text(&out.stderr)
+            );
+            caught += 1;
+        }
+    }
+    eprintln!("tamper: {caught} flips caught, {harmless} harmless (unused space)");
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&work).unwrap();
+}
