@@ -26,6 +26,9 @@ enum Command {
     /// Print or check scenario files.
     #[command(subcommand)]
     Scenario(commands::scenario::Command),
+    /// EV smart charging: replay sessions under a policy, score habit learning.
+    #[command(subcommand)]
+    Ev(commands::ev::Command),
     /// Clear community P2P orders (pay-as-clear, pay-as-bid, pay-as-offer).
     #[command(subcommand)]
     Market(commands::market::Command),
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Simulate(args) => commands::simulate::run(args),
         Command::Scenario(cmd) => commands::scenario::run(cmd),
+        Command::Ev(cmd) => commands::ev::run(cmd),
         Command::Market(cmd) => commands::market::run(cmd),
         Command::Vpp(cmd) => commands::vpp::run(cmd),
         Command::Ledger(cmd) => commands::ledger::run(cmd),

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod ev;
 pub mod ledger;
 pub mod market;
 pub mod scenario;

@@ -1,0 +1,232 @@
+//! `scg ev evaluate|habits`: replay EV charging sessions (ACN CSV, plain or gzip) under a
+//! charging policy, or score the habit learner, and print the metrics.
+//!
+//! File reading and gzip decompression happen here; `scg-ev` only sees text.
+
+use anyhow::Context;
+use scg_ev::evaluate::{EvaluateParams, Knowledge, Stopwatch, evaluate};
+use scg_ev::habits::{HabitParams, evaluate_habits};
+use scg_ev::model::{Session, with_v2g_batteries};
+use scg_ev::tariff::Tariff;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Replay sessions under a policy and print energy, peak, cost and solve-time metrics.
+    Evaluate(EvaluateArgs),
+    /// Score the online habit learner (stay and energy forecasts) causally on sessions.
+    Habits(HabitsArgs),
+}
+
+/// Which sessions to read.
+#[derive(Debug, clap::Args)]
+pub struct SessionArgs {
+    /// ACN-Data CSV file (`.csv` or `.csv.gz`).
+    #[arg(long)]
+    sessions: PathBuf,
+    /// Keep sessions arriving on or after this local date (YYYY-MM-DD).
+    #[arg(long)]
+    from: Option<String>,
+    /// Keep sessions arriving before this local date (YYYY-MM-DD).
+    #[arg(long)]
+    to: Option<String>,
+    /// Charging power limit of every vehicle/charge point, kW (ACN level 2: 32 A × 208 V).
+    #[arg(long, default_value_t = 6.656)]
+    max_rate_kw: f64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    input: SessionArgs,
+    /// Policy: uncontrolled, fcfs, edf, llf, round-robin, mpc, offline-optimal.
+    #[arg(long)]
+    policy: String,
+    /// Site (transformer) limit on aggregate power, kW; unconstrained when absent.
+    #[arg(long)]
+    site_limit_kw: Option<f64>,
+    /// Energy tariff: `sce-tou-ev-4`, `flat:EUR_PER_MWH` or `tou:0-8=60,8-24=120` (EUR/MWh).
+    #[arg(long, default_value = "sce-tou-ev-4")]
+    tariff: String,
+    /// Demand charge per kW of monthly peak (default: the tariff's own; sce-tou-ev-4: 15.51).
+    #[arg(long)]
+    demand_charge_eur_per_kw: Option<f64>,
+    /// Step length in minutes.
+    #[arg(long, default_value_t = 5)]
+    step_minutes: u32,
+    /// What the policy is told about departure and energy: actual, stated or learned.
+    #[arg(long, default_value = "actual")]
+    knowledge: String,
+    /// Give every vehicle a V2G-capable battery (60 kWh, 20 % at arrival, this discharge kW).
+    #[arg(long)]
+    v2g_discharge_kw: Option<f64>,
+    /// V2G battery wear cost per kWh discharged.
+    #[arg(long, default_value_t = 0.05)]
+    wear_cost_eur_per_kwh: f64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Also write the JSON to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct HabitsArgs {
+    #[command(flatten)]
+    input: SessionArgs,
+    /// Quantile of stay to plan against.
+    #[arg(long, default_value_t = 0.1)]
+    stay_quantile: f64,
+    /// Quantile of energy to plan against.
+    #[arg(long, default_value_t = 0.9)]
+    energy_quantile: f64,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Evaluate(args) => run_evaluate(args),
+        Command::Habits(args) => run_habits(args),
+    }
+}
+
+/// Read a session file (gunzipping `.gz`) and apply the date filter.
+fn load_sessions(input: &SessionArgs) -> anyhow::Result<Vec<Session>> {
+    let path: &Path = &input.sessions;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut s = String::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_string(&mut s)
+            .with_context(|| format!("{}: not a valid gzip text file", path.display()))?;
+        s
+    } else {
+        String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8 text", path.display()))?
+    };
+    if !(input.max_rate_kw > 0.0 && input.max_rate_kw.is_finite()) {
+        anyhow::bail!("--max-rate-kw must be a positive number");
+    }
+    let mut sessions = scg_ev::acn::parse_acn_csv(&text, input.max_rate_kw)
+        .with_context(|| format!("{}", path.display()))?;
+    if let Some(from) = &input.from {
+        let m = scg_ev::acn::date_start_min(from).context("--from")?;
+        sessions.retain(|s| s.arrival_min >= m);
+    }
+    if let Some(to) = &input.to {
+        let m = scg_ev::acn::date_start_min(to).context("--to")?;
+        sessions.retain(|s| s.arrival_min < m);
+    }
+    if sessions.is_empty() {
+        anyhow::bail!("{}: no sessions (after date filter)", path.display());
+    }
+    Ok(sessions)
+}
+
+#[derive(Debug)]
+struct WallClock(Instant);
+
+impl Stopwatch for WallClock {
+    fn now_ms(&mut self) -> f64 {
+        self.0.elapsed().as_secs_f64() * 1000.0
+    }
+}
+
+fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
+    let mut sessions = load_sessions(&args.input)?;
+    let mut tariff = Tariff::parse(&args.tariff)?;
+    if let Some(dc) = args.demand_charge_eur_per_kw {
+        anyhow::ensure!(dc >= 0.0, "--demand-charge-eur-per-kw must be >= 0");
+        tariff.demand_charge_eur_per_kw = dc;
+    }
+    if let Some(kw) = args.v2g_discharge_kw {
+        anyhow::ensure!(kw > 0.0, "--v2g-discharge-kw must be > 0");
+        with_v2g_batteries(&mut sessions, 60.0, kw);
+    }
+    let mut params = EvaluateParams {
+        step_minutes: args.step_minutes,
+        site_limit_kw: args.site_limit_kw,
+        tariff,
+        knowledge: Knowledge::parse(&args.knowledge)?,
+        habits: HabitParams::default(),
+        ..EvaluateParams::default()
+    };
+    params.mpc.wear_cost_eur_per_kwh = args.wear_cost_eur_per_kwh;
+    let mut clock = WallClock(Instant::now());
+    let report = evaluate(&sessions, &args.policy, &params, &mut clock)?;
+    let json = serde_json::to_string_pretty(&report)?;
+    if let Some(out) = &args.out {
+        std::fs::write(out, format!("{json}\n"))
+            .with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    if args.json {
+        println!("{json}");
+    } else {
+        let r = &report;
+        println!(
+            "policy {} ({} sessions, {} steps of {} min)",
+            r.policy, r.sessions, r.steps, r.step_minutes
+        );
+        println!(
+            "energy delivered {:.1} of {:.1} kWh ({:.2} %), demands met {:.1} %",
+            r.energy_delivered_kwh,
+            r.energy_requested_kwh,
+            r.energy_delivered_pct,
+            r.demands_met_pct
+        );
+        println!(
+            "peak {:.1} kW, energy cost {:.2} EUR, demand charge {:.2} EUR, total {:.2} EUR",
+            r.peak_kw, r.energy_cost_eur, r.demand_charge_eur, r.total_cost_eur
+        );
+        println!(
+            "V2G {:.1} kWh, degradation {:.2} EUR, solve time median {:.2} ms",
+            r.v2g_energy_kwh, r.degradation_cost_eur, r.solve_time_ms_median
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_habits(args: HabitsArgs) -> anyhow::Result<ExitCode> {
+    let sessions = load_sessions(&args.input)?;
+    anyhow::ensure!(
+        args.stay_quantile > 0.0 && args.stay_quantile < 1.0,
+        "--stay-quantile must be in (0, 1)"
+    );
+    anyhow::ensure!(
+        args.energy_quantile > 0.0 && args.energy_quantile < 1.0,
+        "--energy-quantile must be in (0, 1)"
+    );
+    let params = HabitParams {
+        stay_quantile: args.stay_quantile,
+        energy_quantile: args.energy_quantile,
+        ..HabitParams::default()
+    };
+    let r = evaluate_habits(&sessions, &params);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!("{} sessions scored (causal)", r.sessions_scored);
+        println!(
+            "stay MAE h: stated {:.2}, learned {:.2}, blended {:.2}",
+            r.stay_mae_hours_stated, r.stay_mae_hours_learned, r.stay_mae_hours_blended
+        );
+        println!(
+            "energy MAE kWh: stated {:.2}, learned {:.2}, blended {:.2}",
+            r.energy_mae_kwh_stated, r.energy_mae_kwh_learned, r.energy_mae_kwh_blended
+        );
+        println!(
+            "stay q{:.2} covered {:.1} % (nominal {:.0} %), energy q{:.2} covers {:.1} %",
+            r.stay_quantile,
+            r.stay_low_coverage_pct,
+            100.0 * (1.0 - r.stay_quantile),
+            r.energy_quantile,
+            r.energy_high_coverage_pct
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
