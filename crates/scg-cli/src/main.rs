@@ -23,6 +23,9 @@ enum Command {
     /// Simulate a community for one year and write a report directory.
     #[command(long_about = commands::simulate::LONG_ABOUT)]
     Simulate(commands::simulate::Args),
+    /// Find the cheapest design: simulate every combination of candidate sizes, rank by NPC.
+    #[command(long_about = commands::optimize::LONG_ABOUT)]
+    Optimize(commands::optimize::Args),
     /// Print or check scenario files.
     #[command(subcommand)]
     Scenario(commands::scenario::Command),
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Simulate(args) => commands::simulate::run(args),
+        Command::Optimize(args) => commands::optimize::run(args),
         Command::Scenario(cmd) => commands::scenario::run(cmd),
         Command::Ev(cmd) => commands::ev::run(cmd),
         Command::Market(cmd) => commands::market::run(cmd),

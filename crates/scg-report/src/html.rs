@@ -19,7 +19,11 @@ td:first-child,th:first-child{text-align:left}.note{color:#666;font-size:12px}\
 nav a{margin-right:12px}svg{display:block;margin:8px 0}";
 
 /// Render the report page.
-pub fn render(result: &SimResult, summary: &Summary) -> Result<String, ReportError> {
+pub fn render(
+    result: &SimResult,
+    summary: &Summary,
+    extra_html: &str,
+) -> Result<String, ReportError> {
     let mut h = String::with_capacity(1 << 20);
     let sc = &summary.scenario;
     let _ = write!(
@@ -42,6 +46,7 @@ pub fn render(result: &SimResult, summary: &Summary) -> Result<String, ReportErr
         let _ = write!(h, "<a href=\"#{id}\">{id}</a>", id = escape(&p.id));
     }
     h.push_str("</nav>");
+    h.push_str(extra_html);
 
     community_section(&mut h, result)?;
     for p in &result.prosumers {

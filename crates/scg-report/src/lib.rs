@@ -6,6 +6,7 @@
 //! the same bytes.
 
 pub mod html;
+pub mod optimize;
 pub mod summary;
 mod svg;
 pub mod table;
@@ -37,6 +38,16 @@ pub fn render_all(
     scenario: &scg_model::Scenario,
     run: &RunInfo,
 ) -> Result<Vec<OutputFile>, ReportError> {
+    render_all_with(result, scenario, run, "")
+}
+
+/// [`render_all`] with an extra HTML section placed before the community section of the report.
+pub fn render_all_with(
+    result: &scg_sim::SimResult,
+    scenario: &scg_model::Scenario,
+    run: &RunInfo,
+    extra_html: &str,
+) -> Result<Vec<OutputFile>, ReportError> {
     let summary = Summary::new(result, scenario, run);
     let table = table::SeriesTable::from_result(result);
     Ok(vec![
@@ -54,7 +65,7 @@ pub fn render_all(
         },
         OutputFile {
             name: "report.html",
-            bytes: html::render(result, &summary)?.into_bytes(),
+            bytes: html::render(result, &summary, extra_html)?.into_bytes(),
         },
         OutputFile {
             name: "scenario.toml",

@@ -21,6 +21,7 @@ pub mod inputs;
 pub mod metrics;
 pub mod optimize;
 pub mod prepare;
+pub mod sizing;
 pub mod year;
 
 // Component models and economics (storage, converter, grid, CER): pure library modules.

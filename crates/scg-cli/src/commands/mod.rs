@@ -3,6 +3,7 @@
 pub mod ev;
 pub mod ledger;
 pub mod market;
+pub mod optimize;
 pub mod scenario;
 pub mod simulate;
 pub mod vpp;

@@ -1,0 +1,303 @@
+//! From a scenario to a sizing search and back: build each prosumer's candidate designs from
+//! its `search` lists and component sections, the per-step prices the search needs, and the
+//! scenario of a chosen configuration (so the winner can be simulated and reported in full).
+//!
+//! Scaling rules: PV candidates scale all of a prosumer's arrays together (orientation and
+//! costs per kW kept); wind candidates set the turbine count (one turbine type per prosumer);
+//! battery candidates scale capacity, power and lifetime throughput together (C-rate kept);
+//! converter candidates set its capacity. A size of 0 removes the component. Never does I/O.
+
+use crate::SimError;
+use crate::assets::{Assets, ProsumerAssets};
+use crate::battery::BatteryConfig;
+use crate::cer::incentive_tariff_eur_per_mwh;
+use crate::converter::ConverterConfig;
+use crate::economics::ComponentCosts;
+use crate::optimize::{ConfigResult, LocalDesign, ProsumerSpace, SearchInputs, SearchSettings};
+use crate::prepare::Prepared;
+use crate::year::ProsumerSeries;
+use scg_model::{ProsumerSearch, Scenario};
+
+/// The sizes of one prosumer design, for tables.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct DesignSizes {
+    pub pv_kwp: f64,
+    pub wind_turbines: f64,
+    pub battery_kwh: f64,
+    pub converter_kw: f64,
+}
+
+impl DesignSizes {
+    /// The sizes of a design.
+    pub fn of(design: &LocalDesign) -> Self {
+        Self {
+            pv_kwp: design.pv_kwp,
+            wind_turbines: design.turbines,
+            battery_kwh: design.battery.as_ref().map_or(0.0, |(b, _)| b.capacity_kwh),
+            converter_kw: design.battery.as_ref().map_or(0.0, |(_, c)| c.capacity_kw),
+        }
+    }
+}
+
+/// Per-step inputs of the search, owned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchData {
+    pub purchase_eur_per_kwh: Vec<f64>,
+    pub sell_eur_per_kwh: Vec<f64>,
+    pub cer_eur_per_mwh: Vec<f64>,
+}
+
+impl SearchData {
+    /// Prices from the prepared tariff and the CER rule (hourly incentive + valorisation).
+    pub fn new(prepared: &Prepared, assets: &Assets) -> Self {
+        let params = assets.cer.params();
+        let cer_eur_per_mwh = prepared
+            .zonal_hourly_eur_per_mwh
+            .iter()
+            .map(|z| {
+                if assets.cer.enabled {
+                    incentive_tariff_eur_per_mwh(params.size_class, *z, params.pv_bonus_eur_per_mwh)
+                        + params.valorisation_eur_per_mwh
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        Self {
+            purchase_eur_per_kwh: prepared.tariff.purchase_eur_per_kwh().to_vec(),
+            sell_eur_per_kwh: prepared.tariff.sell_eur_per_kwh().to_vec(),
+            cer_eur_per_mwh,
+        }
+    }
+
+    /// The borrowed view the search takes.
+    pub fn inputs<'a>(&'a self, prepared: &'a Prepared, assets: &Assets) -> SearchInputs<'a> {
+        SearchInputs {
+            dt_h: prepared.grid.step_hours(),
+            steps_per_hour: prepared.grid.steps_per_hour(),
+            purchase_eur_per_kwh: &self.purchase_eur_per_kwh,
+            sell_eur_per_kwh: &self.sell_eur_per_kwh,
+            cer_eur_per_mwh: &self.cer_eur_per_mwh,
+            grid_at_peak: &prepared.grid_at_peak,
+            demand_charge_eur_per_kw_month: assets.grid.demand_charge_eur_per_kw_month,
+            month: &prepared.months,
+        }
+    }
+}
+
+/// The search's settings from the scenario.
+pub fn settings(scenario: &Scenario, assets: &Assets) -> SearchSettings {
+    let search = scenario
+        .search
+        .clone()
+        .unwrap_or(scg_model::CommunitySearch {
+            grid_connected: vec![true],
+            max_capacity_shortage_pct: 0.0,
+        });
+    SearchSettings {
+        grid_options: search.grid_connected,
+        max_purchase_kw: assets.grid.max_purchase_kw.unwrap_or(f64::INFINITY),
+        max_sale_kw: assets.grid.max_sale_kw.unwrap_or(f64::INFINITY),
+        max_unmet_fraction: search.max_capacity_shortage_pct / 100.0,
+        economics: assets.economics.params(),
+    }
+}
+
+/// Every prosumer's candidate designs.
+pub fn spaces<'a>(
+    scenario: &Scenario,
+    assets: &Assets,
+    prepared: &'a Prepared,
+) -> Result<Vec<ProsumerSpace<'a>>, SimError> {
+    scenario
+        .prosumers
+        .iter()
+        .zip(&assets.prosumers)
+        .zip(&prepared.prosumers)
+        .enumerate()
+        .map(|(i, ((p, a), prep))| {
+            let search = p.search.clone().unwrap_or_default();
+            Ok(ProsumerSpace {
+                id: p.id.clone(),
+                series: ProsumerSeries {
+                    load_kw: &prep.load.load_kw,
+                    pv_kw_per_kwp: &prep.pv_kw_per_kwp,
+                    pv_kwp: prep.pv_kwp,
+                    wind_kw_per_turbine: &prep.wind_kw_per_turbine,
+                    turbines: prep.turbines,
+                },
+                designs: designs(
+                    &format!("prosumers[{i}]"),
+                    a,
+                    &search,
+                    prep.pv_kwp,
+                    prep.turbines,
+                )?,
+            })
+        })
+        .collect()
+}
+
+fn designs(
+    path: &str,
+    a: &ProsumerAssets,
+    search: &ProsumerSearch,
+    pv_kwp: f64,
+    turbines: f64,
+) -> Result<Vec<LocalDesign>, SimError> {
+    if search.wind_turbines.is_some() && a.turbines.len() > 1 {
+        return Err(SimError::Scenario(format!(
+            "{path}.search.wind_turbines: searching turbine counts needs exactly one turbine type, found {}",
+            a.turbines.len()
+        )));
+    }
+    let pv_list = search.pv_kwp.clone().unwrap_or_else(|| vec![pv_kwp]);
+    let wind_list: Vec<f64> = search.wind_turbines.as_ref().map_or_else(
+        || vec![turbines],
+        |v| v.iter().map(|n| f64::from(*n)).collect(),
+    );
+    let configured_kwh = a.battery.as_ref().map_or(0.0, |b| b.capacity_kwh);
+    let battery_list = search
+        .battery_kwh
+        .clone()
+        .unwrap_or_else(|| vec![configured_kwh]);
+    let converter_list: Vec<Option<f64>> = search
+        .converter_kw
+        .as_ref()
+        .map_or_else(|| vec![None], |v| v.iter().map(|c| Some(*c)).collect());
+    let mut out = Vec::new();
+    for &kwp in &pv_list {
+        for &n in &wind_list {
+            for &kwh in &battery_list {
+                for &conv in &converter_list {
+                    let battery = match (&a.battery, &a.converter) {
+                        (Some(b), Some(c)) if kwh > 0.0 => Some(scaled_battery(b, c, kwh, conv)),
+                        _ => None,
+                    };
+                    // Without a battery the converter candidates are all the same design.
+                    if battery.is_none() && conv != converter_list[0] {
+                        continue;
+                    }
+                    out.push(LocalDesign {
+                        pv_kwp: kwp,
+                        turbines: n,
+                        battery,
+                        generation_costs: generation_costs(a, kwp, n, pv_kwp),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn scaled_battery(
+    b: &BatteryConfig,
+    c: &ConverterConfig,
+    kwh: f64,
+    converter_kw: Option<f64>,
+) -> (BatteryConfig, ConverterConfig) {
+    let k = kwh / b.capacity_kwh;
+    let mut battery = b.clone();
+    battery.capacity_kwh = kwh;
+    battery.max_charge_power_kw *= k;
+    battery.max_discharge_power_kw *= k;
+    battery.lifetime_throughput_kwh = b.lifetime_throughput_kwh.map(|q| q * k);
+    let mut converter = c.clone();
+    if let Some(kw) = converter_kw {
+        converter.capacity_kw = kw;
+    }
+    (battery, converter)
+}
+
+fn generation_costs(
+    a: &ProsumerAssets,
+    kwp: f64,
+    turbines: f64,
+    configured_kwp: f64,
+) -> Vec<(String, ComponentCosts)> {
+    let mut out = Vec::new();
+    let scale = if configured_kwp > 0.0 {
+        kwp / configured_kwp
+    } else {
+        0.0
+    };
+    for (k, pv) in a.pv.iter().enumerate() {
+        out.push((
+            format!("pv[{k}]"),
+            pv.costs.for_capacity(pv.array.capacity_kwp * scale),
+        ));
+    }
+    if let Some(t) = a.turbines.first() {
+        out.push(("wind_turbines[0]".into(), t.costs.for_count(turbines)));
+    }
+    out
+}
+
+/// The scenario with the sizes of a configuration written into its sections.
+pub fn winner_scenario(
+    scenario: &Scenario,
+    spaces: &[ProsumerSpace<'_>],
+    result: &ConfigResult,
+) -> Scenario {
+    let mut s = scenario.clone();
+    for ((p, space), d) in s.prosumers.iter_mut().zip(spaces).zip(&result.designs) {
+        let Some(design) = space.designs.get(*d) else {
+            continue;
+        };
+        let configured: f64 =
+            p.pv.iter()
+                .filter_map(|t| t.get("capacity_kwp").and_then(toml::Value::as_float))
+                .sum();
+        let scale = if configured > 0.0 {
+            design.pv_kwp / configured
+        } else {
+            0.0
+        };
+        if design.pv_kwp <= 0.0 {
+            p.pv.clear();
+        }
+        for t in &mut p.pv {
+            if let Some(v) = t.get("capacity_kwp").and_then(toml::Value::as_float) {
+                t.insert("capacity_kwp".into(), toml::Value::Float(v * scale));
+            }
+        }
+        if design.turbines <= 0.0 {
+            p.wind_turbines.clear();
+        } else if let Some(t) = p.wind_turbines.first_mut() {
+            t.insert("count".into(), toml::Value::Integer(design.turbines as i64));
+        }
+        match &design.battery {
+            None => {
+                p.battery = None;
+                p.converter = None;
+            }
+            Some((b, c)) => {
+                if let Some(t) = &mut p.battery {
+                    t.insert("capacity_kwh".into(), b.capacity_kwh.into());
+                    t.insert("max_charge_power_kw".into(), b.max_charge_power_kw.into());
+                    t.insert(
+                        "max_discharge_power_kw".into(),
+                        b.max_discharge_power_kw.into(),
+                    );
+                    if let Some(q) = b.lifetime_throughput_kwh {
+                        t.insert("lifetime_throughput_kwh".into(), q.into());
+                    }
+                }
+                if let Some(t) = &mut p.converter {
+                    t.insert("capacity_kw".into(), c.capacity_kw.into());
+                }
+            }
+        }
+        p.search = None;
+    }
+    if !result.grid_connected {
+        let grid = s.grid.get_or_insert_with(|| {
+            toml::Table::try_from(crate::assets::default_grid()).unwrap_or_default()
+        });
+        grid.insert("max_purchase_kw".into(), 0.0.into());
+        grid.insert("max_sale_kw".into(), 0.0.into());
+    }
+    s.search = None;
+    s
+}
