@@ -94,7 +94,7 @@ fn crash_writer_child() {
 fn killed_writer_loses_no_committed_block() {
     let exe = std::env::current_exe().unwrap();
     let mut rng: u64 = 0xC0FFEE;
-    for round in 0..6 {
+    for round in 0..10 {
         rng = rng
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
