@@ -654,7 +654,13 @@ pub fn write_blocks(dir: &Path, blocks: &[Block]) -> Result<Head, LedgerError> {
     Ok(head)
 }
 
-/// Write a settled year (see [`settlement::settle_year`]) to `dir`.
+/// Write a settled year (see [`settlement::settle_year`]) to `dir`, replacing a previous
+/// `ledger.redb` there (a re-run of a simulation into the same output directory).
 pub fn store(dir: &Path, settled: &settlement::SettledYear) -> Result<Head, LedgerError> {
+    let path = dir.join(DB_FILE);
+    if path.is_file() {
+        std::fs::remove_file(&path)
+            .map_err(|e| LedgerError::Storage(format!("cannot replace {}: {e}", path.display())))?;
+    }
     write_blocks(dir, &settled.blocks)
 }

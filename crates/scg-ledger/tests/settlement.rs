@@ -185,6 +185,10 @@ fn hourly_year_for_five_members_stores_and_verifies() {
     );
     assert_eq!(head.state_root, report.state_root);
     assert_eq!(report.transactions, sum.transactions);
+    // Storing again into the same directory replaces the ledger.
+    let small_settled = settle_year(&small()).unwrap();
+    store(&dir, &small_settled).unwrap();
+    assert_eq!(Store::open(&dir).unwrap().verify().unwrap().height, 2);
     // Deterministic: same seed, same root; another seed, another root.
     let again = settle_year(&year).unwrap();
     assert_eq!(again.summary, settled.summary);
