@@ -123,6 +123,7 @@ fn bench(c: &mut Criterion) {
         grid_at_peak: &peak,
         demand_charge_eur_per_kw_month: 0.0,
         month: &month,
+        cer_npc_factor: 1.0,
     };
     let settings = SearchSettings {
         grid_options: vec![true, false],

@@ -258,6 +258,7 @@ pub fn run_prepared(
 
     let econ_params = assets.economics.params();
     let internal_eur_per_kwh = scenario.community.internal_price_eur_per_mwh / 1000.0;
+    let cer_factor = crate::sizing::cer_npc_factor(assets);
     let mut prosumers = Vec::with_capacity(series.len());
     let mut load_kw = vec![0.0; steps];
     let mut baseline_kw = vec![0.0; steps];
@@ -294,7 +295,7 @@ pub fn run_prepared(
             &econ_params,
             &refs,
             grid_bill.net_cost_eur,
-            p2p_cost - p2p_revenue - cer_eur,
+            p2p_cost - p2p_revenue - cer_eur * cer_factor,
         )?;
         let totals = energy_totals(&energy);
         let economics = Economics {

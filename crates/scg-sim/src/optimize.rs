@@ -58,6 +58,9 @@ pub struct SearchInputs<'a> {
     pub demand_charge_eur_per_kw_month: f64,
     /// Month (1..=12) of each step.
     pub month: &'a [u8],
+    /// Equivalent share of the yearly CER incentive over the project (it is paid for fewer
+    /// years than the project lasts): 1 when paid every year.
+    pub cer_npc_factor: f64,
 }
 
 /// The search's own settings.
@@ -264,7 +267,8 @@ pub fn evaluate_config(
     let components_npc: f64 = chosen.iter().map(|r| r.components_npc_eur).sum();
     let e = &settings.economics;
     let crf = capital_recovery_factor(e.real_discount_rate, e.project_lifetime_years);
-    let annual_net_eur = grid_cost_eur + demand_eur - grid_revenue_eur - cer_eur;
+    let annual_net_eur =
+        grid_cost_eur + demand_eur - grid_revenue_eur - cer_eur * inputs.cer_npc_factor;
     let npc_eur = components_npc
         + annual_net_eur
             * annuity_present_value_factor(e.real_discount_rate, e.project_lifetime_years);

@@ -81,8 +81,21 @@ impl SearchData {
             grid_at_peak: &prepared.grid_at_peak,
             demand_charge_eur_per_kw_month: assets.grid.demand_charge_eur_per_kw_month,
             month: &prepared.months,
+            cer_npc_factor: cer_npc_factor(assets),
         }
     }
+}
+
+/// The CER incentive is paid for `incentive_years`, usually fewer than the project's: the
+/// factor that turns the yearly incentive into its equivalent over the whole project.
+pub fn cer_npc_factor(assets: &Assets) -> f64 {
+    let e = assets.economics.params();
+    crate::economics::equivalent_annual_over_project(
+        1.0,
+        assets.cer.incentive_years,
+        e.real_discount_rate,
+        e.project_lifetime_years,
+    )
 }
 
 /// The search's settings from the scenario.

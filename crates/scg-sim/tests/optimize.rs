@@ -136,6 +136,7 @@ fn inputs(f: &Fixture) -> SearchInputs<'_> {
         grid_at_peak: &f.peak,
         demand_charge_eur_per_kw_month: 2.0,
         month: &f.month,
+        cer_npc_factor: 1.0,
     }
 }
 
