@@ -6,6 +6,7 @@
 
 mod commands;
 mod progress;
+mod settle;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

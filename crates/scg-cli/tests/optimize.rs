@@ -85,7 +85,14 @@ fn optimize_ranks_by_npc_and_the_winner_simulates_to_the_same_npc() {
     );
     // And the written scenario reproduces it with `scg simulate`.
     let o = scg(
-        &["simulate", "opt/scenario.toml", "--out", "again", "--quiet"],
+        &[
+            "simulate",
+            "opt/scenario.toml",
+            "--out",
+            "again",
+            "--quiet",
+            "--no-ledger",
+        ],
         &dir,
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -42,7 +42,18 @@ fn default_run_writes_every_output_and_is_reproducible() {
     assert!(a.status.success(), "{}", text(&a));
     let b = scg(&["simulate", "--out", "b", "--seed", "7", "--quiet"], &dir);
     assert!(b.status.success());
-    let c = scg(&["simulate", "--out", "c", "--seed", "8", "--quiet"], &dir);
+    let c = scg(
+        &[
+            "simulate",
+            "--out",
+            "c",
+            "--seed",
+            "8",
+            "--quiet",
+            "--no-ledger",
+        ],
+        &dir,
+    );
     assert!(c.status.success());
     for f in FILES {
         let fa = std::fs::read(dir.join("a").join(f)).unwrap();
@@ -60,6 +71,17 @@ fn default_run_writes_every_output_and_is_reproducible() {
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("a/summary.json")).unwrap()).unwrap();
     assert_eq!(summary["seed"], 7);
+    // The year is settled on the RESCoin ledger, which verifies and is reproducible.
+    let ledger = &summary["ledger"];
+    assert_eq!(ledger["ledger_blocks"], 8761);
+    assert_eq!(ledger["ledger_transactions_rejected"], 0);
+    assert!(ledger["certificates_issued"].as_u64().unwrap() > 0);
+    assert!(ledger["rescoin_minted"].as_u64().unwrap() > 0);
+    let verify = scg(&["ledger", "verify", "a/ledger"], &dir);
+    assert!(verify.status.success(), "{}", text(&verify));
+    assert!(
+        String::from_utf8_lossy(&verify.stdout).contains(ledger["state_root"].as_str().unwrap())
+    );
     for id in ["apartment", "restaurant", "office", "supermarket", "school"] {
         let load = &summary["prosumers"][id]["load"];
         for key in [
@@ -161,7 +183,7 @@ fn parquet_has_one_row_per_step_and_the_same_values() {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     use parquet::record::RowAccessor;
     let dir = tempdir("parquet");
-    let o = scg(&["simulate", "--out", "o", "--quiet"], &dir);
+    let o = scg(&["simulate", "--out", "o", "--quiet", "--no-ledger"], &dir);
     assert!(o.status.success(), "{}", text(&o));
     let bytes = std::fs::read(dir.join("o/timeseries.parquet")).unwrap();
     let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
@@ -202,7 +224,17 @@ fn edited_scenario_with_quarter_hours_and_an_imported_series() {
     std::fs::write(dir.join("scen/my.toml"), toml).unwrap();
     // The data path is relative to the scenario file, so move it next to it.
     std::fs::rename(dir.join("data"), dir.join("scen/data")).unwrap();
-    let o = scg(&["simulate", "scen/my.toml", "--out", "q", "--quiet"], &dir);
+    let o = scg(
+        &[
+            "simulate",
+            "scen/my.toml",
+            "--out",
+            "q",
+            "--quiet",
+            "--no-ledger",
+        ],
+        &dir,
+    );
     assert!(o.status.success(), "{}", text(&o));
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("q/summary.json")).unwrap()).unwrap();

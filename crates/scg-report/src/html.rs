@@ -48,7 +48,7 @@ pub fn render(
     h.push_str("</nav>");
     h.push_str(extra_html);
 
-    community_section(&mut h, result)?;
+    community_section(&mut h, result, summary)?;
     for p in &result.prosumers {
         let _ = write!(
             h,
@@ -66,7 +66,11 @@ pub fn render(
     Ok(h)
 }
 
-fn community_section(h: &mut String, result: &SimResult) -> Result<(), ReportError> {
+fn community_section(
+    h: &mut String,
+    result: &SimResult,
+    summary: &Summary,
+) -> Result<(), ReportError> {
     h.push_str("<h2 id=\"community\">Community</h2>");
     let mut rows: Vec<(&str, &LoadReport)> = result
         .prosumers
@@ -97,6 +101,19 @@ fn community_section(h: &mut String, result: &SimResult) -> Result<(), ReportErr
         result.grid.len()
     );
     h.push_str(&monthly_balance_chart(result));
+    if let Some(l) = &summary.ledger {
+        let _ = write!(
+            h,
+            "<p>RESCoin ledger (<code>{}</code>): {} blocks, {} transactions ({} rejected), {} certificates of renewable origin, {} P2P trades settled; state root <code>{}</code>. Check it with <code>scg ledger verify</code>.</p>",
+            escape(&l.dir),
+            l.ledger_blocks,
+            l.ledger_transactions,
+            l.ledger_transactions_rejected,
+            l.certificates_issued,
+            l.p2p_trades,
+            escape(&l.state_root)
+        );
+    }
     // Monthly average load of each prosumer on one chart.
     let monthly: Vec<Vec<f64>> = result
         .prosumers

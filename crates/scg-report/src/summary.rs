@@ -30,6 +30,26 @@ pub struct RunInfo {
     pub scg_version: String,
     /// Where the scenario came from (a path, or "built-in").
     pub scenario_source: String,
+    /// The RESCoin ledger written beside the outputs, if any.
+    pub ledger: Option<LedgerInfo>,
+}
+
+/// What the year's settlement put on the RESCoin ledger (amounts in base units, 9 decimals).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerInfo {
+    /// Directory of the ledger, relative to the output directory.
+    pub dir: String,
+    pub ledger_blocks: u64,
+    pub ledger_transactions: u64,
+    pub ledger_transactions_rejected: u64,
+    pub rescoin_decimals: u32,
+    pub rescoin_minted: u128,
+    pub certificates_issued: u64,
+    pub p2p_trades: u64,
+    pub cer_distributed: u128,
+    /// Final balance of each member, base units.
+    pub balances: BTreeMap<String, u128>,
+    pub state_root: String,
 }
 
 /// The top-level object of `summary.json`.
@@ -42,6 +62,8 @@ pub struct Summary {
     /// Keyed by prosumer id (sorted, so the bytes are stable).
     pub prosumers: BTreeMap<String, ProsumerSummary>,
     pub community: CommunitySummary,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<LedgerInfo>,
 }
 
 /// What was simulated.
@@ -203,6 +225,7 @@ impl Summary {
                 cer_valorisation_eur: result.community.cer.valorisation_eur,
                 grid_at_peak_steps: result.community.grid_at_peak_steps,
             },
+            ledger: run.ledger.clone(),
         }
     }
 

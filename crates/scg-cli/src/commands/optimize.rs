@@ -122,6 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let run = scg_report::RunInfo {
         scg_version: env!("CARGO_PKG_VERSION").into(),
         scenario_source: format!("{} (optimized)", loaded.source),
+        ledger: None,
     };
     let section = scg_report::optimize::html_section(&ids, &sizes, &outcome, &stats);
     for file in scg_report::render_all_with(&result, &winner, &run, &section)? {

@@ -29,6 +29,9 @@ pub struct Args {
     /// Print nothing but errors.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Do not settle the year on the RESCoin ledger (OUT/ledger/); much faster.
+    #[arg(long)]
+    pub no_ledger: bool,
 }
 
 /// A parsed scenario and where it came from.
@@ -103,13 +106,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &mut |done, _| bar.set_position(done as u64),
     )?;
     bar.finish_and_clear();
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
+    let ledger = if args.no_ledger {
+        None
+    } else {
+        Some(settle_ledger(&result, &loaded, &args.out)?)
+    };
     let run = scg_report::RunInfo {
         scg_version: env!("CARGO_PKG_VERSION").into(),
         scenario_source: loaded.source.clone(),
+        ledger,
     };
     let files = scg_report::render_all(&result, &loaded.scenario, &run)?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
     for file in &files {
         let path = args.out.join(file.name);
         std::fs::write(&path, &file.bytes)
@@ -119,6 +128,40 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         print_summary(&result, &args, started);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Settle the year on the RESCoin ledger and store it in OUT/ledger (verified on write).
+fn settle_ledger(
+    result: &scg_sim::SimResult,
+    loaded: &LoadedScenario,
+    out: &Path,
+) -> anyhow::Result<scg_report::summary::LedgerInfo> {
+    let year = crate::settle::community_year(
+        result,
+        loaded.scenario.community.internal_price_eur_per_mwh,
+    )?;
+    let settled = scg_ledger::settlement::settle_year(&year)?;
+    let dir = out.join("ledger");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    scg_ledger::store::store(&dir, &settled)?;
+    let s = &settled.summary;
+    Ok(scg_report::summary::LedgerInfo {
+        dir: "ledger".into(),
+        ledger_blocks: s.blocks,
+        ledger_transactions: s.transactions,
+        ledger_transactions_rejected: s.transactions_rejected,
+        rescoin_decimals: scg_units::Rescoin::DECIMALS,
+        rescoin_minted: s.rescoin_minted.0,
+        certificates_issued: s.certificates_issued,
+        p2p_trades: s.p2p_trades,
+        cer_distributed: s.cer_distributed.0,
+        balances: s
+            .final_balances
+            .iter()
+            .map(|(k, v)| (k.clone(), v.0))
+            .collect(),
+        state_root: s.final_state_root_hex.clone(),
+    })
 }
 
 fn print_summary(result: &scg_sim::SimResult, args: &Args, started: Instant) {
