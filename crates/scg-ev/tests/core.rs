@@ -267,7 +267,7 @@ fn offline_optimum_bounds_every_policy_and_mpc_is_close() {
         let r = evaluate(&s, name, &p, &mut NoClock).unwrap();
         assert_eq!(r.site_limit_violation_steps, 0, "{name}");
         assert!(
-            r.energy_delivered_kwh <= off.energy_delivered_kwh + 1e-3,
+            r.energy_delivered_kwh <= off.energy_delivered_kwh * (1.0 + 1e-4),
             "{name}: {} > optimum {}",
             r.energy_delivered_kwh,
             off.energy_delivered_kwh
