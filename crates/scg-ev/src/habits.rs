@@ -123,6 +123,10 @@ pub struct HabitParams {
     pub stated_weight: f64,
     /// Weight of site-wide (not personal) learned values against the statement, 0..1.
     pub site_weight: f64,
+    /// Step of the online calibration of the low stay quantile, hours per session (0 = off).
+    pub calibration_step_hours: f64,
+    /// Step of the online calibration of the high energy quantile, kWh per session.
+    pub calibration_step_kwh: f64,
     /// Stay assumed with no history at all, hours.
     pub default_stay_hours: f64,
     /// Energy assumed with no history at all, kWh.
@@ -137,6 +141,8 @@ impl Default for HabitParams {
             min_history: 5,
             stated_weight: 2.0,
             site_weight: 0.5,
+            calibration_step_hours: 0.05,
+            calibration_step_kwh: 0.5,
             default_stay_hours: 4.0,
             default_energy_kwh: 10.0,
         }
@@ -222,6 +228,10 @@ pub struct HabitLearner {
     by_key: BTreeMap<String, Stats>,
     by_hour: BTreeMap<u8, Stats>,
     site: Stats,
+    /// Online calibration offsets (adaptive conformal inference, Gibbs & Candès, NeurIPS
+    /// 2021): subtracted from the low stay quantile, added to the high energy quantile.
+    stay_offset_hours: f64,
+    energy_offset_kwh: f64,
 }
 
 /// Key of the site-wide statistics in the per-key tables.
@@ -244,13 +254,26 @@ impl HabitLearner {
             by_key: BTreeMap::new(),
             by_hour: BTreeMap::new(),
             site,
+            stay_offset_hours: 0.0,
+            energy_offset_kwh: 0.0,
         }
     }
 
     /// Learn from a finished session.
     pub fn observe(&mut self, s: &Session) {
         let (stay, energy) = (s.stay_hours(), s.energy_kwh);
+        // Calibrate first: did the current quantiles cover this session? Each miss pushes the
+        // offset out, each hit pulls it in, so misses settle at the nominal rate.
+        let pred = self.predict(s);
         let p = &self.params;
+        let stay_miss = f64::from(u8::from(stay < pred.stay_low_hours));
+        self.stay_offset_hours = (self.stay_offset_hours
+            + p.calibration_step_hours * (stay_miss - p.stay_quantile))
+            .max(-24.0);
+        let energy_miss = f64::from(u8::from(energy > pred.energy_high_kwh));
+        self.energy_offset_kwh = (self.energy_offset_kwh
+            + p.calibration_step_kwh * (energy_miss - (1.0 - p.energy_quantile)))
+            .max(-100.0);
         let (wd, h) = (s.arrival_weekday(), s.arrival_hour());
         if let Some(key) = driver_key(s) {
             self.by_key_slot
@@ -300,9 +323,12 @@ impl HabitLearner {
             Some((lvl, st)) => (
                 lvl,
                 st.stay_median.estimate().unwrap_or(p.default_stay_hours),
-                st.stay_low.estimate().unwrap_or(p.default_stay_hours),
+                (st.stay_low.estimate().unwrap_or(p.default_stay_hours) - self.stay_offset_hours)
+                    .max(0.0),
                 st.energy_median.estimate().unwrap_or(p.default_energy_kwh),
-                st.energy_high.estimate().unwrap_or(p.default_energy_kwh),
+                (st.energy_high.estimate().unwrap_or(p.default_energy_kwh)
+                    + self.energy_offset_kwh)
+                    .max(0.0),
                 st.count(),
             ),
             None => (
