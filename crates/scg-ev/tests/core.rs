@@ -352,9 +352,10 @@ fn learned_knowledge_runs_and_stays_within_limits() {
 fn habits_are_calibrated_and_beat_stated_departures() {
     let r = evaluate_habits(&fixture(), &HabitParams::default());
     assert!(r.sessions_scored > 200);
-    // Nominal 90 % coverage of the 10 % stay quantile; two weeks with a holiday and cold
-    // start under-cover (76 % here, 83 % on four months).
-    assert!((70.0..=97.0).contains(&r.stay_low_coverage_pct), "{r:?}");
+    // Nominal 90 % coverage of the 10 % stay quantile and of the 90 % energy quantile; with
+    // online calibration two weeks give 86.6 % and 85.7 % (89-91 % on four months).
+    assert!((82.0..=95.0).contains(&r.stay_low_coverage_pct), "{r:?}");
+    assert!((80.0..=95.0).contains(&r.energy_high_coverage_pct), "{r:?}");
     assert!((80.0..=97.0).contains(&r.stay_plan_coverage_pct), "{r:?}");
     // Drivers over-ask energy (ACN-Data: median delivered/requested ≈ 0.5).
     assert!(
