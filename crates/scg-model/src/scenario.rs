@@ -70,6 +70,37 @@ pub struct CommunitySettings {
     /// When the main grid is "at peak" (surplus goes to the grid first).
     #[serde(default)]
     pub grid_peak: GridPeakSignal,
+    /// A community market replacing pro-rata sharing (absent: pro rata at the internal price).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market: Option<MarketSettings>,
+}
+
+/// The community P2P market of each step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketSettings {
+    /// Clearing mechanism.
+    #[serde(default)]
+    pub mechanism: MarketMechanism,
+    /// Grid fee on each P2P trade, paid by the buyer, EUR/MWh (default 0).
+    #[serde(default)]
+    pub fee_eur_per_mwh: f64,
+    /// Grid fee as a percentage of the seller's price instead (overrides the constant fee).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_pct: Option<f64>,
+}
+
+/// Clearing mechanisms of the community market.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarketMechanism {
+    /// Two-sided, one uniform price per interval.
+    #[default]
+    PayAsClear,
+    /// Two-sided, continuous; trades at the bid's price.
+    PayAsBid,
+    /// One-sided; trades at the offer's price.
+    PayAsOffer,
 }
 
 fn default_internal_price() -> f64 {
@@ -86,6 +117,7 @@ impl Default for CommunitySettings {
             zonal_price_eur_per_mwh: default_zonal_price(),
             zonal_price_file: None,
             grid_peak: GridPeakSignal::default(),
+            market: None,
         }
     }
 }

@@ -89,6 +89,17 @@ pub(crate) fn validate(s: &Scenario) -> Vec<ValidationError> {
 }
 
 fn validate_community(c: &mut Checker, community: &CommunitySettings) {
+    if let Some(m) = &community.market {
+        c.finite_in(
+            "community.market.fee_eur_per_mwh",
+            m.fee_eur_per_mwh,
+            0.0,
+            10_000.0,
+        );
+        if let Some(pct) = m.fee_pct {
+            c.finite_in("community.market.fee_pct", pct, 0.0, 100.0);
+        }
+    }
     c.finite_in(
         "community.internal_price_eur_per_mwh",
         community.internal_price_eur_per_mwh,

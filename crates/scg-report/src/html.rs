@@ -101,6 +101,9 @@ fn community_section(
         result.grid.len()
     );
     h.push_str(&monthly_balance_chart(result));
+    if let Some(m) = &result.community.market {
+        market_section(h, result, m);
+    }
     if let Some(l) = &summary.ledger {
         let _ = write!(
             h,
@@ -150,6 +153,52 @@ fn community_section(
         &result.community.load_report,
         result,
     )
+}
+
+/// The community market: clearing price and volume by hour of day, and who sold to whom.
+fn market_section(h: &mut String, result: &SimResult, m: &scg_sim::market_stage::MarketYear) {
+    let _ = write!(
+        h,
+        "<h3>Community market</h3><p>{} P2P trades, {:.1} MWh at an average {:.1} EUR/MWh; grid fees {:.0} EUR.</p>",
+        m.p2p_trades,
+        m.p2p_volume_kwh / 1000.0,
+        m.p2p_average_price_eur_per_mwh,
+        m.grid_fees_eur
+    );
+    let hours: Vec<String> = (0..24).map(|x| x.to_string()).collect();
+    h.push_str(&svg::bar_chart(
+        "P2P volume by hour of day (kWh/yr)",
+        "kWh",
+        &hours,
+        &[("volume", m.volume_by_hour_kwh.clone())],
+        960.0,
+        220.0,
+    ));
+    let ticks: Vec<_> = (0..24)
+        .step_by(3)
+        .map(|x| (x as f64, x.to_string()))
+        .collect();
+    h.push_str(&svg::line_chart(
+        "Mean clearing price by hour of day (EUR/MWh)",
+        "EUR/MWh",
+        &[("price", &m.price_by_hour_eur_per_mwh)],
+        &ticks,
+        960.0,
+        200.0,
+    ));
+    h.push_str("<table><tr><th>seller \\ buyer (MWh/yr)</th>");
+    for p in &result.prosumers {
+        let _ = write!(h, "<th>{}</th>", escape(&p.id));
+    }
+    h.push_str("</tr>");
+    for (p, row) in result.prosumers.iter().zip(&m.sold_kwh) {
+        let _ = write!(h, "<tr><td>{}</td>", escape(&p.id));
+        for v in row {
+            let _ = write!(h, "<td>{:.2}</td>", v / 1000.0);
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("</table>");
 }
 
 fn energy_table(h: &mut String, rows: &[(&str, &EnergySums, &Economics)]) {

@@ -142,6 +142,13 @@ pub struct CommunitySummary {
     pub cer_valorisation_eur: f64,
     /// Steps in which the main grid was flagged at peak.
     pub grid_at_peak_steps: usize,
+    /// `"pro_rata"` or the market mechanism that shared the surplus.
+    pub sharing: String,
+    /// Community market figures (`null` under pro-rata sharing).
+    pub p2p_trades: Option<u64>,
+    pub p2p_volume_kwh: f64,
+    pub p2p_average_price_eur_per_mwh: f64,
+    pub grid_fees_eur: f64,
 }
 
 fn energy_summary(e: &EnergySums, economics: &Economics) -> EnergySummary {
@@ -224,6 +231,24 @@ impl Summary {
                 cer_shared_energy_kwh: result.community.cer.shared_energy_kwh,
                 cer_valorisation_eur: result.community.cer.valorisation_eur,
                 grid_at_peak_steps: result.community.grid_at_peak_steps,
+                sharing: match scenario.community.market.as_ref().map(|m| m.mechanism) {
+                    None => "pro_rata",
+                    Some(scg_model::MarketMechanism::PayAsClear) => "pay_as_clear",
+                    Some(scg_model::MarketMechanism::PayAsBid) => "pay_as_bid",
+                    Some(scg_model::MarketMechanism::PayAsOffer) => "pay_as_offer",
+                }
+                .to_owned(),
+                p2p_trades: result.community.market.as_ref().map(|m| m.p2p_trades),
+                p2p_volume_kwh: result.community.energy.p2p_import_kwh,
+                p2p_average_price_eur_per_mwh: match &result.community.market {
+                    Some(m) => m.p2p_average_price_eur_per_mwh,
+                    None => scenario.community.internal_price_eur_per_mwh,
+                },
+                grid_fees_eur: result
+                    .community
+                    .market
+                    .as_ref()
+                    .map_or(0.0, |m| m.grid_fees_eur),
             },
             ledger: run.ledger.clone(),
         }

@@ -74,6 +74,8 @@ pub struct CommunityResult {
     pub economics: Economics,
     pub cer: CerResult,
     pub grid_at_peak_steps: usize,
+    /// The community market's year, when a market replaced pro-rata sharing.
+    pub market: Option<crate::market_stage::MarketYear>,
 }
 
 /// A simulated year.
@@ -210,7 +212,48 @@ pub fn run_prepared(
         max_sale_kw: assets.grid.max_sale_kw.unwrap_or(f64::INFINITY),
     };
     let mut sink = SeriesSink::new(series.len(), steps);
-    run_year(&series, &mut batteries, &settings, steps, &mut sink)?;
+    let market = match &scenario.community.market {
+        None => {
+            run_year(&series, &mut batteries, &settings, steps, &mut sink)?;
+            None
+        }
+        Some(m) => {
+            if settings.max_purchase_kw.is_finite() || settings.max_sale_kw.is_finite() {
+                return Err(SimError::Scenario(
+                    "community.market: grid.max_purchase_kw and grid.max_sale_kw are not supported with a market (the grid is the market's unlimited fallback)".into(),
+                ));
+            }
+            let ids: Vec<String> = scenario.prosumers.iter().map(|p| p.id.clone()).collect();
+            let retail: Vec<f64> = prepared
+                .tariff
+                .purchase_eur_per_kwh()
+                .iter()
+                .map(|p| p * 1000.0)
+                .collect();
+            let feed_in: Vec<f64> = prepared
+                .tariff
+                .sell_eur_per_kwh()
+                .iter()
+                .map(|p| p * 1000.0)
+                .collect();
+            let mut stage = crate::market_stage::MarketStage::new(
+                crate::market_stage::community_market(m)?,
+                &ids,
+                &retail,
+                &feed_in,
+                grid.steps_per_hour(),
+            );
+            crate::year::run_year_with(
+                &series,
+                &mut batteries,
+                &settings,
+                steps,
+                &mut stage,
+                &mut sink,
+            )?;
+            Some(stage.finish())
+        }
+    };
 
     // CER: each member's injection and withdrawal at its own meter (P2P crosses the grid).
     let injected: Vec<Vec<f64>> = sink
@@ -286,8 +329,13 @@ pub fn run_prepared(
             .as_ref()
             .map_or(0.0, |u| u.battery.throughput_kwh());
         let components = components(a, throughput);
-        let p2p_cost = energy.p2p_import_kwh * internal_eur_per_kwh;
-        let p2p_revenue = energy.p2p_export_kwh * internal_eur_per_kwh;
+        let (p2p_cost, p2p_revenue) = match &market {
+            Some(m) => (m.paid_eur[i], m.received_eur[i]),
+            None => (
+                energy.p2p_import_kwh * internal_eur_per_kwh,
+                energy.p2p_export_kwh * internal_eur_per_kwh,
+            ),
+        };
         let cer_eur = cer_result.members.get(i).map_or(0.0, |m| m.allocated_eur);
         let refs: Vec<(&str, ComponentCosts)> =
             components.iter().map(|(n, c)| (n.as_str(), *c)).collect();
@@ -375,6 +423,7 @@ pub fn run_prepared(
         economics,
         cer: cer_result,
         grid_at_peak_steps: prepared.grid_at_peak.iter().filter(|p| **p).count(),
+        market,
     };
     Ok(SimResult {
         grid,

@@ -18,6 +18,7 @@ pub mod assets;
 pub mod dispatch;
 pub mod engine;
 pub mod inputs;
+pub mod market_stage;
 pub mod metrics;
 pub mod optimize;
 pub mod prepare;

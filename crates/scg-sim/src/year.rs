@@ -7,7 +7,10 @@
 
 use crate::ComponentError;
 use crate::battery::Storage;
-use crate::dispatch::{BatteryUnit, StepContext, StepFlows, StepInput, community_step};
+use crate::dispatch::{
+    BatteryUnit, CommunityStage, ProRata, StepContext, StepFlows, StepInput, StepScratch,
+    community_step_with,
+};
 
 /// One prosumer's inputs: load and renewable generation, per step. Generation is
 /// `pv_kw_per_kwp · pv_kwp + wind_kw_per_turbine · turbines`, so a sizing search can rescale
@@ -60,7 +63,7 @@ pub struct YearSettings<'a> {
     pub max_sale_kw: f64,
 }
 
-/// Run `steps` steps.
+/// Run `steps` steps with pro-rata sharing.
 pub fn run_year<S: FlowSink>(
     prosumers: &[ProsumerSeries<'_>],
     batteries: &mut [Option<BatteryUnit>],
@@ -68,11 +71,24 @@ pub fn run_year<S: FlowSink>(
     steps: usize,
     sink: &mut S,
 ) -> Result<(), ComponentError> {
+    run_year_with(prosumers, batteries, settings, steps, &mut ProRata, sink)
+}
+
+/// Run `steps` steps with a given community stage.
+pub fn run_year_with<S: FlowSink>(
+    prosumers: &[ProsumerSeries<'_>],
+    batteries: &mut [Option<BatteryUnit>],
+    settings: &YearSettings<'_>,
+    steps: usize,
+    stage: &mut dyn CommunityStage,
+    sink: &mut S,
+) -> Result<(), ComponentError> {
     let n = prosumers.len();
     let mut inputs = vec![StepInput::default(); n];
     let mut pv = vec![0.0; n];
     let mut wind = vec![0.0; n];
     let mut flows = Vec::with_capacity(n);
+    let mut scratch = StepScratch::default();
     for t in 0..steps {
         for (i, p) in prosumers.iter().enumerate() {
             pv[i] = p.pv_kw(t);
@@ -88,7 +104,7 @@ pub fn run_year<S: FlowSink>(
             max_purchase_kw: settings.max_purchase_kw,
             max_sale_kw: settings.max_sale_kw,
         };
-        community_step(&inputs, batteries, &ctx, &mut flows)?;
+        community_step_with(t, &inputs, batteries, &ctx, stage, &mut scratch, &mut flows)?;
         sink.record(t, &flows, &pv, &wind, batteries)?;
     }
     Ok(())

@@ -130,3 +130,56 @@ fn missing_files_are_reported_with_their_path() {
     let e = resolve_loads(&s, &mut |p| Err(format!("cannot open {}", p.display()))).unwrap_err();
     assert_eq!(e.to_string(), "office.csv: cannot open office.csv");
 }
+
+#[test]
+fn the_market_replaces_pro_rata_without_changing_the_physics() {
+    let with_fee = builtin::BERGAMO_TOML.replace(
+        "market = { mechanism = \"pay_as_clear\", fee_eur_per_mwh = 0.0 }",
+        "market = { mechanism = \"pay_as_clear\", fee_eur_per_mwh = 10.0 }",
+    );
+    let pro_rata = builtin::BERGAMO_TOML.replace(
+        "market = { mechanism = \"pay_as_clear\", fee_eur_per_mwh = 0.0 }",
+        "",
+    );
+    let run = |text: &str| {
+        let s = scg_model::Scenario::from_toml_str(text, "t.toml").unwrap();
+        simulate_scenario(&s, &mut |_| Err("no files".into()), 3, &mut |_, _| {}).unwrap()
+    };
+    let (m, p) = (run(&with_fee), run(&pro_rata));
+    let market = m.community.market.as_ref().unwrap();
+    assert!(p.community.market.is_none());
+    // Retail - fee stays above feed-in, so the market clears what pro rata shares (to the Wh).
+    let steps = m.grid.len() as f64;
+    assert!(
+        (m.community.energy.p2p_import_kwh - p.community.energy.p2p_import_kwh).abs()
+            <= 0.0005 * steps
+    );
+    assert!((market.p2p_volume_kwh - m.community.energy.p2p_import_kwh).abs() <= 0.0005 * steps);
+    // The buyer pays the fee on top of what the seller receives.
+    let paid: f64 = market.paid_eur.iter().sum();
+    let received: f64 = market.received_eur.iter().sum();
+    assert!((paid - received - market.grid_fees_eur).abs() < 1e-6);
+    assert!((market.grid_fees_eur - market.p2p_volume_kwh * 10.0 / 1000.0).abs() < 1e-6);
+    // Energy balance closes for every prosumer at every step.
+    for r in &m.prosumers {
+        let f = &r.flows;
+        for t in (0..m.grid.len()).step_by(97) {
+            let sources = f.pv_kw[t]
+                + f.wind_kw[t]
+                + f.battery_out_kw[t]
+                + f.p2p_import_kw[t]
+                + f.grid_import_kw[t]
+                + f.unmet_kw[t];
+            let uses = r.load.load_kw[t]
+                + f.battery_in_kw[t]
+                + f.p2p_export_kw[t]
+                + f.grid_export_kw[t]
+                + f.excess_kw[t];
+            assert!(
+                (sources - uses).abs() < 1e-9 * uses.max(1.0),
+                "{} step {t}",
+                r.id
+            );
+        }
+    }
+}

@@ -186,20 +186,82 @@ impl CommunityShares {
     }
 }
 
-/// Run one step for every prosumer. `batteries[i]` is prosumer `i`'s battery, if any;
-/// `flows` receives one entry per prosumer (cleared first).
+/// Stage 2 as a strategy: how the community's residuals become P2P and grid flows.
+/// [`ProRata`] is the paper's sharing; a market (see `crate::market_stage`) can replace it.
+pub trait CommunityStage {
+    /// Fill `out[i]` for the prosumer whose residual is `residual_kw[i]`.
+    fn allocate(
+        &mut self,
+        step: usize,
+        residual_kw: &[f64],
+        ctx: &StepContext,
+        out: &mut [Allocation],
+    ) -> Result<(), ComponentError>;
+}
+
+/// Pro-rata sharing (module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProRata;
+
+impl CommunityStage for ProRata {
+    fn allocate(
+        &mut self,
+        _step: usize,
+        residual_kw: &[f64],
+        ctx: &StepContext,
+        out: &mut [Allocation],
+    ) -> Result<(), ComponentError> {
+        let surplus_kw: f64 = residual_kw.iter().map(|r| r.max(0.0)).sum();
+        let deficit_kw: f64 = residual_kw.iter().map(|r| (-r).max(0.0)).sum();
+        let shares = CommunityShares::new(surplus_kw, deficit_kw, ctx);
+        for (a, r) in out.iter_mut().zip(residual_kw) {
+            *a = shares.allocate(*r);
+        }
+        Ok(())
+    }
+}
+
+/// Reusable buffers of [`community_step`], so the year loop allocates nothing per step.
+#[derive(Debug, Clone, Default)]
+pub struct StepScratch {
+    residual_kw: Vec<f64>,
+    allocations: Vec<Allocation>,
+}
+
+/// Run one step for every prosumer with pro-rata sharing. `batteries[i]` is prosumer `i`'s
+/// battery, if any; `flows` receives one entry per prosumer (cleared first).
 pub fn community_step(
     inputs: &[StepInput],
     batteries: &mut [Option<BatteryUnit>],
     ctx: &StepContext,
     flows: &mut Vec<StepFlows>,
 ) -> Result<(), ComponentError> {
+    community_step_with(
+        0,
+        inputs,
+        batteries,
+        ctx,
+        &mut ProRata,
+        &mut StepScratch::default(),
+        flows,
+    )
+}
+
+/// Run one step (number `step`) with a given community stage.
+pub fn community_step_with(
+    step: usize,
+    inputs: &[StepInput],
+    batteries: &mut [Option<BatteryUnit>],
+    ctx: &StepContext,
+    stage: &mut dyn CommunityStage,
+    scratch: &mut StepScratch,
+    flows: &mut Vec<StepFlows>,
+) -> Result<(), ComponentError> {
     flows.clear();
-    let (mut surplus_kw, mut deficit_kw) = (0.0, 0.0);
+    scratch.residual_kw.clear();
     for (input, unit) in inputs.iter().zip(batteries.iter_mut()) {
         let local = local_step(input, unit.as_mut(), ctx.dt_h)?;
-        surplus_kw += local.residual_kw.max(0.0);
-        deficit_kw += (-local.residual_kw).max(0.0);
+        scratch.residual_kw.push(local.residual_kw);
         flows.push(StepFlows {
             load_kw: input.load_kw,
             renewable_kw: input.renewable_kw,
@@ -208,9 +270,12 @@ pub fn community_step(
             ..StepFlows::default()
         });
     }
-    let shares = CommunityShares::new(surplus_kw, deficit_kw, ctx);
-    for (f, input) in flows.iter_mut().zip(inputs) {
-        let a = shares.allocate(residual_kw(input, f.battery_in_kw, f.battery_out_kw));
+    scratch.allocations.clear();
+    scratch
+        .allocations
+        .resize(inputs.len(), Allocation::default());
+    stage.allocate(step, &scratch.residual_kw, ctx, &mut scratch.allocations)?;
+    for (f, a) in flows.iter_mut().zip(&scratch.allocations) {
         f.p2p_import_kw = a.p2p_import_kw;
         f.p2p_export_kw = a.p2p_export_kw;
         f.grid_import_kw = a.grid_import_kw;

@@ -1,0 +1,206 @@
+//! The community market as the community stage of the step (`scg-market`), replacing pro-rata
+//! sharing when the scenario has `[community.market]`.
+//!
+//! Each step, every prosumer's residual becomes one order (a deficit bids the retail price, a
+//! surplus offers at the feed-in price: truthful price takers) and the chosen mechanism clears
+//! them. The market decides the P2P energy; the grid takes the rest of each residual, so the
+//! energy balance stays exact (the market's Wh rounding ends up with the grid). Limits on the
+//! grid connection do not apply in this mode (the scenario is refused). Money is exact
+//! (nano-euro) and every trade is recorded. Never does I/O.
+
+use crate::ComponentError;
+use crate::dispatch::{Allocation, CommunityStage, StepContext};
+use scg_market::community::CommunityMarket;
+use scg_market::{GridFee, Mechanism, NanoEur, Price, TradeKind};
+use scg_model::{MarketMechanism, MarketSettings};
+use std::collections::BTreeMap;
+
+/// What the market did over the year.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+pub struct MarketYear {
+    pub p2p_trades: u64,
+    pub p2p_volume_kwh: f64,
+    /// Volume-weighted average seller price, EUR/MWh (0 without trades).
+    pub p2p_average_price_eur_per_mwh: f64,
+    pub grid_fees_eur: f64,
+    /// Per prosumer (scenario order): paid for P2P energy (fees included) and received, EUR.
+    pub paid_eur: Vec<f64>,
+    pub received_eur: Vec<f64>,
+    /// Energy sold by seller to buyer over the year, kWh: `sold_kwh[seller][buyer]`.
+    pub sold_kwh: Vec<Vec<f64>>,
+    /// Mean clearing price and total volume by hour of day (0–23), EUR/MWh and kWh.
+    pub price_by_hour_eur_per_mwh: Vec<f64>,
+    pub volume_by_hour_kwh: Vec<f64>,
+}
+
+/// The market stage of a year.
+#[derive(Debug, Clone)]
+pub struct MarketStage<'a> {
+    market: CommunityMarket,
+    ids: &'a [String],
+    retail_eur_per_mwh: &'a [f64],
+    feed_in_eur_per_mwh: &'a [f64],
+    steps_per_day: usize,
+    steps_per_hour: usize,
+    net_kwh: Vec<f64>,
+    value_nano: i128,
+    fees_nano: i128,
+    volume_wh: i64,
+    trades: u64,
+    paid_nano: Vec<i128>,
+    received_nano: Vec<i128>,
+    sold_wh: Vec<Vec<i64>>,
+    price_sum_by_hour: [f64; 24],
+    priced_steps_by_hour: [u32; 24],
+    volume_wh_by_hour: [i64; 24],
+    index: BTreeMap<&'a str, usize>,
+}
+
+/// The `scg-market` settings of the scenario's market.
+pub fn community_market(settings: &MarketSettings) -> Result<CommunityMarket, ComponentError> {
+    let mechanism = match settings.mechanism {
+        MarketMechanism::PayAsClear => Mechanism::PayAsClear,
+        MarketMechanism::PayAsBid => Mechanism::PayAsBid,
+        MarketMechanism::PayAsOffer => Mechanism::PayAsOffer,
+    };
+    let fee = match settings.fee_pct {
+        Some(pct) => GridFee::Percent {
+            basis_points: (pct * 100.0).round() as u32,
+        },
+        None if settings.fee_eur_per_mwh > 0.0 => GridFee::Constant(
+            Price::from_eur_per_mwh(settings.fee_eur_per_mwh).map_err(|e| {
+                ComponentError::parameter("community.market.fee_eur_per_mwh", e.to_string())
+            })?,
+        ),
+        None => GridFee::None,
+    };
+    Ok(CommunityMarket { mechanism, fee })
+}
+
+impl<'a> MarketStage<'a> {
+    /// A stage for prosumers `ids` with per-step retail and feed-in prices (EUR/MWh).
+    pub fn new(
+        market: CommunityMarket,
+        ids: &'a [String],
+        retail_eur_per_mwh: &'a [f64],
+        feed_in_eur_per_mwh: &'a [f64],
+        steps_per_hour: usize,
+    ) -> Self {
+        let n = ids.len();
+        Self {
+            market,
+            ids,
+            retail_eur_per_mwh,
+            feed_in_eur_per_mwh,
+            steps_per_day: 24 * steps_per_hour.max(1),
+            steps_per_hour: steps_per_hour.max(1),
+            net_kwh: vec![0.0; n],
+            value_nano: 0,
+            fees_nano: 0,
+            volume_wh: 0,
+            trades: 0,
+            paid_nano: vec![0; n],
+            received_nano: vec![0; n],
+            sold_wh: vec![vec![0; n]; n],
+            price_sum_by_hour: [0.0; 24],
+            priced_steps_by_hour: [0; 24],
+            volume_wh_by_hour: [0; 24],
+            index: ids
+                .iter()
+                .enumerate()
+                .map(|(i, id)| (id.as_str(), i))
+                .collect(),
+        }
+    }
+
+    /// The year's totals.
+    pub fn finish(&self) -> MarketYear {
+        let eur = |n: i128| NanoEur(n).eur();
+        MarketYear {
+            p2p_trades: self.trades,
+            p2p_volume_kwh: self.volume_wh as f64 / 1000.0,
+            p2p_average_price_eur_per_mwh: if self.volume_wh > 0 {
+                eur(self.value_nano) / (self.volume_wh as f64 / 1e6)
+            } else {
+                0.0
+            },
+            grid_fees_eur: eur(self.fees_nano),
+            paid_eur: self.paid_nano.iter().map(|n| eur(*n)).collect(),
+            received_eur: self.received_nano.iter().map(|n| eur(*n)).collect(),
+            sold_kwh: self
+                .sold_wh
+                .iter()
+                .map(|row| row.iter().map(|wh| *wh as f64 / 1000.0).collect())
+                .collect(),
+            price_by_hour_eur_per_mwh: (0..24)
+                .map(|h| self.price_sum_by_hour[h] / f64::from(self.priced_steps_by_hour[h].max(1)))
+                .collect(),
+            volume_by_hour_kwh: self
+                .volume_wh_by_hour
+                .iter()
+                .map(|wh| *wh as f64 / 1000.0)
+                .collect(),
+        }
+    }
+}
+
+impl CommunityStage for MarketStage<'_> {
+    fn allocate(
+        &mut self,
+        step: usize,
+        residual_kw: &[f64],
+        ctx: &StepContext,
+        out: &mut [Allocation],
+    ) -> Result<(), ComponentError> {
+        let dt = ctx.dt_h;
+        for (n, r) in self.net_kwh.iter_mut().zip(residual_kw) {
+            *n = r * dt;
+        }
+        let at = |v: &[f64]| v.get(step).copied().unwrap_or(0.0);
+        let tariff = scg_market::community::GridTariff::from_eur_per_mwh(
+            at(self.retail_eur_per_mwh),
+            at(self.feed_in_eur_per_mwh),
+        )
+        .map_err(|e| ComponentError::parameter("market prices", e.to_string()))?;
+        let cleared = self
+            .market
+            .clear_interval(
+                step as u32,
+                self.ids,
+                &self.net_kwh,
+                tariff,
+                ctx.grid_at_peak,
+            )
+            .map_err(|e| ComponentError::parameter("community market", e.to_string()))?;
+        let hour = (step % self.steps_per_day) / self.steps_per_hour;
+        if let Some(price) = cleared.price {
+            self.price_sum_by_hour[hour] += price.eur_per_mwh();
+            self.priced_steps_by_hour[hour] += 1;
+        }
+        for t in cleared.trades.iter().filter(|t| t.kind() == TradeKind::P2p) {
+            let wh = t.energy_wh().0;
+            self.trades += 1;
+            self.volume_wh += wh;
+            self.volume_wh_by_hour[hour] += wh;
+            self.value_nano += t.seller_receives().0;
+            self.fees_nano += t.fee_paid().0;
+            if let (Some(&s), Some(&b)) = (self.index.get(t.seller()), self.index.get(t.buyer())) {
+                self.sold_wh[s][b] += wh;
+            }
+        }
+        for (i, (f, a)) in cleared.prosumers.iter().zip(out.iter_mut()).enumerate() {
+            self.paid_nano[i] += f.p2p_paid.0;
+            self.received_nano[i] += f.p2p_received.0;
+            let r = residual_kw[i];
+            *a = Allocation::default();
+            if r > 0.0 {
+                a.p2p_export_kw = (f.p2p_export_wh.0 as f64 / 1000.0 / dt).min(r);
+                a.grid_export_kw = r - a.p2p_export_kw;
+            } else if r < 0.0 {
+                a.p2p_import_kw = (f.p2p_import_wh.0 as f64 / 1000.0 / dt).min(-r);
+                a.grid_import_kw = -r - a.p2p_import_kw;
+            }
+        }
+        Ok(())
+    }
+}
