@@ -110,6 +110,9 @@ fn default_run_writes_every_output_and_is_reproducible() {
             "coe_eur_per_kwh",
             "cer_shared_energy_kwh",
             "cer_incentive_eur",
+            "ev_energy_kwh",
+            "v2g_energy_kwh",
+            "ev_peak_kw",
         ] {
             assert!(p[key].is_number(), "{id}.{key} = {}", p[key]);
         }
@@ -120,6 +123,21 @@ fn default_run_writes_every_output_and_is_reproducible() {
         // supermarket's flat 10-degree roof yields a little less.
         assert!((1050.0..1210.0).contains(&y), "{id}: {y}");
     }
+    // Every built-in prosumer has EVs; only the apartment's can give energy back.
+    assert!(
+        summary["prosumers"]["apartment"]["v2g_energy_kwh"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(
+        summary["prosumers"]["school"]["ev_energy_kwh"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert_eq!(summary["community"]["sharing"], "pay_as_clear");
+    assert!(summary["community"]["p2p_trades"].as_u64().unwrap() > 0);
     let apartment = summary["prosumers"]["apartment"]["load"]["average_kwh_per_day"]
         .as_f64()
         .unwrap();

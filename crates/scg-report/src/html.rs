@@ -61,6 +61,7 @@ pub fn render(
         energy_table(&mut h, &[(p.name.as_str(), &p.energy, &p.economics)]);
         load_charts(&mut h, &p.name, &p.load.load_kw, &p.load_report, result)?;
         generation_charts(&mut h, p, result);
+        ev_charts(&mut h, p, result);
     }
     h.push_str("<p class=\"note\">Statistics as HOMER reports them: load factor = average ÷ peak; crest factor = peak ÷ RMS; the baseline is the unperturbed, unscaled load. Timestamps are local standard time.</p></body></html>\n");
     Ok(h)
@@ -294,6 +295,53 @@ fn generation_charts(h: &mut String, p: &scg_sim::ProsumerResult, result: &SimRe
             200.0,
         ));
     }
+}
+
+/// EV load by hour of day and state of charge at departure against what was wanted.
+fn ev_charts(h: &mut String, p: &scg_sim::ProsumerResult, result: &SimResult) {
+    let ev = &p.ev;
+    if ev.demand_series.is_empty() {
+        return;
+    }
+    let per_hour = result.grid.steps_per_hour();
+    let days = result.grid.days() as f64;
+    let mut by_hour = vec![0.0; 24];
+    let mut v2g_by_hour = vec![0.0; 24];
+    for (t, (d, v)) in ev.demand_series.iter().zip(&ev.v2g_kw).enumerate() {
+        let hour = (t / per_hour) % 24;
+        by_hour[hour] += d / per_hour as f64 / days;
+        v2g_by_hour[hour] += v / per_hour as f64 / days;
+    }
+    let hours: Vec<String> = (0..24).map(|x| x.to_string()).collect();
+    let _ = write!(
+        h,
+        "<p>EVs: {:.1} MWh charged (incl. swap station), {:.1} MWh given back by V2G, peak {:.1} kW, {} departures, battery wear {:.0} EUR.</p>",
+        p.energy.ev_kwh / 1000.0,
+        p.energy.v2g_kwh / 1000.0,
+        ev.demand_series.iter().copied().fold(0.0, f64::max),
+        ev.departures.len(),
+        ev.degradation_cost_eur
+    );
+    h.push_str(&svg::bar_chart(
+        &format!("{}: average EV power by hour of day (kW)", p.name),
+        "kW",
+        &hours,
+        &[("charging", by_hour), ("V2G", v2g_by_hour)],
+        960.0,
+        220.0,
+    ));
+    let points: Vec<(f64, f64)> = ev
+        .departures
+        .iter()
+        .map(|d| (d.wanted_soc, d.soc))
+        .collect();
+    h.push_str(&svg::scatter_unit(
+        &format!("{}: state of charge at departure vs wanted", p.name),
+        "wanted state of charge",
+        "state of charge at departure",
+        &points,
+        360.0,
+    ));
 }
 
 fn metrics_table(h: &mut String, rows: &[(&str, &LoadReport)]) {

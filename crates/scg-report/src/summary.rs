@@ -96,6 +96,16 @@ pub struct ProsumerSummary {
     /// consumer attributions (members' values sum to the community's).
     pub cer_shared_energy_kwh: f64,
     pub pv_arrays: Vec<PvArrayYield>,
+    /// EV charging + swap-station energy (part of the demand), kWh.
+    pub ev_energy_kwh: f64,
+    /// Energy given back by V2G, kWh.
+    pub v2g_energy_kwh: f64,
+    /// Highest EV demand of a step, kW.
+    pub ev_peak_kw: f64,
+    /// EV sessions that departed, and the mean state of charge at departure vs wanted.
+    pub ev_departures: usize,
+    pub ev_mean_departure_soc: Option<f64>,
+    pub ev_mean_wanted_soc: Option<f64>,
 }
 
 /// Yearly energy flows, kWh.
@@ -219,6 +229,12 @@ impl Summary {
                                 (m.shared_as_producer_kwh + m.shared_as_consumer_kwh) / 2.0
                             }),
                             pv_arrays: p.pv_arrays.clone(),
+                            ev_energy_kwh: p.energy.ev_kwh,
+                            v2g_energy_kwh: p.energy.v2g_kwh,
+                            ev_peak_kw: p.ev.demand_series.iter().copied().fold(0.0, f64::max),
+                            ev_departures: p.ev.departures.len(),
+                            ev_mean_departure_soc: mean(p.ev.departures.iter().map(|d| d.soc)),
+                            ev_mean_wanted_soc: mean(p.ev.departures.iter().map(|d| d.wanted_soc)),
                         },
                     )
                 })
@@ -260,6 +276,11 @@ impl Summary {
         s.push('\n');
         Ok(s)
     }
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / n as f64)
 }
 
 fn format_offset(seconds: i32) -> String {

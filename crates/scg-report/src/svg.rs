@@ -257,6 +257,44 @@ pub fn bar_chart(
     s
 }
 
+/// A scatter of (x, y) points in [0, 1]² with the diagonal y = x (e.g. achieved vs wanted).
+pub fn scatter_unit(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    points: &[(f64, f64)],
+    size: f64,
+) -> String {
+    let mut frame = Frame::new(size, size, 1.0, 1.0);
+    frame.bottom = 40.0;
+    let ticks: Vec<_> = [0.0, 0.25, 0.5, 0.75, 1.0]
+        .iter()
+        .map(|v| (*v, format!("{v}")))
+        .collect();
+    let mut s = frame.open(title, y_label, &ticks);
+    let _ = write!(
+        s,
+        r##"<line x1="{x0:.1}" y1="{y0:.1}" x2="{x1:.1}" y2="{y1:.1}" stroke="#999" stroke-dasharray="4 3"/><text x="{cx:.1}" y="{ty:.1}" text-anchor="middle">{xl}</text>"##,
+        x0 = frame.x(0.0),
+        y0 = frame.y(0.0),
+        x1 = frame.x(1.0),
+        y1 = frame.y(1.0),
+        cx = frame.x(0.5),
+        ty = size - 4.0,
+        xl = escape(x_label),
+    );
+    for (x, y) in points {
+        let _ = write!(
+            s,
+            r##"<circle cx="{:.1}" cy="{:.1}" r="1.6" fill="#1f77b4" fill-opacity="0.35"/>"##,
+            frame.x(x.clamp(0.0, 1.0)),
+            frame.y(y.clamp(0.0, 1.0))
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
 /// HOMER's seasonal profile: per month a whisker min–max, a box daily-low–daily-high and a
 /// mean tick.
 pub fn seasonal_chart(

@@ -87,6 +87,8 @@ fn bench(c: &mut Criterion) {
                 pv_kwp: 0.0,
                 wind_kw_per_turbine: &wind,
                 turbines: 0.0,
+                ev_kw: &[],
+                v2g_kw: &[],
             },
             designs: [0.0, 20.0, 50.0]
                 .iter()

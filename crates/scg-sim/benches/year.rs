@@ -69,6 +69,8 @@ fn bench(c: &mut Criterion) {
                 pv_kwp: 20.0 + i as f64,
                 wind_kw_per_turbine: &wind,
                 turbines: (i % 2) as f64,
+                ev_kw: &[],
+                v2g_kw: &[],
             })
             .collect();
         group.bench_with_input(

@@ -123,8 +123,8 @@ pub struct ProsumerAssets {
     pub turbines: Vec<TurbineSpec>,
     pub battery: Option<BatteryConfig>,
     pub converter: Option<ConverterConfig>,
-    /// The `ev` section, for the EV fleet model.
-    pub ev: Option<Section>,
+    /// The EV fleet (`scg_ev::fleet::FleetConfig`).
+    pub ev: Option<scg_ev::fleet::FleetConfig>,
 }
 
 impl ProsumerAssets {
@@ -276,10 +276,18 @@ impl Assets {
 }
 
 fn prosumer_assets(c: &mut Collector, path: &str, p: &scg_model::Prosumer) -> ProsumerAssets {
-    let mut out = ProsumerAssets {
-        ev: p.ev.clone(),
-        ..ProsumerAssets::default()
-    };
+    let mut out = ProsumerAssets::default();
+    if let Some(t) = &p.ev {
+        let path = format!("{path}.ev");
+        out.ev = c.validated(t, &path, |cfg: &scg_ev::fleet::FleetConfig, path: &str| {
+            // The fleet's own check stops at the first problem; its field path is kept.
+            match cfg.validate(path) {
+                Ok(()) => Vec::new(),
+                Err(scg_ev::EvError::Config { field, message }) => vec![(field, message)],
+                Err(e) => vec![(path.to_owned(), e.to_string())],
+            }
+        });
+    }
     for (k, t) in p.pv.iter().enumerate() {
         let path = format!("{path}.pv[{k}]");
         let (rest, costs) = c.with_costs::<CostsPerKw>(t, &path);

@@ -60,6 +60,8 @@ pub struct ProsumerResult {
     pub pv_arrays: Vec<PvArrayYield>,
     pub battery_throughput_kwh: f64,
     pub economics: Economics,
+    /// The EV fleet's year (empty without EVs).
+    pub ev: crate::prepare::EvYear,
 }
 
 /// The community's totals.
@@ -198,6 +200,8 @@ pub fn run_prepared(
             pv_kwp: p.pv_kwp,
             wind_kw_per_turbine: &p.wind_kw_per_turbine,
             turbines: p.turbines,
+            ev_kw: &p.ev.demand_series,
+            v2g_kw: &p.ev.v2g_kw,
         })
         .collect();
     let mut batteries = assets
@@ -314,7 +318,20 @@ pub fn run_prepared(
         .enumerate()
     {
         let a = &assets.prosumers[i];
-        let energy = sums(&flows, &prep.load.load_kw, dt);
+        let mut flows = flows;
+        flows.ev_kw = prep.ev.demand_series.clone();
+        flows.v2g_kw = prep.ev.v2g_kw.clone();
+        let demand_kw: Vec<f64> = if flows.ev_kw.is_empty() {
+            prep.load.load_kw.clone()
+        } else {
+            prep.load
+                .load_kw
+                .iter()
+                .zip(&flows.ev_kw)
+                .map(|(l, e)| l + e)
+                .collect()
+        };
+        let energy = sums(&flows, &demand_kw, dt);
         let mut meter = GridMeter::new(&prepared.tariff);
         for (t, (imp, exp)) in flows
             .grid_import_kw
@@ -391,6 +408,7 @@ pub fn run_prepared(
             pv_arrays,
             battery_throughput_kwh: throughput,
             economics,
+            ev: prep.ev,
         });
     }
     // The community's own meter sees the sum of the members' grid flows.
@@ -466,6 +484,8 @@ fn sums(f: &FlowSeries, load_kw: &[f64], dt: f64) -> EnergySums {
     let s = |v: &[f64]| v.iter().sum::<f64>() * dt;
     EnergySums {
         load_kwh: s(load_kw),
+        ev_kwh: s(&f.ev_kw),
+        v2g_kwh: s(&f.v2g_kw),
         pv_kwh: s(&f.pv_kw),
         wind_kwh: s(&f.wind_kw),
         battery_in_kwh: s(&f.battery_in_kw),

@@ -154,8 +154,8 @@ pub fn run_local(
     for t in 0..steps {
         let (pv, wind) = (series.pv_kw(t), series.wind_kw(t));
         let input = StepInput {
-            load_kw: series.load_kw.get(t).copied().unwrap_or(0.0),
-            renewable_kw: pv + wind,
+            load_kw: series.demand_kw(t),
+            renewable_kw: pv + wind + series.v2g_at(t),
         };
         let local = local_step(&input, unit.as_mut(), dt_h)?;
         run.residual_kw.push(local.residual_kw);

@@ -28,6 +28,20 @@ pub struct PreparedProsumer {
     /// All turbines together per turbine installed (empty without wind), kW per step.
     pub wind_kw_per_turbine: Vec<f64>,
     pub turbines: f64,
+    /// The EV fleet's year (empty series without EVs).
+    pub ev: EvYear,
+}
+
+/// A prosumer's EV fleet over the year: per-step powers (kW) and every departure.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct EvYear {
+    pub charge_kw: Vec<f64>,
+    pub v2g_kw: Vec<f64>,
+    pub swap_kw: Vec<f64>,
+    /// `charge_kw + swap_kw`: the fleet's demand on the prosumer's meter.
+    pub demand_series: Vec<f64>,
+    pub degradation_cost_eur: f64,
+    pub departures: Vec<scg_ev::fleet::DepartureRecord>,
 }
 
 /// A community ready to run.
@@ -85,6 +99,43 @@ pub fn prepare(
         }
         _ => Vec::new(),
     };
+    let months: Vec<u8> = (0..grid.len()).map(|t| grid.month_of_step(t)).collect();
+    let bands = tariff::bands(&grid);
+    let zonal_hourly_eur_per_mwh = inputs
+        .zonal_prices_eur_per_mwh
+        .clone()
+        .unwrap_or_else(|| vec![scenario.community.zonal_price_eur_per_mwh; 8760]);
+    let per_hour = grid.steps_per_hour();
+    let zonal_step_eur_per_mwh: Vec<f64> = zonal_hourly_eur_per_mwh
+        .iter()
+        .flat_map(|p| std::iter::repeat_n(*p, per_hour))
+        .collect();
+    let tariff = GridTariff::new(
+        &assets.grid,
+        &GridInputs {
+            step_hours: grid.step_hours(),
+            month: &months,
+            band: Some(&bands),
+            zonal_price_eur_per_mwh: Some(&zonal_step_eur_per_mwh),
+        },
+    )?;
+    let grid_at_peak = match &scenario.community.grid_peak {
+        GridPeakSignal::None => vec![false; grid.len()],
+        GridPeakSignal::F1Band => bands.iter().map(|b| *b == Band::F1).collect(),
+        GridPeakSignal::PriceAbove {
+            threshold_eur_per_mwh,
+        } => zonal_step_eur_per_mwh
+            .iter()
+            .map(|p| p >= threshold_eur_per_mwh)
+            .collect(),
+    };
+    // The EV agents plan against the retail price and the grid-peak signal.
+    let ev_price_eur_per_mwh: Vec<f64> = tariff
+        .purchase_eur_per_kwh()
+        .iter()
+        .map(|p| p * 1000.0)
+        .collect();
+    let ev_peak = grid_at_peak.clone();
     let total = scenario.prosumers.len();
     let mut prosumers = Vec::with_capacity(total);
     for (i, (p, spec)) in scenario.prosumers.iter().zip(&inputs.loads).enumerate() {
@@ -117,6 +168,17 @@ pub fn prepare(
             }
         }
         let wind_kw_per_turbine = per_unit(&wind_kw, turbines, grid.len());
+        let ev = match &a.ev {
+            Some(cfg) => ev_year(
+                cfg,
+                &grid,
+                &ev_price_eur_per_mwh,
+                &ev_peak,
+                prosumer_seed(seed, &format!("{}#ev", p.id)),
+            )
+            .map_err(|e| SimError::Scenario(format!("prosumers[{i}].ev: {e}")))?,
+            None => EvYear::default(),
+        };
         prosumers.push(PreparedProsumer {
             load,
             pv_array_kw,
@@ -124,39 +186,10 @@ pub fn prepare(
             pv_kwp,
             wind_kw_per_turbine,
             turbines,
+            ev,
         });
         progress(i + 1, total);
     }
-    let months: Vec<u8> = (0..grid.len()).map(|t| grid.month_of_step(t)).collect();
-    let bands = tariff::bands(&grid);
-    let zonal_hourly_eur_per_mwh = inputs
-        .zonal_prices_eur_per_mwh
-        .clone()
-        .unwrap_or_else(|| vec![scenario.community.zonal_price_eur_per_mwh; 8760]);
-    let per_hour = grid.steps_per_hour();
-    let zonal_step_eur_per_mwh: Vec<f64> = zonal_hourly_eur_per_mwh
-        .iter()
-        .flat_map(|p| std::iter::repeat_n(*p, per_hour))
-        .collect();
-    let tariff = GridTariff::new(
-        &assets.grid,
-        &GridInputs {
-            step_hours: grid.step_hours(),
-            month: &months,
-            band: Some(&bands),
-            zonal_price_eur_per_mwh: Some(&zonal_step_eur_per_mwh),
-        },
-    )?;
-    let grid_at_peak = match &scenario.community.grid_peak {
-        GridPeakSignal::None => vec![false; grid.len()],
-        GridPeakSignal::F1Band => bands.iter().map(|b| *b == Band::F1).collect(),
-        GridPeakSignal::PriceAbove {
-            threshold_eur_per_mwh,
-        } => zonal_step_eur_per_mwh
-            .iter()
-            .map(|p| p >= threshold_eur_per_mwh)
-            .collect(),
-    };
     Ok(Prepared {
         grid,
         prosumers,
@@ -166,6 +199,31 @@ pub fn prepare(
         zonal_step_eur_per_mwh,
         tariff,
         grid_at_peak,
+    })
+}
+
+/// Run one prosumer's EV fleet over the year.
+fn ev_year(
+    cfg: &scg_ev::fleet::FleetConfig,
+    grid: &TimeGrid,
+    price_eur_per_mwh: &[f64],
+    peak: &[bool],
+    seed: u64,
+) -> Result<EvYear, scg_ev::EvError> {
+    let time = scg_ev::fleet::FleetTime {
+        step_minutes: grid.step_minutes(),
+        steps: grid.len(),
+        start_weekday: grid.weekday(0).index() as u8,
+    };
+    let mut fleet = scg_ev::fleet::Fleet::new(cfg, time, seed)?;
+    let steps = fleet.run(price_eur_per_mwh, peak)?;
+    Ok(EvYear {
+        demand_series: steps.iter().map(|s| s.charge_kw + s.swap_kw).collect(),
+        charge_kw: steps.iter().map(|s| s.charge_kw).collect(),
+        v2g_kw: steps.iter().map(|s| s.v2g_kw).collect(),
+        swap_kw: steps.iter().map(|s| s.swap_kw).collect(),
+        degradation_cost_eur: steps.iter().map(|s| s.degradation_cost_eur).sum(),
+        departures: fleet.departures().to_vec(),
     })
 }
 

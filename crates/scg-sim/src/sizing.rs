@@ -138,6 +138,8 @@ pub fn spaces<'a>(
                     pv_kwp: prep.pv_kwp,
                     wind_kw_per_turbine: &prep.wind_kw_per_turbine,
                     turbines: prep.turbines,
+                    ev_kw: &prep.ev.demand_series,
+                    v2g_kw: &prep.ev.v2g_kw,
                 },
                 designs: designs(
                     &format!("prosumers[{i}]"),

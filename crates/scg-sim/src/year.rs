@@ -24,12 +24,24 @@ pub struct ProsumerSeries<'a> {
     /// Output of one of this prosumer's wind turbines (empty = no wind).
     pub wind_kw_per_turbine: &'a [f64],
     pub turbines: f64,
+    /// EV charging and swap-station demand, added to the load (empty = none).
+    pub ev_kw: &'a [f64],
+    /// V2G power given back, added to the generation (empty = none).
+    pub v2g_kw: &'a [f64],
 }
 
 impl ProsumerSeries<'_> {
     /// PV output at step `t`, kW.
     pub fn pv_kw(&self, t: usize) -> f64 {
         self.pv_kw_per_kwp.get(t).map_or(0.0, |v| v * self.pv_kwp)
+    }
+    /// Demand at step `t` (load + EVs), kW.
+    pub fn demand_kw(&self, t: usize) -> f64 {
+        self.load_kw.get(t).copied().unwrap_or(0.0) + self.ev_kw.get(t).copied().unwrap_or(0.0)
+    }
+    /// V2G at step `t`, kW.
+    pub fn v2g_at(&self, t: usize) -> f64 {
+        self.v2g_kw.get(t).copied().unwrap_or(0.0)
     }
     /// Wind output at step `t`, kW.
     pub fn wind_kw(&self, t: usize) -> f64 {
@@ -94,8 +106,8 @@ pub fn run_year_with<S: FlowSink>(
             pv[i] = p.pv_kw(t);
             wind[i] = p.wind_kw(t);
             inputs[i] = StepInput {
-                load_kw: p.load_kw.get(t).copied().unwrap_or(0.0),
-                renewable_kw: pv[i] + wind[i],
+                load_kw: p.demand_kw(t),
+                renewable_kw: pv[i] + wind[i] + p.v2g_at(t),
             };
         }
         let ctx = StepContext {
@@ -113,6 +125,10 @@ pub fn run_year_with<S: FlowSink>(
 /// Every flow of one prosumer, per step (kW averages over the step).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FlowSeries {
+    /// EV charging and swap-station demand (part of the uses), kW.
+    pub ev_kw: Vec<f64>,
+    /// V2G given back (part of the sources), kW.
+    pub v2g_kw: Vec<f64>,
     pub pv_kw: Vec<f64>,
     pub wind_kw: Vec<f64>,
     pub battery_in_kw: Vec<f64>,
@@ -178,7 +194,12 @@ impl FlowSink for SeriesSink {
 /// Yearly energy sums of one prosumer, kWh.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct EnergySums {
+    /// Demand: the load plus EV charging and swap-station chargers.
     pub load_kwh: f64,
+    /// EV charging and swap-station energy within `load_kwh`.
+    pub ev_kwh: f64,
+    /// V2G energy given back.
+    pub v2g_kwh: f64,
     pub pv_kwh: f64,
     pub wind_kwh: f64,
     pub battery_in_kwh: f64,
@@ -214,6 +235,8 @@ impl EnergySums {
         let mut t = EnergySums::default();
         for s in all {
             t.load_kwh += s.load_kwh;
+            t.ev_kwh += s.ev_kwh;
+            t.v2g_kwh += s.v2g_kwh;
             t.pv_kwh += s.pv_kwh;
             t.wind_kwh += s.wind_kwh;
             t.battery_in_kwh += s.battery_in_kwh;

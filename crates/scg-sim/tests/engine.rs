@@ -169,8 +169,10 @@ fn the_market_replaces_pro_rata_without_changing_the_physics() {
                 + f.battery_out_kw[t]
                 + f.p2p_import_kw[t]
                 + f.grid_import_kw[t]
-                + f.unmet_kw[t];
+                + f.unmet_kw[t]
+                + f.v2g_kw[t];
             let uses = r.load.load_kw[t]
+                + f.ev_kw[t]
                 + f.battery_in_kw[t]
                 + f.p2p_export_kw[t]
                 + f.grid_export_kw[t]

@@ -119,6 +119,8 @@ fn spaces(f: &Fixture) -> Vec<ProsumerSpace<'_>> {
                     pv_kwp: 0.0,
                     wind_kw_per_turbine: &f.wind,
                     turbines: 0.0,
+                    ev_kw: &[],
+                    v2g_kw: &[],
                 },
                 designs,
             }
@@ -176,6 +178,8 @@ fn fast_replay_matches_the_full_year_loop() {
         .map(|(p, d)| ProsumerSeries {
             pv_kwp: p.designs[d].pv_kwp,
             turbines: p.designs[d].turbines,
+            ev_kw: &[],
+            v2g_kw: &[],
             ..p.series
         })
         .collect();
