@@ -137,8 +137,11 @@ pub fn prepare(
         .collect();
     let ev_peak = grid_at_peak.clone();
     let total = scenario.prosumers.len();
-    let mut prosumers = Vec::with_capacity(total);
-    for (i, (p, spec)) in scenario.prosumers.iter().zip(&inputs.loads).enumerate() {
+    // Prosumers are independent (each has its own seed streams): prepare them in parallel.
+    use rayon::prelude::*;
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let prepare_one = |i: usize| -> Result<PreparedProsumer, SimError> {
+        let (p, spec) = (&scenario.prosumers[i], &inputs.loads[i]);
         let source = format!("prosumers[{i}] ({})", p.id);
         let load = synthesize_load(spec, &grid, prosumer_seed(seed, &p.id), &source)?;
         let a = &assets.prosumers[i];
@@ -179,7 +182,8 @@ pub fn prepare(
             .map_err(|e| SimError::Scenario(format!("prosumers[{i}].ev: {e}")))?,
             None => EvYear::default(),
         };
-        prosumers.push(PreparedProsumer {
+        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(PreparedProsumer {
             load,
             pv_array_kw,
             pv_kw_per_kwp,
@@ -187,9 +191,13 @@ pub fn prepare(
             wind_kw_per_turbine,
             turbines,
             ev,
-        });
-        progress(i + 1, total);
-    }
+        })
+    };
+    let prosumers = (0..total)
+        .into_par_iter()
+        .map(prepare_one)
+        .collect::<Result<Vec<_>, _>>()?;
+    progress(done.into_inner(), total);
     Ok(Prepared {
         grid,
         prosumers,
