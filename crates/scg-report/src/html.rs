@@ -109,13 +109,13 @@ fn community_section(
         let _ = write!(
             h,
             "<p>RESCoin ledger (<code>{}</code>): {} blocks, {} transactions ({} rejected), {} certificates of renewable origin, {} P2P trades settled; state root <code>{}</code>. Check it with <code>scg ledger verify</code>.</p>",
-            escape(&l.dir),
+            escape(&l.ledger_dir),
             l.ledger_blocks,
             l.ledger_transactions,
             l.ledger_transactions_rejected,
             l.certificates_issued,
             l.p2p_trades,
-            escape(&l.state_root)
+            escape(&l.ledger_state_root)
         );
     }
     // Monthly average load of each prosumer on one chart.

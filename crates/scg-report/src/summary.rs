@@ -38,18 +38,19 @@ pub struct RunInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LedgerInfo {
     /// Directory of the ledger, relative to the output directory.
-    pub dir: String,
+    pub ledger_dir: String,
     pub ledger_blocks: u64,
     pub ledger_transactions: u64,
     pub ledger_transactions_rejected: u64,
     pub rescoin_decimals: u32,
+    /// Renewable minting only (the treasury's genesis endowment is not counted here).
     pub rescoin_minted: u128,
     pub certificates_issued: u64,
     pub p2p_trades: u64,
     pub cer_distributed: u128,
     /// Final balance of each member, base units.
-    pub balances: BTreeMap<String, u128>,
-    pub state_root: String,
+    pub rescoin_balances: BTreeMap<String, u128>,
+    pub ledger_state_root: String,
 }
 
 /// The top-level object of `summary.json`.
@@ -62,7 +63,8 @@ pub struct Summary {
     /// Keyed by prosumer id (sorted, so the bytes are stable).
     pub prosumers: BTreeMap<String, ProsumerSummary>,
     pub community: CommunitySummary,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The ledger's figures, at the top level (`ledger_blocks`, `rescoin_minted`, …).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub ledger: Option<LedgerInfo>,
 }
 

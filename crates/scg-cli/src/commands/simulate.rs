@@ -146,7 +146,7 @@ fn settle_ledger(
     scg_ledger::store::store(&dir, &settled)?;
     let s = &settled.summary;
     Ok(scg_report::summary::LedgerInfo {
-        dir: "ledger".into(),
+        ledger_dir: "ledger".into(),
         ledger_blocks: s.blocks,
         ledger_transactions: s.transactions,
         ledger_transactions_rejected: s.transactions_rejected,
@@ -155,12 +155,12 @@ fn settle_ledger(
         certificates_issued: s.certificates_issued,
         p2p_trades: s.p2p_trades,
         cer_distributed: s.cer_distributed.0,
-        balances: s
+        rescoin_balances: s
             .final_balances
             .iter()
             .map(|(k, v)| (k.clone(), v.0))
             .collect(),
-        state_root: s.final_state_root_hex.clone(),
+        ledger_state_root: s.final_state_root_hex.clone(),
     })
 }
 
