@@ -66,6 +66,7 @@ pub trait Storage {
     fn throughput_kwh(&self) -> f64;
 }
 
+#[inline]
 fn check_dt(dt_h: f64) -> Result<f64, ComponentError> {
     if dt_h.is_finite() && dt_h > 0.0 {
         Ok(dt_h)
@@ -77,6 +78,7 @@ fn check_dt(dt_h: f64) -> Result<f64, ComponentError> {
     }
 }
 
+#[inline]
 fn usable_dt(dt_h: f64) -> bool {
     dt_h.is_finite() && dt_h > 0.0
 }
@@ -187,6 +189,7 @@ impl Storage for IdealBattery {
     fn min_soc(&self) -> f64 {
         self.params.min_soc
     }
+    #[inline]
     fn max_charge_kw(&self, dt_h: f64) -> f64 {
         if !usable_dt(dt_h) {
             return 0.0;
@@ -194,6 +197,7 @@ impl Storage for IdealBattery {
         let room = (self.params.capacity_kwh - self.stored_kwh).max(0.0);
         self.params.max_charge_kw.min(room * self.inv_eta / dt_h)
     }
+    #[inline]
     fn max_discharge_kw(&self, dt_h: f64) -> f64 {
         if !usable_dt(dt_h) {
             return 0.0;
@@ -201,6 +205,7 @@ impl Storage for IdealBattery {
         let usable = (self.stored_kwh - self.min_stored_kwh()).max(0.0);
         self.params.max_discharge_kw.min(usable * self.eta / dt_h)
     }
+    #[inline]
     fn charge(&mut self, power_kw: f64, dt_h: f64) -> Result<StorageFlow, ComponentError> {
         let dt_h = check_dt(dt_h)?;
         let power_kw = check_input("charge power_kw", power_kw)?.min(self.max_charge_kw(dt_h));
@@ -216,6 +221,7 @@ impl Storage for IdealBattery {
             loss_kwh: terminal - change,
         })
     }
+    #[inline]
     fn discharge(&mut self, power_kw: f64, dt_h: f64) -> Result<StorageFlow, ComponentError> {
         let dt_h = check_dt(dt_h)?;
         let power_kw =
@@ -543,6 +549,7 @@ macro_rules! delegate {
 }
 
 impl Storage for Battery {
+    #[inline]
     fn capacity_kwh(&self) -> f64 {
         delegate!(self, b => b.capacity_kwh())
     }
@@ -552,15 +559,19 @@ impl Storage for Battery {
     fn min_soc(&self) -> f64 {
         delegate!(self, b => b.min_soc())
     }
+    #[inline]
     fn max_charge_kw(&self, dt_h: f64) -> f64 {
         delegate!(self, b => b.max_charge_kw(dt_h))
     }
+    #[inline]
     fn max_discharge_kw(&self, dt_h: f64) -> f64 {
         delegate!(self, b => b.max_discharge_kw(dt_h))
     }
+    #[inline]
     fn charge(&mut self, power_kw: f64, dt_h: f64) -> Result<StorageFlow, ComponentError> {
         delegate!(self, b => b.charge(power_kw, dt_h))
     }
+    #[inline]
     fn discharge(&mut self, power_kw: f64, dt_h: f64) -> Result<StorageFlow, ComponentError> {
         delegate!(self, b => b.discharge(power_kw, dt_h))
     }

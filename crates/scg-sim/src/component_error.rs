@@ -61,6 +61,7 @@ impl ComponentError {
 }
 
 /// Checks that a per-step input is finite and non-negative.
+#[inline]
 pub(crate) fn check_input(what: &'static str, value: f64) -> Result<f64, ComponentError> {
     if value.is_finite() && value >= 0.0 {
         Ok(value)

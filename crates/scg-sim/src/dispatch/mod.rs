@@ -95,6 +95,7 @@ pub struct LocalFlows {
 
 /// Stage 1 of the step for one prosumer. It depends on nothing but the prosumer's own inputs
 /// and battery — which is what lets a sizing search cache it per prosumer design.
+#[inline]
 pub fn local_step(
     input: &StepInput,
     unit: Option<&mut BatteryUnit>,
@@ -287,6 +288,7 @@ pub fn community_step_with(
 }
 
 /// Charge from `surplus_ac_kw` through the rectifier; returns the AC power drawn.
+#[inline]
 fn charge(unit: &mut BatteryUnit, surplus_ac_kw: f64, dt_h: f64) -> Result<f64, ComponentError> {
     let c = &unit.converter;
     let dc_kw = (surplus_ac_kw * c.rectifier_efficiency)
@@ -298,6 +300,7 @@ fn charge(unit: &mut BatteryUnit, surplus_ac_kw: f64, dt_h: f64) -> Result<f64, 
 }
 
 /// Discharge to cover `deficit_ac_kw` through the inverter; returns the AC power delivered.
+#[inline]
 fn discharge(unit: &mut BatteryUnit, deficit_ac_kw: f64, dt_h: f64) -> Result<f64, ComponentError> {
     let c = &unit.converter;
     let dc_kw = (deficit_ac_kw.min(c.inverter_capacity_kw) / c.inverter_efficiency)
