@@ -134,6 +134,17 @@ impl Order {
     }
 }
 
+/// FNV-1a of an order's interval and id (only used to find duplicates; equal hashes are
+/// confirmed on the strings).
+fn order_key_hash(interval: u32, id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in interval.to_le_bytes().iter().chain(id.as_bytes()) {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
 /// Check a book: positive energies, ids unique per interval, nobody named `grid`, origin fields
 /// only where they mean something. Returns the first problem, naming the order.
 pub fn validate_orders(orders: &[Order]) -> Result<(), MarketError> {
@@ -170,15 +181,27 @@ pub fn validate_orders(orders: &[Order]) -> Result<(), MarketError> {
             ));
         }
     }
-    // Duplicate ids per interval: sort and compare neighbours (cheaper than a set for the
-    // 100,000-order books the benchmark clears).
-    let mut keys: Vec<(u32, &str)> = orders.iter().map(|o| (o.interval, o.id.as_str())).collect();
+    // Duplicate ids per interval: sort 64-bit hashes of (interval, id) and compare the strings
+    // only inside runs of equal hashes. Sorting the strings themselves spent most of a
+    // 100,000-order clearing in memcmp.
+    let mut keys: Vec<(u64, usize)> = orders
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (order_key_hash(o.interval, &o.id), i))
+        .collect();
     keys.sort_unstable();
-    if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
-        return Err(MarketError::DuplicateOrder {
-            id: w[0].1.to_owned(),
-            interval: w[0].0,
-        });
+    for run in keys.chunk_by(|a, b| a.0 == b.0).filter(|run| run.len() > 1) {
+        for (k, &(_, a)) in run.iter().enumerate() {
+            for &(_, b) in &run[k + 1..] {
+                let (x, y) = (&orders[a], &orders[b]);
+                if x.interval == y.interval && x.id == y.id {
+                    return Err(MarketError::DuplicateOrder {
+                        id: x.id.clone(),
+                        interval: x.interval,
+                    });
+                }
+            }
+        }
     }
     Ok(())
 }
