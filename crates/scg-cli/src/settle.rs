@@ -1,10 +1,11 @@
 //! Glue from a simulated year to the RESCoin ledger: meter readings, pairwise P2P trades and
 //! CER payouts per interval, in integers (the one rounding point is `scg_units::Wh::from_kwh`).
 //!
-//! Choices (documented in README): renewable production mints 0.1 RES per kWh; P2P energy is
-//! paid at the community's internal price with 1 RES = 1 EUR; pro-rata sharing has no pairs, so
-//! each step's buyers are matched to its sellers in scenario order (north-west corner rule),
-//! which conserves every Wh; the year's CER allocation is paid in the last interval.
+//! Choices (documented in README): renewable production mints 0.1 RES per kWh; 1 RES = 1 EUR.
+//! With a community market, the ledger gets the market's own trades (pairs, prices, grid fees).
+//! Pro-rata sharing has no pairs, so each step's buyers are matched to its sellers in scenario
+//! order (north-west corner rule, conserving every Wh) at the internal price. The year's CER
+//! allocation is paid in the last interval.
 
 use scg_ledger::DeviceType;
 use scg_ledger::settlement::{CerPayout, CommunityYear, IntervalInput, MeterReading, P2pTrade};

@@ -31,6 +31,22 @@ pub struct MarketYear {
     /// Mean clearing price and total volume by hour of day (0–23), EUR/MWh and kWh.
     pub price_by_hour_eur_per_mwh: Vec<f64>,
     pub volume_by_hour_kwh: Vec<f64>,
+    /// Every P2P trade of the year, in clearing order (for the ledger).
+    pub trades: Vec<MarketTrade>,
+}
+
+/// One P2P trade, as the ledger needs it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MarketTrade {
+    pub step: usize,
+    /// Indices into the scenario's prosumers.
+    pub seller: usize,
+    pub buyer: usize,
+    pub energy_wh: i64,
+    /// What the seller receives, EUR/MWh.
+    pub price_eur_per_mwh: f64,
+    /// The grid fee the buyer pays on top, EUR/MWh.
+    pub fee_eur_per_mwh: f64,
 }
 
 /// The market stage of a year.
@@ -54,6 +70,7 @@ pub struct MarketStage<'a> {
     priced_steps_by_hour: [u32; 24],
     volume_wh_by_hour: [i64; 24],
     index: BTreeMap<&'a str, usize>,
+    records: Vec<MarketTrade>,
 }
 
 /// The `scg-market` settings of the scenario's market.
@@ -110,6 +127,7 @@ impl<'a> MarketStage<'a> {
                 .enumerate()
                 .map(|(i, id)| (id.as_str(), i))
                 .collect(),
+            records: Vec::new(),
         }
     }
 
@@ -135,6 +153,7 @@ impl<'a> MarketStage<'a> {
             price_by_hour_eur_per_mwh: (0..24)
                 .map(|h| self.price_sum_by_hour[h] / f64::from(self.priced_steps_by_hour[h].max(1)))
                 .collect(),
+            trades: self.records.clone(),
             volume_by_hour_kwh: self
                 .volume_wh_by_hour
                 .iter()
@@ -186,6 +205,14 @@ impl CommunityStage for MarketStage<'_> {
             self.fees_nano += t.fee_paid().0;
             if let (Some(&s), Some(&b)) = (self.index.get(t.seller()), self.index.get(t.buyer())) {
                 self.sold_wh[s][b] += wh;
+                self.records.push(MarketTrade {
+                    step,
+                    seller: s,
+                    buyer: b,
+                    energy_wh: wh,
+                    price_eur_per_mwh: t.price().eur_per_mwh(),
+                    fee_eur_per_mwh: t.fee().eur_per_mwh(),
+                });
             }
         }
         for (i, (f, a)) in cleared.prosumers.iter().zip(out.iter_mut()).enumerate() {
