@@ -32,18 +32,22 @@ pub struct ProsumerSeries<'a> {
 
 impl ProsumerSeries<'_> {
     /// PV output at step `t`, kW.
+    #[inline]
     pub fn pv_kw(&self, t: usize) -> f64 {
         self.pv_kw_per_kwp.get(t).map_or(0.0, |v| v * self.pv_kwp)
     }
     /// Demand at step `t` (load + EVs), kW.
+    #[inline]
     pub fn demand_kw(&self, t: usize) -> f64 {
         self.load_kw.get(t).copied().unwrap_or(0.0) + self.ev_kw.get(t).copied().unwrap_or(0.0)
     }
     /// V2G at step `t`, kW.
+    #[inline]
     pub fn v2g_at(&self, t: usize) -> f64 {
         self.v2g_kw.get(t).copied().unwrap_or(0.0)
     }
     /// Wind output at step `t`, kW.
+    #[inline]
     pub fn wind_kw(&self, t: usize) -> f64 {
         self.wind_kw_per_turbine
             .get(t)
@@ -215,6 +219,7 @@ pub struct EnergySums {
 }
 
 impl EnergySums {
+    #[inline]
     fn add(&mut self, f: &StepFlows, pv_kw: f64, wind_kw: f64, dt_h: f64) {
         self.load_kwh += f.load_kw * dt_h;
         self.pv_kwh += pv_kw * dt_h;
