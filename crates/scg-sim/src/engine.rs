@@ -287,21 +287,14 @@ pub fn run_prepared(
         .zip(&withdrawn)
         .map(|(i, w)| CerMember::new(i, w))
         .collect();
-    let cer_result = if assets.cer.enabled {
-        cer::evaluate_steps(
-            &assets.cer.params(),
-            &prepared.zonal_hourly_eur_per_mwh,
-            &members,
-            grid.steps_per_hour(),
-        )?
-    } else {
-        cer::evaluate_steps(
-            &assets.cer.params(),
-            &prepared.zonal_hourly_eur_per_mwh,
-            &[],
-            grid.steps_per_hour(),
-        )?
-    };
+    // Without a CER nobody shares: the same evaluation over no members gives zeros.
+    let cer_members: &[CerMember<'_>] = if assets.cer.enabled { &members } else { &[] };
+    let cer_result = cer::evaluate_steps(
+        &assets.cer.params(),
+        &prepared.zonal_hourly_eur_per_mwh,
+        cer_members,
+        grid.steps_per_hour(),
+    )?;
 
     let econ_params = assets.economics.params();
     let internal_eur_per_kwh = scenario.community.internal_price_eur_per_mwh / 1000.0;
