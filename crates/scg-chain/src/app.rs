@@ -1,0 +1,886 @@
+//! The consensus application of a member node.
+//!
+//! Simplex orders block digests; this actor gives them meaning:
+//! - **propose**: builds the next ledger block on the parent consensus names, from pending
+//!   signed transactions, keeping only those the ledger accepts (pre-executed on a copy);
+//! - **verify**: re-executes a proposed block on the parent's state with the scg-ledger state
+//!   machine; a block with a rejected transaction, a wrong root, a wrong parent, or a timestamp
+//!   too far ahead is refused;
+//! - **relay**: sends proposed blocks to the other validators; answers fetches for blocks and
+//!   finalized records (catch-up after a crash or a partition);
+//! - **report**: on a finalization, persists the block (and any ancestors it finalizes) with
+//!   its certificate before anything else sees it as final.
+//!
+//! It never panics on network input (every decode is checked), and never lets the ledger's
+//! poisoning reach the finalized state (proposals execute on copies).
+
+use crate::ChainError;
+use crate::genesis::Genesis;
+use crate::keys::MemberKey;
+use crate::store::Store;
+use crate::wire::{Cert, MAX_PROPOSAL_TXS, MAX_RECORDS_PER_RESPONSE, Message, Record, Scheme, digest_of};
+use commonware_actor::Feedback;
+use commonware_consensus::simplex::types::{Activity, Context};
+use commonware_consensus::simplex::Plan;
+use commonware_consensus::{Automaton, CertifiableAutomaton, Relay, Reporter};
+use commonware_cryptography::ed25519::PublicKey;
+use commonware_cryptography::sha256::Digest;
+use commonware_p2p::{Receiver, Recipients, Sender};
+use commonware_parallel::Sequential;
+use commonware_runtime::Clock;
+use commonware_utils::channel::{mpsc, oneshot};
+use scg_ledger::merkle::Hash;
+use scg_ledger::tx::{signing_message, tx_hash};
+use scg_ledger::{Block, Ledger, Tx};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// How far ahead of the local clock (and the parent) a block timestamp may be.
+pub const MAX_FUTURE_S: u64 = 60;
+/// Most pending transactions kept.
+pub const MAX_MEMPOOL: usize = 50_000;
+/// Most unfinalized blocks kept (beyond, the oldest are dropped).
+pub const MAX_UNFINALIZED_BLOCKS: usize = 4096;
+/// Most latencies kept in the status.
+pub const MAX_LATENCIES: usize = 10_000;
+/// Most finalization certificates kept while their blocks are missing.
+pub const MAX_WAITING_CERTS: usize = 1024;
+/// How often a node announces its height and, when behind, asks for records.
+pub const CATCH_UP_EVERY: Duration = Duration::from_millis(500);
+/// How often pending proposals and verifications are retried.
+pub const TICK: Duration = Duration::from_millis(50);
+/// With no pending transactions, a leader waits this long before proposing an empty block
+/// (keeps an idle chain from spinning; below the leader timeout so views still complete).
+pub const EMPTY_BLOCK_DELAY: Duration = Duration::from_millis(200);
+
+/// How a node behaves (tests inject Byzantine behaviour; `scg chain run` is always honest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Behavior {
+    /// Follows the protocol.
+    #[default]
+    Honest,
+    /// Proposes blocks whose state root is wrong.
+    WrongStateRoot,
+    /// Proposes blocks holding a transaction the ledger rejects (signed by a non-member).
+    InvalidTx,
+    /// Never answers verification requests, so never votes to notarize.
+    WithholdVotes,
+}
+
+/// What a node reports about itself (the `/status` endpoint, tests).
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    /// Highest block this node has verified or built (finalized or not).
+    pub height: u64,
+    /// Highest finalized block.
+    pub finalized_height: u64,
+    /// State root at the finalized height.
+    pub state_root: Hash,
+    /// Hashes of finalized blocks, index = height - 2 (block 1 is the genesis registrations).
+    pub finalized_hashes: Vec<Hash>,
+    /// Ids of transactions in finalized blocks, in order.
+    pub finalized_txs: Vec<u128>,
+    /// Proposals this node refused, by reason.
+    pub refused: BTreeMap<String, u64>,
+    /// Transactions waiting.
+    pub mempool: usize,
+    /// Finalization latencies observed for this node's own proposals (virtual or wall time).
+    pub own_latencies: Vec<Duration>,
+    /// Validators heard from in the last [`PEER_FRESH`].
+    pub peers: usize,
+}
+
+/// A peer counts as connected if it was heard from this recently.
+pub const PEER_FRESH: Duration = Duration::from_secs(5);
+
+/// Shared view of a node's status.
+pub type SharedStatus = Arc<Mutex<Status>>;
+
+/// Requests to the application actor.
+#[derive(Debug)]
+pub enum Request {
+    /// Build a block.
+    Propose(Context<Digest, PublicKey>, oneshot::Sender<Digest>),
+    /// Check a block.
+    Verify(Context<Digest, PublicKey>, Digest, oneshot::Sender<bool>),
+    /// Send a block we built.
+    Broadcast(Digest),
+    /// A finalization certificate (already verified by the engine).
+    Finalized(Box<Cert>),
+    /// A transaction submitted locally; answers with its id or why it was refused.
+    Submit(Vec<u8>, oneshot::Sender<Result<u128, String>>),
+}
+
+/// Mailbox: the automaton, relay and reporter consensus calls.
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+impl Mailbox {
+    /// Submit a signed transaction to this node.
+    pub async fn submit(&self, tx: Vec<u8>) -> Result<u128, String> {
+        let (s, r) = oneshot::channel();
+        self.tx
+            .send(Request::Submit(tx, s))
+            .map_err(|_| "node is shutting down".to_string())?;
+        r.await.map_err(|_| "node is shutting down".to_string())?
+    }
+}
+
+impl Automaton for Mailbox {
+    type Context = Context<Digest, PublicKey>;
+    type Digest = Digest;
+
+    async fn propose(&mut self, context: Self::Context) -> oneshot::Receiver<Digest> {
+        let (s, r) = oneshot::channel();
+        // A closed actor drops the sender, which consensus reads as "no proposal".
+        let _ = self.tx.send(Request::Propose(context, s));
+        r
+    }
+
+    async fn verify(&mut self, context: Self::Context, payload: Digest) -> oneshot::Receiver<bool> {
+        let (s, r) = oneshot::channel();
+        let _ = self.tx.send(Request::Verify(context, payload, s));
+        r
+    }
+}
+
+impl CertifiableAutomaton for Mailbox {}
+
+impl Relay for Mailbox {
+    type Digest = Digest;
+    type PublicKey = PublicKey;
+    type Plan = Plan<PublicKey>;
+
+    fn broadcast(&mut self, payload: Digest, _plan: Plan<PublicKey>) -> Feedback {
+        let _ = self.tx.send(Request::Broadcast(payload));
+        Feedback::Ok
+    }
+}
+
+impl Reporter for Mailbox {
+    type Activity = Activity<Scheme, Digest>;
+
+    fn report(&mut self, activity: Self::Activity) -> Feedback {
+        if let Activity::Finalization(f) = activity {
+            let _ = self.tx.send(Request::Finalized(Box::new(f)));
+        }
+        Feedback::Ok
+    }
+}
+
+/// Application configuration.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// The chain.
+    pub genesis: Arc<Genesis>,
+    /// This node's key.
+    pub key: MemberKey,
+    /// Behaviour (honest outside tests).
+    pub behavior: Behavior,
+    /// Keep every finalized block hash and transaction id in the status (tests, benchmarks;
+    /// grows without bound, so production nodes leave it off).
+    pub keep_history: bool,
+}
+
+/// The application actor.
+pub struct Application<E, S, R> {
+    context: E,
+    cfg: AppConfig,
+    rx: mpsc::UnboundedReceiver<Request>,
+    sender: S,
+    receiver: R,
+    store: Store,
+    status: SharedStatus,
+    verifier: Scheme,
+    participants: Vec<PublicKey>,
+    genesis_digest: Digest,
+    /// Known blocks by hash (proposed or received), not yet final.
+    blocks: HashMap<Hash, Block>,
+    /// Insertion order of `blocks`, for the size bound.
+    block_order: VecDeque<Hash>,
+    /// States after verified (or built) blocks, by block hash.
+    states: HashMap<Hash, Ledger>,
+    /// The finalized head.
+    head: (u64, Hash),
+    head_ledger: Ledger,
+    /// Finalizations waiting for blocks we do not have yet.
+    waiting: BTreeMap<Hash, Cert>,
+    pending_verify: Vec<(Context<Digest, PublicKey>, Digest, oneshot::Sender<bool>)>,
+    pending_propose: Vec<(Context<Digest, PublicKey>, oneshot::Sender<Digest>, std::time::SystemTime)>,
+    ticks: u64,
+    /// Requests a withholding node never answers (kept so consensus never sees a verdict).
+    withheld: Vec<oneshot::Sender<bool>>,
+    mempool: BTreeMap<u64, (Hash, Vec<u8>)>,
+    mempool_hashes: HashMap<Hash, u64>,
+    next_seq: u64,
+    /// When this node proposed a block (for latency).
+    proposed_at: HashMap<Hash, std::time::SystemTime>,
+    fetch_peer: usize,
+    /// When each peer was last heard from, and the finalized height it announced.
+    last_seen: HashMap<PublicKey, (std::time::SystemTime, u64)>,
+}
+
+impl<E, S, R> std::fmt::Debug for Application<E, S, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("head", &self.head.0).finish()
+    }
+}
+
+/// Checks on a submitted transaction before it enters the mempool: it decodes, its signer is
+/// an account of this chain (member, meter or role), and its signature verifies under this
+/// chain's id (a transaction signed for another chain fails here).
+pub fn check_submission(ledger: &Ledger, bytes: &[u8]) -> Result<Tx, String> {
+    let tx = Tx::decode(bytes).map_err(|e| format!("malformed transaction: {e}"))?;
+    let chain = ledger.config().chain_id;
+    if ledger.account(&tx.signer).is_none() {
+        return Err(format!(
+            "signer {} is not a member, meter or role account of chain {chain:016x}",
+            scg_ledger::merkle::to_hex(&tx.signer)
+        ));
+    }
+    let unsigned = &bytes[..bytes.len() - scg_ledger::tx::SIGNATURE_LEN];
+    let msg = signing_message(chain, unsigned);
+    let ok = ed25519_dalek::VerifyingKey::from_bytes(&tx.signer)
+        .ok()
+        .and_then(|vk| vk.verify_strict(&msg, &ed25519_dalek::Signature::from_bytes(&tx.signature)).ok())
+        .is_some();
+    if !ok {
+        return Err(format!(
+            "signature does not verify for chain {chain:016x} (signed for another chain, or forged)"
+        ));
+    }
+    Ok(tx)
+}
+
+fn now_s(c: &impl Clock) -> u64 {
+    c.current().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Create the application: its mailbox (automaton, relay, reporter) and the actor to run.
+/// Replays the store so a restarted node resumes from its last finalized block.
+pub fn new<E, S, R>(
+    context: E,
+    cfg: AppConfig,
+    store: Store,
+    network: (S, R),
+    status: SharedStatus,
+) -> Result<(Application<E, S, R>, Mailbox, Option<Cert>), ChainError>
+where
+    E: Clock,
+    S: Sender<PublicKey = PublicKey>,
+    R: Receiver<PublicKey = PublicKey>,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    let verifier = cfg.genesis.verifier()?;
+    let participants: Vec<PublicKey> = cfg.genesis.participants()?.into_iter().collect();
+    let (mut ledger, b1) = cfg.genesis.initial_state()?;
+    let genesis_hash = b1.hash();
+    let mut head = (1u64, genesis_hash);
+    let mut last_cert = None;
+    let mut st = Status {
+        height: 1,
+        finalized_height: 1,
+        state_root: b1.header.state_root,
+        ..Status::default()
+    };
+    let n = participants.len();
+    for (h, bytes) in store.records()? {
+        let bad = |reason: String| ChainError::BadBlock { height: h, reason };
+        let rec = Record::decode(&bytes, n).map_err(|e| bad(e.to_string()))?;
+        ledger.apply_block(&rec.block).map_err(|e| bad(e.to_string()))?;
+        head = (h, rec.block.hash());
+        if cfg.keep_history {
+            st.finalized_hashes.push(head.1);
+            st.finalized_txs.extend(rec.block.txs.iter().filter_map(|t| Tx::decode(t).ok().map(|t| t.id)));
+        }
+        if rec.cert.is_some() {
+            last_cert = rec.cert;
+        }
+    }
+    st.height = head.0;
+    st.finalized_height = head.0;
+    st.state_root = ledger.state_root();
+    *status.lock().map_err(|_| ChainError::BadInput { what: "status".into(), reason: "poisoned lock".into() })? = st;
+    let mut states = HashMap::new();
+    states.insert(head.1, ledger.clone());
+    let app = Application {
+        context,
+        cfg,
+        rx,
+        sender: network.0,
+        receiver: network.1,
+        store,
+        status,
+        verifier,
+        participants,
+        genesis_digest: digest_of(&genesis_hash),
+        blocks: HashMap::new(),
+        block_order: VecDeque::new(),
+        states,
+        head,
+        head_ledger: ledger,
+        waiting: BTreeMap::new(),
+        pending_verify: Vec::new(),
+        pending_propose: Vec::new(),
+        ticks: 0,
+        withheld: Vec::new(),
+        mempool: BTreeMap::new(),
+        mempool_hashes: HashMap::new(),
+        next_seq: 0,
+        proposed_at: HashMap::new(),
+        fetch_peer: 0,
+        last_seen: HashMap::new(),
+    };
+    Ok((app, Mailbox { tx }, last_cert))
+}
+
+impl<E, S, R> Application<E, S, R>
+where
+    E: Clock,
+    S: Sender<PublicKey = PublicKey>,
+    R: Receiver<PublicKey = PublicKey>,
+{
+    /// The digest consensus starts from (block 1, the registrations).
+    pub fn genesis_digest(&self) -> Digest {
+        self.genesis_digest
+    }
+
+    /// Run until the mailbox closes or the network fails.
+    pub async fn run(mut self) {
+        loop {
+            let tick = self.context.sleep(TICK);
+            commonware_macros::select! {
+                req = self.rx.recv() => {
+                    let Some(req) = req else { return };
+                    self.handle(req);
+                },
+                msg = self.receiver.recv() => {
+                    let Ok((peer, bytes)) = msg else { return };
+                    self.on_message(peer, bytes.as_ref());
+                },
+                _ = tick => {
+                    self.ticks += 1;
+                    if self.ticks % (CATCH_UP_EVERY.as_millis() / TICK.as_millis()).max(1) as u64 == 0 {
+                        self.catch_up();
+                    }
+                },
+            }
+            self.retry_pending();
+        }
+    }
+
+    fn handle(&mut self, req: Request) {
+        match req {
+            Request::Propose(ctx, resp) => {
+                let now = self.context.current();
+                self.pending_propose.push((ctx, resp, now));
+            }
+            Request::Verify(ctx, d, resp) => {
+                if self.cfg.behavior == Behavior::WithholdVotes {
+                    self.withheld.push(resp);
+                } else {
+                    self.pending_verify.push((ctx, d, resp));
+                }
+            }
+            Request::Broadcast(d) => {
+                if let Some(b) = self.blocks.get(&d.0) {
+                    let msg = Message::Proposal(b.to_bytes()).to_bytes();
+                    let _ = self.sender.send(Recipients::All, msg, true);
+                }
+            }
+            Request::Finalized(cert) => {
+                if self.waiting.len() >= MAX_WAITING_CERTS
+                    && let Some(oldest) = self
+                        .waiting
+                        .iter()
+                        .min_by_key(|(_, c)| c.proposal.round.view())
+                        .map(|(k, _)| *k)
+                {
+                    self.waiting.remove(&oldest);
+                }
+                self.waiting.insert(cert.proposal.payload.0, *cert);
+                self.try_finalize();
+            }
+            Request::Submit(tx, resp) => {
+                let r = self.admit_tx(&tx);
+                if r.is_ok() {
+                    let _ = self.sender.send(Recipients::All, Message::Tx(tx).to_bytes(), false);
+                }
+                let _ = resp.send(r);
+            }
+        }
+    }
+
+    /// Membership and signature checks, then the mempool.
+    fn admit_tx(&mut self, bytes: &[u8]) -> Result<u128, String> {
+        let tx = check_submission(&self.head_ledger, bytes)?;
+        let h = tx_hash(bytes);
+        if self.mempool_hashes.contains_key(&h) {
+            return Ok(tx.id);
+        }
+        if self.mempool.len() >= MAX_MEMPOOL {
+            return Err("mempool full; retry later".into());
+        }
+        self.mempool.insert(self.next_seq, (h, bytes.to_vec()));
+        self.mempool_hashes.insert(h, self.next_seq);
+        self.next_seq += 1;
+        Ok(tx.id)
+    }
+
+    fn remember_block(&mut self, block: Block) {
+        let h = block.hash();
+        if block.header.height <= self.head.0 || self.blocks.contains_key(&h) {
+            return;
+        }
+        if self.blocks.len() >= MAX_UNFINALIZED_BLOCKS
+            && let Some(old) = self.block_order.pop_front()
+        {
+            self.blocks.remove(&old);
+            self.states.remove(&old);
+        }
+        self.block_order.push_back(h);
+        self.blocks.insert(h, block);
+    }
+
+    fn on_message(&mut self, peer: PublicKey, bytes: &[u8]) {
+        let Ok(msg) = Message::decode(bytes) else { return };
+        let now = self.context.current();
+        let tip = self.last_seen.get(&peer).map_or(0, |x| x.1);
+        self.last_seen.insert(peer.clone(), (now, tip));
+        match msg {
+            Message::Tip(h) => {
+                self.last_seen.insert(peer.clone(), (now, h));
+                if h > self.head.0 + 1 {
+                    let msg = Message::FetchRecords(self.head.0 + 1).to_bytes();
+                    let _ = self.sender.send(Recipients::One(peer), msg, false);
+                }
+            }
+            Message::Proposal(b) => {
+                if let Ok(block) = Block::decode(&b)
+                    && block.header.height > self.head.0
+                    && block.header.height <= self.head.0 + MAX_UNFINALIZED_BLOCKS as u64
+                {
+                    self.remember_block(block);
+                    self.try_finalize();
+                }
+            }
+            Message::Tx(t) => {
+                let _ = self.admit_tx(&t);
+            }
+            Message::FetchBlock(d) => {
+                if let Some(b) = self.blocks.get(&d) {
+                    let msg = Message::Proposal(b.to_bytes()).to_bytes();
+                    let _ = self.sender.send(Recipients::One(peer), msg, false);
+                }
+            }
+            Message::FetchRecords(from) => {
+                if let Ok(rs) = self.store.records_from(from.max(2), MAX_RECORDS_PER_RESPONSE)
+                    && !rs.is_empty()
+                {
+                    let mut size = 0usize;
+                    let rs: Vec<Vec<u8>> = rs
+                        .into_iter()
+                        .take_while(|r| {
+                            size += r.len() + 4;
+                            size < crate::wire::MAX_MESSAGE_BYTES / 2
+                        })
+                        .collect();
+                    let _ = self.sender.send(Recipients::One(peer), Message::Records(rs).to_bytes(), false);
+                }
+            }
+            Message::Records(rs) => self.on_records(&rs),
+        }
+    }
+
+    /// Apply fetched records up to the last one covered by a certificate we can check.
+    fn on_records(&mut self, rs: &[Vec<u8>]) {
+        let n = self.participants.len();
+        let Ok(recs) = rs.iter().map(|r| Record::decode(r, n)).collect::<Result<Vec<_>, _>>() else {
+            return;
+        };
+        let mut rng = match crate::verify::os_rng() {
+            Ok(r) => r,
+            Err(_) => return,
+        };
+        // Last record whose finality we can prove.
+        let mut last = None;
+        for (i, r) in recs.iter().enumerate() {
+            let d = r.block.hash();
+            let certified = match &r.cert {
+                Some(c) => c.proposal.payload.0 == d && c.verify(&mut rng, &self.verifier, &Sequential),
+                None => false,
+            };
+            if certified || self.waiting.contains_key(&d) {
+                last = Some(i);
+            }
+        }
+        let Some(last) = last else { return };
+        // Check the whole segment on a copy before touching anything durable.
+        let mut ledger = self.head_ledger.clone();
+        let mut expect_parent = self.head.1;
+        let mut segment = Vec::new();
+        for r in recs.into_iter().take(last + 1) {
+            if r.block.header.height <= self.head.0 {
+                if r.block.header.height == self.head.0 && r.block.hash() != self.head.1 {
+                    return; // conflicts with our finalized head: ignore
+                }
+                continue;
+            }
+            if r.block.header.parent_hash != expect_parent {
+                return;
+            }
+            match ledger.apply_block(&r.block) {
+                Ok(o) if o.rejected() == 0 => {}
+                _ => return,
+            }
+            expect_parent = r.block.hash();
+            segment.push(r);
+        }
+        let segment: Vec<(Block, Option<Cert>)> = segment
+            .into_iter()
+            .map(|r| {
+                let cert = r.cert.or_else(|| self.waiting.get(&r.block.hash()).cloned());
+                (r.block, cert)
+            })
+            .collect();
+        if !segment.is_empty() && self.commit_chain(segment).is_err() {
+            return;
+        }
+        self.try_finalize();
+    }
+
+    /// Make `chain` (consecutive blocks on the head, the last one certified) final: all of it
+    /// durable in one store transaction first (a crash leaves all or none), then in memory.
+    fn commit_chain(&mut self, chain: Vec<(Block, Option<Cert>)>) -> Result<(), ChainError> {
+        let mut running = self.head_ledger.clone();
+        let mut ledgers = Vec::with_capacity(chain.len());
+        let mut records = Vec::with_capacity(chain.len());
+        for (block, cert) in chain {
+            let h = block.hash();
+            let height = block.header.height;
+            let ledger = match self.states.get(&h) {
+                Some(l) if block.header.parent_hash == running.head_hash() => l.clone(),
+                _ => {
+                    let o = running.apply_block(&block)?;
+                    if o.rejected() > 0 {
+                        return Err(ChainError::BadBlock {
+                            height,
+                            reason: "rejected transaction in a finalized block".into(),
+                        });
+                    }
+                    running.clone()
+                }
+            };
+            running = ledger.clone();
+            ledgers.push(ledger);
+            records.push((height, Record { block, cert }));
+        }
+        self.store.put_many(&records)?;
+        let now = self.context.current();
+        for ((height, record), ledger) in records.into_iter().zip(ledgers) {
+            let h = record.block.hash();
+            let ids: Vec<u128> = record.block.txs.iter().filter_map(|t| Tx::decode(t).ok().map(|t| t.id)).collect();
+            for t in &record.block.txs {
+                if let Some(seq) = self.mempool_hashes.remove(&tx_hash(t)) {
+                    self.mempool.remove(&seq);
+                }
+            }
+            self.head = (height, h);
+            self.head_ledger = ledger;
+            self.waiting.remove(&h);
+            if let Ok(mut st) = self.status.lock() {
+                st.finalized_height = height;
+                st.height = st.height.max(height);
+                st.state_root = record.block.header.state_root;
+                if self.cfg.keep_history {
+                    st.finalized_hashes.push(h);
+                    st.finalized_txs.extend(ids);
+                }
+                st.mempool = self.mempool.len();
+                if let Some(t0) = self.proposed_at.remove(&h)
+                    && let Ok(d) = now.duration_since(t0)
+                {
+                    st.own_latencies.push(d);
+                    if st.own_latencies.len() > MAX_LATENCIES {
+                        st.own_latencies.remove(0);
+                    }
+                }
+            }
+        }
+        // Drop what can no longer be built on.
+        let (head_height, head_hash) = self.head;
+        self.states.insert(head_hash, self.head_ledger.clone());
+        self.blocks.retain(|_, b| b.header.height > head_height);
+        let blocks = &self.blocks;
+        self.states.retain(|k, _| *k == head_hash || blocks.contains_key(k));
+        self.proposed_at.retain(|k, _| blocks.contains_key(k));
+        Ok(())
+    }
+
+    /// Finalize every waiting certificate whose chain back to the head we hold.
+    fn try_finalize(&mut self) {
+        loop {
+            let mut progressed = false;
+            let targets: Vec<Hash> = self.waiting.keys().copied().collect();
+            for target in targets {
+                // Walk back from the target to the head.
+                let mut chain = Vec::new();
+                let mut cur = target;
+                let complete = loop {
+                    if cur == self.head.1 {
+                        break true;
+                    }
+                    match self.blocks.get(&cur) {
+                        Some(b) if b.header.height > self.head.0 => {
+                            chain.push(cur);
+                            cur = b.header.parent_hash;
+                        }
+                        _ => break false,
+                    }
+                };
+                if !complete {
+                    if let Some(b) = self.blocks.get(&target)
+                        && b.header.height <= self.head.0
+                    {
+                        self.waiting.remove(&target);
+                    }
+                    continue;
+                }
+                let mut segment = Vec::with_capacity(chain.len());
+                for h in chain.into_iter().rev() {
+                    let Some(b) = self.blocks.get(&h).cloned() else { break };
+                    let cert = self.waiting.get(&h).cloned();
+                    segment.push((b, cert));
+                }
+                if self.commit_chain(segment).is_err() {
+                    // A finalized block that does not replay means the validators broke the
+                    // safety assumption (or the disk failed); stop rather than diverge.
+                    self.waiting.clear();
+                    return;
+                }
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+        if self.waiting.keys().any(|k| *k == self.head.1) {
+            self.waiting.remove(&self.head.1.clone());
+        }
+    }
+
+    fn catch_up(&mut self) {
+        let tip = Message::Tip(self.head.0).to_bytes();
+        let _ = self.sender.send(Recipients::All, tip, false);
+        let now = self.context.current();
+        let fresh = self
+            .last_seen
+            .values()
+            .filter(|(t, _)| now.duration_since(*t).is_ok_and(|d| d <= PEER_FRESH))
+            .count();
+        if let Ok(mut st) = self.status.lock() {
+            st.peers = fresh;
+            st.mempool = self.mempool.len();
+        }
+        if self.waiting.is_empty() || self.participants.is_empty() {
+            return;
+        }
+        // Ask one peer at a time, rotating, for the records after our head.
+        self.fetch_peer = (self.fetch_peer + 1) % self.participants.len();
+        let peer = self.participants[self.fetch_peer].clone();
+        let msg = Message::FetchRecords(self.head.0 + 1).to_bytes();
+        let _ = self.sender.send(Recipients::One(peer), msg, false);
+        // Also ask for the waiting blocks themselves (they may be one step ahead).
+        let wanted: Vec<Hash> = self.waiting.keys().copied().take(4).collect();
+        for d in wanted {
+            let _ = self.sender.send(Recipients::All, Message::FetchBlock(d).to_bytes(), false);
+        }
+    }
+
+    /// State after block `h`, computing it from a known ancestor if we hold the blocks.
+    fn ensure_state(&mut self, h: Hash) -> Option<Result<(), ()>> {
+        if self.states.contains_key(&h) {
+            return Some(Ok(()));
+        }
+        let mut chain = Vec::new();
+        let mut cur = h;
+        while !self.states.contains_key(&cur) {
+            let b = self.blocks.get(&cur)?;
+            if b.header.height <= self.head.0 {
+                return Some(Err(()));
+            }
+            chain.push(cur);
+            cur = b.header.parent_hash;
+        }
+        for bh in chain.into_iter().rev() {
+            let b = self.blocks.get(&bh)?.clone();
+            let mut l = self.states.get(&b.header.parent_hash)?.clone();
+            match l.apply_block(&b) {
+                Ok(o) if o.rejected() == 0 => {
+                    self.states.insert(bh, l);
+                }
+                _ => return Some(Err(())),
+            }
+        }
+        Some(Ok(()))
+    }
+
+    fn parent_of(&self, ctx: &Context<Digest, PublicKey>) -> Hash {
+        ctx.parent.1.0
+    }
+
+    fn retry_pending(&mut self) {
+        let verifies = std::mem::take(&mut self.pending_verify);
+        for (ctx, d, resp) in verifies {
+            if resp.is_closed() {
+                continue;
+            }
+            match self.try_verify(&ctx, &d) {
+                Some(v) => {
+                    if !v {
+                        if let Ok(mut st) = self.status.lock() {
+                            *st.refused.entry("invalid proposal".into()).or_default() += 1;
+                        }
+                    }
+                    let _ = resp.send(v);
+                }
+                None => self.pending_verify.push((ctx, d, resp)),
+            }
+        }
+        let proposes = std::mem::take(&mut self.pending_propose);
+        let now = self.context.current();
+        for (ctx, resp, asked) in proposes {
+            if resp.is_closed() {
+                continue;
+            }
+            let waited = now.duration_since(asked).unwrap_or_default();
+            if self.mempool.is_empty() && waited < EMPTY_BLOCK_DELAY {
+                self.pending_propose.push((ctx, resp, asked));
+                continue;
+            }
+            match self.try_propose(&ctx) {
+                Some(d) => {
+                    let _ = resp.send(d);
+                }
+                None => self.pending_propose.push((ctx, resp, asked)),
+            }
+        }
+    }
+
+    /// `None`: cannot decide yet (block or parent missing).
+    fn try_verify(&mut self, ctx: &Context<Digest, PublicKey>, d: &Digest) -> Option<bool> {
+        let parent = self.parent_of(ctx);
+        let Some(block) = self.blocks.get(&d.0).cloned() else {
+            if self.states.contains_key(&d.0) {
+                // A block we already verified or built.
+                return Some(true);
+            }
+            let _ = self.sender.send(Recipients::One(ctx.leader.clone()), Message::FetchBlock(d.0).to_bytes(), false);
+            return None;
+        };
+        if block.header.parent_hash != parent {
+            return Some(false);
+        }
+        match self.ensure_state(parent) {
+            None => {
+                let _ = self.sender.send(Recipients::All, Message::FetchBlock(parent).to_bytes(), false);
+                return None;
+            }
+            Some(Err(())) => return Some(false),
+            Some(Ok(())) => {}
+        }
+        if self.states.contains_key(&d.0) {
+            return Some(true);
+        }
+        let parent_state = self.states.get(&parent)?;
+        if block.txs.len() > MAX_PROPOSAL_TXS {
+            return Some(false);
+        }
+        let limit = now_s(&self.context).max(parent_state.last_timestamp_s()) + MAX_FUTURE_S;
+        if block.header.timestamp_s > limit {
+            return Some(false);
+        }
+        let mut l = parent_state.clone();
+        match l.apply_block(&block) {
+            Ok(o) if o.rejected() == 0 => {
+                if let Ok(mut st) = self.status.lock() {
+                    st.height = st.height.max(block.header.height);
+                }
+                self.states.insert(d.0, l);
+                Some(true)
+            }
+            _ => Some(false),
+        }
+    }
+
+    fn try_propose(&mut self, ctx: &Context<Digest, PublicKey>) -> Option<Digest> {
+        let parent = self.parent_of(ctx);
+        if self.ensure_state(parent)?.is_err() {
+            return None;
+        }
+        let parent_state = self.states.get(&parent)?.clone();
+        let ts = now_s(&self.context).max(parent_state.last_timestamp_s());
+        let mut candidates: Vec<Vec<u8>> =
+            self.mempool.values().take(MAX_PROPOSAL_TXS).map(|(_, b)| b.clone()).collect();
+        if self.cfg.behavior == Behavior::InvalidTx {
+            candidates.push(self.invalid_tx());
+        }
+        let mut built = None;
+        for _ in 0..3 {
+            let mut l = parent_state.clone();
+            let (block, outcome) = l.produce_block(ts, candidates.clone()).ok()?;
+            let rejected: Vec<usize> =
+                outcome.results.iter().enumerate().filter(|(_, r)| r.is_err()).map(|(i, _)| i).collect();
+            if rejected.is_empty() || self.cfg.behavior == Behavior::InvalidTx {
+                built = Some((block, l));
+                break;
+            }
+            // Rejected against this parent: drop from the candidates (and from the mempool
+            // unless a later nonce or balance could make it valid).
+            for i in rejected.iter().rev() {
+                let t = candidates.remove(*i);
+                let code = outcome.results[*i].err();
+                if !matches!(code, Some(scg_ledger::Reject::BadNonce | scg_ledger::Reject::InsufficientFunds))
+                    && let Some(seq) = self.mempool_hashes.remove(&tx_hash(&t))
+                {
+                    self.mempool.remove(&seq);
+                }
+            }
+        }
+        let (mut block, ledger) = match built {
+            Some(x) => x,
+            None => {
+                let mut l = parent_state.clone();
+                let (b, _) = l.produce_block(ts, Vec::new()).ok()?;
+                (b, l)
+            }
+        };
+        if self.cfg.behavior == Behavior::WrongStateRoot {
+            block.header.state_root[0] ^= 0xff;
+        }
+        let h = block.hash();
+        if let Ok(mut st) = self.status.lock() {
+            st.height = st.height.max(block.header.height);
+            st.mempool = self.mempool.len();
+        }
+        self.proposed_at.insert(h, self.context.current());
+        self.states.insert(h, ledger);
+        self.remember_block(block);
+        Some(digest_of(&h))
+    }
+
+    /// A transaction signed by a key that is not on this chain.
+    fn invalid_tx(&self) -> Vec<u8> {
+        let outsider = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+        Tx::sign(
+            self.head_ledger.config().chain_id,
+            &outsider,
+            u128::from(self.head.0) << 64 | 0xbad,
+            0,
+            scg_ledger::TxBody::Burn { amount: 1 },
+        )
+    }
+}

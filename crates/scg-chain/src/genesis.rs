@@ -1,0 +1,525 @@
+//! The member chain's genesis: who the members are (and which of them validate), their meters,
+//! the ledger parameters, and the chain id that separates this chain from every other.
+//!
+//! Two files (TOML, documented in `docs/chain.md`):
+//! - a **spec** ([`GenesisSpec`]) the community writes by hand: members, meters, parameters;
+//! - the **genesis** ([`Genesis`]) `scg chain genesis` derives from it: the spec plus the
+//!   operator key, the chain id, and the operator-signed registration transactions that open the
+//!   chain (block 1, the same on every node).
+//!
+//! The chain id is `SHA-256("SCG-CHAIN/GENESIS/v1" || canonical bytes of every field except the
+//! registration transactions)`; the ledger's `u64` chain id (inside every signed transaction) is
+//! its first 8 bytes, little-endian, so a transaction signed for one chain fails its signature
+//! on any other. The registration transactions are signed under that id and are fully determined
+//! by the other fields, so loading a genesis re-derives and compares them. Never does I/O beyond
+//! reading/writing the file it is given.
+
+use crate::ChainError;
+use crate::keys::{MemberKey, parse_public_key};
+use scg_ledger::merkle::{Hash, sha256, to_hex};
+use scg_ledger::{DeviceType, GenesisConfig, Tx, TxBody};
+use serde::{Deserialize, Serialize};
+
+/// Most members a genesis may list (bounds memory and the consensus committee).
+pub const MAX_MEMBERS: usize = 1024;
+/// Most meters per member.
+pub const MAX_METERS_PER_MEMBER: usize = 64;
+/// Most validators (the simplex committee).
+pub const MAX_VALIDATORS: usize = 128;
+
+/// One meter of a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeterSpec {
+    /// Meter public key (hex).
+    pub public_key: String,
+    /// `pv`, `wind`, `battery`, `ev-charger` or `supply-point`.
+    pub device: String,
+}
+
+/// One member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberSpec {
+    /// Human name (unique).
+    pub name: String,
+    /// Member public key (hex): signs the member's transactions and, for validators, its votes.
+    pub public_key: String,
+    /// True if this member runs a consensus node.
+    #[serde(default)]
+    pub validator: bool,
+    /// The member's meters.
+    #[serde(default)]
+    pub meters: Vec<MeterSpec>,
+}
+
+/// What the community writes: `scg chain genesis --spec SPEC --operator-key K --out G`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisSpec {
+    /// Human name of the chain (part of the chain id).
+    pub name: String,
+    /// Genesis timestamp, seconds since the Unix epoch.
+    pub genesis_time_s: u64,
+    /// RESCoin base units minted per renewable Wh.
+    pub mint_rate_base_per_wh: u64,
+    /// Base units minted to the treasury at genesis.
+    #[serde(default)]
+    pub treasury_endowment_base: u64,
+    /// Treasury public key (hex).
+    pub treasury: String,
+    /// Grid/DSO public key (hex).
+    pub grid: String,
+    /// Members.
+    pub members: Vec<MemberSpec>,
+}
+
+/// The genesis file every node loads: the spec's fields plus the operator, the chain id and the
+/// registrations (plain fields first, so the TOML keeps `[[members]]` tables last).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisFile {
+    /// Chain id (hex, 32 bytes): checked against the recomputed one on load.
+    pub chain_id: String,
+    /// Operator public key (hex): signed the registrations, registers members later.
+    pub operator: String,
+    /// Human name of the chain.
+    pub name: String,
+    /// Genesis timestamp, seconds since the Unix epoch.
+    pub genesis_time_s: u64,
+    /// RESCoin base units minted per renewable Wh.
+    pub mint_rate_base_per_wh: u64,
+    /// Base units minted to the treasury at genesis.
+    #[serde(default)]
+    pub treasury_endowment_base: u64,
+    /// Treasury public key (hex).
+    pub treasury: String,
+    /// Grid/DSO public key (hex).
+    pub grid: String,
+    /// Operator-signed registration transactions (hex), block 1.
+    pub registrations: Vec<String>,
+    /// Members.
+    pub members: Vec<MemberSpec>,
+}
+
+impl GenesisFile {
+    /// The spec part.
+    pub fn spec(&self) -> GenesisSpec {
+        GenesisSpec {
+            name: self.name.clone(),
+            genesis_time_s: self.genesis_time_s,
+            mint_rate_base_per_wh: self.mint_rate_base_per_wh,
+            treasury_endowment_base: self.treasury_endowment_base,
+            treasury: self.treasury.clone(),
+            grid: self.grid.clone(),
+            members: self.members.clone(),
+        }
+    }
+}
+
+/// A member, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Name.
+    pub name: String,
+    /// Public key.
+    pub key: [u8; 32],
+    /// Runs a consensus node.
+    pub validator: bool,
+    /// Meters: key and device.
+    pub meters: Vec<([u8; 32], DeviceType)>,
+}
+
+/// A loaded, checked genesis.
+#[derive(Debug, Clone)]
+pub struct Genesis {
+    /// Human name.
+    pub name: String,
+    /// Timestamp of the genesis block.
+    pub genesis_time_s: u64,
+    /// Ledger parameters (with the derived `u64` chain id).
+    pub ledger: GenesisConfig,
+    /// Members in file order.
+    pub members: Vec<Member>,
+    /// The 32-byte chain id.
+    pub chain_id: Hash,
+    /// Registration transactions (block 1).
+    pub registrations: Vec<Vec<u8>>,
+}
+
+fn device_from_name(name: &str) -> Option<DeviceType> {
+    (1..=5)
+        .filter_map(DeviceType::from_code)
+        .find(|d| d.name() == name)
+}
+
+fn gerr(file: &str, field: impl Into<String>, reason: impl Into<String>) -> ChainError {
+    ChainError::Genesis {
+        file: file.to_string(),
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Parse TOML into `T`, naming the field path on error.
+fn parse_toml<T: for<'de> Deserialize<'de>>(file: &str, text: &str) -> Result<T, ChainError> {
+    let de = toml::Deserializer::parse(text).map_err(|e| gerr(file, "(syntax)", e.to_string()))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        gerr(file, path, e.into_inner().message().to_string())
+    })
+}
+
+impl GenesisSpec {
+    /// Parse a spec file's text.
+    pub fn parse(file: &str, text: &str) -> Result<Self, ChainError> {
+        parse_toml(file, text)
+    }
+
+    /// Check every field; returns the members typed.
+    fn check(&self, file: &str) -> Result<(Vec<Member>, [u8; 32], [u8; 32]), ChainError> {
+        if self.name.trim().is_empty() || self.name.len() > 128 {
+            return Err(gerr(file, "name", "expected 1 to 128 characters"));
+        }
+        let treasury = parse_public_key("treasury", &self.treasury).map_err(|r| gerr(file, "treasury", r))?;
+        let grid = parse_public_key("grid", &self.grid).map_err(|r| gerr(file, "grid", r))?;
+        if self.members.is_empty() || self.members.len() > MAX_MEMBERS {
+            return Err(gerr(
+                file,
+                "members",
+                format!("expected 1 to {MAX_MEMBERS} members, found {}", self.members.len()),
+            ));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        let mut names = std::collections::BTreeSet::new();
+        seen.insert(treasury);
+        if !seen.insert(grid) {
+            return Err(gerr(file, "grid", "same key as the treasury"));
+        }
+        let mut members = Vec::with_capacity(self.members.len());
+        for (i, m) in self.members.iter().enumerate() {
+            let at = |f: &str| format!("members[{i}].{f}");
+            if m.name.trim().is_empty() || m.name.len() > 128 || !names.insert(m.name.clone()) {
+                return Err(gerr(file, at("name"), format!("`{}`: empty, too long or used twice", m.name)));
+            }
+            let key = parse_public_key("public_key", &m.public_key).map_err(|r| gerr(file, at("public_key"), r))?;
+            if !seen.insert(key) {
+                return Err(gerr(file, at("public_key"), "key used twice in this genesis"));
+            }
+            if m.meters.len() > MAX_METERS_PER_MEMBER {
+                return Err(gerr(file, at("meters"), format!("at most {MAX_METERS_PER_MEMBER} meters")));
+            }
+            let mut meters = Vec::with_capacity(m.meters.len());
+            for (j, meter) in m.meters.iter().enumerate() {
+                let mat = |f: &str| format!("members[{i}].meters[{j}].{f}");
+                let mkey = parse_public_key("public_key", &meter.public_key)
+                    .map_err(|r| gerr(file, mat("public_key"), r))?;
+                if !seen.insert(mkey) {
+                    return Err(gerr(file, mat("public_key"), "key used twice in this genesis"));
+                }
+                let device = device_from_name(&meter.device).ok_or_else(|| {
+                    gerr(
+                        file,
+                        mat("device"),
+                        format!(
+                            "found `{}`, expected one of pv, wind, battery, ev-charger, supply-point",
+                            meter.device
+                        ),
+                    )
+                })?;
+                meters.push((mkey, device));
+            }
+            members.push(Member {
+                name: m.name.clone(),
+                key,
+                validator: m.validator,
+                meters,
+            });
+        }
+        let validators = members.iter().filter(|m| m.validator).count();
+        if validators == 0 || validators > MAX_VALIDATORS {
+            return Err(gerr(
+                file,
+                "members",
+                format!("expected 1 to {MAX_VALIDATORS} members with `validator = true`, found {validators}"),
+            ));
+        }
+        Ok((members, treasury, grid))
+    }
+
+    /// Derive the genesis: chain id and operator-signed registrations.
+    pub fn derive(&self, operator: &MemberKey) -> Result<GenesisFile, ChainError> {
+        let file = "genesis spec";
+        let (members, treasury, grid) = self.check(file)?;
+        let op = operator.public();
+        if op == treasury || op == grid || members.iter().any(|m| m.key == op || m.meters.iter().any(|x| x.0 == op)) {
+            return Err(gerr(file, "operator", "the operator key must differ from every key in the spec"));
+        }
+        let chain_id = chain_id_of(self, &op, &members, treasury, grid);
+        let ledger_chain_id = ledger_chain_id(&chain_id);
+        let regs = registrations(ledger_chain_id, &chain_id, operator, &members);
+        Ok(GenesisFile {
+            chain_id: to_hex(&chain_id),
+            operator: to_hex(&op),
+            name: self.name.clone(),
+            genesis_time_s: self.genesis_time_s,
+            mint_rate_base_per_wh: self.mint_rate_base_per_wh,
+            treasury_endowment_base: self.treasury_endowment_base,
+            treasury: self.treasury.clone(),
+            grid: self.grid.clone(),
+            registrations: regs.iter().map(|t| to_hex(t)).collect(),
+            members: self.members.clone(),
+        })
+    }
+}
+
+/// The ledger's `u64` chain id: the first 8 bytes of the chain id, little-endian.
+pub fn ledger_chain_id(chain_id: &Hash) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&chain_id[..8]);
+    u64::from_le_bytes(b)
+}
+
+fn chain_id_of(spec: &GenesisSpec, operator: &[u8; 32], members: &[Member], treasury: [u8; 32], grid: [u8; 32]) -> Hash {
+    let mut w = Vec::new();
+    let put_str = |w: &mut Vec<u8>, s: &str| {
+        w.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        w.extend_from_slice(s.as_bytes());
+    };
+    put_str(&mut w, &spec.name);
+    w.extend_from_slice(&spec.genesis_time_s.to_le_bytes());
+    w.extend_from_slice(&spec.mint_rate_base_per_wh.to_le_bytes());
+    w.extend_from_slice(&spec.treasury_endowment_base.to_le_bytes());
+    w.extend_from_slice(operator);
+    w.extend_from_slice(&treasury);
+    w.extend_from_slice(&grid);
+    w.extend_from_slice(&(members.len() as u32).to_le_bytes());
+    for m in members {
+        put_str(&mut w, &m.name);
+        w.extend_from_slice(&m.key);
+        w.push(u8::from(m.validator));
+        w.extend_from_slice(&(m.meters.len() as u32).to_le_bytes());
+        for (k, d) in &m.meters {
+            w.extend_from_slice(k);
+            w.push(*d as u8);
+        }
+    }
+    sha256(&[b"SCG-CHAIN/GENESIS/v1", &w])
+}
+
+/// Registration transaction id: unique per chain and index, so ids never collide across chains.
+fn registration_id(chain_id: &Hash, index: u64) -> u128 {
+    let h = sha256(&[b"SCG-CHAIN/REGISTRATION/v1", chain_id, &index.to_le_bytes()]);
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h[..16]);
+    u128::from_le_bytes(b)
+}
+
+fn registrations(ledger_chain_id: u64, chain_id: &Hash, operator: &MemberKey, members: &[Member]) -> Vec<Vec<u8>> {
+    let sk = operator.signing_key();
+    let mut out = Vec::new();
+    let mut nonce = 0u64;
+    let mut push = |body: TxBody, out: &mut Vec<Vec<u8>>| {
+        out.push(Tx::sign(ledger_chain_id, &sk, registration_id(chain_id, nonce), nonce, body));
+        nonce += 1;
+    };
+    for m in members {
+        push(TxBody::RegisterMember { member: m.key }, &mut out);
+        for (meter, device) in &m.meters {
+            push(
+                TxBody::RegisterMeter {
+                    meter: *meter,
+                    member: m.key,
+                    device: *device,
+                },
+                &mut out,
+            );
+        }
+    }
+    out
+}
+
+/// The registrations expected for a genesis, without the operator's secret: bodies, ids and
+/// nonces (signatures are checked by the ledger when block 1 is replayed).
+fn expected_registration(chain_id: &Hash, members: &[Member]) -> Vec<(u128, u64, TxBody)> {
+    let mut out = Vec::new();
+    let mut nonce = 0u64;
+    for m in members {
+        out.push((registration_id(chain_id, nonce), nonce, TxBody::RegisterMember { member: m.key }));
+        nonce += 1;
+        for (meter, device) in &m.meters {
+            out.push((
+                registration_id(chain_id, nonce),
+                nonce,
+                TxBody::RegisterMeter {
+                    meter: *meter,
+                    member: m.key,
+                    device: *device,
+                },
+            ));
+            nonce += 1;
+        }
+    }
+    out
+}
+
+impl GenesisFile {
+    /// TOML text.
+    pub fn to_toml(&self) -> Result<String, ChainError> {
+        toml::to_string_pretty(self).map_err(|e| gerr("genesis", "(write)", e.to_string()))
+    }
+}
+
+impl Genesis {
+    /// Parse and check a genesis file's text (`file` names it in errors).
+    pub fn parse(file: &str, text: &str) -> Result<Self, ChainError> {
+        let raw: GenesisFile = parse_toml(file, text)?;
+        Self::from_file(file, &raw)
+    }
+
+    /// Read and check a genesis file.
+    pub fn read(path: &std::path::Path) -> Result<Self, ChainError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ChainError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        Self::parse(&path.display().to_string(), &text)
+    }
+
+    /// Check a parsed genesis file.
+    pub fn from_file(file: &str, raw: &GenesisFile) -> Result<Self, ChainError> {
+        let spec = raw.spec();
+        let (members, treasury, grid) = spec.check(file)?;
+        let operator = parse_public_key("operator", &raw.operator).map_err(|r| gerr(file, "operator", r))?;
+        let chain_id = chain_id_of(&spec, &operator, &members, treasury, grid);
+        if to_hex(&chain_id) != raw.chain_id.trim() {
+            return Err(gerr(
+                file,
+                "chain_id",
+                format!("found {}, but the contents hash to {}", raw.chain_id, to_hex(&chain_id)),
+            ));
+        }
+        let expected = expected_registration(&chain_id, &members);
+        if raw.registrations.len() != expected.len() {
+            return Err(gerr(
+                file,
+                "registrations",
+                format!("found {} transactions, expected {}", raw.registrations.len(), expected.len()),
+            ));
+        }
+        let mut registrations = Vec::with_capacity(expected.len());
+        for (i, (hex, (id, nonce, body))) in raw.registrations.iter().zip(expected).enumerate() {
+            let bytes = hex_vec(hex)
+                .ok_or_else(|| gerr(file, format!("registrations[{i}]"), "not hex"))?;
+            let tx = Tx::decode(&bytes).map_err(|e| gerr(file, format!("registrations[{i}]"), e.to_string()))?;
+            if tx.id != id || tx.nonce != nonce || tx.body != body || tx.signer != operator {
+                return Err(gerr(
+                    file,
+                    format!("registrations[{i}]"),
+                    "does not match the members and meters listed (regenerate with `scg chain genesis`)",
+                ));
+            }
+            registrations.push(bytes);
+        }
+        Ok(Self {
+            name: spec.name.clone(),
+            genesis_time_s: spec.genesis_time_s,
+            ledger: GenesisConfig {
+                chain_id: ledger_chain_id(&chain_id),
+                operator,
+                treasury,
+                grid,
+                mint_rate_base_per_wh: u128::from(spec.mint_rate_base_per_wh),
+                treasury_endowment: u128::from(spec.treasury_endowment_base),
+            },
+            members,
+            chain_id,
+            registrations,
+        })
+    }
+
+    /// Validator public keys in file order.
+    pub fn validators(&self) -> Vec<[u8; 32]> {
+        self.members.iter().filter(|m| m.validator).map(|m| m.key).collect()
+    }
+
+    /// Is this key a member?
+    pub fn is_member(&self, key: &[u8; 32]) -> bool {
+        self.members.iter().any(|m| &m.key == key)
+    }
+
+    /// The chain id as hex.
+    pub fn chain_id_hex(&self) -> String {
+        to_hex(&self.chain_id)
+    }
+}
+
+/// Decode hex of any even length (at most a transaction's size).
+pub(crate) fn hex_vec(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if s.len() % 2 != 0 || s.len() > 2 * scg_ledger::tx::MAX_TX_LEN * 4 || !s.is_ascii() {
+        return None;
+    }
+    s.as_bytes()
+        .chunks(2)
+        .map(|c| {
+            let hi = (c[0] as char).to_digit(16)?;
+            let lo = (c[1] as char).to_digit(16)?;
+            u8::try_from(hi * 16 + lo).ok()
+        })
+        .collect()
+}
+
+/// Consensus namespace: every vote and certificate signs under it, so a certificate of one
+/// chain never verifies on another.
+pub fn consensus_namespace(chain_id: &Hash) -> Vec<u8> {
+    let mut ns = b"SCG-CHAIN/CONSENSUS/v1/".to_vec();
+    ns.extend_from_slice(chain_id);
+    ns
+}
+
+/// p2p namespace: the authenticated handshake signs under it, so a node with another genesis
+/// cannot complete a handshake.
+pub fn p2p_namespace(chain_id: &Hash) -> Vec<u8> {
+    let mut ns = b"SCG-CHAIN/P2P/v1/".to_vec();
+    ns.extend_from_slice(chain_id);
+    ns
+}
+
+/// A 32-byte key as a commonware ed25519 public key.
+pub fn consensus_public_key(key: &[u8; 32]) -> Result<commonware_cryptography::ed25519::PublicKey, String> {
+    use commonware_codec::DecodeExt as _;
+    commonware_cryptography::ed25519::PublicKey::decode(commonware_codec::Copying(&key[..])).map_err(|e| e.to_string())
+}
+
+impl Genesis {
+    /// The validator set as commonware keys (ordered; a validator's index is its position).
+    pub fn participants(
+        &self,
+    ) -> Result<commonware_utils::ordered::Set<commonware_cryptography::ed25519::PublicKey>, ChainError> {
+        let mut keys = Vec::new();
+        for (i, m) in self.members.iter().enumerate().filter(|(_, m)| m.validator) {
+            keys.push(consensus_public_key(&m.key).map_err(|r| gerr("genesis", format!("members[{i}].public_key"), r))?);
+        }
+        commonware_utils::ordered::Set::try_from(keys)
+            .map_err(|e| gerr("genesis", "members", format!("validator keys: {e:?}")))
+    }
+
+    /// A certificate verifier for this chain's validators.
+    pub fn verifier(&self) -> Result<crate::wire::Scheme, ChainError> {
+        Ok(crate::wire::Scheme::verifier(
+            &consensus_namespace(&self.chain_id),
+            self.participants()?,
+        ))
+    }
+
+    /// The state after block 1 (the registrations) and block 1 itself: the consensus genesis.
+    pub fn initial_state(&self) -> Result<(scg_ledger::Ledger, scg_ledger::Block), ChainError> {
+        let (mut ledger, _b0) = scg_ledger::Ledger::genesis(self.ledger.clone(), self.genesis_time_s)?;
+        let (b1, outcome) = ledger.produce_block(self.genesis_time_s, self.registrations.clone())?;
+        if let Some((i, r)) = outcome.results.iter().enumerate().find_map(|(i, r)| r.err().map(|e| (i, e))) {
+            return Err(gerr("genesis", format!("registrations[{i}]"), format!("rejected by the ledger: {r}")));
+        }
+        Ok((ledger, b1))
+    }
+}

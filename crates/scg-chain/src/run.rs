@@ -1,0 +1,248 @@
+//! `scg chain run`: one production node on the commonware tokio runtime, authenticated p2p
+//! (lookup: every peer's key and address is given), and an HTTP API on a separate address:
+//!
+//! - `GET /status` → JSON `{"chain_id", "height", "finalized_height", "state_root", "peers",
+//!   "mempool"}` (read-only);
+//! - `POST /tx` with the signed transaction as hex in the body → `{"id": "<hex>"}`, or HTTP 400
+//!   with `{"error": "..."}` naming why it was refused (non-member signer, signature for
+//!   another chain, malformed). Accepted transactions are gossiped to the other validators.
+//!
+//! Documented in `docs/api.md`. Blocks until the process is killed.
+
+use crate::ChainError;
+use crate::app::{Mailbox, SharedStatus};
+use crate::genesis::{Genesis, consensus_public_key, p2p_namespace};
+use crate::keys::MemberKey;
+use crate::node::{self, Channels, NodeConfig, Timing};
+use commonware_cryptography::{ChaCha20Poly1305, Signer as _};
+use commonware_p2p::AddressableManager as _;
+use commonware_p2p::authenticated::lookup;
+use commonware_p2p::types::Address;
+use commonware_runtime::{Quota, Runner as _, Spawner as _, Supervisor as _, tokio as cw_tokio};
+use commonware_stream::cups::{self, Cups};
+use commonware_stream::sake::{self, Sake};
+use commonware_utils::{NZU32, NZUsize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A peer: validator key and p2p address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// Public key.
+    pub key: [u8; 32],
+    /// Address.
+    pub addr: SocketAddr,
+}
+
+/// Parse `KEYHEX@HOST:PORT`.
+pub fn parse_peer(s: &str) -> Result<Peer, ChainError> {
+    let bad = |reason: String| ChainError::BadInput {
+        what: format!("peer `{s}`"),
+        reason,
+    };
+    let (k, a) = s
+        .split_once('@')
+        .ok_or_else(|| bad("expected PUBLIC_KEY_HEX@IP:PORT".into()))?;
+    let key = crate::keys::parse_public_key("public key", k).map_err(bad)?;
+    let addr = a
+        .parse::<SocketAddr>()
+        .map_err(|e| bad(format!("address `{a}`: {e}")))?;
+    Ok(Peer { key, addr })
+}
+
+/// Everything `scg chain run` needs.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Genesis file.
+    pub genesis: PathBuf,
+    /// Key file.
+    pub key: PathBuf,
+    /// Node directory (block store and consensus journal).
+    pub dir: PathBuf,
+    /// p2p listen address.
+    pub listen: SocketAddr,
+    /// HTTP API address.
+    pub http: SocketAddr,
+    /// The other validators.
+    pub peers: Vec<Peer>,
+}
+
+/// Check the configuration against the genesis before opening anything: this node's key and
+/// every peer must be validators of this chain.
+pub fn check(genesis: &Genesis, key: &MemberKey, peers: &[Peer]) -> Result<(), ChainError> {
+    node::check_membership(genesis, key)?;
+    let validators = genesis.validators();
+    for p in peers {
+        if !validators.contains(&p.key) {
+            return Err(ChainError::Refused {
+                chain_id: genesis.chain_id_hex(),
+                reason: format!(
+                    "peer {} is not a validator in this genesis (different genesis files?)",
+                    scg_ledger::merkle::to_hex(&p.key)
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Start one node inside a commonware tokio runtime: authenticated p2p (lookup) on `listen`,
+/// dialing `peers`, consensus journal in `partition` of the runtime's storage directory.
+pub fn start_on_tokio(
+    context: cw_tokio::Context,
+    genesis: Arc<Genesis>,
+    key: MemberKey,
+    dir: PathBuf,
+    listen: SocketAddr,
+    peers: &[Peer],
+    partition: String,
+    keep_history: bool,
+) -> Result<node::Node, ChainError> {
+    check(&genesis, &key, peers)?;
+    let mut addrs = Vec::new();
+    for p in peers {
+        let pk = consensus_public_key(&p.key).map_err(|r| ChainError::BadInput {
+            what: "peer key".into(),
+            reason: r,
+        })?;
+        addrs.push((pk, Address::Symmetric(p.addr)));
+    }
+    let me = key.consensus_key();
+    addrs.push((me.public_key(), Address::Symmetric(listen)));
+    let n = genesis.validators().len();
+    let handshake = Cups::<_, ChaCha20Poly1305>::new(
+        Sake {
+            signer: me,
+            synchrony_bound: Duration::from_secs(5),
+            max_handshake_age: Duration::from_secs(10),
+            version: sake::Version::V1,
+        },
+        cups::Version::V1,
+    );
+    let p2p_cfg = lookup::Config::local(
+        handshake,
+        &p2p_namespace(&genesis.chain_id),
+        listen,
+        NZUsize!(n + 1),
+        crate::wire::MAX_MESSAGE_BYTES as u32,
+        NZUsize!(1024),
+    );
+    let (mut network, mut oracle) = lookup::Network::new(context.child("p2p"), p2p_cfg);
+    let map = commonware_utils::ordered::Map::try_from(addrs).map_err(|e| ChainError::BadInput {
+        what: "--peers".into(),
+        reason: format!("a key appears twice: {e:?}"),
+    })?;
+    let _ = oracle.track(0, map);
+    let quota = Quota::per_second(NZU32!(100_000));
+    let votes = network.register(node::CHANNEL_VOTES, quota);
+    let certs = network.register(node::CHANNEL_CERTS, quota);
+    let resolver = network.register(node::CHANNEL_RESOLVER, quota);
+    let blocks = network.register(node::CHANNEL_BLOCKS, quota);
+    network.start();
+    node::start(
+        context.child("node"),
+        NodeConfig {
+            genesis,
+            key,
+            dir,
+            partition,
+            behavior: crate::app::Behavior::Honest,
+            timing: Timing {
+                leader_timeout: Duration::from_millis(500),
+                certification_timeout: Duration::from_secs(1),
+                timeout_retry: Duration::from_secs(2),
+            },
+            keep_history,
+        },
+        Channels {
+            votes,
+            certs,
+            resolver,
+            blocks,
+        },
+        oracle,
+    )
+}
+
+/// Run a node until the process ends.
+pub fn run(cfg: RunConfig) -> Result<(), ChainError> {
+    let genesis = Arc::new(Genesis::read(&cfg.genesis)?);
+    let key = MemberKey::read(&cfg.key)?;
+    check(&genesis, &key, &cfg.peers)?;
+    let journal = cfg.dir.join("consensus");
+    std::fs::create_dir_all(&journal).map_err(|e| ChainError::Io {
+        path: journal.clone(),
+        source: e,
+    })?;
+    let executor = cw_tokio::Runner::new(cw_tokio::Config::new().with_storage_directory(&journal));
+    executor.start(|context| async move {
+        let started = start_on_tokio(
+            context.child("node"),
+            genesis.clone(),
+            key,
+            cfg.dir.clone(),
+            cfg.listen,
+            &cfg.peers,
+            "scg-consensus".into(),
+            false,
+        )?;
+        let listener = tokio::net::TcpListener::bind(cfg.http).await.map_err(|e| ChainError::BadInput {
+            what: format!("--http {}", cfg.http),
+            reason: e.to_string(),
+        })?;
+        let router = http_router(started.mailbox.clone(), started.status.clone(), genesis.chain_id_hex());
+        let server = context.child("http").spawn(move |_| async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let _ = futures::future::join(started.engine, server).await;
+        Ok(())
+    })
+}
+
+/// The HTTP API (status and transaction submission).
+pub fn http_router(mailbox: Mailbox, status: SharedStatus, chain_id: String) -> axum::Router {
+    use axum::http::StatusCode;
+    use axum::routing::{get, post};
+    let st = status.clone();
+    let id = chain_id.clone();
+    axum::Router::new()
+        .route(
+            "/status",
+            get(move || {
+                let st = st.clone();
+                let id = id.clone();
+                async move {
+                    let s = st.lock().map(|s| s.clone()).unwrap_or_default();
+                    axum::Json(serde_json::json!({
+                        "chain_id": id,
+                        "height": s.height,
+                        "finalized_height": s.finalized_height,
+                        "state_root": scg_ledger::merkle::to_hex(&s.state_root),
+                        "peers": s.peers,
+                        "mempool": s.mempool,
+                    }))
+                }
+            }),
+        )
+        .route(
+            "/tx",
+            post(move |body: String| {
+                let mb = mailbox.clone();
+                async move {
+                    let Some(bytes) = crate::genesis::hex_vec(&body) else {
+                        return (
+                            StatusCode::BAD_REQUEST,
+                            axum::Json(serde_json::json!({"error": "body must be the signed transaction as hex"})),
+                        );
+                    };
+                    match mb.submit(bytes).await {
+                        Ok(id) => (StatusCode::OK, axum::Json(serde_json::json!({"id": format!("{id:032x}")}))),
+                        Err(e) => (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"error": e}))),
+                    }
+                }
+            }),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
+}
