@@ -15,11 +15,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn key(label: &str) -> MemberKey {
-    MemberKey::from_seed(scg_ledger::merkle::sha256(&[b"scg-chain-bench", label.as_bytes()]))
+    MemberKey::from_seed(scg_ledger::merkle::sha256(&[
+        b"scg-chain-bench",
+        label.as_bytes(),
+    ]))
 }
 
 fn main() {
-    let total: usize = std::env::var("SCG_BENCH_TXS").ok().and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    let total: usize = std::env::var("SCG_BENCH_TXS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000);
     let n = 4;
     let members: Vec<MemberKey> = (0..n).map(|i| key(&format!("m{i}"))).collect();
     let meters: Vec<MemberKey> = (0..n).map(|i| key(&format!("meter{i}"))).collect();
@@ -35,7 +41,10 @@ fn main() {
                 name: format!("m{i}"),
                 public_key: members[i].public_hex(),
                 validator: true,
-                meters: vec![MeterSpec { public_key: meters[i].public_hex(), device: "pv".into() }],
+                meters: vec![MeterSpec {
+                    public_key: meters[i].public_hex(),
+                    device: "pv".into(),
+                }],
             })
             .collect(),
     };
@@ -44,16 +53,25 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("scg-chain-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let addrs: Vec<std::net::SocketAddr> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap())
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+        })
         .collect();
-    let executor = cw_tokio::Runner::new(cw_tokio::Config::new().with_storage_directory(dir.join("journal")));
+    let executor =
+        cw_tokio::Runner::new(cw_tokio::Config::new().with_storage_directory(dir.join("journal")));
     let d2 = dir.clone();
     executor.start(|context| async move {
         let mut nodes = Vec::new();
         for i in 0..n {
             let peers: Vec<Peer> = (0..n)
                 .filter(|j| *j != i)
-                .map(|j| Peer { key: members[j].public(), addr: addrs[j] })
+                .map(|j| Peer {
+                    key: members[j].public(),
+                    addr: addrs[j],
+                })
                 .collect();
             nodes.push(
                 start_on_tokio(
@@ -69,7 +87,10 @@ fn main() {
                 .unwrap(),
             );
         }
-        while nodes.iter().any(|x| x.status.lock().unwrap().finalized_height < 3) {
+        while nodes
+            .iter()
+            .any(|x| x.status.lock().unwrap().finalized_height < 3)
+        {
             context.sleep(Duration::from_millis(50)).await;
         }
         let per = total / n;
@@ -82,13 +103,20 @@ fn main() {
                             &meters[i].signing_key(),
                             (u128::from(k) << 8) | i as u128,
                             k,
-                            scg_ledger::TxBody::MeterReport { interval: k, produced_wh: 1000, consumed_wh: 10 },
+                            scg_ledger::TxBody::MeterReport {
+                                interval: k,
+                                produced_wh: 1000,
+                                consumed_wh: 10,
+                            },
                         )
                     })
                     .collect()
             })
             .collect();
-        let before: Vec<usize> = nodes.iter().map(|x| x.status.lock().unwrap().own_latencies.len()).collect();
+        let before: Vec<usize> = nodes
+            .iter()
+            .map(|x| x.status.lock().unwrap().own_latencies.len())
+            .collect();
         let t0 = Instant::now();
         for (i, list) in txs.into_iter().enumerate() {
             for tx in list {
@@ -98,7 +126,9 @@ fn main() {
         let submitted = t0.elapsed();
         let target = per * n;
         let deadline = Instant::now() + Duration::from_secs(600);
-        while nodes[0].status.lock().unwrap().finalized_txs.len() < target && Instant::now() < deadline {
+        while nodes[0].status.lock().unwrap().finalized_txs.len() < target
+            && Instant::now() < deadline
+        {
             context.sleep(Duration::from_millis(10)).await;
         }
         let elapsed = t0.elapsed();
@@ -109,16 +139,33 @@ fn main() {
             .flat_map(|(x, b)| x.status.lock().unwrap().own_latencies[*b..].to_vec())
             .collect();
         lat.sort();
-        let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default();
+        let pct = |p: f64| {
+            lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
+                .copied()
+                .unwrap_or_default()
+        };
         let height = nodes[0].status.lock().unwrap().finalized_height;
         println!("validators                 {n}");
         println!("transactions finalized     {done} of {target}");
-        println!("submission took            {:.2} s", submitted.as_secs_f64());
+        println!(
+            "submission took            {:.2} s",
+            submitted.as_secs_f64()
+        );
         println!("first submit -> last final {:.2} s", elapsed.as_secs_f64());
-        println!("throughput                 {:.0} tx/s", done as f64 / elapsed.as_secs_f64());
+        println!(
+            "throughput                 {:.0} tx/s",
+            done as f64 / elapsed.as_secs_f64()
+        );
         println!("blocks finalized (height)  {height}");
-        println!("finalization latency p50   {:.1} ms ({} blocks)", pct(0.5).as_secs_f64() * 1e3, lat.len());
-        println!("finalization latency p99   {:.1} ms", pct(0.99).as_secs_f64() * 1e3);
+        println!(
+            "finalization latency p50   {:.1} ms ({} blocks)",
+            pct(0.5).as_secs_f64() * 1e3,
+            lat.len()
+        );
+        println!(
+            "finalization latency p99   {:.1} ms",
+            pct(0.99).as_secs_f64() * 1e3
+        );
     });
     let _ = std::fs::remove_dir_all(&dir);
 }

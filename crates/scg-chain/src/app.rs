@@ -18,10 +18,12 @@ use crate::ChainError;
 use crate::genesis::Genesis;
 use crate::keys::MemberKey;
 use crate::store::Store;
-use crate::wire::{Cert, MAX_PROPOSAL_TXS, MAX_RECORDS_PER_RESPONSE, Message, Record, Scheme, digest_of};
+use crate::wire::{
+    Cert, MAX_PROPOSAL_TXS, MAX_RECORDS_PER_RESPONSE, Message, Record, Scheme, digest_of,
+};
 use commonware_actor::Feedback;
-use commonware_consensus::simplex::types::{Activity, Context};
 use commonware_consensus::simplex::Plan;
+use commonware_consensus::simplex::types::{Activity, Context};
 use commonware_consensus::{Automaton, CertifiableAutomaton, Relay, Reporter};
 use commonware_cryptography::ed25519::PublicKey;
 use commonware_cryptography::sha256::Digest;
@@ -209,7 +211,11 @@ pub struct Application<E, S, R> {
     /// Finalizations waiting for blocks we do not have yet.
     waiting: BTreeMap<Hash, Cert>,
     pending_verify: Vec<(Context<Digest, PublicKey>, Digest, oneshot::Sender<bool>)>,
-    pending_propose: Vec<(Context<Digest, PublicKey>, oneshot::Sender<Digest>, std::time::SystemTime)>,
+    pending_propose: Vec<(
+        Context<Digest, PublicKey>,
+        oneshot::Sender<Digest>,
+        std::time::SystemTime,
+    )>,
     ticks: u64,
     /// Requests a withholding node never answers (kept so consensus never sees a verdict).
     withheld: Vec<oneshot::Sender<bool>>,
@@ -225,7 +231,9 @@ pub struct Application<E, S, R> {
 
 impl<E, S, R> std::fmt::Debug for Application<E, S, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Application").field("head", &self.head.0).finish()
+        f.debug_struct("Application")
+            .field("head", &self.head.0)
+            .finish()
     }
 }
 
@@ -245,7 +253,10 @@ pub fn check_submission(ledger: &Ledger, bytes: &[u8]) -> Result<Tx, String> {
     let msg = signing_message(chain, unsigned);
     let ok = ed25519_dalek::VerifyingKey::from_bytes(&tx.signer)
         .ok()
-        .and_then(|vk| vk.verify_strict(&msg, &ed25519_dalek::Signature::from_bytes(&tx.signature)).ok())
+        .and_then(|vk| {
+            vk.verify_strict(&msg, &ed25519_dalek::Signature::from_bytes(&tx.signature))
+                .ok()
+        })
         .is_some();
     if !ok {
         return Err(format!(
@@ -256,7 +267,9 @@ pub fn check_submission(ledger: &Ledger, bytes: &[u8]) -> Result<Tx, String> {
 }
 
 fn now_s(c: &impl Clock) -> u64 {
-    c.current().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    c.current()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Create the application: its mailbox (automaton, relay, reporter) and the actor to run.
@@ -290,11 +303,18 @@ where
     for (h, bytes) in store.records()? {
         let bad = |reason: String| ChainError::BadBlock { height: h, reason };
         let rec = Record::decode(&bytes, n).map_err(|e| bad(e.to_string()))?;
-        ledger.apply_block(&rec.block).map_err(|e| bad(e.to_string()))?;
+        ledger
+            .apply_block(&rec.block)
+            .map_err(|e| bad(e.to_string()))?;
         head = (h, rec.block.hash());
         if cfg.keep_history {
             st.finalized_hashes.push(head.1);
-            st.finalized_txs.extend(rec.block.txs.iter().filter_map(|t| Tx::decode(t).ok().map(|t| t.id)));
+            st.finalized_txs.extend(
+                rec.block
+                    .txs
+                    .iter()
+                    .filter_map(|t| Tx::decode(t).ok().map(|t| t.id)),
+            );
         }
         if rec.cert.is_some() {
             last_cert = rec.cert;
@@ -303,7 +323,10 @@ where
     st.height = head.0;
     st.finalized_height = head.0;
     st.state_root = ledger.state_root();
-    *status.lock().map_err(|_| ChainError::BadInput { what: "status".into(), reason: "poisoned lock".into() })? = st;
+    *status.lock().map_err(|_| ChainError::BadInput {
+        what: "status".into(),
+        reason: "poisoned lock".into(),
+    })? = st;
     let mut states = HashMap::new();
     states.insert(head.1, ledger.clone());
     let app = Application {
@@ -407,7 +430,9 @@ where
             Request::Submit(tx, resp) => {
                 let r = self.admit_tx(&tx);
                 if r.is_ok() {
-                    let _ = self.sender.send(Recipients::All, Message::Tx(tx).to_bytes(), false);
+                    let _ = self
+                        .sender
+                        .send(Recipients::All, Message::Tx(tx).to_bytes(), false);
                 }
                 let _ = resp.send(r);
             }
@@ -446,7 +471,9 @@ where
     }
 
     fn on_message(&mut self, peer: PublicKey, bytes: &[u8]) {
-        let Ok(msg) = Message::decode(bytes) else { return };
+        let Ok(msg) = Message::decode(bytes) else {
+            return;
+        };
         let now = self.context.current();
         let tip = self.last_seen.get(&peer).map_or(0, |x| x.1);
         self.last_seen.insert(peer.clone(), (now, tip));
@@ -477,7 +504,9 @@ where
                 }
             }
             Message::FetchRecords(from) => {
-                if let Ok(rs) = self.store.records_from(from.max(2), MAX_RECORDS_PER_RESPONSE)
+                if let Ok(rs) = self
+                    .store
+                    .records_from(from.max(2), MAX_RECORDS_PER_RESPONSE)
                     && !rs.is_empty()
                 {
                     let mut size = 0usize;
@@ -488,7 +517,11 @@ where
                             size < crate::wire::MAX_MESSAGE_BYTES / 2
                         })
                         .collect();
-                    let _ = self.sender.send(Recipients::One(peer), Message::Records(rs).to_bytes(), false);
+                    let _ = self.sender.send(
+                        Recipients::One(peer),
+                        Message::Records(rs).to_bytes(),
+                        false,
+                    );
                 }
             }
             Message::Records(rs) => self.on_records(&rs),
@@ -498,7 +531,11 @@ where
     /// Apply fetched records up to the last one covered by a certificate we can check.
     fn on_records(&mut self, rs: &[Vec<u8>]) {
         let n = self.participants.len();
-        let Ok(recs) = rs.iter().map(|r| Record::decode(r, n)).collect::<Result<Vec<_>, _>>() else {
+        let Ok(recs) = rs
+            .iter()
+            .map(|r| Record::decode(r, n))
+            .collect::<Result<Vec<_>, _>>()
+        else {
             return;
         };
         let mut rng = match crate::verify::os_rng() {
@@ -510,7 +547,9 @@ where
         for (i, r) in recs.iter().enumerate() {
             let d = r.block.hash();
             let certified = match &r.cert {
-                Some(c) => c.proposal.payload.0 == d && c.verify(&mut rng, &self.verifier, &Sequential),
+                Some(c) => {
+                    c.proposal.payload.0 == d && c.verify(&mut rng, &self.verifier, &Sequential)
+                }
                 None => false,
             };
             if certified || self.waiting.contains_key(&d) {
@@ -542,7 +581,9 @@ where
         let segment: Vec<(Block, Option<Cert>)> = segment
             .into_iter()
             .map(|r| {
-                let cert = r.cert.or_else(|| self.waiting.get(&r.block.hash()).cloned());
+                let cert = r
+                    .cert
+                    .or_else(|| self.waiting.get(&r.block.hash()).cloned());
                 (r.block, cert)
             })
             .collect();
@@ -582,7 +623,12 @@ where
         let now = self.context.current();
         for ((height, record), ledger) in records.into_iter().zip(ledgers) {
             let h = record.block.hash();
-            let ids: Vec<u128> = record.block.txs.iter().filter_map(|t| Tx::decode(t).ok().map(|t| t.id)).collect();
+            let ids: Vec<u128> = record
+                .block
+                .txs
+                .iter()
+                .filter_map(|t| Tx::decode(t).ok().map(|t| t.id))
+                .collect();
             for t in &record.block.txs {
                 if let Some(seq) = self.mempool_hashes.remove(&tx_hash(t)) {
                     self.mempool.remove(&seq);
@@ -615,7 +661,8 @@ where
         self.states.insert(head_hash, self.head_ledger.clone());
         self.blocks.retain(|_, b| b.header.height > head_height);
         let blocks = &self.blocks;
-        self.states.retain(|k, _| *k == head_hash || blocks.contains_key(k));
+        self.states
+            .retain(|k, _| *k == head_hash || blocks.contains_key(k));
         self.proposed_at.retain(|k, _| blocks.contains_key(k));
         Ok(())
     }
@@ -651,7 +698,9 @@ where
                 }
                 let mut segment = Vec::with_capacity(chain.len());
                 for h in chain.into_iter().rev() {
-                    let Some(b) = self.blocks.get(&h).cloned() else { break };
+                    let Some(b) = self.blocks.get(&h).cloned() else {
+                        break;
+                    };
                     let cert = self.waiting.get(&h).cloned();
                     segment.push((b, cert));
                 }
@@ -696,7 +745,9 @@ where
         // Also ask for the waiting blocks themselves (they may be one step ahead).
         let wanted: Vec<Hash> = self.waiting.keys().copied().take(4).collect();
         for d in wanted {
-            let _ = self.sender.send(Recipients::All, Message::FetchBlock(d).to_bytes(), false);
+            let _ = self
+                .sender
+                .send(Recipients::All, Message::FetchBlock(d).to_bytes(), false);
         }
     }
 
@@ -778,7 +829,11 @@ where
                 // A block we already verified or built.
                 return Some(true);
             }
-            let _ = self.sender.send(Recipients::One(ctx.leader.clone()), Message::FetchBlock(d.0).to_bytes(), false);
+            let _ = self.sender.send(
+                Recipients::One(ctx.leader.clone()),
+                Message::FetchBlock(d.0).to_bytes(),
+                false,
+            );
             return None;
         };
         if block.header.parent_hash != parent {
@@ -786,7 +841,11 @@ where
         }
         match self.ensure_state(parent) {
             None => {
-                let _ = self.sender.send(Recipients::All, Message::FetchBlock(parent).to_bytes(), false);
+                let _ = self.sender.send(
+                    Recipients::All,
+                    Message::FetchBlock(parent).to_bytes(),
+                    false,
+                );
                 return None;
             }
             Some(Err(())) => return Some(false),
@@ -823,8 +882,12 @@ where
         }
         let parent_state = self.states.get(&parent)?.clone();
         let ts = now_s(&self.context).max(parent_state.last_timestamp_s());
-        let mut candidates: Vec<Vec<u8>> =
-            self.mempool.values().take(MAX_PROPOSAL_TXS).map(|(_, b)| b.clone()).collect();
+        let mut candidates: Vec<Vec<u8>> = self
+            .mempool
+            .values()
+            .take(MAX_PROPOSAL_TXS)
+            .map(|(_, b)| b.clone())
+            .collect();
         if self.cfg.behavior == Behavior::InvalidTx {
             candidates.push(self.invalid_tx());
         }
@@ -832,8 +895,13 @@ where
         for _ in 0..3 {
             let mut l = parent_state.clone();
             let (block, outcome) = l.produce_block(ts, candidates.clone()).ok()?;
-            let rejected: Vec<usize> =
-                outcome.results.iter().enumerate().filter(|(_, r)| r.is_err()).map(|(i, _)| i).collect();
+            let rejected: Vec<usize> = outcome
+                .results
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.is_err())
+                .map(|(i, _)| i)
+                .collect();
             if rejected.is_empty() || self.cfg.behavior == Behavior::InvalidTx {
                 built = Some((block, l));
                 break;
@@ -843,8 +911,10 @@ where
             for i in rejected.iter().rev() {
                 let t = candidates.remove(*i);
                 let code = outcome.results[*i].err();
-                if !matches!(code, Some(scg_ledger::Reject::BadNonce | scg_ledger::Reject::InsufficientFunds))
-                    && let Some(seq) = self.mempool_hashes.remove(&tx_hash(&t))
+                if !matches!(
+                    code,
+                    Some(scg_ledger::Reject::BadNonce | scg_ledger::Reject::InsufficientFunds)
+                ) && let Some(seq) = self.mempool_hashes.remove(&tx_hash(&t))
                 {
                     self.mempool.remove(&seq);
                 }

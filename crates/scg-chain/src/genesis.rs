@@ -181,13 +181,17 @@ impl GenesisSpec {
         if self.name.trim().is_empty() || self.name.len() > 128 {
             return Err(gerr(file, "name", "expected 1 to 128 characters"));
         }
-        let treasury = parse_public_key("treasury", &self.treasury).map_err(|r| gerr(file, "treasury", r))?;
+        let treasury =
+            parse_public_key("treasury", &self.treasury).map_err(|r| gerr(file, "treasury", r))?;
         let grid = parse_public_key("grid", &self.grid).map_err(|r| gerr(file, "grid", r))?;
         if self.members.is_empty() || self.members.len() > MAX_MEMBERS {
             return Err(gerr(
                 file,
                 "members",
-                format!("expected 1 to {MAX_MEMBERS} members, found {}", self.members.len()),
+                format!(
+                    "expected 1 to {MAX_MEMBERS} members, found {}",
+                    self.members.len()
+                ),
             ));
         }
         let mut seen = std::collections::BTreeSet::new();
@@ -200,14 +204,27 @@ impl GenesisSpec {
         for (i, m) in self.members.iter().enumerate() {
             let at = |f: &str| format!("members[{i}].{f}");
             if m.name.trim().is_empty() || m.name.len() > 128 || !names.insert(m.name.clone()) {
-                return Err(gerr(file, at("name"), format!("`{}`: empty, too long or used twice", m.name)));
+                return Err(gerr(
+                    file,
+                    at("name"),
+                    format!("`{}`: empty, too long or used twice", m.name),
+                ));
             }
-            let key = parse_public_key("public_key", &m.public_key).map_err(|r| gerr(file, at("public_key"), r))?;
+            let key = parse_public_key("public_key", &m.public_key)
+                .map_err(|r| gerr(file, at("public_key"), r))?;
             if !seen.insert(key) {
-                return Err(gerr(file, at("public_key"), "key used twice in this genesis"));
+                return Err(gerr(
+                    file,
+                    at("public_key"),
+                    "key used twice in this genesis",
+                ));
             }
             if m.meters.len() > MAX_METERS_PER_MEMBER {
-                return Err(gerr(file, at("meters"), format!("at most {MAX_METERS_PER_MEMBER} meters")));
+                return Err(gerr(
+                    file,
+                    at("meters"),
+                    format!("at most {MAX_METERS_PER_MEMBER} meters"),
+                ));
             }
             let mut meters = Vec::with_capacity(m.meters.len());
             for (j, meter) in m.meters.iter().enumerate() {
@@ -215,7 +232,11 @@ impl GenesisSpec {
                 let mkey = parse_public_key("public_key", &meter.public_key)
                     .map_err(|r| gerr(file, mat("public_key"), r))?;
                 if !seen.insert(mkey) {
-                    return Err(gerr(file, mat("public_key"), "key used twice in this genesis"));
+                    return Err(gerr(
+                        file,
+                        mat("public_key"),
+                        "key used twice in this genesis",
+                    ));
                 }
                 let device = device_from_name(&meter.device).ok_or_else(|| {
                     gerr(
@@ -241,7 +262,9 @@ impl GenesisSpec {
             return Err(gerr(
                 file,
                 "members",
-                format!("expected 1 to {MAX_VALIDATORS} members with `validator = true`, found {validators}"),
+                format!(
+                    "expected 1 to {MAX_VALIDATORS} members with `validator = true`, found {validators}"
+                ),
             ));
         }
         Ok((members, treasury, grid))
@@ -252,8 +275,17 @@ impl GenesisSpec {
         let file = "genesis spec";
         let (members, treasury, grid) = self.check(file)?;
         let op = operator.public();
-        if op == treasury || op == grid || members.iter().any(|m| m.key == op || m.meters.iter().any(|x| x.0 == op)) {
-            return Err(gerr(file, "operator", "the operator key must differ from every key in the spec"));
+        if op == treasury
+            || op == grid
+            || members
+                .iter()
+                .any(|m| m.key == op || m.meters.iter().any(|x| x.0 == op))
+        {
+            return Err(gerr(
+                file,
+                "operator",
+                "the operator key must differ from every key in the spec",
+            ));
         }
         let chain_id = chain_id_of(self, &op, &members, treasury, grid);
         let ledger_chain_id = ledger_chain_id(&chain_id);
@@ -280,7 +312,13 @@ pub fn ledger_chain_id(chain_id: &Hash) -> u64 {
     u64::from_le_bytes(b)
 }
 
-fn chain_id_of(spec: &GenesisSpec, operator: &[u8; 32], members: &[Member], treasury: [u8; 32], grid: [u8; 32]) -> Hash {
+fn chain_id_of(
+    spec: &GenesisSpec,
+    operator: &[u8; 32],
+    members: &[Member],
+    treasury: [u8; 32],
+    grid: [u8; 32],
+) -> Hash {
     let mut w = Vec::new();
     let put_str = |w: &mut Vec<u8>, s: &str| {
         w.extend_from_slice(&(s.len() as u32).to_le_bytes());
@@ -315,12 +353,23 @@ fn registration_id(chain_id: &Hash, index: u64) -> u128 {
     u128::from_le_bytes(b)
 }
 
-fn registrations(ledger_chain_id: u64, chain_id: &Hash, operator: &MemberKey, members: &[Member]) -> Vec<Vec<u8>> {
+fn registrations(
+    ledger_chain_id: u64,
+    chain_id: &Hash,
+    operator: &MemberKey,
+    members: &[Member],
+) -> Vec<Vec<u8>> {
     let sk = operator.signing_key();
     let mut out = Vec::new();
     let mut nonce = 0u64;
     let mut push = |body: TxBody, out: &mut Vec<Vec<u8>>| {
-        out.push(Tx::sign(ledger_chain_id, &sk, registration_id(chain_id, nonce), nonce, body));
+        out.push(Tx::sign(
+            ledger_chain_id,
+            &sk,
+            registration_id(chain_id, nonce),
+            nonce,
+            body,
+        ));
         nonce += 1;
     };
     for m in members {
@@ -345,7 +394,11 @@ fn expected_registration(chain_id: &Hash, members: &[Member]) -> Vec<(u128, u64,
     let mut out = Vec::new();
     let mut nonce = 0u64;
     for m in members {
-        out.push((registration_id(chain_id, nonce), nonce, TxBody::RegisterMember { member: m.key }));
+        out.push((
+            registration_id(chain_id, nonce),
+            nonce,
+            TxBody::RegisterMember { member: m.key },
+        ));
         nonce += 1;
         for (meter, device) in &m.meters {
             out.push((
@@ -390,13 +443,18 @@ impl Genesis {
     pub fn from_file(file: &str, raw: &GenesisFile) -> Result<Self, ChainError> {
         let spec = raw.spec();
         let (members, treasury, grid) = spec.check(file)?;
-        let operator = parse_public_key("operator", &raw.operator).map_err(|r| gerr(file, "operator", r))?;
+        let operator =
+            parse_public_key("operator", &raw.operator).map_err(|r| gerr(file, "operator", r))?;
         let chain_id = chain_id_of(&spec, &operator, &members, treasury, grid);
         if to_hex(&chain_id) != raw.chain_id.trim() {
             return Err(gerr(
                 file,
                 "chain_id",
-                format!("found {}, but the contents hash to {}", raw.chain_id, to_hex(&chain_id)),
+                format!(
+                    "found {}, but the contents hash to {}",
+                    raw.chain_id,
+                    to_hex(&chain_id)
+                ),
             ));
         }
         let expected = expected_registration(&chain_id, &members);
@@ -404,14 +462,19 @@ impl Genesis {
             return Err(gerr(
                 file,
                 "registrations",
-                format!("found {} transactions, expected {}", raw.registrations.len(), expected.len()),
+                format!(
+                    "found {} transactions, expected {}",
+                    raw.registrations.len(),
+                    expected.len()
+                ),
             ));
         }
         let mut registrations = Vec::with_capacity(expected.len());
         for (i, (hex, (id, nonce, body))) in raw.registrations.iter().zip(expected).enumerate() {
-            let bytes = hex_vec(hex)
-                .ok_or_else(|| gerr(file, format!("registrations[{i}]"), "not hex"))?;
-            let tx = Tx::decode(&bytes).map_err(|e| gerr(file, format!("registrations[{i}]"), e.to_string()))?;
+            let bytes =
+                hex_vec(hex).ok_or_else(|| gerr(file, format!("registrations[{i}]"), "not hex"))?;
+            let tx = Tx::decode(&bytes)
+                .map_err(|e| gerr(file, format!("registrations[{i}]"), e.to_string()))?;
             if tx.id != id || tx.nonce != nonce || tx.body != body || tx.signer != operator {
                 return Err(gerr(
                     file,
@@ -440,7 +503,11 @@ impl Genesis {
 
     /// Validator public keys in file order.
     pub fn validators(&self) -> Vec<[u8; 32]> {
-        self.members.iter().filter(|m| m.validator).map(|m| m.key).collect()
+        self.members
+            .iter()
+            .filter(|m| m.validator)
+            .map(|m| m.key)
+            .collect()
     }
 
     /// Is this key a member?
@@ -487,19 +554,28 @@ pub fn p2p_namespace(chain_id: &Hash) -> Vec<u8> {
 }
 
 /// A 32-byte key as a commonware ed25519 public key.
-pub fn consensus_public_key(key: &[u8; 32]) -> Result<commonware_cryptography::ed25519::PublicKey, String> {
+pub fn consensus_public_key(
+    key: &[u8; 32],
+) -> Result<commonware_cryptography::ed25519::PublicKey, String> {
     use commonware_codec::DecodeExt as _;
-    commonware_cryptography::ed25519::PublicKey::decode(commonware_codec::Copying(&key[..])).map_err(|e| e.to_string())
+    commonware_cryptography::ed25519::PublicKey::decode(commonware_codec::Copying(&key[..]))
+        .map_err(|e| e.to_string())
 }
 
 impl Genesis {
     /// The validator set as commonware keys (ordered; a validator's index is its position).
     pub fn participants(
         &self,
-    ) -> Result<commonware_utils::ordered::Set<commonware_cryptography::ed25519::PublicKey>, ChainError> {
+    ) -> Result<
+        commonware_utils::ordered::Set<commonware_cryptography::ed25519::PublicKey>,
+        ChainError,
+    > {
         let mut keys = Vec::new();
         for (i, m) in self.members.iter().enumerate().filter(|(_, m)| m.validator) {
-            keys.push(consensus_public_key(&m.key).map_err(|r| gerr("genesis", format!("members[{i}].public_key"), r))?);
+            keys.push(
+                consensus_public_key(&m.key)
+                    .map_err(|r| gerr("genesis", format!("members[{i}].public_key"), r))?,
+            );
         }
         commonware_utils::ordered::Set::try_from(keys)
             .map_err(|e| gerr("genesis", "members", format!("validator keys: {e:?}")))
@@ -515,10 +591,21 @@ impl Genesis {
 
     /// The state after block 1 (the registrations) and block 1 itself: the consensus genesis.
     pub fn initial_state(&self) -> Result<(scg_ledger::Ledger, scg_ledger::Block), ChainError> {
-        let (mut ledger, _b0) = scg_ledger::Ledger::genesis(self.ledger.clone(), self.genesis_time_s)?;
-        let (b1, outcome) = ledger.produce_block(self.genesis_time_s, self.registrations.clone())?;
-        if let Some((i, r)) = outcome.results.iter().enumerate().find_map(|(i, r)| r.err().map(|e| (i, e))) {
-            return Err(gerr("genesis", format!("registrations[{i}]"), format!("rejected by the ledger: {r}")));
+        let (mut ledger, _b0) =
+            scg_ledger::Ledger::genesis(self.ledger.clone(), self.genesis_time_s)?;
+        let (b1, outcome) =
+            ledger.produce_block(self.genesis_time_s, self.registrations.clone())?;
+        if let Some((i, r)) = outcome
+            .results
+            .iter()
+            .enumerate()
+            .find_map(|(i, r)| r.err().map(|e| (i, e)))
+        {
+            return Err(gerr(
+                "genesis",
+                format!("registrations[{i}]"),
+                format!("rejected by the ledger: {r}"),
+            ));
         }
         Ok((ledger, b1))
     }

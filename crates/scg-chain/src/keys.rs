@@ -54,7 +54,9 @@ impl MemberKey {
         use commonware_codec::DecodeExt as _;
         // 32 bytes always decode to a key (the seed of RFC 8032); the tests check that both
         // libraries derive the same public key from it.
-        match commonware_cryptography::ed25519::PrivateKey::decode(commonware_codec::Copying(&self.seed[..])) {
+        match commonware_cryptography::ed25519::PrivateKey::decode(commonware_codec::Copying(
+            &self.seed[..],
+        )) {
             Ok(k) => k,
             Err(e) => unreachable!("a 32-byte ed25519 seed always decodes: {e}"),
         }

@@ -105,7 +105,9 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("mailbox", &self.mailbox).finish_non_exhaustive()
+        f.debug_struct("Node")
+            .field("mailbox", &self.mailbox)
+            .finish_non_exhaustive()
     }
 }
 
@@ -140,12 +142,13 @@ where
     check_membership(&cfg.genesis, &cfg.key)?;
     let namespace = consensus_namespace(&cfg.genesis.chain_id);
     let participants = cfg.genesis.participants()?;
-    let scheme = Scheme::signer(&namespace, participants, cfg.key.consensus_key()).ok_or_else(|| {
-        ChainError::Refused {
-            chain_id: cfg.genesis.chain_id_hex(),
-            reason: "this key is not in the validator set".into(),
-        }
-    })?;
+    let scheme =
+        Scheme::signer(&namespace, participants, cfg.key.consensus_key()).ok_or_else(|| {
+            ChainError::Refused {
+                chain_id: cfg.genesis.chain_id_hex(),
+                reason: "this key is not in the validator set".into(),
+            }
+        })?;
     let store = Store::open(&cfg.dir, &cfg.genesis.chain_id)?;
     let status = SharedStatus::default();
     let (application, mailbox, last_cert) = app::new(

@@ -130,10 +130,11 @@ pub fn start_on_tokio(
         NZUsize!(1024),
     );
     let (mut network, mut oracle) = lookup::Network::new(context.child("p2p"), p2p_cfg);
-    let map = commonware_utils::ordered::Map::try_from(addrs).map_err(|e| ChainError::BadInput {
-        what: "--peers".into(),
-        reason: format!("a key appears twice: {e:?}"),
-    })?;
+    let map =
+        commonware_utils::ordered::Map::try_from(addrs).map_err(|e| ChainError::BadInput {
+            what: "--peers".into(),
+            reason: format!("a key appears twice: {e:?}"),
+        })?;
     let _ = oracle.track(0, map);
     let quota = Quota::per_second(NZU32!(100_000));
     let votes = network.register(node::CHANNEL_VOTES, quota);
@@ -188,11 +189,18 @@ pub fn run(cfg: RunConfig) -> Result<(), ChainError> {
             "scg-consensus".into(),
             false,
         )?;
-        let listener = tokio::net::TcpListener::bind(cfg.http).await.map_err(|e| ChainError::BadInput {
-            what: format!("--http {}", cfg.http),
-            reason: e.to_string(),
-        })?;
-        let router = http_router(started.mailbox.clone(), started.status.clone(), genesis.chain_id_hex());
+        let listener =
+            tokio::net::TcpListener::bind(cfg.http)
+                .await
+                .map_err(|e| ChainError::BadInput {
+                    what: format!("--http {}", cfg.http),
+                    reason: e.to_string(),
+                })?;
+        let router = http_router(
+            started.mailbox.clone(),
+            started.status.clone(),
+            genesis.chain_id_hex(),
+        );
         let server = context.child("http").spawn(move |_| async move {
             let _ = axum::serve(listener, router).await;
         });

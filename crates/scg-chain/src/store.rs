@@ -48,7 +48,10 @@ impl Store {
         let tx = db.begin_write().map_err(|e| serr(&path, e))?;
         {
             let mut meta = tx.open_table(META).map_err(|e| serr(&path, e))?;
-            let existing = meta.get("chain_id").map_err(|e| serr(&path, e))?.map(|v| v.value().to_vec());
+            let existing = meta
+                .get("chain_id")
+                .map_err(|e| serr(&path, e))?
+                .map(|v| v.value().to_vec());
             match existing {
                 Some(id) if id != chain_id.as_slice() => {
                     return Err(ChainError::Refused {
@@ -62,7 +65,8 @@ impl Store {
                 }
                 Some(_) => {}
                 None => {
-                    meta.insert("chain_id", chain_id.as_slice()).map_err(|e| serr(&path, e))?;
+                    meta.insert("chain_id", chain_id.as_slice())
+                        .map_err(|e| serr(&path, e))?;
                 }
             }
             tx.open_table(RECORDS).map_err(|e| serr(&path, e))?;
@@ -76,7 +80,8 @@ impl Store {
         let tx = self.db.begin_write().map_err(|e| serr(&self.path, e))?;
         {
             let mut t = tx.open_table(RECORDS).map_err(|e| serr(&self.path, e))?;
-            t.insert(height, record.to_bytes().as_slice()).map_err(|e| serr(&self.path, e))?;
+            t.insert(height, record.to_bytes().as_slice())
+                .map_err(|e| serr(&self.path, e))?;
         }
         tx.commit().map_err(|e| serr(&self.path, e))
     }
@@ -87,7 +92,8 @@ impl Store {
         {
             let mut t = tx.open_table(RECORDS).map_err(|e| serr(&self.path, e))?;
             for (height, record) in records {
-                t.insert(*height, record.to_bytes().as_slice()).map_err(|e| serr(&self.path, e))?;
+                t.insert(*height, record.to_bytes().as_slice())
+                    .map_err(|e| serr(&self.path, e))?;
             }
         }
         tx.commit().map_err(|e| serr(&self.path, e))
@@ -103,7 +109,11 @@ impl Store {
         let tx = self.db.begin_read().map_err(|e| serr(&self.path, e))?;
         let t = tx.open_table(RECORDS).map_err(|e| serr(&self.path, e))?;
         let mut out = Vec::new();
-        for item in t.range(from..).map_err(|e| serr(&self.path, e))?.take(limit) {
+        for item in t
+            .range(from..)
+            .map_err(|e| serr(&self.path, e))?
+            .take(limit)
+        {
             let (_, v) = item.map_err(|e| serr(&self.path, e))?;
             out.push(v.value().to_vec());
         }

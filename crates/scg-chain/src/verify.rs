@@ -41,7 +41,10 @@ pub(crate) fn os_rng() -> Result<rand::rngs::StdRng, ChainError> {
 }
 
 /// Check records (heights 2.. in order) against a genesis; the library core of `verify_dir`.
-pub fn verify_records(genesis: &Genesis, records: &[(u64, Vec<u8>)]) -> Result<VerifyReport, ChainError> {
+pub fn verify_records(
+    genesis: &Genesis,
+    records: &[(u64, Vec<u8>)],
+) -> Result<VerifyReport, ChainError> {
     let scheme = genesis.verifier()?;
     let n = genesis.validators().len();
     let mut rng = os_rng()?;
@@ -52,17 +55,34 @@ pub fn verify_records(genesis: &Genesis, records: &[(u64, Vec<u8>)]) -> Result<V
     let mut certificates = 0u64;
     for (i, (height, bytes)) in records.iter().enumerate() {
         let expect = 2 + i as u64;
-        let bad = |reason: String| ChainError::BadBlock { height: *height, reason };
+        let bad = |reason: String| ChainError::BadBlock {
+            height: *height,
+            reason,
+        };
         if *height != expect {
-            return Err(bad(format!("stored at height {height}, expected {expect} (a gap)")));
+            return Err(bad(format!(
+                "stored at height {height}, expected {expect} (a gap)"
+            )));
         }
         let rec = Record::decode(bytes, n).map_err(|e| bad(e.to_string()))?;
         if rec.block.header.height != *height {
-            return Err(bad(format!("block says height {}", rec.block.header.height)));
+            return Err(bad(format!(
+                "block says height {}",
+                rec.block.header.height
+            )));
         }
-        let outcome = ledger.apply_block(&rec.block).map_err(|e| bad(e.to_string()))?;
-        if let Some((j, r)) = outcome.results.iter().enumerate().find_map(|(j, r)| r.err().map(|e| (j, e))) {
-            return Err(bad(format!("transaction {j} was rejected by the ledger ({r}); finalized blocks hold only valid transactions")));
+        let outcome = ledger
+            .apply_block(&rec.block)
+            .map_err(|e| bad(e.to_string()))?;
+        if let Some((j, r)) = outcome
+            .results
+            .iter()
+            .enumerate()
+            .find_map(|(j, r)| r.err().map(|e| (j, e)))
+        {
+            return Err(bad(format!(
+                "transaction {j} was rejected by the ledger ({r}); finalized blocks hold only valid transactions"
+            )));
         }
         transactions += rec.block.txs.len() as u64;
         if let Some(cert) = &rec.cert {
@@ -87,7 +107,10 @@ pub fn verify_records(genesis: &Genesis, records: &[(u64, Vec<u8>)]) -> Result<V
     {
         return Err(ChainError::BadBlock {
             height: finalized_height + 1,
-            reason: format!("blocks {}..={h} are not covered by a finalization certificate", finalized_height + 1),
+            reason: format!(
+                "blocks {}..={h} are not covered by a finalization certificate",
+                finalized_height + 1
+            ),
         });
     }
     Ok(VerifyReport {

@@ -68,7 +68,10 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], WireError> {
         if self.b.len() < n {
-            return Err(werr(what, format!("truncated: need {n} bytes, have {}", self.b.len())));
+            return Err(werr(
+                what,
+                format!("truncated: need {n} bytes, have {}", self.b.len()),
+            ));
         }
         let (h, t) = self.b.split_at(n);
         self.b = t;
@@ -102,9 +105,13 @@ impl<'a> Cursor<'a> {
 /// Decode a finalization certificate for a committee of `participants`.
 pub fn decode_cert(bytes: &[u8], participants: usize) -> Result<Cert, WireError> {
     let mut buf = commonware_codec::Copying(bytes);
-    let cert = Cert::read_cfg(&mut buf, &participants).map_err(|e| werr("certificate", e.to_string()))?;
+    let cert =
+        Cert::read_cfg(&mut buf, &participants).map_err(|e| werr("certificate", e.to_string()))?;
     if !buf.0.is_empty() {
-        return Err(werr("certificate", format!("{} trailing bytes", buf.0.len())));
+        return Err(werr(
+            "certificate",
+            format!("{} trailing bytes", buf.0.len()),
+        ));
     }
     Ok(cert)
 }
@@ -131,11 +138,17 @@ impl Record {
     /// Decode (structure only: the certificate's signatures are checked by the caller).
     pub fn decode(bytes: &[u8], participants: usize) -> Result<Self, WireError> {
         let mut c = Cursor { b: bytes };
-        let block = Block::decode(c.sized("record block")?).map_err(|e| werr("record block", e.to_string()))?;
+        let block = Block::decode(c.sized("record block")?)
+            .map_err(|e| werr("record block", e.to_string()))?;
         let cert = match c.u8("record certificate flag")? {
             0 => None,
             1 => Some(decode_cert(c.sized("record certificate")?, participants)?),
-            f => return Err(werr("record certificate flag", format!("found {f}, expected 0 or 1"))),
+            f => {
+                return Err(werr(
+                    "record certificate flag",
+                    format!("found {f}, expected 0 or 1"),
+                ));
+            }
         };
         if !c.b.is_empty() {
             return Err(werr("record", format!("{} trailing bytes", c.b.len())));
@@ -204,7 +217,10 @@ impl Message {
     /// Decode; never panics, bounds every length by the input.
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         if bytes.len() > MAX_MESSAGE_BYTES {
-            return Err(werr("message", format!("{} bytes, at most {MAX_MESSAGE_BYTES}", bytes.len())));
+            return Err(werr(
+                "message",
+                format!("{} bytes, at most {MAX_MESSAGE_BYTES}", bytes.len()),
+            ));
         }
         let mut c = Cursor { b: bytes };
         let msg = match c.u8("message tag")? {
@@ -221,7 +237,10 @@ impl Message {
             4 => {
                 let n = c.u32("record count")? as usize;
                 if n > MAX_RECORDS_PER_RESPONSE {
-                    return Err(werr("record count", format!("{n}, at most {MAX_RECORDS_PER_RESPONSE}")));
+                    return Err(werr(
+                        "record count",
+                        format!("{n}, at most {MAX_RECORDS_PER_RESPONSE}"),
+                    ));
                 }
                 let mut rs = Vec::with_capacity(n);
                 for _ in 0..n {

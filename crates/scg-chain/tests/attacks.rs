@@ -33,7 +33,10 @@ fn non_member_and_cross_chain_transactions_are_refused() {
     let replay = common::report(&b, 0, 0);
     check_submission(&ledger_b, &replay).unwrap();
     let e = check_submission(&ledger, &replay).unwrap_err();
-    assert!(e.contains("another chain") || e.contains("not a member"), "{e}");
+    assert!(
+        e.contains("another chain") || e.contains("not a member"),
+        "{e}"
+    );
     // Same keys (same seed), different chain name: the signer is a member, the signature fails.
     let same_keys = common::chain(11, 4, "a2");
     let replay = common::report(&same_keys, 0, 0);
@@ -53,7 +56,10 @@ fn wrong_genesis_refuses_to_join_with_a_reason() {
         addr: "127.0.0.1:1".parse().unwrap(),
     };
     let e = scg_chain::run::check(&a.genesis, &a.members[0], &[peer]).unwrap_err();
-    assert!(e.to_string().contains("not a validator in this genesis"), "{e}");
+    assert!(
+        e.to_string().contains("not a validator in this genesis"),
+        "{e}"
+    );
     // A store of one chain refuses another chain's genesis.
     let dir = common::scratch("wrong-genesis");
     drop(scg_chain::store::Store::open(&dir, &a.genesis.chain_id).unwrap());
@@ -66,7 +72,7 @@ fn wrong_genesis_refuses_to_join_with_a_reason() {
 fn forged_and_under_quorum_certificates_fail_verification_naming_the_block() {
     let tc = common::chain(14, 4, "certs");
     let dir = common::scratch("certs");
-    common::run_honest(14, &tc, &dir, 5);
+    run_honest(14, &tc, &dir, 5);
     let node = dir.join("node0");
     let report = scg_chain::verify::verify_dir(&tc.genesis, &node).unwrap();
     assert!(report.finalized_height >= 5);
@@ -92,20 +98,28 @@ fn forged_and_under_quorum_certificates_fail_verification_naming_the_block() {
     }
     let mut tampered = records.clone();
     tampered[idx].1 = under.to_bytes();
-    let e = scg_chain::verify::verify_records(&tc.genesis, &tampered).unwrap_err().to_string();
-    assert!(e.starts_with(&format!("block {height}:")) && e.contains("quorum"), "{e}");
+    let e = scg_chain::verify::verify_records(&tc.genesis, &tampered)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(&format!("block {height}:")) && e.contains("quorum"),
+        "{e}"
+    );
     // Forged: a certificate from the same validators for another chain (other namespace) does
     // not verify; here, one from this chain moved onto another block.
-    let other = records
-        .iter()
-        .enumerate()
-        .find_map(|(i, (_, b))| (i != idx).then(|| Record::decode(b, n).unwrap()).filter(|r| r.cert.is_some()));
+    let other = records.iter().enumerate().find_map(|(i, (_, b))| {
+        (i != idx)
+            .then(|| Record::decode(b, n).unwrap())
+            .filter(|r| r.cert.is_some())
+    });
     if let Some(other) = other {
         let mut moved = rec.clone();
         moved.cert = other.cert.clone();
         let mut t2 = records.clone();
         t2[idx].1 = moved.to_bytes();
-        let e = scg_chain::verify::verify_records(&tc.genesis, &t2).unwrap_err().to_string();
+        let e = scg_chain::verify::verify_records(&tc.genesis, &t2)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with(&format!("block {height}:")), "{e}");
     }
     // A signature byte flipped: forged.
@@ -114,7 +128,9 @@ fn forged_and_under_quorum_certificates_fail_verification_naming_the_block() {
     forged_bytes[last] ^= 1;
     let mut t3 = records.clone();
     t3[idx].1 = forged_bytes;
-    let e = scg_chain::verify::verify_records(&tc.genesis, &t3).unwrap_err().to_string();
+    let e = scg_chain::verify::verify_records(&tc.genesis, &t3)
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with(&format!("block {height}:")), "{e}");
     // Verification of the genuine chain under another chain's genesis fails.
     let other_chain = common::chain(15, 4, "certs");
@@ -123,8 +139,117 @@ fn forged_and_under_quorum_certificates_fail_verification_naming_the_block() {
     let mut tail = records.clone();
     let last_rec = Record::decode(&tail.last().unwrap().1, n).unwrap();
     let h = tail.last().unwrap().0;
-    tail.last_mut().unwrap().1 = Record { block: last_rec.block, cert: None }.to_bytes();
-    let e = scg_chain::verify::verify_records(&tc.genesis, &tail).unwrap_err().to_string();
-    assert!(e.contains("not covered by a finalization certificate") && e.contains(&h.to_string()), "{e}");
+    tail.last_mut().unwrap().1 = Record {
+        block: last_rec.block,
+        cert: None,
+    }
+    .to_bytes();
+    let e = scg_chain::verify::verify_records(&tc.genesis, &tail)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("not covered by a finalization certificate") && e.contains(&h.to_string()),
+        "{e}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Run `n` honest validators on the deterministic runtime until every node finalized at least
+/// `height`, submitting meter reports as it goes; the stores are in `dir/node{i}`.
+fn run_honest(seed: u64, tc: &common::TestChain, dir: &std::path::Path, height: u64) {
+    use commonware_p2p::simulated::{Config as NetConfig, Link, Network};
+    use commonware_runtime::{Clock as _, Quota, Runner as _, Supervisor as _, deterministic};
+    use commonware_utils::{NZU32, NZUsize, Probability};
+    use scg_chain::node::{self, Channels, NodeConfig, Timing};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let pks: Vec<_> = tc
+        .members
+        .iter()
+        .map(|k| commonware_cryptography::Signer::public_key(&k.consensus_key()))
+        .collect();
+    let genesis = Arc::new(tc.genesis.clone());
+    let cfg = deterministic::Config::new()
+        .with_seed(seed)
+        .with_timeout(Some(Duration::from_secs(300)));
+    deterministic::Runner::new(cfg).start(|context| async move {
+        let (network, oracle) = Network::new_with_peers(
+            context.child("network"),
+            NetConfig {
+                max_size: 4 * 1024 * 1024,
+                max_peers_per_set: NZUsize!(16),
+                disconnect_on_block: false,
+                tracked_peer_sets: NZUsize!(1),
+            },
+            pks.clone(),
+        )
+        .await;
+        network.start();
+        for a in &pks {
+            for b in &pks {
+                if a != b {
+                    let link = Link {
+                        latency: Duration::from_millis(20),
+                        jitter: Duration::from_millis(5),
+                        success_rate: Probability::new(1, 1).unwrap(),
+                    };
+                    oracle.add_link(a.clone(), b.clone(), link).await.unwrap();
+                }
+            }
+        }
+        let quota = Quota::per_second(NZU32!(100_000));
+        let mut nodes = Vec::new();
+        for (i, pk) in pks.iter().enumerate() {
+            let control = oracle.control(pk.clone());
+            let votes = control.register(node::CHANNEL_VOTES, quota).await.unwrap();
+            let certs = control.register(node::CHANNEL_CERTS, quota).await.unwrap();
+            let resolver = control
+                .register(node::CHANNEL_RESOLVER, quota)
+                .await
+                .unwrap();
+            let blocks = control.register(node::CHANNEL_BLOCKS, quota).await.unwrap();
+            nodes.push(
+                node::start(
+                    context.child("node"),
+                    NodeConfig {
+                        genesis: genesis.clone(),
+                        key: tc.members[i].clone(),
+                        dir: dir.join(format!("node{i}")),
+                        partition: format!("consensus-{i}"),
+                        behavior: scg_chain::app::Behavior::Honest,
+                        timing: Timing::default(),
+                        keep_history: true,
+                    },
+                    Channels {
+                        votes,
+                        certs,
+                        resolver,
+                        blocks,
+                    },
+                    control,
+                )
+                .unwrap(),
+            );
+        }
+        let mut interval = 0u64;
+        loop {
+            if nodes
+                .iter()
+                .all(|x| x.status.lock().unwrap().finalized_height >= height)
+            {
+                break;
+            }
+            for (i, node) in nodes.iter().enumerate() {
+                let _ = node.mailbox.submit(common::report(tc, i, interval)).await;
+            }
+            interval += 1;
+            context.sleep(Duration::from_millis(200)).await;
+        }
+        for node in nodes {
+            node.app.abort();
+            node.engine.abort();
+            let _ = node.app.await;
+            let _ = node.engine.await;
+        }
+    });
 }

@@ -7,7 +7,10 @@ use std::path::Path;
 
 fn corpus() -> Vec<Vec<u8>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/wire");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     files.iter().map(|p| std::fs::read(p).unwrap()).collect()
 }
@@ -47,24 +50,45 @@ fn write_corpus() {
     std::fs::create_dir_all(&dir).unwrap();
     let tc = scg_ledger::GenesisConfig {
         chain_id: 1,
-        operator: ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key().to_bytes(),
-        treasury: ed25519_dalek::SigningKey::from_bytes(&[2; 32]).verifying_key().to_bytes(),
-        grid: ed25519_dalek::SigningKey::from_bytes(&[3; 32]).verifying_key().to_bytes(),
+        operator: ed25519_dalek::SigningKey::from_bytes(&[1; 32])
+            .verifying_key()
+            .to_bytes(),
+        treasury: ed25519_dalek::SigningKey::from_bytes(&[2; 32])
+            .verifying_key()
+            .to_bytes(),
+        grid: ed25519_dalek::SigningKey::from_bytes(&[3; 32])
+            .verifying_key()
+            .to_bytes(),
         mint_rate_base_per_wh: 1,
         treasury_endowment: 1,
     };
     let (mut ledger, _) = scg_ledger::Ledger::genesis(tc, 10).unwrap();
-    let tx = scg_ledger::Tx::sign(1, &ed25519_dalek::SigningKey::from_bytes(&[1; 32]), 1, 0, scg_ledger::TxBody::RegisterMember {
-        member: ed25519_dalek::SigningKey::from_bytes(&[4; 32]).verifying_key().to_bytes(),
-    });
+    let tx = scg_ledger::Tx::sign(
+        1,
+        &ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
+        1,
+        0,
+        scg_ledger::TxBody::RegisterMember {
+            member: ed25519_dalek::SigningKey::from_bytes(&[4; 32])
+                .verifying_key()
+                .to_bytes(),
+        },
+    );
     let (block, _) = ledger.produce_block(11, vec![tx.clone()]).unwrap();
-    let record = Record { block: block.clone(), cert: None }.to_bytes();
+    let record = Record {
+        block: block.clone(),
+        cert: None,
+    }
+    .to_bytes();
     let items: Vec<(&str, Vec<u8>)> = vec![
         ("proposal", Message::Proposal(block.to_bytes()).to_bytes()),
         ("tx", Message::Tx(tx).to_bytes()),
         ("fetch_block", Message::FetchBlock([7; 32]).to_bytes()),
         ("fetch_records", Message::FetchRecords(2).to_bytes()),
-        ("records", Message::Records(vec![record.clone(), record.clone()]).to_bytes()),
+        (
+            "records",
+            Message::Records(vec![record.clone(), record.clone()]).to_bytes(),
+        ),
         ("tip", Message::Tip(99).to_bytes()),
         ("record", record),
         ("empty", Vec::new()),

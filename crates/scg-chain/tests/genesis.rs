@@ -14,7 +14,10 @@ fn key_file_is_0600_refuses_overwrite_and_round_trips() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     assert!(matches!(k.write_new(&path), Err(ChainError::Exists { .. })));
     let back = MemberKey::read(&path).unwrap();
@@ -42,7 +45,10 @@ fn chain_id_is_a_hash_of_the_contents() {
     assert_ne!(a.genesis.chain_id, b.genesis.chain_id);
     assert_ne!(a.genesis.ledger.chain_id, b.genesis.ledger.chain_id);
     // Same contents → same id.
-    assert_eq!(common::chain(1, 4, "alpha").genesis.chain_id, a.genesis.chain_id);
+    assert_eq!(
+        common::chain(1, 4, "alpha").genesis.chain_id,
+        a.genesis.chain_id
+    );
     // Block 1 (the registrations) replays.
     let (ledger, b1) = a.genesis.initial_state().unwrap();
     assert_eq!(b1.header.height, 1);
@@ -79,14 +85,36 @@ fn malformed_genesis_names_the_field() {
     let text = genesis_text();
     Genesis::parse("g.toml", &text).unwrap();
     let cases = [
-        (text.replacen("device = \"pv\"", "device = \"nuclear\"", 1), "members[0].meters[0].device"),
-        (text.replacen("validator = true", "validator = 3", 1), "members[0].validator"),
-        (text.replacen("mint_rate_base_per_wh = 1000000", "mint_rate_base_per_wh = \"x\"", 1), "mint_rate_base_per_wh"),
-        (text.replacen("name = \"m1\"", "name = \"m1\"\ncolour = 1", 1), "members[1]"),
-        (text.replacen("name = \"text\"", "name = \"other\"", 1), "chain_id"),
+        (
+            text.replacen("device = \"pv\"", "device = \"nuclear\"", 1),
+            "members[0].meters[0].device",
+        ),
+        (
+            text.replacen("validator = true", "validator = 3", 1),
+            "members[0].validator",
+        ),
+        (
+            text.replacen(
+                "mint_rate_base_per_wh = 1000000",
+                "mint_rate_base_per_wh = \"x\"",
+                1,
+            ),
+            "mint_rate_base_per_wh",
+        ),
+        (
+            text.replacen("name = \"m1\"", "name = \"m1\"\ncolour = 1", 1),
+            "members[1]",
+        ),
+        (
+            text.replacen("name = \"text\"", "name = \"other\"", 1),
+            "chain_id",
+        ),
     ];
     for (bad, field) in cases {
         let e = Genesis::parse("g.toml", &bad).unwrap_err().to_string();
-        assert!(e.contains("g.toml") && e.contains(field), "expected `{field}` in: {e}");
+        assert!(
+            e.contains("g.toml") && e.contains(field),
+            "expected `{field}` in: {e}"
+        );
     }
 }

@@ -16,9 +16,9 @@
 mod common;
 
 use commonware_p2p::simulated::{Config as NetConfig, Link, Network};
-use commonware_runtime::{Clock, Metrics as _, Quota, Runner as _, deterministic};
+use commonware_runtime::{Clock, Quota, Runner as _, Supervisor as _, deterministic};
 use commonware_utils::{NZU32, NZUsize, Probability};
-use rand::{Rng as _, SeedableRng as _};
+use rand::{RngExt as _, SeedableRng as _};
 use scg_chain::app::{Behavior, Status};
 use scg_chain::node::{self, Channels, NodeConfig, Timing};
 use std::sync::Arc;
@@ -33,7 +33,11 @@ struct Outcome {
 }
 
 fn link(rng: &mut rand::rngs::StdRng, lossy: bool) -> Link {
-    let loss_pct = if lossy { rng.random_range(0..=10u64) } else { 0 };
+    let loss_pct = if lossy {
+        rng.random_range(0..=10u64)
+    } else {
+        0
+    };
     Link {
         latency: Duration::from_millis(rng.random_range(5..=60)),
         jitter: Duration::from_millis(rng.random_range(0..=10)),
@@ -55,7 +59,10 @@ fn run_sim(seed: u64) -> Result<Outcome, String> {
     let tc = Arc::new(common::chain(seed, n, &format!("sim-{seed}")));
     let dir = common::scratch(&format!("sim-{seed}"));
     let keys: Vec<_> = tc.members.iter().map(|k| k.consensus_key()).collect();
-    let pks: Vec<_> = keys.iter().map(|k| commonware_cryptography::Signer::public_key(k)).collect();
+    let pks: Vec<_> = keys
+        .iter()
+        .map(|k| commonware_cryptography::Signer::public_key(k))
+        .collect();
     let cfg = deterministic::Config::new()
         .with_seed(seed)
         .with_timeout(Some(Duration::from_secs(120)));
@@ -112,7 +119,7 @@ fn run_sim(seed: u64) -> Result<Outcome, String> {
             };
             let mut nodes = Vec::new();
             for i in 0..n {
-                nodes.push(start_node(i, context.clone(), oracle.clone()).await);
+                nodes.push(start_node(i, context.child("validator"), oracle.clone()).await);
             }
             let honest: Vec<usize> = (0..n).filter(|i| *i != byzantine).collect();
             let fin = |nodes: &Vec<scg_chain::node::Node>, i: usize| nodes[i].status.lock().unwrap().finalized_height;
@@ -182,7 +189,7 @@ fn run_sim(seed: u64) -> Result<Outcome, String> {
                 }
                 context.sleep(Duration::from_millis(250)).await;
             }
-            let restarted = start_node(crashed, context.clone(), oracle.clone()).await;
+            let restarted = start_node(crashed, context.child("restarted"), oracle.clone()).await;
             nodes.insert(crashed, restarted);
             {
                 let after = nodes[crashed].status.lock().unwrap().clone();
@@ -240,7 +247,10 @@ fn run_sim(seed: u64) -> Result<Outcome, String> {
         if let Some(r) = roots.insert(rep.finalized_height, rep.state_root.clone())
             && r != rep.state_root
         {
-            return Err(format!("different state roots at height {}", rep.finalized_height));
+            return Err(format!(
+                "different state roots at height {}",
+                rep.finalized_height
+            ));
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -268,7 +278,10 @@ fn sim_seeds() {
 #[test]
 #[ignore = "10,000 seeds: SCG_CHAIN_SEEDS=10000 cargo test -p scg-chain --release --test sim -- --ignored sim_many_seeds"]
 fn sim_many_seeds() {
-    let n: u64 = std::env::var("SCG_CHAIN_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let n: u64 = std::env::var("SCG_CHAIN_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
     run_seeds(0..n);
 }
 
