@@ -32,6 +32,7 @@ td:first-child,th:first-child{text-align:left}.note{color:#666;font-size:12px}\
 nav{display:flex;flex-wrap:wrap;gap:4px 12px}\
 figure.chart{margin:12px 0}figcaption{font-weight:bold;font-size:14px;margin-bottom:2px}\
 figure.chart svg{display:block;width:100%;height:auto}\
+.legend{font-size:12px;display:flex;flex-wrap:wrap;gap:2px 12px}.legend i{display:inline-block;width:10px;height:10px;margin-right:4px}\
 .grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(380px,1fr));gap:0 16px}\
 @media (max-width:600px){body{padding:8px}h1{font-size:18px}td,th{padding:2px 5px;font-size:12px}.grid2{display:block}}";
 

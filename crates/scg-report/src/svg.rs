@@ -132,7 +132,7 @@ impl Frame {
             height,
             left: 60.0,
             right: 14.0,
-            top: 26.0,
+            top: 12.0,
             bottom: 44.0,
             y_min: 0.0,
             y_max,
@@ -179,18 +179,20 @@ impl Frame {
         axes: &Axes<'_>,
         points: usize,
         x_ticks: &[(f64, String)],
+        legend: &[(&str, &str)],
     ) -> String {
         let mut s = String::new();
         let _ = write!(
             s,
-            r#"<figure class="chart"><figcaption>{t}</figcaption><div class="scroll"><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" style="min-width:{minw}px;max-width:{maxw}px" font-family="sans-serif" font-size="12" data-chart="{kind}" data-title="{t}" data-x-unit="{xu}" data-y-unit="{yu}" data-points="{points}"><title>{t}</title>"#,
+            r#"<figure class="chart"><figcaption>{t}</figcaption>{legend}<div class="scroll"><svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" style="min-width:{minw}px;max-width:{maxw}px" font-family="sans-serif" font-size="12" data-chart="{kind}" data-title="{t}" data-x-unit="{xu}" data-y-unit="{yu}" data-points="{points}"><title>{t}</title>"#,
             w = self.width,
             h = self.height,
             minw = self.width.min(480.0),
-            maxw = self.width * 1.6,
+            maxw = self.width * 1.25,
             t = escape(axes.title),
             xu = escape(axes.x_unit),
             yu = escape(axes.y_unit),
+            legend = legend_html(legend),
         );
         s.push_str(&self.axes_body(axes.x_label, axes.x_unit, axes.y_label, axes.y_unit, x_ticks));
         s
@@ -259,21 +261,31 @@ impl Frame {
         );
         s
     }
+}
 
-    /// A legend row in the top margin.
-    fn legend(&self, s: &mut String, labels: &[&str]) {
-        let mut x = self.left;
-        for (i, label) in labels.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            let _ = write!(
-                s,
-                r#"<rect x="{x:.1}" y="6" width="10" height="10" fill="{color}"/><text x="{tx:.1}" y="15">{label}</text>"#,
-                tx = x + 14.0,
-                label = escape(label),
-            );
-            x += 24.0 + 7.0 * label.chars().count() as f64;
-        }
+/// An HTML legend (label, colour) above the drawing: it wraps on a narrow screen.
+fn legend_html(items: &[(&str, &str)]) -> String {
+    if items.len() < 2 {
+        return String::new();
     }
+    let mut s = String::from("<div class=\"legend\">");
+    for (label, color) in items {
+        let _ = write!(
+            s,
+            r#"<span><i style="background:{color}"></i>{}</span>"#,
+            escape(label)
+        );
+    }
+    s.push_str("</div>");
+    s
+}
+
+/// Labels with the palette's colours, in order.
+fn palette_legend<'a>(labels: impl Iterator<Item = &'a str>) -> Vec<(&'a str, &'static str)> {
+    labels
+        .enumerate()
+        .map(|(i, l)| (l, PALETTE[i % PALETTE.len()]))
+        .collect()
 }
 
 /// The end of a chart opened by [`Frame::open`].
@@ -324,7 +336,8 @@ pub fn line_chart(
         .max(2);
     let (lo, hi, points) = finite_extent(series.iter().flat_map(|(_, v)| v.iter()));
     let frame = Frame::for_data(&opts, (n - 1) as f64, lo, hi);
-    let mut s = frame.open("line", axes, points, x_ticks);
+    let legend = palette_legend(series.iter().map(|(l, _)| *l));
+    let mut s = frame.open("line", axes, points, x_ticks, &legend);
     for (i, (_, values)) in series.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         let mut open = false;
@@ -361,10 +374,6 @@ pub fn line_chart(
             }
         }
     }
-    if series.len() > 1 {
-        let labels: Vec<&str> = series.iter().map(|(l, _)| *l).collect();
-        frame.legend(&mut s, &labels);
-    }
     s.push_str(CLOSE);
     s
 }
@@ -396,7 +405,8 @@ pub fn bar_chart(
         .map(|(i, c)| (i as f64 + 0.5, c.clone()))
         .collect();
     let kind = if stacked { "stacked-bar" } else { "bar" };
-    let mut s = frame.open(kind, axes, points, &ticks);
+    let legend = palette_legend(series.iter().map(|(l, _)| *l));
+    let mut s = frame.open(kind, axes, points, &ticks, &legend);
     let group_w = frame.x(1.0) - frame.x(0.0);
     let bar_w = if stacked {
         group_w * 0.7
@@ -435,8 +445,6 @@ pub fn bar_chart(
             );
         }
     }
-    let labels: Vec<&str> = series.iter().map(|(l, _)| *l).collect();
-    frame.legend(&mut s, &labels);
     s.push_str(CLOSE);
     s
 }
@@ -483,7 +491,11 @@ pub fn area_chart(
     let points = up.iter().chain(down).map(|(_, v)| v.len()).sum::<usize>()
         + line.map_or(0, |(_, v)| v.len());
     let frame = Frame::for_data(&opts, n.saturating_sub(1).max(1) as f64, lo, hi);
-    let mut s = frame.open("stacked-area", axes, points, x_ticks);
+    let mut legend = palette_legend(up.iter().chain(down).map(|(l, _)| *l));
+    if let Some((label, _)) = line {
+        legend.push((label, "#000"));
+    }
+    let mut s = frame.open("stacked-area", axes, points, x_ticks, &legend);
     let draw = |s: &mut String, layers: &[Vec<f64>], sign: f64, color0: usize| {
         let zero = vec![0.0; n];
         for (k, top) in layers.iter().enumerate() {
@@ -507,16 +519,6 @@ pub fn area_chart(
             let _ = write!(s, "{:.1},{:.1} ", frame.x(x as f64), frame.y(*y));
         }
         s.push_str(r#""/>"#);
-    }
-    let labels: Vec<&str> = up.iter().chain(down).map(|(l, _)| *l).collect();
-    frame.legend(&mut s, &labels);
-    if let Some((label, _)) = line {
-        let _ = write!(
-            s,
-            r##"<text x="{x:.1}" y="15" text-anchor="end">— {label}</text>"##,
-            x = frame.width - frame.right,
-            label = escape(label),
-        );
     }
     s.push_str(CLOSE);
     s
@@ -542,7 +544,7 @@ pub fn scatter(axes: &Axes<'_>, sc: &Scatter<'_>, opts: Opts) -> String {
         .map(|v| (v, fmt_tick(v)))
         .collect();
     let points = sc.points.iter().filter(|(x, y)| x.is_finite() && y.is_finite()).count();
-    let mut s = frame.open("scatter", axes, points, &ticks);
+    let mut s = frame.open("scatter", axes, points, &ticks, &[]);
     if sc.diagonal {
         let (a, b) = (
             sc.x_range.0.max(sc.y_range.0),
@@ -592,7 +594,7 @@ pub fn seasonal_chart(
     let ticks: Vec<_> = (0..12)
         .map(|m| (m as f64 + 0.5, MONTHS[m].to_string()))
         .collect();
-    let mut s = frame.open("seasonal", axes, months.len() * 5, &ticks);
+    let mut s = frame.open("seasonal", axes, months.len() * 5, &ticks, &[]);
     let bw = (frame.x(1.0) - frame.x(0.0)) * 0.5;
     for (i, m) in months.iter().enumerate() {
         let cx = frame.x(i as f64 + 0.5);
@@ -650,7 +652,7 @@ pub fn small_multiples(axes: &Axes<'_>, sm: &SmallMultiples<'_>, width: f64) -> 
         w = outer.width,
         h = outer.height,
         minw = width.min(480.0),
-        maxw = width * 1.6,
+        maxw = width * 1.25,
         t = escape(axes.title),
         xu = escape(axes.x_unit),
         yu = escape(axes.y_unit),
@@ -770,7 +772,7 @@ pub fn heat_map(
         y_label: "hour of day",
         y_unit: "h",
     };
-    let hour_ticks = frame.open("heat-map", &axes, days * 24, &month_ticks(1.0));
+    let hour_ticks = frame.open("heat-map", &axes, days * 24, &month_ticks(1.0), &[]);
     let mut s = hour_ticks.replacen(
         "data-points=",
         &format!("data-z-unit=\"{}\" data-points=", escape(unit)),
