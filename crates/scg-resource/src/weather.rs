@@ -113,6 +113,41 @@ impl WeatherYear {
         Ok(solar::hourly_to_grid_kw_per_m2(site, &hourly, grid))
     }
 
+    /// Measured or decomposed irradiance on the grid's steps, kW/m², for a site on the grid's
+    /// standard time. With [`solar::IrradianceSource::Measured`] the file's DNI and DHI are used
+    /// (at 15-minute steps DHI is spread like GHI, following the sun inside the hour, and DNI is
+    /// held for the hour's steps, which keeps the hour's beam energy on the horizontal exactly);
+    /// with [`solar::IrradianceSource::DecomposeGhi`] only GHI is kept and split with Erbs.
+    pub fn irradiance_on_grid(
+        &self,
+        site: &SolarSite,
+        grid: &TimeGrid,
+        source: solar::IrradianceSource,
+    ) -> Result<solar::Irradiance, ResourceError> {
+        let ghi_kw_per_m2 = self.ghi_kw_per_m2_on_grid(site, grid)?;
+        let measured = match source {
+            solar::IrradianceSource::DecomposeGhi => None,
+            solar::IrradianceSource::Measured => {
+                let local = self.to_local_standard(site.time_zone_h);
+                let kw = |v: &[f64]| v.iter().map(|g| g / 1000.0).collect::<Vec<f64>>();
+                let dhi = solar::hourly_to_grid_kw_per_m2(site, &kw(&local.dhi_w_per_m2), grid);
+                let n = grid.steps_per_hour();
+                let dni = kw(&local.dni_w_per_m2)
+                    .into_iter()
+                    .flat_map(|v| std::iter::repeat_n(v, n))
+                    .collect();
+                Some(solar::BeamDiffuse {
+                    dni_kw_per_m2: dni,
+                    dhi_kw_per_m2: dhi,
+                })
+            }
+        };
+        Ok(solar::Irradiance {
+            ghi_kw_per_m2,
+            measured,
+        })
+    }
+
     /// Air temperature on the grid's steps, °C (each hour's value held for its steps).
     pub fn temperature_c_on_grid(
         &self,
