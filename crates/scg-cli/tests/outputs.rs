@@ -327,8 +327,9 @@ fn kill_9_during_a_rerun_leaves_the_old_result_or_the_new_one() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Total size of the files under `dir`.
+/// Disk space the files under `dir` take (allocated blocks: the ledger file is sparse).
 fn tree_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| {
@@ -336,7 +337,7 @@ fn tree_bytes(dir: &Path) -> u64 {
             if e.file_type().unwrap().is_dir() {
                 tree_bytes(&e.path())
             } else {
-                e.metadata().unwrap().len()
+                e.metadata().unwrap().blocks() * 512
             }
         })
         .sum()
