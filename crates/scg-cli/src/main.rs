@@ -6,7 +6,6 @@
 
 mod commands;
 mod progress;
-mod settle;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
