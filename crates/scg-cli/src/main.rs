@@ -7,7 +7,6 @@
 mod commands;
 mod output;
 mod progress;
-mod settle;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

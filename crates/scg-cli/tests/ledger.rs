@@ -51,6 +51,13 @@ fn small_chain(dir: &Path) -> SettledYear {
                 produced_wh: sun,
                 consumed_wh: 0,
             });
+            // What a sells to b leaves through its supply point.
+            readings.push(MeterReading {
+                member: "a".into(),
+                device: DeviceType::SupplyPoint,
+                produced_wh: 300,
+                consumed_wh: 0,
+            });
         }
         readings.push(MeterReading {
             member: "c".into(),
@@ -133,7 +140,7 @@ fn show_head_account_block_certificate() {
     let out = scg(&["ledger", "show", d, "--account", &a]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
-    let bal = settled.summary.final_balances["a"];
+    let bal = settled.summary.members["a"].balance;
     assert!(s.contains("role member"), "{s}");
     assert!(s.contains(&format!("balance {bal}")), "{s}");
     assert!(s.contains("certificates owned 20"), "{s}"); // 2 days x 10 sunny hours

@@ -140,38 +140,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Settle the year on the RESCoin ledger and store it in OUT/ledger (verified on write).
+/// Settle the year on the RESCoin ledger (`scg-settle`) and store it in OUT/ledger (verified
+/// on write).
 fn settle_ledger(
     result: &scg_sim::SimResult,
     loaded: &LoadedScenario,
     out: &Path,
 ) -> anyhow::Result<scg_report::summary::LedgerInfo> {
-    let year = crate::settle::community_year(
+    let settled = scg_settle::settle(
         result,
         loaded.scenario.community.internal_price_eur_per_mwh,
+        &scg_settle::Policy::default(),
     )?;
-    let settled = scg_ledger::settlement::settle_year(&year)?;
     let dir = out.join("ledger");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     scg_ledger::store::store(&dir, &settled)?;
-    let s = &settled.summary;
-    Ok(scg_report::summary::LedgerInfo {
-        ledger_dir: "ledger".into(),
-        ledger_blocks: s.blocks,
-        ledger_transactions: s.transactions,
-        ledger_transactions_rejected: s.transactions_rejected,
-        rescoin_decimals: scg_units::Rescoin::DECIMALS,
-        rescoin_minted: s.rescoin_minted.0,
-        certificates_issued: s.certificates_issued,
-        p2p_trades: s.p2p_trades,
-        cer_distributed: s.cer_distributed.0,
-        rescoin_balances: s
-            .final_balances
-            .iter()
-            .map(|(k, v)| (k.clone(), v.0))
-            .collect(),
-        ledger_state_root: s.final_state_root_hex.clone(),
-    })
+    Ok(scg_report::summary::LedgerInfo::from_settlement(
+        &settled.summary,
+        "ledger",
+    ))
 }
 
 fn print_summary(result: &scg_sim::SimResult, args: &Args, started: Instant) {
