@@ -102,7 +102,11 @@ pub fn check_run(
     read: &mut Reader<'_>,
     options: CheckOptions,
 ) -> Result<CheckedRun, Vec<String>> {
-    let mut problems: Vec<String> = scenario.validate().iter().map(ToString::to_string).collect();
+    let mut problems: Vec<String> = scenario
+        .validate()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     if scenario.prosumers.len() > scg_model::MAX_PROSUMERS {
         // Do not read a file per prosumer of an absurd scenario.
         return Err(problems);
