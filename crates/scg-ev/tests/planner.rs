@@ -139,7 +139,7 @@ fn params(limit: f64) -> EvaluateParams {
 fn tie_break_regularisation_costs_no_energy_under_a_tight_limit() {
     // Re-planning every step, 20 kW on two fixture days: the tie-break weight (1e-9) delivers
     // at least what the old 1e-4 did (measured: 542.6 vs 541.4 kWh). The MPC still delivers
-    // less than LLF here (559.7 kWh): it cannot see later arrivals (see docs/ev.md).
+    // less than LLF here (559.7 kWh): it cannot see later arrivals (docs/home.md, EV planner).
     let s = days("2019-09-03", "2019-09-05");
     let mut p = params(20.0);
     p.mpc.replan_on_events = false;
@@ -165,7 +165,7 @@ fn event_replanning_solves_far_less_at_similar_quality() {
     let each = evaluate(&s, "mpc", &every, &mut NoClock).unwrap();
     let (a, b) = (events.solves.unwrap(), each.solves.unwrap());
     // Two days at 15-minute steps (measured 50 vs 168); at 5-minute steps on Caltech weeks
-    // the ratio is larger (docs/ev.md).
+    // the ratio is larger (docs/home.md, EV planner).
     assert!(3 * a <= b, "{a} solves on events vs {b} every step");
     assert!(events.energy_delivered_kwh >= 0.985 * each.energy_delivered_kwh);
     assert!(events.total_cost_eur <= each.total_cost_eur * 1.01);
