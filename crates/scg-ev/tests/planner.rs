@@ -164,8 +164,7 @@ fn event_replanning_solves_far_less_at_similar_quality() {
     every.mpc.replan_on_events = false;
     let each = evaluate(&s, "mpc", &every, &mut NoClock).unwrap();
     let (a, b) = (events.solves.unwrap(), each.solves.unwrap());
-    // Two days at 15-minute steps (measured 50 vs 168); at 5-minute steps on Caltech weeks
-    // the ratio is larger (docs/home.md, EV planner).
+    // Two days at 15-minute steps (measured 50 vs 168 solves: 3.4x, short of the 5x goal).
     assert!(3 * a <= b, "{a} solves on events vs {b} every step");
     assert!(events.energy_delivered_kwh >= 0.985 * each.energy_delivered_kwh);
     assert!(events.total_cost_eur <= each.total_cost_eur * 1.01);
