@@ -121,6 +121,8 @@ pub struct EvaluateReport {
     pub solve_time_ms_median: f64,
     /// Longest policy decision, ms.
     pub solve_time_ms_max: f64,
+    /// Optimisation problems the policy solved (MPC; absent for policies that solve none).
+    pub solves: Option<usize>,
     /// Steps in which the aggregate power exceeded the site limit.
     pub site_limit_violation_steps: usize,
     /// V2G sell offers the policy exposed (sum over steps).
@@ -291,6 +293,7 @@ pub fn evaluate(
         degradation_cost_eur: wear_eur,
         solve_time_ms_median: times.get(times.len() / 2).copied().unwrap_or(0.0),
         solve_time_ms_max: times.last().copied().unwrap_or(0.0),
+        solves: policy.solves(),
         site_limit_violation_steps: violations,
         sell_offers: offers,
         step_minutes: params.step_minutes,

@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 use scg_ev::evaluate::{EvaluateParams, Knowledge, Stopwatch, evaluate};
-use scg_ev::habits::{HabitParams, evaluate_habits};
+use scg_ev::habits::{HabitParams, PeakLearner, daily_hindsight_peaks, evaluate_habits};
 use scg_ev::model::{Session, with_v2g_batteries};
 use scg_ev::tariff::Tariff;
 use std::io::Read;
@@ -66,6 +66,16 @@ pub struct EvaluateArgs {
     /// V2G battery wear cost per kWh discharged.
     #[arg(long, default_value_t = 0.05)]
     wear_cost_eur_per_kwh: f64,
+    /// MPC: learn the peak target from the sessions arriving from this date (YYYY-MM-DD) up
+    /// to `--from` (their hindsight-lowest daily peaks); they are not replayed or scored.
+    #[arg(long, requires = "from")]
+    peak_history_from: Option<String>,
+    /// MPC: re-plan every step instead of only when something changed.
+    #[arg(long)]
+    replan_every_step: bool,
+    /// MPC: quadratic regularisation weight (EUR per kW² per step).
+    #[arg(long)]
+    regularisation: Option<f64>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -157,6 +167,26 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         ..EvaluateParams::default()
     };
     params.mpc.wear_cost_eur_per_kwh = args.wear_cost_eur_per_kwh;
+    params.mpc.replan_on_events = !args.replan_every_step;
+    if let Some(r) = args.regularisation {
+        anyhow::ensure!(r >= 0.0 && r.is_finite(), "--regularisation must be >= 0");
+        params.mpc.regularisation = r;
+    }
+    if let Some(from) = &args.peak_history_from {
+        let history = load_sessions(&SessionArgs {
+            sessions: args.input.sessions.clone(),
+            from: Some(from.clone()),
+            to: args.input.from.clone(),
+            max_rate_kw: args.input.max_rate_kw,
+        })
+        .context("--peak-history-from")?;
+        let mut learner = PeakLearner::new(params.mpc.peak_memory_days);
+        let limit = args.site_limit_kw.unwrap_or(f64::INFINITY);
+        for (day, kw) in daily_hindsight_peaks(&history, args.step_minutes, limit)? {
+            learner.observe_day(day, kw);
+        }
+        params.mpc.peak_target_kw = learner.target_kw();
+    }
     let mut clock = WallClock(Instant::now());
     let report = evaluate(&sessions, &args.policy, &params, &mut clock)?;
     let json = serde_json::to_string_pretty(&report)?;
@@ -190,6 +220,12 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
             "V2G {:.1} kWh, degradation {:.2} EUR, solve time median {:.2} ms",
             r.v2g_energy_kwh, r.degradation_cost_eur, r.solve_time_ms_median
         );
+        if let Some(n) = r.solves {
+            println!(
+                "solves {n}, peak target from history {:.1} kW",
+                params.mpc.peak_target_kw
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
