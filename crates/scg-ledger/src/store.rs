@@ -230,6 +230,15 @@ fn at_path(op: &str, path: &Path, e: impl std::fmt::Display) -> LedgerError {
     LedgerError::Storage(format!("{op} {}: {e}", path.display()))
 }
 
+/// A storage error of an operation on `path`, named with both; other errors (a bad block, an
+/// invariant) pass unchanged.
+fn storage_at(op: &str, path: &Path, e: LedgerError) -> LedgerError {
+    match e {
+        LedgerError::Storage(detail) => at_path(op, path, detail),
+        other => other,
+    }
+}
+
 impl Store {
     /// Create `dir` (if needed) and a new, empty ledger database in it; fails if one exists.
     pub fn create(dir: &Path) -> Result<Self, LedgerError> {
@@ -243,7 +252,7 @@ impl Store {
             return Err(at_path("creating", path, "the file already exists"));
         }
         let path = path.to_path_buf();
-        Self::init(&path).map_err(|e| at_path("writing", &path, e))
+        Self::init(&path).map_err(|e| storage_at("writing", &path, e))
     }
 
     fn init(path: &Path) -> Result<Self, LedgerError> {
@@ -272,7 +281,7 @@ impl Store {
     /// after a crash, which writes to the file).
     pub fn open(dir: &Path) -> Result<Self, LedgerError> {
         let path = existing_db(dir)?;
-        let db = Database::open(&path).map_err(|e| at_path("opening", &path, db_err(e)))?;
+        let db = Database::open(&path).map_err(|e| storage_at("opening", &path, db_err(e)))?;
         Self::checked(Db::Write(db), path)
     }
 
@@ -283,7 +292,7 @@ impl Store {
         let path = existing_db(dir)?;
         let db = redb::Builder::new()
             .open_read_only(&path)
-            .map_err(|e| at_path("opening (read-only)", &path, db_err(e)))?;
+            .map_err(|e| storage_at("opening (read-only)", &path, db_err(e)))?;
         Self::checked(Db::Read(db), path)
     }
 
@@ -293,7 +302,7 @@ impl Store {
         let txn = store
             .db
             .begin_read()
-            .map_err(|e| at_path("reading", &store.path, db_err(e)))?;
+            .map_err(|e| storage_at("reading", &store.path, db_err(e)))?;
         let meta = txn.open_table(META).map_err(db_err)?;
         let format = meta.get("format").map_err(db_err)?;
         match format.as_ref().map(|g| g.value().to_vec()) {
@@ -337,7 +346,7 @@ impl Store {
         ledger: &mut Ledger,
     ) -> Result<Head, LedgerError> {
         self.append_with(blocks, ledger, Durability::Immediate)
-            .map_err(|e| at_path("writing", &self.path, e))
+            .map_err(|e| storage_at("writing", &self.path, e))
     }
 
     fn append_with(
@@ -829,7 +838,7 @@ fn write_chain(path: &Path, blocks: &[Block]) -> Result<Head, LedgerError> {
     let append = |applied: &[(Block, BlockOutcome)], ledger: &mut Ledger, last: bool| {
         store
             .append_with(applied, ledger, durability(last))
-            .map_err(|e| at_path("writing", path, e))
+            .map_err(|e| storage_at("writing", path, e))
     };
     let mut head = append(&[(genesis.clone(), outcome)], &mut ledger, rest.is_empty())?;
     let groups = rest.len().div_ceil(GROUP_BLOCKS);
