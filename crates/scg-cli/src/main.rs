@@ -6,6 +6,7 @@
 
 mod commands;
 mod progress;
+mod read;
 mod settle;
 
 use clap::{Parser, Subcommand};

@@ -35,10 +35,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    use crate::commands::simulate::{check_assets, file_reader, load_scenario};
-    let loaded = load_scenario(args.scenario.as_deref())?;
-    let assets = check_assets(&loaded)?;
-    let inputs = scg_sim::resolve_inputs(&loaded.scenario, &assets, &mut file_reader(&loaded))?;
+    let (loaded, run) = crate::commands::simulate::prepare_run(
+        args.scenario.as_deref(),
+        crate::commands::simulate::DEFAULT_MEMORY_BUDGET_MIB,
+    )?;
+    let (assets, inputs) = (run.assets, run.inputs);
     let prepared = scg_sim::prepare::prepare(
         &loaded.scenario,
         &assets,
