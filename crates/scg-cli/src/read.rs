@@ -120,7 +120,11 @@ fn kind(ft: std::fs::FileType) -> &'static str {
             return "a socket";
         }
     }
-    if ft.is_dir() { "a directory" } else { "not a regular file" }
+    if ft.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
 }
 
 fn check_metadata(shown: &str, meta: &std::fs::Metadata, max_bytes: u64) -> anyhow::Result<()> {

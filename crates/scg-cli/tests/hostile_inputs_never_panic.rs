@@ -122,7 +122,11 @@ fn u32_max_wind_turbines_are_refused() {
             "hub_height_m = 24.0\ncount = 1",
             "hub_height_m = 24.0\ncount = 4294967295",
         ),
-        &["wind_turbines[0].count", "between 1 and 10000", "4294967295"],
+        &[
+            "wind_turbines[0].count",
+            "between 1 and 10000",
+            "4294967295",
+        ],
     );
 }
 
@@ -164,7 +168,11 @@ fn dev_zero_is_refused_as_scenario_sessions_and_orders() {
     let dir = tempdir("devzero");
     let o = scg(&["simulate", "/dev/zero", "--out", "out"], &dir);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("/dev/zero: is a device"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/dev/zero: is a device"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!dir.join("out").exists());
     let o = scg(
         &[
@@ -180,11 +188,19 @@ fn dev_zero_is_refused_as_scenario_sessions_and_orders() {
         &dir,
     );
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("/dev/zero: is a device"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/dev/zero: is a device"),
+        "{}",
+        stderr(&o)
+    );
     assert!(!dir.join("o.json").exists());
     let o = scg(&["market", "clear", "--orders", "/dev/zero"], &dir);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("/dev/zero: is a device"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("/dev/zero: is a device"),
+        "{}",
+        stderr(&o)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -207,7 +223,11 @@ fn a_fifo_never_blocks_a_read() {
         &dir,
     );
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("office.csv: is a FIFO"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("office.csv: is a FIFO"),
+        "{}",
+        stderr(&o)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -219,7 +239,10 @@ fn gzip_bomb() -> Vec<u8> {
         member.write_all(&zeros).unwrap();
     }
     let member = member.finish().unwrap();
-    let bomb: Vec<u8> = std::iter::repeat_n(&member, 32).flatten().copied().collect();
+    let bomb: Vec<u8> = std::iter::repeat_n(&member, 32)
+        .flatten()
+        .copied()
+        .collect();
     assert!(bomb.len() < 4 << 20, "{} bytes", bomb.len());
     bomb
 }
@@ -366,7 +389,11 @@ fn scenario_check_reads_every_file_and_reports_every_problem_at_once() {
     let o = scg(&["scenario", "check", "s.toml"], &dir);
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{e}");
-    for n in ["time.model_year", "prosumers[0].ev.residents", "missing.csv"] {
+    for n in [
+        "time.model_year",
+        "prosumers[0].ev.residents",
+        "missing.csv",
+    ] {
         assert!(e.contains(n), "{n:?} missing from:\n{e}");
     }
     // A good scenario: ok, with the estimate printed.
@@ -374,7 +401,10 @@ fn scenario_check_reads_every_file_and_reports_every_problem_at_once() {
     let o = scg(&["scenario", "check", "s.toml"], &dir);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(out.contains("estimated run:") && out.contains("MiB peak memory"), "{out}");
+    assert!(
+        out.contains("estimated run:") && out.contains("MiB peak memory"),
+        "{out}"
+    );
     // Above a (tiny) budget, check and simulate refuse it.
     let o = scg(
         &["scenario", "check", "s.toml", "--memory-budget-mib", "1"],
@@ -383,7 +413,14 @@ fn scenario_check_reads_every_file_and_reports_every_problem_at_once() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("above the memory budget of 1 MiB"));
     let o = scg(
-        &["simulate", "s.toml", "--memory-budget-mib", "1", "--out", "out"],
+        &[
+            "simulate",
+            "s.toml",
+            "--memory-budget-mib",
+            "1",
+            "--out",
+            "out",
+        ],
         &dir,
     );
     assert_eq!(o.status.code(), Some(1));

@@ -10,8 +10,22 @@ use scg_ev::acn::{MAX_SPAN_DAYS, MAX_STAY_MIN, parse_acn_csv};
 const ACN: &str = include_str!("data/caltech_2019-09-01_14.csv");
 
 const TOKENS: [&str; 16] = [
-    "nan", "inf", "-1e300", "1e308", "0", "-1", "4294967295", "", ",", "\n", "True",
-    "9999-12-31 23:59:59-07:00", "0001-01-01 00:00:00+14:00", "2019-13-45", "\u{feff}", "\"",
+    "nan",
+    "inf",
+    "-1e300",
+    "1e308",
+    "0",
+    "-1",
+    "4294967295",
+    "",
+    ",",
+    "\n",
+    "True",
+    "9999-12-31 23:59:59-07:00",
+    "0001-01-01 00:00:00+14:00",
+    "2019-13-45",
+    "\u{feff}",
+    "\"",
 ];
 
 fn mutate(edits: &[(f64, usize, usize)], truncate: Option<f64>) -> String {
@@ -94,6 +108,8 @@ fn a_far_future_departure_is_an_error_naming_the_line() {
     let mut row: Vec<String> = lines[3].split(',').map(str::to_owned).collect();
     row[dep] = "9999-12-31 17:00:00-07:00".into();
     lines[3] = row.join(",");
-    let e = parse_acn_csv(&lines.join("\n"), 6.656).unwrap_err().to_string();
+    let e = parse_acn_csv(&lines.join("\n"), 6.656)
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("line 4:") && e.contains("14 days"), "{e}");
 }

@@ -87,8 +87,24 @@ fn profile_csv() -> String {
 }
 
 const TOKENS: [&str; 18] = [
-    "nan", "inf", "-inf", "-1e300", "1e308", "1e-300", "0", "-1", "4294967295", "", ",", "\n",
-    "\"", "<", "99:99", "2019-13-45", "\u{feff}", ";",
+    "nan",
+    "inf",
+    "-inf",
+    "-1e300",
+    "1e308",
+    "1e-300",
+    "0",
+    "-1",
+    "4294967295",
+    "",
+    ",",
+    "\n",
+    "\"",
+    "<",
+    "99:99",
+    "2019-13-45",
+    "\u{feff}",
+    ";",
 ];
 
 /// Apply `edits` (position fraction, token, cut length) and an optional truncation.

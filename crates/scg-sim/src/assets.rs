@@ -226,7 +226,13 @@ fn turbine_bounds(t: &TurbineConfig, path: &str) -> Vec<(String, String)> {
 fn battery_bounds(b: &BatteryConfig, path: &str) -> Vec<(String, String)> {
     let mut problems = b.validate(path);
     let mut x = Bounds::default();
-    x.range(path, "capacity_kwh", b.capacity_kwh, 0.0, bounds::MAX_BATTERY_KWH);
+    x.range(
+        path,
+        "capacity_kwh",
+        b.capacity_kwh,
+        0.0,
+        bounds::MAX_BATTERY_KWH,
+    );
     x.power(path, "max_charge_power_kw", b.max_charge_power_kw);
     x.power(path, "max_discharge_power_kw", b.max_discharge_power_kw);
     x.lifetime(path, "lifetime_years", b.lifetime_years);
@@ -258,7 +264,11 @@ fn converter_bounds(c: &ConverterConfig, path: &str) -> Vec<(String, String)> {
     x.power(path, "capacity_kw", c.capacity_kw);
     x.lifetime(path, "lifetime_years", c.lifetime_years);
     x.money(path, "capital_cost_eur_per_kw", c.capital_cost_eur_per_kw);
-    x.money(path, "replacement_cost_eur_per_kw", c.replacement_cost_eur_per_kw);
+    x.money(
+        path,
+        "replacement_cost_eur_per_kw",
+        c.replacement_cost_eur_per_kw,
+    );
     x.money(path, "om_cost_eur_per_kw_year", c.om_cost_eur_per_kw_year);
     problems.extend(x.0);
     problems
@@ -334,7 +344,9 @@ impl Collector {
         let mut rest = table.clone();
         let costs = match rest.remove("costs") {
             None => Some(C::default()),
-            Some(toml::Value::Table(t)) => self.validated::<C>(&t, &format!("{path}.costs"), validate),
+            Some(toml::Value::Table(t)) => {
+                self.validated::<C>(&t, &format!("{path}.costs"), validate)
+            }
             Some(other) => {
                 self.push(
                     format!("{path}.costs"),

@@ -64,7 +64,11 @@ fn variants() -> Vec<(String, String)> {
     let base: toml::Value = toml::from_str(scg_model::builtin::BERGAMO_TOML).unwrap();
     let mut paths = Vec::new();
     number_paths(&base, &mut Vec::new(), &mut paths);
-    assert!(paths.len() > 50, "only {} numeric fields found", paths.len());
+    assert!(
+        paths.len() > 50,
+        "only {} numeric fields found",
+        paths.len()
+    );
     let mut out = Vec::new();
     for path in &paths {
         for x in extremes() {
@@ -136,8 +140,16 @@ fn the_issue_cases_are_refused_with_their_field_paths() {
             "hub_height_m = 24.0\ncount = 4294967295",
             "prosumers[4].wind_turbines[0].count",
         ),
-        ("model_year = \"homer\"", "model_year = -1", "time.model_year"),
-        ("id = \"apartment\"", "id = \"community\"", "prosumers[0].id"),
+        (
+            "model_year = \"homer\"",
+            "model_year = -1",
+            "time.model_year",
+        ),
+        (
+            "id = \"apartment\"",
+            "id = \"community\"",
+            "prosumers[0].id",
+        ),
     ];
     for (from, to, field) in cases {
         let text = scg_model::builtin::BERGAMO_TOML.replacen(from, to, 1);

@@ -239,34 +239,31 @@ fn build(raw: &RawOrder<'_>) -> std::result::Result<Order, String> {
     let side = match raw.side.trim() {
         "bid" => Side::Bid,
         "offer" => Side::Offer,
-        other => return Err(format!("side: expected bid or offer, got {:?}", excerpt(other))),
+        other => {
+            return Err(format!(
+                "side: expected bid or offer, got {:?}",
+                excerpt(other)
+            ));
+        }
     };
-    let interval: u32 = raw
-        .interval
-        .trim()
-        .parse()
-        .map_err(|_| {
-            format!(
-                "interval: expected an integer >= 0, got {:?}",
-                excerpt(raw.interval)
-            )
-        })?;
+    let interval: u32 = raw.interval.trim().parse().map_err(|_| {
+        format!(
+            "interval: expected an integer >= 0, got {:?}",
+            excerpt(raw.interval)
+        )
+    })?;
     let energy: i64 = raw.energy_wh.trim().parse().map_err(|_| {
         format!(
             "energy_wh: expected an integer number of Wh, got {:?}",
             excerpt(raw.energy_wh)
         )
     })?;
-    let price_f: f64 = raw
-        .price
-        .trim()
-        .parse()
-        .map_err(|_| {
-            format!(
-                "price_eur_per_mwh: expected a number, got {:?}",
-                excerpt(raw.price)
-            )
-        })?;
+    let price_f: f64 = raw.price.trim().parse().map_err(|_| {
+        format!(
+            "price_eur_per_mwh: expected a number, got {:?}",
+            excerpt(raw.price)
+        )
+    })?;
     let price = Price::from_eur_per_mwh(price_f).map_err(|e| e.to_string())?;
     let source = match raw.source.trim() {
         "" => None,
@@ -393,9 +390,8 @@ fn parse_json(text: &str, name: &str) -> Result<Vec<Order>> {
             device: &device,
             renewable_only: &renewable,
         };
-        orders.push(
-            build(&raw).map_err(|e| anyhow!("{name}: [{k}] (id {:?}): {e}", excerpt(&id)))?,
-        );
+        orders
+            .push(build(&raw).map_err(|e| anyhow!("{name}: [{k}] (id {:?}): {e}", excerpt(&id)))?);
     }
     Ok(orders)
 }

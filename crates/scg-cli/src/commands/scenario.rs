@@ -42,7 +42,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             );
             println!(
                 "estimated run: {} MiB peak memory (budget {memory_budget_mib} MiB), {:.1} s \
-                 on one core (`scg simulate`, release build)",
+                 (`scg simulate`; time calibrated on a debug build, release is faster)",
                 e.memory_bytes >> 20,
                 e.time_ms as f64 / 1000.0
             );
