@@ -198,6 +198,7 @@ fn inflate(bytes: &[u8], max_bytes: u64) -> anyhow::Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn temp_dir(name: &str) -> PathBuf {
