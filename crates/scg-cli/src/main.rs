@@ -7,6 +7,7 @@
 mod commands;
 mod output;
 mod progress;
+mod read;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

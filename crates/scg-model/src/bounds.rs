@@ -53,10 +53,11 @@ pub fn excerpt(text: &str) -> String {
     }
 }
 
-/// `Some(message)` when `value` is not finite or outside `[min, max]`.
+/// `Some(message)` when `value` is not finite or outside `[min, max]`. The value is shown with
+/// `{:?}` so that 1e-300 reads as `1e-300`, not as 300 digits.
 pub fn out_of_range(value: f64, min: f64, max: f64) -> Option<String> {
     (!value.is_finite() || value < min || value > max)
-        .then(|| format!("must be between {min} and {max}, got {value}"))
+        .then(|| format!("must be between {min} and {max}, got {value:?}"))
 }
 
 #[cfg(test)]

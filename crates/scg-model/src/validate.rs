@@ -27,7 +27,7 @@ impl Checker {
         if !value.is_finite() || value < min || value > max {
             self.fail(
                 path,
-                format!("must be between {min} and {max}, got {value}"),
+                format!("must be between {min} and {max}, got {value:?}"),
             );
         }
     }

@@ -368,7 +368,7 @@ fn parse_value(
         Ok(v) => Err(ResourceError::parse(
             source_name,
             line,
-            format!("{what} must be between {min} and {max} {unit}, got {v}"),
+            format!("{what} must be between {min} and {max} {unit}, got {v:?}"),
         )),
         Err(_) => Err(ResourceError::parse(
             source_name,

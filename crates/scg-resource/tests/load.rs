@@ -358,7 +358,7 @@ fn bad_load_files_get_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("b.csv:2: load must be between 0 and 1000000 kW, got -2"),
+        e.contains("b.csv:2: load must be between 0 and 1000000 kW, got -2.0"),
         "{e}"
     );
     // Prices have the scenario's own bound (±10,000 EUR/MWh), and fields are cut at 80 chars.

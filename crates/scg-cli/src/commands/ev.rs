@@ -1,14 +1,13 @@
 //! `scg ev evaluate|habits`: replay EV charging sessions (ACN CSV, plain or gzip) under a
 //! charging policy, or score the habit learner, and print the metrics.
 //!
-//! File reading and gzip decompression happen here; `scg-ev` only sees text.
+//! Files are read (and gunzipped) by `crate::read`, bounded; `scg-ev` only sees text.
 
 use anyhow::Context;
 use scg_ev::evaluate::{EvaluateParams, Knowledge, Stopwatch, evaluate};
 use scg_ev::habits::{HabitParams, PeakLearner, daily_hindsight_peaks, evaluate_habits};
 use scg_ev::model::{Session, with_v2g_batteries};
 use scg_ev::tariff::Tariff;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -109,16 +108,8 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
 /// Read a session file (gunzipping `.gz`) and apply the date filter.
 fn load_sessions(input: &SessionArgs) -> anyhow::Result<Vec<Session>> {
     let path: &Path = &input.sessions;
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let text = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut s = String::new();
-        flate2::read::MultiGzDecoder::new(&bytes[..])
-            .read_to_string(&mut s)
-            .with_context(|| format!("{}: not a valid gzip text file", path.display()))?;
-        s
-    } else {
-        String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8 text", path.display()))?
-    };
+    // Bounded, gunzipped when it starts with the gzip magic bytes.
+    let text = crate::read::read_text(path, &crate::read::Origin::CommandLine)?;
     if !(input.max_rate_kw > 0.0 && input.max_rate_kw.is_finite()) {
         anyhow::bail!("--max-rate-kw must be a positive number");
     }

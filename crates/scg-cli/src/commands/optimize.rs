@@ -34,15 +34,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    use crate::commands::simulate::{check_assets, file_reader, load_scenario};
-    let loaded = load_scenario(args.scenario.as_deref())?;
-    let assets = check_assets(&loaded)?;
-    // Before any expensive work: --out is writable, locked, and contains no input.
-    let mut output = crate::output::OutputDir::begin(&args.out)?;
     let log = crate::output::InputLog::default();
-    log.record_all(args.scenario.as_deref());
-    let inputs =
-        scg_sim::resolve_inputs(&loaded.scenario, &assets, &mut file_reader(&loaded, &log))?;
+    let (loaded, run) = crate::commands::simulate::prepare_run(
+        args.scenario.as_deref(),
+        crate::commands::simulate::DEFAULT_MEMORY_BUDGET_MIB,
+        &log,
+    )?;
+    let (assets, inputs) = (run.assets, run.inputs);
+    // Before the search: --out is writable, locked, and contains no input.
+    let mut output = crate::output::OutputDir::begin(&args.out)?;
     output.check_inputs(&log.paths())?;
     let prepared = scg_sim::prepare::prepare(
         &loaded.scenario,

@@ -33,6 +33,9 @@ pub struct Args {
     /// Do not settle the year on the RESCoin ledger (OUT/ledger/); much faster.
     #[arg(long)]
     pub no_ledger: bool,
+    /// Refuse a scenario whose estimated peak memory is above this many MiB.
+    #[arg(long, default_value_t = DEFAULT_MEMORY_BUDGET_MIB)]
+    pub memory_budget_mib: u64,
 }
 
 /// A parsed scenario and where it came from.
@@ -47,6 +50,20 @@ pub struct LoadedScenario {
 
 /// Read and validate a scenario file, or take the built-in one.
 pub fn load_scenario(path: Option<&Path>) -> anyhow::Result<LoadedScenario> {
+    let loaded = read_scenario(path)?;
+    let errors = loaded.scenario.validate();
+    if !errors.is_empty() {
+        return Err(scg_model::ModelError::Invalid {
+            source_name: loaded.source,
+            errors,
+        }
+        .into());
+    }
+    Ok(loaded)
+}
+
+/// Read and parse a scenario file (syntax and schema only), or take the built-in one.
+fn read_scenario(path: Option<&Path>) -> anyhow::Result<LoadedScenario> {
     match path {
         None => Ok(LoadedScenario {
             scenario: scg_model::builtin::bergamo()?,
@@ -54,61 +71,80 @@ pub fn load_scenario(path: Option<&Path>) -> anyhow::Result<LoadedScenario> {
             source: "built-in".into(),
         }),
         Some(path) => {
-            let text = crate::commands::scenario::read_text(path)?;
-            let scenario = scg_model::Scenario::from_toml_str(&text, &path.display().to_string())?;
+            let text = crate::read::read_text(path, &crate::read::Origin::CommandLine)?;
+            let source = path.display().to_string();
+            let scenario = scg_model::Scenario::parse_toml(&text, &source)?;
             Ok(LoadedScenario {
                 scenario,
                 base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
-                source: path.display().to_string(),
+                source,
             })
         }
     }
 }
 
-/// A reader of the files a scenario names, relative to the scenario's directory; every file it
-/// reads is recorded in `log` (an output directory must not contain them).
+/// A reader of the files a scenario names: relative to the scenario's directory, confined to
+/// it, bounded (`crate::read`); every file it reads is recorded in `log` (an output directory
+/// must not contain them).
 pub fn file_reader(
     loaded: &LoadedScenario,
     log: &crate::output::InputLog,
 ) -> impl FnMut(&Path) -> Result<String, String> + use<> {
+    let origin = crate::read::Origin::Scenario {
+        base_dir: loaded.base_dir.clone(),
+    };
     let base = loaded.base_dir.clone();
     let log = log.clone();
     move |p: &Path| {
-        let full = if p.is_absolute() {
+        log.record(&if p.is_absolute() {
             p.to_path_buf()
         } else {
             base.join(p)
-        };
-        log.record(&full);
-        std::fs::read_to_string(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))
+        });
+        crate::read::read_text(p, &origin).map_err(|e| format!("{e:#}"))
     }
 }
 
-/// Type and validate the scenario's component sections (every problem, with field paths).
-pub fn check_assets(loaded: &LoadedScenario) -> anyhow::Result<scg_sim::Assets> {
-    scg_sim::Assets::from_scenario(&loaded.scenario).map_err(|errors| {
-        anyhow::anyhow!(
-            "{}: invalid scenario:\n{}",
+/// Everything `simulate` does short of simulating, shared with `scg scenario check`: read the
+/// scenario, then `scg_sim::check_run` (validation, component sections, every input file, the
+/// memory estimate against the budget). Every problem is reported at once. Every file read is
+/// recorded in `log`.
+pub fn prepare_run(
+    path: Option<&Path>,
+    memory_budget_mib: u64,
+    log: &crate::output::InputLog,
+) -> anyhow::Result<(LoadedScenario, scg_sim::CheckedRun)> {
+    log.record_all(path);
+    let loaded = read_scenario(path)?;
+    let options = scg_sim::CheckOptions {
+        memory_budget_bytes: memory_budget_mib.saturating_mul(1024 * 1024),
+    };
+    match scg_sim::check_run(&loaded.scenario, &mut file_reader(&loaded, log), options) {
+        Ok(run) => Ok((loaded, run)),
+        Err(problems) => Err(anyhow::anyhow!(
+            "{}: invalid scenario ({} problem{}):\n{}",
             loaded.source,
-            errors
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            problems
                 .iter()
-                .map(|e| format!("  - {e}"))
+                .map(|p| format!("  - {p}"))
                 .collect::<Vec<_>>()
                 .join("\n")
-        )
-    })
+        )),
+    }
 }
+
+/// The default of `--memory-budget-mib` (scg_model::bounds::DEFAULT_MEMORY_BUDGET_BYTES).
+pub const DEFAULT_MEMORY_BUDGET_MIB: u64 = scg_model::bounds::DEFAULT_MEMORY_BUDGET_BYTES >> 20;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let loaded = load_scenario(args.scenario.as_deref())?;
-    let assets = check_assets(&loaded)?;
-    // Before any expensive work: --out is writable, locked, and contains no input.
-    let mut output = crate::output::OutputDir::begin(&args.out)?;
     let log = crate::output::InputLog::default();
-    log.record_all(args.scenario.as_deref());
-    let inputs =
-        scg_sim::resolve_inputs(&loaded.scenario, &assets, &mut file_reader(&loaded, &log))?;
+    let (loaded, run) = prepare_run(args.scenario.as_deref(), args.memory_budget_mib, &log)?;
+    let (assets, inputs) = (run.assets, run.inputs);
+    // Before the expensive work: --out is writable, locked, and contains no input.
+    let mut output = crate::output::OutputDir::begin(&args.out)?;
     output.check_inputs(&log.paths())?;
     let bar = crate::progress::bar(loaded.scenario.prosumers.len() as u64 + 1, "simulating");
     let result = scg_sim::simulate(

@@ -94,8 +94,7 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
     log.record_all(args.flex.as_deref());
 
     // Prices.
-    let text = std::fs::read_to_string(&args.prices)
-        .with_context(|| format!("reading {}", args.prices.display()))?;
+    let text = crate::read::read_text(&args.prices, &crate::read::Origin::CommandLine)?;
     let prices_name = args.prices.display().to_string();
     let gme = parse_prices(&text, &prices_name)?;
     let series = gme
@@ -157,8 +156,7 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
     // Flexibility.
     let assets: Vec<FlexAsset> = match &args.flex {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
+            let text = crate::read::read_text(path, &crate::read::Origin::CommandLine)?;
             serde_json::from_str(&text).with_context(|| {
                 format!("{}: expected a JSON array of flex assets", path.display())
             })?
