@@ -22,7 +22,8 @@ pub enum Command {
     Show {
         /// Ledger directory (holding ledger.redb).
         dir: PathBuf,
-        /// An account: ed25519 public key, 64 hex digits.
+        /// An account: ed25519 public key (64 hex digits), or a member id on a chain settled
+        /// by `scg simulate` (e.g. `apartment`).
         #[arg(long, conflicts_with_all = ["block", "certificate"])]
         account: Option<String>,
         /// A block by height.
@@ -108,9 +109,27 @@ fn show_head(store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A public key from 64 hex digits, or a member id resolved on the simulation chain.
+fn account_key(store: &Store, account: &str) -> anyhow::Result<[u8; 32]> {
+    if let Some(key) = from_hex::<32>(account) {
+        return Ok(key);
+    }
+    let seed = store
+        .block(0)?
+        .and_then(|g| g.genesis)
+        .map(|g| g.chain_id)
+        .context("the ledger has no genesis block")?;
+    let key = scg_ledger::settlement::member_account(seed, account);
+    match store.account(&key)? {
+        Some((a, _)) if a.role == scg_ledger::Role::Member => Ok(key),
+        _ => bail!(
+            "--account: '{account}' is neither 64 hex digits nor a member id of this chain (ids resolve on chains settled by `scg simulate`)"
+        ),
+    }
+}
+
 fn show_account(store: &Store, key_hex: &str) -> anyhow::Result<()> {
-    let key: [u8; 32] = from_hex(key_hex)
-        .with_context(|| format!("--account: expected 64 hex digits, got '{key_hex}'"))?;
+    let key = account_key(store, key_hex)?;
     let Some((a, txs)) = store.account(&key)? else {
         bail!("no account {key_hex}");
     };
