@@ -15,7 +15,8 @@
 //!
 //! Chain layout:
 //! - genesis: chain id = seed, operator/treasury/grid keys, the mint rate, the treasury
-//!   endowment;
+//!   endowment, the number of intervals (the chain's planned length) and the simulation marker
+//!   (`simulation_key_seed = Some(seed)`: the keys are not secret);
 //! - block 1 (first interval) starts with the registrations (every member; one meter per
 //!   member and device type that appears in the readings, plus a supply-point meter per member)
 //!   and a transfer of `opening_balance_base` from the treasury to every member;
@@ -844,6 +845,9 @@ pub fn settle_year(year: &CommunityYear) -> Result<SettledYear, LedgerError> {
         grid: pk(&grid),
         mint_rate_base_per_wh: year.mint_rate_base_per_wh,
         treasury_endowment: year.treasury_endowment_base,
+        intervals_total: year.intervals.len() as u64,
+        // Every key below is derived from the seed: mark the chain as a simulation.
+        simulation_key_seed: Some(year.seed),
     };
     let (mut ledger, genesis) = Ledger::genesis(config, year.start_timestamp_s)?;
     // We sign every transaction ourselves here; the store replays with full verification.
