@@ -141,6 +141,10 @@ fn show_head_account_block_certificate() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
     let bal = settled.summary.members["a"].balance;
+    // A member id resolves to the same account on this simulation chain.
+    let by_id = scg(&["ledger", "show", d, "--account", "a"]);
+    assert!(by_id.status.success(), "{}", text(&by_id.stderr));
+    assert_eq!(text(&by_id.stdout), s);
     assert!(s.contains("role member"), "{s}");
     assert!(s.contains(&format!("balance {bal}")), "{s}");
     assert!(s.contains("certificates owned 20"), "{s}"); // 2 days x 10 sunny hours
@@ -160,7 +164,7 @@ fn show_head_account_block_certificate() {
     // Errors name what was wrong.
     let out = scg(&["ledger", "show", d, "--account", "xyz"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("64 hex digits"));
+    assert!(text(&out.stderr).contains("64 hex digits nor a member id"));
     let out = scg(&["ledger", "show", d, "--block", "4900"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no block 4900"));

@@ -252,6 +252,12 @@ pub fn derive_key(seed: u64, role: &str, id: &str, device: Option<DeviceType>) -
     SigningKey::from_bytes(&secret)
 }
 
+/// The account of member `member_id` on a chain settled here with `seed` (its chain id): how a
+/// member id is looked up on a simulation chain (`scg ledger show --account apartment`).
+pub fn member_account(seed: u64, member_id: &str) -> PublicKey {
+    pk(&derive_key(seed, "member", member_id, None))
+}
+
 /// The certified share of `use_wh` out of `sources_wh` that carry `certified_wh`:
 /// `floor(use_wh * certified_wh / sources_wh)` (0 without sources), never above `use_wh`.
 pub fn certified_share(use_wh: u64, certified_wh: u64, sources_wh: u64) -> u64 {

@@ -29,7 +29,8 @@ pub enum Command {
     Show {
         /// Ledger directory (holding ledger.redb).
         dir: PathBuf,
-        /// An account: ed25519 public key, 64 hex digits.
+        /// An account: ed25519 public key (64 hex digits), or a member id on a chain settled
+        /// by `scg simulate` (e.g. `apartment`).
         #[arg(long, conflicts_with_all = ["block", "certificate"])]
         account: Option<String>,
         /// A block by height.
@@ -165,9 +166,30 @@ fn show_head(store: &Store, out: &mut impl Write) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A public key from 64 hex digits, or a member id on a simulation chain (whose genesis
+/// carries the seed its keys are derived from).
+fn account_key(store: &Store, account: &str) -> anyhow::Result<[u8; 32]> {
+    if let Some(key) = from_hex::<32>(account) {
+        return Ok(key);
+    }
+    let seed = store
+        .block(0)?
+        .and_then(|g| g.genesis)
+        .and_then(|g| g.simulation_key_seed);
+    let Some(seed) = seed else {
+        bail!(
+            "--account: '{account}' is not 64 hex digits, and member ids resolve only on simulation chains"
+        );
+    };
+    let key = scg_ledger::settlement::member_account(seed, account);
+    match store.account(&key)? {
+        Some((a, _)) if a.role == scg_ledger::Role::Member => Ok(key),
+        _ => bail!("--account: '{account}' is neither 64 hex digits nor a member id of this chain"),
+    }
+}
+
 fn show_account(store: &Store, key_hex: &str, out: &mut impl Write) -> anyhow::Result<()> {
-    let key: [u8; 32] = from_hex(key_hex)
-        .with_context(|| format!("--account: expected 64 hex digits, got '{key_hex}'"))?;
+    let key = account_key(store, key_hex)?;
     let Some((a, txs)) = store.account(&key)? else {
         bail!("no account {key_hex}");
     };
