@@ -9,18 +9,20 @@ use crate::SimError;
 use crate::assets::{Assets, ProsumerAssets};
 use crate::battery::{Battery, Storage};
 use crate::cer::{self, CerMember, CerResult};
+use crate::community::{Community, Sharing};
 use crate::converter::Converter;
 use crate::dispatch::BatteryUnit;
 use crate::economics::{ComponentCosts, EnergyTotals, system_npc};
 use crate::grid::{GridBill, GridMeter};
-use crate::inputs::{ResolvedInputs, ResolvedLoad};
+use crate::inputs::ResolvedInputs;
 use crate::metrics::{LoadReport, load_report};
+use crate::prepare::EvYear;
 use crate::prepare::{Prepared, prepare};
-use crate::year::{EnergySums, FlowSeries, ProsumerSeries, SeriesSink, YearSettings, run_year};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+pub use crate::prepare::{prosumer_seed, synthesize_load};
+use crate::year::{EnergySums, FlowSeries, ProsumerSeries, SeriesSink, YearSettings, drive};
+use scg_ev::fleet::EvStepPower;
 use scg_model::{Scenario, TimeGrid};
-use scg_resource::load::{self, LoadYear};
+use scg_resource::load::LoadYear;
 use serde::Serialize;
 
 /// A PV array's year.
@@ -92,54 +94,6 @@ pub struct SimResult {
     pub grid_at_peak: Vec<bool>,
 }
 
-/// The seed of a prosumer's private stream: SplitMix64 of the run seed mixed with the FNV-1a
-/// hash of its id (stable across platforms and releases; part of the reproducibility contract).
-pub fn prosumer_seed(seed: u64, id: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in id.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    splitmix64(seed ^ h)
-}
-
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// One prosumer's load year from its resolved inputs and its own seed.
-pub fn synthesize_load(
-    spec: &ResolvedLoad,
-    grid: &TimeGrid,
-    seed: u64,
-    source_name: &str,
-) -> Result<LoadYear, SimError> {
-    Ok(match spec {
-        ResolvedLoad::Synthetic {
-            profiles,
-            variability,
-            scaled_average_kwh_per_day,
-        } => {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            load::synthesize(
-                profiles,
-                grid,
-                *variability,
-                *scaled_average_kwh_per_day,
-                &mut rng,
-                source_name,
-            )?
-        }
-        ResolvedLoad::Imported {
-            values_kw,
-            scaled_average_kwh_per_day,
-        } => load::imported(values_kw, grid, *scaled_average_kwh_per_day, source_name)?,
-    })
-}
-
 /// Build a prosumer's battery unit from its configs.
 pub fn battery_unit(a: &ProsumerAssets) -> Result<Option<BatteryUnit>, SimError> {
     match (&a.battery, &a.converter) {
@@ -200,14 +154,21 @@ pub fn run_prepared(
             pv_kwp: p.pv_kwp,
             wind_kw_per_turbine: &p.wind_kw_per_turbine,
             turbines: p.turbines,
-            ev_kw: &p.ev.demand_series,
-            v2g_kw: &p.ev.v2g_kw,
+            ev_kw: &[],
+            v2g_kw: &[],
         })
         .collect();
-    let mut batteries = assets
+    let batteries = assets
         .prosumers
         .iter()
         .map(battery_unit)
+        .collect::<Result<Vec<_>, _>>()?;
+    let fleets = scenario
+        .prosumers
+        .iter()
+        .zip(&assets.prosumers)
+        .enumerate()
+        .map(|(i, (p, a))| crate::prepare::fleet(i, p, a, &grid, seed))
         .collect::<Result<Vec<_>, _>>()?;
     let settings = YearSettings {
         dt_h: dt,
@@ -215,49 +176,61 @@ pub fn run_prepared(
         max_purchase_kw: assets.grid.max_purchase_kw.unwrap_or(f64::INFINITY),
         max_sale_kw: assets.grid.max_sale_kw.unwrap_or(f64::INFINITY),
     };
-    let mut sink = SeriesSink::new(series.len(), steps);
-    let market = match &scenario.community.market {
-        None => {
-            run_year(&series, &mut batteries, &settings, steps, &mut sink)?;
-            None
-        }
-        Some(m) => {
-            if settings.max_purchase_kw.is_finite() || settings.max_sale_kw.is_finite() {
-                return Err(SimError::Scenario(
-                    "community.market: grid.max_purchase_kw and grid.max_sale_kw are not supported with a market (the grid is the market's unlimited fallback)".into(),
-                ));
-            }
-            let ids: Vec<String> = scenario.prosumers.iter().map(|p| p.id.clone()).collect();
-            let retail: Vec<f64> = prepared
-                .tariff
-                .purchase_eur_per_kwh()
-                .iter()
-                .map(|p| p * 1000.0)
-                .collect();
-            let feed_in: Vec<f64> = prepared
-                .tariff
-                .sell_eur_per_kwh()
-                .iter()
-                .map(|p| p * 1000.0)
-                .collect();
-            let mut stage = crate::market_stage::MarketStage::new(
-                crate::market_stage::community_market(m)?,
-                &ids,
-                &retail,
-                &feed_in,
-                grid.steps_per_hour(),
-            );
-            crate::year::run_year_with(
-                &series,
-                &mut batteries,
-                &settings,
-                steps,
-                &mut stage,
-                &mut sink,
-            )?;
-            Some(stage.finish())
-        }
+    // The EV agents and the market see the retail (purchase) price, EUR/MWh.
+    let retail: Vec<f64> = prepared
+        .tariff
+        .purchase_eur_per_kwh()
+        .iter()
+        .map(|p| p * 1000.0)
+        .collect();
+    let feed_in: Vec<f64> = prepared
+        .tariff
+        .sell_eur_per_kwh()
+        .iter()
+        .map(|p| p * 1000.0)
+        .collect();
+    let ids: Vec<String> = scenario.prosumers.iter().map(|p| p.id.clone()).collect();
+    let sharing = match &scenario.community.market {
+        None => Sharing::ProRata,
+        Some(m) => Sharing::Market(Box::new(crate::market_stage::MarketStage::new(
+            crate::market_stage::community_market(m)?,
+            &ids,
+            &retail,
+            &feed_in,
+            grid.steps_per_hour(),
+        ))),
     };
+    let mut community = Community::new(settings.community(), batteries, fleets, sharing)?;
+    let mut sink = SeriesSink::new(series.len(), steps);
+    let mut ev_steps: Vec<Vec<EvStepPower>> = vec![Vec::new(); series.len()];
+    let with_ev: Vec<bool> = assets.prosumers.iter().map(|a| a.ev.is_some()).collect();
+    drive(
+        &mut community,
+        &series,
+        &settings,
+        &retail,
+        steps,
+        &mut sink,
+        &mut |_, ev| {
+            for ((keep, out), p) in with_ev.iter().zip(ev_steps.iter_mut()).zip(ev) {
+                if *keep {
+                    out.push(p.clone());
+                }
+            }
+        },
+    )?;
+    let end = community.finish();
+    let market = end.market;
+    let batteries = end.batteries;
+    let ev_years: Vec<EvYear> = end
+        .fleets
+        .iter()
+        .zip(&ev_steps)
+        .map(|(f, s)| match f {
+            Some(f) => EvYear::from_steps(s, f.departures()),
+            None => EvYear::default(),
+        })
+        .collect();
 
     // CER: each member's injection and withdrawal at its own meter (P2P crosses the grid).
     let injected: Vec<Vec<f64>> = sink
@@ -298,22 +271,23 @@ pub fn run_prepared(
 
     let econ_params = assets.economics.params();
     let internal_eur_per_kwh = scenario.community.internal_price_eur_per_mwh / 1000.0;
-    let cer_factor = crate::sizing::cer_npc_factor(assets);
+    let cer_factor = crate::assets::cer_npc_factor(assets);
     let mut prosumers = Vec::with_capacity(series.len());
     let mut load_kw = vec![0.0; steps];
     let mut baseline_kw = vec![0.0; steps];
     let mut community_bill = GridMeter::new(&prepared.tariff);
-    for (i, ((p, prep), flows)) in scenario
+    for (i, (((p, prep), flows), ev)) in scenario
         .prosumers
         .iter()
         .zip(prepared.prosumers)
         .zip(sink.prosumers)
+        .zip(ev_years)
         .enumerate()
     {
         let a = &assets.prosumers[i];
         let mut flows = flows;
-        flows.ev_kw = prep.ev.demand_series.clone();
-        flows.v2g_kw = prep.ev.v2g_kw.clone();
+        flows.ev_kw = ev.demand_series.clone();
+        flows.v2g_kw = ev.v2g_kw.clone();
         let demand_kw: Vec<f64> = if flows.ev_kw.is_empty() {
             prep.load.load_kw.clone()
         } else {
@@ -401,7 +375,7 @@ pub fn run_prepared(
             pv_arrays,
             battery_throughput_kwh: throughput,
             economics,
-            ev: prep.ev,
+            ev,
         });
     }
     // The community's own meter sees the sum of the members' grid flows.

@@ -15,6 +15,7 @@
 //! scenario, inputs and seed give the same result, bit for bit.
 
 pub mod assets;
+pub mod community;
 pub mod dispatch;
 pub mod engine;
 pub mod inputs;

@@ -1,6 +1,6 @@
-//! `scg scenario default|check`: print the built-in scenario, or validate a file.
+//! `scg scenario default|check`: print the built-in scenario, or validate a file (loading goes
+//! through `simulate`'s loader; `simulate` never depends on this module).
 
-use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -33,9 +33,4 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// Read a file to a string, naming it in the error.
-pub fn read_text(path: &std::path::Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }

@@ -53,7 +53,7 @@ pub fn load_scenario(path: Option<&Path>) -> anyhow::Result<LoadedScenario> {
             source: "built-in".into(),
         }),
         Some(path) => {
-            let text = crate::commands::scenario::read_text(path)?;
+            let text = read_text(path)?;
             let scenario = scg_model::Scenario::from_toml_str(&text, &path.display().to_string())?;
             Ok(LoadedScenario {
                 scenario,
@@ -197,4 +197,9 @@ fn print_summary(result: &scg_sim::SimResult, args: &Args, started: Instant) {
         args.out.display(),
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Read a file to a string, naming it in the error.
+pub fn read_text(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
 }
