@@ -5,8 +5,8 @@
 //! Exit codes: 0 success, 1 error (bad input file, failed run), 2 usage error (from clap).
 
 mod commands;
+mod output;
 mod progress;
-mod settle;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -124,7 +124,34 @@ fn default_service_level() -> f64 {
     0.95
 }
 
+/// Vehicles of one fleet (commuters + residents + fleet vehicles + shoppers): each draws a
+/// year of sessions and may be planned at every step (docs/scenario.md gives the cost).
+pub const MAX_VEHICLES: u64 = 5_000;
+/// Charge points of one fleet.
+pub const MAX_CHARGE_POINTS: u32 = 5_000;
+/// Packs, and pack chargers, of one battery-swap station.
+pub const MAX_SWAP_PACKS: u32 = 10_000;
+/// Power of a charge point or pack charger, kW (a megawatt charger is the largest built).
+pub const MAX_CHARGER_KW: f64 = 1_000.0;
+/// Battery of a vehicle or a swap pack, kWh (a heavy truck carries ~1 MWh).
+pub const MAX_VEHICLE_BATTERY_KWH: f64 = 2_000.0;
+/// Swaps a station may expect per day.
+pub const MAX_SWAPS_PER_DAY: f64 = 100_000.0;
+
 impl FleetConfig {
+    /// Vehicles of all kinds.
+    pub fn vehicles(&self) -> u64 {
+        [
+            self.commuters,
+            self.residents,
+            self.fleet_vehicles,
+            self.shoppers,
+        ]
+        .iter()
+        .map(|n| u64::from(*n))
+        .sum()
+    }
+
     /// Check ranges; every problem is reported with its field path under `prefix`.
     pub fn validate(&self, prefix: &str) -> Result<(), EvError> {
         let bad = |f: &str, m: &str| {
@@ -134,22 +161,69 @@ impl FleetConfig {
             })
         };
         let pos = |x: f64| x > 0.0 && x.is_finite();
-        if !pos(self.charge_point_kw) {
-            return bad("charge_point_kw", "must be a positive number of kW");
+        let in_range = |x: f64, max: f64| pos(x) && x <= max;
+        if self.vehicles() > MAX_VEHICLES {
+            // Name the largest group: that is the number to change.
+            let groups = [
+                ("commuters", self.commuters),
+                ("residents", self.residents),
+                ("fleet_vehicles", self.fleet_vehicles),
+                ("shoppers", self.shoppers),
+            ];
+            let largest = groups
+                .iter()
+                .max_by_key(|g| g.1)
+                .map_or("residents", |g| g.0);
+            return bad(
+                largest,
+                &format!(
+                    "commuters + residents + fleet_vehicles + shoppers must be at most \
+                     {MAX_VEHICLES}, got {}",
+                    self.vehicles()
+                ),
+            );
+        }
+        if self.charge_points > MAX_CHARGE_POINTS {
+            return bad(
+                "charge_points",
+                &format!(
+                    "must be at most {MAX_CHARGE_POINTS}, got {}",
+                    self.charge_points
+                ),
+            );
+        }
+        if !in_range(self.charge_point_kw, MAX_CHARGER_KW) {
+            return bad(
+                "charge_point_kw",
+                &format!(
+                    "must be > 0 and at most {MAX_CHARGER_KW} kW, got {}",
+                    self.charge_point_kw
+                ),
+            );
         }
         if !(0.0..=1.0).contains(&self.v2g_share) {
             return bad("v2g_share", "must be between 0 and 1");
         }
-        if !pos(self.battery_kwh) {
-            return bad("battery_kwh", "must be a positive number of kWh");
+        if !in_range(self.battery_kwh, MAX_VEHICLE_BATTERY_KWH) {
+            return bad(
+                "battery_kwh",
+                &format!(
+                    "must be > 0 and at most {MAX_VEHICLE_BATTERY_KWH} kWh, got {}",
+                    self.battery_kwh
+                ),
+            );
         }
         if let Some(l) = self.site_limit_kw
             && !pos(l)
         {
             return bad("site_limit_kw", "must be a positive number of kW");
         }
-        if !(self.wear_cost_eur_per_kwh >= 0.0 && self.demand_charge_eur_per_kw >= 0.0) {
-            return bad("wear_cost_eur_per_kwh", "costs must be >= 0");
+        let money = |x: f64| (0.0..=1.0e6).contains(&x);
+        if !(money(self.wear_cost_eur_per_kwh) && money(self.demand_charge_eur_per_kw)) {
+            return bad(
+                "wear_cost_eur_per_kwh",
+                "costs must be between 0 and 1000000 EUR",
+            );
         }
         if self.policy == "offline-optimal" {
             return bad(
@@ -162,20 +236,40 @@ impl FleetConfig {
             message: e.to_string(),
         })?;
         if let Some(s) = &self.swap_station {
-            if s.packs == 0 || s.chargers == 0 {
-                return bad(
-                    "swap_station.packs",
-                    "packs and chargers must be at least 1",
-                );
+            for (field, n) in [("packs", s.packs), ("chargers", s.chargers)] {
+                if n == 0 || n > MAX_SWAP_PACKS {
+                    return bad(
+                        &format!("swap_station.{field}"),
+                        &format!("must be between 1 and {MAX_SWAP_PACKS}, got {n}"),
+                    );
+                }
             }
-            if !pos(s.pack_kwh) || !pos(s.charger_kw) {
+            if !in_range(s.pack_kwh, MAX_VEHICLE_BATTERY_KWH) {
                 return bad(
                     "swap_station.pack_kwh",
-                    "pack_kwh and charger_kw must be positive",
+                    &format!(
+                        "must be > 0 and at most {MAX_VEHICLE_BATTERY_KWH} kWh, got {}",
+                        s.pack_kwh
+                    ),
                 );
             }
-            if !(s.swaps_per_day >= 0.0 && s.swaps_per_day.is_finite()) {
-                return bad("swap_station.swaps_per_day", "must be >= 0");
+            if !in_range(s.charger_kw, MAX_CHARGER_KW) {
+                return bad(
+                    "swap_station.charger_kw",
+                    &format!(
+                        "must be > 0 and at most {MAX_CHARGER_KW} kW, got {}",
+                        s.charger_kw
+                    ),
+                );
+            }
+            if !(0.0..=MAX_SWAPS_PER_DAY).contains(&s.swaps_per_day) {
+                return bad(
+                    "swap_station.swaps_per_day",
+                    &format!(
+                        "must be between 0 and {MAX_SWAPS_PER_DAY}, got {}",
+                        s.swaps_per_day
+                    ),
+                );
             }
             if !(0.0..=1.0).contains(&s.service_level) {
                 return bad("swap_station.service_level", "must be between 0 and 1");

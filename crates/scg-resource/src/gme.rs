@@ -258,10 +258,12 @@ pub fn parse_prices(text: &str, source_name: &str) -> Result<GmePrices, GmeError
             let bad = |message: String| element_error(field, message);
             match field.tag_name().name() {
                 "Data" => {
-                    date =
-                        Some(GmeDate::parse(text).ok_or_else(|| {
-                            bad(format!("expected a date YYYYMMDD, got {text:?}"))
-                        })?);
+                    date = Some(GmeDate::parse(text).ok_or_else(|| {
+                        bad(format!(
+                            "expected a date YYYYMMDD, got {:?}",
+                            scg_model::bounds::excerpt(text)
+                        ))
+                    })?);
                 }
                 "Mercato" => market = Some(text.to_owned()),
                 "Ora" | "Periodo" => {
@@ -275,7 +277,10 @@ pub fn parse_prices(text: &str, source_name: &str) -> Result<GmePrices, GmeError
                         )));
                     }
                     let p: u32 = text.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
-                        bad(format!("expected a period number >= 1, got {text:?}"))
+                        bad(format!(
+                            "expected a period number >= 1, got {:?}",
+                            scg_model::bounds::excerpt(text)
+                        ))
                     })?;
                     period = Some(p);
                 }

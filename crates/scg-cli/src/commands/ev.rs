@@ -161,8 +161,11 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     let report = evaluate(&sessions, &args.policy, &params, &mut clock)?;
     let json = serde_json::to_string_pretty(&report)?;
     if let Some(out) = &args.out {
-        std::fs::write(out, format!("{json}\n"))
-            .with_context(|| format!("cannot write {}", out.display()))?;
+        crate::output::write_file_atomically(
+            out,
+            format!("{json}\n").as_bytes(),
+            std::slice::from_ref(&args.input.sessions),
+        )?;
     }
     if args.json {
         println!("{json}");
