@@ -42,11 +42,14 @@ pub struct Economics {
     /// CER incentive + valorisation allocated to it, EUR/year.
     pub cer_incentive_eur: f64,
     pub initial_capital_eur: f64,
+    /// Net present cost, EUR: components, grid bill, P2P money, CER, and V2G battery wear.
     pub npc_eur: f64,
     pub annualized_cost_eur: f64,
-    /// Annualized cost per kWh of load served (`None` when nothing is served).
+    /// Annualized cost per kWh served (HOMER: load served + sales; for a member the sales
+    /// include its P2P exports). `None` when nothing is served.
     pub coe_eur_per_kwh: Option<f64>,
-    /// 1 − grid purchases ÷ load served (HOMER); P2P energy counts as renewable.
+    /// 1 − grid purchases ÷ energy served (HOMER, the same served energy as the COE); P2P
+    /// energy counts as renewable.
     pub renewable_fraction: Option<f64>,
 }
 
@@ -331,9 +334,11 @@ pub fn run_prepared(
             &econ_params,
             &refs,
             grid_bill.net_cost_eur,
-            p2p_cost - p2p_revenue - cer_eur * cer_factor,
+            // V2G wears the vehicles' batteries: a yearly cost like P2P money (HOMER's
+            // "other O&M"), so V2G must pay for itself in the NPC.
+            p2p_cost - p2p_revenue - cer_eur * cer_factor + ev.degradation_cost_eur,
         )?;
-        let totals = energy_totals(&energy);
+        let totals = energy_totals(&energy, SalesCounted::GridAndP2p);
         let economics = Economics {
             grid_bill,
             p2p_cost_eur_per_year: p2p_cost,
@@ -389,7 +394,7 @@ pub fn run_prepared(
         community_bill.record(t, imp, exp)?;
     }
     let energy = EnergySums::total(&prosumers.iter().map(|p| p.energy).collect::<Vec<_>>());
-    let totals = energy_totals(&energy);
+    let totals = energy_totals(&energy, SalesCounted::GridOnly);
     let sum = |f: fn(&Economics) -> f64| prosumers.iter().map(|p| f(&p.economics)).sum::<f64>();
     let annualized = sum(|e| e.annualized_cost_eur);
     let economics = Economics {
@@ -478,11 +483,24 @@ fn sums(f: &FlowSeries, load_kw: &[f64], dt: f64) -> EnergySums {
     }
 }
 
-fn energy_totals(e: &EnergySums) -> EnergyTotals {
+/// Which sales count as energy served (HOMER: load served + sales).
+#[derive(Clone, Copy)]
+enum SalesCounted {
+    /// The community as a whole: P2P is internal (already in the buyers' load served).
+    GridOnly,
+    /// A member: what it sold to neighbours is load it served, like a grid sale.
+    GridAndP2p,
+}
+
+fn energy_totals(e: &EnergySums, sales: SalesCounted) -> EnergyTotals {
+    let p2p_sales_kwh = match sales {
+        SalesCounted::GridOnly => 0.0,
+        SalesCounted::GridAndP2p => e.p2p_export_kwh,
+    };
     EnergyTotals {
         load_kwh: e.load_kwh,
         served_load_kwh: (e.load_kwh - e.unmet_kwh).max(0.0),
-        grid_sales_kwh: e.grid_export_kwh,
+        grid_sales_kwh: e.grid_export_kwh + p2p_sales_kwh,
         grid_purchases_kwh: e.grid_import_kwh,
         renewable_production_kwh: e.pv_kwh + e.wind_kwh,
         nonrenewable_generation_kwh: 0.0,
