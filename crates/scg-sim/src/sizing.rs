@@ -120,6 +120,26 @@ pub fn spaces<'a>(
         .enumerate()
         .map(|(i, ((p, a), prep))| {
             let search = p.search.clone().unwrap_or_default();
+            let mut designs = designs(
+                &format!("prosumers[{i}]"),
+                a,
+                &search,
+                prep.pv_kwp,
+                prep.turbines,
+            )?;
+            // V2G battery wear is a yearly cost of the prosumer whatever its design (the EV
+            // powers do not depend on it), priced as in `simulate`'s NPC.
+            if prep.ev.degradation_cost_eur > 0.0 {
+                let wear = ComponentCosts {
+                    capital_eur: 0.0,
+                    replacement_eur: 0.0,
+                    om_eur_per_year: prep.ev.degradation_cost_eur,
+                    lifetime_years: assets.economics.params().project_lifetime_years,
+                };
+                for d in &mut designs {
+                    d.generation_costs.push(("ev_v2g_wear".into(), wear));
+                }
+            }
             Ok(ProsumerSpace {
                 id: p.id.clone(),
                 series: ProsumerSeries {
@@ -131,13 +151,7 @@ pub fn spaces<'a>(
                     ev_kw: &prep.ev.demand_series,
                     v2g_kw: &prep.ev.v2g_kw,
                 },
-                designs: designs(
-                    &format!("prosumers[{i}]"),
-                    a,
-                    &search,
-                    prep.pv_kwp,
-                    prep.turbines,
-                )?,
+                designs,
             })
         })
         .collect()
