@@ -453,3 +453,15 @@ fn prosumer_assets(c: &mut Collector, path: &str, p: &scg_model::Prosumer) -> Pr
     }
     out
 }
+
+/// The CER incentive is paid for `incentive_years`, usually fewer than the project's: the
+/// factor that turns the yearly incentive into its equivalent over the whole project.
+pub fn cer_npc_factor(assets: &Assets) -> f64 {
+    let e = assets.economics.params();
+    crate::economics::equivalent_annual_over_project(
+        1.0,
+        assets.cer.incentive_years,
+        e.real_discount_rate,
+        e.project_lifetime_years,
+    )
+}

@@ -18,6 +18,7 @@
 
 pub mod assets;
 pub mod check;
+pub mod community;
 pub mod dispatch;
 pub mod engine;
 pub mod inputs;

@@ -5,7 +5,9 @@
 //! surplus offers at the feed-in price: truthful price takers) and the chosen mechanism clears
 //! them. The market decides the P2P energy; the grid takes the rest of each residual, so the
 //! energy balance stays exact (the market's Wh rounding ends up with the grid). Limits on the
-//! grid connection do not apply in this mode (the scenario is refused). Money is exact
+//! community's grid connection (an off-grid community has 0 and 0) cap what the grid takes,
+//! shared pro rata; beyond them energy is excess or unmet. The market still prices against the
+//! retail and feed-in tariff (an approximation when the connection is limited). Money is exact
 //! (nano-euro) and every trade is recorded. Never does I/O.
 
 use crate::ComponentError;
@@ -248,6 +250,32 @@ impl CommunityStage for MarketStage<'_> {
                 a.grid_import_kw = -r - a.p2p_import_kw;
             }
         }
+        limit_grid(ctx, out);
         Ok(())
+    }
+}
+
+/// The community connection's limits on what the market left to the grid: the grid takes at
+/// most `max_sale_kw` of exports and `max_purchase_kw` of imports, shared pro rata; the rest
+/// is excess (curtailed) or unmet, as in the pro-rata stage. Off-grid (both 0) everything left
+/// after the market is excess or unmet. Unlimited connections leave the allocation untouched.
+fn limit_grid(ctx: &StepContext, out: &mut [Allocation]) {
+    let exported: f64 = out.iter().map(|a| a.grid_export_kw).sum();
+    if exported > ctx.max_sale_kw {
+        let keep = (ctx.max_sale_kw.max(0.0) / exported).min(1.0);
+        for a in out.iter_mut() {
+            let to_grid = a.grid_export_kw * keep;
+            a.excess_kw += a.grid_export_kw - to_grid;
+            a.grid_export_kw = to_grid;
+        }
+    }
+    let imported: f64 = out.iter().map(|a| a.grid_import_kw).sum();
+    if imported > ctx.max_purchase_kw {
+        let keep = (ctx.max_purchase_kw.max(0.0) / imported).min(1.0);
+        for a in out.iter_mut() {
+            let from_grid = a.grid_import_kw * keep;
+            a.unmet_kw += a.grid_import_kw - from_grid;
+            a.grid_import_kw = from_grid;
+        }
     }
 }

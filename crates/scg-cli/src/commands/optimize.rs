@@ -44,13 +44,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Before the search: --out is writable, locked, and contains no input.
     let mut output = crate::output::OutputDir::begin(&args.out)?;
     output.check_inputs(&log.paths())?;
-    let prepared = scg_sim::prepare::prepare(
+    let mut prepared = scg_sim::prepare::prepare(
         &loaded.scenario,
         &assets,
         &inputs,
         args.seed,
         &mut |_, _| {},
     )?;
+    scg_sim::prepare::add_ev_years(&mut prepared, &loaded.scenario, &assets, args.seed)?;
     let spaces = scg_sim::sizing::spaces(&loaded.scenario, &assets, &prepared)?;
     let settings = scg_sim::sizing::settings(&loaded.scenario, &assets);
     let data = scg_sim::sizing::SearchData::new(&prepared, &assets);
@@ -146,6 +147,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             best.cer_incentive_eur,
             if best.grid_connected { "on" } else { "off" }
         );
+        if loaded.scenario.community.market.is_some() {
+            // The fast replay shares pro rata; only the winner's full simulation has the market.
+            println!(
+                "note: configurations are ranked with pro-rata sharing (the fast replay has no market); the winner simulated with the market: NPC {:.0} EUR",
+                result.community.economics.npc_eur
+            );
+        }
         for (id, s) in ids
             .iter()
             .zip(&sizes)
