@@ -220,7 +220,8 @@ fn headline_table(h: &mut String, result: &SimResult) {
         pct(self_consumption(e, true)),
         pct(self_sufficiency(e, true)),
         m.npc_eur / 1000.0,
-        m.coe_eur_per_kwh.map_or("–".to_owned(), |x| format!("{x:.3}")),
+        m.coe_eur_per_kwh
+            .map_or("–".to_owned(), |x| format!("{x:.3}")),
         m.cer_incentive_eur,
     );
 }
@@ -442,7 +443,12 @@ fn dispatch_week_chart(result: &SimResult) -> String {
             .map(|(l, e)| l + e)
             .collect()
     };
-    let mut up: Vec<(&str, &[f64])> = vec![("PV", &pv), ("wind", &wind), ("battery out", &batt_out), ("grid import", &grid_in)];
+    let mut up: Vec<(&str, &[f64])> = vec![
+        ("PV", &pv),
+        ("wind", &wind),
+        ("battery out", &batt_out),
+        ("grid import", &grid_in),
+    ];
     if v2g.iter().any(|v| *v > 0.0) {
         up.push(("V2G", &v2g));
     }
@@ -460,7 +466,11 @@ fn dispatch_week_chart(result: &SimResult) -> String {
             let m = result.grid.month_of_day(day);
             (
                 (d * per_day) as f64,
-                format!("day {} ({})", day + 1, svg::MONTHS[usize::from(m.clamp(1, 12)) - 1]),
+                format!(
+                    "day {} ({})",
+                    day + 1,
+                    svg::MONTHS[usize::from(m.clamp(1, 12)) - 1]
+                ),
             )
         })
         .collect();

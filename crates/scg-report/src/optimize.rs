@@ -244,14 +244,24 @@ fn search_space_chart(outcome: &SearchOutcome) -> String {
         .iter()
         .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
     let pad = |lo: f64, hi: f64| {
-        let t = svg::nice_range(lo - (hi - lo).abs() * 0.05 - 1e-9, hi + (hi - lo).abs() * 0.05 + 1e-9);
-        (t.first().copied().unwrap_or(0.0), t.last().copied().unwrap_or(1.0))
+        let t = svg::nice_range(
+            lo - (hi - lo).abs() * 0.05 - 1e-9,
+            hi + (hi - lo).abs() * 0.05 + 1e-9,
+        );
+        (
+            t.first().copied().unwrap_or(0.0),
+            t.last().copied().unwrap_or(1.0),
+        )
     };
     let title = format!(
         "Search space: NPC against renewable fraction ({} of {} feasible configurations{}), the winner circled",
         points.len(),
         ranked.len(),
-        if stride > 1 { ", an even sample of the ranking" } else { "" }
+        if stride > 1 {
+            ", an even sample of the ranking"
+        } else {
+            ""
+        }
     );
     let winner = ranked
         .first()

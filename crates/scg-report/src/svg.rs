@@ -162,7 +162,8 @@ impl Frame {
         self.height - self.top - self.bottom
     }
     pub fn x(&self, v: f64) -> f64 {
-        self.left + (v - self.x_min) / (self.x_max - self.x_min).max(f64::MIN_POSITIVE) * self.plot_w()
+        self.left
+            + (v - self.x_min) / (self.x_max - self.x_min).max(f64::MIN_POSITIVE) * self.plot_w()
     }
     pub fn y(&self, v: f64) -> f64 {
         let v = v.clamp(self.y_min, self.y_max);
@@ -194,7 +195,13 @@ impl Frame {
             yu = escape(axes.y_unit),
             legend = legend_html(legend),
         );
-        s.push_str(&self.axes_body(axes.x_label, axes.x_unit, axes.y_label, axes.y_unit, x_ticks));
+        s.push_str(&self.axes_body(
+            axes.x_label,
+            axes.x_unit,
+            axes.y_label,
+            axes.y_unit,
+            x_ticks,
+        ));
         s
     }
 
@@ -317,7 +324,9 @@ pub fn month_ticks(per_day: f64) -> Vec<(f64, String)> {
 fn finite_extent<'a>(values: impl Iterator<Item = &'a f64>) -> (f64, f64, usize) {
     values
         .filter(|v| v.is_finite())
-        .fold((0.0, 0.0, 0), |(lo, hi, n), v| (lo.min(*v), hi.max(*v), n + 1))
+        .fold((0.0, 0.0, 0), |(lo, hi, n), v| {
+            (lo.min(*v), hi.max(*v), n + 1)
+        })
 }
 
 /// A line chart of one or more series on the same x axis (index). Non-finite values are gaps
@@ -487,7 +496,12 @@ pub fn area_chart(
         .chain(line.iter().flat_map(|(_, v)| v.iter()))
         .copied()
         .fold(0.0, f64::max);
-    let lo = -downs.last().into_iter().flatten().copied().fold(0.0, f64::max);
+    let lo = -downs
+        .last()
+        .into_iter()
+        .flatten()
+        .copied()
+        .fold(0.0, f64::max);
     let points = up.iter().chain(down).map(|(_, v)| v.len()).sum::<usize>()
         + line.map_or(0, |(_, v)| v.len());
     let frame = Frame::for_data(&opts, n.saturating_sub(1).max(1) as f64, lo, hi);
@@ -543,7 +557,11 @@ pub fn scatter(axes: &Axes<'_>, sc: &Scatter<'_>, opts: Opts) -> String {
         .filter(|v| *v >= sc.x_range.0 - 1e-9 && *v <= sc.x_range.1 + 1e-9)
         .map(|v| (v, fmt_tick(v)))
         .collect();
-    let points = sc.points.iter().filter(|(x, y)| x.is_finite() && y.is_finite()).count();
+    let points = sc
+        .points
+        .iter()
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .count();
     let mut s = frame.open("scatter", axes, points, &ticks, &[]);
     if sc.diagonal {
         let (a, b) = (
@@ -560,7 +578,11 @@ pub fn scatter(axes: &Axes<'_>, sc: &Scatter<'_>, opts: Opts) -> String {
         );
     }
     let clamp_x = |x: f64| x.clamp(sc.x_range.0, sc.x_range.1);
-    for (x, y) in sc.points.iter().filter(|(x, y)| x.is_finite() && y.is_finite()) {
+    for (x, y) in sc
+        .points
+        .iter()
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+    {
         let _ = write!(
             s,
             r##"<circle cx="{:.1}" cy="{:.1}" r="2" fill="#1f77b4" fill-opacity="0.4"/>"##,
@@ -665,9 +687,18 @@ pub fn small_multiples(axes: &Axes<'_>, sm: &SmallMultiples<'_>, width: f64) -> 
         let max = if sm.shared_y {
             shared_max
         } else {
-            values.iter().copied().filter(|v| v.is_finite()).fold(0.0, f64::max)
+            values
+                .iter()
+                .copied()
+                .filter(|v| v.is_finite())
+                .fold(0.0, f64::max)
         };
-        let mut f = Frame::new(cell_w, cell_h, sm.x_max, nice_ticks(max * 1.02).last().copied().unwrap_or(1.0));
+        let mut f = Frame::new(
+            cell_w,
+            cell_h,
+            sm.x_max,
+            nice_ticks(max * 1.02).last().copied().unwrap_or(1.0),
+        );
         f.left = 40.0;
         f.top = 20.0;
         f.bottom = 22.0;
@@ -680,7 +711,11 @@ pub fn small_multiples(axes: &Axes<'_>, sm: &SmallMultiples<'_>, width: f64) -> 
         );
         s.push_str(&f.axes_body("", "", "", "", sm.x_ticks));
         s.push_str(r##"<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points=""##);
-        let offset = if sm.x_max as usize == values.len() { 0.5 } else { 0.0 };
+        let offset = if sm.x_max as usize == values.len() {
+            0.5
+        } else {
+            0.0
+        };
         for (x, v) in values.iter().enumerate().filter(|(_, v)| v.is_finite()) {
             let _ = write!(s, "{:.1},{:.1} ", f.x(x as f64 + offset), f.y(*v));
         }
@@ -821,8 +856,11 @@ mod tests {
             nice_ticks(480.0),
             vec![0.0, 100.0, 200.0, 300.0, 400.0, 500.0]
         );
-        assert_eq!(nice_ticks(0.0), vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]);
-        assert_eq!(nice_range(-35.0, 80.0), vec![-40.0, -20.0, 0.0, 20.0, 40.0, 60.0, 80.0]);
+        assert_eq!(
+            nice_ticks(0.0),
+            vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]
+        );
+        assert_eq!(nice_range(-35.0, 80.0), vec![-50.0, 0.0, 50.0, 100.0]);
     }
 
     #[test]
@@ -858,7 +896,12 @@ mod tests {
     #[test]
     fn a_fixed_range_is_kept() {
         let v = [20.0, 30.0];
-        let s = line_chart(&AXES, &[("soc", &v)], &[], Opts::new(300.0, 200.0).y_range(0.0, 100.0));
+        let s = line_chart(
+            &AXES,
+            &[("soc", &v)],
+            &[],
+            Opts::new(300.0, 200.0).y_range(0.0, 100.0),
+        );
         assert!(s.contains(">100</text>"));
         assert!(!s.contains(">120</text>"));
     }
@@ -872,6 +915,9 @@ mod tests {
             true,
             Opts::new(300.0, 200.0),
         );
-        assert!(s.contains(">-4</text>") || s.contains(">-5</text>") || s.contains(">-10</text>"), "{s}");
+        assert!(
+            s.contains(">-4</text>") || s.contains(">-5</text>") || s.contains(">-10</text>"),
+            "{s}"
+        );
     }
 }
