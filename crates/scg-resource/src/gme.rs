@@ -260,7 +260,10 @@ pub fn parse_prices(text: &str, source_name: &str) -> Result<GmePrices, GmeError
                 "Data" => {
                     date =
                         Some(GmeDate::parse(text).ok_or_else(|| {
-                            bad(format!("expected a date YYYYMMDD, got {text:?}"))
+                            bad(format!(
+                                "expected a date YYYYMMDD, got {:?}",
+                                scg_model::bounds::excerpt(text)
+                            ))
                         })?);
                 }
                 "Mercato" => market = Some(text.to_owned()),
@@ -275,7 +278,10 @@ pub fn parse_prices(text: &str, source_name: &str) -> Result<GmePrices, GmeError
                         )));
                     }
                     let p: u32 = text.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
-                        bad(format!("expected a period number >= 1, got {text:?}"))
+                        bad(format!(
+                            "expected a period number >= 1, got {:?}",
+                            scg_model::bounds::excerpt(text)
+                        ))
                     })?;
                     period = Some(p);
                 }

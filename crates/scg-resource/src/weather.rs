@@ -395,7 +395,11 @@ pub fn parse_pvgis_csv(text: &str, source_name: &str) -> Result<WeatherYear, Res
                     value.trim().parse::<f64>().map_err(|_| {
                         err(
                             line,
-                            format!("{key}: expected a number, got {:?}", value.trim()),
+                            format!(
+                                "{}: expected a number, got {:?}",
+                                scg_model::bounds::excerpt(key),
+                                scg_model::bounds::excerpt(value.trim())
+                            ),
                         )
                     })
                 };
