@@ -185,8 +185,12 @@ struct Span {
 
 impl Span {
     fn extend(&mut self, line: usize, arrival_min: i64, departure_min: i64) -> Result<(), EvError> {
-        let first = self.first_arrival_min.map_or(arrival_min, |f| f.min(arrival_min));
-        let last = self.last_departure_min.map_or(departure_min, |l| l.max(departure_min));
+        let first = self
+            .first_arrival_min
+            .map_or(arrival_min, |f| f.min(arrival_min));
+        let last = self
+            .last_departure_min
+            .map_or(departure_min, |l| l.max(departure_min));
         if last - first > MAX_SPAN_DAYS * 24 * 60 {
             return Err(EvError::Parse {
                 line,

@@ -170,7 +170,10 @@ impl FleetConfig {
                 ("fleet_vehicles", self.fleet_vehicles),
                 ("shoppers", self.shoppers),
             ];
-            let largest = groups.iter().max_by_key(|g| g.1).map_or("residents", |g| g.0);
+            let largest = groups
+                .iter()
+                .max_by_key(|g| g.1)
+                .map_or("residents", |g| g.0);
             return bad(
                 largest,
                 &format!(

@@ -223,7 +223,11 @@ fn a_members_crossing_bid_and_offer_are_a_refused_self_trade() {
     let mut book = book();
     // "school" offers at 150; a bid of its own at 150 or more could be matched with it.
     book.push(Order::bid("b4", "school", 0, 1000, eur(150.0)));
-    for mechanism in [Mechanism::PayAsClear, Mechanism::PayAsBid, Mechanism::PayAsOffer] {
+    for mechanism in [
+        Mechanism::PayAsClear,
+        Mechanism::PayAsBid,
+        Mechanism::PayAsOffer,
+    ] {
         let e = clear(&book, &cfg(mechanism)).unwrap_err().to_string();
         assert!(e.contains("self-trade") && e.contains("\"school\""), "{e}");
         assert!(e.contains("\"b4\"") && e.contains("\"o3\""), "{e}");
@@ -257,8 +261,13 @@ fn arb_book(max_orders: usize, green: bool) -> impl Strategy<Value = Vec<Order>>
                 if is_bid {
                     // Buyers and sellers are different members: a member's own crossing bid and
                     // offer is a refused self-trade (tested below).
-                    let mut o =
-                        Order::bid(&format!("b{k}"), &format!("buyer{}", k % 7), interval, e, price);
+                    let mut o = Order::bid(
+                        &format!("b{k}"),
+                        &format!("buyer{}", k % 7),
+                        interval,
+                        e,
+                        price,
+                    );
                     o.renewable_only = green && g;
                     o
                 } else {

@@ -258,13 +258,12 @@ pub fn parse_prices(text: &str, source_name: &str) -> Result<GmePrices, GmeError
             let bad = |message: String| element_error(field, message);
             match field.tag_name().name() {
                 "Data" => {
-                    date =
-                        Some(GmeDate::parse(text).ok_or_else(|| {
-                            bad(format!(
-                                "expected a date YYYYMMDD, got {:?}",
-                                scg_model::bounds::excerpt(text)
-                            ))
-                        })?);
+                    date = Some(GmeDate::parse(text).ok_or_else(|| {
+                        bad(format!(
+                            "expected a date YYYYMMDD, got {:?}",
+                            scg_model::bounds::excerpt(text)
+                        ))
+                    })?);
                 }
                 "Mercato" => market = Some(text.to_owned()),
                 "Ora" | "Periodo" => {

@@ -373,7 +373,10 @@ fn parse_value(
         Err(_) => Err(ResourceError::parse(
             source_name,
             line,
-            format!("expected a number ({unit}), got {:?}", scg_model::bounds::excerpt(field)),
+            format!(
+                "expected a number ({unit}), got {:?}",
+                scg_model::bounds::excerpt(field)
+            ),
         )),
     }
 }

@@ -135,7 +135,10 @@ pub fn parse_profile_csv(text: &str, source_name: &str) -> Result<MonthlyProfile
             ResourceError::parse(
                 source_name,
                 line,
-                format!("load_kw must be a number, got {:?}", scg_model::bounds::excerpt(field(c_kw))),
+                format!(
+                    "load_kw must be a number, got {:?}",
+                    scg_model::bounds::excerpt(field(c_kw))
+                ),
             )
         })?;
         if !kw.is_finite() || kw < 0.0 {

@@ -365,7 +365,10 @@ fn bad_load_files_get_clear_errors() {
     let e = load::parse_price_csv("1\n-1e300\n", "p.csv", None)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("p.csv:2: price must be between -10000 and 10000"), "{e}");
+    assert!(
+        e.contains("p.csv:2: price must be between -10000 and 10000"),
+        "{e}"
+    );
     let long = "x".repeat(10_000);
     let e = load::parse_load_csv(&format!("1\n{long}\n"), "b.csv", None)
         .unwrap_err()
