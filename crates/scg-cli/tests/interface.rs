@@ -33,12 +33,11 @@ fn removing_the_wind_turbine_keeps_the_scenario_valid_for_simulate() {
     let start = text.find("[[prosumers.wind_turbines]]").unwrap();
     let end = start + text[start..].find("\n[prosumers.ev]").unwrap();
     let edited = format!("{}{}", &text[..start], &text[end + 1..]);
-    assert!(edited.contains("wind_turbines = [0, 1, 2]"), "the search list stays");
+    assert!(
+        edited.contains("wind_turbines = [0, 1, 2]"),
+        "the search list stays"
+    );
     std::fs::write(dir.join("nowind.toml"), edited).unwrap();
     let o = scg(&["scenario", "check", "nowind.toml"], &dir);
-    assert!(
-        o.status.success(),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }

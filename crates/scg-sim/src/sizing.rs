@@ -168,7 +168,12 @@ fn designs(
     }
     // Optimize-only checks (model validation lets `simulate` run with these lists).
     for (name, list, has, section) in [
-        ("pv_kwp", search.pv_kwp.as_deref().unwrap_or(&[]), !a.pv.is_empty(), "pv"),
+        (
+            "pv_kwp",
+            search.pv_kwp.as_deref().unwrap_or(&[]),
+            !a.pv.is_empty(),
+            "pv",
+        ),
         (
             "battery_kwh",
             search.battery_kwh.as_deref().unwrap_or(&[]),
