@@ -41,3 +41,19 @@ fn removing_the_wind_turbine_keeps_the_scenario_valid_for_simulate() {
     let o = scg(&["scenario", "check", "nowind.toml"], &dir);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn an_old_field_name_still_works_with_a_deprecation_warning() {
+    let dir = tempdir("oldname");
+    let text = default_scenario(&dir);
+    let at = text.find("[[prosumers.pv]]\n").unwrap() + "[[prosumers.pv]]\n".len();
+    let edited = format!("{}derating_percent = 80.0\n{}", &text[..at], &text[at..]);
+    std::fs::write(dir.join("old.toml"), edited).unwrap();
+    let o = scg(&["scenario", "check", "old.toml"], &dir);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(".pv[0].derating_percent is deprecated: use derating_pct"),
+        "{stderr}"
+    );
+}

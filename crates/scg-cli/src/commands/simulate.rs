@@ -54,6 +54,9 @@ pub fn load_scenario(path: Option<&Path>) -> anyhow::Result<LoadedScenario> {
         }),
         Some(path) => {
             let text = crate::commands::scenario::read_text(path)?;
+            for w in scg_model::deprecated::deprecations(&text) {
+                eprintln!("warning: {}: {w}", path.display());
+            }
             let scenario = scg_model::Scenario::from_toml_str(&text, &path.display().to_string())?;
             Ok(LoadedScenario {
                 scenario,
