@@ -2,8 +2,10 @@
 //!
 //! One row per step. Columns: `timestamp` (ISO 8601 with the standard offset in CSV; a UTC
 //! instant `TIMESTAMP(MILLIS)` in Parquet), then one `<prosumer>_load_kw` per prosumer in
-//! scenario order, then `community_load_kw`. CSV values have 4 decimals (0.1 W); Parquet keeps
-//! full `f64` precision.
+//! scenario order, then `community_load_kw`. CSV values are written at full precision (the
+//! shortest text that reads back as the same `f64`), as Parquet keeps them. Parquet also has
+//! `timestamp_local`: the same instant as local standard time (a `TIMESTAMP(MILLIS)` not
+//! adjusted to UTC, which pandas reads as the naive local time the CSV shows).
 
 use crate::ReportError;
 use parquet::data_type::{DoubleType, Int64Type};
@@ -97,7 +99,7 @@ impl SeriesTable {
             out.push_str(ts);
             for c in &self.columns {
                 // Writing to a String cannot fail.
-                let _ = write!(out, ",{:.4}", c.values[row]);
+                let _ = write!(out, ",{}", c.values[row]);
             }
             out.push('\n');
         }
@@ -116,6 +118,21 @@ impl SeriesTable {
                 })))
                 .build()?,
         )];
+        fields.push(Arc::new(
+            Type::primitive_type_builder("timestamp_local", Physical::INT64)
+                .with_repetition(Repetition::REQUIRED)
+                .with_logical_type(Some(LogicalType::Timestamp(TimestampType {
+                    is_adjusted_to_u_t_c: false,
+                    unit: TimeUnit::MILLIS,
+                })))
+                .build()?,
+        ));
+        let local_ms: Vec<i64> = self
+            .timestamps
+            .iter()
+            .zip(&self.unix_ms)
+            .map(|(ts, ms)| ms + offset_ms(ts))
+            .collect();
         for c in &self.columns {
             fields.push(Arc::new(
                 Type::primitive_type_builder(&c.name, Physical::DOUBLE)
@@ -137,13 +154,12 @@ impl SeriesTable {
         let mut row_group = writer.next_row_group()?;
         let mut index = 0;
         while let Some(mut column) = row_group.next_column()? {
-            if index == 0 {
-                column
-                    .typed::<Int64Type>()
-                    .write_batch(&self.unix_ms, None, None)?;
+            if index < 2 {
+                let ms = if index == 0 { &self.unix_ms } else { &local_ms };
+                column.typed::<Int64Type>().write_batch(ms, None, None)?;
             } else {
                 column.typed::<DoubleType>().write_batch(
-                    &self.columns[index - 1].values,
+                    &self.columns[index - 2].values,
                     None,
                     None,
                 )?;
@@ -154,6 +170,21 @@ impl SeriesTable {
         row_group.close()?;
         Ok(writer.into_inner()?)
     }
+}
+
+/// The UTC offset at the end of an ISO 8601 timestamp (`+01:00`, `-05:30`, `Z`), in ms.
+fn offset_ms(ts: &str) -> i64 {
+    let Some(tail) = ts.len().checked_sub(6).and_then(|i| ts.get(i..)) else {
+        return 0;
+    };
+    let sign = match tail.as_bytes().first() {
+        Some(b'+') => 1,
+        Some(b'-') => -1,
+        _ => return 0,
+    };
+    let h: i64 = tail.get(1..3).and_then(|x| x.parse().ok()).unwrap_or(0);
+    let m: i64 = tail.get(4..6).and_then(|x| x.parse().ok()).unwrap_or(0);
+    sign * (h * 3_600_000 + m * 60_000)
 }
 
 #[cfg(test)]
@@ -184,12 +215,12 @@ mod tests {
     }
 
     #[test]
-    fn csv_has_header_units_and_fixed_decimals() {
+    fn csv_has_header_units_and_full_precision() {
         assert_eq!(
             table().to_csv(),
             "timestamp,a_load_kw,community_load_kw\n\
-             2007-01-01T00:00:00+01:00,1.0000,1.0000\n\
-             2007-01-01T01:00:00+01:00,2.1235,2.1235\n"
+             2007-01-01T00:00:00+01:00,1,1\n\
+             2007-01-01T01:00:00+01:00,2.123456,2.123456\n"
         );
     }
 
@@ -199,13 +230,16 @@ mod tests {
         let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
         assert_eq!(reader.metadata().file_metadata().num_rows(), 2);
         let schema = reader.metadata().file_metadata().schema_descr();
-        assert_eq!(schema.column(1).name(), "a_load_kw");
+        assert_eq!(schema.column(1).name(), "timestamp_local");
+        assert_eq!(schema.column(2).name(), "a_load_kw");
         let rows: Vec<_> = reader
             .get_row_iter(None)
             .unwrap()
             .map(|r| r.unwrap())
             .collect();
-        assert_eq!(rows[1].get_double(1).unwrap(), 2.123456);
+        assert_eq!(rows[1].get_double(2).unwrap(), 2.123456);
         assert_eq!(rows[0].get_timestamp_millis(0).unwrap(), 1_167_606_000_000);
+        // 2006-12-31T23:00Z is 2007-01-01T00:00 local standard time (UTC+01:00).
+        assert_eq!(rows[0].get_timestamp_millis(1).unwrap(), 1_167_609_600_000);
     }
 }
