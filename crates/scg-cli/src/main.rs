@@ -6,8 +6,8 @@
 
 mod commands;
 mod console;
+mod output;
 mod progress;
-mod settle;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -31,18 +31,9 @@ pub const MAX_POWER_KW: f64 = 1.0e6;
 /// (in kWh/day: 24 GWh/day).
 pub const MAX_LOAD_KW: f64 = 1.0e6;
 
-/// Wind turbines of one kind at one prosumer.
+/// Wind turbines of one kind at one prosumer. (EV fleet limits live with the fleet:
+/// `scg_ev::fleet::MAX_VEHICLES`, `MAX_CHARGE_POINTS`, `MAX_SWAP_PACKS`.)
 pub const MAX_TURBINES: u32 = 10_000;
-
-/// Vehicles of one prosumer's EV fleet (commuters + residents + fleet vehicles + shoppers):
-/// each draws a year of sessions and is planned at every step (docs/scenario.md gives the cost).
-pub const MAX_VEHICLES: u32 = 5_000;
-
-/// Charge points of one prosumer.
-pub const MAX_CHARGE_POINTS: u32 = 5_000;
-
-/// Packs (and pack chargers) of one battery-swap station.
-pub const MAX_SWAP_PACKS: u32 = 10_000;
 
 /// Calendar years the simulation may follow (`time.model_year`).
 pub const MODEL_YEAR: (i32, i32) = (1900, 2100);

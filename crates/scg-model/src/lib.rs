@@ -23,3 +23,4 @@ mod validate;
 pub use error::{ModelError, ValidationError};
 pub use scenario::*;
 pub use time::{HOMER_MODEL_YEAR, TimeGrid, Weekday};
+pub use validate::{MAX_PROSUMERS, is_valid_id};

@@ -356,6 +356,13 @@ impl Scenario {
         }
     }
 
+    /// Parse only (syntax and schema: unknown fields, wrong types), without the semantic
+    /// checks of [`Scenario::validate`]; for callers that collect those together with other
+    /// problems (`scg_sim::check::check_run`).
+    pub fn parse_toml(text: &str, source_name: &str) -> Result<Self, ModelError> {
+        parse(text, source_name)
+    }
+
     /// Serialize back to TOML (comments are not kept).
     pub fn to_toml_string(&self) -> String {
         // Serialising our own plain structs cannot fail: no maps with non-string keys, no NaN

@@ -147,7 +147,7 @@ fn community_section(
             l.ledger_transactions,
             l.ledger_transactions_rejected,
             l.certificates_issued,
-            l.p2p_trades,
+            l.p2p_trades_settled,
             escape(&l.ledger_state_root)
         );
     }

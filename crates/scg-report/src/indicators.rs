@@ -40,10 +40,10 @@ mod tests {
             p2p_export_kwh: 5.0,
             ..EnergySums::default()
         };
-        assert!((self_consumption(&e, false).unwrap() - 0.7).abs() < 1e-12);
-        assert!((self_consumption(&e, true).unwrap() - 0.8).abs() < 1e-12);
-        assert!((self_sufficiency(&e, false).unwrap() - 0.55).abs() < 1e-12);
-        assert!((self_sufficiency(&e, true).unwrap() - 0.6).abs() < 1e-12);
+        assert!((self_consumption(&e, false).expect("defined") - 0.7).abs() < 1e-12);
+        assert!((self_consumption(&e, true).expect("defined") - 0.8).abs() < 1e-12);
+        assert!((self_sufficiency(&e, false).expect("defined") - 0.55).abs() < 1e-12);
+        assert!((self_sufficiency(&e, true).expect("defined") - 0.6).abs() < 1e-12);
         assert_eq!(self_consumption(&EnergySums::default(), true), None);
     }
 }

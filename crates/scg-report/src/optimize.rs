@@ -179,8 +179,11 @@ pub fn html_section(
     h
 }
 
+/// A size a search varies: its name and how to read it from a design.
+type Dimension = (&'static str, fn(&DesignSizes) -> f64);
+
 /// The sizes a search varies, by name, read from a design.
-const DIMENSIONS: [(&str, fn(&DesignSizes) -> f64); 3] = [
+const DIMENSIONS: [Dimension; 3] = [
     ("PV kWp", |s| s.pv_kwp),
     ("wind turbines", |s| s.wind_turbines),
     ("battery kWh", |s| s.battery_kwh),

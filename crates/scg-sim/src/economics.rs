@@ -90,6 +90,10 @@ pub struct ComponentNpc {
     pub total_eur: f64,
 }
 
+/// Most replacements of one component over the project that [`component_npc`] accepts (one a
+/// day for 100 years is far beyond any real system).
+pub const MAX_REPLACEMENTS: f64 = 36_500.0;
+
 /// Years (from the start of the project) at which a unit of lifetime `lifetime_years` is
 /// replaced: `L, 2L, …` strictly before the end of the project.
 pub fn replacement_years(lifetime_years: f64, project_years: f64) -> Vec<f64> {
@@ -134,6 +138,18 @@ pub fn component_npc(
         return Err(ComponentError::parameter(
             "lifetime_years",
             format!("must be > 0, got {}", c.lifetime_years),
+        ));
+    }
+    // A life computed from wear (a battery's throughput) can be tiny; the replacement list
+    // must stay bounded whatever the inputs.
+    if project_years / c.lifetime_years > MAX_REPLACEMENTS {
+        return Err(ComponentError::parameter(
+            "lifetime_years",
+            format!(
+                "{} years over a {project_years}-year project means more than \
+                 {MAX_REPLACEMENTS} replacements",
+                c.lifetime_years
+            ),
         ));
     }
     for (field, v) in [

@@ -90,6 +90,10 @@ pub struct SimResult {
     /// Zonal price per step, EUR/MWh.
     pub zonal_step_eur_per_mwh: Vec<f64>,
     pub grid_at_peak: Vec<bool>,
+    /// Retail (grid purchase) price per step, EUR/MWh.
+    pub retail_eur_per_mwh: Vec<f64>,
+    /// Time-of-use band (F1/F2/F3) per step.
+    pub tariff_band: Vec<scg_resource::tariff::Band>,
 }
 
 /// The seed of a prosumer's private stream: SplitMix64 of the run seed mixed with the FNV-1a
@@ -443,6 +447,13 @@ pub fn run_prepared(
         community,
         zonal_step_eur_per_mwh: prepared.zonal_step_eur_per_mwh,
         grid_at_peak: prepared.grid_at_peak,
+        retail_eur_per_mwh: prepared
+            .tariff
+            .purchase_eur_per_kwh()
+            .iter()
+            .map(|p| p * 1000.0)
+            .collect(),
+        tariff_band: prepared.bands,
     })
 }
 

@@ -54,44 +54,54 @@ pub fn resolve_loads(
         .collect()
 }
 
-/// Resolve loads, weather and prices.
+/// Resolve loads, weather and prices (stops at the first problem; [`crate::check::check_run`]
+/// reports them all).
 pub fn resolve_inputs(
     scenario: &Scenario,
     assets: &Assets,
     read: &mut Reader<'_>,
 ) -> Result<ResolvedInputs, SimError> {
-    let loads = resolve_loads(scenario, read)?;
-    let weather = match &assets.solar.weather_file {
-        Some(file) => {
-            let text = read_file(&file.path, read)?;
-            Some(weather::parse(
-                &text,
-                file.format,
-                &file.path.display().to_string(),
-            )?)
-        }
-        None => None,
-    };
-    let zonal_prices_eur_per_mwh = match &scenario.community.zonal_price_file {
-        Some(path) => {
-            let text = read_file(path, read)?;
-            let name = path.display().to_string();
-            let prices = load::parse_price_csv(&text, &name, None)?;
-            if prices.len() != 8760 {
-                return Err(SimError::Read {
-                    path: name,
-                    message: format!("needs 8760 hourly prices (EUR/MWh), got {}", prices.len()),
-                });
-            }
-            Some(prices)
-        }
-        None => None,
-    };
     Ok(ResolvedInputs {
-        loads,
-        weather,
-        zonal_prices_eur_per_mwh,
+        loads: resolve_loads(scenario, read)?,
+        weather: resolve_weather(assets, read)?,
+        zonal_prices_eur_per_mwh: resolve_zonal_prices(scenario, read)?,
     })
+}
+
+/// The weather year, when the solar resource names a weather file.
+pub fn resolve_weather(
+    assets: &Assets,
+    read: &mut Reader<'_>,
+) -> Result<Option<WeatherYear>, SimError> {
+    let Some(file) = &assets.solar.weather_file else {
+        return Ok(None);
+    };
+    let text = read_file(&file.path, read)?;
+    Ok(Some(weather::parse(
+        &text,
+        file.format,
+        &file.path.display().to_string(),
+    )?))
+}
+
+/// Hourly zonal prices (8760 values), when the scenario names a price file.
+pub fn resolve_zonal_prices(
+    scenario: &Scenario,
+    read: &mut Reader<'_>,
+) -> Result<Option<Vec<f64>>, SimError> {
+    let Some(path) = &scenario.community.zonal_price_file else {
+        return Ok(None);
+    };
+    let text = read_file(path, read)?;
+    let name = path.display().to_string();
+    let prices = load::parse_price_csv(&text, &name, None)?;
+    if prices.len() != 8760 {
+        return Err(SimError::Read {
+            path: name,
+            message: format!("needs 8760 hourly prices (EUR/MWh), got {}", prices.len()),
+        });
+    }
+    Ok(Some(prices))
 }
 
 fn read_file(path: &Path, read: &mut Reader<'_>) -> Result<String, SimError> {
@@ -101,7 +111,8 @@ fn read_file(path: &Path, read: &mut Reader<'_>) -> Result<String, SimError> {
     })
 }
 
-fn resolve_load(spec: &Load, read: &mut Reader<'_>) -> Result<ResolvedLoad, SimError> {
+/// Resolve one prosumer's load (reading its file, if any).
+pub fn resolve_load(spec: &Load, read: &mut Reader<'_>) -> Result<ResolvedLoad, SimError> {
     Ok(match spec {
         Load::Synthetic(s) => {
             let profiles = Box::new(if let Some(name) = &s.profile {

@@ -171,8 +171,11 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     let json = serde_json::to_string_pretty(&doc)?;
     if let Some(out) = &args.out {
         let file = evaluate_output_file(out)?;
-        std::fs::write(&file, format!("{json}\n"))
-            .with_context(|| format!("cannot write {}", file.display()))?;
+        crate::output::write_file_atomically(
+            &file,
+            format!("{json}\n").as_bytes(),
+            std::slice::from_ref(&args.input.sessions),
+        )?;
     }
     if args.json {
         println!("{json}");

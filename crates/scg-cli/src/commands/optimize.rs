@@ -2,7 +2,6 @@
 //! scenario's candidate sizes simulated for a year, infeasible ones dropped, the rest ranked by
 //! net present cost; the winner is then simulated in full and reported.
 
-use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,7 +22,7 @@ Runs on all cores. Ctrl-C stops the search early and keeps the results so far (e
 pub struct Args {
     /// Scenario TOML file (default: the built-in Bergamo scenario and its search space).
     pub scenario: Option<PathBuf>,
-    /// Output directory; created if missing, files in it are replaced.
+    /// Output directory; created if missing. A re-run replaces it whole, atomically.
     #[arg(short, long, default_value = "scg-optimize")]
     pub out: PathBuf,
     /// Seed of every random draw (loads, sun, wind).
@@ -38,7 +37,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     use crate::commands::simulate::{check_assets, file_reader, load_scenario};
     let loaded = load_scenario(args.scenario.as_deref())?;
     let assets = check_assets(&loaded)?;
-    let inputs = scg_sim::resolve_inputs(&loaded.scenario, &assets, &mut file_reader(&loaded))?;
+    // Before any expensive work: --out is writable, locked, and contains no input.
+    let mut output = crate::output::OutputDir::begin(&args.out)?;
+    let log = crate::output::InputLog::default();
+    log.record_all(args.scenario.as_deref());
+    let inputs =
+        scg_sim::resolve_inputs(&loaded.scenario, &assets, &mut file_reader(&loaded, &log))?;
+    output.check_inputs(&log.paths())?;
     let prepared = scg_sim::prepare::prepare(
         &loaded.scenario,
         &assets,
@@ -93,12 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         elapsed_s,
         configurations_per_second: outcome.evaluated as f64 / elapsed_s.max(1e-9),
     };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
-    let write = |name: &str, bytes: &[u8]| {
-        let path = args.out.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
-    };
+    let write = |name: &str, bytes: &[u8]| output.write(name, bytes);
     write(
         "optimize.csv",
         scg_report::optimize::ranked_csv(&ids, &sizes, &outcome).as_bytes(),
@@ -133,6 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for w in scg_report::optimize::edge_warnings(&ids, &sizes, best) {
         eprintln!("warning: {w}");
     }
+    output.commit("optimize")?;
     if !args.quiet {
         println!(
             "{} configurations in {:.2} s ({:.0}/s), {} infeasible{}",

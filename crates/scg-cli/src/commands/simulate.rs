@@ -20,7 +20,8 @@ Outputs (in --out): summary.json (metrics, schema scg.summary.v1), timeseries.cs
 pub struct Args {
     /// Scenario TOML file (default: the built-in Bergamo scenario).
     pub scenario: Option<PathBuf>,
-    /// Output directory; created if missing, files in it are replaced.
+    /// Output directory; created if missing. A re-run replaces it whole, atomically (see
+    /// README "Output directories").
     #[arg(short, long, default_value = "scg-out")]
     pub out: PathBuf,
     /// Seed of every random draw; the same seed gives the same outputs byte for byte.
@@ -67,15 +68,21 @@ pub fn load_scenario(path: Option<&Path>) -> anyhow::Result<LoadedScenario> {
     }
 }
 
-/// A reader of the files a scenario names, relative to the scenario's directory.
-pub fn file_reader(loaded: &LoadedScenario) -> impl FnMut(&Path) -> Result<String, String> + use<> {
+/// A reader of the files a scenario names, relative to the scenario's directory; every file it
+/// reads is recorded in `log` (an output directory must not contain them).
+pub fn file_reader(
+    loaded: &LoadedScenario,
+    log: &crate::output::InputLog,
+) -> impl FnMut(&Path) -> Result<String, String> + use<> {
     let base = loaded.base_dir.clone();
+    let log = log.clone();
     move |p: &Path| {
         let full = if p.is_absolute() {
             p.to_path_buf()
         } else {
             base.join(p)
         };
+        log.record(&full);
         std::fs::read_to_string(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))
     }
 }
@@ -99,7 +106,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let loaded = load_scenario(args.scenario.as_deref())?;
     let assets = check_assets(&loaded)?;
-    let inputs = scg_sim::resolve_inputs(&loaded.scenario, &assets, &mut file_reader(&loaded))?;
+    // Before any expensive work: --out is writable, locked, and contains no input.
+    let mut output = crate::output::OutputDir::begin(&args.out)?;
+    let log = crate::output::InputLog::default();
+    log.record_all(args.scenario.as_deref());
+    let inputs =
+        scg_sim::resolve_inputs(&loaded.scenario, &assets, &mut file_reader(&loaded, &log))?;
+    output.check_inputs(&log.paths())?;
     // Phases: each prosumer prepared, the year, settling and storing the ledger, writing.
     let prosumers = loaded.scenario.prosumers.len();
     let ledger_steps = if args.no_ledger { 0 } else { 2 };
@@ -116,13 +129,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         },
     )?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
     let ledger = if args.no_ledger {
         None
     } else {
         bar.set_message("settling ledger");
-        Some(settle_ledger(&result, &loaded, &args.out, &bar)?)
+        Some(settle_ledger(&result, &loaded, output.dir(), &bar)?)
     };
     bar.set_message("writing outputs");
     let run = scg_report::RunInfo {
@@ -132,10 +143,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let files = scg_report::render_all(&result, &loaded.scenario, &run)?;
     for file in &files {
-        let path = args.out.join(file.name);
-        std::fs::write(&path, &file.bytes)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        output.write(file.name, &file.bytes)?;
     }
+    output.commit("simulate")?;
     bar.inc(1);
     bar.finish_and_clear();
     if !args.quiet {
@@ -152,40 +162,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Settle the year on the RESCoin ledger and store it in OUT/ledger (verified on write).
+/// Settle the year on the RESCoin ledger (`scg-settle`) and store it in OUT/ledger (verified
+/// on write).
 fn settle_ledger(
     result: &scg_sim::SimResult,
     loaded: &LoadedScenario,
     out: &Path,
     bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<scg_report::summary::LedgerInfo> {
-    let year = crate::settle::community_year(
+    let settled = scg_settle::settle(
         result,
         loaded.scenario.community.internal_price_eur_per_mwh,
+        &scg_settle::Policy::default(),
     )?;
-    let settled = scg_ledger::settlement::settle_year(&year)?;
     let dir = out.join("ledger");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     bar.inc(1);
     bar.set_message("storing ledger");
     scg_ledger::store::store(&dir, &settled)?;
     bar.inc(1);
-    let s = &settled.summary;
-    Ok(scg_report::summary::LedgerInfo {
-        ledger_dir: "ledger".into(),
-        ledger_blocks: s.blocks,
-        ledger_transactions: s.transactions,
-        ledger_transactions_rejected: s.transactions_rejected,
-        rescoin_decimals: scg_units::Rescoin::DECIMALS,
-        rescoin_minted: s.rescoin_minted.0,
-        certificates_issued: s.certificates_issued,
-        p2p_trades: s.p2p_trades,
-        cer_distributed: s.cer_distributed.0,
-        rescoin_balances: s
-            .final_balances
-            .iter()
-            .map(|(k, v)| (k.clone(), v.0))
-            .collect(),
-        ledger_state_root: s.final_state_root_hex.clone(),
-    })
+    Ok(scg_report::summary::LedgerInfo::from_settlement(
+        &settled.summary,
+        "ledger",
+    ))
 }

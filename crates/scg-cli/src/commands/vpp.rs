@@ -50,7 +50,7 @@ pub struct BidsArgs {
     /// GME price file (`…MGPPrezzi.xml`, hourly or 15-minute) used as price forecast.
     #[arg(long, value_name = "GME.xml")]
     pub prices: PathBuf,
-    /// Output directory.
+    /// Output directory; created if missing. A re-run replaces it whole, atomically.
     #[arg(short, long, value_name = "DIR")]
     pub out: PathBuf,
     /// GME zone whose prices apply (Bergamo is NORD).
@@ -87,6 +87,11 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
         .ok_or_else(|| anyhow!("--day: expected a date YYYY-MM-DD, got {:?}", args.day))?;
     let day = DeliveryDay::from_ymd(date.year, date.month, date.day)?;
     let n = day.periods() as usize;
+    let mut output = crate::output::OutputDir::begin(&args.out)?;
+    let log = crate::output::InputLog::default();
+    log.record(&args.prices);
+    log.record_all(args.scenario.as_deref());
+    log.record_all(args.flex.as_deref());
 
     // Prices.
     let text = std::fs::read_to_string(&args.prices)
@@ -123,7 +128,7 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
     if !leap {
         loaded.scenario.time.model_year = ModelYear::Year(date.year);
     }
-    let mut read = crate::commands::simulate::file_reader(&loaded);
+    let mut read = crate::commands::simulate::file_reader(&loaded, &log);
     let sim = scg_sim::simulate_scenario(&loaded.scenario, &mut read, args.seed, &mut |_, _| {})
         .context("simulating the scenario")?;
     let steps = sim.grid.len() as i64;
@@ -224,8 +229,8 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
     )?;
 
     // Outputs.
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    output.check_inputs(&log.paths())?;
+    let write = |name: &str, text: &str| output.write(name, text.as_bytes());
     let mut csv = String::from(
         "session,gate_closure,period,delivery_start,delivery_end,zone,direction,quantity_mwh,price_eur_per_mwh\n",
     );
@@ -246,7 +251,7 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
             );
         }
     }
-    write(&args.out.join("bids.csv"), &csv)?;
+    write("bids.csv", &csv)?;
     let mut fc = String::from(
         "period,delivery_start,dayahead_kw,mi_a1_kw,mi_a2_kw,mi_a3_kw,actual_kw,up_kw,down_kw,price_forecast_eur_per_mwh\n",
     );
@@ -266,7 +271,7 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
             price_forecast[i].eur_per_mwh()
         );
     }
-    write(&args.out.join("forecast.csv"), &fc)?;
+    write("forecast.csv", &fc)?;
     let mut ic = String::from(
         "period,scheduled_mwh,delivered_mwh,imbalance_mwh,price_eur_per_mwh,amount_eur\n",
     );
@@ -282,7 +287,7 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
             r.amount.eur()
         );
     }
-    write(&args.out.join("imbalance.csv"), &ic)?;
+    write("imbalance.csv", &ic)?;
     let total_imbalance_eur: f64 = imb.iter().map(|r| r.amount.eur()).sum();
     let bids_json = |bids: &[Bid]| -> Vec<serde_json::Value> {
         bids.iter()
@@ -331,10 +336,8 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
         "schedule_after_mi_mwh": final_schedule.iter().map(|&w| w as f64 / 1e6).collect::<Vec<_>>(),
         "imbalance_eur": total_imbalance_eur,
     });
-    write(
-        &args.out.join("bids.json"),
-        &serde_json::to_string_pretty(&doc)?,
-    )?;
+    write("bids.json", &serde_json::to_string_pretty(&doc)?)?;
+    output.commit("vpp bids")?;
     println!(
         "{}: {} periods, {} MGP bids, {} MI re-bids, {} MSD offers; imbalance {:.2} EUR",
         day.date(),
@@ -356,8 +359,4 @@ fn direction_name(d: Direction) -> &'static str {
         Direction::Up => "up",
         Direction::Down => "down",
     }
-}
-
-fn write(path: &std::path::Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
