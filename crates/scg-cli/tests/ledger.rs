@@ -156,6 +156,7 @@ fn show_head_account_block_certificate() {
         "{s}"
     );
     assert!(s.contains("-> applied"), "{s}");
+    assert!(s.contains("timestamp 2007-01-01T"), "ISO 8601: {s}");
 
     let out = scg(&["ledger", "show", d, "--certificate", "1"]);
     let s = text(&out.stdout);

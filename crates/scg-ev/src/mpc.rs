@@ -1,4 +1,4 @@
-//! The charging optimiser: one sparse LP/QP over a window of steps, solved with `clarabel`.
+//! The charging optimizer: one sparse LP/QP over a window of steps, solved with `clarabel`.
 //!
 //! The same builder serves the model-predictive controller ([`Mpc`], re-planned every step
 //! over the horizon of the plugged-in vehicles, keeping only the first step) and the offline
@@ -38,7 +38,7 @@ use clarabel::solver::{
 };
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Weights and limits of the optimiser.
+/// Weights and limits of the optimizer.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MpcParams {
@@ -140,7 +140,7 @@ pub struct PlanEv {
     pub efficiency: f64,
 }
 
-/// One optimisation problem.
+/// One optimization problem.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanProblem {
     /// Number of steps in the window.
@@ -165,7 +165,7 @@ pub struct PlanProblem {
     pub prev_peak_kw: Vec<f64>,
 }
 
-/// The optimiser's answer: per vehicle, per step of its presence.
+/// The optimizer's answer: per vehicle, per step of its presence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanSolution {
     /// Charging power per vehicle, `end − start` values each, kW.

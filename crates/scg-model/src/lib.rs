@@ -14,6 +14,7 @@
 
 pub mod bounds;
 pub mod builtin;
+pub mod deprecated;
 mod error;
 mod scenario;
 mod time;

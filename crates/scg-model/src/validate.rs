@@ -145,29 +145,22 @@ fn validate_community(c: &mut Checker, community: &CommunitySettings) {
     }
 }
 
-fn validate_search(c: &mut Checker, path: &str, p: &Prosumer, search: &ProsumerSearch) {
-    let lists: [(&str, Option<Vec<f64>>, bool); 4] = [
-        ("pv_kwp", search.pv_kwp.clone(), !p.pv.is_empty()),
+fn validate_search(c: &mut Checker, path: &str, search: &ProsumerSearch) {
+    let lists: [(&str, Option<Vec<f64>>); 4] = [
+        ("pv_kwp", search.pv_kwp.clone()),
         (
             "wind_turbines",
             search
                 .wind_turbines
                 .as_ref()
                 .map(|v| v.iter().map(|n| f64::from(*n)).collect()),
-            !p.wind_turbines.is_empty(),
         ),
-        (
-            "battery_kwh",
-            search.battery_kwh.clone(),
-            p.battery.is_some(),
-        ),
-        (
-            "converter_kw",
-            search.converter_kw.clone(),
-            p.converter.is_some(),
-        ),
+        ("battery_kwh", search.battery_kwh.clone()),
+        ("converter_kw", search.converter_kw.clone()),
     ];
-    for (name, values, has_section) in lists {
+    // Whether a list needs a component section is the search's business
+    // (`scg_sim::sizing`): an optimize-only list never blocks `scg simulate`.
+    for (name, values) in lists {
         let Some(values) = values else { continue };
         let field = format!("{path}.search.{name}");
         if values.is_empty() {
@@ -180,19 +173,6 @@ fn validate_search(c: &mut Checker, path: &str, p: &Prosumer, search: &ProsumerS
         };
         for (k, v) in values.iter().enumerate() {
             c.finite_in(&format!("{field}[{k}]"), *v, 0.0, max);
-        }
-        if !has_section && values.iter().any(|v| *v > 0.0) {
-            let section = match name {
-                "pv_kwp" => "pv",
-                "battery_kwh" => "battery",
-                other => other.strip_suffix("_kw").unwrap_or(other),
-            };
-            c.fail(
-                &field,
-                format!(
-                    "candidates above 0 need a `{section}` section on this prosumer (it gives the technology and costs)"
-                ),
-            );
         }
     }
 }
@@ -233,7 +213,7 @@ fn validate_prosumers(c: &mut Checker, prosumers: &[Prosumer]) {
         }
         validate_load(c, &format!("{path}.load"), &p.load);
         if let Some(search) = &p.search {
-            validate_search(c, &path, p, search);
+            validate_search(c, &path, search);
         }
         if p.converter.is_some() && p.battery.is_none() {
             c.fail(

@@ -16,6 +16,10 @@
 //! pv + wind + v2g + battery_discharge + p2p_import + grid_import + unmet`. CSV numbers are
 //! written in full (the shortest decimal that reads back as the same `f64`), so the balance
 //! closes from the CSV as well as from the Parquet file.
+//!
+//! Parquet also has `timestamp_local` (second column): the same instant as local standard time
+//! (a `TIMESTAMP(MILLIS)` not adjusted to UTC, which pandas reads as the naive local time the
+//! CSV shows).
 
 use crate::ReportError;
 use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int64Type};
@@ -210,6 +214,21 @@ impl SeriesTable {
                 })))
                 .build()?,
         )];
+        fields.push(Arc::new(
+            Type::primitive_type_builder("timestamp_local", Physical::INT64)
+                .with_repetition(Repetition::REQUIRED)
+                .with_logical_type(Some(LogicalType::Timestamp(TimestampType {
+                    is_adjusted_to_u_t_c: false,
+                    unit: TimeUnit::MILLIS,
+                })))
+                .build()?,
+        ));
+        let local_ms: Vec<i64> = self
+            .timestamps
+            .iter()
+            .zip(&self.unix_ms)
+            .map(|(ts, ms)| ms + offset_ms(ts))
+            .collect();
         for c in &self.columns {
             let (physical, repetition, logical) = match c.values {
                 Values::F64(_) => (Physical::DOUBLE, Repetition::REQUIRED, None),
@@ -242,12 +261,11 @@ impl SeriesTable {
         let mut row_group = writer.next_row_group()?;
         let mut index = 0;
         while let Some(mut column) = row_group.next_column()? {
-            if index == 0 {
-                column
-                    .typed::<Int64Type>()
-                    .write_batch(&self.unix_ms, None, None)?;
+            if index < 2 {
+                let ms = if index == 0 { &self.unix_ms } else { &local_ms };
+                column.typed::<Int64Type>().write_batch(ms, None, None)?;
             } else {
-                match &self.columns[index - 1].values {
+                match &self.columns[index - 2].values {
                     Values::F64(v) => {
                         column.typed::<DoubleType>().write_batch(v, None, None)?;
                     }
@@ -276,6 +294,21 @@ impl SeriesTable {
         row_group.close()?;
         Ok(writer.into_inner()?)
     }
+}
+
+/// The UTC offset at the end of an ISO 8601 timestamp (`+01:00`, `-05:30`, `Z`), in ms.
+fn offset_ms(ts: &str) -> i64 {
+    let Some(tail) = ts.len().checked_sub(6).and_then(|i| ts.get(i..)) else {
+        return 0;
+    };
+    let sign = match tail.as_bytes().first() {
+        Some(b'+') => 1,
+        Some(b'-') => -1,
+        _ => return 0,
+    };
+    let h: i64 = tail.get(1..3).and_then(|x| x.parse().ok()).unwrap_or(0);
+    let m: i64 = tail.get(4..6).and_then(|x| x.parse().ok()).unwrap_or(0);
+    sign * (h * 3_600_000 + m * 60_000)
 }
 
 #[cfg(test)]
@@ -329,18 +362,21 @@ mod tests {
         let reader = SerializedFileReader::new(bytes::Bytes::from(bytes)).unwrap();
         assert_eq!(reader.metadata().file_metadata().num_rows(), 2);
         let schema = reader.metadata().file_metadata().schema_descr();
-        assert_eq!(schema.column(1).name(), "a_load_kw");
+        assert_eq!(schema.column(1).name(), "timestamp_local");
+        assert_eq!(schema.column(2).name(), "a_load_kw");
         let rows: Vec<_> = reader
             .get_row_iter(None)
             .unwrap()
             .map(|r| r.unwrap())
             .collect();
-        assert_eq!(rows[1].get_double(1).unwrap(), 2.123456);
+        assert_eq!(rows[1].get_double(2).unwrap(), 2.123456);
         assert_eq!(rows[0].get_timestamp_millis(0).unwrap(), 1_167_606_000_000);
-        assert!(rows[0].get_double(2).is_err(), "missing price is null");
-        assert_eq!(rows[1].get_double(2).unwrap(), 101.5);
-        assert_eq!(rows[1].get_string(3).unwrap(), "F1");
-        assert!(rows[1].get_bool(4).unwrap());
-        assert!(!rows[0].get_bool(4).unwrap());
+        assert!(rows[0].get_double(3).is_err(), "missing price is null");
+        assert_eq!(rows[1].get_double(3).unwrap(), 101.5);
+        assert_eq!(rows[1].get_string(4).unwrap(), "F1");
+        assert!(rows[1].get_bool(5).unwrap());
+        assert!(!rows[0].get_bool(5).unwrap());
+        // 2006-12-31T23:00Z is 2007-01-01T00:00 local standard time (UTC+01:00).
+        assert_eq!(rows[0].get_timestamp_millis(1).unwrap(), 1_167_609_600_000);
     }
 }

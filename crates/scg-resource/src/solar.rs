@@ -1310,20 +1310,24 @@ pub struct PvArrayConfig {
     /// low-irradiance loss that HOMER's linear model leaves out (homer.md §2.4):
     /// 0.80 × 0.97 × 0.98 ≈ 0.76, rounded down. Inverter losses are not in it (HOMER's rule).
     #[serde(default = "default_derating")]
-    pub derating_percent: f64,
+    #[serde(alias = "derating_percent")]
+    pub derating_pct: f64,
     /// Nominal operating cell temperature, °C. Default 45.
     #[serde(default = "default_noct")]
     pub noct_c: f64,
     /// Power temperature coefficient, %/°C. Default −0.4 (crystalline silicon).
     #[serde(default = "default_temp_coeff")]
-    pub temperature_coefficient_percent_per_c: f64,
+    #[serde(alias = "temperature_coefficient_percent_per_c")]
+    pub temperature_coefficient_pct_per_c: f64,
     /// Module efficiency at standard test conditions, percent (enters the cell temperature
     /// only). Default 20.
     #[serde(default = "default_efficiency")]
-    pub efficiency_stc_percent: f64,
+    #[serde(alias = "efficiency_stc_percent")]
+    pub efficiency_stc_pct: f64,
     /// Ground reflectance (albedo), percent. Default 20 (HOMER).
     #[serde(default = "default_reflectance")]
-    pub ground_reflectance_percent: f64,
+    #[serde(alias = "ground_reflectance_percent")]
+    pub ground_reflectance_pct: f64,
 }
 
 fn default_tilt() -> f64 {
@@ -1352,11 +1356,11 @@ impl PvArrayConfig {
             capacity_kwp,
             tilt_deg: default_tilt(),
             azimuth_deg: 0.0,
-            derating_percent: default_derating(),
+            derating_pct: default_derating(),
             noct_c: default_noct(),
-            temperature_coefficient_percent_per_c: default_temp_coeff(),
-            efficiency_stc_percent: default_efficiency(),
-            ground_reflectance_percent: default_reflectance(),
+            temperature_coefficient_pct_per_c: default_temp_coeff(),
+            efficiency_stc_pct: default_efficiency(),
+            ground_reflectance_pct: default_reflectance(),
         }
     }
 
@@ -1366,11 +1370,11 @@ impl PvArrayConfig {
             capacity_kwp: self.capacity_kwp,
             tilt_deg: self.tilt_deg,
             azimuth_deg: self.azimuth_deg,
-            derating: self.derating_percent / 100.0,
+            derating: self.derating_pct / 100.0,
             noct_c: self.noct_c,
-            temp_coeff_per_c: self.temperature_coefficient_percent_per_c / 100.0,
-            efficiency_stc: self.efficiency_stc_percent / 100.0,
-            ground_reflectance: self.ground_reflectance_percent / 100.0,
+            temp_coeff_per_c: self.temperature_coefficient_pct_per_c / 100.0,
+            efficiency_stc: self.efficiency_stc_pct / 100.0,
+            ground_reflectance: self.ground_reflectance_pct / 100.0,
         }
     }
 
@@ -1388,25 +1392,25 @@ impl PvArrayConfig {
         check("capacity_kwp", self.capacity_kwp, 0.0, 1.0e6, " kWp");
         check("tilt_deg", self.tilt_deg, 0.0, 90.0, "°");
         check("azimuth_deg", self.azimuth_deg, -180.0, 180.0, "°");
-        check("derating_percent", self.derating_percent, 0.0, 100.0, " %");
+        check("derating_pct", self.derating_pct, 0.0, 100.0, " %");
         check("noct_c", self.noct_c, 20.0, 80.0, " °C");
         check(
-            "temperature_coefficient_percent_per_c",
-            self.temperature_coefficient_percent_per_c,
+            "temperature_coefficient_pct_per_c",
+            self.temperature_coefficient_pct_per_c,
             -2.0,
             0.5,
             " %/°C",
         );
         check(
-            "efficiency_stc_percent",
-            self.efficiency_stc_percent,
+            "efficiency_stc_pct",
+            self.efficiency_stc_pct,
             0.0,
             50.0,
             " %",
         );
         check(
-            "ground_reflectance_percent",
-            self.ground_reflectance_percent,
+            "ground_reflectance_pct",
+            self.ground_reflectance_pct,
             0.0,
             100.0,
             " %",

@@ -499,13 +499,9 @@ fn config_parses_validates_and_rejects_unknown_fields() {
     assert_eq!(array, PvArrayConfig::with_capacity(6.0));
     assert!(array.validate("prosumers[0].pv[0]").is_empty());
     let bad: PvArrayConfig =
-        serde_json::from_str(r#"{"capacity_kwp":-1,"tilt_deg":95,"derating_percent":120}"#)
-            .unwrap();
+        serde_json::from_str(r#"{"capacity_kwp":-1,"tilt_deg":95,"derating_pct":120}"#).unwrap();
     let errs = bad.validate("pv");
     let paths: Vec<&str> = errs.iter().map(|e| e.0.as_str()).collect();
-    assert_eq!(
-        paths,
-        ["pv.capacity_kwp", "pv.tilt_deg", "pv.derating_percent"]
-    );
+    assert_eq!(paths, ["pv.capacity_kwp", "pv.tilt_deg", "pv.derating_pct"]);
     assert!(serde_json::from_str::<PvArrayConfig>(r#"{"capacity_kwp":1,"kwp":2}"#).is_err());
 }

@@ -170,6 +170,43 @@ fn designs(
             a.turbines.len()
         )));
     }
+    // Optimize-only checks (model validation lets `simulate` run with these lists).
+    for (name, list, has, section) in [
+        (
+            "pv_kwp",
+            search.pv_kwp.as_deref().unwrap_or(&[]),
+            !a.pv.is_empty(),
+            "pv",
+        ),
+        (
+            "battery_kwh",
+            search.battery_kwh.as_deref().unwrap_or(&[]),
+            a.battery.is_some(),
+            "battery",
+        ),
+        (
+            "converter_kw",
+            search.converter_kw.as_deref().unwrap_or(&[]),
+            a.converter.is_some(),
+            "converter",
+        ),
+    ] {
+        if !has && list.iter().any(|v| *v > 0.0) {
+            return Err(SimError::Scenario(format!(
+                "{path}.search.{name}: candidates above 0 need a `{section}` section on this prosumer (it gives the technology and costs)"
+            )));
+        }
+    }
+    if a.turbines.is_empty()
+        && search
+            .wind_turbines
+            .as_ref()
+            .is_some_and(|v| v.iter().any(|n| *n > 0))
+    {
+        return Err(SimError::Scenario(format!(
+            "{path}.search.wind_turbines: candidates above 0 need a `wind_turbines` section on this prosumer (it gives the technology and costs)"
+        )));
+    }
     let pv_list = search.pv_kwp.clone().unwrap_or_else(|| vec![pv_kwp]);
     let wind_list: Vec<f64> = search.wind_turbines.as_ref().map_or_else(
         || vec![turbines],

@@ -47,7 +47,9 @@ pub struct EvaluateArgs {
     /// Site (transformer) limit on aggregate power, kW; unconstrained when absent.
     #[arg(long)]
     site_limit_kw: Option<f64>,
-    /// Energy tariff: `sce-tou-ev-4`, `flat:EUR_PER_MWH` or `tou:0-8=60,8-24=120` (EUR/MWh).
+    /// Energy tariff: `sce-tou-ev-4` (USD, as Southern California Edison publishes it),
+    /// `flat:EUR_PER_MWH` or `tou:0-8=60,8-24=120` (EUR/MWh). Money is reported in the tariff's
+    /// currency.
     #[arg(long, default_value = "sce-tou-ev-4")]
     tariff: String,
     /// Demand charge per kW of monthly peak (default: the tariff's own; sce-tou-ev-4: 15.51).
@@ -78,8 +80,9 @@ pub struct EvaluateArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
-    /// Also write the JSON to this file.
-    #[arg(long)]
+    /// Also write the JSON to OUT/evaluate.json (a directory, created if missing, as for every
+    /// command). Deprecated: a path ending in `.json` is still written as a file, with a warning.
+    #[arg(short, long, value_name = "DIR")]
     out: Option<PathBuf>,
 }
 
@@ -180,10 +183,17 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     }
     let mut clock = WallClock(Instant::now());
     let report = evaluate(&sessions, &args.policy, &params, &mut clock)?;
-    let json = serde_json::to_string_pretty(&report)?;
+    let currency = scg_ev::tariff::currency_of_spec(&args.tariff);
+    // The report's money fields are in the tariff's currency: say which.
+    let mut doc = serde_json::to_value(&report)?;
+    if let Some(map) = doc.as_object_mut() {
+        map.insert("currency".into(), currency.into());
+    }
+    let json = serde_json::to_string_pretty(&doc)?;
     if let Some(out) = &args.out {
+        let file = evaluate_output_file(out)?;
         crate::output::write_file_atomically(
-            out,
+            &file,
             format!("{json}\n").as_bytes(),
             std::slice::from_ref(&args.input.sessions),
         )?;
@@ -204,11 +214,11 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
             r.demands_met_pct
         );
         println!(
-            "peak {:.1} kW, energy cost {:.2} EUR, demand charge {:.2} EUR, total {:.2} EUR",
+            "peak {:.1} kW, energy cost {:.2} {currency}, demand charge {:.2} {currency}, total {:.2} {currency}",
             r.peak_kw, r.energy_cost_eur, r.demand_charge_eur, r.total_cost_eur
         );
         println!(
-            "V2G {:.1} kWh, degradation {:.2} EUR, solve time median {:.2} ms",
+            "V2G {:.1} kWh, degradation {:.2} {currency}, solve time median {:.2} ms",
             r.v2g_energy_kwh, r.degradation_cost_eur, r.solve_time_ms_median
         );
         if let Some(n) = r.solves {
@@ -219,6 +229,26 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `--out` puts evaluate.json: inside the directory; the old file form (a path ending in
+/// `.json`) still works for this release, with a deprecation warning.
+fn evaluate_output_file(out: &Path) -> anyhow::Result<PathBuf> {
+    if out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        && !out.is_dir()
+    {
+        eprintln!(
+            "warning: --out {} names a file; --out is a directory everywhere (this writes {}/evaluate.json). The file form will be removed in the next release.",
+            out.display(),
+            out.with_extension("").display()
+        );
+        return Ok(out.to_path_buf());
+    }
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create output directory {}", out.display()))?;
+    Ok(out.join("evaluate.json"))
 }
 
 fn run_habits(args: HabitsArgs) -> anyhow::Result<ExitCode> {

@@ -226,7 +226,15 @@ fn show_block(store: &Store, height: u64, out: &mut impl Write) -> anyhow::Resul
     writeln!(out, "block {}", h.height)?;
     writeln!(out, "hash {}", to_hex(&block.hash()))?;
     writeln!(out, "parent {}", to_hex(&h.parent_hash))?;
-    writeln!(out, "timestamp {} s", h.timestamp_s)?;
+    // ISO 8601 (UTC), with the raw Unix seconds the header stores.
+    let iso = i64::try_from(h.timestamp_s)
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .map_or_else(
+            || "out of range".to_owned(),
+            |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        );
+    writeln!(out, "timestamp {iso} ({} s)", h.timestamp_s)?;
     writeln!(out, "tx root {}", to_hex(&h.tx_root))?;
     writeln!(out, "outcome root {}", to_hex(&h.outcome_root))?;
     writeln!(out, "state root {}", to_hex(&h.state_root))?;

@@ -35,8 +35,9 @@ pub struct ClearArgs {
     /// or a JSON array of objects with those keys.
     #[arg(long, value_name = "FILE")]
     pub orders: PathBuf,
-    /// pay-as-clear (uniform price), pay-as-bid (continuous) or pay-as-offer (one-sided).
-    #[arg(long, default_value = "pay-as-clear")]
+    /// pay_as_clear (uniform price), pay_as_bid (continuous) or pay_as_offer (one-sided), as
+    /// in the scenario; the hyphenated forms (pay-as-clear, …) are accepted too.
+    #[arg(long, default_value = "pay_as_clear", value_parser = parse_mechanism)]
     pub mechanism: Mechanism,
     /// Print JSON instead of tables.
     #[arg(long)]
@@ -112,6 +113,18 @@ fn run_clear(args: ClearArgs) -> Result<ExitCode> {
 }
 
 /// The JSON document of a cleared book (shape documented in the module docs).
+/// `--mechanism`: the scenario's snake_case names and scg-market's hyphenated ones.
+fn parse_mechanism(s: &str) -> std::result::Result<Mechanism, String> {
+    s.replace('_', "-").parse::<Mechanism>().map_err(|_| {
+        format!("unknown mechanism {s:?}: expected pay_as_clear, pay_as_bid or pay_as_offer")
+    })
+}
+
+/// The documented (scenario) name of a mechanism: `pay_as_clear`, `pay_as_bid`, `pay_as_offer`.
+fn mechanism_name(m: Mechanism) -> String {
+    m.to_string().replace('-', "_")
+}
+
 pub fn to_json(outcome: &MarketOutcome, mechanism: Mechanism) -> Value {
     let opt_price = |p: Option<Price>| p.map_or(Value::Null, |p| json!(p.eur_per_mwh()));
     let intervals: Vec<Value> = outcome
@@ -153,14 +166,14 @@ pub fn to_json(outcome: &MarketOutcome, mechanism: Mechanism) -> Value {
         })
         .collect();
     json!({
-        "mechanism": mechanism.to_string(),
+        "mechanism": mechanism_name(mechanism),
         "intervals": intervals,
         "trades": trades,
     })
 }
 
 fn print_tables(outcome: &MarketOutcome, mechanism: Mechanism) {
-    println!("mechanism: {mechanism}");
+    println!("mechanism: {}", mechanism_name(mechanism));
     println!(
         "{:>8}  {:>14}  {:>12}  {:>12}  {:>12}  {:>10}",
         "interval", "price EUR/MWh", "p2p Wh", "grid in Wh", "grid out Wh", "fees EUR"

@@ -129,6 +129,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for file in scg_report::render_all_with(&result, &winner, &run, &section)? {
         write(file.name, &file.bytes)?;
     }
+    // Warnings go to stderr even with --quiet: a winner at the edge of its candidate list
+    // may not be the optimum.
+    for w in scg_report::optimize::edge_warnings(&ids, &sizes, best) {
+        eprintln!("warning: {w}");
+    }
     output.commit("optimize")?;
     if !args.quiet {
         println!(

@@ -72,6 +72,9 @@ fn read_scenario(path: Option<&Path>) -> anyhow::Result<LoadedScenario> {
         }),
         Some(path) => {
             let text = crate::read::read_text(path, &crate::read::Origin::CommandLine)?;
+            for w in scg_model::deprecated::deprecations(&text) {
+                eprintln!("warning: {}: {w}", path.display());
+            }
             let source = path.display().to_string();
             let scenario = scg_model::Scenario::parse_toml(&text, &source)?;
             Ok(LoadedScenario {
@@ -146,20 +149,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Before the expensive work: --out is writable, locked, and contains no input.
     let mut output = crate::output::OutputDir::begin(&args.out)?;
     output.check_inputs(&log.paths())?;
-    let bar = crate::progress::bar(loaded.scenario.prosumers.len() as u64 + 1, "simulating");
+    // Phases: each prosumer prepared, the year, settling and storing the ledger, writing.
+    let prosumers = loaded.scenario.prosumers.len();
+    let ledger_steps = if args.no_ledger { 0 } else { 2 };
+    let bar = crate::progress::phases((prosumers + 2 + ledger_steps) as u64);
     let result = scg_sim::simulate(
         &loaded.scenario,
         &assets,
         &inputs,
         args.seed,
-        &mut |done, _| bar.set_position(done as u64),
+        &mut |done, _| {
+            bar.set_position(done as u64);
+            if done == prosumers {
+                bar.set_message("simulating year");
+            }
+        },
     )?;
-    bar.finish_and_clear();
     let ledger = if args.no_ledger {
         None
     } else {
-        Some(settle_ledger(&result, &loaded, output.dir())?)
+        bar.set_message("settling ledger");
+        Some(settle_ledger(&result, &loaded, output.dir(), &bar)?)
     };
+    bar.set_message("writing outputs");
     let run = scg_report::RunInfo {
         scg_version: env!("CARGO_PKG_VERSION").into(),
         scenario_source: loaded.source.clone(),
@@ -170,8 +182,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         output.write(file.name, &file.bytes)?;
     }
     output.commit("simulate")?;
+    bar.inc(1);
+    bar.finish_and_clear();
     if !args.quiet {
-        print_summary(&result, &args, started);
+        let footer = crate::console::RunFooter {
+            seed: args.seed,
+            out: &args.out,
+            elapsed_s: started.elapsed().as_secs_f64(),
+        };
+        print!(
+            "{}",
+            crate::console::summary(&result, run.ledger.as_ref(), &footer)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -182,6 +204,7 @@ fn settle_ledger(
     result: &scg_sim::SimResult,
     loaded: &LoadedScenario,
     out: &Path,
+    bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<scg_report::summary::LedgerInfo> {
     let settled = scg_settle::settle(
         result,
@@ -190,44 +213,12 @@ fn settle_ledger(
     )?;
     let dir = out.join("ledger");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    bar.inc(1);
+    bar.set_message("storing ledger");
     scg_ledger::store::store(&dir, &settled)?;
+    bar.inc(1);
     Ok(scg_report::summary::LedgerInfo::from_settlement(
         &settled.summary,
         "ledger",
     ))
-}
-
-fn print_summary(result: &scg_sim::SimResult, args: &Args, started: Instant) {
-    println!(
-        "{:<14} {:>10} {:>9} {:>9} {:>6} {:>6} {:>5}",
-        "prosumer", "kWh/day", "avg kW", "peak kW", "LF", "crest", "peak"
-    );
-    let rows = result
-        .prosumers
-        .iter()
-        .map(|p| (p.id.as_str(), &p.load_report))
-        .chain(std::iter::once((
-            "community",
-            &result.community.load_report,
-        )));
-    for (id, r) in rows {
-        let s = &r.scaled;
-        println!(
-            "{:<14} {:>10.1} {:>9.2} {:>9.2} {:>6.3} {:>6.3} {:>5}",
-            id,
-            s.average_kwh_per_day,
-            s.average_kw,
-            s.peak_kw,
-            s.load_factor,
-            s.crest_factor,
-            s.peak_month
-        );
-    }
-    println!(
-        "seed {} · {} steps · wrote {} in {:.2} s",
-        args.seed,
-        result.grid.len(),
-        args.out.display(),
-        started.elapsed().as_secs_f64()
-    );
 }

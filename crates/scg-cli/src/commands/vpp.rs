@@ -51,7 +51,7 @@ pub struct BidsArgs {
     #[arg(long, value_name = "GME.xml")]
     pub prices: PathBuf,
     /// Output directory; created if missing. A re-run replaces it whole, atomically.
-    #[arg(long, value_name = "DIR")]
+    #[arg(short, long, value_name = "DIR")]
     pub out: PathBuf,
     /// GME zone whose prices apply (Bergamo is NORD).
     #[arg(long, default_value = "NORD")]
