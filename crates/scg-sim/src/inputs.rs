@@ -13,6 +13,8 @@
 use crate::SimError;
 use crate::assets::Assets;
 use scg_model::{Load, Scenario, TimeGrid};
+use scg_resource::ResourceError;
+use scg_resource::gme;
 use scg_resource::load::{self, Variability};
 use scg_resource::profiles::{self, MonthlyProfiles};
 use scg_resource::solar::{self, SolarSite, WeatherLocation};
@@ -89,7 +91,16 @@ pub fn resolve_inputs(
         }
         None => None,
     };
+    let community = &scenario.community;
+    if community.zonal_price_file.is_some() && !community.zonal_price_gme_files.is_empty() {
+        return Err(SimError::Scenario(
+            "community: give zonal_price_file or zonal_price_gme_files, not both".into(),
+        ));
+    }
     let zonal_prices_eur_per_mwh = match &scenario.community.zonal_price_file {
+        None if !community.zonal_price_gme_files.is_empty() => {
+            Some(resolve_gme_prices(scenario, read)?)
+        }
         Some(path) => {
             let text = read_file(path, read)?;
             let name = path.display().to_string();
@@ -109,6 +120,36 @@ pub fn resolve_inputs(
         weather,
         zonal_prices_eur_per_mwh,
     })
+}
+
+/// The hourly zonal prices of the model year from the scenario's GME files
+/// (`gme::zonal_prices_on_standard_hours`: Italian market time onto standard-time hours).
+fn resolve_gme_prices(scenario: &Scenario, read: &mut Reader<'_>) -> Result<Vec<f64>, SimError> {
+    let grid =
+        TimeGrid::new(&scenario.time, &scenario.location.time_zone).map_err(SimError::Scenario)?;
+    if grid.standard_offset_seconds() != 3600 {
+        return Err(SimError::Scenario(format!(
+            "community.zonal_price_gme_files: GME prices are on Italian time; the scenario's \
+             time zone {} is not UTC+1",
+            scenario.location.time_zone
+        )));
+    }
+    let mut files = Vec::with_capacity(scenario.community.zonal_price_gme_files.len());
+    for path in &scenario.community.zonal_price_gme_files {
+        let text = read_file(path, read)?;
+        let name = path.display().to_string();
+        let prices = gme::parse_prices(&text, &name).map_err(ResourceError::from)?;
+        files.push((name, prices));
+    }
+    let zone = scenario
+        .community
+        .zonal_price_gme_zone
+        .as_deref()
+        .unwrap_or("NORD");
+    Ok(
+        gme::zonal_prices_on_standard_hours(&files, zone, grid.year())
+            .map_err(ResourceError::from)?,
+    )
 }
 
 fn read_file(path: &Path, read: &mut Reader<'_>) -> Result<String, SimError> {
