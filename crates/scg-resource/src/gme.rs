@@ -389,35 +389,6 @@ fn parse_decimal(text: &str) -> Option<f64> {
     normalised.parse::<f64>().ok().filter(|v| v.is_finite())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decimals_with_comma_and_thousands() {
-        assert_eq!(parse_decimal("104,510000"), Some(104.51));
-        assert_eq!(parse_decimal("1.234,5"), Some(1234.5));
-        assert_eq!(parse_decimal("-3,25"), Some(-3.25));
-        assert_eq!(parse_decimal("12.5"), Some(12.5));
-        assert_eq!(parse_decimal("abc"), None);
-        assert_eq!(parse_decimal("1,2,3"), None);
-    }
-
-    #[test]
-    fn italian_day_lengths_follow_the_eu_rule() {
-        let d = |s: &str| GmeDate::parse(s).expect("valid date");
-        assert_eq!(d("20210830").weekday(), 0, "30 Aug 2021 was a Monday");
-        assert_eq!(d("20250330").hours_in_italy(), 23);
-        assert_eq!(d("20251026").hours_in_italy(), 25);
-        assert_eq!(d("20240331").hours_in_italy(), 23);
-        assert_eq!(d("20241027").hours_in_italy(), 25);
-        assert_eq!(d("20250329").hours_in_italy(), 24);
-        assert_eq!(d("20210830").hours_in_italy(), 24);
-        assert!(GmeDate::parse("20230229").is_none());
-        assert!(GmeDate::parse("2021083").is_none());
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // A year of zonal prices on the simulation's clock.
 
@@ -556,4 +527,33 @@ pub fn zonal_prices_on_standard_hours(
             Ok(slice.iter().sum::<f64>() / per_hour as f64)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_with_comma_and_thousands() {
+        assert_eq!(parse_decimal("104,510000"), Some(104.51));
+        assert_eq!(parse_decimal("1.234,5"), Some(1234.5));
+        assert_eq!(parse_decimal("-3,25"), Some(-3.25));
+        assert_eq!(parse_decimal("12.5"), Some(12.5));
+        assert_eq!(parse_decimal("abc"), None);
+        assert_eq!(parse_decimal("1,2,3"), None);
+    }
+
+    #[test]
+    fn italian_day_lengths_follow_the_eu_rule() {
+        let d = |s: &str| GmeDate::parse(s).expect("valid date");
+        assert_eq!(d("20210830").weekday(), 0, "30 Aug 2021 was a Monday");
+        assert_eq!(d("20250330").hours_in_italy(), 23);
+        assert_eq!(d("20251026").hours_in_italy(), 25);
+        assert_eq!(d("20240331").hours_in_italy(), 23);
+        assert_eq!(d("20241027").hours_in_italy(), 25);
+        assert_eq!(d("20250329").hours_in_italy(), 24);
+        assert_eq!(d("20210830").hours_in_italy(), 24);
+        assert!(GmeDate::parse("20230229").is_none());
+        assert!(GmeDate::parse("2021083").is_none());
+    }
 }
