@@ -1186,6 +1186,26 @@ pub struct WeatherFileConfig {
     /// Path of the file, relative to the scenario file.
     pub path: std::path::PathBuf,
     pub format: WeatherFormat,
+    /// `"measured"` (default): the file's DNI and DHI; `"decompose_ghi"`: split its GHI with Erbs.
+    #[serde(default)]
+    pub irradiance: IrradianceSource,
+    /// `"check"` (default): the file's site must be within
+    /// [`crate::weather::LOCATION_TOLERANCE_DEG`] of the scenario's location and (EPW) on its
+    /// standard time zone; `"from_weather_file"`: the sun is computed at the file's latitude and
+    /// longitude (the time zone must still match: the clock is the scenario's).
+    #[serde(default)]
+    pub location: WeatherLocation,
+}
+
+/// Whose site the sun is computed for when a weather file is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeatherLocation {
+    /// The scenario's location; the file must agree with it.
+    #[default]
+    Check,
+    /// The file's latitude and longitude.
+    FromWeatherFile,
 }
 
 /// The site's solar resource. Exactly one of `monthly_ghi_kwh_per_m2_day`,

@@ -31,6 +31,10 @@ use scg_model::TimeGrid;
 /// Hours in scg's year.
 pub const HOURS_PER_YEAR: usize = 8760;
 
+/// Height of a weather file's wind speeds, m: EPW's field 22 is measured at the standard 10 m
+/// (WMO anemometer height); PVGIS names its column `WS10m`.
+pub const ANEMOMETER_HEIGHT_M: f64 = 10.0;
+
 /// One year of hourly weather.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WeatherYear {

@@ -132,7 +132,7 @@ pub fn check_run(
     let weather = assets
         .as_ref()
         .and_then(|a| {
-            inputs::resolve_weather(a, read)
+            inputs::resolve_weather(scenario, a, read)
                 .map_err(|e| problems.push(e.to_string()))
                 .ok()
         })

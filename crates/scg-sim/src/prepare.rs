@@ -85,23 +85,19 @@ pub fn prepare(
             scenario.prosumers.len()
         )));
     }
-    let site = SolarSite::new(
-        scenario.location.latitude_deg,
-        scenario.location.longitude_deg,
-        &grid,
-    );
+    let site = crate::inputs::solar_site(scenario, assets, inputs, &grid);
     let any_pv = assets.prosumers.iter().any(|p| !p.pv.is_empty());
     let any_wind = assets.prosumers.iter().any(|p| !p.turbines.is_empty());
     let (ghi, temperature) = if any_pv {
         solar_series(assets, inputs, &site, &grid, seed)?
     } else {
-        (Vec::new(), Vec::new())
+        (solar::Irradiance::default(), Vec::new())
     };
     let wind_speed = match (&assets.wind, any_wind) {
         (Some(w), true) => {
-            wind::synthesize_speed_m_per_s(&w.params(), &grid, site_seed(seed, "wind"))?
+            crate::inputs::wind_speed(w, inputs, &grid, site.time_zone_h, site_seed(seed, "wind"))?
         }
-        _ => Vec::new(),
+        _ => crate::inputs::WindSpeed::default(),
     };
     let months: Vec<u8> = (0..grid.len()).map(|t| grid.month_of_step(t)).collect();
     let bands = tariff::bands(&grid);
@@ -145,7 +141,7 @@ pub fn prepare(
         let pv_array_kw: Vec<Vec<f64>> = a
             .pv
             .iter()
-            .map(|pv| solar::pv_power_kw(&pv.array.to_array(), &site, &ghi, &temperature, &grid))
+            .map(|pv| solar::array_power_kw(&pv.array.to_array(), &site, &ghi, &temperature, &grid))
             .collect();
         let pv_kwp = a.pv_kwp();
         let pv_kw_per_kwp = per_unit(&pv_array_kw, pv_kwp, grid.len());
@@ -159,10 +155,10 @@ pub fn prepare(
                 turbines += f64::from(turbine.count);
                 wind_kw.push(wind::turbine_power_kw(
                     &turbine,
-                    resource.anemometer_height_m,
+                    wind_speed.anemometer_height_m,
                     &resource.shear,
                     scenario.location.elevation_m,
-                    &wind_speed,
+                    &wind_speed.speed_m_per_s,
                     None,
                 ));
             }
@@ -343,10 +339,10 @@ fn solar_series(
     site: &SolarSite,
     grid: &TimeGrid,
     seed: u64,
-) -> Result<(Vec<f64>, Vec<f64>), SimError> {
+) -> Result<(solar::Irradiance, Vec<f64>), SimError> {
     if let Some(weather) = &inputs.weather {
         return Ok((
-            weather.ghi_kw_per_m2_on_grid(site, grid)?,
+            crate::inputs::weather_irradiance(weather, assets, site, grid)?,
             weather.temperature_c_on_grid(site.time_zone_h, grid)?,
         ));
     }
@@ -354,7 +350,12 @@ fn solar_series(
         SimError::Scenario("solar: a weather file is named but was not read".into())
     })?;
     Ok((
-        solar::synthesize_ghi_kw_per_m2(site, &monthly, grid, site_seed(seed, "solar"))?,
+        solar::Irradiance::ghi_only(solar::synthesize_ghi_kw_per_m2(
+            site,
+            &monthly,
+            grid,
+            site_seed(seed, "solar"),
+        )?),
         solar::monthly_to_grid(&assets.solar.monthly_temperature_c, grid),
     ))
 }

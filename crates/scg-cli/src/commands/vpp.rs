@@ -8,9 +8,10 @@
 //!   **actual** load is the synthesized load with HOMER's random variability (seeded);
 //! - the MI forecasts close in on the actual load: MI-A1, MI-A2 and MI-A3 see 50 %, 75 % and
 //!   90 % of the day-ahead error;
-//! - the price forecast is the GME file's zonal prices by local clock time (the file may be of
-//!   another day: its prices then serve as the profile); the same prices stand in for the MGP
-//!   clearing that decides which steps are accepted;
+//! - the price forecast is the GME file's zonal prices of the delivery day, interval by interval
+//!   in elapsed time from local midnight (23/25-hour days have 92/100 quarter hours; an hourly
+//!   file's price holds for its four quarters); a file that does not hold the day is refused;
+//!   the same prices stand in for the MGP clearing that decides which steps are accepted;
 //! - flexibility comes from `--flex FILE.json` (an array of flex assets) or, by default, from
 //!   shiftable smart-home loads: 10 % of each prosumer's mean forecast power up and down, with
 //!   10 % of its daily energy as budget each way.
@@ -97,27 +98,31 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
     let text = crate::read::read_text(&args.prices, &crate::read::Origin::CommandLine)?;
     let prices_name = args.prices.display().to_string();
     let gme = parse_prices(&text, &prices_name)?;
-    let series = gme
-        .finest()
-        .ok_or_else(|| anyhow!("{prices_name}: no price series"))?;
-    let zone_prices = series
-        .prices(&args.zone)
-        .with_context(|| format!("{prices_name}: zone {}", args.zone))?;
-    let per_hour = series.granularity.per_hour() as usize;
-    // By local clock time of each period: hour h (0-based, civil) and quarter q.
-    let price_forecast: Vec<Price> = (1..=day.periods())
-        .map(|p| {
-            let start = day.period_start(p);
-            let hour = start.format("%H").to_string().parse::<usize>().unwrap_or(0);
-            let quarter = start.format("%M").to_string().parse::<usize>().unwrap_or(0) / 15;
-            let idx = if per_hour == 4 {
-                hour * 4 + quarter
+    // The file must hold the delivery day; GME counts each day's intervals in elapsed time
+    // from local midnight (92/100 quarters on 23/25-hour days), as the delivery day does.
+    let series = gme.finest_for(date).ok_or_else(|| {
+        let held: Vec<String> = gme.dates().iter().map(|d| d.to_string()).collect();
+        anyhow!(
+            "{prices_name}: holds no prices for {date} (--day); it holds {}",
+            if held.is_empty() {
+                "no day".to_owned()
             } else {
-                hour
-            };
-            let v = zone_prices[idx.min(zone_prices.len() - 1)];
-            Price::from_eur_per_mwh(v)
-        })
+                held.join(", ")
+            }
+        )
+    })?;
+    let zone_prices = series
+        .quarter_hour_prices(&args.zone)
+        .with_context(|| format!("{prices_name}: zone {}", args.zone))?;
+    if zone_prices.len() != n {
+        bail!(
+            "{prices_name}: {date} has {} quarter-hour prices, the day has {n} periods",
+            zone_prices.len()
+        );
+    }
+    let price_forecast: Vec<Price> = zone_prices
+        .iter()
+        .map(|&v| Price::from_eur_per_mwh(v))
         .collect::<std::result::Result<_, _>>()?;
 
     // Loads: a year at 15-minute steps.
