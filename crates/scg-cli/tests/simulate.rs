@@ -176,7 +176,9 @@ fn default_run_writes_every_output_and_is_reproducible() {
     assert!(
         header.iter().skip(1).all(|c| c.ends_with("_kw")
             || c.ends_with("_pct")
+            || c.ends_with("_kwh")
             || c.ends_with("_eur_per_mwh")
+            || *c == "tariff_band"
             || *c == "grid_at_peak"),
         "units in every column name: {header:?}"
     );

@@ -77,8 +77,10 @@ pub struct MpcParams {
     pub peak_memory_days: usize,
     /// Re-plan only when something changed (an arrival that the plan cannot absorb, a
     /// departure other than planned, a price, limit or peak-target change, a deviation from
-    /// the plan); false = re-plan every step.
-    #[serde(default = "default_true")]
+    /// the plan); false = re-plan every step. Off by default: with the shared `ChargingSite`
+    /// (ACN-Sim rounding, top-up towards the stated energy) it delivered 2.4 points less than
+    /// re-planning every step on two Caltech fixture days at 25 kW (87.5 % vs 89.8 %).
+    #[serde(default)]
     pub replan_on_events: bool,
     /// Deviation of a vehicle's energy from the plan that triggers a re-plan, kWh.
     #[serde(default = "default_replan_tolerance")]
@@ -87,9 +89,6 @@ pub struct MpcParams {
 
 fn default_peak_memory_days() -> usize {
     28
-}
-fn default_true() -> bool {
-    true
 }
 fn default_replan_tolerance() -> f64 {
     0.05
@@ -111,7 +110,7 @@ impl Default for MpcParams {
             block_minutes: 60,
             peak_target_kw: 0.0,
             peak_memory_days: default_peak_memory_days(),
-            replan_on_events: true,
+            replan_on_events: false,
             replan_tolerance_kwh: default_replan_tolerance(),
         }
     }
