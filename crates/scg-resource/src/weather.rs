@@ -270,7 +270,7 @@ pub fn parse_epw_rows(text: &str, source_name: &str) -> Result<WeatherYear, Reso
                     format!(
                         "LOCATION field {} ({name}): expected a number, got {:?}",
                         i + 1,
-                        loc[i]
+                        scg_model::bounds::excerpt(loc[i])
                     ),
                 )
             })
@@ -323,7 +323,7 @@ pub fn parse_epw_rows(text: &str, source_name: &str) -> Result<WeatherYear, Reso
                         format!(
                             "field {} ({name}): expected a number, got {:?}",
                             i + 1,
-                            fields[i]
+                            scg_model::bounds::excerpt(fields[i])
                         ),
                     )
                 })
@@ -693,7 +693,8 @@ pub fn parse_pvgis_csv(text: &str, source_name: &str) -> Result<WeatherYear, Res
                         *line,
                         format!(
                             "column {}: expected a number, got {:?}",
-                            names[i], fields[i]
+                            names[i],
+                            scg_model::bounds::excerpt(fields[i])
                         ),
                     )
                 })?;
@@ -730,7 +731,7 @@ pub fn parse_pvgis_json(text: &str, source_name: &str) -> Result<WeatherYear, Re
                 .ok_or_else(|| {
                     invalid(format!(
                         "outputs.tmy_hourly[{i}].{name}: expected a number, got {}",
-                        record[*name]
+                        scg_model::bounds::excerpt(&record[*name].to_string())
                     ))
                 })?;
             cols[c].push(v);
