@@ -20,6 +20,8 @@ fuzz_target!(|data: &[u8]| {
         grid: gr.verifying_key().to_bytes(),
         mint_rate_base_per_wh: 1_000,
         treasury_endowment: 1_000_000_000,
+        intervals_total: GenesisConfig::OPEN_ENDED,
+        simulation_key_seed: None,
     };
     let Ok((mut ledger, _)) = Ledger::genesis(config, 0) else {
         return;

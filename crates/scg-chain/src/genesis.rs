@@ -494,6 +494,9 @@ impl Genesis {
                 grid,
                 mint_rate_base_per_wh: u128::from(spec.mint_rate_base_per_wh),
                 treasury_endowment: u128::from(spec.treasury_endowment_base),
+                // Member nodes run an open-ended chain with secret keys.
+                intervals_total: GenesisConfig::OPEN_ENDED,
+                simulation_key_seed: None,
             },
             members,
             chain_id,

@@ -61,6 +61,8 @@ fn write_corpus() {
             .to_bytes(),
         mint_rate_base_per_wh: 1,
         treasury_endowment: 1,
+        intervals_total: scg_ledger::GenesisConfig::OPEN_ENDED,
+        simulation_key_seed: None,
     };
     let (mut ledger, _) = scg_ledger::Ledger::genesis(tc, 10).unwrap();
     let tx = scg_ledger::Tx::sign(

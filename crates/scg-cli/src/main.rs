@@ -5,8 +5,10 @@
 //! Exit codes: 0 success, 1 error (bad input file, failed run), 2 usage error (from clap).
 
 mod commands;
+mod console;
+mod output;
 mod progress;
-mod settle;
+mod read;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

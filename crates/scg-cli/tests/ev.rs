@@ -25,7 +25,7 @@ fn tmp(name: &str) -> PathBuf {
 #[test]
 fn evaluate_prints_the_issue_fields_and_writes_out() {
     let f = fixture();
-    let out = tmp("llf.json");
+    let out = tmp("llf-out");
     let o = scg(&[
         "ev",
         "evaluate",
@@ -63,9 +63,38 @@ fn evaluate_prints_the_issue_fields_and_writes_out() {
     }
     assert!(v["peak_kw"].as_f64().unwrap() <= 30.0 + 1e-6);
     assert!(v["sessions"].as_u64().unwrap() > 60);
+    // The default tariff is SCE's, published in US dollars: the money is labelled so.
+    assert_eq!(v["currency"], "USD");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("evaluate.json")).unwrap()).unwrap();
+    assert_eq!(written, v);
+}
+
+#[test]
+fn evaluate_out_as_a_file_still_works_with_a_deprecation_warning() {
+    let out = tmp("old-form.json");
+    let o = scg(&[
+        "ev",
+        "evaluate",
+        "--sessions",
+        fixture().to_str().unwrap(),
+        "--policy",
+        "uncontrolled",
+        "--tariff",
+        "flat:100",
+        "--from",
+        "2019-09-03",
+        "--to",
+        "2019-09-04",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--out is a directory everywhere"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(" EUR"));
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    assert_eq!(written, v);
+    assert_eq!(written["currency"], "EUR");
 }
 
 #[test]

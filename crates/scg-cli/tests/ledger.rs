@@ -51,6 +51,13 @@ fn small_chain(dir: &Path) -> SettledYear {
                 produced_wh: sun,
                 consumed_wh: 0,
             });
+            // What a sells to b leaves through its supply point.
+            readings.push(MeterReading {
+                member: "a".into(),
+                device: DeviceType::SupplyPoint,
+                produced_wh: 300,
+                consumed_wh: 0,
+            });
         }
         readings.push(MeterReading {
             member: "c".into(),
@@ -133,7 +140,11 @@ fn show_head_account_block_certificate() {
     let out = scg(&["ledger", "show", d, "--account", &a]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
-    let bal = settled.summary.final_balances["a"];
+    let bal = settled.summary.members["a"].balance;
+    // A member id resolves to the same account on this simulation chain.
+    let by_id = scg(&["ledger", "show", d, "--account", "a"]);
+    assert!(by_id.status.success(), "{}", text(&by_id.stderr));
+    assert_eq!(text(&by_id.stdout), s);
     assert!(s.contains("role member"), "{s}");
     assert!(s.contains(&format!("balance {bal}")), "{s}");
     assert!(s.contains("certificates owned 20"), "{s}"); // 2 days x 10 sunny hours
@@ -145,6 +156,7 @@ fn show_head_account_block_certificate() {
         "{s}"
     );
     assert!(s.contains("-> applied"), "{s}");
+    assert!(s.contains("timestamp 2007-01-01T"), "ISO 8601: {s}");
 
     let out = scg(&["ledger", "show", d, "--certificate", "1"]);
     let s = text(&out.stdout);
@@ -153,7 +165,7 @@ fn show_head_account_block_certificate() {
     // Errors name what was wrong.
     let out = scg(&["ledger", "show", d, "--account", "xyz"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("64 hex digits"));
+    assert!(text(&out.stderr).contains("64 hex digits nor a member id"));
     let out = scg(&["ledger", "show", d, "--block", "4900"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no block 4900"));
@@ -240,4 +252,149 @@ fn bit_flips_are_caught_or_harmless() {
     eprintln!("tamper: {caught} flips caught, {harmless} harmless (unused space)");
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&work).unwrap();
+}
+
+/// The chain states its planned length: the whole chain is "complete" (and marked as a
+/// simulation); a chain cut short verifies block by block but exits 1 as incomplete.
+#[test]
+fn verify_reports_complete_or_incomplete() {
+    let dir = tmp("ledger-cli-complete");
+    let settled = small_chain(&dir);
+    let out = scg(&["ledger", "verify", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.lines().any(|l| l == "complete"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "simulation chain: keys derived from seed {SEED}, not secret"
+        )),
+        "{stdout}"
+    );
+
+    let short = tmp("ledger-cli-incomplete");
+    scg_ledger::store::write_blocks(&short, &settled.blocks[..20]).unwrap();
+    let out = scg(&["ledger", "verify", short.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("incomplete: height 19 of 48"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!text(&out.stdout).contains("ok:"), "{}", text(&out.stdout));
+
+    // A wrong path is "does not exist", not "does not verify".
+    let out = scg(&["ledger", "show", "/nonexistent/ledger"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/ledger does not exist") && !err.contains("verify"),
+        "{err}"
+    );
+    let out = scg(&["ledger", "verify", "/nonexistent/ledger"]);
+    assert!(!text(&out.stderr).contains("does not verify"));
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&short).unwrap();
+}
+
+fn set_read_only(path: &Path, read_only: bool) {
+    for entry in [path.join(scg_ledger::store::DB_FILE), path.to_path_buf()] {
+        let mut p = std::fs::metadata(&entry).unwrap().permissions();
+        p.set_readonly(read_only);
+        std::fs::set_permissions(&entry, p).unwrap();
+    }
+}
+
+/// `verify` and `show` never write: on a read-only directory (chmod a-w; root ignores modes,
+/// so the file's bytes and modification time are compared too) and, where mounting is
+/// permitted, on a read-only file system.
+#[test]
+fn a_read_only_ledger_verifies_and_shows_unchanged() {
+    let dir = tmp("ledger-cli-readonly");
+    let settled = small_chain(&dir);
+    let db = dir.join(scg_ledger::store::DB_FILE);
+    let bytes = std::fs::read(&db).unwrap();
+    let modified = std::fs::metadata(&db).unwrap().modified().unwrap();
+    set_read_only(&dir, true);
+    let d = dir.to_str().unwrap();
+    let verify = scg(&["ledger", "verify", d]);
+    let show = scg(&["ledger", "show", d]);
+    let block = scg(&["ledger", "show", d, "--block", "3"]);
+    set_read_only(&dir, false);
+    assert!(verify.status.success(), "{}", text(&verify.stderr));
+    assert!(show.status.success(), "{}", text(&show.stderr));
+    assert!(block.status.success(), "{}", text(&block.stderr));
+    assert!(text(&verify.stdout).contains(&settled.summary.final_state_root_hex));
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        bytes,
+        "the file's bytes changed"
+    );
+    assert_eq!(
+        std::fs::metadata(&db).unwrap().modified().unwrap(),
+        modified
+    );
+
+    // A read-only file system (a tmpfs remounted read-only), where mounting is permitted.
+    let ro = tmp("ledger-cli-rofs");
+    std::fs::create_dir_all(&ro).unwrap();
+    let mounted = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=16m",
+            "tmpfs",
+            ro.to_str().unwrap(),
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if mounted {
+        std::fs::create_dir_all(ro.join("ledger")).unwrap();
+        std::fs::copy(&db, ro.join("ledger").join(scg_ledger::store::DB_FILE)).unwrap();
+        let remount = Command::new("mount")
+            .args(["-o", "remount,ro", ro.to_str().unwrap()])
+            .status()
+            .unwrap();
+        let l = ro.join("ledger");
+        let verify = scg(&["ledger", "verify", l.to_str().unwrap()]);
+        let show = scg(&["ledger", "show", l.to_str().unwrap()]);
+        let _ = Command::new("umount").arg(&ro).status();
+        assert!(remount.success());
+        assert!(verify.status.success(), "{}", text(&verify.stderr));
+        assert!(show.status.success(), "{}", text(&show.stderr));
+    } else {
+        eprintln!("SKIPPED the read-only file system part: mount is not permitted here");
+    }
+    let _ = std::fs::remove_dir_all(&ro);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `scg ledger show DIR | head -3`: a reader that closes the pipe ends the command quietly.
+#[test]
+fn a_closed_pipe_ends_show_quietly() {
+    let dir = tmp("ledger-cli-pipe");
+    small_chain(&dir);
+    for args in [
+        vec!["ledger", "show"],
+        vec!["ledger", "show", "--block", "9"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_scg"))
+            .args(&args)
+            .arg(&dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before the command has printed anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {:?} {}",
+            out.status,
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stderr), "", "{args:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

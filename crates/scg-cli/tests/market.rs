@@ -95,7 +95,7 @@ fn json_input_pay_as_offer_and_grid_fallback() {
         "--orders",
         path.to_str().unwrap(),
         "--mechanism",
-        "pay-as-offer",
+        "pay_as_offer",
         "--json",
         "--grid-buy-eur-per-mwh",
         "250",
@@ -133,7 +133,7 @@ fn without_grid_flags_only_the_orders_trade_and_tables_print() {
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("mechanism: pay-as-bid"), "{text}");
+    assert!(text.contains("mechanism: pay_as_bid"), "{text}");
     assert!(text.contains("apartment"), "{text}");
     // No grid flags: no trade has the grid as counterpart.
     let trade_rows: Vec<&str> = text

@@ -176,7 +176,9 @@ fn default_run_writes_every_output_and_is_reproducible() {
     assert!(
         header.iter().skip(1).all(|c| c.ends_with("_kw")
             || c.ends_with("_pct")
+            || c.ends_with("_kwh")
             || c.ends_with("_eur_per_mwh")
+            || *c == "tariff_band"
             || *c == "grid_at_peak"),
         "units in every column name: {header:?}"
     );
@@ -218,9 +220,11 @@ fn parquet_has_one_row_per_step_and_the_same_values() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((first.get_double(1).unwrap() - csv_first).abs() < 5e-5);
-    // 2007-01-01T00:00:00+01:00 as a UTC instant.
+    // Full precision in both: the same f64.
+    assert_eq!(first.get_double(2).unwrap(), csv_first);
+    // 2007-01-01T00:00:00+01:00 as a UTC instant, and as local standard time.
     assert_eq!(first.get_timestamp_millis(0).unwrap(), 1_167_606_000_000);
+    assert_eq!(first.get_timestamp_millis(1).unwrap(), 1_167_609_600_000);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

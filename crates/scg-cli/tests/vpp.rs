@@ -16,9 +16,29 @@ fn out_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// The real 30 August 2021 file moved to `day` (YYYY-MM-DD); on a 25-hour day a 25th hour is
+/// added with NORD at 777 EUR/MWh so a repeated 24th hour would show.
+fn prices_for(day: &str) -> PathBuf {
+    let real = std::fs::read_to_string(PRICES).unwrap();
+    let ymd = day.replace('-', "");
+    let mut text = real.replace("<Data>20210830</Data>", &format!("<Data>{ymd}</Data>"));
+    if day == "2025-10-26" {
+        let row = format!(
+            "  <Prezzi>\n    <Data>{ymd}</Data>\n    <Mercato>MGP</Mercato>\n    <Ora>25</Ora>\n    \
+             <PUN>700,0</PUN>\n    <NORD>777,0</NORD>\n  </Prezzi>\n</NewDataSet>"
+        );
+        text = text.replace("</NewDataSet>", &row);
+    }
+    let path = std::env::temp_dir().join(format!("scg-vpp-{}-{ymd}.xml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 fn run(day: &str, out: &PathBuf, extra: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_scg"))
-        .args(["vpp", "bids", "--day", day, "--prices", PRICES, "--out"])
+        .args(["vpp", "bids", "--day", day, "--prices"])
+        .arg(prices_for(day))
+        .arg("--out")
         .arg(out)
         .args(extra)
         .output()
@@ -81,6 +101,14 @@ fn daylight_saving_day_and_aggregated_communities() {
     let doc: Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("bids.json")).unwrap()).unwrap();
     assert_eq!(doc["periods"], 100);
+    // The 25th hour's price is the file's 25th, not the 24th repeated.
+    let forecast = std::fs::read_to_string(out.join("forecast.csv")).unwrap();
+    assert_eq!(forecast.lines().count(), 101);
+    assert!(
+        forecast.lines().last().unwrap().ends_with(",777.000"),
+        "{forecast}"
+    );
+    assert!(forecast.lines().nth(96).unwrap().ends_with(",123.050"));
     assert_eq!(doc["uvam"]["eligible"], true);
     let msd = doc["msd"].as_array().unwrap();
     assert!(!msd.is_empty());
@@ -90,6 +118,31 @@ fn daylight_saving_day_and_aggregated_communities() {
             assert!(s["quantity_mwh"].as_f64().unwrap() >= 0.25);
         }
     }
+}
+
+#[test]
+fn a_day_the_price_file_does_not_hold_is_refused() {
+    let out = out_dir("absent");
+    let o = Command::new(env!("CARGO_BIN_EXE_scg"))
+        .args([
+            "vpp",
+            "bids",
+            "--day",
+            "2025-10-01",
+            "--prices",
+            PRICES,
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("holds no prices for 2025-10-01") && err.contains("2021-08-30"),
+        "{err}"
+    );
+    assert!(!out.join("bids.json").exists());
 }
 
 #[test]

@@ -2,11 +2,25 @@
 //! data set) from text already in memory.
 //!
 //! This module never opens files or decompresses: the caller (the CLI) reads the file, gunzips
-//! it if needed, and passes the text. Errors name the 1-based line and the column.
+//! it if needed, and passes the text. Errors name the 1-based line and the column, and show at
+//! most the first 80 characters of a field (`scg_model::bounds::excerpt`).
+//!
+//! Bounds: a stay (and a stated departure) of at most [`MAX_STAY_MIN`], all sessions within
+//! [`MAX_SPAN_DAYS`] of the first arrival, at most [`MAX_SESSIONS`] sessions and
+//! `fleet::MAX_VEHICLE_BATTERY_KWH` per session: replaying a session costs memory and time in
+//! proportion to its span, so a far-future departure must be an error, not a 7,000-year run.
 
 use crate::error::EvError;
 use crate::model::{EvSpec, Session};
 use chrono::DateTime;
+use scg_model::bounds::excerpt;
+
+/// Longest stay of one session, minutes (14 days; ACN stays are hours, rarely over two days).
+pub const MAX_STAY_MIN: i64 = 14 * 24 * 60;
+/// Longest span from the first arrival to the last departure, days (10 years).
+pub const MAX_SPAN_DAYS: i64 = 3_653;
+/// Most sessions in one file (ACN-Data's three sites hold about 70,000 in all).
+pub const MAX_SESSIONS: usize = 1_000_000;
 
 /// The columns we need, by header name.
 const COLUMNS: [&str; 8] = [
@@ -63,6 +77,7 @@ pub fn parse_acn_csv(text: &str, max_charge_kw: f64) -> Result<Vec<Session>, EvE
         i_claimed,
     ] = idx;
     let mut out = Vec::new();
+    let mut span = Span::default();
     for (n, raw) in lines {
         let line = n + 1;
         if raw.trim().is_empty() {
@@ -84,8 +99,27 @@ pub fn parse_acn_csv(text: &str, max_charge_kw: f64) -> Result<Vec<Session>, EvE
                 line,
                 message: format!(
                     "departure `{}` is before arrival `{}`",
-                    fields[i_dep], fields[i_arr]
+                    excerpt(fields[i_dep]),
+                    excerpt(fields[i_arr])
                 ),
+            });
+        }
+        if stay_min > MAX_STAY_MIN {
+            return Err(EvError::Parse {
+                line,
+                message: format!(
+                    "departure `{}` is {stay_min} minutes after arrival `{}`; a stay may last \
+                     at most {MAX_STAY_MIN} minutes (14 days)",
+                    excerpt(fields[i_dep]),
+                    excerpt(fields[i_arr])
+                ),
+            });
+        }
+        span.extend(line, arrival_min, arrival_min + stay_min)?;
+        if out.len() >= MAX_SESSIONS {
+            return Err(EvError::Parse {
+                line,
+                message: format!("more than {MAX_SESSIONS} sessions in one file"),
             });
         }
         let delivered = parse_kwh(fields[i_del], line, "delivered_energy (kWh)")?;
@@ -95,7 +129,10 @@ pub fn parse_acn_csv(text: &str, max_charge_kw: f64) -> Result<Vec<Session>, EvE
             other => {
                 return Err(EvError::Parse {
                     line,
-                    message: format!("column `claimed`: expected True or False, found `{other}`"),
+                    message: format!(
+                        "column `claimed`: expected True or False, found `{}`",
+                        excerpt(other)
+                    ),
                 });
             }
         };
@@ -106,7 +143,18 @@ pub fn parse_acn_csv(text: &str, max_charge_kw: f64) -> Result<Vec<Session>, EvE
                 None
             } else {
                 let t = parse_time(fields[i_est], line, "estimated_departure")?;
-                Some(arrival_min + (t.timestamp() - arrival.timestamp()).div_euclid(60))
+                let stated_stay_min = (t.timestamp() - arrival.timestamp()).div_euclid(60);
+                if stated_stay_min.abs() > MAX_STAY_MIN {
+                    return Err(EvError::Parse {
+                        line,
+                        message: format!(
+                            "column `estimated_departure`: `{}` is {stated_stay_min} minutes \
+                             from arrival; at most {MAX_STAY_MIN} (14 days)",
+                            excerpt(fields[i_est])
+                        ),
+                    });
+                }
+                Some(arrival_min + stated_stay_min)
             };
             (Some(req), est)
         } else {
@@ -128,6 +176,37 @@ pub fn parse_acn_csv(text: &str, max_charge_kw: f64) -> Result<Vec<Session>, EvE
     Ok(out)
 }
 
+/// The first arrival and last departure so far, to bound the replayed period.
+#[derive(Default)]
+struct Span {
+    first_arrival_min: Option<i64>,
+    last_departure_min: Option<i64>,
+}
+
+impl Span {
+    fn extend(&mut self, line: usize, arrival_min: i64, departure_min: i64) -> Result<(), EvError> {
+        let first = self
+            .first_arrival_min
+            .map_or(arrival_min, |f| f.min(arrival_min));
+        let last = self
+            .last_departure_min
+            .map_or(departure_min, |l| l.max(departure_min));
+        if last - first > MAX_SPAN_DAYS * 24 * 60 {
+            return Err(EvError::Parse {
+                line,
+                message: format!(
+                    "this session makes the file span {} days (first arrival to last \
+                     departure); at most {MAX_SPAN_DAYS} days (10 years)",
+                    (last - first) / (24 * 60)
+                ),
+            });
+        }
+        self.first_arrival_min = Some(first);
+        self.last_departure_min = Some(last);
+        Ok(())
+    }
+}
+
 fn parse_time(
     s: &str,
     line: usize,
@@ -138,7 +217,8 @@ fn parse_time(
         .map_err(|e| EvError::Parse {
             line,
             message: format!(
-                "column `{column}`: expected a time like 2019-05-01 08:18:44-07:00, found `{s}` ({e})"
+                "column `{column}`: expected a time like 2019-05-01 08:18:44-07:00, found `{}` ({e})",
+                excerpt(s)
             ),
         })
 }
@@ -146,12 +226,16 @@ fn parse_time(
 fn parse_kwh(s: &str, line: usize, column: &str) -> Result<f64, EvError> {
     let v: f64 = s.parse().map_err(|_| EvError::Parse {
         line,
-        message: format!("column `{column}`: expected a number of kWh, found `{s}`"),
+        message: format!(
+            "column `{column}`: expected a number of kWh, found `{}`",
+            excerpt(s)
+        ),
     })?;
-    if !v.is_finite() || v < 0.0 {
+    let max = crate::fleet::MAX_VEHICLE_BATTERY_KWH;
+    if !v.is_finite() || !(0.0..=max).contains(&v) {
         return Err(EvError::Parse {
             line,
-            message: format!("column `{column}`: expected a non-negative kWh, found `{s}`"),
+            message: format!("column `{column}`: expected 0 to {max} kWh, found {v}"),
         });
     }
     Ok(v)
@@ -167,7 +251,7 @@ fn local_minute(t: DateTime<chrono::FixedOffset>) -> i64 {
 pub fn date_start_min(date: &str) -> Result<i64, EvError> {
     let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|e| EvError::Config {
         field: "date".into(),
-        message: format!("expected YYYY-MM-DD, found `{date}` ({e})"),
+        message: format!("expected YYYY-MM-DD, found `{}` ({e})", excerpt(date)),
     })?;
     let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
     Ok((d - epoch).num_days() * 24 * 60)

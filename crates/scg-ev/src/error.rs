@@ -26,6 +26,6 @@ pub enum EvError {
     UnknownPolicy(String),
     /// The convex solver failed (numerical trouble, not infeasibility: every problem we build
     /// is feasible by construction because energy targets are soft).
-    #[error("optimiser failed: {0}")]
+    #[error("optimizer failed: {0}")]
     Solver(String),
 }

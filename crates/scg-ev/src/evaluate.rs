@@ -1,16 +1,17 @@
 //! Replay of charging sessions under a policy, with the ACN-Sim metrics.
 //!
 //! The evaluator owns the truth (actual departure and energy taken); the policy sees only the
-//! planned values chosen by [`Knowledge`]. A vehicle is present in step `k` when it arrived at
-//! or before the start of the step and leaves at or after its end (arrival rounded up,
-//! departure rounded down to the step grid), as in ACN-Sim. No I/O; time for the solve-time
-//! metric comes from a caller-supplied [`Stopwatch`].
+//! planned values chosen by [`Knowledge`]. Vehicles plug in, charge and leave through the one
+//! [`crate::site::ChargingSite`] state machine the community fleet uses too: arrival and
+//! departure floored to the step grid, as ACN-Sim does. No I/O; time for the solve-time metric
+//! comes from a caller-supplied [`Stopwatch`].
 
 use crate::error::EvError;
 use crate::habits::{HabitLearner, HabitParams, planned_departure_min};
 use crate::model::{MINUTES_PER_HOUR, Session};
 use crate::mpc::{MpcParams, PlanEv, PlanProblem, solve_plan};
-use crate::policy::{ActiveEv, Policy, StepContext, policy_by_name};
+use crate::policy::{Policy, StepContext, policy_by_name};
+use crate::site::{Arrival, ChargingSite, PluggedEv, SessionPlan, floor_step, v2g_floor_kwh};
 use crate::tariff::{Tariff, month_of_min};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BinaryHeap};
@@ -120,6 +121,8 @@ pub struct EvaluateReport {
     pub solve_time_ms_median: f64,
     /// Longest policy decision, ms.
     pub solve_time_ms_max: f64,
+    /// Optimisation problems the policy solved (MPC; absent for policies that solve none).
+    pub solves: Option<usize>,
     /// Steps in which the aggregate power exceeded the site limit.
     pub site_limit_violation_steps: usize,
     /// V2G sell offers the policy exposed (sum over steps).
@@ -132,18 +135,6 @@ pub struct EvaluateReport {
     pub site_limit_kw: Option<f64>,
     /// What the policy was told.
     pub knowledge: Knowledge,
-}
-
-/// Per-session state during replay.
-#[derive(Debug, Clone)]
-struct Live {
-    arr_step: i64,
-    dep_step: i64,
-    plan_dep_step: i64,
-    plan_energy_kwh: f64,
-    energy_kwh: f64,
-    target_kwh: f64,
-    min_energy_kwh: f64,
 }
 
 /// Replay `sessions` under the policy `name` (any of [`crate::policy::POLICY_NAMES`]).
@@ -169,12 +160,18 @@ pub fn evaluate(
     }
     let dt_min = i64::from(params.step_minutes);
     let dt_h = dt_min as f64 / MINUTES_PER_HOUR;
-    let arr_step = |s: &Session| {
-        s.arrival_min.div_euclid(dt_min) + i64::from(s.arrival_min.rem_euclid(dt_min) != 0)
-    };
-    let dep_step = |s: &Session| s.departure_min.div_euclid(dt_min);
-    let k0 = sessions.iter().map(arr_step).min().unwrap_or(0);
-    let k1 = sessions.iter().map(dep_step).max().unwrap_or(0).max(k0);
+    let mut site = ChargingSite::new(params.step_minutes, usize::MAX);
+    let k0 = sessions
+        .iter()
+        .map(|s| site.steps_of(s).0)
+        .min()
+        .unwrap_or(0);
+    let k1 = sessions
+        .iter()
+        .map(|s| site.steps_of(s).1)
+        .max()
+        .unwrap_or(0)
+        .max(k0);
     let steps = (k1 - k0) as usize;
     let site_limit = params.site_limit_kw.unwrap_or(f64::INFINITY);
     let horizon_pad = params.mpc.max_horizon_steps + 1;
@@ -192,16 +189,21 @@ pub fn evaluate(
     };
 
     let mut order: Vec<usize> = (0..sessions.len()).collect();
-    order.sort_by_key(|&i| (arr_step(&sessions[i]), i));
+    order.sort_by_key(|&i| (site.steps_of(&sessions[i]).0, i));
     let mut next = 0usize;
     let mut learner = HabitLearner::new(params.habits.clone());
     let mut to_learn: BinaryHeap<std::cmp::Reverse<(i64, usize)>> = BinaryHeap::new();
-    let mut live: BTreeMap<usize, Live> = BTreeMap::new();
     let mut finished: Vec<(f64, f64)> = Vec::with_capacity(sessions.len());
     let mut month_peak: BTreeMap<i64, f64> = BTreeMap::new();
     let (mut energy_cost, mut v2g_kwh, mut wear_eur, mut peak) = (0.0, 0.0, 0.0, 0.0f64);
     let (mut violations, mut offers) = (0usize, 0usize);
     let mut times = Vec::new();
+    let gained = |i: usize, p: &PluggedEv| {
+        (
+            sessions[i].energy_kwh,
+            p.energy_kwh - sessions[i].initial_energy_kwh,
+        )
+    };
 
     for k in 0..steps {
         let step = k0 + k as i64;
@@ -214,107 +216,22 @@ pub fn evaluate(
             to_learn.pop();
             learner.observe(&sessions[j]);
         }
-        // Arrivals.
-        while next < order.len() && arr_step(&sessions[order[next]]) <= step {
+        // Departures first (the step grid is ACN-Sim's: see `crate::site`), then arrivals.
+        for (i, p) in site.depart(step) {
+            finished.push(gained(i, &p));
+        }
+        while next < order.len() && site.steps_of(&sessions[order[next]]).0 <= step {
             let i = order[next];
             next += 1;
             let s = &sessions[i];
             to_learn.push(std::cmp::Reverse((s.departure_min, i)));
-            let (a, d) = (arr_step(s), dep_step(s));
-            if d <= a {
+            let plan = session_plan(s, &learner, params.knowledge);
+            if site.arrive(i, s, plan) != Arrival::Plugged {
                 finished.push((s.energy_kwh, 0.0));
-                continue;
-            }
-            let pred = learner.predict(s);
-            let (plan_dep_min, plan_energy) = match params.knowledge {
-                Knowledge::Actual => (s.departure_min, s.energy_kwh),
-                Knowledge::Stated => (
-                    s.stated_departure_min.unwrap_or_else(|| {
-                        planned_departure_min(s.arrival_min, pred.stay_plan_hours)
-                    }),
-                    s.stated_energy_kwh.unwrap_or(pred.energy_plan_kwh),
-                ),
-                Knowledge::Learned => (
-                    planned_departure_min(s.arrival_min, pred.stay_plan_hours),
-                    pred.energy_plan_kwh,
-                ),
-            };
-            let min_energy = if s.ev.v2g {
-                (0.2 * s.ev.battery_kwh).min(s.initial_energy_kwh)
-            } else {
-                0.0
-            };
-            live.insert(
-                i,
-                Live {
-                    arr_step: a,
-                    dep_step: d,
-                    plan_dep_step: plan_dep_min.div_euclid(dt_min),
-                    plan_energy_kwh: plan_energy,
-                    energy_kwh: s.initial_energy_kwh,
-                    target_kwh: s.target_energy_kwh(),
-                    min_energy_kwh: min_energy,
-                },
-            );
-        }
-        // Departures (dep_step is exclusive).
-        let gone: Vec<usize> = live
-            .iter()
-            .filter(|(_, l)| l.dep_step <= step)
-            .map(|(i, _)| *i)
-            .collect();
-        for i in gone {
-            if let Some(l) = live.remove(&i) {
-                let s = &sessions[i];
-                finished.push((s.energy_kwh, l.energy_kwh - s.initial_energy_kwh));
             }
         }
         // What the policy sees.
-        let keys: Vec<usize> = live.keys().copied().collect();
-        let evs: Vec<ActiveEv> = keys
-            .iter()
-            .map(|&i| {
-                let (s, l) = (&sessions[i], &live[&i]);
-                let gained = l.energy_kwh - s.initial_energy_kwh;
-                let mut remaining = l.plan_energy_kwh - gained;
-                let still_taking = l.target_kwh - l.energy_kwh > 1e-6;
-                if remaining <= 1e-6 && still_taking {
-                    // The plan is met but the car still draws: plan for what the driver
-                    // stated (the upper bound we have), at least one more step.
-                    let step_kwh = s.ev.max_charge_kw * s.ev.efficiency * dt_h;
-                    remaining = s
-                        .stated_energy_kwh
-                        .map_or(0.0, |e| e - gained)
-                        .max(step_kwh);
-                }
-                if !still_taking && !s.ev.v2g {
-                    // A full car stops drawing, which the charge point sees (ACN-Sim's
-                    // rate-estimation "ramp-down"): no more power is reserved for it.
-                    remaining = 0.0;
-                }
-                let soc = if s.ev.battery_kwh > 0.0 {
-                    l.energy_kwh / s.ev.battery_kwh
-                } else {
-                    0.0
-                };
-                ActiveEv {
-                    key: i,
-                    arrival_step: l.arr_step,
-                    // Once the planned departure has passed with the car still there, treat
-                    // it as leaving after this step: measured on Caltech (30 kW, learned
-                    // habits), re-planning with one more hour or the median stay let the MPC
-                    // postpone into cheaper hours and lost 8-10 points of energy.
-                    departure_step: l.plan_dep_step.max(step + 1),
-                    remaining_kwh: remaining.max(0.0),
-                    max_charge_kw: s.ev.taper_limit_kw(soc),
-                    max_discharge_kw: if s.ev.v2g { s.ev.max_discharge_kw } else { 0.0 },
-                    energy_kwh: l.energy_kwh,
-                    min_energy_kwh: l.min_energy_kwh,
-                    max_energy_kwh: l.target_kwh.min(l.energy_kwh + remaining.max(0.0)),
-                    efficiency: s.ev.efficiency,
-                }
-            })
-            .collect();
+        let evs = site.vehicles(sessions, step);
         let mpeak = month_peak.get(&month[k]).copied().unwrap_or(0.0);
         let ctx = StepContext {
             step,
@@ -336,31 +253,10 @@ pub fn evaluate(
             r
         };
         // Physics.
-        let mut total_kw = 0.0;
-        for (ev, rate) in evs.iter().zip(rates.iter().chain(std::iter::repeat(&0.0))) {
-            let (s, l) = match (sessions.get(ev.key), live.get_mut(&ev.key)) {
-                (Some(s), Some(l)) => (s, l),
-                _ => continue,
-            };
-            let eta = s.ev.efficiency.clamp(1e-6, 1.0);
-            let p = if *rate >= 0.0 {
-                let room = ((l.target_kwh - l.energy_kwh) / (eta * dt_h)).max(0.0);
-                rate.min(ev.max_charge_kw).min(room)
-            } else if s.ev.v2g {
-                let avail = ((l.energy_kwh - l.min_energy_kwh) * eta / dt_h).max(0.0);
-                -(-rate).min(s.ev.max_discharge_kw).min(avail)
-            } else {
-                0.0
-            };
-            if p >= 0.0 {
-                l.energy_kwh += eta * p * dt_h;
-            } else {
-                l.energy_kwh += p * dt_h / eta;
-                v2g_kwh += -p * dt_h;
-                wear_eur += params.mpc.wear_cost_eur_per_kwh * (-p * dt_h / eta);
-            }
-            total_kw += p;
-        }
+        let power = site.apply(sessions, &evs, &rates);
+        v2g_kwh += power.v2g_kw * dt_h;
+        wear_eur += params.mpc.wear_cost_eur_per_kwh * power.v2g_battery_kwh;
+        let total_kw = power.charge_kw - power.v2g_kw;
         energy_cost += prices[k] / 1000.0 * total_kw * dt_h;
         if total_kw > site_limit + 1e-6 {
             violations += 1;
@@ -369,11 +265,8 @@ pub fn evaluate(
         let e = month_peak.entry(month[k]).or_insert(0.0);
         *e = e.max(total_kw);
     }
-    for (i, l) in std::mem::take(&mut live) {
-        finished.push((
-            sessions[i].energy_kwh,
-            l.energy_kwh - sessions[i].initial_energy_kwh,
-        ));
+    for (i, p) in site.drain() {
+        finished.push(gained(i, &p));
     }
     let requested: f64 = finished.iter().map(|f| f.0).sum();
     let delivered: f64 = finished.iter().map(|f| f.1).sum();
@@ -400,6 +293,7 @@ pub fn evaluate(
         degradation_cost_eur: wear_eur,
         solve_time_ms_median: times.get(times.len() / 2).copied().unwrap_or(0.0),
         solve_time_ms_max: times.last().copied().unwrap_or(0.0),
+        solves: policy.solves(),
         site_limit_violation_steps: violations,
         sell_offers: offers,
         step_minutes: params.step_minutes,
@@ -407,6 +301,27 @@ pub fn evaluate(
         site_limit_kw: params.site_limit_kw,
         knowledge: params.knowledge,
     })
+}
+
+/// What the policy is told about a session on arrival, by [`Knowledge`].
+fn session_plan(s: &Session, learner: &HabitLearner, knowledge: Knowledge) -> SessionPlan {
+    let pred = learner.predict(s);
+    let (departure_min, energy_kwh) = match knowledge {
+        Knowledge::Actual => (s.departure_min, s.energy_kwh),
+        Knowledge::Stated => (
+            s.stated_departure_min
+                .unwrap_or_else(|| planned_departure_min(s.arrival_min, pred.stay_plan_hours)),
+            s.stated_energy_kwh.unwrap_or(pred.energy_plan_kwh),
+        ),
+        Knowledge::Learned => (
+            planned_departure_min(s.arrival_min, pred.stay_plan_hours),
+            pred.energy_plan_kwh,
+        ),
+    };
+    SessionPlan {
+        departure_min,
+        energy_kwh,
+    }
 }
 
 /// The offline optimum: one problem over the whole period with perfect knowledge of every
@@ -430,9 +345,10 @@ impl OfflinePlan {
         let evs: Vec<PlanEv> = sessions
             .iter()
             .map(|s| {
-                let a = s.arrival_min.div_euclid(dt_min)
-                    + i64::from(s.arrival_min.rem_euclid(dt_min) != 0);
-                let d = s.departure_min.div_euclid(dt_min);
+                let (a, d) = (
+                    floor_step(s.arrival_min, dt_min),
+                    floor_step(s.departure_min, dt_min),
+                );
                 let start = (a - k0).max(0) as usize;
                 let end = ((d - k0).max(0) as usize).max(start);
                 PlanEv {
@@ -442,11 +358,7 @@ impl OfflinePlan {
                     max_charge_kw: s.ev.max_charge_kw,
                     max_discharge_kw: if s.ev.v2g { s.ev.max_discharge_kw } else { 0.0 },
                     energy_kwh: s.initial_energy_kwh,
-                    min_energy_kwh: if s.ev.v2g {
-                        (0.2 * s.ev.battery_kwh).min(s.initial_energy_kwh)
-                    } else {
-                        0.0
-                    },
+                    min_energy_kwh: v2g_floor_kwh(s),
                     max_energy_kwh: s.target_energy_kwh(),
                     efficiency: s.ev.efficiency,
                 }

@@ -38,13 +38,14 @@ use crate::error::EvError;
 use crate::habits::{HabitLearner, HabitParams, planned_departure_min};
 use crate::model::{EvSpec, MINUTES_PER_HOUR, Session};
 use crate::mpc::MpcParams;
-use crate::policy::{ActiveEv, Policy, SellOffer, StepContext, policy_by_name};
+use crate::policy::{Policy, SellOffer, StepContext, policy_by_name};
+use crate::site::{Arrival, ChargingSite, SessionPlan, floor_step};
 use crate::synth::{DriverType, driver_sessions};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Poisson};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BinaryHeap;
 
 /// A prosumer's EV fleet, as written in the scenario (`prosumers[i].ev`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,7 +124,34 @@ fn default_service_level() -> f64 {
     0.95
 }
 
+/// Vehicles of one fleet (commuters + residents + fleet vehicles + shoppers): each draws a
+/// year of sessions and may be planned at every step (docs/scenario.md gives the cost).
+pub const MAX_VEHICLES: u64 = 5_000;
+/// Charge points of one fleet.
+pub const MAX_CHARGE_POINTS: u32 = 5_000;
+/// Packs, and pack chargers, of one battery-swap station.
+pub const MAX_SWAP_PACKS: u32 = 10_000;
+/// Power of a charge point or pack charger, kW (a megawatt charger is the largest built).
+pub const MAX_CHARGER_KW: f64 = 1_000.0;
+/// Battery of a vehicle or a swap pack, kWh (a heavy truck carries ~1 MWh).
+pub const MAX_VEHICLE_BATTERY_KWH: f64 = 2_000.0;
+/// Swaps a station may expect per day.
+pub const MAX_SWAPS_PER_DAY: f64 = 100_000.0;
+
 impl FleetConfig {
+    /// Vehicles of all kinds.
+    pub fn vehicles(&self) -> u64 {
+        [
+            self.commuters,
+            self.residents,
+            self.fleet_vehicles,
+            self.shoppers,
+        ]
+        .iter()
+        .map(|n| u64::from(*n))
+        .sum()
+    }
+
     /// Check ranges; every problem is reported with its field path under `prefix`.
     pub fn validate(&self, prefix: &str) -> Result<(), EvError> {
         let bad = |f: &str, m: &str| {
@@ -133,22 +161,69 @@ impl FleetConfig {
             })
         };
         let pos = |x: f64| x > 0.0 && x.is_finite();
-        if !pos(self.charge_point_kw) {
-            return bad("charge_point_kw", "must be a positive number of kW");
+        let in_range = |x: f64, max: f64| pos(x) && x <= max;
+        if self.vehicles() > MAX_VEHICLES {
+            // Name the largest group: that is the number to change.
+            let groups = [
+                ("commuters", self.commuters),
+                ("residents", self.residents),
+                ("fleet_vehicles", self.fleet_vehicles),
+                ("shoppers", self.shoppers),
+            ];
+            let largest = groups
+                .iter()
+                .max_by_key(|g| g.1)
+                .map_or("residents", |g| g.0);
+            return bad(
+                largest,
+                &format!(
+                    "commuters + residents + fleet_vehicles + shoppers must be at most \
+                     {MAX_VEHICLES}, got {}",
+                    self.vehicles()
+                ),
+            );
+        }
+        if self.charge_points > MAX_CHARGE_POINTS {
+            return bad(
+                "charge_points",
+                &format!(
+                    "must be at most {MAX_CHARGE_POINTS}, got {}",
+                    self.charge_points
+                ),
+            );
+        }
+        if !in_range(self.charge_point_kw, MAX_CHARGER_KW) {
+            return bad(
+                "charge_point_kw",
+                &format!(
+                    "must be > 0 and at most {MAX_CHARGER_KW} kW, got {}",
+                    self.charge_point_kw
+                ),
+            );
         }
         if !(0.0..=1.0).contains(&self.v2g_share) {
             return bad("v2g_share", "must be between 0 and 1");
         }
-        if !pos(self.battery_kwh) {
-            return bad("battery_kwh", "must be a positive number of kWh");
+        if !in_range(self.battery_kwh, MAX_VEHICLE_BATTERY_KWH) {
+            return bad(
+                "battery_kwh",
+                &format!(
+                    "must be > 0 and at most {MAX_VEHICLE_BATTERY_KWH} kWh, got {}",
+                    self.battery_kwh
+                ),
+            );
         }
         if let Some(l) = self.site_limit_kw
             && !pos(l)
         {
             return bad("site_limit_kw", "must be a positive number of kW");
         }
-        if !(self.wear_cost_eur_per_kwh >= 0.0 && self.demand_charge_eur_per_kw >= 0.0) {
-            return bad("wear_cost_eur_per_kwh", "costs must be >= 0");
+        let money = |x: f64| (0.0..=1.0e6).contains(&x);
+        if !(money(self.wear_cost_eur_per_kwh) && money(self.demand_charge_eur_per_kw)) {
+            return bad(
+                "wear_cost_eur_per_kwh",
+                "costs must be between 0 and 1000000 EUR",
+            );
         }
         if self.policy == "offline-optimal" {
             return bad(
@@ -161,20 +236,40 @@ impl FleetConfig {
             message: e.to_string(),
         })?;
         if let Some(s) = &self.swap_station {
-            if s.packs == 0 || s.chargers == 0 {
-                return bad(
-                    "swap_station.packs",
-                    "packs and chargers must be at least 1",
-                );
+            for (field, n) in [("packs", s.packs), ("chargers", s.chargers)] {
+                if n == 0 || n > MAX_SWAP_PACKS {
+                    return bad(
+                        &format!("swap_station.{field}"),
+                        &format!("must be between 1 and {MAX_SWAP_PACKS}, got {n}"),
+                    );
+                }
             }
-            if !pos(s.pack_kwh) || !pos(s.charger_kw) {
+            if !in_range(s.pack_kwh, MAX_VEHICLE_BATTERY_KWH) {
                 return bad(
                     "swap_station.pack_kwh",
-                    "pack_kwh and charger_kw must be positive",
+                    &format!(
+                        "must be > 0 and at most {MAX_VEHICLE_BATTERY_KWH} kWh, got {}",
+                        s.pack_kwh
+                    ),
                 );
             }
-            if !(s.swaps_per_day >= 0.0 && s.swaps_per_day.is_finite()) {
-                return bad("swap_station.swaps_per_day", "must be >= 0");
+            if !in_range(s.charger_kw, MAX_CHARGER_KW) {
+                return bad(
+                    "swap_station.charger_kw",
+                    &format!(
+                        "must be > 0 and at most {MAX_CHARGER_KW} kW, got {}",
+                        s.charger_kw
+                    ),
+                );
+            }
+            if !(0.0..=MAX_SWAPS_PER_DAY).contains(&s.swaps_per_day) {
+                return bad(
+                    "swap_station.swaps_per_day",
+                    &format!(
+                        "must be between 0 and {MAX_SWAPS_PER_DAY}, got {}",
+                        s.swaps_per_day
+                    ),
+                );
             }
             if !(0.0..=1.0).contains(&s.service_level) {
                 return bad("swap_station.service_level", "must be between 0 and 1");
@@ -264,17 +359,6 @@ pub struct DepartureRecord {
 }
 
 #[derive(Debug, Clone)]
-struct Plugged {
-    arr_step: i64,
-    dep_step: i64,
-    plan_dep_step: i64,
-    plan_energy_kwh: f64,
-    energy_kwh: f64,
-    target_kwh: f64,
-    min_energy_kwh: f64,
-}
-
-#[derive(Debug, Clone)]
 struct Swap {
     cfg: SwapStationConfig,
     packs_kwh: Vec<f64>,
@@ -289,11 +373,10 @@ pub struct Fleet {
     site_limit_kw: f64,
     demand_charge_eur_per_kw: f64,
     wear_cost_eur_per_kwh: f64,
-    charge_points: usize,
     sessions: Vec<Session>,
     types: Vec<DriverType>,
     next_session: usize,
-    plugged: BTreeMap<usize, Plugged>,
+    site: ChargingSite,
     to_learn: BinaryHeap<std::cmp::Reverse<(i64, usize)>>,
     learner: HabitLearner,
     policy: Box<dyn Policy>,
@@ -347,13 +430,10 @@ impl Fleet {
                 sessions.extend(s);
             }
         }
-        // Keep the sessions that arrive within the period (arrival rounded up to a step).
+        // Keep the sessions that arrive within the period (arrival floored to a step).
         let end_step = base_min / dt_min + time.steps as i64;
         let mut order: Vec<usize> = (0..sessions.len())
-            .filter(|&i| {
-                let a = sessions[i].arrival_min;
-                a.div_euclid(dt_min) + i64::from(a.rem_euclid(dt_min) != 0) < end_step
-            })
+            .filter(|&i| floor_step(sessions[i].arrival_min, dt_min) < end_step)
             .collect();
         order.sort_by_key(|&i| (sessions[i].arrival_min, i));
         let sessions: Vec<Session> = order.iter().map(|&i| sessions[i].clone()).collect();
@@ -375,11 +455,10 @@ impl Fleet {
             site_limit_kw: cfg.site_limit_kw.unwrap_or(f64::INFINITY),
             demand_charge_eur_per_kw: cfg.demand_charge_eur_per_kw,
             wear_cost_eur_per_kwh: cfg.wear_cost_eur_per_kwh,
-            charge_points: cfg.charge_points as usize,
             sessions,
             types,
             next_session: 0,
-            plugged: BTreeMap::new(),
+            site: ChargingSite::new(time.step_minutes, cfg.charge_points as usize),
             to_learn: BinaryHeap::new(),
             learner: HabitLearner::new(HabitParams::default()),
             policy,
@@ -424,77 +503,28 @@ impl Fleet {
             self.learner.observe(&self.sessions[j]);
         }
         // Departures first, so their charge points free up for arrivals.
-        let gone: Vec<usize> = self
-            .plugged
-            .iter()
-            .filter(|(_, p)| p.dep_step <= step)
-            .map(|(i, _)| *i)
-            .collect();
-        for i in gone {
-            if let Some(p) = self.plugged.remove(&i) {
-                self.record(i, t, p.energy_kwh, true);
-            }
+        for (i, p) in self.site.depart(step) {
+            self.record(i, t, p.energy_kwh, true);
         }
         // Arrivals.
         while let Some(s) = self.sessions.get(self.next_session) {
-            let a =
-                s.arrival_min.div_euclid(dt_min) + i64::from(s.arrival_min.rem_euclid(dt_min) != 0);
-            if a > step {
+            if floor_step(s.arrival_min, dt_min) > step {
                 break;
             }
             let i = self.next_session;
             self.next_session += 1;
             self.to_learn.push(std::cmp::Reverse((s.departure_min, i)));
-            let d = s.departure_min.div_euclid(dt_min);
-            if d <= a || self.plugged.len() >= self.charge_points {
+            let pred = self.learner.predict(s);
+            let plan = SessionPlan {
+                departure_min: planned_departure_min(s.arrival_min, pred.stay_plan_hours),
+                energy_kwh: pred.energy_plan_kwh,
+            };
+            if self.site.arrive(i, s, plan) != Arrival::Plugged {
                 let e = s.initial_energy_kwh;
                 self.record(i, t, e, false);
-                continue;
             }
-            let pred = self.learner.predict(s);
-            let plan_dep = planned_departure_min(s.arrival_min, pred.stay_plan_hours);
-            let min_e = (0.2 * s.ev.battery_kwh).min(s.initial_energy_kwh);
-            self.plugged.insert(
-                i,
-                Plugged {
-                    arr_step: a,
-                    dep_step: d,
-                    plan_dep_step: plan_dep.div_euclid(dt_min),
-                    plan_energy_kwh: pred.energy_plan_kwh,
-                    energy_kwh: s.initial_energy_kwh,
-                    target_kwh: s.target_energy_kwh(),
-                    min_energy_kwh: min_e,
-                },
-            );
         }
-        let evs: Vec<ActiveEv> = self
-            .plugged
-            .iter()
-            .map(|(&i, p)| {
-                let s = &self.sessions[i];
-                let gained = p.energy_kwh - s.initial_energy_kwh;
-                let still_taking = p.target_kwh - p.energy_kwh > 1e-6;
-                let mut remaining = p.plan_energy_kwh - gained;
-                if remaining <= 1e-6 && still_taking {
-                    remaining = s.ev.max_charge_kw * s.ev.efficiency * self.dt_h;
-                }
-                if !still_taking {
-                    remaining = 0.0;
-                }
-                ActiveEv {
-                    key: i,
-                    arrival_step: p.arr_step,
-                    departure_step: p.plan_dep_step.max(step + 1),
-                    remaining_kwh: remaining.max(0.0),
-                    max_charge_kw: s.ev.taper_limit_kw(p.energy_kwh / s.ev.battery_kwh),
-                    max_discharge_kw: if s.ev.v2g { s.ev.max_discharge_kw } else { 0.0 },
-                    energy_kwh: p.energy_kwh,
-                    min_energy_kwh: p.min_energy_kwh,
-                    max_energy_kwh: p.target_kwh,
-                    efficiency: s.ev.efficiency,
-                }
-            })
-            .collect();
+        let evs = self.site.vehicles(&self.sessions, step);
         let price_now = [signals.price_eur_per_mwh];
         let peak_now = [signals.grid_peak];
         let ctx = StepContext {
@@ -525,30 +555,15 @@ impl Fleet {
             sell_offers: self.policy.sell_offers().to_vec(),
             ..EvStepPower::default()
         };
-        for (ev, rate) in evs.iter().zip(rates.iter().chain(std::iter::repeat(&0.0))) {
-            let (Some(s), Some(p)) = (self.sessions.get(ev.key), self.plugged.get_mut(&ev.key))
-            else {
-                continue;
-            };
-            let eta = s.ev.efficiency.clamp(1e-6, 1.0);
-            if *rate >= 0.0 {
-                let room = ((p.target_kwh - p.energy_kwh) / (eta * self.dt_h)).max(0.0);
-                let kw = rate.min(ev.max_charge_kw).min(room);
-                p.energy_kwh += eta * kw * self.dt_h;
-                out.charge_kw += kw;
-            } else if s.ev.v2g {
-                let avail = ((p.energy_kwh - p.min_energy_kwh) * eta / self.dt_h).max(0.0);
-                let kw = (-rate).min(s.ev.max_discharge_kw).min(avail);
-                p.energy_kwh -= kw * self.dt_h / eta;
-                out.v2g_kw += kw;
-                out.degradation_cost_eur += self.wear_cost_eur_per_kwh * kw * self.dt_h / eta;
-            }
-        }
+        let power = self.site.apply(&self.sessions, &evs, &rates);
+        out.charge_kw = power.charge_kw;
+        out.v2g_kw = power.v2g_kw;
+        out.degradation_cost_eur = self.wear_cost_eur_per_kwh * power.v2g_battery_kwh;
         self.swap_step(t, signals, &mut out);
         self.peak_kw = self.peak_kw.max(out.charge_kw - out.v2g_kw);
         if t + 1 == self.time.steps {
             // End of the period: everyone still plugged in leaves now.
-            for (i, p) in std::mem::take(&mut self.plugged) {
+            for (i, p) in self.site.drain() {
                 self.record(i, t, p.energy_kwh, true);
             }
         }

@@ -478,3 +478,150 @@ pub fn evaluate_habits(sessions: &[Session], params: &HabitParams) -> HabitRepor
 pub fn planned_departure_min(arrival_min: i64, stay_hours: f64) -> i64 {
     arrival_min + (stay_hours * MINUTES_PER_HOUR).round() as i64
 }
+
+/// One finished charging session as the peak learner sees it (steps on the site's grid).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PeakSession {
+    /// First step present.
+    pub start_step: i64,
+    /// Step after the last one present.
+    pub end_step: i64,
+    /// Energy it took, kWh into the battery.
+    pub energy_kwh: f64,
+    /// Its charging power limit, kW.
+    pub max_charge_kw: f64,
+    /// One-way efficiency.
+    pub efficiency: f64,
+}
+
+/// The lowest peak that would have served `sessions` in full (or as well as the site limit
+/// allows) with perfect hindsight: one LP (`solve_plan` with no energy price and a unit
+/// demand charge), kW.
+pub fn hindsight_peak_kw(
+    sessions: &[PeakSession],
+    step_hours: f64,
+    site_limit_kw: f64,
+) -> Result<f64, crate::EvError> {
+    use crate::mpc::{MpcParams, PlanEv, PlanProblem, solve_plan};
+    let (Some(k0), Some(k1)) = (
+        sessions.iter().map(|s| s.start_step).min(),
+        sessions.iter().map(|s| s.end_step).max(),
+    ) else {
+        return Ok(0.0);
+    };
+    let steps = (k1 - k0).max(0) as usize;
+    let problem = PlanProblem {
+        steps,
+        step_hours,
+        step_scale: Vec::new(),
+        evs: sessions
+            .iter()
+            .map(|s| PlanEv {
+                start: (s.start_step - k0) as usize,
+                end: (s.end_step - k0).max(s.start_step - k0) as usize,
+                need_kwh: s.energy_kwh.max(0.0),
+                max_charge_kw: s.max_charge_kw,
+                max_discharge_kw: 0.0,
+                energy_kwh: 0.0,
+                min_energy_kwh: 0.0,
+                max_energy_kwh: 0.0,
+                efficiency: s.efficiency,
+            })
+            .collect(),
+        price_eur_per_mwh: vec![0.0; steps],
+        site_limit_kw,
+        demand_charge_eur_per_kw: 1.0,
+        quick_charge_eur_per_kwh: 0.0,
+        peak_group: vec![0; steps],
+        prev_peak_kw: vec![0.0],
+    };
+    let sol = solve_plan(&problem, &MpcParams::default())?;
+    let mut agg = vec![0.0; steps];
+    for (ev, c) in problem.evs.iter().zip(&sol.charge_kw) {
+        for (k, p) in c.iter().enumerate() {
+            agg[ev.start + k] += p;
+        }
+    }
+    Ok(agg.iter().copied().fold(0.0, f64::max))
+}
+
+/// Learns the peak a billing period will need: the hindsight-lowest peak of each past day
+/// ([`hindsight_peak_kw`]), remembered for `memory_days` days; the target is the largest of
+/// them (a month's demand charge is set by its worst day).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeakLearner {
+    memory_days: usize,
+    daily_kw: std::collections::VecDeque<(i64, f64)>,
+}
+
+impl PeakLearner {
+    /// A learner that remembers `memory_days` days of daily peaks.
+    pub fn new(memory_days: usize) -> Self {
+        Self {
+            memory_days: memory_days.max(1),
+            daily_kw: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Record day `day`'s hindsight peak.
+    pub fn observe_day(&mut self, day: i64, peak_kw: f64) {
+        if !peak_kw.is_finite() {
+            return;
+        }
+        self.daily_kw.push_back((day, peak_kw));
+        while self
+            .daily_kw
+            .front()
+            .is_some_and(|(d, _)| day - d >= self.memory_days as i64)
+        {
+            self.daily_kw.pop_front();
+        }
+    }
+
+    /// The peak target, kW (0 before any day was seen).
+    pub fn target_kw(&self) -> f64 {
+        self.daily_kw.iter().map(|d| d.1).fold(0.0, f64::max)
+    }
+
+    /// Days remembered.
+    pub fn days(&self) -> usize {
+        self.daily_kw.len()
+    }
+}
+
+/// Daily hindsight peaks of `sessions` on a grid of `step_minutes` (each session counted on
+/// its arrival day), for learning a peak target from history: `(day, kW)` in day order.
+pub fn daily_hindsight_peaks(
+    sessions: &[Session],
+    step_minutes: u32,
+    site_limit_kw: f64,
+) -> Result<Vec<(i64, f64)>, crate::EvError> {
+    let dt = i64::from(step_minutes.max(1));
+    let mut by_day: BTreeMap<i64, Vec<PeakSession>> = BTreeMap::new();
+    for s in sessions {
+        let a = s.arrival_min.div_euclid(dt) + i64::from(s.arrival_min.rem_euclid(dt) != 0);
+        let d = s.departure_min.div_euclid(dt);
+        if d <= a {
+            continue;
+        }
+        by_day
+            .entry(s.arrival_min.div_euclid(24 * 60))
+            .or_default()
+            .push(PeakSession {
+                start_step: a,
+                end_step: d,
+                energy_kwh: s.energy_kwh,
+                max_charge_kw: s.ev.max_charge_kw,
+                efficiency: s.ev.efficiency,
+            });
+    }
+    by_day
+        .into_iter()
+        .map(|(day, list)| {
+            Ok((
+                day,
+                hindsight_peak_kw(&list, dt as f64 / MINUTES_PER_HOUR, site_limit_kw)?,
+            ))
+        })
+        .collect()
+}

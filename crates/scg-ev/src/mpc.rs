@@ -1,4 +1,4 @@
-//! The charging optimiser: one sparse LP/QP over a window of steps, solved with `clarabel`.
+//! The charging optimizer: one sparse LP/QP over a window of steps, solved with `clarabel`.
 //!
 //! The same builder serves the model-predictive controller ([`Mpc`], re-planned every step
 //! over the horizon of the plugged-in vehicles, keeping only the first step) and the offline
@@ -28,14 +28,17 @@
 //! because a step's site row only couples vehicles within that step.
 
 use crate::error::EvError;
+use crate::habits::{PeakLearner, PeakSession, hindsight_peak_kw};
+use crate::model::MINUTES_PER_HOUR;
 use crate::policy::{Policy, SellOffer, StepContext};
 use clarabel::algebra::CscMatrix;
 use clarabel::solver::{
     DefaultSettings, DefaultSolver, IPSolver, NonnegativeConeT, SolverStatus, SupportedConeT,
     ZeroConeT,
 };
+use std::collections::{BTreeMap, BTreeSet};
 
-/// Weights and limits of the optimiser.
+/// Weights and limits of the optimizer.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MpcParams {
@@ -64,6 +67,31 @@ pub struct MpcParams {
     pub fine_horizon_minutes: u32,
     /// Length of a block beyond the fine horizon, minutes.
     pub block_minutes: u32,
+    /// A peak target learned from history before the run (`habits::daily_hindsight_peaks`),
+    /// kW; the MPC plans against the largest of this, the peak it learns online and the
+    /// period's peak so far. 0 = none.
+    #[serde(default)]
+    pub peak_target_kw: f64,
+    /// Days of hindsight daily peaks the online peak learner remembers (0 = learn nothing).
+    #[serde(default = "default_peak_memory_days")]
+    pub peak_memory_days: usize,
+    /// Re-plan only when something changed (an arrival that the plan cannot absorb, a
+    /// departure other than planned, a price, limit or peak-target change, a deviation from
+    /// the plan); false = re-plan every step. Off by default: with the shared `ChargingSite`
+    /// (ACN-Sim rounding, top-up towards the stated energy) it delivered 2.2 points less than
+    /// re-planning every step on two Caltech fixture days at 25 kW (87.5 % vs 89.8 %).
+    #[serde(default)]
+    pub replan_on_events: bool,
+    /// Deviation of a vehicle's energy from the plan that triggers a re-plan, kWh.
+    #[serde(default = "default_replan_tolerance")]
+    pub replan_tolerance_kwh: f64,
+}
+
+fn default_peak_memory_days() -> usize {
+    28
+}
+fn default_replan_tolerance() -> f64 {
+    0.05
 }
 
 impl Default for MpcParams {
@@ -74,10 +102,16 @@ impl Default for MpcParams {
             grid_peak_adder_eur_per_mwh: 200.0,
             quick_charge_eur_per_kwh: 1e-3,
             congestion_quick_charge_eur_per_kwh: 0.1,
-            regularisation: 1e-4,
+            // Only a tie-break (adacharge uses ~1e-12): at 1e-4 it outweighed the
+            // charge-early term and the MPC delivered less than LLF under a tight limit.
+            regularisation: 1e-9,
             max_horizon_steps: 288,
             fine_horizon_minutes: 120,
             block_minutes: 60,
+            peak_target_kw: 0.0,
+            peak_memory_days: default_peak_memory_days(),
+            replan_on_events: false,
+            replan_tolerance_kwh: default_replan_tolerance(),
         }
     }
 }
@@ -105,7 +139,7 @@ pub struct PlanEv {
     pub efficiency: f64,
 }
 
-/// One optimisation problem.
+/// One optimization problem.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanProblem {
     /// Number of steps in the window.
@@ -130,7 +164,7 @@ pub struct PlanProblem {
     pub prev_peak_kw: Vec<f64>,
 }
 
-/// The optimiser's answer: per vehicle, per step of its presence.
+/// The optimizer's answer: per vehicle, per step of its presence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanSolution {
     /// Charging power per vehicle, `end − start` values each, kW.
@@ -384,21 +418,358 @@ fn clean(x: f64, max: f64) -> f64 {
     if x < 1e-3 { 0.0 } else { x }
 }
 
-/// The model-predictive controller: re-plans every step over the plugged-in vehicles'
-/// horizon and applies the first step of the plan.
+/// The model-predictive controller. It plans over the plugged-in vehicles' horizon against
+/// the largest of the learned peak target and the period's peak so far, keeps the plan, and
+/// applies it step by step; it re-solves only when [`Mpc::needs_replan`] says the plan no
+/// longer describes the site (or every step with `replan_on_events = false`). An arrival
+/// alone is first inserted into the kept plan (cheapest steps with room under the limit and
+/// the peak basis, exact for one vehicle against a fixed plan); only if that cannot serve it
+/// is the whole plan re-solved. Each day's finished sessions teach the peak learner their
+/// hindsight-lowest peak.
 #[derive(Debug, Clone)]
 pub struct Mpc {
     params: MpcParams,
     offers: Vec<SellOffer>,
+    plan: Option<CachedPlan>,
+    solves: usize,
+    peak: PeakLearner,
+    day: Option<i64>,
+    tracked: BTreeMap<usize, Tracked>,
+    departed: Vec<PeakSession>,
+}
+
+/// A kept plan, per vehicle in base steps from `made_at`.
+#[derive(Debug, Clone)]
+struct CachedPlan {
+    made_at: i64,
+    site_limit_kw: f64,
+    demand_charge_eur_per_kw: f64,
+    peak_basis_kw: f64,
+    /// Prices (with the grid-peak adder) the plan saw, from `made_at`.
+    prices: Vec<f64>,
+    evs: BTreeMap<usize, PlannedEv>,
+    /// Planned net power per base step from `made_at`, kW.
+    aggregate_kw: Vec<f64>,
+    /// Planned V2G sales.
+    offers: Vec<SellOffer>,
+}
+
+#[derive(Debug, Clone)]
+struct PlannedEv {
+    /// Base step (absolute) the vehicle's plan starts at.
+    from_step: i64,
+    /// Planned net power per base step from `from_step`, kW.
+    rate_kw: Vec<f64>,
+    departure_step: i64,
+    remaining_kwh: f64,
+    energy_kwh: f64,
+    efficiency: f64,
+}
+
+impl PlannedEv {
+    fn rate_at(&self, step: i64) -> f64 {
+        usize::try_from(step - self.from_step)
+            .ok()
+            .and_then(|k| self.rate_kw.get(k))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    /// Planned (remaining energy, battery energy) at the start of `step`.
+    fn expected_at(&self, step: i64, step_hours: f64) -> (f64, f64) {
+        let (mut rem, mut e) = (self.remaining_kwh, self.energy_kwh);
+        for k in self.from_step..step {
+            let r = self.rate_at(k);
+            if r >= 0.0 {
+                rem -= self.efficiency * r * step_hours;
+                e += self.efficiency * r * step_hours;
+            } else {
+                e += r * step_hours / self.efficiency;
+            }
+        }
+        (rem.max(0.0), e)
+    }
+}
+
+/// What the peak learner records of a vehicle while it is plugged in.
+#[derive(Debug, Clone, Copy)]
+struct Tracked {
+    first_step: i64,
+    last_step: i64,
+    delivered_kwh: f64,
+    max_charge_kw: f64,
+    efficiency: f64,
 }
 
 impl Mpc {
     /// A controller with these weights.
     pub fn new(params: MpcParams) -> Self {
+        let peak = PeakLearner::new(params.peak_memory_days);
         Self {
             params,
             offers: Vec::new(),
+            plan: None,
+            solves: 0,
+            peak,
+            day: None,
+            tracked: BTreeMap::new(),
+            departed: Vec::new(),
         }
+    }
+
+    /// Optimisation problems solved so far.
+    pub fn solves(&self) -> usize {
+        self.solves
+    }
+
+    /// The peak the controller currently plans against at least (learned or given), kW.
+    pub fn peak_target_kw(&self) -> f64 {
+        self.peak.target_kw().max(self.params.peak_target_kw)
+    }
+
+    fn peak_basis_kw(&self, ctx: &StepContext<'_>) -> f64 {
+        self.peak_target_kw().max(ctx.peak_so_far_kw)
+    }
+
+    fn effective_price(&self, ctx: &StepContext<'_>, k: usize) -> f64 {
+        ctx.price_ahead(k)
+            + if ctx.peak_ahead(k) {
+                self.params.grid_peak_adder_eur_per_mwh
+            } else {
+                0.0
+            }
+    }
+
+    /// Whether the kept plan no longer describes the site: no plan, a vehicle not in it, a
+    /// vehicle gone or staying other than planned, a price, limit, demand-charge or peak
+    /// basis change, a vehicle whose energy or power limit left the plan, or a vehicle that
+    /// still wants energy after its plan ended. Cheap: no solve.
+    pub fn needs_replan(&self, ctx: &StepContext<'_>) -> bool {
+        self.replan_reason(ctx).is_some()
+    }
+
+    fn replan_reason(&self, ctx: &StepContext<'_>) -> Option<Reason> {
+        let Some(plan) = &self.plan else {
+            return Some(Reason::Other);
+        };
+        if !self.params.replan_on_events
+            || plan.site_limit_kw.to_bits() != ctx.site_limit_kw.to_bits()
+            || plan.demand_charge_eur_per_kw != ctx.demand_charge_eur_per_kw
+            || (ctx.demand_charge_eur_per_kw > 0.0
+                && (self.peak_basis_kw(ctx) - plan.peak_basis_kw).abs() > 1e-6)
+        {
+            return Some(Reason::Other);
+        }
+        let offset = usize::try_from(ctx.step - plan.made_at).ok()?;
+        if offset >= plan.aggregate_kw.len() {
+            return Some(Reason::Other);
+        }
+        let left = plan.prices.len() - offset.min(plan.prices.len());
+        if (0..left).any(|k| (self.effective_price(ctx, k) - plan.prices[offset + k]).abs() > 1e-9)
+        {
+            return Some(Reason::Other);
+        }
+        // A planned vehicle gone before its planned departure.
+        let present: BTreeSet<usize> = ctx.evs.iter().map(|e| e.key).collect();
+        if plan
+            .evs
+            .iter()
+            .any(|(k, p)| !present.contains(k) && p.departure_step > ctx.step)
+        {
+            return Some(Reason::Other);
+        }
+        let tol = self.params.replan_tolerance_kwh;
+        let mut arrivals = false;
+        for ev in ctx.evs {
+            let Some(p) = plan.evs.get(&ev.key) else {
+                arrivals = true;
+                continue;
+            };
+            let (rem, energy) = p.expected_at(ctx.step, ctx.step_hours);
+            let rate = p.rate_at(ctx.step);
+            let v2g = ev.max_discharge_kw > 0.0;
+            if ev.departure_step != p.departure_step
+                || (ev.remaining_kwh - rem).abs() > tol
+                || (v2g && (ev.energy_kwh - energy).abs() > tol)
+                || rate > ev.max_charge_kw + 1e-6
+                || -rate > ev.max_discharge_kw + 1e-6
+                || (ctx.step >= p.from_step + (p.rate_kw.len() as i64) && ev.remaining_kwh > tol)
+            {
+                return Some(Reason::Other);
+            }
+        }
+        arrivals.then_some(Reason::Arrivals)
+    }
+
+    /// Insert newly arrived vehicles into the kept plan: each fills the cheapest (then
+    /// earliest) steps of its stay with the room left under the site limit and the peak
+    /// basis. False (plan unchanged) when one of them cannot get its energy that way or
+    /// has V2G.
+    fn insert_arrivals(&mut self, ctx: &StepContext<'_>) -> bool {
+        let basis = self.peak_basis_kw(ctx);
+        let Some(plan) = self.plan.as_mut() else {
+            return false;
+        };
+        let offset = (ctx.step - plan.made_at) as usize;
+        let cap = if ctx.demand_charge_eur_per_kw > 0.0 {
+            ctx.site_limit_kw.min(basis)
+        } else {
+            ctx.site_limit_kw
+        };
+        let mut aggregate = plan.aggregate_kw.clone();
+        let mut added = Vec::new();
+        for ev in ctx.evs.iter().filter(|e| !plan.evs.contains_key(&e.key)) {
+            if ev.max_discharge_kw > 0.0 {
+                return false;
+            }
+            let end = ((ev.departure_step - plan.made_at).max(0) as usize).min(aggregate.len());
+            let eta = ev.efficiency.clamp(1e-6, 1.0);
+            let mut order: Vec<usize> = (offset..end).collect();
+            order.sort_by(|&a, &b| plan.prices[a].total_cmp(&plan.prices[b]).then(a.cmp(&b)));
+            let mut rate = vec![0.0; end.saturating_sub(offset)];
+            let mut need = ev.remaining_kwh.max(0.0);
+            for k in order {
+                if need <= 1e-9 {
+                    break;
+                }
+                let room = (cap - aggregate[k]).max(0.0).min(ev.max_charge_kw.max(0.0));
+                let p = room.min(need / (eta * ctx.step_hours));
+                rate[k - offset] = p;
+                aggregate[k] += p;
+                need -= p * eta * ctx.step_hours;
+            }
+            if need > self.params.replan_tolerance_kwh {
+                return false;
+            }
+            added.push((
+                ev.key,
+                PlannedEv {
+                    from_step: ctx.step,
+                    rate_kw: rate,
+                    departure_step: ev.departure_step,
+                    remaining_kwh: ev.remaining_kwh,
+                    energy_kwh: ev.energy_kwh,
+                    efficiency: eta,
+                },
+            ));
+        }
+        plan.aggregate_kw = aggregate;
+        plan.evs.extend(added);
+        true
+    }
+
+    /// Solve a new plan and keep it.
+    fn replan(&mut self, ctx: &StepContext<'_>) -> Result<(), EvError> {
+        let (problem, blocks) = self.problem(ctx);
+        let sol = solve_plan(&problem, &self.params)?;
+        self.solves += 1;
+        let horizon: usize = blocks.iter().map(|(_, l)| l).sum();
+        let mut evs = BTreeMap::new();
+        let mut aggregate = vec![0.0; horizon];
+        for ((ev, pe), (c, g)) in ctx
+            .evs
+            .iter()
+            .zip(&problem.evs)
+            .zip(sol.charge_kw.iter().zip(&sol.discharge_kw))
+        {
+            // Expand the blocks back to base steps.
+            let mut rate = Vec::with_capacity(horizon);
+            for (k, (_, len)) in blocks.iter().enumerate().take(pe.end) {
+                let r = c.get(k).copied().unwrap_or(0.0) - g.get(k).copied().unwrap_or(0.0);
+                rate.extend(std::iter::repeat_n(r, *len));
+            }
+            for (a, r) in aggregate.iter_mut().zip(&rate) {
+                *a += r;
+            }
+            evs.insert(
+                ev.key,
+                PlannedEv {
+                    from_step: ctx.step,
+                    rate_kw: rate,
+                    departure_step: ev.departure_step,
+                    remaining_kwh: ev.remaining_kwh,
+                    energy_kwh: ev.energy_kwh,
+                    efficiency: ev.efficiency.clamp(1e-6, 1.0),
+                },
+            );
+        }
+        let eta = ctx
+            .evs
+            .iter()
+            .map(|e| e.efficiency)
+            .fold(1.0, f64::min)
+            .max(1e-6);
+        let offers = aggregate
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| **p < -1e-3)
+            .map(|(k, p)| SellOffer {
+                step: ctx.step + k as i64,
+                power_kw: -p,
+                min_price_eur_per_mwh: self.params.wear_cost_eur_per_kwh * 1000.0 / eta,
+            })
+            .collect();
+        self.plan = Some(CachedPlan {
+            made_at: ctx.step,
+            site_limit_kw: ctx.site_limit_kw,
+            demand_charge_eur_per_kw: ctx.demand_charge_eur_per_kw,
+            peak_basis_kw: self.peak_basis_kw(ctx),
+            prices: (0..horizon).map(|k| self.effective_price(ctx, k)).collect(),
+            evs,
+            aggregate_kw: aggregate,
+            offers,
+        });
+        Ok(())
+    }
+
+    /// Track plugged-in vehicles for the peak learner; at a new day, learn the finished
+    /// sessions' hindsight peak.
+    fn learn(&mut self, ctx: &StepContext<'_>) -> Result<(), EvError> {
+        if self.params.peak_memory_days == 0 {
+            return Ok(());
+        }
+        let step_min = (ctx.step_hours * MINUTES_PER_HOUR).round().max(1.0) as i64;
+        let day = (ctx.step * step_min).div_euclid(24 * 60);
+        let present: BTreeSet<usize> = ctx.evs.iter().map(|e| e.key).collect();
+        let gone: Vec<usize> = self
+            .tracked
+            .keys()
+            .filter(|k| !present.contains(k))
+            .copied()
+            .collect();
+        for k in gone {
+            if let Some(t) = self.tracked.remove(&k) {
+                self.departed.push(PeakSession {
+                    start_step: t.first_step,
+                    end_step: t.last_step + 1,
+                    energy_kwh: t.delivered_kwh,
+                    max_charge_kw: t.max_charge_kw,
+                    efficiency: t.efficiency,
+                });
+            }
+        }
+        if let Some(prev) = self.day
+            && day > prev
+            && !self.departed.is_empty()
+        {
+            let peak = hindsight_peak_kw(&self.departed, ctx.step_hours, ctx.site_limit_kw)?;
+            self.solves += 1;
+            self.peak.observe_day(prev, peak);
+            self.departed.clear();
+        }
+        self.day = Some(day);
+        for ev in ctx.evs {
+            let t = self.tracked.entry(ev.key).or_insert(Tracked {
+                first_step: ctx.step,
+                last_step: ctx.step,
+                delivered_kwh: 0.0,
+                max_charge_kw: ev.max_charge_kw,
+                efficiency: ev.efficiency,
+            });
+            t.last_step = ctx.step;
+            t.max_charge_kw = t.max_charge_kw.max(ev.max_charge_kw);
+        }
+        Ok(())
     }
 
     /// The plan problem for a step context (public for benchmarks and tests), and for each
@@ -473,10 +844,16 @@ impl Mpc {
             site_limit_kw: ctx.site_limit_kw,
             demand_charge_eur_per_kw: ctx.demand_charge_eur_per_kw,
             peak_group: vec![0; blocks.len()],
-            prev_peak_kw: vec![ctx.peak_so_far_kw],
+            prev_peak_kw: vec![self.peak_basis_kw(ctx)],
         };
         (problem, blocks)
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    Arrivals,
+    Other,
 }
 
 impl Policy for Mpc {
@@ -485,49 +862,46 @@ impl Policy for Mpc {
     }
 
     fn schedule(&mut self, ctx: &StepContext<'_>) -> Result<Vec<f64>, EvError> {
-        self.offers.clear();
+        self.learn(ctx)?;
         if ctx.evs.is_empty() {
+            self.offers.clear();
             return Ok(Vec::new());
         }
-        let (problem, blocks) = self.problem(ctx);
-        let sol = solve_plan(&problem, &self.params)?;
-        // Net export per step of the plan becomes a sell offer.
-        let mut net = vec![0.0; problem.steps];
-        for (ev, (c, g)) in problem
+        match self.replan_reason(ctx) {
+            None => {}
+            Some(Reason::Arrivals) if self.insert_arrivals(ctx) => {}
+            Some(_) => self.replan(ctx)?,
+        }
+        let Some(plan) = &self.plan else {
+            return Ok(vec![0.0; ctx.evs.len()]);
+        };
+        self.offers = plan
+            .offers
+            .iter()
+            .filter(|o| o.step >= ctx.step)
+            .cloned()
+            .collect();
+        let dt = ctx.step_hours;
+        let rates: Vec<f64> = ctx
             .evs
             .iter()
-            .zip(sol.charge_kw.iter().zip(&sol.discharge_kw))
-        {
-            for (k, ck) in c.iter().enumerate() {
-                net[ev.start + k] += ck - g.get(k).copied().unwrap_or(0.0);
+            .map(|ev| plan.evs.get(&ev.key).map_or(0.0, |p| p.rate_at(ctx.step)))
+            .collect();
+        for (ev, r) in ctx.evs.iter().zip(&rates) {
+            if let Some(t) = self.tracked.get_mut(&ev.key) {
+                // What the vehicle takes: the plan, capped by what it still wants.
+                let want = ev.remaining_kwh.max(0.0);
+                t.delivered_kwh += (r.max(0.0) * ev.efficiency * dt).min(want);
             }
         }
-        let eta = ctx
-            .evs
-            .iter()
-            .map(|e| e.efficiency)
-            .fold(1.0, f64::min)
-            .max(1e-6);
-        for ((b, l), p) in blocks.iter().zip(&net) {
-            if *p < -1e-3 {
-                for base in *b..b + l {
-                    self.offers.push(SellOffer {
-                        step: ctx.step + base as i64,
-                        power_kw: -p,
-                        min_price_eur_per_mwh: self.params.wear_cost_eur_per_kwh * 1000.0 / eta,
-                    });
-                }
-            }
-        }
-        Ok(sol
-            .charge_kw
-            .iter()
-            .zip(&sol.discharge_kw)
-            .map(|(c, g)| c.first().copied().unwrap_or(0.0) - g.first().copied().unwrap_or(0.0))
-            .collect())
+        Ok(rates)
     }
 
     fn sell_offers(&self) -> &[SellOffer] {
         &self.offers
+    }
+
+    fn solves(&self) -> Option<usize> {
+        Some(self.solves)
     }
 }

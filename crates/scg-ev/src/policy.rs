@@ -105,6 +105,10 @@ pub trait Policy: std::fmt::Debug + Send {
     fn sell_offers(&self) -> &[SellOffer] {
         &[]
     }
+    /// Optimisation problems solved so far (`None` for policies that solve none).
+    fn solves(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Build a step policy by name. `offline-optimal` is not a step policy: it is built by

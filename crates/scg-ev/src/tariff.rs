@@ -17,6 +17,13 @@ pub struct Tariff {
     pub demand_charge_eur_per_kw: f64,
 }
 
+/// The currency of a tariff spec's prices and charges: `USD` for `sce-tou-ev-4` (Southern
+/// California Edison publishes US dollars; the numbers are kept as published), `EUR` for the
+/// user's `flat:` and `tou:` specs. Money computed under the tariff is in this currency.
+pub fn currency_of_spec(spec: &str) -> &'static str {
+    if spec == "sce-tou-ev-4" { "USD" } else { "EUR" }
+}
+
 impl Tariff {
     /// A flat energy price without demand charge.
     pub fn flat(price_eur_per_mwh: f64) -> Self {

@@ -290,13 +290,14 @@ fn offline_optimum_bounds_every_policy_and_mpc_is_close() {
 
 #[test]
 fn uncontrolled_matches_hand_computation() {
-    // Uncontrolled delivers min(energy, rate × whole steps present) per session.
+    // Uncontrolled delivers min(energy, rate × steps present) per session, with arrival and
+    // departure floored to the step as ACN-Sim does.
     let s = days(&fixture(), "2019-09-03", "2019-09-04");
     let r = evaluate(&s, "uncontrolled", &params(None), &mut NoClock).unwrap();
     let expected: f64 = s
         .iter()
         .map(|x| {
-            let a = (x.arrival_min + 14).div_euclid(15);
+            let a = x.arrival_min.div_euclid(15);
             let d = x.departure_min.div_euclid(15);
             let steps = (d - a).max(0) as f64;
             x.energy_kwh.min(6.656 * 0.25 * steps)

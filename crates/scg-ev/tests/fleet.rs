@@ -122,8 +122,13 @@ fn fleet_is_deterministic_and_conserves_energy() {
         "{gained} vs {charged}, {given}"
     );
     assert_eq!(a.departures().len(), a.sessions().len());
+    // The site limit holds to the interior-point solver's tolerance (relative 1e-5).
+    let tol = 25.0 * 1e-5;
     for p in &ra {
-        assert!(p.charge_kw - p.v2g_kw <= 25.0 + 1e-6 && p.v2g_kw - p.charge_kw <= 25.0 + 1e-6);
+        assert!(
+            p.charge_kw - p.v2g_kw <= 25.0 + tol && p.v2g_kw - p.charge_kw <= 25.0 + tol,
+            "{p:?}"
+        );
     }
     for d in a.departures() {
         assert!(d.energy_kwh <= d.wanted_energy_kwh + 1e-6);
@@ -134,7 +139,11 @@ fn fleet_is_deterministic_and_conserves_energy() {
         .iter()
         .filter(|d| d.got_charge_point && d.soc >= d.wanted_soc - 0.02)
         .count();
-    assert!(ok as f64 >= 0.8 * a.departures().len() as f64, "{ok}");
+    assert!(
+        ok as f64 >= 0.8 * a.departures().len() as f64,
+        "{ok} of {}",
+        a.departures().len()
+    );
     // V2G happens in the expensive evening hours, never in the cheap night.
     let v2g_evening: f64 = ra
         .iter()

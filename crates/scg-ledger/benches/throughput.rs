@@ -34,6 +34,8 @@ fn setup() -> (Ledger, Vec<u8>, Vec<u8>) {
             grid: pk(&grid),
             mint_rate_base_per_wh: 1_000_000,
             treasury_endowment: 1 << 100,
+            intervals_total: GenesisConfig::OPEN_ENDED,
+            simulation_key_seed: None,
         },
         0,
     )

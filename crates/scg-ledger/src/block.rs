@@ -5,7 +5,7 @@
 //! | size | field |
 //! |---|---|
 //! | 4 | magic `SCGB` |
-//! | 1 | format version, `1` |
+//! | 1 | format version, `2` |
 //! | 8 | height `u64` (genesis = 0) |
 //! | 8 | producer timestamp `u64`, seconds (never decreases along the chain) |
 //! | 32 | parent block hash (zero for genesis) |
@@ -13,7 +13,7 @@
 //! | 32 | outcome root: Merkle root of `leaf(index u32 || result code u16)` per transaction |
 //! | 32 | state root after the block (see `state`) |
 //! | 4 | transaction count `u32` (at most [`MAX_BLOCK_TXS`]) |
-//! | .. | genesis only: chain id `u64`, operator key, treasury key, grid key, mint rate `u128` (base units per renewable Wh), treasury endowment `u128` |
+//! | .. | genesis only: chain id `u64`, operator key, treasury key, grid key, mint rate `u128` (base units per renewable Wh), treasury endowment `u128`, intervals total `u64`, simulation marker (`u8` 0 = none, or `u8` 1 + key seed `u64`) |
 //! | .. | per transaction: length `u32` (1..=4096), then the transaction bytes |
 //!
 //! The block hash is `SHA-256("SCG-LEDGER/BLOCK/v1" || the 153 header bytes)`; the header commits
@@ -23,8 +23,9 @@ use crate::codec::{DecodeError, Reader, Writer};
 use crate::merkle::{Hash, ZERO_HASH, leaf_hash, merkle_root, sha256};
 use crate::tx::{MAX_TX_LEN, PublicKey};
 
-/// Block format version.
-pub const BLOCK_VERSION: u8 = 1;
+/// Block format version. Version 2 added the chain's planned length and the simulation marker
+/// to the genesis; version 1 existed only in development builds and is not read.
+pub const BLOCK_VERSION: u8 = 2;
 /// Block magic bytes.
 pub const BLOCK_MAGIC: &[u8; 4] = b"SCGB";
 /// Most transactions in one block.
@@ -47,9 +48,20 @@ pub struct GenesisConfig {
     pub mint_rate_base_per_wh: u128,
     /// Base units minted to the treasury at genesis.
     pub treasury_endowment: u128,
+    /// How many intervals the chain must cover: it is complete when its head is at this height
+    /// (block `i` settles interval `i - 1`), and no block beyond it is stored.
+    /// [`GenesisConfig::OPEN_ENDED`] for a chain without a planned end.
+    pub intervals_total: u64,
+    /// `Some(seed)` when every key of the chain was derived from `seed` (a simulation): anyone
+    /// who knows the seed can sign as any account, so the chain proves nothing about who
+    /// signed. A chain run by member nodes with secret keys has `None`.
+    pub simulation_key_seed: Option<u64>,
 }
 
 impl GenesisConfig {
+    /// `intervals_total` of a chain without a planned end (e.g. one run by member nodes).
+    pub const OPEN_ENDED: u64 = u64::MAX;
+
     /// Canonical bytes.
     pub fn encode(&self, w: &mut Writer) {
         w.u64(self.chain_id);
@@ -58,6 +70,14 @@ impl GenesisConfig {
         w.bytes(&self.grid);
         w.u128(self.mint_rate_base_per_wh);
         w.u128(self.treasury_endowment);
+        w.u64(self.intervals_total);
+        match self.simulation_key_seed {
+            None => w.u8(0),
+            Some(seed) => {
+                w.u8(1);
+                w.u64(seed);
+            }
+        }
     }
 
     /// Canonical bytes as a vector.
@@ -75,6 +95,17 @@ impl GenesisConfig {
             grid: r.array("grid")?,
             mint_rate_base_per_wh: r.u128("mint_rate")?,
             treasury_endowment: r.u128("treasury_endowment")?,
+            intervals_total: r.u64("intervals_total")?,
+            simulation_key_seed: match r.u8("simulation_marker")? {
+                0 => None,
+                1 => Some(r.u64("simulation_key_seed")?),
+                other => {
+                    return Err(DecodeError::Invalid {
+                        field: "simulation_marker",
+                        value: u64::from(other),
+                    });
+                }
+            },
         })
     }
 }
@@ -295,11 +326,31 @@ mod tests {
                 grid: [3; 32],
                 mint_rate_base_per_wh: 4,
                 treasury_endowment: 5,
+                intervals_total: 8760,
+                simulation_key_seed: Some(42),
             }),
             txs: vec![],
         };
-        assert_eq!(g.to_bytes().len(), 153 + 136);
+        assert_eq!(g.to_bytes().len(), 153 + 136 + 8 + 9);
         assert_eq!(Block::decode(&g.to_bytes()).unwrap(), g);
+        let mut live = g.clone();
+        if let Some(c) = live.genesis.as_mut() {
+            c.simulation_key_seed = None;
+            c.intervals_total = GenesisConfig::OPEN_ENDED;
+        }
+        assert_eq!(live.to_bytes().len(), 153 + 136 + 8 + 1);
+        assert_eq!(Block::decode(&live.to_bytes()).unwrap(), live);
+        // The example of docs/ledger-encoding.md: the genesis ends with these 17 bytes.
+        let bytes = g.genesis.as_ref().unwrap().to_bytes();
+        assert_eq!(
+            bytes[136..],
+            [0x38, 0x22, 0, 0, 0, 0, 0, 0, 1, 0x2a, 0, 0, 0, 0, 0, 0, 0]
+        );
+        // A marker byte other than 0 or 1 is refused.
+        let mut bad = live.to_bytes();
+        let last = bad.len() - 1;
+        bad[last] = 2;
+        assert!(Block::decode(&bad).is_err());
     }
 
     proptest! {

@@ -7,7 +7,9 @@
 //! - [`state`]: the deterministic state machine driven by an ordered sequence of blocks
 //!   ([`Ledger::apply_block`]), with a state root every block and light-client account proofs;
 //! - [`merkle`]: SHA-256 Merkle trees;
-//! - [`settlement`]: turns a simulated community year (plain types) into signed blocks;
+//! - [`settlement`]: turns a community's intervals (plain types: readings, the market's trades
+//!   with prices and fees, CER payouts) into signed blocks, with renewable origin following the
+//!   energy through storage and P2P trades;
 //! - [`store`]: the edge module — durable storage in `redb` and full verification by replay.
 //!
 //! Everything except [`store`] is pure: no clock, no files, no sockets, no printing, no
@@ -74,7 +76,17 @@ pub enum LedgerError {
     /// Storage failure or inconsistent storage.
     #[error("storage: {0}")]
     Storage(String),
-    /// Bad settlement input.
+    /// Bad settlement input that is not about one member.
     #[error("settlement input: {0}")]
     Settlement(String),
+    /// Settlement input that does not add up for one member in one interval.
+    #[error("settlement input, interval {interval}, member '{member}': {problem}")]
+    SettlementInput {
+        /// Interval index.
+        interval: usize,
+        /// Member id.
+        member: String,
+        /// What does not add up.
+        problem: String,
+    },
 }

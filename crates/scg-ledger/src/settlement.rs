@@ -1,31 +1,53 @@
-//! Settlement of a simulated community year: plain inputs (member ids, meter readings, P2P
-//! trades, CER incentives per interval) in, signed transactions in blocks (genesis + one block
-//! per interval) and a summary out. No I/O: write the blocks with [`crate::store::store`].
+//! Settlement of a community's intervals: plain inputs (member ids, meter readings, the
+//! market's P2P trades with their prices and fees, CER payouts per interval) in, signed
+//! transactions in blocks (genesis + one block per interval) and a summary out. It knows
+//! nothing of the simulator, so a live node can feed it the same way (the simulation glue is
+//! `scg-settle`). No I/O: write the blocks with [`crate::store::store`].
+//!
+//! What it must never do: drop energy (every P2P Wh of the input is posted on the ledger, or
+//! the input is refused with an error naming the interval and the member), certify grid
+//! energy, or round a float (inputs are integers; the rounding point is `scg-units`).
 //!
 //! Keys are derived, never random: every secret key is
 //! `SHA-256("scg-ledger/settlement/v1" || seed (u64 LE) || role || 0x00 || id [|| 0x00 || device])`
-//! used as an ed25519 secret, so the same seed gives the same chain and state root.
+//! used as an ed25519 secret, so the same seed gives the same chain and state root — and anyone
+//! who knows the seed can sign as any member: such a chain is a simulation only.
 //!
 //! Chain layout:
 //! - genesis: chain id = seed, operator/treasury/grid keys, the mint rate, the treasury
-//!   endowment;
+//!   endowment, the number of intervals (the chain's planned length) and the simulation marker
+//!   (`simulation_key_seed = Some(seed)`: the keys are not secret);
 //! - block 1 (first interval) starts with the registrations (every member; one meter per
 //!   member and device type that appears in the readings, plus a supply-point meter per member)
 //!   and a transfer of `opening_balance_base` from the treasury to every member;
-//! - every interval block (timestamp `start + (i + 1) * interval_s`) then has: one meter report
-//!   per (member, device) with non-zero readings (renewable production mints at the mint rate and
-//!   issues a certificate); for every P2P trade, if the buyer cannot pay, a treasury top-up
-//!   transfer (the treasury sells RESCoin for euros off-ledger), then per seller meter with
-//!   unsold production a two-phase pair trade-create (buyer) + trade-post (seller meter) for the
-//!   part that meter covers (energy not covered by any seller meter is not settled and is
-//!   counted in `p2p_wh_unbacked`); finally the CER payouts from the treasury.
+//! - every interval block (timestamp `start + (i + 1) * interval_s`) then has, in this order:
+//!   1. one meter report per (member, device) with non-zero readings: PV and wind mint at the
+//!      mint rate and issue a certificate; a storage meter (battery, EV charger) that
+//!      discharges passes the certified Wh it holds back to its member, up to the discharge;
+//!   2. per P2P trade, if the buyer cannot pay, a treasury top-up transfer (the treasury sells
+//!      RESCoin for euros off-ledger), the buyer's trade-create at the trade's price and fee,
+//!      and the trade-post of the full energy by the seller's supply-point meter (which meters
+//!      every export, so energy from a battery or V2G is settled like PV energy);
+//!   3. origin follows the energy: per (seller, buyer) a certificate move of the certified
+//!      share of the energy sold, then per storage meter a move of the certified share of
+//!      its charge ([`certified_share`]);
+//!   4. the CER payouts from the treasury.
 //!
-//! Prices: base units per kWh. [`price_base_per_kwh`] converts EUR/MWh at a RESCoin/EUR rate:
-//! `base/kWh = EUR/MWh / 1000 * 10^9 * RES_per_EUR`, rounded half away from zero.
+//! The certified share of one use of a member's energy in an interval is
+//! `floor(use_wh * certified_wh / sources_wh)`: `certified_wh` is what the member's PV and wind
+//! produced, what its storage passed back and what it received with P2P energy in the
+//! interval; `sources_wh` is everything that fed it (PV, wind, storage discharge, supply-point
+//! import from the grid and peers). Grid energy carries no certificate, so it dilutes the
+//! share; the uses take their shares in order and never more than `certified_wh` in total.
+//!
+//! Prices are base units per kWh (1 RES = 1 EUR, 9 decimals: one base unit is one nano-euro).
 //!
 //! ```
 //! use scg_ledger::settlement::{CommunityYear, IntervalInput, MeterReading, P2pTrade, settle_year};
 //! use scg_ledger::DeviceType;
+//! let reading = |member: &str, device, produced_wh, consumed_wh| MeterReading {
+//!     member: member.into(), device, produced_wh, consumed_wh,
+//! };
 //! let year = CommunityYear {
 //!     seed: 42,
 //!     members: vec!["school".into(), "flat".into()],
@@ -36,8 +58,9 @@
 //!     treasury_endowment_base: 1_000_000_000_000_000,
 //!     intervals: vec![IntervalInput {
 //!         readings: vec![
-//!             MeterReading { member: "school".into(), device: DeviceType::Pv, produced_wh: 5_000, consumed_wh: 0 },
-//!             MeterReading { member: "flat".into(), device: DeviceType::SupplyPoint, produced_wh: 0, consumed_wh: 900 },
+//!             reading("school", DeviceType::Pv, 5_000, 0),
+//!             reading("school", DeviceType::SupplyPoint, 900, 0),
+//!             reading("flat", DeviceType::SupplyPoint, 0, 900),
 //!         ],
 //!         trades: vec![P2pTrade {
 //!             buyer: "flat".into(), seller: "school".into(), energy_wh: 900,
@@ -50,24 +73,37 @@
 //! assert_eq!(settled.blocks.len(), 2); // genesis + one interval
 //! assert_eq!(settled.summary.certificates_issued, 1);
 //! assert_eq!(settled.summary.transactions_rejected, 0);
+//! assert_eq!(settled.summary.p2p_trades_settled, 1);
+//! // 900 Wh at 0.12 RES/kWh, and all 900 Wh came from the school's PV: certified.
+//! let flat = &settled.summary.members["flat"];
+//! assert_eq!(flat.p2p_paid.0, 108_000_000);
+//! assert_eq!(flat.certified_received_wh, 900);
 //! // Then, at the edge: scg_ledger::store::store(&out_dir.join("ledger"), &settled)?;
 //! ```
 
 use crate::LedgerError;
 use crate::block::{Block, GenesisConfig};
 use crate::merkle::{sha256, to_hex};
-use crate::state::Ledger;
+use crate::state::{Ledger, TradeStatus};
 use crate::tx::{DeviceType, MAX_PAYOUTS, Payout, PublicKey, Tx, TxBody};
 use ed25519_dalek::SigningKey;
 use scg_units::Rescoin;
 use std::collections::BTreeMap;
+
+/// RESCoin base units minted per renewable Wh by default (0.1 RES per kWh).
+pub const DEFAULT_MINT_RATE_BASE_PER_WH: u128 = 100_000;
+/// Default opening balance of every member: 1,000 RES.
+pub const DEFAULT_OPENING_BALANCE_BASE: u128 = 1_000 * Rescoin::ONE.0;
+/// Default treasury endowment at genesis: 10^9 RES (funds opening balances, top-ups, CER).
+pub const DEFAULT_TREASURY_ENDOWMENT_BASE: u128 = 1_000_000_000 * Rescoin::ONE.0;
 
 /// One member's meter reading for one device in one interval.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MeterReading {
     /// Member id.
     pub member: String,
-    /// Device type (PV and wind are renewable; battery/EV discharge and the supply point are not).
+    /// Device type (PV and wind are renewable; battery and EV charger are storage; the supply
+    /// point meters the member's import and export).
     pub device: DeviceType,
     /// Energy produced (exported by the device), Wh.
     pub produced_wh: u64,
@@ -84,9 +120,9 @@ pub struct P2pTrade {
     pub seller: String,
     /// Energy, Wh.
     pub energy_wh: u64,
-    /// Price, RESCoin base units per kWh (see [`price_base_per_kwh`]).
+    /// Price the seller receives, RESCoin base units per kWh.
     pub price_base_per_kwh: u128,
-    /// Grid fee to the DSO, base units per kWh.
+    /// Grid fee the buyer pays on top, to the DSO, base units per kWh.
     pub grid_fee_base_per_kwh: u128,
 }
 
@@ -131,6 +167,32 @@ pub struct CommunityYear {
     pub intervals: Vec<IntervalInput>,
 }
 
+/// One member's settled year, read back from the ledger state (trades, balances) or counted as
+/// the transactions applied (minting, CER).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberSettlement {
+    /// The member's account: ed25519 public key, hex.
+    pub account_hex: String,
+    /// Final available balance.
+    pub balance: Rescoin,
+    /// Minted for the member's renewable production.
+    pub minted: Rescoin,
+    /// Received from buyers for P2P energy (posted trades as seller).
+    pub p2p_received: Rescoin,
+    /// Paid to sellers for P2P energy, fees excluded (posted trades as buyer).
+    pub p2p_paid: Rescoin,
+    /// Grid fees paid on P2P purchases.
+    pub fees_paid: Rescoin,
+    /// CER incentives received.
+    pub cer_received: Rescoin,
+    /// Treasury top-ups received to pay for P2P energy.
+    pub topups_received: Rescoin,
+    /// Certified Wh received with P2P purchases.
+    pub certified_received_wh: u64,
+    /// Certified Wh passed on with P2P sales.
+    pub certified_sold_wh: u64,
+}
+
 /// Totals of a settled year.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettlementSummary {
@@ -138,7 +200,7 @@ pub struct SettlementSummary {
     pub blocks: u64,
     /// Transactions.
     pub transactions: u64,
-    /// Of which rejected (0 for consistent input).
+    /// Of which rejected: always 0 (a rejection makes [`settle_year`] fail).
     pub transactions_rejected: u64,
     /// RESCoin minted for renewable production.
     pub rescoin_minted: Rescoin,
@@ -146,20 +208,22 @@ pub struct SettlementSummary {
     pub certificates_issued: u64,
     /// Wh certified.
     pub certified_wh: u128,
-    /// P2P trade legs settled (create + post pairs).
-    pub p2p_trades: u64,
+    /// Market trades settled: each one trade-create + trade-post pair.
+    pub p2p_trades_settled: u64,
     /// Wh delivered in P2P trades.
     pub p2p_wh_delivered: u128,
-    /// Wh of P2P trades that no seller meter covered (not settled).
-    pub p2p_wh_unbacked: u128,
+    /// Of which carried a renewable-origin certificate.
+    pub p2p_wh_certified: u128,
+    /// Certified Wh moved into storage meters.
+    pub stored_certified_wh: u128,
     /// Grid fees paid to the DSO.
     pub grid_fees: Rescoin,
     /// CER incentives paid.
     pub cer_distributed: Rescoin,
     /// Treasury top-ups to buyers short of RESCoin.
     pub treasury_topups: Rescoin,
-    /// Final available balance per member.
-    pub final_balances: BTreeMap<String, Rescoin>,
+    /// Per member id.
+    pub members: BTreeMap<String, MemberSettlement>,
     /// Final state root, hex.
     pub final_state_root_hex: String,
 }
@@ -171,17 +235,6 @@ pub struct SettledYear {
     pub blocks: Vec<Block>,
     /// Totals.
     pub summary: SettlementSummary,
-}
-
-/// EUR/MWh to RESCoin base units per kWh at `rescoin_per_eur`, rounded half away from zero.
-pub fn price_base_per_kwh(eur_per_mwh: f64, rescoin_per_eur: f64) -> Result<u128, LedgerError> {
-    let v = eur_per_mwh / 1000.0 * 1e9 * rescoin_per_eur;
-    if !v.is_finite() || !(0.0..=1e30).contains(&v) {
-        return Err(LedgerError::Settlement(format!(
-            "price {eur_per_mwh} EUR/MWh at {rescoin_per_eur} RES/EUR is not a finite, non-negative amount"
-        )));
-    }
-    Ok(v.round() as u128)
 }
 
 /// Derive a settlement key.
@@ -197,6 +250,24 @@ pub fn derive_key(seed: u64, role: &str, id: &str, device: Option<DeviceType>) -
         dev.as_bytes(),
     ]);
     SigningKey::from_bytes(&secret)
+}
+
+/// The account of member `member_id` on a chain settled here with `seed` (its chain id): how a
+/// member id is looked up on a simulation chain (`scg ledger show --account apartment`).
+pub fn member_account(seed: u64, member_id: &str) -> PublicKey {
+    pk(&derive_key(seed, "member", member_id, None))
+}
+
+/// The certified share of `use_wh` out of `sources_wh` that carry `certified_wh`:
+/// `floor(use_wh * certified_wh / sources_wh)` (0 without sources), never above `use_wh`.
+pub fn certified_share(use_wh: u64, certified_wh: u64, sources_wh: u64) -> u64 {
+    if sources_wh == 0 {
+        return 0;
+    }
+    let share =
+        u128::from(use_wh) * u128::from(certified_wh.min(sources_wh)) / u128::from(sources_wh);
+    // share <= use_wh because certified <= sources.
+    u64::try_from(share).unwrap_or(use_wh).min(use_wh)
 }
 
 fn pk(k: &SigningKey) -> PublicKey {
@@ -225,14 +296,513 @@ impl Signer {
     }
 }
 
-/// Settle a year: see the module doc. Errors name the interval and field of bad input.
+/// Bad input: what is wrong, in which interval, for which member.
+fn bad(interval: usize, member: &str, problem: impl Into<String>) -> LedgerError {
+    LedgerError::SettlementInput {
+        interval,
+        member: member.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+/// One member's meters in one interval, summed per device.
+#[derive(Debug, Clone, Default)]
+struct MemberInterval {
+    /// (produced, consumed) per device.
+    devices: BTreeMap<DeviceType, (u64, u64)>,
+    sold_wh: u64,
+    bought_wh: u64,
+}
+
+impl MemberInterval {
+    fn get(&self, d: DeviceType) -> (u64, u64) {
+        self.devices.get(&d).copied().unwrap_or((0, 0))
+    }
+}
+
+/// Sum and check one interval's readings and trades against each other.
+fn interval_meters<'a>(
+    i: usize,
+    iv: &'a IntervalInput,
+    members: &BTreeMap<&'a str, SigningKey>,
+) -> Result<BTreeMap<&'a str, MemberInterval>, LedgerError> {
+    let mut m: BTreeMap<&str, MemberInterval> = BTreeMap::new();
+    for r in &iv.readings {
+        if !members.contains_key(r.member.as_str()) {
+            return Err(bad(
+                i,
+                &r.member,
+                "meter reading of a member that is not registered",
+            ));
+        }
+        let e = m
+            .entry(r.member.as_str())
+            .or_default()
+            .devices
+            .entry(r.device)
+            .or_insert((0, 0));
+        e.0 =
+            e.0.checked_add(r.produced_wh)
+                .ok_or_else(|| bad(i, &r.member, "produced Wh overflow"))?;
+        e.1 =
+            e.1.checked_add(r.consumed_wh)
+                .ok_or_else(|| bad(i, &r.member, "consumed Wh overflow"))?;
+    }
+    for t in &iv.trades {
+        for who in [&t.buyer, &t.seller] {
+            if !members.contains_key(who.as_str()) {
+                return Err(bad(i, who, "trade party that is not a registered member"));
+            }
+        }
+        if t.buyer == t.seller {
+            return Err(bad(i, &t.buyer, "trade with itself"));
+        }
+        if t.energy_wh == 0 {
+            return Err(bad(i, &t.seller, "trade of 0 Wh"));
+        }
+        let s = m.entry(t.seller.as_str()).or_default();
+        s.sold_wh = s
+            .sold_wh
+            .checked_add(t.energy_wh)
+            .ok_or_else(|| bad(i, &t.seller, "sold Wh overflow"))?;
+        let b = m.entry(t.buyer.as_str()).or_default();
+        b.bought_wh = b
+            .bought_wh
+            .checked_add(t.energy_wh)
+            .ok_or_else(|| bad(i, &t.buyer, "bought Wh overflow"))?;
+    }
+    for (id, mi) in &m {
+        let (export_wh, import_wh) = mi.get(DeviceType::SupplyPoint);
+        if mi.sold_wh > export_wh {
+            return Err(bad(
+                i,
+                id,
+                format!(
+                    "trades sell {} Wh but the supply point exported {export_wh} Wh",
+                    mi.sold_wh
+                ),
+            ));
+        }
+        if mi.bought_wh > import_wh {
+            return Err(bad(
+                i,
+                id,
+                format!(
+                    "trades buy {} Wh but the supply point imported {import_wh} Wh",
+                    mi.bought_wh
+                ),
+            ));
+        }
+    }
+    Ok(m)
+}
+
+/// The running chain of a settlement.
+struct Chain<'a> {
+    year: &'a CommunityYear,
+    members: BTreeMap<&'a str, SigningKey>,
+    meters: BTreeMap<(String, DeviceType), SigningKey>,
+    treasury: SigningKey,
+    ledger: Ledger,
+    signer: Signer,
+    summary: SettlementSummary,
+    /// Mirror of available balances during the block being built (exact while every tx applies).
+    available: BTreeMap<PublicKey, u128>,
+}
+
+impl Chain<'_> {
+    fn credit(&mut self, key: PublicKey, amount: u128) {
+        *self.available.entry(key).or_insert(0) += amount;
+    }
+
+    fn debit_treasury(&mut self, amount: u128, what: &str, i: usize) -> Result<(), LedgerError> {
+        let t = self.available.entry(pk(&self.treasury)).or_insert(0);
+        *t = t.checked_sub(amount).ok_or_else(|| {
+            LedgerError::Settlement(format!(
+                "interval {i}: the treasury endowment cannot cover {what}"
+            ))
+        })?;
+        Ok(())
+    }
+
+    fn register(&mut self) -> Result<(), LedgerError> {
+        let operator = derive_key(self.year.seed, "operator", "", None);
+        let members: Vec<SigningKey> = self.members.values().cloned().collect();
+        for m in &members {
+            self.signer
+                .push(&operator, TxBody::RegisterMember { member: pk(m) });
+        }
+        let meters: Vec<(PublicKey, PublicKey, DeviceType)> = self
+            .meters
+            .iter()
+            .map(|((member, device), k)| (pk(k), pk(&self.members[member.as_str()]), *device))
+            .collect();
+        for (meter, member, device) in meters {
+            self.signer.push(
+                &operator,
+                TxBody::RegisterMeter {
+                    meter,
+                    member,
+                    device,
+                },
+            );
+        }
+        let opening = self.year.opening_balance_base;
+        if opening > 0 {
+            for m in &members {
+                self.debit_treasury(opening, "the opening balances", 0)?;
+                let treasury = self.treasury.clone();
+                self.signer.push(
+                    &treasury,
+                    TxBody::Transfer {
+                        to: pk(m),
+                        amount: opening,
+                    },
+                );
+                self.credit(pk(m), opening);
+            }
+        }
+        Ok(())
+    }
+
+    fn meter(&self, member: &str, device: DeviceType) -> &SigningKey {
+        &self.meters[&(member.to_owned(), device)]
+    }
+
+    /// Meter reports; returns per member the certified Wh it gets this interval from its own
+    /// PV, wind and storage discharge.
+    fn reports(
+        &mut self,
+        i: usize,
+        meters: &BTreeMap<&str, MemberInterval>,
+    ) -> Result<BTreeMap<String, u64>, LedgerError> {
+        let mut own_certified = BTreeMap::new();
+        for (&member, mi) in meters {
+            let mut certified = 0u64;
+            for (&device, &(produced_wh, consumed_wh)) in &mi.devices {
+                if produced_wh == 0 && consumed_wh == 0 {
+                    continue;
+                }
+                let key = self.meter(member, device).clone();
+                if device.is_renewable() {
+                    let mint = u128::from(produced_wh)
+                        .checked_mul(self.year.mint_rate_base_per_wh)
+                        .ok_or_else(|| bad(i, member, "minted amount overflows"))?;
+                    self.credit(pk(&self.members[member]), mint);
+                    self.member_mut(member).minted.0 += mint;
+                    certified = certified.saturating_add(produced_wh);
+                } else if device.is_storage() {
+                    // The ledger passes back what the device holds, up to the discharge.
+                    let held = self.ledger.certified_held_wh(&pk(&key));
+                    certified = certified.saturating_add(held.min(produced_wh));
+                }
+                self.signer.push(
+                    &key,
+                    TxBody::MeterReport {
+                        interval: i as u64,
+                        produced_wh,
+                        consumed_wh,
+                    },
+                );
+            }
+            own_certified.insert(member.to_owned(), certified);
+        }
+        Ok(own_certified)
+    }
+
+    fn member_mut(&mut self, id: &str) -> &mut MemberSettlement {
+        self.summary
+            .members
+            .get_mut(id)
+            .expect("every member has a summary")
+    }
+
+    /// Trade-create and trade-post of every trade (with a top-up when the buyer is short).
+    fn trades(
+        &mut self,
+        i: usize,
+        iv: &IntervalInput,
+        timestamp_s: u64,
+    ) -> Result<(), LedgerError> {
+        for t in &iv.trades {
+            let buyer = self.members[t.buyer.as_str()].clone();
+            let seller = self.members[t.seller.as_str()].clone();
+            let overflow = || bad(i, &t.buyer, "trade amount overflows");
+            let pay = cost(t.energy_wh, t.price_base_per_kwh).ok_or_else(overflow)?;
+            let fee = cost(t.energy_wh, t.grid_fee_base_per_kwh).ok_or_else(overflow)?;
+            let total = pay.checked_add(fee).ok_or_else(overflow)?;
+            let have = self.available.get(&pk(&buyer)).copied().unwrap_or(0);
+            if have < total {
+                let short = total - have;
+                self.debit_treasury(short, "the top-ups", i)?;
+                let treasury = self.treasury.clone();
+                self.signer.push(
+                    &treasury,
+                    TxBody::Transfer {
+                        to: pk(&buyer),
+                        amount: short,
+                    },
+                );
+                self.summary.treasury_topups.0 += short;
+                self.member_mut(&t.buyer).topups_received.0 += short;
+                self.credit(pk(&buyer), short);
+            }
+            let trade_id = self.signer.next_id;
+            self.signer.push(
+                &buyer,
+                TxBody::TradeCreate {
+                    seller: pk(&seller),
+                    interval: i as u64,
+                    energy_wh: t.energy_wh,
+                    price_base_per_kwh: t.price_base_per_kwh,
+                    fee_base_per_kwh: t.grid_fee_base_per_kwh,
+                    expires_at_s: timestamp_s.saturating_add(self.year.interval_s),
+                },
+            );
+            let post_key = self.meter(&t.seller, DeviceType::SupplyPoint).clone();
+            self.signer.push(
+                &post_key,
+                TxBody::TradePost {
+                    trade_id,
+                    delivered_wh: t.energy_wh,
+                },
+            );
+            *self.available.entry(pk(&buyer)).or_insert(0) -= total;
+            self.credit(pk(&seller), pay);
+            self.summary.p2p_wh_delivered += u128::from(t.energy_wh);
+        }
+        Ok(())
+    }
+
+    /// Certificate moves: the certified share of each P2P sale (per seller and buyer), then of
+    /// each storage charge.
+    fn origin(
+        &mut self,
+        i: usize,
+        iv: &IntervalInput,
+        meters: &BTreeMap<&str, MemberInterval>,
+        own_certified: &BTreeMap<String, u64>,
+    ) {
+        let sources = |mi: &MemberInterval| -> u64 {
+            mi.devices
+                .iter()
+                .map(|(d, (p, c))| {
+                    if *d == DeviceType::SupplyPoint {
+                        *c
+                    } else {
+                        *p
+                    }
+                })
+                .fold(0u64, u64::saturating_add)
+        };
+        // Certified Wh left to each member this interval.
+        let mut budget: BTreeMap<&str, u64> = meters
+            .keys()
+            .map(|m| (*m, own_certified.get(*m).copied().unwrap_or(0)))
+            .collect();
+        let mut received: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut pairs: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+        for t in &iv.trades {
+            *pairs
+                .entry((t.seller.as_str(), t.buyer.as_str()))
+                .or_insert(0) += t.energy_wh;
+        }
+        for ((seller, buyer), energy_wh) in pairs {
+            let mi = &meters[seller];
+            let left = budget.get(seller).copied().unwrap_or(0);
+            let share = certified_share(
+                energy_wh,
+                own_certified.get(seller).copied().unwrap_or(0),
+                sources(mi),
+            )
+            .min(left);
+            if share == 0 {
+                continue;
+            }
+            *budget.entry(seller).or_insert(0) -= share;
+            *budget.entry(buyer).or_insert(0) += share;
+            *received.entry(buyer).or_insert(0) += share;
+            let key = self.members[seller].clone();
+            self.signer.push(
+                &key,
+                TxBody::CertificateMove {
+                    to: pk(&self.members[buyer]),
+                    interval: i as u64,
+                    energy_wh: share,
+                },
+            );
+            self.member_mut(seller).certified_sold_wh += share;
+            self.member_mut(buyer).certified_received_wh += share;
+            self.summary.p2p_wh_certified += u128::from(share);
+        }
+        for (&member, mi) in meters {
+            // What the member had certified before selling: own plus received.
+            let certified = own_certified.get(member).copied().unwrap_or(0)
+                + received.get(member).copied().unwrap_or(0);
+            for (&device, &(_, consumed_wh)) in &mi.devices {
+                if !device.is_storage() || consumed_wh == 0 {
+                    continue;
+                }
+                let left = budget.get(member).copied().unwrap_or(0);
+                let share = certified_share(consumed_wh, certified, sources(mi)).min(left);
+                if share == 0 {
+                    continue;
+                }
+                *budget.entry(member).or_insert(0) -= share;
+                let to = pk(self.meter(member, device));
+                let key = self.members[member].clone();
+                self.signer.push(
+                    &key,
+                    TxBody::CertificateMove {
+                        to,
+                        interval: i as u64,
+                        energy_wh: share,
+                    },
+                );
+                self.summary.stored_certified_wh += u128::from(share);
+            }
+        }
+    }
+
+    fn cer(&mut self, i: usize, iv: &IntervalInput) -> Result<(), LedgerError> {
+        let mut payouts = Vec::new();
+        for c in &iv.cer {
+            let m = self.members.get(c.member.as_str()).ok_or_else(|| {
+                bad(
+                    i,
+                    &c.member,
+                    "CER payout to a member that is not registered",
+                )
+            })?;
+            if c.amount_base > 0 {
+                payouts.push(Payout {
+                    member: pk(m),
+                    amount: c.amount_base,
+                });
+                self.member_mut(&c.member).cer_received.0 += c.amount_base;
+            }
+        }
+        for (chunk_no, chunk) in payouts.chunks(MAX_PAYOUTS).enumerate() {
+            let total = chunk
+                .iter()
+                .try_fold(0u128, |a, p| a.checked_add(p.amount))
+                .ok_or_else(|| {
+                    LedgerError::Settlement(format!("interval {i}: CER payouts overflow"))
+                })?;
+            self.debit_treasury(total, "the CER incentives", i)?;
+            for p in chunk {
+                self.credit(p.member, p.amount);
+            }
+            self.summary.cer_distributed.0 += total;
+            let treasury = self.treasury.clone();
+            self.signer.push(
+                &treasury,
+                TxBody::CerDistribution {
+                    period: ((i as u64) << 16) | chunk_no as u64,
+                    payouts: chunk.to_vec(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Build, apply and keep one interval's block.
+    fn interval(
+        &mut self,
+        i: usize,
+        iv: &IntervalInput,
+        blocks: &mut Vec<Block>,
+    ) -> Result<(), LedgerError> {
+        let timestamp_s = (i as u64 + 1)
+            .checked_mul(self.year.interval_s)
+            .and_then(|x| x.checked_add(self.year.start_timestamp_s))
+            .ok_or_else(|| LedgerError::Settlement(format!("interval {i}: timestamp overflows")))?;
+        self.available = self.ledger.accounts().map(|a| (a.key, a.balance)).collect();
+        if i == 0 {
+            self.register()?;
+        }
+        let meters = interval_meters(i, iv, &self.members)?;
+        let own_certified = self.reports(i, &meters)?;
+        self.trades(i, iv, timestamp_s)?;
+        self.origin(i, iv, &meters, &own_certified);
+        self.cer(i, iv)?;
+        let txs = std::mem::take(&mut self.signer.txs);
+        let (block, outcome) = self.ledger.produce_block(timestamp_s, txs)?;
+        // Nobody stores this ledger's records; do not let the change sets grow.
+        self.ledger.take_changes();
+        self.summary.transactions += outcome.results.len() as u64;
+        // The input was checked, so a rejection means settlement and ledger disagree: refuse
+        // the year rather than drop what the rejected transaction carried.
+        if let Some((n, reason)) = outcome
+            .results
+            .iter()
+            .enumerate()
+            .find_map(|(n, r)| r.err().map(|e| (n, e)))
+        {
+            return Err(LedgerError::Settlement(format!(
+                "interval {i}: the ledger rejected transaction {n} of the block: {reason}"
+            )));
+        }
+        blocks.push(block);
+        Ok(())
+    }
+
+    /// Read the per-member P2P money back from the ledger's trade records and the totals.
+    fn finish(mut self, blocks: Vec<Block>) -> SettledYear {
+        let by_key: BTreeMap<PublicKey, String> = self
+            .members
+            .iter()
+            .map(|(id, k)| (pk(k), (*id).to_owned()))
+            .collect();
+        let mut settled = 0u64;
+        for t in self.ledger.trades() {
+            if t.status != TradeStatus::Posted {
+                continue;
+            }
+            settled += 1;
+            self.summary.grid_fees.0 += t.paid_fee;
+            if let Some(b) = by_key
+                .get(&t.buyer)
+                .and_then(|id| self.summary.members.get_mut(id))
+            {
+                b.p2p_paid.0 += t.paid_seller;
+                b.fees_paid.0 += t.paid_fee;
+            }
+            if let Some(s) = by_key
+                .get(&t.seller)
+                .and_then(|id| self.summary.members.get_mut(id))
+            {
+                s.p2p_received.0 += t.paid_seller;
+            }
+        }
+        for (key, id) in &by_key {
+            if let Some(m) = self.summary.members.get_mut(id) {
+                m.balance = Rescoin(self.ledger.account(key).map_or(0, |a| a.balance));
+            }
+        }
+        let totals = self.ledger.totals();
+        let s = &mut self.summary;
+        s.p2p_trades_settled = settled;
+        s.blocks = blocks.len() as u64;
+        s.rescoin_minted = Rescoin(totals.minted_renewable);
+        s.certificates_issued = totals.certificates_issued;
+        s.certified_wh = totals.certified_wh;
+        s.final_state_root_hex = to_hex(&self.ledger.state_root());
+        SettledYear {
+            blocks,
+            summary: self.summary,
+        }
+    }
+}
+
+/// Settle a year: see the module doc. Bad input is an error naming the interval and member.
 pub fn settle_year(year: &CommunityYear) -> Result<SettledYear, LedgerError> {
-    let err = |m: String| LedgerError::Settlement(m);
+    let err = |m: &str| LedgerError::Settlement(m.to_owned());
     if year.members.is_empty() {
-        return Err(err("no members".into()));
+        return Err(err("no members"));
     }
     if year.interval_s == 0 {
-        return Err(err("interval_s must be positive".into()));
+        return Err(err("interval_s must be positive"));
     }
     let mut members: BTreeMap<&str, SigningKey> = BTreeMap::new();
     for m in &year.members {
@@ -240,15 +810,11 @@ pub fn settle_year(year: &CommunityYear) -> Result<SettledYear, LedgerError> {
             .insert(m.as_str(), derive_key(year.seed, "member", m, None))
             .is_some()
         {
-            return Err(err(format!("member id '{m}' appears twice")));
+            return Err(LedgerError::Settlement(format!(
+                "member id '{m}' appears twice"
+            )));
         }
     }
-    let member_key = |i: usize, what: &str, id: &str| -> Result<SigningKey, LedgerError> {
-        members
-            .get(id)
-            .cloned()
-            .ok_or_else(|| err(format!("interval {i}: {what} '{id}' is not a member")))
-    };
     // Meters: a supply point per member plus every (member, device) that reports.
     let mut meters: BTreeMap<(String, DeviceType), SigningKey> = BTreeMap::new();
     for m in &year.members {
@@ -257,7 +823,13 @@ pub fn settle_year(year: &CommunityYear) -> Result<SettledYear, LedgerError> {
     }
     for (i, iv) in year.intervals.iter().enumerate() {
         for r in &iv.readings {
-            member_key(i, "reading member", &r.member)?;
+            if !members.contains_key(r.member.as_str()) {
+                return Err(bad(
+                    i,
+                    &r.member,
+                    "meter reading of a member that is not registered",
+                ));
+            }
             meters
                 .entry((r.member.clone(), r.device))
                 .or_insert_with(|| derive_key(year.seed, "meter", &r.member, Some(r.device)));
@@ -273,238 +845,68 @@ pub fn settle_year(year: &CommunityYear) -> Result<SettledYear, LedgerError> {
         grid: pk(&grid),
         mint_rate_base_per_wh: year.mint_rate_base_per_wh,
         treasury_endowment: year.treasury_endowment_base,
+        intervals_total: year.intervals.len() as u64,
+        // Every key below is derived from the seed: mark the chain as a simulation.
+        simulation_key_seed: Some(year.seed),
     };
     let (mut ledger, genesis) = Ledger::genesis(config, year.start_timestamp_s)?;
     // We sign every transaction ourselves here; the store replays with full verification.
     ledger.set_verify_signatures(false);
+    let member_summaries = members
+        .iter()
+        .map(|(id, k)| {
+            (
+                (*id).to_owned(),
+                MemberSettlement {
+                    account_hex: to_hex(&pk(k)),
+                    balance: Rescoin(0),
+                    minted: Rescoin(0),
+                    p2p_received: Rescoin(0),
+                    p2p_paid: Rescoin(0),
+                    fees_paid: Rescoin(0),
+                    cer_received: Rescoin(0),
+                    topups_received: Rescoin(0),
+                    certified_received_wh: 0,
+                    certified_sold_wh: 0,
+                },
+            )
+        })
+        .collect();
+    let mut chain = Chain {
+        year,
+        members,
+        meters,
+        treasury,
+        ledger,
+        signer: Signer {
+            chain_id: year.seed,
+            next_id: 1,
+            nonces: BTreeMap::new(),
+            txs: Vec::new(),
+        },
+        summary: SettlementSummary {
+            blocks: 1,
+            transactions: 0,
+            transactions_rejected: 0,
+            rescoin_minted: Rescoin(0),
+            certificates_issued: 0,
+            certified_wh: 0,
+            p2p_trades_settled: 0,
+            p2p_wh_delivered: 0,
+            p2p_wh_certified: 0,
+            stored_certified_wh: 0,
+            grid_fees: Rescoin(0),
+            cer_distributed: Rescoin(0),
+            treasury_topups: Rescoin(0),
+            members: member_summaries,
+            final_state_root_hex: String::new(),
+        },
+        available: BTreeMap::new(),
+    };
     let mut blocks = Vec::with_capacity(year.intervals.len() + 1);
     blocks.push(genesis);
-    let mut signer = Signer {
-        chain_id: year.seed,
-        next_id: 1,
-        nonces: BTreeMap::new(),
-        txs: Vec::new(),
-    };
-    let mut s = SettlementSummary {
-        blocks: 1,
-        transactions: 0,
-        transactions_rejected: 0,
-        rescoin_minted: Rescoin(0),
-        certificates_issued: 0,
-        certified_wh: 0,
-        p2p_trades: 0,
-        p2p_wh_delivered: 0,
-        p2p_wh_unbacked: 0,
-        grid_fees: Rescoin(0),
-        cer_distributed: Rescoin(0),
-        treasury_topups: Rescoin(0),
-        final_balances: BTreeMap::new(),
-        final_state_root_hex: String::new(),
-    };
-    let overflow = |i: usize| err(format!("interval {i}: an amount overflows u128"));
     for (i, iv) in year.intervals.iter().enumerate() {
-        let interval = i as u64;
-        let timestamp_s = (interval + 1)
-            .checked_mul(year.interval_s)
-            .and_then(|x| x.checked_add(year.start_timestamp_s))
-            .ok_or_else(|| err(format!("interval {i}: timestamp overflows")))?;
-        // Mirror of available balances during this block (exact while every tx applies).
-        let mut available: BTreeMap<PublicKey, u128> =
-            ledger.accounts().map(|a| (a.key, a.balance)).collect();
-        if i == 0 {
-            for m in members.values() {
-                signer.push(&operator, TxBody::RegisterMember { member: pk(m) });
-            }
-            for ((member, device), k) in &meters {
-                signer.push(
-                    &operator,
-                    TxBody::RegisterMeter {
-                        meter: pk(k),
-                        member: pk(&members[member.as_str()]),
-                        device: *device,
-                    },
-                );
-            }
-            if year.opening_balance_base > 0 {
-                for m in members.values() {
-                    signer.push(
-                        &treasury,
-                        TxBody::Transfer {
-                            to: pk(m),
-                            amount: year.opening_balance_base,
-                        },
-                    );
-                    let t = available.entry(pk(&treasury)).or_insert(0);
-                    *t = t.checked_sub(year.opening_balance_base).ok_or_else(|| {
-                        err("treasury endowment cannot cover the opening balances".into())
-                    })?;
-                    *available.entry(pk(m)).or_insert(0) += year.opening_balance_base;
-                }
-            }
-        }
-        // Meter reports, summed per (member, device).
-        let mut sums: BTreeMap<(&str, DeviceType), (u64, u64)> = BTreeMap::new();
-        for r in &iv.readings {
-            let e = sums.entry((r.member.as_str(), r.device)).or_insert((0, 0));
-            e.0 = e.0.checked_add(r.produced_wh).ok_or_else(|| overflow(i))?;
-            e.1 = e.1.checked_add(r.consumed_wh).ok_or_else(|| overflow(i))?;
-        }
-        // Unsold production per seller meter in this interval.
-        let mut unsold: BTreeMap<&str, Vec<(DeviceType, u64)>> = BTreeMap::new();
-        for (&(member, device), &(produced_wh, consumed_wh)) in &sums {
-            if produced_wh == 0 && consumed_wh == 0 {
-                continue;
-            }
-            let meter = &meters[&(member.to_string(), device)];
-            signer.push(
-                meter,
-                TxBody::MeterReport {
-                    interval,
-                    produced_wh,
-                    consumed_wh,
-                },
-            );
-            if device.is_renewable() && produced_wh > 0 {
-                let mint = u128::from(produced_wh)
-                    .checked_mul(year.mint_rate_base_per_wh)
-                    .ok_or_else(|| overflow(i))?;
-                *available.entry(pk(&members[member])).or_insert(0) += mint;
-            }
-            if produced_wh > 0 {
-                unsold
-                    .entry(member)
-                    .or_default()
-                    .push((device, produced_wh));
-            }
-        }
-        for t in &iv.trades {
-            let buyer = member_key(i, "trade buyer", &t.buyer)?;
-            let seller = member_key(i, "trade seller", &t.seller)?;
-            if t.buyer == t.seller {
-                return Err(err(format!(
-                    "interval {i}: trade buyer and seller are both '{}'",
-                    t.buyer
-                )));
-            }
-            let mut left = t.energy_wh;
-            let legs: Vec<(DeviceType, u64)> = unsold
-                .get_mut(t.seller.as_str())
-                .map(|v| {
-                    let mut legs = Vec::new();
-                    for (device, wh) in v.iter_mut() {
-                        let take = left.min(*wh);
-                        if take > 0 {
-                            legs.push((*device, take));
-                            *wh -= take;
-                            left -= take;
-                        }
-                    }
-                    legs
-                })
-                .unwrap_or_default();
-            s.p2p_wh_unbacked += u128::from(left);
-            for (device, wh) in legs {
-                let pay = cost(wh, t.price_base_per_kwh).ok_or_else(|| overflow(i))?;
-                let fee = cost(wh, t.grid_fee_base_per_kwh).ok_or_else(|| overflow(i))?;
-                let total = pay.checked_add(fee).ok_or_else(|| overflow(i))?;
-                let have = available.get(&pk(&buyer)).copied().unwrap_or(0);
-                if have < total {
-                    let short = total - have;
-                    let tr = available.entry(pk(&treasury)).or_insert(0);
-                    *tr = tr.checked_sub(short).ok_or_else(|| {
-                        err(format!(
-                            "interval {i}: treasury endowment exhausted by top-ups"
-                        ))
-                    })?;
-                    signer.push(
-                        &treasury,
-                        TxBody::Transfer {
-                            to: pk(&buyer),
-                            amount: short,
-                        },
-                    );
-                    s.treasury_topups.0 += short;
-                    *available.entry(pk(&buyer)).or_insert(0) += short;
-                }
-                let trade_id = signer.next_id;
-                signer.push(
-                    &buyer,
-                    TxBody::TradeCreate {
-                        seller: pk(&seller),
-                        interval,
-                        energy_wh: wh,
-                        price_base_per_kwh: t.price_base_per_kwh,
-                        fee_base_per_kwh: t.grid_fee_base_per_kwh,
-                        expires_at_s: timestamp_s.saturating_add(year.interval_s),
-                    },
-                );
-                signer.push(
-                    &meters[&(t.seller.clone(), device)],
-                    TxBody::TradePost {
-                        trade_id,
-                        delivered_wh: wh,
-                    },
-                );
-                *available.entry(pk(&buyer)).or_insert(0) -= total;
-                *available.entry(pk(&seller)).or_insert(0) += pay;
-                s.p2p_trades += 1;
-                s.p2p_wh_delivered += u128::from(wh);
-                s.grid_fees.0 += fee;
-            }
-        }
-        let mut payouts = Vec::new();
-        for c in &iv.cer {
-            let m = member_key(i, "CER member", &c.member)?;
-            if c.amount_base > 0 {
-                payouts.push(Payout {
-                    member: pk(&m),
-                    amount: c.amount_base,
-                });
-            }
-        }
-        for (chunk_no, chunk) in payouts.chunks(MAX_PAYOUTS).enumerate() {
-            let total = chunk
-                .iter()
-                .try_fold(0u128, |a, p| a.checked_add(p.amount))
-                .ok_or_else(|| overflow(i))?;
-            let tr = available.entry(pk(&treasury)).or_insert(0);
-            *tr = tr.checked_sub(total).ok_or_else(|| {
-                err(format!(
-                    "interval {i}: treasury cannot pay the CER incentives"
-                ))
-            })?;
-            s.cer_distributed.0 += total;
-            signer.push(
-                &treasury,
-                TxBody::CerDistribution {
-                    period: (interval << 16) | chunk_no as u64,
-                    payouts: chunk.to_vec(),
-                },
-            );
-        }
-        let txs = std::mem::take(&mut signer.txs);
-        let (block, outcome) = ledger.produce_block(timestamp_s, txs)?;
-        // Nobody stores this ledger's records; do not let the change sets grow.
-        ledger.take_changes();
-        s.transactions += outcome.results.len() as u64;
-        s.transactions_rejected += outcome.rejected() as u64;
-        if outcome.rejected() > 0 {
-            // Resynchronise nonces with the ledger so later blocks stay valid.
-            for (key, nonce) in signer.nonces.iter_mut() {
-                *nonce = ledger.account(key).map_or(0, |a| a.nonce);
-            }
-        }
-        blocks.push(block);
+        chain.interval(i, iv, &mut blocks)?;
     }
-    let totals = ledger.totals();
-    s.blocks = blocks.len() as u64;
-    s.rescoin_minted = Rescoin(totals.minted_renewable);
-    s.certificates_issued = totals.certificates_issued;
-    s.certified_wh = totals.certified_wh;
-    for (id, k) in &members {
-        let bal = ledger.account(&pk(k)).map_or(0, |a| a.balance);
-        s.final_balances.insert((*id).to_string(), Rescoin(bal));
-    }
-    s.final_state_root_hex = to_hex(&ledger.state_root());
-    Ok(SettledYear { blocks, summary: s })
+    Ok(chain.finish(blocks))
 }

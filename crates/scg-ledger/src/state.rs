@@ -126,11 +126,15 @@ pub enum Reject {
     CertificateInsufficientWh = 26,
     /// This CER period was already distributed.
     DuplicatePeriod = 27,
+    /// A certificate move exceeds the storage charge or the P2P delivery it certifies.
+    CertifiedExceedsEnergy = 28,
+    /// The signer holds fewer certified Wh than it moves.
+    InsufficientCertifiedWh = 29,
 }
 
 impl Reject {
     /// All reasons (for tests and tools).
-    pub const ALL: [Reject; 27] = [
+    pub const ALL: [Reject; 29] = [
         Self::Malformed,
         Self::BadSignature,
         Self::DuplicateId,
@@ -158,6 +162,8 @@ impl Reject {
         Self::NotCertificateOwner,
         Self::CertificateInsufficientWh,
         Self::DuplicatePeriod,
+        Self::CertifiedExceedsEnergy,
+        Self::InsufficientCertifiedWh,
     ];
 
     /// Result code.
@@ -202,6 +208,10 @@ impl Reject {
             Self::NotCertificateOwner => "the signer does not own the certificate",
             Self::CertificateInsufficientWh => "the certificate holds fewer Wh",
             Self::DuplicatePeriod => "this CER period was already distributed",
+            Self::CertifiedExceedsEnergy => {
+                "certified Wh exceed the uncertified storage charge or P2P delivery of the interval"
+            }
+            Self::InsufficientCertifiedWh => "the signer holds fewer certified Wh",
         }
     }
 }
@@ -479,6 +489,8 @@ pub struct Report {
     pub consumed_wh: u64,
     /// Wh already posted to trades.
     pub sold_wh: u64,
+    /// Storage meters: Wh of this interval's charge already covered by certificates moved in.
+    pub certified_in_wh: u64,
 }
 
 /// Supply and energy totals.
@@ -751,6 +763,12 @@ pub struct Ledger {
     certificates: Vec<Certificate>,
     certificate_tree: MerkleLog,
     reports: BTreeMap<(PublicKey, u64), Report>,
+    /// `(owner, certificate id)` of every certificate holding Wh (an index derived from the
+    /// certificates; not hashed, rebuilt by replay).
+    held: BTreeSet<(PublicKey, u64)>,
+    /// P2P Wh posted per `(seller, buyer, interval)` and the part already certified by
+    /// certificate moves (derived from the trades and the moves; rebuilt by replay).
+    delivered: BTreeMap<(PublicKey, PublicKey, u64), (u64, u64)>,
     ids: BTreeSet<u128>,
     cer_periods: BTreeSet<u64>,
     history: Hash,
@@ -804,6 +822,8 @@ impl Ledger {
             reports: BTreeMap::new(),
             ids: BTreeSet::new(),
             cer_periods: BTreeSet::new(),
+            held: BTreeSet::new(),
+            delivered: BTreeMap::new(),
             history: ZERO_HASH,
             totals: Totals::default(),
             verifying_keys: BTreeMap::new(),
@@ -931,6 +951,10 @@ impl Ledger {
     /// All certificates, by id.
     pub fn certificates(&self) -> &[Certificate] {
         &self.certificates
+    }
+    /// Certified Wh that `owner` (a member, or a storage meter) holds, not retired.
+    pub fn certified_held_wh(&self, owner: &PublicKey) -> u64 {
+        self.held_wh(owner, u64::MAX)
     }
     /// A meter report.
     pub fn report(&self, meter: &PublicKey, interval: u64) -> Option<Report> {
@@ -1296,6 +1320,11 @@ impl Ledger {
                 self.cer_distribution(&tx.signer, role, *period, payouts)?;
             }
             TxBody::Burn { amount } => self.burn(&tx.signer, role, *amount)?,
+            TxBody::CertificateMove {
+                to,
+                interval,
+                energy_wh,
+            } => self.certificate_move(&tx.signer, role, to, *interval, *energy_wh)?,
         }
         // Success: consume the id and the nonce, extend the history.
         self.ids.insert(tx.id);
@@ -1385,7 +1414,16 @@ impl Ledger {
                 energy_wh: produced_wh,
                 retired_wh: 0,
             });
+            self.held.insert((owner, id));
             self.touch_certificate(id);
+        }
+        if device.is_storage() && produced_wh > 0 {
+            // A discharge passes the certified Wh the device holds back to its member, up to
+            // the Wh discharged: origin follows the energy, never more than metered.
+            let release = self.held_wh(meter, produced_wh);
+            if release > 0 {
+                self.move_held(meter, &owner, release);
+            }
         }
         self.changes.reports.insert((*meter, interval));
         self.reports.insert(
@@ -1394,6 +1432,7 @@ impl Ledger {
                 produced_wh,
                 consumed_wh,
                 sold_wh: 0,
+                certified_in_wh: 0,
             },
         );
         Ok(())
@@ -1526,6 +1565,13 @@ impl Ledger {
             r.sold_wh += delivered_wh;
         }
         self.changes.reports.insert((*meter, interval));
+        if delivered_wh > 0 {
+            let d = self
+                .delivered
+                .entry((seller, buyer, interval))
+                .or_insert((0, 0));
+            d.0 += delivered_wh;
+        }
         self.unreserve(&buyer, reserved);
         self.credit(&buyer, refund);
         self.credit(&seller, pay);
@@ -1589,6 +1635,8 @@ impl Ledger {
         let index = (id - 1) as usize;
         if energy_wh == cert.energy_wh && cert.retired_wh == 0 {
             // Whole certificate: change hands without splitting.
+            self.held.remove(&(*signer, id));
+            self.held.insert((*to, id));
             self.certificates[index].owner = *to;
         } else {
             let mut part = self.certificates[index].clone();
@@ -1600,9 +1648,113 @@ impl Ledger {
             part.energy_wh = energy_wh;
             part.retired_wh = 0;
             self.certificates.push(part);
+            self.held.insert((*to, new_id));
+            if self.certificates[index].energy_wh == 0 {
+                self.held.remove(&(*signer, id));
+            }
             self.touch_certificate(new_id);
         }
         self.touch_certificate(id);
+        Ok(())
+    }
+
+    /// Certified Wh held by `owner`, counted up to `cap` (newest certificates first).
+    fn held_wh(&self, owner: &PublicKey, cap: u64) -> u64 {
+        let mut sum = 0u64;
+        for (_, id) in self.held.range((*owner, 0)..=(*owner, u64::MAX)).rev() {
+            if sum >= cap {
+                break;
+            }
+            sum = sum.saturating_add(self.certificates[(*id - 1) as usize].energy_wh);
+        }
+        sum.min(cap)
+    }
+
+    /// Move `energy_wh` (checked: `held_wh(from) >= energy_wh`) from `from`'s newest
+    /// certificates to `to`. Every moved part becomes a new certificate (parent = the source),
+    /// so newer ids always mean later acquisition and "newest first" follows the energy.
+    fn move_held(&mut self, from: &PublicKey, to: &PublicKey, energy_wh: u64) {
+        let mut left = energy_wh;
+        while left > 0 {
+            let Some(&(_, id)) = self.held.range((*from, 0)..=(*from, u64::MAX)).next_back() else {
+                break;
+            };
+            let index = (id - 1) as usize;
+            let take = left.min(self.certificates[index].energy_wh);
+            let mut part = self.certificates[index].clone();
+            self.certificates[index].energy_wh -= take;
+            if self.certificates[index].energy_wh == 0 {
+                self.held.remove(&(*from, id));
+            }
+            let new_id = self.certificates.len() as u64 + 1;
+            part.id = new_id;
+            part.parent = id;
+            part.owner = *to;
+            part.energy_wh = take;
+            part.retired_wh = 0;
+            self.certificates.push(part);
+            self.held.insert((*to, new_id));
+            self.touch_certificate(id);
+            self.touch_certificate(new_id);
+            left -= take;
+        }
+        assert_eq!(left, 0, "certified Wh checked before the move");
+    }
+
+    fn certificate_move(
+        &mut self,
+        signer: &PublicKey,
+        role: Role,
+        to: &PublicKey,
+        interval: u64,
+        energy_wh: u64,
+    ) -> Result<(), Reject> {
+        if role != Role::Member {
+            return Err(Reject::WrongRole);
+        }
+        if energy_wh == 0 {
+            return Err(Reject::ZeroAmount);
+        }
+        if to == signer {
+            return Err(Reject::SelfTransfer);
+        }
+        let target = self.accounts.get(to).ok_or(Reject::UnknownAccount)?;
+        let storage = match (target.role, target.owner, target.device) {
+            (Role::Meter, Some(owner), Some(device)) if owner == *signer && device.is_storage() => {
+                true
+            }
+            (Role::Member, _, _) => false,
+            _ => return Err(Reject::WrongRole),
+        };
+        let room = if storage {
+            let r = self
+                .reports
+                .get(&(*to, interval))
+                .ok_or(Reject::NoReportForInterval)?;
+            r.consumed_wh - r.certified_in_wh
+        } else {
+            let (delivered, certified) = self
+                .delivered
+                .get(&(*signer, *to, interval))
+                .copied()
+                .unwrap_or((0, 0));
+            delivered - certified
+        };
+        if energy_wh > room {
+            return Err(Reject::CertifiedExceedsEnergy);
+        }
+        if self.held_wh(signer, energy_wh) < energy_wh {
+            return Err(Reject::InsufficientCertifiedWh);
+        }
+        if storage {
+            if let Some(r) = self.reports.get_mut(&(*to, interval)) {
+                r.certified_in_wh += energy_wh;
+            }
+            self.changes.reports.insert((*to, interval));
+        } else if let Some(d) = self.delivered.get_mut(&(*signer, *to, interval)) {
+            d.1 += energy_wh;
+        }
+        self.move_held(signer, to, energy_wh);
         Ok(())
     }
 
@@ -1625,6 +1777,9 @@ impl Ledger {
         let c = &mut self.certificates[(id - 1) as usize];
         c.energy_wh -= energy_wh;
         c.retired_wh += energy_wh;
+        if c.energy_wh == 0 {
+            self.held.remove(&(*signer, id));
+        }
         self.touch_certificate(id);
         Ok(())
     }
@@ -1864,6 +2019,14 @@ impl Ledger {
                 "certificates cover {certified} Wh, totals {} Wh, renewable metered {} Wh",
                 t.certified_wh, t.renewable_wh_metered
             ));
+        }
+        let holding = self.certificates.iter().filter(|c| c.energy_wh > 0);
+        if holding.clone().count() != self.held.len()
+            || holding
+                .clone()
+                .any(|c| !self.held.contains(&(c.owner, c.id)))
+        {
+            return Err("the index of held certificates disagrees with the certificates".into());
         }
         for ((meter, interval), r) in &self.reports {
             if r.sold_wh > r.produced_wh {

@@ -5,7 +5,7 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `meta` | `"format"`, `"head"` | `[1]`; head = height `u64` + block hash + state root |
+//! | `meta` | `"format"`, `"head"` | `[2]`; head = height `u64` + block hash + state root |
 //! | `blocks` | height `u64` | canonical block bytes |
 //! | `outcomes` | height `u64` | result codes and expired trades ([`BlockOutcome::encode_results`]) |
 //! | `accounts` | public key | account record at the head |
@@ -17,16 +17,29 @@
 //! Each [`Store::append`] is one redb write transaction committed with immediate durability:
 //! blocks, outcomes, state records, indexes and the head move together or not at all, so a crash
 //! (kill -9) at any point leaves the last committed head and a state that verifies.
+//! [`write_blocks`] (a whole chain at once) commits in groups of [`GROUP_BLOCKS`] blocks and
+//! syncs to disk only at the last one: an interrupted write leaves a consistent but shorter
+//! chain, which [`Store::verify`] reports as incomplete because the genesis states the planned
+//! length ([`GenesisConfig::intervals_total`](crate::GenesisConfig)). [`store`] writes a new file
+//! beside the old one and renames it into place, so the previous ledger stays whole until the
+//! new one is complete.
+//!
 //! [`Store::verify`] trusts nothing in the file: it replays every block from genesis (all
 //! signatures, hashes, Merkle and state roots, every invariant) and compares the stored records
-//! and indexes with the replay.
+//! and indexes with the replay. [`Store::open_read_only`] (used by `verify` and `show`) never
+//! writes to the file and works on read-only media.
+//!
+//! Storage errors name the file and the operation ("writing /x/ledger.redb: ...").
 
 use crate::block::Block;
 use crate::merkle::{Hash, to_hex};
 use crate::state::{Account, BlockOutcome, Certificate, InvariantChecker, Ledger};
 use crate::tx::{PublicKey, Tx};
 use crate::{LedgerError, settlement};
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, Durability, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, TableDefinition,
+};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -42,8 +55,10 @@ const TRADES: TableDefinition<u128, &[u8]> = TableDefinition::new("trades");
 
 /// File name of the database inside a ledger directory.
 pub const DB_FILE: &str = "ledger.redb";
-/// Storage format version.
-pub const STORE_FORMAT: u8 = 1;
+/// Storage format version (2: blocks of format 2, whose genesis states the chain's length).
+pub const STORE_FORMAT: u8 = 2;
+/// Blocks per write transaction in [`write_blocks`].
+pub const GROUP_BLOCKS: usize = 1024;
 
 fn db_err<E: Into<redb::Error>>(e: E) -> LedgerError {
     LedgerError::Storage(e.into().to_string())
@@ -104,6 +119,53 @@ pub struct VerifyReport {
     pub certificates: u64,
     /// Trades.
     pub trades: u64,
+    /// Intervals the genesis says the chain must cover ([`crate::GenesisConfig::OPEN_ENDED`]
+    /// for a chain without a planned end).
+    pub intervals_total: u64,
+    /// The genesis simulation marker: keys derived from this seed (not secret).
+    pub simulation_key_seed: Option<u64>,
+}
+
+/// Whether a chain covers every interval its genesis announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completeness {
+    /// The head is at the planned height.
+    Complete,
+    /// The head is below the planned height (an interrupted write).
+    Incomplete {
+        /// Head height.
+        height: u64,
+        /// Planned height.
+        of: u64,
+    },
+    /// The genesis states no planned length.
+    OpenEnded,
+}
+
+impl VerifyReport {
+    /// Whether the chain covers every interval its genesis announces.
+    pub fn completeness(&self) -> Completeness {
+        if self.intervals_total == crate::GenesisConfig::OPEN_ENDED {
+            Completeness::OpenEnded
+        } else if self.height == self.intervals_total {
+            Completeness::Complete
+        } else {
+            Completeness::Incomplete {
+                height: self.height,
+                of: self.intervals_total,
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Completeness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Complete => write!(f, "complete"),
+            Self::Incomplete { height, of } => write!(f, "incomplete: height {height} of {of}"),
+            Self::OpenEnded => write!(f, "open-ended (the genesis states no planned length)"),
+        }
+    }
 }
 
 impl std::fmt::Display for VerifyReport {
@@ -120,30 +182,81 @@ impl std::fmt::Display for VerifyReport {
             self.accounts,
             self.certificates,
             self.trades
-        )
+        )?;
+        write!(f, "\n{}", self.completeness())?;
+        if let Some(seed) = self.simulation_key_seed {
+            write!(
+                f,
+                "\nsimulation chain: keys derived from seed {seed}, not secret"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The database, opened for writing or read-only.
+enum Db {
+    Write(Database),
+    Read(ReadOnlyDatabase),
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Write(_) => "Db::Write",
+            Self::Read(_) => "Db::Read",
+        })
+    }
+}
+
+impl Db {
+    fn begin_read(&self) -> Result<ReadTransaction, redb::TransactionError> {
+        match self {
+            Self::Write(db) => db.begin_read(),
+            Self::Read(db) => db.begin_read(),
+        }
     }
 }
 
 /// A ledger directory.
 #[derive(Debug)]
 pub struct Store {
-    db: Database,
+    db: Db,
     path: PathBuf,
+}
+
+/// "`op` `path`: `e`" as a storage error.
+fn at_path(op: &str, path: &Path, e: impl std::fmt::Display) -> LedgerError {
+    LedgerError::Storage(format!("{op} {}: {e}", path.display()))
+}
+
+/// A storage error of an operation on `path`, named with both; other errors (a bad block, an
+/// invariant) pass unchanged.
+fn storage_at(op: &str, path: &Path, e: LedgerError) -> LedgerError {
+    match e {
+        LedgerError::Storage(detail) => at_path(op, path, detail),
+        other => other,
+    }
 }
 
 impl Store {
     /// Create `dir` (if needed) and a new, empty ledger database in it; fails if one exists.
     pub fn create(dir: &Path) -> Result<Self, LedgerError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| LedgerError::Storage(format!("cannot create {}: {e}", dir.display())))?;
-        let path = dir.join(DB_FILE);
+        std::fs::create_dir_all(dir).map_err(|e| at_path("creating", dir, e))?;
+        Self::create_file(&dir.join(DB_FILE))
+    }
+
+    /// Create a new, empty ledger database at `path` (whose directory exists).
+    fn create_file(path: &Path) -> Result<Self, LedgerError> {
         if path.exists() {
-            return Err(LedgerError::Storage(format!(
-                "{} already exists",
-                path.display()
-            )));
+            return Err(at_path("creating", path, "the file already exists"));
         }
-        let db = Database::create(&path).map_err(db_err)?;
+        let path = path.to_path_buf();
+        Self::init(&path).map_err(|e| storage_at("writing", &path, e))
+    }
+
+    fn init(path: &Path) -> Result<Self, LedgerError> {
+        let db = Database::create(path).map_err(db_err)?;
         let txn = db.begin_write().map_err(db_err)?;
         {
             let mut meta = txn.open_table(META).map_err(db_err)?;
@@ -158,22 +271,38 @@ impl Store {
             txn.open_table(TRADES).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
-        Ok(Self { db, path })
+        Ok(Self {
+            db: Db::Write(db),
+            path: path.to_path_buf(),
+        })
     }
 
-    /// Open an existing ledger directory (redb recovers the last committed state after a crash).
+    /// Open an existing ledger directory for appending (redb recovers the last committed state
+    /// after a crash, which writes to the file).
     pub fn open(dir: &Path) -> Result<Self, LedgerError> {
-        let path = dir.join(DB_FILE);
-        if !path.is_file() {
-            return Err(LedgerError::Storage(format!(
-                "{} does not exist",
-                path.display()
-            )));
-        }
-        let db = Database::open(&path)
-            .map_err(|e| LedgerError::Storage(format!("{}: {}", path.display(), db_err(e))))?;
+        let path = existing_db(dir)?;
+        let db = Database::open(&path).map_err(|e| storage_at("opening", &path, db_err(e)))?;
+        Self::checked(Db::Write(db), path)
+    }
+
+    /// Open an existing ledger directory without ever writing to it (works on read-only media).
+    /// A file whose writer was interrupted before redb could close it is refused (opening it
+    /// for writing once would recover it).
+    pub fn open_read_only(dir: &Path) -> Result<Self, LedgerError> {
+        let path = existing_db(dir)?;
+        let db = redb::Builder::new()
+            .open_read_only(&path)
+            .map_err(|e| storage_at("opening (read-only)", &path, db_err(e)))?;
+        Self::checked(Db::Read(db), path)
+    }
+
+    /// Check the storage format of a freshly opened database.
+    fn checked(db: Db, path: PathBuf) -> Result<Self, LedgerError> {
         let store = Self { db, path };
-        let txn = store.db.begin_read().map_err(db_err)?;
+        let txn = store
+            .db
+            .begin_read()
+            .map_err(|e| storage_at("reading", &store.path, db_err(e)))?;
         let meta = txn.open_table(META).map_err(db_err)?;
         let format = meta.get("format").map_err(db_err)?;
         match format.as_ref().map(|g| g.value().to_vec()) {
@@ -209,12 +338,26 @@ impl Store {
     }
 
     /// Append blocks (already applied to `ledger`, in order, directly after the stored head)
-    /// with the state records `ledger` changed since its last `take_changes`, atomically.
+    /// with the state records `ledger` changed since its last `take_changes`, atomically and
+    /// durably (synced to disk before it returns).
     pub fn append(
         &self,
         blocks: &[(Block, BlockOutcome)],
         ledger: &mut Ledger,
     ) -> Result<Head, LedgerError> {
+        self.append_with(blocks, ledger, Durability::Immediate)
+            .map_err(|e| storage_at("writing", &self.path, e))
+    }
+
+    fn append_with(
+        &self,
+        blocks: &[(Block, BlockOutcome)],
+        ledger: &mut Ledger,
+        durability: Durability,
+    ) -> Result<Head, LedgerError> {
+        let Db::Write(db) = &self.db else {
+            return Err(LedgerError::Storage("the ledger is open read-only".into()));
+        };
         let Some((last, last_outcome)) = blocks.last() else {
             return self
                 .head()?
@@ -225,9 +368,18 @@ impl Store {
                 "the ledger is not at the last appended block".into(),
             ));
         }
+        let planned = ledger.config().intervals_total;
+        if last.header.height > planned {
+            return Err(LedgerError::Storage(format!(
+                "block {} is beyond the chain's planned length ({planned} intervals, genesis)",
+                last.header.height
+            )));
+        }
         let mut expect_height = self.head()?.map_or(0, |h| h.height + 1);
         let mut expect_parent = self.head()?.map_or([0; 32], |h| h.block_hash);
-        let txn = self.db.begin_write().map_err(db_err)?;
+        let mut txn = db.begin_write().map_err(db_err)?;
+        txn.set_durability(durability)
+            .map_err(|e| LedgerError::Storage(e.to_string()))?;
         {
             let mut t_blocks = txn.open_table(BLOCKS).map_err(db_err)?;
             let mut t_outcomes = txn.open_table(OUTCOMES).map_err(db_err)?;
@@ -491,6 +643,13 @@ impl Store {
             )));
         }
         self.compare_state(&ledger, &expected_index)?;
+        let planned = ledger.config().intervals_total;
+        if ledger.height() > planned {
+            return Err(LedgerError::Storage(format!(
+                "the chain is at height {} but its genesis plans {planned} intervals",
+                ledger.height()
+            )));
+        }
         let report = VerifyReport {
             height: ledger.height(),
             head_hash: ledger.head_hash(),
@@ -500,6 +659,8 @@ impl Store {
             accounts: ledger.accounts().count() as u64,
             certificates: ledger.certificates().len() as u64,
             trades: ledger.trades().count() as u64,
+            intervals_total: planned,
+            simulation_key_seed: ledger.config().simulation_key_seed,
         };
         Ok((ledger, report))
     }
@@ -587,7 +748,7 @@ impl Store {
 /// a corrupt file (redb can panic on some damaged pages) into a [`LedgerError::Storage`], so a
 /// flipped bit is always reported as an error value.
 pub fn verify_dir(dir: &Path) -> Result<VerifyReport, LedgerError> {
-    let run = std::panic::AssertUnwindSafe(|| Store::open(dir)?.verify());
+    let run = std::panic::AssertUnwindSafe(|| Store::open_read_only(dir)?.verify());
     match std::panic::catch_unwind(run) {
         Ok(r) => r,
         Err(payload) => Err(LedgerError::Storage(format!(
@@ -632,35 +793,89 @@ fn decode_outcome(b: &[u8]) -> Option<StoredOutcome> {
     Some((codes, expired))
 }
 
+/// The database file of a ledger directory, or an error saying which of the two is missing.
+fn existing_db(dir: &Path) -> Result<PathBuf, LedgerError> {
+    if !dir.is_dir() {
+        let what = if dir.exists() {
+            "is not a directory"
+        } else {
+            "does not exist"
+        };
+        return Err(LedgerError::Storage(format!("{} {what}", dir.display())));
+    }
+    let path = dir.join(DB_FILE);
+    if !path.is_file() {
+        return Err(LedgerError::Storage(format!(
+            "{} does not exist (not a ledger directory)",
+            path.display()
+        )));
+    }
+    Ok(path)
+}
+
 /// Write a chain (genesis first, e.g. from [`settlement::settle_year`]) to a new ledger
 /// directory, applying and checking every block on the way; `verify` on it then passes.
-/// Blocks are committed in batches of `BATCH` per write transaction (each one atomic).
+/// Blocks are committed in groups of [`GROUP_BLOCKS`] per write transaction (each one atomic);
+/// only the last commit syncs to disk (which makes every earlier group durable too).
 pub fn write_blocks(dir: &Path, blocks: &[Block]) -> Result<Head, LedgerError> {
-    const BATCH: usize = 1024;
+    std::fs::create_dir_all(dir).map_err(|e| at_path("creating", dir, e))?;
+    write_chain(&dir.join(DB_FILE), blocks)
+}
+
+fn write_chain(path: &Path, blocks: &[Block]) -> Result<Head, LedgerError> {
     let Some((genesis, rest)) = blocks.split_first() else {
         return Err(LedgerError::Storage("no blocks to write".into()));
     };
-    let store = Store::create(dir)?;
+    let store = Store::create_file(path)?;
     let (mut ledger, outcome) = Ledger::from_genesis_block(genesis)?;
-    let mut head = store.append(&[(genesis.clone(), outcome)], &mut ledger)?;
-    for chunk in rest.chunks(BATCH) {
+    let durability = |last: bool| {
+        if last {
+            Durability::Immediate
+        } else {
+            Durability::None
+        }
+    };
+    let append = |applied: &[(Block, BlockOutcome)], ledger: &mut Ledger, last: bool| {
+        store
+            .append_with(applied, ledger, durability(last))
+            .map_err(|e| storage_at("writing", path, e))
+    };
+    let mut head = append(&[(genesis.clone(), outcome)], &mut ledger, rest.is_empty())?;
+    let groups = rest.len().div_ceil(GROUP_BLOCKS);
+    for (g, chunk) in rest.chunks(GROUP_BLOCKS).enumerate() {
         let mut applied = Vec::with_capacity(chunk.len());
         for b in chunk {
             let o = ledger.apply_block(b)?;
             applied.push((b.clone(), o));
         }
-        head = store.append(&applied, &mut ledger)?;
+        head = append(&applied, &mut ledger, g + 1 == groups)?;
     }
     Ok(head)
 }
 
-/// Write a settled year (see [`settlement::settle_year`]) to `dir`, replacing a previous
-/// `ledger.redb` there (a re-run of a simulation into the same output directory).
+/// Write a settled year (see [`settlement::settle_year`]) to `dir` as `ledger.redb`, replacing
+/// a previous one atomically: the chain is written to a temporary file in `dir`, synced, and
+/// renamed over `ledger.redb`, so a crash or a full disk leaves the previous ledger whole (plus
+/// at most a stale `.ledger.redb.tmp-PID` file).
 pub fn store(dir: &Path, settled: &settlement::SettledYear) -> Result<Head, LedgerError> {
+    std::fs::create_dir_all(dir).map_err(|e| at_path("creating", dir, e))?;
     let path = dir.join(DB_FILE);
-    if path.is_file() {
-        std::fs::remove_file(&path)
-            .map_err(|e| LedgerError::Storage(format!("cannot replace {}: {e}", path.display())))?;
+    let tmp = dir.join(format!(".{DB_FILE}.tmp-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_file(&tmp).map_err(|e| at_path("removing", &tmp, e))?;
     }
-    write_blocks(dir, &settled.blocks)
+    let head = match write_chain(&tmp, &settled.blocks) {
+        Ok(head) => head,
+        Err(e) => {
+            // Best effort: the error that matters is the write's.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
+    std::fs::rename(&tmp, &path).map_err(|e| at_path("renaming into place", &path, e))?;
+    // The rename is durable once the directory is synced.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| at_path("syncing", dir, e))?;
+    Ok(head)
 }

@@ -28,6 +28,7 @@
 //! | 9 | certificate retire | certificate id `u64`, Wh `u64` |
 //! | 10 | CER distribution | period `u64`, count `u16` (1..=64), count x (member key, amount `u128`) |
 //! | 11 | burn | amount `u128` |
+//! | 12 | certificate move | to key, interval `u64`, Wh `u64` |
 //!
 //! Devices: 1 PV, 2 wind, 3 battery, 4 EV charger, 5 supply point (the member's main meter).
 //! Decoding is strict: unknown version/kind/device, a short or long input, or a count out of
@@ -62,9 +63,9 @@ pub enum DeviceType {
     Pv = 1,
     /// Wind turbine (renewable).
     Wind = 2,
-    /// Stationary battery (storage; discharge is not renewable origin).
+    /// Stationary battery (storage: discharge carries only the certificates moved into it).
     Battery = 3,
-    /// EV charger (V2G discharge is not renewable origin).
+    /// EV charger (storage: V2G carries only the certificates moved into it).
     EvCharger = 4,
     /// The member's supply point (main import/export meter).
     SupplyPoint = 5,
@@ -85,6 +86,11 @@ impl DeviceType {
     /// True for sources whose production mints RESCoin and earns an origin certificate.
     pub fn is_renewable(self) -> bool {
         matches!(self, Self::Pv | Self::Wind)
+    }
+    /// True for storage (battery, EV charger): it holds the certified Wh moved into it and
+    /// passes them back to its member when it discharges; it never mints or issues.
+    pub fn is_storage(self) -> bool {
+        matches!(self, Self::Battery | Self::EvCharger)
     }
     /// Short name.
     pub fn name(self) -> &'static str {
@@ -195,6 +201,20 @@ pub enum TxBody {
         /// Base units.
         amount: u128,
     },
+    /// Renewable origin follows the energy: a member moves `energy_wh` of the certified Wh it
+    /// holds (newest certificates first, split as needed) either into one of its own storage
+    /// meters (battery, EV charger) — at most what that meter metered as charge in `interval`
+    /// and has not yet certified — or to a member it sold P2P energy to in `interval` — at
+    /// most the Wh posted in its trades with that buyer in that interval and not yet certified.
+    /// A storage meter passes its certified Wh back to its member when it reports a discharge.
+    CertificateMove {
+        /// A storage meter of the signer, or a buyer member.
+        to: PublicKey,
+        /// Interval of the charge or the delivery.
+        interval: u64,
+        /// Certified Wh moved.
+        energy_wh: u64,
+    },
 }
 
 impl TxBody {
@@ -212,6 +232,7 @@ impl TxBody {
             Self::CertificateRetire { .. } => 9,
             Self::CerDistribution { .. } => 10,
             Self::Burn { .. } => 11,
+            Self::CertificateMove { .. } => 12,
         }
     }
 
@@ -229,6 +250,7 @@ impl TxBody {
             Self::CertificateRetire { .. } => "certificate-retire",
             Self::CerDistribution { .. } => "cer-distribution",
             Self::Burn { .. } => "burn",
+            Self::CertificateMove { .. } => "certificate-move",
         }
     }
 
@@ -306,6 +328,15 @@ impl TxBody {
                 }
             }
             Self::Burn { amount } => w.u128(*amount),
+            Self::CertificateMove {
+                to,
+                interval,
+                energy_wh,
+            } => {
+                w.bytes(to);
+                w.u64(*interval);
+                w.u64(*energy_wh);
+            }
         }
     }
 
@@ -381,6 +412,11 @@ impl TxBody {
             }
             11 => Self::Burn {
                 amount: r.u128("amount")?,
+            },
+            12 => Self::CertificateMove {
+                to: r.array("to")?,
+                interval: r.u64("interval")?,
+                energy_wh: r.u64("energy_wh")?,
             },
             other => {
                 return Err(DecodeError::Invalid {
@@ -489,7 +525,9 @@ impl Tx {
                 keys.push(*meter);
                 keys.push(*member);
             }
-            TxBody::Transfer { to, .. } | TxBody::CertificateTransfer { to, .. } => keys.push(*to),
+            TxBody::Transfer { to, .. }
+            | TxBody::CertificateTransfer { to, .. }
+            | TxBody::CertificateMove { to, .. } => keys.push(*to),
             TxBody::TradeCreate { seller, .. } => keys.push(*seller),
             TxBody::CerDistribution { payouts, .. } => {
                 keys.extend(payouts.iter().map(|p| p.member))
@@ -571,6 +609,11 @@ mod tests {
                 }],
             },
             TxBody::Burn { amount: 1 },
+            TxBody::CertificateMove {
+                to: k,
+                interval: 4,
+                energy_wh: 2,
+            },
         ]
     }
 
@@ -693,7 +736,7 @@ mod tests {
         }
 
         #[test]
-        fn decoder_never_panics_on_mutated_valid_tx(kind in 0usize..11, flips in proptest::collection::vec((0usize..300, any::<u8>()), 1..6), cut in 0usize..300) {
+        fn decoder_never_panics_on_mutated_valid_tx(kind in 0usize..12, flips in proptest::collection::vec((0usize..300, any::<u8>()), 1..6), cut in 0usize..300) {
             let body = all_bodies()[kind].clone();
             let mut b = Tx::sign(3, &key(2), 9, 1, body);
             for (pos, v) in flips { let n = b.len(); b[pos % n] ^= v; }

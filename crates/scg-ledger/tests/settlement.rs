@@ -3,8 +3,9 @@
 #![allow(clippy::unwrap_used)]
 
 use scg_ledger::DeviceType;
+use scg_ledger::Ledger;
 use scg_ledger::settlement::{
-    CerPayout, CommunityYear, IntervalInput, MeterReading, P2pTrade, price_base_per_kwh,
+    CerPayout, CommunityYear, IntervalInput, MeterReading, P2pTrade, SettledYear, derive_key,
     settle_year,
 };
 use scg_ledger::store::{Store, store};
@@ -19,6 +20,19 @@ fn reading(member: &str, device: DeviceType, produced_wh: u64, consumed_wh: u64)
     }
 }
 
+fn trade(buyer: &str, seller: &str, energy_wh: u64) -> P2pTrade {
+    P2pTrade {
+        buyer: buyer.into(),
+        seller: seller.into(),
+        energy_wh,
+        price_base_per_kwh: 100_000_000,   // 0.1 RES/kWh
+        grid_fee_base_per_kwh: 20_000_000, // 0.02 RES/kWh
+    }
+}
+
+/// Interval 0: the school's PV (3000 Wh) serves its load (500), charges its battery (1000)
+/// and is sold to the flat (1500). Interval 1: the battery discharges 800 Wh, sold to the flat.
+/// Interval 2: the school's EV gives back 300 Wh by V2G that was charged from nothing certified.
 fn small() -> CommunityYear {
     CommunityYear {
         seed: 7,
@@ -31,22 +45,30 @@ fn small() -> CommunityYear {
         intervals: vec![
             IntervalInput {
                 readings: vec![
-                    reading("school", DeviceType::Pv, 3_000, 500),
-                    reading("school", DeviceType::Battery, 1_000, 0),
+                    reading("school", DeviceType::Pv, 3_000, 0),
+                    reading("school", DeviceType::Battery, 0, 1_000),
+                    reading("school", DeviceType::SupplyPoint, 1_500, 0),
                     reading("flat", DeviceType::SupplyPoint, 0, 2_000),
                 ],
-                trades: vec![P2pTrade {
-                    buyer: "flat".into(),
-                    seller: "school".into(),
-                    energy_wh: 4_500, // 500 Wh more than the school's meters produced
-                    price_base_per_kwh: 100_000_000, // 0.1 RES/kWh
-                    grid_fee_base_per_kwh: 20_000_000, // 0.02 RES/kWh
-                }],
+                trades: vec![trade("flat", "school", 1_500)],
                 cer: vec![],
             },
             IntervalInput {
-                readings: vec![],
-                trades: vec![],
+                readings: vec![
+                    reading("school", DeviceType::Battery, 800, 0),
+                    reading("school", DeviceType::SupplyPoint, 800, 0),
+                    reading("flat", DeviceType::SupplyPoint, 0, 800),
+                ],
+                trades: vec![trade("flat", "school", 800)],
+                cer: vec![],
+            },
+            IntervalInput {
+                readings: vec![
+                    reading("school", DeviceType::EvCharger, 300, 0),
+                    reading("school", DeviceType::SupplyPoint, 300, 0),
+                    reading("flat", DeviceType::SupplyPoint, 0, 300),
+                ],
+                trades: vec![trade("flat", "school", 300)],
                 cer: vec![CerPayout {
                     member: "flat".into(),
                     amount_base: 5,
@@ -56,45 +78,118 @@ fn small() -> CommunityYear {
     }
 }
 
+/// Replay a settled chain into a ledger (checking every block as a node would).
+fn replay(s: &SettledYear) -> Ledger {
+    let (mut ledger, _) = Ledger::from_genesis_block(&s.blocks[0]).unwrap();
+    for b in &s.blocks[1..] {
+        let out = ledger.apply_block(b).unwrap();
+        assert_eq!(out.rejected(), 0);
+    }
+    ledger.check_invariants().unwrap();
+    ledger
+}
+
 #[test]
 fn small_year_by_hand() {
     let s = settle_year(&small()).unwrap();
     let sum = &s.summary;
-    assert_eq!(sum.blocks, 3);
+    assert_eq!(sum.blocks, 4);
     assert_eq!(sum.transactions_rejected, 0);
-    // 3000 Wh PV at 1e6 base/Wh; the battery's 1000 Wh mints nothing.
+    // 3000 Wh PV at 1e6 base/Wh; battery and V2G mint nothing.
     assert_eq!(sum.rescoin_minted, Rescoin(3_000_000_000));
     assert_eq!(sum.certificates_issued, 1);
-    // Two legs (battery meter first in device order, then PV): 4000 Wh delivered, 500 unbacked.
-    assert_eq!(sum.p2p_trades, 2);
-    assert_eq!(sum.p2p_wh_delivered, 4_000);
-    assert_eq!(sum.p2p_wh_unbacked, 500);
-    // Flat pays 4 kWh x 0.12 RES = 0.48 RES, all topped up by the treasury.
-    assert_eq!(sum.treasury_topups, Rescoin(480_000_000));
-    assert_eq!(sum.grid_fees, Rescoin(80_000_000));
-    assert_eq!(sum.final_balances["flat"], Rescoin(5));
-    assert_eq!(
-        sum.final_balances["school"],
-        Rescoin(3_000_000_000 + 400_000_000)
-    );
+    // Every Wh sold is settled, from PV, battery or V2G alike.
+    assert_eq!(sum.p2p_trades_settled, 3);
+    assert_eq!(sum.p2p_wh_delivered, 2_600);
+    // Origin: 1500 from PV, 800 from the battery (charged with certified PV); V2G none.
+    assert_eq!(sum.p2p_wh_certified, 2_300);
+    assert_eq!(sum.stored_certified_wh, 1_000);
+    // Flat pays 2.6 kWh x 0.12 RES = 0.312 RES, all topped up by the treasury.
+    assert_eq!(sum.treasury_topups, Rescoin(312_000_000));
+    assert_eq!(sum.grid_fees, Rescoin(52_000_000));
+    let flat = &sum.members["flat"];
+    let school = &sum.members["school"];
+    assert_eq!(flat.balance, Rescoin(5));
+    assert_eq!(flat.p2p_paid, Rescoin(260_000_000));
+    assert_eq!(flat.fees_paid, Rescoin(52_000_000));
+    assert_eq!(flat.cer_received, Rescoin(5));
+    assert_eq!(flat.certified_received_wh, 2_300);
+    assert_eq!(school.p2p_received, Rescoin(260_000_000));
+    assert_eq!(school.minted, Rescoin(3_000_000_000));
+    assert_eq!(school.balance, Rescoin(3_000_000_000 + 260_000_000));
     assert_eq!(sum.cer_distributed, Rescoin(5));
-    assert_eq!(price_base_per_kwh(120.0, 1.0).unwrap(), 120_000_000);
-    assert!(price_base_per_kwh(f64::NAN, 1.0).is_err());
-    assert!(price_base_per_kwh(-1.0, 1.0).is_err());
+
+    let ledger = replay(&s);
+    assert_eq!(
+        scg_ledger::merkle::to_hex(&ledger.state_root()),
+        sum.final_state_root_hex
+    );
+    let key = |role, id, device| derive_key(7, role, id, device).verifying_key().to_bytes();
+    // The battery keeps the 200 certified Wh it was not asked to give back.
+    assert_eq!(
+        ledger.certified_held_wh(&key("meter", "school", Some(DeviceType::Battery))),
+        200
+    );
+    assert_eq!(
+        ledger.certified_held_wh(&key("meter", "school", Some(DeviceType::EvCharger))),
+        0
+    );
+    assert_eq!(
+        ledger.certified_held_wh(&key("member", "flat", None)),
+        2_300
+    );
+    // The school keeps the certificates of its own consumption: 3000 - 1500 - 1000.
+    assert_eq!(
+        ledger.certified_held_wh(&key("member", "school", None)),
+        500
+    );
+    // Never more certified than metered renewable, never twice.
+    let t = ledger.totals();
+    assert_eq!(t.certified_wh, 3_000);
+    assert_eq!(t.renewable_wh_metered, 3_000);
 }
 
 #[test]
-fn bad_input_is_an_error_naming_the_interval() {
-    let mut y = small();
-    y.intervals[1].trades.push(P2pTrade {
-        buyer: "nobody".into(),
-        seller: "school".into(),
-        energy_wh: 1,
-        price_base_per_kwh: 1,
-        grid_fee_base_per_kwh: 0,
-    });
-    let e = settle_year(&y).unwrap_err().to_string();
-    assert!(e.contains("interval 1") && e.contains("nobody"), "{e}");
+fn bad_input_is_an_error_naming_the_interval_and_member() {
+    type Break = fn(&mut CommunityYear);
+    let cases: [(Break, &str, &str); 4] = [
+        (
+            |y| y.intervals[1].trades.push(trade("nobody", "school", 1)),
+            "interval 1",
+            "nobody",
+        ),
+        (
+            // More than the school's supply point exported in interval 1.
+            |y| {
+                y.intervals[1].trades[0].energy_wh = 801;
+                y.intervals[1].readings[2].consumed_wh = 801;
+            },
+            "interval 1",
+            "'school'",
+        ),
+        (
+            |y| {
+                y.intervals[2].readings[2].consumed_wh = 299;
+            },
+            "interval 2",
+            "'flat'",
+        ),
+        (
+            |y| {
+                y.intervals[0]
+                    .readings
+                    .push(reading("ghost", DeviceType::Pv, 1, 0));
+            },
+            "interval 0",
+            "ghost",
+        ),
+    ];
+    for (break_it, interval, member) in cases {
+        let mut y = small();
+        break_it(&mut y);
+        let e = settle_year(&y).unwrap_err().to_string();
+        assert!(e.contains(interval) && e.contains(member), "{e}");
+    }
 }
 
 /// A year of hourly intervals for 5 members with PV, wind, batteries, P2P trades and monthly
@@ -113,7 +208,9 @@ fn hourly_year_for_five_members_stores_and_verifies() {
         let mut readings = Vec::new();
         for (i, m) in members.iter().enumerate() {
             let consumed = 500 + 100 * i as u64 + (h * 37 + i as u64 * 11) % 300;
-            readings.push(reading(m, DeviceType::SupplyPoint, 0, consumed));
+            // The school exports what it sells in daylight.
+            let exported = if *m == "school" && sun > 0 { 400 } else { 0 };
+            readings.push(reading(m, DeviceType::SupplyPoint, exported, consumed));
             if i % 2 == 0 && sun > 0 {
                 readings.push(reading(m, DeviceType::Pv, sun * (i as u64 + 1), 0));
             }
@@ -124,8 +221,8 @@ fn hourly_year_for_five_members_stores_and_verifies() {
                 buyer: "apartment".into(),
                 seller: "school".into(),
                 energy_wh: 400,
-                price_base_per_kwh: price_base_per_kwh(110.0, 1.0).unwrap(),
-                grid_fee_base_per_kwh: price_base_per_kwh(8.0, 1.0).unwrap(),
+                price_base_per_kwh: 110_000_000, // 110 EUR/MWh
+                grid_fee_base_per_kwh: 8_000_000,
             }]
         } else {
             vec![]
@@ -164,7 +261,7 @@ fn hourly_year_for_five_members_stores_and_verifies() {
     assert_eq!(sum.blocks, 8_761);
     assert_eq!(sum.transactions_rejected, 0);
     assert!(sum.certificates_issued > 8_760);
-    assert_eq!(sum.p2p_wh_unbacked, 0);
+    assert_eq!(sum.p2p_wh_delivered, 400 * 12 * 365);
     let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("ledger-year-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -188,7 +285,7 @@ fn hourly_year_for_five_members_stores_and_verifies() {
     // Storing again into the same directory replaces the ledger.
     let small_settled = settle_year(&small()).unwrap();
     store(&dir, &small_settled).unwrap();
-    assert_eq!(Store::open(&dir).unwrap().verify().unwrap().height, 2);
+    assert_eq!(Store::open(&dir).unwrap().verify().unwrap().height, 3);
     // Deterministic: same seed, same root; another seed, another root.
     let again = settle_year(&year).unwrap();
     assert_eq!(again.summary, settled.summary);

@@ -287,6 +287,139 @@ fn cer_distribution_and_burn() {
 }
 
 /// Every rejection reason, each asserted where it arises; finally all reasons were seen.
+fn store_or_send(to: &ed25519_dalek::SigningKey, interval: u64, energy_wh: u64) -> TxBody {
+    TxBody::CertificateMove {
+        to: pk(to),
+        interval,
+        energy_wh,
+    }
+}
+
+/// Origin follows the energy: certified Wh go into a battery only up to its metered charge,
+/// come back on discharge only up to the discharge, and go to a buyer only up to the posted
+/// delivery; nothing is ever created or certified twice.
+#[test]
+fn certificate_moves_follow_the_energy() {
+    let (mut c, [alice, bob, alice_pv, _]) = community();
+    let bat = c.add_meter(&alice, "alice-bat", DeviceType::Battery);
+    c.one(&alice_pv, report(5, 1_000)).unwrap();
+    c.one(
+        &bat,
+        TxBody::MeterReport {
+            interval: 5,
+            produced_wh: 0,
+            consumed_wh: 400,
+        },
+    )
+    .unwrap();
+    let held = |c: &Chain, k: &ed25519_dalek::SigningKey| c.ledger.certified_held_wh(&pk(k));
+    assert_eq!(
+        c.one(&alice, store_or_send(&bat, 5, 401)),
+        Err(Reject::CertifiedExceedsEnergy)
+    );
+    c.one(&alice, store_or_send(&bat, 5, 250)).unwrap();
+    c.one(&alice, store_or_send(&bat, 5, 150)).unwrap();
+    assert_eq!(
+        c.one(&alice, store_or_send(&bat, 5, 1)),
+        Err(Reject::CertifiedExceedsEnergy),
+        "the 400 Wh charge is fully certified"
+    );
+    assert_eq!((held(&c, &alice), held(&c, &bat)), (600, 400));
+    // Discharge 300 Wh: 300 certified Wh come back, 100 stay in the battery.
+    c.one(
+        &bat,
+        TxBody::MeterReport {
+            interval: 6,
+            produced_wh: 300,
+            consumed_wh: 0,
+        },
+    )
+    .unwrap();
+    assert_eq!((held(&c, &alice), held(&c, &bat)), (900, 100));
+    // Newest first: the 150 Wh part stored last comes back whole, then 150 Wh of the 250 Wh
+    // part; both as new certificates that keep the PV origin and interval.
+    let newest = c.ledger.certificates().last().unwrap().clone();
+    assert_eq!((newest.owner, newest.energy_wh), (pk(&alice), 150));
+    assert_eq!(newest.device, DeviceType::Pv);
+    assert_eq!(newest.interval, 5);
+    // No certificate goes to bob without a delivery.
+    assert_eq!(
+        c.one(&alice, store_or_send(&bob, 1, 1)),
+        Err(Reject::CertifiedExceedsEnergy)
+    );
+    c.one(&alice_pv, report(1, 100)).unwrap();
+    let create = c.sign(&bob, trade(&alice, 80, c.timestamp_s + 36_000));
+    let trade_id = scg_ledger::Tx::decode(&create).unwrap().id;
+    c.block(vec![create]).results[0].unwrap();
+    c.one(
+        &alice_pv,
+        TxBody::TradePost {
+            trade_id,
+            delivered_wh: 80,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        c.one(&alice, store_or_send(&bob, 1, 81)),
+        Err(Reject::CertifiedExceedsEnergy)
+    );
+    c.one(&alice, store_or_send(&bob, 1, 80)).unwrap();
+    assert_eq!((held(&c, &alice), held(&c, &bob)), (920, 80));
+    // Bob holds 80 certified Wh: he cannot store 81 even with a 1000 Wh charge.
+    let bob_ev = c.add_meter(&bob, "bob-ev", DeviceType::EvCharger);
+    c.one(
+        &bob_ev,
+        TxBody::MeterReport {
+            interval: 7,
+            produced_wh: 0,
+            consumed_wh: 1_000,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        c.one(&bob, store_or_send(&bob_ev, 7, 81)),
+        Err(Reject::InsufficientCertifiedWh)
+    );
+    // Never more certified than metered renewable; every Wh is held somewhere.
+    let t = c.ledger.totals();
+    assert_eq!((t.certified_wh, t.renewable_wh_metered), (1_100, 1_100));
+    assert_eq!(
+        held(&c, &alice) + held(&c, &bob) + held(&c, &bat) + held(&c, &bob_ev),
+        1_100
+    );
+    // Envelope rules.
+    assert_eq!(
+        c.one(&alice_pv, store_or_send(&bob, 1, 1)),
+        Err(Reject::WrongRole)
+    );
+    assert_eq!(
+        c.one(&bob, store_or_send(&bat, 5, 1)),
+        Err(Reject::WrongRole),
+        "not bob's storage"
+    );
+    assert_eq!(
+        c.one(&alice, store_or_send(&alice_pv, 5, 1)),
+        Err(Reject::WrongRole),
+        "PV is not storage"
+    );
+    assert_eq!(
+        c.one(&alice, store_or_send(&alice, 5, 1)),
+        Err(Reject::SelfTransfer)
+    );
+    assert_eq!(
+        c.one(&alice, store_or_send(&bat, 5, 0)),
+        Err(Reject::ZeroAmount)
+    );
+    assert_eq!(
+        c.one(&alice, store_or_send(&bat, 99, 1)),
+        Err(Reject::NoReportForInterval)
+    );
+    assert_eq!(
+        c.one(&alice, store_or_send(&key("stranger"), 5, 1)),
+        Err(Reject::UnknownAccount)
+    );
+}
+
 #[test]
 fn every_rejection_reason() {
     let (mut c, [alice, bob, alice_pv, bob_meter]) = community();
@@ -547,6 +680,26 @@ fn every_rejection_reason() {
     expect(
         c.one(&alice_pv, TxBody::Burn { amount: 1 }),
         Reject::MeterCannotHold,
+    );
+
+    // Certificate moves (in detail in `certificate_moves_follow_the_energy`).
+    expect(
+        c.one(&alice, store_or_send(&bob, 77, 1)),
+        Reject::CertifiedExceedsEnergy,
+    );
+    let bob_bat = c.add_meter(&bob, "bob-bat", DeviceType::Battery);
+    c.one(
+        &bob_bat,
+        TxBody::MeterReport {
+            interval: 3,
+            produced_wh: 0,
+            consumed_wh: 50,
+        },
+    )
+    .unwrap();
+    expect(
+        c.one(&bob, store_or_send(&bob_bat, 3, 50)),
+        Reject::InsufficientCertifiedWh,
     );
 
     let all: BTreeSet<Reject> = Reject::ALL.iter().copied().collect();

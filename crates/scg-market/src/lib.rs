@@ -47,6 +47,18 @@ pub enum MarketError {
     /// Two orders of one interval share an id.
     #[error("duplicate order id {id:?} in interval {interval}")]
     DuplicateOrder { id: String, interval: u32 },
+    /// A member's own bid and offer cross in one interval: refused (see [`validate_orders`]).
+    #[error(
+        "self-trade: bid {bid:?} and offer {offer:?} are both from {prosumer:?} in interval \
+         {interval} and cross (bid price >= offer price), so the member could be matched with \
+         itself; net them into one order"
+    )]
+    SelfTrade {
+        prosumer: String,
+        interval: u32,
+        bid: String,
+        offer: String,
+    },
     /// A parameter or input series is unusable.
     #[error("{field}: {message}")]
     InvalidInput { field: String, message: String },

@@ -218,6 +218,28 @@ fn trade_ids_are_stable_across_runs_and_unique() {
 
 // ---- properties ------------------------------------------------------------------------------
 
+#[test]
+fn a_members_crossing_bid_and_offer_are_a_refused_self_trade() {
+    let mut book = book();
+    // "school" offers at 150; a bid of its own at 150 or more could be matched with it.
+    book.push(Order::bid("b4", "school", 0, 1000, eur(150.0)));
+    for mechanism in [
+        Mechanism::PayAsClear,
+        Mechanism::PayAsBid,
+        Mechanism::PayAsOffer,
+    ] {
+        let e = clear(&book, &cfg(mechanism)).unwrap_err().to_string();
+        assert!(e.contains("self-trade") && e.contains("\"school\""), "{e}");
+        assert!(e.contains("\"b4\"") && e.contains("\"o3\""), "{e}");
+    }
+    // Its bid of 60 below its offer of 150 can never meet it: the book clears.
+    assert!(clear(&self::book(), &cfg(Mechanism::PayAsClear)).is_ok());
+    // The same member in another interval is no self-trade either.
+    let mut other = self::book();
+    other.push(Order::bid("b4", "school", 1, 1000, eur(150.0)));
+    assert!(clear(&other, &cfg(Mechanism::PayAsClear)).is_ok());
+}
+
 fn arb_book(max_orders: usize, green: bool) -> impl Strategy<Value = Vec<Order>> {
     prop::collection::vec(
         (
@@ -237,8 +259,15 @@ fn arb_book(max_orders: usize, green: bool) -> impl Strategy<Value = Vec<Order>>
                 // Coarse prices force many ties; the tie-break must still hold.
                 let price = Price::from_milli(p * 5_000);
                 if is_bid {
-                    let mut o =
-                        Order::bid(&format!("b{k}"), &format!("p{}", k % 7), interval, e, price);
+                    // Buyers and sellers are different members: a member's own crossing bid and
+                    // offer is a refused self-trade (tested below).
+                    let mut o = Order::bid(
+                        &format!("b{k}"),
+                        &format!("buyer{}", k % 7),
+                        interval,
+                        e,
+                        price,
+                    );
                     o.renewable_only = green && g;
                     o
                 } else {
@@ -251,7 +280,7 @@ fn arb_book(max_orders: usize, green: bool) -> impl Strategy<Value = Vec<Order>>
                     ][usize::from(s)];
                     Order::offer(
                         &format!("o{k}"),
-                        &format!("p{}", k % 7),
+                        &format!("seller{}", k % 7),
                         interval,
                         e,
                         price,

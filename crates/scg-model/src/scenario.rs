@@ -67,6 +67,16 @@ pub struct CommunitySettings {
     /// optional), relative to the scenario file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zonal_price_file: Option<PathBuf>,
+    /// Hourly zonal prices from GME MGP price files (`…MGPPrezzi.xml`, hourly or 15-minute),
+    /// relative to the scenario file; together they must hold every day of the model year
+    /// once. Mapped from Italian market time onto the simulation's standard-time hours (see
+    /// `docs/scenario.md`). Not together with `zonal_price_file`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zonal_price_gme_files: Vec<PathBuf>,
+    /// The GME zone read from `zonal_price_gme_files` (`NORD`, `CNOR`, …, or `PUN`); default
+    /// `NORD` (Bergamo's zone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zonal_price_gme_zone: Option<String>,
     /// When the main grid is "at peak" (surplus goes to the grid first).
     #[serde(default)]
     pub grid_peak: GridPeakSignal,
@@ -116,6 +126,8 @@ impl Default for CommunitySettings {
             internal_price_eur_per_mwh: default_internal_price(),
             zonal_price_eur_per_mwh: default_zonal_price(),
             zonal_price_file: None,
+            zonal_price_gme_files: Vec::new(),
+            zonal_price_gme_zone: None,
             grid_peak: GridPeakSignal::default(),
             market: None,
         }
@@ -354,6 +366,13 @@ impl Scenario {
                 errors,
             })
         }
+    }
+
+    /// Parse only (syntax and schema: unknown fields, wrong types), without the semantic
+    /// checks of [`Scenario::validate`]; for callers that collect those together with other
+    /// problems (`scg_sim::check::check_run`).
+    pub fn parse_toml(text: &str, source_name: &str) -> Result<Self, ModelError> {
+        parse(text, source_name)
     }
 
     /// Serialize back to TOML (comments are not kept).

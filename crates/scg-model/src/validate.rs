@@ -1,12 +1,14 @@
 //! Semantic checks of a parsed scenario. Every problem is collected, each with its field path.
 
+use crate::bounds::{self, PRICE_LIMIT_EUR_PER_MWH as PRICE};
 use crate::builtin::PROFILE_NAMES;
 use crate::error::ValidationError;
 use crate::scenario::*;
 use crate::time::TimeGrid;
 use std::collections::BTreeSet;
 
-/// Upper bound on prosumers in one scenario: a city, with room to spare.
+/// Upper bound on prosumers in one scenario: a city, with room to spare. The run's memory
+/// estimate (`scg_sim::check`) bounds the product of prosumers and steps further.
 pub const MAX_PROSUMERS: usize = 100_000;
 
 struct Checker {
@@ -25,14 +27,19 @@ impl Checker {
         if !value.is_finite() || value < min || value > max {
             self.fail(
                 path,
-                format!("must be between {min} and {max}, got {value}"),
+                format!("must be between {min} and {max}, got {value:?}"),
             );
         }
     }
 
-    fn positive(&mut self, path: &str, value: f64) {
-        if !value.is_finite() || value <= 0.0 {
-            self.fail(path, format!("must be > 0, got {value}"));
+    /// A scaled average load: > 0 and at most [`bounds::MAX_LOAD_KW`] around the clock.
+    fn average(&mut self, path: &str, value: f64) {
+        let max = bounds::MAX_LOAD_KW * 24.0;
+        if !value.is_finite() || value <= 0.0 || value > max {
+            self.fail(
+                path,
+                format!("must be > 0, got {value} (and at most {max} kWh/day)"),
+            );
         }
     }
 }
@@ -69,6 +76,14 @@ pub(crate) fn validate(s: &Scenario) -> Vec<ValidationError> {
             "time.step_minutes",
             format!("must be 60 or 15, got {}", s.time.step_minutes),
         );
+    } else if let ModelYear::Year(y) = s.time.model_year
+        && !(bounds::MODEL_YEAR.0..=bounds::MODEL_YEAR.1).contains(&y)
+    {
+        let (min, max) = bounds::MODEL_YEAR;
+        c.fail(
+            "time.model_year",
+            format!("must be \"homer\" or a year between {min} and {max}, got {y}"),
+        );
     } else if let Err(message) = TimeGrid::new(&s.time, "UTC") {
         c.fail("time.model_year", message);
     }
@@ -94,7 +109,7 @@ fn validate_community(c: &mut Checker, community: &CommunitySettings) {
             "community.market.fee_eur_per_mwh",
             m.fee_eur_per_mwh,
             0.0,
-            10_000.0,
+            PRICE,
         );
         if let Some(pct) = m.fee_pct {
             c.finite_in("community.market.fee_pct", pct, 0.0, 100.0);
@@ -103,14 +118,14 @@ fn validate_community(c: &mut Checker, community: &CommunitySettings) {
     c.finite_in(
         "community.internal_price_eur_per_mwh",
         community.internal_price_eur_per_mwh,
-        -10_000.0,
-        10_000.0,
+        -PRICE,
+        PRICE,
     );
     c.finite_in(
         "community.zonal_price_eur_per_mwh",
         community.zonal_price_eur_per_mwh,
-        -10_000.0,
-        10_000.0,
+        -PRICE,
+        PRICE,
     );
     if let Some(path) = &community.zonal_price_file
         && path.as_os_str().is_empty()
@@ -124,57 +139,40 @@ fn validate_community(c: &mut Checker, community: &CommunitySettings) {
         c.finite_in(
             "community.grid_peak.threshold_eur_per_mwh",
             threshold_eur_per_mwh,
-            -10_000.0,
-            10_000.0,
+            -PRICE,
+            PRICE,
         );
     }
 }
 
-fn validate_search(c: &mut Checker, path: &str, p: &Prosumer, search: &ProsumerSearch) {
-    let lists: [(&str, Option<Vec<f64>>, bool); 4] = [
-        ("pv_kwp", search.pv_kwp.clone(), !p.pv.is_empty()),
+fn validate_search(c: &mut Checker, path: &str, search: &ProsumerSearch) {
+    let lists: [(&str, Option<Vec<f64>>); 4] = [
+        ("pv_kwp", search.pv_kwp.clone()),
         (
             "wind_turbines",
             search
                 .wind_turbines
                 .as_ref()
                 .map(|v| v.iter().map(|n| f64::from(*n)).collect()),
-            !p.wind_turbines.is_empty(),
         ),
-        (
-            "battery_kwh",
-            search.battery_kwh.clone(),
-            p.battery.is_some(),
-        ),
-        (
-            "converter_kw",
-            search.converter_kw.clone(),
-            p.converter.is_some(),
-        ),
+        ("battery_kwh", search.battery_kwh.clone()),
+        ("converter_kw", search.converter_kw.clone()),
     ];
-    for (name, values, has_section) in lists {
+    // Whether a list needs a component section is the search's business
+    // (`scg_sim::sizing`): an optimize-only list never blocks `scg simulate`.
+    for (name, values) in lists {
         let Some(values) = values else { continue };
         let field = format!("{path}.search.{name}");
         if values.is_empty() {
             c.fail(&field, "must list at least one candidate");
         }
+        let max = match name {
+            "wind_turbines" => f64::from(bounds::MAX_TURBINES),
+            "battery_kwh" => bounds::MAX_BATTERY_KWH,
+            _ => bounds::MAX_POWER_KW,
+        };
         for (k, v) in values.iter().enumerate() {
-            if !v.is_finite() || *v < 0.0 {
-                c.fail(format!("{field}[{k}]"), format!("must be >= 0, got {v}"));
-            }
-        }
-        if !has_section && values.iter().any(|v| *v > 0.0) {
-            let section = match name {
-                "pv_kwp" => "pv",
-                "battery_kwh" => "battery",
-                other => other.strip_suffix("_kw").unwrap_or(other),
-            };
-            c.fail(
-                &field,
-                format!(
-                    "candidates above 0 need a `{section}` section on this prosumer (it gives the technology and costs)"
-                ),
-            );
+            c.finite_in(&format!("{field}[{k}]"), *v, 0.0, max);
         }
     }
 }
@@ -197,7 +195,17 @@ fn validate_prosumers(c: &mut Checker, prosumers: &[Prosumer]) {
                 format!("{path}.id"),
                 format!(
                     "must be 1-64 characters of a-z, 0-9, '_' or '-', starting with a letter, got {:?}",
-                    p.id
+                    bounds::excerpt(&p.id)
+                ),
+            );
+        } else if bounds::RESERVED_IDS.contains(&p.id.as_str()) {
+            c.fail(
+                format!("{path}.id"),
+                format!(
+                    "{:?} is reserved (it names the community's own report columns); \
+                     reserved ids: {}",
+                    p.id,
+                    bounds::RESERVED_IDS.join(", ")
                 ),
             );
         } else if !seen.insert(p.id.as_str()) {
@@ -205,7 +213,7 @@ fn validate_prosumers(c: &mut Checker, prosumers: &[Prosumer]) {
         }
         validate_load(c, &format!("{path}.load"), &p.load);
         if let Some(search) = &p.search {
-            validate_search(c, &path, p, search);
+            validate_search(c, &path, search);
         }
         if p.converter.is_some() && p.battery.is_none() {
             c.fail(
@@ -273,7 +281,7 @@ fn validate_load(c: &mut Checker, path: &str, load: &Load) {
                 100.0,
             );
             if let Some(avg) = s.scaled_average_kwh_per_day {
-                c.positive(&format!("{path}.scaled_average_kwh_per_day"), avg);
+                c.average(&format!("{path}.scaled_average_kwh_per_day"), avg);
             }
         }
         Load::TimeSeries(t) => {
@@ -281,7 +289,7 @@ fn validate_load(c: &mut Checker, path: &str, load: &Load) {
                 c.fail(format!("{path}.file"), "must name a CSV file");
             }
             if let Some(avg) = t.scaled_average_kwh_per_day {
-                c.positive(&format!("{path}.scaled_average_kwh_per_day"), avg);
+                c.average(&format!("{path}.scaled_average_kwh_per_day"), avg);
             }
         }
     }
@@ -302,12 +310,7 @@ fn check_profile_table(c: &mut Checker, path: &str, rows: &[Vec<f64>]) {
             );
         }
         for (h, v) in row.iter().enumerate() {
-            if !v.is_finite() || *v < 0.0 {
-                c.fail(
-                    format!("{path}[{m}][{h}]"),
-                    format!("must be >= 0 kW, got {v}"),
-                );
-            }
+            c.finite_in(&format!("{path}[{m}][{h}]"), *v, 0.0, bounds::MAX_LOAD_KW);
         }
     }
 }

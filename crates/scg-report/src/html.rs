@@ -1,34 +1,53 @@
 //! `report.html`: one self-contained page (inline SVG and CSS, no scripts, no network) that
-//! shows the community at a glance, then each prosumer: metrics, heat map, the year's hourly
-//! line, HOMER's seasonal profile and daily profiles.
+//! shows the community at a glance — headline indicators, energy balance, a dispatch week,
+//! renewable output, duration curves, the market, the CER, costs and bills, batteries — then
+//! each prosumer: metrics, heat map, the year's load, HOMER's seasonal and daily profiles,
+//! generation, state of charge and EVs.
+//!
+//! Layout rules: every chart is a [`crate::svg`] figure (title as a caption, data attributes for
+//! the tests); every table sits in a `.scroll` box so a 420 px screen scrolls it sideways
+//! instead of cutting it. This module never computes a domain quantity the simulation has: it
+//! arranges, sums over time and sorts what the result holds.
 
 use crate::ReportError;
+use crate::costs::Costs;
+use crate::indicators::{self_consumption, self_sufficiency};
 use crate::summary::Summary;
-use crate::svg::{self, escape};
+use crate::svg::{self, Axes, Opts, WIDTH, escape};
+use scg_model::Scenario;
 use scg_sim::SimResult;
 use scg_sim::engine::Economics;
 use scg_sim::metrics::LoadReport;
 use scg_sim::year::EnergySums;
 use std::fmt::Write as _;
 
-const STYLE: &str = "body{font-family:sans-serif;margin:24px auto;max-width:1000px;color:#222}\
-h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ccc;padding-top:12px}\
+const STYLE: &str = "*{box-sizing:border-box}\
+body{font-family:sans-serif;margin:0 auto;padding:12px 16px;max-width:1240px;color:#222;line-height:1.4}\
+h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ccc;padding-top:12px}h3{font-size:16px}\
+.scroll{overflow-x:auto;max-width:100%}\
 table{border-collapse:collapse;font-size:13px;margin:8px 0}\
-td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f3f3f3}\
+td,th{border:1px solid #ddd;padding:3px 8px;text-align:right;white-space:nowrap}th{background:#f3f3f3}\
 td:first-child,th:first-child{text-align:left}.note{color:#666;font-size:12px}\
-nav a{margin-right:12px}svg{display:block;margin:8px 0}";
+.warn{background:#fff4e5;border-left:4px solid #f0a030;padding:6px 10px}\
+nav{display:flex;flex-wrap:wrap;gap:4px 12px}\
+figure.chart{margin:12px 0}figcaption{font-weight:bold;font-size:14px;margin-bottom:2px}\
+figure.chart svg{display:block;width:100%;height:auto}\
+.legend{font-size:12px;display:flex;flex-wrap:wrap;gap:2px 12px}.legend i{display:inline-block;width:10px;height:10px;margin-right:4px}\
+.grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(380px,1fr));gap:0 16px}\
+@media (max-width:600px){body{padding:8px}h1{font-size:18px}td,th{padding:2px 5px;font-size:12px}.grid2{display:block}}";
 
 /// Render the report page.
 pub fn render(
     result: &SimResult,
     summary: &Summary,
+    scenario: &Scenario,
     extra_html: &str,
 ) -> Result<String, ReportError> {
     let mut h = String::with_capacity(1 << 20);
     let sc = &summary.scenario;
     let _ = write!(
         h,
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>scg report: {name}</title><style>{STYLE}</style></head><body>\
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>scg report: {name}</title><style>{STYLE}</style></head><body>\
          <h1>{name}</h1><p class=\"note\">scg {ver} · seed {seed} · {lat:.3}°N {lon:.3}°E · {tz} (standard time, UTC{off}) · model year {year} · {steps} steps of {step} min</p><nav>",
         name = escape(&sc.name),
         ver = escape(&summary.scg_version),
@@ -41,7 +60,10 @@ pub fn render(
         steps = sc.steps,
         step = sc.step_minutes,
     );
-    h.push_str("<a href=\"#community\">community</a>");
+    if !extra_html.is_empty() {
+        h.push_str("<a href=\"#sizing\">sizing</a>");
+    }
+    h.push_str("<a href=\"#community\">community</a><a href=\"#costs\">costs</a>");
     for p in &result.prosumers {
         let _ = write!(h, "<a href=\"#{id}\">{id}</a>", id = escape(&p.id));
     }
@@ -49,6 +71,9 @@ pub fn render(
     h.push_str(extra_html);
 
     community_section(&mut h, result, summary)?;
+    let costs = crate::costs::costs(result, scenario);
+    costs_section(&mut h, result, costs.as_ref());
+    battery_table(&mut h, result, scenario);
     for p in &result.prosumers {
         let _ = write!(
             h,
@@ -58,13 +83,25 @@ pub fn render(
             escape(&p.id)
         );
         metrics_table(&mut h, &[(p.name.as_str(), &p.load_report)]);
-        energy_table(&mut h, &[(p.name.as_str(), &p.energy, &p.economics)]);
+        energy_table(&mut h, &[(p.name.as_str(), &p.energy, &p.economics, false)]);
         load_charts(&mut h, &p.name, &p.load.load_kw, &p.load_report, result)?;
-        generation_charts(&mut h, p, result);
+        generation_charts(&mut h, p, result)?;
         ev_charts(&mut h, p, result);
     }
-    h.push_str("<p class=\"note\">Statistics as HOMER reports them: load factor = average ÷ peak; crest factor = peak ÷ RMS; the baseline is the unperturbed, unscaled load. Timestamps are local standard time.</p></body></html>\n");
+    h.push_str("<p class=\"note\">Statistics as HOMER reports them: load factor = average ÷ peak; crest factor = peak ÷ RMS; the baseline is the unperturbed, unscaled load. Renewable fraction = 1 − grid purchases ÷ (load served + grid sales) (HOMER). Self-consumption = 1 − (grid export + P2P export + excess) ÷ own PV and wind; self-sufficiency = 1 − (grid + P2P imports) ÷ demand (for the community P2P is internal). Timestamps are local standard time.</p></body></html>\n");
     Ok(h)
+}
+
+/// "hourly" at 60-minute steps, "hourly means of 15-min steps" otherwise.
+fn hourly_phrase(result: &SimResult) -> String {
+    match result.grid.step_minutes() {
+        60 => "hourly".to_owned(),
+        m => format!("hourly means of {m}-min steps"),
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("–".to_owned(), |x| format!("{:.1} %", x * 100.0))
 }
 
 fn community_section(
@@ -73,6 +110,7 @@ fn community_section(
     summary: &Summary,
 ) -> Result<(), ReportError> {
     h.push_str("<h2 id=\"community\">Community</h2>");
+    headline_table(h, result);
     let mut rows: Vec<(&str, &LoadReport)> = result
         .prosumers
         .iter()
@@ -80,28 +118,23 @@ fn community_section(
         .collect();
     rows.push(("Community", &result.community.load_report));
     metrics_table(h, &rows);
-    let mut energy_rows: Vec<(&str, &EnergySums, &Economics)> = result
+    let mut energy_rows: Vec<(&str, &EnergySums, &Economics, bool)> = result
         .prosumers
         .iter()
-        .map(|p| (p.name.as_str(), &p.energy, &p.economics))
+        .map(|p| (p.name.as_str(), &p.energy, &p.economics, false))
         .collect();
     energy_rows.push((
         "Community",
         &result.community.energy,
         &result.community.economics,
+        true,
     ));
     energy_table(h, &energy_rows);
-    let cer = &result.community.cer;
-    let _ = write!(
-        h,
-        "<p>CER: {:.1} MWh shared in the year, incentive {:.0} EUR + ARERA valorisation {:.0} EUR. The main grid was at peak in {} of {} steps.</p>",
-        cer.shared_energy_kwh / 1000.0,
-        cer.incentive_eur,
-        cer.valorisation_eur,
-        result.community.grid_at_peak_steps,
-        result.grid.len()
-    );
     h.push_str(&monthly_balance_chart(result));
+    h.push_str(&dispatch_week_chart(result));
+    renewable_output_charts(h, result)?;
+    h.push_str(&duration_curves(result));
+    cer_section(h, result);
     if let Some(m) = &result.community.market {
         market_section(h, result, m);
     }
@@ -114,11 +147,12 @@ fn community_section(
             l.ledger_transactions,
             l.ledger_transactions_rejected,
             l.certificates_issued,
-            l.p2p_trades,
+            l.p2p_trades_settled,
             escape(&l.ledger_state_root)
         );
     }
-    // Monthly average load of each prosumer on one chart.
+    // Monthly average load of each prosumer: small multiples, each on its own scale, so the
+    // small members are not squashed against zero by the large ones.
     let monthly: Vec<Vec<f64>> = result
         .prosumers
         .iter()
@@ -130,22 +164,32 @@ fn community_section(
                 .collect()
         })
         .collect();
-    let series: Vec<(&str, &[f64])> = result
+    let panels: Vec<(&str, &[f64])> = result
         .prosumers
         .iter()
         .zip(&monthly)
         .map(|(p, m)| (p.id.as_str(), m.as_slice()))
         .collect();
-    let ticks: Vec<_> = (0..12)
-        .map(|m| (m as f64, svg::MONTHS[m].to_string()))
+    let ticks: Vec<_> = [0usize, 3, 6, 9]
+        .iter()
+        .map(|m| (*m as f64 + 0.5, svg::MONTHS[*m].to_string()))
         .collect();
-    h.push_str(&svg::line_chart(
-        "Monthly average load by prosumer",
-        "kW",
-        &series,
-        &ticks,
-        960.0,
-        260.0,
+    h.push_str(&svg::small_multiples(
+        &Axes {
+            title: "Monthly average load by prosumer (each on its own scale)",
+            x_label: "",
+            x_unit: "month",
+            y_label: "average load",
+            y_unit: "kW",
+        },
+        &svg::SmallMultiples {
+            panels: &panels,
+            x_max: 12.0,
+            x_ticks: &ticks,
+            cols: 3,
+            shared_y: false,
+        },
+        WIDTH,
     ));
     load_charts(
         h,
@@ -154,6 +198,67 @@ fn community_section(
         &result.community.load_report,
         result,
     )
+}
+
+/// The numbers people ask first, for the community.
+fn headline_table(h: &mut String, result: &SimResult) {
+    let c = &result.community;
+    let e = &c.energy;
+    let m = &c.economics;
+    let _ = write!(
+        h,
+        "<div class=\"scroll\"><table><tr><th>demand MWh</th><th>PV MWh</th><th>wind MWh</th><th>grid import MWh</th><th>grid export MWh</th><th>P2P MWh</th><th>CER shared MWh</th><th>renewable fraction</th><th>self-consumption</th><th>self-sufficiency</th><th>NPC kEUR</th><th>COE EUR/kWh</th><th>CER EUR/yr</th></tr>\
+<tr><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{:.0}</td></tr></table></div>",
+        e.load_kwh / 1000.0,
+        e.pv_kwh / 1000.0,
+        e.wind_kwh / 1000.0,
+        e.grid_import_kwh / 1000.0,
+        e.grid_export_kwh / 1000.0,
+        e.p2p_import_kwh / 1000.0,
+        c.cer.shared_energy_kwh / 1000.0,
+        pct(m.renewable_fraction),
+        pct(self_consumption(e, true)),
+        pct(self_sufficiency(e, true)),
+        m.npc_eur / 1000.0,
+        m.coe_eur_per_kwh
+            .map_or("–".to_owned(), |x| format!("{x:.3}")),
+        m.cer_incentive_eur,
+    );
+}
+
+/// CER: shared energy by hour of day and by month.
+fn cer_section(h: &mut String, result: &SimResult) {
+    let cer = &result.community.cer;
+    let _ = write!(
+        h,
+        "<h3>Renewable energy community (CER)</h3><p>{:.1} MWh shared in the year, incentive {:.0} EUR + ARERA valorisation {:.0} EUR. The main grid was at peak in {} of {} steps.</p>",
+        cer.shared_energy_kwh / 1000.0,
+        cer.incentive_eur,
+        cer.valorisation_eur,
+        result.community.grid_at_peak_steps,
+        result.grid.len()
+    );
+    if cer.hourly_shared_kwh.iter().all(|v| *v <= 0.0) {
+        return;
+    }
+    let mut by_hour = vec![0.0; 24];
+    for (i, v) in cer.hourly_shared_kwh.iter().enumerate() {
+        by_hour[i % 24] += v / 1000.0;
+    }
+    let hours: Vec<String> = (0..24).map(|x| x.to_string()).collect();
+    h.push_str(&svg::bar_chart(
+        &Axes {
+            title: "CER shared energy by hour of day (sum over the year)",
+            x_label: "hour of day",
+            x_unit: "h",
+            y_label: "shared energy",
+            y_unit: "MWh",
+        },
+        &hours,
+        &[("shared", by_hour)],
+        false,
+        Opts::new(WIDTH, 230.0),
+    ));
 }
 
 /// The community market: clearing price and volume by hour of day, and who sold to whom.
@@ -167,27 +272,44 @@ fn market_section(h: &mut String, result: &SimResult, m: &scg_sim::market_stage:
         m.grid_fees_eur
     );
     let hours: Vec<String> = (0..24).map(|x| x.to_string()).collect();
+    h.push_str("<div class=\"grid2\">");
     h.push_str(&svg::bar_chart(
-        "P2P volume by hour of day (kWh/yr)",
-        "kWh",
+        &Axes {
+            title: "P2P volume by hour of day (sum over the year)",
+            x_label: "hour of day",
+            x_unit: "h",
+            y_label: "volume",
+            y_unit: "kWh",
+        },
         &hours,
         &[("volume", m.volume_by_hour_kwh.clone())],
-        960.0,
-        220.0,
+        false,
+        Opts::new(WIDTH * 0.75, 230.0),
     ));
+    // An hour of the day that never traded has no clearing price: a gap, not 0 EUR/MWh.
+    let price: Vec<f64> = m
+        .price_by_hour_eur_per_mwh
+        .iter()
+        .zip(&m.volume_by_hour_kwh)
+        .map(|(p, v)| if *v > 0.0 { *p } else { f64::NAN })
+        .collect();
     let ticks: Vec<_> = (0..24)
         .step_by(3)
         .map(|x| (x as f64, x.to_string()))
         .collect();
     h.push_str(&svg::line_chart(
-        "Mean clearing price by hour of day (EUR/MWh)",
-        "EUR/MWh",
-        &[("price", &m.price_by_hour_eur_per_mwh)],
+        &Axes {
+            title: "Mean clearing price by hour of day (gaps: no trades)",
+            x_label: "hour of day",
+            x_unit: "h",
+            y_label: "price",
+            y_unit: "EUR/MWh",
+        },
+        &[("price", &price)],
         &ticks,
-        960.0,
-        200.0,
+        Opts::new(WIDTH * 0.75, 230.0),
     ));
-    h.push_str("<table><tr><th>seller \\ buyer (MWh/yr)</th>");
+    h.push_str("</div><div class=\"scroll\"><table><tr><th>seller \\ buyer (MWh/yr)</th>");
     for p in &result.prosumers {
         let _ = write!(h, "<th>{}</th>", escape(&p.id));
     }
@@ -199,17 +321,17 @@ fn market_section(h: &mut String, result: &SimResult, m: &scg_sim::market_stage:
         }
         h.push_str("</tr>");
     }
-    h.push_str("</table>");
+    h.push_str("</table></div>");
 }
 
-fn energy_table(h: &mut String, rows: &[(&str, &EnergySums, &Economics)]) {
-    h.push_str("<table><tr><th></th><th>PV MWh</th><th>wind MWh</th><th>grid in MWh</th><th>grid out MWh</th><th>P2P in MWh</th><th>P2P out MWh</th><th>battery out MWh</th><th>unmet MWh</th><th>renewable fraction</th><th>NPC kEUR</th><th>COE EUR/kWh</th><th>CER EUR/yr</th></tr>");
+fn energy_table(h: &mut String, rows: &[(&str, &EnergySums, &Economics, bool)]) {
+    h.push_str("<div class=\"scroll\"><table><tr><th></th><th>PV MWh</th><th>wind MWh</th><th>grid in MWh</th><th>grid out MWh</th><th>P2P in MWh</th><th>P2P out MWh</th><th>battery out MWh</th><th>unmet MWh</th><th>renewable fraction</th><th>self-consumption</th><th>self-sufficiency</th><th>NPC kEUR</th><th>COE EUR/kWh</th><th>CER EUR/yr</th></tr>");
     let opt =
         |v: Option<f64>, digits: usize| v.map_or("–".to_owned(), |x| format!("{x:.digits$}"));
-    for (name, e, m) in rows {
+    for (name, e, m, community) in rows {
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.2}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{:.0}</td></tr>",
+            "<tr><td>{}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{:.0}</td></tr>",
             escape(name),
             e.pv_kwh / 1000.0,
             e.wind_kwh / 1000.0,
@@ -219,13 +341,26 @@ fn energy_table(h: &mut String, rows: &[(&str, &EnergySums, &Economics)]) {
             e.p2p_export_kwh / 1000.0,
             e.battery_out_kwh / 1000.0,
             e.unmet_kwh / 1000.0,
-            opt(m.renewable_fraction, 3),
+            pct(m.renewable_fraction),
+            pct(self_consumption(e, *community)),
+            pct(self_sufficiency(e, *community)),
             m.npc_eur / 1000.0,
             opt(m.coe_eur_per_kwh, 3),
             m.cer_incentive_eur,
         );
     }
-    h.push_str("</table>");
+    h.push_str("</table></div>");
+}
+
+/// Sum a per-prosumer flow over the community, step by step.
+fn community_series(result: &SimResult, f: fn(&scg_sim::ProsumerResult) -> &[f64]) -> Vec<f64> {
+    let mut out = vec![0.0; result.grid.len()];
+    for p in &result.prosumers {
+        for (o, v) in out.iter_mut().zip(f(p)) {
+            *o += v;
+        }
+    }
+    out
 }
 
 /// Monthly energy balance of the community: load against what served it and what left.
@@ -251,17 +386,315 @@ fn monthly_balance_chart(result: &SimResult) -> String {
     }
     let months: Vec<String> = svg::MONTHS.iter().map(|m| (*m).to_owned()).collect();
     svg::bar_chart(
-        "Community monthly energy balance (MWh)",
-        "MWh",
+        &Axes {
+            title: "Community monthly energy balance",
+            x_label: "",
+            x_unit: "month",
+            y_label: "energy",
+            y_unit: "MWh",
+        },
         &months,
         &series,
-        960.0,
-        280.0,
+        false,
+        Opts::new(WIDTH, 280.0),
     )
 }
 
-/// Daily load against daily generation, and the battery's state of charge.
-fn generation_charts(h: &mut String, p: &scg_sim::ProsumerResult, result: &SimResult) {
+/// The week shown in the dispatch plot: the 7 days (from a day index multiple of 7) with the
+/// most PV and wind output, where dispatch has the most to show.
+fn dispatch_week(result: &SimResult, generation: &[f64]) -> usize {
+    let per_week = result.grid.steps_per_day() * 7;
+    let weeks = result.grid.len() / per_week.max(1);
+    (0..weeks)
+        .map(|w| {
+            let s: f64 = generation[w * per_week..(w + 1) * per_week].iter().sum();
+            (w, s)
+        })
+        .fold((0, f64::MIN), |best, x| if x.1 > best.1 { x } else { best })
+        .0
+}
+
+/// Stacked dispatch plot of the community for one week: sources above zero, where surplus
+/// went below zero, the demand as a line.
+fn dispatch_week_chart(result: &SimResult) -> String {
+    let pv = community_series(result, |p| &p.flows.pv_kw);
+    let wind = community_series(result, |p| &p.flows.wind_kw);
+    let generation: Vec<f64> = pv.iter().zip(&wind).map(|(a, b)| a + b).collect();
+    let week = dispatch_week(result, &generation);
+    let per_day = result.grid.steps_per_day();
+    let range = week * 7 * per_day..(week * 7 + 7) * per_day;
+    let slice = |v: &[f64]| v.get(range.clone()).unwrap_or(&[]).to_vec();
+    let s = |f: fn(&scg_sim::ProsumerResult) -> &[f64]| slice(&community_series(result, f));
+    let (pv, wind) = (slice(&pv), slice(&wind));
+    let batt_out = s(|p| &p.flows.battery_out_kw);
+    let grid_in = s(|p| &p.flows.grid_import_kw);
+    let v2g = s(|p| &p.flows.v2g_kw);
+    let unmet = s(|p| &p.flows.unmet_kw);
+    let batt_in = s(|p| &p.flows.battery_in_kw);
+    let grid_out = s(|p| &p.flows.grid_export_kw);
+    let excess = s(|p| &p.flows.excess_kw);
+    let load = s(|p| &p.load.load_kw);
+    let ev = s(|p| &p.flows.ev_kw);
+    let demand: Vec<f64> = if ev.is_empty() {
+        load
+    } else {
+        load.iter()
+            .zip(ev.iter().chain(std::iter::repeat(&0.0)))
+            .map(|(l, e)| l + e)
+            .collect()
+    };
+    let mut up: Vec<(&str, &[f64])> = vec![
+        ("PV", &pv),
+        ("wind", &wind),
+        ("battery out", &batt_out),
+        ("grid import", &grid_in),
+    ];
+    if v2g.iter().any(|v| *v > 0.0) {
+        up.push(("V2G", &v2g));
+    }
+    if unmet.iter().any(|v| *v > 0.0) {
+        up.push(("unmet", &unmet));
+    }
+    let down: Vec<(&str, &[f64])> = vec![
+        ("battery in", &batt_in),
+        ("grid export", &grid_out),
+        ("excess", &excess),
+    ];
+    let ticks: Vec<_> = (0..7)
+        .map(|d| {
+            let day = week * 7 + d;
+            let m = result.grid.month_of_day(day);
+            (
+                (d * per_day) as f64,
+                format!(
+                    "day {} ({})",
+                    day + 1,
+                    svg::MONTHS[usize::from(m.clamp(1, 12)) - 1]
+                ),
+            )
+        })
+        .collect();
+    let title = format!(
+        "Community dispatch, days {}–{} (the week with the most PV and wind): sources above 0, battery charging, export and excess below, demand as a line",
+        week * 7 + 1,
+        week * 7 + 7
+    );
+    svg::area_chart(
+        &Axes {
+            title: &title,
+            x_label: "time",
+            x_unit: "day",
+            y_label: "power",
+            y_unit: "kW",
+        },
+        &up,
+        &down,
+        Some(("demand", &demand)),
+        &ticks,
+        Opts::new(WIDTH, 320.0),
+    )
+}
+
+/// Heat map of the community's PV and wind output and the monthly yield of each.
+fn renewable_output_charts(h: &mut String, result: &SimResult) -> Result<(), ReportError> {
+    let pv = community_series(result, |p| &p.flows.pv_kw);
+    let wind = community_series(result, |p| &p.flows.wind_kw);
+    if pv.iter().chain(&wind).all(|v| *v <= 0.0) {
+        return Ok(());
+    }
+    h.push_str("<h3>Renewable output</h3>");
+    let generation: Vec<f64> = pv.iter().zip(&wind).map(|(a, b)| a + b).collect();
+    let hourly = hourly_means(&generation, result.grid.steps_per_hour());
+    h.push_str(&svg::heat_map(
+        "Community PV and wind output by day and hour",
+        "kW",
+        &hourly,
+        WIDTH,
+    )?);
+    let dt = result.grid.step_hours();
+    let mut monthly = [vec![0.0; 12], vec![0.0; 12]];
+    for t in 0..result.grid.len() {
+        let m = usize::from(result.grid.month_of_step(t)) - 1;
+        monthly[0][m] += pv[t] * dt / 1000.0;
+        monthly[1][m] += wind[t] * dt / 1000.0;
+    }
+    let months: Vec<String> = svg::MONTHS.iter().map(|m| (*m).to_owned()).collect();
+    let [pv_m, wind_m] = monthly;
+    h.push_str(&svg::bar_chart(
+        &Axes {
+            title: "Monthly yield of PV and wind (community)",
+            x_label: "",
+            x_unit: "month",
+            y_label: "energy",
+            y_unit: "MWh",
+        },
+        &months,
+        &[("PV", pv_m), ("wind", wind_m)],
+        true,
+        Opts::new(WIDTH, 240.0),
+    ));
+    Ok(())
+}
+
+/// Load and net grid duration curves: each series sorted from highest to lowest over the
+/// hours of the year.
+fn duration_curves(result: &SimResult) -> String {
+    let load = community_series(result, |p| &p.load.load_kw);
+    let imp = community_series(result, |p| &p.flows.grid_import_kw);
+    let exp = community_series(result, |p| &p.flows.grid_export_kw);
+    let mut net: Vec<f64> = imp.iter().zip(&exp).map(|(i, e)| i - e).collect();
+    let mut load = load;
+    let desc = |a: &f64, b: &f64| b.total_cmp(a);
+    load.sort_by(desc);
+    net.sort_by(desc);
+    let dt = result.grid.step_hours();
+    let hours = result.grid.len() as f64 * dt;
+    let ticks: Vec<_> = (0..=8)
+        .map(|k| {
+            let hrs = f64::from(k) * 1000.0;
+            (hrs / dt, format!("{hrs:.0}"))
+        })
+        .filter(|(x, _)| *x <= hours / dt)
+        .collect();
+    svg::line_chart(
+        &Axes {
+            title: "Duration curves: community load and net grid exchange (import − export), sorted",
+            x_label: "hours of the year at or above",
+            x_unit: "h",
+            y_label: "power",
+            y_unit: "kW",
+        },
+        &[("load", &load), ("net grid", &net)],
+        &ticks,
+        Opts::new(WIDTH, 260.0),
+    )
+}
+
+/// Cost breakdown by member, the community's cash flows, and each member's yearly bill.
+fn costs_section(h: &mut String, result: &SimResult, costs: Option<&Costs>) {
+    h.push_str("<h2 id=\"costs\">Costs</h2>");
+    if let Some(c) = costs {
+        let ids: Vec<String> = c.members.iter().map(|m| m.id.clone()).collect();
+        let col = |f: fn(&crate::costs::NpcBreakdown) -> f64| -> Vec<f64> {
+            c.members.iter().map(|m| f(m) / 1000.0).collect()
+        };
+        h.push_str(&svg::bar_chart(
+            &Axes {
+                title: "Net present cost by member and kind (present values; salvage and net income below 0)",
+                x_label: "member",
+                x_unit: "id",
+                y_label: "NPC",
+                y_unit: "kEUR",
+            },
+            &ids,
+            &[
+                ("capital", col(|m| m.capital_eur)),
+                ("replacement", col(|m| m.replacement_eur)),
+                ("O&M", col(|m| m.om_eur)),
+                ("grid", col(|m| m.grid_eur)),
+                ("P2P − CER", col(|m| m.other_eur)),
+                ("salvage", col(|m| m.salvage_eur)),
+            ],
+            true,
+            Opts::new(WIDTH, 300.0),
+        ));
+        let years: Vec<String> = c.cash_flows.iter().map(|f| f.year.to_string()).collect();
+        let flow = |f: fn(&scg_sim::economics::YearCashFlow) -> f64| -> Vec<f64> {
+            c.cash_flows.iter().map(|y| f(y) / 1000.0).collect()
+        };
+        h.push_str(&svg::bar_chart(
+            &Axes {
+                title: "Community cash flows by project year (real EUR, undiscounted; costs above 0)",
+                x_label: "project year",
+                x_unit: "year",
+                y_label: "cash flow",
+                y_unit: "kEUR",
+            },
+            &years,
+            &[
+                ("capital", flow(|f| f.capital_eur)),
+                ("replacement", flow(|f| f.replacement_eur)),
+                ("O&M", flow(|f| f.om_eur)),
+                ("grid", flow(|f| f.grid_eur)),
+                ("P2P − CER", flow(|f| f.other_eur)),
+                ("salvage", flow(|f| f.salvage_eur)),
+            ],
+            true,
+            Opts::new(WIDTH, 280.0),
+        ));
+    }
+    h.push_str("<h3>Yearly bills</h3><div class=\"scroll\"><table><tr><th>member</th><th>grid energy EUR</th><th>demand charges EUR</th><th>grid sales EUR</th><th>P2P paid EUR</th><th>P2P received EUR</th><th>CER EUR</th><th>net EUR/yr</th></tr>");
+    for p in &result.prosumers {
+        let e = &p.economics;
+        let b = &e.grid_bill;
+        let net = b.net_cost_eur + e.p2p_cost_eur_per_year
+            - e.p2p_revenue_eur_per_year
+            - e.cer_incentive_eur;
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td></tr>",
+            escape(&p.id),
+            b.energy_cost_eur,
+            b.demand_charge_eur,
+            b.sale_revenue_eur,
+            e.p2p_cost_eur_per_year,
+            e.p2p_revenue_eur_per_year,
+            e.cer_incentive_eur,
+            net,
+        );
+    }
+    h.push_str("</table></div><p class=\"note\">Net = grid energy + demand charges − sales + P2P paid − P2P received − CER; positive is a cost.</p>");
+}
+
+/// Battery throughput, equivalent full cycles and time at the minimum state of charge.
+fn battery_table(h: &mut String, result: &SimResult, scenario: &Scenario) {
+    let Ok(assets) = scg_sim::Assets::from_scenario(scenario) else {
+        return;
+    };
+    let rows: Vec<_> = result
+        .prosumers
+        .iter()
+        .zip(&assets.prosumers)
+        .filter_map(|(p, a)| a.battery.as_ref().map(|b| (p, b)))
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    h.push_str("<h3>Batteries</h3><div class=\"scroll\"><table><tr><th>member</th><th>capacity kWh</th><th>charged MWh</th><th>discharged MWh</th><th>throughput MWh</th><th>equivalent full cycles</th><th>time at minimum SoC</th></tr>");
+    for (p, b) in rows {
+        let soc = &p.flows.battery_soc_pct;
+        let at_min = soc.iter().filter(|s| **s <= b.min_soc_pct + 0.01).count();
+        let share = if soc.is_empty() {
+            "–".to_owned()
+        } else {
+            format!("{:.1} %", 100.0 * at_min as f64 / soc.len() as f64)
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{:.0}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.1}</td><td>{}</td></tr>",
+            escape(&p.id),
+            b.capacity_kwh,
+            p.energy.battery_in_kwh / 1000.0,
+            p.energy.battery_out_kwh / 1000.0,
+            p.battery_throughput_kwh / 1000.0,
+            if b.capacity_kwh > 0.0 {
+                p.battery_throughput_kwh / b.capacity_kwh
+            } else {
+                0.0
+            },
+            share,
+        );
+    }
+    h.push_str("</table></div><p class=\"note\">Throughput is the energy discharged over the year (what wears the battery, HOMER); equivalent full cycles = throughput ÷ nominal capacity.</p>");
+}
+
+/// Daily load against daily generation, own generation as a heat map, and the battery's state
+/// of charge.
+fn generation_charts(
+    h: &mut String,
+    p: &scg_sim::ProsumerResult,
+    result: &SimResult,
+) -> Result<(), ReportError> {
     let per_day = result.grid.steps_per_day();
     let dt = result.grid.step_hours();
     let daily = |v: &[f64]| -> Vec<f64> {
@@ -273,28 +706,47 @@ fn generation_charts(h: &mut String, p: &scg_sim::ProsumerResult, result: &SimRe
     if f.pv_kw.iter().chain(&f.wind_kw).any(|v| *v > 0.0) {
         let generation: Vec<f64> = f.pv_kw.iter().zip(&f.wind_kw).map(|(a, b)| a + b).collect();
         h.push_str(&svg::line_chart(
-            &format!("{}: daily energy, load vs own generation (kWh/day)", p.name),
-            "kWh/day",
+            &Axes {
+                title: &format!("{}: daily energy, load vs own generation", p.name),
+                x_label: "day of year",
+                x_unit: "month",
+                y_label: "energy",
+                y_unit: "kWh/day",
+            },
             &[
                 ("load", &daily(&p.load.load_kw)),
                 ("PV + wind", &daily(&generation)),
             ],
             &svg::month_ticks(1.0),
-            960.0,
-            220.0,
+            Opts::new(WIDTH, 240.0),
         ));
+        h.push_str(&svg::heat_map(
+            &format!("{}: PV and wind output by day and hour", p.name),
+            "kW",
+            &hourly_means(&generation, result.grid.steps_per_hour()),
+            WIDTH,
+        )?);
     }
     if !f.battery_soc_pct.is_empty() {
         let hourly = hourly_means(&f.battery_soc_pct, result.grid.steps_per_hour());
         h.push_str(&svg::line_chart(
-            &format!("{}: battery state of charge (%)", p.name),
-            "%",
+            &Axes {
+                title: &format!(
+                    "{}: battery state of charge ({})",
+                    p.name,
+                    hourly_phrase(result)
+                ),
+                x_label: "day of year",
+                x_unit: "month",
+                y_label: "state of charge",
+                y_unit: "%",
+            },
             &[("state of charge", &hourly)],
             &svg::month_ticks(24.0),
-            960.0,
-            200.0,
+            Opts::new(WIDTH, 220.0).y_range(0.0, 100.0),
         ));
     }
+    Ok(())
 }
 
 /// EV load by hour of day and state of charge at departure against what was wanted.
@@ -322,30 +774,47 @@ fn ev_charts(h: &mut String, p: &scg_sim::ProsumerResult, result: &SimResult) {
         ev.departures.len(),
         ev.degradation_cost_eur
     );
+    h.push_str("<div class=\"grid2\">");
     h.push_str(&svg::bar_chart(
-        &format!("{}: average EV power by hour of day (kW)", p.name),
-        "kW",
+        &Axes {
+            title: &format!("{}: average EV power by hour of day", p.name),
+            x_label: "hour of day",
+            x_unit: "h",
+            y_label: "average power",
+            y_unit: "kW",
+        },
         &hours,
         &[("charging", by_hour), ("V2G", v2g_by_hour)],
-        960.0,
-        220.0,
+        false,
+        Opts::new(WIDTH * 0.75, 240.0),
     ));
     let points: Vec<(f64, f64)> = ev
         .departures
         .iter()
-        .map(|d| (d.wanted_soc, d.soc))
+        .map(|d| (d.wanted_soc * 100.0, d.soc * 100.0))
         .collect();
-    h.push_str(&svg::scatter_unit(
-        &format!("{}: state of charge at departure vs wanted", p.name),
-        "wanted state of charge",
-        "state of charge at departure",
-        &points,
-        360.0,
+    h.push_str(&svg::scatter(
+        &Axes {
+            title: &format!("{}: EV state of charge at departure vs wanted", p.name),
+            x_label: "wanted",
+            x_unit: "%",
+            y_label: "at departure",
+            y_unit: "%",
+        },
+        &svg::Scatter {
+            points: &points,
+            x_range: (0.0, 100.0),
+            y_range: (0.0, 100.0),
+            diagonal: true,
+            highlight: None,
+        },
+        Opts::new(400.0, 380.0),
     ));
+    h.push_str("</div>");
 }
 
 fn metrics_table(h: &mut String, rows: &[(&str, &LoadReport)]) {
-    h.push_str("<table><tr><th></th><th>kWh/day</th><th>avg kW</th><th>peak kW</th><th>min kW</th><th>load factor</th><th>crest factor</th><th>peak month</th><th>MWh/yr</th><th>baseline kWh/day</th><th>baseline peak kW</th><th>scale factor</th></tr>");
+    h.push_str("<div class=\"scroll\"><table><tr><th></th><th>kWh/day</th><th>avg kW</th><th>peak kW</th><th>min kW</th><th>load factor</th><th>crest factor</th><th>peak month</th><th>MWh/yr</th><th>baseline kWh/day</th><th>baseline peak kW</th><th>scale factor</th></tr>");
     for (name, r) in rows {
         let s = &r.scaled;
         let _ = write!(
@@ -365,10 +834,10 @@ fn metrics_table(h: &mut String, rows: &[(&str, &LoadReport)]) {
             r.scale_factor,
         );
     }
-    h.push_str("</table>");
+    h.push_str("</table></div>");
 }
 
-/// Heat map, hourly line, seasonal profile and daily profiles of one load.
+/// Heat map, the year's load, seasonal profile and daily profiles of one load.
 fn load_charts(
     h: &mut String,
     name: &str,
@@ -378,28 +847,44 @@ fn load_charts(
 ) -> Result<(), ReportError> {
     let hourly = hourly_means(load_kw, result.grid.steps_per_hour());
     h.push_str(&svg::heat_map(
-        &format!("{name}: load by day and hour (kW)"),
+        &format!("{name}: load by day and hour"),
+        "kW",
         &hourly,
-        960.0,
+        WIDTH,
     )?);
     h.push_str(&svg::line_chart(
-        &format!("{name}: hourly load over the year"),
-        "kW",
+        &Axes {
+            title: &format!("{name}: load over the year ({})", hourly_phrase(result)),
+            x_label: "day of year",
+            x_unit: "month",
+            y_label: "load",
+            y_unit: "kW",
+        },
         &[(name, &hourly)],
         &svg::month_ticks(24.0),
-        960.0,
-        220.0,
+        Opts::new(WIDTH, 220.0),
     ));
     h.push_str(&svg::seasonal_chart(
-        &format!("{name}: seasonal profile (min, daily low–high, mean, max)"),
+        &Axes {
+            title: &format!("{name}: seasonal profile (min, daily low–high, mean, max)"),
+            x_label: "",
+            x_unit: "month",
+            y_label: "load",
+            y_unit: "kW",
+        },
         &report.seasonal,
-        960.0,
-        240.0,
+        Opts::new(WIDTH, 240.0),
     ));
     h.push_str(&svg::daily_profiles_chart(
-        &format!("{name}: average daily profile by month (kW)"),
+        &Axes {
+            title: &format!("{name}: average daily profile by month"),
+            x_label: "hour of day",
+            x_unit: "h",
+            y_label: "load",
+            y_unit: "kW",
+        },
         &report.daily_profile_kw,
-        960.0,
+        WIDTH,
     ));
     Ok(())
 }

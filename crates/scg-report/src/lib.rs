@@ -5,7 +5,9 @@
 //! version and the seed, and writes the bytes where the user asked). The same result renders to
 //! the same bytes.
 
+pub mod costs;
 pub mod html;
+pub mod indicators;
 pub mod optimize;
 pub mod summary;
 mod svg;
@@ -65,7 +67,7 @@ pub fn render_all_with(
         },
         OutputFile {
             name: "report.html",
-            bytes: html::render(result, &summary, extra_html)?.into_bytes(),
+            bytes: html::render(result, &summary, scenario, extra_html)?.into_bytes(),
         },
         OutputFile {
             name: "scenario.toml",

@@ -1,8 +1,10 @@
 //! Outputs of `scg optimize`: the ranked table (CSV, every feasible configuration), a JSON
-//! summary (counts, speed, the top configurations, the winner's sizes) and an HTML section for
-//! the winner's report.
+//! summary (counts, speed, the top configurations, the winner's sizes), warnings when the
+//! winner sits at the edge of a candidate list, and an HTML section for the winner's report
+//! (the search space as NPC against renewable fraction with the winner marked, a one-step
+//! sensitivity table and the best configurations).
 
-use crate::svg::escape;
+use crate::svg::{self, Axes, Opts, escape};
 use scg_sim::optimize::{ConfigResult, SearchOutcome};
 use scg_sim::sizing::DesignSizes;
 use serde::Serialize;
@@ -141,7 +143,14 @@ pub fn html_section(
         stats.configurations_infeasible,
         outcome.ranked.len(),
     );
-    h.push_str("<table><tr><th>rank</th>");
+    if let Some(winner) = outcome.ranked.first() {
+        for w in edge_warnings(ids, sizes, winner) {
+            let _ = write!(h, "<p class=\"warn\">Warning: {}</p>", escape(&w));
+        }
+        h.push_str(&search_space_chart(outcome));
+        sensitivity_table(&mut h, ids, sizes, outcome, winner);
+    }
+    h.push_str("<h3>Best configurations</h3><div class=\"scroll\"><table><tr><th>rank</th>");
     for id in ids {
         let _ = write!(h, "<th>{} PV kWp / wind / battery kWh</th>", escape(id));
     }
@@ -166,6 +175,194 @@ pub fn html_section(
             r.initial_capital_eur / 1000.0,
         );
     }
-    h.push_str("</table>");
+    h.push_str("</table></div>");
     h
+}
+
+/// A size a search varies: its name and how to read it from a design.
+type Dimension = (&'static str, fn(&DesignSizes) -> f64);
+
+/// The sizes a search varies, by name, read from a design.
+const DIMENSIONS: [Dimension; 3] = [
+    ("PV kWp", |s| s.pv_kwp),
+    ("wind turbines", |s| s.wind_turbines),
+    ("battery kWh", |s| s.battery_kwh),
+];
+
+/// The distinct candidate values of one size of one prosumer, ascending.
+fn candidates(designs: &[DesignSizes], get: fn(&DesignSizes) -> f64) -> Vec<f64> {
+    let mut v: Vec<f64> = designs.iter().map(get).collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    v
+}
+
+/// One warning per size where the winner took the largest candidate (the optimum may lie
+/// beyond the list) or the smallest non-zero one (it may lie below).
+pub fn edge_warnings(
+    ids: &[String],
+    sizes: &[Vec<DesignSizes>],
+    winner: &ConfigResult,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for ((id, designs), d) in ids.iter().zip(sizes).zip(&winner.designs) {
+        let Some(chosen) = designs.get(*d) else {
+            continue;
+        };
+        for (name, get) in DIMENSIONS {
+            let list = candidates(designs, get);
+            let v = get(chosen);
+            if list.len() < 2 {
+                continue;
+            }
+            let edge = if Some(&v) == list.last() {
+                "largest"
+            } else if Some(&v) == list.first() && v > 0.0 {
+                "smallest"
+            } else {
+                continue;
+            };
+            out.push(format!(
+                "{id}: the winner's {name} ({v}) is the {edge} candidate of {list:?}; the optimum may lie outside the search range, widen it"
+            ));
+        }
+    }
+    out
+}
+
+/// NPC against renewable fraction of the configurations, the winner circled. At most 4,000
+/// points: beyond that an even sample of the ranking (the winner always in it).
+fn search_space_chart(outcome: &SearchOutcome) -> String {
+    let ranked = &outcome.ranked;
+    let stride = ranked.len().div_ceil(4000).max(1);
+    let points: Vec<(f64, f64)> = ranked
+        .iter()
+        .step_by(stride)
+        .map(|r| (r.renewable_fraction * 100.0, r.npc_eur / 1000.0))
+        .collect();
+    let (lo_x, hi_x) = points
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (lo_y, hi_y) = points
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let pad = |lo: f64, hi: f64| {
+        let t = svg::nice_range(
+            lo - (hi - lo).abs() * 0.05 - 1e-9,
+            hi + (hi - lo).abs() * 0.05 + 1e-9,
+        );
+        (
+            t.first().copied().unwrap_or(0.0),
+            t.last().copied().unwrap_or(1.0),
+        )
+    };
+    let title = format!(
+        "Search space: NPC against renewable fraction ({} of {} feasible configurations{}), the winner circled",
+        points.len(),
+        ranked.len(),
+        if stride > 1 {
+            ", an even sample of the ranking"
+        } else {
+            ""
+        }
+    );
+    let winner = ranked
+        .first()
+        .map(|w| (w.renewable_fraction * 100.0, w.npc_eur / 1000.0, "winner"));
+    svg::scatter(
+        &Axes {
+            title: &title,
+            x_label: "renewable fraction",
+            x_unit: "%",
+            y_label: "NPC",
+            y_unit: "kEUR",
+        },
+        &svg::Scatter {
+            points: &points,
+            x_range: pad(lo_x, hi_x),
+            y_range: pad(lo_y, hi_y),
+            diagonal: false,
+            highlight: winner,
+        },
+        Opts::new(svg::WIDTH, 380.0),
+    )
+}
+
+/// The cheapest feasible configuration that differs from the winner only in `dim` of
+/// prosumer `p`, set to `value`.
+fn neighbour<'a>(
+    sizes: &[Vec<DesignSizes>],
+    outcome: &'a SearchOutcome,
+    winner: &ConfigResult,
+    p: usize,
+    dim: usize,
+    value: f64,
+) -> Option<&'a ConfigResult> {
+    let base = sizes[p].get(winner.designs[p])?;
+    outcome.ranked.iter().find(|r| {
+        r.grid_connected == winner.grid_connected
+            && r.designs.len() == winner.designs.len()
+            && r.designs
+                .iter()
+                .zip(&winner.designs)
+                .enumerate()
+                .all(|(k, (a, b))| k == p || a == b)
+            && sizes[p].get(r.designs[p]).is_some_and(|s| {
+                DIMENSIONS.iter().enumerate().all(|(k, (_, get))| {
+                    if k == dim {
+                        get(s) == value
+                    } else {
+                        get(s) == get(base)
+                    }
+                })
+            })
+    })
+}
+
+/// How the NPC and renewable fraction change when one size of one prosumer moves one
+/// candidate down or up from the winner (others fixed): a one-at-a-time sensitivity.
+fn sensitivity_table(
+    h: &mut String,
+    ids: &[String],
+    sizes: &[Vec<DesignSizes>],
+    outcome: &SearchOutcome,
+    winner: &ConfigResult,
+) {
+    h.push_str("<h3>Sensitivity: one size one step from the winner</h3><div class=\"scroll\"><table><tr><th>prosumer</th><th>size</th><th>winner</th><th>one step down</th><th>ΔNPC kEUR</th><th>Δ renewable fraction (points)</th><th>one step up</th><th>ΔNPC kEUR</th><th>Δ renewable fraction (points)</th></tr>");
+    for (p, id) in ids.iter().enumerate() {
+        let Some(base) = sizes.get(p).and_then(|s| s.get(winner.designs[p])) else {
+            continue;
+        };
+        for (dim, (name, get)) in DIMENSIONS.iter().enumerate() {
+            let list = candidates(&sizes[p], *get);
+            if list.len() < 2 {
+                continue;
+            }
+            let v = get(base);
+            let pos = list.iter().position(|x| *x == v).unwrap_or(0);
+            let cell = |step: Option<f64>| -> String {
+                let Some(value) = step else {
+                    return "<td>–</td><td></td><td></td>".to_owned();
+                };
+                match neighbour(sizes, outcome, winner, p, dim, value) {
+                    Some(r) => format!(
+                        "<td>{value}</td><td>{:+.1}</td><td>{:+.2}</td>",
+                        (r.npc_eur - winner.npc_eur) / 1000.0,
+                        (r.renewable_fraction - winner.renewable_fraction) * 100.0
+                    ),
+                    None => format!("<td>{value}</td><td>infeasible</td><td></td>"),
+                }
+            };
+            let down = pos.checked_sub(1).and_then(|i| list.get(i)).copied();
+            let up = list.get(pos + 1).copied();
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{name}</td><td>{v}</td>{}{}</tr>",
+                escape(id),
+                cell(down),
+                cell(up)
+            );
+        }
+    }
+    h.push_str("</table></div>");
 }

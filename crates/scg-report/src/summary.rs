@@ -46,11 +46,80 @@ pub struct LedgerInfo {
     /// Renewable minting only (the treasury's genesis endowment is not counted here).
     pub rescoin_minted: u128,
     pub certificates_issued: u64,
-    pub p2p_trades: u64,
+    /// Market trades settled on the ledger (each a trade-create + trade-post pair).
+    pub p2p_trades_settled: u64,
+    /// P2P Wh settled, and the part that carried a renewable-origin certificate.
+    pub p2p_wh_settled: u128,
+    pub p2p_wh_certified: u128,
     pub cer_distributed: u128,
     /// Final balance of each member, base units.
     pub rescoin_balances: BTreeMap<String, u128>,
     pub ledger_state_root: String,
+    /// Per member (written inside each prosumer as `ledger`, not at the top level).
+    #[serde(skip)]
+    pub members: BTreeMap<String, MemberLedger>,
+}
+
+/// One member's year on the ledger: RESCoin amounts as exact decimal strings with 9 decimals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberLedger {
+    /// The member's account: ed25519 public key, 64 hex digits.
+    pub account: String,
+    pub balance_res: String,
+    pub minted_res: String,
+    pub p2p_received_res: String,
+    /// Paid to sellers, grid fees excluded (`p2p_paid_res + fees_paid_res` is what the member
+    /// paid for P2P energy, `p2p_cost_eur_per_year`).
+    pub p2p_paid_res: String,
+    pub fees_paid_res: String,
+    pub cer_received_res: String,
+}
+
+impl LedgerInfo {
+    /// The figures of a settled year whose ledger is in `ledger_dir` (relative to the outputs).
+    pub fn from_settlement(
+        s: &scg_ledger::settlement::SettlementSummary,
+        ledger_dir: &str,
+    ) -> Self {
+        let res = |r: scg_units::Rescoin| r.to_decimal_string();
+        Self {
+            ledger_dir: ledger_dir.to_owned(),
+            ledger_blocks: s.blocks,
+            ledger_transactions: s.transactions,
+            ledger_transactions_rejected: s.transactions_rejected,
+            rescoin_decimals: scg_units::Rescoin::DECIMALS,
+            rescoin_minted: s.rescoin_minted.0,
+            certificates_issued: s.certificates_issued,
+            p2p_trades_settled: s.p2p_trades_settled,
+            p2p_wh_settled: s.p2p_wh_delivered,
+            p2p_wh_certified: s.p2p_wh_certified,
+            cer_distributed: s.cer_distributed.0,
+            rescoin_balances: s
+                .members
+                .iter()
+                .map(|(k, m)| (k.clone(), m.balance.0))
+                .collect(),
+            ledger_state_root: s.final_state_root_hex.clone(),
+            members: s
+                .members
+                .iter()
+                .map(|(id, m)| {
+                    (
+                        id.clone(),
+                        MemberLedger {
+                            account: m.account_hex.clone(),
+                            balance_res: res(m.balance),
+                            minted_res: res(m.minted),
+                            p2p_received_res: res(m.p2p_received),
+                            p2p_paid_res: res(m.p2p_paid),
+                            fees_paid_res: res(m.fees_paid),
+                            cer_received_res: res(m.cer_received),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The top-level object of `summary.json`.
@@ -108,6 +177,9 @@ pub struct ProsumerSummary {
     pub ev_departures: usize,
     pub ev_mean_departure_soc: Option<f64>,
     pub ev_mean_wanted_soc: Option<f64>,
+    /// This member on the RESCoin ledger (absent with `--no-ledger`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<MemberLedger>,
 }
 
 /// Yearly energy flows, kWh.
@@ -237,6 +309,10 @@ impl Summary {
                             ev_departures: p.ev.departures.len(),
                             ev_mean_departure_soc: mean(p.ev.departures.iter().map(|d| d.soc)),
                             ev_mean_wanted_soc: mean(p.ev.departures.iter().map(|d| d.wanted_soc)),
+                            ledger: run
+                                .ledger
+                                .as_ref()
+                                .and_then(|l| l.members.get(&p.id).cloned()),
                         },
                     )
                 })

@@ -197,6 +197,21 @@ pub struct GmePrices {
 }
 
 impl GmePrices {
+    /// The finest series of `date`, if the file holds that day.
+    pub fn finest_for(&self, date: GmeDate) -> Option<&GmeSeries> {
+        self.series
+            .iter()
+            .filter(|s| s.date == date)
+            .max_by_key(|s| s.granularity)
+    }
+
+    /// The dates the file holds, in order.
+    pub fn dates(&self) -> Vec<GmeDate> {
+        let mut d: Vec<GmeDate> = self.series.iter().map(|s| s.date).collect();
+        d.dedup();
+        d
+    }
+
     /// The finest series of the first day in the file: quarter-hourly when present.
     pub fn finest(&self) -> Option<&GmeSeries> {
         let first = self.series.first()?.date;
@@ -258,10 +273,12 @@ pub fn parse_prices(text: &str, source_name: &str) -> Result<GmePrices, GmeError
             let bad = |message: String| element_error(field, message);
             match field.tag_name().name() {
                 "Data" => {
-                    date =
-                        Some(GmeDate::parse(text).ok_or_else(|| {
-                            bad(format!("expected a date YYYYMMDD, got {text:?}"))
-                        })?);
+                    date = Some(GmeDate::parse(text).ok_or_else(|| {
+                        bad(format!(
+                            "expected a date YYYYMMDD, got {:?}",
+                            scg_model::bounds::excerpt(text)
+                        ))
+                    })?);
                 }
                 "Mercato" => market = Some(text.to_owned()),
                 "Ora" | "Periodo" => {
@@ -275,7 +292,10 @@ pub fn parse_prices(text: &str, source_name: &str) -> Result<GmePrices, GmeError
                         )));
                     }
                     let p: u32 = text.parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
-                        bad(format!("expected a period number >= 1, got {text:?}"))
+                        bad(format!(
+                            "expected a period number >= 1, got {:?}",
+                            scg_model::bounds::excerpt(text)
+                        ))
                     })?;
                     period = Some(p);
                 }
@@ -372,6 +392,146 @@ fn parse_decimal(text: &str) -> Option<f64> {
         text.to_owned()
     };
     normalised.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+// ---------------------------------------------------------------------------------------------
+// A year of zonal prices on the simulation's clock.
+
+/// Day of year (1-based) of a date.
+fn day_of_year(d: GmeDate) -> u32 {
+    (1..d.month).map(|m| days_in_month(d.year, m)).sum::<u32>() + d.day
+}
+
+/// The date of 0-based day `index` of `year` (None past the year's end).
+fn date_of_index(year: i32, index: u32) -> Option<GmeDate> {
+    let mut left = index;
+    for month in 1..=12 {
+        let n = days_in_month(year, month);
+        if left < n {
+            return Some(GmeDate {
+                year,
+                month,
+                day: left + 1,
+            });
+        }
+        left -= n;
+    }
+    None
+}
+
+/// 1-based day of year of the last Sunday of `month`.
+fn last_sunday_doy(year: i32, month: u32) -> u32 {
+    let last = GmeDate {
+        year,
+        month,
+        day: days_in_month(year, month),
+    };
+    day_of_year(last) - (last.weekday() + 1) % 7
+}
+
+/// The GME day and the 0-based elapsed hour of that day (GME's `Ora` − 1) of standard hour `h`
+/// (0-based, Italian standard time UTC+1) of `year`. EU rule: summer time (UTC+2) from the last
+/// Sunday of March 01:00 UTC to the last Sunday of October 01:00 UTC; GME counts each day's
+/// intervals in elapsed time from local midnight (23 on the spring day, 25 in autumn).
+pub fn gme_hour_of_standard_hour(year: i32, h: u32) -> Option<(GmeDate, u32)> {
+    let spring = last_sunday_doy(year, 3);
+    let autumn = last_sunday_doy(year, 10);
+    // Hours since 1 January 00:00 UTC.
+    let utc = i64::from(h) - 1;
+    let switch = |doy: u32| i64::from(doy - 1) * 24 + 1;
+    let summer = utc >= switch(spring) && utc < switch(autumn);
+    let offset = 1 + i64::from(summer);
+    let local = utc + offset;
+    let civil_index = u32::try_from(local.div_euclid(24)).ok()?;
+    let clock = local.rem_euclid(24);
+    let date = date_of_index(year, civil_index)?;
+    let doy = civil_index + 1;
+    let midnight_offset = 1 + i64::from(doy > spring && doy <= autumn);
+    let elapsed = u32::try_from(clock + midnight_offset - offset).ok()?;
+    Some((date, elapsed))
+}
+
+/// A GME price file's name and its parsed prices.
+pub type NamedPrices = (String, GmePrices);
+
+/// Hourly MGP prices of `zone` (a zone code or `PUN`) for the standard-time hours of the first
+/// 365 days of `year` (8,760 values, EUR/MWh) from several GME files, as `scg simulate` uses
+/// them. Each standard hour takes the price of the GME interval it falls in by
+/// [`gme_hour_of_standard_hour`]; a 15-minute day gives each hour the mean of its four
+/// quarters. Errors: a day held twice at the same granularity (both files named), and the days
+/// of the year that no file holds (counted, the first ones named).
+pub fn zonal_prices_on_standard_hours(
+    files: &[NamedPrices],
+    zone: &str,
+    year: i32,
+) -> Result<Vec<f64>, GmeError> {
+    let all_names = files
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let invalid = |message: String| GmeError::Invalid {
+        source_name: all_names.clone(),
+        message,
+    };
+    // date -> (granularity, file, series)
+    let mut days: BTreeMap<GmeDate, (Granularity, &str, &GmeSeries)> = BTreeMap::new();
+    for (name, prices) in files {
+        for s in prices.series.iter().filter(|s| s.market == "MGP") {
+            match days.get(&s.date) {
+                Some((g, other, _)) if *g == s.granularity => {
+                    return Err(invalid(format!(
+                        "{} ({:?}) is held twice: in {other} and in {name}",
+                        s.date, s.granularity
+                    )));
+                }
+                Some((g, _, _)) if *g > s.granularity => {}
+                _ => {
+                    days.insert(s.date, (s.granularity, name.as_str(), s));
+                }
+            }
+        }
+    }
+    let missing: Vec<GmeDate> = (0..365)
+        .filter_map(|i| date_of_index(year, i))
+        .filter(|d| !days.contains_key(d))
+        .collect();
+    if !missing.is_empty() {
+        let first: Vec<String> = missing.iter().take(5).map(|d| d.to_string()).collect();
+        return Err(invalid(format!(
+            "{} of the 365 days of {year} have no MGP prices (first: {}); give files that \
+             together hold every day of the year",
+            missing.len(),
+            first.join(", ")
+        )));
+    }
+    let mut zone_prices: BTreeMap<GmeDate, Vec<f64>> = BTreeMap::new();
+    for (date, (_, name, series)) in &days {
+        let p = series.prices(zone).map_err(|e| GmeError::Invalid {
+            source_name: (*name).to_owned(),
+            message: e.to_string(),
+        })?;
+        zone_prices.insert(*date, p);
+    }
+    (0..8760u32)
+        .map(|h| {
+            let (date, elapsed) = gme_hour_of_standard_hour(year, h)
+                .ok_or_else(|| invalid(format!("standard hour {h} falls outside {year}")))?;
+            let per_hour = days.get(&date).map_or(1, |(g, _, _)| g.per_hour() as usize);
+            let prices = zone_prices
+                .get(&date)
+                .ok_or_else(|| invalid(format!("no MGP prices for {date}")))?;
+            let start = elapsed as usize * per_hour;
+            let slice = prices.get(start..start + per_hour).ok_or_else(|| {
+                invalid(format!(
+                    "{date} has {} intervals, hour {} is not among them",
+                    prices.len(),
+                    elapsed + 1
+                ))
+            })?;
+            Ok(slice.iter().sum::<f64>() / per_hour as f64)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -264,7 +264,10 @@ fn parse_series_csv(
             return Err(ResourceError::parse(
                 source_name,
                 1,
-                format!("column {name:?} requested but the file has no header row"),
+                format!(
+                    "column {:?} requested but the file has no header row",
+                    scg_model::bounds::excerpt(name)
+                ),
             ));
         }
         if first.len() != 1 {
@@ -320,7 +323,11 @@ fn pick_column(
             ResourceError::parse(
                 source_name,
                 1,
-                format!("no column {name:?}; columns are {}", header.iter().collect::<Vec<_>>().join(", ")),
+                format!(
+                    "no column {:?}; columns are {}",
+                    scg_model::bounds::excerpt(name),
+                    scg_model::bounds::excerpt(&header.iter().collect::<Vec<_>>().join(", "))
+                ),
             )
         }),
         None => find(OPENEI_COLUMN)
@@ -344,25 +351,32 @@ fn parse_value(
     line: usize,
     kind: SeriesKind,
 ) -> Result<f64, ResourceError> {
-    let (what, unit, min) = match kind {
-        SeriesKind::Load => ("load", "kW", 0.0),
-        SeriesKind::Price => ("price", "EUR/MWh", f64::NEG_INFINITY),
+    use scg_model::bounds::{MAX_LOAD_KW, PRICE_LIMIT_EUR_PER_MWH};
+    // The same bounds as the scenario's own fields: a file must not smuggle in what the
+    // scenario would refuse (a price of -1e300 EUR/MWh).
+    let (what, unit, min, max) = match kind {
+        SeriesKind::Load => ("load", "kW", 0.0, MAX_LOAD_KW),
+        SeriesKind::Price => (
+            "price",
+            "EUR/MWh",
+            -PRICE_LIMIT_EUR_PER_MWH,
+            PRICE_LIMIT_EUR_PER_MWH,
+        ),
     };
     match field.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= min => Ok(v),
+        Ok(v) if v.is_finite() && (min..=max).contains(&v) => Ok(v),
         Ok(v) => Err(ResourceError::parse(
             source_name,
             line,
-            if min == 0.0 {
-                format!("{what} must be a finite value >= 0 {unit}, got {v}")
-            } else {
-                format!("{what} must be a finite number ({unit}), got {v}")
-            },
+            format!("{what} must be between {min} and {max} {unit}, got {v:?}"),
         )),
         Err(_) => Err(ResourceError::parse(
             source_name,
             line,
-            format!("expected a number ({unit}), got {field:?}"),
+            format!(
+                "expected a number ({unit}), got {:?}",
+                scg_model::bounds::excerpt(field)
+            ),
         )),
     }
 }

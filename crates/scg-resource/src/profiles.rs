@@ -124,7 +124,10 @@ pub fn parse_profile_csv(text: &str, source_name: &str) -> Result<MonthlyProfile
                 return Err(ResourceError::parse(
                     source_name,
                     line,
-                    format!("day_type must be `weekday` or `weekend`, got {other:?}"),
+                    format!(
+                        "day_type must be `weekday` or `weekend`, got {:?}",
+                        scg_model::bounds::excerpt(other)
+                    ),
                 ));
             }
         };
@@ -132,7 +135,10 @@ pub fn parse_profile_csv(text: &str, source_name: &str) -> Result<MonthlyProfile
             ResourceError::parse(
                 source_name,
                 line,
-                format!("load_kw must be a number, got {:?}", field(c_kw)),
+                format!(
+                    "load_kw must be a number, got {:?}",
+                    scg_model::bounds::excerpt(field(c_kw))
+                ),
             )
         })?;
         if !kw.is_finite() || kw < 0.0 {
@@ -195,7 +201,10 @@ fn parse_in(
         _ => Err(ResourceError::parse(
             source_name,
             line,
-            format!("{what} must be an integer in {min}..={max}, got {text:?}"),
+            format!(
+                "{what} must be an integer in {min}..={max}, got {:?}",
+                scg_model::bounds::excerpt(text)
+            ),
         )),
     }
 }

@@ -31,6 +31,10 @@ use scg_model::TimeGrid;
 /// Hours in scg's year.
 pub const HOURS_PER_YEAR: usize = 8760;
 
+/// Height of a weather file's wind speeds, m: EPW's field 22 is measured at the standard 10 m
+/// (WMO anemometer height); PVGIS names its column `WS10m`.
+pub const ANEMOMETER_HEIGHT_M: f64 = 10.0;
+
 /// One year of hourly weather.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WeatherYear {
@@ -86,6 +90,41 @@ impl WeatherYear {
         }
     }
 
+    /// Refuse a file from another site: latitude and longitude within
+    /// [`LOCATION_TOLERANCE_DEG`] of the scenario's, and (for a file on local time, EPW) the
+    /// same standard time zone exactly. The message names both locations.
+    pub fn check_site(&self, scenario: &SolarSite) -> Result<(), ResourceError> {
+        let far = (self.latitude_deg - scenario.latitude_deg).abs() > LOCATION_TOLERANCE_DEG
+            || (self.longitude_deg - scenario.longitude_deg).abs() > LOCATION_TOLERANCE_DEG;
+        // A file on UTC (PVGIS; clock offset 0) carries no zone of its own and is rotated onto
+        // the scenario's clock; a file on local standard time (EPW) must be on the scenario's.
+        let file_on_local_clock = self.clock_offset_h != 0.0;
+        let other_zone = file_on_local_clock && self.clock_offset_h != scenario.time_zone_h;
+        if far || other_zone {
+            return Err(ResourceError::invalid(
+                &self.source_name,
+                format!(
+                    "the weather file is for latitude {:.3}°, longitude {:.3}°{}; the scenario \
+                     is at latitude {:.3}°, longitude {:.3}°, UTC{:+} h standard time. Allowed: \
+                     {LOCATION_TOLERANCE_DEG}° in latitude and longitude and the same time \
+                     zone; or set `location = \"from_weather_file\"` under \
+                     [solar.weather_file] to use the file's site",
+                    self.latitude_deg,
+                    self.longitude_deg,
+                    if file_on_local_clock {
+                        format!(", UTC{:+} h", self.clock_offset_h)
+                    } else {
+                        String::new()
+                    },
+                    scenario.latitude_deg,
+                    scenario.longitude_deg,
+                    scenario.time_zone_h
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn require_full_year(&self) -> Result<(), ResourceError> {
         if self.ghi_w_per_m2.len() != HOURS_PER_YEAR {
             return Err(ResourceError::invalid(
@@ -111,6 +150,41 @@ impl WeatherYear {
         let local = self.to_local_standard(site.time_zone_h);
         let hourly: Vec<f64> = local.ghi_w_per_m2.iter().map(|g| g / 1000.0).collect();
         Ok(solar::hourly_to_grid_kw_per_m2(site, &hourly, grid))
+    }
+
+    /// Measured or decomposed irradiance on the grid's steps, kW/m², for a site on the grid's
+    /// standard time. With [`solar::IrradianceSource::Measured`] the file's DNI and DHI are used
+    /// (at 15-minute steps DHI is spread like GHI, following the sun inside the hour, and DNI is
+    /// held for the hour's steps, which keeps the hour's beam energy on the horizontal exactly);
+    /// with [`solar::IrradianceSource::DecomposeGhi`] only GHI is kept and split with Erbs.
+    pub fn irradiance_on_grid(
+        &self,
+        site: &SolarSite,
+        grid: &TimeGrid,
+        source: solar::IrradianceSource,
+    ) -> Result<solar::Irradiance, ResourceError> {
+        let ghi_kw_per_m2 = self.ghi_kw_per_m2_on_grid(site, grid)?;
+        let measured = match source {
+            solar::IrradianceSource::DecomposeGhi => None,
+            solar::IrradianceSource::Measured => {
+                let local = self.to_local_standard(site.time_zone_h);
+                let kw = |v: &[f64]| v.iter().map(|g| g / 1000.0).collect::<Vec<f64>>();
+                let dhi = solar::hourly_to_grid_kw_per_m2(site, &kw(&local.dhi_w_per_m2), grid);
+                let n = grid.steps_per_hour();
+                let dni = kw(&local.dni_w_per_m2)
+                    .into_iter()
+                    .flat_map(|v| std::iter::repeat_n(v, n))
+                    .collect();
+                Some(solar::BeamDiffuse {
+                    dni_kw_per_m2: dni,
+                    dhi_kw_per_m2: dhi,
+                })
+            }
+        };
+        Ok(solar::Irradiance {
+            ghi_kw_per_m2,
+            measured,
+        })
     }
 
     /// Air temperature on the grid's steps, °C (each hour's value held for its steps).
@@ -196,7 +270,7 @@ pub fn parse_epw_rows(text: &str, source_name: &str) -> Result<WeatherYear, Reso
                     format!(
                         "LOCATION field {} ({name}): expected a number, got {:?}",
                         i + 1,
-                        loc[i]
+                        scg_model::bounds::excerpt(loc[i])
                     ),
                 )
             })
@@ -205,6 +279,8 @@ pub fn parse_epw_rows(text: &str, source_name: &str) -> Result<WeatherYear, Reso
     let longitude_deg = num(7, "longitude")?;
     let clock_offset_h = num(8, "time zone")?;
     let elevation_m = num(9, "elevation")?;
+    check_header_location(latitude_deg, longitude_deg, Some(clock_offset_h))
+        .map_err(|m| err(1, format!("LOCATION: {m}")))?;
     for expected in 2..=8 {
         match lines.next() {
             Some((_, l)) if !l.trim().is_empty() && !starts_with_digit(l) => {}
@@ -219,6 +295,7 @@ pub fn parse_epw_rows(text: &str, source_name: &str) -> Result<WeatherYear, Reso
     }
     let mut cols: [Vec<f64>; 5] = Default::default();
     let mut lines_of_rows = Vec::new();
+    let mut last_stamp: Option<((u32, u32, u32), usize)> = None;
     for (line, l) in lines {
         if l.trim().is_empty() {
             continue;
@@ -246,7 +323,7 @@ pub fn parse_epw_rows(text: &str, source_name: &str) -> Result<WeatherYear, Reso
                         format!(
                             "field {} ({name}): expected a number, got {:?}",
                             i + 1,
-                            fields[i]
+                            scg_model::bounds::excerpt(fields[i])
                         ),
                     )
                 })
@@ -263,9 +340,30 @@ pub fn parse_epw_rows(text: &str, source_name: &str) -> Result<WeatherYear, Reso
                 format!("field 4 (hour): expected 1..24 (hour ending), got {hour}"),
             ));
         }
+        if day > f64::from(days_in_month(month as u32)) {
+            return Err(err(
+                line,
+                format!("day {day} does not exist in month {month}"),
+            ));
+        }
         if month == 2.0 && day == 29.0 {
             continue;
         }
+        // Rows must follow the clock: a reversed or shuffled file would move the sun.
+        let stamp = (month as u32, day as u32, hour as u32);
+        if let Some((prev, prev_line)) = last_stamp
+            && stamp <= prev
+        {
+            return Err(err(
+                line,
+                format!(
+                    "rows out of time order: month/day/hour {}/{}/{} comes after {}/{}/{} \
+                     (line {prev_line}); expected increasing hours",
+                    stamp.0, stamp.1, stamp.2, prev.0, prev.1, prev.2
+                ),
+            ));
+        }
+        last_stamp = Some((stamp, line));
         let values = [
             (EPW_GHI, "global horizontal irradiance", 9999.0, 0.0, 1500.0),
             (EPW_DNI, "direct normal irradiance", 9999.0, 0.0, 1500.0),
@@ -310,6 +408,9 @@ pub fn parse_epw_rows(text: &str, source_name: &str) -> Result<WeatherYear, Reso
     ];
     let mut filled_missing = 0;
     for (c, col) in cols.iter_mut().enumerate() {
+        let missing = col.iter().filter(|v| v.is_nan()).count();
+        check_missing_share(missing, col.len(), names[c])
+            .map_err(|m| ResourceError::invalid(source_name, m))?;
         filled_missing += fill_missing(col).ok_or_else(|| {
             ResourceError::invalid(
                 source_name,
@@ -318,6 +419,14 @@ pub fn parse_epw_rows(text: &str, source_name: &str) -> Result<WeatherYear, Reso
         })?;
     }
     let [ghi, dni, dhi, temperature, wind] = cols;
+    let site = SolarSite {
+        latitude_deg,
+        longitude_deg,
+        time_zone_h: clock_offset_h,
+    };
+    let hours_of_rows = epw_hours_of_year(text, &lines_of_rows);
+    check_irradiance_plausible(&site, &ghi, |i| hours_of_rows[i])
+        .map_err(|(i, m)| err(lines_of_rows[i], m))?;
     if ghi.len() > HOURS_PER_YEAR {
         return Err(err(
             lines_of_rows[HOURS_PER_YEAR],
@@ -337,6 +446,120 @@ pub fn parse_epw_rows(text: &str, source_name: &str) -> Result<WeatherYear, Reso
         wind_speed_m_per_s: wind,
         filled_missing,
     })
+}
+
+/// Largest share of missing values in a column that is filled by interpolation; more is an
+/// error (8,759 interpolated hours of 8,760 are not a weather year).
+pub const MAX_MISSING_SHARE: f64 = 0.10;
+
+/// Largest distance between the weather file's site and the scenario's, degrees of latitude or
+/// of longitude (0.5° ≈ 55 km: the same climate and the same sun to within 2 minutes of time).
+pub const LOCATION_TOLERANCE_DEG: f64 = 0.5;
+
+/// GHI above the sun: an hour's GHI may exceed its extraterrestrial horizontal irradiance by
+/// this factor (cloud enhancement, timing) plus [`NIGHT_NOISE_W_PER_M2`], no more.
+pub const EXTRATERRESTRIAL_FACTOR: f64 = 1.1;
+
+/// GHI allowed in an hour whose sun stays lower than 90.5° zenith throughout (sensor noise,
+/// twilight), W/m².
+pub const NIGHT_NOISE_W_PER_M2: f64 = 10.0;
+
+fn days_in_month(month: u32) -> u32 {
+    match month {
+        2 => 29,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Latitude, longitude and (EPW) time zone in range: [−90, 90], [−180, 180], [−12, +14] h.
+fn check_header_location(lat: f64, lon: f64, tz: Option<f64>) -> Result<(), String> {
+    if !(-90.0..=90.0).contains(&lat) {
+        return Err(format!("latitude {lat} is outside [-90, 90]"));
+    }
+    if !(-180.0..=180.0).contains(&lon) {
+        return Err(format!("longitude {lon} is outside [-180, 180]"));
+    }
+    if let Some(tz) = tz
+        && !(-12.0..=14.0).contains(&tz)
+    {
+        return Err(format!(
+            "time zone {tz} h is outside [-12, +14] hours from UTC"
+        ));
+    }
+    Ok(())
+}
+
+fn check_missing_share(missing: usize, total: usize, column: &str) -> Result<(), String> {
+    if total > 0 && missing as f64 > MAX_MISSING_SHARE * total as f64 {
+        return Err(format!(
+            "{missing} of {total} {column} values are missing; at most {:.0} % may be \
+             interpolated",
+            MAX_MISSING_SHARE * 100.0
+        ));
+    }
+    Ok(())
+}
+
+/// The hour of the year (0-based, 29 February skipped) of each EPW data row.
+fn epw_hours_of_year(text: &str, lines_of_rows: &[usize]) -> Vec<usize> {
+    const FIRST_DAY: [usize; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+    let all: Vec<&str> = text.lines().collect();
+    lines_of_rows
+        .iter()
+        .map(|&line| {
+            let f: Vec<&str> = all[line - 1].split(',').collect();
+            let num = |i: usize| f[i].trim().parse::<f64>().unwrap_or(1.0) as usize;
+            let (m, d, h) = (num(EPW_MONTH), num(EPW_DAY), num(EPW_HOUR));
+            (FIRST_DAY[m.clamp(1, 12) - 1] + d.max(1) - 1) * 24 + h.clamp(1, 24) - 1
+        })
+        .collect()
+}
+
+/// Every hour's GHI (W/m²) against the sun over that hour at `site` on the file's clock:
+/// at most [`EXTRATERRESTRIAL_FACTOR`] × the hour's extraterrestrial horizontal irradiance +
+/// [`NIGHT_NOISE_W_PER_M2`]. `hour_of` maps a row to its hour of the year. Errors carry the row.
+fn check_irradiance_plausible(
+    site: &SolarSite,
+    ghi_w_per_m2: &[f64],
+    hour_of: impl Fn(usize) -> usize,
+) -> Result<(), (usize, String)> {
+    let horizon = (90.5f64).to_radians().cos();
+    for (i, &g) in ghi_w_per_m2.iter().enumerate() {
+        if g <= NIGHT_NOISE_W_PER_M2 {
+            continue;
+        }
+        let hour = hour_of(i) % HOURS_PER_YEAR;
+        let day = (hour / 24) as u32 + 1;
+        let sun = solar::StepSun::new(site, day, (hour % 24) as f64, 1.0);
+        // The highest sun of the hour: the hour angle nearest to noon within the hour.
+        let omega = 0.0f64.clamp(sun.hour_angle_start_deg, sun.hour_angle_end_deg);
+        let highest = solar::cos_zenith(site.latitude_deg, sun.declination_deg, omega);
+        if highest < horizon {
+            return Err((
+                i,
+                format!(
+                    "GHI {g} W/m² while the sun is below the horizon all hour (day {day}, hour \
+                     {} on the file's clock); expected at most {NIGHT_NOISE_W_PER_M2} W/m²",
+                    hour % 24
+                ),
+            ));
+        }
+        let bound = EXTRATERRESTRIAL_FACTOR * sun.extraterrestrial_horizontal_kw_per_m2 * 1000.0
+            + NIGHT_NOISE_W_PER_M2;
+        if g > bound {
+            return Err((
+                i,
+                format!(
+                    "GHI {g} W/m² is above the sun's extraterrestrial bound for that hour \
+                     ({bound:.0} W/m² = {EXTRATERRESTRIAL_FACTOR} × G_o + \
+                     {NIGHT_NOISE_W_PER_M2}; day {day}, hour {} on the file's clock)",
+                    hour % 24
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Replace NaNs by linear interpolation between the nearest valid neighbours (held at the
@@ -395,7 +618,11 @@ pub fn parse_pvgis_csv(text: &str, source_name: &str) -> Result<WeatherYear, Res
                     value.trim().parse::<f64>().map_err(|_| {
                         err(
                             line,
-                            format!("{key}: expected a number, got {:?}", value.trim()),
+                            format!(
+                                "{}: expected a number, got {:?}",
+                                scg_model::bounds::excerpt(key),
+                                scg_model::bounds::excerpt(value.trim())
+                            ),
                         )
                     })
                 };
@@ -443,6 +670,10 @@ pub fn parse_pvgis_csv(text: &str, source_name: &str) -> Result<WeatherYear, Res
         column("T2m")?,
         column("WS10m")?,
     ];
+    check_pvgis_order(rows.iter().map(|(_, f)| f[0]), |i| {
+        format!("line {}", rows[i].0)
+    })
+    .map_err(|m| ResourceError::invalid(source_name, m))?;
     let mut cols: [Vec<f64>; 5] = Default::default();
     for (line, fields) in &rows {
         if fields.len() != names.len() {
@@ -462,7 +693,8 @@ pub fn parse_pvgis_csv(text: &str, source_name: &str) -> Result<WeatherYear, Res
                         *line,
                         format!(
                             "column {}: expected a number, got {:?}",
-                            names[i], fields[i]
+                            names[i],
+                            scg_model::bounds::excerpt(fields[i])
                         ),
                     )
                 })?;
@@ -484,6 +716,11 @@ pub fn parse_pvgis_json(text: &str, source_name: &str) -> Result<WeatherYear, Re
     let hourly = value["outputs"]["tmy_hourly"]
         .as_array()
         .ok_or_else(|| invalid("outputs.tmy_hourly: expected an array of hourly records".into()))?;
+    check_pvgis_order(
+        hourly.iter().map(|r| r["time(UTC)"].as_str().unwrap_or("")),
+        |i| format!("outputs.tmy_hourly[{i}]"),
+    )
+    .map_err(invalid)?;
     let names = ["G(h)", "Gb(n)", "Gd(h)", "T2m", "WS10m"];
     let mut cols: [Vec<f64>; 5] = Default::default();
     for (i, record) in hourly.iter().enumerate() {
@@ -494,7 +731,7 @@ pub fn parse_pvgis_json(text: &str, source_name: &str) -> Result<WeatherYear, Re
                 .ok_or_else(|| {
                     invalid(format!(
                         "outputs.tmy_hourly[{i}].{name}: expected a number, got {}",
-                        record[*name]
+                        scg_model::bounds::excerpt(&record[*name].to_string())
                     ))
                 })?;
             cols[c].push(v);
@@ -510,6 +747,36 @@ pub fn parse_pvgis_json(text: &str, source_name: &str) -> Result<WeatherYear, Re
     )
 }
 
+/// PVGIS TMY rows come from different years but in calendar order: month, day and hour of
+/// `YYYYMMDD:HHMM` must increase from row to row.
+fn check_pvgis_order<'a>(
+    stamps: impl Iterator<Item = &'a str>,
+    locate: impl Fn(usize) -> String,
+) -> Result<(), String> {
+    let mut last: Option<&str> = None;
+    for (i, stamp) in stamps.enumerate() {
+        let key = stamp.get(4..13).filter(|k| k.is_char_boundary(0));
+        let Some(key) = key else {
+            return Err(format!(
+                "{}: time {:?} is not YYYYMMDD:HHMM",
+                locate(i),
+                stamp.chars().take(20).collect::<String>()
+            ));
+        };
+        if let Some(prev) = last
+            && key <= prev
+        {
+            return Err(format!(
+                "{}: rows out of time order: {stamp} after a row of {prev} (MMDD:HHMM); \
+                 expected increasing hours",
+                locate(i)
+            ));
+        }
+        last = Some(key);
+    }
+    Ok(())
+}
+
 fn build_pvgis(
     source_name: &str,
     latitude: Option<f64>,
@@ -522,6 +789,7 @@ fn build_pvgis(
     let (Some(latitude_deg), Some(longitude_deg)) = (latitude, longitude) else {
         return Err(invalid("missing latitude or longitude of the site".into()));
     };
+    check_header_location(latitude_deg, longitude_deg, None).map_err(invalid)?;
     let [ghi, dni, dhi, temperature, wind] = cols;
     if ghi.len() != HOURS_PER_YEAR {
         return Err(invalid(format!(
@@ -545,6 +813,14 @@ fn build_pvgis(
             )));
         }
     }
+    // PVGIS rows are UTC hours of a 365-day year in order (the parsers keep the file's order).
+    let site = SolarSite {
+        latitude_deg,
+        longitude_deg,
+        time_zone_h: 0.0,
+    };
+    check_irradiance_plausible(&site, &ghi, |i| i)
+        .map_err(|(i, m)| invalid(format!("{}: {m}", locate(i))))?;
     Ok(WeatherYear {
         source_name: source_name.to_owned(),
         latitude_deg,

@@ -1,7 +1,7 @@
 //! The GME importer against the real 30 August 2021 MGP file and malformed variants of it.
 #![allow(clippy::unwrap_used)]
 
-use scg_resource::gme::{GmeError, Granularity, parse_prices};
+use scg_resource::gme::{self, GmeDate, GmeError, Granularity, parse_prices};
 
 const REAL: &str = include_str!("data/gme/20210830MGPPrezzi.xml");
 
@@ -152,4 +152,92 @@ fn errors_convert_into_the_crate_error() {
     let e = parse_prices("<Other/>", "other.xml").unwrap_err();
     let r: scg_resource::ResourceError = e.into();
     assert!(r.to_string().contains("other.xml"));
+}
+
+/// An hourly MGP day whose NORD price is 100 × (day of month) + Ora, so every hour is traceable.
+fn hourly_day(date: GmeDate) -> String {
+    let mut s = String::new();
+    for ora in 1..=date.hours_in_italy() {
+        s.push_str(&format!(
+            "  <Prezzi>\n    <Data>{:04}{:02}{:02}</Data>\n    <Mercato>MGP</Mercato>\n    \
+             <Ora>{ora}</Ora>\n    <PUN>1,0</PUN>\n    <NORD>{}</NORD>\n  </Prezzi>\n",
+            date.year,
+            date.month,
+            date.day,
+            100 * date.day + ora
+        ));
+    }
+    s
+}
+
+/// A year of 2021 as twelve monthly files.
+fn year_2021() -> Vec<gme::NamedPrices> {
+    const DAYS: [u32; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    (1..=12u32)
+        .map(|month| {
+            let mut text = String::from("<NewDataSet>\n");
+            for day in 1..=DAYS[month as usize - 1] {
+                text.push_str(&hourly_day(GmeDate {
+                    year: 2021,
+                    month,
+                    day,
+                }));
+            }
+            text.push_str("</NewDataSet>\n");
+            let name = format!("2021{month:02}.xml");
+            let prices = gme::parse_prices(&text, &name).unwrap();
+            (name, prices)
+        })
+        .collect()
+}
+
+#[test]
+fn a_year_of_files_maps_onto_standard_hours_across_daylight_saving() {
+    let year = gme::zonal_prices_on_standard_hours(&year_2021(), "NORD", 2021).unwrap();
+    assert_eq!(year.len(), 8760);
+    // 1 January 00:00-01:00 standard = Ora 1 of 1 January.
+    assert_eq!(year[0], 101.0);
+    // 2021: summer time from 28 March (day 87) 02:00 to 31 October (day 304) 03:00.
+    let h = |doy: usize, hour: usize| (doy - 1) * 24 + hour;
+    // 28 March, 01:00-02:00 standard = 01:00 civil = Ora 2; 02:00 standard = 03:00 civil, the
+    // third elapsed hour of a 23-hour day = Ora 3.
+    assert_eq!(year[h(87, 1)], 2800.0 + 2.0);
+    assert_eq!(year[h(87, 2)], 2800.0 + 3.0);
+    // A summer day: 12:00 standard = 13:00 civil = Ora 14; 23:00 standard = Ora 1 next day.
+    assert_eq!(year[h(180, 12)], 2900.0 + 14.0);
+    assert_eq!(year[h(180, 23)], 3000.0 + 1.0);
+    // 31 October (25 hours): 23:00 standard of 30 October = 00:00 civil = Ora 1; 00:00
+    // standard = 01:00 summer time = Ora 2; 01:00 standard = the first 02:00 (summer) = Ora 3;
+    // 02:00 standard = the second 02:00 (winter) = Ora 4; 23:00 standard = Ora 25.
+    assert_eq!(year[h(303, 23)], 3100.0 + 1.0);
+    assert_eq!(year[h(304, 0)], 3100.0 + 2.0);
+    assert_eq!(year[h(304, 1)], 3100.0 + 3.0);
+    assert_eq!(year[h(304, 2)], 3100.0 + 4.0);
+    assert_eq!(year[h(304, 23)], 3100.0 + 25.0);
+    // Each of the 25 GME hours is used exactly once, none repeated.
+    let used: Vec<f64> = year[h(303, 23)..h(305, 0)].to_vec();
+    let expected: Vec<f64> = (1..=25).map(|o| 3100.0 + f64::from(o)).collect();
+    assert_eq!(used, expected);
+}
+
+#[test]
+fn a_year_with_a_gap_or_a_duplicate_is_refused() {
+    let mut files = year_2021();
+    let march = files.remove(2);
+    let e = gme::zonal_prices_on_standard_hours(&files, "NORD", 2021)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("31 of the 365 days") && e.contains("2021-03-01"),
+        "{e}"
+    );
+    files.insert(2, march.clone());
+    files.push(("again.xml".into(), march.1));
+    let e = gme::zonal_prices_on_standard_hours(&files, "NORD", 2021)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("held twice") && e.contains("again.xml") && e.contains("202103.xml"),
+        "{e}"
+    );
 }

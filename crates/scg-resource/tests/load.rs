@@ -358,9 +358,22 @@ fn bad_load_files_get_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("b.csv:2: load must be a finite value >= 0 kW, got -2"),
+        e.contains("b.csv:2: load must be between 0 and 1000000 kW, got -2.0"),
         "{e}"
     );
+    // Prices have the scenario's own bound (±10,000 EUR/MWh), and fields are cut at 80 chars.
+    let e = load::parse_price_csv("1\n-1e300\n", "p.csv", None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("p.csv:2: price must be between -10000 and 10000"),
+        "{e}"
+    );
+    let long = "x".repeat(10_000);
+    let e = load::parse_load_csv(&format!("1\n{long}\n"), "b.csv", None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.len() < 200, "{e}");
     let e = load::parse_load_csv("a,b\n1,2\n", "b.csv", None)
         .unwrap_err()
         .to_string();

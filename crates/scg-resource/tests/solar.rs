@@ -176,11 +176,12 @@ fn duffie_beckman_worked_examples() {
     let sun = StepSun::new(&site, 105, 10.0, 1.0);
     let io_mj = sun.extraterrestrial_horizontal_kw_per_m2 * 3.6;
     assert!((io_mj - 3.79).abs() < 0.01, "{io_mj}");
-    // The day's steps add up to H_o (sunrise and sunset steps included).
+    // The day's steps add up to H_o (sunrise and sunset steps included), up to the declination's
+    // and G_on's change within the day, which the steps follow and the daily formula does not.
     let sum: f64 = (0..24)
         .map(|h| StepSun::new(&site, 105, f64::from(h), 1.0).extraterrestrial_horizontal_kw_per_m2)
         .sum();
-    assert!((sum - h0).abs() < 1e-9 * h0.max(1.0), "{sum} vs {h0}");
+    assert!((sum - h0).abs() < 1e-3 * h0.max(1.0), "{sum} vs {h0}");
     // Sunset hour angle 98.9° in that example.
     let ws = solar::sunset_hour_angle_deg(43.0, solar::declination_deg(105));
     assert!((ws - 98.9).abs() < 0.1, "{ws}");
@@ -253,14 +254,13 @@ fn very_short_step_equals_instantaneous_geometry() {
     };
     let dt = 1.0 / 3600.0;
     let sun = StepSun::new(&site, 172, 10.0, dt);
-    let omega = solar::hour_angle_deg(&site, 172, 10.0 + dt / 2.0);
-    let dec = solar::declination_deg(172);
+    let omega = solar::hour_angle_at_deg(&site, 172, 10.0 + dt / 2.0);
+    let dec = solar::declination_at_deg(172, 10.0 + dt / 2.0 - site.time_zone_h);
     let cz = solar::cos_zenith(45.7, dec, omega);
     let ci = solar::cos_incidence(45.7, dec, omega, 35.0, -20.0);
     assert!((sun.beam_ratio(45.7, 35.0, -20.0) - ci / cz).abs() < 1e-6);
     assert!(
-        (sun.extraterrestrial_horizontal_kw_per_m2
-            - solar::extraterrestrial_normal_kw_per_m2(172) * cz)
+        (sun.extraterrestrial_horizontal_kw_per_m2 - sun.extraterrestrial_normal_kw_per_m2 * cz)
             .abs()
             < 1e-6
     );
@@ -499,13 +499,9 @@ fn config_parses_validates_and_rejects_unknown_fields() {
     assert_eq!(array, PvArrayConfig::with_capacity(6.0));
     assert!(array.validate("prosumers[0].pv[0]").is_empty());
     let bad: PvArrayConfig =
-        serde_json::from_str(r#"{"capacity_kwp":-1,"tilt_deg":95,"derating_percent":120}"#)
-            .unwrap();
+        serde_json::from_str(r#"{"capacity_kwp":-1,"tilt_deg":95,"derating_pct":120}"#).unwrap();
     let errs = bad.validate("pv");
     let paths: Vec<&str> = errs.iter().map(|e| e.0.as_str()).collect();
-    assert_eq!(
-        paths,
-        ["pv.capacity_kwp", "pv.tilt_deg", "pv.derating_percent"]
-    );
+    assert_eq!(paths, ["pv.capacity_kwp", "pv.tilt_deg", "pv.derating_pct"]);
     assert!(serde_json::from_str::<PvArrayConfig>(r#"{"capacity_kwp":1,"kwp":2}"#).is_err());
 }

@@ -37,7 +37,7 @@ fn synthetic_epw(leap: bool) -> String {
     }
     for (m, &n) in days.iter().enumerate() {
         for d in 1..=n {
-            let src = if (4..=9).contains(&(m + 1)) {
+            let src = if (5..=7).contains(&(m + 1)) {
                 summer
             } else {
                 winter
@@ -181,8 +181,8 @@ fn epw_errors_name_line_and_field() {
     );
 }
 
-/// A PVGIS 5.x TMY CSV with a synthetic year: G(h) = 10 × (hour of day UTC) by day, so the
-/// clock can be traced.
+/// A PVGIS 5.x TMY CSV with a synthetic year: G(h) = the hour of day UTC between 08 and 14 UTC
+/// (when Bergamo's sun is up all year) and 0 otherwise, so the clock can be traced.
 fn pvgis_csv() -> String {
     let mut s = String::from(
         "Latitude (decimal degrees):\t45.698\nLongitude (decimal degrees):\t9.677\n\
@@ -200,7 +200,7 @@ fn pvgis_csv() -> String {
                     "{year}{:02}{d:02}:{h:02}10,{:.2},80.0,{}.0,{}.0,{}.0,300.0,1.5,180.0,99000\n",
                     m + 1,
                     5.0 + m as f64,
-                    10 * h,
+                    if (8..=14).contains(&h) { h } else { 0 },
                     5 * h,
                     2 * h
                 ));
@@ -220,7 +220,7 @@ fn pvgis_csv_parses_by_column_name_and_rotates_from_utc() {
     );
     assert_eq!(w.clock_offset_h, 0.0);
     assert_eq!(w.ghi_w_per_m2.len(), 8760);
-    assert_eq!(w.ghi_w_per_m2[13], 130.0);
+    assert_eq!(w.ghi_w_per_m2[13], 13.0);
     assert_eq!(w.dni_w_per_m2[13], 65.0);
     assert_eq!(w.dhi_w_per_m2[13], 26.0);
     assert_eq!(w.temperature_c[0], 5.0);
@@ -228,8 +228,8 @@ fn pvgis_csv_parses_by_column_name_and_rotates_from_utc() {
     // On Italian standard time (UTC+1) hour 13 local is hour 12 UTC; local hour 0 of 1 January
     // is 23:00 UTC of 31 December (the TMY wraps).
     let local = w.to_local_standard(1.0);
-    assert_eq!(local.ghi_w_per_m2[13], 120.0);
-    assert_eq!(local.ghi_w_per_m2[0], 230.0);
+    assert_eq!(local.ghi_w_per_m2[13], 12.0);
+    assert_eq!(local.ghi_w_per_m2[0], 0.0);
     assert_eq!(local.temperature_c[0], 16.0);
     let g = grid(60, "Europe/Rome");
     let t = w.temperature_c_on_grid(1.0, &g).unwrap();
@@ -274,10 +274,15 @@ fn pvgis_json(bad_record: Option<usize>) -> String {
             let g = if bad_record == Some(i) {
                 serde_json::Value::String("x".into())
             } else {
-                serde_json::json!(10.0 * h as f64)
+                serde_json::json!(if (8..=14).contains(&h) { h as f64 } else { 0.0 })
             };
+            let (mut month, mut day) = (0, i / 24);
+            while day >= DAYS[month] {
+                day -= DAYS[month];
+                month += 1;
+            }
             serde_json::json!({
-                "time(UTC)": format!("20070101:{h:02}10"),
+                "time(UTC)": format!("2007{:02}{:02}:{h:02}10", month + 1, day + 1),
                 "T2m": 10.0, "RH": 70.0, "G(h)": g, "Gb(n)": 0.0, "Gd(h)": 50.0,
                 "IR(h)": 300.0, "WS10m": 2.0, "WD10m": 90.0, "SP": 99000.0
             })
@@ -301,8 +306,8 @@ fn pvgis_json_parses_and_reports_paths() {
         (w.latitude_deg, w.longitude_deg, w.elevation_m),
         (45.0, 8.0, 250.0)
     );
-    assert_eq!(w.ghi_w_per_m2[30], 60.0);
-    assert_eq!(w.dhi_w_per_m2[30], 50.0);
+    assert_eq!(w.ghi_w_per_m2[34], 10.0);
+    assert_eq!(w.dhi_w_per_m2[34], 50.0);
     let e = weather::parse_pvgis_json(&pvgis_json(Some(42)), "tmy.json")
         .unwrap_err()
         .to_string();
@@ -315,4 +320,125 @@ fn pvgis_json_parses_and_reports_paths() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("tmy_hourly"), "{e}");
+}
+
+fn real_epw() -> String {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&include_bytes!("data/chicago_ohare_tmy3.epw.gz")[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    text
+}
+
+fn edit_field(text: &str, line: usize, field: usize, value: &str) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let mut f: Vec<String> = lines[line - 1].split(',').map(str::to_owned).collect();
+    f[field] = value.into();
+    lines[line - 1] = f.join(",");
+    lines.join("\n")
+}
+
+#[test]
+fn epw_reversed_or_shuffled_rows_are_refused_naming_the_line() {
+    let text = real_epw();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut reversed: Vec<&str> = lines[..8].to_vec();
+    reversed.extend(lines[8..].iter().rev());
+    let e = weather::parse_epw(&reversed.join("\n"), "r.epw")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("r.epw:10:") && e.contains("time order"),
+        "{e}"
+    );
+    let mut swapped: Vec<&str> = lines.clone();
+    swapped.swap(1000, 1001);
+    let e = weather::parse_epw(&swapped.join("\n"), "s.epw")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("s.epw:1002:") && e.contains("time order"),
+        "{e}"
+    );
+}
+
+#[test]
+fn epw_header_time_zone_and_coordinates_must_be_in_range() {
+    let text = real_epw();
+    for (field, value, what) in [
+        (8, "1e300", "time zone"),
+        (8, "15", "time zone"),
+        (6, "91", "latitude"),
+    ] {
+        let bad = edit_field(&text, 1, field, value);
+        let e = weather::parse_epw(&bad, "z.epw").unwrap_err().to_string();
+        assert!(e.starts_with("z.epw:1:") && e.contains(what), "{e}");
+    }
+}
+
+#[test]
+fn epw_mostly_missing_ghi_is_an_error_naming_the_count() {
+    let text = real_epw();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    for l in lines.iter_mut().skip(8).take(8759) {
+        let mut f: Vec<String> = l.split(',').map(str::to_owned).collect();
+        f[13] = "9999".into();
+        *l = f.join(",");
+    }
+    let e = weather::parse_epw(&lines.join("\n"), "m.epw")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("8759 of 8760") && e.contains("global horizontal"),
+        "{e}"
+    );
+}
+
+#[test]
+fn epw_ghi_at_night_or_above_the_sun_is_refused() {
+    let text = real_epw();
+    // Line 11 is 1 January 02:00–03:00, deep night.
+    let night = edit_field(&text, 11, 13, "1500");
+    let e = weather::parse_epw(&night, "n.epw").unwrap_err().to_string();
+    assert!(
+        e.starts_with("n.epw:11:") && e.contains("below the horizon"),
+        "{e}"
+    );
+    // Line 20 is 1 January 11:00–12:00: the sun gives about 500 W/m² on the horizontal.
+    let bright = edit_field(&text, 20, 13, "1400");
+    let e = weather::parse_epw(&bright, "b.epw")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("b.epw:20:") && e.contains("extraterrestrial"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_weather_file_from_another_site_is_refused_with_both_locations() {
+    let w = weather::parse_epw(&real_epw(), "chicago.epw").unwrap();
+    let chicago = SolarSite {
+        latitude_deg: 41.9,
+        longitude_deg: -87.7,
+        time_zone_h: -6.0,
+    };
+    w.check_site(&chicago).unwrap();
+    let bergamo = SolarSite {
+        latitude_deg: 45.698,
+        longitude_deg: 9.677,
+        time_zone_h: 1.0,
+    };
+    let e = w.check_site(&bergamo).unwrap_err().to_string();
+    assert!(
+        e.contains("41.980") && e.contains("45.698") && e.contains("from_weather_file"),
+        "{e}"
+    );
+    let other_zone = SolarSite {
+        time_zone_h: -5.0,
+        ..chicago
+    };
+    let e = w.check_site(&other_zone).unwrap_err().to_string();
+    assert!(e.contains("UTC-6") && e.contains("UTC-5"), "{e}");
 }

@@ -3,7 +3,7 @@
 
 Run by hand from crates/scg-resource (it is not part of the build or of CI):
 
-    pip install pvlib
+    pip install pvlib  (or use the venv of scripts/golden/pvlib_reference.sh)
     python3 tools/pvlib_golden.py > tests/data/pvlib_golden.csv
 
 Conventions of the CSV (those of scg, not pvlib):
@@ -11,8 +11,9 @@ Conventions of the CSV (those of scg, not pvlib):
   time at `tz_h` hours east of UTC; `lon_deg` east positive.
 - surface: `tilt_deg`, `azimuth_deg` with 0 = south, west positive (pvlib: 180 + ours).
 - sun azimuth `sun_azimuth_deg` is written in pvlib's convention (0 = north, east positive).
-- irradiances in W/m2; G_sc = 1367 W/m2 and extraterrestrial normal irradiance with the
-  ASCE/Duffie-Beckman form 1 + 0.033 cos(360 n / 365) (pvlib method "asce").
+- irradiances in W/m2; G_sc = 1367 W/m2 and extraterrestrial normal irradiance with Spencer's
+  (1971) eccentricity series (pvlib method "spencer"); declination and equation of time are
+  Spencer's too (`declination_spencer71`, `equation_of_time_spencer71`).
 - GHI of each case = kt_target * G_on * cos(zenith), a spread of sky conditions.
 - Erbs: pvlib's own clearness index `erbs_kt` (pvlib computes it with its default
   extraterrestrial model) and its diffuse `erbs_dhi`; scg is checked on the fraction given kt.
@@ -60,7 +61,7 @@ def main():
                 start = pd.Timestamp("2007-01-01") + pd.Timedelta(days=doy - 1, hours=clock_h)
                 # a fixed-offset zone ("Etc/GMT-1" is UTC+1): pvlib reads the offset from it
                 times = pd.DatetimeIndex([start]).tz_localize(f"Etc/GMT{-int(tz):+d}")
-                dec = solarposition.declination_cooper69(doy)
+                dec = solarposition.declination_spencer71(doy)
                 eot = solarposition.equation_of_time_spencer71(doy)
                 ha = solarposition.hour_angle(times, lon, eot)[0]
                 zen = solarposition.solar_zenith_analytical(np.radians(lat), np.radians(ha), dec)
@@ -68,7 +69,7 @@ def main():
                 zen_deg, azi_deg = float(np.degrees(zen)), float(np.degrees(azi))
                 if zen_deg > 85.0:
                     continue
-                g_on = float(irradiance.get_extra_radiation(doy, solar_constant=G_SC, method="asce"))
+                g_on = float(irradiance.get_extra_radiation(doy, solar_constant=G_SC, method="spencer"))
                 for tilt, az in SURFACES:
                     i += 1
                     kt_target = KT[i % len(KT)]

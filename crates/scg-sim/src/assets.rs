@@ -6,6 +6,7 @@
 //! PV arrays and wind turbines carry an optional `costs` table, which the economics owns; it is
 //! split off before the physics config is read. Never does I/O.
 
+use scg_model::bounds::{self, LIFETIME_YEARS, MAX_COST_EUR, out_of_range};
 use scg_model::{Scenario, Section, ValidationError};
 use scg_resource::solar::{PvArrayConfig, SolarResourceConfig};
 use scg_resource::wind::{TurbineConfig, WindResourceConfig};
@@ -49,6 +50,17 @@ impl Default for CostsPerKw {
 }
 
 impl CostsPerKw {
+    /// Every problem, as `(field path, message)`: lifetime within [`LIFETIME_YEARS`], money
+    /// within `0..=`[`MAX_COST_EUR`].
+    pub fn validate(&self, path: &str) -> Vec<(String, String)> {
+        let mut b = Bounds::default();
+        b.money(path, "capital_eur_per_kw", self.capital_eur_per_kw);
+        b.money(path, "replacement_eur_per_kw", self.replacement_eur_per_kw);
+        b.money(path, "om_eur_per_kw_year", self.om_eur_per_kw_year);
+        b.lifetime(path, "lifetime_years", self.lifetime_years);
+        b.0
+    }
+
     /// Costs of `kw` of capacity.
     pub fn for_capacity(&self, kw: f64) -> ComponentCosts {
         ComponentCosts {
@@ -91,6 +103,17 @@ impl Default for CostsPerUnit {
 }
 
 impl CostsPerUnit {
+    /// Every problem, as `(field path, message)`: lifetime within [`LIFETIME_YEARS`], money
+    /// within `0..=`[`MAX_COST_EUR`].
+    pub fn validate(&self, path: &str) -> Vec<(String, String)> {
+        let mut b = Bounds::default();
+        b.money(path, "capital_eur", self.capital_eur);
+        b.money(path, "replacement_eur", self.replacement_eur);
+        b.money(path, "om_eur_per_year", self.om_eur_per_year);
+        b.lifetime(path, "lifetime_years", self.lifetime_years);
+        b.0
+    }
+
     /// Costs of `count` units.
     pub fn for_count(&self, count: f64) -> ComponentCosts {
         ComponentCosts {
@@ -162,6 +185,113 @@ pub fn default_grid() -> GridConfig {
     }
 }
 
+/// Plausibility bounds (`scg_model::bounds`) the component owners' own checks leave open:
+/// upper limits on sizes and counts, and lifetimes of at least a year. Collected as
+/// `(field path, message)`.
+#[derive(Default)]
+struct Bounds(Vec<(String, String)>);
+
+impl Bounds {
+    fn range(&mut self, path: &str, field: &str, value: f64, min: f64, max: f64) {
+        if let Some(message) = out_of_range(value, min, max) {
+            self.0.push((format!("{path}.{field}"), message));
+        }
+    }
+    fn money(&mut self, path: &str, field: &str, value: f64) {
+        self.range(path, field, value, 0.0, MAX_COST_EUR);
+    }
+    fn lifetime(&mut self, path: &str, field: &str, value: f64) {
+        self.range(path, field, value, LIFETIME_YEARS.0, LIFETIME_YEARS.1);
+    }
+    fn power(&mut self, path: &str, field: &str, value: f64) {
+        self.range(path, field, value, 0.0, bounds::MAX_POWER_KW);
+    }
+}
+
+fn turbine_bounds(t: &TurbineConfig, path: &str) -> Vec<(String, String)> {
+    let mut problems = t.validate(path);
+    if t.count > bounds::MAX_TURBINES {
+        problems.push((
+            format!("{path}.count"),
+            format!(
+                "must be between 1 and {}, got {}",
+                bounds::MAX_TURBINES,
+                t.count
+            ),
+        ));
+    }
+    problems
+}
+
+fn battery_bounds(b: &BatteryConfig, path: &str) -> Vec<(String, String)> {
+    let mut problems = b.validate(path);
+    let mut x = Bounds::default();
+    x.range(
+        path,
+        "capacity_kwh",
+        b.capacity_kwh,
+        0.0,
+        bounds::MAX_BATTERY_KWH,
+    );
+    x.power(path, "max_charge_power_kw", b.max_charge_power_kw);
+    x.power(path, "max_discharge_power_kw", b.max_discharge_power_kw);
+    x.lifetime(path, "lifetime_years", b.lifetime_years);
+    if let Some(q) = b.lifetime_throughput_kwh {
+        // At least one full cycle and at most a million: a shorter life would replace the bank
+        // many times a step.
+        x.range(
+            path,
+            "lifetime_throughput_kwh",
+            q,
+            b.capacity_kwh,
+            b.capacity_kwh * 1.0e6,
+        );
+    }
+    x.money(path, "capital_cost_eur_per_kwh", b.capital_cost_eur_per_kwh);
+    x.money(
+        path,
+        "replacement_cost_eur_per_kwh",
+        b.replacement_cost_eur_per_kwh,
+    );
+    x.money(path, "om_cost_eur_per_kwh_year", b.om_cost_eur_per_kwh_year);
+    problems.extend(x.0);
+    problems
+}
+
+fn converter_bounds(c: &ConverterConfig, path: &str) -> Vec<(String, String)> {
+    let mut problems = c.validate(path);
+    let mut x = Bounds::default();
+    x.power(path, "capacity_kw", c.capacity_kw);
+    x.lifetime(path, "lifetime_years", c.lifetime_years);
+    x.money(path, "capital_cost_eur_per_kw", c.capital_cost_eur_per_kw);
+    x.money(
+        path,
+        "replacement_cost_eur_per_kw",
+        c.replacement_cost_eur_per_kw,
+    );
+    x.money(path, "om_cost_eur_per_kw_year", c.om_cost_eur_per_kw_year);
+    problems.extend(x.0);
+    problems
+}
+
+fn grid_bounds(g: &GridConfig, path: &str) -> Vec<(String, String)> {
+    let mut problems = g.validate(path);
+    let mut x = Bounds::default();
+    x.money(
+        path,
+        "demand_charge_eur_per_kw_month",
+        g.demand_charge_eur_per_kw_month,
+    );
+    if let Some(kw) = g.max_purchase_kw {
+        x.power(path, "max_purchase_kw", kw);
+    }
+    if let Some(kw) = g.max_sale_kw {
+        x.power(path, "max_sale_kw", kw);
+    }
+    problems.extend(x.0);
+    problems
+}
+
 struct Collector {
     errors: Vec<ValidationError>,
 }
@@ -204,16 +334,19 @@ impl Collector {
         ok.then_some(t)
     }
 
-    /// Split a `costs` sub-table off a section.
+    /// Split a `costs` sub-table off a section and validate it.
     fn with_costs<C: DeserializeOwned + Default>(
         &mut self,
         table: &Section,
         path: &str,
+        validate: impl Fn(&C, &str) -> Vec<(String, String)>,
     ) -> (Section, Option<C>) {
         let mut rest = table.clone();
         let costs = match rest.remove("costs") {
             None => Some(C::default()),
-            Some(toml::Value::Table(t)) => self.typed::<C>(&t, &format!("{path}.costs")),
+            Some(toml::Value::Table(t)) => {
+                self.validated::<C>(&t, &format!("{path}.costs"), validate)
+            }
             Some(other) => {
                 self.push(
                     format!("{path}.costs"),
@@ -239,7 +372,7 @@ impl Assets {
             .as_ref()
             .map(|t| c.validated(t, "wind", WindResourceConfig::validate));
         let grid = match &scenario.grid {
-            Some(t) => c.validated(t, "grid", GridConfig::validate),
+            Some(t) => c.validated(t, "grid", grid_bounds),
             None => Some(default_grid()),
         };
         let economics = match &scenario.economics {
@@ -290,7 +423,7 @@ fn prosumer_assets(c: &mut Collector, path: &str, p: &scg_model::Prosumer) -> Pr
     }
     for (k, t) in p.pv.iter().enumerate() {
         let path = format!("{path}.pv[{k}]");
-        let (rest, costs) = c.with_costs::<CostsPerKw>(t, &path);
+        let (rest, costs) = c.with_costs(t, &path, CostsPerKw::validate);
         let array = c.validated(&rest, &path, PvArrayConfig::validate);
         if let (Some(array), Some(costs)) = (array, costs) {
             out.pv.push(PvSpec { array, costs });
@@ -298,8 +431,8 @@ fn prosumer_assets(c: &mut Collector, path: &str, p: &scg_model::Prosumer) -> Pr
     }
     for (k, t) in p.wind_turbines.iter().enumerate() {
         let path = format!("{path}.wind_turbines[{k}]");
-        let (rest, costs) = c.with_costs::<CostsPerUnit>(t, &path);
-        let turbine = c.validated(&rest, &path, TurbineConfig::validate);
+        let (rest, costs) = c.with_costs(t, &path, CostsPerUnit::validate);
+        let turbine = c.validated(&rest, &path, turbine_bounds);
         if let (Some(turbine), Some(costs)) = (turbine, costs) {
             out.turbines.push(TurbineSpec { turbine, costs });
         }
@@ -307,11 +440,11 @@ fn prosumer_assets(c: &mut Collector, path: &str, p: &scg_model::Prosumer) -> Pr
     out.battery = p
         .battery
         .as_ref()
-        .and_then(|t| c.validated(t, &format!("{path}.battery"), BatteryConfig::validate));
+        .and_then(|t| c.validated(t, &format!("{path}.battery"), battery_bounds));
     out.converter = p
         .converter
         .as_ref()
-        .and_then(|t| c.validated(t, &format!("{path}.converter"), ConverterConfig::validate));
+        .and_then(|t| c.validated(t, &format!("{path}.converter"), converter_bounds));
     if out.battery.is_some() && p.converter.is_none() {
         c.push(
             format!("{path}.converter"),
@@ -319,4 +452,16 @@ fn prosumer_assets(c: &mut Collector, path: &str, p: &scg_model::Prosumer) -> Pr
         );
     }
     out
+}
+
+/// The CER incentive is paid for `incentive_years`, usually fewer than the project's: the
+/// factor that turns the yearly incentive into its equivalent over the whole project.
+pub fn cer_npc_factor(assets: &Assets) -> f64 {
+    let e = assets.economics.params();
+    crate::economics::equivalent_annual_over_project(
+        1.0,
+        assets.cer.incentive_years,
+        e.real_discount_rate,
+        e.project_lifetime_years,
+    )
 }

@@ -90,6 +90,10 @@ pub struct ComponentNpc {
     pub total_eur: f64,
 }
 
+/// Most replacements of one component over the project that [`component_npc`] accepts (one a
+/// day for 100 years is far beyond any real system).
+pub const MAX_REPLACEMENTS: f64 = 36_500.0;
+
 /// Years (from the start of the project) at which a unit of lifetime `lifetime_years` is
 /// replaced: `L, 2L, …` strictly before the end of the project.
 pub fn replacement_years(lifetime_years: f64, project_years: f64) -> Vec<f64> {
@@ -134,6 +138,18 @@ pub fn component_npc(
         return Err(ComponentError::parameter(
             "lifetime_years",
             format!("must be > 0, got {}", c.lifetime_years),
+        ));
+    }
+    // A life computed from wear (a battery's throughput) can be tiny; the replacement list
+    // must stay bounded whatever the inputs.
+    if project_years / c.lifetime_years > MAX_REPLACEMENTS {
+        return Err(ComponentError::parameter(
+            "lifetime_years",
+            format!(
+                "{} years over a {project_years}-year project means more than \
+                 {MAX_REPLACEMENTS} replacements",
+                c.lifetime_years
+            ),
         ));
     }
     for (field, v) in [
@@ -238,6 +254,74 @@ pub fn system_npc(
         total_npc_eur: total,
         annualized_cost_eur: total * capital_recovery_factor(i, n),
     })
+}
+
+/// One project year's cash flows by kind, undiscounted real EUR (costs positive, the salvage
+/// revenue negative), for a cash-flow chart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct YearCashFlow {
+    /// Project year: 0 is the investment, 1..=N the end of each year.
+    pub year: u32,
+    pub capital_eur: f64,
+    pub replacement_eur: f64,
+    pub om_eur: f64,
+    /// Net grid cost of the year (purchases + demand charges − sales).
+    pub grid_eur: f64,
+    /// Other yearly net costs (e.g. P2P paid − received − CER incentive).
+    pub other_eur: f64,
+    /// Salvage at the end of the project (≤ 0).
+    pub salvage_eur: f64,
+}
+
+impl YearCashFlow {
+    /// The year's net cash flow, EUR.
+    pub fn total_eur(&self) -> f64 {
+        self.capital_eur
+            + self.replacement_eur
+            + self.om_eur
+            + self.grid_eur
+            + self.other_eur
+            + self.salvage_eur
+    }
+}
+
+/// The undiscounted yearly cash flows behind [`system_npc`]: capital at year 0, each
+/// replacement in the year it falls in (rounded up), O&M / grid / other at the end of each
+/// year `1..=ceil(N)`, salvage at year `ceil(N)`. For whole-year lifetimes and project length,
+/// discounting each year by [`discount_factor`] and summing gives `system_npc`'s total.
+pub fn cash_flows(
+    params: &EconomicParams,
+    components: &[(&str, ComponentCosts)],
+    annual_grid_cost_eur: f64,
+    annual_other_cost_eur: f64,
+) -> Result<Vec<YearCashFlow>, ComponentError> {
+    let n = params.project_lifetime_years;
+    check_rate_and_years(params.real_discount_rate, n)?;
+    let years = n.ceil() as u32;
+    let mut out: Vec<YearCashFlow> = (0..=years)
+        .map(|year| YearCashFlow {
+            year,
+            ..YearCashFlow::default()
+        })
+        .collect();
+    for (_, c) in components {
+        out[0].capital_eur += c.capital_eur;
+        for t in replacement_years(c.lifetime_years, n) {
+            let y = (t.ceil() as usize).min(years as usize);
+            out[y].replacement_eur += c.replacement_eur;
+        }
+        for flow in out.iter_mut().skip(1) {
+            flow.om_eur += c.om_eur_per_year;
+        }
+        if c.lifetime_years.is_finite() && c.lifetime_years > 0.0 {
+            out[years as usize].salvage_eur -= salvage_value_eur(c, n);
+        }
+    }
+    for flow in out.iter_mut().skip(1) {
+        flow.grid_eur = annual_grid_cost_eur;
+        flow.other_eur = annual_other_cost_eur;
+    }
+    Ok(out)
 }
 
 /// A year's energy totals of a system, from the simulation (all kWh per year).

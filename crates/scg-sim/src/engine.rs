@@ -9,18 +9,20 @@ use crate::SimError;
 use crate::assets::{Assets, ProsumerAssets};
 use crate::battery::{Battery, Storage};
 use crate::cer::{self, CerMember, CerResult};
+use crate::community::{Community, Sharing};
 use crate::converter::Converter;
 use crate::dispatch::BatteryUnit;
 use crate::economics::{ComponentCosts, EnergyTotals, system_npc};
 use crate::grid::{GridBill, GridMeter};
-use crate::inputs::{ResolvedInputs, ResolvedLoad};
+use crate::inputs::ResolvedInputs;
 use crate::metrics::{LoadReport, load_report};
+use crate::prepare::EvYear;
 use crate::prepare::{Prepared, prepare};
-use crate::year::{EnergySums, FlowSeries, ProsumerSeries, SeriesSink, YearSettings, run_year};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+pub use crate::prepare::{prosumer_seed, synthesize_load};
+use crate::year::{EnergySums, FlowSeries, ProsumerSeries, SeriesSink, YearSettings, drive};
+use scg_ev::fleet::EvStepPower;
 use scg_model::{Scenario, TimeGrid};
-use scg_resource::load::{self, LoadYear};
+use scg_resource::load::LoadYear;
 use serde::Serialize;
 
 /// A PV array's year.
@@ -40,11 +42,14 @@ pub struct Economics {
     /// CER incentive + valorisation allocated to it, EUR/year.
     pub cer_incentive_eur: f64,
     pub initial_capital_eur: f64,
+    /// Net present cost, EUR: components, grid bill, P2P money, CER, and V2G battery wear.
     pub npc_eur: f64,
     pub annualized_cost_eur: f64,
-    /// Annualized cost per kWh of load served (`None` when nothing is served).
+    /// Annualized cost per kWh served (HOMER: load served + sales; for a member the sales
+    /// include its P2P exports). `None` when nothing is served.
     pub coe_eur_per_kwh: Option<f64>,
-    /// 1 − grid purchases ÷ load served (HOMER); P2P energy counts as renewable.
+    /// 1 − grid purchases ÷ energy served (HOMER, the same served energy as the COE); P2P
+    /// energy counts as renewable.
     pub renewable_fraction: Option<f64>,
 }
 
@@ -90,54 +95,10 @@ pub struct SimResult {
     /// Zonal price per step, EUR/MWh.
     pub zonal_step_eur_per_mwh: Vec<f64>,
     pub grid_at_peak: Vec<bool>,
-}
-
-/// The seed of a prosumer's private stream: SplitMix64 of the run seed mixed with the FNV-1a
-/// hash of its id (stable across platforms and releases; part of the reproducibility contract).
-pub fn prosumer_seed(seed: u64, id: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in id.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    splitmix64(seed ^ h)
-}
-
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// One prosumer's load year from its resolved inputs and its own seed.
-pub fn synthesize_load(
-    spec: &ResolvedLoad,
-    grid: &TimeGrid,
-    seed: u64,
-    source_name: &str,
-) -> Result<LoadYear, SimError> {
-    Ok(match spec {
-        ResolvedLoad::Synthetic {
-            profiles,
-            variability,
-            scaled_average_kwh_per_day,
-        } => {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            load::synthesize(
-                profiles,
-                grid,
-                *variability,
-                *scaled_average_kwh_per_day,
-                &mut rng,
-                source_name,
-            )?
-        }
-        ResolvedLoad::Imported {
-            values_kw,
-            scaled_average_kwh_per_day,
-        } => load::imported(values_kw, grid, *scaled_average_kwh_per_day, source_name)?,
-    })
+    /// Retail (grid purchase) price per step, EUR/MWh.
+    pub retail_eur_per_mwh: Vec<f64>,
+    /// Time-of-use band (F1/F2/F3) per step.
+    pub tariff_band: Vec<scg_resource::tariff::Band>,
 }
 
 /// Build a prosumer's battery unit from its configs.
@@ -200,14 +161,21 @@ pub fn run_prepared(
             pv_kwp: p.pv_kwp,
             wind_kw_per_turbine: &p.wind_kw_per_turbine,
             turbines: p.turbines,
-            ev_kw: &p.ev.demand_series,
-            v2g_kw: &p.ev.v2g_kw,
+            ev_kw: &[],
+            v2g_kw: &[],
         })
         .collect();
-    let mut batteries = assets
+    let batteries = assets
         .prosumers
         .iter()
         .map(battery_unit)
+        .collect::<Result<Vec<_>, _>>()?;
+    let fleets = scenario
+        .prosumers
+        .iter()
+        .zip(&assets.prosumers)
+        .enumerate()
+        .map(|(i, (p, a))| crate::prepare::fleet(i, p, a, &grid, seed))
         .collect::<Result<Vec<_>, _>>()?;
     let settings = YearSettings {
         dt_h: dt,
@@ -215,49 +183,61 @@ pub fn run_prepared(
         max_purchase_kw: assets.grid.max_purchase_kw.unwrap_or(f64::INFINITY),
         max_sale_kw: assets.grid.max_sale_kw.unwrap_or(f64::INFINITY),
     };
-    let mut sink = SeriesSink::new(series.len(), steps);
-    let market = match &scenario.community.market {
-        None => {
-            run_year(&series, &mut batteries, &settings, steps, &mut sink)?;
-            None
-        }
-        Some(m) => {
-            if settings.max_purchase_kw.is_finite() || settings.max_sale_kw.is_finite() {
-                return Err(SimError::Scenario(
-                    "community.market: grid.max_purchase_kw and grid.max_sale_kw are not supported with a market (the grid is the market's unlimited fallback)".into(),
-                ));
-            }
-            let ids: Vec<String> = scenario.prosumers.iter().map(|p| p.id.clone()).collect();
-            let retail: Vec<f64> = prepared
-                .tariff
-                .purchase_eur_per_kwh()
-                .iter()
-                .map(|p| p * 1000.0)
-                .collect();
-            let feed_in: Vec<f64> = prepared
-                .tariff
-                .sell_eur_per_kwh()
-                .iter()
-                .map(|p| p * 1000.0)
-                .collect();
-            let mut stage = crate::market_stage::MarketStage::new(
-                crate::market_stage::community_market(m)?,
-                &ids,
-                &retail,
-                &feed_in,
-                grid.steps_per_hour(),
-            );
-            crate::year::run_year_with(
-                &series,
-                &mut batteries,
-                &settings,
-                steps,
-                &mut stage,
-                &mut sink,
-            )?;
-            Some(stage.finish())
-        }
+    // The EV agents and the market see the retail (purchase) price, EUR/MWh.
+    let retail: Vec<f64> = prepared
+        .tariff
+        .purchase_eur_per_kwh()
+        .iter()
+        .map(|p| p * 1000.0)
+        .collect();
+    let feed_in: Vec<f64> = prepared
+        .tariff
+        .sell_eur_per_kwh()
+        .iter()
+        .map(|p| p * 1000.0)
+        .collect();
+    let ids: Vec<String> = scenario.prosumers.iter().map(|p| p.id.clone()).collect();
+    let sharing = match &scenario.community.market {
+        None => Sharing::ProRata,
+        Some(m) => Sharing::Market(Box::new(crate::market_stage::MarketStage::new(
+            crate::market_stage::community_market(m)?,
+            &ids,
+            &retail,
+            &feed_in,
+            grid.steps_per_hour(),
+        ))),
     };
+    let mut community = Community::new(settings.community(), batteries, fleets, sharing)?;
+    let mut sink = SeriesSink::new(series.len(), steps);
+    let mut ev_steps: Vec<Vec<EvStepPower>> = vec![Vec::new(); series.len()];
+    let with_ev: Vec<bool> = assets.prosumers.iter().map(|a| a.ev.is_some()).collect();
+    drive(
+        &mut community,
+        &series,
+        &settings,
+        &retail,
+        steps,
+        &mut sink,
+        &mut |_, ev| {
+            for ((keep, out), p) in with_ev.iter().zip(ev_steps.iter_mut()).zip(ev) {
+                if *keep {
+                    out.push(p.clone());
+                }
+            }
+        },
+    )?;
+    let end = community.finish();
+    let market = end.market;
+    let batteries = end.batteries;
+    let ev_years: Vec<EvYear> = end
+        .fleets
+        .iter()
+        .zip(&ev_steps)
+        .map(|(f, s)| match f {
+            Some(f) => EvYear::from_steps(s, f.departures()),
+            None => EvYear::default(),
+        })
+        .collect();
 
     // CER: each member's injection and withdrawal at its own meter (P2P crosses the grid).
     let injected: Vec<Vec<f64>> = sink
@@ -298,22 +278,23 @@ pub fn run_prepared(
 
     let econ_params = assets.economics.params();
     let internal_eur_per_kwh = scenario.community.internal_price_eur_per_mwh / 1000.0;
-    let cer_factor = crate::sizing::cer_npc_factor(assets);
+    let cer_factor = crate::assets::cer_npc_factor(assets);
     let mut prosumers = Vec::with_capacity(series.len());
     let mut load_kw = vec![0.0; steps];
     let mut baseline_kw = vec![0.0; steps];
     let mut community_bill = GridMeter::new(&prepared.tariff);
-    for (i, ((p, prep), flows)) in scenario
+    for (i, (((p, prep), flows), ev)) in scenario
         .prosumers
         .iter()
         .zip(prepared.prosumers)
         .zip(sink.prosumers)
+        .zip(ev_years)
         .enumerate()
     {
         let a = &assets.prosumers[i];
         let mut flows = flows;
-        flows.ev_kw = prep.ev.demand_series.clone();
-        flows.v2g_kw = prep.ev.v2g_kw.clone();
+        flows.ev_kw = ev.demand_series.clone();
+        flows.v2g_kw = ev.v2g_kw.clone();
         let demand_kw: Vec<f64> = if flows.ev_kw.is_empty() {
             prep.load.load_kw.clone()
         } else {
@@ -353,9 +334,11 @@ pub fn run_prepared(
             &econ_params,
             &refs,
             grid_bill.net_cost_eur,
-            p2p_cost - p2p_revenue - cer_eur * cer_factor,
+            // V2G wears the vehicles' batteries: a yearly cost like P2P money (HOMER's
+            // "other O&M"), so V2G must pay for itself in the NPC.
+            p2p_cost - p2p_revenue - cer_eur * cer_factor + ev.degradation_cost_eur,
         )?;
-        let totals = energy_totals(&energy);
+        let totals = energy_totals(&energy, SalesCounted::GridAndP2p);
         let economics = Economics {
             grid_bill,
             p2p_cost_eur_per_year: p2p_cost,
@@ -401,7 +384,7 @@ pub fn run_prepared(
             pv_arrays,
             battery_throughput_kwh: throughput,
             economics,
-            ev: prep.ev,
+            ev,
         });
     }
     // The community's own meter sees the sum of the members' grid flows.
@@ -411,7 +394,7 @@ pub fn run_prepared(
         community_bill.record(t, imp, exp)?;
     }
     let energy = EnergySums::total(&prosumers.iter().map(|p| p.energy).collect::<Vec<_>>());
-    let totals = energy_totals(&energy);
+    let totals = energy_totals(&energy, SalesCounted::GridOnly);
     let sum = |f: fn(&Economics) -> f64| prosumers.iter().map(|p| f(&p.economics)).sum::<f64>();
     let annualized = sum(|e| e.annualized_cost_eur);
     let economics = Economics {
@@ -443,6 +426,13 @@ pub fn run_prepared(
         community,
         zonal_step_eur_per_mwh: prepared.zonal_step_eur_per_mwh,
         grid_at_peak: prepared.grid_at_peak,
+        retail_eur_per_mwh: prepared
+            .tariff
+            .purchase_eur_per_kwh()
+            .iter()
+            .map(|p| p * 1000.0)
+            .collect(),
+        tariff_band: prepared.bands,
     })
 }
 
@@ -493,11 +483,24 @@ fn sums(f: &FlowSeries, load_kw: &[f64], dt: f64) -> EnergySums {
     }
 }
 
-fn energy_totals(e: &EnergySums) -> EnergyTotals {
+/// Which sales count as energy served (HOMER: load served + sales).
+#[derive(Clone, Copy)]
+enum SalesCounted {
+    /// The community as a whole: P2P is internal (already in the buyers' load served).
+    GridOnly,
+    /// A member: what it sold to neighbours is load it served, like a grid sale.
+    GridAndP2p,
+}
+
+fn energy_totals(e: &EnergySums, sales: SalesCounted) -> EnergyTotals {
+    let p2p_sales_kwh = match sales {
+        SalesCounted::GridOnly => 0.0,
+        SalesCounted::GridAndP2p => e.p2p_export_kwh,
+    };
     EnergyTotals {
         load_kwh: e.load_kwh,
         served_load_kwh: (e.load_kwh - e.unmet_kwh).max(0.0),
-        grid_sales_kwh: e.grid_export_kwh,
+        grid_sales_kwh: e.grid_export_kwh + p2p_sales_kwh,
         grid_purchases_kwh: e.grid_import_kwh,
         renewable_production_kwh: e.pv_kwh + e.wind_kwh,
         nonrenewable_generation_kwh: 0.0,

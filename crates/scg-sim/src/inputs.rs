@@ -1,15 +1,25 @@
 //! Resolve the scenario's data: loads (built-in tables, inline tables or files), the weather
-//! file and the zonal price file.
+//! file and the zonal price file; and turn the weather into simulation inputs (the sun's site,
+//! measured or decomposed irradiance, the file's wind speeds at its anemometer height).
+//!
+//! A weather file must be for the scenario's site (`WeatherYear::check_site`: 0.5° in latitude
+//! and longitude, the same standard time zone) unless `[solar.weather_file] location =
+//! "from_weather_file"`, which computes the sun at the file's latitude and longitude (the zone
+//! must still match).
 //!
 //! Files are read through the `read` closure the caller passes (the CLI reads from disk,
 //! relative to the scenario file); this module only parses what it is given.
 
 use crate::SimError;
 use crate::assets::Assets;
-use scg_model::{Load, Scenario};
+use scg_model::{Load, Scenario, TimeGrid};
+use scg_resource::ResourceError;
+use scg_resource::gme;
 use scg_resource::load::{self, Variability};
 use scg_resource::profiles::{self, MonthlyProfiles};
+use scg_resource::solar::{self, SolarSite, WeatherLocation};
 use scg_resource::weather::{self, WeatherYear};
+use scg_resource::wind::WindResourceConfig;
 use std::path::Path;
 
 /// A file reader: the text of a path, or a message.
@@ -54,44 +64,104 @@ pub fn resolve_loads(
         .collect()
 }
 
-/// Resolve loads, weather and prices.
+/// Resolve loads, weather and prices (stops at the first problem; [`crate::check::check_run`]
+/// reports them all).
 pub fn resolve_inputs(
     scenario: &Scenario,
     assets: &Assets,
     read: &mut Reader<'_>,
 ) -> Result<ResolvedInputs, SimError> {
-    let loads = resolve_loads(scenario, read)?;
-    let weather = match &assets.solar.weather_file {
-        Some(file) => {
-            let text = read_file(&file.path, read)?;
-            Some(weather::parse(
-                &text,
-                file.format,
-                &file.path.display().to_string(),
-            )?)
-        }
-        None => None,
-    };
-    let zonal_prices_eur_per_mwh = match &scenario.community.zonal_price_file {
-        Some(path) => {
-            let text = read_file(path, read)?;
-            let name = path.display().to_string();
-            let prices = load::parse_price_csv(&text, &name, None)?;
-            if prices.len() != 8760 {
-                return Err(SimError::Read {
-                    path: name,
-                    message: format!("needs 8760 hourly prices (EUR/MWh), got {}", prices.len()),
-                });
-            }
-            Some(prices)
-        }
-        None => None,
-    };
     Ok(ResolvedInputs {
-        loads,
-        weather,
-        zonal_prices_eur_per_mwh,
+        loads: resolve_loads(scenario, read)?,
+        weather: resolve_weather(scenario, assets, read)?,
+        zonal_prices_eur_per_mwh: resolve_zonal_prices(scenario, read)?,
     })
+}
+
+/// The weather year, when the solar resource names a weather file, checked against the
+/// scenario's site (0.5 degrees, same time zone) unless the file gives the location.
+pub fn resolve_weather(
+    scenario: &Scenario,
+    assets: &Assets,
+    read: &mut Reader<'_>,
+) -> Result<Option<WeatherYear>, SimError> {
+    let Some(file) = &assets.solar.weather_file else {
+        return Ok(None);
+    };
+    let text = read_file(&file.path, read)?;
+    let year = weather::parse(&text, file.format, &file.path.display().to_string())?;
+    let grid =
+        TimeGrid::new(&scenario.time, &scenario.location.time_zone).map_err(SimError::Scenario)?;
+    let mut site = SolarSite::new(
+        scenario.location.latitude_deg,
+        scenario.location.longitude_deg,
+        &grid,
+    );
+    if file.location == WeatherLocation::FromWeatherFile {
+        site.latitude_deg = year.latitude_deg;
+        site.longitude_deg = year.longitude_deg;
+    }
+    year.check_site(&site)?;
+    Ok(Some(year))
+}
+
+/// Hourly zonal prices (8760 values), when the scenario names a price file or GME files.
+pub fn resolve_zonal_prices(
+    scenario: &Scenario,
+    read: &mut Reader<'_>,
+) -> Result<Option<Vec<f64>>, SimError> {
+    let community = &scenario.community;
+    if community.zonal_price_file.is_some() && !community.zonal_price_gme_files.is_empty() {
+        return Err(SimError::Scenario(
+            "community: give zonal_price_file or zonal_price_gme_files, not both".into(),
+        ));
+    }
+    let Some(path) = &community.zonal_price_file else {
+        if community.zonal_price_gme_files.is_empty() {
+            return Ok(None);
+        }
+        return resolve_gme_prices(scenario, read).map(Some);
+    };
+    let text = read_file(path, read)?;
+    let name = path.display().to_string();
+    let prices = load::parse_price_csv(&text, &name, None)?;
+    if prices.len() != 8760 {
+        return Err(SimError::Read {
+            path: name,
+            message: format!("needs 8760 hourly prices (EUR/MWh), got {}", prices.len()),
+        });
+    }
+    Ok(Some(prices))
+}
+
+/// The hourly zonal prices of the model year from the scenario's GME files
+/// (`gme::zonal_prices_on_standard_hours`: Italian market time onto standard-time hours).
+fn resolve_gme_prices(scenario: &Scenario, read: &mut Reader<'_>) -> Result<Vec<f64>, SimError> {
+    let grid =
+        TimeGrid::new(&scenario.time, &scenario.location.time_zone).map_err(SimError::Scenario)?;
+    if grid.standard_offset_seconds() != 3600 {
+        return Err(SimError::Scenario(format!(
+            "community.zonal_price_gme_files: GME prices are on Italian time; the scenario's \
+             time zone {} is not UTC+1",
+            scenario.location.time_zone
+        )));
+    }
+    let mut files = Vec::with_capacity(scenario.community.zonal_price_gme_files.len());
+    for path in &scenario.community.zonal_price_gme_files {
+        let text = read_file(path, read)?;
+        let name = path.display().to_string();
+        let prices = gme::parse_prices(&text, &name).map_err(ResourceError::from)?;
+        files.push((name, prices));
+    }
+    let zone = scenario
+        .community
+        .zonal_price_gme_zone
+        .as_deref()
+        .unwrap_or("NORD");
+    Ok(
+        gme::zonal_prices_on_standard_hours(&files, zone, grid.year())
+            .map_err(ResourceError::from)?,
+    )
 }
 
 fn read_file(path: &Path, read: &mut Reader<'_>) -> Result<String, SimError> {
@@ -101,7 +171,8 @@ fn read_file(path: &Path, read: &mut Reader<'_>) -> Result<String, SimError> {
     })
 }
 
-fn resolve_load(spec: &Load, read: &mut Reader<'_>) -> Result<ResolvedLoad, SimError> {
+/// Resolve one prosumer's load (reading its file, if any).
+pub fn resolve_load(spec: &Load, read: &mut Reader<'_>) -> Result<ResolvedLoad, SimError> {
     Ok(match spec {
         Load::Synthetic(s) => {
             let profiles = Box::new(if let Some(name) = &s.profile {
@@ -137,5 +208,79 @@ fn resolve_load(spec: &Load, read: &mut Reader<'_>) -> Result<ResolvedLoad, SimE
                 scaled_average_kwh_per_day: t.scaled_average_kwh_per_day,
             }
         }
+    })
+}
+
+/// The site the sun is computed for: the scenario's location, or the weather file's latitude
+/// and longitude when `[solar.weather_file] location = "from_weather_file"`.
+pub fn solar_site(
+    scenario: &Scenario,
+    assets: &Assets,
+    inputs: &ResolvedInputs,
+    grid: &TimeGrid,
+) -> SolarSite {
+    let mut site = SolarSite::new(
+        scenario.location.latitude_deg,
+        scenario.location.longitude_deg,
+        grid,
+    );
+    let from_file = assets
+        .solar
+        .weather_file
+        .as_ref()
+        .is_some_and(|f| f.location == WeatherLocation::FromWeatherFile);
+    if let (true, Some(w)) = (from_file, &inputs.weather) {
+        site.latitude_deg = w.latitude_deg;
+        site.longitude_deg = w.longitude_deg;
+    }
+    site
+}
+
+/// The weather file's irradiance on the grid, measured or decomposed as the scenario says.
+pub fn weather_irradiance(
+    weather: &WeatherYear,
+    assets: &Assets,
+    site: &SolarSite,
+    grid: &TimeGrid,
+) -> Result<solar::Irradiance, SimError> {
+    let source = assets
+        .solar
+        .weather_file
+        .as_ref()
+        .map(|f| f.irradiance)
+        .unwrap_or_default();
+    Ok(weather.irradiance_on_grid(site, grid, source)?)
+}
+
+/// Wind speeds for the turbines, m/s per step, and the height they are measured at.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WindSpeed {
+    pub speed_m_per_s: Vec<f64>,
+    pub anemometer_height_m: f64,
+}
+
+/// The weather file's wind speeds at its anemometer height
+/// ([`weather::ANEMOMETER_HEIGHT_M`]) when a file is given; HOMER's synthetic wind from the
+/// `[wind]` section (at its `anemometer_height_m`) only without a file.
+pub fn wind_speed(
+    resource: &WindResourceConfig,
+    inputs: &ResolvedInputs,
+    grid: &TimeGrid,
+    time_zone_h: f64,
+    synthetic_seed: u64,
+) -> Result<WindSpeed, SimError> {
+    Ok(match &inputs.weather {
+        Some(w) => WindSpeed {
+            speed_m_per_s: w.wind_speed_m_per_s_on_grid(time_zone_h, grid)?,
+            anemometer_height_m: weather::ANEMOMETER_HEIGHT_M,
+        },
+        None => WindSpeed {
+            speed_m_per_s: scg_resource::wind::synthesize_speed_m_per_s(
+                &resource.params(),
+                grid,
+                synthetic_seed,
+            )?,
+            anemometer_height_m: resource.anemometer_height_m,
+        },
     })
 }

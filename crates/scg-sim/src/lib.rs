@@ -1,6 +1,8 @@
 //! The community simulation: one year of a scenario, step by step, in memory.
 //!
 //! - [`assets`]: the scenario's component sections, typed and validated with field paths;
+//! - [`check`]: everything `simulate` does short of simulating (assets, every input file, the
+//!   run's memory and time estimate against the budget), shared with `scg scenario check`;
 //! - [`inputs`]: loads, weather and price files resolved into data (files read through a
 //!   caller-supplied reader — this crate opens nothing itself);
 //! - [`prepare`]: every series a year needs (loads, PV per kWp, wind per turbine, prices, the
@@ -15,6 +17,8 @@
 //! scenario, inputs and seed give the same result, bit for bit.
 
 pub mod assets;
+pub mod check;
+pub mod community;
 pub mod dispatch;
 pub mod engine;
 pub mod inputs;
@@ -36,6 +40,7 @@ pub mod grid;
 pub use component_error::ComponentError;
 
 pub use assets::Assets;
+pub use check::{CheckOptions, CheckedRun, RunEstimate, check_run};
 pub use engine::{
     CommunityResult, ProsumerResult, SimResult, prosumer_seed, simulate, simulate_scenario,
 };

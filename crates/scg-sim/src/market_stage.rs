@@ -5,7 +5,9 @@
 //! surplus offers at the feed-in price: truthful price takers) and the chosen mechanism clears
 //! them. The market decides the P2P energy; the grid takes the rest of each residual, so the
 //! energy balance stays exact (the market's Wh rounding ends up with the grid). Limits on the
-//! grid connection do not apply in this mode (the scenario is refused). Money is exact
+//! community's grid connection (an off-grid community has 0 and 0) cap what the grid takes,
+//! shared pro rata; beyond them energy is excess or unmet. The market still prices against the
+//! retail and feed-in tariff (an approximation when the connection is limited). Money is exact
 //! (nano-euro) and every trade is recorded. Never does I/O.
 
 use crate::ComponentError;
@@ -33,6 +35,12 @@ pub struct MarketYear {
     pub volume_by_hour_kwh: Vec<f64>,
     /// Every P2P trade of the year, in clearing order (for the ledger).
     pub trades: Vec<MarketTrade>,
+    /// Per prosumer (scenario order), exact: paid for P2P energy (fees included) and received,
+    /// nano-euro (one RESCoin base unit each at the 1 RES = 1 EUR peg).
+    pub paid_nano: Vec<i128>,
+    pub received_nano: Vec<i128>,
+    /// The clearing price of every step, EUR/MWh (`None` when nothing was priced).
+    pub clearing_price_eur_per_mwh: Vec<Option<f64>>,
 }
 
 /// One P2P trade, as the ledger needs it.
@@ -47,6 +55,9 @@ pub struct MarketTrade {
     pub price_eur_per_mwh: f64,
     /// The grid fee the buyer pays on top, EUR/MWh.
     pub fee_eur_per_mwh: f64,
+    /// The same two prices exactly, in the market's integer milli-euro per MWh.
+    pub price_milli_eur_per_mwh: i64,
+    pub fee_milli_eur_per_mwh: i64,
 }
 
 /// The market stage of a year.
@@ -71,6 +82,7 @@ pub struct MarketStage<'a> {
     volume_wh_by_hour: [i64; 24],
     index: BTreeMap<&'a str, usize>,
     records: Vec<MarketTrade>,
+    step_prices: Vec<Option<f64>>,
 }
 
 /// The `scg-market` settings of the scenario's market.
@@ -128,6 +140,7 @@ impl<'a> MarketStage<'a> {
                 .map(|(i, id)| (id.as_str(), i))
                 .collect(),
             records: Vec::new(),
+            step_prices: Vec::new(),
         }
     }
 
@@ -154,6 +167,9 @@ impl<'a> MarketStage<'a> {
                 .map(|h| self.price_sum_by_hour[h] / f64::from(self.priced_steps_by_hour[h].max(1)))
                 .collect(),
             trades: self.records.clone(),
+            paid_nano: self.paid_nano.clone(),
+            received_nano: self.received_nano.clone(),
+            clearing_price_eur_per_mwh: self.step_prices.clone(),
             volume_by_hour_kwh: self
                 .volume_wh_by_hour
                 .iter()
@@ -192,6 +208,10 @@ impl CommunityStage for MarketStage<'_> {
             )
             .map_err(|e| ComponentError::parameter("community market", e.to_string()))?;
         let hour = (step % self.steps_per_day) / self.steps_per_hour;
+        if self.step_prices.len() <= step {
+            self.step_prices.resize(step + 1, None);
+        }
+        self.step_prices[step] = cleared.price.map(|p| p.eur_per_mwh());
         if let Some(price) = cleared.price {
             self.price_sum_by_hour[hour] += price.eur_per_mwh();
             self.priced_steps_by_hour[hour] += 1;
@@ -212,6 +232,8 @@ impl CommunityStage for MarketStage<'_> {
                     energy_wh: wh,
                     price_eur_per_mwh: t.price().eur_per_mwh(),
                     fee_eur_per_mwh: t.fee().eur_per_mwh(),
+                    price_milli_eur_per_mwh: t.price().milli(),
+                    fee_milli_eur_per_mwh: t.fee().milli(),
                 });
             }
         }
@@ -228,6 +250,32 @@ impl CommunityStage for MarketStage<'_> {
                 a.grid_import_kw = -r - a.p2p_import_kw;
             }
         }
+        limit_grid(ctx, out);
         Ok(())
+    }
+}
+
+/// The community connection's limits on what the market left to the grid: the grid takes at
+/// most `max_sale_kw` of exports and `max_purchase_kw` of imports, shared pro rata; the rest
+/// is excess (curtailed) or unmet, as in the pro-rata stage. Off-grid (both 0) everything left
+/// after the market is excess or unmet. Unlimited connections leave the allocation untouched.
+fn limit_grid(ctx: &StepContext, out: &mut [Allocation]) {
+    let exported: f64 = out.iter().map(|a| a.grid_export_kw).sum();
+    if exported > ctx.max_sale_kw {
+        let keep = (ctx.max_sale_kw.max(0.0) / exported).min(1.0);
+        for a in out.iter_mut() {
+            let to_grid = a.grid_export_kw * keep;
+            a.excess_kw += a.grid_export_kw - to_grid;
+            a.grid_export_kw = to_grid;
+        }
+    }
+    let imported: f64 = out.iter().map(|a| a.grid_import_kw).sum();
+    if imported > ctx.max_purchase_kw {
+        let keep = (ctx.max_purchase_kw.max(0.0) / imported).min(1.0);
+        for a in out.iter_mut() {
+            let from_grid = a.grid_import_kw * keep;
+            a.unmet_kw += a.grid_import_kw - from_grid;
+            a.grid_import_kw = from_grid;
+        }
     }
 }

@@ -273,23 +273,25 @@ pub fn evaluate_config(
         + annual_net_eur
             * annuity_present_value_factor(e.real_discount_rate, e.project_lifetime_years);
     let annualized_cost_eur = npc_eur * crf;
-    let served_kwh = (load_kwh - unmet_kwh).max(0.0);
+    // HOMER's definitions, the same code as the full simulation's (grid sales count as
+    // energy served), so a design's renewable fraction and COE agree in both reports.
+    let totals = crate::economics::EnergyTotals {
+        load_kwh,
+        served_load_kwh: (load_kwh - unmet_kwh).max(0.0),
+        grid_sales_kwh: export_kwh,
+        grid_purchases_kwh: import_kwh,
+        ..crate::economics::EnergyTotals::default()
+    };
     ConfigResult {
         index,
         designs: designs.to_vec(),
         grid_connected,
         npc_eur,
         annualized_cost_eur,
-        coe_eur_per_kwh: if served_kwh > 0.0 {
-            annualized_cost_eur / served_kwh
-        } else {
-            f64::NAN
-        },
-        renewable_fraction: if served_kwh > 0.0 {
-            1.0 - import_kwh / served_kwh
-        } else {
-            0.0
-        },
+        coe_eur_per_kwh: totals
+            .cost_of_energy_eur_per_kwh(annualized_cost_eur)
+            .unwrap_or(f64::NAN),
+        renewable_fraction: totals.renewable_fraction().unwrap_or(0.0),
         unmet_fraction: if load_kwh > 0.0 {
             unmet_kwh / load_kwh
         } else {

@@ -7,10 +7,13 @@
 
 use crate::SimError;
 use crate::assets::Assets;
-use crate::engine::{prosumer_seed, synthesize_load};
 use crate::grid::{GridInputs, GridTariff};
 use crate::inputs::ResolvedInputs;
+use crate::inputs::ResolvedLoad;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use scg_model::{GridPeakSignal, Scenario, TimeGrid};
+use scg_resource::load;
 use scg_resource::load::LoadYear;
 use scg_resource::solar::{self, SolarSite};
 use scg_resource::tariff::{self, Band};
@@ -28,7 +31,8 @@ pub struct PreparedProsumer {
     /// All turbines together per turbine installed (empty without wind), kW per step.
     pub wind_kw_per_turbine: Vec<f64>,
     pub turbines: f64,
-    /// The EV fleet's year (empty series without EVs).
+    /// The EV fleet's year run on its own (empty until [`add_ev_years`]; `simulate` runs the
+    /// fleets inside the community step instead).
     pub ev: EvYear,
 }
 
@@ -81,23 +85,19 @@ pub fn prepare(
             scenario.prosumers.len()
         )));
     }
-    let site = SolarSite::new(
-        scenario.location.latitude_deg,
-        scenario.location.longitude_deg,
-        &grid,
-    );
+    let site = crate::inputs::solar_site(scenario, assets, inputs, &grid);
     let any_pv = assets.prosumers.iter().any(|p| !p.pv.is_empty());
     let any_wind = assets.prosumers.iter().any(|p| !p.turbines.is_empty());
     let (ghi, temperature) = if any_pv {
         solar_series(assets, inputs, &site, &grid, seed)?
     } else {
-        (Vec::new(), Vec::new())
+        (solar::Irradiance::default(), Vec::new())
     };
     let wind_speed = match (&assets.wind, any_wind) {
         (Some(w), true) => {
-            wind::synthesize_speed_m_per_s(&w.params(), &grid, site_seed(seed, "wind"))?
+            crate::inputs::wind_speed(w, inputs, &grid, site.time_zone_h, site_seed(seed, "wind"))?
         }
-        _ => Vec::new(),
+        _ => crate::inputs::WindSpeed::default(),
     };
     let months: Vec<u8> = (0..grid.len()).map(|t| grid.month_of_step(t)).collect();
     let bands = tariff::bands(&grid);
@@ -129,13 +129,6 @@ pub fn prepare(
             .map(|p| p >= threshold_eur_per_mwh)
             .collect(),
     };
-    // The EV agents plan against the retail price and the grid-peak signal.
-    let ev_price_eur_per_mwh: Vec<f64> = tariff
-        .purchase_eur_per_kwh()
-        .iter()
-        .map(|p| p * 1000.0)
-        .collect();
-    let ev_peak = grid_at_peak.clone();
     let total = scenario.prosumers.len();
     // Prosumers are independent (each has its own seed streams): prepare them in parallel.
     use rayon::prelude::*;
@@ -148,7 +141,7 @@ pub fn prepare(
         let pv_array_kw: Vec<Vec<f64>> = a
             .pv
             .iter()
-            .map(|pv| solar::pv_power_kw(&pv.array.to_array(), &site, &ghi, &temperature, &grid))
+            .map(|pv| solar::array_power_kw(&pv.array.to_array(), &site, &ghi, &temperature, &grid))
             .collect();
         let pv_kwp = a.pv_kwp();
         let pv_kw_per_kwp = per_unit(&pv_array_kw, pv_kwp, grid.len());
@@ -162,26 +155,15 @@ pub fn prepare(
                 turbines += f64::from(turbine.count);
                 wind_kw.push(wind::turbine_power_kw(
                     &turbine,
-                    resource.anemometer_height_m,
+                    wind_speed.anemometer_height_m,
                     &resource.shear,
                     scenario.location.elevation_m,
-                    &wind_speed,
+                    &wind_speed.speed_m_per_s,
                     None,
                 ));
             }
         }
         let wind_kw_per_turbine = per_unit(&wind_kw, turbines, grid.len());
-        let ev = match &a.ev {
-            Some(cfg) => ev_year(
-                cfg,
-                &grid,
-                &ev_price_eur_per_mwh,
-                &ev_peak,
-                prosumer_seed(seed, &format!("{}#ev", p.id)),
-            )
-            .map_err(|e| SimError::Scenario(format!("prosumers[{i}].ev: {e}")))?,
-            None => EvYear::default(),
-        };
         done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(PreparedProsumer {
             load,
@@ -190,7 +172,7 @@ pub fn prepare(
             pv_kwp,
             wind_kw_per_turbine,
             turbines,
-            ev,
+            ev: EvYear::default(),
         })
     };
     let prosumers = (0..total)
@@ -210,29 +192,128 @@ pub fn prepare(
     })
 }
 
-/// Run one prosumer's EV fleet over the year.
-fn ev_year(
-    cfg: &scg_ev::fleet::FleetConfig,
+/// The seed of a prosumer's private stream: SplitMix64 of the run seed mixed with the FNV-1a
+/// hash of its id (stable across platforms and releases; part of the reproducibility contract).
+pub fn prosumer_seed(seed: u64, id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    splitmix64(seed ^ h)
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// One prosumer's load year from its resolved inputs and its own seed.
+pub fn synthesize_load(
+    spec: &ResolvedLoad,
     grid: &TimeGrid,
-    price_eur_per_mwh: &[f64],
-    peak: &[bool],
     seed: u64,
-) -> Result<EvYear, scg_ev::EvError> {
+    source_name: &str,
+) -> Result<LoadYear, SimError> {
+    Ok(match spec {
+        ResolvedLoad::Synthetic {
+            profiles,
+            variability,
+            scaled_average_kwh_per_day,
+        } => {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            load::synthesize(
+                profiles,
+                grid,
+                *variability,
+                *scaled_average_kwh_per_day,
+                &mut rng,
+                source_name,
+            )?
+        }
+        ResolvedLoad::Imported {
+            values_kw,
+            scaled_average_kwh_per_day,
+        } => load::imported(values_kw, grid, *scaled_average_kwh_per_day, source_name)?,
+    })
+}
+
+/// Prosumer `i`'s EV site with its agent (`None` without `ev`), on its own seed stream.
+pub fn fleet(
+    i: usize,
+    p: &scg_model::Prosumer,
+    a: &crate::assets::ProsumerAssets,
+    grid: &TimeGrid,
+    seed: u64,
+) -> Result<Option<scg_ev::fleet::Fleet>, SimError> {
+    let Some(cfg) = &a.ev else {
+        return Ok(None);
+    };
     let time = scg_ev::fleet::FleetTime {
         step_minutes: grid.step_minutes(),
         steps: grid.len(),
         start_weekday: grid.weekday(0).index() as u8,
     };
-    let mut fleet = scg_ev::fleet::Fleet::new(cfg, time, seed)?;
-    let steps = fleet.run(price_eur_per_mwh, peak)?;
-    Ok(EvYear {
-        demand_series: steps.iter().map(|s| s.charge_kw + s.swap_kw).collect(),
-        charge_kw: steps.iter().map(|s| s.charge_kw).collect(),
-        v2g_kw: steps.iter().map(|s| s.v2g_kw).collect(),
-        swap_kw: steps.iter().map(|s| s.swap_kw).collect(),
-        degradation_cost_eur: steps.iter().map(|s| s.degradation_cost_eur).sum(),
-        departures: fleet.departures().to_vec(),
-    })
+    scg_ev::fleet::Fleet::new(cfg, time, prosumer_seed(seed, &format!("{}#ev", p.id)))
+        .map(Some)
+        .map_err(|e| SimError::Scenario(format!("prosumers[{i}].ev: {e}")))
+}
+
+impl EvYear {
+    /// A fleet's year from its per-step powers and its departures.
+    pub fn from_steps(
+        steps: &[scg_ev::fleet::EvStepPower],
+        departures: &[scg_ev::fleet::DepartureRecord],
+    ) -> Self {
+        Self {
+            demand_series: steps.iter().map(|s| s.charge_kw + s.swap_kw).collect(),
+            charge_kw: steps.iter().map(|s| s.charge_kw).collect(),
+            v2g_kw: steps.iter().map(|s| s.v2g_kw).collect(),
+            swap_kw: steps.iter().map(|s| s.swap_kw).collect(),
+            degradation_cost_eur: steps.iter().map(|s| s.degradation_cost_eur).sum(),
+            departures: departures.to_vec(),
+        }
+    }
+}
+
+/// Fill every prepared prosumer's `ev` with its fleet's year run on its own, against the
+/// retail price and the grid-peak signal with the rest of the year as forecast — exactly the
+/// signals [`crate::community::Community`] gives the fleet in the step, so the sizing search
+/// replays the same EV powers as `simulate` (the agents do not yet react to the community's
+/// position, which a design could change).
+pub fn add_ev_years(
+    prepared: &mut Prepared,
+    scenario: &Scenario,
+    assets: &Assets,
+    seed: u64,
+) -> Result<(), SimError> {
+    use rayon::prelude::*;
+    let retail: Vec<f64> = prepared
+        .tariff
+        .purchase_eur_per_kwh()
+        .iter()
+        .map(|p| p * 1000.0)
+        .collect();
+    let (grid, peak) = (&prepared.grid, &prepared.grid_at_peak);
+    let years = (0..scenario.prosumers.len())
+        .into_par_iter()
+        .map(|i| {
+            let Some(mut f) = fleet(i, &scenario.prosumers[i], &assets.prosumers[i], grid, seed)?
+            else {
+                return Ok(EvYear::default());
+            };
+            let steps = f
+                .run(&retail, peak)
+                .map_err(|e| SimError::Scenario(format!("prosumers[{i}].ev: {e}")))?;
+            Ok(EvYear::from_steps(&steps, f.departures()))
+        })
+        .collect::<Result<Vec<_>, SimError>>()?;
+    for (p, y) in prepared.prosumers.iter_mut().zip(years) {
+        p.ev = y;
+    }
+    Ok(())
 }
 
 /// Sum of `parts` divided by `units` (empty when there is nothing).
@@ -258,10 +339,10 @@ fn solar_series(
     site: &SolarSite,
     grid: &TimeGrid,
     seed: u64,
-) -> Result<(Vec<f64>, Vec<f64>), SimError> {
+) -> Result<(solar::Irradiance, Vec<f64>), SimError> {
     if let Some(weather) = &inputs.weather {
         return Ok((
-            weather.ghi_kw_per_m2_on_grid(site, grid)?,
+            crate::inputs::weather_irradiance(weather, assets, site, grid)?,
             weather.temperature_c_on_grid(site.time_zone_h, grid)?,
         ));
     }
@@ -269,7 +350,12 @@ fn solar_series(
         SimError::Scenario("solar: a weather file is named but was not read".into())
     })?;
     Ok((
-        solar::synthesize_ghi_kw_per_m2(site, &monthly, grid, site_seed(seed, "solar"))?,
+        solar::Irradiance::ghi_only(solar::synthesize_ghi_kw_per_m2(
+            site,
+            &monthly,
+            grid,
+            site_seed(seed, "solar"),
+        )?),
         solar::monthly_to_grid(&assets.solar.monthly_temperature_c, grid),
     ))
 }

@@ -86,17 +86,7 @@ impl SearchData {
     }
 }
 
-/// The CER incentive is paid for `incentive_years`, usually fewer than the project's: the
-/// factor that turns the yearly incentive into its equivalent over the whole project.
-pub fn cer_npc_factor(assets: &Assets) -> f64 {
-    let e = assets.economics.params();
-    crate::economics::equivalent_annual_over_project(
-        1.0,
-        assets.cer.incentive_years,
-        e.real_discount_rate,
-        e.project_lifetime_years,
-    )
-}
+pub use crate::assets::cer_npc_factor;
 
 /// The search's settings from the scenario.
 pub fn settings(scenario: &Scenario, assets: &Assets) -> SearchSettings {
@@ -130,6 +120,26 @@ pub fn spaces<'a>(
         .enumerate()
         .map(|(i, ((p, a), prep))| {
             let search = p.search.clone().unwrap_or_default();
+            let mut designs = designs(
+                &format!("prosumers[{i}]"),
+                a,
+                &search,
+                prep.pv_kwp,
+                prep.turbines,
+            )?;
+            // V2G battery wear is a yearly cost of the prosumer whatever its design (the EV
+            // powers do not depend on it), priced as in `simulate`'s NPC.
+            if prep.ev.degradation_cost_eur > 0.0 {
+                let wear = ComponentCosts {
+                    capital_eur: 0.0,
+                    replacement_eur: 0.0,
+                    om_eur_per_year: prep.ev.degradation_cost_eur,
+                    lifetime_years: assets.economics.params().project_lifetime_years,
+                };
+                for d in &mut designs {
+                    d.generation_costs.push(("ev_v2g_wear".into(), wear));
+                }
+            }
             Ok(ProsumerSpace {
                 id: p.id.clone(),
                 series: ProsumerSeries {
@@ -141,13 +151,7 @@ pub fn spaces<'a>(
                     ev_kw: &prep.ev.demand_series,
                     v2g_kw: &prep.ev.v2g_kw,
                 },
-                designs: designs(
-                    &format!("prosumers[{i}]"),
-                    a,
-                    &search,
-                    prep.pv_kwp,
-                    prep.turbines,
-                )?,
+                designs,
             })
         })
         .collect()
@@ -164,6 +168,43 @@ fn designs(
         return Err(SimError::Scenario(format!(
             "{path}.search.wind_turbines: searching turbine counts needs exactly one turbine type, found {}",
             a.turbines.len()
+        )));
+    }
+    // Optimize-only checks (model validation lets `simulate` run with these lists).
+    for (name, list, has, section) in [
+        (
+            "pv_kwp",
+            search.pv_kwp.as_deref().unwrap_or(&[]),
+            !a.pv.is_empty(),
+            "pv",
+        ),
+        (
+            "battery_kwh",
+            search.battery_kwh.as_deref().unwrap_or(&[]),
+            a.battery.is_some(),
+            "battery",
+        ),
+        (
+            "converter_kw",
+            search.converter_kw.as_deref().unwrap_or(&[]),
+            a.converter.is_some(),
+            "converter",
+        ),
+    ] {
+        if !has && list.iter().any(|v| *v > 0.0) {
+            return Err(SimError::Scenario(format!(
+                "{path}.search.{name}: candidates above 0 need a `{section}` section on this prosumer (it gives the technology and costs)"
+            )));
+        }
+    }
+    if a.turbines.is_empty()
+        && search
+            .wind_turbines
+            .as_ref()
+            .is_some_and(|v| v.iter().any(|n| *n > 0))
+    {
+        return Err(SimError::Scenario(format!(
+            "{path}.search.wind_turbines: candidates above 0 need a `wind_turbines` section on this prosumer (it gives the technology and costs)"
         )));
     }
     let pv_list = search.pv_kwp.clone().unwrap_or_else(|| vec![pv_kwp]);

@@ -1,5 +1,5 @@
-//! The year loop around the community step: feeds each step's inputs to
-//! [`crate::dispatch::community_step`] and hands the flows to a [`FlowSink`].
+//! The simulated year: a loop ([`drive`]) that feeds the [`Community`] state machine one
+//! interval of synthetic inputs at a time and hands each outcome to a [`FlowSink`].
 //!
 //! Two sinks share the one loop: [`SeriesSink`] keeps every flow of every step (for
 //! `scg simulate`'s outputs), [`TotalsSink`] keeps only yearly sums and money (for the sizing
@@ -7,10 +7,11 @@
 
 use crate::ComponentError;
 use crate::battery::Storage;
-use crate::dispatch::{
-    BatteryUnit, CommunityStage, ProRata, StepContext, StepFlows, StepInput, StepScratch,
-    community_step_with,
+use crate::community::{
+    Community, CommunitySettings, Forecast, IntervalInputs, ProsumerInterval, Sharing,
 };
+use crate::dispatch::{BatteryUnit, CommunityStage, ProRata, StepFlows};
+use scg_ev::fleet::EvStepPower;
 
 /// One prosumer's inputs: load and renewable generation, per step. Generation is
 /// `pv_kw_per_kwp · pv_kwp + wind_kw_per_turbine · turbines`, so a sizing search can rescale
@@ -90,7 +91,8 @@ pub fn run_year<S: FlowSink>(
     run_year_with(prosumers, batteries, settings, steps, &mut ProRata, sink)
 }
 
-/// Run `steps` steps with a given community stage.
+/// Run `steps` steps with a given community stage (no EV sites), through the one
+/// [`Community`] state machine.
 pub fn run_year_with<S: FlowSink>(
     prosumers: &[ProsumerSeries<'_>],
     batteries: &mut [Option<BatteryUnit>],
@@ -99,31 +101,80 @@ pub fn run_year_with<S: FlowSink>(
     stage: &mut dyn CommunityStage,
     sink: &mut S,
 ) -> Result<(), ComponentError> {
+    let units: Vec<Option<BatteryUnit>> = batteries.iter_mut().map(Option::take).collect();
+    let fleets = (0..units.len()).map(|_| None).collect();
+    let mut community = Community::new(settings.community(), units, fleets, Sharing::Custom(stage))
+        .map_err(|e| ComponentError::parameter("community", e.to_string()))?;
+    let run = drive(
+        &mut community,
+        prosumers,
+        settings,
+        &[],
+        steps,
+        sink,
+        &mut |_, _| {},
+    );
+    for (b, u) in batteries.iter_mut().zip(community.finish().batteries) {
+        *b = u;
+    }
+    run.map_err(|e| match e {
+        crate::SimError::Component(c) => c,
+        other => ComponentError::parameter("community", other.to_string()),
+    })
+}
+
+/// The year loop: feed `community` each step's synthetic inputs (load, PV, wind from the
+/// series; retail price and grid-peak flag from the settings) with the rest of the year as
+/// its forecast, and hand each outcome to `sink` and `on_ev(step, ev)`.
+pub fn drive<S: FlowSink>(
+    community: &mut Community<'_>,
+    prosumers: &[ProsumerSeries<'_>],
+    settings: &YearSettings<'_>,
+    retail_eur_per_mwh: &[f64],
+    steps: usize,
+    sink: &mut S,
+    on_ev: &mut dyn FnMut(usize, &[EvStepPower]),
+) -> Result<(), crate::SimError> {
     let n = prosumers.len();
-    let mut inputs = vec![StepInput::default(); n];
+    let mut intervals = vec![ProsumerInterval::default(); n];
     let mut pv = vec![0.0; n];
     let mut wind = vec![0.0; n];
-    let mut flows = Vec::with_capacity(n);
-    let mut scratch = StepScratch::default();
     for t in 0..steps {
         for (i, p) in prosumers.iter().enumerate() {
             pv[i] = p.pv_kw(t);
             wind[i] = p.wind_kw(t);
-            inputs[i] = StepInput {
-                load_kw: p.demand_kw(t),
-                renewable_kw: pv[i] + wind[i] + p.v2g_at(t),
+            intervals[i] = ProsumerInterval {
+                load_kw: p.load_kw.get(t).copied().unwrap_or(0.0),
+                pv_kw: pv[i],
+                wind_kw: wind[i],
             };
         }
-        let ctx = StepContext {
-            dt_h: settings.dt_h,
+        let inputs = IntervalInputs {
+            step: t,
+            prosumers: &intervals,
+            retail_eur_per_mwh: retail_eur_per_mwh.get(t).copied().unwrap_or(0.0),
             grid_at_peak: settings.grid_at_peak.get(t).copied().unwrap_or(false),
-            max_purchase_kw: settings.max_purchase_kw,
-            max_sale_kw: settings.max_sale_kw,
         };
-        community_step_with(t, &inputs, batteries, &ctx, stage, &mut scratch, &mut flows)?;
-        sink.record(t, &flows, &pv, &wind, batteries)?;
+        let forecast = Forecast {
+            retail_eur_per_mwh: retail_eur_per_mwh.get(t..).unwrap_or(&[]),
+            grid_at_peak: settings.grid_at_peak.get(t..).unwrap_or(&[]),
+        };
+        let out = community.step(&inputs, &forecast)?;
+        sink.record(t, out.flows, &pv, &wind, out.batteries)?;
+        on_ev(t, out.ev);
     }
     Ok(())
+}
+
+impl YearSettings<'_> {
+    /// The community's fixed settings.
+    pub fn community(&self) -> CommunitySettings {
+        CommunitySettings {
+            dt_h: self.dt_h,
+            max_purchase_kw: self.max_purchase_kw,
+            max_sale_kw: self.max_sale_kw,
+        }
+    }
 }
 
 /// Every flow of one prosumer, per step (kW averages over the step).

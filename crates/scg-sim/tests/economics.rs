@@ -246,3 +246,48 @@ fn incentive_paid_for_part_of_the_project() {
     // Zero rate: 20/25 of it.
     assert!((equivalent_annual_over_project(1000.0, 20.0, 0.0, 25.0) - 800.0).abs() < 1e-9);
 }
+
+#[test]
+fn cash_flows_discount_to_the_npc() {
+    use scg_sim::economics::cash_flows;
+    let params = EconomicParams {
+        real_discount_rate: 0.05,
+        project_lifetime_years: 25.0,
+    };
+    let comps = [
+        (
+            "pv",
+            ComponentCosts {
+                capital_eur: 10_000.0,
+                replacement_eur: 8_000.0,
+                om_eur_per_year: 100.0,
+                lifetime_years: 20.0,
+            },
+        ),
+        (
+            "battery",
+            ComponentCosts {
+                capital_eur: 5_000.0,
+                replacement_eur: 4_000.0,
+                om_eur_per_year: 50.0,
+                lifetime_years: 10.0,
+            },
+        ),
+    ];
+    let flows = cash_flows(&params, &comps, 1_200.0, -300.0).unwrap();
+    assert_eq!(flows.len(), 26);
+    assert_eq!(flows[0].capital_eur, 15_000.0);
+    assert_eq!(flows[10].replacement_eur, 4_000.0);
+    assert_eq!(flows[20].replacement_eur, 12_000.0);
+    assert!(flows[25].salvage_eur < 0.0);
+    let pv: f64 = flows
+        .iter()
+        .map(|f| f.total_eur() * discount_factor(0.05, f64::from(f.year)))
+        .sum();
+    let npc = system_npc(&params, &comps, 1_200.0, -300.0).unwrap();
+    assert!(
+        (pv - npc.total_npc_eur).abs() < 1e-6,
+        "{pv} vs {}",
+        npc.total_npc_eur
+    );
+}

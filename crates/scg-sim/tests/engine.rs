@@ -185,3 +185,22 @@ fn the_market_replaces_pro_rata_without_changing_the_physics() {
         }
     }
 }
+
+#[test]
+fn an_off_grid_community_with_a_market_simulates() {
+    // The sizing search may pick an off-grid winner: the market then trades between neighbours
+    // and what is left is excess or unmet (this used to be refused).
+    let off_grid = builtin::BERGAMO_TOML.replace(
+        "[grid]\n",
+        "[grid]\nmax_purchase_kw = 0.0\nmax_sale_kw = 0.0\n",
+    );
+    let s = scg_model::Scenario::from_toml_str(&off_grid, "t.toml").unwrap();
+    let r = simulate_scenario(&s, &mut |_| Err("no files".into()), 3, &mut |_, _| {}).unwrap();
+    let e = &r.community.energy;
+    assert_eq!(e.grid_import_kwh, 0.0);
+    assert_eq!(e.grid_export_kwh, 0.0);
+    assert!(e.unmet_kwh > 0.0 && e.excess_kwh > 0.0);
+    let market = r.community.market.as_ref().unwrap();
+    assert!(market.p2p_volume_kwh > 0.0);
+    assert!((market.p2p_volume_kwh - e.p2p_import_kwh).abs() <= 0.0005 * r.grid.len() as f64);
+}

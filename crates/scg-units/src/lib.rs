@@ -6,8 +6,10 @@
 //! - **ledger** quantities in integers ([`Wh`], [`Rescoin`]) — the only forms in which energy and
 //!   money may reach the ledger.
 //!
-//! The one conversion from physics to ledger is [`Wh::from_kwh`], which rounds half away from
-//! zero and refuses non-finite or out-of-range values. This crate must never do I/O and never
+//! The conversions from physics to ledger are [`Wh::from_kwh`] (energy) and [`Rescoin::from_eur`]
+//! (money, at the 1 RES = 1 EUR peg): both round half away from zero through the one private
+//! helper `round_half_away`, and refuse non-finite or out-of-range values. Nothing else in the
+//! workspace may round a float into a ledger integer. This crate must never do I/O and never
 //! depend on another scg crate.
 
 use serde::{Deserialize, Serialize};
@@ -108,25 +110,31 @@ impl Mul<Kwh> for EurPerMwh {
 #[serde(transparent)]
 pub struct Wh(pub i64);
 
+/// The one rounding rule from a physical float to a ledger integer: `value * scale` rounded half
+/// away from zero, refused when not finite or when `|result| >= limit`.
+fn round_half_away(
+    quantity: &'static str,
+    value: f64,
+    scale: f64,
+    limit: f64,
+) -> Result<f64, UnitsError> {
+    let scaled = value * scale;
+    if !scaled.is_finite() {
+        return Err(UnitsError::NotFinite { quantity, value });
+    }
+    let rounded = scaled.round();
+    if rounded.abs() >= limit {
+        return Err(UnitsError::OutOfRange { quantity, value });
+    }
+    Ok(rounded)
+}
+
 impl Wh {
     /// The single rounding point from physical kWh to ledger Wh: round half away from zero.
     pub fn from_kwh(energy: Kwh) -> Result<Self, UnitsError> {
-        let wh = energy.0 * 1000.0;
-        if !wh.is_finite() {
-            return Err(UnitsError::NotFinite {
-                quantity: "energy (kWh)",
-                value: energy.0,
-            });
-        }
-        let rounded = wh.round();
         // i64 covers ±9.2e15 kWh; anything beyond is a bug upstream, reported as a value.
-        if rounded.abs() >= 9.0e18 {
-            return Err(UnitsError::OutOfRange {
-                quantity: "energy (kWh)",
-                value: energy.0,
-            });
-        }
-        Ok(Self(rounded as i64))
+        let wh = round_half_away("energy (kWh)", energy.0, 1000.0, 9.0e18)?;
+        Ok(Self(wh as i64))
     }
 
     /// Back to physical kWh (exact for |Wh| < 2^53).
@@ -148,6 +156,32 @@ impl Rescoin {
     /// Base units in one RESCoin.
     pub const ONE: Rescoin = Rescoin(10u128.pow(Self::DECIMALS));
 
+    /// The single rounding point from physical euro to RESCoin base units at the 1 RES = 1 EUR
+    /// peg: round half away from zero. Negative amounts are refused (a ledger amount is never
+    /// negative), as are non-finite ones and anything of 10^27 EUR or more.
+    pub fn from_eur(money: Eur) -> Result<Self, UnitsError> {
+        let base = round_half_away("money (EUR)", money.0, 1e9, 1e36)?;
+        if base < 0.0 {
+            return Err(UnitsError::OutOfRange {
+                quantity: "money (EUR), which must not be negative",
+                value: money.0,
+            });
+        }
+        Ok(Self(base as u128))
+    }
+
+    /// The amount as a decimal string with exactly [`Self::DECIMALS`] decimals and no unit,
+    /// e.g. `"1.500000000"` (how `summary.json` writes ledger amounts: exact, unlike a float).
+    pub fn to_decimal_string(self) -> String {
+        let one = Self::ONE.0;
+        format!(
+            "{}.{:0width$}",
+            self.0 / one,
+            self.0 % one,
+            width = Self::DECIMALS as usize
+        )
+    }
+
     /// Checked addition: `None` on overflow, never wraps.
     pub fn checked_add(self, rhs: Self) -> Option<Self> {
         self.0.checked_add(rhs.0).map(Self)
@@ -161,14 +195,7 @@ impl Rescoin {
 
 impl std::fmt::Display for Rescoin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let one = Self::ONE.0;
-        write!(
-            f,
-            "{}.{:0width$} RES",
-            self.0 / one,
-            self.0 % one,
-            width = Self::DECIMALS as usize
-        )
+        write!(f, "{} RES", self.to_decimal_string())
     }
 }
 
@@ -183,6 +210,51 @@ mod tests {
         assert_eq!(Wh::from_kwh(Kwh(-0.0005)), Ok(Wh(-1)));
         assert_eq!(Wh::from_kwh(Kwh(0.00049)), Ok(Wh(0)));
         assert_eq!(Wh::from_kwh(Kwh(1.2345)), Ok(Wh(1235)));
+    }
+
+    #[test]
+    fn wh_at_the_half_unit() {
+        // Both products land exactly on x.5 in f64, so these test the tie rule itself.
+        assert_eq!(Wh::from_kwh(Kwh(0.0125)), Ok(Wh(13)));
+        assert_eq!(Wh::from_kwh(Kwh(-0.0125)), Ok(Wh(-13)));
+        assert_eq!(Wh::from_kwh(Kwh(0.0015)), Ok(Wh(2)));
+    }
+
+    #[test]
+    fn rescoin_rounds_half_away_from_zero_at_the_half_base_unit() {
+        // 0.5e-9 * 1e9 and 1.5e-9 * 1e9 are exactly 0.5 and 1.5 in f64: the tie rule itself.
+        assert_eq!(Rescoin::from_eur(Eur(0.5e-9)), Ok(Rescoin(1)));
+        assert_eq!(Rescoin::from_eur(Eur(0.49e-9)), Ok(Rescoin(0)));
+        assert_eq!(Rescoin::from_eur(Eur(1.5e-9)), Ok(Rescoin(2)));
+        assert_eq!(Rescoin::from_eur(Eur(2.5)), Ok(Rescoin(2_500_000_000)));
+        assert_eq!(Rescoin::from_eur(Eur(0.0)), Ok(Rescoin(0)));
+        // Rounds to zero from below: still not negative.
+        assert_eq!(Rescoin::from_eur(Eur(-0.4e-9)), Ok(Rescoin(0)));
+    }
+
+    #[test]
+    fn rescoin_refuses_negative_non_finite_and_huge() {
+        assert!(matches!(
+            Rescoin::from_eur(Eur(-1.0)),
+            Err(UnitsError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            Rescoin::from_eur(Eur(f64::INFINITY)),
+            Err(UnitsError::NotFinite { .. })
+        ));
+        assert!(matches!(
+            Rescoin::from_eur(Eur(1e28)),
+            Err(UnitsError::OutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn rescoin_decimal_string_is_exact() {
+        assert_eq!(Rescoin(0).to_decimal_string(), "0.000000000");
+        assert_eq!(
+            Rescoin(u128::MAX).to_decimal_string(),
+            "340282366920938463463374607431.768211455"
+        );
     }
 
     #[test]

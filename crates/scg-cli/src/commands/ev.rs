@@ -1,14 +1,13 @@
 //! `scg ev evaluate|habits`: replay EV charging sessions (ACN CSV, plain or gzip) under a
 //! charging policy, or score the habit learner, and print the metrics.
 //!
-//! File reading and gzip decompression happen here; `scg-ev` only sees text.
+//! Files are read (and gunzipped) by `crate::read`, bounded; `scg-ev` only sees text.
 
 use anyhow::Context;
 use scg_ev::evaluate::{EvaluateParams, Knowledge, Stopwatch, evaluate};
-use scg_ev::habits::{HabitParams, evaluate_habits};
+use scg_ev::habits::{HabitParams, PeakLearner, daily_hindsight_peaks, evaluate_habits};
 use scg_ev::model::{Session, with_v2g_batteries};
 use scg_ev::tariff::Tariff;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -48,7 +47,9 @@ pub struct EvaluateArgs {
     /// Site (transformer) limit on aggregate power, kW; unconstrained when absent.
     #[arg(long)]
     site_limit_kw: Option<f64>,
-    /// Energy tariff: `sce-tou-ev-4`, `flat:EUR_PER_MWH` or `tou:0-8=60,8-24=120` (EUR/MWh).
+    /// Energy tariff: `sce-tou-ev-4` (USD, as Southern California Edison publishes it),
+    /// `flat:EUR_PER_MWH` or `tou:0-8=60,8-24=120` (EUR/MWh). Money is reported in the tariff's
+    /// currency.
     #[arg(long, default_value = "sce-tou-ev-4")]
     tariff: String,
     /// Demand charge per kW of monthly peak (default: the tariff's own; sce-tou-ev-4: 15.51).
@@ -66,11 +67,27 @@ pub struct EvaluateArgs {
     /// V2G battery wear cost per kWh discharged.
     #[arg(long, default_value_t = 0.05)]
     wear_cost_eur_per_kwh: f64,
+    /// MPC: learn the peak target from the sessions arriving from this date (YYYY-MM-DD) up
+    /// to `--from` (their hindsight-lowest daily peaks); they are not replayed or scored.
+    #[arg(long, requires = "from")]
+    peak_history_from: Option<String>,
+    /// MPC: re-plan every step (the default).
+    #[arg(long, conflicts_with = "replan_on_events")]
+    replan_every_step: bool,
+    /// MPC: re-plan only when something changed (an arrival the plan cannot absorb, a
+    /// departure, a price or limit change, a deviation from the plan); fewer solves, but on the
+    /// Caltech fixture it delivers less energy than re-planning every step.
+    #[arg(long)]
+    replan_on_events: bool,
+    /// MPC: quadratic regularisation weight (EUR per kW² per step).
+    #[arg(long)]
+    regularisation: Option<f64>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
-    /// Also write the JSON to this file.
-    #[arg(long)]
+    /// Also write the JSON to OUT/evaluate.json (a directory, created if missing, as for every
+    /// command). Deprecated: a path ending in `.json` is still written as a file, with a warning.
+    #[arg(short, long, value_name = "DIR")]
     out: Option<PathBuf>,
 }
 
@@ -99,16 +116,8 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
 /// Read a session file (gunzipping `.gz`) and apply the date filter.
 fn load_sessions(input: &SessionArgs) -> anyhow::Result<Vec<Session>> {
     let path: &Path = &input.sessions;
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let text = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut s = String::new();
-        flate2::read::MultiGzDecoder::new(&bytes[..])
-            .read_to_string(&mut s)
-            .with_context(|| format!("{}: not a valid gzip text file", path.display()))?;
-        s
-    } else {
-        String::from_utf8(bytes).with_context(|| format!("{}: not UTF-8 text", path.display()))?
-    };
+    // Bounded, gunzipped when it starts with the gzip magic bytes.
+    let text = crate::read::read_text(path, &crate::read::Origin::CommandLine)?;
     if !(input.max_rate_kw > 0.0 && input.max_rate_kw.is_finite()) {
         anyhow::bail!("--max-rate-kw must be a positive number");
     }
@@ -157,12 +166,42 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         ..EvaluateParams::default()
     };
     params.mpc.wear_cost_eur_per_kwh = args.wear_cost_eur_per_kwh;
+    params.mpc.replan_on_events = args.replan_on_events && !args.replan_every_step;
+    if let Some(r) = args.regularisation {
+        anyhow::ensure!(r >= 0.0 && r.is_finite(), "--regularisation must be >= 0");
+        params.mpc.regularisation = r;
+    }
+    if let Some(from) = &args.peak_history_from {
+        let history = load_sessions(&SessionArgs {
+            sessions: args.input.sessions.clone(),
+            from: Some(from.clone()),
+            to: args.input.from.clone(),
+            max_rate_kw: args.input.max_rate_kw,
+        })
+        .context("--peak-history-from")?;
+        let mut learner = PeakLearner::new(params.mpc.peak_memory_days);
+        let limit = args.site_limit_kw.unwrap_or(f64::INFINITY);
+        for (day, kw) in daily_hindsight_peaks(&history, args.step_minutes, limit)? {
+            learner.observe_day(day, kw);
+        }
+        params.mpc.peak_target_kw = learner.target_kw();
+    }
     let mut clock = WallClock(Instant::now());
     let report = evaluate(&sessions, &args.policy, &params, &mut clock)?;
-    let json = serde_json::to_string_pretty(&report)?;
+    let currency = scg_ev::tariff::currency_of_spec(&args.tariff);
+    // The report's money fields are in the tariff's currency: say which.
+    let mut doc = serde_json::to_value(&report)?;
+    if let Some(map) = doc.as_object_mut() {
+        map.insert("currency".into(), currency.into());
+    }
+    let json = serde_json::to_string_pretty(&doc)?;
     if let Some(out) = &args.out {
-        std::fs::write(out, format!("{json}\n"))
-            .with_context(|| format!("cannot write {}", out.display()))?;
+        let file = evaluate_output_file(out)?;
+        crate::output::write_file_atomically(
+            &file,
+            format!("{json}\n").as_bytes(),
+            std::slice::from_ref(&args.input.sessions),
+        )?;
     }
     if args.json {
         println!("{json}");
@@ -180,15 +219,41 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
             r.demands_met_pct
         );
         println!(
-            "peak {:.1} kW, energy cost {:.2} EUR, demand charge {:.2} EUR, total {:.2} EUR",
+            "peak {:.1} kW, energy cost {:.2} {currency}, demand charge {:.2} {currency}, total {:.2} {currency}",
             r.peak_kw, r.energy_cost_eur, r.demand_charge_eur, r.total_cost_eur
         );
         println!(
-            "V2G {:.1} kWh, degradation {:.2} EUR, solve time median {:.2} ms",
+            "V2G {:.1} kWh, degradation {:.2} {currency}, solve time median {:.2} ms",
             r.v2g_energy_kwh, r.degradation_cost_eur, r.solve_time_ms_median
         );
+        if let Some(n) = r.solves {
+            println!(
+                "solves {n}, peak target from history {:.1} kW",
+                params.mpc.peak_target_kw
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where `--out` puts evaluate.json: inside the directory; the old file form (a path ending in
+/// `.json`) still works for this release, with a deprecation warning.
+fn evaluate_output_file(out: &Path) -> anyhow::Result<PathBuf> {
+    if out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        && !out.is_dir()
+    {
+        eprintln!(
+            "warning: --out {} names a file; --out is a directory everywhere (this writes {}/evaluate.json). The file form will be removed in the next release.",
+            out.display(),
+            out.with_extension("").display()
+        );
+        return Ok(out.to_path_buf());
+    }
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create output directory {}", out.display()))?;
+    Ok(out.join("evaluate.json"))
 }
 
 fn run_habits(args: HabitsArgs) -> anyhow::Result<ExitCode> {

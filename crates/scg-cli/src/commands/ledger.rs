@@ -1,19 +1,26 @@
 //! `scg ledger verify|show`: check a RESCoin ledger directory by full replay, or print its
 //! blocks, accounts and certificates for people.
+//!
+//! Both open the database read-only (they never change the file and work on read-only media).
+//! `verify` exits 1 when the chain is shorter than its genesis says ("incomplete: height H of
+//! N"). Output goes through one locked stdout; a reader that closes the pipe early (`| head`)
+//! ends the command quietly with success.
 
 use anyhow::{Context, bail};
 use scg_ledger::merkle::{from_hex, to_hex};
-use scg_ledger::store::Store;
+use scg_ledger::store::{Completeness, Store};
 use scg_ledger::{Reject, Tx, TxBody};
 use scg_units::Rescoin;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Replay the ledger from genesis, checking every signature, hash, Merkle root, state root
-    /// and invariant; print the final height and state root. Exits 1 naming the first bad
-    /// block/transaction.
+    /// and invariant; print the final height and state root, and whether the chain covers every
+    /// interval its genesis announces. Exits 1 naming the first bad block/transaction, or when
+    /// the chain is incomplete. Opens the database read-only.
     Verify {
         /// Ledger directory (holding ledger.redb), e.g. OUT/ledger.
         dir: PathBuf,
@@ -22,7 +29,8 @@ pub enum Command {
     Show {
         /// Ledger directory (holding ledger.redb).
         dir: PathBuf,
-        /// An account: ed25519 public key, 64 hex digits.
+        /// An account: ed25519 public key (64 hex digits), or a member id on a chain settled
+        /// by `scg simulate` (e.g. `apartment`).
         #[arg(long, conflicts_with_all = ["block", "certificate"])]
         account: Option<String>,
         /// A block by height.
@@ -41,18 +49,31 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     std::panic::set_hook(Box::new(|_| {}));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_inner(cmd)));
     std::panic::set_hook(hook);
-    match result {
+    let result = match result {
         Ok(r) => r,
         Err(payload) => Err(anyhow::anyhow!(
             "the ledger database is corrupt (storage engine failed: {})",
             scg_ledger::store::panic_text(payload.as_ref())
         )),
+    };
+    match result {
+        // The reader went away (`| head`): what it wanted was printed.
+        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
+        other => other,
     }
 }
 
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn run_inner(cmd: Command) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
     match cmd {
-        Command::Verify { dir } => verify(&dir),
+        Command::Verify { dir } => verify(&dir, &mut out),
         Command::Show {
             dir,
             account,
@@ -61,108 +82,180 @@ fn run_inner(cmd: Command) -> anyhow::Result<ExitCode> {
         } => {
             let store = open(&dir)?;
             if let Some(key) = account {
-                show_account(&store, &key)?;
+                show_account(&store, &key, &mut out)?;
             } else if let Some(h) = block {
-                show_block(&store, h)?;
+                show_block(&store, h, &mut out)?;
             } else if let Some(id) = certificate {
-                show_certificate(&store, id)?;
+                show_certificate(&store, id, &mut out)?;
             } else {
-                show_head(&store)?;
+                show_head(&store, &mut out)?;
             }
+            out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-fn open(dir: &Path) -> anyhow::Result<Store> {
-    Store::open(dir).with_context(|| format!("cannot open ledger {}", dir.display()))
+/// A missing directory is "does not exist", never "does not verify".
+fn check_exists(dir: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        bail!("ledger directory {} does not exist", dir.display());
+    }
+    Ok(())
 }
 
-fn verify(dir: &Path) -> anyhow::Result<ExitCode> {
+fn open(dir: &Path) -> anyhow::Result<Store> {
+    check_exists(dir)?;
+    Store::open_read_only(dir).with_context(|| format!("cannot open ledger {}", dir.display()))
+}
+
+fn verify(dir: &Path, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    check_exists(dir)?;
     let report = scg_ledger::store::verify_dir(dir)
         .with_context(|| format!("ledger {} does not verify", dir.display()))?;
-    println!("ok: {}", dir.display());
-    println!("{report}");
+    let incomplete = matches!(report.completeness(), Completeness::Incomplete { .. });
+    if !incomplete {
+        writeln!(out, "ok: {}", dir.display())?;
+    }
+    writeln!(out, "{report}")?;
+    out.flush()?;
+    if incomplete {
+        bail!(
+            "ledger {} is {}: every block verifies, but the chain ends before the last interval its genesis announces (an interrupted write)",
+            dir.display(),
+            report.completeness()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn show_head(store: &Store) -> anyhow::Result<()> {
+fn show_head(store: &Store, out: &mut impl Write) -> anyhow::Result<()> {
     let Some(head) = store.head()? else {
         bail!("{}: no blocks yet", store.path().display());
     };
-    println!("ledger {}", store.path().display());
-    println!("height {}", head.height);
-    println!("head hash {}", to_hex(&head.block_hash));
-    println!("state root {}", to_hex(&head.state_root));
+    writeln!(out, "ledger {}", store.path().display())?;
+    writeln!(out, "height {}", head.height)?;
+    writeln!(out, "head hash {}", to_hex(&head.block_hash))?;
+    writeln!(out, "state root {}", to_hex(&head.state_root))?;
     if let Some(genesis) = store.block(0)?.and_then(|b| b.genesis) {
-        println!("chain id {}", genesis.chain_id);
-        println!("operator {}", to_hex(&genesis.operator));
-        println!("treasury {}", to_hex(&genesis.treasury));
-        println!("grid {}", to_hex(&genesis.grid));
-        println!(
+        writeln!(out, "chain id {}", genesis.chain_id)?;
+        writeln!(out, "operator {}", to_hex(&genesis.operator))?;
+        writeln!(out, "treasury {}", to_hex(&genesis.treasury))?;
+        writeln!(out, "grid {}", to_hex(&genesis.grid))?;
+        writeln!(
+            out,
             "mint rate {} base units per renewable Wh",
             genesis.mint_rate_base_per_wh
-        );
+        )?;
+        if genesis.intervals_total == scg_ledger::GenesisConfig::OPEN_ENDED {
+            writeln!(out, "planned length: open-ended")?;
+        } else {
+            writeln!(out, "planned length {} intervals", genesis.intervals_total)?;
+        }
+        if let Some(seed) = genesis.simulation_key_seed {
+            writeln!(
+                out,
+                "simulation chain: keys derived from seed {seed}, not secret"
+            )?;
+        }
     }
-    println!("(stored records; run `scg ledger verify` to check them)");
+    writeln!(
+        out,
+        "(stored records; run `scg ledger verify` to check them)"
+    )?;
     Ok(())
 }
 
-fn show_account(store: &Store, key_hex: &str) -> anyhow::Result<()> {
-    let key: [u8; 32] = from_hex(key_hex)
-        .with_context(|| format!("--account: expected 64 hex digits, got '{key_hex}'"))?;
+/// A public key from 64 hex digits, or a member id on a simulation chain (whose genesis
+/// carries the seed its keys are derived from).
+fn account_key(store: &Store, account: &str) -> anyhow::Result<[u8; 32]> {
+    if let Some(key) = from_hex::<32>(account) {
+        return Ok(key);
+    }
+    let seed = store
+        .block(0)?
+        .and_then(|g| g.genesis)
+        .and_then(|g| g.simulation_key_seed);
+    let Some(seed) = seed else {
+        bail!(
+            "--account: '{account}' is not 64 hex digits, and member ids resolve only on simulation chains"
+        );
+    };
+    let key = scg_ledger::settlement::member_account(seed, account);
+    match store.account(&key)? {
+        Some((a, _)) if a.role == scg_ledger::Role::Member => Ok(key),
+        _ => bail!("--account: '{account}' is neither 64 hex digits nor a member id of this chain"),
+    }
+}
+
+fn show_account(store: &Store, key_hex: &str, out: &mut impl Write) -> anyhow::Result<()> {
+    let key = account_key(store, key_hex)?;
     let Some((a, txs)) = store.account(&key)? else {
         bail!("no account {key_hex}");
     };
-    println!("account {}", to_hex(&a.key));
-    println!("role {}", a.role.name());
-    println!("balance {} ({} base units)", Rescoin(a.balance), a.balance);
-    println!("reserved in pending trades {}", Rescoin(a.reserved));
-    println!("next nonce {}", a.nonce);
+    writeln!(out, "account {}", to_hex(&a.key))?;
+    writeln!(out, "role {}", a.role.name())?;
+    writeln!(
+        out,
+        "balance {} ({} base units)",
+        Rescoin(a.balance),
+        a.balance
+    )?;
+    writeln!(out, "reserved in pending trades {}", Rescoin(a.reserved))?;
+    writeln!(out, "next nonce {}", a.nonce)?;
     if let (Some(owner), Some(device)) = (a.owner, a.device) {
-        println!("meter of {} ({})", to_hex(&owner), device.name());
+        writeln!(out, "meter of {} ({})", to_hex(&owner), device.name())?;
     }
     let certs = store.certificates_of(&key)?;
-    println!("certificates owned {}", certs.len());
-    println!("transactions {}", txs.len());
+    writeln!(out, "certificates owned {}", certs.len())?;
+    writeln!(out, "transactions {}", txs.len())?;
     for (height, index, code) in txs.iter().rev().take(20) {
-        println!("  block {height} tx {index}: {}", result_text(*code));
+        writeln!(out, "  block {height} tx {index}: {}", result_text(*code))?;
     }
     if txs.len() > 20 {
-        println!("  ... ({} older)", txs.len() - 20);
+        writeln!(out, "  ... ({} older)", txs.len() - 20)?;
     }
     Ok(())
 }
 
-fn show_block(store: &Store, height: u64) -> anyhow::Result<()> {
+fn show_block(store: &Store, height: u64, out: &mut impl Write) -> anyhow::Result<()> {
     let Some(block) = store.block(height)? else {
         bail!("no block {height}");
     };
     let h = &block.header;
-    println!("block {}", h.height);
-    println!("hash {}", to_hex(&block.hash()));
-    println!("parent {}", to_hex(&h.parent_hash));
-    println!("timestamp {} s", h.timestamp_s);
-    println!("tx root {}", to_hex(&h.tx_root));
-    println!("outcome root {}", to_hex(&h.outcome_root));
-    println!("state root {}", to_hex(&h.state_root));
-    println!("transactions {}", h.tx_count);
+    writeln!(out, "block {}", h.height)?;
+    writeln!(out, "hash {}", to_hex(&block.hash()))?;
+    writeln!(out, "parent {}", to_hex(&h.parent_hash))?;
+    // ISO 8601 (UTC), with the raw Unix seconds the header stores.
+    let iso = i64::try_from(h.timestamp_s)
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .map_or_else(
+            || "out of range".to_owned(),
+            |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        );
+    writeln!(out, "timestamp {iso} ({} s)", h.timestamp_s)?;
+    writeln!(out, "tx root {}", to_hex(&h.tx_root))?;
+    writeln!(out, "outcome root {}", to_hex(&h.outcome_root))?;
+    writeln!(out, "state root {}", to_hex(&h.state_root))?;
+    writeln!(out, "transactions {}", h.tx_count)?;
     let (codes, expired) = store.outcome_codes(height)?.unwrap_or_default();
     if !expired.is_empty() {
-        println!("trades expired at block start {}", expired.len());
+        writeln!(out, "trades expired at block start {}", expired.len())?;
     }
     for (i, bytes) in block.txs.iter().enumerate() {
         let result = codes.get(i).map_or("?".to_string(), |c| result_text(*c));
         match Tx::decode(bytes) {
-            Ok(tx) => println!(
+            Ok(tx) => writeln!(
+                out,
                 "  tx {i}: {} id {} signer {} nonce {} -> {result}{}",
                 tx.body.kind_name(),
                 tx.id,
                 &to_hex(&tx.signer)[..16],
                 tx.nonce,
                 detail(&tx.body)
-            ),
-            Err(e) => println!("  tx {i}: malformed ({e}) -> {result}"),
+            )?,
+            Err(e) => writeln!(out, "  tx {i}: malformed ({e}) -> {result}")?,
         }
     }
     Ok(())
@@ -188,19 +281,19 @@ fn detail(body: &TxBody) -> String {
     }
 }
 
-fn show_certificate(store: &Store, id: u64) -> anyhow::Result<()> {
+fn show_certificate(store: &Store, id: u64, out: &mut impl Write) -> anyhow::Result<()> {
     let Some(c) = store.certificate(id)? else {
         bail!("no certificate {id}");
     };
-    println!("certificate {}", c.id);
+    writeln!(out, "certificate {}", c.id)?;
     if c.parent != 0 {
-        println!("split from certificate {}", c.parent);
+        writeln!(out, "split from certificate {}", c.parent)?;
     }
-    println!("source {} meter {}", c.device.name(), to_hex(&c.meter));
-    println!("producer {}", to_hex(&c.producer));
-    println!("interval {}", c.interval);
-    println!("owner {}", to_hex(&c.owner));
-    println!("held {} Wh, retired {} Wh", c.energy_wh, c.retired_wh);
+    writeln!(out, "source {} meter {}", c.device.name(), to_hex(&c.meter))?;
+    writeln!(out, "producer {}", to_hex(&c.producer))?;
+    writeln!(out, "interval {}", c.interval)?;
+    writeln!(out, "owner {}", to_hex(&c.owner))?;
+    writeln!(out, "held {} Wh, retired {} Wh", c.energy_wh, c.retired_wh)?;
     Ok(())
 }
 

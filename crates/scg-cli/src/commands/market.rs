@@ -16,6 +16,7 @@ use scg_market::{
     ClearingConfig, GridCounterpart, GridFee, MarketOutcome, Mechanism, Order, Price, Side, Source,
     clear,
 };
+use scg_model::bounds::excerpt;
 use scg_units::Wh;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -34,8 +35,9 @@ pub struct ClearArgs {
     /// or a JSON array of objects with those keys.
     #[arg(long, value_name = "FILE")]
     pub orders: PathBuf,
-    /// pay-as-clear (uniform price), pay-as-bid (continuous) or pay-as-offer (one-sided).
-    #[arg(long, default_value = "pay-as-clear")]
+    /// pay_as_clear (uniform price), pay_as_bid (continuous) or pay_as_offer (one-sided), as
+    /// in the scenario; the hyphenated forms (pay-as-clear, …) are accepted too.
+    #[arg(long, default_value = "pay_as_clear", value_parser = parse_mechanism)]
     pub mechanism: Mechanism,
     /// Print JSON instead of tables.
     #[arg(long)]
@@ -67,8 +69,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
 }
 
 fn run_clear(args: ClearArgs) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.orders)
-        .with_context(|| format!("reading orders from {}", args.orders.display()))?;
+    let text = crate::read::read_text(&args.orders, &crate::read::Origin::CommandLine)?;
     let name = args.orders.display().to_string();
     let orders = parse_orders(&text, &name, &args.orders)?;
     let fee = match (args.fee_eur_per_mwh, args.fee_percent) {
@@ -112,6 +113,18 @@ fn run_clear(args: ClearArgs) -> Result<ExitCode> {
 }
 
 /// The JSON document of a cleared book (shape documented in the module docs).
+/// `--mechanism`: the scenario's snake_case names and scg-market's hyphenated ones.
+fn parse_mechanism(s: &str) -> std::result::Result<Mechanism, String> {
+    s.replace('_', "-").parse::<Mechanism>().map_err(|_| {
+        format!("unknown mechanism {s:?}: expected pay_as_clear, pay_as_bid or pay_as_offer")
+    })
+}
+
+/// The documented (scenario) name of a mechanism: `pay_as_clear`, `pay_as_bid`, `pay_as_offer`.
+fn mechanism_name(m: Mechanism) -> String {
+    m.to_string().replace('-', "_")
+}
+
 pub fn to_json(outcome: &MarketOutcome, mechanism: Mechanism) -> Value {
     let opt_price = |p: Option<Price>| p.map_or(Value::Null, |p| json!(p.eur_per_mwh()));
     let intervals: Vec<Value> = outcome
@@ -153,14 +166,14 @@ pub fn to_json(outcome: &MarketOutcome, mechanism: Mechanism) -> Value {
         })
         .collect();
     json!({
-        "mechanism": mechanism.to_string(),
+        "mechanism": mechanism_name(mechanism),
         "intervals": intervals,
         "trades": trades,
     })
 }
 
 fn print_tables(outcome: &MarketOutcome, mechanism: Mechanism) {
-    println!("mechanism: {mechanism}");
+    println!("mechanism: {}", mechanism_name(mechanism));
     println!(
         "{:>8}  {:>14}  {:>12}  {:>12}  {:>12}  {:>10}",
         "interval", "price EUR/MWh", "p2p Wh", "grid in Wh", "grid out Wh", "fees EUR"
@@ -239,35 +252,46 @@ fn build(raw: &RawOrder<'_>) -> std::result::Result<Order, String> {
     let side = match raw.side.trim() {
         "bid" => Side::Bid,
         "offer" => Side::Offer,
-        other => return Err(format!("side: expected bid or offer, got {other:?}")),
+        other => {
+            return Err(format!(
+                "side: expected bid or offer, got {:?}",
+                excerpt(other)
+            ));
+        }
     };
-    let interval: u32 = raw
-        .interval
-        .trim()
-        .parse()
-        .map_err(|_| format!("interval: expected an integer >= 0, got {:?}", raw.interval))?;
+    let interval: u32 = raw.interval.trim().parse().map_err(|_| {
+        format!(
+            "interval: expected an integer >= 0, got {:?}",
+            excerpt(raw.interval)
+        )
+    })?;
     let energy: i64 = raw.energy_wh.trim().parse().map_err(|_| {
         format!(
             "energy_wh: expected an integer number of Wh, got {:?}",
-            raw.energy_wh
+            excerpt(raw.energy_wh)
         )
     })?;
-    let price_f: f64 = raw
-        .price
-        .trim()
-        .parse()
-        .map_err(|_| format!("price_eur_per_mwh: expected a number, got {:?}", raw.price))?;
+    let price_f: f64 = raw.price.trim().parse().map_err(|_| {
+        format!(
+            "price_eur_per_mwh: expected a number, got {:?}",
+            excerpt(raw.price)
+        )
+    })?;
     let price = Price::from_eur_per_mwh(price_f).map_err(|e| e.to_string())?;
     let source = match raw.source.trim() {
         "" => None,
-        s => Some(s.parse::<Source>().map_err(|e| format!("source: {e}"))?),
+        s => Some(
+            s.parse::<Source>()
+                .map_err(|e| format!("source: {}", excerpt(&e.to_string())))?,
+        ),
     };
     let renewable_only = match raw.renewable_only.trim().to_ascii_lowercase().as_str() {
         "" | "false" | "0" | "no" => false,
         "true" | "1" | "yes" => true,
         other => {
             return Err(format!(
-                "renewable_only: expected true or false, got {other:?}"
+                "renewable_only: expected true or false, got {:?}",
+                excerpt(other)
             ));
         }
     };
@@ -345,7 +369,10 @@ fn parse_json(text: &str, name: &str) -> Result<Vec<Order>> {
                 Some(Value::Number(n)) => Ok(n.to_string()),
                 Some(Value::Bool(b)) => Ok(b.to_string()),
                 Some(other) => {
-                    bail!("{name}: [{k}].{key}: expected a string or number, got {other}")
+                    bail!(
+                        "{name}: [{k}].{key}: expected a string or number, got {}",
+                        excerpt(&other.to_string())
+                    )
                 }
             }
         };
@@ -376,7 +403,8 @@ fn parse_json(text: &str, name: &str) -> Result<Vec<Order>> {
             device: &device,
             renewable_only: &renewable,
         };
-        orders.push(build(&raw).map_err(|e| anyhow!("{name}: [{k}] (id {id:?}): {e}"))?);
+        orders
+            .push(build(&raw).map_err(|e| anyhow!("{name}: [{k}] (id {:?}): {e}", excerpt(&id)))?);
     }
     Ok(orders)
 }

@@ -2,7 +2,6 @@
 //! scenario's candidate sizes simulated for a year, infeasible ones dropped, the rest ranked by
 //! net present cost; the winner is then simulated in full and reported.
 
-use anyhow::Context;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -23,7 +22,7 @@ Runs on all cores. Ctrl-C stops the search early and keeps the results so far (e
 pub struct Args {
     /// Scenario TOML file (default: the built-in Bergamo scenario and its search space).
     pub scenario: Option<PathBuf>,
-    /// Output directory; created if missing, files in it are replaced.
+    /// Output directory; created if missing. A re-run replaces it whole, atomically.
     #[arg(short, long, default_value = "scg-optimize")]
     pub out: PathBuf,
     /// Seed of every random draw (loads, sun, wind).
@@ -35,17 +34,24 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    use crate::commands::simulate::{check_assets, file_reader, load_scenario};
-    let loaded = load_scenario(args.scenario.as_deref())?;
-    let assets = check_assets(&loaded)?;
-    let inputs = scg_sim::resolve_inputs(&loaded.scenario, &assets, &mut file_reader(&loaded))?;
-    let prepared = scg_sim::prepare::prepare(
+    let log = crate::output::InputLog::default();
+    let (loaded, run) = crate::commands::simulate::prepare_run(
+        args.scenario.as_deref(),
+        crate::commands::simulate::DEFAULT_MEMORY_BUDGET_MIB,
+        &log,
+    )?;
+    let (assets, inputs) = (run.assets, run.inputs);
+    // Before the search: --out is writable, locked, and contains no input.
+    let mut output = crate::output::OutputDir::begin(&args.out)?;
+    output.check_inputs(&log.paths())?;
+    let mut prepared = scg_sim::prepare::prepare(
         &loaded.scenario,
         &assets,
         &inputs,
         args.seed,
         &mut |_, _| {},
     )?;
+    scg_sim::prepare::add_ev_years(&mut prepared, &loaded.scenario, &assets, args.seed)?;
     let spaces = scg_sim::sizing::spaces(&loaded.scenario, &assets, &prepared)?;
     let settings = scg_sim::sizing::settings(&loaded.scenario, &assets);
     let data = scg_sim::sizing::SearchData::new(&prepared, &assets);
@@ -93,12 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         elapsed_s,
         configurations_per_second: outcome.evaluated as f64 / elapsed_s.max(1e-9),
     };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
-    let write = |name: &str, bytes: &[u8]| {
-        let path = args.out.join(name);
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
-    };
+    let write = |name: &str, bytes: &[u8]| output.write(name, bytes);
     write(
         "optimize.csv",
         scg_report::optimize::ranked_csv(&ids, &sizes, &outcome).as_bytes(),
@@ -128,6 +129,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for file in scg_report::render_all_with(&result, &winner, &run, &section)? {
         write(file.name, &file.bytes)?;
     }
+    // Warnings go to stderr even with --quiet: a winner at the edge of its candidate list
+    // may not be the optimum.
+    for w in scg_report::optimize::edge_warnings(&ids, &sizes, best) {
+        eprintln!("warning: {w}");
+    }
+    output.commit("optimize")?;
     if !args.quiet {
         println!(
             "{} configurations in {:.2} s ({:.0}/s), {} infeasible{}",
@@ -145,6 +152,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             best.cer_incentive_eur,
             if best.grid_connected { "on" } else { "off" }
         );
+        if loaded.scenario.community.market.is_some() {
+            // The fast replay shares pro rata; only the winner's full simulation has the market.
+            println!(
+                "note: configurations are ranked with pro-rata sharing (the fast replay has no market); the winner simulated with the market: NPC {:.0} EUR",
+                result.community.economics.npc_eur
+            );
+        }
         for (id, s) in ids
             .iter()
             .zip(&sizes)

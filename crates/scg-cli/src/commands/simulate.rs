@@ -20,7 +20,8 @@ Outputs (in --out): summary.json (metrics, schema scg.summary.v1), timeseries.cs
 pub struct Args {
     /// Scenario TOML file (default: the built-in Bergamo scenario).
     pub scenario: Option<PathBuf>,
-    /// Output directory; created if missing, files in it are replaced.
+    /// Output directory; created if missing. A re-run replaces it whole, atomically (see
+    /// README "Output directories").
     #[arg(short, long, default_value = "scg-out")]
     pub out: PathBuf,
     /// Seed of every random draw; the same seed gives the same outputs byte for byte.
@@ -32,6 +33,9 @@ pub struct Args {
     /// Do not settle the year on the RESCoin ledger (OUT/ledger/); much faster.
     #[arg(long)]
     pub no_ledger: bool,
+    /// Refuse a scenario whose estimated peak memory is above this many MiB.
+    #[arg(long, default_value_t = DEFAULT_MEMORY_BUDGET_MIB)]
+    pub memory_budget_mib: u64,
 }
 
 /// A parsed scenario and where it came from.
@@ -46,6 +50,20 @@ pub struct LoadedScenario {
 
 /// Read and validate a scenario file, or take the built-in one.
 pub fn load_scenario(path: Option<&Path>) -> anyhow::Result<LoadedScenario> {
+    let loaded = read_scenario(path)?;
+    let errors = loaded.scenario.validate();
+    if !errors.is_empty() {
+        return Err(scg_model::ModelError::Invalid {
+            source_name: loaded.source,
+            errors,
+        }
+        .into());
+    }
+    Ok(loaded)
+}
+
+/// Read and parse a scenario file (syntax and schema only), or take the built-in one.
+fn read_scenario(path: Option<&Path>) -> anyhow::Result<LoadedScenario> {
     match path {
         None => Ok(LoadedScenario {
             scenario: scg_model::builtin::bergamo()?,
@@ -53,66 +71,107 @@ pub fn load_scenario(path: Option<&Path>) -> anyhow::Result<LoadedScenario> {
             source: "built-in".into(),
         }),
         Some(path) => {
-            let text = crate::commands::scenario::read_text(path)?;
-            let scenario = scg_model::Scenario::from_toml_str(&text, &path.display().to_string())?;
+            let text = crate::read::read_text(path, &crate::read::Origin::CommandLine)?;
+            for w in scg_model::deprecated::deprecations(&text) {
+                eprintln!("warning: {}: {w}", path.display());
+            }
+            let source = path.display().to_string();
+            let scenario = scg_model::Scenario::parse_toml(&text, &source)?;
             Ok(LoadedScenario {
                 scenario,
                 base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
-                source: path.display().to_string(),
+                source,
             })
         }
     }
 }
 
-/// A reader of the files a scenario names, relative to the scenario's directory.
-pub fn file_reader(loaded: &LoadedScenario) -> impl FnMut(&Path) -> Result<String, String> + use<> {
+/// A reader of the files a scenario names: relative to the scenario's directory, confined to
+/// it, bounded (`crate::read`); every file it reads is recorded in `log` (an output directory
+/// must not contain them).
+pub fn file_reader(
+    loaded: &LoadedScenario,
+    log: &crate::output::InputLog,
+) -> impl FnMut(&Path) -> Result<String, String> + use<> {
+    let origin = crate::read::Origin::Scenario {
+        base_dir: loaded.base_dir.clone(),
+    };
     let base = loaded.base_dir.clone();
+    let log = log.clone();
     move |p: &Path| {
-        let full = if p.is_absolute() {
+        log.record(&if p.is_absolute() {
             p.to_path_buf()
         } else {
             base.join(p)
-        };
-        std::fs::read_to_string(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))
+        });
+        crate::read::read_text(p, &origin).map_err(|e| format!("{e:#}"))
     }
 }
 
-/// Type and validate the scenario's component sections (every problem, with field paths).
-pub fn check_assets(loaded: &LoadedScenario) -> anyhow::Result<scg_sim::Assets> {
-    scg_sim::Assets::from_scenario(&loaded.scenario).map_err(|errors| {
-        anyhow::anyhow!(
-            "{}: invalid scenario:\n{}",
+/// Everything `simulate` does short of simulating, shared with `scg scenario check`: read the
+/// scenario, then `scg_sim::check_run` (validation, component sections, every input file, the
+/// memory estimate against the budget). Every problem is reported at once. Every file read is
+/// recorded in `log`.
+pub fn prepare_run(
+    path: Option<&Path>,
+    memory_budget_mib: u64,
+    log: &crate::output::InputLog,
+) -> anyhow::Result<(LoadedScenario, scg_sim::CheckedRun)> {
+    log.record_all(path);
+    let loaded = read_scenario(path)?;
+    let options = scg_sim::CheckOptions {
+        memory_budget_bytes: memory_budget_mib.saturating_mul(1024 * 1024),
+    };
+    match scg_sim::check_run(&loaded.scenario, &mut file_reader(&loaded, log), options) {
+        Ok(run) => Ok((loaded, run)),
+        Err(problems) => Err(anyhow::anyhow!(
+            "{}: invalid scenario ({} problem{}):\n{}",
             loaded.source,
-            errors
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            problems
                 .iter()
-                .map(|e| format!("  - {e}"))
+                .map(|p| format!("  - {p}"))
                 .collect::<Vec<_>>()
                 .join("\n")
-        )
-    })
+        )),
+    }
 }
+
+/// The default of `--memory-budget-mib` (scg_model::bounds::DEFAULT_MEMORY_BUDGET_BYTES).
+pub const DEFAULT_MEMORY_BUDGET_MIB: u64 = scg_model::bounds::DEFAULT_MEMORY_BUDGET_BYTES >> 20;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let loaded = load_scenario(args.scenario.as_deref())?;
-    let assets = check_assets(&loaded)?;
-    let inputs = scg_sim::resolve_inputs(&loaded.scenario, &assets, &mut file_reader(&loaded))?;
-    let bar = crate::progress::bar(loaded.scenario.prosumers.len() as u64 + 1, "simulating");
+    let log = crate::output::InputLog::default();
+    let (loaded, run) = prepare_run(args.scenario.as_deref(), args.memory_budget_mib, &log)?;
+    let (assets, inputs) = (run.assets, run.inputs);
+    // Before the expensive work: --out is writable, locked, and contains no input.
+    let mut output = crate::output::OutputDir::begin(&args.out)?;
+    output.check_inputs(&log.paths())?;
+    // Phases: each prosumer prepared, the year, settling and storing the ledger, writing.
+    let prosumers = loaded.scenario.prosumers.len();
+    let ledger_steps = if args.no_ledger { 0 } else { 2 };
+    let bar = crate::progress::phases((prosumers + 2 + ledger_steps) as u64);
     let result = scg_sim::simulate(
         &loaded.scenario,
         &assets,
         &inputs,
         args.seed,
-        &mut |done, _| bar.set_position(done as u64),
+        &mut |done, _| {
+            bar.set_position(done as u64);
+            if done == prosumers {
+                bar.set_message("simulating year");
+            }
+        },
     )?;
-    bar.finish_and_clear();
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
     let ledger = if args.no_ledger {
         None
     } else {
-        Some(settle_ledger(&result, &loaded, &args.out)?)
+        bar.set_message("settling ledger");
+        Some(settle_ledger(&result, &loaded, output.dir(), &bar)?)
     };
+    bar.set_message("writing outputs");
     let run = scg_report::RunInfo {
         scg_version: env!("CARGO_PKG_VERSION").into(),
         scenario_source: loaded.source.clone(),
@@ -120,81 +179,46 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let files = scg_report::render_all(&result, &loaded.scenario, &run)?;
     for file in &files {
-        let path = args.out.join(file.name);
-        std::fs::write(&path, &file.bytes)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        output.write(file.name, &file.bytes)?;
     }
+    output.commit("simulate")?;
+    bar.inc(1);
+    bar.finish_and_clear();
     if !args.quiet {
-        print_summary(&result, &args, started);
+        let footer = crate::console::RunFooter {
+            seed: args.seed,
+            out: &args.out,
+            elapsed_s: started.elapsed().as_secs_f64(),
+        };
+        print!(
+            "{}",
+            crate::console::summary(&result, run.ledger.as_ref(), &footer)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Settle the year on the RESCoin ledger and store it in OUT/ledger (verified on write).
+/// Settle the year on the RESCoin ledger (`scg-settle`) and store it in OUT/ledger (verified
+/// on write).
 fn settle_ledger(
     result: &scg_sim::SimResult,
     loaded: &LoadedScenario,
     out: &Path,
+    bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<scg_report::summary::LedgerInfo> {
-    let year = crate::settle::community_year(
+    let settled = scg_settle::settle(
         result,
         loaded.scenario.community.internal_price_eur_per_mwh,
+        &scg_settle::Policy::default(),
     )?;
-    let settled = scg_ledger::settlement::settle_year(&year)?;
     let dir = out.join("ledger");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    bar.inc(1);
+    bar.set_message("storing ledger");
     scg_ledger::store::store(&dir, &settled)?;
-    let s = &settled.summary;
-    Ok(scg_report::summary::LedgerInfo {
-        ledger_dir: "ledger".into(),
-        ledger_blocks: s.blocks,
-        ledger_transactions: s.transactions,
-        ledger_transactions_rejected: s.transactions_rejected,
-        rescoin_decimals: scg_units::Rescoin::DECIMALS,
-        rescoin_minted: s.rescoin_minted.0,
-        certificates_issued: s.certificates_issued,
-        p2p_trades: s.p2p_trades,
-        cer_distributed: s.cer_distributed.0,
-        rescoin_balances: s
-            .final_balances
-            .iter()
-            .map(|(k, v)| (k.clone(), v.0))
-            .collect(),
-        ledger_state_root: s.final_state_root_hex.clone(),
-    })
-}
-
-fn print_summary(result: &scg_sim::SimResult, args: &Args, started: Instant) {
-    println!(
-        "{:<14} {:>10} {:>9} {:>9} {:>6} {:>6} {:>5}",
-        "prosumer", "kWh/day", "avg kW", "peak kW", "LF", "crest", "peak"
-    );
-    let rows = result
-        .prosumers
-        .iter()
-        .map(|p| (p.id.as_str(), &p.load_report))
-        .chain(std::iter::once((
-            "community",
-            &result.community.load_report,
-        )));
-    for (id, r) in rows {
-        let s = &r.scaled;
-        println!(
-            "{:<14} {:>10.1} {:>9.2} {:>9.2} {:>6.3} {:>6.3} {:>5}",
-            id,
-            s.average_kwh_per_day,
-            s.average_kw,
-            s.peak_kw,
-            s.load_factor,
-            s.crest_factor,
-            s.peak_month
-        );
-    }
-    println!(
-        "seed {} · {} steps · wrote {} in {:.2} s",
-        args.seed,
-        result.grid.len(),
-        args.out.display(),
-        started.elapsed().as_secs_f64()
-    );
+    bar.inc(1);
+    Ok(scg_report::summary::LedgerInfo::from_settlement(
+        &settled.summary,
+        "ledger",
+    ))
 }

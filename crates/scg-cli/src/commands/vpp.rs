@@ -8,9 +8,10 @@
 //!   **actual** load is the synthesized load with HOMER's random variability (seeded);
 //! - the MI forecasts close in on the actual load: MI-A1, MI-A2 and MI-A3 see 50 %, 75 % and
 //!   90 % of the day-ahead error;
-//! - the price forecast is the GME file's zonal prices by local clock time (the file may be of
-//!   another day: its prices then serve as the profile); the same prices stand in for the MGP
-//!   clearing that decides which steps are accepted;
+//! - the price forecast is the GME file's zonal prices of the delivery day, interval by interval
+//!   in elapsed time from local midnight (23/25-hour days have 92/100 quarter hours; an hourly
+//!   file's price holds for its four quarters); a file that does not hold the day is refused;
+//!   the same prices stand in for the MGP clearing that decides which steps are accepted;
 //! - flexibility comes from `--flex FILE.json` (an array of flex assets) or, by default, from
 //!   shiftable smart-home loads: 10 % of each prosumer's mean forecast power up and down, with
 //!   10 % of its daily energy as budget each way.
@@ -50,8 +51,8 @@ pub struct BidsArgs {
     /// GME price file (`…MGPPrezzi.xml`, hourly or 15-minute) used as price forecast.
     #[arg(long, value_name = "GME.xml")]
     pub prices: PathBuf,
-    /// Output directory.
-    #[arg(long, value_name = "DIR")]
+    /// Output directory; created if missing. A re-run replaces it whole, atomically.
+    #[arg(short, long, value_name = "DIR")]
     pub out: PathBuf,
     /// GME zone whose prices apply (Bergamo is NORD).
     #[arg(long, default_value = "NORD")]
@@ -87,33 +88,41 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
         .ok_or_else(|| anyhow!("--day: expected a date YYYY-MM-DD, got {:?}", args.day))?;
     let day = DeliveryDay::from_ymd(date.year, date.month, date.day)?;
     let n = day.periods() as usize;
+    let mut output = crate::output::OutputDir::begin(&args.out)?;
+    let log = crate::output::InputLog::default();
+    log.record(&args.prices);
+    log.record_all(args.scenario.as_deref());
+    log.record_all(args.flex.as_deref());
 
     // Prices.
-    let text = std::fs::read_to_string(&args.prices)
-        .with_context(|| format!("reading {}", args.prices.display()))?;
+    let text = crate::read::read_text(&args.prices, &crate::read::Origin::CommandLine)?;
     let prices_name = args.prices.display().to_string();
     let gme = parse_prices(&text, &prices_name)?;
-    let series = gme
-        .finest()
-        .ok_or_else(|| anyhow!("{prices_name}: no price series"))?;
-    let zone_prices = series
-        .prices(&args.zone)
-        .with_context(|| format!("{prices_name}: zone {}", args.zone))?;
-    let per_hour = series.granularity.per_hour() as usize;
-    // By local clock time of each period: hour h (0-based, civil) and quarter q.
-    let price_forecast: Vec<Price> = (1..=day.periods())
-        .map(|p| {
-            let start = day.period_start(p);
-            let hour = start.format("%H").to_string().parse::<usize>().unwrap_or(0);
-            let quarter = start.format("%M").to_string().parse::<usize>().unwrap_or(0) / 15;
-            let idx = if per_hour == 4 {
-                hour * 4 + quarter
+    // The file must hold the delivery day; GME counts each day's intervals in elapsed time
+    // from local midnight (92/100 quarters on 23/25-hour days), as the delivery day does.
+    let series = gme.finest_for(date).ok_or_else(|| {
+        let held: Vec<String> = gme.dates().iter().map(|d| d.to_string()).collect();
+        anyhow!(
+            "{prices_name}: holds no prices for {date} (--day); it holds {}",
+            if held.is_empty() {
+                "no day".to_owned()
             } else {
-                hour
-            };
-            let v = zone_prices[idx.min(zone_prices.len() - 1)];
-            Price::from_eur_per_mwh(v)
-        })
+                held.join(", ")
+            }
+        )
+    })?;
+    let zone_prices = series
+        .quarter_hour_prices(&args.zone)
+        .with_context(|| format!("{prices_name}: zone {}", args.zone))?;
+    if zone_prices.len() != n {
+        bail!(
+            "{prices_name}: {date} has {} quarter-hour prices, the day has {n} periods",
+            zone_prices.len()
+        );
+    }
+    let price_forecast: Vec<Price> = zone_prices
+        .iter()
+        .map(|&v| Price::from_eur_per_mwh(v))
         .collect::<std::result::Result<_, _>>()?;
 
     // Loads: a year at 15-minute steps.
@@ -123,7 +132,7 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
     if !leap {
         loaded.scenario.time.model_year = ModelYear::Year(date.year);
     }
-    let mut read = crate::commands::simulate::file_reader(&loaded);
+    let mut read = crate::commands::simulate::file_reader(&loaded, &log);
     let sim = scg_sim::simulate_scenario(&loaded.scenario, &mut read, args.seed, &mut |_, _| {})
         .context("simulating the scenario")?;
     let steps = sim.grid.len() as i64;
@@ -152,8 +161,7 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
     // Flexibility.
     let assets: Vec<FlexAsset> = match &args.flex {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
+            let text = crate::read::read_text(path, &crate::read::Origin::CommandLine)?;
             serde_json::from_str(&text).with_context(|| {
                 format!("{}: expected a JSON array of flex assets", path.display())
             })?
@@ -224,8 +232,8 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
     )?;
 
     // Outputs.
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    output.check_inputs(&log.paths())?;
+    let write = |name: &str, text: &str| output.write(name, text.as_bytes());
     let mut csv = String::from(
         "session,gate_closure,period,delivery_start,delivery_end,zone,direction,quantity_mwh,price_eur_per_mwh\n",
     );
@@ -246,7 +254,7 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
             );
         }
     }
-    write(&args.out.join("bids.csv"), &csv)?;
+    write("bids.csv", &csv)?;
     let mut fc = String::from(
         "period,delivery_start,dayahead_kw,mi_a1_kw,mi_a2_kw,mi_a3_kw,actual_kw,up_kw,down_kw,price_forecast_eur_per_mwh\n",
     );
@@ -266,7 +274,7 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
             price_forecast[i].eur_per_mwh()
         );
     }
-    write(&args.out.join("forecast.csv"), &fc)?;
+    write("forecast.csv", &fc)?;
     let mut ic = String::from(
         "period,scheduled_mwh,delivered_mwh,imbalance_mwh,price_eur_per_mwh,amount_eur\n",
     );
@@ -282,7 +290,7 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
             r.amount.eur()
         );
     }
-    write(&args.out.join("imbalance.csv"), &ic)?;
+    write("imbalance.csv", &ic)?;
     let total_imbalance_eur: f64 = imb.iter().map(|r| r.amount.eur()).sum();
     let bids_json = |bids: &[Bid]| -> Vec<serde_json::Value> {
         bids.iter()
@@ -331,10 +339,8 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
         "schedule_after_mi_mwh": final_schedule.iter().map(|&w| w as f64 / 1e6).collect::<Vec<_>>(),
         "imbalance_eur": total_imbalance_eur,
     });
-    write(
-        &args.out.join("bids.json"),
-        &serde_json::to_string_pretty(&doc)?,
-    )?;
+    write("bids.json", &serde_json::to_string_pretty(&doc)?)?;
+    output.commit("vpp bids")?;
     println!(
         "{}: {} periods, {} MGP bids, {} MI re-bids, {} MSD offers; imbalance {:.2} EUR",
         day.date(),
@@ -356,8 +362,4 @@ fn direction_name(d: Direction) -> &'static str {
         Direction::Up => "up",
         Direction::Down => "down",
     }
-}
-
-fn write(path: &std::path::Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }

@@ -45,6 +45,8 @@ impl Chain {
             grid: pk(&grid),
             mint_rate_base_per_wh: mint_rate,
             treasury_endowment: endowment,
+            intervals_total: scg_ledger::GenesisConfig::OPEN_ENDED,
+            simulation_key_seed: None,
         };
         let (ledger, genesis) = Ledger::genesis(config, 1_000).unwrap();
         let (replica, _) = Ledger::from_genesis_block(&genesis).unwrap();

@@ -1,0 +1,167 @@
+//! Everything `scg simulate` does short of simulating, in one function both `simulate` and
+//! `scg scenario check` call, so that the two cannot drift: type and validate the component
+//! sections, read and parse every file the scenario names (through the caller's reader),
+//! estimate the run's memory and time, and refuse a run above the memory budget. Every problem
+//! is collected, not just the first.
+//!
+//! The estimate is a linear cost model whose coefficients come from `scg simulate` of the
+//! built-in scenario with 5 and 15 prosumers (debug build, `/usr/bin/time`, see docs/scenario.md
+//! "Memory budget"); it is a guide, not a promise. Never does I/O.
+
+use crate::assets::Assets;
+use crate::inputs::{self, Reader, ResolvedInputs};
+use scg_model::Scenario;
+
+/// Resident memory of a run before any prosumer, bytes (measured intercept: 16 MiB; doubled).
+pub const BASE_BYTES: u64 = 32 * 1024 * 1024;
+/// Memory per prosumer per simulated step, bytes: the prepared series, the year's flows, the
+/// report columns and the ledger's meter readings. Measured slope: 18.4 MiB per prosumer of
+/// the built-in scenario at 8,760 steps (2,198 B per step, its 25 EVs included).
+pub const BYTES_PER_PROSUMER_STEP: u64 = 2_200;
+/// Memory per EV per simulated day, bytes (its sessions and plans). Not measured on its own
+/// (the slope above includes 25 EVs per prosumer); an allowance on top.
+pub const BYTES_PER_VEHICLE_DAY: u64 = 400;
+/// Run time per prosumer per step, nanoseconds (local and community stage, accounting,
+/// ledger settlement); an allowance, the EVs dominate the measured slope.
+pub const NANOS_PER_PROSUMER_STEP: u64 = 2_000;
+/// Run time per EV per step, nanoseconds: measured 15.1 s per prosumer with 25 EVs at 8,760
+/// steps (69 µs per EV-step, debug build on a shared 2-core machine).
+pub const NANOS_PER_VEHICLE_STEP: u64 = 69_000;
+
+/// What a run is expected to cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunEstimate {
+    /// Peak resident memory, bytes.
+    pub memory_bytes: u64,
+    /// Wall time on one core, milliseconds.
+    pub time_ms: u64,
+    /// Steps in the year.
+    pub steps: u64,
+    /// EVs over all prosumers.
+    pub vehicles: u64,
+}
+
+/// Estimate a run from its scenario and typed assets (saturating: never overflows).
+pub fn estimate(scenario: &Scenario, assets: &Assets) -> RunEstimate {
+    let steps = 365 * 24 * 60 / u64::from(scenario.time.step_minutes.max(1));
+    let prosumers = scenario.prosumers.len() as u64;
+    let vehicles: u64 = assets
+        .prosumers
+        .iter()
+        .filter_map(|p| p.ev.as_ref())
+        .map(scg_ev::fleet::FleetConfig::vehicles)
+        .fold(0, u64::saturating_add);
+    let memory_bytes = BASE_BYTES
+        .saturating_add(
+            prosumers
+                .saturating_mul(steps)
+                .saturating_mul(BYTES_PER_PROSUMER_STEP),
+        )
+        .saturating_add(vehicles.saturating_mul(365 * BYTES_PER_VEHICLE_DAY));
+    let nanos = prosumers
+        .saturating_mul(steps)
+        .saturating_mul(NANOS_PER_PROSUMER_STEP)
+        .saturating_add(
+            vehicles
+                .saturating_mul(steps)
+                .saturating_mul(NANOS_PER_VEHICLE_STEP),
+        );
+    RunEstimate {
+        memory_bytes,
+        time_ms: nanos / 1_000_000,
+        steps,
+        vehicles,
+    }
+}
+
+/// A scenario ready to simulate.
+#[derive(Debug, Clone)]
+pub struct CheckedRun {
+    pub assets: Assets,
+    pub inputs: ResolvedInputs,
+    pub estimate: RunEstimate,
+}
+
+/// Options of [`check_run`].
+#[derive(Debug, Clone, Copy)]
+pub struct CheckOptions {
+    /// Refuse a run whose estimated memory is above this, bytes.
+    pub memory_budget_bytes: u64,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        Self {
+            memory_budget_bytes: scg_model::bounds::DEFAULT_MEMORY_BUDGET_BYTES,
+        }
+    }
+}
+
+/// Validate the scenario, type the assets, read and parse every input, estimate the run and
+/// hold it to the budget.
+/// `Err` lists every problem (field paths for the scenario, file and line for data files).
+pub fn check_run(
+    scenario: &Scenario,
+    read: &mut Reader<'_>,
+    options: CheckOptions,
+) -> Result<CheckedRun, Vec<String>> {
+    let mut problems: Vec<String> = scenario
+        .validate()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if scenario.prosumers.len() > scg_model::MAX_PROSUMERS {
+        // Do not read a file per prosumer of an absurd scenario.
+        return Err(problems);
+    }
+    let assets = Assets::from_scenario(scenario)
+        .map_err(|errors| problems.extend(errors.iter().map(ToString::to_string)))
+        .ok();
+    let mut loads = Vec::with_capacity(scenario.prosumers.len());
+    for p in &scenario.prosumers {
+        match inputs::resolve_load(&p.load, read) {
+            Ok(load) => loads.push(load),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    let zonal = inputs::resolve_zonal_prices(scenario, read)
+        .map_err(|e| problems.push(e.to_string()))
+        .ok()
+        .flatten();
+    // The weather file is named by the solar section, which must have typed.
+    let weather = assets
+        .as_ref()
+        .and_then(|a| {
+            inputs::resolve_weather(scenario, a, read)
+                .map_err(|e| problems.push(e.to_string()))
+                .ok()
+        })
+        .flatten();
+    let Some(assets) = assets else {
+        return Err(problems);
+    };
+    let estimate = estimate(scenario, &assets);
+    if estimate.memory_bytes > options.memory_budget_bytes {
+        problems.push(format!(
+            "the run needs an estimated {} MiB, above the memory budget of {} MiB \
+             ({} prosumers × {} steps, {} EVs; see docs/scenario.md \"Memory budget\")",
+            estimate.memory_bytes >> 20,
+            options.memory_budget_bytes >> 20,
+            scenario.prosumers.len(),
+            estimate.steps,
+            estimate.vehicles
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(CheckedRun {
+        assets,
+        inputs: ResolvedInputs {
+            loads,
+            weather,
+            zonal_prices_eur_per_mwh: zonal,
+        },
+        estimate,
+    })
+}

@@ -1,0 +1,322 @@
+//! The community as a state machine that advances exactly one interval at a time.
+//!
+//! [`Community`] owns every prosumer's state — its battery and converter, its EV charging site
+//! with the agent that drives it (`scg_ev::fleet::Fleet`: sessions, learned habits, policy,
+//! swap station) — and the community stage (pro-rata sharing or the community market with its
+//! year of trades). [`Community::step`] takes one interval's measurements or synthetic values
+//! ([`IntervalInputs`]: load, PV, wind per prosumer, the retail price and the grid-peak
+//! signal) and an explicit [`Forecast`], and returns what happened ([`IntervalOutcome`]).
+//! The simulated year ([`crate::year`]) is a loop feeding it synthetic inputs; a live node
+//! would feed it meter readings.
+//!
+//! Order of the stages inside one interval:
+//! 1. EV sites: each fleet's agent decides its charge, V2G and swap-station power from the
+//!    interval's price and grid-peak signal and the forecast;
+//! 2. net load: load + EV charging + swap chargers against PV + wind + V2G;
+//! 3. **home flexibility hook**: a [`FlexibleLoad`] (e.g. `scg-home`) may reshape each
+//!    prosumer's load here, before storage sees it — the one documented place for it;
+//! 4. storage: each prosumer's battery behind its converter ([`crate::dispatch::local_step`]);
+//! 5. community stage: pro-rata sharing or the market ([`Sharing`]), then the grid;
+//! 6. energy balance asserted (`assert!`, every prosumer, every interval, market included).
+//!
+//! Never looks at future inputs except through the forecast it is handed; never does I/O.
+
+use crate::ComponentError;
+use crate::SimError;
+use crate::dispatch::{
+    Allocation, BatteryUnit, CommunityStage, ProRata, StepContext, StepFlows, StepInput,
+    StepScratch, community_step_with,
+};
+use crate::market_stage::{MarketStage, MarketYear};
+use scg_ev::fleet::{EvStepPower, Fleet, StepSignals};
+
+/// One prosumer's measured (or synthetic) interval, average kW over the interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProsumerInterval {
+    /// Electric load without EVs, kW.
+    pub load_kw: f64,
+    /// PV output, AC kW.
+    pub pv_kw: f64,
+    /// Wind output, AC kW.
+    pub wind_kw: f64,
+}
+
+/// Everything the community learns about one interval.
+#[derive(Debug, Clone, Copy)]
+pub struct IntervalInputs<'a> {
+    /// Interval number since the start (0, 1, 2, ...): must follow the previous one.
+    pub step: usize,
+    /// One entry per prosumer, in scenario order.
+    pub prosumers: &'a [ProsumerInterval],
+    /// Retail (purchase) price now, EUR/MWh: what the EV agents plan against.
+    pub retail_eur_per_mwh: f64,
+    /// The main grid is at peak now.
+    pub grid_at_peak: bool,
+}
+
+/// What the community is told about the intervals ahead, starting with the current one.
+/// Empty slices mean "no forecast" (the current values are assumed to hold).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Forecast<'a> {
+    /// Retail price from this interval on, EUR/MWh.
+    pub retail_eur_per_mwh: &'a [f64],
+    /// Grid-peak flags from this interval on.
+    pub grid_at_peak: &'a [bool],
+}
+
+/// A flexible-load stage between the net load and storage (module docs, stage 3). It returns
+/// the prosumer's load after shifting; the energy it defers is its own business (the stage is
+/// stateful), but the load it returns is what the balance is asserted against.
+pub trait FlexibleLoad: Send {
+    /// Load of prosumer `prosumer` in interval `step` after flexibility, kW (≥ 0).
+    fn adjust_load_kw(
+        &mut self,
+        prosumer: usize,
+        step: usize,
+        load_kw: f64,
+        renewable_kw: f64,
+        forecast: &Forecast<'_>,
+    ) -> f64;
+}
+
+/// The community stage: how residuals become P2P and grid flows.
+pub enum Sharing<'a> {
+    /// The seed paper's pro-rata sharing.
+    ProRata,
+    /// The community market (`[community.market]`), with its year of trades.
+    Market(Box<MarketStage<'a>>),
+    /// Any other stage, borrowed.
+    Custom(&'a mut dyn CommunityStage),
+}
+
+impl std::fmt::Debug for Sharing<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Sharing::ProRata => "Sharing::ProRata",
+            Sharing::Market(_) => "Sharing::Market",
+            Sharing::Custom(_) => "Sharing::Custom",
+        })
+    }
+}
+
+impl CommunityStage for Sharing<'_> {
+    fn allocate(
+        &mut self,
+        step: usize,
+        residual_kw: &[f64],
+        ctx: &StepContext,
+        out: &mut [Allocation],
+    ) -> Result<(), ComponentError> {
+        match self {
+            Sharing::ProRata => ProRata.allocate(step, residual_kw, ctx, out),
+            Sharing::Market(m) => m.allocate(step, residual_kw, ctx, out),
+            Sharing::Custom(s) => s.allocate(step, residual_kw, ctx, out),
+        }
+    }
+}
+
+/// The community's fixed settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CommunitySettings {
+    /// Interval length, hours.
+    pub dt_h: f64,
+    /// The community connection's import limit, kW (infinite when none).
+    pub max_purchase_kw: f64,
+    /// The community connection's export limit, kW (infinite when none).
+    pub max_sale_kw: f64,
+}
+
+/// What happened in one interval (borrowed from the community until the next step).
+#[derive(Debug, Clone, Copy)]
+pub struct IntervalOutcome<'c> {
+    /// Every prosumer's flows (load includes its EVs; renewable includes V2G).
+    pub flows: &'c [StepFlows],
+    /// Every prosumer's EV site power (all zero without a fleet).
+    pub ev: &'c [EvStepPower],
+    /// Every prosumer's battery after the interval.
+    pub batteries: &'c [Option<BatteryUnit>],
+}
+
+/// The community's state at the end (what [`Community::finish`] hands back).
+#[derive(Debug)]
+pub struct CommunityEnd {
+    pub batteries: Vec<Option<BatteryUnit>>,
+    pub fleets: Vec<Option<Fleet>>,
+    /// The market's year, when the stage was a market.
+    pub market: Option<MarketYear>,
+}
+
+/// The community state machine (module docs).
+pub struct Community<'a> {
+    settings: CommunitySettings,
+    batteries: Vec<Option<BatteryUnit>>,
+    fleets: Vec<Option<Fleet>>,
+    sharing: Sharing<'a>,
+    flex: Option<Box<dyn FlexibleLoad + 'a>>,
+    step_inputs: Vec<StepInput>,
+    flows: Vec<StepFlows>,
+    ev: Vec<EvStepPower>,
+    scratch: StepScratch,
+    next_step: usize,
+    any_fleet: bool,
+}
+
+impl std::fmt::Debug for Community<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Community")
+            .field("settings", &self.settings)
+            .field("sharing", &self.sharing)
+            .field("next_step", &self.next_step)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Community<'a> {
+    /// A community of `batteries.len()` prosumers; `fleets[i]` is prosumer `i`'s EV site.
+    pub fn new(
+        settings: CommunitySettings,
+        batteries: Vec<Option<BatteryUnit>>,
+        fleets: Vec<Option<Fleet>>,
+        sharing: Sharing<'a>,
+    ) -> Result<Self, SimError> {
+        let n = batteries.len();
+        if fleets.len() != n {
+            return Err(SimError::Scenario(format!(
+                "{} EV sites for {n} prosumers",
+                fleets.len()
+            )));
+        }
+        Ok(Self {
+            settings,
+            any_fleet: fleets.iter().any(Option::is_some),
+            batteries,
+            fleets,
+            sharing,
+            flex: None,
+            step_inputs: vec![StepInput::default(); n],
+            flows: Vec::with_capacity(n),
+            ev: vec![EvStepPower::default(); n],
+            scratch: StepScratch::default(),
+            next_step: 0,
+        })
+    }
+
+    /// Plug a flexible-load stage in (module docs, stage 3).
+    pub fn with_flexible_load(mut self, flex: Box<dyn FlexibleLoad + 'a>) -> Self {
+        self.flex = Some(flex);
+        self
+    }
+
+    /// Number of prosumers.
+    pub fn len(&self) -> usize {
+        self.batteries.len()
+    }
+
+    /// Whether the community has no prosumer.
+    pub fn is_empty(&self) -> bool {
+        self.batteries.is_empty()
+    }
+
+    /// Advance one interval (module docs).
+    pub fn step(
+        &mut self,
+        inputs: &IntervalInputs<'_>,
+        forecast: &Forecast<'_>,
+    ) -> Result<IntervalOutcome<'_>, SimError> {
+        let n = self.batteries.len();
+        if inputs.prosumers.len() != n || inputs.step != self.next_step {
+            return Err(SimError::Scenario(format!(
+                "interval {} with {} prosumers, expected interval {} with {n}",
+                inputs.step,
+                inputs.prosumers.len(),
+                self.next_step
+            )));
+        }
+        self.next_step += 1;
+        if self.any_fleet {
+            self.step_fleets(inputs, forecast)?;
+        }
+        for (i, (p, ev)) in inputs.prosumers.iter().zip(&self.ev).enumerate() {
+            let renewable_kw = p.pv_kw + p.wind_kw + ev.v2g_kw;
+            let mut load_kw = p.load_kw + (ev.charge_kw + ev.swap_kw);
+            if let Some(flex) = self.flex.as_mut() {
+                load_kw = flex.adjust_load_kw(i, inputs.step, load_kw, renewable_kw, forecast);
+            }
+            self.step_inputs[i] = StepInput {
+                load_kw,
+                renewable_kw,
+            };
+        }
+        let ctx = StepContext {
+            dt_h: self.settings.dt_h,
+            grid_at_peak: inputs.grid_at_peak,
+            max_purchase_kw: self.settings.max_purchase_kw,
+            max_sale_kw: self.settings.max_sale_kw,
+        };
+        community_step_with(
+            inputs.step,
+            &self.step_inputs,
+            &mut self.batteries,
+            &ctx,
+            &mut self.sharing,
+            &mut self.scratch,
+            &mut self.flows,
+        )?;
+        for f in &self.flows {
+            // Sources = uses for every prosumer, whatever the stage (market included).
+            let scale = 1.0 + f.load_kw + f.renewable_kw;
+            assert!(
+                f.balance_error_kw().abs() <= 1e-9 * scale,
+                "energy balance broken at interval {}: {f:?}",
+                inputs.step
+            );
+        }
+        Ok(IntervalOutcome {
+            flows: &self.flows,
+            ev: &self.ev,
+            batteries: &self.batteries,
+        })
+    }
+
+    /// Stage 1: the EV sites decide. Fleets are independent within an interval, so they run in
+    /// parallel; each result lands in its own slot (same bytes as a serial loop).
+    fn step_fleets(
+        &mut self,
+        inputs: &IntervalInputs<'_>,
+        forecast: &Forecast<'_>,
+    ) -> Result<(), SimError> {
+        use rayon::prelude::*;
+        let signals = StepSignals {
+            price_eur_per_mwh: inputs.retail_eur_per_mwh,
+            grid_peak: inputs.grid_at_peak,
+            price_forecast_eur_per_mwh: forecast.retail_eur_per_mwh,
+            grid_peak_forecast: forecast.grid_at_peak,
+        };
+        let step = inputs.step;
+        self.fleets
+            .par_iter_mut()
+            .zip(self.ev.par_iter_mut())
+            .enumerate()
+            .try_for_each(|(i, (fleet, out))| {
+                if let Some(fleet) = fleet {
+                    *out = fleet
+                        .step(step, &signals)
+                        .map_err(|e| SimError::Scenario(format!("prosumers[{i}].ev: {e}")))?;
+                }
+                Ok(())
+            })
+    }
+
+    /// The community's state at the end.
+    pub fn finish(self) -> CommunityEnd {
+        let market = match &self.sharing {
+            Sharing::Market(m) => Some(m.finish()),
+            _ => None,
+        };
+        CommunityEnd {
+            batteries: self.batteries,
+            fleets: self.fleets,
+            market,
+        }
+    }
+}
