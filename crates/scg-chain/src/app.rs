@@ -50,6 +50,8 @@ pub const MAX_LATENCIES: usize = 10_000;
 pub const MAX_WAITING_CERTS: usize = 1024;
 /// How often a node announces its height and, when behind, asks for records.
 pub const CATCH_UP_EVERY: Duration = Duration::from_millis(500);
+/// Most missing blocks asked for per tick.
+pub const MAX_WANTED_PER_TICK: usize = 8;
 /// How often pending proposals and verifications are retried.
 pub const TICK: Duration = Duration::from_millis(50);
 /// With no pending transactions, a leader waits this long before proposing an empty block
@@ -225,6 +227,10 @@ pub struct Application<E, S, R> {
     /// When this node proposed a block (for latency).
     proposed_at: HashMap<Hash, std::time::SystemTime>,
     fetch_peer: usize,
+    /// Blocks a pending verification or proposal waits for, asked for on the next tick only
+    /// (asking on every event made each reply trigger more requests: a fetch storm that
+    /// stalled the simulation during partitions), with the peer most likely to hold them.
+    wanted: BTreeMap<Hash, Option<PublicKey>>,
     /// When each peer was last heard from, and the finalized height it announced.
     last_seen: HashMap<PublicKey, (std::time::SystemTime, u64)>,
 }
@@ -355,6 +361,7 @@ where
         next_seq: 0,
         proposed_at: HashMap::new(),
         fetch_peer: 0,
+        wanted: BTreeMap::new(),
         last_seen: HashMap::new(),
     };
     Ok((app, Mailbox { tx }, last_cert))
@@ -386,6 +393,7 @@ where
                 },
                 _ = tick => {
                     self.ticks += 1;
+                    self.fetch_wanted();
                     if self.ticks % (CATCH_UP_EVERY.as_millis() / TICK.as_millis()).max(1) as u64 == 0 {
                         self.catch_up();
                     }
@@ -696,6 +704,13 @@ where
                     }
                     continue;
                 }
+                if chain.is_empty() {
+                    // The certificate of the block that already is our head (it arrived after
+                    // catch-up committed the block): nothing to do. Committing the empty
+                    // segment would count as progress and loop forever.
+                    self.waiting.remove(&target);
+                    continue;
+                }
                 let mut segment = Vec::with_capacity(chain.len());
                 for h in chain.into_iter().rev() {
                     let Some(b) = self.blocks.get(&h).cloned() else {
@@ -715,9 +730,6 @@ where
             if !progressed {
                 break;
             }
-        }
-        if self.waiting.keys().any(|k| *k == self.head.1) {
-            self.waiting.remove(&self.head.1.clone());
         }
     }
 
@@ -748,6 +760,28 @@ where
             let _ = self
                 .sender
                 .send(Recipients::All, Message::FetchBlock(d).to_bytes(), false);
+        }
+    }
+
+    /// Note that block `h` is needed (see [`Application::fetch_wanted`]).
+    fn want_block(&mut self, h: Hash, from: Option<PublicKey>) {
+        if self.wanted.len() < MAX_WANTED_PER_TICK * 4 {
+            self.wanted.entry(h).or_insert(from);
+        }
+    }
+
+    /// Ask for the blocks noted since the last tick (at most [`MAX_WANTED_PER_TICK`]), each
+    /// once: from the leader that proposed it, or from everyone.
+    fn fetch_wanted(&mut self) {
+        let wanted = std::mem::take(&mut self.wanted);
+        for (h, from) in wanted.into_iter().take(MAX_WANTED_PER_TICK) {
+            if self.blocks.contains_key(&h) || self.states.contains_key(&h) {
+                continue;
+            }
+            let to = from.map_or(Recipients::All, Recipients::One);
+            let _ = self
+                .sender
+                .send(to, Message::FetchBlock(h).to_bytes(), false);
         }
     }
 
@@ -829,11 +863,7 @@ where
                 // A block we already verified or built.
                 return Some(true);
             }
-            let _ = self.sender.send(
-                Recipients::One(ctx.leader.clone()),
-                Message::FetchBlock(d.0).to_bytes(),
-                false,
-            );
+            self.want_block(d.0, Some(ctx.leader.clone()));
             return None;
         };
         if block.header.parent_hash != parent {
@@ -841,11 +871,7 @@ where
         }
         match self.ensure_state(parent) {
             None => {
-                let _ = self.sender.send(
-                    Recipients::All,
-                    Message::FetchBlock(parent).to_bytes(),
-                    false,
-                );
+                self.want_block(parent, None);
                 return None;
             }
             Some(Err(())) => return Some(false),

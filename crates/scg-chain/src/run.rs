@@ -18,10 +18,10 @@ use commonware_cryptography::{ChaCha20Poly1305, Signer as _};
 use commonware_p2p::AddressableManager as _;
 use commonware_p2p::authenticated::lookup;
 use commonware_p2p::types::Address;
-use commonware_runtime::{Quota, Runner as _, Spawner as _, Supervisor as _, tokio as cw_tokio};
+use commonware_runtime::{Runner as _, Spawner as _, Supervisor as _, tokio as cw_tokio};
 use commonware_stream::cups::{self, Cups};
 use commonware_stream::sake::{self, Sake};
-use commonware_utils::{NZU32, NZUsize};
+use commonware_utils::NZUsize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -136,11 +136,11 @@ pub fn start_on_tokio(
             reason: format!("a key appears twice: {e:?}"),
         })?;
     let _ = oracle.track(0, map);
-    let quota = Quota::per_second(NZU32!(100_000));
-    let votes = network.register(node::CHANNEL_VOTES, quota);
-    let certs = network.register(node::CHANNEL_CERTS, quota);
-    let resolver = network.register(node::CHANNEL_RESOLVER, quota);
-    let blocks = network.register(node::CHANNEL_BLOCKS, quota);
+    let q = node::channel_quota;
+    let votes = network.register(node::CHANNEL_VOTES, q(node::CHANNEL_VOTES));
+    let certs = network.register(node::CHANNEL_CERTS, q(node::CHANNEL_CERTS));
+    let resolver = network.register(node::CHANNEL_RESOLVER, q(node::CHANNEL_RESOLVER));
+    let blocks = network.register(node::CHANNEL_BLOCKS, q(node::CHANNEL_BLOCKS));
     network.start();
     node::start(
         context.child("node"),
@@ -153,7 +153,8 @@ pub fn start_on_tokio(
             timing: Timing {
                 leader_timeout: Duration::from_millis(500),
                 certification_timeout: Duration::from_secs(1),
-                timeout_retry: Duration::from_secs(2),
+                timeout_retry: Duration::from_secs(1),
+                skip_timeout: Duration::from_secs(2),
             },
             keep_history,
         },

@@ -22,6 +22,9 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// The store's file name inside a node directory.
 pub const STORE_FILE: &str = "chain.redb";
 
+/// redb page cache per open store (records are read back only on start-up and catch-up).
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 /// A node's store, open for writing.
 #[derive(Debug)]
 pub struct Store {
@@ -44,7 +47,11 @@ impl Store {
             source: e,
         })?;
         let path = dir.join(STORE_FILE);
-        let db = Database::create(&path).map_err(|e| serr(&path, e))?;
+        // redb's default cache is 1 GiB; a node's working set is the last few records.
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| serr(&path, e))?;
         let tx = db.begin_write().map_err(|e| serr(&path, e))?;
         {
             let mut meta = tx.open_table(META).map_err(|e| serr(&path, e))?;

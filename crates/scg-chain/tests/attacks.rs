@@ -158,8 +158,8 @@ fn forged_and_under_quorum_certificates_fail_verification_naming_the_block() {
 /// `height`, submitting meter reports as it goes; the stores are in `dir/node{i}`.
 fn run_honest(seed: u64, tc: &common::TestChain, dir: &std::path::Path, height: u64) {
     use commonware_p2p::simulated::{Config as NetConfig, Link, Network};
-    use commonware_runtime::{Clock as _, Quota, Runner as _, Supervisor as _, deterministic};
-    use commonware_utils::{NZU32, NZUsize, Probability};
+    use commonware_runtime::{Clock as _, Runner as _, Supervisor as _, deterministic};
+    use commonware_utils::{NZUsize, Probability};
     use scg_chain::node::{self, Channels, NodeConfig, Timing};
     use std::sync::Arc;
     use std::time::Duration;
@@ -177,7 +177,7 @@ fn run_honest(seed: u64, tc: &common::TestChain, dir: &std::path::Path, height: 
             context.child("network"),
             NetConfig {
                 max_size: 4 * 1024 * 1024,
-                max_peers_per_set: NZUsize!(16),
+                max_peers_per_set: NZUsize!(8),
                 disconnect_on_block: false,
                 tracked_peer_sets: NZUsize!(1),
             },
@@ -197,17 +197,37 @@ fn run_honest(seed: u64, tc: &common::TestChain, dir: &std::path::Path, height: 
                 }
             }
         }
-        let quota = Quota::per_second(NZU32!(100_000));
         let mut nodes = Vec::new();
         for (i, pk) in pks.iter().enumerate() {
             let control = oracle.control(pk.clone());
-            let votes = control.register(node::CHANNEL_VOTES, quota).await.unwrap();
-            let certs = control.register(node::CHANNEL_CERTS, quota).await.unwrap();
-            let resolver = control
-                .register(node::CHANNEL_RESOLVER, quota)
+            let votes = control
+                .register(
+                    node::CHANNEL_VOTES,
+                    node::channel_quota(node::CHANNEL_VOTES),
+                )
                 .await
                 .unwrap();
-            let blocks = control.register(node::CHANNEL_BLOCKS, quota).await.unwrap();
+            let certs = control
+                .register(
+                    node::CHANNEL_CERTS,
+                    node::channel_quota(node::CHANNEL_CERTS),
+                )
+                .await
+                .unwrap();
+            let resolver = control
+                .register(
+                    node::CHANNEL_RESOLVER,
+                    node::channel_quota(node::CHANNEL_RESOLVER),
+                )
+                .await
+                .unwrap();
+            let blocks = control
+                .register(
+                    node::CHANNEL_BLOCKS,
+                    node::channel_quota(node::CHANNEL_BLOCKS),
+                )
+                .await
+                .unwrap();
             nodes.push(
                 node::start(
                     context.child("node"),
