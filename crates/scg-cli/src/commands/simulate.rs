@@ -198,8 +198,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Settle the year on the RESCoin ledger (`scg-settle`) and store it in OUT/ledger (verified
-/// on write).
+/// Settle the year on the RESCoin ledger (`scg-settle`) and store it in OUT/ledger (written from
+/// the settlement's own ledger without a replay; `scg ledger verify OUT/ledger` replays it).
 fn settle_ledger(
     result: &scg_sim::SimResult,
     loaded: &LoadedScenario,
