@@ -245,3 +245,34 @@ fn hourly_year_for_five_members_stores_and_verifies() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `store` writes what the settlement's ledger produced, so it refuses blocks changed after
+/// the settlement; `verify` gives the same report whatever the number of threads checking
+/// signatures.
+#[test]
+fn store_refuses_changed_blocks_and_verify_does_not_depend_on_threads() {
+    let settled = settle_year(&common::year::hourly_year(11, 600)).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ledger-threads-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut changed = settled.clone();
+    let last = changed.blocks[7].txs[0].len() - 1;
+    changed.blocks[7].txs[0][last] ^= 1;
+    let e = store(&dir, &changed).unwrap_err().to_string();
+    assert!(e.contains("block 7"), "{e}");
+    let mut relinked = settled.clone();
+    relinked.blocks[3].header.timestamp_s += 1;
+    assert!(store(&dir, &relinked).is_err());
+    store(&dir, &settled).unwrap();
+    let verify_with = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| scg_ledger::store::verify_dir(&dir).unwrap())
+    };
+    let one = verify_with(1);
+    assert_eq!(one.height, 600);
+    assert_eq!(one, verify_with(3));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
