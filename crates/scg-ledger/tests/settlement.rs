@@ -154,7 +154,7 @@ fn small_year_by_hand() {
 #[test]
 fn bad_input_is_an_error_naming_the_interval_and_member() {
     type Break = fn(&mut CommunityYear);
-    let cases: [(Break, &str, &str); 4] = [
+    let cases: [(Break, &str, &str); 7] = [
         (
             |y| y.intervals[1].trades.push(trade("nobody", "school", 1)),
             "interval 1",
@@ -184,6 +184,26 @@ fn bad_input_is_an_error_naming_the_interval_and_member() {
             },
             "interval 0",
             "ghost",
+        ),
+        (
+            |y| {
+                y.intervals[2].cer.push(CerPayout {
+                    member: "stranger".into(),
+                    amount_base: 1,
+                });
+            },
+            "interval 2",
+            "stranger",
+        ),
+        (
+            |y| y.intervals[0].trades[0].energy_wh = 0,
+            "interval 0",
+            "'school'",
+        ),
+        (
+            |y| y.intervals[1].trades[0].seller = "flat".into(),
+            "interval 1",
+            "'flat'",
         ),
     ];
     for (break_it, interval, member) in cases {
