@@ -90,6 +90,10 @@ pub struct MpcParams {
     pub replan_tolerance_kwh: f64,
 }
 
+/// Energy a vehicle may still want past the end of its plan without a re-plan, kWh (1 Wh:
+/// solver residue, not a deviation).
+const END_OF_PLAN_REMAINDER_KWH: f64 = 1e-3;
+
 fn default_peak_memory_days() -> usize {
     28
 }
@@ -599,7 +603,11 @@ impl Mpc {
                 || (v2g && (ev.energy_kwh - energy).abs() > tol)
                 || rate > ev.max_charge_kw + 1e-6
                 || -rate > ev.max_discharge_kw + 1e-6
-                || (ctx.step >= p.from_step + (p.rate_kw.len() as i64) && ev.remaining_kwh > tol)
+                // Past the end of its plan and still wanting energy: re-plan even for a
+                // small remainder (deviations under `tol` add up to it, and a vehicle left
+                // alone here would leave short of what LLF gives it).
+                || (ctx.step >= p.from_step + (p.rate_kw.len() as i64)
+                    && ev.remaining_kwh > END_OF_PLAN_REMAINDER_KWH)
             {
                 return Some(Reason::Other);
             }
@@ -882,6 +890,26 @@ impl Mpc {
     }
 }
 
+/// A vehicle in its last planned step that the plan leaves short (the solver's residue below
+/// 1 W per step, dropped by `clean`, or a deviation under the re-plan tolerance) gets what
+/// completes it, within its power limit and the room left under `cap_kw` (the site limit,
+/// and the peak basis with a demand charge): energy it would otherwise lose, at no peak cost.
+fn top_up_last_step(ctx: &StepContext<'_>, rates: &mut [f64], cap_kw: f64) {
+    let mut aggregate: f64 = rates.iter().sum();
+    for (ev, r) in ctx.evs.iter().zip(rates.iter_mut()) {
+        if ev.departure_step != ctx.step + 1 || ev.remaining_kwh <= 0.0 || *r < 0.0 {
+            continue;
+        }
+        let want = (ev.remaining_kwh / (ev.efficiency.clamp(1e-6, 1.0) * ctx.step_hours))
+            .min(ev.max_charge_kw.max(0.0));
+        let extra = (want - *r).min(cap_kw - aggregate);
+        if extra > 0.0 {
+            *r += extra;
+            aggregate += extra;
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reason {
     Arrivals,
@@ -914,11 +942,18 @@ impl Policy for Mpc {
             .cloned()
             .collect();
         let dt = ctx.step_hours;
-        let rates: Vec<f64> = ctx
+        let mut rates: Vec<f64> = ctx
             .evs
             .iter()
             .map(|ev| plan.evs.get(&ev.key).map_or(0.0, |p| p.rate_at(ctx.step)))
             .collect();
+        let cap = if ctx.demand_charge_eur_per_kw > 0.0 {
+            ctx.site_limit_kw
+                .min(self.peak_basis_kw(ctx).max(plan.peak_basis_kw))
+        } else {
+            ctx.site_limit_kw
+        };
+        top_up_last_step(ctx, &mut rates, cap);
         for (ev, r) in ctx.evs.iter().zip(&rates) {
             if let Some(t) = self.tracked.get_mut(&ev.key) {
                 // What the vehicle takes: the plan, capped by what it still wants.
