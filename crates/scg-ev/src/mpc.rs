@@ -1,8 +1,8 @@
 //! The charging optimizer: one sparse LP/QP over a window of steps, solved with `clarabel`.
 //!
-//! The same builder serves the model-predictive controller ([`Mpc`], re-planned every step
-//! over the horizon of the plugged-in vehicles, keeping only the first step) and the offline
-//! optimum (one problem over the whole period with perfect knowledge, see
+//! The same builder serves the model-predictive controller ([`Mpc`], planned over the horizon
+//! of the plugged-in vehicles and re-planned when something changed, or every step) and the
+//! offline optimum (one problem over the whole period with perfect knowledge, see
 //! [`crate::evaluate`]).
 //!
 //! Decision variables per vehicle and present step: charging power `c` (kW) and, for V2G
@@ -432,10 +432,9 @@ fn clean(x: f64, max: f64) -> f64 {
 /// the largest of the learned peak target and the period's peak so far, keeps the plan, and
 /// applies it step by step; it re-solves only when [`Mpc::needs_replan`] says the plan no
 /// longer describes the site (or every step with `replan_on_events = false`). An arrival
-/// alone is first inserted into the kept plan (cheapest steps with room under the limit and
-/// the peak basis, exact for one vehicle against a fixed plan); only if that cannot serve it
-/// is the whole plan re-solved. Each day's finished sessions teach the peak learner their
-/// hindsight-lowest peak.
+/// alone is added to the kept plan without a solve when nothing couples it to the plan (see
+/// `insert_arrivals`); otherwise the plan is re-solved. Each day's finished sessions teach
+/// the peak learner their hindsight-lowest peak.
 #[derive(Debug, Clone)]
 pub struct Mpc {
     params: MpcParams,
