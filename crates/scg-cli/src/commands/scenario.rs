@@ -87,7 +87,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             );
             println!(
                 "estimated run: {} MiB peak memory (budget {memory_budget_mib} MiB), {:.1} s \
-                 (`scg simulate`; time calibrated on a debug build, release is faster)",
+                 (`scg simulate` with the ledger; a guide, see docs/scaling.md)",
                 e.memory_bytes >> 20,
                 e.time_ms as f64 / 1000.0
             );
