@@ -70,6 +70,35 @@ pub trait FlowSink {
     ) -> Result<(), ComponentError>;
 }
 
+/// Two sinks fed the same steps (e.g. the series and the year's accounts).
+impl<A: FlowSink, B: FlowSink> FlowSink for (A, B) {
+    fn record(
+        &mut self,
+        step: usize,
+        flows: &[StepFlows],
+        pv_kw: &[f64],
+        wind_kw: &[f64],
+        batteries: &[Option<BatteryUnit>],
+    ) -> Result<(), ComponentError> {
+        self.0.record(step, flows, pv_kw, wind_kw, batteries)?;
+        self.1.record(step, flows, pv_kw, wind_kw, batteries)
+    }
+}
+
+/// The year's money is one more sink.
+impl FlowSink for crate::accounting::YearAccounts<'_> {
+    fn record(
+        &mut self,
+        step: usize,
+        flows: &[StepFlows],
+        _pv_kw: &[f64],
+        _wind_kw: &[f64],
+        _batteries: &[Option<BatteryUnit>],
+    ) -> Result<(), ComponentError> {
+        crate::accounting::YearAccounts::record(self, step, flows)
+    }
+}
+
 /// Community-wide settings of the loop.
 #[derive(Debug, Clone, Copy)]
 pub struct YearSettings<'a> {
@@ -284,6 +313,18 @@ impl EnergySums {
         self.excess_kwh += f.excess_kw * dt_h;
         self.unmet_kwh += f.unmet_kw * dt_h;
         self.peak_unmet_kw = self.peak_unmet_kw.max(f.unmet_kw);
+    }
+
+    /// Add one interval's metered flows (grid, P2P, excess, unmet) of `dt_h` hours.
+    #[inline]
+    pub fn add_metered<F: crate::accounting::MeteredFlows>(&mut self, f: &F, dt_h: f64) {
+        self.p2p_import_kwh += f.p2p_import_kw() * dt_h;
+        self.p2p_export_kwh += f.p2p_export_kw() * dt_h;
+        self.grid_import_kwh += f.grid_import_kw() * dt_h;
+        self.grid_export_kwh += f.grid_export_kw() * dt_h;
+        self.excess_kwh += f.excess_kw() * dt_h;
+        self.unmet_kwh += f.unmet_kw() * dt_h;
+        self.peak_unmet_kw = self.peak_unmet_kw.max(f.unmet_kw());
     }
 
     /// Sum over prosumers.
