@@ -21,7 +21,9 @@ use crate::metrics::{LoadReport, load_report};
 use crate::prepare::EvYear;
 use crate::prepare::{Prepared, prepare};
 pub use crate::prepare::{prosumer_seed, synthesize_load};
-use crate::year::{EnergySums, FlowSeries, ProsumerSeries, SeriesSink, YearSettings, drive};
+use crate::year::{
+    EnergySums, FlowSeries, Prices, ProsumerSeries, SeriesSink, YearSettings, drive,
+};
 use scg_ev::fleet::EvStepPower;
 use scg_model::{Scenario, TimeGrid};
 use scg_resource::load::LoadYear;
@@ -212,7 +214,10 @@ pub fn run_prepared(
         &mut community,
         &series,
         &settings,
-        &retail,
+        &Prices {
+            retail_eur_per_mwh: &retail,
+            feed_in_eur_per_mwh: &feed_in,
+        },
         steps,
         &mut sink,
         &mut |_, ev| {
@@ -226,7 +231,7 @@ pub fn run_prepared(
     let end = community.finish();
     let market = end.market;
     let batteries = end.batteries;
-    let ev_years: Vec<EvYear> = end
+    let mut ev_years: Vec<EvYear> = end
         .fleets
         .iter()
         .zip(&ev_steps)
@@ -235,6 +240,8 @@ pub fn run_prepared(
             None => EvYear::default(),
         })
         .collect();
+    let surplus_kw = crate::year::community_surplus_kw(&series, steps);
+    add_surplus_absorbed(&mut ev_years, &surplus_kw, dt);
 
     let econ_params = assets.economics.params();
     let mut prosumers = Vec::with_capacity(n);
@@ -363,6 +370,26 @@ pub fn run_prepared(
             .collect(),
         tariff_band: prepared.bands,
     })
+}
+
+/// Community surplus absorbed by EV charging: each step, the community's surplus before
+/// storage and EVs (Σ max(0, PV + wind − load)) taken by the EV demand (charging and swap
+/// chargers) up to that demand, shared among the fleets pro rata to their demand, kWh.
+fn add_surplus_absorbed(ev: &mut [EvYear], surplus_kw: &[f64], dt_h: f64) {
+    for (t, surplus) in surplus_kw.iter().enumerate() {
+        let demand: f64 = ev
+            .iter()
+            .map(|e| e.demand_series.get(t).copied().unwrap_or(0.0))
+            .sum();
+        if demand <= 0.0 || *surplus <= 0.0 {
+            continue;
+        }
+        let absorbed = demand.min(*surplus);
+        for e in ev.iter_mut() {
+            let d = e.demand_series.get(t).copied().unwrap_or(0.0);
+            e.surplus_absorbed_kwh += absorbed * d / demand * dt_h;
+        }
+    }
 }
 
 /// The components of a prosumer, priced.
