@@ -161,6 +161,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 m.max_npc_change_fraction * 100.0
             );
         }
+        let simulated_npc = result.community.economics.npc_eur;
+        if (simulated_npc - best.npc_eur).abs() > 1e-6 * best.npc_eur.abs() {
+            // The search replays EV powers planned against the configured community's surplus;
+            // the winner's own sizes change that surplus, and so its EV agents' plans.
+            println!(
+                "note: the winner simulated in full has NPC {simulated_npc:.0} EUR (search: {:.0} EUR): its EV agents plan against the winner's community surplus, the search's against the scenario's configured sizes",
+                best.npc_eur
+            );
+        }
         for (id, s) in ids
             .iter()
             .zip(&sizes)
