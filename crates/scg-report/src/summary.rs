@@ -171,6 +171,8 @@ pub struct ProsumerSummary {
     pub ev_energy_kwh: f64,
     /// Energy given back by V2G, kWh.
     pub v2g_energy_kwh: f64,
+    /// Community surplus (PV + wind over load, before storage) its EV charging absorbed, kWh.
+    pub ev_surplus_absorbed_kwh: f64,
     /// Highest EV demand of a step, kW.
     pub ev_peak_kw: f64,
     /// EV sessions that departed, and the mean state of charge at departure vs wanted.
@@ -224,6 +226,8 @@ pub struct CommunitySummary {
     pub money: MoneySummary,
     pub cer_shared_energy_kwh: f64,
     pub cer_valorisation_eur: f64,
+    /// Community surplus absorbed by EV charging, all fleets, kWh.
+    pub ev_surplus_absorbed_kwh: f64,
     /// Steps in which the main grid was flagged at peak.
     pub grid_at_peak_steps: usize,
     /// `"pro_rata"` or the market mechanism that shared the surplus.
@@ -305,6 +309,7 @@ impl Summary {
                             pv_arrays: p.pv_arrays.clone(),
                             ev_energy_kwh: p.energy.ev_kwh,
                             v2g_energy_kwh: p.energy.v2g_kwh,
+                            ev_surplus_absorbed_kwh: p.ev.surplus_absorbed_kwh,
                             ev_peak_kw: p.ev.demand_series.iter().copied().fold(0.0, f64::max),
                             ev_departures: p.ev.departures.len(),
                             ev_mean_departure_soc: mean(p.ev.departures.iter().map(|d| d.soc)),
@@ -324,6 +329,11 @@ impl Summary {
                 money: money_summary(&result.community.economics),
                 cer_shared_energy_kwh: result.community.cer.shared_energy_kwh,
                 cer_valorisation_eur: result.community.cer.valorisation_eur,
+                ev_surplus_absorbed_kwh: result
+                    .prosumers
+                    .iter()
+                    .map(|p| p.ev.surplus_absorbed_kwh)
+                    .sum(),
                 grid_at_peak_steps: result.community.grid_at_peak_steps,
                 sharing: match scenario.community.market.as_ref().map(|m| m.mechanism) {
                     None => "pro_rata",

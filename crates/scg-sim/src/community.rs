@@ -62,7 +62,17 @@ pub struct Forecast<'a> {
     pub retail_eur_per_mwh: &'a [f64],
     /// Grid-peak flags from this interval on.
     pub grid_at_peak: &'a [bool],
+    /// The community's surplus from this interval on, kW: Σ over prosumers of
+    /// max(0, PV + wind − load), before storage and EVs (empty: none forecast).
+    pub community_surplus_kw: &'a [f64],
+    /// What that surplus earns when nobody in the community uses it (the feed-in price),
+    /// EUR/MWh, from this interval on.
+    pub surplus_value_eur_per_mwh: &'a [f64],
 }
+
+/// How far ahead the EV agents get the community's effective price, steps (the MPC's
+/// longest horizon is 288 steps).
+pub const EV_PRICE_HORIZON_STEPS: usize = 672;
 
 /// A flexible-load stage between the net load and storage (module docs, stage 3). It returns
 /// the prosumer's load after shifting; the energy it defers is its own business (the stage is
@@ -159,6 +169,8 @@ pub struct Community<'a> {
     scratch: StepScratch,
     next_step: usize,
     any_fleet: bool,
+    /// The EV agents' price forecast of the interval (reused buffer).
+    ev_price: Vec<f64>,
 }
 
 impl std::fmt::Debug for Community<'_> {
@@ -198,6 +210,7 @@ impl<'a> Community<'a> {
             ev: vec![EvStepPower::default(); n],
             scratch: StepScratch::default(),
             next_step: 0,
+            ev_price: Vec::new(),
         })
     }
 
@@ -286,10 +299,34 @@ impl<'a> Community<'a> {
         forecast: &Forecast<'_>,
     ) -> Result<(), SimError> {
         use rayon::prelude::*;
+        // The agents see the community: where its surplus is forecast, a kWh charged costs the
+        // community what that surplus would have earned (feed-in), not the retail price.
+        let price_forecast = if forecast.community_surplus_kw.is_empty() {
+            forecast.retail_eur_per_mwh
+        } else {
+            let h = forecast
+                .retail_eur_per_mwh
+                .len()
+                .min(forecast.community_surplus_kw.len())
+                .min(forecast.surplus_value_eur_per_mwh.len())
+                .min(EV_PRICE_HORIZON_STEPS);
+            self.ev_price.clear();
+            self.ev_price.extend(
+                forecast.retail_eur_per_mwh[..h]
+                    .iter()
+                    .zip(&forecast.community_surplus_kw[..h])
+                    .zip(&forecast.surplus_value_eur_per_mwh[..h])
+                    .map(|((retail, surplus), value)| effective_price(*retail, *surplus, *value)),
+            );
+            &self.ev_price[..]
+        };
         let signals = StepSignals {
-            price_eur_per_mwh: inputs.retail_eur_per_mwh,
+            price_eur_per_mwh: price_forecast
+                .first()
+                .copied()
+                .unwrap_or(inputs.retail_eur_per_mwh),
             grid_peak: inputs.grid_at_peak,
-            price_forecast_eur_per_mwh: forecast.retail_eur_per_mwh,
+            price_forecast_eur_per_mwh: price_forecast,
             grid_peak_forecast: forecast.grid_at_peak,
         };
         let step = inputs.step;
@@ -318,5 +355,17 @@ impl<'a> Community<'a> {
             fleets: self.fleets,
             market,
         }
+    }
+}
+
+/// The price an EV agent plans with for one interval: the surplus's value when the community
+/// is forecast to have surplus (it would otherwise be sold at that price), the retail price
+/// otherwise. Never above retail.
+#[inline]
+pub fn effective_price(retail_eur_per_mwh: f64, surplus_kw: f64, value_eur_per_mwh: f64) -> f64 {
+    if surplus_kw > 0.0 {
+        value_eur_per_mwh.min(retail_eur_per_mwh)
+    } else {
+        retail_eur_per_mwh
     }
 }

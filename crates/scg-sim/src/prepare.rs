@@ -46,6 +46,9 @@ pub struct EvYear {
     pub demand_series: Vec<f64>,
     pub degradation_cost_eur: f64,
     pub departures: Vec<scg_ev::fleet::DepartureRecord>,
+    /// Community surplus absorbed by this fleet's charging over the year, kWh (set by
+    /// `simulate`, `engine::add_surplus_absorbed`; 0 elsewhere).
+    pub surplus_absorbed_kwh: f64,
 }
 
 /// A community ready to run.
@@ -274,15 +277,18 @@ impl EvYear {
             swap_kw: steps.iter().map(|s| s.swap_kw).collect(),
             degradation_cost_eur: steps.iter().map(|s| s.degradation_cost_eur).sum(),
             departures: departures.to_vec(),
+            surplus_absorbed_kwh: 0.0,
         }
     }
 }
 
 /// Fill every prepared prosumer's `ev` with its fleet's year run on its own, against the
-/// retail price and the grid-peak signal with the rest of the year as forecast — exactly the
-/// signals [`crate::community::Community`] gives the fleet in the step, so the sizing search
-/// replays the same EV powers as `simulate` (the agents do not yet react to the community's
-/// position, which a design could change).
+/// signals [`crate::community::Community`] gives the fleet in the step for the scenario's
+/// configured sizes: the effective price ([`crate::community::effective_price`]: feed-in
+/// where the configured community is forecast to have surplus, retail elsewhere) and the
+/// grid-peak signal. The sizing search replays these EV powers for every design; a design
+/// with other PV or wind sizes changes the community's surplus, so its EVs would plan
+/// differently in `simulate` (the bound `scg optimize` reports for the winner).
 pub fn add_ev_years(
     prepared: &mut Prepared,
     scenario: &Scenario,
@@ -296,6 +302,32 @@ pub fn add_ev_years(
         .iter()
         .map(|p| p * 1000.0)
         .collect();
+    let feed_in: Vec<f64> = prepared
+        .tariff
+        .sell_eur_per_kwh()
+        .iter()
+        .map(|p| p * 1000.0)
+        .collect();
+    let series: Vec<crate::year::ProsumerSeries<'_>> = prepared
+        .prosumers
+        .iter()
+        .map(|p| crate::year::ProsumerSeries {
+            load_kw: &p.load.load_kw,
+            pv_kw_per_kwp: &p.pv_kw_per_kwp,
+            pv_kwp: p.pv_kwp,
+            wind_kw_per_turbine: &p.wind_kw_per_turbine,
+            turbines: p.turbines,
+            ev_kw: &[],
+            v2g_kw: &[],
+        })
+        .collect();
+    let surplus = crate::year::community_surplus_kw(&series, prepared.grid.len());
+    let price: Vec<f64> = retail
+        .iter()
+        .zip(&surplus)
+        .zip(&feed_in)
+        .map(|((r, s), f)| crate::community::effective_price(*r, *s, *f))
+        .collect();
     let (grid, peak) = (&prepared.grid, &prepared.grid_at_peak);
     let years = (0..scenario.prosumers.len())
         .into_par_iter()
@@ -305,7 +337,7 @@ pub fn add_ev_years(
                 return Ok(EvYear::default());
             };
             let steps = f
-                .run(&retail, peak)
+                .run(&price, peak)
                 .map_err(|e| SimError::Scenario(format!("prosumers[{i}].ev: {e}")))?;
             Ok(EvYear::from_steps(&steps, f.departures()))
         })
