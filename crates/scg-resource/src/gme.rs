@@ -567,7 +567,10 @@ pub fn zonal_prices_on_standard_steps(
             );
         } else {
             // An hourly price holds for each of the hour's steps.
-            out.extend(hour.iter().flat_map(|&p| std::iter::repeat_n(p, steps / per_hour)));
+            out.extend(
+                hour.iter()
+                    .flat_map(|&p| std::iter::repeat_n(p, steps / per_hour)),
+            );
         }
     }
     Ok(out)

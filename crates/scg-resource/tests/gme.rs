@@ -305,10 +305,7 @@ fn quarter_hour_prices_are_used_as_published_at_15_minute_steps() {
     let expected: Vec<f64> = (1..=100).map(|p| 26_000.0 + f64::from(p)).collect();
     assert_eq!(used, &expected[..]);
     // 31 December 23:00 standard = civil 23:00: the last four quarters of the year.
-    assert_eq!(
-        q[35_036..],
-        [31_093.0, 31_094.0, 31_095.0, 31_096.0]
-    );
+    assert_eq!(q[35_036..], [31_093.0, 31_094.0, 31_095.0, 31_096.0]);
 
     // The same files on 60-minute steps: a 15-minute day's hour is the mean of its quarters.
     let h = gme::zonal_prices_on_standard_hours(&files, "NORD", 2025).unwrap();

@@ -93,7 +93,12 @@ fn quarter_hour_files_give_the_15_minute_prices_as_published() {
         .collect();
     let assets = Assets::from_scenario(&scenario).unwrap();
     let mut read = |p: &Path| -> Result<String, String> {
-        let m: u32 = p.to_str().unwrap().trim_end_matches(".xml").parse().unwrap();
+        let m: u32 = p
+            .to_str()
+            .unwrap()
+            .trim_end_matches(".xml")
+            .parse()
+            .unwrap();
         Ok(quarter_month_file(m))
     };
     let inputs = resolve_inputs(&scenario, &assets, &mut read).unwrap();
