@@ -106,3 +106,17 @@ fn optimize_ranks_by_npc_and_the_winner_simulates_to_the_same_npc() {
     assert!(html.contains("Sizing search"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--memory-budget-mib` is checked before the search, as in `simulate`.
+#[test]
+fn optimize_refuses_a_run_above_the_memory_budget() {
+    let dir = tempdir("budget");
+    let out = scg(
+        &["optimize", "--out", "o", "--memory-budget-mib", "1"],
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("above the memory budget of 1 MiB"), "{err}");
+    assert!(!dir.join("o").join("optimize.csv").exists());
+}

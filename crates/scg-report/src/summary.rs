@@ -175,10 +175,13 @@ pub struct ProsumerSummary {
     pub ev_surplus_absorbed_kwh: f64,
     /// Highest EV demand of a step, kW.
     pub ev_peak_kw: f64,
-    /// EV sessions that departed, and the mean state of charge at departure vs wanted.
+    /// EV sessions that departed.
     pub ev_departures: usize,
-    pub ev_mean_departure_soc: Option<f64>,
-    pub ev_mean_wanted_soc: Option<f64>,
+    /// Mean state of charge of the departing EVs, % of battery capacity (0-100); `None`
+    /// without departures.
+    pub ev_mean_departure_soc_pct: Option<f64>,
+    /// Mean state of charge the departing drivers wanted, % of battery capacity (0-100).
+    pub ev_mean_wanted_soc_pct: Option<f64>,
     /// This member on the RESCoin ledger (absent with `--no-ledger`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ledger: Option<MemberLedger>,
@@ -312,8 +315,12 @@ impl Summary {
                             ev_surplus_absorbed_kwh: p.ev.surplus_absorbed_kwh,
                             ev_peak_kw: p.ev.demand_series.iter().copied().fold(0.0, f64::max),
                             ev_departures: p.ev.departures.len(),
-                            ev_mean_departure_soc: mean(p.ev.departures.iter().map(|d| d.soc)),
-                            ev_mean_wanted_soc: mean(p.ev.departures.iter().map(|d| d.wanted_soc)),
+                            ev_mean_departure_soc_pct: mean(
+                                p.ev.departures.iter().map(|d| 100.0 * d.soc),
+                            ),
+                            ev_mean_wanted_soc_pct: mean(
+                                p.ev.departures.iter().map(|d| 100.0 * d.wanted_soc),
+                            ),
                             ledger: run
                                 .ledger
                                 .as_ref()

@@ -104,14 +104,16 @@ pub fn prepare(
     };
     let months: Vec<u8> = (0..grid.len()).map(|t| grid.month_of_step(t)).collect();
     let bands = tariff::bands(&grid);
-    let zonal_hourly_eur_per_mwh = inputs
+    let zonal_step_eur_per_mwh = inputs
         .zonal_prices_eur_per_mwh
         .clone()
-        .unwrap_or_else(|| vec![scenario.community.zonal_price_eur_per_mwh; 8760]);
+        .unwrap_or_else(|| vec![scenario.community.zonal_price_eur_per_mwh; grid.len()]);
+    // The CER incentive is hourly: each hour's price is the mean of its steps (the same price
+    // for an hourly file; the energy-weighted price at constant power for quarter hours).
     let per_hour = grid.steps_per_hour();
-    let zonal_step_eur_per_mwh: Vec<f64> = zonal_hourly_eur_per_mwh
-        .iter()
-        .flat_map(|p| std::iter::repeat_n(*p, per_hour))
+    let zonal_hourly_eur_per_mwh: Vec<f64> = zonal_step_eur_per_mwh
+        .chunks(per_hour)
+        .map(|c| c.iter().sum::<f64>() / c.len() as f64)
         .collect();
     let tariff = GridTariff::new(
         &assets.grid,

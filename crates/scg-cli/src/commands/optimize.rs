@@ -31,13 +31,16 @@ pub struct Args {
     /// Print nothing but errors.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Refuse a scenario whose estimated peak memory is above this many MiB (as `simulate`).
+    #[arg(long, default_value_t = crate::commands::simulate::DEFAULT_MEMORY_BUDGET_MIB)]
+    pub memory_budget_mib: u64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let log = crate::output::InputLog::default();
     let (loaded, run) = crate::commands::simulate::prepare_run(
         args.scenario.as_deref(),
-        crate::commands::simulate::DEFAULT_MEMORY_BUDGET_MIB,
+        args.memory_budget_mib,
         &log,
     )?;
     let (assets, inputs) = (run.assets, run.inputs);
