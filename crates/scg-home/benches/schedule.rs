@@ -25,6 +25,7 @@ fn config(dwellings: u32) -> HomeConfig {
         managed: true,
         appliance_power_cap_kw: 2.5,
         usual_start_spread_minutes: 180,
+        grid_peak_adder_eur_per_mwh: 50.0,
         appliances: vec![
             app(ApplianceKind::WashingMachine),
             app(ApplianceKind::Dishwasher),

@@ -89,19 +89,21 @@ impl Signals {
     /// [`OVER_HEADROOM_EUR_PER_KWH`] for what `p` adds above the headroom (convex in `p`, zero
     /// at zero).
     pub fn step_cost_eur(&self, t: usize, p: f64) -> f64 {
-        let grid = self.grid_eur_per_kwh(t);
-        let surplus_price = (self.surplus_price_eur_per_mwh[t] / 1000.0).min(grid);
-        let from_surplus = p.min(self.surplus_kw[t].max(0.0));
         let h = self.headroom_kw[t];
         let over = if h.is_finite() {
             (p - h).max(0.0) - (-h).max(0.0)
         } else {
             0.0
         };
-        (from_surplus * surplus_price
-            + (p - from_surplus) * grid
-            + over * OVER_HEADROOM_EUR_PER_KWH)
-            * self.step_hours
+        energy_cost_eur(
+            &StepPrice {
+                grid_eur_per_kwh: self.grid_eur_per_kwh(t),
+                surplus_eur_per_kwh: self.surplus_price_eur_per_mwh[t] / 1000.0,
+                surplus_kw: self.surplus_kw[t],
+                step_hours: self.step_hours,
+            },
+            p,
+        ) + over * OVER_HEADROOM_EUR_PER_KWH * self.step_hours
     }
 
     /// These signals without a headroom (what energy alone costs).
@@ -117,6 +119,27 @@ impl Signals {
         self.surplus_kw[t] = (self.surplus_kw[t] - p).max(0.0);
         self.headroom_kw[t] -= p;
     }
+}
+
+/// What one step's energy costs the member (named fields: two prices could be swapped).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepPrice {
+    /// Grid price including the grid-peak adder, EUR/kWh.
+    pub grid_eur_per_kwh: f64,
+    /// Price of community surplus, EUR/kWh (capped at the grid price).
+    pub surplus_eur_per_kwh: f64,
+    /// Community surplus available, kW.
+    pub surplus_kw: f64,
+    /// Step length, hours.
+    pub step_hours: f64,
+}
+
+/// Energy cost of `p` kW in one step, EUR: the surplus first at its price, the rest from the
+/// grid (the one pricing rule of the scheduler and of the reported savings).
+pub fn energy_cost_eur(price: &StepPrice, p: f64) -> f64 {
+    let surplus_price = price.surplus_eur_per_kwh.min(price.grid_eur_per_kwh);
+    let from_surplus = p.min(price.surplus_kw.max(0.0));
+    (from_surplus * surplus_price + (p - from_surplus) * price.grid_eur_per_kwh) * price.step_hours
 }
 
 /// Cost of the joint power `load_kw` (indexed by step) over the steps in `touched`.

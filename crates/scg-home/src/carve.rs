@@ -160,7 +160,7 @@ fn add_run(load: &mut [f64], run: &Run, start: usize) {
 
 /// Thermal device groups of the config over the year (identical devices in a group share
 /// one schedule: the group's LP is the device's LP scaled by the count).
-fn thermal_groups(
+pub(crate) fn thermal_groups(
     cfg: &HomeConfig,
     inputs: &HomeInputs<'_>,
     steps: usize,
@@ -350,7 +350,7 @@ pub fn manage(
 
 /// Place every run, dwelling by dwelling in day order; returns how many kept their usual
 /// time because nothing else fitted.
-fn schedule_appliances(
+pub(crate) fn schedule_appliances(
     runs: &[YearRun],
     cfg: &HomeConfig,
     sig: &mut Signals,
@@ -398,30 +398,46 @@ fn schedule_thermal(
     let mut t0 = 0;
     while t0 < steps {
         let t1 = (t0 + spd).min(steps);
-        // The group as one device scaled by `count`; surplus and headroom per device.
-        let day = Linear {
-            w: lin.w[t0..t1].to_vec(),
-            p_max_kw: lin.p_max_kw[t0..t1].to_vec(),
-            soft_max_kw: (t0..t1)
-                .map(|t| sig.headroom_kw[t].max(0.0) / count)
-                .collect(),
-            x0: x,
-            ..lin.clone()
-        };
-        let mut per_device = sig.window(t0, t1);
-        for s in &mut per_device.surplus_kw {
-            *s /= count;
-        }
-        // If even full power cannot keep the band, the thermostat does its best.
-        let p = day
-            .optimise(&per_device, 0)?
-            .unwrap_or_else(|| day.thermostat());
-        x = day.states(&p).last().copied().unwrap_or(x);
-        for (k, pk) in p.iter().enumerate() {
-            sig.consume(t0 + k, count * pk);
-            out.push(count * pk);
-        }
+        let (p, end) = thermal_day(lin, count, (t0, t1), x, sig)?;
+        x = end;
+        out.extend(p);
         t0 = t1;
     }
     Ok(out)
+}
+
+/// Steps `t0..t1` of a group of `count` identical thermal devices starting in state `x`,
+/// against the year-long `sig` (absolute steps), which it consumes: the group's power per
+/// step and the state at `t1`.
+pub(crate) fn thermal_day(
+    lin: &Linear,
+    count: f64,
+    (t0, t1): (usize, usize),
+    x: f64,
+    sig: &mut Signals,
+) -> Result<(Vec<f64>, f64), String> {
+    // The group as one device scaled by `count`; surplus and headroom per device.
+    let day = Linear {
+        w: lin.w[t0..t1].to_vec(),
+        p_max_kw: lin.p_max_kw[t0..t1].to_vec(),
+        soft_max_kw: (t0..t1)
+            .map(|t| sig.headroom_kw[t].max(0.0) / count)
+            .collect(),
+        x0: x,
+        ..lin.clone()
+    };
+    let mut per_device = sig.window(t0, t1);
+    for s in &mut per_device.surplus_kw {
+        *s /= count;
+    }
+    // If even full power cannot keep the band, the thermostat does its best.
+    let p = day
+        .optimise(&per_device, 0)?
+        .unwrap_or_else(|| day.thermostat());
+    let end = day.states(&p).last().copied().unwrap_or(x);
+    let group: Vec<f64> = p.iter().map(|pk| count * pk).collect();
+    for (k, pk) in group.iter().enumerate() {
+        sig.consume(t0 + k, *pk);
+    }
+    Ok((group, end))
 }

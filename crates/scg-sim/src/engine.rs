@@ -67,6 +67,8 @@ pub struct ProsumerResult {
     pub economics: Economics,
     /// The EV fleet's year (empty without EVs).
     pub ev: crate::prepare::EvYear,
+    /// The home agent's figures (`[prosumers.home]`; `None` without a home section).
+    pub home: Option<scg_home::carve::HomeResult>,
 }
 
 /// The community's totals.
@@ -207,7 +209,29 @@ pub fn run_prepared(
             grid.steps_per_hour(),
         ))),
     };
+    // The home agents (`[prosumers.home]`): stage 3 of the step.
+    let members: Vec<crate::home::HomeMember<'_>> = scenario
+        .prosumers
+        .iter()
+        .zip(&assets.prosumers)
+        .zip(&prepared.prosumers)
+        .map(|((p, a), prep)| crate::home::HomeMember {
+            id: &p.id,
+            home: a.home.as_ref(),
+            load_kw: &prep.load.load_kw,
+        })
+        .collect();
+    let mut homes = crate::home::HomeStage::new(
+        &members,
+        scg_home::agent::AgentSettings {
+            step_minutes: grid.step_minutes(),
+            surplus_price_eur_per_mwh: scenario.community.internal_price_eur_per_mwh,
+        },
+    )?;
     let mut community = Community::new(settings.community(), batteries, fleets, sharing)?;
+    if let Some(h) = homes.as_mut() {
+        community = community.with_flexible_load(Box::new(h));
+    }
     let mut sink = SeriesSink::new(series.len(), steps);
     let mut ev_steps: Vec<Vec<EvStepPower>> = vec![Vec::new(); series.len()];
     let with_ev: Vec<bool> = assets.prosumers.iter().map(|a| a.ev.is_some()).collect();
@@ -227,6 +251,10 @@ pub fn run_prepared(
         },
     )?;
     let end = community.finish();
+    let mut home_years = homes
+        .map(crate::home::HomeStage::finish)
+        .unwrap_or_default();
+    home_years.resize_with(series.len(), Default::default);
     let market = end.market;
     let batteries = end.batteries;
     let ev_years: Vec<EvYear> = end
@@ -283,15 +311,20 @@ pub fn run_prepared(
     let mut load_kw = vec![0.0; steps];
     let mut baseline_kw = vec![0.0; steps];
     let mut community_bill = GridMeter::new(&prepared.tariff);
-    for (i, (((p, prep), flows), ev)) in scenario
+    for (i, ((((p, mut prep), flows), ev), home)) in scenario
         .prosumers
         .iter()
         .zip(prepared.prosumers)
         .zip(sink.prosumers)
         .zip(ev_years)
+        .zip(home_years)
         .enumerate()
     {
         let a = &assets.prosumers[i];
+        // The load the prosumer drew: the home agent's change applied (none when unmanaged).
+        for (l, c) in prep.load.load_kw.iter_mut().zip(&home.load_change_kw) {
+            *l += c;
+        }
         let mut flows = flows;
         flows.ev_kw = ev.demand_series.clone();
         flows.v2g_kw = ev.v2g_kw.clone();
@@ -385,6 +418,7 @@ pub fn run_prepared(
             battery_throughput_kwh: throughput,
             economics,
             ev,
+            home: home.result,
         });
     }
     // The community's own meter sees the sum of the members' grid flows.

@@ -139,6 +139,24 @@ pub fn drive<S: FlowSink>(
     let mut intervals = vec![ProsumerInterval::default(); n];
     let mut pv = vec![0.0; n];
     let mut wind = vec![0.0; n];
+    // The surplus forecast the flexible-load stage plans against: every prosumer's
+    // renewables above its own load, before storage and EVs (a perfect forecast of the
+    // series, like the prices'); not computed when no stage reads it.
+    let surplus_kw: Vec<f64> = if community.has_flexible_load() {
+        (0..steps)
+            .map(|t| {
+                prosumers
+                    .iter()
+                    .map(|p| {
+                        (p.pv_kw(t) + p.wind_kw(t) - p.load_kw.get(t).copied().unwrap_or(0.0))
+                            .max(0.0)
+                    })
+                    .sum()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     for t in 0..steps {
         for (i, p) in prosumers.iter().enumerate() {
             pv[i] = p.pv_kw(t);
@@ -158,6 +176,7 @@ pub fn drive<S: FlowSink>(
         let forecast = Forecast {
             retail_eur_per_mwh: retail_eur_per_mwh.get(t..).unwrap_or(&[]),
             grid_at_peak: settings.grid_at_peak.get(t..).unwrap_or(&[]),
+            community_surplus_kw: surplus_kw.get(t..).unwrap_or(&[]),
         };
         let out = community.step(&inputs, &forecast)?;
         sink.record(t, out.flows, &pv, &wind, out.batteries)?;
