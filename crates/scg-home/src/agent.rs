@@ -8,9 +8,10 @@
 //!   section's `grid_peak_adder_eur_per_mwh` while the grid is at peak);
 //! - the community's surplus forecast of the same forecast, shared with the other home agents
 //!   of the community (each consumes what it plans to use, in prosumer order);
-//! - a peak headroom learned from the past: yesterday's peak of the prosumer's load with the
-//!   devices unmanaged, minus yesterday's inflexible load at the same hour (persistence). On
-//!   the first day there is no history and no headroom.
+//! - a peak headroom learned from the past: the highest load with the devices unmanaged of
+//!   the last [`HEADROOM_DAYS`] days, minus the highest inflexible load (EVs included) seen
+//!   at the same time of day in those days. On the first day there is no history and no
+//!   headroom.
 //!
 //! Every step it returns the prosumer's load with the devices' unmanaged power taken out and
 //! the planned power put in. Unmanaged (`managed = false`) it returns the load unchanged, bit
@@ -59,6 +60,9 @@ pub struct AgentSettings {
     /// What the member pays for community surplus, EUR/MWh (the community's internal price).
     pub surplus_price_eur_per_mwh: f64,
 }
+
+/// Days of history the peak headroom is learned from.
+pub const HEADROOM_DAYS: usize = 7;
 
 /// Running totals for [`HomeResult`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -206,16 +210,23 @@ impl HomeAgent {
         Ok(())
     }
 
-    /// Yesterday's unmanaged peak and inflexible load per step of the day, if there was a
-    /// yesterday.
+    /// The peak headroom learned from the last [`HEADROOM_DAYS`] days (persistence): their
+    /// highest load with the devices unmanaged, and per step of the day the highest
+    /// inflexible load seen at that time of day (conservative: EV charging and the rest of
+    /// the house vary from day to day). `None` on the first day.
     fn learned_headroom(&self, day: usize) -> Option<(f64, Vec<f64>)> {
-        let y = day.checked_sub(1)? * self.spd;
-        let inflex = self.seen_inflexible_kw[y..y + self.spd].to_vec();
-        let peak = inflex
-            .iter()
-            .zip(&self.unmanaged_kw[y..y + self.spd])
-            .map(|(i, u)| i + u)
-            .fold(0.0, f64::max);
+        let first = day.checked_sub(1)?.saturating_sub(HEADROOM_DAYS - 1);
+        let mut peak = 0.0_f64;
+        let mut inflex = vec![0.0_f64; self.spd];
+        for d in first..day {
+            let y = d * self.spd;
+            let seen = &self.seen_inflexible_kw[y..y + self.spd];
+            let devices = &self.unmanaged_kw[y..y + self.spd];
+            for ((slot, i), u) in inflex.iter_mut().zip(seen).zip(devices) {
+                *slot = slot.max(*i);
+                peak = peak.max(i + u);
+            }
+        }
         Some((peak, inflex))
     }
 
