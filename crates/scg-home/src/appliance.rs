@@ -280,6 +280,95 @@ impl Search<'_> {
     }
 }
 
+/// The last dwelling solved and what its solution depended on, so that the next dwelling
+/// with the same runs and the same effective prices reuses it instead of searching again.
+///
+/// Exact: a placement's cost depends only on the runs, the cap and, in the steps the runs
+/// may touch, the price, the grid-peak flag, the surplus price, the surplus and the headroom
+/// ([`Signals::step_cost_eur`]). A dwelling never draws more than `cap + 1e-9` kW in a step,
+/// so a surplus or a headroom of `cap + 1` kW or more has the same effect as any larger one;
+/// both are compared clipped there. Equal keys give the same search, hence the same starts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DwellingMemo {
+    runs: Vec<Run>,
+    cap_kw: f64,
+    key: Vec<f64>,
+    next_key: Vec<f64>,
+    starts: Option<Vec<usize>>,
+    /// Searches run (not reused).
+    pub searches: usize,
+    /// Dwellings that reused the previous solution.
+    pub reused: usize,
+}
+
+impl DwellingMemo {
+    /// The effective signals over the steps `runs` may touch, in a reusable buffer.
+    fn key_into(runs: &[Run], sig: &Signals, cap_kw: f64, key: &mut Vec<f64>) {
+        key.clear();
+        let steps = sig.steps();
+        let lo = runs
+            .iter()
+            .map(|r| r.earliest_step)
+            .min()
+            .unwrap_or(0)
+            .min(steps);
+        let hi = runs
+            .iter()
+            .map(|r| r.latest_step.saturating_add(r.power_kw.len()))
+            .max()
+            .unwrap_or(0)
+            .min(steps);
+        let clip = cap_kw + 1.0;
+        key.extend([
+            sig.step_hours,
+            sig.grid_peak_adder_eur_per_mwh,
+            lo as f64,
+            hi as f64,
+        ]);
+        for t in lo..hi.max(lo) {
+            key.extend([
+                sig.price_eur_per_mwh[t],
+                f64::from(u8::from(sig.grid_peak[t])),
+                sig.surplus_price_eur_per_mwh[t],
+                sig.surplus_kw[t].max(0.0).min(clip),
+                sig.headroom_kw[t].min(clip),
+            ]);
+        }
+    }
+
+    /// [`schedule_dwelling`]'s starts for `runs` (`None`: nothing fits the cap), reusing the
+    /// previous dwelling's when its runs, cap and effective signals are identical.
+    pub fn schedule(
+        &mut self,
+        runs: &[Run],
+        sig: &Signals,
+        cap_kw: f64,
+        scratch: &mut [f64],
+    ) -> Option<Vec<usize>> {
+        Self::key_into(runs, sig, cap_kw, &mut self.next_key);
+        let same = !self.runs.is_empty()
+            && self.runs == runs
+            && self.cap_kw.to_bits() == cap_kw.to_bits()
+            && self.key.len() == self.next_key.len()
+            && self
+                .key
+                .iter()
+                .zip(&self.next_key)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        std::mem::swap(&mut self.key, &mut self.next_key);
+        if same {
+            self.reused += 1;
+            return self.starts.clone();
+        }
+        self.searches += 1;
+        self.starts = schedule_dwelling(runs, sig, cap_kw, scratch).map(|p| p.starts);
+        self.runs.clear();
+        self.runs.extend_from_slice(runs);
+        self.cap_kw = cap_kw;
+        self.starts.clone()
+    }
+}
+
 /// Every combination of starts, for tests on small cases: the least cost and its starts.
 pub fn brute_force_dwelling(runs: &[Run], sig: &Signals, cap_kw: f64) -> Option<Placement> {
     let steps = sig.steps();

@@ -11,7 +11,7 @@
 //! choice). This is a day-ahead schedule on the forecast the caller passes: the caller decides
 //! whether that forecast is perfect. Never changes the inflexible part.
 
-use crate::appliance::{Run, Signals, resample_kw, schedule_dwelling};
+use crate::appliance::{DwellingMemo, Run, Signals, resample_kw};
 use crate::config::{Appliance, HomeConfig, PROFILE_STEP_MINUTES};
 use crate::error::HomeError;
 use crate::thermal::{Linear, solver_error};
@@ -348,15 +348,20 @@ pub fn manage(
     })
 }
 
-/// Place every run, dwelling by dwelling in day order; returns how many kept their usual
-/// time because nothing else fitted.
-pub(crate) fn schedule_appliances(
+/// Place every run, dwelling by dwelling in day order (`runs` sorted by day then dwelling, as
+/// [`year_runs`] gives them), consuming `sig`'s surplus and headroom and adding the power to
+/// `flex`; returns how many runs kept their usual time because nothing else fitted.
+/// Dwellings whose runs and prices are identical to the previous dwelling's share its
+/// solution ([`DwellingMemo`]: exact, never an approximation).
+pub fn schedule_appliances(
     runs: &[YearRun],
     cfg: &HomeConfig,
     sig: &mut Signals,
     flex: &mut [f64],
 ) -> usize {
     let mut scratch = vec![0.0; sig.steps()];
+    let mut memo = DwellingMemo::default();
+    let mut group: Vec<Run> = Vec::new();
     let mut at_usual = 0;
     let mut i = 0;
     while i < runs.len() {
@@ -365,10 +370,11 @@ pub(crate) fn schedule_appliances(
             .iter()
             .take_while(|r| r.day == day && r.dwelling == d)
             .count();
-        let group: Vec<Run> = runs[i..j].iter().map(|r| r.run.clone()).collect();
+        group.clear();
+        group.extend(runs[i..j].iter().map(|r| r.run.clone()));
         let starts: Vec<usize> =
-            match schedule_dwelling(&group, sig, cfg.appliance_power_cap_kw, &mut scratch) {
-                Some(p) => p.starts,
+            match memo.schedule(&group, sig, cfg.appliance_power_cap_kw, &mut scratch) {
+                Some(p) => p,
                 None => {
                     at_usual += group.len();
                     runs[i..j].iter().map(|r| r.usual_step).collect()
