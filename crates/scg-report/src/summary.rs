@@ -182,9 +182,38 @@ pub struct ProsumerSummary {
     pub ev_mean_departure_soc_pct: Option<f64>,
     /// Mean state of charge the departing drivers wanted, % of battery capacity (0-100).
     pub ev_mean_wanted_soc_pct: Option<f64>,
+    /// The home agent's figures (only for a prosumer with a `[prosumers.home]` section).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub home: Option<HomeSummary>,
     /// This member on the RESCoin ledger (absent with `--no-ledger`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ledger: Option<MemberLedger>,
+}
+
+/// What the home agent did for one prosumer (`docs/summary.md`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HomeSummary {
+    /// Highest step of the prosumer's load as the step saw it before the home agent
+    /// (HOMER load with the devices as the occupants run them, plus EVs), kW.
+    pub peak_unmanaged_kw: f64,
+    /// Highest step of the prosumer's load after the home agent, kW.
+    pub peak_managed_kw: f64,
+    /// Device energy the agent moved to other steps, kWh.
+    pub shifted_energy_kwh: f64,
+    /// What the devices' energy costs less managed, against the agent's prices (retail
+    /// price plus the grid-peak adder, community surplus at the internal price), EUR/year.
+    pub savings_eur_per_year: f64,
+}
+
+impl From<&scg_home::carve::HomeResult> for HomeSummary {
+    fn from(r: &scg_home::carve::HomeResult) -> Self {
+        Self {
+            peak_unmanaged_kw: r.peak_unmanaged_kw,
+            peak_managed_kw: r.peak_managed_kw,
+            shifted_energy_kwh: r.shifted_energy_kwh,
+            savings_eur_per_year: r.savings_eur_per_year,
+        }
+    }
 }
 
 /// Yearly energy flows, kWh.
@@ -321,6 +350,7 @@ impl Summary {
                             ev_mean_wanted_soc_pct: mean(
                                 p.ev.departures.iter().map(|d| 100.0 * d.wanted_soc),
                             ),
+                            home: p.home.as_ref().map(HomeSummary::from),
                             ledger: run
                                 .ledger
                                 .as_ref()

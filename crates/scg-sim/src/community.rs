@@ -62,8 +62,9 @@ pub struct Forecast<'a> {
     pub retail_eur_per_mwh: &'a [f64],
     /// Grid-peak flags from this interval on.
     pub grid_at_peak: &'a [bool],
-    /// The community's surplus from this interval on, kW: Σ over prosumers of
-    /// max(0, PV + wind − load), before storage and EVs (empty: none forecast).
+    /// The community's surplus (renewables above loads, before storage and EVs) from this
+    /// interval on, kW: Σ over prosumers of max(0, PV + wind − load); empty when no stage
+    /// reads it (the EV agents with feed-in prices, a [`FlexibleLoad`]).
     pub community_surplus_kw: &'a [f64],
     /// What that surplus earns when nobody in the community uses it (the feed-in price),
     /// EUR/MWh, from this interval on.
@@ -76,9 +77,11 @@ pub const EV_PRICE_HORIZON_STEPS: usize = 672;
 
 /// A flexible-load stage between the net load and storage (module docs, stage 3). It returns
 /// the prosumer's load after shifting; the energy it defers is its own business (the stage is
-/// stateful), but the load it returns is what the balance is asserted against.
+/// stateful), but the load it returns is what the balance is asserted against. The home
+/// agents (`crate::home::HomeStage`, `scg-home`) are one.
 pub trait FlexibleLoad: Send {
-    /// Load of prosumer `prosumer` in interval `step` after flexibility, kW (≥ 0).
+    /// Load of prosumer `prosumer` in interval `step` after flexibility, kW (≥ 0), or why the
+    /// stage could not decide (e.g. its optimiser failed).
     fn adjust_load_kw(
         &mut self,
         prosumer: usize,
@@ -86,7 +89,7 @@ pub trait FlexibleLoad: Send {
         load_kw: f64,
         renewable_kw: f64,
         forecast: &Forecast<'_>,
-    ) -> f64;
+    ) -> Result<f64, String>;
 }
 
 /// The community stage: how residuals become P2P and grid flows.
@@ -220,6 +223,12 @@ impl<'a> Community<'a> {
         self
     }
 
+    /// Whether a flexible-load stage is plugged in (it is the one reader of the surplus
+    /// forecast).
+    pub fn has_flexible_load(&self) -> bool {
+        self.flex.is_some()
+    }
+
     /// Number of prosumers.
     pub fn len(&self) -> usize {
         self.batteries.len()
@@ -253,7 +262,9 @@ impl<'a> Community<'a> {
             let renewable_kw = p.pv_kw + p.wind_kw + ev.v2g_kw;
             let mut load_kw = p.load_kw + (ev.charge_kw + ev.swap_kw);
             if let Some(flex) = self.flex.as_mut() {
-                load_kw = flex.adjust_load_kw(i, inputs.step, load_kw, renewable_kw, forecast);
+                load_kw = flex
+                    .adjust_load_kw(i, inputs.step, load_kw, renewable_kw, forecast)
+                    .map_err(|e| SimError::Scenario(format!("prosumers[{i}].home: {e}")))?;
             }
             self.step_inputs[i] = StepInput {
                 load_kw,

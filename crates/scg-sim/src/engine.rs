@@ -53,6 +53,8 @@ pub struct ProsumerResult {
     pub economics: Economics,
     /// The EV fleet's year (empty without EVs).
     pub ev: crate::prepare::EvYear,
+    /// The home agent's figures (`[prosumers.home]`; `None` without a home section).
+    pub home: Option<scg_home::carve::HomeResult>,
 }
 
 /// The community's totals.
@@ -193,6 +195,25 @@ pub fn run_prepared(
             grid.steps_per_hour(),
         ))),
     };
+    // The home agents (`[prosumers.home]`): stage 3 of the step.
+    let members: Vec<crate::home::HomeMember<'_>> = scenario
+        .prosumers
+        .iter()
+        .zip(&assets.prosumers)
+        .zip(&prepared.prosumers)
+        .map(|((p, a), prep)| crate::home::HomeMember {
+            id: &p.id,
+            home: a.home.as_ref(),
+            load_kw: &prep.load.load_kw,
+        })
+        .collect();
+    let mut homes = crate::home::HomeStage::new(
+        &members,
+        scg_home::agent::AgentSettings {
+            step_minutes: grid.step_minutes(),
+            surplus_price_eur_per_mwh: scenario.community.internal_price_eur_per_mwh,
+        },
+    )?;
     let mut community = Community::new(settings.community(), batteries, fleets, sharing)?;
     let n = series.len();
     // One pass: the series for the outputs and the year's money, fed each interval.
@@ -209,6 +230,9 @@ pub fn run_prepared(
     })?;
     let mut sink = (SeriesSink::new(n, steps), accounts);
     let mut ev_steps: Vec<Vec<EvStepPower>> = vec![Vec::new(); n];
+    if let Some(h) = homes.as_mut() {
+        community = community.with_flexible_load(Box::new(h));
+    }
     let with_ev: Vec<bool> = assets.prosumers.iter().map(|a| a.ev.is_some()).collect();
     drive(
         &mut community,
@@ -229,6 +253,10 @@ pub fn run_prepared(
         },
     )?;
     let end = community.finish();
+    let mut home_years = homes
+        .map(crate::home::HomeStage::finish)
+        .unwrap_or_default();
+    home_years.resize_with(series.len(), Default::default);
     let market = end.market;
     let batteries = end.batteries;
     let mut ev_years: Vec<EvYear> = end
@@ -248,14 +276,19 @@ pub fn run_prepared(
     let mut load_kw = vec![0.0; steps];
     let mut baseline_kw = vec![0.0; steps];
     let mut parts = Vec::with_capacity(n);
-    for (i, ((prep, flows), ev)) in prepared
+    for (i, (((mut prep, flows), ev), home)) in prepared
         .prosumers
         .into_iter()
         .zip(sink.0.prosumers)
         .zip(ev_years)
+        .zip(home_years)
         .enumerate()
     {
         let a = &assets.prosumers[i];
+        // The load the prosumer drew: the home agent's change applied (none when unmanaged).
+        for (l, c) in prep.load.load_kw.iter_mut().zip(&home.load_change_kw) {
+            *l += c;
+        }
         let mut flows = flows;
         flows.ev_kw = ev.demand_series.clone();
         flows.v2g_kw = ev.v2g_kw.clone();
@@ -280,6 +313,7 @@ pub fn run_prepared(
             energy,
             throughput,
             components(a, throughput),
+            home.result,
         ));
     }
     let energies: Vec<EnergySums> = parts.iter().map(|p| p.3).collect();
@@ -290,7 +324,7 @@ pub fn run_prepared(
         cer_npc_factor: crate::assets::cer_npc_factor(assets),
         members: parts
             .iter()
-            .map(|(_, _, ev, energy, _, components)| MemberClosing {
+            .map(|(_, _, ev, energy, _, components, _)| MemberClosing {
                 components,
                 energy: *energy,
                 ev_wear_eur: ev.degradation_cost_eur,
@@ -300,7 +334,7 @@ pub fn run_prepared(
         market: market.as_ref(),
     };
     let money = sink.1.finish_members(&closing)?;
-    for ((i, (prep, flows, ev, energy, throughput, _)), economics) in
+    for ((i, (prep, flows, ev, energy, throughput, _, home)), economics) in
         parts.into_iter().enumerate().zip(money.members)
     {
         let p = &scenario.prosumers[i];
@@ -340,6 +374,7 @@ pub fn run_prepared(
             battery_throughput_kwh: throughput,
             economics,
             ev,
+            home,
         });
     }
     let cer_result = money.cer;

@@ -24,6 +24,7 @@ pub mod check;
 pub mod community;
 pub mod dispatch;
 pub mod engine;
+pub mod home;
 pub mod inputs;
 pub mod market_stage;
 pub mod metrics;

@@ -191,7 +191,9 @@ pub fn drive<S: FlowSink>(
 ) -> Result<(), crate::SimError> {
     let n = prosumers.len();
     let retail_eur_per_mwh = prices.retail_eur_per_mwh;
-    let surplus = if prices.feed_in_eur_per_mwh.is_empty() {
+    // The surplus forecast (perfect, like the prices'): the EV agents price it with the
+    // feed-in, the flexible-load stage plans against it; not computed when nobody reads it.
+    let surplus = if prices.feed_in_eur_per_mwh.is_empty() && !community.has_flexible_load() {
         Vec::new()
     } else {
         community_surplus_kw(prosumers, steps)
