@@ -97,6 +97,7 @@ fn bench(c: &mut Criterion) {
                     let forecast = Forecast {
                         retail_eur_per_mwh: &retail[t..],
                         grid_at_peak: &prepared.grid_at_peak[t..],
+                        ..Forecast::default()
                     };
                     black_box(community.step(&inputs, &forecast).unwrap().flows.len());
                 }
