@@ -6,12 +6,14 @@
 use scg_sim::Assets;
 use std::sync::atomic::AtomicBool;
 
-/// Two Bergamo prosumers without EVs, a small search space.
+/// Two Bergamo prosumers without EVs and without home agents (the search does not run them),
+/// a small search space.
 fn scenario(market: bool) -> scg_model::Scenario {
     let mut s = scg_model::builtin::bergamo().unwrap();
     s.prosumers.truncate(2);
     for p in &mut s.prosumers {
         p.ev = None;
+        p.home = None;
         p.search = None;
     }
     s.prosumers[0].search = Some(scg_model::ProsumerSearch {
