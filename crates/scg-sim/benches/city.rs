@@ -27,18 +27,7 @@ fn bench(c: &mut Criterion) {
     let assets = Assets::from_scenario(&scenario).unwrap();
     let inputs = resolve_inputs(&scenario, &assets, &mut |_| Err("no files".into())).unwrap();
     let prepared = prepare(&scenario, &assets, &inputs, 1, &mut |_, _| {}).unwrap();
-    let retail: Vec<f64> = prepared
-        .tariff
-        .purchase_eur_per_kwh()
-        .iter()
-        .map(|p| p * 1000.0)
-        .collect();
-    let feed_in: Vec<f64> = prepared
-        .tariff
-        .sell_eur_per_kwh()
-        .iter()
-        .map(|p| p * 1000.0)
-        .collect();
+    let (retail, feed_in) = prepared.prices_eur_per_mwh();
     let ids: Vec<String> = scenario.prosumers.iter().map(|p| p.id.clone()).collect();
     let market = community_market(scenario.community.market.as_ref().unwrap()).unwrap();
     let settings = YearSettings {

@@ -172,18 +172,7 @@ pub fn run_prepared(
         max_sale_kw: assets.grid.max_sale_kw.unwrap_or(f64::INFINITY),
     };
     // The EV agents and the market see the retail (purchase) price, EUR/MWh.
-    let retail: Vec<f64> = prepared
-        .tariff
-        .purchase_eur_per_kwh()
-        .iter()
-        .map(|p| p * 1000.0)
-        .collect();
-    let feed_in: Vec<f64> = prepared
-        .tariff
-        .sell_eur_per_kwh()
-        .iter()
-        .map(|p| p * 1000.0)
-        .collect();
+    let (retail, feed_in) = prepared.prices_eur_per_mwh();
     let ids: Vec<String> = scenario.prosumers.iter().map(|p| p.id.clone()).collect();
     let sharing = match &scenario.community.market {
         None => Sharing::ProRata,

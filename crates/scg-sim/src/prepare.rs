@@ -66,6 +66,18 @@ pub struct Prepared {
     pub grid_at_peak: Vec<bool>,
 }
 
+impl Prepared {
+    /// The retail (purchase) and feed-in (sale) prices per step, EUR/MWh: what the EV agents
+    /// and the market see.
+    pub fn prices_eur_per_mwh(&self) -> (Vec<f64>, Vec<f64>) {
+        let per_mwh = |v: &[f64]| v.iter().map(|p| p * 1000.0).collect();
+        (
+            per_mwh(self.tariff.purchase_eur_per_kwh()),
+            per_mwh(self.tariff.sell_eur_per_kwh()),
+        )
+    }
+}
+
 /// Seed of a site-wide stream (solar, wind), derived like a prosumer's from its name.
 fn site_seed(seed: u64, what: &str) -> u64 {
     prosumer_seed(seed, &format!("#site/{what}"))
@@ -298,18 +310,7 @@ pub fn add_ev_years(
     seed: u64,
 ) -> Result<(), SimError> {
     use rayon::prelude::*;
-    let retail: Vec<f64> = prepared
-        .tariff
-        .purchase_eur_per_kwh()
-        .iter()
-        .map(|p| p * 1000.0)
-        .collect();
-    let feed_in: Vec<f64> = prepared
-        .tariff
-        .sell_eur_per_kwh()
-        .iter()
-        .map(|p| p * 1000.0)
-        .collect();
+    let (retail, feed_in) = prepared.prices_eur_per_mwh();
     let series: Vec<crate::year::ProsumerSeries<'_>> = prepared
         .prosumers
         .iter()
