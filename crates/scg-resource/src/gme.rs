@@ -224,17 +224,34 @@ impl GmePrices {
 
 const XS_NAMESPACE: &str = "http://www.w3.org/2001/XMLSchema";
 
+/// The XML parser's message with every quoted part (a tag or attribute name taken from the
+/// file) cut to the excerpt length, so that an error never echoes a long run of the file.
+fn clip_quoted(message: &str) -> String {
+    message
+        .split('\'')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                scg_model::bounds::excerpt(part)
+            } else {
+                part.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("'")
+}
+
 /// Parse a GME `…MGPPrezzi.xml` (or MI) price file. `source_name` names the file in errors.
 pub fn parse_prices(text: &str, source_name: &str) -> Result<GmePrices, GmeError> {
     let doc = roxmltree::Document::parse(text).map_err(|e| GmeError::Xml {
         source_name: source_name.to_owned(),
-        message: e.to_string(),
+        message: clip_quoted(&e.to_string()),
     })?;
     let line_of = |node: roxmltree::Node<'_, '_>| doc.text_pos_at(node.range().start).row;
     let element_error = |node: roxmltree::Node<'_, '_>, message: String| GmeError::Element {
         source_name: source_name.to_owned(),
         line: line_of(node),
-        element: node.tag_name().name().to_owned(),
+        element: scg_model::bounds::excerpt(node.tag_name().name()),
         message,
     };
     let root = doc.root_element();
