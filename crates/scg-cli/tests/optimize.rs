@@ -42,7 +42,13 @@ fn optimize_ranks_by_npc_and_the_winner_simulates_to_the_same_npc() {
             "pv_kwp = [200.0, 300.0]",
         )
         .replace("wind_turbines = [0, 1, 2]", "wind_turbines = [0, 1]")
-        .replace("grid_connected = [true]", "grid_connected = [true, false]");
+        .replace("grid_connected = [true]", "grid_connected = [true, false]")
+        // The sizing search does not run the home agents (ARCHITECTURE: `scg optimize`);
+        // unmanaged devices leave the HOMER load as it is, so search and simulation agree.
+        .replace(
+            "dwellings = 30\nmanaged = true",
+            "dwellings = 30\nmanaged = false",
+        );
     std::fs::write(dir.join("small.toml"), small).unwrap();
     let o = scg(&["optimize", "small.toml", "--out", "opt", "--quiet"], &dir);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -105,4 +111,18 @@ fn optimize_ranks_by_npc_and_the_winner_simulates_to_the_same_npc() {
     let html = std::fs::read_to_string(dir.join("opt/report.html")).unwrap();
     assert!(html.contains("Sizing search"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--memory-budget-mib` is checked before the search, as in `simulate`.
+#[test]
+fn optimize_refuses_a_run_above_the_memory_budget() {
+    let dir = tempdir("budget");
+    let out = scg(
+        &["optimize", "--out", "o", "--memory-budget-mib", "1"],
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("above the memory budget of 1 MiB"), "{err}");
+    assert!(!dir.join("o").join("optimize.csv").exists());
 }

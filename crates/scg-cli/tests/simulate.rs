@@ -117,6 +117,13 @@ fn default_run_writes_every_output_and_is_reproducible() {
         ] {
             assert!(p[key].is_number(), "{id}.{key} = {}", p[key]);
         }
+        // Percent, not a 0-1 fraction; the unitless names are gone.
+        for key in ["ev_mean_departure_soc_pct", "ev_mean_wanted_soc_pct"] {
+            let v = p[key].as_f64().unwrap();
+            assert!((1.0..=100.0).contains(&v), "{id}.{key} = {v}");
+        }
+        assert!(p.get("ev_mean_departure_soc").is_none(), "{id}");
+        assert!(p.get("ev_mean_wanted_soc").is_none(), "{id}");
         let y = p["pv_arrays"][0]["specific_yield_kwh_per_kwp"]
             .as_f64()
             .unwrap();
@@ -142,7 +149,10 @@ fn default_run_writes_every_output_and_is_reproducible() {
     let apartment = summary["prosumers"]["apartment"]["load"]["average_kwh_per_day"]
         .as_f64()
         .unwrap();
-    assert!((apartment - 614.12).abs() < 1e-6);
+    // The HOMER load is 614.12 kWh/day; the apartment's home agent (managed water heaters)
+    // changes its year's energy a little (612.45 with seed 42, docs/home.md).
+    assert!((apartment - 614.12).abs() < 0.01 * 614.12, "{apartment}");
+    assert!(summary["prosumers"]["apartment"]["home"]["peak_managed_kw"].is_f64());
     let community = summary["community"]["load"]["average_kwh_per_day"]
         .as_f64()
         .unwrap();

@@ -168,3 +168,41 @@ fn bad_inputs_fail_with_a_message() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("<Data>"), "{err}");
 }
+
+/// `vpp bids` checks the run as `simulate` does (`scg_sim::check_run` on the 15-minute year):
+/// the memory budget and every problem of the scenario at once, before anything is written.
+#[test]
+fn the_scenario_is_checked_like_simulate() {
+    let out = out_dir("budget");
+    let o = run("2025-10-01", &out, &["--memory-budget-mib", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("above the memory budget of 1 MiB"), "{err}");
+    assert!(!out.join("bids.json").exists());
+
+    let default = Command::new(env!("CARGO_BIN_EXE_scg"))
+        .args(["scenario", "default"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(default.stdout).unwrap().replacen(
+        "profile = \"midrise_apartment\"",
+        "profile_file = \"missing-load.csv\"",
+        1,
+    );
+    let dir = out_dir("scenario");
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = dir.join("scenario.toml");
+    std::fs::write(&scenario, text).unwrap();
+    let o = run(
+        "2025-10-01",
+        &dir.join("out"),
+        &[scenario.to_str().unwrap(), "--memory-budget-mib", "1"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("missing-load.csv"), "{err}");
+    assert!(
+        err.contains("memory budget"),
+        "both problems at once: {err}"
+    );
+}

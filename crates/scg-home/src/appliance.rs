@@ -89,19 +89,21 @@ impl Signals {
     /// [`OVER_HEADROOM_EUR_PER_KWH`] for what `p` adds above the headroom (convex in `p`, zero
     /// at zero).
     pub fn step_cost_eur(&self, t: usize, p: f64) -> f64 {
-        let grid = self.grid_eur_per_kwh(t);
-        let surplus_price = (self.surplus_price_eur_per_mwh[t] / 1000.0).min(grid);
-        let from_surplus = p.min(self.surplus_kw[t].max(0.0));
         let h = self.headroom_kw[t];
         let over = if h.is_finite() {
             (p - h).max(0.0) - (-h).max(0.0)
         } else {
             0.0
         };
-        (from_surplus * surplus_price
-            + (p - from_surplus) * grid
-            + over * OVER_HEADROOM_EUR_PER_KWH)
-            * self.step_hours
+        energy_cost_eur(
+            &StepPrice {
+                grid_eur_per_kwh: self.grid_eur_per_kwh(t),
+                surplus_eur_per_kwh: self.surplus_price_eur_per_mwh[t] / 1000.0,
+                surplus_kw: self.surplus_kw[t],
+                step_hours: self.step_hours,
+            },
+            p,
+        ) + over * OVER_HEADROOM_EUR_PER_KWH * self.step_hours
     }
 
     /// These signals without a headroom (what energy alone costs).
@@ -117,6 +119,27 @@ impl Signals {
         self.surplus_kw[t] = (self.surplus_kw[t] - p).max(0.0);
         self.headroom_kw[t] -= p;
     }
+}
+
+/// What one step's energy costs the member (named fields: two prices could be swapped).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepPrice {
+    /// Grid price including the grid-peak adder, EUR/kWh.
+    pub grid_eur_per_kwh: f64,
+    /// Price of community surplus, EUR/kWh (capped at the grid price).
+    pub surplus_eur_per_kwh: f64,
+    /// Community surplus available, kW.
+    pub surplus_kw: f64,
+    /// Step length, hours.
+    pub step_hours: f64,
+}
+
+/// Energy cost of `p` kW in one step, EUR: the surplus first at its price, the rest from the
+/// grid (the one pricing rule of the scheduler and of the reported savings).
+pub fn energy_cost_eur(price: &StepPrice, p: f64) -> f64 {
+    let surplus_price = price.surplus_eur_per_kwh.min(price.grid_eur_per_kwh);
+    let from_surplus = p.min(price.surplus_kw.max(0.0));
+    (from_surplus * surplus_price + (p - from_surplus) * price.grid_eur_per_kwh) * price.step_hours
 }
 
 /// Cost of the joint power `load_kw` (indexed by step) over the steps in `touched`.
@@ -254,6 +277,95 @@ impl Search<'_> {
             self.dfs(depth + 1, cost + m, load);
             add(run, start, load, -1.0);
         }
+    }
+}
+
+/// The last dwelling solved and what its solution depended on, so that the next dwelling
+/// with the same runs and the same effective prices reuses it instead of searching again.
+///
+/// Exact: a placement's cost depends only on the runs, the cap and, in the steps the runs
+/// may touch, the price, the grid-peak flag, the surplus price, the surplus and the headroom
+/// ([`Signals::step_cost_eur`]). A dwelling never draws more than `cap + 1e-9` kW in a step,
+/// so a surplus or a headroom of `cap + 1` kW or more has the same effect as any larger one;
+/// both are compared clipped there. Equal keys give the same search, hence the same starts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DwellingMemo {
+    runs: Vec<Run>,
+    cap_kw: f64,
+    key: Vec<f64>,
+    next_key: Vec<f64>,
+    starts: Option<Vec<usize>>,
+    /// Searches run (not reused).
+    pub searches: usize,
+    /// Dwellings that reused the previous solution.
+    pub reused: usize,
+}
+
+impl DwellingMemo {
+    /// The effective signals over the steps `runs` may touch, in a reusable buffer.
+    fn key_into(runs: &[Run], sig: &Signals, cap_kw: f64, key: &mut Vec<f64>) {
+        key.clear();
+        let steps = sig.steps();
+        let lo = runs
+            .iter()
+            .map(|r| r.earliest_step)
+            .min()
+            .unwrap_or(0)
+            .min(steps);
+        let hi = runs
+            .iter()
+            .map(|r| r.latest_step.saturating_add(r.power_kw.len()))
+            .max()
+            .unwrap_or(0)
+            .min(steps);
+        let clip = cap_kw + 1.0;
+        key.extend([
+            sig.step_hours,
+            sig.grid_peak_adder_eur_per_mwh,
+            lo as f64,
+            hi as f64,
+        ]);
+        for t in lo..hi.max(lo) {
+            key.extend([
+                sig.price_eur_per_mwh[t],
+                f64::from(u8::from(sig.grid_peak[t])),
+                sig.surplus_price_eur_per_mwh[t],
+                sig.surplus_kw[t].max(0.0).min(clip),
+                sig.headroom_kw[t].min(clip),
+            ]);
+        }
+    }
+
+    /// [`schedule_dwelling`]'s starts for `runs` (`None`: nothing fits the cap), reusing the
+    /// previous dwelling's when its runs, cap and effective signals are identical.
+    pub fn schedule(
+        &mut self,
+        runs: &[Run],
+        sig: &Signals,
+        cap_kw: f64,
+        scratch: &mut [f64],
+    ) -> Option<Vec<usize>> {
+        Self::key_into(runs, sig, cap_kw, &mut self.next_key);
+        let same = !self.runs.is_empty()
+            && self.runs == runs
+            && self.cap_kw.to_bits() == cap_kw.to_bits()
+            && self.key.len() == self.next_key.len()
+            && self
+                .key
+                .iter()
+                .zip(&self.next_key)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        std::mem::swap(&mut self.key, &mut self.next_key);
+        if same {
+            self.reused += 1;
+            return self.starts.clone();
+        }
+        self.searches += 1;
+        self.starts = schedule_dwelling(runs, sig, cap_kw, scratch).map(|p| p.starts);
+        self.runs.clear();
+        self.runs.extend_from_slice(runs);
+        self.cap_kw = cap_kw;
+        self.starts.clone()
     }
 }
 

@@ -11,7 +11,7 @@
 //! choice). This is a day-ahead schedule on the forecast the caller passes: the caller decides
 //! whether that forecast is perfect. Never changes the inflexible part.
 
-use crate::appliance::{Run, Signals, resample_kw, schedule_dwelling};
+use crate::appliance::{DwellingMemo, Run, Signals, resample_kw};
 use crate::config::{Appliance, HomeConfig, PROFILE_STEP_MINUTES};
 use crate::error::HomeError;
 use crate::thermal::{Linear, solver_error};
@@ -160,7 +160,7 @@ fn add_run(load: &mut [f64], run: &Run, start: usize) {
 
 /// Thermal device groups of the config over the year (identical devices in a group share
 /// one schedule: the group's LP is the device's LP scaled by the count).
-fn thermal_groups(
+pub(crate) fn thermal_groups(
     cfg: &HomeConfig,
     inputs: &HomeInputs<'_>,
     steps: usize,
@@ -348,15 +348,20 @@ pub fn manage(
     })
 }
 
-/// Place every run, dwelling by dwelling in day order; returns how many kept their usual
-/// time because nothing else fitted.
-fn schedule_appliances(
+/// Place every run, dwelling by dwelling in day order (`runs` sorted by day then dwelling, as
+/// [`year_runs`] gives them), consuming `sig`'s surplus and headroom and adding the power to
+/// `flex`; returns how many runs kept their usual time because nothing else fitted.
+/// Dwellings whose runs and prices are identical to the previous dwelling's share its
+/// solution ([`DwellingMemo`]: exact, never an approximation).
+pub fn schedule_appliances(
     runs: &[YearRun],
     cfg: &HomeConfig,
     sig: &mut Signals,
     flex: &mut [f64],
 ) -> usize {
     let mut scratch = vec![0.0; sig.steps()];
+    let mut memo = DwellingMemo::default();
+    let mut group: Vec<Run> = Vec::new();
     let mut at_usual = 0;
     let mut i = 0;
     while i < runs.len() {
@@ -365,10 +370,11 @@ fn schedule_appliances(
             .iter()
             .take_while(|r| r.day == day && r.dwelling == d)
             .count();
-        let group: Vec<Run> = runs[i..j].iter().map(|r| r.run.clone()).collect();
+        group.clear();
+        group.extend(runs[i..j].iter().map(|r| r.run.clone()));
         let starts: Vec<usize> =
-            match schedule_dwelling(&group, sig, cfg.appliance_power_cap_kw, &mut scratch) {
-                Some(p) => p.starts,
+            match memo.schedule(&group, sig, cfg.appliance_power_cap_kw, &mut scratch) {
+                Some(p) => p,
                 None => {
                     at_usual += group.len();
                     runs[i..j].iter().map(|r| r.usual_step).collect()
@@ -398,30 +404,46 @@ fn schedule_thermal(
     let mut t0 = 0;
     while t0 < steps {
         let t1 = (t0 + spd).min(steps);
-        // The group as one device scaled by `count`; surplus and headroom per device.
-        let day = Linear {
-            w: lin.w[t0..t1].to_vec(),
-            p_max_kw: lin.p_max_kw[t0..t1].to_vec(),
-            soft_max_kw: (t0..t1)
-                .map(|t| sig.headroom_kw[t].max(0.0) / count)
-                .collect(),
-            x0: x,
-            ..lin.clone()
-        };
-        let mut per_device = sig.window(t0, t1);
-        for s in &mut per_device.surplus_kw {
-            *s /= count;
-        }
-        // If even full power cannot keep the band, the thermostat does its best.
-        let p = day
-            .optimise(&per_device, 0)?
-            .unwrap_or_else(|| day.thermostat());
-        x = day.states(&p).last().copied().unwrap_or(x);
-        for (k, pk) in p.iter().enumerate() {
-            sig.consume(t0 + k, count * pk);
-            out.push(count * pk);
-        }
+        let (p, end) = thermal_day(lin, count, (t0, t1), x, sig)?;
+        x = end;
+        out.extend(p);
         t0 = t1;
     }
     Ok(out)
+}
+
+/// Steps `t0..t1` of a group of `count` identical thermal devices starting in state `x`,
+/// against the year-long `sig` (absolute steps), which it consumes: the group's power per
+/// step and the state at `t1`.
+pub(crate) fn thermal_day(
+    lin: &Linear,
+    count: f64,
+    (t0, t1): (usize, usize),
+    x: f64,
+    sig: &mut Signals,
+) -> Result<(Vec<f64>, f64), String> {
+    // The group as one device scaled by `count`; surplus and headroom per device.
+    let day = Linear {
+        w: lin.w[t0..t1].to_vec(),
+        p_max_kw: lin.p_max_kw[t0..t1].to_vec(),
+        soft_max_kw: (t0..t1)
+            .map(|t| sig.headroom_kw[t].max(0.0) / count)
+            .collect(),
+        x0: x,
+        ..lin.clone()
+    };
+    let mut per_device = sig.window(t0, t1);
+    for s in &mut per_device.surplus_kw {
+        *s /= count;
+    }
+    // If even full power cannot keep the band, the thermostat does its best.
+    let p = day
+        .optimise(&per_device, 0)?
+        .unwrap_or_else(|| day.thermostat());
+    let end = day.states(&p).last().copied().unwrap_or(x);
+    let group: Vec<f64> = p.iter().map(|pk| count * pk).collect();
+    for (k, pk) in group.iter().enumerate() {
+        sig.consume(t0 + k, *pk);
+    }
+    Ok((group, end))
 }

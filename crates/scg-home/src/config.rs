@@ -6,6 +6,9 @@
 //! dishwasher started at 21:00 may finish by 07:00 the next morning). Nothing here schedules.
 
 use crate::error::HomeError;
+use scg_model::bounds::{
+    HOME_DWELLINGS, HOME_START_SPREAD_MAX_MINUTES, PRICE_LIMIT_EUR_PER_MWH, out_of_range,
+};
 use serde::{Deserialize, Serialize};
 
 /// Resolution of appliance power profiles, minutes.
@@ -329,6 +332,11 @@ pub struct HomeConfig {
     /// appliance's `usual_start_h` (occupants do not all start at one minute).
     #[serde(default = "default_spread")]
     pub usual_start_spread_minutes: u32,
+    /// What the agent adds to the member's price while the main grid is at peak, EUR/MWh: how
+    /// much the community wants home load out of the grid's peak hours (our assumption, not
+    /// a tariff; 0 ignores the signal).
+    #[serde(default = "default_peak_adder")]
+    pub grid_peak_adder_eur_per_mwh: f64,
     /// Shiftable appliances.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub appliances: Vec<ApplianceConfig>,
@@ -349,6 +357,9 @@ fn default_cap() -> f64 {
 fn default_spread() -> u32 {
     180
 }
+fn default_peak_adder() -> f64 {
+    50.0
+}
 
 impl HomeConfig {
     /// The appliances with defaults filled in.
@@ -367,12 +378,20 @@ impl HomeConfig {
             field: field.to_string(),
             message,
         };
-        if self.dwellings == 0 || self.dwellings > 100_000 {
+        let (lo, hi) = HOME_DWELLINGS;
+        if !(lo..=hi).contains(&self.dwellings) {
             return Err(err(
                 "home".into(),
                 "dwellings",
-                format!("expected 1 to 100000, found {}", self.dwellings),
+                format!("expected {lo} to {hi}, found {}", self.dwellings),
             ));
+        }
+        if let Some(m) = out_of_range(
+            self.grid_peak_adder_eur_per_mwh,
+            0.0,
+            PRICE_LIMIT_EUR_PER_MWH,
+        ) {
+            return Err(err("home".into(), "grid_peak_adder_eur_per_mwh", m));
         }
         if !(self.appliance_power_cap_kw > 0.0 && self.appliance_power_cap_kw.is_finite()) {
             return Err(err(
@@ -384,12 +403,12 @@ impl HomeConfig {
                 ),
             ));
         }
-        if self.usual_start_spread_minutes > 720 {
+        if self.usual_start_spread_minutes > HOME_START_SPREAD_MAX_MINUTES {
             return Err(err(
                 "home".into(),
                 "usual_start_spread_minutes",
                 format!(
-                    "expected at most 720, found {}",
+                    "expected at most {HOME_START_SPREAD_MAX_MINUTES}, found {}",
                     self.usual_start_spread_minutes
                 ),
             ));

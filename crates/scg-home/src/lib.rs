@@ -9,10 +9,12 @@
 //! - [`thermal`]: heat pump and water heater as linear programs on `clarabel`.
 //! - [`learn`]: usual start times (circular statistics) and windows narrowed by overrides.
 //! - [`carve`]: the flexible load carved out of the HOMER load, and a managed year.
+//! - [`agent`]: the same agent advanced one interval at a time inside the community step.
 //!
 //! This crate does no I/O: no files, no clock, no printing, no randomness (dwellings differ
 //! by deterministic offsets, not draws).
 
+pub mod agent;
 pub mod appliance;
 pub mod carve;
 pub mod config;

@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use proptest::prelude::*;
-use scg_home::appliance::{Run, Signals, brute_force_dwelling, schedule_dwelling};
-use scg_home::carve::{HomeInputs, carve_out, manage, year_runs};
+use scg_home::appliance::{DwellingMemo, Run, Signals, brute_force_dwelling, schedule_dwelling};
+use scg_home::carve::{HomeInputs, carve_out, manage, schedule_appliances, year_runs};
 use scg_home::config::{
     ApplianceConfig, ApplianceKind, HeatPumpConfig, HomeConfig, WaterHeaterConfig, profile_m,
 };
@@ -127,6 +127,7 @@ fn apartment(managed: bool) -> HomeConfig {
         managed,
         appliance_power_cap_kw: 2.5,
         usual_start_spread_minutes: 180,
+        grid_peak_adder_eur_per_mwh: 50.0,
         appliances: vec![
             app(ApplianceKind::WashingMachine),
             app(ApplianceKind::Dishwasher),
@@ -388,4 +389,91 @@ fn preferences_learn_usual_start_and_narrow_on_override() {
     assert!(p.earliest_start_h > 20.5 && p.earliest_start_h <= 21.0);
     assert!(p.deadline_h - p.earliest_start_h >= 3.5);
     assert!(p.acceptance() < 1.0);
+}
+
+/// Three appliances in each of `n` dwellings, every one running today (15-minute steps).
+fn busy_block(n: u32) -> HomeConfig {
+    let app = |kind| ApplianceConfig {
+        kind,
+        count: n,
+        profile_kw: None,
+        runs_per_week: Some(7.0),
+        earliest_start_h: None,
+        deadline_h: None,
+        usual_start_h: None,
+    };
+    HomeConfig {
+        dwellings: n,
+        managed: true,
+        appliance_power_cap_kw: 2.5,
+        usual_start_spread_minutes: 180,
+        grid_peak_adder_eur_per_mwh: 50.0,
+        appliances: vec![
+            app(ApplianceKind::WashingMachine),
+            app(ApplianceKind::Dishwasher),
+            app(ApplianceKind::Dryer),
+        ],
+        water_heater: None,
+        heat_pump: None,
+    }
+}
+
+#[test]
+fn shared_solutions_of_identical_dwellings_equal_solving_each_and_brute_force() {
+    let n = 120;
+    let cfg = busy_block(n);
+    let steps = 2 * 96;
+    let runs: Vec<_> = year_runs(&cfg, 15, steps)
+        .into_iter()
+        .filter(|r| r.day == 0)
+        .collect();
+    // A midday surplus that runs out part way through the dwellings, an evening grid peak
+    // and a finite headroom, so that the later dwellings see other prices.
+    let mut base = Signals::flat(steps, 0.25, 0.0);
+    for t in 0..steps {
+        let h = (t / 4) % 24;
+        base.price_eur_per_mwh[t] = match h {
+            8..=18 => 250.0,
+            7 | 19..=22 => 200.0,
+            _ => 150.0,
+        };
+        base.surplus_price_eur_per_mwh[t] = 110.0;
+        base.surplus_kw[t] = if (10..15).contains(&h) { 40.0 } else { 0.0 };
+        base.grid_peak[t] = (18..21).contains(&h);
+        base.headroom_kw[t] = 150.0;
+    }
+    base.grid_peak_adder_eur_per_mwh = 100.0;
+
+    let mut shared_sig = base.clone();
+    let mut shared_flex = vec![0.0; steps];
+    assert_eq!(
+        schedule_appliances(&runs, &cfg, &mut shared_sig, &mut shared_flex),
+        0
+    );
+
+    // Every dwelling solved on its own, in the same order; a few checked by brute force.
+    let mut sig = base.clone();
+    let mut flex = vec![0.0; steps];
+    let mut scratch = vec![0.0; steps];
+    let mut memo = DwellingMemo::default();
+    let mut memo_sig = base.clone();
+    for (d, chunk) in runs.chunks(3).enumerate() {
+        let group: Vec<Run> = chunk.iter().map(|r| r.run.clone()).collect();
+        let p = schedule_dwelling(&group, &sig, 2.5, &mut scratch).unwrap();
+        if [0, 37, n as usize - 1].contains(&d) {
+            let b = brute_force_dwelling(&group, &sig, 2.5).unwrap();
+            assert!((b.cost_eur - p.cost_eur).abs() < 1e-9, "dwelling {d}");
+        }
+        let m = memo.schedule(&group, &memo_sig, 2.5, &mut scratch).unwrap();
+        assert_eq!(m, p.starts, "dwelling {d}");
+        for (r, s) in group.iter().zip(&p.starts) {
+            for (k, pk) in r.power_kw.iter().enumerate() {
+                sig.consume(s + k, *pk);
+                memo_sig.consume(s + k, *pk);
+                flex[s + k] += pk;
+            }
+        }
+    }
+    assert_eq!(flex, shared_flex);
+    assert!(memo.reused > 0 && memo.searches > 1, "{memo:?}");
 }

@@ -1,6 +1,14 @@
-//! Ledger throughput: decode a block from bytes, batch-verify its signatures, apply it and
-//! compute the state root. Target: >= 20,000 transactions per second per core.
+//! Ledger throughput.
+//!
+//! - `ledger/*`: decode a block from bytes, batch-verify its signatures, apply it and compute
+//!   the state root (target: >= 20,000 transactions per second per core);
+//! - `year/*`: a year-sized chain (8,760 hourly blocks, ~90,000 transactions, about the default
+//!   scenario's size): settle (sign + apply), write to redb, and verify from the file by full
+//!   replay (target: write + verify under 1 s).
 #![allow(clippy::unwrap_used)]
+
+#[path = "../tests/common/year.rs"]
+mod year;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use ed25519_dalek::SigningKey;
@@ -157,5 +165,33 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// Write and verify a year-sized chain (see the module doc).
+fn bench_year(c: &mut Criterion) {
+    let input = year::hourly_year(2007, 8_760);
+    let settled = scg_ledger::settlement::settle_year(&input).unwrap();
+    let dir = std::env::temp_dir().join(format!("scg-ledger-bench-{}", std::process::id()));
+    let mut g = c.benchmark_group("year");
+    g.throughput(Throughput::Elements(settled.summary.transactions));
+    g.sample_size(10);
+    g.bench_function("settle", |b| {
+        b.iter(|| scg_ledger::settlement::settle_year(black_box(&input)).unwrap());
+    });
+    g.bench_function("store", |b| {
+        b.iter(|| scg_ledger::store::store(&dir, black_box(&settled)).unwrap());
+    });
+    g.bench_function("verify", |b| {
+        b.iter(|| scg_ledger::store::verify_dir(black_box(&dir)).unwrap());
+    });
+    g.bench_function("settle_store_verify", |b| {
+        b.iter(|| {
+            let s = scg_ledger::settlement::settle_year(black_box(&input)).unwrap();
+            scg_ledger::store::store(&dir, &s).unwrap();
+            scg_ledger::store::verify_dir(&dir).unwrap()
+        });
+    });
+    g.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, bench, bench_year);
 criterion_main!(benches);

@@ -84,7 +84,7 @@
 use crate::LedgerError;
 use crate::block::{Block, GenesisConfig};
 use crate::merkle::{sha256, to_hex};
-use crate::state::{Ledger, TradeStatus};
+use crate::state::{BlockOutcome, Ledger, TradeStatus};
 use crate::tx::{DeviceType, MAX_PAYOUTS, Payout, PublicKey, Tx, TxBody};
 use ed25519_dalek::SigningKey;
 use scg_units::Rescoin;
@@ -235,6 +235,18 @@ pub struct SettledYear {
     pub blocks: Vec<Block>,
     /// Totals.
     pub summary: SettlementSummary,
+    /// The outcome of every block as the producer applied it (genesis first).
+    outcomes: Vec<BlockOutcome>,
+    /// The producer's ledger after the last block: [`crate::store::store`] writes its records
+    /// instead of replaying the year it has just produced.
+    ledger: Ledger,
+}
+
+impl SettledYear {
+    /// The producer's outcomes (one per block) and final ledger.
+    pub(crate) fn produced(&self) -> (&[BlockOutcome], &Ledger) {
+        (&self.outcomes, &self.ledger)
+    }
 }
 
 /// Derive a settlement key.
@@ -278,21 +290,46 @@ fn cost(energy_wh: u64, rate: u128) -> Option<u128> {
     u128::from(energy_wh).checked_mul(rate).map(|x| x / 1000)
 }
 
+/// One transaction of the block being built, signed when the block is complete.
+struct Unsigned {
+    key: SigningKey,
+    id: u128,
+    nonce: u64,
+    body: TxBody,
+}
+
 /// Builds transactions with tracked nonces and ids.
 struct Signer {
     chain_id: u64,
     next_id: u128,
     nonces: BTreeMap<PublicKey, u64>,
-    txs: Vec<Vec<u8>>,
+    txs: Vec<Unsigned>,
 }
 
 impl Signer {
+    /// Queue a transaction: its id and nonce are fixed now, in order.
     fn push(&mut self, key: &SigningKey, body: TxBody) {
         let nonce = self.nonces.entry(pk(key)).or_insert(0);
-        self.txs
-            .push(Tx::sign(self.chain_id, key, self.next_id, *nonce, body));
+        self.txs.push(Unsigned {
+            key: key.clone(),
+            id: self.next_id,
+            nonce: *nonce,
+            body,
+        });
         *nonce += 1;
         self.next_id += 1;
+    }
+
+    /// Sign the queued transactions, in parallel (signing is most of a settlement's time). The
+    /// bytes do not depend on the thread count: each transaction's id, nonce and body were
+    /// fixed in order by [`Signer::push`], and ed25519 signatures are deterministic.
+    fn sign_queued(&mut self) -> Vec<Vec<u8>> {
+        use rayon::prelude::*;
+        let chain_id = self.chain_id;
+        std::mem::take(&mut self.txs)
+            .into_par_iter()
+            .map(|u| Tx::sign(chain_id, &u.key, u.id, u.nonce, u.body))
+            .collect()
     }
 }
 
@@ -408,6 +445,8 @@ struct Chain<'a> {
     summary: SettlementSummary,
     /// Mirror of available balances during the block being built (exact while every tx applies).
     available: BTreeMap<PublicKey, u128>,
+    /// Outcome of every block produced so far.
+    outcomes: Vec<BlockOutcome>,
 }
 
 impl Chain<'_> {
@@ -726,9 +765,10 @@ impl Chain<'_> {
         self.trades(i, iv, timestamp_s)?;
         self.origin(i, iv, &meters, &own_certified);
         self.cer(i, iv)?;
-        let txs = std::mem::take(&mut self.signer.txs);
+        let txs = self.signer.sign_queued();
         let (block, outcome) = self.ledger.produce_block(timestamp_s, txs)?;
-        // Nobody stores this ledger's records; do not let the change sets grow.
+        // `store` writes the final records of every account, trade and certificate; the change
+        // sets are not needed, so do not let them grow.
         self.ledger.take_changes();
         self.summary.transactions += outcome.results.len() as u64;
         // The input was checked, so a rejection means settlement and ledger disagree: refuse
@@ -744,6 +784,7 @@ impl Chain<'_> {
             )));
         }
         blocks.push(block);
+        self.outcomes.push(outcome);
         Ok(())
     }
 
@@ -791,6 +832,8 @@ impl Chain<'_> {
         SettledYear {
             blocks,
             summary: self.summary,
+            outcomes: self.outcomes,
+            ledger: self.ledger,
         }
     }
 }
@@ -902,7 +945,15 @@ pub fn settle_year(year: &CommunityYear) -> Result<SettledYear, LedgerError> {
             final_state_root_hex: String::new(),
         },
         available: BTreeMap::new(),
+        outcomes: Vec::with_capacity(year.intervals.len() + 1),
     };
+    chain.outcomes.push(BlockOutcome {
+        height: 0,
+        block_hash: genesis.hash(),
+        state_root: genesis.header.state_root,
+        results: Vec::new(),
+        expired: Vec::new(),
+    });
     let mut blocks = Vec::with_capacity(year.intervals.len() + 1);
     blocks.push(genesis);
     for (i, iv) in year.intervals.iter().enumerate() {

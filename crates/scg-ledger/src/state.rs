@@ -774,7 +774,7 @@ pub struct Ledger {
     history: Hash,
     totals: Totals,
     /// Decompressed keys of registered accounts (a cache, not state).
-    verifying_keys: BTreeMap<PublicKey, VerifyingKey>,
+    verifying_keys: KeyCache,
     /// Touched since the last root computation.
     dirty: Changes,
     /// Touched since the last `take_changes`.
@@ -788,6 +788,112 @@ fn cost(energy_wh: u64, rate_base_per_kwh: u128) -> Option<u128> {
     u128::from(energy_wh)
         .checked_mul(rate_base_per_kwh)
         .map(|x| x / 1000)
+}
+
+/// Decompressed public keys (a cache: a key not in it is decompressed on use).
+#[derive(Debug, Clone, Default)]
+pub struct KeyCache(BTreeMap<PublicKey, VerifyingKey>);
+
+impl KeyCache {
+    /// The key, from the cache or decompressed (None if it is not a curve point).
+    pub fn get(&self, key: &PublicKey) -> Option<VerifyingKey> {
+        match self.0.get(key) {
+            Some(vk) => Some(*vk),
+            None => VerifyingKey::from_bytes(key).ok(),
+        }
+    }
+}
+
+/// A block whose transactions are decoded and signature-checked, ready for
+/// [`Ledger::apply_checked_block`]. The checks need no ledger state — only the chain id and the
+/// block's bytes — so a verifier runs them for many blocks at once on all cores, then applies
+/// the blocks in order. The signatures of one block are checked as one batch (as
+/// [`Ledger::apply_block`] does), so the results never depend on how blocks are spread over
+/// threads.
+#[derive(Debug)]
+pub struct CheckedBlock<'a> {
+    block: &'a Block,
+    chain_id: u64,
+    tx_root: Hash,
+    decoded: Vec<Result<Tx, Reject>>,
+}
+
+impl<'a> CheckedBlock<'a> {
+    /// Decode every transaction of `block`, check their signatures for `chain_id` and compute
+    /// the transaction root of its body.
+    pub fn new(chain_id: u64, block: &'a Block, keys: &KeyCache) -> Self {
+        Self {
+            block,
+            chain_id,
+            tx_root: block.computed_tx_root(),
+            decoded: decode_and_verify(chain_id, &block.txs, keys),
+        }
+    }
+
+    /// Decoded but not signature-checked (a producer re-applying its own transactions, see
+    /// [`Ledger::set_verify_signatures`]).
+    fn unverified(chain_id: u64, block: &'a Block) -> Self {
+        Self {
+            block,
+            chain_id,
+            tx_root: block.computed_tx_root(),
+            decoded: decode_only(&block.txs),
+        }
+    }
+
+    /// The block.
+    pub fn block(&self) -> &'a Block {
+        self.block
+    }
+
+    /// The decoded transactions (an error for those that do not decode or verify).
+    pub fn decoded(&self) -> &[Result<Tx, Reject>] {
+        &self.decoded
+    }
+}
+
+/// Decode every transaction (signatures unchecked: a producer's own transactions).
+fn decode_only(txs: &[Vec<u8>]) -> Vec<Result<Tx, Reject>> {
+    txs.iter()
+        .map(|b| Tx::decode(b).map_err(|_: DecodeError| Reject::Malformed))
+        .collect()
+}
+
+/// Decode and batch-verify; per transaction the decoded transaction or the rejection.
+fn decode_and_verify(chain_id: u64, txs: &[Vec<u8>], keys: &KeyCache) -> Vec<Result<Tx, Reject>> {
+    let mut out = decode_only(txs);
+    let mut messages = Vec::new();
+    let mut signatures = Vec::new();
+    let mut vks = Vec::new();
+    let mut positions = Vec::new();
+    for (i, slot) in out.iter_mut().enumerate() {
+        let Ok(tx) = slot else { continue };
+        match keys.get(&tx.signer) {
+            Some(vk) => {
+                let b = &txs[i];
+                messages.push(signing_message(chain_id, &b[..b.len() - 64]));
+                signatures.push(Signature::from_bytes(&tx.signature));
+                vks.push(vk);
+                positions.push(i);
+            }
+            None => *slot = Err(Reject::BadSignature),
+        }
+    }
+    if positions.is_empty() {
+        return out;
+    }
+    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    // Batch verification of the block's signatures (deterministic: its random scalars come
+    // from a transcript of the inputs). If the batch fails, every signature is checked alone
+    // to find the bad ones.
+    if ed25519_dalek::verify_batch(&refs, &signatures, &vks).is_err() {
+        for (j, &i) in positions.iter().enumerate() {
+            if vks[j].verify_strict(refs[j], &signatures[j]).is_err() {
+                out[i] = Err(Reject::BadSignature);
+            }
+        }
+    }
+    out
 }
 
 fn valid_key(key: &PublicKey) -> Option<VerifyingKey> {
@@ -826,7 +932,7 @@ impl Ledger {
             delivered: BTreeMap::new(),
             history: ZERO_HASH,
             totals: Totals::default(),
-            verifying_keys: BTreeMap::new(),
+            verifying_keys: KeyCache::default(),
             dirty: Changes::default(),
             changes: Changes::default(),
             poisoned: false,
@@ -1031,7 +1137,12 @@ impl Ledger {
                 reason: "too many transactions or a transaction of bad length".into(),
             });
         }
-        let (results, expired, state_root) = self.execute(height, timestamp_s, &txs);
+        let decoded = if self.verify_signatures {
+            decode_and_verify(self.config.chain_id, &txs, &self.verifying_keys)
+        } else {
+            decode_only(&txs)
+        };
+        let (results, expired, state_root) = self.execute(height, timestamp_s, &txs, decoded);
         let codes: Vec<u16> = results
             .iter()
             .map(|r| r.err().map_or(0, Reject::code))
@@ -1064,10 +1175,41 @@ impl Ledger {
     /// Apply the next block, checking its header against the replay. On a structural error the
     /// state is untouched; on a root mismatch the ledger is poisoned (see module doc).
     pub fn apply_block(&mut self, block: &Block) -> Result<BlockOutcome, LedgerError> {
+        let checked = if self.verify_signatures {
+            CheckedBlock::new(self.config.chain_id, block, &self.verifying_keys)
+        } else {
+            CheckedBlock::unverified(self.config.chain_id, block)
+        };
+        self.apply_checked_block(checked)
+    }
+
+    /// The decompressed keys of the registered accounts, for [`CheckedBlock::new`] (a cache:
+    /// checks give the same results with any cache).
+    pub fn key_cache(&self) -> &KeyCache {
+        &self.verifying_keys
+    }
+
+    /// [`Ledger::apply_block`] of a block whose transactions were decoded and signature-checked
+    /// ahead (possibly on another thread, see [`CheckedBlock`]); the same checks, results and
+    /// errors as `apply_block`.
+    pub fn apply_checked_block(
+        &mut self,
+        checked: CheckedBlock<'_>,
+    ) -> Result<BlockOutcome, LedgerError> {
         if self.poisoned {
             return Err(LedgerError::Poisoned);
         }
+        let block = checked.block;
         let h = &block.header;
+        if checked.chain_id != self.config.chain_id {
+            return Err(LedgerError::BadBlock {
+                height: h.height,
+                reason: format!(
+                    "checked for chain {} but this ledger is chain {}",
+                    checked.chain_id, self.config.chain_id
+                ),
+            });
+        }
         let bad = |reason: String| LedgerError::BadBlock {
             height: h.height,
             reason,
@@ -1087,14 +1229,15 @@ impl Ledger {
         if h.tx_count as usize != block.txs.len() {
             return Err(bad("transaction count mismatch".into()));
         }
-        if block.computed_tx_root() != h.tx_root {
+        if checked.tx_root != h.tx_root {
             let culprit = self.first_unverifiable_tx(&block.txs);
             return Err(bad(match culprit {
                 Some((i, why)) => format!("transaction root mismatch; tx {i}: {why}"),
                 None => "transaction root mismatch".into(),
             }));
         }
-        let (results, expired, state_root) = self.execute(h.height, h.timestamp_s, &block.txs);
+        let (results, expired, state_root) =
+            self.execute(h.height, h.timestamp_s, &block.txs, checked.decoded);
         let codes: Vec<u16> = results
             .iter()
             .map(|r| r.err().map_or(0, Reject::code))
@@ -1144,62 +1287,13 @@ impl Ledger {
         None
     }
 
-    fn verifying_key(&self, key: &PublicKey) -> Option<VerifyingKey> {
-        match self.verifying_keys.get(key) {
-            Some(vk) => Some(*vk),
-            None => VerifyingKey::from_bytes(key).ok(),
-        }
-    }
-
     fn signature_ok(&self, tx: &Tx, bytes: &[u8]) -> bool {
-        let Some(vk) = self.verifying_key(&tx.signer) else {
+        let Some(vk) = self.verifying_keys.get(&tx.signer) else {
             return false;
         };
         let msg = signing_message(self.config.chain_id, &bytes[..bytes.len() - 64]);
         vk.verify_strict(&msg, &Signature::from_bytes(&tx.signature))
             .is_ok()
-    }
-
-    /// Decode and batch-verify; returns per-tx decoded transaction or the rejection.
-    fn decode_and_verify(&self, txs: &[Vec<u8>]) -> Vec<Result<Tx, Reject>> {
-        let mut out: Vec<Result<Tx, Reject>> = txs
-            .iter()
-            .map(|b| Tx::decode(b).map_err(|_: DecodeError| Reject::Malformed))
-            .collect();
-        if !self.verify_signatures {
-            return out;
-        }
-        let mut messages = Vec::new();
-        let mut signatures = Vec::new();
-        let mut keys = Vec::new();
-        let mut positions = Vec::new();
-        for (i, slot) in out.iter_mut().enumerate() {
-            let Ok(tx) = slot else { continue };
-            match self.verifying_key(&tx.signer) {
-                Some(vk) => {
-                    let b = &txs[i];
-                    messages.push(signing_message(self.config.chain_id, &b[..b.len() - 64]));
-                    signatures.push(Signature::from_bytes(&tx.signature));
-                    keys.push(vk);
-                    positions.push(i);
-                }
-                None => *slot = Err(Reject::BadSignature),
-            }
-        }
-        if positions.is_empty() {
-            return out;
-        }
-        let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-        // Batch verification (deterministic: its random scalars come from a transcript of the
-        // inputs). If the batch fails, every signature is checked alone to find the bad ones.
-        if ed25519_dalek::verify_batch(&refs, &signatures, &keys).is_err() {
-            for (j, &i) in positions.iter().enumerate() {
-                if keys[j].verify_strict(refs[j], &signatures[j]).is_err() {
-                    out[i] = Err(Reject::BadSignature);
-                }
-            }
-        }
-        out
     }
 
     /// Run one block's effects; returns results, expired trades and the new state root.
@@ -1208,9 +1302,9 @@ impl Ledger {
         height: u64,
         timestamp_s: u64,
         txs: &[Vec<u8>],
+        decoded: Vec<Result<Tx, Reject>>,
     ) -> (Vec<Result<(), Reject>>, Vec<u128>, Hash) {
         let expired = self.expire_trades(height, timestamp_s);
-        let decoded = self.decode_and_verify(txs);
         let mut results = Vec::with_capacity(txs.len());
         for (bytes, d) in txs.iter().zip(decoded) {
             let r = d.and_then(|tx| self.apply_tx(height, timestamp_s, &tx, bytes));
@@ -1861,7 +1955,7 @@ impl Ledger {
                 device,
             },
         );
-        self.verifying_keys.insert(key, vk);
+        self.verifying_keys.0.insert(key, vk);
         self.touch_account(key);
     }
 

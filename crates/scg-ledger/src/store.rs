@@ -17,28 +17,38 @@
 //! Each [`Store::append`] is one redb write transaction committed with immediate durability:
 //! blocks, outcomes, state records, indexes and the head move together or not at all, so a crash
 //! (kill -9) at any point leaves the last committed head and a state that verifies.
-//! [`write_blocks`] (a whole chain at once) commits in groups of [`GROUP_BLOCKS`] blocks and
-//! syncs to disk only at the last one: an interrupted write leaves a consistent but shorter
-//! chain, which [`Store::verify`] reports as incomplete because the genesis states the planned
-//! length ([`GenesisConfig::intervals_total`](crate::GenesisConfig)). [`store`] writes a new file
-//! beside the old one and renames it into place, so the previous ledger stays whole until the
-//! new one is complete.
+//! [`write_blocks`] (a whole chain at once, applied and checked on the way) commits in groups of
+//! [`GROUP_BLOCKS`] blocks and syncs to disk only at the last one: an interrupted write leaves a
+//! consistent but shorter chain, which [`Store::verify`] reports as incomplete because the
+//! genesis states the planned length ([`GenesisConfig::intervals_total`](crate::GenesisConfig)).
+//! [`store`] writes a settled year without replaying it — the settlement has just signed and
+//! applied every transaction, so the blocks, outcomes and final records come from its ledger,
+//! after a check that the blocks are the ones it produced (hash links up to its head,
+//! transaction and outcome roots) — into a new file beside the old one, synced once, and renames
+//! it into place, so the previous ledger stays whole until the new one is complete.
 //!
 //! [`Store::verify`] trusts nothing in the file: it replays every block from genesis (all
 //! signatures, hashes, Merkle and state roots, every invariant) and compares the stored records
-//! and indexes with the replay. [`Store::open_read_only`] (used by `verify` and `show`) never
-//! writes to the file and works on read-only media.
+//! and indexes with the replay. Signature checks need no state, so it runs them (with decoding
+//! and transaction roots) for windows of [`VERIFY_WINDOW`] blocks on all cores (rayon), each
+//! block's signatures as one batch exactly as [`Ledger::apply_block`] checks them, and applies
+//! the blocks in order: the result does not depend on the number of threads.
+//! [`Store::open_read_only`] (used by `verify` and `show`) never writes to the file and works
+//! on read-only media.
 //!
 //! Storage errors name the file and the operation ("writing /x/ledger.redb: ...").
 
-use crate::block::Block;
+use crate::block::{Block, outcome_root};
 use crate::merkle::{Hash, to_hex};
-use crate::state::{Account, BlockOutcome, Certificate, InvariantChecker, Ledger};
+use crate::state::{
+    Account, BlockOutcome, Certificate, Changes, CheckedBlock, InvariantChecker, Ledger,
+};
 use crate::tx::{PublicKey, Tx};
 use crate::{LedgerError, settlement};
+use rayon::prelude::*;
 use redb::{
     Database, Durability, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, ReadableTable,
-    ReadableTableMetadata, TableDefinition,
+    ReadableTableMetadata, TableDefinition, WriteTransaction,
 };
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -375,86 +385,24 @@ impl Store {
                 last.header.height
             )));
         }
-        let mut expect_height = self.head()?.map_or(0, |h| h.height + 1);
+        let first_height = self.head()?.map_or(0, |h| h.height + 1);
         let mut expect_parent = self.head()?.map_or([0; 32], |h| h.block_hash);
+        for (expect_height, (block, _)) in (first_height..).zip(blocks) {
+            if block.header.height != expect_height || block.header.parent_hash != expect_parent {
+                return Err(LedgerError::Storage(format!(
+                    "block {} does not follow the stored head",
+                    block.header.height
+                )));
+            }
+            expect_parent = block.hash();
+        }
         let mut txn = db.begin_write().map_err(db_err)?;
         txn.set_durability(durability)
             .map_err(|e| LedgerError::Storage(e.to_string()))?;
-        {
-            let mut t_blocks = txn.open_table(BLOCKS).map_err(db_err)?;
-            let mut t_outcomes = txn.open_table(OUTCOMES).map_err(db_err)?;
-            let mut t_index = txn.open_table(ACCOUNT_TXS).map_err(db_err)?;
-            for (block, outcome) in blocks {
-                if block.header.height != expect_height || block.header.parent_hash != expect_parent
-                {
-                    return Err(LedgerError::Storage(format!(
-                        "block {} does not follow the stored head",
-                        block.header.height
-                    )));
-                }
-                expect_height += 1;
-                expect_parent = block.hash();
-                t_blocks
-                    .insert(block.header.height, block.to_bytes().as_slice())
-                    .map_err(db_err)?;
-                t_outcomes
-                    .insert(block.header.height, outcome.encode_results().as_slice())
-                    .map_err(db_err)?;
-                for (i, (bytes, code)) in block.txs.iter().zip(outcome.codes()).enumerate() {
-                    for key in index_keys(bytes) {
-                        t_index
-                            .insert((key.as_slice(), block.header.height, i as u32), code)
-                            .map_err(db_err)?;
-                    }
-                }
-            }
-            let changes = ledger.take_changes();
-            let mut t_accounts = txn.open_table(ACCOUNTS).map_err(db_err)?;
-            for key in &changes.accounts {
-                if let Some(a) = ledger.account(key) {
-                    t_accounts
-                        .insert(key.as_slice(), a.to_bytes().as_slice())
-                        .map_err(db_err)?;
-                }
-            }
-            let mut t_certs = txn.open_table(CERTIFICATES).map_err(db_err)?;
-            let mut t_owner = txn.open_table(ACCOUNT_CERTS).map_err(db_err)?;
-            for id in &changes.certificates {
-                let Some(c) = ledger.certificate(*id) else {
-                    continue;
-                };
-                let old_owner = t_certs
-                    .get(*id)
-                    .map_err(db_err)?
-                    .and_then(|v| Certificate::from_bytes(v.value()).ok())
-                    .map(|old| old.owner);
-                if let Some(old) = old_owner {
-                    t_owner.remove((old.as_slice(), *id)).map_err(db_err)?;
-                }
-                t_owner
-                    .insert((c.owner.as_slice(), *id), ())
-                    .map_err(db_err)?;
-                t_certs
-                    .insert(*id, c.to_bytes().as_slice())
-                    .map_err(db_err)?;
-            }
-            let mut t_trades = txn.open_table(TRADES).map_err(db_err)?;
-            for id in &changes.trades {
-                if let Some(t) = ledger.trade(*id) {
-                    t_trades
-                        .insert(*id, t.to_bytes().as_slice())
-                        .map_err(db_err)?;
-                }
-            }
-            let head = Head {
-                height: last.header.height,
-                block_hash: last.hash(),
-                state_root: last.header.state_root,
-            };
-            let mut meta = txn.open_table(META).map_err(db_err)?;
-            meta.insert("head", head.to_bytes().as_slice())
-                .map_err(db_err)?;
-        }
+        put_blocks(&txn, blocks.iter().map(|(b, o)| (b, o)))?;
+        let changes = ledger.take_changes();
+        put_records(&txn, ledger, &changes)?;
+        put_head(&txn, last)?;
         txn.commit().map_err(db_err)?;
         self.head()?
             .ok_or_else(|| LedgerError::Storage("head missing after commit".into()))
@@ -558,11 +506,7 @@ impl Store {
                 head.height
             )));
         }
-        let mut ledger: Option<Ledger> = None;
-        let mut checker = InvariantChecker::default();
-        let mut expected_index: BTreeSet<(PublicKey, u64, u32, u16)> = BTreeSet::new();
-        let (mut transactions, mut rejected) = (0u64, 0u64);
-        for height in 0..=head.height {
+        let read_block = |height: u64| -> Result<Block, LedgerError> {
             let bytes =
                 t_blocks
                     .get(height)
@@ -584,51 +528,53 @@ impl Store {
                     ),
                 });
             }
-            let outcome = match ledger.as_mut() {
-                None => {
-                    let (l, o) = Ledger::from_genesis_block(&block)?;
-                    ledger = Some(l);
-                    o
-                }
-                Some(l) => l.apply_block(&block)?,
-            };
-            let Some(l) = ledger.as_mut() else {
-                return Err(LedgerError::Storage("no genesis".into()));
-            };
-            let changes = l.take_changes();
-            checker
-                .check(l, &changes)
-                .map_err(|detail| LedgerError::Invariant { height, detail })?;
-            let stored = t_outcomes
-                .get(height)
-                .map_err(db_err)?
-                .map(|v| v.value().to_vec());
-            if stored.as_deref() != Some(outcome.encode_results().as_slice()) {
-                let detail = stored
-                    .as_deref()
-                    .and_then(decode_outcome)
-                    .and_then(|(codes, _)| {
-                        codes
-                            .iter()
-                            .zip(outcome.codes())
-                            .position(|(a, b)| *a != b)
-                            .map(|i| format!("tx {i}: stored result differs from the replay"))
+            Ok(block)
+        };
+        let mut replay = Replay {
+            checker: InvariantChecker::default(),
+            expected_index: BTreeSet::new(),
+            transactions: 0,
+            rejected: 0,
+        };
+        let genesis = read_block(0)?;
+        let (mut ledger, outcome) = Ledger::from_genesis_block(&genesis)?;
+        replay.block(&t_outcomes, &mut ledger, &genesis, &outcome, Vec::new())?;
+        let chain_id = ledger.config().chain_id;
+        let mut next = 1;
+        while next <= head.height {
+            let last = head.height.min(next.saturating_add(VERIFY_WINDOW - 1));
+            let blocks = (next..=last)
+                .map(read_block)
+                .collect::<Result<Vec<Block>, LedgerError>>()?;
+            // Signatures, decoding and transaction roots need no state: check the window's
+            // blocks on all cores, then apply them in order.
+            let keys = ledger.key_cache().clone();
+            let checked: Vec<CheckedBlock<'_>> = blocks
+                .par_iter()
+                .map(|b| CheckedBlock::new(chain_id, b, &keys))
+                .collect();
+            for c in checked {
+                let block = c.block();
+                let index: Vec<Vec<PublicKey>> = block
+                    .txs
+                    .iter()
+                    .zip(c.decoded())
+                    .map(|(bytes, d)| match d {
+                        Ok(tx) => tx.involved_keys(),
+                        Err(_) => index_keys(bytes),
                     })
-                    .unwrap_or_else(|| "stored outcome record differs from the replay".into());
-                return Err(LedgerError::BadBlock {
-                    height,
-                    reason: detail,
-                });
+                    .collect();
+                let outcome = ledger.apply_checked_block(c)?;
+                replay.block(&t_outcomes, &mut ledger, block, &outcome, index)?;
             }
-            for (i, (bytes, code)) in block.txs.iter().zip(outcome.codes()).enumerate() {
-                for key in index_keys(bytes) {
-                    expected_index.insert((key, height, i as u32, code));
-                }
-            }
-            transactions += block.txs.len() as u64;
-            rejected += outcome.rejected() as u64;
+            next = last + 1;
         }
-        let ledger = ledger.ok_or_else(|| LedgerError::Storage("no genesis".into()))?;
+        let Replay {
+            expected_index,
+            transactions,
+            rejected,
+            ..
+        } = replay;
         // The O(state) from-scratch check (including rebuilding every Merkle tree) once, at the end.
         ledger
             .check_invariants()
@@ -744,6 +690,152 @@ impl Store {
     }
 }
 
+/// Write blocks, their outcomes and the per-account index entries of their transactions.
+fn put_blocks<'b>(
+    txn: &WriteTransaction,
+    blocks: impl Iterator<Item = (&'b Block, &'b BlockOutcome)>,
+) -> Result<(), LedgerError> {
+    let mut t_blocks = txn.open_table(BLOCKS).map_err(db_err)?;
+    let mut t_outcomes = txn.open_table(OUTCOMES).map_err(db_err)?;
+    let mut t_index = txn.open_table(ACCOUNT_TXS).map_err(db_err)?;
+    for (block, outcome) in blocks {
+        t_blocks
+            .insert(block.header.height, block.to_bytes().as_slice())
+            .map_err(db_err)?;
+        t_outcomes
+            .insert(block.header.height, outcome.encode_results().as_slice())
+            .map_err(db_err)?;
+        for (i, (bytes, code)) in block.txs.iter().zip(outcome.codes()).enumerate() {
+            for key in index_keys(bytes) {
+                t_index
+                    .insert((key.as_slice(), block.header.height, i as u32), code)
+                    .map_err(db_err)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Write the records `changes` names as `ledger` holds them (certificates with their owner
+/// index entry, moved when the owner changed).
+fn put_records(
+    txn: &WriteTransaction,
+    ledger: &Ledger,
+    changes: &Changes,
+) -> Result<(), LedgerError> {
+    let mut t_accounts = txn.open_table(ACCOUNTS).map_err(db_err)?;
+    for key in &changes.accounts {
+        if let Some(a) = ledger.account(key) {
+            t_accounts
+                .insert(key.as_slice(), a.to_bytes().as_slice())
+                .map_err(db_err)?;
+        }
+    }
+    let mut t_certs = txn.open_table(CERTIFICATES).map_err(db_err)?;
+    let mut t_owner = txn.open_table(ACCOUNT_CERTS).map_err(db_err)?;
+    for id in &changes.certificates {
+        let Some(c) = ledger.certificate(*id) else {
+            continue;
+        };
+        let old_owner = t_certs
+            .get(*id)
+            .map_err(db_err)?
+            .and_then(|v| Certificate::from_bytes(v.value()).ok())
+            .map(|old| old.owner);
+        if let Some(old) = old_owner {
+            t_owner.remove((old.as_slice(), *id)).map_err(db_err)?;
+        }
+        t_owner
+            .insert((c.owner.as_slice(), *id), ())
+            .map_err(db_err)?;
+        t_certs
+            .insert(*id, c.to_bytes().as_slice())
+            .map_err(db_err)?;
+    }
+    let mut t_trades = txn.open_table(TRADES).map_err(db_err)?;
+    for id in &changes.trades {
+        if let Some(t) = ledger.trade(*id) {
+            t_trades
+                .insert(*id, t.to_bytes().as_slice())
+                .map_err(db_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Move the head to `last`.
+fn put_head(txn: &WriteTransaction, last: &Block) -> Result<(), LedgerError> {
+    let head = Head {
+        height: last.header.height,
+        block_hash: last.hash(),
+        state_root: last.header.state_root,
+    };
+    let mut meta = txn.open_table(META).map_err(db_err)?;
+    meta.insert("head", head.to_bytes().as_slice())
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Blocks verified at once by [`Store::load`]: their signature checks run in parallel.
+pub const VERIFY_WINDOW: u64 = 512;
+
+/// What [`Store::load`] accumulates while replaying.
+struct Replay {
+    checker: InvariantChecker,
+    expected_index: BTreeSet<(PublicKey, u64, u32, u16)>,
+    transactions: u64,
+    rejected: u64,
+}
+
+impl Replay {
+    /// After `block` was applied with `outcome`: check the invariants and the stored outcome,
+    /// and note the index entries the block implies (`index`: per transaction, the keys it
+    /// involves).
+    fn block(
+        &mut self,
+        t_outcomes: &redb::ReadOnlyTable<u64, &[u8]>,
+        ledger: &mut Ledger,
+        block: &Block,
+        outcome: &BlockOutcome,
+        index: Vec<Vec<PublicKey>>,
+    ) -> Result<(), LedgerError> {
+        let height = block.header.height;
+        let changes = ledger.take_changes();
+        self.checker
+            .check(ledger, &changes)
+            .map_err(|detail| LedgerError::Invariant { height, detail })?;
+        let stored = t_outcomes
+            .get(height)
+            .map_err(db_err)?
+            .map(|v| v.value().to_vec());
+        if stored.as_deref() != Some(outcome.encode_results().as_slice()) {
+            let detail = stored
+                .as_deref()
+                .and_then(decode_outcome)
+                .and_then(|(codes, _)| {
+                    codes
+                        .iter()
+                        .zip(outcome.codes())
+                        .position(|(a, b)| *a != b)
+                        .map(|i| format!("tx {i}: stored result differs from the replay"))
+                })
+                .unwrap_or_else(|| "stored outcome record differs from the replay".into());
+            return Err(LedgerError::BadBlock {
+                height,
+                reason: detail,
+            });
+        }
+        for (i, (keys, code)) in index.into_iter().zip(outcome.codes()).enumerate() {
+            for key in keys {
+                self.expected_index.insert((key, height, i as u32, code));
+            }
+        }
+        self.transactions += block.txs.len() as u64;
+        self.rejected += outcome.rejected() as u64;
+        Ok(())
+    }
+}
+
 /// Open `dir` and verify it (see [`Store::verify`]), turning a panic inside the storage engine on
 /// a corrupt file (redb can panic on some damaged pages) into a [`LedgerError::Storage`], so a
 /// flipped bit is always reported as an error value.
@@ -853,6 +945,125 @@ fn write_chain(path: &Path, blocks: &[Block]) -> Result<Head, LedgerError> {
     Ok(head)
 }
 
+/// Write a chain its producer has just built and applied ([`settlement::settle_year`]): the
+/// blocks with the producer's outcomes and final records, without replaying the year (the
+/// producer signed and applied every transaction; `scg ledger verify` replays it all). Checked
+/// first ([`check_produced`]), so what is stored is what the producer's ledger applied. Groups
+/// of [`GROUP_BLOCKS`] blocks per write transaction; the records and the head go in the last,
+/// the only one synced to disk (which makes the earlier ones durable too).
+fn write_produced(path: &Path, settled: &settlement::SettledYear) -> Result<Head, LedgerError> {
+    let (outcomes, ledger) = settled.produced();
+    let blocks = &settled.blocks;
+    check_produced(blocks, outcomes, ledger)?;
+    let store = Store::create_file(path)?;
+    let Db::Write(db) = &store.db else {
+        return Err(LedgerError::Storage("the ledger is open read-only".into()));
+    };
+    let write = || -> Result<(), LedgerError> {
+        let groups = blocks.len().div_ceil(GROUP_BLOCKS);
+        let chunks = blocks
+            .chunks(GROUP_BLOCKS)
+            .zip(outcomes.chunks(GROUP_BLOCKS));
+        for (g, (bs, os)) in chunks.enumerate() {
+            let last = g + 1 == groups;
+            let mut txn = db.begin_write().map_err(db_err)?;
+            txn.set_durability(if last {
+                Durability::Immediate
+            } else {
+                Durability::None
+            })
+            .map_err(|e| LedgerError::Storage(e.to_string()))?;
+            put_blocks(&txn, bs.iter().zip(os))?;
+            if let (true, Some(head)) = (last, blocks.last()) {
+                put_records(&txn, ledger, &all_records(ledger))?;
+                put_head(&txn, head)?;
+            }
+            txn.commit().map_err(db_err)?;
+        }
+        Ok(())
+    };
+    write().map_err(|e| storage_at("writing", path, e))?;
+    store
+        .head()?
+        .ok_or_else(|| at_path("writing", path, "head missing after commit"))
+}
+
+/// Every account, trade and certificate of `ledger`, as a change set.
+fn all_records(ledger: &Ledger) -> Changes {
+    Changes {
+        accounts: ledger.accounts().map(|a| a.key).collect(),
+        trades: ledger.trades().map(|t| t.id).collect(),
+        certificates: ledger.certificates().iter().map(|c| c.id).collect(),
+        reports: BTreeSet::new(),
+    }
+}
+
+/// Check that `blocks` are the ones `ledger` produced with `outcomes`: a valid genesis for
+/// its configuration, one outcome per block at its height committing to the block's outcome
+/// and state roots, every transaction root matching its block's body (checked on all cores),
+/// and headers linked by hash from the genesis up to the ledger's head.
+fn check_produced(
+    blocks: &[Block],
+    outcomes: &[BlockOutcome],
+    ledger: &Ledger,
+) -> Result<(), LedgerError> {
+    let bad = |height: u64, reason: &str| LedgerError::BadBlock {
+        height,
+        reason: format!("not the block the settlement produced: {reason}"),
+    };
+    let Some(genesis) = blocks.first() else {
+        return Err(LedgerError::Storage("no blocks to write".into()));
+    };
+    if blocks.len() != outcomes.len() {
+        return Err(LedgerError::Storage(format!(
+            "{} blocks but {} outcomes",
+            blocks.len(),
+            outcomes.len()
+        )));
+    }
+    if genesis.genesis.as_ref() != Some(ledger.config()) {
+        return Err(bad(0, "genesis of another configuration"));
+    }
+    Ledger::from_genesis_block(genesis)?;
+    let planned = ledger.config().intervals_total;
+    if blocks.len() as u64 - 1 > planned {
+        return Err(LedgerError::Storage(format!(
+            "{} blocks are beyond the chain's planned length ({planned} intervals, genesis)",
+            blocks.len() - 1
+        )));
+    }
+    if let Some(b) = blocks
+        .par_iter()
+        .find_first(|b| b.computed_tx_root() != b.header.tx_root)
+    {
+        return Err(bad(b.header.height, "transaction root mismatch"));
+    }
+    let mut parent = None;
+    for (i, (b, o)) in blocks.iter().zip(outcomes).enumerate() {
+        let h = &b.header;
+        let hash = b.hash();
+        if h.height != i as u64
+            || o.height != h.height
+            || parent.is_some_and(|p| p != h.parent_hash)
+            || o.block_hash != hash
+            || o.state_root != h.state_root
+            || outcome_root(&o.codes()) != h.outcome_root
+        {
+            return Err(bad(i as u64, "header, outcome or parent hash mismatch"));
+        }
+        parent = Some(hash);
+    }
+    if parent != Some(ledger.head_hash()) || ledger.state_root() != ledger_root(blocks) {
+        return Err(bad(ledger.height(), "the ledger is not at the last block"));
+    }
+    Ok(())
+}
+
+/// State root the last block commits to.
+fn ledger_root(blocks: &[Block]) -> Hash {
+    blocks.last().map_or([0; 32], |b| b.header.state_root)
+}
+
 /// Write a settled year (see [`settlement::settle_year`]) to `dir` as `ledger.redb`, replacing
 /// a previous one atomically: the chain is written to a temporary file in `dir`, synced, and
 /// renamed over `ledger.redb`, so a crash or a full disk leaves the previous ledger whole (plus
@@ -864,7 +1075,7 @@ pub fn store(dir: &Path, settled: &settlement::SettledYear) -> Result<Head, Ledg
     if tmp.exists() {
         std::fs::remove_file(&tmp).map_err(|e| at_path("removing", &tmp, e))?;
     }
-    let head = match write_chain(&tmp, &settled.blocks) {
+    let head = match write_produced(&tmp, settled) {
         Ok(head) => head,
         Err(e) => {
             // Best effort: the error that matters is the write's.

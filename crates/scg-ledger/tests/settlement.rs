@@ -2,6 +2,8 @@
 //! for 5 members written to redb and verified.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use scg_ledger::DeviceType;
 use scg_ledger::Ledger;
 use scg_ledger::settlement::{
@@ -152,7 +154,7 @@ fn small_year_by_hand() {
 #[test]
 fn bad_input_is_an_error_naming_the_interval_and_member() {
     type Break = fn(&mut CommunityYear);
-    let cases: [(Break, &str, &str); 4] = [
+    let cases: [(Break, &str, &str); 7] = [
         (
             |y| y.intervals[1].trades.push(trade("nobody", "school", 1)),
             "interval 1",
@@ -183,6 +185,26 @@ fn bad_input_is_an_error_naming_the_interval_and_member() {
             "interval 0",
             "ghost",
         ),
+        (
+            |y| {
+                y.intervals[2].cer.push(CerPayout {
+                    member: "stranger".into(),
+                    amount_base: 1,
+                });
+            },
+            "interval 2",
+            "stranger",
+        ),
+        (
+            |y| y.intervals[0].trades[0].energy_wh = 0,
+            "interval 0",
+            "'school'",
+        ),
+        (
+            |y| y.intervals[1].trades[0].seller = "flat".into(),
+            "interval 1",
+            "'flat'",
+        ),
     ];
     for (break_it, interval, member) in cases {
         let mut y = small();
@@ -196,64 +218,7 @@ fn bad_input_is_an_error_naming_the_interval_and_member() {
 /// CER payouts: settles, stores, verifies; same seed gives the same root.
 #[test]
 fn hourly_year_for_five_members_stores_and_verifies() {
-    let members = ["apartment", "restaurant", "office", "supermarket", "school"];
-    let mut intervals = Vec::with_capacity(8_760);
-    for h in 0..8_760u64 {
-        let hour = h % 24;
-        let sun = if (7..19).contains(&hour) {
-            1_000 + 200 * (6 - (hour as i64 - 12).abs()) as u64
-        } else {
-            0
-        };
-        let mut readings = Vec::new();
-        for (i, m) in members.iter().enumerate() {
-            let consumed = 500 + 100 * i as u64 + (h * 37 + i as u64 * 11) % 300;
-            // The school exports what it sells in daylight.
-            let exported = if *m == "school" && sun > 0 { 400 } else { 0 };
-            readings.push(reading(m, DeviceType::SupplyPoint, exported, consumed));
-            if i % 2 == 0 && sun > 0 {
-                readings.push(reading(m, DeviceType::Pv, sun * (i as u64 + 1), 0));
-            }
-        }
-        readings.push(reading("office", DeviceType::Wind, (h * 13) % 900, 0));
-        let trades = if sun > 0 {
-            vec![P2pTrade {
-                buyer: "apartment".into(),
-                seller: "school".into(),
-                energy_wh: 400,
-                price_base_per_kwh: 110_000_000, // 110 EUR/MWh
-                grid_fee_base_per_kwh: 8_000_000,
-            }]
-        } else {
-            vec![]
-        };
-        let cer = if h % 730 == 729 {
-            members
-                .iter()
-                .map(|m| CerPayout {
-                    member: (*m).into(),
-                    amount_base: 1_000_000_000,
-                })
-                .collect()
-        } else {
-            vec![]
-        };
-        intervals.push(IntervalInput {
-            readings,
-            trades,
-            cer,
-        });
-    }
-    let year = CommunityYear {
-        seed: 2007,
-        members: members.iter().map(|m| (*m).to_string()).collect(),
-        mint_rate_base_per_wh: 1_000_000,
-        start_timestamp_s: 1_167_609_600,
-        interval_s: 3_600,
-        opening_balance_base: 10 * Rescoin::ONE.0,
-        treasury_endowment_base: 1_000_000 * Rescoin::ONE.0,
-        intervals,
-    };
+    let year = common::year::hourly_year(2007, 8_760);
     let t0 = std::time::Instant::now();
     let settled = settle_year(&year).unwrap();
     let settle_s = t0.elapsed().as_secs_f64();
@@ -298,5 +263,36 @@ fn hourly_year_for_five_members_stores_and_verifies() {
         settle_year(&other).unwrap().summary.final_state_root_hex,
         settle_year(&first10).unwrap().summary.final_state_root_hex
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `store` writes what the settlement's ledger produced, so it refuses blocks changed after
+/// the settlement; `verify` gives the same report whatever the number of threads checking
+/// signatures.
+#[test]
+fn store_refuses_changed_blocks_and_verify_does_not_depend_on_threads() {
+    let settled = settle_year(&common::year::hourly_year(11, 600)).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ledger-threads-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut changed = settled.clone();
+    let last = changed.blocks[7].txs[0].len() - 1;
+    changed.blocks[7].txs[0][last] ^= 1;
+    let e = store(&dir, &changed).unwrap_err().to_string();
+    assert!(e.contains("block 7"), "{e}");
+    let mut relinked = settled.clone();
+    relinked.blocks[3].header.timestamp_s += 1;
+    assert!(store(&dir, &relinked).is_err());
+    store(&dir, &settled).unwrap();
+    let verify_with = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| scg_ledger::store::verify_dir(&dir).unwrap())
+    };
+    let one = verify_with(1);
+    assert_eq!(one.height, 600);
+    assert_eq!(one, verify_with(3));
     std::fs::remove_dir_all(&dir).unwrap();
 }

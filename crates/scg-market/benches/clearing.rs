@@ -1,9 +1,13 @@
 //! Clearing speed: 100,000 orders in one interval (target < 50 ms), growth with book size,
-//! and a year of 15-minute intervals for the five-prosumer community (target well under 1 s).
+//! a year of 15-minute intervals for the five-prosumer community (target well under 1 s), and
+//! a city's interval (`city_interval`): 1,000 and 10,000 members whose truthful agents bid the
+//! retail price and offer at the feed-in price (target: well under 1 ms for 10,000).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use scg_market::community::{CommunityMarket, GridTariff};
-use scg_market::{ClearingConfig, GridFee, Mechanism, Order, Price, Source, clear};
+use scg_market::{
+    ClearingConfig, GridCounterpart, GridFee, Mechanism, Order, Price, Source, clear,
+};
 use std::hint::black_box;
 
 /// A deterministic pseudo-random book (xorshift64*, fixed seed): half bids, half offers,
@@ -94,5 +98,73 @@ fn bench_year(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_orders, bench_year);
+/// One interval of a city (deterministic xorshift): about a quarter of the members have a
+/// surplus (rooftop PV at noon), the rest a deficit, 0.05-3 kWh each; the community market's
+/// agents make two price levels (retail bids, feed-in offers).
+fn city_net_kwh(members: usize) -> Vec<f64> {
+    let mut s: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        s.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    };
+    (0..members)
+        .map(|_| {
+            let kwh = 0.05 + (next() % 2_950) as f64 / 1000.0;
+            if next() % 4 == 0 { kwh } else { -kwh }
+        })
+        .collect()
+}
+
+fn bench_city(c: &mut Criterion) {
+    let tariff = GridTariff::from_eur_per_mwh(250.0, 50.0).expect("valid prices");
+    let mut group = c.benchmark_group("city_interval");
+    group.sample_size(20);
+    for members in [1_000usize, 10_000] {
+        let ids: Vec<String> = (0..members).map(|k| format!("home-{k:05}")).collect();
+        let net = city_net_kwh(members);
+        group.throughput(Throughput::Elements(members as u64));
+        // The community step's call: net positions to orders, clearing, per-member flows.
+        let market = CommunityMarket {
+            mechanism: Mechanism::PayAsClear,
+            fee: GridFee::Constant(Price::from_milli(10_000)),
+        };
+        group.bench_with_input(
+            BenchmarkId::new("community_pay_as_clear", members),
+            &net,
+            |b, net| b.iter(|| market.clear_interval(0, &ids, black_box(net), tariff, false)),
+        );
+        // The clearing alone on the same book.
+        let orders: Vec<Order> = ids
+            .iter()
+            .zip(&net)
+            .map(|(id, &kwh)| {
+                let wh = (kwh * 1000.0).round() as i64;
+                if wh > 0 {
+                    Order::offer(id, id, 0, wh, tariff.feed_in, Some(Source::Pv))
+                } else {
+                    Order::bid(id, id, 0, -wh, tariff.retail)
+                }
+            })
+            .collect();
+        let config = ClearingConfig {
+            mechanism: Mechanism::PayAsClear,
+            fee: GridFee::Constant(Price::from_milli(10_000)),
+            grid: GridCounterpart {
+                sells_at: Some(tariff.retail),
+                buys_at: Some(tariff.feed_in),
+                peak: false,
+            },
+        };
+        group.bench_with_input(
+            BenchmarkId::new("clear_pay_as_clear", members),
+            &orders,
+            |b, o| b.iter(|| clear(black_box(o), &config)),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_orders, bench_year, bench_city);
 criterion_main!(benches);

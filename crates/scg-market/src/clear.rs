@@ -8,8 +8,12 @@
 //!    limit* (the highest seller price they can afford after the grid fee, [`GridFee::net_limit`]).
 //!    - **Pay-as-clear** (two-sided, uniform price): bids sorted by net limit descending, offers
 //!      by price ascending; ties go to the order that came first in the input (time
-//!      priority). Matching walks both lists while the best remaining bid's net limit is at least
-//!      the best remaining offer's price; this traded volume is the maximum any single price
+//!      priority). Identical prices are aggregated into levels first (`Book::by_level`: one
+//!      pass per level when there are at most `MAX_LEVELS` prices, as a city's agents make);
+//!      within the marginal level the earliest orders fill first (time priority, not pro
+//!      rata), so the result is the order-by-order auction's, trade for trade. Matching walks
+//!      both lists while the best remaining bid's net limit is at least the best remaining
+//!      offer's price; this traded volume is the maximum any single price
 //!      can clear. The clearing interval is `[lo, hi]` = [price of the last (highest) accepted
 //!      offer, net limit of the last (lowest) accepted bid] — exactly the set of prices at which
 //!      that maximum volume is supplied and demanded — and the **price is its midpoint rounded
@@ -37,6 +41,7 @@ use scg_units::Wh;
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// The P2P matching rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -165,9 +170,17 @@ fn validate_config(config: &ClearingConfig) -> Result<(), MarketError> {
     Ok(())
 }
 
+/// Distinct prices per side up to which pay-as-clear matches level by level (one pass over the
+/// orders per level) instead of sorting every order.
+const MAX_LEVELS: usize = 16;
+
 /// Working state over the whole order slice; intervals use disjoint index sets.
 struct Book<'a> {
     orders: &'a [Order],
+    /// Order ids and prosumers, shared by every trade of the order.
+    ids: Vec<Arc<str>>,
+    prosumers: Vec<Arc<str>>,
+    grid: Arc<str>,
     fee: GridFee,
     /// Remaining energy per order.
     rem: Vec<i64>,
@@ -187,6 +200,12 @@ impl<'a> Book<'a> {
             .collect();
         Self {
             orders,
+            ids: orders.iter().map(|o| Arc::from(o.id.as_str())).collect(),
+            prosumers: orders
+                .iter()
+                .map(|o| Arc::from(o.prosumer.as_str()))
+                .collect(),
+            grid: Arc::from(GRID_ID),
             fee,
             rem,
             key,
@@ -302,10 +321,10 @@ impl<'a> Book<'a> {
         trades.push(Trade::new(
             order.interval,
             TradeKind::ToGrid,
-            GRID_ID,
-            &order.id,
-            GRID_ID,
-            &order.prosumer,
+            &self.grid,
+            &self.ids[o],
+            &self.grid,
+            &self.prosumers[o],
             Wh(q),
             feed_in,
             Price::ZERO,
@@ -323,10 +342,10 @@ impl<'a> Book<'a> {
         trades.push(Trade::new(
             order.interval,
             TradeKind::FromGrid,
-            &order.id,
-            GRID_ID,
-            &order.prosumer,
-            GRID_ID,
+            &self.ids[b],
+            &self.grid,
+            &self.prosumers[b],
+            &self.grid,
             Wh(q),
             retail,
             Price::ZERO,
@@ -337,30 +356,29 @@ impl<'a> Book<'a> {
     fn p2p(&mut self, b: usize, o: usize, q: i64, price: Price) -> Trade {
         self.rem[b] -= q;
         self.rem[o] -= q;
-        let (bid, offer) = (&self.orders[b], &self.orders[o]);
         Trade::new(
-            bid.interval,
+            self.orders[b].interval,
             TradeKind::P2p,
-            &bid.id,
-            &offer.id,
-            &bid.prosumer,
-            &offer.prosumer,
+            &self.ids[b],
+            &self.ids[o],
+            &self.prosumers[b],
+            &self.prosumers[o],
             Wh(q),
             price,
             self.fee.fee_for(price),
-            offer.source,
+            self.orders[o].source,
         )
     }
 
     /// A uniform-price auction; returns the clearing interval and price when anything traded.
     fn uniform(
         &mut self,
-        mut bids: Vec<usize>,
-        mut offers: Vec<usize>,
+        bids: Vec<usize>,
+        offers: Vec<usize>,
         trades: &mut Vec<Trade>,
     ) -> Option<((Price, Price), Price)> {
-        bids.sort_unstable_by_key(|&b| (Reverse(self.key[b]), b));
-        offers.sort_unstable_by_key(|&o| (self.key[o], o));
+        let bids = self.by_level(bids, Reverse);
+        let offers = self.by_level(offers, |p| p);
         let mut fills: Vec<(usize, usize, i64)> = Vec::new();
         let (mut i, mut j) = (0, 0);
         let mut rem_b = bids.first().map_or(0, |&b| self.rem[b]);
@@ -393,6 +411,35 @@ impl<'a> Book<'a> {
             trades.push(t);
         }
         Some(((lo, hi), price))
+    }
+
+    /// Orders aggregated into price levels (the same side and key; renewable-only bids and
+    /// renewable offers are already separate products of the auction), best level first by
+    /// `rank`, inside a level in input order: time priority, the auction's own tie rule. This
+    /// is the sequence a sort by (key, input index) gives, so matching fills exactly the
+    /// orders, and the amounts, that the order-by-order auction fills. With at most
+    /// [`MAX_LEVELS`] distinct prices (a city's truthful agents make two or three) it is one
+    /// pass per level, O(n·k), no sort; otherwise every order is sorted, O(n log n).
+    fn by_level<K: Ord>(&self, mut idx: Vec<usize>, rank: impl Fn(Price) -> K) -> Vec<usize> {
+        // `clear` hands each interval its indices in input order; the tie rule relies on it.
+        assert!(idx.is_sorted(), "order indices must ascend");
+        let mut levels: Vec<Price> = Vec::new();
+        for &i in &idx {
+            let k = self.key[i];
+            if !levels.contains(&k) {
+                if levels.len() == MAX_LEVELS {
+                    idx.sort_unstable_by_key(|&i| (rank(self.key[i]), i));
+                    return idx;
+                }
+                levels.push(k);
+            }
+        }
+        levels.sort_unstable_by_key(|&k| rank(k));
+        let mut out = Vec::with_capacity(idx.len());
+        for level in levels {
+            out.extend(idx.iter().copied().filter(|&i| self.key[i] == level));
+        }
+        out
     }
 
     /// Continuous matching: pay-as-bid (two-sided) or pay-as-offer (one-sided).

@@ -8,6 +8,7 @@
 //!   deficit in kWh in, trades and per-prosumer P2P/grid energy and money out.
 //! - [`agent`]: bidding strategies that turn forecasts into orders (Grid Singularity's linear
 //!   price ramps; a forecast- and battery-aware agent).
+//! - [`order_file`]: order books from CSV or JSON text (`scg market clear` reads them).
 //! - [`settlement`]: post-delivery settlement of traded against metered energy.
 //! - [`vpp`]: the community's flexibility as a VPP: positions per interval, GME MGP and MI-A
 //!   bids, Terna MSD/UVAM offers, imbalance accounting.
@@ -24,6 +25,7 @@ mod clear;
 pub mod community;
 mod fee;
 mod order;
+pub mod order_file;
 pub mod price;
 pub mod settlement;
 mod trade;
@@ -58,6 +60,14 @@ pub enum MarketError {
         interval: u32,
         bid: String,
         offer: String,
+    },
+    /// An order-book file is malformed: file, line (for JSON also the item), what was found
+    /// and what was expected (see [`order_file`]).
+    #[error("{file}:{location}: {message}")]
+    OrderFile {
+        file: String,
+        location: String,
+        message: String,
     },
     /// A parameter or input series is unusable.
     #[error("{field}: {message}")]

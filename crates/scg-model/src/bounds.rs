@@ -35,6 +35,14 @@ pub const MAX_LOAD_KW: f64 = 1.0e6;
 /// `scg_ev::fleet::MAX_VEHICLES`, `MAX_CHARGE_POINTS`, `MAX_SWAP_PACKS`.)
 pub const MAX_TURBINES: u32 = 10_000;
 
+/// Dwellings behind one prosumer's meter (`[prosumers.home] dwellings`): 1 to 100,000 (a
+/// district; each dwelling's appliances are scheduled every day).
+pub const HOME_DWELLINGS: (u32, u32) = (1, 100_000);
+
+/// How far apart the dwellings' usual start times may be spread
+/// (`[prosumers.home] usual_start_spread_minutes`), minutes: at most 12 hours.
+pub const HOME_START_SPREAD_MAX_MINUTES: u32 = 720;
+
 /// Calendar years the simulation may follow (`time.model_year`).
 pub const MODEL_YEAR: (i32, i32) = (1900, 2100);
 

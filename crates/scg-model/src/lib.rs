@@ -7,13 +7,15 @@
 //!   standard time, with HOMER's Monday-first calendar available as `model_year = "homer"`.
 //! - [`bounds`] holds the plausibility ranges, count limits and the memory budget they come
 //!   from;
-//! - [`builtin`] holds the seed paper's Bergamo community.
+//! - [`builtin`] holds the seed paper's Bergamo community;
+//! - [`city`] generates a synthetic city-scale community from a seed (`scg scenario city`).
 //!
 //! This crate never does I/O: it parses strings it is given and names files it does not open.
 //! Paths inside a scenario are kept as written; the caller resolves them.
 
 pub mod bounds;
 pub mod builtin;
+pub mod city;
 pub mod deprecated;
 mod error;
 mod scenario;

@@ -287,6 +287,10 @@ pub struct Prosumer {
     /// Electric vehicles and charge points (`scg-ev`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ev: Option<Section>,
+    /// The dwellings' home devices (`scg_home::config::HomeConfig`, typed and validated by
+    /// `scg_sim::assets`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<Section>,
     /// Candidate sizes for `scg optimize`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub search: Option<ProsumerSearch>,

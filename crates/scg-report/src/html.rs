@@ -87,6 +87,7 @@ pub fn render(
         load_charts(&mut h, &p.name, &p.load.load_kw, &p.load_report, result)?;
         generation_charts(&mut h, p, result)?;
         ev_charts(&mut h, p, result);
+        home_chart(&mut h, p);
     }
     h.push_str("<p class=\"note\">Statistics as HOMER reports them: load factor = average ÷ peak; crest factor = peak ÷ RMS; the baseline is the unperturbed, unscaled load. Renewable fraction = 1 − grid purchases ÷ (load served + grid sales) (HOMER). Self-consumption = 1 − (grid export + P2P export + excess) ÷ own PV and wind; self-sufficiency = 1 − (grid + P2P imports) ÷ demand (for the community P2P is internal). Timestamps are local standard time.</p></body></html>\n");
     Ok(h)
@@ -811,6 +812,42 @@ fn ev_charts(h: &mut String, p: &scg_sim::ProsumerResult, result: &SimResult) {
         Opts::new(400.0, 380.0),
     ));
     h.push_str("</div>");
+}
+
+/// The home agent's peak (unmanaged vs managed) and what it saved.
+fn home_chart(h: &mut String, p: &scg_sim::ProsumerResult) {
+    let Some(home) = &p.home else {
+        return;
+    };
+    let _ = write!(
+        h,
+        "<p>Home devices: peak {:.1} kW unmanaged, {:.1} kW managed; {:.0} kWh shifted; \
+         savings {:.0} EUR/year (against the agent's prices).</p>",
+        home.peak_unmanaged_kw,
+        home.peak_managed_kw,
+        home.shifted_energy_kwh,
+        home.savings_eur_per_year
+    );
+    let labels = ["unmanaged".to_string(), "managed".to_string()];
+    h.push_str(&svg::bar_chart(
+        &Axes {
+            title: &format!(
+                "{}: peak load with home devices unmanaged vs managed",
+                p.name
+            ),
+            x_label: "home devices",
+            x_unit: "case",
+            y_label: "peak load",
+            y_unit: "kW",
+        },
+        &labels,
+        &[(
+            "peak load",
+            vec![home.peak_unmanaged_kw, home.peak_managed_kw],
+        )],
+        false,
+        Opts::new(WIDTH * 0.5, 220.0),
+    ));
 }
 
 fn metrics_table(h: &mut String, rows: &[(&str, &LoadReport)]) {

@@ -171,15 +171,49 @@ pub struct ProsumerSummary {
     pub ev_energy_kwh: f64,
     /// Energy given back by V2G, kWh.
     pub v2g_energy_kwh: f64,
+    /// Community surplus (PV + wind over load, before storage) its EV charging absorbed, kWh.
+    pub ev_surplus_absorbed_kwh: f64,
     /// Highest EV demand of a step, kW.
     pub ev_peak_kw: f64,
-    /// EV sessions that departed, and the mean state of charge at departure vs wanted.
+    /// EV sessions that departed.
     pub ev_departures: usize,
-    pub ev_mean_departure_soc: Option<f64>,
-    pub ev_mean_wanted_soc: Option<f64>,
+    /// Mean state of charge of the departing EVs, % of battery capacity (0-100); `None`
+    /// without departures.
+    pub ev_mean_departure_soc_pct: Option<f64>,
+    /// Mean state of charge the departing drivers wanted, % of battery capacity (0-100).
+    pub ev_mean_wanted_soc_pct: Option<f64>,
+    /// The home agent's figures (only for a prosumer with a `[prosumers.home]` section).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub home: Option<HomeSummary>,
     /// This member on the RESCoin ledger (absent with `--no-ledger`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ledger: Option<MemberLedger>,
+}
+
+/// What the home agent did for one prosumer (`docs/summary.md`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HomeSummary {
+    /// Highest step of the prosumer's load as the step saw it before the home agent
+    /// (HOMER load with the devices as the occupants run them, plus EVs), kW.
+    pub peak_unmanaged_kw: f64,
+    /// Highest step of the prosumer's load after the home agent, kW.
+    pub peak_managed_kw: f64,
+    /// Device energy the agent moved to other steps, kWh.
+    pub shifted_energy_kwh: f64,
+    /// What the devices' energy costs less managed, against the agent's prices (retail
+    /// price plus the grid-peak adder, community surplus at the internal price), EUR/year.
+    pub savings_eur_per_year: f64,
+}
+
+impl From<&scg_home::carve::HomeResult> for HomeSummary {
+    fn from(r: &scg_home::carve::HomeResult) -> Self {
+        Self {
+            peak_unmanaged_kw: r.peak_unmanaged_kw,
+            peak_managed_kw: r.peak_managed_kw,
+            shifted_energy_kwh: r.shifted_energy_kwh,
+            savings_eur_per_year: r.savings_eur_per_year,
+        }
+    }
 }
 
 /// Yearly energy flows, kWh.
@@ -224,6 +258,8 @@ pub struct CommunitySummary {
     pub money: MoneySummary,
     pub cer_shared_energy_kwh: f64,
     pub cer_valorisation_eur: f64,
+    /// Community surplus absorbed by EV charging, all fleets, kWh.
+    pub ev_surplus_absorbed_kwh: f64,
     /// Steps in which the main grid was flagged at peak.
     pub grid_at_peak_steps: usize,
     /// `"pro_rata"` or the market mechanism that shared the surplus.
@@ -305,10 +341,16 @@ impl Summary {
                             pv_arrays: p.pv_arrays.clone(),
                             ev_energy_kwh: p.energy.ev_kwh,
                             v2g_energy_kwh: p.energy.v2g_kwh,
+                            ev_surplus_absorbed_kwh: p.ev.surplus_absorbed_kwh,
                             ev_peak_kw: p.ev.demand_series.iter().copied().fold(0.0, f64::max),
                             ev_departures: p.ev.departures.len(),
-                            ev_mean_departure_soc: mean(p.ev.departures.iter().map(|d| d.soc)),
-                            ev_mean_wanted_soc: mean(p.ev.departures.iter().map(|d| d.wanted_soc)),
+                            ev_mean_departure_soc_pct: mean(
+                                p.ev.departures.iter().map(|d| 100.0 * d.soc),
+                            ),
+                            ev_mean_wanted_soc_pct: mean(
+                                p.ev.departures.iter().map(|d| 100.0 * d.wanted_soc),
+                            ),
+                            home: p.home.as_ref().map(HomeSummary::from),
                             ledger: run
                                 .ledger
                                 .as_ref()
@@ -324,6 +366,11 @@ impl Summary {
                 money: money_summary(&result.community.economics),
                 cer_shared_energy_kwh: result.community.cer.shared_energy_kwh,
                 cer_valorisation_eur: result.community.cer.valorisation_eur,
+                ev_surplus_absorbed_kwh: result
+                    .prosumers
+                    .iter()
+                    .map(|p| p.ev.surplus_absorbed_kwh)
+                    .sum(),
                 grid_at_peak_steps: result.community.grid_at_peak_steps,
                 sharing: match scenario.community.market.as_ref().map(|m| m.mechanism) {
                     None => "pro_rata",

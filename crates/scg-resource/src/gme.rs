@@ -224,17 +224,34 @@ impl GmePrices {
 
 const XS_NAMESPACE: &str = "http://www.w3.org/2001/XMLSchema";
 
+/// The XML parser's message with every quoted part (a tag or attribute name taken from the
+/// file) cut to the excerpt length, so that an error never echoes a long run of the file.
+fn clip_quoted(message: &str) -> String {
+    message
+        .split('\'')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                scg_model::bounds::excerpt(part)
+            } else {
+                part.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("'")
+}
+
 /// Parse a GME `…MGPPrezzi.xml` (or MI) price file. `source_name` names the file in errors.
 pub fn parse_prices(text: &str, source_name: &str) -> Result<GmePrices, GmeError> {
     let doc = roxmltree::Document::parse(text).map_err(|e| GmeError::Xml {
         source_name: source_name.to_owned(),
-        message: e.to_string(),
+        message: clip_quoted(&e.to_string()),
     })?;
     let line_of = |node: roxmltree::Node<'_, '_>| doc.text_pos_at(node.range().start).row;
     let element_error = |node: roxmltree::Node<'_, '_>, message: String| GmeError::Element {
         source_name: source_name.to_owned(),
         line: line_of(node),
-        element: node.tag_name().name().to_owned(),
+        element: scg_model::bounds::excerpt(node.tag_name().name()),
         message,
     };
     let root = doc.root_element();
@@ -454,16 +471,39 @@ pub fn gme_hour_of_standard_hour(year: i32, h: u32) -> Option<(GmeDate, u32)> {
 /// A GME price file's name and its parsed prices.
 pub type NamedPrices = (String, GmePrices);
 
-/// Hourly MGP prices of `zone` (a zone code or `PUN`) for the standard-time hours of the first
-/// 365 days of `year` (8,760 values, EUR/MWh) from several GME files, as `scg simulate` uses
-/// them. Each standard hour takes the price of the GME interval it falls in by
-/// [`gme_hour_of_standard_hour`]; a 15-minute day gives each hour the mean of its four
-/// quarters. Errors: a day held twice at the same granularity (both files named), and the days
-/// of the year that no file holds (counted, the first ones named).
+/// Hourly MGP prices of `zone` for the standard-time hours of the first 365 days of `year`
+/// (8,760 values, EUR/MWh): [`zonal_prices_on_standard_steps`] with one step per hour.
 pub fn zonal_prices_on_standard_hours(
     files: &[NamedPrices],
     zone: &str,
     year: i32,
+) -> Result<Vec<f64>, GmeError> {
+    zonal_prices_on_standard_steps(files, zone, year, 1)
+}
+
+/// MGP prices of `zone` (a zone code or `PUN`) for every standard-time step of the first 365
+/// days of `year` at `steps_per_hour` steps per hour (1 or 4: 8,760 or 35,040 values, EUR/MWh)
+/// from several GME files, as `scg simulate` uses them. Each standard hour is placed in the
+/// GME day and elapsed hour it falls in by [`gme_hour_of_standard_hour`] (the clock shifts
+/// are whole hours, so the four quarters of a standard hour are the four quarters of that
+/// elapsed hour, and 23/25-hour days give 92/100 quarters). Then, per day:
+/// - the day's resolution equals the step (hourly file, 60-minute steps; 15-minute file,
+///   15-minute steps): the prices are used as published, one per step;
+/// - a 15-minute day on 60-minute steps: each hour takes the mean of its four quarters. With
+///   one power level per hour (all an hourly simulation has) the energy bought at the four
+///   quarter prices costs exactly that mean, so the mean is the right hourly price, not an
+///   approximation;
+/// - an hourly day on 15-minute steps: the hour's price holds for its four quarters (as GME's
+///   hourly market settled them).
+///
+/// A day held by files at both resolutions uses the finer one. Errors: a step count other than
+/// 1 or 4, a day held twice at the same granularity (both files named), and the days of the
+/// year that no file holds (counted, the first ones named).
+pub fn zonal_prices_on_standard_steps(
+    files: &[NamedPrices],
+    zone: &str,
+    year: i32,
+    steps_per_hour: u32,
 ) -> Result<Vec<f64>, GmeError> {
     let all_names = files
         .iter()
@@ -474,6 +514,11 @@ pub fn zonal_prices_on_standard_hours(
         source_name: all_names.clone(),
         message,
     };
+    if steps_per_hour != 1 && steps_per_hour != 4 {
+        return Err(invalid(format!(
+            "{steps_per_hour} steps per hour: expected 1 (60-minute steps) or 4 (15-minute steps)"
+        )));
+    }
     // date -> (granularity, file, series)
     let mut days: BTreeMap<GmeDate, (Granularity, &str, &GmeSeries)> = BTreeMap::new();
     for (name, prices) in files {
@@ -513,25 +558,39 @@ pub fn zonal_prices_on_standard_hours(
         })?;
         zone_prices.insert(*date, p);
     }
-    (0..8760u32)
-        .map(|h| {
-            let (date, elapsed) = gme_hour_of_standard_hour(year, h)
-                .ok_or_else(|| invalid(format!("standard hour {h} falls outside {year}")))?;
-            let per_hour = days.get(&date).map_or(1, |(g, _, _)| g.per_hour() as usize);
-            let prices = zone_prices
-                .get(&date)
-                .ok_or_else(|| invalid(format!("no MGP prices for {date}")))?;
-            let start = elapsed as usize * per_hour;
-            let slice = prices.get(start..start + per_hour).ok_or_else(|| {
-                invalid(format!(
-                    "{date} has {} intervals, hour {} is not among them",
-                    prices.len(),
-                    elapsed + 1
-                ))
-            })?;
-            Ok(slice.iter().sum::<f64>() / per_hour as f64)
-        })
-        .collect()
+    let steps = steps_per_hour as usize;
+    let mut out = Vec::with_capacity(8760 * steps);
+    for h in 0..8760u32 {
+        let (date, elapsed) = gme_hour_of_standard_hour(year, h)
+            .ok_or_else(|| invalid(format!("standard hour {h} falls outside {year}")))?;
+        let per_hour = days.get(&date).map_or(1, |(g, _, _)| g.per_hour() as usize);
+        let prices = zone_prices
+            .get(&date)
+            .ok_or_else(|| invalid(format!("no MGP prices for {date}")))?;
+        let start = elapsed as usize * per_hour;
+        let hour = prices.get(start..start + per_hour).ok_or_else(|| {
+            invalid(format!(
+                "{date} has {} intervals, hour {} is not among them",
+                prices.len(),
+                elapsed + 1
+            ))
+        })?;
+        if per_hour >= steps {
+            // As published, or the mean of each step's intervals (see above).
+            let group = per_hour / steps;
+            out.extend(
+                hour.chunks(group)
+                    .map(|c| c.iter().sum::<f64>() / group as f64),
+            );
+        } else {
+            // An hourly price holds for each of the hour's steps.
+            out.extend(
+                hour.iter()
+                    .flat_map(|&p| std::iter::repeat_n(p, steps / per_hour)),
+            );
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

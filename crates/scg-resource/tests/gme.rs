@@ -241,3 +241,96 @@ fn a_year_with_a_gap_or_a_duplicate_is_refused() {
         "{e}"
     );
 }
+
+/// A 15-minute MGP day whose NORD price is 1000 × (day of month) + Periodo.
+fn quarter_day(date: GmeDate) -> String {
+    let mut s = String::new();
+    for p in 1..=4 * date.hours_in_italy() {
+        s.push_str(&format!(
+            "  <Prezzi15><Data>{:04}{:02}{:02}</Data><Mercato>MGP</Mercato>\
+             <Granularity>PT15</Granularity><Periodo>{p}</Periodo><PUN>1,0</PUN>\
+             <NORD>{}</NORD></Prezzi15>\n",
+            date.year,
+            date.month,
+            date.day,
+            1000 * date.day + p
+        ));
+    }
+    s
+}
+
+/// A year as twelve monthly files; months from `first_quarter_month` on are 15-minute (as GME
+/// publishes since 1 October 2025), the others hourly.
+fn year_files(year: i32, first_quarter_month: u32) -> Vec<gme::NamedPrices> {
+    (1..=12u32)
+        .map(|month| {
+            let mut text = String::from("<NewDataSet>\n");
+            for day in 1..=31 {
+                let Some(date) = GmeDate::parse(&format!("{year:04}{month:02}{day:02}")) else {
+                    continue;
+                };
+                text.push_str(&if month >= first_quarter_month {
+                    quarter_day(date)
+                } else {
+                    hourly_day(date)
+                });
+            }
+            text.push_str("</NewDataSet>\n");
+            let name = format!("{year}{month:02}.xml");
+            let prices = gme::parse_prices(&text, &name).unwrap();
+            (name, prices)
+        })
+        .collect()
+}
+
+#[test]
+fn quarter_hour_prices_are_used_as_published_at_15_minute_steps() {
+    // 2025: hourly until September, 15-minute from October (26 October has 25 hours).
+    let files = year_files(2025, 10);
+    let q = gme::zonal_prices_on_standard_steps(&files, "NORD", 2025, 4).unwrap();
+    assert_eq!(q.len(), 35_040);
+    let step = |doy: usize, hour: usize, quarter: usize| ((doy - 1) * 24 + hour) * 4 + quarter;
+    // An hourly January day: each hour's price on its four quarters.
+    assert_eq!(q[step(1, 0, 0)..step(1, 1, 0)], [101.0; 4]);
+    assert_eq!(q[step(1, 5, 0)..step(1, 6, 0)], [106.0; 4]);
+    // 1 October (day 274, summer time): 00:00 standard = 01:00 civil = Periodi 5..8.
+    assert_eq!(
+        q[step(274, 0, 0)..step(274, 1, 0)],
+        [1005.0, 1006.0, 1007.0, 1008.0]
+    );
+    // 26 October (day 299, 100 quarters): 23:00 standard of the 25th = Periodi 1..4 of the
+    // 26th; 01:00 standard = the first 02:00 (summer) = 9..12; 02:00 standard = the second
+    // 02:00 (winter) = 13..16; 23:00 standard = 97..100. Every quarter once, none repeated.
+    let used = &q[step(298, 23, 0)..step(300, 0, 0)];
+    let expected: Vec<f64> = (1..=100).map(|p| 26_000.0 + f64::from(p)).collect();
+    assert_eq!(used, &expected[..]);
+    // 31 December 23:00 standard = civil 23:00: the last four quarters of the year.
+    assert_eq!(q[35_036..], [31_093.0, 31_094.0, 31_095.0, 31_096.0]);
+
+    // The same files on 60-minute steps: a 15-minute day's hour is the mean of its quarters.
+    let h = gme::zonal_prices_on_standard_hours(&files, "NORD", 2025).unwrap();
+    assert_eq!(h.len(), 8760);
+    assert_eq!(h[0], 101.0);
+    assert_eq!(h[273 * 24], (1005.0 + 1006.0 + 1007.0 + 1008.0) / 4.0);
+    for (hour, quarters) in h.iter().zip(q.chunks(4)) {
+        assert_eq!(*hour, quarters.iter().sum::<f64>() / 4.0);
+    }
+}
+
+#[test]
+fn a_23_hour_quarter_hour_day_maps_its_92_quarters() {
+    // 2026 all 15-minute; 29 March 2026 (day 88) has 23 hours.
+    let files = year_files(2026, 1);
+    let q = gme::zonal_prices_on_standard_steps(&files, "NORD", 2026, 4).unwrap();
+    let step = |doy: usize, hour: usize| ((doy - 1) * 24 + hour) * 4;
+    // Standard hours 00:00..22:00 of 29 March are its 23 elapsed hours (winter until 02:00
+    // civil, then summer): 92 quarters in order; standard 23:00 = Periodo 1 of 30 March.
+    let used = &q[step(88, 0)..step(88, 23)];
+    let expected: Vec<f64> = (1..=92).map(|p| 29_000.0 + f64::from(p)).collect();
+    assert_eq!(used, &expected[..]);
+    assert_eq!(q[step(88, 23)], 30_001.0);
+    let e = gme::zonal_prices_on_standard_steps(&files, "NORD", 2026, 2)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("expected 1 (60-minute steps) or 4"), "{e}");
+}

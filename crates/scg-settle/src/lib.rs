@@ -19,6 +19,29 @@
 //! Every float becomes an integer through `scg_units` (`Wh::from_kwh`, `Rescoin::from_eur`);
 //! a negative flow or a trade the meters do not cover is an error naming the step and member.
 //! Never does I/O.
+//!
+//! **CER: one payout a year, by choice.** GSE computes the incentive hour by hour on the shared
+//! energy and settles it periodically; the simulator (`scg_sim::cer`) reports each member's
+//! allocation for the year (`CerMemberResult::allocated_eur`), not per month. Each member is
+//! paid that allocation once, in the year's last interval, through `Rescoin::from_eur`, so the
+//! ledger's CER money equals the summary's allocation to the base unit (tested). Monthly
+//! payouts would need the allocation per month from the simulator, and twelve separately
+//! rounded amounts would no longer add up to the rounded yearly allocation to the base unit.
+//!
+//! **Pro-rata sharing reconciles to the Wh, not to the base unit of the summary's EUR.** With
+//! a market, the market's own integer money (`MarketYear::paid_nano`, `received_nano`) is what
+//! the summary reports and what the ledger pays, equal to the base unit. Pro-rata sharing has
+//! no money of its own in the simulation: the summary's P2P EUR figures are `f64` kWh times the
+//! internal price, while the ledger settles integer Wh (each member's step energy rounded on its
+//! own by `Wh::from_kwh`, paired north-west corner), each trade's cost rounded down to the base
+//! unit. They differ by the Wh rounding — each member's step energy is within half a Wh of the
+//! float, and when the rounded totals of sellers and buyers differ (by at most half a Wh per
+//! member) the unmatched Wh stay with the grid — at the internal price, plus less than one base
+//! unit per trade. The per-prosumer `ledger` object of `summary.json`
+//! (`p2p_paid_res`, `p2p_received_res`) is read from the ledger and is exact; making the EUR
+//! figures equal too would need the simulator's summary to be computed from these integers.
+//! What is exact under pro-rata (tested on random scenarios): every step's trades carry
+//! `min(sold Wh, bought Wh)` of the members' rounded P2P energy at the internal price.
 
 use scg_ledger::DeviceType;
 use scg_ledger::settlement::{

@@ -4,11 +4,15 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use scg_sim::accounting::CerSetup;
 use scg_sim::battery::{BatteryConfig, BatteryModelKind, KineticConfig};
+use scg_sim::cer::{CerParams, PlantSizeClass};
 use scg_sim::converter::ConverterConfig;
 use scg_sim::economics::{ComponentCosts, EconomicParams};
+use scg_sim::grid::{GridTariff, TariffSeries};
 use scg_sim::optimize::{
-    LocalDesign, ProsumerSpace, SearchInputs, SearchSettings, evaluate_config, run_local, search,
+    Config, LocalDesign, ProsumerSpace, SearchInputs, SearchSettings, evaluate_config, run_local,
+    search,
 };
 use scg_sim::year::ProsumerSeries;
 use std::hint::black_box;
@@ -73,7 +77,8 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
     let sell = vec![0.08; STEPS];
-    let cer = vec![128.0; STEPS];
+    // 60 EUR/MWh: the TIP at its cap (120) + 8 of valorisation.
+    let zonal = vec![60.0; STEPS];
     let peak: Vec<bool> = (0..STEPS).map(|t| (18.0..21.0).contains(&day(t))).collect();
     let month: Vec<u8> = (0..STEPS).map(|t| ((t / 730) % 12 + 1) as u8).collect();
     let spaces: Vec<ProsumerSpace<'_>> = loads
@@ -116,16 +121,34 @@ fn bench(c: &mut Criterion) {
                 .collect(),
         })
         .collect();
+    let tariff = GridTariff::from_series(&TariffSeries {
+        step_hours: 1.0,
+        month: &month,
+        purchase_eur_per_kwh: &purchase,
+        sell_eur_per_kwh: &sell,
+        demand_charge_eur_per_kw_month: 0.0,
+        max_purchase_kw: f64::INFINITY,
+        max_sale_kw: f64::INFINITY,
+    })
+    .unwrap();
     let inputs = SearchInputs {
         dt_h: 1.0,
         steps_per_hour: 1,
-        purchase_eur_per_kwh: &purchase,
-        sell_eur_per_kwh: &sell,
-        cer_eur_per_mwh: &cer,
+        tariff: &tariff,
+        cer: CerSetup {
+            enabled: true,
+            params: CerParams {
+                size_class: PlantSizeClass::UpTo200Kw,
+                pv_bonus_eur_per_mwh: 0.0,
+                valorisation_eur_per_mwh: 8.0,
+                producer_share: 0.5,
+            },
+            zonal_hourly_eur_per_mwh: &zonal,
+        },
         grid_at_peak: &peak,
-        demand_charge_eur_per_kw_month: 0.0,
-        month: &month,
         cer_npc_factor: 1.0,
+        internal_eur_per_kwh: 0.15,
+        market: None,
     };
     let settings = SearchSettings {
         grid_options: vec![true, false],
@@ -136,6 +159,7 @@ fn bench(c: &mut Criterion) {
             real_discount_rate: 0.06,
             project_lifetime_years: 25.0,
         },
+        market_replays: 32,
     };
     let runs: Vec<Vec<_>> = spaces
         .iter()
@@ -148,14 +172,12 @@ fn bench(c: &mut Criterion) {
         .collect();
     c.bench_function("evaluate_config_5_prosumers_8760_steps", |b| {
         b.iter(|| {
-            black_box(evaluate_config(
-                0,
-                &[5, 1, 2, 0, 1],
-                true,
-                &runs,
-                &inputs,
-                &settings,
-            ))
+            let config = Config {
+                index: 0,
+                designs: &[5, 1, 2, 0, 1],
+                grid_connected: true,
+            };
+            black_box(evaluate_config(config, &runs, &inputs, &settings).unwrap())
         })
     });
     let total: u64 = spaces

@@ -101,5 +101,85 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, bench, bergamo_step);
 criterion_main!(benches);
+
+/// One `Community::step` of the built-in Bergamo community (5 prosumers, their PV, wind and
+/// batteries, pro-rata sharing) without EVs: a whole year of steps per iteration, so the time
+/// per step is the median ÷ steps (goal: under 200 ns per prosumer, i.e. 1 µs per step).
+fn bergamo_step(c: &mut Criterion) {
+    use scg_sim::community::{Community, Forecast, IntervalInputs, ProsumerInterval, Sharing};
+    let mut scenario = scg_model::builtin::bergamo().unwrap();
+    for p in &mut scenario.prosumers {
+        p.ev = None;
+    }
+    scenario.community.market = None;
+    let assets = scg_sim::Assets::from_scenario(&scenario).unwrap();
+    let inputs = scg_sim::resolve_inputs(&scenario, &assets, &mut |p| {
+        Err(format!("unexpected read of {}", p.display()))
+    })
+    .unwrap();
+    let prepared =
+        scg_sim::prepare::prepare(&scenario, &assets, &inputs, 42, &mut |_, _| {}).unwrap();
+    let steps = prepared.grid.len();
+    let n = prepared.prosumers.len();
+    let settings = scg_sim::community::CommunitySettings {
+        dt_h: prepared.grid.step_hours(),
+        max_purchase_kw: f64::INFINITY,
+        max_sale_kw: f64::INFINITY,
+    };
+    let intervals: Vec<Vec<ProsumerInterval>> = (0..steps)
+        .map(|t| {
+            prepared
+                .prosumers
+                .iter()
+                .map(|p| ProsumerInterval {
+                    load_kw: p.load.load_kw[t],
+                    pv_kw: p.pv_kw_per_kwp.get(t).map_or(0.0, |v| v * p.pv_kwp),
+                    wind_kw: p.wind_kw_per_turbine.get(t).map_or(0.0, |v| v * p.turbines),
+                })
+                .collect()
+        })
+        .collect();
+    let retail: Vec<f64> = prepared
+        .tariff
+        .purchase_eur_per_kwh()
+        .iter()
+        .map(|p| p * 1000.0)
+        .collect();
+    let mut group = c.benchmark_group("community_step");
+    group.throughput(criterion::Throughput::Elements((steps * n) as u64));
+    group.bench_function("bergamo_5_prosumers_no_ev_year_of_steps", |b| {
+        b.iter(|| {
+            let batteries = assets
+                .prosumers
+                .iter()
+                .map(|a| scg_sim::engine::battery_unit(a).unwrap())
+                .collect();
+            let fleets = (0..n).map(|_| None).collect();
+            let mut community =
+                Community::new(settings, batteries, fleets, Sharing::ProRata).unwrap();
+            let mut grid_kwh = 0.0;
+            for (t, prosumers) in intervals.iter().enumerate() {
+                let out = community
+                    .step(
+                        &IntervalInputs {
+                            step: t,
+                            prosumers,
+                            retail_eur_per_mwh: retail[t],
+                            grid_at_peak: prepared.grid_at_peak[t],
+                        },
+                        &Forecast {
+                            retail_eur_per_mwh: &retail[t..],
+                            grid_at_peak: &prepared.grid_at_peak[t..],
+                            ..Forecast::default()
+                        },
+                    )
+                    .unwrap();
+                grid_kwh += out.flows[0].grid_import_kw;
+            }
+            black_box(grid_kwh)
+        })
+    });
+    group.finish();
+}

@@ -148,6 +148,8 @@ pub struct ProsumerAssets {
     pub converter: Option<ConverterConfig>,
     /// The EV fleet (`scg_ev::fleet::FleetConfig`).
     pub ev: Option<scg_ev::fleet::FleetConfig>,
+    /// The dwellings' home devices (`scg_home::config::HomeConfig`).
+    pub home: Option<scg_home::config::HomeConfig>,
 }
 
 impl ProsumerAssets {
@@ -419,6 +421,12 @@ fn prosumer_assets(c: &mut Collector, path: &str, p: &scg_model::Prosumer) -> Pr
                 Err(scg_ev::EvError::Config { field, message }) => vec![(field, message)],
                 Err(e) => vec![(path.to_owned(), e.to_string())],
             }
+        });
+    }
+    if let Some(t) = &p.home {
+        let path = format!("{path}.home");
+        out.home = c.validated(t, &path, |cfg, path| {
+            crate::home::home_problems(cfg, path, &p.id)
         });
     }
     for (k, t) in p.pv.iter().enumerate() {

@@ -221,39 +221,14 @@ pub struct CerResult {
 
 /// Computes the year's shared energy, incentive, valorisation and per-member allocation.
 /// `zonal_price_eur_per_mwh` and every member series are hourly and of the same length
-/// (see [`evaluate_steps`] for sub-hourly member series).
+/// (see [`evaluate_steps`] for sub-hourly member series). The hours go through [`CerYear`],
+/// the one implementation of the rule.
 pub fn evaluate(
     params: &CerParams,
     zonal_price_eur_per_mwh: &[f64],
     members: &[CerMember<'_>],
 ) -> Result<CerResult, ComponentError> {
-    if !(params.producer_share >= 0.0 && params.producer_share <= 1.0) {
-        return Err(ComponentError::parameter(
-            "producer_share",
-            format!("must be in [0, 1], got {}", params.producer_share),
-        ));
-    }
-    for (field, v) in [
-        ("pv_bonus_eur_per_mwh", params.pv_bonus_eur_per_mwh),
-        ("valorisation_eur_per_mwh", params.valorisation_eur_per_mwh),
-    ] {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(ComponentError::parameter(
-                field,
-                format!("must be >= 0, got {v}"),
-            ));
-        }
-    }
     let hours = zonal_price_eur_per_mwh.len();
-    if let Some(v) = zonal_price_eur_per_mwh.iter().find(|v| !v.is_finite()) {
-        return Err(ComponentError::InvalidInput {
-            what: "zonal_price_eur_per_mwh",
-            value: *v,
-        });
-    }
-    let mut injected = vec![0.0; hours];
-    let mut withdrawn = vec![0.0; hours];
-    let mut out = Vec::with_capacity(members.len());
     for (m, member) in members.iter().enumerate() {
         check_len(
             &format!("members[{m}].injected_kwh"),
@@ -265,68 +240,179 @@ pub fn evaluate(
             member.withdrawn_kwh.len(),
             hours,
         )?;
-        let mut r = CerMemberResult::default();
-        for h in 0..hours {
-            let i = check_energy("injected_kwh", member.injected_kwh[h])?;
-            let w = check_energy("withdrawn_kwh", member.withdrawn_kwh[h])?;
-            injected[h] += i;
-            withdrawn[h] += w;
+    }
+    let classes: Vec<Option<PlantSizeClass>> = members.iter().map(|m| m.size_class).collect();
+    let mut year = CerYear::new(params, zonal_price_eur_per_mwh, &classes, true)?;
+    let mut injected = vec![0.0; members.len()];
+    let mut withdrawn = vec![0.0; members.len()];
+    for h in 0..hours {
+        for ((i, w), member) in injected.iter_mut().zip(&mut withdrawn).zip(members) {
+            *i = member.injected_kwh[h];
+            *w = member.withdrawn_kwh[h];
+        }
+        year.add_hour(&injected, &withdrawn)?;
+    }
+    Ok(year.finish())
+}
+
+/// The CER rule fed one hour at a time (the year accumulator's and [`evaluate`]'s one
+/// implementation): each hour's shared energy, the incentive in GSE's order, the valorisation
+/// and, when `allocate` is set, each member's allocation (module docs).
+#[derive(Debug, Clone)]
+pub struct CerYear<'a> {
+    params: CerParams,
+    zonal_price_eur_per_mwh: &'a [f64],
+    classes: Vec<Option<PlantSizeClass>>,
+    allocate: bool,
+    hour: usize,
+    hourly_shared_kwh: Vec<f64>,
+    shared_energy_kwh: f64,
+    incentive_eur: f64,
+    valorisation_eur: f64,
+    members: Vec<CerMemberResult>,
+}
+
+impl<'a> CerYear<'a> {
+    /// A year for members whose plants have the size classes `classes` (`None`: the
+    /// community's); `zonal_price_eur_per_mwh` is hourly. Without `allocate`, only the
+    /// community's totals are kept (no per-member allocation, no hourly series).
+    pub fn new(
+        params: &CerParams,
+        zonal_price_eur_per_mwh: &'a [f64],
+        classes: &[Option<PlantSizeClass>],
+        allocate: bool,
+    ) -> Result<Self, ComponentError> {
+        if !(params.producer_share >= 0.0 && params.producer_share <= 1.0) {
+            return Err(ComponentError::parameter(
+                "producer_share",
+                format!("must be in [0, 1], got {}", params.producer_share),
+            ));
+        }
+        for (field, v) in [
+            ("pv_bonus_eur_per_mwh", params.pv_bonus_eur_per_mwh),
+            ("valorisation_eur_per_mwh", params.valorisation_eur_per_mwh),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(ComponentError::parameter(
+                    field,
+                    format!("must be >= 0, got {v}"),
+                ));
+            }
+        }
+        if let Some(v) = zonal_price_eur_per_mwh.iter().find(|v| !v.is_finite()) {
+            return Err(ComponentError::InvalidInput {
+                what: "zonal_price_eur_per_mwh",
+                value: *v,
+            });
+        }
+        Ok(Self {
+            params: *params,
+            zonal_price_eur_per_mwh,
+            classes: classes.to_vec(),
+            allocate,
+            hour: 0,
+            hourly_shared_kwh: Vec::with_capacity(if allocate {
+                zonal_price_eur_per_mwh.len()
+            } else {
+                0
+            }),
+            shared_energy_kwh: 0.0,
+            incentive_eur: 0.0,
+            valorisation_eur: 0.0,
+            members: vec![CerMemberResult::default(); classes.len()],
+        })
+    }
+
+    /// The next hour: each member's injection and withdrawal, kWh (one entry per member).
+    pub fn add_hour(&mut self, injected: &[f64], withdrawn: &[f64]) -> Result<(), ComponentError> {
+        let n = self.members.len();
+        check_len("injected_kwh", injected.len(), n)?;
+        check_len("withdrawn_kwh", withdrawn.len(), n)?;
+        let Some(&zonal) = self.zonal_price_eur_per_mwh.get(self.hour) else {
+            return Err(ComponentError::LengthMismatch {
+                what: "CER hours".to_owned(),
+                expected: self.zonal_price_eur_per_mwh.len(),
+                got: self.hour + 1,
+            });
+        };
+        self.hour += 1;
+        let (mut total_injected, mut total_withdrawn) = (0.0, 0.0);
+        for ((r, i), w) in self.members.iter_mut().zip(injected).zip(withdrawn) {
+            let i = check_energy("injected_kwh", *i)?;
+            let w = check_energy("withdrawn_kwh", *w)?;
+            total_injected += i;
+            total_withdrawn += w;
             r.injected_kwh += i;
             r.withdrawn_kwh += w;
         }
-        out.push(r);
-    }
-    let hourly_shared_kwh = shared_energy_kwh(&injected, &withdrawn)?;
-    let mut incentive_eur = 0.0;
-    let mut valorisation_eur = 0.0;
-    for h in 0..hours {
-        let shared = hourly_shared_kwh[h];
+        let shared = total_injected.min(total_withdrawn);
+        if self.allocate {
+            self.hourly_shared_kwh.push(shared);
+        }
+        self.shared_energy_kwh += shared;
         if shared <= 0.0 {
-            continue;
+            return Ok(());
         }
         // GSE gives the hour's shared energy to the plants oldest first, each up to its
         // injection, and pays each plant's share at its own size class's tariff.
         let mut incentive = 0.0;
         let mut left = shared;
-        for (r, member) in out.iter_mut().zip(members) {
+        for ((r, i), class) in self.members.iter_mut().zip(injected).zip(&self.classes) {
             if left <= 0.0 {
                 break;
             }
-            let take = member.injected_kwh[h].min(left);
+            let take = i.min(left);
             left -= take;
             let tip = incentive_tariff_eur_per_mwh(
-                member.size_class.unwrap_or(params.size_class),
-                zonal_price_eur_per_mwh[h],
-                params.pv_bonus_eur_per_mwh,
+                class.unwrap_or(self.params.size_class),
+                zonal,
+                self.params.pv_bonus_eur_per_mwh,
             );
             let earned = take * tip / 1000.0;
             r.incentivised_kwh += take;
             r.plant_incentive_eur += earned;
             incentive += earned;
         }
-        let valorisation = shared * params.valorisation_eur_per_mwh / 1000.0;
-        incentive_eur += incentive;
-        valorisation_eur += valorisation;
+        let valorisation = shared * self.params.valorisation_eur_per_mwh / 1000.0;
+        self.incentive_eur += incentive;
+        self.valorisation_eur += valorisation;
+        if !self.allocate {
+            return Ok(());
+        }
         let benefit = incentive + valorisation;
         // shared > 0 implies both totals are > 0, so the shares are well defined.
-        let (per_injected, per_withdrawn) = (1.0 / injected[h], 1.0 / withdrawn[h]);
-        for (r, member) in out.iter_mut().zip(members) {
-            let pi = member.injected_kwh[h] * per_injected;
-            let pw = member.withdrawn_kwh[h] * per_withdrawn;
+        let (per_injected, per_withdrawn) = (1.0 / total_injected, 1.0 / total_withdrawn);
+        let producer_share = self.params.producer_share;
+        for ((r, i), w) in self.members.iter_mut().zip(injected).zip(withdrawn) {
+            let pi = i * per_injected;
+            let pw = w * per_withdrawn;
             r.shared_as_producer_kwh += shared * pi;
             r.shared_as_consumer_kwh += shared * pw;
-            r.allocated_eur +=
-                benefit * (params.producer_share * pi + (1.0 - params.producer_share) * pw);
+            r.allocated_eur += benefit * (producer_share * pi + (1.0 - producer_share) * pw);
+        }
+        Ok(())
+    }
+
+    /// The community's benefit so far (incentive + valorisation), EUR.
+    pub fn total_eur(&self) -> f64 {
+        self.incentive_eur + self.valorisation_eur
+    }
+
+    /// The year's result (members' allocations are zero without `allocate`).
+    pub fn finish(self) -> CerResult {
+        CerResult {
+            shared_energy_kwh: if self.allocate {
+                self.hourly_shared_kwh.iter().sum()
+            } else {
+                self.shared_energy_kwh
+            },
+            hourly_shared_kwh: self.hourly_shared_kwh,
+            incentive_eur: self.incentive_eur,
+            valorisation_eur: self.valorisation_eur,
+            total_eur: self.incentive_eur + self.valorisation_eur,
+            members: self.members,
         }
     }
-    Ok(CerResult {
-        shared_energy_kwh: hourly_shared_kwh.iter().sum(),
-        hourly_shared_kwh,
-        incentive_eur,
-        valorisation_eur,
-        total_eur: incentive_eur + valorisation_eur,
-        members: out,
-    })
 }
 
 /// The Italian market zones of GME price files (the ones a CER can be in).

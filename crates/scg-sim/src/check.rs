@@ -6,7 +6,8 @@
 //!
 //! The estimate is a linear cost model whose coefficients come from `scg simulate` of the
 //! built-in scenario with 5 and 15 prosumers (debug build, `/usr/bin/time`, see docs/scenario.md
-//! "Memory budget"); it is a guide, not a promise. Never does I/O.
+//! "Memory budget"), checked against generated cities of 10 to 1,000 members (release build,
+//! docs/scaling.md); it is a guide, not a promise. Never does I/O.
 
 use crate::assets::Assets;
 use crate::inputs::{self, Reader, ResolvedInputs};
@@ -16,17 +17,26 @@ use scg_model::Scenario;
 pub const BASE_BYTES: u64 = 32 * 1024 * 1024;
 /// Memory per prosumer per simulated step, bytes: the prepared series, the year's flows, the
 /// report columns and the ledger's meter readings. Measured slope: 18.4 MiB per prosumer of
-/// the built-in scenario at 8,760 steps (2,198 B per step, its 25 EVs included).
+/// the built-in scenario at 8,760 steps (2,198 B per step, its 25 EVs included). Generated
+/// cities (release build, docs/scaling.md) measure 1,669 B with the ledger (10 → 50 members)
+/// and 326 B with `--no-ledger` (100 → 1,000 members): the coefficient holds with the ledger
+/// and over-estimates a `--no-ledger` run about 6.7 times.
 pub const BYTES_PER_PROSUMER_STEP: u64 = 2_200;
 /// Memory per EV per simulated day, bytes (its sessions and plans). Not measured on its own
 /// (the slope above includes 25 EVs per prosumer); an allowance on top.
 pub const BYTES_PER_VEHICLE_DAY: u64 = 400;
 /// Run time per prosumer per step, nanoseconds (local and community stage, accounting,
-/// ledger settlement); an allowance, the EVs dominate the measured slope.
-pub const NANOS_PER_PROSUMER_STEP: u64 = 2_000;
-/// Run time per EV per step, nanoseconds: measured 15.1 s per prosumer with 25 EVs at 8,760
-/// steps (69 µs per EV-step, debug build on a shared 2-core machine).
+/// ledger settlement): measured 80 µs of CPU per prosumer-step with the ledger on generated
+/// cities of 10 and 50 households (release build, docs/scaling.md; the ledger is nearly all
+/// of it: 2.1 µs without).
+pub const NANOS_PER_PROSUMER_STEP: u64 = 80_000;
+/// Run time per EV per step under the MPC policy, nanoseconds: measured 15.1 s per prosumer
+/// with 25 EVs at 8,760 steps (69 µs per EV-step, debug build on a shared 2-core machine).
 pub const NANOS_PER_VEHICLE_STEP: u64 = 69_000;
+/// Run time per EV per step under a rule-based policy (fcfs, edf, llf, round-robin,
+/// uncontrolled), nanoseconds: measured 1.3 µs of CPU with LLF (a generated city of 100
+/// members with 50 EVs against the same city without, release build), rounded up.
+pub const NANOS_PER_RULE_VEHICLE_STEP: u64 = 2_000;
 
 /// What a run is expected to cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,11 +55,20 @@ pub struct RunEstimate {
 pub fn estimate(scenario: &Scenario, assets: &Assets) -> RunEstimate {
     let steps = 365 * 24 * 60 / u64::from(scenario.time.step_minutes.max(1));
     let prosumers = scenario.prosumers.len() as u64;
-    let vehicles: u64 = assets
-        .prosumers
-        .iter()
-        .filter_map(|p| p.ev.as_ref())
+    let fleets = || assets.prosumers.iter().filter_map(|p| p.ev.as_ref());
+    let vehicles: u64 = fleets()
         .map(scg_ev::fleet::FleetConfig::vehicles)
+        .fold(0, u64::saturating_add);
+    // Vehicle-steps weighted by their policy's cost.
+    let vehicle_nanos_per_step: u64 = fleets()
+        .map(|f| {
+            let per_step = if f.policy == "mpc" {
+                NANOS_PER_VEHICLE_STEP
+            } else {
+                NANOS_PER_RULE_VEHICLE_STEP
+            };
+            f.vehicles().saturating_mul(per_step)
+        })
         .fold(0, u64::saturating_add);
     let memory_bytes = BASE_BYTES
         .saturating_add(
@@ -61,11 +80,7 @@ pub fn estimate(scenario: &Scenario, assets: &Assets) -> RunEstimate {
     let nanos = prosumers
         .saturating_mul(steps)
         .saturating_mul(NANOS_PER_PROSUMER_STEP)
-        .saturating_add(
-            vehicles
-                .saturating_mul(steps)
-                .saturating_mul(NANOS_PER_VEHICLE_STEP),
-        );
+        .saturating_add(vehicle_nanos_per_step.saturating_mul(steps));
     RunEstimate {
         memory_bytes,
         time_ms: nanos / 1_000_000,

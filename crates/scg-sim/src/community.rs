@@ -62,13 +62,26 @@ pub struct Forecast<'a> {
     pub retail_eur_per_mwh: &'a [f64],
     /// Grid-peak flags from this interval on.
     pub grid_at_peak: &'a [bool],
+    /// The community's surplus (renewables above loads, before storage and EVs) from this
+    /// interval on, kW: Σ over prosumers of max(0, PV + wind − load); empty when no stage
+    /// reads it (the EV agents with feed-in prices, a [`FlexibleLoad`]).
+    pub community_surplus_kw: &'a [f64],
+    /// What that surplus earns when nobody in the community uses it (the feed-in price),
+    /// EUR/MWh, from this interval on.
+    pub surplus_value_eur_per_mwh: &'a [f64],
 }
+
+/// How far ahead the EV agents get the community's effective price, steps (the MPC's
+/// longest horizon is 288 steps).
+pub const EV_PRICE_HORIZON_STEPS: usize = 672;
 
 /// A flexible-load stage between the net load and storage (module docs, stage 3). It returns
 /// the prosumer's load after shifting; the energy it defers is its own business (the stage is
-/// stateful), but the load it returns is what the balance is asserted against.
+/// stateful), but the load it returns is what the balance is asserted against. The home
+/// agents (`crate::home::HomeStage`, `scg-home`) are one.
 pub trait FlexibleLoad: Send {
-    /// Load of prosumer `prosumer` in interval `step` after flexibility, kW (≥ 0).
+    /// Load of prosumer `prosumer` in interval `step` after flexibility, kW (≥ 0), or why the
+    /// stage could not decide (e.g. its optimiser failed).
     fn adjust_load_kw(
         &mut self,
         prosumer: usize,
@@ -76,7 +89,7 @@ pub trait FlexibleLoad: Send {
         load_kw: f64,
         renewable_kw: f64,
         forecast: &Forecast<'_>,
-    ) -> f64;
+    ) -> Result<f64, String>;
 }
 
 /// The community stage: how residuals become P2P and grid flows.
@@ -159,6 +172,8 @@ pub struct Community<'a> {
     scratch: StepScratch,
     next_step: usize,
     any_fleet: bool,
+    /// The EV agents' price forecast of the interval (reused buffer).
+    ev_price: Vec<f64>,
 }
 
 impl std::fmt::Debug for Community<'_> {
@@ -198,6 +213,7 @@ impl<'a> Community<'a> {
             ev: vec![EvStepPower::default(); n],
             scratch: StepScratch::default(),
             next_step: 0,
+            ev_price: Vec::new(),
         })
     }
 
@@ -205,6 +221,12 @@ impl<'a> Community<'a> {
     pub fn with_flexible_load(mut self, flex: Box<dyn FlexibleLoad + 'a>) -> Self {
         self.flex = Some(flex);
         self
+    }
+
+    /// Whether a flexible-load stage is plugged in (it is the one reader of the surplus
+    /// forecast).
+    pub fn has_flexible_load(&self) -> bool {
+        self.flex.is_some()
     }
 
     /// Number of prosumers.
@@ -240,7 +262,9 @@ impl<'a> Community<'a> {
             let renewable_kw = p.pv_kw + p.wind_kw + ev.v2g_kw;
             let mut load_kw = p.load_kw + (ev.charge_kw + ev.swap_kw);
             if let Some(flex) = self.flex.as_mut() {
-                load_kw = flex.adjust_load_kw(i, inputs.step, load_kw, renewable_kw, forecast);
+                load_kw = flex
+                    .adjust_load_kw(i, inputs.step, load_kw, renewable_kw, forecast)
+                    .map_err(|e| SimError::Scenario(format!("prosumers[{i}].home: {e}")))?;
             }
             self.step_inputs[i] = StepInput {
                 load_kw,
@@ -286,10 +310,34 @@ impl<'a> Community<'a> {
         forecast: &Forecast<'_>,
     ) -> Result<(), SimError> {
         use rayon::prelude::*;
+        // The agents see the community: where its surplus is forecast, a kWh charged costs the
+        // community what that surplus would have earned (feed-in), not the retail price.
+        let price_forecast = if forecast.community_surplus_kw.is_empty() {
+            forecast.retail_eur_per_mwh
+        } else {
+            let h = forecast
+                .retail_eur_per_mwh
+                .len()
+                .min(forecast.community_surplus_kw.len())
+                .min(forecast.surplus_value_eur_per_mwh.len())
+                .min(EV_PRICE_HORIZON_STEPS);
+            self.ev_price.clear();
+            self.ev_price.extend(
+                forecast.retail_eur_per_mwh[..h]
+                    .iter()
+                    .zip(&forecast.community_surplus_kw[..h])
+                    .zip(&forecast.surplus_value_eur_per_mwh[..h])
+                    .map(|((retail, surplus), value)| effective_price(*retail, *surplus, *value)),
+            );
+            &self.ev_price[..]
+        };
         let signals = StepSignals {
-            price_eur_per_mwh: inputs.retail_eur_per_mwh,
+            price_eur_per_mwh: price_forecast
+                .first()
+                .copied()
+                .unwrap_or(inputs.retail_eur_per_mwh),
             grid_peak: inputs.grid_at_peak,
-            price_forecast_eur_per_mwh: forecast.retail_eur_per_mwh,
+            price_forecast_eur_per_mwh: price_forecast,
             grid_peak_forecast: forecast.grid_at_peak,
         };
         let step = inputs.step;
@@ -318,5 +366,17 @@ impl<'a> Community<'a> {
             fleets: self.fleets,
             market,
         }
+    }
+}
+
+/// The price an EV agent plans with for one interval: the surplus's value when the community
+/// is forecast to have surplus (it would otherwise be sold at that price), the retail price
+/// otherwise. Never above retail.
+#[inline]
+pub fn effective_price(retail_eur_per_mwh: f64, surplus_kw: f64, value_eur_per_mwh: f64) -> f64 {
+    if surplus_kw > 0.0 {
+        value_eur_per_mwh.min(retail_eur_per_mwh)
+    } else {
+        retail_eur_per_mwh
     }
 }

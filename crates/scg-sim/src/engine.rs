@@ -6,20 +6,24 @@
 //! removing or reordering prosumers never changes another prosumer's load.
 
 use crate::SimError;
+use crate::accounting::{
+    AccountsSetup, CerSetup, Detail, MemberClosing, MembersClosing, YearAccounts,
+};
 use crate::assets::{Assets, ProsumerAssets};
 use crate::battery::{Battery, Storage};
-use crate::cer::{self, CerMember, CerResult};
+use crate::cer::CerResult;
 use crate::community::{Community, Sharing};
 use crate::converter::Converter;
 use crate::dispatch::BatteryUnit;
-use crate::economics::{ComponentCosts, EnergyTotals, system_npc};
-use crate::grid::{GridBill, GridMeter};
+use crate::economics::ComponentCosts;
 use crate::inputs::ResolvedInputs;
 use crate::metrics::{LoadReport, load_report};
 use crate::prepare::EvYear;
 use crate::prepare::{Prepared, prepare};
 pub use crate::prepare::{prosumer_seed, synthesize_load};
-use crate::year::{EnergySums, FlowSeries, ProsumerSeries, SeriesSink, YearSettings, drive};
+use crate::year::{
+    EnergySums, FlowSeries, Prices, ProsumerSeries, SeriesSink, YearSettings, drive,
+};
 use scg_ev::fleet::EvStepPower;
 use scg_model::{Scenario, TimeGrid};
 use scg_resource::load::LoadYear;
@@ -33,25 +37,7 @@ pub struct PvArrayYield {
     pub specific_yield_kwh_per_kwp: f64,
 }
 
-/// Money of one prosumer (or the community), per year and over the project.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Economics {
-    pub grid_bill: GridBill,
-    pub p2p_cost_eur_per_year: f64,
-    pub p2p_revenue_eur_per_year: f64,
-    /// CER incentive + valorisation allocated to it, EUR/year.
-    pub cer_incentive_eur: f64,
-    pub initial_capital_eur: f64,
-    /// Net present cost, EUR: components, grid bill, P2P money, CER, and V2G battery wear.
-    pub npc_eur: f64,
-    pub annualized_cost_eur: f64,
-    /// Annualized cost per kWh served (HOMER: load served + sales; for a member the sales
-    /// include its P2P exports). `None` when nothing is served.
-    pub coe_eur_per_kwh: Option<f64>,
-    /// 1 − grid purchases ÷ energy served (HOMER, the same served energy as the COE); P2P
-    /// energy counts as renewable.
-    pub renewable_fraction: Option<f64>,
-}
+pub use crate::accounting::Economics;
 
 /// One prosumer's year.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +53,8 @@ pub struct ProsumerResult {
     pub economics: Economics,
     /// The EV fleet's year (empty without EVs).
     pub ev: crate::prepare::EvYear,
+    /// The home agent's figures (`[prosumers.home]`; `None` without a home section).
+    pub home: Option<scg_home::carve::HomeResult>,
 }
 
 /// The community's totals.
@@ -184,18 +172,7 @@ pub fn run_prepared(
         max_sale_kw: assets.grid.max_sale_kw.unwrap_or(f64::INFINITY),
     };
     // The EV agents and the market see the retail (purchase) price, EUR/MWh.
-    let retail: Vec<f64> = prepared
-        .tariff
-        .purchase_eur_per_kwh()
-        .iter()
-        .map(|p| p * 1000.0)
-        .collect();
-    let feed_in: Vec<f64> = prepared
-        .tariff
-        .sell_eur_per_kwh()
-        .iter()
-        .map(|p| p * 1000.0)
-        .collect();
+    let (retail, feed_in) = prepared.prices_eur_per_mwh();
     let ids: Vec<String> = scenario.prosumers.iter().map(|p| p.id.clone()).collect();
     let sharing = match &scenario.community.market {
         None => Sharing::ProRata,
@@ -207,15 +184,53 @@ pub fn run_prepared(
             grid.steps_per_hour(),
         ))),
     };
+    // The home agents (`[prosumers.home]`): stage 3 of the step.
+    let members: Vec<crate::home::HomeMember<'_>> = scenario
+        .prosumers
+        .iter()
+        .zip(&assets.prosumers)
+        .zip(&prepared.prosumers)
+        .map(|((p, a), prep)| crate::home::HomeMember {
+            id: &p.id,
+            home: a.home.as_ref(),
+            load_kw: &prep.load.load_kw,
+        })
+        .collect();
+    let mut homes = crate::home::HomeStage::new(
+        &members,
+        scg_home::agent::AgentSettings {
+            step_minutes: grid.step_minutes(),
+            surplus_price_eur_per_mwh: scenario.community.internal_price_eur_per_mwh,
+        },
+    )?;
     let mut community = Community::new(settings.community(), batteries, fleets, sharing)?;
-    let mut sink = SeriesSink::new(series.len(), steps);
-    let mut ev_steps: Vec<Vec<EvStepPower>> = vec![Vec::new(); series.len()];
+    let n = series.len();
+    // One pass: the series for the outputs and the year's money, fed each interval.
+    let accounts = YearAccounts::new(&AccountsSetup {
+        tariff: &prepared.tariff,
+        steps_per_hour: grid.steps_per_hour(),
+        members: n,
+        cer: CerSetup {
+            enabled: assets.cer.enabled,
+            params: assets.cer.params(),
+            zonal_hourly_eur_per_mwh: &prepared.zonal_hourly_eur_per_mwh,
+        },
+        detail: Detail::Members,
+    })?;
+    let mut sink = (SeriesSink::new(n, steps), accounts);
+    let mut ev_steps: Vec<Vec<EvStepPower>> = vec![Vec::new(); n];
+    if let Some(h) = homes.as_mut() {
+        community = community.with_flexible_load(Box::new(h));
+    }
     let with_ev: Vec<bool> = assets.prosumers.iter().map(|a| a.ev.is_some()).collect();
     drive(
         &mut community,
         &series,
         &settings,
-        &retail,
+        &Prices {
+            retail_eur_per_mwh: &retail,
+            feed_in_eur_per_mwh: &feed_in,
+        },
         steps,
         &mut sink,
         &mut |_, ev| {
@@ -227,9 +242,13 @@ pub fn run_prepared(
         },
     )?;
     let end = community.finish();
+    let mut home_years = homes
+        .map(crate::home::HomeStage::finish)
+        .unwrap_or_default();
+    home_years.resize_with(series.len(), Default::default);
     let market = end.market;
     let batteries = end.batteries;
-    let ev_years: Vec<EvYear> = end
+    let mut ev_years: Vec<EvYear> = end
         .fleets
         .iter()
         .zip(&ev_steps)
@@ -238,60 +257,27 @@ pub fn run_prepared(
             None => EvYear::default(),
         })
         .collect();
-
-    // CER: each member's injection and withdrawal at its own meter (P2P crosses the grid).
-    let injected: Vec<Vec<f64>> = sink
-        .prosumers
-        .iter()
-        .map(|f| {
-            f.grid_export_kw
-                .iter()
-                .zip(&f.p2p_export_kw)
-                .map(|(g, p)| (g + p) * dt)
-                .collect()
-        })
-        .collect();
-    let withdrawn: Vec<Vec<f64>> = sink
-        .prosumers
-        .iter()
-        .map(|f| {
-            f.grid_import_kw
-                .iter()
-                .zip(&f.p2p_import_kw)
-                .map(|(g, p)| (g + p) * dt)
-                .collect()
-        })
-        .collect();
-    let members: Vec<CerMember<'_>> = injected
-        .iter()
-        .zip(&withdrawn)
-        .map(|(i, w)| CerMember::new(i, w))
-        .collect();
-    // Without a CER nobody shares: the same evaluation over no members gives zeros.
-    let cer_members: &[CerMember<'_>] = if assets.cer.enabled { &members } else { &[] };
-    let cer_result = cer::evaluate_steps(
-        &assets.cer.params(),
-        &prepared.zonal_hourly_eur_per_mwh,
-        cer_members,
-        grid.steps_per_hour(),
-    )?;
+    let surplus_kw = crate::year::community_surplus_kw(&series, steps);
+    add_surplus_absorbed(&mut ev_years, &surplus_kw, dt);
 
     let econ_params = assets.economics.params();
-    let internal_eur_per_kwh = scenario.community.internal_price_eur_per_mwh / 1000.0;
-    let cer_factor = crate::assets::cer_npc_factor(assets);
-    let mut prosumers = Vec::with_capacity(series.len());
+    let mut prosumers = Vec::with_capacity(n);
     let mut load_kw = vec![0.0; steps];
     let mut baseline_kw = vec![0.0; steps];
-    let mut community_bill = GridMeter::new(&prepared.tariff);
-    for (i, (((p, prep), flows), ev)) in scenario
+    let mut parts = Vec::with_capacity(n);
+    for (i, (((mut prep, flows), ev), home)) in prepared
         .prosumers
-        .iter()
-        .zip(prepared.prosumers)
-        .zip(sink.prosumers)
+        .into_iter()
+        .zip(sink.0.prosumers)
         .zip(ev_years)
+        .zip(home_years)
         .enumerate()
     {
         let a = &assets.prosumers[i];
+        // The load the prosumer drew: the home agent's change applied (none when unmanaged).
+        for (l, c) in prep.load.load_kw.iter_mut().zip(&home.load_change_kw) {
+            *l += c;
+        }
         let mut flows = flows;
         flows.ev_kw = ev.demand_series.clone();
         flows.v2g_kw = ev.v2g_kw.clone();
@@ -306,50 +292,42 @@ pub fn run_prepared(
                 .collect()
         };
         let energy = sums(&flows, &demand_kw, dt);
-        let mut meter = GridMeter::new(&prepared.tariff);
-        for (t, (imp, exp)) in flows
-            .grid_import_kw
-            .iter()
-            .zip(&flows.grid_export_kw)
-            .enumerate()
-        {
-            meter.record(t, *imp, *exp)?;
-        }
-        let grid_bill = meter.finish();
         let throughput = batteries[i]
             .as_ref()
             .map_or(0.0, |u| u.battery.throughput_kwh());
-        let components = components(a, throughput);
-        let (p2p_cost, p2p_revenue) = match &market {
-            Some(m) => (m.paid_eur[i], m.received_eur[i]),
-            None => (
-                energy.p2p_import_kwh * internal_eur_per_kwh,
-                energy.p2p_export_kwh * internal_eur_per_kwh,
-            ),
-        };
-        let cer_eur = cer_result.members.get(i).map_or(0.0, |m| m.allocated_eur);
-        let refs: Vec<(&str, ComponentCosts)> =
-            components.iter().map(|(n, c)| (n.as_str(), *c)).collect();
-        let npc = system_npc(
-            &econ_params,
-            &refs,
-            grid_bill.net_cost_eur,
-            // V2G wears the vehicles' batteries: a yearly cost like P2P money (HOMER's
-            // "other O&M"), so V2G must pay for itself in the NPC.
-            p2p_cost - p2p_revenue - cer_eur * cer_factor + ev.degradation_cost_eur,
-        )?;
-        let totals = energy_totals(&energy, SalesCounted::GridAndP2p);
-        let economics = Economics {
-            grid_bill,
-            p2p_cost_eur_per_year: p2p_cost,
-            p2p_revenue_eur_per_year: p2p_revenue,
-            cer_incentive_eur: cer_eur,
-            initial_capital_eur: components.iter().map(|(_, c)| c.capital_eur).sum(),
-            npc_eur: npc.total_npc_eur,
-            annualized_cost_eur: npc.annualized_cost_eur,
-            coe_eur_per_kwh: totals.cost_of_energy_eur_per_kwh(npc.annualized_cost_eur),
-            renewable_fraction: totals.renewable_fraction(),
-        };
+        parts.push((
+            prep,
+            flows,
+            ev,
+            energy,
+            throughput,
+            components(a, throughput),
+            home.result,
+        ));
+    }
+    let energies: Vec<EnergySums> = parts.iter().map(|p| p.3).collect();
+    let energy = EnergySums::total(&energies);
+    let closing = MembersClosing {
+        economics: econ_params,
+        internal_eur_per_kwh: scenario.community.internal_price_eur_per_mwh / 1000.0,
+        cer_npc_factor: crate::assets::cer_npc_factor(assets),
+        members: parts
+            .iter()
+            .map(|(_, _, ev, energy, _, components, _)| MemberClosing {
+                components,
+                energy: *energy,
+                ev_wear_eur: ev.degradation_cost_eur,
+            })
+            .collect(),
+        community_energy: energy,
+        market: market.as_ref(),
+    };
+    let money = sink.1.finish_members(&closing)?;
+    for ((i, (prep, flows, ev, energy, throughput, _, home)), economics) in
+        parts.into_iter().enumerate().zip(money.members)
+    {
+        let p = &scenario.prosumers[i];
+        let a = &assets.prosumers[i];
         let pv_arrays =
             a.pv.iter()
                 .zip(&prep.pv_array_kw)
@@ -385,29 +363,11 @@ pub fn run_prepared(
             battery_throughput_kwh: throughput,
             economics,
             ev,
+            home,
         });
     }
-    // The community's own meter sees the sum of the members' grid flows.
-    for t in 0..steps {
-        let imp: f64 = prosumers.iter().map(|p| p.flows.grid_import_kw[t]).sum();
-        let exp: f64 = prosumers.iter().map(|p| p.flows.grid_export_kw[t]).sum();
-        community_bill.record(t, imp, exp)?;
-    }
-    let energy = EnergySums::total(&prosumers.iter().map(|p| p.energy).collect::<Vec<_>>());
-    let totals = energy_totals(&energy, SalesCounted::GridOnly);
-    let sum = |f: fn(&Economics) -> f64| prosumers.iter().map(|p| f(&p.economics)).sum::<f64>();
-    let annualized = sum(|e| e.annualized_cost_eur);
-    let economics = Economics {
-        grid_bill: community_bill.finish(),
-        p2p_cost_eur_per_year: sum(|e| e.p2p_cost_eur_per_year),
-        p2p_revenue_eur_per_year: sum(|e| e.p2p_revenue_eur_per_year),
-        cer_incentive_eur: cer_result.total_eur,
-        initial_capital_eur: sum(|e| e.initial_capital_eur),
-        npc_eur: sum(|e| e.npc_eur),
-        annualized_cost_eur: annualized,
-        coe_eur_per_kwh: totals.cost_of_energy_eur_per_kwh(annualized),
-        renewable_fraction: totals.renewable_fraction(),
-    };
+    let cer_result = money.cer;
+    let economics = money.community;
     let community_scale = community_scale_factor(&load_kw, &baseline_kw);
     let community = CommunityResult {
         load_report: load_report(&load_kw, &baseline_kw, community_scale, &grid),
@@ -434,6 +394,26 @@ pub fn run_prepared(
             .collect(),
         tariff_band: prepared.bands,
     })
+}
+
+/// Community surplus absorbed by EV charging: each step, the community's surplus before
+/// storage and EVs (Σ max(0, PV + wind − load)) taken by the EV demand (charging and swap
+/// chargers) up to that demand, shared among the fleets pro rata to their demand, kWh.
+fn add_surplus_absorbed(ev: &mut [EvYear], surplus_kw: &[f64], dt_h: f64) {
+    for (t, surplus) in surplus_kw.iter().enumerate() {
+        let demand: f64 = ev
+            .iter()
+            .map(|e| e.demand_series.get(t).copied().unwrap_or(0.0))
+            .sum();
+        if demand <= 0.0 || *surplus <= 0.0 {
+            continue;
+        }
+        let absorbed = demand.min(*surplus);
+        for e in ev.iter_mut() {
+            let d = e.demand_series.get(t).copied().unwrap_or(0.0);
+            e.surplus_absorbed_kwh += absorbed * d / demand * dt_h;
+        }
+    }
 }
 
 /// The components of a prosumer, priced.
@@ -480,31 +460,6 @@ fn sums(f: &FlowSeries, load_kw: &[f64], dt: f64) -> EnergySums {
         excess_kwh: s(&f.excess_kw),
         unmet_kwh: s(&f.unmet_kw),
         peak_unmet_kw: f.unmet_kw.iter().copied().fold(0.0, f64::max),
-    }
-}
-
-/// Which sales count as energy served (HOMER: load served + sales).
-#[derive(Clone, Copy)]
-enum SalesCounted {
-    /// The community as a whole: P2P is internal (already in the buyers' load served).
-    GridOnly,
-    /// A member: what it sold to neighbours is load it served, like a grid sale.
-    GridAndP2p,
-}
-
-fn energy_totals(e: &EnergySums, sales: SalesCounted) -> EnergyTotals {
-    let p2p_sales_kwh = match sales {
-        SalesCounted::GridOnly => 0.0,
-        SalesCounted::GridAndP2p => e.p2p_export_kwh,
-    };
-    EnergyTotals {
-        load_kwh: e.load_kwh,
-        served_load_kwh: (e.load_kwh - e.unmet_kwh).max(0.0),
-        grid_sales_kwh: e.grid_export_kwh + p2p_sales_kwh,
-        grid_purchases_kwh: e.grid_import_kwh,
-        renewable_production_kwh: e.pv_kwh + e.wind_kwh,
-        nonrenewable_generation_kwh: 0.0,
-        excess_energy_kwh: e.excess_kwh,
     }
 }
 

@@ -198,6 +198,18 @@ pub struct GridInputs<'a> {
     pub zonal_price_eur_per_mwh: Option<&'a [f64]>,
 }
 
+/// Explicit per-step prices for [`GridTariff::from_series`].
+#[derive(Debug, Clone, Copy)]
+pub struct TariffSeries<'a> {
+    pub step_hours: f64,
+    pub month: &'a [u8],
+    pub purchase_eur_per_kwh: &'a [f64],
+    pub sell_eur_per_kwh: &'a [f64],
+    pub demand_charge_eur_per_kw_month: f64,
+    pub max_purchase_kw: f64,
+    pub max_sale_kw: f64,
+}
+
 /// A tariff evaluated on a year of steps: the dispatcher reads prices and limits from it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GridTariff {
@@ -303,6 +315,49 @@ impl GridTariff {
             max_sale_kw: config.max_sale_kw.unwrap_or(f64::INFINITY),
             rid_floor,
         })
+    }
+
+    /// A tariff from explicit per-step prices (EUR/kWh), months (1..=12), a demand charge and
+    /// the connection's limits: no Ritiro Dedicato floor. For tests and benches that need
+    /// price shapes no scenario tariff gives.
+    pub fn from_series(series: &TariffSeries<'_>) -> Result<Self, ComponentError> {
+        let n = series.month.len();
+        check_len("purchase_eur_per_kwh", series.purchase_eur_per_kwh.len(), n)?;
+        check_len("sell_eur_per_kwh", series.sell_eur_per_kwh.len(), n)?;
+        if let Some(m) = series.month.iter().find(|m| !(1..=12).contains(*m)) {
+            return Err(ComponentError::InvalidInput {
+                what: "month (1..=12)",
+                value: f64::from(*m),
+            });
+        }
+        Ok(Self {
+            step_hours: series.step_hours,
+            month: series.month.to_vec(),
+            purchase_eur_per_kwh: series.purchase_eur_per_kwh.to_vec(),
+            sell_eur_per_kwh: series.sell_eur_per_kwh.to_vec(),
+            demand_charge_eur_per_kw_month: series.demand_charge_eur_per_kw_month,
+            max_purchase_kw: series.max_purchase_kw,
+            max_sale_kw: series.max_sale_kw,
+            rid_floor: None,
+        })
+    }
+
+    /// Whether the bills of several meters add up to the bill of their summed flows: true
+    /// without a demand charge (a monthly peak per meter) and without the Ritiro Dedicato
+    /// floor (a yearly limit and true-up per meter). The sizing search bills the community's
+    /// sum then, and every member's meter otherwise.
+    pub fn is_additive(&self) -> bool {
+        self.demand_charge_eur_per_kw_month == 0.0 && self.rid_floor.is_none()
+    }
+
+    /// Demand charge, EUR per kW of monthly peak purchase.
+    pub fn demand_charge_eur_per_kw_month(&self) -> f64 {
+        self.demand_charge_eur_per_kw_month
+    }
+
+    /// Month (1..=12) of every step.
+    pub fn months(&self) -> &[u8] {
+        &self.month
     }
 
     /// Number of steps.

@@ -48,7 +48,8 @@ pub struct ResolvedInputs {
     pub loads: Vec<ResolvedLoad>,
     /// The weather year, when the solar resource names a weather file.
     pub weather: Option<WeatherYear>,
-    /// Hourly zonal prices (8760 values), when the scenario names a price file.
+    /// Zonal prices per step of the scenario's clock (8,760 or 35,040 values), when the
+    /// scenario names a price file or GME files; see [`resolve_zonal_prices`].
     pub zonal_prices_eur_per_mwh: Option<Vec<f64>>,
 }
 
@@ -105,7 +106,9 @@ pub fn resolve_weather(
     Ok(Some(year))
 }
 
-/// Hourly zonal prices (8760 values), when the scenario names a price file or GME files.
+/// Zonal prices per step of the scenario's clock, when the scenario names a price file (8,760
+/// hourly values, each holding for its hour's steps) or GME files (at 15-minute steps a
+/// 15-minute GME day is used as published; see `gme::zonal_prices_on_standard_steps`).
 pub fn resolve_zonal_prices(
     scenario: &Scenario,
     read: &mut Reader<'_>,
@@ -131,14 +134,23 @@ pub fn resolve_zonal_prices(
             message: format!("needs 8760 hourly prices (EUR/MWh), got {}", prices.len()),
         });
     }
-    Ok(Some(prices))
+    let per_hour = scenario_grid(scenario)?.steps_per_hour();
+    Ok(Some(
+        prices
+            .iter()
+            .flat_map(|&p| std::iter::repeat_n(p, per_hour))
+            .collect(),
+    ))
 }
 
-/// The hourly zonal prices of the model year from the scenario's GME files
-/// (`gme::zonal_prices_on_standard_hours`: Italian market time onto standard-time hours).
+fn scenario_grid(scenario: &Scenario) -> Result<TimeGrid, SimError> {
+    TimeGrid::new(&scenario.time, &scenario.location.time_zone).map_err(SimError::Scenario)
+}
+
+/// The zonal prices of the model year, per step, from the scenario's GME files
+/// (`gme::zonal_prices_on_standard_steps`: Italian market time onto standard-time steps).
 fn resolve_gme_prices(scenario: &Scenario, read: &mut Reader<'_>) -> Result<Vec<f64>, SimError> {
-    let grid =
-        TimeGrid::new(&scenario.time, &scenario.location.time_zone).map_err(SimError::Scenario)?;
+    let grid = scenario_grid(scenario)?;
     if grid.standard_offset_seconds() != 3600 {
         return Err(SimError::Scenario(format!(
             "community.zonal_price_gme_files: GME prices are on Italian time; the scenario's \
@@ -153,13 +165,14 @@ fn resolve_gme_prices(scenario: &Scenario, read: &mut Reader<'_>) -> Result<Vec<
         let prices = gme::parse_prices(&text, &name).map_err(ResourceError::from)?;
         files.push((name, prices));
     }
+    let per_hour = u32::try_from(grid.steps_per_hour()).unwrap_or(u32::MAX);
     let zone = scenario
         .community
         .zonal_price_gme_zone
         .as_deref()
         .unwrap_or("NORD");
     Ok(
-        gme::zonal_prices_on_standard_hours(&files, zone, grid.year())
+        gme::zonal_prices_on_standard_steps(&files, zone, grid.year(), per_hour)
             .map_err(ResourceError::from)?,
     )
 }

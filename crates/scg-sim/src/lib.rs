@@ -8,7 +8,9 @@
 //! - [`prepare`]: every series a year needs (loads, PV per kWp, wind per turbine, prices, the
 //!   grid-peak signal), computed once;
 //! - [`dispatch`] and [`year`]: the community step of the paper's flow chart and its year loop;
-//! - [`engine`]: [`simulate`] — prepare, run, then account (grid bills, P2P, CER, NPC);
+//! - [`engine`]: [`simulate`] — prepare, run the year with its accounts;
+//! - [`accounting`]: the year's money fed each interval (grid bills, P2P, CER, NPC, COE), one
+//!   implementation for `simulate` and every configuration of the search;
 //! - [`optimize`]: the HOMER-style sizing search;
 //! - [`metrics`]: HOMER's load statistics; component models: [`battery`], [`converter`],
 //!   [`grid`], [`economics`], [`cer`].
@@ -16,11 +18,13 @@
 //! Never does I/O, never reads the clock, never draws from an unseeded generator: the same
 //! scenario, inputs and seed give the same result, bit for bit.
 
+pub mod accounting;
 pub mod assets;
 pub mod check;
 pub mod community;
 pub mod dispatch;
 pub mod engine;
+pub mod home;
 pub mod inputs;
 pub mod market_stage;
 pub mod metrics;

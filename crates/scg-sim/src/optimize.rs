@@ -5,23 +5,36 @@
 //! Why it is fast: in the paper's flow chart a prosumer's own stage (its generation and its
 //! battery) depends only on its own design, so each prosumer design is simulated once and its
 //! residual series cached ([`LocalRun`]); a community configuration then only replays the
-//! community stage ([`CommunityShares`]) over the cached residuals — the same code the full
-//! simulation runs, without re-simulating any battery. Work per configuration is
-//! O(steps × prosumers) of plain arithmetic; configurations run in parallel (rayon).
+//! community stage over the cached residuals — [`ProRata`], the same stage the full
+//! simulation's step runs — and accounts for the year through
+//! [`crate::accounting::YearAccounts`], the same accumulator as `scg simulate`. Work per
+//! configuration is O(steps × prosumers) of plain arithmetic; configurations run in parallel.
+//!
+//! With the community market ([`SearchInputs::market`]) every configuration is first screened
+//! with pro-rata sharing; then the best of the screening are replayed with the market stage
+//! ([`MarketStage`], the step's own, over the same residuals, at the members' level of the
+//! accounts) until the cheapest configuration of the ranking is one replayed with the market.
+//! Replayed configurations carry their market NPC (`market_replayed`); the others keep their
+//! pro-rata NPC, and [`MarketCheck`] states the largest difference the replay found.
 //!
 //! Cancellation: the caller's flag is checked between chunks; results so far are kept.
 //! Never does I/O.
 
 use crate::ComponentError;
+use crate::accounting::{
+    AccountsSetup, CerSetup, Detail, MemberClosing, MembersClosing, TotalsClosing, YearAccounts,
+};
 use crate::battery::{Battery, BatteryConfig, Storage};
 use crate::converter::{Converter, ConverterConfig};
-use crate::dispatch::{BatteryUnit, CommunityShares, StepContext, StepInput, local_step};
-use crate::economics::{
-    ComponentCosts, EconomicParams, annuity_present_value_factor, capital_recovery_factor,
-    system_npc,
+use crate::dispatch::{
+    Allocation, BatteryUnit, CommunityStage, ProRata, StepContext, StepInput, local_step,
 };
-use crate::year::ProsumerSeries;
+use crate::economics::{ComponentCosts, EconomicParams, system_npc};
+use crate::grid::GridTariff;
+use crate::market_stage::MarketStage;
+use crate::year::{EnergySums, ProsumerSeries};
 use rayon::prelude::*;
+use scg_market::community::CommunityMarket;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// One candidate design of one prosumer.
@@ -49,18 +62,29 @@ pub struct ProsumerSpace<'a> {
 pub struct SearchInputs<'a> {
     pub dt_h: f64,
     pub steps_per_hour: usize,
-    pub purchase_eur_per_kwh: &'a [f64],
-    pub sell_eur_per_kwh: &'a [f64],
-    /// CER incentive + valorisation per hour, EUR/MWh of shared energy (all 0 without a CER).
-    pub cer_eur_per_mwh: &'a [f64],
+    /// The grid tariff every member's meter bills with.
+    pub tariff: &'a GridTariff,
+    /// The CER rule and its hourly zonal prices.
+    pub cer: CerSetup<'a>,
     pub grid_at_peak: &'a [bool],
-    /// Demand charge, EUR per kW of monthly peak purchase.
-    pub demand_charge_eur_per_kw_month: f64,
-    /// Month (1..=12) of each step.
-    pub month: &'a [u8],
     /// Equivalent share of the yearly CER incentive over the project (it is paid for fewer
     /// years than the project lasts): 1 when paid every year.
     pub cer_npc_factor: f64,
+    /// The pro-rata P2P price, EUR/kWh.
+    pub internal_eur_per_kwh: f64,
+    /// The community market, when the scenario has one (module docs).
+    pub market: Option<MarketReplay<'a>>,
+}
+
+/// What replaying the community market needs: the step's market and its prices.
+#[derive(Debug, Clone, Copy)]
+pub struct MarketReplay<'a> {
+    pub market: CommunityMarket,
+    /// Prosumer ids, scenario order.
+    pub ids: &'a [String],
+    /// Retail and feed-in price of every step, EUR/MWh.
+    pub retail_eur_per_mwh: &'a [f64],
+    pub feed_in_eur_per_mwh: &'a [f64],
 }
 
 /// The search's own settings.
@@ -73,6 +97,9 @@ pub struct SearchSettings {
     /// Largest allowed unmet load, as a fraction of the load (HOMER's maximum capacity shortage).
     pub max_unmet_fraction: f64,
     pub economics: EconomicParams,
+    /// With a market: how many configurations of the screening are replayed with it per round
+    /// (module docs).
+    pub market_replays: usize,
 }
 
 /// One prosumer design simulated on its own: the residual it leaves to the community.
@@ -87,6 +114,8 @@ pub struct LocalRun {
     pub components_npc_eur: f64,
     /// Initial capital of the design's components, EUR.
     pub capital_eur: f64,
+    /// The design's components, priced with the battery's throughput of the year.
+    pub components: Vec<(String, ComponentCosts)>,
 }
 
 /// The result of one configuration.
@@ -109,6 +138,8 @@ pub struct ConfigResult {
     pub cer_shared_energy_kwh: f64,
     pub cer_incentive_eur: f64,
     pub excess_kwh: f64,
+    /// Ranked with the community market (exact), not only by the pro-rata screening.
+    pub market_replayed: bool,
 }
 
 /// What a search produced.
@@ -120,6 +151,19 @@ pub struct SearchOutcome {
     pub infeasible: u64,
     pub total: u64,
     pub cancelled: bool,
+    /// With a market: what replaying it found.
+    pub market: Option<MarketCheck>,
+}
+
+/// What replaying the market over the screening's best found.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct MarketCheck {
+    /// Configurations replayed with the market.
+    pub replayed: u64,
+    /// Largest |market NPC − pro-rata NPC| among them, EUR.
+    pub max_npc_change_eur: f64,
+    /// The same relative to the pro-rata NPC.
+    pub max_npc_change_fraction: f64,
 }
 
 /// Simulate one prosumer design on its own over `steps` steps.
@@ -150,6 +194,7 @@ pub fn run_local(
         battery_throughput_kwh: 0.0,
         components_npc_eur: 0.0,
         capital_eur: 0.0,
+        components: Vec::new(),
     };
     for t in 0..steps {
         let (pv, wind) = (series.pv_kw(t), series.wind_kw(t));
@@ -173,6 +218,7 @@ pub fn run_local(
         components.iter().map(|(n, c)| (n.as_str(), *c)).collect();
     run.components_npc_eur = system_npc(economics, &refs, 0.0, 0.0)?.total_npc_eur;
     run.capital_eur = components.iter().map(|(_, c)| c.capital_eur).sum();
+    run.components = components;
     Ok(run)
 }
 
@@ -185,126 +231,214 @@ fn decode(mut index: u64, radices: &[usize], designs: &mut [usize]) -> u64 {
     index
 }
 
-/// Replay the community stage of one configuration over the cached local runs.
-pub fn evaluate_config(
-    index: u64,
-    designs: &[usize],
+/// One configuration: its cached local runs and its grid option.
+#[derive(Debug, Clone, Copy)]
+pub struct Config<'r> {
+    pub index: u64,
+    pub designs: &'r [usize],
+    pub grid_connected: bool,
+}
+
+/// Replay the community stage `stage` over the chosen local runs, handing every step's
+/// allocations to `on_step`.
+fn replay<S, F>(
+    chosen: &[&LocalRun],
     grid_connected: bool,
-    runs: &[Vec<LocalRun>],
     inputs: &SearchInputs<'_>,
     settings: &SearchSettings,
-) -> ConfigResult {
-    let chosen: Vec<&LocalRun> = runs.iter().zip(designs).map(|(r, d)| &r[*d]).collect();
+    stage: &mut S,
+    mut on_step: F,
+) -> Result<(), ComponentError>
+where
+    S: CommunityStage + ?Sized,
+    F: FnMut(usize, &[Allocation]) -> Result<(), ComponentError>,
+{
     let steps = chosen.first().map_or(0, |r| r.residual_kw.len());
     let (max_purchase_kw, max_sale_kw) = if grid_connected {
         (settings.max_purchase_kw, settings.max_sale_kw)
     } else {
         (0.0, 0.0)
     };
-    let dt = inputs.dt_h;
-    let (mut import_kwh, mut export_kwh, mut p2p_kwh, mut excess_kwh, mut unmet_kwh) =
-        (0.0, 0.0, 0.0, 0.0, 0.0);
-    let (mut grid_cost_eur, mut grid_revenue_eur) = (0.0, 0.0);
-    // Per-prosumer monthly peaks are only needed when there is a demand charge.
-    let track_peaks = inputs.demand_charge_eur_per_kw_month != 0.0;
-    let mut monthly_peak_kw = vec![[0.0f64; 12]; if track_peaks { chosen.len() } else { 0 }];
-    let residuals: Vec<&[f64]> = chosen.iter().map(|r| &r.residual_kw[..steps]).collect();
-    let per_hour = inputs.steps_per_hour.max(1);
-    let (mut hour_injected, mut hour_withdrawn) = (0.0, 0.0);
-    let (mut shared_kwh, mut cer_eur) = (0.0, 0.0);
-    // Counters instead of `t % per_hour` keep integer division out of the hot loop.
-    let (mut step_in_hour, mut hour) = (0usize, 0usize);
+    let mut residual = vec![0.0; chosen.len()];
+    let mut allocations = vec![Allocation::default(); chosen.len()];
     for t in 0..steps {
-        let (mut surplus, mut deficit) = (0.0f64, 0.0f64);
-        for r in &residuals {
-            let x = r[t];
-            surplus += x.max(0.0);
-            deficit += (-x).max(0.0);
+        for (r, run) in residual.iter_mut().zip(chosen) {
+            *r = run.residual_kw[t];
         }
         let ctx = StepContext {
-            dt_h: dt,
+            dt_h: inputs.dt_h,
             grid_at_peak: inputs.grid_at_peak.get(t).copied().unwrap_or(false),
             max_purchase_kw,
             max_sale_kw,
         };
-        let shares = CommunityShares::new(surplus, deficit, &ctx);
-        if track_peaks {
-            let month = usize::from(inputs.month.get(t).copied().unwrap_or(1).clamp(1, 12)) - 1;
-            for (peaks, r) in monthly_peak_kw.iter_mut().zip(&residuals) {
-                let import_kw = shares.allocate(r[t]).grid_import_kw;
-                peaks[month] = peaks[month].max(import_kw);
-            }
-        }
-        // Community totals of the pro-rata allocation (the per-prosumer parts sum to these).
-        let exported_kw = shares.first_to_grid_kw + shares.to_grid_kw;
-        unmet_kwh += (deficit - shares.shared_kw - shares.from_grid_kw).max(0.0) * dt;
-        excess_kwh += (surplus - exported_kw - shares.shared_kw).max(0.0) * dt;
-        let step_import = shares.from_grid_kw * dt;
-        let step_export = exported_kw * dt;
-        let step_shared = shares.shared_kw * dt;
-        import_kwh += step_import;
-        export_kwh += step_export;
-        p2p_kwh += step_shared;
-        grid_cost_eur += step_import * inputs.purchase_eur_per_kwh.get(t).copied().unwrap_or(0.0);
-        grid_revenue_eur += step_export * inputs.sell_eur_per_kwh.get(t).copied().unwrap_or(0.0);
-        // CER: injection and withdrawal at the members' meters (P2P crosses the public grid).
-        hour_injected += step_export + step_shared;
-        hour_withdrawn += step_import + step_shared;
-        step_in_hour += 1;
-        if step_in_hour == per_hour {
-            let shared = hour_injected.min(hour_withdrawn);
-            shared_kwh += shared;
-            cer_eur += shared * inputs.cer_eur_per_mwh.get(hour).copied().unwrap_or(0.0) / 1000.0;
-            step_in_hour = 0;
-            hour += 1;
-            hour_injected = 0.0;
-            hour_withdrawn = 0.0;
-        }
+        stage.allocate(t, &residual, &ctx, &mut allocations)?;
+        on_step(t, &allocations)?;
     }
-    let demand_eur: f64 =
-        monthly_peak_kw.iter().flatten().sum::<f64>() * inputs.demand_charge_eur_per_kw_month;
+    Ok(())
+}
+
+fn accounts<'a>(
+    inputs: &SearchInputs<'a>,
+    members: usize,
+    detail: Detail,
+) -> Result<YearAccounts<'a>, ComponentError> {
+    YearAccounts::new(&AccountsSetup {
+        tariff: inputs.tariff,
+        steps_per_hour: inputs.steps_per_hour,
+        members,
+        cer: inputs.cer,
+        detail,
+    })
+}
+
+fn unmet_fraction(unmet_kwh: f64, load_kwh: f64) -> f64 {
+    if load_kwh > 0.0 {
+        unmet_kwh / load_kwh
+    } else {
+        0.0
+    }
+}
+
+/// Screen one configuration: pro-rata sharing over the cached local runs, the community's
+/// totals accounted by [`YearAccounts`].
+pub fn evaluate_config(
+    config: Config<'_>,
+    runs: &[Vec<LocalRun>],
+    inputs: &SearchInputs<'_>,
+    settings: &SearchSettings,
+) -> Result<ConfigResult, ComponentError> {
+    let chosen: Vec<&LocalRun> = runs
+        .iter()
+        .zip(config.designs)
+        .map(|(r, d)| &r[*d])
+        .collect();
+    let mut acc = accounts(inputs, chosen.len(), Detail::Totals)?;
+    replay(
+        &chosen,
+        config.grid_connected,
+        inputs,
+        settings,
+        &mut ProRata,
+        |t, a| acc.record(t, a),
+    )?;
     let load_kwh: f64 = chosen.iter().map(|r| r.load_kwh).sum();
-    let components_npc: f64 = chosen.iter().map(|r| r.components_npc_eur).sum();
-    let e = &settings.economics;
-    let crf = capital_recovery_factor(e.real_discount_rate, e.project_lifetime_years);
-    let annual_net_eur =
-        grid_cost_eur + demand_eur - grid_revenue_eur - cer_eur * inputs.cer_npc_factor;
-    let npc_eur = components_npc
-        + annual_net_eur
-            * annuity_present_value_factor(e.real_discount_rate, e.project_lifetime_years);
-    let annualized_cost_eur = npc_eur * crf;
-    // HOMER's definitions, the same code as the full simulation's (grid sales count as
-    // energy served), so a design's renewable fraction and COE agree in both reports.
-    let totals = crate::economics::EnergyTotals {
+    let money = acc.finish_totals(&TotalsClosing {
+        economics: settings.economics,
+        internal_eur_per_kwh: inputs.internal_eur_per_kwh,
+        cer_npc_factor: inputs.cer_npc_factor,
+        components_npc_eur: chosen.iter().map(|r| r.components_npc_eur).sum(),
         load_kwh,
-        served_load_kwh: (load_kwh - unmet_kwh).max(0.0),
-        grid_sales_kwh: export_kwh,
-        grid_purchases_kwh: import_kwh,
-        ..crate::economics::EnergyTotals::default()
-    };
-    ConfigResult {
-        index,
-        designs: designs.to_vec(),
-        grid_connected,
-        npc_eur,
-        annualized_cost_eur,
-        coe_eur_per_kwh: totals
-            .cost_of_energy_eur_per_kwh(annualized_cost_eur)
-            .unwrap_or(f64::NAN),
-        renewable_fraction: totals.renewable_fraction().unwrap_or(0.0),
-        unmet_fraction: if load_kwh > 0.0 {
-            unmet_kwh / load_kwh
-        } else {
-            0.0
-        },
+        pv_kwh: chosen.iter().map(|r| r.pv_kwh).sum(),
+        wind_kwh: chosen.iter().map(|r| r.wind_kwh).sum(),
+        // V2G wear is one of the designs' components (`sizing::spaces`).
+        ev_wear_eur: 0.0,
+        market_eur: None,
+    })?;
+    let f = money.flows;
+    Ok(ConfigResult {
+        index: config.index,
+        designs: config.designs.to_vec(),
+        grid_connected: config.grid_connected,
+        npc_eur: money.npc_eur,
+        annualized_cost_eur: money.annualized_cost_eur,
+        coe_eur_per_kwh: money.coe_eur_per_kwh.unwrap_or(f64::NAN),
+        renewable_fraction: money.renewable_fraction.unwrap_or(0.0),
+        unmet_fraction: unmet_fraction(f.unmet_kwh, load_kwh),
         initial_capital_eur: chosen.iter().map(|r| r.capital_eur).sum(),
-        grid_import_kwh: import_kwh,
-        grid_export_kwh: export_kwh,
-        p2p_kwh,
-        cer_shared_energy_kwh: shared_kwh,
-        cer_incentive_eur: cer_eur,
-        excess_kwh,
-    }
+        grid_import_kwh: f.grid_import_kwh,
+        grid_export_kwh: f.grid_export_kwh,
+        p2p_kwh: f.p2p_import_kwh,
+        cer_shared_energy_kwh: money.cer_shared_energy_kwh,
+        cer_incentive_eur: money.cer_incentive_eur,
+        excess_kwh: f.excess_kwh,
+        market_replayed: false,
+    })
+}
+
+/// Replay one configuration with the community market (exact: the step's market stage over
+/// the same residuals, every member's meter, the market's own money).
+pub fn evaluate_config_market(
+    config: Config<'_>,
+    runs: &[Vec<LocalRun>],
+    inputs: &SearchInputs<'_>,
+    settings: &SearchSettings,
+    market: &MarketReplay<'_>,
+) -> Result<ConfigResult, ComponentError> {
+    let chosen: Vec<&LocalRun> = runs
+        .iter()
+        .zip(config.designs)
+        .map(|(r, d)| &r[*d])
+        .collect();
+    let n = chosen.len();
+    let mut stage = MarketStage::new(
+        market.market,
+        market.ids,
+        market.retail_eur_per_mwh,
+        market.feed_in_eur_per_mwh,
+        inputs.steps_per_hour,
+    );
+    let mut acc = accounts(inputs, n, Detail::Members)?;
+    let mut energy: Vec<EnergySums> = chosen
+        .iter()
+        .map(|r| EnergySums {
+            load_kwh: r.load_kwh,
+            pv_kwh: r.pv_kwh,
+            wind_kwh: r.wind_kwh,
+            ..EnergySums::default()
+        })
+        .collect();
+    let dt = inputs.dt_h;
+    replay(
+        &chosen,
+        config.grid_connected,
+        inputs,
+        settings,
+        &mut stage,
+        |t, allocations| {
+            for (e, a) in energy.iter_mut().zip(allocations) {
+                e.add_metered(a, dt);
+            }
+            acc.record(t, allocations)
+        },
+    )?;
+    let year = stage.finish();
+    let community_energy = EnergySums::total(&energy);
+    let closing = MembersClosing {
+        economics: settings.economics,
+        internal_eur_per_kwh: inputs.internal_eur_per_kwh,
+        cer_npc_factor: inputs.cer_npc_factor,
+        members: chosen
+            .iter()
+            .zip(&energy)
+            .map(|(r, e)| MemberClosing {
+                components: &r.components,
+                energy: *e,
+                ev_wear_eur: 0.0,
+            })
+            .collect(),
+        community_energy,
+        market: Some(&year),
+    };
+    let money = acc.finish_members(&closing)?;
+    let c = &money.community;
+    Ok(ConfigResult {
+        index: config.index,
+        designs: config.designs.to_vec(),
+        grid_connected: config.grid_connected,
+        npc_eur: c.npc_eur,
+        annualized_cost_eur: c.annualized_cost_eur,
+        coe_eur_per_kwh: c.coe_eur_per_kwh.unwrap_or(f64::NAN),
+        renewable_fraction: c.renewable_fraction.unwrap_or(0.0),
+        unmet_fraction: unmet_fraction(community_energy.unmet_kwh, community_energy.load_kwh),
+        initial_capital_eur: c.initial_capital_eur,
+        grid_import_kwh: community_energy.grid_import_kwh,
+        grid_export_kwh: community_energy.grid_export_kwh,
+        p2p_kwh: community_energy.p2p_import_kwh,
+        cer_shared_energy_kwh: money.cer.shared_energy_kwh,
+        cer_incentive_eur: money.cer.total_eur,
+        excess_kwh: community_energy.excess_kwh,
+        market_replayed: true,
+    })
 }
 
 /// Run the whole search. `progress(done)` is called from worker threads as chunks finish.
@@ -351,41 +485,119 @@ pub fn search(
     const CHUNK: u64 = 256;
     let done = AtomicU64::new(0);
     let chunks = total.div_ceil(CHUNK);
-    let mut results: Vec<ConfigResult> = (0..chunks)
+    let evaluated_chunks: Vec<Vec<ConfigResult>> = (0..chunks)
         .into_par_iter()
-        .flat_map_iter(|c| {
+        .map(|c| {
             let mut out = Vec::new();
             if cancel.load(Ordering::Relaxed) {
-                return out.into_iter();
+                return Ok(out);
             }
             let mut designs = vec![0usize; radices.len()];
             for index in c * CHUNK..((c + 1) * CHUNK).min(total) {
                 let grid = decode(index, &radices, &mut designs) as usize;
-                out.push(evaluate_config(
+                let config = Config {
                     index,
-                    &designs,
-                    grid_options[grid],
-                    &runs,
-                    inputs,
-                    settings,
-                ));
+                    designs: &designs,
+                    grid_connected: grid_options[grid],
+                };
+                out.push(evaluate_config(config, &runs, inputs, settings)?);
             }
             let n = done.fetch_add(out.len() as u64, Ordering::Relaxed) + out.len() as u64;
             progress(n, total);
-            out.into_iter()
+            Ok(out)
         })
-        .collect();
+        .collect::<Result<_, ComponentError>>()?;
+    let mut results: Vec<ConfigResult> = evaluated_chunks.into_iter().flatten().collect();
     let evaluated = results.len() as u64;
-    results.retain(|r| {
+    let feasible = |r: &ConfigResult| {
         r.unmet_fraction <= settings.max_unmet_fraction + 1e-12 && r.npc_eur.is_finite()
-    });
-    let infeasible = evaluated - results.len() as u64;
-    results.sort_by(|a, b| a.npc_eur.total_cmp(&b.npc_eur).then(a.index.cmp(&b.index)));
+    };
+    results.retain(feasible);
+    let mut infeasible = evaluated - results.len() as u64;
+    sort(&mut results);
+    let market = match &inputs.market {
+        Some(m) => {
+            let (check, dropped) = replay_market(&mut results, &runs, inputs, settings, m, cancel)?;
+            infeasible += dropped;
+            Some(check)
+        }
+        None => None,
+    };
     Ok(SearchOutcome {
         ranked: results,
         evaluated,
         infeasible,
         total,
-        cancelled: evaluated < total,
+        cancelled: evaluated < total || cancel.load(Ordering::Relaxed),
+        market,
     })
+}
+
+fn sort(results: &mut [ConfigResult]) {
+    results.sort_by(|a, b| a.npc_eur.total_cmp(&b.npc_eur).then(a.index.cmp(&b.index)));
+}
+
+/// Replay the market over the best of the screening, round after round, until the cheapest
+/// configuration of the ranking is one replayed with the market (or nothing is left).
+/// Returns what the replay found and how many replayed configurations the market made
+/// infeasible (dropped from the ranking).
+fn replay_market(
+    results: &mut Vec<ConfigResult>,
+    runs: &[Vec<LocalRun>],
+    inputs: &SearchInputs<'_>,
+    settings: &SearchSettings,
+    market: &MarketReplay<'_>,
+    cancel: &AtomicBool,
+) -> Result<(MarketCheck, u64), ComponentError> {
+    let per_round = settings.market_replays.max(1);
+    let mut check = MarketCheck {
+        replayed: 0,
+        max_npc_change_eur: 0.0,
+        max_npc_change_fraction: 0.0,
+    };
+    let mut dropped = 0u64;
+    loop {
+        if results.first().is_none_or(|r| r.market_replayed) || cancel.load(Ordering::Relaxed) {
+            break;
+        }
+        let picked: Vec<usize> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.market_replayed)
+            .map(|(i, _)| i)
+            .take(per_round)
+            .collect();
+        let exact: Vec<ConfigResult> = picked
+            .par_iter()
+            .map(|&i| {
+                let r = &results[i];
+                let config = Config {
+                    index: r.index,
+                    designs: &r.designs,
+                    grid_connected: r.grid_connected,
+                };
+                evaluate_config_market(config, runs, inputs, settings, market)
+            })
+            .collect::<Result<_, _>>()?;
+        for (&i, e) in picked.iter().zip(exact) {
+            let screened = results[i].npc_eur;
+            let change = (e.npc_eur - screened).abs();
+            check.replayed += 1;
+            check.max_npc_change_eur = check.max_npc_change_eur.max(change);
+            if screened != 0.0 {
+                check.max_npc_change_fraction =
+                    check.max_npc_change_fraction.max(change / screened.abs());
+            }
+            results[i] = e;
+        }
+        let before = results.len();
+        results.retain(|r| {
+            !r.market_replayed
+                || (r.unmet_fraction <= settings.max_unmet_fraction + 1e-12
+                    && r.npc_eur.is_finite())
+        });
+        dropped += (before - results.len()) as u64;
+        sort(results);
+    }
+    Ok((check, dropped))
 }

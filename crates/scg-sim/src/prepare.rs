@@ -46,6 +46,9 @@ pub struct EvYear {
     pub demand_series: Vec<f64>,
     pub degradation_cost_eur: f64,
     pub departures: Vec<scg_ev::fleet::DepartureRecord>,
+    /// Community surplus absorbed by this fleet's charging over the year, kWh (set by
+    /// `simulate`, `engine::add_surplus_absorbed`; 0 elsewhere).
+    pub surplus_absorbed_kwh: f64,
 }
 
 /// A community ready to run.
@@ -61,6 +64,18 @@ pub struct Prepared {
     pub zonal_step_eur_per_mwh: Vec<f64>,
     pub tariff: GridTariff,
     pub grid_at_peak: Vec<bool>,
+}
+
+impl Prepared {
+    /// The retail (purchase) and feed-in (sale) prices per step, EUR/MWh: what the EV agents
+    /// and the market see.
+    pub fn prices_eur_per_mwh(&self) -> (Vec<f64>, Vec<f64>) {
+        let per_mwh = |v: &[f64]| v.iter().map(|p| p * 1000.0).collect();
+        (
+            per_mwh(self.tariff.purchase_eur_per_kwh()),
+            per_mwh(self.tariff.sell_eur_per_kwh()),
+        )
+    }
 }
 
 /// Seed of a site-wide stream (solar, wind), derived like a prosumer's from its name.
@@ -101,14 +116,16 @@ pub fn prepare(
     };
     let months: Vec<u8> = (0..grid.len()).map(|t| grid.month_of_step(t)).collect();
     let bands = tariff::bands(&grid);
-    let zonal_hourly_eur_per_mwh = inputs
+    let zonal_step_eur_per_mwh = inputs
         .zonal_prices_eur_per_mwh
         .clone()
-        .unwrap_or_else(|| vec![scenario.community.zonal_price_eur_per_mwh; 8760]);
+        .unwrap_or_else(|| vec![scenario.community.zonal_price_eur_per_mwh; grid.len()]);
+    // The CER incentive is hourly: each hour's price is the mean of its steps (the same price
+    // for an hourly file; the energy-weighted price at constant power for quarter hours).
     let per_hour = grid.steps_per_hour();
-    let zonal_step_eur_per_mwh: Vec<f64> = zonal_hourly_eur_per_mwh
-        .iter()
-        .flat_map(|p| std::iter::repeat_n(*p, per_hour))
+    let zonal_hourly_eur_per_mwh: Vec<f64> = zonal_step_eur_per_mwh
+        .chunks(per_hour)
+        .map(|c| c.iter().sum::<f64>() / c.len() as f64)
         .collect();
     let tariff = GridTariff::new(
         &assets.grid,
@@ -274,15 +291,18 @@ impl EvYear {
             swap_kw: steps.iter().map(|s| s.swap_kw).collect(),
             degradation_cost_eur: steps.iter().map(|s| s.degradation_cost_eur).sum(),
             departures: departures.to_vec(),
+            surplus_absorbed_kwh: 0.0,
         }
     }
 }
 
 /// Fill every prepared prosumer's `ev` with its fleet's year run on its own, against the
-/// retail price and the grid-peak signal with the rest of the year as forecast — exactly the
-/// signals [`crate::community::Community`] gives the fleet in the step, so the sizing search
-/// replays the same EV powers as `simulate` (the agents do not yet react to the community's
-/// position, which a design could change).
+/// signals [`crate::community::Community`] gives the fleet in the step for the scenario's
+/// configured sizes: the effective price ([`crate::community::effective_price`]: feed-in
+/// where the configured community is forecast to have surplus, retail elsewhere) and the
+/// grid-peak signal. The sizing search replays these EV powers for every design; a design
+/// with other PV or wind sizes changes the community's surplus, so its EVs would plan
+/// differently in `simulate` (the bound `scg optimize` reports for the winner).
 pub fn add_ev_years(
     prepared: &mut Prepared,
     scenario: &Scenario,
@@ -290,11 +310,26 @@ pub fn add_ev_years(
     seed: u64,
 ) -> Result<(), SimError> {
     use rayon::prelude::*;
-    let retail: Vec<f64> = prepared
-        .tariff
-        .purchase_eur_per_kwh()
+    let (retail, feed_in) = prepared.prices_eur_per_mwh();
+    let series: Vec<crate::year::ProsumerSeries<'_>> = prepared
+        .prosumers
         .iter()
-        .map(|p| p * 1000.0)
+        .map(|p| crate::year::ProsumerSeries {
+            load_kw: &p.load.load_kw,
+            pv_kw_per_kwp: &p.pv_kw_per_kwp,
+            pv_kwp: p.pv_kwp,
+            wind_kw_per_turbine: &p.wind_kw_per_turbine,
+            turbines: p.turbines,
+            ev_kw: &[],
+            v2g_kw: &[],
+        })
+        .collect();
+    let surplus = crate::year::community_surplus_kw(&series, prepared.grid.len());
+    let price: Vec<f64> = retail
+        .iter()
+        .zip(&surplus)
+        .zip(&feed_in)
+        .map(|((r, s), f)| crate::community::effective_price(*r, *s, *f))
         .collect();
     let (grid, peak) = (&prepared.grid, &prepared.grid_at_peak);
     let years = (0..scenario.prosumers.len())
@@ -305,7 +340,7 @@ pub fn add_ev_years(
                 return Ok(EvYear::default());
             };
             let steps = f
-                .run(&retail, peak)
+                .run(&price, peak)
                 .map_err(|e| SimError::Scenario(format!("prosumers[{i}].ev: {e}")))?;
             Ok(EvYear::from_steps(&steps, f.departures()))
         })

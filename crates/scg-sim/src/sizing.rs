@@ -8,12 +8,14 @@
 //! converter candidates set its capacity. A size of 0 removes the component. Never does I/O.
 
 use crate::SimError;
+use crate::accounting::CerSetup;
 use crate::assets::{Assets, ProsumerAssets};
 use crate::battery::BatteryConfig;
-use crate::cer::incentive_tariff_eur_per_mwh;
 use crate::converter::ConverterConfig;
 use crate::economics::ComponentCosts;
-use crate::optimize::{ConfigResult, LocalDesign, ProsumerSpace, SearchInputs, SearchSettings};
+use crate::optimize::{
+    ConfigResult, LocalDesign, MarketReplay, ProsumerSpace, SearchInputs, SearchSettings,
+};
 use crate::prepare::Prepared;
 use crate::year::ProsumerSeries;
 use scg_model::{ProsumerSearch, Scenario};
@@ -42,32 +44,31 @@ impl DesignSizes {
 /// Per-step inputs of the search, owned.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchData {
-    pub purchase_eur_per_kwh: Vec<f64>,
-    pub sell_eur_per_kwh: Vec<f64>,
-    pub cer_eur_per_mwh: Vec<f64>,
+    /// Retail and feed-in price of every step, EUR/MWh (what the market's orders carry).
+    pub retail_eur_per_mwh: Vec<f64>,
+    pub feed_in_eur_per_mwh: Vec<f64>,
+    /// Prosumer ids, scenario order.
+    pub ids: Vec<String>,
+    /// The community market, when the scenario has `[community.market]`.
+    pub market: Option<scg_market::community::CommunityMarket>,
+    /// The pro-rata P2P price, EUR/kWh.
+    pub internal_eur_per_kwh: f64,
 }
 
 impl SearchData {
-    /// Prices from the prepared tariff and the CER rule (hourly incentive + valorisation).
-    pub fn new(prepared: &Prepared, assets: &Assets) -> Self {
-        let params = assets.cer.params();
-        let cer_eur_per_mwh = prepared
-            .zonal_hourly_eur_per_mwh
-            .iter()
-            .map(|z| {
-                if assets.cer.enabled {
-                    incentive_tariff_eur_per_mwh(params.size_class, *z, params.pv_bonus_eur_per_mwh)
-                        + params.valorisation_eur_per_mwh
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        Self {
-            purchase_eur_per_kwh: prepared.tariff.purchase_eur_per_kwh().to_vec(),
-            sell_eur_per_kwh: prepared.tariff.sell_eur_per_kwh().to_vec(),
-            cer_eur_per_mwh,
-        }
+    /// Prices from the prepared tariff, the scenario's market and P2P price.
+    pub fn new(scenario: &Scenario, prepared: &Prepared) -> Result<Self, SimError> {
+        let eur_per_mwh = |v: &[f64]| v.iter().map(|p| p * 1000.0).collect::<Vec<f64>>();
+        Ok(Self {
+            retail_eur_per_mwh: eur_per_mwh(prepared.tariff.purchase_eur_per_kwh()),
+            feed_in_eur_per_mwh: eur_per_mwh(prepared.tariff.sell_eur_per_kwh()),
+            ids: scenario.prosumers.iter().map(|p| p.id.clone()).collect(),
+            market: match &scenario.community.market {
+                Some(m) => Some(crate::market_stage::community_market(m)?),
+                None => None,
+            },
+            internal_eur_per_kwh: scenario.community.internal_price_eur_per_mwh / 1000.0,
+        })
     }
 
     /// The borrowed view the search takes.
@@ -75,13 +76,21 @@ impl SearchData {
         SearchInputs {
             dt_h: prepared.grid.step_hours(),
             steps_per_hour: prepared.grid.steps_per_hour(),
-            purchase_eur_per_kwh: &self.purchase_eur_per_kwh,
-            sell_eur_per_kwh: &self.sell_eur_per_kwh,
-            cer_eur_per_mwh: &self.cer_eur_per_mwh,
+            tariff: &prepared.tariff,
+            cer: CerSetup {
+                enabled: assets.cer.enabled,
+                params: assets.cer.params(),
+                zonal_hourly_eur_per_mwh: &prepared.zonal_hourly_eur_per_mwh,
+            },
             grid_at_peak: &prepared.grid_at_peak,
-            demand_charge_eur_per_kw_month: assets.grid.demand_charge_eur_per_kw_month,
-            month: &prepared.months,
             cer_npc_factor: cer_npc_factor(assets),
+            internal_eur_per_kwh: self.internal_eur_per_kwh,
+            market: self.market.map(|market| MarketReplay {
+                market,
+                ids: &self.ids,
+                retail_eur_per_mwh: &self.retail_eur_per_mwh,
+                feed_in_eur_per_mwh: &self.feed_in_eur_per_mwh,
+            }),
         }
     }
 }
@@ -103,8 +112,12 @@ pub fn settings(scenario: &Scenario, assets: &Assets) -> SearchSettings {
         max_sale_kw: assets.grid.max_sale_kw.unwrap_or(f64::INFINITY),
         max_unmet_fraction: search.max_capacity_shortage_pct / 100.0,
         economics: assets.economics.params(),
+        market_replays: DEFAULT_MARKET_REPLAYS,
     }
 }
+
+/// With a market, configurations of the pro-rata screening replayed with it per round.
+pub const DEFAULT_MARKET_REPLAYS: usize = 32;
 
 /// Every prosumer's candidate designs.
 pub fn spaces<'a>(

@@ -70,6 +70,35 @@ pub trait FlowSink {
     ) -> Result<(), ComponentError>;
 }
 
+/// Two sinks fed the same steps (e.g. the series and the year's accounts).
+impl<A: FlowSink, B: FlowSink> FlowSink for (A, B) {
+    fn record(
+        &mut self,
+        step: usize,
+        flows: &[StepFlows],
+        pv_kw: &[f64],
+        wind_kw: &[f64],
+        batteries: &[Option<BatteryUnit>],
+    ) -> Result<(), ComponentError> {
+        self.0.record(step, flows, pv_kw, wind_kw, batteries)?;
+        self.1.record(step, flows, pv_kw, wind_kw, batteries)
+    }
+}
+
+/// The year's money is one more sink.
+impl FlowSink for crate::accounting::YearAccounts<'_> {
+    fn record(
+        &mut self,
+        step: usize,
+        flows: &[StepFlows],
+        _pv_kw: &[f64],
+        _wind_kw: &[f64],
+        _batteries: &[Option<BatteryUnit>],
+    ) -> Result<(), ComponentError> {
+        crate::accounting::YearAccounts::record(self, step, flows)
+    }
+}
+
 /// Community-wide settings of the loop.
 #[derive(Debug, Clone, Copy)]
 pub struct YearSettings<'a> {
@@ -109,7 +138,7 @@ pub fn run_year_with<S: FlowSink>(
         &mut community,
         prosumers,
         settings,
-        &[],
+        &Prices::default(),
         steps,
         sink,
         &mut |_, _| {},
@@ -123,19 +152,52 @@ pub fn run_year_with<S: FlowSink>(
     })
 }
 
+/// The prices of the year, EUR/MWh per step (empty: none).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Prices<'a> {
+    /// What a member pays the grid.
+    pub retail_eur_per_mwh: &'a [f64],
+    /// What the grid pays a member for surplus (with it the EV agents see the community's
+    /// surplus forecast: [`Forecast::community_surplus_kw`]).
+    pub feed_in_eur_per_mwh: &'a [f64],
+}
+
+/// The community's surplus before storage and EVs, kW per step: Σ max(0, PV + wind − load).
+pub fn community_surplus_kw(prosumers: &[ProsumerSeries<'_>], steps: usize) -> Vec<f64> {
+    (0..steps)
+        .map(|t| {
+            prosumers
+                .iter()
+                .map(|p| {
+                    (p.pv_kw(t) + p.wind_kw(t) - p.load_kw.get(t).copied().unwrap_or(0.0)).max(0.0)
+                })
+                .sum()
+        })
+        .collect()
+}
+
 /// The year loop: feed `community` each step's synthetic inputs (load, PV, wind from the
 /// series; retail price and grid-peak flag from the settings) with the rest of the year as
-/// its forecast, and hand each outcome to `sink` and `on_ev(step, ev)`.
+/// its forecast (with feed-in prices, also the community's surplus: a perfect forecast from
+/// the same synthetic series), and hand each outcome to `sink` and `on_ev(step, ev)`.
 pub fn drive<S: FlowSink>(
     community: &mut Community<'_>,
     prosumers: &[ProsumerSeries<'_>],
     settings: &YearSettings<'_>,
-    retail_eur_per_mwh: &[f64],
+    prices: &Prices<'_>,
     steps: usize,
     sink: &mut S,
     on_ev: &mut dyn FnMut(usize, &[EvStepPower]),
 ) -> Result<(), crate::SimError> {
     let n = prosumers.len();
+    let retail_eur_per_mwh = prices.retail_eur_per_mwh;
+    // The surplus forecast (perfect, like the prices'): the EV agents price it with the
+    // feed-in, the flexible-load stage plans against it; not computed when nobody reads it.
+    let surplus = if prices.feed_in_eur_per_mwh.is_empty() && !community.has_flexible_load() {
+        Vec::new()
+    } else {
+        community_surplus_kw(prosumers, steps)
+    };
     let mut intervals = vec![ProsumerInterval::default(); n];
     let mut pv = vec![0.0; n];
     let mut wind = vec![0.0; n];
@@ -158,6 +220,8 @@ pub fn drive<S: FlowSink>(
         let forecast = Forecast {
             retail_eur_per_mwh: retail_eur_per_mwh.get(t..).unwrap_or(&[]),
             grid_at_peak: settings.grid_at_peak.get(t..).unwrap_or(&[]),
+            community_surplus_kw: surplus.get(t..).unwrap_or(&[]),
+            surplus_value_eur_per_mwh: prices.feed_in_eur_per_mwh.get(t..).unwrap_or(&[]),
         };
         let out = community.step(&inputs, &forecast)?;
         sink.record(t, out.flows, &pv, &wind, out.batteries)?;
@@ -284,6 +348,18 @@ impl EnergySums {
         self.excess_kwh += f.excess_kw * dt_h;
         self.unmet_kwh += f.unmet_kw * dt_h;
         self.peak_unmet_kw = self.peak_unmet_kw.max(f.unmet_kw);
+    }
+
+    /// Add one interval's metered flows (grid, P2P, excess, unmet) of `dt_h` hours.
+    #[inline]
+    pub fn add_metered<F: crate::accounting::MeteredFlows>(&mut self, f: &F, dt_h: f64) {
+        self.p2p_import_kwh += f.p2p_import_kw() * dt_h;
+        self.p2p_export_kwh += f.p2p_export_kw() * dt_h;
+        self.grid_import_kwh += f.grid_import_kw() * dt_h;
+        self.grid_export_kwh += f.grid_export_kw() * dt_h;
+        self.excess_kwh += f.excess_kw() * dt_h;
+        self.unmet_kwh += f.unmet_kw() * dt_h;
+        self.peak_unmet_kw = self.peak_unmet_kw.max(f.unmet_kw());
     }
 
     /// Sum over prosumers.

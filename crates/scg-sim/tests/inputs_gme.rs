@@ -60,3 +60,61 @@ fn gme_files_give_the_hourly_zonal_prices_and_gaps_are_refused() {
         "{e}"
     );
 }
+
+/// One 15-minute MGP file per month of 2007; NORD = 1000 × day of month + Periodo.
+fn quarter_month_file(month: u32) -> String {
+    const DAYS: [u32; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let mut s = String::from("<NewDataSet>\n");
+    for day in 1..=DAYS[month as usize - 1] {
+        let date = scg_resource::gme::GmeDate {
+            year: 2007,
+            month,
+            day,
+        };
+        for p in 1..=4 * date.hours_in_italy() {
+            s.push_str(&format!(
+                "<Prezzi15><Data>2007{month:02}{day:02}</Data><Mercato>MGP</Mercato>\
+                 <Granularity>PT15</Granularity><Periodo>{p}</Periodo><PUN>1,0</PUN>\
+                 <NORD>{}</NORD></Prezzi15>\n",
+                1000 * day + p
+            ));
+        }
+    }
+    s.push_str("</NewDataSet>\n");
+    s
+}
+
+#[test]
+fn quarter_hour_files_give_the_15_minute_prices_as_published() {
+    let mut scenario = scg_model::builtin::bergamo().unwrap();
+    scenario.time.step_minutes = 15;
+    scenario.community.zonal_price_gme_files = (1..=12)
+        .map(|m| PathBuf::from(format!("{m}.xml")))
+        .collect();
+    let assets = Assets::from_scenario(&scenario).unwrap();
+    let mut read = |p: &Path| -> Result<String, String> {
+        let m: u32 = p
+            .to_str()
+            .unwrap()
+            .trim_end_matches(".xml")
+            .parse()
+            .unwrap();
+        Ok(quarter_month_file(m))
+    };
+    let inputs = resolve_inputs(&scenario, &assets, &mut read).unwrap();
+    let prices = inputs.zonal_prices_eur_per_mwh.unwrap();
+    assert_eq!(prices.len(), 35_040);
+    assert_eq!(prices[..4], [1001.0, 1002.0, 1003.0, 1004.0]);
+    // 1 July 2007 12:00 standard = 13:00 summer time = Periodi 53..56.
+    let at = (181 * 24 + 12) * 4;
+    assert_eq!(prices[at..at + 4], [1053.0, 1054.0, 1055.0, 1056.0]);
+
+    // At 60-minute steps the same files give each hour the mean of its quarters.
+    scenario.time.step_minutes = 60;
+    let hourly = resolve_inputs(&scenario, &assets, &mut read)
+        .unwrap()
+        .zonal_prices_eur_per_mwh
+        .unwrap();
+    assert_eq!(hourly.len(), 8760);
+    assert_eq!(hourly[181 * 24 + 12], 1054.5);
+}

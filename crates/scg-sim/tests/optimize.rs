@@ -2,12 +2,16 @@
 //! designs are dropped, ranking is by NPC, and cancellation keeps the results so far.
 #![allow(clippy::unwrap_used)]
 
+use scg_sim::accounting::CerSetup;
 use scg_sim::battery::{BatteryConfig, BatteryModelKind, KineticConfig};
+use scg_sim::cer::{CerParams, PlantSizeClass};
 use scg_sim::converter::ConverterConfig;
 use scg_sim::dispatch::BatteryUnit;
 use scg_sim::economics::{ComponentCosts, EconomicParams};
+use scg_sim::grid::{GridTariff, TariffSeries};
 use scg_sim::optimize::{
-    LocalDesign, ProsumerSpace, SearchInputs, SearchSettings, evaluate_config, run_local, search,
+    Config, LocalDesign, ProsumerSpace, SearchInputs, SearchSettings, evaluate_config, run_local,
+    search,
 };
 use scg_sim::year::{ProsumerSeries, TotalsSink, YearSettings, run_year};
 use std::sync::atomic::AtomicBool;
@@ -54,11 +58,10 @@ struct Fixture {
     loads: Vec<Vec<f64>>,
     pv: Vec<f64>,
     wind: Vec<f64>,
-    purchase: Vec<f64>,
-    sell: Vec<f64>,
-    cer: Vec<f64>,
+    tariff: GridTariff,
+    /// Hourly zonal price: 60 EUR/MWh gives the TIP's cap, 120 + 8 of valorisation.
+    zonal: Vec<f64>,
     peak: Vec<bool>,
-    month: Vec<u8>,
 }
 
 fn fixture() -> Fixture {
@@ -79,19 +82,26 @@ fn fixture() -> Fixture {
         wind: (0..STEPS)
             .map(|t| 3.0 + 2.0 * ((t as f64) / 11.0).sin())
             .collect(),
-        purchase: (0..STEPS)
-            .map(|t| {
-                if (8.0..19.0).contains(&day(t)) {
-                    0.30
-                } else {
-                    0.22
-                }
-            })
-            .collect(),
-        sell: vec![0.08; STEPS],
-        cer: vec![128.0; STEPS],
+        tariff: GridTariff::from_series(&TariffSeries {
+            step_hours: 1.0,
+            month: &[2; STEPS],
+            purchase_eur_per_kwh: &(0..STEPS)
+                .map(|t| {
+                    if (8.0..19.0).contains(&day(t)) {
+                        0.30
+                    } else {
+                        0.22
+                    }
+                })
+                .collect::<Vec<_>>(),
+            sell_eur_per_kwh: &[0.08; STEPS],
+            demand_charge_eur_per_kw_month: 2.0,
+            max_purchase_kw: f64::INFINITY,
+            max_sale_kw: f64::INFINITY,
+        })
+        .unwrap(),
+        zonal: vec![60.0; STEPS],
         peak: (0..STEPS).map(|t| (18.0..21.0).contains(&day(t))).collect(),
-        month: vec![2; STEPS],
     }
 }
 
@@ -132,13 +142,21 @@ fn inputs(f: &Fixture) -> SearchInputs<'_> {
     SearchInputs {
         dt_h: 1.0,
         steps_per_hour: 1,
-        purchase_eur_per_kwh: &f.purchase,
-        sell_eur_per_kwh: &f.sell,
-        cer_eur_per_mwh: &f.cer,
+        tariff: &f.tariff,
+        cer: CerSetup {
+            enabled: true,
+            params: CerParams {
+                size_class: PlantSizeClass::UpTo200Kw,
+                pv_bonus_eur_per_mwh: 0.0,
+                valorisation_eur_per_mwh: 8.0,
+                producer_share: 0.5,
+            },
+            zonal_hourly_eur_per_mwh: &f.zonal,
+        },
         grid_at_peak: &f.peak,
-        demand_charge_eur_per_kw_month: 2.0,
-        month: &f.month,
         cer_npc_factor: 1.0,
+        internal_eur_per_kwh: 0.15,
+        market: None,
     }
 }
 
@@ -152,6 +170,7 @@ fn settings(max_purchase_kw: f64) -> SearchSettings {
             real_discount_rate: 0.06,
             project_lifetime_years: 25.0,
         },
+        market_replays: 8,
     }
 }
 
@@ -170,7 +189,12 @@ fn fast_replay_matches_the_full_year_loop() {
                 .collect()
         })
         .collect();
-    let fast = evaluate_config(0, &designs, true, &runs, &inputs(&f), &s);
+    let config = Config {
+        index: 0,
+        designs: &designs,
+        grid_connected: true,
+    };
+    let fast = evaluate_config(config, &runs, &inputs(&f), &s).unwrap();
 
     let series: Vec<_> = sp
         .iter()
@@ -259,7 +283,12 @@ fn search_ranks_by_npc_and_drops_infeasible_designs() {
         for b in 0..9 {
             for c in 0..9 {
                 for g in [true, false] {
-                    let r = evaluate_config(0, &[a, b, c], g, &runs, &inputs(&f), &s);
+                    let config = Config {
+                        index: 0,
+                        designs: &[a, b, c],
+                        grid_connected: g,
+                    };
+                    let r = evaluate_config(config, &runs, &inputs(&f), &s).unwrap();
                     if r.unmet_fraction <= 1e-12 {
                         best = best.min(r.npc_eur);
                     }

@@ -71,12 +71,12 @@ pub struct EvaluateArgs {
     /// to `--from` (their hindsight-lowest daily peaks); they are not replayed or scored.
     #[arg(long, requires = "from")]
     peak_history_from: Option<String>,
-    /// MPC: re-plan every step (the default).
+    /// MPC: re-plan every step (with move blocking beyond two hours) instead of on events.
     #[arg(long, conflicts_with = "replan_on_events")]
     replan_every_step: bool,
-    /// MPC: re-plan only when something changed (an arrival the plan cannot absorb, a
-    /// departure, a price or limit change, a deviation from the plan); fewer solves, but on the
-    /// Caltech fixture it delivers less energy than re-planning every step.
+    /// MPC: re-plan only when something changed (an arrival that cannot be added to the kept
+    /// plan exactly, a departure other than planned, a price, limit or peak-target change, a
+    /// deviation from the plan). The default; the flag is accepted so scripts keep working.
     #[arg(long)]
     replan_on_events: bool,
     /// MPC: quadratic regularisation weight (EUR per kW² per step).
@@ -166,7 +166,8 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
         ..EvaluateParams::default()
     };
     params.mpc.wear_cost_eur_per_kwh = args.wear_cost_eur_per_kwh;
-    params.mpc.replan_on_events = args.replan_on_events && !args.replan_every_step;
+    // Re-planning on events is the default; `--replan-on-events` only says so explicitly.
+    params.mpc.replan_on_events = args.replan_on_events || !args.replan_every_step;
     if let Some(r) = args.regularisation {
         anyhow::ensure!(r >= 0.0 && r.is_finite(), "--regularisation must be >= 0");
         params.mpc.regularisation = r;

@@ -1,25 +1,19 @@
 //! `scg market clear`: clear a book of community orders from a CSV or JSON file.
 //!
-//! Input (CSV, header required, extra columns `renewable_only` and `device` optional):
-//! `id,side,prosumer,interval,energy_wh,price_eur_per_mwh,source` — `side` is `bid` or `offer`,
-//! `source` is `pv`, `wind`, `v2g`, `battery` or empty. Or a JSON array of objects with the
-//! same keys (`source` may be omitted or null). The format is chosen by the `.json` extension
-//! or a leading `[`.
+//! Input: the CSV or JSON order book parsed by [`scg_market::order_file`] (formats, bounds and
+//! errors are documented there); this command only reads the file, clears and prints.
 //!
 //! Output with `--json`: `{"mechanism", "intervals": [{"interval", "price_eur_per_mwh",
 //! "volume_wh", …}], "trades": [{"id", "bid", "offer", "buyer", "seller", "interval",
 //! "energy_wh", "price_eur_per_mwh", …}]}`; without it, readable tables.
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args as ClapArgs, Subcommand};
 use scg_market::{
-    ClearingConfig, GridCounterpart, GridFee, MarketOutcome, Mechanism, Order, Price, Side, Source,
-    clear,
+    ClearingConfig, GridCounterpart, GridFee, MarketOutcome, Mechanism, Price, Source, clear,
 };
-use scg_model::bounds::excerpt;
-use scg_units::Wh;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Community market commands.
@@ -71,7 +65,7 @@ pub fn run(cmd: Command) -> Result<ExitCode> {
 fn run_clear(args: ClearArgs) -> Result<ExitCode> {
     let text = crate::read::read_text(&args.orders, &crate::read::Origin::CommandLine)?;
     let name = args.orders.display().to_string();
-    let orders = parse_orders(&text, &name, &args.orders)?;
+    let orders = scg_market::order_file::parse_orders(&text, &name)?;
     let fee = match (args.fee_eur_per_mwh, args.fee_percent) {
         (Some(c), _) => {
             if c < 0.0 {
@@ -211,200 +205,4 @@ fn print_tables(outcome: &MarketOutcome, mechanism: Mechanism) {
             t.fee().eur_per_mwh()
         );
     }
-}
-
-/// Parse orders from CSV or JSON text (see the module docs).
-pub fn parse_orders(text: &str, name: &str, path: &Path) -> Result<Vec<Order>> {
-    let is_json = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-        || text.trim_start().starts_with('[');
-    if is_json {
-        parse_json(text, name)
-    } else {
-        parse_csv(text, name)
-    }
-}
-
-const COLUMNS: [&str; 7] = [
-    "id",
-    "side",
-    "prosumer",
-    "interval",
-    "energy_wh",
-    "price_eur_per_mwh",
-    "source",
-];
-
-struct RawOrder<'a> {
-    id: &'a str,
-    side: &'a str,
-    prosumer: &'a str,
-    interval: &'a str,
-    energy_wh: &'a str,
-    price: &'a str,
-    source: &'a str,
-    device: &'a str,
-    renewable_only: &'a str,
-}
-
-fn build(raw: &RawOrder<'_>) -> std::result::Result<Order, String> {
-    let side = match raw.side.trim() {
-        "bid" => Side::Bid,
-        "offer" => Side::Offer,
-        other => {
-            return Err(format!(
-                "side: expected bid or offer, got {:?}",
-                excerpt(other)
-            ));
-        }
-    };
-    let interval: u32 = raw.interval.trim().parse().map_err(|_| {
-        format!(
-            "interval: expected an integer >= 0, got {:?}",
-            excerpt(raw.interval)
-        )
-    })?;
-    let energy: i64 = raw.energy_wh.trim().parse().map_err(|_| {
-        format!(
-            "energy_wh: expected an integer number of Wh, got {:?}",
-            excerpt(raw.energy_wh)
-        )
-    })?;
-    let price_f: f64 = raw.price.trim().parse().map_err(|_| {
-        format!(
-            "price_eur_per_mwh: expected a number, got {:?}",
-            excerpt(raw.price)
-        )
-    })?;
-    let price = Price::from_eur_per_mwh(price_f).map_err(|e| e.to_string())?;
-    let source = match raw.source.trim() {
-        "" => None,
-        s => Some(
-            s.parse::<Source>()
-                .map_err(|e| format!("source: {}", excerpt(&e.to_string())))?,
-        ),
-    };
-    let renewable_only = match raw.renewable_only.trim().to_ascii_lowercase().as_str() {
-        "" | "false" | "0" | "no" => false,
-        "true" | "1" | "yes" => true,
-        other => {
-            return Err(format!(
-                "renewable_only: expected true or false, got {:?}",
-                excerpt(other)
-            ));
-        }
-    };
-    let device = (!raw.device.trim().is_empty()).then(|| raw.device.trim().to_owned());
-    Ok(Order {
-        id: raw.id.trim().to_owned(),
-        side,
-        prosumer: raw.prosumer.trim().to_owned(),
-        interval,
-        energy_wh: Wh(energy),
-        price,
-        source,
-        device,
-        renewable_only,
-    })
-}
-
-fn parse_csv(text: &str, name: &str) -> Result<Vec<Order>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let headers = reader
-        .headers()
-        .with_context(|| format!("{name}:1: reading the header"))?
-        .clone();
-    let col = |c: &str| headers.iter().position(|h| h == c);
-    let mut idx = [0usize; 7];
-    for (k, c) in COLUMNS.iter().enumerate() {
-        idx[k] = col(c).ok_or_else(|| {
-            anyhow!(
-                "{name}:1: missing column {c:?}; expected the header {}",
-                COLUMNS.join(",")
-            )
-        })?;
-    }
-    let device_col = col("device");
-    let renewable_col = col("renewable_only");
-    let mut orders = Vec::new();
-    for (k, record) in reader.records().enumerate() {
-        let line = k + 2;
-        let record = record.with_context(|| format!("{name}:{line}: malformed CSV row"))?;
-        let get = |i: usize| record.get(i).unwrap_or("");
-        let raw = RawOrder {
-            id: get(idx[0]),
-            side: get(idx[1]),
-            prosumer: get(idx[2]),
-            interval: get(idx[3]),
-            energy_wh: get(idx[4]),
-            price: get(idx[5]),
-            source: get(idx[6]),
-            device: device_col.map_or("", get),
-            renewable_only: renewable_col.map_or("", get),
-        };
-        orders.push(build(&raw).map_err(|e| anyhow!("{name}:{line}: {e}"))?);
-    }
-    Ok(orders)
-}
-
-fn parse_json(text: &str, name: &str) -> Result<Vec<Order>> {
-    let value: Value =
-        serde_json::from_str(text).with_context(|| format!("{name}: not valid JSON"))?;
-    let items = value
-        .as_array()
-        .ok_or_else(|| anyhow!("{name}: expected a JSON array of order objects"))?;
-    let mut orders = Vec::with_capacity(items.len());
-    for (k, item) in items.iter().enumerate() {
-        let obj = item
-            .as_object()
-            .ok_or_else(|| anyhow!("{name}: [{k}]: expected an object"))?;
-        // Numbers and strings are both accepted and go through the same text parser.
-        let field = |key: &str| -> Result<String> {
-            match obj.get(key) {
-                None | Some(Value::Null) => Ok(String::new()),
-                Some(Value::String(s)) => Ok(s.clone()),
-                Some(Value::Number(n)) => Ok(n.to_string()),
-                Some(Value::Bool(b)) => Ok(b.to_string()),
-                Some(other) => {
-                    bail!(
-                        "{name}: [{k}].{key}: expected a string or number, got {}",
-                        excerpt(&other.to_string())
-                    )
-                }
-            }
-        };
-        for key in &COLUMNS[..6] {
-            if !obj.contains_key(*key) {
-                bail!("{name}: [{k}]: missing key {key:?}");
-            }
-        }
-        let (id, side, prosumer, interval, energy, price, source, device, renewable) = (
-            field("id")?,
-            field("side")?,
-            field("prosumer")?,
-            field("interval")?,
-            field("energy_wh")?,
-            field("price_eur_per_mwh")?,
-            field("source")?,
-            field("device")?,
-            field("renewable_only")?,
-        );
-        let raw = RawOrder {
-            id: &id,
-            side: &side,
-            prosumer: &prosumer,
-            interval: &interval,
-            energy_wh: &energy,
-            price: &price,
-            source: &source,
-            device: &device,
-            renewable_only: &renewable,
-        };
-        orders
-            .push(build(&raw).map_err(|e| anyhow!("{name}: [{k}] (id {:?}): {e}", excerpt(&id)))?);
-    }
-    Ok(orders)
 }

@@ -31,13 +31,16 @@ pub struct Args {
     /// Print nothing but errors.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Refuse a scenario whose estimated peak memory is above this many MiB (as `simulate`).
+    #[arg(long, default_value_t = crate::commands::simulate::DEFAULT_MEMORY_BUDGET_MIB)]
+    pub memory_budget_mib: u64,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let log = crate::output::InputLog::default();
     let (loaded, run) = crate::commands::simulate::prepare_run(
         args.scenario.as_deref(),
-        crate::commands::simulate::DEFAULT_MEMORY_BUDGET_MIB,
+        args.memory_budget_mib,
         &log,
     )?;
     let (assets, inputs) = (run.assets, run.inputs);
@@ -54,7 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     scg_sim::prepare::add_ev_years(&mut prepared, &loaded.scenario, &assets, args.seed)?;
     let spaces = scg_sim::sizing::spaces(&loaded.scenario, &assets, &prepared)?;
     let settings = scg_sim::sizing::settings(&loaded.scenario, &assets);
-    let data = scg_sim::sizing::SearchData::new(&prepared, &assets);
+    let data = scg_sim::sizing::SearchData::new(&loaded.scenario, &prepared)?;
     let search_inputs = data.inputs(&prepared, &assets);
 
     let cancel = Arc::new(AtomicBool::new(false));
@@ -152,11 +155,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             best.cer_incentive_eur,
             if best.grid_connected { "on" } else { "off" }
         );
-        if loaded.scenario.community.market.is_some() {
-            // The fast replay shares pro rata; only the winner's full simulation has the market.
+        if let Some(m) = &outcome.market {
+            // Screened pro rata, the best replayed with the market until the winner is one.
             println!(
-                "note: configurations are ranked with pro-rata sharing (the fast replay has no market); the winner simulated with the market: NPC {:.0} EUR",
-                result.community.economics.npc_eur
+                "ranked with the community market: {} configurations replayed with it (the rest keep their pro-rata NPC; the largest NPC change the market made was {:.0} EUR, {:.4} %)",
+                m.replayed,
+                m.max_npc_change_eur,
+                m.max_npc_change_fraction * 100.0
+            );
+        }
+        let simulated_npc = result.community.economics.npc_eur;
+        if (simulated_npc - best.npc_eur).abs() > 1e-6 * best.npc_eur.abs() {
+            // The search replays EV powers planned against the configured community's surplus;
+            // the winner's own sizes change that surplus, and so its EV agents' plans.
+            println!(
+                "note: the winner simulated in full has NPC {simulated_npc:.0} EUR (search: {:.0} EUR): its EV agents plan against the winner's community surplus, the search's against the scenario's configured sizes",
+                best.npc_eur
             );
         }
         for (id, s) in ids

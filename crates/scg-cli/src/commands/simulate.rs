@@ -48,22 +48,8 @@ pub struct LoadedScenario {
     pub source: String,
 }
 
-/// Read and validate a scenario file, or take the built-in one.
-pub fn load_scenario(path: Option<&Path>) -> anyhow::Result<LoadedScenario> {
-    let loaded = read_scenario(path)?;
-    let errors = loaded.scenario.validate();
-    if !errors.is_empty() {
-        return Err(scg_model::ModelError::Invalid {
-            source_name: loaded.source,
-            errors,
-        }
-        .into());
-    }
-    Ok(loaded)
-}
-
 /// Read and parse a scenario file (syntax and schema only), or take the built-in one.
-fn read_scenario(path: Option<&Path>) -> anyhow::Result<LoadedScenario> {
+pub fn read_scenario(path: Option<&Path>) -> anyhow::Result<LoadedScenario> {
     match path {
         None => Ok(LoadedScenario {
             scenario: scg_model::builtin::bergamo()?,
@@ -109,9 +95,7 @@ pub fn file_reader(
 }
 
 /// Everything `simulate` does short of simulating, shared with `scg scenario check`: read the
-/// scenario, then `scg_sim::check_run` (validation, component sections, every input file, the
-/// memory estimate against the budget). Every problem is reported at once. Every file read is
-/// recorded in `log`.
+/// scenario, then [`check_loaded`]. Every file read is recorded in `log`.
 pub fn prepare_run(
     path: Option<&Path>,
     memory_budget_mib: u64,
@@ -119,23 +103,36 @@ pub fn prepare_run(
 ) -> anyhow::Result<(LoadedScenario, scg_sim::CheckedRun)> {
     log.record_all(path);
     let loaded = read_scenario(path)?;
+    let run = check_loaded(&loaded, memory_budget_mib, log)?;
+    Ok((loaded, run))
+}
+
+/// `scg_sim::check_run` on a read scenario (validation, component sections, every input file,
+/// the memory estimate against the budget), every problem reported at once; for commands that
+/// adjust the scenario before running it (`vpp bids`). Every file read is recorded in `log`.
+pub fn check_loaded(
+    loaded: &LoadedScenario,
+    memory_budget_mib: u64,
+    log: &crate::output::InputLog,
+) -> anyhow::Result<scg_sim::CheckedRun> {
     let options = scg_sim::CheckOptions {
         memory_budget_bytes: memory_budget_mib.saturating_mul(1024 * 1024),
     };
-    match scg_sim::check_run(&loaded.scenario, &mut file_reader(&loaded, log), options) {
-        Ok(run) => Ok((loaded, run)),
-        Err(problems) => Err(anyhow::anyhow!(
-            "{}: invalid scenario ({} problem{}):\n{}",
-            loaded.source,
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" },
-            problems
-                .iter()
-                .map(|p| format!("  - {p}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        )),
-    }
+    scg_sim::check_run(&loaded.scenario, &mut file_reader(loaded, log), options).map_err(
+        |problems| {
+            anyhow::anyhow!(
+                "{}: invalid scenario ({} problem{}):\n{}",
+                loaded.source,
+                problems.len(),
+                if problems.len() == 1 { "" } else { "s" },
+                problems
+                    .iter()
+                    .map(|p| format!("  - {p}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        },
+    )
 }
 
 /// The default of `--memory-budget-mib` (scg_model::bounds::DEFAULT_MEMORY_BUDGET_BYTES).
@@ -198,8 +195,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Settle the year on the RESCoin ledger (`scg-settle`) and store it in OUT/ledger (verified
-/// on write).
+/// Settle the year on the RESCoin ledger (`scg-settle`) and store it in OUT/ledger (written from
+/// the settlement's own ledger without a replay; `scg ledger verify OUT/ledger` replays it).
 fn settle_ledger(
     result: &scg_sim::SimResult,
     loaded: &LoadedScenario,

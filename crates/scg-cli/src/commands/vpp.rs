@@ -70,6 +70,10 @@ pub struct BidsArgs {
     /// Imbalance penalty spread around the zonal price (0.1 = ±10 %).
     #[arg(long, default_value_t = 0.1)]
     pub imbalance_spread: f64,
+    /// Refuse a scenario whose estimated peak memory (of its 15-minute year) is above this
+    /// many MiB (as `simulate`).
+    #[arg(long, default_value_t = crate::commands::simulate::DEFAULT_MEMORY_BUDGET_MIB)]
+    pub memory_budget_mib: u64,
 }
 
 /// Run a VPP subcommand.
@@ -125,16 +129,23 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
         .map(|&v| Price::from_eur_per_mwh(v))
         .collect::<std::result::Result<_, _>>()?;
 
-    // Loads: a year at 15-minute steps.
-    let mut loaded = crate::commands::simulate::load_scenario(args.scenario.as_deref())?;
+    // Loads: a year at 15-minute steps, checked as `simulate` checks a run (every field, every
+    // file the scenario names, the memory budget) after the adjustment to 15-minute steps.
+    let mut loaded = crate::commands::simulate::read_scenario(args.scenario.as_deref())?;
     loaded.scenario.time.step_minutes = 15;
     let leap = (date.year % 4 == 0 && date.year % 100 != 0) || date.year % 400 == 0;
     if !leap {
         loaded.scenario.time.model_year = ModelYear::Year(date.year);
     }
-    let mut read = crate::commands::simulate::file_reader(&loaded, &log);
-    let sim = scg_sim::simulate_scenario(&loaded.scenario, &mut read, args.seed, &mut |_, _| {})
-        .context("simulating the scenario")?;
+    let run = crate::commands::simulate::check_loaded(&loaded, args.memory_budget_mib, &log)?;
+    let sim = scg_sim::simulate(
+        &loaded.scenario,
+        &run.assets,
+        &run.inputs,
+        args.seed,
+        &mut |_, _| {},
+    )
+    .context("simulating the scenario")?;
     let steps = sim.grid.len() as i64;
     let day_index = i64::from(day.date_ordinal0()).min(364);
     let step_of = |p: u32| -> usize {

@@ -2,6 +2,8 @@
 //! checked after each block.
 #![allow(clippy::unwrap_used, dead_code)]
 
+pub mod year;
+
 use ed25519_dalek::SigningKey;
 use scg_ledger::merkle::sha256;
 use scg_ledger::{Block, BlockOutcome, GenesisConfig, Ledger, PublicKey, Reject, Tx, TxBody};

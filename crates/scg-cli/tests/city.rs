@@ -1,0 +1,175 @@
+//! `scg scenario city`: the same seed gives the same bytes, the output is a scenario that
+//! `scg scenario check` accepts, its member and EV counts are the ones asked for, and a city
+//! too large for the memory budget is refused at `check` with the estimate and the limit.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn scg(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_scg"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scg-city-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn city(dir: &Path, members: &str, evs: &str, seed: &str) -> String {
+    let o = scg(
+        &[
+            "scenario",
+            "city",
+            "--members",
+            members,
+            "--evs",
+            evs,
+            "--seed",
+            seed,
+        ],
+        dir,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn vehicles(scenario: &scg_model::Scenario) -> u64 {
+    scenario
+        .prosumers
+        .iter()
+        .filter_map(|p| p.ev.as_ref())
+        .map(|ev| {
+            ["residents", "commuters", "shoppers", "fleet_vehicles"]
+                .iter()
+                .filter_map(|k| ev.get(*k).and_then(|v| v.as_integer()))
+                .sum::<i64>() as u64
+        })
+        .sum()
+}
+
+#[test]
+fn same_seed_same_bytes_and_the_file_option_writes_them() {
+    let dir = tempdir("seed");
+    let a = city(&dir, "60", "20", "42");
+    assert_eq!(a, city(&dir, "60", "20", "42"));
+    assert_ne!(a, city(&dir, "60", "20", "43"));
+    let o = scg(
+        &[
+            "scenario",
+            "city",
+            "--members",
+            "60",
+            "--evs",
+            "20",
+            "--seed",
+            "42",
+            "-o",
+            "c.toml",
+        ],
+        &dir,
+    );
+    assert!(o.status.success());
+    assert!(o.stdout.is_empty());
+    assert_eq!(std::fs::read_to_string(dir.join("c.toml")).unwrap(), a);
+}
+
+#[test]
+fn the_city_passes_check_with_the_counts_asked_for() {
+    let dir = tempdir("check");
+    for (members, evs) in [(1usize, 0u64), (7, 3), (250, 120)] {
+        let text = city(&dir, &members.to_string(), &evs.to_string(), "5");
+        let scenario = scg_model::Scenario::from_toml_str(&text, "city").unwrap();
+        assert_eq!(scenario.prosumers.len(), members);
+        assert_eq!(vehicles(&scenario), evs);
+        let file = dir.join(format!("city{members}.toml"));
+        std::fs::write(&file, &text).unwrap();
+        let o = scg(&["scenario", "check", file.to_str().unwrap()], &dir);
+        assert!(
+            o.status.success(),
+            "{members} members: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let out = String::from_utf8(o.stdout).unwrap();
+        assert!(out.contains(&format!("{members} prosumers")), "{out}");
+        assert!(out.contains(&format!("{evs} EVs")), "{out}");
+    }
+    // 250 members hold households and non-residential members, with and without PV.
+    let text = city(&dir, "250", "120", "5");
+    for id in ["id = \"home-001\"", "id = \"shop-", "id = \"office-"] {
+        assert!(text.contains(id), "{id}");
+    }
+    assert!(text.contains("commuters = "));
+}
+
+#[test]
+fn impossible_options_are_errors_not_panics() {
+    let dir = tempdir("bad");
+    for args in [
+        &["scenario", "city", "--members", "0"][..],
+        &["scenario", "city", "--members", "3", "--evs", "100"],
+        &[
+            "scenario",
+            "city",
+            "--members",
+            "3",
+            "--ev-policy",
+            "fastest",
+        ],
+        &["scenario", "city", "--members", "100001"],
+    ] {
+        let o = scg(args, &dir);
+        assert!(!o.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("city"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn a_city_too_large_for_the_budget_is_refused_at_check_with_the_estimate_and_the_limit() {
+    let dir = tempdir("large");
+    let o = scg(
+        &[
+            "scenario",
+            "city",
+            "--members",
+            "2000",
+            "--evs",
+            "500",
+            "-o",
+            "big.toml",
+        ],
+        &dir,
+    );
+    assert!(o.status.success());
+    let o = scg(&["scenario", "check", "big.toml"], &dir);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("above the memory budget of 8192 MiB"), "{err}");
+    assert!(err.contains("2000 prosumers"), "{err}");
+    assert!(err.contains("500 EVs"), "{err}");
+    // A smaller budget refuses a smaller city the same way.
+    let o = scg(
+        &["scenario", "city", "--members", "20", "-o", "small.toml"],
+        &dir,
+    );
+    assert!(o.status.success());
+    let o = scg(
+        &[
+            "scenario",
+            "check",
+            "small.toml",
+            "--memory-budget-mib",
+            "64",
+        ],
+        &dir,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("above the memory budget of 64 MiB"));
+}

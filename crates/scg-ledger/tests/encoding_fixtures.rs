@@ -1,0 +1,450 @@
+//! Byte fixtures: every example in `docs/ledger-encoding.md` ("Byte fixtures", each a fenced
+//! block after a `<!-- fixture: NAME -->` marker) is encoded here from its documented value and
+//! compared with the documented bytes, then decoded back. The documentation is the fixture file:
+//! a change of any encoding fails this test until the page is updated with it.
+//!
+//! Print the fixtures in the page's format (to update the page after an intended format change,
+//! which also needs a version bump): `SCG_PRINT_FIXTURES=1 cargo test -p scg-ledger --test
+//! encoding_fixtures -- --nocapture`.
+#![allow(clippy::unwrap_used)]
+
+use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+use scg_ledger::tx::{Payout, signing_message};
+use scg_ledger::{Block, DeviceType, GenesisConfig, Ledger, PublicKey, Tx, TxBody};
+use std::collections::BTreeMap;
+
+const CHAIN_ID: u64 = 42;
+
+/// Key `n` of the fixtures: the ed25519 secret key of 32 bytes all equal to `n`.
+fn key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[n; 32])
+}
+
+fn pk(n: u8) -> PublicKey {
+    key(n).verifying_key().to_bytes()
+}
+
+/// A documented transaction: signer key number, id, nonce, body.
+struct TxFixture {
+    name: &'static str,
+    signer: u8,
+    id: u128,
+    nonce: u64,
+    body: TxBody,
+}
+
+/// One transaction of every kind (keys: 1 operator, 2 treasury, 3 grid, 4 and 6 members,
+/// 5 a PV meter of member 4).
+fn tx_fixtures() -> Vec<TxFixture> {
+    let f = |name, signer, id, nonce, body| TxFixture {
+        name,
+        signer,
+        id,
+        nonce,
+        body,
+    };
+    vec![
+        f(
+            "tx-register-member",
+            1,
+            1,
+            0,
+            TxBody::RegisterMember { member: pk(4) },
+        ),
+        f(
+            "tx-register-meter",
+            1,
+            2,
+            1,
+            TxBody::RegisterMeter {
+                meter: pk(5),
+                member: pk(4),
+                device: DeviceType::Pv,
+            },
+        ),
+        f(
+            "tx-meter-report",
+            5,
+            3,
+            0,
+            TxBody::MeterReport {
+                interval: 12,
+                produced_wh: 1_500,
+                consumed_wh: 0,
+            },
+        ),
+        f(
+            "tx-transfer",
+            2,
+            4,
+            0,
+            TxBody::Transfer {
+                to: pk(4),
+                amount: 1_500_000_000,
+            },
+        ),
+        f(
+            "tx-trade-create",
+            4,
+            5,
+            0,
+            TxBody::TradeCreate {
+                seller: pk(6),
+                interval: 12,
+                energy_wh: 900,
+                price_base_per_kwh: 120_000_000,
+                fee_base_per_kwh: 10_000_000,
+                expires_at_s: 1_167_656_400,
+            },
+        ),
+        f(
+            "tx-trade-post",
+            5,
+            6,
+            1,
+            TxBody::TradePost {
+                trade_id: 5,
+                delivered_wh: 900,
+            },
+        ),
+        f("tx-trade-void", 6, 7, 0, TxBody::TradeVoid { trade_id: 5 }),
+        f(
+            "tx-certificate-transfer",
+            4,
+            8,
+            1,
+            TxBody::CertificateTransfer {
+                certificate_id: 1,
+                to: pk(6),
+                energy_wh: 500,
+            },
+        ),
+        f(
+            "tx-certificate-retire",
+            4,
+            9,
+            2,
+            TxBody::CertificateRetire {
+                certificate_id: 1,
+                energy_wh: 250,
+            },
+        ),
+        f(
+            "tx-cer-distribution",
+            2,
+            10,
+            1,
+            TxBody::CerDistribution {
+                period: 0,
+                payouts: vec![
+                    Payout {
+                        member: pk(4),
+                        amount: 2_000_000_000,
+                    },
+                    Payout {
+                        member: pk(6),
+                        amount: 1,
+                    },
+                ],
+            },
+        ),
+        f("tx-burn", 4, 11, 3, TxBody::Burn { amount: 1_000 }),
+        f(
+            "tx-certificate-move",
+            4,
+            12,
+            4,
+            TxBody::CertificateMove {
+                to: pk(6),
+                interval: 12,
+                energy_wh: 300,
+            },
+        ),
+    ]
+}
+
+fn genesis_config() -> GenesisConfig {
+    GenesisConfig {
+        chain_id: CHAIN_ID,
+        operator: pk(1),
+        treasury: pk(2),
+        grid: pk(3),
+        mint_rate_base_per_wh: 100_000,
+        treasury_endowment: 1_000_000_000_000_000_000,
+        intervals_total: 8_760,
+        simulation_key_seed: Some(42),
+    }
+}
+
+const GENESIS_TIMESTAMP_S: u64 = 1_167_609_600;
+
+/// Genesis, and block 1 holding the register-member and transfer fixtures.
+fn block_fixtures() -> (Block, Block) {
+    let (mut ledger, genesis) = Ledger::genesis(genesis_config(), GENESIS_TIMESTAMP_S).unwrap();
+    let txs: Vec<Vec<u8>> = tx_fixtures()
+        .iter()
+        .filter(|f| f.name == "tx-register-member" || f.name == "tx-transfer")
+        .map(signed)
+        .collect();
+    let (block1, outcome) = ledger
+        .produce_block(GENESIS_TIMESTAMP_S + 3_600, txs)
+        .unwrap();
+    assert_eq!(outcome.rejected(), 0);
+    (genesis, block1)
+}
+
+fn signed(f: &TxFixture) -> Vec<u8> {
+    Tx::sign(CHAIN_ID, &key(f.signer), f.id, f.nonce, f.body.clone())
+}
+
+/// `(size, label)` of every field of a transaction of `kind` with `payouts` CER payouts.
+fn tx_layout(kind: u8, payouts: usize) -> Vec<(usize, String)> {
+    let s = |n: usize, l: &str| (n, l.to_string());
+    let mut v = vec![
+        s(1, "format version"),
+        s(1, "kind"),
+        s(16, "id"),
+        s(32, "signer"),
+        s(8, "nonce"),
+    ];
+    let body: Vec<(usize, String)> = match kind {
+        1 => vec![s(32, "member key")],
+        2 => vec![s(32, "meter key"), s(32, "member key"), s(1, "device")],
+        3 => vec![s(8, "interval"), s(8, "produced Wh"), s(8, "consumed Wh")],
+        4 => vec![s(32, "to key"), s(16, "amount")],
+        5 => vec![
+            s(32, "seller key"),
+            s(8, "interval"),
+            s(8, "energy Wh"),
+            s(16, "price base/kWh"),
+            s(16, "grid fee base/kWh"),
+            s(8, "expires at s"),
+        ],
+        6 => vec![s(16, "trade id"), s(8, "delivered Wh")],
+        7 => vec![s(16, "trade id")],
+        8 => vec![s(8, "certificate id"), s(32, "to key"), s(8, "Wh")],
+        9 => vec![s(8, "certificate id"), s(8, "Wh")],
+        10 => {
+            let mut b = vec![s(8, "period"), s(2, "count")];
+            for i in 0..payouts {
+                b.push((32, format!("payout {i}: member key")));
+                b.push((16, format!("payout {i}: amount")));
+            }
+            b
+        }
+        11 => vec![s(16, "amount")],
+        12 => vec![s(32, "to key"), s(8, "interval"), s(8, "Wh")],
+        _ => unreachable!("fixture kinds are 1..=12"),
+    };
+    v.extend(body);
+    v.push(s(64, "signature"));
+    v
+}
+
+fn block_layout(b: &Block) -> Vec<(usize, String)> {
+    let s = |n: usize, l: &str| (n, l.to_string());
+    let mut v = vec![
+        s(4, "magic SCGB"),
+        s(1, "format version"),
+        s(8, "height"),
+        s(8, "timestamp s"),
+        s(32, "parent hash"),
+        s(32, "transaction root"),
+        s(32, "outcome root"),
+        s(32, "state root"),
+        s(4, "transaction count"),
+    ];
+    if let Some(g) = &b.genesis {
+        v.extend([
+            s(8, "chain id"),
+            s(32, "operator key"),
+            s(32, "treasury key"),
+            s(32, "grid key"),
+            s(16, "mint rate base/Wh"),
+            s(16, "treasury endowment"),
+            s(8, "intervals total"),
+            s(1, "simulation marker"),
+        ]);
+        if g.simulation_key_seed.is_some() {
+            v.push(s(8, "key seed"));
+        }
+    }
+    for (i, t) in b.txs.iter().enumerate() {
+        v.push((4, format!("tx {i}: length")));
+        v.push((t.len(), format!("tx {i}: bytes ({} bytes)", t.len())));
+    }
+    v
+}
+
+/// The page's format: one field per line, hex (integers little-endian, bytes spaced), a `#`
+/// comment with the field name and, for integers, the value.
+fn annotate(bytes: &[u8], layout: &[(usize, String)]) -> String {
+    let mut out = String::new();
+    let mut at = 0;
+    for (size, label) in layout {
+        let field = &bytes[at..at + size];
+        at += size;
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let value = match size {
+            1 | 2 | 4 | 8 | 16 if !label.contains("magic") => {
+                let mut le = [0u8; 16];
+                le[..*size].copy_from_slice(field);
+                format!(" = {}", u128::from_le_bytes(le))
+            }
+            _ => String::new(),
+        };
+        if *size <= 16 {
+            let spaced: Vec<String> = field.iter().map(|x| format!("{x:02x}")).collect();
+            out.push_str(&format!("{:<48}# {label}{value}\n", spaced.join(" ")));
+        } else {
+            for (n, chunk) in field.chunks(32).enumerate() {
+                let note = if n == 0 { label.as_str() } else { "..." };
+                out.push_str(&format!("{:<64} # {note}\n", hex(chunk)));
+            }
+        }
+    }
+    assert_eq!(at, bytes.len(), "layout covers every byte");
+    out
+}
+
+/// Every `<!-- fixture: NAME -->` of the page with the bytes of the fenced block after it.
+fn documented() -> BTreeMap<String, Vec<u8>> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/ledger-encoding.md");
+    let page = std::fs::read_to_string(path).unwrap();
+    let mut out = BTreeMap::new();
+    let mut lines = page.lines();
+    while let Some(line) = lines.next() {
+        let Some(name) = line
+            .trim()
+            .strip_prefix("<!-- fixture: ")
+            .and_then(|r| r.strip_suffix(" -->"))
+        else {
+            continue;
+        };
+        assert!(
+            lines.next().is_some_and(|l| l.starts_with("```")),
+            "fixture {name}: a fenced block must follow the marker"
+        );
+        let mut hex = String::new();
+        for l in lines.by_ref() {
+            if l.starts_with("```") {
+                break;
+            }
+            let data = l.split('#').next().unwrap_or("");
+            hex.extend(data.chars().filter(|c| !c.is_whitespace()));
+        }
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .unwrap_or_else(|e| panic!("fixture {name}: bad hex: {e}"));
+        assert!(
+            out.insert(name.to_string(), bytes).is_none(),
+            "fixture {name} appears twice"
+        );
+    }
+    out
+}
+
+/// Every fixture this test builds: name, bytes, annotated text.
+fn built() -> Vec<(String, Vec<u8>, String)> {
+    let mut out = Vec::new();
+    for f in tx_fixtures() {
+        let bytes = signed(&f);
+        let payouts = match &f.body {
+            TxBody::CerDistribution { payouts, .. } => payouts.len(),
+            _ => 0,
+        };
+        let text = annotate(&bytes, &tx_layout(f.body.kind(), payouts));
+        out.push((f.name.to_string(), bytes, text));
+    }
+    let (genesis, block1) = block_fixtures();
+    for (name, b) in [("block-genesis", genesis), ("block-1", block1)] {
+        let bytes = b.to_bytes();
+        let text = annotate(&bytes, &block_layout(&b));
+        out.push((name.to_string(), bytes, text));
+    }
+    out
+}
+
+#[test]
+fn documented_bytes_are_the_encodings_of_the_documented_values() {
+    let built = built();
+    if std::env::var_os("SCG_PRINT_FIXTURES").is_some_and(|v| v == "1") {
+        for (name, bytes, text) in &built {
+            println!(
+                "<!-- fixture: {name} -->\n```text\n{text}```\n({} bytes)\n",
+                bytes.len()
+            );
+        }
+    }
+    let doc = documented();
+    let names: Vec<&String> = built.iter().map(|(n, _, _)| n).collect();
+    assert_eq!(
+        doc.keys().collect::<Vec<_>>(),
+        {
+            let mut n = names.clone();
+            n.sort();
+            n
+        },
+        "the page documents exactly the fixtures this test builds"
+    );
+    for (name, bytes, _) in &built {
+        assert!(
+            &doc[name] == bytes,
+            "{name}: the documented bytes differ from the encoding"
+        );
+    }
+}
+
+#[test]
+fn documented_transactions_decode_to_their_values_and_verify() {
+    let doc = documented();
+    for f in tx_fixtures() {
+        let bytes = &doc[f.name];
+        let tx = Tx::decode(bytes).unwrap();
+        assert_eq!(tx.id, f.id, "{}", f.name);
+        assert_eq!(tx.nonce, f.nonce, "{}", f.name);
+        assert_eq!(tx.signer, pk(f.signer), "{}", f.name);
+        assert_eq!(tx.body, f.body, "{}", f.name);
+        assert_eq!(&tx.encode(), bytes, "{}: re-encoding", f.name);
+        let msg = signing_message(CHAIN_ID, &bytes[..bytes.len() - 64]);
+        let vk = VerifyingKey::from_bytes(&tx.signer).unwrap();
+        vk.verify_strict(&msg, &Signature::from_bytes(&tx.signature))
+            .unwrap_or_else(|e| panic!("{}: signature: {e}", f.name));
+    }
+    // The sizes the page states.
+    assert_eq!(doc["tx-transfer"].len(), 170);
+    assert_eq!(doc["tx-meter-report"].len(), 146);
+}
+
+#[test]
+fn documented_blocks_decode_and_apply() {
+    let doc = documented();
+    let genesis = Block::decode(&doc["block-genesis"]).unwrap();
+    assert_eq!(genesis.genesis, Some(genesis_config()));
+    assert_eq!(genesis.header.timestamp_s, GENESIS_TIMESTAMP_S);
+    assert_eq!(genesis.to_bytes(), doc["block-genesis"]);
+    // The example of the genesis section: 8,760 intervals, marker 1, seed 42.
+    let tail: Vec<u8> = [
+        8_760u64.to_le_bytes().as_slice(),
+        &[1],
+        &42u64.to_le_bytes(),
+    ]
+    .concat();
+    assert!(doc["block-genesis"].ends_with(&tail));
+    let (mut ledger, _) = Ledger::from_genesis_block(&genesis).unwrap();
+    let block1 = Block::decode(&doc["block-1"]).unwrap();
+    assert_eq!(block1.to_bytes(), doc["block-1"]);
+    assert_eq!(block1.header.height, 1);
+    assert_eq!(
+        block1.txs,
+        [
+            doc["tx-register-member"].clone(),
+            doc["tx-transfer"].clone()
+        ]
+    );
+    let outcome = ledger.apply_block(&block1).unwrap();
+    assert_eq!(outcome.rejected(), 0);
+    assert_eq!(ledger.account(&pk(4)).unwrap().balance, 1_500_000_000);
+}
