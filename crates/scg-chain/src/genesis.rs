@@ -423,6 +423,50 @@ impl GenesisFile {
     }
 }
 
+/// Where `scg chain genesis` reads and writes (three paths: an options struct so they cannot
+/// be swapped).
+#[derive(Debug, Clone)]
+pub struct DerivePaths {
+    /// The spec (TOML) the community wrote.
+    pub spec: std::path::PathBuf,
+    /// The operator's key file (signs the registrations).
+    pub operator_key: std::path::PathBuf,
+    /// The genesis file to create (never overwritten).
+    pub out: std::path::PathBuf,
+}
+
+/// `scg chain genesis`: read the spec and the operator key, derive the genesis, check that the
+/// text loads back as a valid genesis, and create `out` (refusing an existing file).
+pub fn derive_to_file(paths: &DerivePaths) -> Result<Genesis, ChainError> {
+    let io = |path: &std::path::Path, e: std::io::Error| ChainError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let text = crate::read_text(&paths.spec, crate::MAX_GENESIS_BYTES)?;
+    let spec = GenesisSpec::parse(&paths.spec.display().to_string(), &text)?;
+    let operator = MemberKey::read(&paths.operator_key)?;
+    let toml = spec.derive(&operator)?.to_toml()?;
+    let genesis = Genesis::parse(&paths.out.display().to_string(), &toml)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&paths.out)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                ChainError::BadInput {
+                    what: format!("--out {}", paths.out.display()),
+                    reason: "already exists; refusing to overwrite a genesis".into(),
+                }
+            } else {
+                io(&paths.out, e)
+            }
+        })?;
+    std::io::Write::write_all(&mut f, toml.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| io(&paths.out, e))?;
+    Ok(genesis)
+}
+
 impl Genesis {
     /// Parse and check a genesis file's text (`file` names it in errors).
     pub fn parse(file: &str, text: &str) -> Result<Self, ChainError> {
@@ -432,10 +476,7 @@ impl Genesis {
 
     /// Read and check a genesis file.
     pub fn read(path: &std::path::Path) -> Result<Self, ChainError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ChainError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
+        let text = crate::read_text(path, crate::MAX_GENESIS_BYTES)?;
         Self::parse(&path.display().to_string(), &text)
     }
 

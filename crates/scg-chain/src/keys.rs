@@ -104,10 +104,7 @@ impl MemberKey {
 
     /// Read a key file.
     pub fn read(path: &Path) -> Result<Self, ChainError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ChainError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
+        let text = crate::read_text(path, crate::MAX_KEY_FILE_BYTES)?;
         Self::parse(&text).map_err(|reason| ChainError::KeyFile {
             path: path.to_path_buf(),
             reason,

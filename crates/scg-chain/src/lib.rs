@@ -26,5 +26,33 @@ pub mod verify;
 pub mod wire;
 
 pub use error::ChainError;
+
+/// Largest genesis or genesis spec file read (1,024 members with 64 meters each fit easily).
+pub const MAX_GENESIS_BYTES: u64 = 64 * 1024 * 1024;
+/// Largest key file read.
+pub const MAX_KEY_FILE_BYTES: u64 = 4 * 1024;
+
+/// Read a UTF-8 text file of at most `max_bytes`, naming the file on error (a user-given path
+/// may name a huge or endless file; reading stops one byte past the bound).
+pub(crate) fn read_text(path: &std::path::Path, max_bytes: u64) -> Result<String, ChainError> {
+    use std::io::Read as _;
+    let io = |e: std::io::Error| ChainError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let f = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    f.take(max_bytes + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(ChainError::BadInput {
+            what: path.display().to_string(),
+            reason: format!("larger than {max_bytes} bytes"),
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| ChainError::BadInput {
+        what: path.display().to_string(),
+        reason: format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+    })
+}
 pub use genesis::{Genesis, GenesisFile, GenesisSpec};
 pub use keys::MemberKey;

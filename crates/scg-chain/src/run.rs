@@ -52,6 +52,19 @@ pub fn parse_peer(s: &str) -> Result<Peer, ChainError> {
     Ok(Peer { key, addr })
 }
 
+/// The HTTP API address: `http` if given, else the p2p `listen` address with the next port
+/// (e.g. p2p on 127.0.0.1:7000 → API on 127.0.0.1:7001).
+pub fn http_addr(listen: SocketAddr, http: Option<SocketAddr>) -> Result<SocketAddr, ChainError> {
+    if let Some(a) = http {
+        return Ok(a);
+    }
+    let port = listen.port().checked_add(1).ok_or_else(|| ChainError::BadInput {
+        what: format!("--listen {listen}"),
+        reason: "port 65535 leaves no next port for the HTTP API; give --http".into(),
+    })?;
+    Ok(SocketAddr::new(listen.ip(), port))
+}
+
 /// Everything `scg chain run` needs.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -63,8 +76,8 @@ pub struct RunConfig {
     pub dir: PathBuf,
     /// p2p listen address.
     pub listen: SocketAddr,
-    /// HTTP API address.
-    pub http: SocketAddr,
+    /// HTTP API address; `None` = the p2p address with the next port ([`http_addr`]).
+    pub http: Option<SocketAddr>,
     /// The other validators.
     pub peers: Vec<Peer>,
 }
@@ -170,9 +183,12 @@ pub fn start_on_tokio(
 
 /// Run a node until the process ends.
 pub fn run(cfg: RunConfig) -> Result<(), ChainError> {
-    let genesis = Arc::new(Genesis::read(&cfg.genesis)?);
+    let text = crate::read_text(&cfg.genesis, crate::MAX_GENESIS_BYTES)?;
+    let genesis = Arc::new(Genesis::parse(&cfg.genesis.display().to_string(), &text)?);
     let key = MemberKey::read(&cfg.key)?;
     check(&genesis, &key, &cfg.peers)?;
+    let http = http_addr(cfg.listen, cfg.http)?;
+    crate::store::keep_genesis(&cfg.dir, &genesis, &text)?;
     let journal = cfg.dir.join("consensus");
     std::fs::create_dir_all(&journal).map_err(|e| ChainError::Io {
         path: journal.clone(),
@@ -191,10 +207,10 @@ pub fn run(cfg: RunConfig) -> Result<(), ChainError> {
             false,
         )?;
         let listener =
-            tokio::net::TcpListener::bind(cfg.http)
+            tokio::net::TcpListener::bind(http)
                 .await
                 .map_err(|e| ChainError::BadInput {
-                    what: format!("--http {}", cfg.http),
+                    what: format!("HTTP API address {http}"),
                     reason: e.to_string(),
                 })?;
         let router = http_router(

@@ -2,7 +2,7 @@
 //! (`DIR/chain.redb`).
 //!
 //! Why redb: it is already the ledger's store (one file, ACID commits, crash-safe without a
-//! write-ahead log of our own), it opens read-only so `scg chain verify` can check a running
+//! write-ahead log of our own), it opens read-only so `scg ledger verify DIR` can check a
 //! node's directory without touching it, and it needs no async runtime, so verification is a
 //! plain library call. The consensus engine keeps its own vote journal in the commonware
 //! runtime's storage (`DIR/consensus/`), which simplex requires; the ledger state is never
@@ -21,6 +21,43 @@ const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// The store's file name inside a node directory.
 pub const STORE_FILE: &str = "chain.redb";
+/// The copy of the genesis file a node keeps in its directory (written by `scg chain run` on
+/// first start), so that `scg ledger verify DIR` needs no other argument.
+pub const GENESIS_FILE: &str = "genesis.toml";
+
+/// True if `dir` holds a member chain's store (as opposed to a single-writer ledger).
+pub fn is_node_dir(dir: &Path) -> bool {
+    dir.join(STORE_FILE).is_file()
+}
+
+/// Keep a copy of the genesis text (`text`, which loads as `genesis`) in `dir`: created on a
+/// node's first start; on later starts an existing copy must be of the same chain.
+pub fn keep_genesis(dir: &Path, genesis: &crate::Genesis, text: &str) -> Result<(), ChainError> {
+    let path = dir.join(GENESIS_FILE);
+    let io = |e: std::io::Error| ChainError::Io {
+        path: path.clone(),
+        source: e,
+    };
+    if path.exists() {
+        let kept = crate::Genesis::read(&path)?;
+        if kept.chain_id != genesis.chain_id {
+            return Err(ChainError::Refused {
+                chain_id: genesis.chain_id_hex(),
+                reason: format!(
+                    "{} is the genesis of chain {} (a directory of another chain)",
+                    path.display(),
+                    kept.chain_id_hex()
+                ),
+            });
+        }
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(io)?;
+    // Write to a temporary name and rename, so a crash never leaves a half-written copy.
+    let tmp = dir.join(format!("{GENESIS_FILE}.tmp"));
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)
+}
 
 /// redb page cache per open store (records are read back only on start-up and catch-up).
 const CACHE_BYTES: usize = 16 * 1024 * 1024;

@@ -134,3 +134,42 @@ pub fn verify_dir(genesis: &Genesis, dir: &Path) -> Result<VerifyReport, ChainEr
     }
     verify_records(genesis, &records)
 }
+
+/// What `scg ledger verify DIR` checked on a node directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeDirReport {
+    /// The verification.
+    pub report: VerifyReport,
+    /// The genesis the certificates were checked against.
+    pub genesis: std::path::PathBuf,
+    /// True if that genesis is the copy the node keeps in its directory (trust it only if its
+    /// chain id is the one you expect), false if the caller named it.
+    pub genesis_from_dir: bool,
+}
+
+/// Verify a node directory read-only against `genesis`, or, when `None`, against the copy of
+/// the genesis the node keeps in `dir` ([`crate::store::GENESIS_FILE`]).
+pub fn verify_node_dir(
+    dir: &Path,
+    genesis: Option<&Path>,
+) -> Result<NodeDirReport, ChainError> {
+    let (path, from_dir) = match genesis {
+        Some(p) => (p.to_path_buf(), false),
+        None => (dir.join(crate::store::GENESIS_FILE), true),
+    };
+    if from_dir && !path.exists() {
+        return Err(ChainError::BadInput {
+            what: dir.display().to_string(),
+            reason: format!(
+                "no {} in the node directory; name the chain's genesis with --genesis",
+                crate::store::GENESIS_FILE
+            ),
+        });
+    }
+    let g = Genesis::read(&path)?;
+    Ok(NodeDirReport {
+        report: verify_dir(&g, dir)?,
+        genesis: path,
+        genesis_from_dir: from_dir,
+    })
+}

@@ -41,9 +41,12 @@ enum Command {
     /// Virtual Power Plant: MGP bids, MI re-bids and MSD offers for a day.
     #[command(subcommand)]
     Vpp(commands::vpp::Command),
-    /// Verify or inspect a RESCoin ledger directory.
+    /// Verify or inspect a RESCoin ledger directory (a simulation ledger or a member node's).
     #[command(subcommand)]
     Ledger(commands::ledger::Command),
+    /// Member chain: keys, genesis, and running a node under BFT consensus.
+    #[command(subcommand)]
+    Chain(commands::chain::Command),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Market(cmd) => commands::market::run(cmd),
         Command::Vpp(cmd) => commands::vpp::run(cmd),
         Command::Ledger(cmd) => commands::ledger::run(cmd),
+        Command::Chain(cmd) => commands::chain::run(cmd),
     };
     match result {
         Ok(code) => code,

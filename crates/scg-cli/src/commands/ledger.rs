@@ -21,9 +21,18 @@ pub enum Command {
     /// and invariant; print the final height and state root, and whether the chain covers every
     /// interval its genesis announces. Exits 1 naming the first bad block/transaction, or when
     /// the chain is incomplete. Opens the database read-only.
+    ///
+    /// On a member node's directory (holding chain.redb, from `scg chain run`) it also checks
+    /// every finalization certificate against the genesis validator set and prints the
+    /// finalized height.
     Verify {
-        /// Ledger directory (holding ledger.redb), e.g. OUT/ledger.
+        /// Ledger directory (holding ledger.redb, e.g. OUT/ledger), or a member node's
+        /// directory (holding chain.redb).
         dir: PathBuf,
+        /// Member nodes only: the chain's genesis file to check the certificates against
+        /// [default: the copy the node keeps in DIR/genesis.toml].
+        #[arg(long)]
+        genesis: Option<PathBuf>,
     },
     /// Print the ledger head, or one account, block or certificate.
     Show {
@@ -73,7 +82,20 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn run_inner(cmd: Command) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match cmd {
-        Command::Verify { dir } => verify(&dir, &mut out),
+        Command::Verify { dir, genesis } => {
+            check_exists(&dir)?;
+            if scg_chain::store::is_node_dir(&dir) {
+                verify_node(&dir, genesis.as_deref(), &mut out)
+            } else if genesis.is_some() {
+                bail!(
+                    "--genesis applies to member node directories; {} holds no {}",
+                    dir.display(),
+                    scg_chain::store::STORE_FILE
+                )
+            } else {
+                verify(&dir, &mut out)
+            }
+        }
         Command::Show {
             dir,
             account,
@@ -126,6 +148,27 @@ fn verify(dir: &Path, out: &mut impl Write) -> anyhow::Result<ExitCode> {
             report.completeness()
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A member node's directory: certificates against the genesis validators, full replay.
+fn verify_node(dir: &Path, genesis: Option<&Path>, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+    let r = scg_chain::verify::verify_node_dir(dir, genesis)
+        .with_context(|| format!("member chain {} does not verify", dir.display()))?;
+    let source = if r.genesis_from_dir {
+        " (the node's own copy; compare the chain id with the one you expect)"
+    } else {
+        ""
+    };
+    writeln!(out, "ok: {}", dir.display())?;
+    writeln!(out, "genesis {}{source}", r.genesis.display())?;
+    writeln!(out, "chain id {}", r.report.chain_id)?;
+    writeln!(out, "finalized height {}", r.report.finalized_height)?;
+    writeln!(out, "state root {}", r.report.state_root)?;
+    writeln!(out, "blocks {}", r.report.blocks)?;
+    writeln!(out, "transactions {}", r.report.transactions)?;
+    writeln!(out, "certificates {}", r.report.certificates)?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

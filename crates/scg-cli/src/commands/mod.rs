@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod chain;
 pub mod ev;
 pub mod ledger;
 pub mod market;
