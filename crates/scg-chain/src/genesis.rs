@@ -445,7 +445,18 @@ pub fn derive_to_file(paths: &DerivePaths) -> Result<Genesis, ChainError> {
     let text = crate::read_text(&paths.spec, crate::MAX_GENESIS_BYTES)?;
     let spec = GenesisSpec::parse(&paths.spec.display().to_string(), &text)?;
     let operator = MemberKey::read(&paths.operator_key)?;
-    let toml = spec.derive(&operator)?.to_toml()?;
+    // `derive` checks the spec's fields; name the spec file in its errors.
+    let toml = spec
+        .derive(&operator)
+        .map_err(|e| match e {
+            ChainError::Genesis { field, reason, .. } => ChainError::Genesis {
+                file: paths.spec.display().to_string(),
+                field,
+                reason,
+            },
+            other => other,
+        })?
+        .to_toml()?;
     let genesis = Genesis::parse(&paths.out.display().to_string(), &toml)?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)

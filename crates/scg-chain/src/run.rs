@@ -58,10 +58,13 @@ pub fn http_addr(listen: SocketAddr, http: Option<SocketAddr>) -> Result<SocketA
     if let Some(a) = http {
         return Ok(a);
     }
-    let port = listen.port().checked_add(1).ok_or_else(|| ChainError::BadInput {
-        what: format!("--listen {listen}"),
-        reason: "port 65535 leaves no next port for the HTTP API; give --http".into(),
-    })?;
+    let port = listen
+        .port()
+        .checked_add(1)
+        .ok_or_else(|| ChainError::BadInput {
+            what: format!("--listen {listen}"),
+            reason: "port 65535 leaves no next port for the HTTP API; give --http".into(),
+        })?;
     Ok(SocketAddr::new(listen.ip(), port))
 }
 

@@ -182,7 +182,46 @@ pub fn read_only(dir: &Path) -> Result<([u8; 32], Vec<(u64, Vec<u8>)>), ChainErr
     if !path.exists() {
         return Err(serr(&path, "no such file (not a member-chain directory)"));
     }
-    let db = ReadOnlyDatabase::open(&path).map_err(|e| serr(&path, e))?;
+    match ReadOnlyDatabase::open(&path) {
+        Ok(db) => read_id_and_records(&db, &path),
+        // A node killed mid-run (SIGKILL, power loss) leaves a file that needs redb's repair
+        // pass, which a read-only open refuses. Repair a private copy instead: the node's own
+        // file is never written.
+        Err(redb::DatabaseError::RepairAborted) => read_repaired_copy(&path),
+        Err(e) => Err(serr(&path, e)),
+    }
+}
+
+/// Copy `path` to a fresh file in the temporary directory, open the copy writable (redb
+/// repairs it on open), read it, and delete it.
+fn read_repaired_copy(path: &Path) -> Result<([u8; 32], Vec<(u64, Vec<u8>)>), ChainError> {
+    static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let copy =
+        std::env::temp_dir().join(format!("scg-chain-verify-{}-{n}.redb", std::process::id()));
+    std::fs::copy(path, &copy).map_err(|e| ChainError::Io {
+        path: copy.clone(),
+        source: e,
+    })?;
+    let result = redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .open(&copy)
+        .map_err(|e| {
+            serr(
+                path,
+                format!("repairing a copy after an unclean shutdown: {e}"),
+            )
+        })
+        .and_then(|db| read_id_and_records(&db, path));
+    let _ = std::fs::remove_file(&copy);
+    result
+}
+
+fn read_id_and_records(
+    db: &impl ReadableDatabase,
+    path: &Path,
+) -> Result<([u8; 32], Vec<(u64, Vec<u8>)>), ChainError> {
+    let path = path.to_path_buf();
     let id = {
         let tx = db.begin_read().map_err(|e| serr(&path, e))?;
         let meta = tx.open_table(META).map_err(|e| serr(&path, e))?;
@@ -192,5 +231,5 @@ pub fn read_only(dir: &Path) -> Result<([u8; 32], Vec<(u64, Vec<u8>)>), ChainErr
             .ok_or_else(|| serr(&path, "no chain id"))?;
         <[u8; 32]>::try_from(v.value()).map_err(|_| serr(&path, "chain id is not 32 bytes"))?
     };
-    Ok((id, read_all(&db, &path)?))
+    Ok((id, read_all(db, &path)?))
 }

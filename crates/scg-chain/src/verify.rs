@@ -149,10 +149,7 @@ pub struct NodeDirReport {
 
 /// Verify a node directory read-only against `genesis`, or, when `None`, against the copy of
 /// the genesis the node keeps in `dir` ([`crate::store::GENESIS_FILE`]).
-pub fn verify_node_dir(
-    dir: &Path,
-    genesis: Option<&Path>,
-) -> Result<NodeDirReport, ChainError> {
+pub fn verify_node_dir(dir: &Path, genesis: Option<&Path>) -> Result<NodeDirReport, ChainError> {
     let (path, from_dir) = match genesis {
         Some(p) => (p.to_path_buf(), false),
         None => (dir.join(crate::store::GENESIS_FILE), true),

@@ -109,7 +109,11 @@ fn keygen_makes_private_files_and_genesis_names_bad_fields() {
     assert_ne!(keygen(&dir.join("b.key")), pk);
     let again = scg(&["chain", "keygen", "--out", p(&k)]);
     assert!(!again.status.success());
-    assert!(stderr_of(&again).contains("already exists"), "{}", stderr_of(&again));
+    assert!(
+        stderr_of(&again).contains("already exists"),
+        "{}",
+        stderr_of(&again)
+    );
 
     let spec = dir.join("spec.toml");
     std::fs::write(
@@ -329,15 +333,18 @@ fn five_node_processes_survive_a_sigkill_and_agree() {
     procs.0[4] = net.spawn(4);
     let target = (0..4).map(|i| finalized(net.http[i])).max().unwrap();
     assert!(
-        wait_until(Duration::from_secs(240), || finalized(net.http[4]) >= target),
+        wait_until(Duration::from_secs(240), || finalized(net.http[4])
+            >= target),
         "the restarted node did not catch up to {target} within 240 s (at {})",
         finalized(net.http[4])
     );
     // Every report the nodes accepted becomes final (mempools drain), and all five nodes then
     // reach the same finalized height, so each store holds every final transaction.
     assert!(
-        wait_until(Duration::from_secs(120), || (0..n).all(|i| status(net.http[i])
-            .is_some_and(|s| s["mempool"].as_u64() == Some(0)))),
+        wait_until(Duration::from_secs(120), || (0..n)
+            .all(
+                |i| status(net.http[i]).is_some_and(|s| s["mempool"].as_u64() == Some(0))
+            )),
         "mempools did not drain within 120 s"
     );
     let target = (0..n).map(|i| finalized(net.http[i])).max().unwrap();
@@ -375,7 +382,10 @@ fn five_node_processes_survive_a_sigkill_and_agree() {
         assert_eq!(records.last().map(|r| r.0), Some(finalized_height));
         for (h, bytes) in records {
             let rec = scg_chain::wire::Record::decode(&bytes, n).unwrap();
-            let entry = (rec.block.hash().to_vec(), rec.block.header.state_root.to_vec());
+            let entry = (
+                rec.block.hash().to_vec(),
+                rec.block.header.state_root.to_vec(),
+            );
             if let Some(prev) = by_height.insert(h, entry.clone()) {
                 assert_eq!(prev, entry, "node {i} differs at height {h}");
             }
@@ -391,6 +401,9 @@ fn five_node_processes_survive_a_sigkill_and_agree() {
     ]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(heights.iter().all(|h| *h >= 3), "{heights:?}");
-    assert!(tx_counts.iter().all(|c| *c == tx_counts[0]), "{tx_counts:?}");
+    assert!(
+        tx_counts.iter().all(|c| *c == tx_counts[0]),
+        "{tx_counts:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

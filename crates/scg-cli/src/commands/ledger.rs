@@ -152,7 +152,11 @@ fn verify(dir: &Path, out: &mut impl Write) -> anyhow::Result<ExitCode> {
 }
 
 /// A member node's directory: certificates against the genesis validators, full replay.
-fn verify_node(dir: &Path, genesis: Option<&Path>, out: &mut impl Write) -> anyhow::Result<ExitCode> {
+fn verify_node(
+    dir: &Path,
+    genesis: Option<&Path>,
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
     let r = scg_chain::verify::verify_node_dir(dir, genesis)
         .with_context(|| format!("member chain {} does not verify", dir.display()))?;
     let source = if r.genesis_from_dir {
