@@ -9,7 +9,7 @@
 
 use commonware_runtime::{Clock as _, Runner as _, Supervisor as _, tokio as cw_tokio};
 use scg_chain::genesis::{GenesisSpec, MemberSpec, MeterSpec};
-use scg_chain::run::{Peer, start_on_tokio};
+use scg_chain::run::{Peer, TokioNode, start_on_tokio};
 use scg_chain::{Genesis, MemberKey};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,13 +76,15 @@ fn main() {
             nodes.push(
                 start_on_tokio(
                     context.child("node"),
-                    genesis.clone(),
-                    members[i].clone(),
-                    d2.join(format!("node{i}")),
-                    addrs[i],
-                    &peers,
-                    format!("consensus-{i}"),
-                    true,
+                    TokioNode {
+                        genesis: genesis.clone(),
+                        key: members[i].clone(),
+                        dir: d2.join(format!("node{i}")),
+                        listen: addrs[i],
+                        peers,
+                        partition: format!("consensus-{i}"),
+                        keep_history: true,
+                    },
                 )
                 .unwrap(),
             );

@@ -278,6 +278,9 @@ fn now_s(c: &impl Clock) -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// What [`new`] returns: the actor, its mailbox, and the last stored finalization certificate.
+pub type NewApp<E, S, R> = (Application<E, S, R>, Mailbox, Option<Cert>);
+
 /// Create the application: its mailbox (automaton, relay, reporter) and the actor to run.
 /// Replays the store so a restarted node resumes from its last finalized block.
 pub fn new<E, S, R>(
@@ -286,7 +289,7 @@ pub fn new<E, S, R>(
     store: Store,
     network: (S, R),
     status: SharedStatus,
-) -> Result<(Application<E, S, R>, Mailbox, Option<Cert>), ChainError>
+) -> Result<NewApp<E, S, R>, ChainError>
 where
     E: Clock,
     S: Sender<PublicKey = PublicKey>,
@@ -394,7 +397,10 @@ where
                 _ = tick => {
                     self.ticks += 1;
                     self.fetch_wanted();
-                    if self.ticks % (CATCH_UP_EVERY.as_millis() / TICK.as_millis()).max(1) as u64 == 0 {
+                    if self
+                        .ticks
+                        .is_multiple_of((CATCH_UP_EVERY.as_millis() / TICK.as_millis()).max(1) as u64)
+                    {
                         self.catch_up();
                     }
                 },
@@ -825,10 +831,8 @@ where
             }
             match self.try_verify(&ctx, &d) {
                 Some(v) => {
-                    if !v {
-                        if let Ok(mut st) = self.status.lock() {
-                            *st.refused.entry("invalid proposal".into()).or_default() += 1;
-                        }
+                    if !v && let Ok(mut st) = self.status.lock() {
+                        *st.refused.entry("invalid proposal".into()).or_default() += 1;
                     }
                     let _ = resp.send(v);
                 }

@@ -177,7 +177,7 @@ impl GenesisSpec {
     }
 
     /// Check every field; returns the members typed.
-    fn check(&self, file: &str) -> Result<(Vec<Member>, [u8; 32], [u8; 32]), ChainError> {
+    fn check(&self, file: &str) -> Result<CheckedSpec, ChainError> {
         if self.name.trim().is_empty() || self.name.len() > 128 {
             return Err(gerr(file, "name", "expected 1 to 128 characters"));
         }
@@ -423,6 +423,9 @@ impl GenesisFile {
     }
 }
 
+/// A checked spec: the members, the treasury key and the grid key.
+type CheckedSpec = (Vec<Member>, [u8; 32], [u8; 32]);
+
 /// Where `scg chain genesis` reads and writes (three paths: an options struct so they cannot
 /// be swapped).
 #[derive(Debug, Clone)]
@@ -579,7 +582,7 @@ impl Genesis {
 /// Decode hex of any even length (at most a transaction's size).
 pub(crate) fn hex_vec(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
-    if s.len() % 2 != 0 || s.len() > 2 * scg_ledger::tx::MAX_TX_LEN * 4 || !s.is_ascii() {
+    if !s.len().is_multiple_of(2) || s.len() > 2 * scg_ledger::tx::MAX_TX_LEN * 4 || !s.is_ascii() {
         return None;
     }
     s.as_bytes()

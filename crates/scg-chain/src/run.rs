@@ -104,18 +104,41 @@ pub fn check(genesis: &Genesis, key: &MemberKey, peers: &[Peer]) -> Result<(), C
     Ok(())
 }
 
+/// One node on the tokio runtime (an options struct: several fields share a type).
+#[derive(Debug, Clone)]
+pub struct TokioNode {
+    /// The chain.
+    pub genesis: Arc<Genesis>,
+    /// This node's key.
+    pub key: MemberKey,
+    /// Node directory (block store).
+    pub dir: PathBuf,
+    /// p2p listen address.
+    pub listen: SocketAddr,
+    /// The other validators.
+    pub peers: Vec<Peer>,
+    /// Consensus journal partition in the runtime's storage directory.
+    pub partition: String,
+    /// Keep finalized hashes and transaction ids in the status (benchmarks).
+    pub keep_history: bool,
+}
+
 /// Start one node inside a commonware tokio runtime: authenticated p2p (lookup) on `listen`,
 /// dialing `peers`, consensus journal in `partition` of the runtime's storage directory.
 pub fn start_on_tokio(
     context: cw_tokio::Context,
-    genesis: Arc<Genesis>,
-    key: MemberKey,
-    dir: PathBuf,
-    listen: SocketAddr,
-    peers: &[Peer],
-    partition: String,
-    keep_history: bool,
+    cfg: TokioNode,
 ) -> Result<node::Node, ChainError> {
+    let TokioNode {
+        genesis,
+        key,
+        dir,
+        listen,
+        peers,
+        partition,
+        keep_history,
+    } = cfg;
+    let peers = &peers[..];
     check(&genesis, &key, peers)?;
     let mut addrs = Vec::new();
     for p in peers {
@@ -201,13 +224,15 @@ pub fn run(cfg: RunConfig) -> Result<(), ChainError> {
     executor.start(|context| async move {
         let started = start_on_tokio(
             context.child("node"),
-            genesis.clone(),
-            key,
-            cfg.dir.clone(),
-            cfg.listen,
-            &cfg.peers,
-            "scg-consensus".into(),
-            false,
+            TokioNode {
+                genesis: genesis.clone(),
+                key,
+                dir: cfg.dir.clone(),
+                listen: cfg.listen,
+                peers: cfg.peers.clone(),
+                partition: "scg-consensus".into(),
+                keep_history: false,
+            },
         )?;
         let listener =
             tokio::net::TcpListener::bind(http)

@@ -25,6 +25,9 @@ pub const STORE_FILE: &str = "chain.redb";
 /// first start), so that `scg ledger verify DIR` needs no other argument.
 pub const GENESIS_FILE: &str = "genesis.toml";
 
+/// A store's chain id and its records' bytes by height.
+pub type IdAndRecords = ([u8; 32], Vec<(u64, Vec<u8>)>);
+
 /// True if `dir` holds a member chain's store (as opposed to a single-writer ledger).
 pub fn is_node_dir(dir: &Path) -> bool {
     dir.join(STORE_FILE).is_file()
@@ -177,7 +180,7 @@ fn read_all(db: &impl ReadableDatabase, path: &Path) -> Result<Vec<(u64, Vec<u8>
 }
 
 /// Read a store without writing to it: the chain id and all records.
-pub fn read_only(dir: &Path) -> Result<([u8; 32], Vec<(u64, Vec<u8>)>), ChainError> {
+pub fn read_only(dir: &Path) -> Result<IdAndRecords, ChainError> {
     let path = dir.join(STORE_FILE);
     if !path.exists() {
         return Err(serr(&path, "no such file (not a member-chain directory)"));
@@ -194,7 +197,7 @@ pub fn read_only(dir: &Path) -> Result<([u8; 32], Vec<(u64, Vec<u8>)>), ChainErr
 
 /// Copy `path` to a fresh file in the temporary directory, open the copy writable (redb
 /// repairs it on open), read it, and delete it.
-fn read_repaired_copy(path: &Path) -> Result<([u8; 32], Vec<(u64, Vec<u8>)>), ChainError> {
+fn read_repaired_copy(path: &Path) -> Result<IdAndRecords, ChainError> {
     static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let copy =
@@ -220,7 +223,7 @@ fn read_repaired_copy(path: &Path) -> Result<([u8; 32], Vec<(u64, Vec<u8>)>), Ch
 fn read_id_and_records(
     db: &impl ReadableDatabase,
     path: &Path,
-) -> Result<([u8; 32], Vec<(u64, Vec<u8>)>), ChainError> {
+) -> Result<IdAndRecords, ChainError> {
     let path = path.to_path_buf();
     let id = {
         let tx = db.begin_read().map_err(|e| serr(&path, e))?;

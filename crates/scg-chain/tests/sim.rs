@@ -58,13 +58,13 @@ fn run_sim(seed: u64) -> Result<Outcome, String> {
         _ => Behavior::WithholdVotes,
     };
     let crashed = rng.random_range(0..byzantine);
-    let lossy = seed % 2 == 0;
+    let lossy = seed.is_multiple_of(2);
     let tc = Arc::new(common::chain(seed, n, &format!("sim-{seed}")));
     let dir = common::scratch(&format!("sim-{seed}"));
     let keys: Vec<_> = tc.members.iter().map(|k| k.consensus_key()).collect();
     let pks: Vec<_> = keys
         .iter()
-        .map(|k| commonware_cryptography::Signer::public_key(k))
+        .map(commonware_cryptography::Signer::public_key)
         .collect();
     let cfg = deterministic::Config::new()
         .with_seed(seed)
