@@ -102,7 +102,10 @@ pub fn prepare(
     }
     let site = crate::inputs::solar_site(scenario, assets, inputs, &grid);
     let any_pv = assets.prosumers.iter().any(|p| !p.pv.is_empty());
-    let any_wind = assets.prosumers.iter().any(|p| !p.turbines.is_empty());
+    let any_wind = assets
+        .prosumers
+        .iter()
+        .any(|p| !p.turbines.is_empty() || p.templates.turbine.is_some());
     let (ghi, temperature) = if any_pv {
         solar_series(assets, inputs, &site, &grid, seed)?
     } else {
@@ -164,12 +167,25 @@ pub fn prepare(
         let pv_kw_per_kwp = per_unit(&pv_array_kw, pv_kwp, grid.len());
         let mut wind_kw = Vec::new();
         let mut turbines = 0.0;
+        let mut per_turbine_units = 0.0;
         if let Some(resource) = &assets.wind {
-            for (k, t) in a.turbines.iter().enumerate() {
+            // Installed turbines; without any, a not-installed template gives the per-turbine
+            // series the sizing search scales (its `turbines` stays 0: no wind is produced).
+            let installed = a.turbines.iter().map(|t| (t, true));
+            let template = a.templates.turbine.iter().map(|t| (t, false));
+            let sections: Vec<_> = if a.turbines.is_empty() {
+                template.collect()
+            } else {
+                installed.collect()
+            };
+            for (k, (t, built)) in sections.into_iter().enumerate() {
                 let turbine = t.turbine.turbine().map_err(|m| {
                     SimError::Scenario(format!("prosumers[{i}].wind_turbines[{k}]: {m}"))
                 })?;
-                turbines += f64::from(turbine.count);
+                per_turbine_units += f64::from(turbine.count);
+                if built {
+                    turbines += f64::from(turbine.count);
+                }
                 wind_kw.push(wind::turbine_power_kw(
                     &turbine,
                     wind_speed.anemometer_height_m,
@@ -180,7 +196,7 @@ pub fn prepare(
                 ));
             }
         }
-        let wind_kw_per_turbine = per_unit(&wind_kw, turbines, grid.len());
+        let wind_kw_per_turbine = per_unit(&wind_kw, per_turbine_units, grid.len());
         done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(PreparedProsumer {
             load,

@@ -128,13 +128,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         scenario_source: format!("{} (optimized)", loaded.source),
         ledger: None,
     };
-    let section = scg_report::optimize::html_section(&ids, &sizes, &outcome, &stats);
+    let pv_limit_kwp = scg_sim::sizing::pv_limits_kwp(&loaded.scenario, &spaces);
+    let section = scg_report::optimize::html_section(&ids, &sizes, &pv_limit_kwp, &outcome, &stats);
     for file in scg_report::render_all_with(&result, &winner, &run, &section)? {
         write(file.name, &file.bytes)?;
     }
     // Warnings go to stderr even with --quiet: a winner at the edge of its candidate list
     // may not be the optimum.
-    for w in scg_report::optimize::edge_warnings(&ids, &sizes, best) {
+    for w in scg_report::optimize::edge_warnings(&ids, &sizes, &pv_limit_kwp, best) {
         eprintln!("warning: {w}");
     }
     output.commit("optimize")?;
