@@ -173,9 +173,8 @@ fn default_run_writes_every_output_and_is_reproducible() {
     for column in [
         "apartment_load_kw",
         "apartment_pv_kw",
-        "apartment_battery_soc_pct",
+        "apartment_ev_charge_kw",
         "supermarket_grid_import_kw",
-        "school_wind_kw",
         "office_p2p_export_kw",
         "community_load_kw",
         "zonal_price_eur_per_mwh",
