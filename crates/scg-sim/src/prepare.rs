@@ -64,6 +64,9 @@ pub struct Prepared {
     pub zonal_step_eur_per_mwh: Vec<f64>,
     pub tariff: GridTariff,
     pub grid_at_peak: Vec<bool>,
+    /// Outdoor temperature per step, °C (the weather file's, or the solar resource's monthly
+    /// means); empty when neither PV nor a heat pump needs it.
+    pub temperature_c: Vec<f64>,
 }
 
 impl Prepared {
@@ -103,7 +106,14 @@ pub fn prepare(
     let site = crate::inputs::solar_site(scenario, assets, inputs, &grid);
     let any_pv = assets.prosumers.iter().any(|p| !p.pv.is_empty());
     let any_wind = assets.prosumers.iter().any(|p| !p.turbines.is_empty());
-    let (ghi, temperature) = if any_pv {
+    // Heat pumps (`[prosumers.home]`) heat against the same outdoor temperature PV sees.
+    let any_heat_pump = assets.prosumers.iter().any(|p| {
+        p.home
+            .as_ref()
+            .and_then(|h| h.heat_pump.as_ref())
+            .is_some_and(|h| h.count > 0)
+    });
+    let (ghi, temperature) = if any_pv || any_heat_pump {
         solar_series(assets, inputs, &site, &grid, seed)?
     } else {
         (solar::Irradiance::default(), Vec::new())
@@ -206,6 +216,7 @@ pub fn prepare(
         zonal_step_eur_per_mwh,
         tariff,
         grid_at_peak,
+        temperature_c: temperature,
     })
 }
 
