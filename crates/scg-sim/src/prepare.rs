@@ -64,6 +64,9 @@ pub struct Prepared {
     pub zonal_step_eur_per_mwh: Vec<f64>,
     pub tariff: GridTariff,
     pub grid_at_peak: Vec<bool>,
+    /// Outdoor temperature per step, °C (the weather file's, or the solar resource's monthly
+    /// means); empty when neither PV nor a heat pump needs it.
+    pub temperature_c: Vec<f64>,
 }
 
 impl Prepared {
@@ -106,7 +109,14 @@ pub fn prepare(
         .prosumers
         .iter()
         .any(|p| !p.turbines.is_empty() || p.templates.turbine.is_some());
-    let (ghi, temperature) = if any_pv {
+    // Heat pumps (`[prosumers.home]`) heat against the same outdoor temperature PV sees.
+    let any_heat_pump = assets.prosumers.iter().any(|p| {
+        p.home
+            .as_ref()
+            .and_then(|h| h.heat_pump.as_ref())
+            .is_some_and(|h| h.count > 0)
+    });
+    let (ghi, temperature) = if any_pv || any_heat_pump {
         solar_series(assets, inputs, &site, &grid, seed)?
     } else {
         (solar::Irradiance::default(), Vec::new())
@@ -222,6 +232,7 @@ pub fn prepare(
         zonal_step_eur_per_mwh,
         tariff,
         grid_at_peak,
+        temperature_c: temperature,
     })
 }
 
