@@ -23,7 +23,7 @@
 
 use crate::ComponentError;
 use crate::cer::{CerParams, CerResult, CerYear};
-use crate::dispatch::{Allocation, StepFlows};
+use crate::dispatch::{Allocation, CommunityShares, StepFlows};
 use crate::economics::{ComponentCosts, EconomicParams, EnergyTotals, system_npc};
 use crate::grid::{GridBill, GridMeter, GridTariff, MetersTotal};
 use crate::year::EnergySums;
@@ -210,11 +210,72 @@ impl<'a> YearAccounts<'a> {
             Detail::Members => self.record_members(step, flows)?,
             Detail::Totals => self.record_totals(step, flows)?,
         }
+        self.close_step()
+    }
+
+    /// Account for interval `step` of pro-rata sharing at the totals level, from the step's
+    /// split and the members' residuals: the sums over the members of what
+    /// [`CommunityShares::allocate`] gives each, without allocating each (what the search
+    /// screens every configuration with). Each member's grid purchase and sale (its meter:
+    /// the Ritiro Dedicato floor, demand-charge peaks, checks) is its residual times the
+    /// step's grid power per kW of deficit or surplus; the P2P, excess and unmet totals are
+    /// the split's own. Equal to [`YearAccounts::record`] of the allocations up to the order
+    /// of float operations (the tests check the search against the full year loop).
+    #[inline]
+    pub fn record_shares(
+        &mut self,
+        step: usize,
+        residual_kw: &[f64],
+        shares: &CommunityShares,
+    ) -> Result<(), ComponentError> {
+        if self.detail != Detail::Totals {
+            return Err(ComponentError::parameter(
+                "detail",
+                "record_shares accounts at the totals level only",
+            ));
+        }
+        let dt = self.dt_h;
+        let sold_kw = shares.first_to_grid_kw + shares.to_grid_kw;
+        let per_kw = |grid_kw: f64, of_kw: f64| if of_kw > 0.0 { grid_kw / of_kw } else { 0.0 };
+        let sale_per_kw = per_kw(sold_kw, shares.surplus_kw);
+        let purchase_per_kw = per_kw(shares.from_grid_kw, shares.deficit_kw);
+        let (imp, exp) = match &mut self.total_meter {
+            Some(m) => m.record(
+                step,
+                residual_kw
+                    .iter()
+                    .map(|r| ((-r).max(0.0) * purchase_per_kw, r.max(0.0) * sale_per_kw)),
+            )?,
+            None => (ZERO, ZERO),
+        };
+        let shared = shares.shared_kw;
+        let t = &mut self.totals;
+        t.grid_import_kwh += imp * dt;
+        t.grid_export_kwh += exp * dt;
+        t.p2p_import_kwh += shared * dt;
+        t.p2p_export_kwh += shared * dt;
+        t.unmet_kwh += (shares.deficit_kw - shared - shares.from_grid_kw).max(0.0) * dt;
+        t.excess_kwh += (shares.surplus_kw - sold_kw - shared).max(0.0) * dt;
+        self.hour_injected_kwh[0] += (exp + shared) * dt;
+        self.hour_withdrawn_kwh[0] += (imp + shared) * dt;
+        self.close_step()
+    }
+
+    /// After a step: close the hour when it is complete (the CER rule is hourly).
+    #[inline]
+    fn close_step(&mut self) -> Result<(), ComponentError> {
         self.step_in_hour += 1;
         if self.step_in_hour == self.steps_per_hour {
             self.step_in_hour = 0;
             if let Some(cer) = &mut self.cer {
-                cer.add_hour(&self.hour_injected_kwh, &self.hour_withdrawn_kwh)?;
+                match self.detail {
+                    Detail::Members => {
+                        cer.add_hour(&self.hour_injected_kwh, &self.hour_withdrawn_kwh)?;
+                    }
+                    Detail::Totals => {
+                        cer.add_hour_one(self.hour_injected_kwh[0], self.hour_withdrawn_kwh[0])?;
+                    }
+                }
             }
             self.hour_injected_kwh.fill(ZERO);
             self.hour_withdrawn_kwh.fill(ZERO);
