@@ -5,10 +5,12 @@
 //! Why it is fast: in the paper's flow chart a prosumer's own stage (its generation and its
 //! battery) depends only on its own design, so each prosumer design is simulated once and its
 //! residual series cached ([`LocalRun`]); a community configuration then only replays the
-//! community stage over the cached residuals — [`ProRata`], the same stage the full
+//! community stage over the cached residuals — [`ProRata::shares`], the split the full
 //! simulation's step runs — and accounts for the year through
-//! [`crate::accounting::YearAccounts`], the same accumulator as `scg simulate`. Work per
-//! configuration is O(steps × prosumers) of plain arithmetic; configurations run in parallel.
+//! [`crate::accounting::YearAccounts::record_shares`], the same accumulator as `scg simulate`,
+//! at its totals level (the members' sums of the split's allocations, the members' grid bills
+//! summed by [`crate::grid::MetersTotal`]). Work per configuration is O(steps × prosumers) of
+//! plain arithmetic without allocation per step; configurations run in parallel.
 //!
 //! With the community market ([`SearchInputs::market`]) every configuration is first screened
 //! with pro-rata sharing; then the best of the screening are replayed with the market stage
