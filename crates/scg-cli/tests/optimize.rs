@@ -79,6 +79,11 @@ fn optimize_ranks_by_npc_and_the_winner_simulates_to_the_same_npc() {
         "an islanded community without enough storage leaves load unmet"
     );
     let best = json["top"][0]["npc_eur"].as_f64().unwrap();
+    // What the search does not replay exactly is stated: the EV agents' plans (every built-in
+    // prosumer has a fleet); the home agents are unmanaged here, so not them.
+    let not_exact = json["not_exact"].as_array().unwrap();
+    assert_eq!(not_exact.len(), 1, "{not_exact:?}");
+    assert!(not_exact[0].as_str().unwrap().starts_with("EV agents"));
 
     // The winner's full simulation (summary.json) gives the same NPC as the search's replay.
     let summary: serde_json::Value =

@@ -37,6 +37,9 @@ pub struct OptimizeSummary<'a> {
     pub schema: &'static str,
     pub seed: u64,
     pub stats: SearchStats,
+    /// What the search cannot replay exactly for this scenario, one sentence per stage
+    /// (`scg_sim::sizing::not_exact`; empty when the winner's simulated NPC is its ranked one).
+    pub not_exact: &'a [String],
     /// The cheapest feasible configurations (at most 100), cheapest first.
     pub top: Vec<RankedRow<'a>>,
 }
@@ -101,6 +104,7 @@ pub fn summary_json(
     outcome: &SearchOutcome,
     stats: SearchStats,
     seed: u64,
+    not_exact: &[String],
 ) -> Result<String, serde_json::Error> {
     let top = outcome
         .ranked
@@ -117,6 +121,7 @@ pub fn summary_json(
         schema: "scg.optimize.v1",
         seed,
         stats,
+        not_exact,
         top,
     };
     let mut s = serde_json::to_string_pretty(&doc)?;

@@ -97,6 +97,36 @@ impl SearchData {
 
 pub use crate::assets::cer_npc_factor;
 
+/// What the search cannot replay exactly for this scenario, one sentence per stage (empty:
+/// the winner's `scg simulate` NPC is its ranked NPC to 1e-6 relative, with or without the
+/// market). `scg optimize` prints them and writes them to `optimize.json` (`not_exact`).
+pub fn not_exact(scenario: &Scenario, assets: &Assets) -> Vec<String> {
+    let ids = |pick: &dyn Fn(&ProsumerAssets) -> bool| {
+        scenario
+            .prosumers
+            .iter()
+            .zip(&assets.prosumers)
+            .filter(|(_, a)| pick(a))
+            .map(|(p, _)| p.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = Vec::new();
+    let ev = ids(&|p| p.ev.is_some());
+    if !ev.is_empty() {
+        out.push(format!(
+            "EV agents ({ev}): the search replays the EV powers planned for the scenario's configured sizes; in the winner's full simulation its agents plan against the winner's own community surplus, so its NPC there can differ"
+        ));
+    }
+    let home = ids(&|p| p.home.as_ref().is_some_and(|h| h.managed));
+    if !home.is_empty() {
+        out.push(format!(
+            "home agents ({home}): the search sees the HOMER load without the managed appliances' shifts; the winner's full simulation runs the home agents, so its NPC there can differ"
+        ));
+    }
+    out
+}
+
 /// The search's settings from the scenario.
 pub fn settings(scenario: &Scenario, assets: &Assets) -> SearchSettings {
     let search = scenario
