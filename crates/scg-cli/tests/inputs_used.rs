@@ -141,7 +141,12 @@ fn simulate_uses_the_weather_file_and_the_gme_prices() {
             "zonal_price_eur_per_mwh = 110.0",
             &format!("zonal_price_gme_files = [{list}]"),
         )
-        .replace("model_year = \"homer\"", "model_year = 2025");
+        .replace("model_year = \"homer\"", "model_year = 2025")
+        // Build the school's turbine (the calm built-in site leaves it a search template).
+        .replace(
+            "kept for the search.\ninstalled = false\n",
+            "kept for the search.\n",
+        );
     assert!(scenario.contains("tmy.csv") && scenario.contains("zonal_price_gme_files"));
     std::fs::write(dir.join("scenario.toml"), &scenario).unwrap();
 

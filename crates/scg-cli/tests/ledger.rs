@@ -28,11 +28,11 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-/// Three members, two days of hourly intervals with PV, wind, P2P trades.
+/// Three members, 48 days of hourly intervals with PV, wind, P2P trades: 48 daily blocks.
 fn small_chain(dir: &Path) -> SettledYear {
     let members = ["a", "b", "c"];
     let mut intervals = Vec::new();
-    for h in 0..48u64 {
+    for h in 0..48 * 24u64 {
         let sun = if (8..18).contains(&(h % 24)) {
             800 + h * 3
         } else {
@@ -147,16 +147,25 @@ fn show_head_account_block_certificate() {
     assert_eq!(text(&by_id.stdout), s);
     assert!(s.contains("role member"), "{s}");
     assert!(s.contains(&format!("balance {bal}")), "{s}");
-    assert!(s.contains("certificates owned 20"), "{s}"); // 2 days x 10 sunny hours
+    assert!(s.contains("certificates owned 480"), "{s}"); // 48 days x 10 sunny hours
+    // Its latest records, each with a checked Merkle proof.
+    assert!(
+        s.contains("records in settlement batches") && s.contains("proof verified"),
+        "{s}"
+    );
+    assert!(!s.contains("FAILED"), "{s}");
 
     let out = scg(&["ledger", "show", d, "--block", "9"]);
     let s = text(&out.stdout);
     assert!(
-        s.contains("block 9") && s.contains("meter-report") && s.contains("trade-post"),
+        s.contains("block 9")
+            && s.contains("settlement-batch")
+            && s.contains("meter-report")
+            && s.contains("trade-post"),
         "{s}"
     );
     assert!(s.contains("-> applied"), "{s}");
-    assert!(s.contains("timestamp 2007-01-01T"), "ISO 8601: {s}");
+    assert!(s.contains("timestamp 2007-01-10T"), "ISO 8601: {s}");
 
     let out = scg(&["ledger", "show", d, "--certificate", "1"]);
     let s = text(&out.stdout);

@@ -15,8 +15,28 @@ fn report() -> &'static Path {
         let dir = std::env::temp_dir().join(format!("scg-report-html-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
+        // The built-in community with its search-only battery and turbine sections built, so
+        // that every view (battery cycles and state of charge, wind) has data.
+        let default = Command::new(env!("CARGO_BIN_EXE_scg"))
+            .args(["scenario", "default"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8(default.stdout).unwrap();
+        assert!(text.contains("installed = false\n"));
+        std::fs::write(
+            dir.join("all.toml"),
+            text.replace("installed = false\n", ""),
+        )
+        .unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_scg"))
-            .args(["simulate", "--no-ledger", "--quiet", "--out", "out"])
+            .args([
+                "simulate",
+                "all.toml",
+                "--no-ledger",
+                "--quiet",
+                "--out",
+                "out",
+            ])
             .current_dir(&dir)
             .output()
             .unwrap();

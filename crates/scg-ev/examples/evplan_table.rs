@@ -2,12 +2,14 @@
 //! (the same replay `scg ev evaluate` runs), for the EV planner tables in `docs/home.md`.
 //!
 //! `cargo run -p scg-ev --release --example evplan_table -- FILE.csv FROM TO LIMIT_KW HISTORY_FROM [STEP_MIN]`
-//! FILE is a plain (gunzipped) ACN-Data CSV; the peak target is learned from the sessions
-//! between HISTORY_FROM and FROM, as `scg ev evaluate --peak-history-from` does.
+//! FILE is a plain (gunzipped) ACN-Data CSV; the MPC learns (its peak target and arrival
+//! profile) from the sessions between HISTORY_FROM and FROM, as `scg ev evaluate
+//! --peak-history-from` does (`EvaluateParams::history`).
 //! Environment: `POLICIES=llf,mpc-events,...` runs only those rows; `DAILY=1` prints the
 //! history's daily hindsight peaks; `TARGET`, `FINE`, `BLOCK`, `TOL`, `CONG` override the
 //! `MpcParams` fields `peak_target_kw`, `fine_horizon_minutes`, `block_minutes`,
-//! `replan_tolerance_kwh`, `congestion_quick_charge_eur_per_kwh` (for experiments).
+//! `replan_tolerance_kwh`, `congestion_quick_charge_eur_per_kwh`, and `FORECAST` the
+//! `forecast_arrivals_hours` (for experiments).
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use scg_ev::acn::{date_start_min, parse_acn_csv};
@@ -47,7 +49,7 @@ fn main() {
         }
         learner.observe_day(day, kw);
     }
-    params.mpc.peak_target_kw = learner.target_kw();
+    params.history = history;
     let env = |k: &str| std::env::var(k).ok().map(|v| v.parse::<f64>().unwrap());
     if let Some(v) = env("FINE") {
         params.mpc.fine_horizon_minutes = v as u32;
@@ -61,11 +63,14 @@ fn main() {
     if let Some(v) = env("TARGET") {
         params.mpc.peak_target_kw = v;
     }
+    if let Some(v) = env("FORECAST") {
+        params.mpc.forecast_arrivals_hours = v;
+    }
     if let Some(v) = env("CONG") {
         params.mpc.congestion_quick_charge_eur_per_kwh = v;
     }
     println!(
-        "{} sessions, limit {limit} kW, peak target from history {:.1} kW",
+        "{} sessions, limit {limit} kW, daily hindsight peaks of the history up to {:.1} kW",
         week.len(),
         learner.target_kw()
     );

@@ -58,6 +58,10 @@ pub struct EvaluateParams {
     pub knowledge: Knowledge,
     /// Habit learner settings (for `Knowledge::Learned`/`Stated`).
     pub habits: HabitParams,
+    /// Sessions before the replayed period that the policy may learn from
+    /// ([`Policy::learn_history`]: the MPC's peak target and arrival profile); not replayed,
+    /// not scored.
+    pub history: Vec<Session>,
 }
 
 impl Default for EvaluateParams {
@@ -69,6 +73,7 @@ impl Default for EvaluateParams {
             mpc: MpcParams::default(),
             knowledge: Knowledge::Actual,
             habits: HabitParams::default(),
+            history: Vec::new(),
         }
     }
 }
@@ -187,6 +192,7 @@ pub fn evaluate(
     } else {
         policy_by_name(name, &params.mpc)?
     };
+    policy.learn_history(&params.history, params.step_minutes)?;
 
     let mut order: Vec<usize> = (0..sessions.len()).collect();
     order.sort_by_key(|&i| (site.steps_of(&sessions[i]).0, i));
@@ -361,6 +367,7 @@ impl OfflinePlan {
                     min_energy_kwh: v2g_floor_kwh(s),
                     max_energy_kwh: s.target_energy_kwh(),
                     efficiency: s.ev.efficiency,
+                    value_weight: 1.0,
                 }
             })
             .collect();

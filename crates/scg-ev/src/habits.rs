@@ -526,6 +526,7 @@ pub fn hindsight_peak_kw(
                 min_energy_kwh: 0.0,
                 max_energy_kwh: 0.0,
                 efficiency: s.efficiency,
+                value_weight: 1.0,
             })
             .collect(),
         price_eur_per_mwh: vec![0.0; steps],
@@ -589,13 +590,13 @@ impl PeakLearner {
     }
 }
 
-/// Daily hindsight peaks of `sessions` on a grid of `step_minutes` (each session counted on
-/// its arrival day), for learning a peak target from history: `(day, kW)` in day order.
-pub fn daily_hindsight_peaks(
+/// `sessions` on a grid of `step_minutes` as the peak learner sees them, by arrival day
+/// (arrival ceiled and departure floored to the grid, as the site plugs them in; sessions
+/// shorter than a step are left out), in day order.
+pub fn peak_sessions_by_day(
     sessions: &[Session],
     step_minutes: u32,
-    site_limit_kw: f64,
-) -> Result<Vec<(i64, f64)>, crate::EvError> {
+) -> BTreeMap<i64, Vec<PeakSession>> {
     let dt = i64::from(step_minutes.max(1));
     let mut by_day: BTreeMap<i64, Vec<PeakSession>> = BTreeMap::new();
     for s in sessions {
@@ -605,7 +606,7 @@ pub fn daily_hindsight_peaks(
             continue;
         }
         by_day
-            .entry(s.arrival_min.div_euclid(24 * 60))
+            .entry(s.arrival_min.div_euclid(MINUTES_PER_DAY))
             .or_default()
             .push(PeakSession {
                 start_step: a,
@@ -616,6 +617,17 @@ pub fn daily_hindsight_peaks(
             });
     }
     by_day
+}
+
+/// Daily hindsight peaks of `sessions` on a grid of `step_minutes` (each session counted on
+/// its arrival day), for learning a peak target from history: `(day, kW)` in day order.
+pub fn daily_hindsight_peaks(
+    sessions: &[Session],
+    step_minutes: u32,
+    site_limit_kw: f64,
+) -> Result<Vec<(i64, f64)>, crate::EvError> {
+    let dt = i64::from(step_minutes.max(1));
+    peak_sessions_by_day(sessions, step_minutes)
         .into_iter()
         .map(|(day, list)| {
             Ok((
@@ -624,4 +636,110 @@ pub fn daily_hindsight_peaks(
             ))
         })
         .collect()
+}
+
+const MINUTES_PER_DAY: i64 = 24 * 60;
+
+/// Whether local day `day` (days since 1970-01-01, a Thursday) is a Saturday or Sunday.
+fn is_weekend(day: i64) -> bool {
+    (day + 3).rem_euclid(7) >= 5
+}
+
+/// The arrivals expected in one hour of one day: how many (a mean, may be fractional), with
+/// the mean energy, stay and power limit of the sessions seen arriving in that hour.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExpectedArrivals {
+    /// Mean number of sessions arriving in the hour per day of the same kind.
+    pub sessions_per_day: f64,
+    /// Mean energy they took, kWh into the battery.
+    pub energy_kwh: f64,
+    /// Mean stay, steps.
+    pub stay_steps: f64,
+    /// Mean charging power limit, kW.
+    pub max_charge_kw: f64,
+    /// Mean one-way efficiency.
+    pub efficiency: f64,
+}
+
+/// Learns when vehicles arrive, from the sessions that ended: for weekdays and weekend days
+/// apart and for each local arrival hour, the mean number of arrivals per day and their mean
+/// energy, stay and power limit over the last `memory_days` days. The MPC turns it into
+/// pseudo-sessions for the arrivals still to come (see [`crate::mpc::MpcParams`]). Causal:
+/// only finished sessions are observed. Days within the remembered span with no session
+/// count as days with no arrivals.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArrivalProfile {
+    memory_days: usize,
+    step_minutes: i64,
+    /// Observed sessions with their arrival day.
+    sessions: std::collections::VecDeque<(i64, PeakSession)>,
+    first_day: Option<i64>,
+    last_day: Option<i64>,
+}
+
+impl ArrivalProfile {
+    /// A profile remembering `memory_days` days of sessions on a grid of `step_minutes`.
+    pub fn new(memory_days: usize, step_minutes: u32) -> Self {
+        Self {
+            memory_days: memory_days.max(1),
+            step_minutes: i64::from(step_minutes.max(1)),
+            sessions: std::collections::VecDeque::new(),
+            first_day: None,
+            last_day: None,
+        }
+    }
+
+    /// Record finished sessions (steps on this profile's grid); `through_day` is the last day
+    /// whose arrivals are now all known (days up to it without a session count as empty).
+    pub fn observe(&mut self, sessions: &[PeakSession], through_day: i64) {
+        for s in sessions {
+            let day = (s.start_step * self.step_minutes).div_euclid(MINUTES_PER_DAY);
+            self.sessions.push_back((day, *s));
+            self.first_day = Some(self.first_day.map_or(day, |d| d.min(day)));
+        }
+        let last = self.last_day.map_or(through_day, |d| d.max(through_day));
+        self.last_day = Some(last);
+        let oldest = last - self.memory_days as i64 + 1;
+        self.sessions.retain(|(d, _)| *d >= oldest);
+        self.first_day = self.first_day.map(|d| d.max(oldest));
+    }
+
+    /// Whether anything was learned.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// The arrivals expected on local day `day` in local hour `hour` (0..24); `None` when no
+    /// day of that kind is remembered or no session arrived in that hour.
+    pub fn expected(&self, day: i64, hour: i64) -> Option<ExpectedArrivals> {
+        let (first, last) = (self.first_day?, self.last_day?);
+        let weekend = is_weekend(day);
+        let days = (first..=last).filter(|d| is_weekend(*d) == weekend).count();
+        if days == 0 {
+            return None;
+        }
+        let (mut n, mut e, mut stay, mut kw, mut eta) = (0usize, 0.0, 0.0, 0.0, 0.0);
+        for (d, s) in &self.sessions {
+            let h = (s.start_step * self.step_minutes).rem_euclid(MINUTES_PER_DAY) / 60;
+            if is_weekend(*d) != weekend || h != hour {
+                continue;
+            }
+            n += 1;
+            e += s.energy_kwh;
+            stay += (s.end_step - s.start_step) as f64;
+            kw += s.max_charge_kw;
+            eta += s.efficiency;
+        }
+        if n == 0 {
+            return None;
+        }
+        let k = n as f64;
+        Some(ExpectedArrivals {
+            sessions_per_day: k / days as f64,
+            energy_kwh: e / k,
+            stay_steps: stay / k,
+            max_charge_kw: kw / k,
+            efficiency: eta / k,
+        })
+    }
 }

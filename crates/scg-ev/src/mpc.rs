@@ -28,8 +28,11 @@
 //! because a step's site row only couples vehicles within that step.
 
 use crate::error::EvError;
-use crate::habits::{PeakLearner, PeakSession, hindsight_peak_kw};
+use crate::habits::{
+    ArrivalProfile, PeakLearner, PeakSession, hindsight_peak_kw, peak_sessions_by_day,
+};
 use crate::model::MINUTES_PER_HOUR;
+use crate::model::Session;
 use crate::policy::{ActiveEv, Policy, SellOffer, StepContext};
 use clarabel::algebra::CscMatrix;
 use clarabel::solver::{
@@ -88,7 +91,22 @@ pub struct MpcParams {
     /// Deviation of a vehicle's energy from the plan that triggers a re-plan, kWh.
     #[serde(default = "default_replan_tolerance")]
     pub replan_tolerance_kwh: f64,
+    /// Hours ahead for which the MPC adds the arrivals it expects (learned by
+    /// [`ArrivalProfile`] from finished sessions, per weekday/weekend and arrival hour) to the
+    /// plan as pseudo-sessions: one per hour with the expected number of vehicles' energy and
+    /// power and their mean stay, valued at [`PSEUDO_VALUE_WEIGHT`] of a real vehicle's
+    /// energy so real vehicles are served first under a binding limit. The plan then knows
+    /// that later arrivals need capacity (it charges the present vehicles earlier and sets
+    /// the day's peak once instead of raising it in steps), and the learned peak target is
+    /// no longer used as free capacity (the forecast replaces it; `peak_target_kw` still is).
+    /// Every arrival re-plans (the forecast no longer matches the plan). 0 = off.
+    #[serde(default = "default_forecast_arrivals_hours")]
+    pub forecast_arrivals_hours: f64,
 }
+
+/// Value of a pseudo-session's energy relative to a real vehicle's (see
+/// [`MpcParams::forecast_arrivals_hours`]).
+pub const PSEUDO_VALUE_WEIGHT: f64 = 0.5;
 
 /// Energy a vehicle may still want past the end of its plan without a re-plan, kWh (1 Wh:
 /// solver residue, not a deviation).
@@ -102,6 +120,9 @@ fn default_replan_on_events() -> bool {
 }
 fn default_replan_tolerance() -> f64 {
     0.05
+}
+fn default_forecast_arrivals_hours() -> f64 {
+    12.0
 }
 
 impl Default for MpcParams {
@@ -122,6 +143,7 @@ impl Default for MpcParams {
             peak_memory_days: default_peak_memory_days(),
             replan_on_events: default_replan_on_events(),
             replan_tolerance_kwh: default_replan_tolerance(),
+            forecast_arrivals_hours: default_forecast_arrivals_hours(),
         }
     }
 }
@@ -147,6 +169,9 @@ pub struct PlanEv {
     pub max_energy_kwh: f64,
     /// One-way efficiency.
     pub efficiency: f64,
+    /// Weight of its energy's value (1 for a real vehicle; [`PSEUDO_VALUE_WEIGHT`] for an
+    /// expected arrival).
+    pub value_weight: f64,
 }
 
 /// One optimization problem.
@@ -241,7 +266,14 @@ pub fn solve_plan(problem: &PlanProblem, params: &MpcParams) -> Result<PlanSolut
             let step = ev.start + k;
             let dt = dt_at(step);
             let price = problem.price_eur_per_mwh.get(step).copied().unwrap_or(0.0) / 1000.0;
-            let quick = problem.quick_charge_eur_per_kwh * (k as f64 + 1.0) / (*len as f64);
+            // An expected arrival (value weight below 1) takes the tie-break the other way
+            // round: the vehicles present get the early capacity, the forecast the late one.
+            let position = if ev.value_weight < 1.0 {
+                *len - k
+            } else {
+                k + 1
+            };
+            let quick = problem.quick_charge_eur_per_kwh * position as f64 / (*len as f64);
             let c = vars.c + k;
             q[c] = (price + quick) * dt;
             p_diag.push((c, reg));
@@ -291,12 +323,12 @@ pub fn solve_plan(problem: &PlanProblem, params: &MpcParams) -> Result<PlanSolut
                 zrow += 1;
                 step_terms[step].push((g, -1.0));
             } else {
-                q[c] -= value * eta * dt;
+                q[c] -= value * ev.value_weight * eta * dt;
             }
         }
         if *len > 0 {
             if vars.g.is_some() {
-                q[vars.s + len - 1] -= value;
+                q[vars.s + len - 1] -= value * ev.value_weight;
             } else {
                 // Σ η·Δt·c ≤ need
                 for k in 0..*len {
@@ -445,6 +477,8 @@ pub struct Mpc {
     day: Option<i64>,
     tracked: BTreeMap<usize, Tracked>,
     departed: Vec<PeakSession>,
+    /// Learned arrivals, made on the first step (it needs the step length).
+    arrivals: Option<ArrivalProfile>,
 }
 
 /// A kept plan, per vehicle in base steps from `made_at`.
@@ -454,6 +488,9 @@ struct CachedPlan {
     site_limit_kw: f64,
     demand_charge_eur_per_kw: f64,
     peak_basis_kw: f64,
+    /// The peak the plan pays for: its basis or the highest planned aggregate (expected
+    /// arrivals included), kW. The period's peak rising up to it is no news.
+    planned_peak_kw: f64,
     /// Prices (with the grid-peak adder) the plan saw, from `made_at`.
     prices: Vec<f64>,
     evs: BTreeMap<usize, PlannedEv>,
@@ -523,7 +560,33 @@ impl Mpc {
             day: None,
             tracked: BTreeMap::new(),
             departed: Vec::new(),
+            arrivals: None,
         }
+    }
+
+    /// Learn the peak target and the arrival profile from past sessions (not replayed),
+    /// on a grid of `step_minutes`: each day's hindsight peak and its arrivals.
+    pub fn learn_history(&mut self, history: &[Session], step_minutes: u32) -> Result<(), EvError> {
+        if self.params.peak_memory_days == 0 {
+            return Ok(());
+        }
+        let step_hours = f64::from(step_minutes.max(1)) / MINUTES_PER_HOUR;
+        let arrivals = self
+            .arrivals
+            .get_or_insert_with(|| ArrivalProfile::new(self.params.peak_memory_days, step_minutes));
+        for (day, list) in peak_sessions_by_day(history, step_minutes) {
+            // The history's own limit is unknown here: the unconstrained hindsight peak.
+            let kw = hindsight_peak_kw(&list, step_hours, f64::INFINITY)?;
+            self.peak.observe_day(day, kw);
+            arrivals.observe(&list, day);
+        }
+        Ok(())
+    }
+
+    /// Whether the plan includes expected arrivals now (forecast on and something learned).
+    fn forecasting(&self) -> bool {
+        self.params.forecast_arrivals_hours > 0.0
+            && self.arrivals.as_ref().is_some_and(|a| !a.is_empty())
     }
 
     /// Optimisation problems solved so far.
@@ -536,8 +599,17 @@ impl Mpc {
         self.peak.target_kw().max(self.params.peak_target_kw)
     }
 
+    /// The peak the plan may use for free: the period's peak so far, the given target and,
+    /// unless expected arrivals are planned for, the learned target.
     fn peak_basis_kw(&self, ctx: &StepContext<'_>) -> f64 {
-        self.peak_target_kw().max(ctx.peak_so_far_kw)
+        let learned = if self.forecasting() {
+            0.0
+        } else {
+            self.peak.target_kw()
+        };
+        learned
+            .max(self.params.peak_target_kw)
+            .max(ctx.peak_so_far_kw)
     }
 
     fn effective_price(&self, ctx: &StepContext<'_>, k: usize) -> f64 {
@@ -565,7 +637,8 @@ impl Mpc {
             || plan.site_limit_kw.to_bits() != ctx.site_limit_kw.to_bits()
             || plan.demand_charge_eur_per_kw != ctx.demand_charge_eur_per_kw
             || (ctx.demand_charge_eur_per_kw > 0.0
-                && (self.peak_basis_kw(ctx) - plan.peak_basis_kw).abs() > 1e-6)
+                && (self.peak_basis_kw(ctx) > plan.planned_peak_kw + 1e-6
+                    || self.peak_basis_kw(ctx) < plan.peak_basis_kw - 1e-6))
         {
             return Some(Reason::Other);
         }
@@ -591,6 +664,10 @@ impl Mpc {
         let mut arrivals = false;
         for ev in ctx.evs {
             let Some(p) = plan.evs.get(&ev.key) else {
+                if self.forecasting() {
+                    // The plan's forecast no longer matches: an expected arrival came.
+                    return Some(Reason::Other);
+                }
                 arrivals = true;
                 continue;
             };
@@ -623,10 +700,10 @@ impl Mpc {
     /// stay ends within the plan, and it leaves the congestion tie-break weight of everyone
     /// unchanged. False (plan unchanged, the caller re-solves) otherwise, or for V2G.
     fn insert_arrivals(&mut self, ctx: &StepContext<'_>) -> bool {
-        let basis = self.peak_basis_kw(ctx);
         let Some(plan) = self.plan.as_ref() else {
             return false;
         };
+        let basis = self.peak_basis_kw(ctx).max(plan.planned_peak_kw);
         let is_new = |e: &ActiveEv| !plan.evs.contains_key(&e.key);
         let weight = self.quick_weight(ctx.evs.iter(), ctx.site_limit_kw);
         let weight_before =
@@ -695,6 +772,20 @@ impl Mpc {
         let horizon: usize = blocks.iter().map(|(_, l)| l).sum();
         let mut evs = BTreeMap::new();
         let mut aggregate = vec![0.0; horizon];
+        // Planned aggregate with the expected arrivals (plan steps).
+        let mut planned = vec![0.0; problem.steps];
+        for ((pe, c), g) in problem
+            .evs
+            .iter()
+            .zip(&sol.charge_kw)
+            .zip(&sol.discharge_kw)
+        {
+            for (k, ck) in c.iter().enumerate() {
+                if let Some(a) = planned.get_mut(pe.start + k) {
+                    *a += ck - g.get(k).copied().unwrap_or(0.0);
+                }
+            }
+        }
         for ((ev, pe), (c, g)) in ctx
             .evs
             .iter()
@@ -743,6 +834,10 @@ impl Mpc {
             site_limit_kw: ctx.site_limit_kw,
             demand_charge_eur_per_kw: ctx.demand_charge_eur_per_kw,
             peak_basis_kw: self.peak_basis_kw(ctx),
+            planned_peak_kw: planned
+                .iter()
+                .copied()
+                .fold(self.peak_basis_kw(ctx), f64::max),
             prices: (0..horizon).map(|k| self.effective_price(ctx, k)).collect(),
             evs,
             aggregate_kw: aggregate,
@@ -776,6 +871,14 @@ impl Mpc {
                     efficiency: t.efficiency,
                 });
             }
+        }
+        let arrivals = self.arrivals.get_or_insert_with(|| {
+            ArrivalProfile::new(self.params.peak_memory_days, step_min as u32)
+        });
+        if let Some(prev) = self.day
+            && day > prev
+        {
+            arrivals.observe(&self.departed, prev);
         }
         if let Some(prev) = self.day
             && day > prev
@@ -815,16 +918,62 @@ impl Mpc {
             + congestion * self.params.congestion_quick_charge_eur_per_kwh
     }
 
+    /// The pseudo-sessions for the arrivals expected after this step (base steps from now;
+    /// see [`MpcParams::forecast_arrivals_hours`]): one per local hour within the forecast
+    /// window, carrying the expected number of vehicles of that hour (scaled by the part of
+    /// the hour still to come) with their mean energy, power limit and stay.
+    fn expected_arrivals(&self, ctx: &StepContext<'_>) -> Vec<PlanEv> {
+        let Some(profile) = self.arrivals.as_ref().filter(|_| self.forecasting()) else {
+            return Vec::new();
+        };
+        let step_min = (ctx.step_hours * MINUTES_PER_HOUR).round().max(1.0) as i64;
+        let now_min = ctx.step * step_min;
+        let first_min = now_min + step_min;
+        let end_min = now_min + (self.params.forecast_arrivals_hours * MINUTES_PER_HOUR) as i64;
+        let mut out = Vec::new();
+        let mut hour_min = first_min.div_euclid(60) * 60;
+        while hour_min < end_min {
+            let (from, to) = (hour_min.max(first_min), (hour_min + 60).min(end_min));
+            let (day, hour) = (
+                hour_min.div_euclid(24 * 60),
+                hour_min.rem_euclid(24 * 60) / 60,
+            );
+            if to > from
+                && let Some(e) = profile.expected(day, hour)
+            {
+                let n = e.sessions_per_day * (to - from) as f64 / 60.0;
+                let start = ((from - now_min) / step_min) as usize;
+                out.push(PlanEv {
+                    start,
+                    end: start + e.stay_steps.round().max(1.0) as usize,
+                    need_kwh: n * e.energy_kwh,
+                    max_charge_kw: n * e.max_charge_kw,
+                    max_discharge_kw: 0.0,
+                    energy_kwh: 0.0,
+                    min_energy_kwh: 0.0,
+                    max_energy_kwh: 0.0,
+                    efficiency: e.efficiency,
+                    value_weight: PSEUDO_VALUE_WEIGHT,
+                });
+            }
+            hour_min += 60;
+        }
+        out
+    }
+
     /// The plan problem for a step context (public for benchmarks and tests), and for each
     /// plan step the base step it starts at and how many base steps it covers.
     pub fn problem(&self, ctx: &StepContext<'_>) -> (PlanProblem, Vec<(usize, usize)>) {
+        let max_horizon = self.params.max_horizon_steps.max(1);
+        let expected = self.expected_arrivals(ctx);
         let horizon = ctx
             .evs
             .iter()
             .map(|ev| (ev.departure_step - ctx.step).max(1))
+            .chain(expected.iter().map(|e| e.end as i64))
             .max()
             .unwrap_or(1)
-            .clamp(1, self.params.max_horizon_steps.max(1) as i64) as usize;
+            .clamp(1, max_horizon as i64) as usize;
         // Move blocking: fine steps first, then blocks.
         let step_min = (ctx.step_hours * 60.0).max(1e-9);
         let fine = (f64::from(self.params.fine_horizon_minutes) / step_min).round() as usize;
@@ -865,8 +1014,23 @@ impl Mpc {
                     min_energy_kwh: ev.min_energy_kwh,
                     max_energy_kwh: ev.max_energy_kwh,
                     efficiency: ev.efficiency,
+                    value_weight: 1.0,
                 }
             })
+            .chain(expected.into_iter().filter_map(|mut e| {
+                // Base steps to plan steps: from the block it arrives in, through the last
+                // block it is present for entirely.
+                let start = blocks.iter().take_while(|(b, _)| *b < e.start).count();
+                let end = blocks
+                    .iter()
+                    .take_while(|(b, l)| b + l <= e.end.min(horizon))
+                    .count();
+                (end > start).then(|| {
+                    e.start = start;
+                    e.end = end;
+                    e
+                })
+            }))
             .collect();
         let adder = self.params.grid_peak_adder_eur_per_mwh;
         let price = |k: usize| ctx.price_ahead(k) + if ctx.peak_ahead(k) { adder } else { 0.0 };
@@ -948,7 +1112,7 @@ impl Policy for Mpc {
             .collect();
         let cap = if ctx.demand_charge_eur_per_kw > 0.0 {
             ctx.site_limit_kw
-                .min(self.peak_basis_kw(ctx).max(plan.peak_basis_kw))
+                .min(self.peak_basis_kw(ctx).max(plan.planned_peak_kw))
         } else {
             ctx.site_limit_kw
         };
@@ -969,5 +1133,9 @@ impl Policy for Mpc {
 
     fn solves(&self) -> Option<usize> {
         Some(self.solves)
+    }
+
+    fn learn_history(&mut self, history: &[Session], step_minutes: u32) -> Result<(), EvError> {
+        Mpc::learn_history(self, history, step_minutes)
     }
 }

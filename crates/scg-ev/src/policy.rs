@@ -7,6 +7,7 @@
 //! those belong to the simulator. Policies do no I/O.
 
 use crate::error::EvError;
+use crate::model::Session;
 use crate::mpc::{Mpc, MpcParams};
 
 /// Every name accepted by [`policy_by_name`] (plus `offline-optimal`, built by the evaluator
@@ -104,6 +105,12 @@ pub trait Policy: std::fmt::Debug + Send {
     /// Planned V2G sales from the last call of `schedule` (empty for policies without V2G).
     fn sell_offers(&self) -> &[SellOffer] {
         &[]
+    }
+    /// Learn from sessions before the run (not replayed) on a grid of `step_minutes`: the
+    /// MPC learns its peak target and arrival profile; other policies learn nothing.
+    fn learn_history(&mut self, history: &[Session], step_minutes: u32) -> Result<(), EvError> {
+        let _ = (history, step_minutes);
+        Ok(())
     }
     /// Optimisation problems solved so far (`None` for policies that solve none).
     fn solves(&self) -> Option<usize> {

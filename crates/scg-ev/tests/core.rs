@@ -160,6 +160,7 @@ fn mpc_charges_in_the_cheapest_hours() {
             min_energy_kwh: 0.0,
             max_energy_kwh: 12.0,
             efficiency: 1.0,
+            value_weight: 1.0,
         }],
         price_eur_per_mwh: vec![300.0, 50.0, 200.0, 60.0],
         site_limit_kw: f64::INFINITY,
@@ -189,6 +190,7 @@ fn mpc_flattens_the_peak_with_a_demand_charge() {
         min_energy_kwh: 0.0,
         max_energy_kwh: 6.0,
         efficiency: 1.0,
+        value_weight: 1.0,
     };
     let p = PlanProblem {
         steps: 3,
@@ -222,6 +224,7 @@ fn mpc_discharges_when_the_spread_pays_the_wear() {
         min_energy_kwh: 10.0,
         max_energy_kwh: 30.0,
         efficiency: 1.0,
+        value_weight: 1.0,
     };
     let mut p = PlanProblem {
         steps: 2,

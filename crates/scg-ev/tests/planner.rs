@@ -248,3 +248,69 @@ fn a_peak_target_from_history_is_planned_against() {
     let r = mpc.schedule(&ctx).unwrap();
     assert!(r[0] < 1e-3, "{r:?}");
 }
+
+#[test]
+fn arrival_profile_counts_arrivals_per_kind_of_day_and_hour() {
+    use scg_ev::habits::ArrivalProfile;
+    // 5-minute grid; Monday 2019-09-09 has two arrivals at 08:xx, Tuesday one, Wednesday
+    // none (it still counts as a weekday with no arrivals).
+    let monday = scg_ev::acn::date_start_min("2019-09-09").unwrap() / (24 * 60);
+    let at = |day: i64, minute: i64, energy: f64| PeakSession {
+        start_step: (day * 24 * 60 + minute) / 5,
+        end_step: (day * 24 * 60 + minute) / 5 + 24,
+        energy_kwh: energy,
+        max_charge_kw: 6.0,
+        efficiency: 0.9,
+    };
+    let mut p = ArrivalProfile::new(28, 5);
+    assert!(p.is_empty());
+    p.observe(
+        &[at(monday, 8 * 60, 10.0), at(monday, 8 * 60 + 30, 20.0)],
+        monday,
+    );
+    p.observe(&[at(monday + 1, 8 * 60 + 55, 30.0)], monday + 2);
+    let e = p.expected(monday + 7, 8).unwrap();
+    assert!((e.sessions_per_day - 1.0).abs() < 1e-12, "{e:?}");
+    assert!((e.energy_kwh - 20.0).abs() < 1e-12);
+    assert!((e.stay_steps - 24.0).abs() < 1e-12);
+    assert!((e.max_charge_kw - 6.0).abs() < 1e-12);
+    assert!(p.expected(monday + 7, 9).is_none(), "nobody arrived at 9");
+    assert!(
+        p.expected(monday + 5, 8).is_none(),
+        "a Saturday: no weekend day seen"
+    );
+    // A 2-day memory forgets Monday.
+    let mut short = ArrivalProfile::new(2, 5);
+    short.observe(&[at(monday, 8 * 60, 10.0)], monday);
+    short.observe(&[at(monday + 1, 8 * 60, 30.0)], monday + 2);
+    let e = short.expected(monday + 7, 8).unwrap();
+    assert!((e.energy_kwh - 30.0).abs() < 1e-12, "{e:?}");
+    assert!((e.sessions_per_day - 0.5).abs() < 1e-12, "{e:?}");
+}
+
+/// Fixture weekdays 2019-09-10..12 with a demand charge and no site limit, the MPC learning
+/// from the eight days before (`EvaluateParams::history`).
+fn forecast_days() -> (Vec<Session>, EvaluateParams) {
+    let p = EvaluateParams {
+        step_minutes: 5,
+        history: days("2019-09-02", "2019-09-10"),
+        ..EvaluateParams::default()
+    };
+    (days("2019-09-10", "2019-09-12"), p)
+}
+
+#[test]
+fn forecast_arrivals_lower_the_peak_at_the_same_energy() {
+    let (s, p) = forecast_days();
+    assert!(p.mpc.forecast_arrivals_hours > 0.0, "on by default");
+    let with = evaluate(&s, "mpc", &p, &mut NoClock).unwrap();
+    let mut off = p.clone();
+    off.mpc.forecast_arrivals_hours = 0.0;
+    let without = evaluate(&s, "mpc", &off, &mut NoClock).unwrap();
+    let offline = evaluate(&s, "offline-optimal", &p, &mut NoClock).unwrap();
+    // Measured: forecast 99.886 %, 639.43, 35.3 kW, 59 solves; without it (the learned
+    // target as free capacity) 99.886 %, 645.11, 35.8 kW, 47 solves; offline 99.886 %,
+    // 497.86, 25.6 kW.
+    assert!(with.total_cost_eur < without.total_cost_eur);
+    assert!(with.energy_delivered_pct >= offline.energy_delivered_pct - 0.2);
+}

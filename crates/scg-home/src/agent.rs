@@ -101,17 +101,19 @@ pub struct HomeAgent {
 
 impl HomeAgent {
     /// An agent for `cfg` over the year of `base_load_kw` (the HOMER load, used only to check
-    /// that the devices fit inside it: [`carve_out`]'s error names the prosumer).
+    /// that the devices fit inside it: [`carve_out`]'s error names the prosumer), with the
+    /// outdoor temperature per step a heat pump needs (`None`: a heat pump is an error).
     pub fn new(
         prosumer: &str,
         cfg: &HomeConfig,
         base_load_kw: &[f64],
+        outdoor_c: Option<&[f64]>,
         settings: AgentSettings,
     ) -> Result<Self, HomeError> {
         cfg.validate(prosumer)?;
         let inputs = HomeInputs {
             step_minutes: settings.step_minutes,
-            outdoor_c: None,
+            outdoor_c,
         };
         let steps = base_load_kw.len();
         let carved = carve_out(prosumer, base_load_kw, cfg, &inputs)?;

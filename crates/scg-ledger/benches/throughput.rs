@@ -2,9 +2,10 @@
 //!
 //! - `ledger/*`: decode a block from bytes, batch-verify its signatures, apply it and compute
 //!   the state root (target: >= 20,000 transactions per second per core);
-//! - `year/*`: a year-sized chain (8,760 hourly blocks, ~90,000 transactions, about the default
-//!   scenario's size): settle (sign + apply), write to redb, and verify from the file by full
-//!   replay (target: write + verify under 1 s).
+//! - `year/*`: a year-sized chain (8,760 hourly intervals in 365 daily blocks of settlement
+//!   batches, ~90,000 records, about the default scenario's size): settle (co-sign + apply),
+//!   write to redb, and verify from the file by full replay (target: write + verify under 1 s;
+//!   the built-in year itself: `scg-settle`'s `builtin_year` bench).
 #![allow(clippy::unwrap_used)]
 
 #[path = "../tests/common/year.rs"]
@@ -171,7 +172,7 @@ fn bench_year(c: &mut Criterion) {
     let settled = scg_ledger::settlement::settle_year(&input).unwrap();
     let dir = std::env::temp_dir().join(format!("scg-ledger-bench-{}", std::process::id()));
     let mut g = c.benchmark_group("year");
-    g.throughput(Throughput::Elements(settled.summary.transactions));
+    g.throughput(Throughput::Elements(settled.summary.records));
     g.sample_size(10);
     g.bench_function("settle", |b| {
         b.iter(|| scg_ledger::settlement::settle_year(black_box(&input)).unwrap());

@@ -9,19 +9,22 @@
 //! | 8 | height `u64` (genesis = 0) |
 //! | 8 | producer timestamp `u64`, seconds (never decreases along the chain) |
 //! | 32 | parent block hash (zero for genesis) |
-//! | 32 | transaction root: Merkle root of `leaf(tx bytes)` (genesis: of `leaf(genesis bytes)`) |
-//! | 32 | outcome root: Merkle root of `leaf(index u32 || result code u16)` per transaction |
+//! | 32 | transaction root: Merkle root of `leaf(tx bytes)` (a settlement batch: of its committed part, [`crate::tx::committed_part`]; genesis: of `leaf(genesis bytes)`) |
+//! | 32 | outcome root: Merkle root of `leaf(index u32 || result code u16)` per transaction, followed (only when a settlement batch had rejected records) by `leaf(tx index u32 || record index u32 || code u16)` per rejected record |
 //! | 32 | state root after the block (see `state`) |
 //! | 4 | transaction count `u32` (at most [`MAX_BLOCK_TXS`]) |
 //! | .. | genesis only: chain id `u64`, operator key, treasury key, grid key, mint rate `u128` (base units per renewable Wh), treasury endowment `u128`, intervals total `u64`, simulation marker (`u8` 0 = none, or `u8` 1 + key seed `u64`) |
-//! | .. | per transaction: length `u32` (1..=4096), then the transaction bytes |
+//! | .. | per transaction: length `u32` (1..=4096; a settlement batch up to 8 MiB), then the transaction bytes |
+//!
+//! A block is at most [`MAX_BLOCK_LEN`] bytes.
 //!
 //! The block hash is `SHA-256("SCG-LEDGER/BLOCK/v1" || the 153 header bytes)`; the header commits
 //! to the body through the transaction root. Never does I/O.
 
+use crate::batch::MAX_BATCH_LEN;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::merkle::{Hash, ZERO_HASH, leaf_hash, merkle_root, sha256};
-use crate::tx::{MAX_TX_LEN, PublicKey};
+use crate::tx::{PublicKey, max_len, tx_leaf};
 
 /// Block format version. Version 2 added the chain's planned length and the simulation marker
 /// to the genesis; version 1 existed only in development builds and is not read.
@@ -30,6 +33,8 @@ pub const BLOCK_VERSION: u8 = 2;
 pub const BLOCK_MAGIC: &[u8; 4] = b"SCGB";
 /// Most transactions in one block.
 pub const MAX_BLOCK_TXS: usize = 65_536;
+/// Largest encoded block, bytes (64 MiB): a block of settlement batches stays within it.
+pub const MAX_BLOCK_LEN: usize = 64 << 20;
 /// Length of the encoded header.
 pub const HEADER_LEN: usize = 4 + 1 + 8 + 8 + 32 * 4 + 4;
 
@@ -48,9 +53,11 @@ pub struct GenesisConfig {
     pub mint_rate_base_per_wh: u128,
     /// Base units minted to the treasury at genesis.
     pub treasury_endowment: u128,
-    /// How many intervals the chain must cover: it is complete when its head is at this height
-    /// (block `i` settles interval `i - 1`), and no block beyond it is stored.
-    /// [`GenesisConfig::OPEN_ENDED`] for a chain without a planned end.
+    /// The chain's planned length in blocks after genesis: it is complete when its head is at
+    /// this height, and no block beyond it is stored. (The name is from the first layout, one
+    /// block per interval; a settled year has one block per day of intervals, see
+    /// [`crate::settlement::intervals_per_block`].) [`GenesisConfig::OPEN_ENDED`] for a chain
+    /// without a planned end.
     pub intervals_total: u64,
     /// `Some(seed)` when every key of the chain was derived from `seed` (a simulation): anyone
     /// who knows the seed can sign as any account, so the chain proves nothing about who
@@ -178,7 +185,7 @@ impl Block {
             g.encode(&mut w);
         }
         for tx in &self.txs {
-            // Lengths are bounded by MAX_TX_LEN when produced by the ledger.
+            // Lengths are bounded by MAX_TX_LEN / MAX_BATCH_LEN when produced by the ledger.
             w.u32(u32::try_from(tx.len()).unwrap_or(u32::MAX));
             w.bytes(tx);
         }
@@ -188,6 +195,12 @@ impl Block {
     /// Decode canonical bytes. Checks structure only (magic, version, lengths, genesis presence);
     /// hashes and roots are checked by the state machine.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        if bytes.len() > MAX_BLOCK_LEN {
+            return Err(DecodeError::TooLong {
+                len: bytes.len(),
+                max: MAX_BLOCK_LEN,
+            });
+        }
         let mut r = Reader::new(bytes);
         let magic: [u8; 4] = r.array("magic")?;
         if &magic != BLOCK_MAGIC {
@@ -225,13 +238,21 @@ impl Block {
         let mut txs = Vec::with_capacity((tx_count as usize).min(r.remaining() / 5));
         for _ in 0..tx_count {
             let len = r.u32("tx_len")? as usize;
-            if len == 0 || len > MAX_TX_LEN {
+            if len == 0 || len > MAX_BATCH_LEN {
                 return Err(DecodeError::Invalid {
                     field: "tx_len",
                     value: len as u64,
                 });
             }
-            txs.push(r.take(len, "tx_bytes")?.to_vec());
+            let tx = r.take(len, "tx_bytes")?;
+            // Only a settlement batch may be longer than MAX_TX_LEN.
+            if len > max_len(tx) {
+                return Err(DecodeError::Invalid {
+                    field: "tx_len",
+                    value: len as u64,
+                });
+            }
+            txs.push(tx.to_vec());
         }
         r.finish()?;
         Ok(Self {
@@ -259,7 +280,7 @@ impl Block {
         match &self.genesis {
             Some(g) => merkle_root(&[leaf_hash(&g.to_bytes())]),
             None => {
-                let leaves: Vec<Hash> = self.txs.iter().map(|t| leaf_hash(t)).collect();
+                let leaves: Vec<Hash> = self.txs.iter().map(|t| tx_leaf(t)).collect();
                 merkle_root(&leaves)
             }
         }
@@ -268,9 +289,22 @@ impl Block {
 
 /// Outcome root over per-transaction result codes (0 = applied).
 pub fn outcome_root(codes: &[u16]) -> Hash {
+    outcome_root_with_records(codes, &[])
+}
+
+/// Outcome root over per-transaction result codes and the rejected records of settlement
+/// batches, `(tx index, record index, code)` (none: the same root as [`outcome_root`]).
+pub fn outcome_root_with_records(codes: &[u16], rejected_records: &[(u32, u32, u16)]) -> Hash {
     if codes.is_empty() {
         return ZERO_HASH;
     }
+    let records = rejected_records.iter().map(|(t, k, c)| {
+        let mut b = [0u8; 10];
+        b[..4].copy_from_slice(&t.to_le_bytes());
+        b[4..8].copy_from_slice(&k.to_le_bytes());
+        b[8..].copy_from_slice(&c.to_le_bytes());
+        leaf_hash(&b)
+    });
     let leaves: Vec<Hash> = codes
         .iter()
         .enumerate()
@@ -280,6 +314,7 @@ pub fn outcome_root(codes: &[u16]) -> Hash {
             b[4..].copy_from_slice(&c.to_le_bytes());
             leaf_hash(&b)
         })
+        .chain(records)
         .collect();
     merkle_root(&leaves)
 }

@@ -32,6 +32,14 @@ pub enum DecodeError {
         /// The offending value.
         value: u64,
     },
+    /// A record of a settlement batch does not decode.
+    #[error("batch record {index}: {source}")]
+    InRecord {
+        /// Position of the record in the batch.
+        index: u32,
+        /// Why.
+        source: Box<DecodeError>,
+    },
     /// The input is longer than the encoding allows.
     #[error("too long: {len} bytes, at most {max}")]
     TooLong {

@@ -2,6 +2,8 @@
 //!
 //! - [`tx`]: signed transactions (ed25519, 128-bit idempotency ids, per-account nonces) and
 //!   their canonical, versioned, length-checked binary encoding;
+//! - [`batch`]: settlement batches — many records under one Merkle root, co-signed once per
+//!   author, with per-record proofs;
 //! - [`block`]: blocks (height, parent hash, producer timestamp, transaction/outcome/state
 //!   roots) and their encoding;
 //! - [`state`]: the deterministic state machine driven by an ordered sequence of blocks
@@ -25,6 +27,7 @@
 //! energy in integer Wh (`u64`). Prices are base units per kWh; a cost is
 //! `energy_wh * price / 1000` rounded down.
 
+pub mod batch;
 pub mod block;
 pub mod codec;
 pub mod merkle;
@@ -33,6 +36,7 @@ pub mod state;
 pub mod store;
 pub mod tx;
 
+pub use batch::{Batch, BatchRecord, BatchSigner, RecordProof};
 pub use block::{Block, BlockHeader, GenesisConfig};
 pub use codec::DecodeError;
 pub use merkle::Hash;

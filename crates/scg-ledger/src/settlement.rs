@@ -15,23 +15,35 @@
 //!
 //! Chain layout:
 //! - genesis: chain id = seed, operator/treasury/grid keys, the mint rate, the treasury
-//!   endowment, the number of intervals (the chain's planned length) and the simulation marker
+//!   endowment, the chain's planned length in blocks (`intervals_total`: one block per day of
+//!   intervals, [`intervals_per_block`]) and the simulation marker
 //!   (`simulation_key_seed = Some(seed)`: the keys are not secret);
-//! - block 1 (first interval) starts with the registrations (every member; one meter per
-//!   member and device type that appears in the readings, plus a supply-point meter per member)
-//!   and a transfer of `opening_balance_base` from the treasury to every member;
-//! - every interval block (timestamp `start + (i + 1) * interval_s`) then has, in this order:
+//! - one block per day of intervals (Italian DSOs deliver meter curves daily), timestamp = the
+//!   end of its last interval, holding one settlement batch ([`crate::batch`]; split in several
+//!   only if a batch bound is reached) submitted by the operator: every record below is the
+//!   body of what used to be its own signed transaction, authored by the same key (meter,
+//!   member, treasury, operator), and each author signs the root of its records once per
+//!   batch — the built-in year is 88,654 records under 7,667 signatures instead of 88,654;
+//! - the first block starts with the registrations (every member; one meter per member and
+//!   device type that appears in the readings, plus a supply-point meter per member) and a
+//!   transfer of `opening_balance_base` from the treasury to every member;
+//! - then, per interval of the block, in this order:
 //!   1. one meter report per (member, device) with non-zero readings: PV and wind mint at the
 //!      mint rate and issue a certificate; a storage meter (battery, EV charger) that
 //!      discharges passes the certified Wh it holds back to its member, up to the discharge;
 //!   2. per P2P trade, if the buyer cannot pay, a treasury top-up transfer (the treasury sells
-//!      RESCoin for euros off-ledger), the buyer's trade-create at the trade's price and fee,
-//!      and the trade-post of the full energy by the seller's supply-point meter (which meters
-//!      every export, so energy from a battery or V2G is settled like PV energy);
+//!      RESCoin for euros off-ledger), the buyer's trade-create at the trade's price and fee
+//!      (expiring one interval after the block), and the trade-post of the full energy by the
+//!      seller's supply-point meter (which meters every export, so energy from a battery or
+//!      V2G is settled like PV energy);
 //!   3. origin follows the energy: per (seller, buyer) a certificate move of the certified
 //!      share of the energy sold, then per storage meter a move of the certified share of
 //!      its charge ([`certified_share`]);
 //!   4. the CER payouts from the treasury.
+//!
+//! Balances and the certified Wh held by storage meters are mirrored while a block is built
+//! (the ledger applies the block only when it is complete); any record the ledger then rejects
+//! makes [`settle_year`] fail naming the block, the record and its kind.
 //!
 //! The certified share of one use of a member's energy in an interval is
 //! `floor(use_wh * certified_wh / sources_wh)`: `certified_wh` is what the member's PV and wind
@@ -82,6 +94,7 @@
 //! ```
 
 use crate::LedgerError;
+use crate::batch::{Batch, MAX_BATCH_LEN, MAX_BATCH_RECORDS, MAX_BATCH_SIGNERS};
 use crate::block::{Block, GenesisConfig};
 use crate::merkle::{sha256, to_hex};
 use crate::state::{BlockOutcome, Ledger, TradeStatus};
@@ -193,7 +206,7 @@ pub struct MemberSettlement {
     pub certified_sold_wh: u64,
 }
 
-/// Totals of a settled year.
+/// Totals of a settled year (`transactions` counts the ledger transactions: the batches).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettlementSummary {
     /// Blocks including genesis.
@@ -202,6 +215,10 @@ pub struct SettlementSummary {
     pub transactions: u64,
     /// Of which rejected: always 0 (a rejection makes [`settle_year`] fail).
     pub transactions_rejected: u64,
+    /// Settlement records carried by the batches (each applied as one transaction would be).
+    pub records: u64,
+    /// ed25519 signatures in the blocks (per batch: the operator's and one per author).
+    pub signatures: u64,
     /// RESCoin minted for renewable production.
     pub rescoin_minted: Rescoin,
     /// Origin certificates issued.
@@ -290,47 +307,114 @@ fn cost(energy_wh: u64, rate: u128) -> Option<u128> {
     u128::from(energy_wh).checked_mul(rate).map(|x| x / 1000)
 }
 
-/// One transaction of the block being built, signed when the block is complete.
-struct Unsigned {
-    key: SigningKey,
-    id: u128,
-    nonce: u64,
-    body: TxBody,
-}
-
-/// Builds transactions with tracked nonces and ids.
+/// Queues the records of the block being built (ids fixed in order) and packs them into
+/// settlement batches when the block is complete.
 struct Signer {
     chain_id: u64,
+    /// Id of the next record (or batch transaction).
     next_id: u128,
-    nonces: BTreeMap<PublicKey, u64>,
-    txs: Vec<Unsigned>,
+    /// The batches' submitter and its next nonce.
+    operator: SigningKey,
+    operator_nonce: u64,
+    /// Id of `records[0]`.
+    first_id: u128,
+    records: Vec<(SigningKey, TxBody)>,
 }
 
 impl Signer {
-    /// Queue a transaction: its id and nonce are fixed now, in order.
+    /// Queue a record: its id (`next_id`) is fixed now, in order.
     fn push(&mut self, key: &SigningKey, body: TxBody) {
-        let nonce = self.nonces.entry(pk(key)).or_insert(0);
-        self.txs.push(Unsigned {
-            key: key.clone(),
-            id: self.next_id,
-            nonce: *nonce,
-            body,
-        });
-        *nonce += 1;
+        if self.records.is_empty() {
+            self.first_id = self.next_id;
+        }
+        self.records.push((key.clone(), body));
         self.next_id += 1;
     }
 
-    /// Sign the queued transactions, in parallel (signing is most of a settlement's time). The
-    /// bytes do not depend on the thread count: each transaction's id, nonce and body were
-    /// fixed in order by [`Signer::push`], and ed25519 signatures are deterministic.
-    fn sign_queued(&mut self) -> Vec<Vec<u8>> {
-        use rayon::prelude::*;
-        let chain_id = self.chain_id;
-        std::mem::take(&mut self.txs)
-            .into_par_iter()
-            .map(|u| Tx::sign(chain_id, &u.key, u.id, u.nonce, u.body))
-            .collect()
+    /// Pack the queued records into as few batches as the bounds allow (one for the built-in
+    /// year's days), each co-signed by its authors and carried by one operator transaction.
+    /// The bytes do not depend on the thread count (ids fixed in order, ed25519 signatures are
+    /// deterministic).
+    fn pack(&mut self) -> Result<Packed, LedgerError> {
+        let records = std::mem::take(&mut self.records);
+        let mut txs = Vec::new();
+        let mut kinds = Vec::new();
+        let mut signatures = 0u64;
+        let mut first_id = self.first_id;
+        for chunk in batch_chunks(records) {
+            let n = chunk.len() as u128;
+            kinds.push(chunk.iter().map(|(_, b)| b.kind_name()).collect());
+            let batch = Batch::sign(self.chain_id, first_id, chunk)
+                .map_err(|e| LedgerError::Settlement(format!("building a batch: {e}")))?;
+            signatures += 1 + batch.signers.len() as u64;
+            let id = self.next_id;
+            self.next_id += 1;
+            txs.push(Tx::sign(
+                self.chain_id,
+                &self.operator,
+                id,
+                self.operator_nonce,
+                TxBody::SettlementBatch(batch),
+            ));
+            self.operator_nonce += 1;
+            first_id += n;
+        }
+        Ok(Packed {
+            txs,
+            kinds,
+            signatures,
+        })
     }
+}
+
+/// A block's records packed into batch transactions.
+struct Packed {
+    txs: Vec<Vec<u8>>,
+    /// Per batch, the kind of every record (to name a rejected one).
+    kinds: Vec<Vec<&'static str>>,
+    /// ed25519 signatures the batches carry.
+    signatures: u64,
+}
+
+/// Split records into runs that each fit one batch: at most [`MAX_BATCH_RECORDS`] records,
+/// [`MAX_BATCH_SIGNERS`] authors and [`MAX_BATCH_LEN`] bytes (counted as encoded).
+fn batch_chunks(records: Vec<(SigningKey, TxBody)>) -> Vec<Vec<(SigningKey, TxBody)>> {
+    let mut out: Vec<Vec<(SigningKey, TxBody)>> = Vec::new();
+    let mut current = Vec::new();
+    let mut authors = std::collections::BTreeSet::new();
+    let mut bytes = crate::tx::BATCH_COMMITTED_LEN;
+    for (key, body) in records {
+        let mut w = crate::codec::Writer::default();
+        body.encode_body(&mut w);
+        let author = pk(&key);
+        let new_author = !authors.contains(&author);
+        let add = 3 + w.buf.len() + if new_author { 96 } else { 0 };
+        let full = current.len() == MAX_BATCH_RECORDS
+            || (new_author && authors.len() == MAX_BATCH_SIGNERS)
+            || bytes + add > MAX_BATCH_LEN;
+        if full && !current.is_empty() {
+            out.push(std::mem::take(&mut current));
+            authors.clear();
+            bytes = crate::tx::BATCH_COMMITTED_LEN;
+        }
+        if authors.insert(author) {
+            bytes += 96;
+        }
+        bytes += 3 + w.buf.len();
+        current.push((key, body));
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// Intervals settled per block: one day of them (Italian DSOs deliver meter curves daily), at
+/// least one.
+pub fn intervals_per_block(interval_s: u64) -> usize {
+    usize::try_from(86_400 / interval_s.max(1))
+        .unwrap_or(1)
+        .max(1)
 }
 
 /// Bad input: what is wrong, in which interval, for which member.
@@ -443,13 +527,27 @@ struct Chain<'a> {
     ledger: Ledger,
     signer: Signer,
     summary: SettlementSummary,
-    /// Mirror of available balances during the block being built (exact while every tx applies).
+    /// Mirror of available balances during the block being built (exact while every record
+    /// applies).
     available: BTreeMap<PublicKey, u128>,
+    /// Mirror of the certified Wh each storage meter holds during the block being built.
+    stored: BTreeMap<PublicKey, u64>,
+    /// Signatures in the blocks so far.
+    signatures: u64,
     /// Outcome of every block produced so far.
     outcomes: Vec<BlockOutcome>,
 }
 
 impl Chain<'_> {
+    /// The certified Wh storage meter `meter` holds in the block being built (read from the
+    /// ledger at the first use in the block, then mirrored).
+    fn stored_held(&mut self, meter: PublicKey) -> &mut u64 {
+        let ledger = &self.ledger;
+        self.stored
+            .entry(meter)
+            .or_insert_with(|| ledger.certified_held_wh(&meter))
+    }
+
     fn credit(&mut self, key: PublicKey, amount: u128) {
         *self.available.entry(key).or_insert(0) += amount;
     }
@@ -532,8 +630,10 @@ impl Chain<'_> {
                     certified = certified.saturating_add(produced_wh);
                 } else if device.is_storage() {
                     // The ledger passes back what the device holds, up to the discharge.
-                    let held = self.ledger.certified_held_wh(&pk(&key));
-                    certified = certified.saturating_add(held.min(produced_wh));
+                    let held = self.stored_held(pk(&key));
+                    let release = (*held).min(produced_wh);
+                    *held -= release;
+                    certified = certified.saturating_add(release);
                 }
                 self.signer.push(
                     &key,
@@ -689,6 +789,7 @@ impl Chain<'_> {
                 }
                 *budget.entry(member).or_insert(0) -= share;
                 let to = pk(self.meter(member, device));
+                *self.stored_held(to) += share;
                 let key = self.members[member].clone();
                 self.signer.push(
                     &key,
@@ -745,34 +846,48 @@ impl Chain<'_> {
         Ok(())
     }
 
-    /// Build, apply and keep one interval's block.
-    fn interval(
+    /// Build, apply and keep the block of intervals `first..first + ivs.len()`.
+    fn block(
         &mut self,
-        i: usize,
-        iv: &IntervalInput,
+        first: usize,
+        ivs: &[IntervalInput],
         blocks: &mut Vec<Block>,
     ) -> Result<(), LedgerError> {
-        let timestamp_s = (i as u64 + 1)
+        let last = first + ivs.len().saturating_sub(1);
+        let timestamp_s = (last as u64 + 1)
             .checked_mul(self.year.interval_s)
             .and_then(|x| x.checked_add(self.year.start_timestamp_s))
-            .ok_or_else(|| LedgerError::Settlement(format!("interval {i}: timestamp overflows")))?;
+            .ok_or_else(|| {
+                LedgerError::Settlement(format!("interval {last}: timestamp overflows"))
+            })?;
         self.available = self.ledger.accounts().map(|a| (a.key, a.balance)).collect();
-        if i == 0 {
-            self.register()?;
+        self.stored.clear();
+        for (j, iv) in ivs.iter().enumerate() {
+            let i = first + j;
+            if i == 0 {
+                self.register()?;
+            }
+            let meters = interval_meters(i, iv, &self.members)?;
+            let own_certified = self.reports(i, &meters)?;
+            self.trades(i, iv, timestamp_s)?;
+            self.origin(i, iv, &meters, &own_certified);
+            self.cer(i, iv)?;
         }
-        let meters = interval_meters(i, iv, &self.members)?;
-        let own_certified = self.reports(i, &meters)?;
-        self.trades(i, iv, timestamp_s)?;
-        self.origin(i, iv, &meters, &own_certified);
-        self.cer(i, iv)?;
-        let txs = self.signer.sign_queued();
+        let Packed {
+            txs,
+            kinds,
+            signatures,
+        } = self.signer.pack()?;
         let (block, outcome) = self.ledger.produce_block(timestamp_s, txs)?;
         // `store` writes the final records of every account, trade and certificate; the change
         // sets are not needed, so do not let them grow.
         self.ledger.take_changes();
+        self.signatures += signatures;
         self.summary.transactions += outcome.results.len() as u64;
+        self.summary.records += kinds.iter().map(|k| k.len() as u64).sum::<u64>();
         // The input was checked, so a rejection means settlement and ledger disagree: refuse
-        // the year rather than drop what the rejected transaction carried.
+        // the year rather than drop what the rejected record carried.
+        let h = block.header.height;
         if let Some((n, reason)) = outcome
             .results
             .iter()
@@ -780,7 +895,17 @@ impl Chain<'_> {
             .find_map(|(n, r)| r.err().map(|e| (n, e)))
         {
             return Err(LedgerError::Settlement(format!(
-                "interval {i}: the ledger rejected transaction {n} of the block: {reason}"
+                "block {h} (intervals {first}..={last}): the ledger rejected batch {n}: {reason}"
+            )));
+        }
+        if let Some(r) = outcome.record_rejects.first() {
+            let kind = kinds
+                .get(r.tx as usize)
+                .and_then(|k| k.get(r.record as usize))
+                .map_or("?", |k| *k);
+            return Err(LedgerError::Settlement(format!(
+                "block {h} (intervals {first}..={last}): the ledger rejected record {} ({kind}) of batch {}: {}",
+                r.record, r.tx, r.reason
             )));
         }
         blocks.push(block);
@@ -825,6 +950,7 @@ impl Chain<'_> {
         let s = &mut self.summary;
         s.p2p_trades_settled = settled;
         s.blocks = blocks.len() as u64;
+        s.signatures = self.signatures;
         s.rescoin_minted = Rescoin(totals.minted_renewable);
         s.certificates_issued = totals.certificates_issued;
         s.certified_wh = totals.certified_wh;
@@ -888,7 +1014,11 @@ pub fn settle_year(year: &CommunityYear) -> Result<SettledYear, LedgerError> {
         grid: pk(&grid),
         mint_rate_base_per_wh: year.mint_rate_base_per_wh,
         treasury_endowment: year.treasury_endowment_base,
-        intervals_total: year.intervals.len() as u64,
+        // The chain's planned length in blocks: one per day of intervals.
+        intervals_total: year
+            .intervals
+            .len()
+            .div_ceil(intervals_per_block(year.interval_s)) as u64,
         // Every key below is derived from the seed: mark the chain as a simulation.
         simulation_key_seed: Some(year.seed),
     };
@@ -924,13 +1054,17 @@ pub fn settle_year(year: &CommunityYear) -> Result<SettledYear, LedgerError> {
         signer: Signer {
             chain_id: year.seed,
             next_id: 1,
-            nonces: BTreeMap::new(),
-            txs: Vec::new(),
+            operator: operator.clone(),
+            operator_nonce: 0,
+            first_id: 1,
+            records: Vec::new(),
         },
         summary: SettlementSummary {
             blocks: 1,
             transactions: 0,
             transactions_rejected: 0,
+            records: 0,
+            signatures: 0,
             rescoin_minted: Rescoin(0),
             certificates_issued: 0,
             certified_wh: 0,
@@ -945,6 +1079,8 @@ pub fn settle_year(year: &CommunityYear) -> Result<SettledYear, LedgerError> {
             final_state_root_hex: String::new(),
         },
         available: BTreeMap::new(),
+        stored: BTreeMap::new(),
+        signatures: 0,
         outcomes: Vec::with_capacity(year.intervals.len() + 1),
     };
     chain.outcomes.push(BlockOutcome {
@@ -953,11 +1089,13 @@ pub fn settle_year(year: &CommunityYear) -> Result<SettledYear, LedgerError> {
         state_root: genesis.header.state_root,
         results: Vec::new(),
         expired: Vec::new(),
+        record_rejects: Vec::new(),
     });
     let mut blocks = Vec::with_capacity(year.intervals.len() + 1);
     blocks.push(genesis);
-    for (i, iv) in year.intervals.iter().enumerate() {
-        chain.interval(i, iv, &mut blocks)?;
+    let per_block = intervals_per_block(year.interval_s);
+    for (b, ivs) in year.intervals.chunks(per_block).enumerate() {
+        chain.block(b * per_block, ivs, &mut blocks)?;
     }
     Ok(chain.finish(blocks))
 }

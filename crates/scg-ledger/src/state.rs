@@ -19,10 +19,13 @@
 //! (fail-stop), because continuing from a state nobody agreed on would be worse.
 
 use crate::LedgerError;
-use crate::block::{Block, BlockHeader, GenesisConfig, outcome_root};
+use crate::batch::Batch;
+use crate::block::{Block, BlockHeader, GenesisConfig, outcome_root_with_records};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::merkle::{Hash, MerkleLog, MerkleProof, ZERO_HASH, leaf_hash, sha256, to_hex};
-use crate::tx::{DeviceType, MAX_PAYOUTS, PublicKey, Tx, TxBody, signing_message, tx_hash};
+use crate::tx::{
+    DeviceType, MAX_PAYOUTS, PublicKey, Tx, TxBody, signing_message, tx_hash, unsigned_part,
+};
 use ed25519_dalek::{Signature, VerifyingKey};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -606,9 +609,36 @@ pub struct BlockOutcome {
     pub results: Vec<Result<(), Reject>>,
     /// Trades that expired at the start of the block.
     pub expired: Vec<u128>,
+    /// Records of settlement batches that were rejected (each changed nothing; the other
+    /// records of the batch applied), in block order.
+    pub record_rejects: Vec<RecordReject>,
+}
+
+/// A rejected record of a settlement batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordReject {
+    /// Index of the batch transaction in the block.
+    pub tx: u32,
+    /// Index of the record in the batch.
+    pub record: u32,
+    /// Why.
+    pub reason: Reject,
+}
+
+impl std::fmt::Display for RecordReject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tx {} record {}: {}", self.tx, self.record, self.reason)
+    }
 }
 
 impl BlockOutcome {
+    /// `(tx, record, code)` of the rejected records, as the outcome root commits them.
+    pub fn record_codes(&self) -> Vec<(u32, u32, u16)> {
+        self.record_rejects
+            .iter()
+            .map(|r| (r.tx, r.record, r.reason.code()))
+            .collect()
+    }
     /// Result codes (0 = applied).
     pub fn codes(&self) -> Vec<u16> {
         self.results
@@ -616,7 +646,9 @@ impl BlockOutcome {
             .map(|r| r.err().map_or(0, Reject::code))
             .collect()
     }
-    /// Stored form: count `u32`, codes `u16` each, expired count `u32`, trade ids `u128` each.
+    /// Stored form: count `u32`, codes `u16` each, expired count `u32`, trade ids `u128` each;
+    /// then, only if a batch record was rejected, their count `u32` and per record tx index
+    /// `u32`, record index `u32`, code `u16`.
     pub fn encode_results(&self) -> Vec<u8> {
         let mut w = Writer::with_capacity(8 + 2 * self.results.len() + 16 * self.expired.len());
         w.u32(self.results.len() as u32);
@@ -626,6 +658,14 @@ impl BlockOutcome {
         w.u32(self.expired.len() as u32);
         for id in &self.expired {
             w.u128(*id);
+        }
+        if !self.record_rejects.is_empty() {
+            w.u32(self.record_rejects.len() as u32);
+            for (t, k, c) in self.record_codes() {
+                w.u32(t);
+                w.u32(k);
+                w.u16(c);
+            }
         }
         w.buf
     }
@@ -746,6 +786,10 @@ impl InvariantChecker {
     }
 }
 
+/// What [`Ledger::execute`] did: per-transaction results, expired trades, rejected batch
+/// records and the new state root.
+type Executed = (Vec<Result<(), Reject>>, Vec<u128>, Vec<RecordReject>, Hash);
+
 /// The ledger state.
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -781,6 +825,8 @@ pub struct Ledger {
     changes: Changes,
     poisoned: bool,
     verify_signatures: bool,
+    /// Rejected records of the batch being applied: (record index, reason).
+    batch_rejects: Vec<(u32, Reject)>,
 }
 
 /// `energy_wh * rate_per_kwh / 1000`, rounded down (the buyer never pays for a fraction).
@@ -868,13 +914,24 @@ fn decode_and_verify(chain_id: u64, txs: &[Vec<u8>], keys: &KeyCache) -> Vec<Res
     let mut positions = Vec::new();
     for (i, slot) in out.iter_mut().enumerate() {
         let Ok(tx) = slot else { continue };
-        match keys.get(&tx.signer) {
-            Some(vk) => {
-                let b = &txs[i];
-                messages.push(signing_message(chain_id, &b[..b.len() - 64]));
-                signatures.push(Signature::from_bytes(&tx.signature));
-                vks.push(vk);
-                positions.push(i);
+        // The envelope's signature, then (a settlement batch) every author's.
+        let mut sigs = vec![(
+            tx.signer,
+            tx.signature,
+            signing_message(chain_id, unsigned_part(&txs[i])),
+        )];
+        if let TxBody::SettlementBatch(b) = &tx.body {
+            sigs.extend(b.signed_messages(chain_id));
+        }
+        let found: Option<Vec<VerifyingKey>> = sigs.iter().map(|(k, _, _)| keys.get(k)).collect();
+        match found {
+            Some(found) => {
+                for ((_, sig, msg), vk) in sigs.into_iter().zip(found) {
+                    messages.push(msg);
+                    signatures.push(Signature::from_bytes(&sig));
+                    vks.push(vk);
+                    positions.push(i);
+                }
             }
             None => *slot = Err(Reject::BadSignature),
         }
@@ -888,7 +945,7 @@ fn decode_and_verify(chain_id: u64, txs: &[Vec<u8>], keys: &KeyCache) -> Vec<Res
     // to find the bad ones.
     if ed25519_dalek::verify_batch(&refs, &signatures, &vks).is_err() {
         for (j, &i) in positions.iter().enumerate() {
-            if vks[j].verify_strict(refs[j], &signatures[j]).is_err() {
+            if out[i].is_ok() && vks[j].verify_strict(refs[j], &signatures[j]).is_err() {
                 out[i] = Err(Reject::BadSignature);
             }
         }
@@ -937,6 +994,7 @@ impl Ledger {
             changes: Changes::default(),
             poisoned: false,
             verify_signatures: true,
+            batch_rejects: Vec::new(),
         };
         for (key, role) in keys
             .iter()
@@ -1003,6 +1061,7 @@ impl Ledger {
             state_root: block.header.state_root,
             results: Vec::new(),
             expired: Vec::new(),
+            record_rejects: Vec::new(),
         };
         Ok((ledger, outcome))
     }
@@ -1130,7 +1189,8 @@ impl Ledger {
         if txs.len() > crate::block::MAX_BLOCK_TXS
             || txs
                 .iter()
-                .any(|t| t.is_empty() || t.len() > crate::tx::MAX_TX_LEN)
+                .any(|t| t.is_empty() || t.len() > crate::tx::max_len(t))
+            || txs.iter().map(|t| t.len() + 4).sum::<usize>() > crate::block::MAX_BLOCK_LEN
         {
             return Err(LedgerError::BadBlock {
                 height,
@@ -1142,10 +1202,15 @@ impl Ledger {
         } else {
             decode_only(&txs)
         };
-        let (results, expired, state_root) = self.execute(height, timestamp_s, &txs, decoded);
+        let (results, expired, record_rejects, state_root) =
+            self.execute(height, timestamp_s, &txs, decoded);
         let codes: Vec<u16> = results
             .iter()
             .map(|r| r.err().map_or(0, Reject::code))
+            .collect();
+        let record_codes: Vec<(u32, u32, u16)> = record_rejects
+            .iter()
+            .map(|r| (r.tx, r.record, r.reason.code()))
             .collect();
         let mut block = Block {
             header: BlockHeader {
@@ -1153,7 +1218,7 @@ impl Ledger {
                 timestamp_s,
                 parent_hash: self.head_hash,
                 tx_root: ZERO_HASH,
-                outcome_root: outcome_root(&codes),
+                outcome_root: outcome_root_with_records(&codes, &record_codes),
                 state_root,
                 tx_count: u32::try_from(txs.len()).unwrap_or(u32::MAX),
             },
@@ -1168,6 +1233,7 @@ impl Ledger {
             state_root,
             results,
             expired,
+            record_rejects,
         };
         Ok((block, outcome))
     }
@@ -1236,13 +1302,17 @@ impl Ledger {
                 None => "transaction root mismatch".into(),
             }));
         }
-        let (results, expired, state_root) =
+        let (results, expired, record_rejects, state_root) =
             self.execute(h.height, h.timestamp_s, &block.txs, checked.decoded);
         let codes: Vec<u16> = results
             .iter()
             .map(|r| r.err().map_or(0, Reject::code))
             .collect();
-        if outcome_root(&codes) != h.outcome_root {
+        let record_codes: Vec<(u32, u32, u16)> = record_rejects
+            .iter()
+            .map(|r| (r.tx, r.record, r.reason.code()))
+            .collect();
+        if outcome_root_with_records(&codes, &record_codes) != h.outcome_root {
             self.poisoned = true;
             return Err(bad(
                 "outcome root mismatch (results differ from the replay)".into(),
@@ -1263,6 +1333,7 @@ impl Ledger {
             state_root,
             results,
             expired,
+            record_rejects,
         })
     }
 
@@ -1291,31 +1362,47 @@ impl Ledger {
         let Some(vk) = self.verifying_keys.get(&tx.signer) else {
             return false;
         };
-        let msg = signing_message(self.config.chain_id, &bytes[..bytes.len() - 64]);
-        vk.verify_strict(&msg, &Signature::from_bytes(&tx.signature))
-            .is_ok()
+        let msg = signing_message(self.config.chain_id, unsigned_part(bytes));
+        let envelope = vk
+            .verify_strict(&msg, &Signature::from_bytes(&tx.signature))
+            .is_ok();
+        match &tx.body {
+            TxBody::SettlementBatch(b) => {
+                envelope && b.first_bad_signature(self.config.chain_id).is_none()
+            }
+            _ => envelope,
+        }
     }
 
-    /// Run one block's effects; returns results, expired trades and the new state root.
+    /// Run one block's effects; returns results, expired trades, rejected batch records and
+    /// the new state root.
     fn execute(
         &mut self,
         height: u64,
         timestamp_s: u64,
         txs: &[Vec<u8>],
         decoded: Vec<Result<Tx, Reject>>,
-    ) -> (Vec<Result<(), Reject>>, Vec<u128>, Hash) {
+    ) -> Executed {
         let expired = self.expire_trades(height, timestamp_s);
         let mut results = Vec::with_capacity(txs.len());
-        for (bytes, d) in txs.iter().zip(decoded) {
+        let mut record_rejects = Vec::new();
+        for (i, (bytes, d)) in txs.iter().zip(decoded).enumerate() {
             let r = d.and_then(|tx| self.apply_tx(height, timestamp_s, &tx, bytes));
             match r {
                 Ok(()) => self.totals.applied_txs += 1,
                 Err(_) => self.totals.rejected_txs += 1,
             }
+            record_rejects.extend(self.batch_rejects.drain(..).map(|(record, reason)| {
+                RecordReject {
+                    tx: i as u32,
+                    record,
+                    reason,
+                }
+            }));
             results.push(r);
         }
         let root = self.commit_roots();
-        (results, expired, root)
+        (results, expired, record_rejects, root)
     }
 
     fn expire_trades(&mut self, height: u64, timestamp_s: u64) -> Vec<u128> {
@@ -1362,18 +1449,44 @@ impl Ledger {
         }
         let role = signer.role;
         match &tx.body {
-            TxBody::RegisterMember { member } => self.register_member(role, member)?,
+            TxBody::SettlementBatch(batch) => {
+                self.settlement_batch(height, timestamp_s, tx, role, batch)?
+            }
+            body => self.apply_body(height, timestamp_s, tx.id, &tx.signer, role, body)?,
+        }
+        // Success: consume the id and the nonce, extend the history.
+        self.ids.insert(tx.id);
+        if let Some(a) = self.accounts.get_mut(&tx.signer) {
+            a.nonce += 1;
+        }
+        self.touch_account(tx.signer);
+        self.history = sha256(&[&self.history, &tx_hash(bytes)]);
+        Ok(())
+    }
+
+    /// The effects of one transaction body (or batch record) by `signer` with id `id`.
+    fn apply_body(
+        &mut self,
+        height: u64,
+        timestamp_s: u64,
+        id: u128,
+        signer: &PublicKey,
+        role: Role,
+        body: &TxBody,
+    ) -> Result<(), Reject> {
+        match body {
+            TxBody::RegisterMember { member } => self.register_member(role, member),
             TxBody::RegisterMeter {
                 meter,
                 member,
                 device,
-            } => self.register_meter(role, meter, member, *device)?,
+            } => self.register_meter(role, meter, member, *device),
             TxBody::MeterReport {
                 interval,
                 produced_wh,
                 consumed_wh,
-            } => self.meter_report(&tx.signer, *interval, *produced_wh, *consumed_wh)?,
-            TxBody::Transfer { to, amount } => self.transfer(&tx.signer, role, to, *amount)?,
+            } => self.meter_report(signer, *interval, *produced_wh, *consumed_wh),
+            TxBody::Transfer { to, amount } => self.transfer(signer, role, to, *amount),
             TxBody::TradeCreate {
                 seller,
                 interval,
@@ -1382,7 +1495,8 @@ impl Ledger {
                 fee_base_per_kwh,
                 expires_at_s,
             } => self.trade_create(
-                tx,
+                id,
+                signer,
                 role,
                 timestamp_s,
                 NewTrade {
@@ -1393,40 +1507,83 @@ impl Ledger {
                     fee_base_per_kwh: *fee_base_per_kwh,
                     expires_at_s: *expires_at_s,
                 },
-            )?,
+            ),
             TxBody::TradePost {
                 trade_id,
                 delivered_wh,
-            } => self.trade_post(&tx.signer, height, *trade_id, *delivered_wh)?,
-            TxBody::TradeVoid { trade_id } => {
-                self.trade_void(&tx.signer, role, height, *trade_id)?
-            }
+            } => self.trade_post(signer, height, *trade_id, *delivered_wh),
+            TxBody::TradeVoid { trade_id } => self.trade_void(signer, role, height, *trade_id),
             TxBody::CertificateTransfer {
                 certificate_id,
                 to,
                 energy_wh,
-            } => self.certificate_transfer(&tx.signer, *certificate_id, to, *energy_wh)?,
+            } => self.certificate_transfer(signer, *certificate_id, to, *energy_wh),
             TxBody::CertificateRetire {
                 certificate_id,
                 energy_wh,
-            } => self.certificate_retire(&tx.signer, *certificate_id, *energy_wh)?,
+            } => self.certificate_retire(signer, *certificate_id, *energy_wh),
             TxBody::CerDistribution { period, payouts } => {
-                self.cer_distribution(&tx.signer, role, *period, payouts)?;
+                self.cer_distribution(signer, role, *period, payouts)
             }
-            TxBody::Burn { amount } => self.burn(&tx.signer, role, *amount)?,
+            TxBody::Burn { amount } => self.burn(signer, role, *amount),
             TxBody::CertificateMove {
                 to,
                 interval,
                 energy_wh,
-            } => self.certificate_move(&tx.signer, role, to, *interval, *energy_wh)?,
+            } => self.certificate_move(signer, role, to, *interval, *energy_wh),
+            // A batch inside a batch never decodes; refuse it here too.
+            TxBody::SettlementBatch(_) => Err(Reject::Malformed),
         }
-        // Success: consume the id and the nonce, extend the history.
+    }
+
+    /// A settlement batch (operator only): every record applies or is rejected on its own, as
+    /// the transaction it stands for would be — its own id (`first_record_id + k`), its
+    /// author's role and every check of its kind — except that it carries no nonce (the
+    /// author's signature covers the record ids, which are unique on the chain). Rejected
+    /// records are collected for the block outcome. The batch itself fails only before any
+    /// record applies (wrong role, record ids past `u128`).
+    fn settlement_batch(
+        &mut self,
+        height: u64,
+        timestamp_s: u64,
+        tx: &Tx,
+        role: Role,
+        batch: &Batch,
+    ) -> Result<(), Reject> {
+        if role != Role::Operator {
+            return Err(Reject::WrongRole);
+        }
+        batch
+            .first_record_id
+            .checked_add(batch.records.len() as u128)
+            .ok_or(Reject::Overflow)?;
+        // The batch's own id is consumed first, so no record can reuse it.
         self.ids.insert(tx.id);
-        if let Some(a) = self.accounts.get_mut(&tx.signer) {
-            a.nonce += 1;
+        for (k, record) in batch.records.iter().enumerate() {
+            let id = batch.first_record_id + k as u128;
+            let author = batch.signers[usize::from(record.signer)].key;
+            let result = self.apply_record(height, timestamp_s, id, &author, &record.body);
+            if let Err(reason) = result {
+                self.batch_rejects.push((k as u32, reason));
+            }
         }
-        self.touch_account(tx.signer);
-        self.history = sha256(&[&self.history, &tx_hash(bytes)]);
+        Ok(())
+    }
+
+    fn apply_record(
+        &mut self,
+        height: u64,
+        timestamp_s: u64,
+        id: u128,
+        author: &PublicKey,
+        body: &TxBody,
+    ) -> Result<(), Reject> {
+        if self.ids.contains(&id) {
+            return Err(Reject::DuplicateId);
+        }
+        let role = self.accounts.get(author).ok_or(Reject::UnknownSigner)?.role;
+        self.apply_body(height, timestamp_s, id, author, role, body)?;
+        self.ids.insert(id);
         Ok(())
     }
 
@@ -1563,7 +1720,8 @@ impl Ledger {
 
     fn trade_create(
         &mut self,
-        tx: &Tx,
+        id: u128,
+        buyer: &PublicKey,
         role: Role,
         timestamp_s: u64,
         t: NewTrade,
@@ -1574,7 +1732,7 @@ impl Ledger {
         if self.role_of(&t.seller) != Some(Role::Member) {
             return Err(Reject::UnknownMember);
         }
-        if t.seller == tx.signer {
+        if t.seller == *buyer {
             return Err(Reject::SelfTransfer);
         }
         if t.energy_wh == 0 {
@@ -1587,19 +1745,19 @@ impl Ledger {
             .zip(cost(t.energy_wh, t.fee_base_per_kwh))
             .and_then(|(p, f)| p.checked_add(f))
             .ok_or(Reject::Overflow)?;
-        if self.accounts[&tx.signer].balance < reserve {
+        if self.accounts[buyer].balance < reserve {
             return Err(Reject::InsufficientFunds);
         }
-        self.debit(&tx.signer, reserve);
-        self.reserve(&tx.signer, reserve);
+        self.debit(buyer, reserve);
+        self.reserve(buyer, reserve);
         let index = self.trade_ids.len() as u64;
-        self.trade_ids.push(tx.id);
+        self.trade_ids.push(id);
         self.trades.insert(
-            tx.id,
+            id,
             Trade {
-                id: tx.id,
+                id,
                 index,
-                buyer: tx.signer,
+                buyer: *buyer,
                 seller: t.seller,
                 interval: t.interval,
                 energy_wh: t.energy_wh,
@@ -1614,8 +1772,8 @@ impl Ledger {
                 resolved_height: 0,
             },
         );
-        self.expiry.insert((t.expires_at_s, tx.id));
-        self.touch_trade(tx.id);
+        self.expiry.insert((t.expires_at_s, id));
+        self.touch_trade(id);
         Ok(())
     }
 

@@ -38,7 +38,7 @@
 //!
 //! Storage errors name the file and the operation ("writing /x/ledger.redb: ...").
 
-use crate::block::{Block, outcome_root};
+use crate::block::{Block, outcome_root_with_records};
 use crate::merkle::{Hash, to_hex};
 use crate::state::{
     Account, BlockOutcome, Certificate, Changes, CheckedBlock, InvariantChecker, Ledger,
@@ -381,7 +381,7 @@ impl Store {
         let planned = ledger.config().intervals_total;
         if last.header.height > planned {
             return Err(LedgerError::Storage(format!(
-                "block {} is beyond the chain's planned length ({planned} intervals, genesis)",
+                "block {} is beyond the chain's planned length ({planned} blocks, genesis)",
                 last.header.height
             )));
         }
@@ -432,6 +432,18 @@ impl Store {
         };
         decode_outcome(v.value())
             .map(Some)
+            .ok_or_else(|| LedgerError::Storage(format!("block {height}: outcome record corrupt")))
+    }
+
+    /// Stored rejected records of a block's settlement batches: `(tx index, record index,
+    /// result code)` (empty when every record applied).
+    pub fn outcome_record_rejects(&self, height: u64) -> Result<Vec<(u32, u32, u16)>, LedgerError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let t = txn.open_table(OUTCOMES).map_err(db_err)?;
+        let Some(v) = t.get(height).map_err(db_err)? else {
+            return Ok(Vec::new());
+        };
+        decode_record_rejects(v.value())
             .ok_or_else(|| LedgerError::Storage(format!("block {height}: outcome record corrupt")))
     }
 
@@ -592,7 +604,7 @@ impl Store {
         let planned = ledger.config().intervals_total;
         if ledger.height() > planned {
             return Err(LedgerError::Storage(format!(
-                "the chain is at height {} but its genesis plans {planned} intervals",
+                "the chain is at height {} but its genesis plans {planned} blocks",
                 ledger.height()
             )));
         }
@@ -881,8 +893,35 @@ fn decode_outcome(b: &[u8]) -> Option<StoredOutcome> {
     for _ in 0..m {
         expired.push(r.u128("trade").ok()?);
     }
+    // Rejected batch records, when there are any (see `BlockOutcome::encode_results`).
+    if r.remaining() > 0 {
+        let k = r.u32("records").ok()? as usize;
+        r.take(k.checked_mul(10)?, "record_rejects").ok()?;
+    }
     r.finish().ok()?;
     Some((codes, expired))
+}
+
+/// The rejected-records section of a stored outcome (see `BlockOutcome::encode_results`).
+fn decode_record_rejects(b: &[u8]) -> Option<Vec<(u32, u32, u16)>> {
+    let mut r = crate::codec::Reader::new(b);
+    let n = r.u32("count").ok()? as usize;
+    r.take(n.checked_mul(2)?, "codes").ok()?;
+    let m = r.u32("expired").ok()? as usize;
+    r.take(m.checked_mul(16)?, "expired").ok()?;
+    let mut out = Vec::new();
+    if r.remaining() > 0 {
+        let k = r.u32("records").ok()? as usize;
+        for _ in 0..k {
+            out.push((
+                r.u32("tx").ok()?,
+                r.u32("record").ok()?,
+                r.u16("code").ok()?,
+            ));
+        }
+    }
+    r.finish().ok()?;
+    Some(out)
 }
 
 /// The database file of a ledger directory, or an error saying which of the two is missing.
@@ -1028,7 +1067,7 @@ fn check_produced(
     let planned = ledger.config().intervals_total;
     if blocks.len() as u64 - 1 > planned {
         return Err(LedgerError::Storage(format!(
-            "{} blocks are beyond the chain's planned length ({planned} intervals, genesis)",
+            "{} blocks are beyond the chain's planned length ({planned} blocks, genesis)",
             blocks.len() - 1
         )));
     }
@@ -1037,6 +1076,19 @@ fn check_produced(
         .find_first(|b| b.computed_tx_root() != b.header.tx_root)
     {
         return Err(bad(b.header.height, "transaction root mismatch"));
+    }
+    // The root commits a settlement batch's payload through the batch root, which only
+    // decoding checks: every transaction the producer applied must still decode.
+    if let Some((b, _)) = blocks.par_iter().zip(outcomes).find_first(|(b, o)| {
+        b.txs
+            .iter()
+            .zip(&o.results)
+            .any(|(t, r)| r.is_ok() && Tx::decode(t).is_err())
+    }) {
+        return Err(bad(
+            b.header.height,
+            "a transaction no longer decodes (batch payload changed)",
+        ));
     }
     let mut parent = None;
     for (i, (b, o)) in blocks.iter().zip(outcomes).enumerate() {
@@ -1047,7 +1099,7 @@ fn check_produced(
             || parent.is_some_and(|p| p != h.parent_hash)
             || o.block_hash != hash
             || o.state_root != h.state_root
-            || outcome_root(&o.codes()) != h.outcome_root
+            || outcome_root_with_records(&o.codes(), &o.record_codes()) != h.outcome_root
         {
             return Err(bad(i as u64, "header, outcome or parent hash mismatch"));
         }

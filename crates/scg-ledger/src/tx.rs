@@ -29,12 +29,21 @@
 //! | 10 | CER distribution | period `u64`, count `u16` (1..=64), count x (member key, amount `u128`) |
 //! | 11 | burn | amount `u128` |
 //! | 12 | certificate move | to key, interval `u64`, Wh `u64` |
+//! | 13 | settlement batch | first record id `u128`, signer count `u16`, record count `u32`, batch root; then, *after* the signature, the payload: signers (key, signature) and records (signer index `u16`, kind `u8`, body) — see [`crate::batch`] |
+//!
+//! A settlement batch is the one kind whose bytes go on after the signature: the signature, the
+//! transaction hash ([`tx_hash`]) and its Merkle leaf ([`tx_leaf`]) cover the *committed part*
+//! (header, batch head, signature: [`BATCH_COMMITTED_LEN`] bytes), which binds the payload
+//! through the batch root; the decoder recomputes that root and refuses a payload that does not
+//! match it. Batches may be up to [`crate::batch::MAX_BATCH_LEN`] bytes, every other kind up to
+//! [`MAX_TX_LEN`].
 //!
 //! Devices: 1 PV, 2 wind, 3 battery, 4 EV charger, 5 supply point (the member's main meter).
 //! Decoding is strict: unknown version/kind/device, a short or long input, or a count out of
 //! range is a [`DecodeError`]; the decoder never panics (proptest and the cargo-fuzz target).
 //! This module never does I/O.
 
+use crate::batch::{BATCH_HEAD_LEN, BATCH_KIND, Batch, BatchHead, MAX_BATCH_LEN};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::merkle::{Hash, sha256};
 use ed25519_dalek::{Signer, SigningKey};
@@ -52,6 +61,8 @@ pub const TX_HEADER_LEN: usize = 58;
 pub const SIGNATURE_LEN: usize = 64;
 /// Largest encoded transaction.
 pub const MAX_TX_LEN: usize = 4096;
+/// Length of the committed part of a settlement batch: header, batch head, signature.
+pub const BATCH_COMMITTED_LEN: usize = TX_HEADER_LEN + BATCH_HEAD_LEN + SIGNATURE_LEN;
 /// Most payouts in one CER distribution.
 pub const MAX_PAYOUTS: usize = 64;
 
@@ -215,6 +226,9 @@ pub enum TxBody {
         /// Certified Wh moved.
         energy_wh: u64,
     },
+    /// Operator submits a settlement batch: records co-signed by their authors, committed by a
+    /// Merkle root, each applied as the transaction it stands for (see [`crate::batch`]).
+    SettlementBatch(Batch),
 }
 
 impl TxBody {
@@ -233,6 +247,7 @@ impl TxBody {
             Self::CerDistribution { .. } => 10,
             Self::Burn { .. } => 11,
             Self::CertificateMove { .. } => 12,
+            Self::SettlementBatch(_) => BATCH_KIND,
         }
     }
 
@@ -251,10 +266,12 @@ impl TxBody {
             Self::CerDistribution { .. } => "cer-distribution",
             Self::Burn { .. } => "burn",
             Self::CertificateMove { .. } => "certificate-move",
+            Self::SettlementBatch(_) => "settlement-batch",
         }
     }
 
-    fn encode(&self, w: &mut Writer) {
+    /// The body bytes (of a batch: its head; the payload follows the signature).
+    pub(crate) fn encode_body(&self, w: &mut Writer) {
         match self {
             Self::RegisterMember { member } => w.bytes(member),
             Self::RegisterMeter {
@@ -337,10 +354,12 @@ impl TxBody {
                 w.u64(*interval);
                 w.u64(*energy_wh);
             }
+            Self::SettlementBatch(b) => b.encode_head(w),
         }
     }
 
-    fn decode(kind: u8, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+    /// Decode a body of `kind` (not a batch: [`Tx::decode`] reads those).
+    pub(crate) fn decode(kind: u8, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(match kind {
             1 => Self::RegisterMember {
                 member: r.array("member")?,
@@ -464,9 +483,12 @@ impl Tx {
         w.u128(id);
         w.bytes(key.verifying_key().as_bytes());
         w.u64(nonce);
-        body.encode(&mut w);
+        body.encode_body(&mut w);
         let sig = key.sign(&signing_message(chain_id, &w.buf));
         w.bytes(&sig.to_bytes());
+        if let TxBody::SettlementBatch(b) = &body {
+            b.encode_payload(&mut w);
+        }
         w.buf
     }
 
@@ -479,17 +501,21 @@ impl Tx {
         w.u128(self.id);
         w.bytes(&self.signer);
         w.u64(self.nonce);
-        self.body.encode(&mut w);
+        self.body.encode_body(&mut w);
         w.bytes(&self.signature);
+        if let TxBody::SettlementBatch(b) = &self.body {
+            b.encode_payload(&mut w);
+        }
         w.buf
     }
 
     /// Decode canonical bytes (the signature is *not* checked here).
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        if bytes.len() > MAX_TX_LEN {
+        let max = max_len(bytes);
+        if bytes.len() > max {
             return Err(DecodeError::TooLong {
                 len: bytes.len(),
-                max: MAX_TX_LEN,
+                max,
             });
         }
         let mut r = Reader::new(bytes);
@@ -504,8 +530,15 @@ impl Tx {
         let id = r.u128("id")?;
         let signer = r.array("signer")?;
         let nonce = r.u64("nonce")?;
-        let body = TxBody::decode(kind, &mut r)?;
-        let signature = r.array("signature")?;
+        let (body, signature) = if kind == BATCH_KIND {
+            let head = BatchHead::decode(&mut r)?;
+            let signature = r.array("signature")?;
+            let batch = Batch::decode_payload(head, &mut r)?;
+            (TxBody::SettlementBatch(batch), signature)
+        } else {
+            let body = TxBody::decode(kind, &mut r)?;
+            (body, r.array("signature")?)
+        };
         r.finish()?;
         Ok(Self {
             id,
@@ -532,6 +565,19 @@ impl Tx {
             TxBody::CerDistribution { payouts, .. } => {
                 keys.extend(payouts.iter().map(|p| p.member))
             }
+            TxBody::SettlementBatch(b) => {
+                keys.extend(b.signers.iter().map(|s| s.key));
+                for r in &b.records {
+                    let inner = Tx {
+                        id: 0,
+                        signer: [0; 32],
+                        nonce: 0,
+                        body: r.body.clone(),
+                        signature: [0; 64],
+                    };
+                    keys.extend(inner.involved_keys().into_iter().filter(|k| *k != [0; 32]));
+                }
+            }
             TxBody::MeterReport { .. }
             | TxBody::TradePost { .. }
             | TxBody::TradeVoid { .. }
@@ -544,14 +590,50 @@ impl Tx {
     }
 }
 
-/// Hash of a transaction's bytes as a Merkle leaf (the tx root is over these).
-pub fn tx_leaf(bytes: &[u8]) -> Hash {
-    crate::merkle::leaf_hash(bytes)
+fn is_batch(bytes: &[u8]) -> bool {
+    bytes.len() >= BATCH_COMMITTED_LEN && bytes[0] == TX_VERSION && bytes[1] == BATCH_KIND
 }
 
-/// Hash of a transaction's bytes (its identity in the history digest).
+/// Largest length allowed for these bytes: [`MAX_BATCH_LEN`] for a settlement batch (by its
+/// kind byte), [`MAX_TX_LEN`] otherwise.
+pub fn max_len(bytes: &[u8]) -> usize {
+    if bytes.get(1) == Some(&BATCH_KIND) {
+        MAX_BATCH_LEN
+    } else {
+        MAX_TX_LEN
+    }
+}
+
+/// The bytes the signer's signature covers (after the chain's [`signing_message`] prefix):
+/// everything before the signature (for a batch: header and batch head).
+pub fn unsigned_part(bytes: &[u8]) -> &[u8] {
+    if is_batch(bytes) {
+        &bytes[..TX_HEADER_LEN + BATCH_HEAD_LEN]
+    } else {
+        &bytes[..bytes.len().saturating_sub(SIGNATURE_LEN)]
+    }
+}
+
+/// The bytes a transaction's hash and Merkle leaf cover: all of them, or a batch's committed
+/// part (which binds its payload through the batch root).
+pub fn committed_part(bytes: &[u8]) -> &[u8] {
+    if is_batch(bytes) {
+        &bytes[..BATCH_COMMITTED_LEN]
+    } else {
+        bytes
+    }
+}
+
+/// Hash of a transaction's bytes as a Merkle leaf (the tx root is over these; a batch's
+/// committed part, see the module doc).
+pub fn tx_leaf(bytes: &[u8]) -> Hash {
+    crate::merkle::leaf_hash(committed_part(bytes))
+}
+
+/// Hash of a transaction's bytes (its identity in the history digest; a batch's committed
+/// part).
 pub fn tx_hash(bytes: &[u8]) -> Hash {
-    sha256(&[b"SCG-LEDGER/TXHASH/v1", bytes])
+    sha256(&[b"SCG-LEDGER/TXHASH/v1", committed_part(bytes)])
 }
 
 #[cfg(test)]

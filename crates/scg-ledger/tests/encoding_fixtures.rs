@@ -9,8 +9,8 @@
 #![allow(clippy::unwrap_used)]
 
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
-use scg_ledger::tx::{Payout, signing_message};
-use scg_ledger::{Block, DeviceType, GenesisConfig, Ledger, PublicKey, Tx, TxBody};
+use scg_ledger::tx::{Payout, signing_message, unsigned_part};
+use scg_ledger::{Batch, Block, DeviceType, GenesisConfig, Ledger, PublicKey, Tx, TxBody};
 use std::collections::BTreeMap;
 
 const CHAIN_ID: u64 = 42;
@@ -163,6 +163,55 @@ fn tx_fixtures() -> Vec<TxFixture> {
     ]
 }
 
+/// The settlement-batch fixture: the operator (key 1, id 20, nonce 1) submits records 13..=15:
+/// the operator registers meter 5 of member 4 (PV), meter 5 reports interval 13 (1,200 Wh
+/// produced), the treasury transfers 1 RES to member 4.
+const BATCH_ID: u128 = 20;
+const BATCH_NONCE: u64 = 1;
+
+fn batch_fixture() -> Batch {
+    Batch::sign(
+        CHAIN_ID,
+        13,
+        vec![
+            (
+                key(1),
+                TxBody::RegisterMeter {
+                    meter: pk(5),
+                    member: pk(4),
+                    device: DeviceType::Pv,
+                },
+            ),
+            (
+                key(5),
+                TxBody::MeterReport {
+                    interval: 13,
+                    produced_wh: 1_200,
+                    consumed_wh: 0,
+                },
+            ),
+            (
+                key(2),
+                TxBody::Transfer {
+                    to: pk(4),
+                    amount: 1_000_000_000,
+                },
+            ),
+        ],
+    )
+    .unwrap()
+}
+
+fn signed_batch() -> Vec<u8> {
+    Tx::sign(
+        CHAIN_ID,
+        &key(1),
+        BATCH_ID,
+        BATCH_NONCE,
+        TxBody::SettlementBatch(batch_fixture()),
+    )
+}
+
 fn genesis_config() -> GenesisConfig {
     GenesisConfig {
         chain_id: CHAIN_ID,
@@ -178,8 +227,9 @@ fn genesis_config() -> GenesisConfig {
 
 const GENESIS_TIMESTAMP_S: u64 = 1_167_609_600;
 
-/// Genesis, and block 1 holding the register-member and transfer fixtures.
-fn block_fixtures() -> (Block, Block) {
+/// Genesis, block 1 holding the register-member and transfer fixtures, and block 2 (a day
+/// later) holding the settlement batch.
+fn block_fixtures() -> (Block, Block, Block) {
     let (mut ledger, genesis) = Ledger::genesis(genesis_config(), GENESIS_TIMESTAMP_S).unwrap();
     let txs: Vec<Vec<u8>> = tx_fixtures()
         .iter()
@@ -190,7 +240,12 @@ fn block_fixtures() -> (Block, Block) {
         .produce_block(GENESIS_TIMESTAMP_S + 3_600, txs)
         .unwrap();
     assert_eq!(outcome.rejected(), 0);
-    (genesis, block1)
+    let (block2, outcome) = ledger
+        .produce_block(GENESIS_TIMESTAMP_S + 86_400, vec![signed_batch()])
+        .unwrap();
+    assert_eq!(outcome.rejected(), 0);
+    assert!(outcome.record_rejects.is_empty());
+    (genesis, block1, block2)
 }
 
 fn signed(f: &TxFixture) -> Vec<u8> {
@@ -207,7 +262,15 @@ fn tx_layout(kind: u8, payouts: usize) -> Vec<(usize, String)> {
         s(32, "signer"),
         s(8, "nonce"),
     ];
-    let body: Vec<(usize, String)> = match kind {
+    v.extend(body_layout(kind, payouts, ""));
+    v.push(s(64, "signature"));
+    v
+}
+
+/// `(size, label)` of the body fields of `kind`, labels prefixed with `prefix`.
+fn body_layout(kind: u8, payouts: usize, prefix: &str) -> Vec<(usize, String)> {
+    let s = |n: usize, l: &str| (n, format!("{prefix}{l}"));
+    match kind {
         1 => vec![s(32, "member key")],
         2 => vec![s(32, "meter key"), s(32, "member key"), s(1, "device")],
         3 => vec![s(8, "interval"), s(8, "produced Wh"), s(8, "consumed Wh")],
@@ -234,10 +297,34 @@ fn tx_layout(kind: u8, payouts: usize) -> Vec<(usize, String)> {
         }
         11 => vec![s(16, "amount")],
         12 => vec![s(32, "to key"), s(8, "interval"), s(8, "Wh")],
-        _ => unreachable!("fixture kinds are 1..=12"),
-    };
-    v.extend(body);
-    v.push(s(64, "signature"));
+        _ => unreachable!("fixture bodies are kinds 1..=12"),
+    }
+}
+
+/// `(size, label)` of every field of a settlement batch.
+fn batch_layout(b: &Batch) -> Vec<(usize, String)> {
+    let s = |n: usize, l: &str| (n, l.to_string());
+    let mut v = vec![
+        s(1, "format version"),
+        s(1, "kind"),
+        s(16, "id"),
+        s(32, "signer (operator)"),
+        s(8, "nonce"),
+        s(16, "first record id"),
+        s(2, "signer count"),
+        s(4, "record count"),
+        s(32, "batch root"),
+        s(64, "operator signature"),
+    ];
+    for i in 0..b.signers.len() {
+        v.push((32, format!("signer {i}: key")));
+        v.push((64, format!("signer {i}: signature over its records")));
+    }
+    for (k, r) in b.records.iter().enumerate() {
+        v.push((2, format!("record {k}: signer index")));
+        v.push((1, format!("record {k}: kind")));
+        v.extend(body_layout(r.body.kind(), 0, &format!("record {k}: ")));
+    }
     v
 }
 
@@ -358,8 +445,15 @@ fn built() -> Vec<(String, Vec<u8>, String)> {
         let text = annotate(&bytes, &tx_layout(f.body.kind(), payouts));
         out.push((f.name.to_string(), bytes, text));
     }
-    let (genesis, block1) = block_fixtures();
-    for (name, b) in [("block-genesis", genesis), ("block-1", block1)] {
+    let bytes = signed_batch();
+    let text = annotate(&bytes, &batch_layout(&batch_fixture()));
+    out.push(("tx-settlement-batch".to_string(), bytes, text));
+    let (genesis, block1, block2) = block_fixtures();
+    for (name, b) in [
+        ("block-genesis", genesis),
+        ("block-1", block1),
+        ("block-2", block2),
+    ] {
         let bytes = b.to_bytes();
         let text = annotate(&bytes, &block_layout(&b));
         out.push((name.to_string(), bytes, text));
@@ -447,4 +541,69 @@ fn documented_blocks_decode_and_apply() {
     let outcome = ledger.apply_block(&block1).unwrap();
     assert_eq!(outcome.rejected(), 0);
     assert_eq!(ledger.account(&pk(4)).unwrap().balance, 1_500_000_000);
+}
+
+#[test]
+fn documented_batch_decodes_verifies_applies_and_proves_each_record() {
+    let doc = documented();
+    let bytes = &doc["tx-settlement-batch"];
+    let tx = Tx::decode(bytes).unwrap();
+    assert_eq!((tx.id, tx.nonce, tx.signer), (BATCH_ID, BATCH_NONCE, pk(1)));
+    let TxBody::SettlementBatch(batch) = &tx.body else {
+        panic!("not a batch")
+    };
+    assert_eq!(batch, &batch_fixture());
+    assert_eq!(&tx.encode(), bytes);
+    // The envelope signature covers the header and the batch head only.
+    let msg = signing_message(CHAIN_ID, unsigned_part(bytes));
+    assert_eq!(msg.len(), 16 + 8 + 58 + 54);
+    VerifyingKey::from_bytes(&pk(1))
+        .unwrap()
+        .verify_strict(&msg, &Signature::from_bytes(&tx.signature))
+        .unwrap();
+    assert_eq!(batch.first_bad_signature(CHAIN_ID), None);
+    // Three authors (operator, meter 5, treasury), one signature each.
+    assert_eq!(batch.signers.len(), 3);
+    // Every record has a proof against the batch root that the head states.
+    let root: [u8; 32] = bytes[58 + 22..58 + 54].try_into().unwrap();
+    assert_eq!(root, batch.root());
+    for k in 0..batch.records.len() {
+        let proof = batch.record_proof(k).unwrap();
+        assert!(proof.verify(CHAIN_ID, &root), "record {k}");
+        assert_eq!(proof.record_id(), Some(13 + k as u128));
+        let mut forged = proof.clone();
+        forged.body = TxBody::Burn { amount: 1 };
+        assert!(!forged.verify(CHAIN_ID, &root), "record {k} forged");
+        assert!(
+            !proof.verify(CHAIN_ID + 1, &root),
+            "record {k}, other chain"
+        );
+    }
+    // Any change of the payload fails decoding (root or structure), never panics.
+    for i in (58 + 54 + 64)..bytes.len() {
+        let mut b = bytes.clone();
+        b[i] ^= 0x01;
+        assert!(Tx::decode(&b).is_err(), "flip at {i}");
+    }
+    // Block 2 holds it; applied after block 1, every record applies.
+    let (mut ledger, _) =
+        Ledger::from_genesis_block(&Block::decode(&doc["block-genesis"]).unwrap()).unwrap();
+    ledger
+        .apply_block(&Block::decode(&doc["block-1"]).unwrap())
+        .unwrap();
+    let block2 = Block::decode(&doc["block-2"]).unwrap();
+    assert_eq!(block2.to_bytes(), doc["block-2"]);
+    assert_eq!(block2.txs, std::slice::from_ref(bytes));
+    let outcome = ledger.apply_block(&block2).unwrap();
+    assert_eq!(outcome.rejected(), 0);
+    assert!(outcome.record_rejects.is_empty());
+    // 1.5 RES + 1,200 Wh minted at 100,000 base/Wh + 1 RES.
+    assert_eq!(
+        ledger.account(&pk(4)).unwrap().balance,
+        1_500_000_000 + 120_000_000 + 1_000_000_000
+    );
+    // The records carry no nonce: meter 5 and the treasury keep theirs.
+    assert_eq!(ledger.account(&pk(5)).unwrap().nonce, 0);
+    assert_eq!(ledger.account(&pk(2)).unwrap().nonce, 1);
+    assert_eq!(ledger.account(&pk(1)).unwrap().nonce, 2);
 }

@@ -82,11 +82,6 @@ pub const BUILDING_LOG_SIGMA: f64 = 0.3;
 pub const HOUSEHOLD_PV_SHARE: f64 = 0.25;
 /// Share of non-residential members with rooftop PV [our assumption].
 pub const BUILDING_PV_SHARE: f64 = 0.5;
-/// Usable share of a roof for modules (orientation, obstructions, setbacks, row spacing)
-/// [our assumption, the usual 30-50 % of roof-potential studies].
-pub const ROOF_USABLE_SHARE: f64 = 0.4;
-/// Module area per kWp, m² (a 400 Wp module of 1.95 m² at 20.5 % efficiency: 4.9 m²).
-pub const MODULE_M2_PER_KWP: f64 = 5.0;
 /// Median roof of a single dwelling, m², log-normal with σ [`HOUSEHOLD_ROOF_LOG_SIGMA`] [our
 /// assumption].
 pub const HOUSEHOLD_ROOF_MEDIAN_M2: f64 = 70.0;
@@ -353,7 +348,7 @@ fn draw_members(counts: &[usize; 5], rng: &mut ChaCha8Rng) -> Result<Vec<Member>
                     let roof = kind.reference_roof_m2() * building_roof.sample(rng);
                     (roof, BUILDING_PV_KWP_RANGE, BUILDING_TILT_DEG, 0.0)
                 };
-                let kwp = roof_m2 * ROOF_USABLE_SHARE / MODULE_M2_PER_KWP;
+                let kwp = crate::roof::pv_limit_kwp(roof_m2);
                 Some(PvRoof {
                     kwp: round1(kwp.clamp(range.0, range.1)),
                     tilt_deg,

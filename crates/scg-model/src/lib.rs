@@ -18,6 +18,7 @@ pub mod builtin;
 pub mod city;
 pub mod deprecated;
 mod error;
+pub mod roof;
 mod scenario;
 mod time;
 mod validate;

@@ -272,6 +272,11 @@ pub struct Prosumer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     pub load: Load,
+    /// Roof area available for PV, m² (optional). When given, the PV arrays' total capacity
+    /// and every `search.pv_kwp` candidate must fit on it ([`crate::roof::pv_limit_kwp`]), and
+    /// `scg optimize` says when its winner fills the roof.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roof_area_m2: Option<f64>,
     /// PV arrays (`scg_resource::solar::PvArrayConfig` plus a `costs` table).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pv: Vec<Section>,

@@ -3,6 +3,7 @@
 use crate::bounds::{self, PRICE_LIMIT_EUR_PER_MWH as PRICE};
 use crate::builtin::PROFILE_NAMES;
 use crate::error::ValidationError;
+use crate::roof;
 use crate::scenario::*;
 use crate::time::TimeGrid;
 use std::collections::BTreeSet;
@@ -215,10 +216,57 @@ fn validate_prosumers(c: &mut Checker, prosumers: &[Prosumer]) {
         if let Some(search) = &p.search {
             validate_search(c, &path, search);
         }
+        if let Some(roof_m2) = p.roof_area_m2 {
+            validate_roof(c, &path, p, roof_m2);
+        }
         if p.converter.is_some() && p.battery.is_none() {
             c.fail(
                 format!("{path}.converter"),
                 "a converter without a battery has nothing to convert",
+            );
+        }
+    }
+}
+
+/// The PV arrays and the PV candidates of the search must fit on the declared roof.
+fn validate_roof(c: &mut Checker, path: &str, p: &Prosumer, roof_m2: f64) {
+    let field = format!("{path}.roof_area_m2");
+    if !roof_m2.is_finite() || roof_m2 <= 0.0 || roof_m2 > roof::MAX_ROOF_AREA_M2 {
+        c.fail(
+            field,
+            format!(
+                "must be > 0 and at most {} m², got {roof_m2:?}",
+                roof::MAX_ROOF_AREA_M2
+            ),
+        );
+        return;
+    }
+    let limit_kwp = roof::pv_limit_kwp(roof_m2);
+    let holds = format!(
+        "{roof_m2} m² of roof hold {limit_kwp:.1} kWp ({:.0} % usable, {} m² of modules per kWp)",
+        roof::ROOF_USABLE_SHARE * 100.0,
+        roof::MODULE_M2_PER_KWP
+    );
+    // A malformed `capacity_kwp` is the PV parser's error (scg-sim); count only numbers here.
+    let installed_kwp: f64 =
+        p.pv.iter()
+            .filter_map(|a| {
+                let v = a.get("capacity_kwp")?;
+                v.as_float().or_else(|| v.as_integer().map(|i| i as f64))
+            })
+            .sum();
+    if !roof::fits(installed_kwp, roof_m2) {
+        c.fail(
+            format!("{path}.pv"),
+            format!("{installed_kwp} kWp of PV does not fit on the roof: {holds}"),
+        );
+    }
+    let candidates = p.search.as_ref().and_then(|s| s.pv_kwp.as_deref());
+    for (k, &kwp) in candidates.unwrap_or_default().iter().enumerate() {
+        if kwp.is_finite() && !roof::fits(kwp, roof_m2) {
+            c.fail(
+                format!("{path}.search.pv_kwp[{k}]"),
+                format!("{kwp} kWp does not fit on the roof: {holds}"),
             );
         }
     }

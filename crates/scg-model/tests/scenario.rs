@@ -187,3 +187,23 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn pv_beyond_the_roof_names_the_field_and_the_limit() {
+    // The restaurant's 232 m² roof holds 18.56 kWp.
+    let text = builtin::BERGAMO_TOML
+        .replace("capacity_kwp = 18.5", "capacity_kwp = 19")
+        .replace("pv_kwp = [0.0, 9.0, 18.5]", "pv_kwp = [0.0, 9.0, 30.0]");
+    let e = err_text(&text);
+    assert!(
+        e.contains(
+            "prosumers[1].pv: 19 kWp of PV does not fit on the roof: 232 m² of roof hold 18.6 kWp"
+        ) && e.contains("prosumers[1].search.pv_kwp[2]: 30 kWp does not fit on the roof"),
+        "{e}"
+    );
+    let e = err_text(&builtin::BERGAMO_TOML.replace("roof_area_m2 = 232.0", "roof_area_m2 = -1.0"));
+    assert!(
+        e.contains("prosumers[1].roof_area_m2: must be > 0 and at most 1000000 m², got -1.0"),
+        "{e}"
+    );
+}

@@ -37,6 +37,9 @@ pub struct OptimizeSummary<'a> {
     pub schema: &'static str,
     pub seed: u64,
     pub stats: SearchStats,
+    /// What the search cannot replay exactly for this scenario, one sentence per stage
+    /// (`scg_sim::sizing::not_exact`; empty when the winner's simulated NPC is its ranked one).
+    pub not_exact: &'a [String],
     /// The cheapest feasible configurations (at most 100), cheapest first.
     pub top: Vec<RankedRow<'a>>,
 }
@@ -101,6 +104,7 @@ pub fn summary_json(
     outcome: &SearchOutcome,
     stats: SearchStats,
     seed: u64,
+    not_exact: &[String],
 ) -> Result<String, serde_json::Error> {
     let top = outcome
         .ranked
@@ -117,6 +121,7 @@ pub fn summary_json(
         schema: "scg.optimize.v1",
         seed,
         stats,
+        not_exact,
         top,
     };
     let mut s = serde_json::to_string_pretty(&doc)?;
@@ -128,6 +133,7 @@ pub fn summary_json(
 pub fn html_section(
     ids: &[String],
     sizes: &[Vec<DesignSizes>],
+    pv_limit_kwp: &[Option<f64>],
     outcome: &SearchOutcome,
     stats: &SearchStats,
 ) -> String {
@@ -144,7 +150,7 @@ pub fn html_section(
         outcome.ranked.len(),
     );
     if let Some(winner) = outcome.ranked.first() {
-        for w in edge_warnings(ids, sizes, winner) {
+        for w in edge_warnings(ids, sizes, pv_limit_kwp, winner) {
             let _ = write!(h, "<p class=\"warn\">Warning: {}</p>", escape(&w));
         }
         h.push_str(&search_space_chart(outcome));
@@ -198,33 +204,42 @@ fn candidates(designs: &[DesignSizes], get: fn(&DesignSizes) -> f64) -> Vec<f64>
 }
 
 /// One warning per size where the winner took the largest candidate (the optimum may lie
-/// beyond the list) or the smallest non-zero one (it may lie below).
+/// beyond the list) or the smallest non-zero one (it may lie below). `pv_limit_kwp[i]` is what
+/// prosumer `i`'s roof holds (`scg_model::roof`), when the scenario gives its roof: a largest PV
+/// candidate within 5 % of it fills the roof, and the warning says so instead of asking to widen
+/// the list.
 pub fn edge_warnings(
     ids: &[String],
     sizes: &[Vec<DesignSizes>],
+    pv_limit_kwp: &[Option<f64>],
     winner: &ConfigResult,
 ) -> Vec<String> {
     let mut out = Vec::new();
-    for ((id, designs), d) in ids.iter().zip(sizes).zip(&winner.designs) {
+    for (i, ((id, designs), d)) in ids.iter().zip(sizes).zip(&winner.designs).enumerate() {
         let Some(chosen) = designs.get(*d) else {
             continue;
         };
+        let roof_kwp = pv_limit_kwp.get(i).copied().flatten();
         for (name, get) in DIMENSIONS {
             let list = candidates(designs, get);
             let v = get(chosen);
             if list.len() < 2 {
                 continue;
             }
-            let edge = if Some(&v) == list.last() {
-                "largest"
+            if Some(&v) == list.last() {
+                out.push(match roof_kwp {
+                    Some(limit) if name == "PV kWp" && v >= 0.95 * limit => format!(
+                        "{id}: the winner's {name} ({v}) is the largest candidate of {list:?} and fills the roof (roof_area_m2 holds {limit:.1} kWp); more PV needs more roof"
+                    ),
+                    _ => format!(
+                        "{id}: the winner's {name} ({v}) is the largest candidate of {list:?}; the optimum may lie outside the search range, widen it"
+                    ),
+                });
             } else if Some(&v) == list.first() && v > 0.0 {
-                "smallest"
-            } else {
-                continue;
-            };
-            out.push(format!(
-                "{id}: the winner's {name} ({v}) is the {edge} candidate of {list:?}; the optimum may lie outside the search range, widen it"
-            ));
+                out.push(format!(
+                    "{id}: the winner's {name} ({v}) is the smallest candidate of {list:?}; the optimum may lie outside the search range, widen it"
+                ));
+            }
         }
     }
     out

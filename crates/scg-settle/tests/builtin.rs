@@ -69,10 +69,25 @@ fn default_scenario_reconciles_and_matches_the_golden_files() {
     // Replay the chain as a node would: every block applies, invariants hold.
     let (mut ledger, _) = Ledger::from_genesis_block(&settled.blocks[0]).unwrap();
     for b in &settled.blocks[1..] {
-        assert_eq!(ledger.apply_block(b).unwrap().rejected(), 0);
+        let outcome = ledger.apply_block(b).unwrap();
+        assert_eq!(outcome.rejected(), 0);
+        assert!(
+            outcome.record_rejects.is_empty(),
+            "{:?}",
+            outcome.record_rejects
+        );
     }
     ledger.check_invariants().unwrap();
     assert_eq!(to_hex(&ledger.state_root()), s.final_state_root_hex);
+    // One block per day, one settlement batch each; every record under its author's signature
+    // of its own records: far fewer signatures than records.
+    assert_eq!(s.blocks, 366);
+    assert_eq!(s.transactions, 365);
+    eprintln!(
+        "built-in year: {} records, {} signatures",
+        s.records, s.signatures
+    );
+    assert!(s.signatures * 10 < s.records, "{} signatures", s.signatures);
 
     // Every market trade on the ledger exactly once, with its energy, price and fee.
     let key_of: BTreeMap<String, &str> = s

@@ -10,9 +10,10 @@
 //! - [`Detail::Members`]: every member's bill, CER allocation and NPC, and the community's own
 //!   meter (what `simulate` reports);
 //! - [`Detail::Totals`]: only the community's totals (what a search configuration needs). The
-//!   same rules are applied to sums where they are additive: the grid bill is kept per member
-//!   when the tariff is not additive ([`GridTariff::is_additive`]: demand charge or Ritiro
-//!   Dedicato floor), on the community's summed flows otherwise; the CER rule runs on the
+//!   same rules are applied to sums where they are additive: the members' grid bills are
+//!   summed by [`MetersTotal`] (prices of a step are common to every member, so it prices the
+//!   summed flows and keeps per member only the Ritiro Dedicato floor and the demand charge's
+//!   peaks, when the tariff has them); the CER rule runs on the
 //!   community's hourly injection and withdrawal (every member has the community's plant size
 //!   class in scg-sim, so GSE's order pays the same); the NPC is the sum of the members'
 //!   component NPCs plus [`system_npc`] of the summed yearly costs (it is linear in them).
@@ -22,9 +23,9 @@
 
 use crate::ComponentError;
 use crate::cer::{CerParams, CerResult, CerYear};
-use crate::dispatch::{Allocation, StepFlows};
+use crate::dispatch::{Allocation, CommunityShares, StepFlows};
 use crate::economics::{ComponentCosts, EconomicParams, EnergyTotals, system_npc};
-use crate::grid::{GridBill, GridMeter, GridTariff};
+use crate::grid::{GridBill, GridMeter, GridTariff, MetersTotal};
 use crate::year::EnergySums;
 use serde::Serialize;
 
@@ -135,10 +136,12 @@ pub struct YearAccounts<'a> {
     detail: Detail,
     dt_h: f64,
     steps_per_hour: usize,
-    /// One per member when it matters (members' detail, or a non-additive tariff).
+    /// One per member (members' detail).
     meters: Vec<GridMeter<'a>>,
-    /// The summed flows: the community's own meter, or the sum of the bills when additive.
+    /// The community's own meter on the summed flows (members' detail).
     community_meter: Option<GridMeter<'a>>,
+    /// The members' bills summed (totals level).
+    total_meter: Option<MetersTotal<'a>>,
     cer: Option<CerYear<'a>>,
     hour_injected_kwh: Vec<f64>,
     hour_withdrawn_kwh: Vec<f64>,
@@ -154,9 +157,7 @@ impl<'a> YearAccounts<'a> {
     /// Empty accounts for a year.
     pub fn new(setup: &AccountsSetup<'a>) -> Result<Self, ComponentError> {
         let n = setup.members;
-        let per_member_meters = setup.detail == Detail::Members || !setup.tariff.is_additive();
-        let community_meter =
-            setup.detail == Detail::Members || setup.tariff.is_additive() || n == 0;
+        let members_detail = setup.detail == Detail::Members;
         // At the totals level the CER rule sees the community as one meter; without a CER
         // nobody shares (members' detail still reports the year's zero hours).
         let c = &setup.cer;
@@ -183,12 +184,13 @@ impl<'a> YearAccounts<'a> {
             detail: setup.detail,
             dt_h: setup.tariff.step_hours(),
             steps_per_hour: setup.steps_per_hour,
-            meters: if per_member_meters {
+            meters: if members_detail {
                 (0..n).map(|_| GridMeter::new(setup.tariff)).collect()
             } else {
                 Vec::new()
             },
-            community_meter: community_meter.then(|| GridMeter::new(setup.tariff)),
+            community_meter: members_detail.then(|| GridMeter::new(setup.tariff)),
+            total_meter: (!members_detail).then(|| MetersTotal::new(setup.tariff, n)),
             hour_injected_kwh: vec![ZERO; cer_members],
             hour_withdrawn_kwh: vec![ZERO; cer_members],
             cer,
@@ -204,11 +206,91 @@ impl<'a> YearAccounts<'a> {
         step: usize,
         flows: &[F],
     ) -> Result<(), ComponentError> {
+        match self.detail {
+            Detail::Members => self.record_members(step, flows)?,
+            Detail::Totals => self.record_totals(step, flows)?,
+        }
+        self.close_step()
+    }
+
+    /// Account for interval `step` of pro-rata sharing at the totals level, from the step's
+    /// split and the members' residuals: the sums over the members of what
+    /// [`CommunityShares::allocate`] gives each, without allocating each (what the search
+    /// screens every configuration with). Each member's grid purchase and sale (its meter:
+    /// the Ritiro Dedicato floor, demand-charge peaks, checks) is its residual times the
+    /// step's grid power per kW of deficit or surplus; the P2P, excess and unmet totals are
+    /// the split's own. Equal to [`YearAccounts::record`] of the allocations up to the order
+    /// of float operations (the tests check the search against the full year loop).
+    #[inline]
+    pub fn record_shares(
+        &mut self,
+        step: usize,
+        residual_kw: &[f64],
+        shares: &CommunityShares,
+    ) -> Result<(), ComponentError> {
+        if self.detail != Detail::Totals {
+            return Err(ComponentError::parameter(
+                "detail",
+                "record_shares accounts at the totals level only",
+            ));
+        }
         let dt = self.dt_h;
-        if !self.meters.is_empty() {
-            for (m, f) in self.meters.iter_mut().zip(flows) {
-                m.record(step, f.grid_import_kw(), f.grid_export_kw())?;
+        let sold_kw = shares.first_to_grid_kw + shares.to_grid_kw;
+        let per_kw = |grid_kw: f64, of_kw: f64| if of_kw > 0.0 { grid_kw / of_kw } else { 0.0 };
+        let sale_per_kw = per_kw(sold_kw, shares.surplus_kw);
+        let purchase_per_kw = per_kw(shares.from_grid_kw, shares.deficit_kw);
+        let (imp, exp) = match &mut self.total_meter {
+            Some(m) => m.record(
+                step,
+                residual_kw
+                    .iter()
+                    .map(|r| ((-r).max(0.0) * purchase_per_kw, r.max(0.0) * sale_per_kw)),
+            )?,
+            None => (ZERO, ZERO),
+        };
+        let shared = shares.shared_kw;
+        let t = &mut self.totals;
+        t.grid_import_kwh += imp * dt;
+        t.grid_export_kwh += exp * dt;
+        t.p2p_import_kwh += shared * dt;
+        t.p2p_export_kwh += shared * dt;
+        t.unmet_kwh += (shares.deficit_kw - shared - shares.from_grid_kw).max(0.0) * dt;
+        t.excess_kwh += (shares.surplus_kw - sold_kw - shared).max(0.0) * dt;
+        self.hour_injected_kwh[0] += (exp + shared) * dt;
+        self.hour_withdrawn_kwh[0] += (imp + shared) * dt;
+        self.close_step()
+    }
+
+    /// After a step: close the hour when it is complete (the CER rule is hourly).
+    #[inline]
+    fn close_step(&mut self) -> Result<(), ComponentError> {
+        self.step_in_hour += 1;
+        if self.step_in_hour == self.steps_per_hour {
+            self.step_in_hour = 0;
+            if let Some(cer) = &mut self.cer {
+                match self.detail {
+                    Detail::Members => {
+                        cer.add_hour(&self.hour_injected_kwh, &self.hour_withdrawn_kwh)?;
+                    }
+                    Detail::Totals => {
+                        cer.add_hour_one(self.hour_injected_kwh[0], self.hour_withdrawn_kwh[0])?;
+                    }
+                }
             }
+            self.hour_injected_kwh.fill(ZERO);
+            self.hour_withdrawn_kwh.fill(ZERO);
+        }
+        Ok(())
+    }
+
+    fn record_members<F: MeteredFlows>(
+        &mut self,
+        step: usize,
+        flows: &[F],
+    ) -> Result<(), ComponentError> {
+        let dt = self.dt_h;
+        for (m, f) in self.meters.iter_mut().zip(flows) {
+            m.record(step, f.grid_import_kw(), f.grid_export_kw())?;
         }
         let (mut imp, mut exp) = (ZERO, ZERO);
         for f in flows {
@@ -218,50 +300,54 @@ impl<'a> YearAccounts<'a> {
         if let Some(m) = &mut self.community_meter {
             m.record(step, imp, exp)?;
         }
-        match self.detail {
-            Detail::Members => {
-                if self.cer.is_some() {
-                    // CER: each member's injection and withdrawal at its own meter (P2P
-                    // crosses the public grid).
-                    for ((i, w), f) in self
-                        .hour_injected_kwh
-                        .iter_mut()
-                        .zip(&mut self.hour_withdrawn_kwh)
-                        .zip(flows)
-                    {
-                        *i += (f.grid_export_kw() + f.p2p_export_kw()) * dt;
-                        *w += (f.grid_import_kw() + f.p2p_import_kw()) * dt;
-                    }
-                }
-            }
-            Detail::Totals => {
-                let (mut p2p_in, mut p2p_out, mut unmet, mut excess) = (ZERO, ZERO, ZERO, ZERO);
-                for f in flows {
-                    p2p_in += f.p2p_import_kw();
-                    p2p_out += f.p2p_export_kw();
-                    unmet += f.unmet_kw();
-                    excess += f.excess_kw();
-                }
-                let t = &mut self.totals;
-                t.grid_import_kwh += imp * dt;
-                t.grid_export_kwh += exp * dt;
-                t.p2p_import_kwh += p2p_in * dt;
-                t.p2p_export_kwh += p2p_out * dt;
-                t.unmet_kwh += unmet * dt;
-                t.excess_kwh += excess * dt;
-                self.hour_injected_kwh[0] += (exp + p2p_out) * dt;
-                self.hour_withdrawn_kwh[0] += (imp + p2p_in) * dt;
+        if self.cer.is_some() {
+            // CER: each member's injection and withdrawal at its own meter (P2P crosses the
+            // public grid).
+            for ((i, w), f) in self
+                .hour_injected_kwh
+                .iter_mut()
+                .zip(&mut self.hour_withdrawn_kwh)
+                .zip(flows)
+            {
+                *i += (f.grid_export_kw() + f.p2p_export_kw()) * dt;
+                *w += (f.grid_import_kw() + f.p2p_import_kw()) * dt;
             }
         }
-        self.step_in_hour += 1;
-        if self.step_in_hour == self.steps_per_hour {
-            self.step_in_hour = 0;
-            if let Some(cer) = &mut self.cer {
-                cer.add_hour(&self.hour_injected_kwh, &self.hour_withdrawn_kwh)?;
-            }
-            self.hour_injected_kwh.fill(ZERO);
-            self.hour_withdrawn_kwh.fill(ZERO);
+        Ok(())
+    }
+
+    #[inline]
+    fn record_totals<F: MeteredFlows>(
+        &mut self,
+        step: usize,
+        flows: &[F],
+    ) -> Result<(), ComponentError> {
+        let dt = self.dt_h;
+        let (imp, exp) = match &mut self.total_meter {
+            Some(m) => m.record(
+                step,
+                flows
+                    .iter()
+                    .map(|f| (f.grid_import_kw(), f.grid_export_kw())),
+            )?,
+            None => (ZERO, ZERO),
+        };
+        let (mut p2p_in, mut p2p_out, mut unmet, mut excess) = (ZERO, ZERO, ZERO, ZERO);
+        for f in flows {
+            p2p_in += f.p2p_import_kw();
+            p2p_out += f.p2p_export_kw();
+            unmet += f.unmet_kw();
+            excess += f.excess_kw();
         }
+        let t = &mut self.totals;
+        t.grid_import_kwh += imp * dt;
+        t.grid_export_kwh += exp * dt;
+        t.p2p_import_kwh += p2p_in * dt;
+        t.p2p_export_kwh += p2p_out * dt;
+        t.unmet_kwh += unmet * dt;
+        t.excess_kwh += excess * dt;
+        self.hour_injected_kwh[0] += (exp + p2p_out) * dt;
+        self.hour_withdrawn_kwh[0] += (imp + p2p_in) * dt;
         Ok(())
     }
 
@@ -366,13 +452,10 @@ impl<'a> YearAccounts<'a> {
     /// Close the year at the totals level: the community's NPC and what ranks it.
     pub fn finish_totals(self, closing: &TotalsClosing) -> Result<CommunityMoney, ComponentError> {
         self.check_whole_hours()?;
-        let grid_net_eur = if self.meters.is_empty() {
-            self.community_meter
-                .as_ref()
-                .map_or(0.0, |m| m.finish().net_cost_eur)
-        } else {
-            self.meters.iter().map(|m| m.finish().net_cost_eur).sum()
-        };
+        let grid_net_eur = self
+            .total_meter
+            .as_ref()
+            .map_or(0.0, |m| m.finish().net_cost_eur);
         let cer_eur = self.cer.as_ref().map_or(0.0, CerYear::total_eur);
         let cer_shared_kwh = match self.cer {
             Some(c) => c.finish().shared_energy_kwh,

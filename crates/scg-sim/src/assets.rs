@@ -4,7 +4,9 @@
 //! `prosumers[3].battery.capacity_kwh: must be > 0, got -5`.
 //!
 //! PV arrays and wind turbines carry an optional `costs` table, which the economics owns; it is
-//! split off before the physics config is read. Never does I/O.
+//! split off before the physics config is read. A battery or wind-turbine section with
+//! `installed = false` is not built: it only gives the technology and costs the sizing search
+//! may add ([`Templates`]). Never does I/O.
 
 use scg_model::bounds::{self, LIFETIME_YEARS, MAX_COST_EUR, out_of_range};
 use scg_model::{Scenario, Section, ValidationError};
@@ -150,6 +152,20 @@ pub struct ProsumerAssets {
     pub ev: Option<scg_ev::fleet::FleetConfig>,
     /// The dwellings' home devices (`scg_home::config::HomeConfig`).
     pub home: Option<scg_home::config::HomeConfig>,
+    /// Sections with `installed = false`: for the sizing search only.
+    pub templates: Templates,
+}
+
+/// Components a prosumer describes with `installed = false`: nothing is built and nothing is
+/// paid, but their technology and costs let `scg optimize` add them (`search.battery_kwh`,
+/// `search.wind_turbines`). The HOMER way of keeping a component in the search space whose
+/// best size is zero.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Templates {
+    /// A battery and its converter (the converter follows the battery's `installed`).
+    pub battery: Option<(BatteryConfig, ConverterConfig)>,
+    /// A wind turbine type (its `count` is the reference the search scales).
+    pub turbine: Option<TurbineSpec>,
 }
 
 impl ProsumerAssets {
@@ -303,6 +319,23 @@ impl Collector {
         self.errors.push(ValidationError { path, message });
     }
 
+    /// Split the optional `installed` flag (default true) off a component section.
+    fn installed(&mut self, table: &Section, path: &str) -> (Section, bool) {
+        let mut rest = table.clone();
+        let installed = match rest.remove("installed") {
+            None => true,
+            Some(toml::Value::Boolean(b)) => b,
+            Some(other) => {
+                self.push(
+                    format!("{path}.installed"),
+                    format!("must be true or false, got a {}", other.type_str()),
+                );
+                true
+            }
+        };
+        (rest, installed)
+    }
+
     /// Deserialize a section into `T`, naming the field path of any problem.
     fn typed<T: DeserializeOwned>(&mut self, table: &Section, path: &str) -> Option<T> {
         let value = toml::Value::Table(table.clone());
@@ -389,7 +422,9 @@ impl Assets {
         for (i, p) in scenario.prosumers.iter().enumerate() {
             prosumers.push(prosumer_assets(&mut c, &format!("prosumers[{i}]"), p));
         }
-        let any_turbines = prosumers.iter().any(|p| !p.turbines.is_empty());
+        let any_turbines = prosumers
+            .iter()
+            .any(|p| !p.turbines.is_empty() || p.templates.turbine.is_some());
         match (solar, wind, grid, economics, cer) {
             (Some(solar), wind, Some(grid), Some(economics), Some(cer)) if c.errors.is_empty() => {
                 Ok(Self {
@@ -439,25 +474,46 @@ fn prosumer_assets(c: &mut Collector, path: &str, p: &scg_model::Prosumer) -> Pr
     }
     for (k, t) in p.wind_turbines.iter().enumerate() {
         let path = format!("{path}.wind_turbines[{k}]");
-        let (rest, costs) = c.with_costs(t, &path, CostsPerUnit::validate);
+        let (t, installed) = c.installed(t, &path);
+        let (rest, costs) = c.with_costs(&t, &path, CostsPerUnit::validate);
         let turbine = c.validated(&rest, &path, turbine_bounds);
         if let (Some(turbine), Some(costs)) = (turbine, costs) {
-            out.turbines.push(TurbineSpec { turbine, costs });
+            let spec = TurbineSpec { turbine, costs };
+            if installed {
+                out.turbines.push(spec);
+            } else if out.templates.turbine.is_none() {
+                out.templates.turbine = Some(spec);
+            } else {
+                c.push(
+                    path,
+                    "at most one wind turbine section may have installed = false".into(),
+                );
+            }
         }
     }
-    out.battery = p
-        .battery
-        .as_ref()
-        .and_then(|t| c.validated(t, &format!("{path}.battery"), battery_bounds));
-    out.converter = p
+    let (battery, installed) = match &p.battery {
+        Some(t) => {
+            let path = format!("{path}.battery");
+            let (t, installed) = c.installed(t, &path);
+            (c.validated(&t, &path, battery_bounds), installed)
+        }
+        None => (None, true),
+    };
+    let converter = p
         .converter
         .as_ref()
         .and_then(|t| c.validated(t, &format!("{path}.converter"), converter_bounds));
-    if out.battery.is_some() && p.converter.is_none() {
+    if battery.is_some() && p.converter.is_none() {
         c.push(
             format!("{path}.converter"),
             "a battery needs a converter section (capacity_kw, efficiencies, costs)".into(),
         );
+    }
+    if installed {
+        out.battery = battery;
+        out.converter = converter;
+    } else if let (Some(b), Some(v)) = (battery, converter) {
+        out.templates.battery = Some((b, v));
     }
     out
 }

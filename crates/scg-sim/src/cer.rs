@@ -393,6 +393,42 @@ impl<'a> CerYear<'a> {
         Ok(())
     }
 
+    /// [`CerYear::add_hour`] for a year of one member without allocation (the sizing search's
+    /// community as one meter): the same rule and the same sums, without slices — the search
+    /// calls it every hour of every configuration. Other years go through `add_hour`.
+    #[inline]
+    pub fn add_hour_one(&mut self, injected: f64, withdrawn: f64) -> Result<(), ComponentError> {
+        if self.members.len() != 1 || self.allocate {
+            return self.add_hour(&[injected], &[withdrawn]);
+        }
+        let Some(&zonal) = self.zonal_price_eur_per_mwh.get(self.hour) else {
+            return self.add_hour(&[injected], &[withdrawn]);
+        };
+        self.hour += 1;
+        let i = check_energy("injected_kwh", injected)?;
+        let w = check_energy("withdrawn_kwh", withdrawn)?;
+        let member = &mut self.members[0];
+        member.injected_kwh += i;
+        member.withdrawn_kwh += w;
+        let shared = i.min(w);
+        self.shared_energy_kwh += shared;
+        if shared <= 0.0 {
+            return Ok(());
+        }
+        // One plant: it takes the whole hour's shared energy (shared <= its injection).
+        let tip = incentive_tariff_eur_per_mwh(
+            self.classes[0].unwrap_or(self.params.size_class),
+            zonal,
+            self.params.pv_bonus_eur_per_mwh,
+        );
+        let earned = shared * tip / 1000.0;
+        member.incentivised_kwh += shared;
+        member.plant_incentive_eur += earned;
+        self.incentive_eur += earned;
+        self.valorisation_eur += shared * self.params.valorisation_eur_per_mwh / 1000.0;
+        Ok(())
+    }
+
     /// The community's benefit so far (incentive + valorisation), EUR.
     pub fn total_eur(&self) -> f64 {
         self.incentive_eur + self.valorisation_eur

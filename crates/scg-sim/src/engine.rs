@@ -194,6 +194,7 @@ pub fn run_prepared(
             id: &p.id,
             home: a.home.as_ref(),
             load_kw: &prep.load.load_kw,
+            outdoor_c: (!prepared.temperature_c.is_empty()).then_some(&prepared.temperature_c[..]),
         })
         .collect();
     let mut homes = crate::home::HomeStage::new(

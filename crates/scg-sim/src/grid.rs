@@ -342,14 +342,6 @@ impl GridTariff {
         })
     }
 
-    /// Whether the bills of several meters add up to the bill of their summed flows: true
-    /// without a demand charge (a monthly peak per meter) and without the Ritiro Dedicato
-    /// floor (a yearly limit and true-up per meter). The sizing search bills the community's
-    /// sum then, and every member's meter otherwise.
-    pub fn is_additive(&self) -> bool {
-        self.demand_charge_eur_per_kw_month == 0.0 && self.rid_floor.is_none()
-    }
-
     /// Demand charge, EUR per kW of monthly peak purchase.
     pub fn demand_charge_eur_per_kw_month(&self) -> f64 {
         self.demand_charge_eur_per_kw_month
@@ -406,6 +398,67 @@ impl GridTariff {
         }
         Ok(meter.finish())
     }
+}
+
+impl GridTariff {
+    /// Step `t` is within the tariff's year.
+    #[inline]
+    fn check_step(&self, t: usize) -> Result<(), ComponentError> {
+        if t >= self.len() {
+            return Err(ComponentError::LengthMismatch {
+                what: "grid step index".to_owned(),
+                expected: self.len(),
+                got: t + 1,
+            });
+        }
+        Ok(())
+    }
+
+    /// What one meter may record at step `t`: both powers finite, >= 0 and within the
+    /// capacities (relative tolerance 1e-9).
+    fn check_flows(&self, t: usize, purchase_kw: f64, sale_kw: f64) -> Result<(), ComponentError> {
+        for (what, v, limit) in [
+            ("grid purchase_kw", purchase_kw, self.max_purchase_kw),
+            ("grid sale_kw", sale_kw, self.max_sale_kw),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(ComponentError::InvalidInput { what, value: v });
+            }
+            if v > capacity_threshold_kw(limit) {
+                return Err(ComponentError::LimitExceeded {
+                    what,
+                    step: t,
+                    value: v,
+                    limit,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The Ritiro Dedicato's year-end true-up of one meter: the energy sold within the limit
+    /// earns whichever is higher, the minimum guaranteed price or its zonal value (0 without
+    /// the floor).
+    #[inline]
+    fn floor_revenue_eur(&self, floor_kwh: f64, floor_zonal_eur: f64) -> f64 {
+        match self.rid_floor {
+            Some((min_eur_per_kwh, _)) => (floor_kwh * min_eur_per_kwh).max(floor_zonal_eur),
+            None => 0.0,
+        }
+    }
+}
+
+/// The largest power a meter accepts under a capacity of `limit_kw` (rounding tolerance).
+#[inline]
+fn capacity_threshold_kw(limit_kw: f64) -> f64 {
+    limit_kw * (1.0 + 1e-9) + 1e-12
+}
+
+/// The part of `sold_kwh` that still falls within the Ritiro Dedicato's minimum-price limit
+/// of `limit_kwh` a year, when `floor_kwh` of the year is already counted.
+#[inline]
+fn within_floor_kwh(limit_kwh: f64, floor_kwh: f64, sold_kwh: f64) -> f64 {
+    sold_kwh.min((limit_kwh - floor_kwh).max(0.0))
 }
 
 /// A year's grid bill.
@@ -465,29 +518,8 @@ impl<'a> GridMeter<'a> {
         sale_kw: f64,
     ) -> Result<(), ComponentError> {
         let tariff = self.tariff;
-        if t >= tariff.len() {
-            return Err(ComponentError::LengthMismatch {
-                what: "grid step index".to_owned(),
-                expected: tariff.len(),
-                got: t + 1,
-            });
-        }
-        for (what, v, limit) in [
-            ("grid purchase_kw", purchase_kw, tariff.max_purchase_kw),
-            ("grid sale_kw", sale_kw, tariff.max_sale_kw),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(ComponentError::InvalidInput { what, value: v });
-            }
-            if v > limit * (1.0 + 1e-9) + 1e-12 {
-                return Err(ComponentError::LimitExceeded {
-                    what,
-                    step: t,
-                    value: v,
-                    limit,
-                });
-            }
-        }
+        tariff.check_step(t)?;
+        tariff.check_flows(t, purchase_kw, sale_kw)?;
         let dt = tariff.step_hours;
         let bought = purchase_kw * dt;
         let sold = sale_kw * dt;
@@ -497,7 +529,7 @@ impl<'a> GridMeter<'a> {
         let price = tariff.sell_eur_per_kwh[t];
         match tariff.rid_floor {
             Some((_, limit_kwh)) => {
-                let within = sold.min((limit_kwh - self.floor_kwh).max(0.0));
+                let within = within_floor_kwh(limit_kwh, self.floor_kwh, sold);
                 self.floor_kwh += within;
                 self.floor_zonal_eur += within * price;
                 self.sale_zonal_eur += (sold - within) * price;
@@ -511,15 +543,10 @@ impl<'a> GridMeter<'a> {
 
     /// The year's bill.
     pub fn finish(&self) -> GridBill {
-        let floor_revenue = match self.tariff.rid_floor {
-            // Year-end true-up: the energy under the limit earns whichever is higher, the
-            // minimum guaranteed price or its zonal value.
-            Some((min_eur_per_kwh, _)) => {
-                (self.floor_kwh * min_eur_per_kwh).max(self.floor_zonal_eur)
-            }
-            None => 0.0,
-        };
-        let sale_revenue_eur = self.sale_zonal_eur + floor_revenue;
+        let sale_revenue_eur = self.sale_zonal_eur
+            + self
+                .tariff
+                .floor_revenue_eur(self.floor_kwh, self.floor_zonal_eur);
         let demand_charge_eur = self.monthly_peak_purchase_kw.iter().sum::<f64>()
             * self.tariff.demand_charge_eur_per_kw_month;
         GridBill {
@@ -532,4 +559,173 @@ impl<'a> GridMeter<'a> {
             net_cost_eur: self.energy_cost_eur + demand_charge_eur - sale_revenue_eur,
         }
     }
+}
+
+/// The summed bill of several meters on one tariff — a community's members — without each
+/// member's bill: what the sizing search needs, fed one step at a time, and fast.
+///
+/// Exact reformulation of the sum of one [`GridMeter`] per member (same rules, only the order
+/// of float additions differs): the purchase and sale prices of a step are common to every
+/// member, so the energy charges and the sales beyond the Ritiro Dedicato limit are priced on
+/// the summed flows; what does not add up across members is kept per member, and only when
+/// the tariff has it — the Ritiro Dedicato floor (each meter's energy within its yearly limit
+/// and the zonal value of it, trued up per meter at year end) and the demand charge (each
+/// meter's monthly peaks). Every member's flows are checked as [`GridMeter::record`] checks
+/// them (the same errors), with one branch per step when they are fine.
+#[derive(Debug, Clone)]
+pub struct MetersTotal<'a> {
+    tariff: &'a GridTariff,
+    purchase_kwh: f64,
+    sale_kwh: f64,
+    energy_cost_eur: f64,
+    /// Sales priced at the step's sell-back price (beyond the floor's limit, or no floor).
+    sale_zonal_eur: f64,
+    /// Ritiro Dedicato, per member: energy within the limit and its zonal value (empty
+    /// without the floor).
+    floor_kwh: Vec<f64>,
+    floor_zonal_eur: Vec<f64>,
+    /// Per member monthly peak purchase, kW (empty without a demand charge).
+    monthly_peak_purchase_kw: Vec<[f64; 12]>,
+    max_purchase_kw: f64,
+    max_sale_kw: f64,
+}
+
+/// −0.0 is the neutral element of float addition, so sums started from it are those of
+/// `Iterator::sum`.
+const NEG_ZERO: f64 = -0.0;
+
+impl<'a> MetersTotal<'a> {
+    /// Empty meters for `members` members over one year of `tariff`.
+    pub fn new(tariff: &'a GridTariff, members: usize) -> Self {
+        let floor = if tariff.rid_floor.is_some() {
+            members
+        } else {
+            0
+        };
+        let peaks = if tariff.demand_charge_eur_per_kw_month != 0.0 {
+            members
+        } else {
+            0
+        };
+        Self {
+            tariff,
+            purchase_kwh: 0.0,
+            sale_kwh: 0.0,
+            energy_cost_eur: 0.0,
+            sale_zonal_eur: 0.0,
+            floor_kwh: vec![0.0; floor],
+            floor_zonal_eur: vec![0.0; floor],
+            monthly_peak_purchase_kw: vec![[0.0; 12]; peaks],
+            max_purchase_kw: capacity_threshold_kw(tariff.max_purchase_kw),
+            max_sale_kw: capacity_threshold_kw(tariff.max_sale_kw),
+        }
+    }
+
+    /// Records step `t`: `flows` yields every member's `(purchase_kw, sale_kw)`, members in
+    /// the same order at every step. Returns the summed `(purchase_kw, sale_kw)`.
+    #[inline]
+    pub fn record<I>(&mut self, t: usize, flows: I) -> Result<(f64, f64), ComponentError>
+    where
+        I: Iterator<Item = (f64, f64)> + Clone,
+    {
+        let tariff = self.tariff;
+        tariff.check_step(t)?;
+        let dt = tariff.step_hours;
+        let price = tariff.sell_eur_per_kwh[t];
+        let (mut purchase_kw, mut sale_kw) = (NEG_ZERO, NEG_ZERO);
+        let (mut top_purchase_kw, mut top_sale_kw) = (0.0f64, 0.0f64);
+        let mut non_negative = true;
+        match tariff.rid_floor {
+            Some((_, limit_kwh)) => {
+                let mut beyond_kwh = NEG_ZERO;
+                for (((p, s), floor), zonal) in flows
+                    .clone()
+                    .zip(&mut self.floor_kwh)
+                    .zip(&mut self.floor_zonal_eur)
+                {
+                    purchase_kw += p;
+                    sale_kw += s;
+                    non_negative &= p >= 0.0 && s >= 0.0;
+                    top_purchase_kw = top_purchase_kw.max(p);
+                    top_sale_kw = top_sale_kw.max(s);
+                    let sold = s * dt;
+                    let within = within_floor_kwh(limit_kwh, *floor, sold);
+                    *floor += within;
+                    *zonal += within * price;
+                    beyond_kwh += sold - within;
+                }
+                self.sale_zonal_eur += beyond_kwh * price;
+            }
+            None => {
+                for (p, s) in flows.clone() {
+                    purchase_kw += p;
+                    sale_kw += s;
+                    non_negative &= p >= 0.0 && s >= 0.0;
+                    top_purchase_kw = top_purchase_kw.max(p);
+                    top_sale_kw = top_sale_kw.max(s);
+                }
+                self.sale_zonal_eur += sale_kw * dt * price;
+            }
+        }
+        // `f64::max` skips NaN, but a NaN also fails `>= 0`.
+        let fine = non_negative
+            && top_purchase_kw <= self.max_purchase_kw
+            && top_sale_kw <= self.max_sale_kw
+            && top_purchase_kw.is_finite()
+            && top_sale_kw.is_finite();
+        if !fine {
+            // The member at fault, with GridMeter's error.
+            for (p, s) in flows.clone() {
+                tariff.check_flows(t, p, s)?;
+            }
+        }
+        if !self.monthly_peak_purchase_kw.is_empty() {
+            let m = usize::from(tariff.month[t] - 1);
+            for ((p, _), peaks) in flows.zip(&mut self.monthly_peak_purchase_kw) {
+                peaks[m] = peaks[m].max(p);
+            }
+        }
+        let bought = purchase_kw * dt;
+        self.purchase_kwh += bought;
+        self.sale_kwh += sale_kw * dt;
+        self.energy_cost_eur += bought * tariff.purchase_eur_per_kwh[t];
+        Ok((purchase_kw, sale_kw))
+    }
+
+    /// The members' bills summed: energy bought and sold, kWh, and the net cost, EUR.
+    pub fn finish(&self) -> MetersTotalBill {
+        let floor_revenue_eur: f64 = self
+            .floor_kwh
+            .iter()
+            .zip(&self.floor_zonal_eur)
+            .map(|(kwh, eur)| self.tariff.floor_revenue_eur(*kwh, *eur))
+            .sum();
+        let sale_revenue_eur = self.sale_zonal_eur + floor_revenue_eur;
+        let demand_charge_eur = self
+            .monthly_peak_purchase_kw
+            .iter()
+            .map(|p| p.iter().sum::<f64>() * self.tariff.demand_charge_eur_per_kw_month)
+            .sum::<f64>();
+        MetersTotalBill {
+            purchase_kwh: self.purchase_kwh,
+            sale_kwh: self.sale_kwh,
+            energy_cost_eur: self.energy_cost_eur,
+            sale_revenue_eur,
+            demand_charge_eur,
+            net_cost_eur: self.energy_cost_eur + demand_charge_eur - sale_revenue_eur,
+        }
+    }
+}
+
+/// The summed bill of [`MetersTotal`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MetersTotalBill {
+    pub purchase_kwh: f64,
+    pub sale_kwh: f64,
+    pub energy_cost_eur: f64,
+    /// Sales revenue, every member's Ritiro Dedicato true-up included, EUR.
+    pub sale_revenue_eur: f64,
+    pub demand_charge_eur: f64,
+    /// `energy_cost + demand_charge − sale_revenue`, EUR.
+    pub net_cost_eur: f64,
 }

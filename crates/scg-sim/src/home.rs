@@ -15,7 +15,7 @@ use scg_home::carve::HomeResult;
 use scg_home::config::HomeConfig;
 
 /// Problems of a home section as `(field path, message)`: the section's own validation (its
-/// message names the prosumer and the device), and devices `scg simulate` cannot run yet.
+/// message names the prosumer and the device).
 pub fn home_problems(cfg: &HomeConfig, path: &str, prosumer: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     if let Err(e) = cfg.validate(prosumer) {
@@ -32,15 +32,6 @@ pub fn home_problems(cfg: &HomeConfig, path: &str, prosumer: &str) -> Vec<(Strin
             _ => path.to_string(),
         };
         out.push((field, e.to_string()));
-    }
-    if cfg.heat_pump.as_ref().is_some_and(|h| h.count > 0) {
-        out.push((
-            format!("{path}.heat_pump"),
-            format!(
-                "prosumer `{prosumer}`, heat_pump: not supported by the community step yet (it \
-                 needs the weather's outdoor temperature per step); remove it or set count = 0"
-            ),
-        ));
     }
     out
 }
@@ -72,6 +63,9 @@ pub struct HomeMember<'a> {
     pub home: Option<&'a HomeConfig>,
     /// The prosumer's HOMER load for the year, kW per step.
     pub load_kw: &'a [f64],
+    /// Outdoor temperature per step, °C (the weather's, or the solar resource's monthly
+    /// means): what heat pumps heat against. `None` only when no prosumer has a heat pump.
+    pub outdoor_c: Option<&'a [f64]>,
 }
 
 impl HomeStage {
@@ -87,7 +81,7 @@ impl HomeStage {
             .iter()
             .map(|m| {
                 m.home
-                    .map(|cfg| HomeAgent::new(m.id, cfg, m.load_kw, settings))
+                    .map(|cfg| HomeAgent::new(m.id, cfg, m.load_kw, m.outdoor_c, settings))
                     .transpose()
             })
             .collect::<Result<Vec<_>, _>>()

@@ -5,10 +5,12 @@
 //! Why it is fast: in the paper's flow chart a prosumer's own stage (its generation and its
 //! battery) depends only on its own design, so each prosumer design is simulated once and its
 //! residual series cached ([`LocalRun`]); a community configuration then only replays the
-//! community stage over the cached residuals — [`ProRata`], the same stage the full
+//! community stage over the cached residuals — [`ProRata::shares`], the split the full
 //! simulation's step runs — and accounts for the year through
-//! [`crate::accounting::YearAccounts`], the same accumulator as `scg simulate`. Work per
-//! configuration is O(steps × prosumers) of plain arithmetic; configurations run in parallel.
+//! [`crate::accounting::YearAccounts::record_shares`], the same accumulator as `scg simulate`,
+//! at its totals level (the members' sums of the split's allocations, the members' grid bills
+//! summed by [`crate::grid::MetersTotal`]). Work per configuration is O(steps × prosumers) of
+//! plain arithmetic without allocation per step; configurations run in parallel.
 //!
 //! With the community market ([`SearchInputs::market`]) every configuration is first screened
 //! with pro-rata sharing; then the best of the screening are replayed with the market stage
@@ -254,27 +256,37 @@ where
     F: FnMut(usize, &[Allocation]) -> Result<(), ComponentError>,
 {
     let steps = chosen.first().map_or(0, |r| r.residual_kw.len());
-    let (max_purchase_kw, max_sale_kw) = if grid_connected {
-        (settings.max_purchase_kw, settings.max_sale_kw)
-    } else {
-        (0.0, 0.0)
-    };
+    let limits = grid_limits(grid_connected, settings);
     let mut residual = vec![0.0; chosen.len()];
     let mut allocations = vec![Allocation::default(); chosen.len()];
     for t in 0..steps {
         for (r, run) in residual.iter_mut().zip(chosen) {
             *r = run.residual_kw[t];
         }
-        let ctx = StepContext {
-            dt_h: inputs.dt_h,
-            grid_at_peak: inputs.grid_at_peak.get(t).copied().unwrap_or(false),
-            max_purchase_kw,
-            max_sale_kw,
-        };
+        let ctx = step_context(inputs, t, limits);
         stage.allocate(t, &residual, &ctx, &mut allocations)?;
         on_step(t, &allocations)?;
     }
     Ok(())
+}
+
+/// The community connection's `(purchase, sale)` limits, kW (0 off-grid).
+fn grid_limits(grid_connected: bool, settings: &SearchSettings) -> (f64, f64) {
+    if grid_connected {
+        (settings.max_purchase_kw, settings.max_sale_kw)
+    } else {
+        (0.0, 0.0)
+    }
+}
+
+#[inline]
+fn step_context(inputs: &SearchInputs<'_>, t: usize, limits: (f64, f64)) -> StepContext {
+    StepContext {
+        dt_h: inputs.dt_h,
+        grid_at_peak: inputs.grid_at_peak.get(t).copied().unwrap_or(false),
+        max_purchase_kw: limits.0,
+        max_sale_kw: limits.1,
+    }
 }
 
 fn accounts<'a>(
@@ -313,14 +325,18 @@ pub fn evaluate_config(
         .map(|(r, d)| &r[*d])
         .collect();
     let mut acc = accounts(inputs, chosen.len(), Detail::Totals)?;
-    replay(
-        &chosen,
-        config.grid_connected,
-        inputs,
-        settings,
-        &mut ProRata,
-        |t, a| acc.record(t, a),
-    )?;
+    let steps = chosen.first().map_or(0, |r| r.residual_kw.len());
+    let limits = grid_limits(config.grid_connected, settings);
+    let residuals: Vec<&[f64]> = chosen.iter().map(|r| &r.residual_kw[..steps]).collect();
+    let mut residual = vec![0.0; chosen.len()];
+    for t in 0..steps {
+        for (r, run) in residual.iter_mut().zip(&residuals) {
+            *r = run[t];
+        }
+        let ctx = step_context(inputs, t, limits);
+        // ProRata's split of the step; the accounts take the members' sums of its shares.
+        acc.record_shares(t, &residual, &ProRata::shares(&residual, &ctx))?;
+    }
     let load_kwh: f64 = chosen.iter().map(|r| r.load_kwh).sum();
     let money = acc.finish_totals(&TotalsClosing {
         economics: settings.economics,

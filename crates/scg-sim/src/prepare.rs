@@ -64,6 +64,9 @@ pub struct Prepared {
     pub zonal_step_eur_per_mwh: Vec<f64>,
     pub tariff: GridTariff,
     pub grid_at_peak: Vec<bool>,
+    /// Outdoor temperature per step, °C (the weather file's, or the solar resource's monthly
+    /// means); empty when neither PV nor a heat pump needs it.
+    pub temperature_c: Vec<f64>,
 }
 
 impl Prepared {
@@ -102,8 +105,18 @@ pub fn prepare(
     }
     let site = crate::inputs::solar_site(scenario, assets, inputs, &grid);
     let any_pv = assets.prosumers.iter().any(|p| !p.pv.is_empty());
-    let any_wind = assets.prosumers.iter().any(|p| !p.turbines.is_empty());
-    let (ghi, temperature) = if any_pv {
+    let any_wind = assets
+        .prosumers
+        .iter()
+        .any(|p| !p.turbines.is_empty() || p.templates.turbine.is_some());
+    // Heat pumps (`[prosumers.home]`) heat against the same outdoor temperature PV sees.
+    let any_heat_pump = assets.prosumers.iter().any(|p| {
+        p.home
+            .as_ref()
+            .and_then(|h| h.heat_pump.as_ref())
+            .is_some_and(|h| h.count > 0)
+    });
+    let (ghi, temperature) = if any_pv || any_heat_pump {
         solar_series(assets, inputs, &site, &grid, seed)?
     } else {
         (solar::Irradiance::default(), Vec::new())
@@ -164,12 +177,25 @@ pub fn prepare(
         let pv_kw_per_kwp = per_unit(&pv_array_kw, pv_kwp, grid.len());
         let mut wind_kw = Vec::new();
         let mut turbines = 0.0;
+        let mut per_turbine_units = 0.0;
         if let Some(resource) = &assets.wind {
-            for (k, t) in a.turbines.iter().enumerate() {
+            // Installed turbines; without any, a not-installed template gives the per-turbine
+            // series the sizing search scales (its `turbines` stays 0: no wind is produced).
+            let installed = a.turbines.iter().map(|t| (t, true));
+            let template = a.templates.turbine.iter().map(|t| (t, false));
+            let sections: Vec<_> = if a.turbines.is_empty() {
+                template.collect()
+            } else {
+                installed.collect()
+            };
+            for (k, (t, built)) in sections.into_iter().enumerate() {
                 let turbine = t.turbine.turbine().map_err(|m| {
                     SimError::Scenario(format!("prosumers[{i}].wind_turbines[{k}]: {m}"))
                 })?;
-                turbines += f64::from(turbine.count);
+                per_turbine_units += f64::from(turbine.count);
+                if built {
+                    turbines += f64::from(turbine.count);
+                }
                 wind_kw.push(wind::turbine_power_kw(
                     &turbine,
                     wind_speed.anemometer_height_m,
@@ -180,7 +206,7 @@ pub fn prepare(
                 ));
             }
         }
-        let wind_kw_per_turbine = per_unit(&wind_kw, turbines, grid.len());
+        let wind_kw_per_turbine = per_unit(&wind_kw, per_turbine_units, grid.len());
         done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(PreparedProsumer {
             load,
@@ -206,6 +232,7 @@ pub fn prepare(
         zonal_step_eur_per_mwh,
         tariff,
         grid_at_peak,
+        temperature_c: temperature,
     })
 }
 

@@ -97,6 +97,36 @@ impl SearchData {
 
 pub use crate::assets::cer_npc_factor;
 
+/// What the search cannot replay exactly for this scenario, one sentence per stage (empty:
+/// the winner's `scg simulate` NPC is its ranked NPC to 1e-6 relative, with or without the
+/// market). `scg optimize` prints them and writes them to `optimize.json` (`not_exact`).
+pub fn not_exact(scenario: &Scenario, assets: &Assets) -> Vec<String> {
+    let ids = |pick: &dyn Fn(&ProsumerAssets) -> bool| {
+        scenario
+            .prosumers
+            .iter()
+            .zip(&assets.prosumers)
+            .filter(|(_, a)| pick(a))
+            .map(|(p, _)| p.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = Vec::new();
+    let ev = ids(&|p| p.ev.is_some());
+    if !ev.is_empty() {
+        out.push(format!(
+            "EV agents ({ev}): the search replays the EV powers planned for the scenario's configured sizes; in the winner's full simulation its agents plan against the winner's own community surplus, so its NPC there can differ"
+        ));
+    }
+    let home = ids(&|p| p.home.as_ref().is_some_and(|h| h.managed));
+    if !home.is_empty() {
+        out.push(format!(
+            "home agents ({home}): the search sees the HOMER load without the managed appliances' shifts; the winner's full simulation runs the home agents, so its NPC there can differ"
+        ));
+    }
+    out
+}
+
 /// The search's settings from the scenario.
 pub fn settings(scenario: &Scenario, assets: &Assets) -> SearchSettings {
     let search = scenario
@@ -177,6 +207,12 @@ fn designs(
     pv_kwp: f64,
     turbines: f64,
 ) -> Result<Vec<LocalDesign>, SimError> {
+    let turbine = a.turbines.first().or(a.templates.turbine.as_ref());
+    let (battery_t, converter_t) = match (&a.battery, &a.converter, &a.templates.battery) {
+        (Some(b), Some(c), _) => (Some(b), Some(c)),
+        (None, _, Some((b, c))) => (Some(b), Some(c)),
+        (b, c, _) => (b.as_ref(), c.as_ref()),
+    };
     if search.wind_turbines.is_some() && a.turbines.len() > 1 {
         return Err(SimError::Scenario(format!(
             "{path}.search.wind_turbines: searching turbine counts needs exactly one turbine type, found {}",
@@ -194,13 +230,13 @@ fn designs(
         (
             "battery_kwh",
             search.battery_kwh.as_deref().unwrap_or(&[]),
-            a.battery.is_some(),
+            battery_t.is_some(),
             "battery",
         ),
         (
             "converter_kw",
             search.converter_kw.as_deref().unwrap_or(&[]),
-            a.converter.is_some(),
+            converter_t.is_some(),
             "converter",
         ),
     ] {
@@ -210,7 +246,7 @@ fn designs(
             )));
         }
     }
-    if a.turbines.is_empty()
+    if turbine.is_none()
         && search
             .wind_turbines
             .as_ref()
@@ -239,7 +275,7 @@ fn designs(
         for &n in &wind_list {
             for &kwh in &battery_list {
                 for &conv in &converter_list {
-                    let battery = match (&a.battery, &a.converter) {
+                    let battery = match (battery_t, converter_t) {
                         (Some(b), Some(c)) if kwh > 0.0 => Some(scaled_battery(b, c, kwh, conv)),
                         _ => None,
                     };
@@ -297,7 +333,7 @@ fn generation_costs(
             pv.costs.for_capacity(pv.array.capacity_kwp * scale),
         ));
     }
-    if let Some(t) = a.turbines.first() {
+    if let Some(t) = a.turbines.first().or(a.templates.turbine.as_ref()) {
         out.push(("wind_turbines[0]".into(), t.costs.for_count(turbines)));
     }
     out
@@ -331,18 +367,35 @@ pub fn winner_scenario(
                 t.insert("capacity_kwp".into(), toml::Value::Float(v * scale));
             }
         }
+        // A component the search may add stays as a not-installed template (`installed =
+        // false`) when the winner has none, so the written scenario keeps its search space.
+        let search = p.search.clone().unwrap_or_default();
         if design.turbines <= 0.0 {
-            p.wind_turbines.clear();
+            if search.wind_turbines.is_some() {
+                p.wind_turbines.truncate(1);
+                for t in &mut p.wind_turbines {
+                    t.insert("installed".into(), toml::Value::Boolean(false));
+                }
+            } else {
+                p.wind_turbines.clear();
+            }
         } else if let Some(t) = p.wind_turbines.first_mut() {
             t.insert("count".into(), toml::Value::Integer(design.turbines as i64));
+            t.remove("installed");
         }
         match &design.battery {
+            None if search.battery_kwh.is_some() && p.battery.is_some() => {
+                if let Some(t) = &mut p.battery {
+                    t.insert("installed".into(), toml::Value::Boolean(false));
+                }
+            }
             None => {
                 p.battery = None;
                 p.converter = None;
             }
             Some((b, c)) => {
                 if let Some(t) = &mut p.battery {
+                    t.remove("installed");
                     t.insert("capacity_kwh".into(), b.capacity_kwh.into());
                     t.insert("max_charge_power_kw".into(), b.max_charge_power_kw.into());
                     t.insert(
@@ -369,4 +422,17 @@ pub fn winner_scenario(
     }
     s.search = None;
     s
+}
+
+/// What each searched prosumer's roof holds, kWp (`None` when the scenario gives no
+/// `roof_area_m2`), in the order of `spaces`: the edge warnings tell a winner that fills its
+/// roof from one whose search range is too small.
+pub fn pv_limits_kwp(scenario: &Scenario, spaces: &[ProsumerSpace<'_>]) -> Vec<Option<f64>> {
+    spaces
+        .iter()
+        .map(|space| {
+            let p = scenario.prosumers.iter().find(|p| p.id == space.id)?;
+            p.roof_area_m2.map(scg_model::roof::pv_limit_kwp)
+        })
+        .collect()
 }

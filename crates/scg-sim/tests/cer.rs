@@ -226,3 +226,34 @@ proptest! {
         }
     }
 }
+
+/// `CerYear::add_hour_one` (the search's community as one meter) gives exactly the sums of
+/// `add_hour` with one member, hour by hour, and runs out of hours the same way.
+#[test]
+fn one_member_hours_match_the_general_rule() {
+    use scg_sim::cer::CerYear;
+    let params = CerParams {
+        size_class: PlantSizeClass::UpTo200Kw,
+        pv_bonus_eur_per_mwh: 10.0,
+        valorisation_eur_per_mwh: 8.0,
+        producer_share: 0.7,
+    };
+    let zonal: Vec<f64> = (0..50).map(|h| 40.0 + 5.0 * (h % 9) as f64).collect();
+    let mut general = CerYear::new(&params, &zonal, &[None], false).unwrap();
+    let mut one = CerYear::new(&params, &zonal, &[None], false).unwrap();
+    for h in 0..50 {
+        let injected = (h % 4) as f64 * 1.7;
+        let withdrawn = (h % 3) as f64 * 2.3;
+        general.add_hour(&[injected], &[withdrawn]).unwrap();
+        one.add_hour_one(injected, withdrawn).unwrap();
+    }
+    assert!(one.add_hour_one(1.0, 1.0).is_err());
+    assert!(matches!(
+        CerYear::new(&params, &zonal, &[None], false)
+            .unwrap()
+            .add_hour_one(-1.0, 0.0),
+        Err(ComponentError::InvalidInput { .. })
+    ));
+    assert_eq!(general.total_eur(), one.total_eur());
+    assert_eq!(general.finish(), one.finish());
+}

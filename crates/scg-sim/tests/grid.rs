@@ -4,7 +4,7 @@
 
 use scg_sim::ComponentError;
 use scg_sim::grid::{
-    GridConfig, GridInputs, GridMeter, GridTariff, PurchaseTariff, SellBack, TouBand,
+    GridConfig, GridInputs, GridMeter, GridTariff, MetersTotal, PurchaseTariff, SellBack, TouBand,
 };
 
 fn config(purchase: PurchaseTariff, sell_back: SellBack) -> GridConfig {
@@ -136,6 +136,147 @@ fn ritiro_dedicato_true_up() {
     let t = GridTariff::new(&rid(47.5, 0.015), &inputs(&month, Some(&low))).unwrap();
     let bill = t.bill(&[0.0; 2], &[10.0; 2]).unwrap();
     assert!((bill.sale_revenue_eur - 0.8625).abs() < 1e-12);
+}
+
+/// The summed bill of several members (the sizing search's) is the sum of their own meters'
+/// bills: with a Ritiro Dedicato floor one member crosses (its yearly limit is reached
+/// mid-step, another never), with a demand charge each member has its own monthly peaks, and
+/// on an additive tariff.
+#[test]
+fn meters_total_is_the_sum_of_the_members_meters() {
+    let steps = 48;
+    let month: Vec<u8> = (0..steps).map(|t| if t < 24 { 3 } else { 4 }).collect();
+    let zonal: Vec<f64> = (0..steps).map(|t| 20.0 + 7.0 * (t % 11) as f64).collect();
+    // Member 0 exports 2 kW from step 10 on, member 1 0.4 kW all along, member 2 only buys.
+    let sale = |i: usize, t: usize| match i {
+        0 if t >= 10 => 2.0 + 0.1 * (t % 3) as f64,
+        1 => 0.4,
+        _ => 0.0,
+    };
+    let purchase = |i: usize, t: usize| match i {
+        2 => 1.0 + (t % 5) as f64,
+        0 if t < 10 => 3.0 - 0.2 * t as f64,
+        _ => 0.0,
+    };
+    let configs = [
+        // Limit 20 kWh: member 0 passes it at step ~19, member 1 never does.
+        (
+            SellBack::RitiroDedicato {
+                minimum_price_eur_per_mwh: 47.5,
+                minimum_price_limit_mwh: 0.020,
+            },
+            7.5,
+        ),
+        (SellBack::Zonal, 0.0),
+        (
+            SellBack::Flat {
+                price_eur_per_kwh: 0.04,
+            },
+            3.0,
+        ),
+    ];
+    for (sell_back, demand) in configs {
+        let mut cfg = config(
+            PurchaseTariff::Zonal {
+                adder_eur_per_kwh: 0.15,
+            },
+            sell_back,
+        );
+        cfg.demand_charge_eur_per_kw_month = demand;
+        let t = GridTariff::new(&cfg, &inputs(&month, Some(&zonal))).unwrap();
+        let mut meters: Vec<GridMeter<'_>> = (0..3).map(|_| GridMeter::new(&t)).collect();
+        let mut total = MetersTotal::new(&t, 3);
+        for step in 0..steps {
+            for (i, m) in meters.iter_mut().enumerate() {
+                m.record(step, purchase(i, step), sale(i, step)).unwrap();
+            }
+            let (p, s) = total
+                .record(step, (0..3).map(|i| (purchase(i, step), sale(i, step))))
+                .unwrap();
+            assert_eq!(p, (0..3).map(|i| purchase(i, step)).sum::<f64>());
+            assert_eq!(s, (0..3).map(|i| sale(i, step)).sum::<f64>());
+        }
+        let bills: Vec<_> = meters.iter().map(GridMeter::finish).collect();
+        let sum = |f: fn(&scg_sim::grid::GridBill) -> f64| bills.iter().map(f).sum::<f64>();
+        let got = total.finish();
+        for (what, a, b) in [
+            ("purchase", got.purchase_kwh, sum(|b| b.purchase_kwh)),
+            ("sale", got.sale_kwh, sum(|b| b.sale_kwh)),
+            (
+                "energy cost",
+                got.energy_cost_eur,
+                sum(|b| b.energy_cost_eur),
+            ),
+            ("revenue", got.sale_revenue_eur, sum(|b| b.sale_revenue_eur)),
+            (
+                "demand",
+                got.demand_charge_eur,
+                sum(|b| b.demand_charge_eur),
+            ),
+            ("net", got.net_cost_eur, sum(|b| b.net_cost_eur)),
+        ] {
+            assert!(
+                (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                "{what}: {a} vs {b}"
+            );
+        }
+    }
+    // The floor matters here: member 0's true-up is not the community's.
+    let t = GridTariff::new(
+        &config(
+            PurchaseTariff::Flat {
+                price_eur_per_kwh: 0.2,
+            },
+            SellBack::RitiroDedicato {
+                minimum_price_eur_per_mwh: 47.5,
+                minimum_price_limit_mwh: 1500.0,
+            },
+        ),
+        &inputs(&[1, 1], Some(&[100.0, 10.0])),
+    )
+    .unwrap();
+    let mut total = MetersTotal::new(&t, 2);
+    total
+        .record(0, [(0.0, 10.0), (0.0, 0.0)].into_iter())
+        .unwrap();
+    total
+        .record(1, [(0.0, 0.0), (0.0, 10.0)].into_iter())
+        .unwrap();
+    // Member 0: max(10·0.0475, 10·0.1) = 1; member 1: max(0.475, 0.1) = 0.475. The community's
+    // sum would have earned max(20·0.0475, 1.1) = 1.1.
+    assert!((total.finish().sale_revenue_eur - 1.475).abs() < 1e-12);
+}
+
+/// `MetersTotal` refuses what `GridMeter` refuses, member by member.
+#[test]
+fn meters_total_checks_every_member() {
+    let mut cfg = config(
+        PurchaseTariff::Flat {
+            price_eur_per_kwh: 0.2,
+        },
+        SellBack::None,
+    );
+    cfg.max_purchase_kw = Some(5.0);
+    let t = GridTariff::new(&cfg, &inputs(&[1, 1], None)).unwrap();
+    let mut total = MetersTotal::new(&t, 2);
+    // 4 + 4 kW: each member is within the limit.
+    total
+        .record(0, [(4.0, 0.0), (4.0, 0.0)].into_iter())
+        .unwrap();
+    assert!(matches!(
+        total.record(1, [(1.0, 0.0), (5.1, 0.0)].into_iter()),
+        Err(ComponentError::LimitExceeded { step: 1, .. })
+    ));
+    for bad in [-1.0, f64::NAN, f64::INFINITY] {
+        assert!(matches!(
+            total.record(1, [(0.0, 0.0), (0.0, bad)].into_iter()),
+            Err(ComponentError::InvalidInput { .. })
+        ));
+    }
+    assert!(matches!(
+        total.record(2, [(0.0, 0.0), (0.0, 0.0)].into_iter()),
+        Err(ComponentError::LengthMismatch { .. })
+    ));
 }
 
 #[test]

@@ -142,3 +142,34 @@ fn an_empty_comfort_band_and_a_short_tank_are_errors() {
     });
     assert!(errs.iter().any(|(_, m)| m.contains("bogus")), "{errs:?}");
 }
+
+#[test]
+fn heat_pumps_run_in_the_step_against_the_outdoor_temperature() {
+    let with_hp = |managed: bool| {
+        scenario(move |h| {
+            h.insert("managed".into(), toml::Value::Boolean(managed));
+            let mut hp = toml::Table::new();
+            hp.insert("count".into(), toml::Value::Integer(3));
+            h.insert("heat_pump".into(), toml::Value::Table(hp));
+        })
+    };
+    // Accepted at `scenario check` now that the step has an outdoor temperature.
+    assert!(Assets::from_scenario(&with_hp(true)).is_ok());
+    let unmanaged = run(&with_hp(false));
+    let mut without = scenario(|_| {});
+    without.prosumers[0].home = None;
+    let plain = run(&without);
+    // Unmanaged: the HOMER load bit for bit (the thermostat's power was carved out of it and
+    // is put back unchanged).
+    assert_eq!(
+        unmanaged.prosumers[0].load.load_kw,
+        plain.prosumers[0].load.load_kw
+    );
+    let managed = run(&with_hp(true));
+    let home = managed.prosumers[0].home.as_ref().unwrap();
+    assert!(home.shifted_energy_kwh > 0.0, "{home:?}");
+    assert_ne!(
+        managed.prosumers[0].load.load_kw,
+        plain.prosumers[0].load.load_kw
+    );
+}

@@ -1,6 +1,7 @@
 //! `scg optimize`'s winner, re-simulated with `scg simulate`'s engine, has the NPC the search
 //! ranked it with (1e-6 relative), with pro-rata sharing and with the community market: both
-//! account through the one `accounting::YearAccounts`.
+//! account through the one `accounting::YearAccounts`. An off-grid winner with the market
+//! simulates too.
 #![allow(clippy::unwrap_used)]
 
 use scg_sim::Assets;
@@ -28,7 +29,13 @@ fn scenario(market: bool) -> scg_model::Scenario {
 }
 
 fn winner_npc_matches_simulate(market: bool) {
-    let scenario = scenario(market);
+    winner_of(&scenario(market));
+}
+
+/// Search `scenario`, simulate its winner in full, check the NPC; returns the winner.
+fn winner_of(scenario: &scg_model::Scenario) -> scg_sim::optimize::ConfigResult {
+    let market = scenario.community.market.is_some();
+    let scenario = scenario.clone();
     let assets = Assets::from_scenario(&scenario).unwrap();
     let inputs = scg_sim::resolve_inputs(&scenario, &assets, &mut |p| {
         Err(format!("unexpected read of {}", p.display()))
@@ -65,6 +72,7 @@ fn winner_npc_matches_simulate(market: bool) {
     );
     let cer = full.community.cer.total_eur;
     assert!((best.cer_incentive_eur - cer).abs() <= 1e-6 * cer.abs().max(1.0));
+    best.clone()
 }
 
 #[test]
@@ -75,4 +83,21 @@ fn winner_npc_matches_simulate_with_pro_rata_sharing() {
 #[test]
 fn winner_npc_matches_simulate_with_the_market() {
     winner_npc_matches_simulate(true);
+}
+
+/// Only islanded configurations (any unmet load allowed): the winner is off-grid, ranked with
+/// the market, and its full simulation (no grid connection, the market still clearing)
+/// succeeds with the search's NPC.
+#[test]
+fn off_grid_winner_with_the_market_simulates() {
+    let mut s = scenario(true);
+    s.search = Some(scg_model::CommunitySearch {
+        grid_connected: vec![false],
+        max_capacity_shortage_pct: 100.0,
+    });
+    let best = winner_of(&s);
+    assert!(!best.grid_connected);
+    assert!(best.market_replayed);
+    assert_eq!(best.grid_import_kwh, 0.0);
+    assert!(best.unmet_fraction > 0.0);
 }

@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 use scg_ev::evaluate::{EvaluateParams, Knowledge, Stopwatch, evaluate};
-use scg_ev::habits::{HabitParams, PeakLearner, daily_hindsight_peaks, evaluate_habits};
+use scg_ev::habits::{HabitParams, evaluate_habits};
 use scg_ev::model::{Session, with_v2g_batteries};
 use scg_ev::tariff::Tariff;
 use std::path::{Path, PathBuf};
@@ -67,8 +67,9 @@ pub struct EvaluateArgs {
     /// V2G battery wear cost per kWh discharged.
     #[arg(long, default_value_t = 0.05)]
     wear_cost_eur_per_kwh: f64,
-    /// MPC: learn the peak target from the sessions arriving from this date (YYYY-MM-DD) up
-    /// to `--from` (their hindsight-lowest daily peaks); they are not replayed or scored.
+    /// MPC: learn from the sessions arriving from this date (YYYY-MM-DD) up to `--from`
+    /// (their daily hindsight-lowest peaks and the arrival profile the MPC forecasts from);
+    /// they are not replayed or scored.
     #[arg(long, requires = "from")]
     peak_history_from: Option<String>,
     /// MPC: re-plan every step (with move blocking beyond two hours) instead of on events.
@@ -180,12 +181,7 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
             max_rate_kw: args.input.max_rate_kw,
         })
         .context("--peak-history-from")?;
-        let mut learner = PeakLearner::new(params.mpc.peak_memory_days);
-        let limit = args.site_limit_kw.unwrap_or(f64::INFINITY);
-        for (day, kw) in daily_hindsight_peaks(&history, args.step_minutes, limit)? {
-            learner.observe_day(day, kw);
-        }
-        params.mpc.peak_target_kw = learner.target_kw();
+        params.history = history;
     }
     let mut clock = WallClock(Instant::now());
     let report = evaluate(&sessions, &args.policy, &params, &mut clock)?;

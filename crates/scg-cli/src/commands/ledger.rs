@@ -9,6 +9,7 @@
 use anyhow::{Context, bail};
 use scg_ledger::merkle::{from_hex, to_hex};
 use scg_ledger::store::{Completeness, Store};
+use scg_ledger::tx::tx_leaf;
 use scg_ledger::{Reject, Tx, TxBody};
 use scg_units::Rescoin;
 use std::io::Write;
@@ -18,8 +19,8 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Replay the ledger from genesis, checking every signature, hash, Merkle root, state root
-    /// and invariant; print the final height and state root, and whether the chain covers every
-    /// interval its genesis announces. Exits 1 naming the first bad block/transaction, or when
+    /// and invariant; print the final height and state root, and whether the chain has every
+    /// block its genesis announces. Exits 1 naming the first bad block/transaction, or when
     /// the chain is incomplete. Opens the database read-only.
     ///
     /// On a member node's directory (holding chain.redb, from `scg chain run`) it also checks
@@ -143,7 +144,7 @@ fn verify(dir: &Path, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     out.flush()?;
     if incomplete {
         bail!(
-            "ledger {} is {}: every block verifies, but the chain ends before the last interval its genesis announces (an interrupted write)",
+            "ledger {} is {}: every block verifies, but the chain ends before the last block its genesis announces (an interrupted write)",
             dir.display(),
             report.completeness()
         );
@@ -197,7 +198,7 @@ fn show_head(store: &Store, out: &mut impl Write) -> anyhow::Result<()> {
         if genesis.intervals_total == scg_ledger::GenesisConfig::OPEN_ENDED {
             writeln!(out, "planned length: open-ended")?;
         } else {
-            writeln!(out, "planned length {} intervals", genesis.intervals_total)?;
+            writeln!(out, "planned length {} blocks", genesis.intervals_total)?;
         }
         if let Some(seed) = genesis.simulation_key_seed {
             writeln!(
@@ -262,6 +263,93 @@ fn show_account(store: &Store, key_hex: &str, out: &mut impl Write) -> anyhow::R
     if txs.len() > 20 {
         writeln!(out, "  ... ({} older)", txs.len() - 20)?;
     }
+    account_records(store, &key, &txs, out)
+}
+
+/// The account's latest records in settlement batches, each with its Merkle proof checked:
+/// record → its author's signed root → batch root → the block's transaction root.
+fn account_records(
+    store: &Store,
+    key: &[u8; 32],
+    txs: &[(u64, u32, u16)],
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    const SHOWN: usize = 20;
+    let chain_id = store
+        .block(0)?
+        .and_then(|g| g.genesis)
+        .map_or(0, |g| g.chain_id);
+    let mut shown = 0;
+    let mut header = false;
+    for (height, index, _) in txs.iter().rev() {
+        if shown == SHOWN {
+            break;
+        }
+        let Some(block) = store.block(*height)? else {
+            continue;
+        };
+        let Some(bytes) = block.txs.get(*index as usize) else {
+            continue;
+        };
+        let Ok(Tx {
+            body: TxBody::SettlementBatch(batch),
+            ..
+        }) = Tx::decode(bytes)
+        else {
+            continue;
+        };
+        // The batch's committed part is a leaf of the block's transaction root.
+        let leaves: Vec<_> = block.txs.iter().map(|t| tx_leaf(t)).collect();
+        let in_block = scg_ledger::merkle::merkle_root(&leaves) == block.header.tx_root;
+        let root = batch.root();
+        let rejected = store.outcome_record_rejects(*height)?;
+        for k in (0..batch.records.len()).rev() {
+            if shown == SHOWN {
+                break;
+            }
+            let r = &batch.records[k];
+            let author = batch.signers[usize::from(r.signer)].key;
+            let names = Tx {
+                id: 0,
+                signer: author,
+                nonce: 0,
+                body: r.body.clone(),
+                signature: [0; 64],
+            }
+            .involved_keys();
+            if !names.contains(key) {
+                continue;
+            }
+            if !header {
+                writeln!(
+                    out,
+                    "records in settlement batches (latest {SHOWN}, each with its Merkle proof checked)"
+                )?;
+                header = true;
+            }
+            let proof = batch.record_proof(k);
+            let ok = in_block && proof.as_ref().is_some_and(|p| p.verify(chain_id, &root));
+            let code = rejected
+                .iter()
+                .find(|(t, rec, _)| *t == *index && *rec as usize == k)
+                .map_or(0, |(_, _, c)| *c);
+            let path = proof.map_or(0, |p| {
+                p.in_signer.siblings.len() + p.in_batch.siblings.len()
+            });
+            writeln!(
+                out,
+                "  block {height} tx {index} record {k} id {}: {} by {}{} -> {}; proof {} ({path} hashes to batch root {})",
+                batch.record_id(k).unwrap_or(0),
+                r.body.kind_name(),
+                &to_hex(&author)[..16],
+                detail(&r.body),
+                result_text(code),
+                if ok { "verified" } else { "FAILED" },
+                &to_hex(&root)[..16],
+            )?;
+            shown += 1;
+        }
+    }
     Ok(())
 }
 
@@ -287,21 +375,41 @@ fn show_block(store: &Store, height: u64, out: &mut impl Write) -> anyhow::Resul
     writeln!(out, "state root {}", to_hex(&h.state_root))?;
     writeln!(out, "transactions {}", h.tx_count)?;
     let (codes, expired) = store.outcome_codes(height)?.unwrap_or_default();
+    let rejected = store.outcome_record_rejects(height)?;
     if !expired.is_empty() {
         writeln!(out, "trades expired at block start {}", expired.len())?;
     }
     for (i, bytes) in block.txs.iter().enumerate() {
         let result = codes.get(i).map_or("?".to_string(), |c| result_text(*c));
         match Tx::decode(bytes) {
-            Ok(tx) => writeln!(
-                out,
-                "  tx {i}: {} id {} signer {} nonce {} -> {result}{}",
-                tx.body.kind_name(),
-                tx.id,
-                &to_hex(&tx.signer)[..16],
-                tx.nonce,
-                detail(&tx.body)
-            )?,
+            Ok(tx) => {
+                writeln!(
+                    out,
+                    "  tx {i}: {} id {} signer {} nonce {} -> {result}{}",
+                    tx.body.kind_name(),
+                    tx.id,
+                    &to_hex(&tx.signer)[..16],
+                    tx.nonce,
+                    detail(&tx.body)
+                )?;
+                if let TxBody::SettlementBatch(b) = &tx.body {
+                    for (k, r) in b.records.iter().enumerate() {
+                        let code = rejected
+                            .iter()
+                            .find(|(t, rec, _)| *t as usize == i && *rec as usize == k)
+                            .map_or(0, |(_, _, c)| *c);
+                        writeln!(
+                            out,
+                            "    record {k} id {}: {} by {} -> {}{}",
+                            b.record_id(k).unwrap_or(0),
+                            r.body.kind_name(),
+                            &to_hex(&b.signers[usize::from(r.signer)].key)[..16],
+                            result_text(code),
+                            detail(&r.body)
+                        )?;
+                    }
+                }
+            }
             Err(e) => writeln!(out, "  tx {i}: malformed ({e}) -> {result}")?,
         }
     }
@@ -324,6 +432,13 @@ fn detail(body: &TxBody) -> String {
             ..
         } => format!(" [{energy_wh} Wh at {price_base_per_kwh} base/kWh]"),
         TxBody::TradePost { delivered_wh, .. } => format!(" [delivered {delivered_wh} Wh]"),
+        TxBody::SettlementBatch(b) => format!(
+            " [{} records, {} signers, batch root {}]",
+            b.records.len(),
+            b.signers.len(),
+            &to_hex(&b.root())[..16]
+        ),
+        TxBody::CertificateMove { energy_wh, .. } => format!(" [{energy_wh} certified Wh]"),
         _ => String::new(),
     }
 }

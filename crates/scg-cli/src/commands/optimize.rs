@@ -102,6 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         elapsed_s,
         configurations_per_second: outcome.evaluated as f64 / elapsed_s.max(1e-9),
     };
+    let not_exact = scg_sim::sizing::not_exact(&loaded.scenario, &assets);
     let write = |name: &str, bytes: &[u8]| output.write(name, bytes);
     write(
         "optimize.csv",
@@ -109,8 +110,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     )?;
     write(
         "optimize.json",
-        scg_report::optimize::summary_json(&ids, &sizes, &outcome, stats.clone(), args.seed)?
-            .as_bytes(),
+        scg_report::optimize::summary_json(
+            &ids,
+            &sizes,
+            &outcome,
+            stats.clone(),
+            args.seed,
+            &not_exact,
+        )?
+        .as_bytes(),
     )?;
 
     let Some(best) = outcome.ranked.first() else {
@@ -128,13 +136,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         scenario_source: format!("{} (optimized)", loaded.source),
         ledger: None,
     };
-    let section = scg_report::optimize::html_section(&ids, &sizes, &outcome, &stats);
+    let pv_limit_kwp = scg_sim::sizing::pv_limits_kwp(&loaded.scenario, &spaces);
+    let section = scg_report::optimize::html_section(&ids, &sizes, &pv_limit_kwp, &outcome, &stats);
     for file in scg_report::render_all_with(&result, &winner, &run, &section)? {
         write(file.name, &file.bytes)?;
     }
     // Warnings go to stderr even with --quiet: a winner at the edge of its candidate list
     // may not be the optimum.
-    for w in scg_report::optimize::edge_warnings(&ids, &sizes, best) {
+    for w in scg_report::optimize::edge_warnings(&ids, &sizes, &pv_limit_kwp, best) {
         eprintln!("warning: {w}");
     }
     output.commit("optimize")?;
@@ -166,12 +175,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let simulated_npc = result.community.economics.npc_eur;
         if (simulated_npc - best.npc_eur).abs() > 1e-6 * best.npc_eur.abs() {
-            // The search replays EV powers planned against the configured community's surplus;
-            // the winner's own sizes change that surplus, and so its EV agents' plans.
             println!(
-                "note: the winner simulated in full has NPC {simulated_npc:.0} EUR (search: {:.0} EUR): its EV agents plan against the winner's community surplus, the search's against the scenario's configured sizes",
+                "note: the winner simulated in full has NPC {simulated_npc:.0} EUR (search: {:.0} EUR)",
                 best.npc_eur
             );
+        }
+        for n in &not_exact {
+            println!("note: not exact in the search: {n}");
         }
         for (id, s) in ids
             .iter()

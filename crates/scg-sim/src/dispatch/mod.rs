@@ -204,6 +204,17 @@ pub trait CommunityStage {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProRata;
 
+impl ProRata {
+    /// The step's split of the community's summed surplus and deficit (what every member's
+    /// [`CommunityShares::allocate`] then takes its share of).
+    #[inline]
+    pub fn shares(residual_kw: &[f64], ctx: &StepContext) -> CommunityShares {
+        let surplus_kw: f64 = residual_kw.iter().map(|r| r.max(0.0)).sum();
+        let deficit_kw: f64 = residual_kw.iter().map(|r| (-r).max(0.0)).sum();
+        CommunityShares::new(surplus_kw, deficit_kw, ctx)
+    }
+}
+
 impl CommunityStage for ProRata {
     fn allocate(
         &mut self,
@@ -212,9 +223,7 @@ impl CommunityStage for ProRata {
         ctx: &StepContext,
         out: &mut [Allocation],
     ) -> Result<(), ComponentError> {
-        let surplus_kw: f64 = residual_kw.iter().map(|r| r.max(0.0)).sum();
-        let deficit_kw: f64 = residual_kw.iter().map(|r| (-r).max(0.0)).sum();
-        let shares = CommunityShares::new(surplus_kw, deficit_kw, ctx);
+        let shares = ProRata::shares(residual_kw, ctx);
         for (a, r) in out.iter_mut().zip(residual_kw) {
             *a = shares.allocate(*r);
         }
