@@ -5,62 +5,42 @@
 //! (`scg optimize -o opt` and copy the winner's sizes from `opt/scenario.toml`).
 #![allow(clippy::unwrap_used)]
 
-use scg_sim::Assets;
 use scg_sim::sizing::DesignSizes;
-use std::sync::atomic::AtomicBool;
+mod common;
 
 #[test]
 fn the_builtin_scenario_is_its_own_search_optimum() {
     let scenario = scg_model::builtin::bergamo().unwrap();
-    let assets = Assets::from_scenario(&scenario).unwrap();
-    let inputs = scg_sim::resolve_inputs(&scenario, &assets, &mut |p| {
-        Err(format!("unexpected read of {}", p.display()))
-    })
-    .unwrap();
-    let seed = 42;
-    let mut prepared =
-        scg_sim::prepare::prepare(&scenario, &assets, &inputs, seed, &mut |_, _| {}).unwrap();
-    scg_sim::prepare::add_ev_years(&mut prepared, &scenario, &assets, seed).unwrap();
-    let spaces = scg_sim::sizing::spaces(&scenario, &assets, &prepared).unwrap();
-    let settings = scg_sim::sizing::settings(&scenario, &assets);
-    let data = scg_sim::sizing::SearchData::new(&scenario, &prepared).unwrap();
-    let out = scg_sim::optimize::search(
-        &spaces,
-        &data.inputs(&prepared, &assets),
-        &settings,
-        prepared.grid.len(),
-        &|_, _| {},
-        &AtomicBool::new(false),
-    )
-    .unwrap();
-    assert!(!out.cancelled);
-    let best = out.ranked.first().unwrap();
-    assert!(best.grid_connected);
-    for ((space, d), a) in spaces.iter().zip(&best.designs).zip(&assets.prosumers) {
-        let won = DesignSizes::of(&space.designs[*d]);
-        let shipped_battery_kwh = a.battery.as_ref().map_or(0.0, |b| b.capacity_kwh);
-        let shipped_turbines: f64 = a.turbines.iter().map(|t| f64::from(t.turbine.count)).sum();
-        assert!(
-            (won.pv_kwp - a.pv_kwp()).abs() < 1e-9
-                && (won.battery_kwh - shipped_battery_kwh).abs() < 1e-9
-                && (won.wind_turbines - shipped_turbines).abs() < 1e-9,
-            "{}: the search's optimum is PV {} kWp, battery {} kWh, {} turbines; the built-in \
+    common::with_search(&scenario, 42, |assets, _, spaces, out| {
+        assert!(!out.cancelled);
+        let best = out.ranked.first().unwrap();
+        assert!(best.grid_connected);
+        for ((space, d), a) in spaces.iter().zip(&best.designs).zip(&assets.prosumers) {
+            let won = DesignSizes::of(&space.designs[*d]);
+            let shipped_battery_kwh = a.battery.as_ref().map_or(0.0, |b| b.capacity_kwh);
+            let shipped_turbines: f64 = a.turbines.iter().map(|t| f64::from(t.turbine.count)).sum();
+            assert!(
+                (won.pv_kwp - a.pv_kwp()).abs() < 1e-9
+                    && (won.battery_kwh - shipped_battery_kwh).abs() < 1e-9
+                    && (won.wind_turbines - shipped_turbines).abs() < 1e-9,
+                "{}: the search's optimum is PV {} kWp, battery {} kWh, {} turbines; the built-in \
              ships PV {} kWp, battery {shipped_battery_kwh} kWh, {shipped_turbines} turbines",
-            space.id,
-            won.pv_kwp,
-            won.battery_kwh,
-            won.wind_turbines,
-            a.pv_kwp(),
-        );
-    }
-    // Every PV winner fills its roof: the candidate lists end at the roof's limit.
-    for (space, p) in spaces.iter().zip(&scenario.prosumers) {
-        let limit = scg_model::roof::pv_limit_kwp(p.roof_area_m2.unwrap());
-        let top = space.designs.iter().map(|d| d.pv_kwp).fold(0.0, f64::max);
-        assert!(
-            top <= limit && top > 0.99 * limit,
-            "{}: {top} vs {limit}",
-            space.id
-        );
-    }
+                space.id,
+                won.pv_kwp,
+                won.battery_kwh,
+                won.wind_turbines,
+                a.pv_kwp(),
+            );
+        }
+        // Every PV winner fills its roof: the candidate lists end at the roof's limit.
+        for (space, p) in spaces.iter().zip(&scenario.prosumers) {
+            let limit = scg_model::roof::pv_limit_kwp(p.roof_area_m2.unwrap());
+            let top = space.designs.iter().map(|d| d.pv_kwp).fold(0.0, f64::max);
+            assert!(
+                top <= limit && top > 0.99 * limit,
+                "{}: {top} vs {limit}",
+                space.id
+            );
+        }
+    });
 }

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use scg_sim::Assets;
-use std::sync::atomic::AtomicBool;
+mod common;
 
 /// Two Bergamo prosumers without EVs and without home agents (the search does not run them),
 /// a small search space.
@@ -35,44 +35,26 @@ fn winner_npc_matches_simulate(market: bool) {
 /// Search `scenario`, simulate its winner in full, check the NPC; returns the winner.
 fn winner_of(scenario: &scg_model::Scenario) -> scg_sim::optimize::ConfigResult {
     let market = scenario.community.market.is_some();
-    let scenario = scenario.clone();
-    let assets = Assets::from_scenario(&scenario).unwrap();
-    let inputs = scg_sim::resolve_inputs(&scenario, &assets, &mut |p| {
-        Err(format!("unexpected read of {}", p.display()))
-    })
-    .unwrap();
     let seed = 7;
-    let mut prepared =
-        scg_sim::prepare::prepare(&scenario, &assets, &inputs, seed, &mut |_, _| {}).unwrap();
-    scg_sim::prepare::add_ev_years(&mut prepared, &scenario, &assets, seed).unwrap();
-    let spaces = scg_sim::sizing::spaces(&scenario, &assets, &prepared).unwrap();
-    let settings = scg_sim::sizing::settings(&scenario, &assets);
-    let data = scg_sim::sizing::SearchData::new(&scenario, &prepared).unwrap();
-    let out = scg_sim::optimize::search(
-        &spaces,
-        &data.inputs(&prepared, &assets),
-        &settings,
-        prepared.grid.len(),
-        &|_, _| {},
-        &AtomicBool::new(false),
-    )
-    .unwrap();
-    assert_eq!(out.market.is_some(), market);
-    let best = out.ranked.first().unwrap();
-    assert_eq!(best.market_replayed, market);
-    let winner = scg_sim::sizing::winner_scenario(&scenario, &spaces, best);
-    let winner_assets = Assets::from_scenario(&winner).unwrap();
-    let full = scg_sim::simulate(&winner, &winner_assets, &inputs, seed, &mut |_, _| {}).unwrap();
-    assert_eq!(full.community.market.is_some(), market);
-    let npc = full.community.economics.npc_eur;
-    assert!(
-        (best.npc_eur - npc).abs() <= 1e-6 * npc.abs(),
-        "search {} vs simulate {npc}",
-        best.npc_eur
-    );
-    let cer = full.community.cer.total_eur;
-    assert!((best.cer_incentive_eur - cer).abs() <= 1e-6 * cer.abs().max(1.0));
-    best.clone()
+    common::with_search(scenario, seed, |_, inputs, spaces, out| {
+        assert_eq!(out.market.is_some(), market);
+        let best = out.ranked.first().unwrap();
+        assert_eq!(best.market_replayed, market);
+        let winner = scg_sim::sizing::winner_scenario(scenario, spaces, best);
+        let winner_assets = Assets::from_scenario(&winner).unwrap();
+        let full =
+            scg_sim::simulate(&winner, &winner_assets, inputs, seed, &mut |_, _| {}).unwrap();
+        assert_eq!(full.community.market.is_some(), market);
+        let npc = full.community.economics.npc_eur;
+        assert!(
+            (best.npc_eur - npc).abs() <= 1e-6 * npc.abs(),
+            "search {} vs simulate {npc}",
+            best.npc_eur
+        );
+        let cer = full.community.cer.total_eur;
+        assert!((best.cer_incentive_eur - cer).abs() <= 1e-6 * cer.abs().max(1.0));
+        best.clone()
+    })
 }
 
 #[test]
