@@ -15,31 +15,8 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 artifacts="$repo/target/report-artifacts"
 mkdir -p "$artifacts"
 
-find_chromium() {
-    for c in chromium chromium-browser; do
-        if command -v "$c" >/dev/null 2>&1; then
-            command -v "$c"
-            return 0
-        fi
-    done
-    return 1
-}
-
-if ! chromium_bin="$(find_chromium)"; then
-    echo "browser-test: chromium not found, installing Debian's package" >&2
-    sudo_cmd=""
-    if [ "$(id -u)" -ne 0 ]; then
-        if command -v sudo >/dev/null 2>&1; then sudo_cmd="sudo"; else
-            echo "browser-test: FAIL: not root and no sudo; install chromium first" >&2
-            exit 1
-        fi
-    fi
-    if ! { $sudo_cmd apt-get update && DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y chromium; }; then
-        echo "browser-test: FAIL: apt-get install chromium failed" >&2
-        exit 1
-    fi
-    chromium_bin="$(find_chromium)" || { echo "browser-test: FAIL: chromium still missing after install" >&2; exit 1; }
-fi
+# shellcheck source=scripts/install-chromium.sh
+source "$repo/scripts/install-chromium.sh"
 
 report="${1:-}"
 if [ -z "$report" ]; then
