@@ -187,6 +187,53 @@ impl CommunityShares {
     }
 }
 
+/// A prosumer's residual series as the pro-rata split reads it, struct of arrays: its surplus
+/// (`max(r, 0)`) and its deficit (`max(−r, 0)`) at every step, each computed once per design
+/// (the sizing search shares them across every configuration the design is part of). Every
+/// value is finite and >= 0: [`ResidualParts::new`] refuses a non-finite residual.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResidualParts {
+    surplus_kw: Vec<f64>,
+    deficit_kw: Vec<f64>,
+}
+
+impl ResidualParts {
+    /// Split `residual_kw` (> 0 surplus, < 0 deficit); `None` when a value is not finite.
+    pub fn new(residual_kw: &[f64]) -> Option<Self> {
+        if residual_kw.iter().any(|r| !r.is_finite()) {
+            return None;
+        }
+        // The same expressions as `ProRata::shares` and `YearAccounts::record_shares`, so the
+        // values are bit for bit the ones the per-step path computes.
+        Some(Self {
+            surplus_kw: residual_kw.iter().map(|r| r.max(0.0)).collect(),
+            deficit_kw: residual_kw.iter().map(|r| (-r).max(0.0)).collect(),
+        })
+    }
+
+    /// Surplus of every step, kW (>= 0).
+    #[inline]
+    pub fn surplus_kw(&self) -> &[f64] {
+        &self.surplus_kw
+    }
+
+    /// Deficit of every step, kW (>= 0).
+    #[inline]
+    pub fn deficit_kw(&self) -> &[f64] {
+        &self.deficit_kw
+    }
+
+    /// Number of steps.
+    pub fn len(&self) -> usize {
+        self.surplus_kw.len()
+    }
+
+    /// Whether there are no steps.
+    pub fn is_empty(&self) -> bool {
+        self.surplus_kw.is_empty()
+    }
+}
+
 /// Stage 2 as a strategy: how the community's residuals become P2P and grid flows.
 /// [`ProRata`] is the paper's sharing; a market (see `crate::market_stage`) can replace it.
 pub trait CommunityStage {
