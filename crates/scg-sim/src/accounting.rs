@@ -344,15 +344,31 @@ impl<'a> YearAccounts<'a> {
         if !recorded {
             return Ok(false);
         }
-        for t in 0..n {
-            let (imp, exp, shared) = (purchase_kw[t], sale_kw[t], shared_kw[t]);
+        for (imp, exp) in purchase_kw.iter().zip(sale_kw.iter()) {
             t_acc.grid_import_kwh += imp * dt;
             t_acc.grid_export_kwh += exp * dt;
-            self.hour_injected_kwh[0] += (exp + shared) * dt;
-            self.hour_withdrawn_kwh[0] += (imp + shared) * dt;
-            self.close_step()?;
         }
         self.totals = t_acc;
+        // The CER's hours, as `close_step` closes them (each hour's sums start from −0.0).
+        let per_hour = self.steps_per_hour;
+        let hours = n / per_hour;
+        for h in 0..hours {
+            let (mut injected, mut withdrawn) = (ZERO, ZERO);
+            for t in h * per_hour..(h + 1) * per_hour {
+                injected += (sale_kw[t] + shared_kw[t]) * dt;
+                withdrawn += (purchase_kw[t] + shared_kw[t]) * dt;
+            }
+            if let Some(cer) = &mut self.cer {
+                cer.add_hour_one(injected, withdrawn)?;
+            }
+        }
+        // A last partial hour stays open, as step by step.
+        for t in hours * per_hour..n {
+            self.hour_injected_kwh[0] += (sale_kw[t] + shared_kw[t]) * dt;
+            self.hour_withdrawn_kwh[0] += (purchase_kw[t] + shared_kw[t]) * dt;
+        }
+        self.step_in_hour = n - hours * per_hour;
+        self.steps_recorded = n;
         Ok(true)
     }
 

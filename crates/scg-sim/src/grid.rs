@@ -773,26 +773,31 @@ impl<'a> MetersTotal<'a> {
         if let Some((_, limit_kwh)) = tariff.rid_floor {
             // A member's year of sales is at most its surplus times the largest factor.
             let binds = year.members.iter().zip(&self.floor_kwh).any(|(m, floor)| {
-                let surplus_kw: f64 = m.surplus_kw().iter().sum();
-                (floor + surplus_kw * dt * top_sale_per_kw) * (1.0 + FLOOR_MARGIN)
+                (floor + m.surplus_total_kw() * dt * top_sale_per_kw) * (1.0 + FLOOR_MARGIN)
                     > limit_kwh * (1.0 - FLOOR_MARGIN)
             });
             if binds {
                 return Ok(false);
             }
             // Never binding: every step's energy within the limit is all it sold, and nothing
-            // is beyond (what `record` adds to `sale_zonal_eur` is 0).
-            for t in 0..n {
-                let (k, price) = (ks[t], tariff.sell_eur_per_kwh[t]);
-                for ((m, floor), zonal) in year
-                    .members
-                    .iter()
-                    .zip(&mut self.floor_kwh)
-                    .zip(&mut self.floor_zonal_eur)
-                {
-                    let sold = (m.surplus_kw()[t] * k) * dt;
-                    *floor += sold;
-                    *zonal += sold * price;
+            // is beyond (what `record` adds to `sale_zonal_eur` is 0). Members four at a time,
+            // so that their sums stay in registers (each member's sums in step order).
+            let floors = self
+                .floor_kwh
+                .chunks_mut(4)
+                .zip(self.floor_zonal_eur.chunks_mut(4));
+            for (members, (floor, zonal)) in year.members.chunks(4).zip(floors) {
+                let sales = FloorSales {
+                    sale_per_kw: ks,
+                    price_eur_per_kwh: &tariff.sell_eur_per_kwh[..n],
+                    dt_h: dt,
+                };
+                match members {
+                    [a, b, c, d] => sales.add::<4>([a, b, c, d], floor, zonal),
+                    [a, b, c] => sales.add::<3>([a, b, c], floor, zonal),
+                    [a, b] => sales.add::<2>([a, b], floor, zonal),
+                    [a] => sales.add::<1>([a], floor, zonal),
+                    _ => {}
                 }
             }
         } else {
@@ -843,6 +848,44 @@ impl<'a> MetersTotal<'a> {
             demand_charge_eur,
             net_cost_eur: self.energy_cost_eur + demand_charge_eur - sale_revenue_eur,
         }
+    }
+}
+
+/// The Ritiro Dedicato sums of members whose floor never binds, over a year of pro-rata
+/// sales ([`MetersTotal::record_pro_rata_year`]).
+struct FloorSales<'a> {
+    sale_per_kw: &'a [f64],
+    price_eur_per_kwh: &'a [f64],
+    dt_h: f64,
+}
+
+impl FloorSales<'_> {
+    /// Adds the year's sales of `K` members to their floor energy and zonal value, as
+    /// [`MetersTotal::record`] does step by step (`sold = surplus · factor · dt`).
+    #[inline]
+    fn add<const K: usize>(
+        &self,
+        members: [&&ResidualParts; K],
+        floor_kwh: &mut [f64],
+        floor_zonal_eur: &mut [f64],
+    ) {
+        let n = self.sale_per_kw.len().min(self.price_eur_per_kwh.len());
+        // `record_pro_rata_year` checked every member has `n` steps.
+        let surplus: [&[f64]; K] = members.map(|m| &m.surplus_kw()[..n]);
+        let mut kwh = [0.0; K];
+        let mut eur = [0.0; K];
+        kwh.copy_from_slice(&floor_kwh[..K]);
+        eur.copy_from_slice(&floor_zonal_eur[..K]);
+        for t in 0..n {
+            let (k, price) = (self.sale_per_kw[t], self.price_eur_per_kwh[t]);
+            for j in 0..K {
+                let sold = (surplus[j][t] * k) * self.dt_h;
+                kwh[j] += sold;
+                eur[j] += sold * price;
+            }
+        }
+        floor_kwh[..K].copy_from_slice(&kwh);
+        floor_zonal_eur[..K].copy_from_slice(&eur);
     }
 }
 

@@ -195,6 +195,8 @@ impl CommunityShares {
 pub struct ResidualParts {
     surplus_kw: Vec<f64>,
     deficit_kw: Vec<f64>,
+    /// Σ `surplus_kw` (a bound on the design's sales, summed once).
+    surplus_total_kw: f64,
 }
 
 impl ResidualParts {
@@ -205,10 +207,19 @@ impl ResidualParts {
         }
         // The same expressions as `ProRata::shares` and `YearAccounts::record_shares`, so the
         // values are bit for bit the ones the per-step path computes.
+        let surplus_kw: Vec<f64> = residual_kw.iter().map(|r| r.max(0.0)).collect();
         Some(Self {
-            surplus_kw: residual_kw.iter().map(|r| r.max(0.0)).collect(),
+            surplus_total_kw: surplus_kw.iter().sum(),
+            surplus_kw,
             deficit_kw: residual_kw.iter().map(|r| (-r).max(0.0)).collect(),
         })
+    }
+
+    /// Σ of the surplus over every step, kW (times the step length: the energy the design
+    /// offers the community over the year).
+    #[inline]
+    pub fn surplus_total_kw(&self) -> f64 {
+        self.surplus_total_kw
     }
 
     /// Surplus of every step, kW (>= 0).
