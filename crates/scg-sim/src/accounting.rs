@@ -298,6 +298,8 @@ impl<'a> YearAccounts<'a> {
             shared_kw,
             purchase_kw,
             sale_kw,
+            hour_injected_kwh,
+            hour_withdrawn_kwh,
         } = scratch;
         surplus_kw.fill(ZERO);
         deficit_kw.fill(ZERO);
@@ -352,15 +354,21 @@ impl<'a> YearAccounts<'a> {
         // The CER's hours, as `close_step` closes them (each hour's sums start from −0.0).
         let per_hour = self.steps_per_hour;
         let hours = n / per_hour;
-        for h in 0..hours {
-            let (mut injected, mut withdrawn) = (ZERO, ZERO);
-            for t in h * per_hour..(h + 1) * per_hour {
-                injected += (sale_kw[t] + shared_kw[t]) * dt;
-                withdrawn += (purchase_kw[t] + shared_kw[t]) * dt;
+        if let Some(cer) = &mut self.cer {
+            hour_injected_kwh.resize(hours, 0.0);
+            hour_withdrawn_kwh.resize(hours, 0.0);
+            for (h, (injected, withdrawn)) in hour_injected_kwh
+                .iter_mut()
+                .zip(hour_withdrawn_kwh.iter_mut())
+                .enumerate()
+            {
+                (*injected, *withdrawn) = (ZERO, ZERO);
+                for t in h * per_hour..(h + 1) * per_hour {
+                    *injected += (sale_kw[t] + shared_kw[t]) * dt;
+                    *withdrawn += (purchase_kw[t] + shared_kw[t]) * dt;
+                }
             }
-            if let Some(cer) = &mut self.cer {
-                cer.add_hour_one(injected, withdrawn)?;
-            }
+            cer.add_hours_one(hour_injected_kwh, hour_withdrawn_kwh)?;
         }
         // A last partial hour stays open, as step by step.
         for t in hours * per_hour..n {
@@ -642,6 +650,8 @@ pub struct ShareScratch {
     shared_kw: Vec<f64>,
     purchase_kw: Vec<f64>,
     sale_kw: Vec<f64>,
+    hour_injected_kwh: Vec<f64>,
+    hour_withdrawn_kwh: Vec<f64>,
 }
 
 impl ShareScratch {
