@@ -471,13 +471,13 @@ impl<'a> CerYear<'a> {
             m_withdrawn += w;
             let shared = i.min(*w);
             shared_total += shared;
-            if shared > 0.0 {
-                let earned = shared * incentive_tariff_eur_per_mwh(class, *z, bonus) / 1000.0;
-                m_incentivised += shared;
-                m_plant += earned;
-                incentive_total += earned;
-                valorisation_total += shared * valorisation / 1000.0;
-            }
+            // Without a branch: an hour that shares nothing (`shared` is ±0, the tariff
+            // positive) adds ±0, which leaves every sum as `add_hour_one` leaves it.
+            let earned = shared * incentive_tariff_eur_per_mwh(class, *z, bonus) / 1000.0;
+            m_incentivised += shared;
+            m_plant += earned;
+            incentive_total += earned;
+            valorisation_total += shared * valorisation / 1000.0;
         }
         (m.injected_kwh, m.withdrawn_kwh) = (m_injected, m_withdrawn);
         (m.incentivised_kwh, m.plant_incentive_eur) = (m_incentivised, m_plant);

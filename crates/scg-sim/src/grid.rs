@@ -756,15 +756,17 @@ impl<'a> MetersTotal<'a> {
         }
         let mut fine = true;
         let mut top_sale_per_kw = 0.0f64;
-        for t in 0..n {
+        for (((p_kw, s_kw), p_per_kw), s_per_kw) in
+            purchase_kw.iter().zip(sale_kw.iter()).zip(kp).zip(ks)
+        {
             // `!(x >= 0)` also catches NaN.
-            fine &= kp[t] >= 0.0
-                && ks[t] >= 0.0
-                && purchase_kw[t] <= self.max_purchase_kw
-                && sale_kw[t] <= self.max_sale_kw
-                && purchase_kw[t].is_finite()
-                && sale_kw[t].is_finite();
-            top_sale_per_kw = top_sale_per_kw.max(ks[t]);
+            fine &= *p_per_kw >= 0.0
+                && *s_per_kw >= 0.0
+                && *p_kw <= self.max_purchase_kw
+                && *s_kw <= self.max_sale_kw
+                && p_kw.is_finite()
+                && s_kw.is_finite();
+            top_sale_per_kw = top_sale_per_kw.max(*s_per_kw);
         }
         if !fine {
             return Ok(false);
@@ -876,8 +878,8 @@ impl FloorSales<'_> {
         let mut eur = [0.0; K];
         kwh.copy_from_slice(&floor_kwh[..K]);
         eur.copy_from_slice(&floor_zonal_eur[..K]);
-        for t in 0..n {
-            let (k, price) = (self.sale_per_kw[t], self.price_eur_per_kwh[t]);
+        let factors = self.sale_per_kw.iter().zip(self.price_eur_per_kwh);
+        for (t, (&k, &price)) in factors.enumerate().take(n) {
             for j in 0..K {
                 let sold = (surplus[j][t] * k) * self.dt_h;
                 kwh[j] += sold;

@@ -10,7 +10,18 @@
 //! [`crate::accounting::YearAccounts::record_shares`], the same accumulator as `scg simulate`,
 //! at its totals level (the members' sums of the split's allocations, the members' grid bills
 //! summed by [`crate::grid::MetersTotal`]). Work per configuration is O(steps × prosumers) of
-//! plain arithmetic without allocation per step; configurations run in parallel.
+//! plain arithmetic; configurations run in parallel.
+//!
+//! The search screens each configuration with [`screen_config`]: what depends on one design
+//! only — its residual split into surplus and deficit series ([`ResidualParts`], struct of
+//! arrays) and its sums — is computed once per design ([`residual_parts`]); per configuration
+//! only the community coupling runs, as passes over the year
+//! ([`crate::accounting::YearAccounts::record_pro_rata_year`]) with buffers reused per worker
+//! ([`ScreenScratch`]), no allocation per configuration beyond its result. It performs the
+//! same float operations in the same order as the step-by-step [`evaluate_config`] (tests
+//! compare them bit for bit), so the results do not depend on it; where its preconditions do
+//! not hold (a non-finite residual, a member whose sales could reach the Ritiro Dedicato
+//! limit) the configuration goes step by step. Every configuration counted is evaluated.
 //!
 //! With the community market ([`SearchInputs::market`]) every configuration is first screened
 //! with pro-rata sharing; then the best of the screening are replayed with the market stage
