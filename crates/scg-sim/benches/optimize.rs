@@ -1,9 +1,10 @@
 //! Sizing search speed: one configuration's community replay (5 prosumers, a year of hourly
 //! steps) and a whole search of 3^5·4·2 = 1,944 configurations on all cores, on synthetic
 //! series with an additive tariff; and one configuration of the built-in Bergamo scenario (its
-//! own tariff: F1/F2/F3 bands, Ritiro Dedicato floor, CER), which is what `scg optimize` runs
-//! 49,152 times (target: >= 10,000 configurations per second on 2 cores, i.e. one
-//! configuration in <= 200 µs on one core).
+//! own tariff: F1/F2/F3 bands, Ritiro Dedicato floor, CER), step by step (`evaluate_config`)
+//! and as the search screens it (`screen_config`, the year at once), which is what
+//! `scg optimize` runs 10,368 times (12·3·3·12·8 designs; target: >= 10,000 configurations
+//! per second on 2 cores, i.e. one configuration in <= 200 µs on one core).
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -14,8 +15,8 @@ use scg_sim::converter::ConverterConfig;
 use scg_sim::economics::{ComponentCosts, EconomicParams};
 use scg_sim::grid::{GridTariff, TariffSeries};
 use scg_sim::optimize::{
-    Config, LocalDesign, ProsumerSpace, SearchInputs, SearchSettings, evaluate_config, run_local,
-    search,
+    Config, LocalDesign, ProsumerSpace, ScreenScratch, SearchInputs, SearchSettings,
+    evaluate_config, residual_parts, run_local, screen_config, search,
 };
 use scg_sim::year::ProsumerSeries;
 use std::hint::black_box;
@@ -248,6 +249,20 @@ fn bench_builtin(c: &mut Criterion) {
                 grid_connected: true,
             };
             black_box(evaluate_config(config, &runs, &inputs, &settings).unwrap())
+        })
+    });
+    let parts = residual_parts(&runs);
+    let mut scratch = ScreenScratch::default();
+    c.bench_function("screen_config_builtin_bergamo", |b| {
+        b.iter(|| {
+            let config = Config {
+                index: 0,
+                designs: &designs,
+                grid_connected: true,
+            };
+            black_box(
+                screen_config(config, &runs, &parts, &inputs, &settings, &mut scratch).unwrap(),
+            )
         })
     });
 }

@@ -23,9 +23,9 @@
 
 use crate::ComponentError;
 use crate::cer::{CerParams, CerResult, CerYear};
-use crate::dispatch::{Allocation, CommunityShares, StepFlows};
+use crate::dispatch::{Allocation, CommunityShares, ResidualParts, StepContext, StepFlows};
 use crate::economics::{ComponentCosts, EconomicParams, EnergyTotals, system_npc};
-use crate::grid::{GridBill, GridMeter, GridTariff, MetersTotal};
+use crate::grid::{GridBill, GridMeter, GridTariff, MetersTotal, ProRataYear};
 use crate::year::EnergySums;
 use serde::Serialize;
 
@@ -146,6 +146,8 @@ pub struct YearAccounts<'a> {
     hour_injected_kwh: Vec<f64>,
     hour_withdrawn_kwh: Vec<f64>,
     step_in_hour: usize,
+    /// Steps recorded so far.
+    steps_recorded: usize,
     totals: FlowTotals,
 }
 
@@ -195,6 +197,7 @@ impl<'a> YearAccounts<'a> {
             hour_withdrawn_kwh: vec![ZERO; cer_members],
             cer,
             step_in_hour: 0,
+            steps_recorded: 0,
             totals: FlowTotals::default(),
         })
     }
@@ -261,9 +264,126 @@ impl<'a> YearAccounts<'a> {
         self.close_step()
     }
 
+    /// [`YearAccounts::record_shares`] for every step of a year at once (the sizing search's
+    /// screening): the members' residuals as [`ResidualParts`], the community's conditions of
+    /// each step from `year`. The same float operations in the same order as one
+    /// `record_shares` per step (so the same accounts, bit for bit), arranged as passes over
+    /// the year — the members' sums vectorised over the steps, the per-member parts of the
+    /// bill in [`MetersTotal::record_pro_rata_year`] — with `scratch` reused, nothing allocated.
+    ///
+    /// Returns `Ok(false)` and records nothing when the meter cannot take the year at once
+    /// (see [`MetersTotal::record_pro_rata_year`]); the caller then records the steps with
+    /// `record_shares`. Must start on a fresh year (no step recorded).
+    pub fn record_pro_rata_year(
+        &mut self,
+        year: &ShareYear<'_>,
+        scratch: &mut ShareScratch,
+    ) -> Result<bool, ComponentError> {
+        if self.detail != Detail::Totals || self.steps_recorded != 0 {
+            return Err(ComponentError::parameter(
+                "detail",
+                "record_pro_rata_year accounts a fresh year at the totals level only",
+            ));
+        }
+        let Some(meter) = &mut self.total_meter else {
+            return Ok(false);
+        };
+        let n = year.steps;
+        scratch.resize(n);
+        let ShareScratch {
+            surplus_kw,
+            deficit_kw,
+            purchase_per_kw,
+            sale_per_kw,
+            shared_kw,
+            purchase_kw,
+            sale_kw,
+            hour_injected_kwh,
+            hour_withdrawn_kwh,
+        } = scratch;
+        surplus_kw.fill(ZERO);
+        deficit_kw.fill(ZERO);
+        for m in year.members {
+            crate::component_error::check_len("member residual steps", m.len(), n)?;
+            for (s, r) in surplus_kw.iter_mut().zip(m.surplus_kw()) {
+                *s += r;
+            }
+            for (d, r) in deficit_kw.iter_mut().zip(m.deficit_kw()) {
+                *d += r;
+            }
+        }
+        // The split of every step, as `record_shares` derives it from `ProRata::shares`.
+        let dt = self.dt_h;
+        let per_kw = |grid_kw: f64, of_kw: f64| if of_kw > 0.0 { grid_kw / of_kw } else { 0.0 };
+        let mut t_acc = FlowTotals::default();
+        for t in 0..n {
+            let ctx = StepContext {
+                dt_h: dt,
+                grid_at_peak: year.grid_at_peak.get(t).copied().unwrap_or(false),
+                max_purchase_kw: year.max_purchase_kw,
+                max_sale_kw: year.max_sale_kw,
+            };
+            let shares = CommunityShares::new(surplus_kw[t], deficit_kw[t], &ctx);
+            let sold_kw = shares.first_to_grid_kw + shares.to_grid_kw;
+            sale_per_kw[t] = per_kw(sold_kw, shares.surplus_kw);
+            purchase_per_kw[t] = per_kw(shares.from_grid_kw, shares.deficit_kw);
+            let shared = shares.shared_kw;
+            shared_kw[t] = shared;
+            t_acc.p2p_import_kwh += shared * dt;
+            t_acc.p2p_export_kwh += shared * dt;
+            t_acc.unmet_kwh += (shares.deficit_kw - shared - shares.from_grid_kw).max(0.0) * dt;
+            t_acc.excess_kwh += (shares.surplus_kw - sold_kw - shared).max(0.0) * dt;
+        }
+        let recorded = meter.record_pro_rata_year(
+            &ProRataYear {
+                members: year.members,
+                purchase_per_kw,
+                sale_per_kw,
+            },
+            purchase_kw,
+            sale_kw,
+        )?;
+        if !recorded {
+            return Ok(false);
+        }
+        for (imp, exp) in purchase_kw.iter().zip(sale_kw.iter()) {
+            t_acc.grid_import_kwh += imp * dt;
+            t_acc.grid_export_kwh += exp * dt;
+        }
+        self.totals = t_acc;
+        // The CER's hours, as `close_step` closes them (each hour's sums start from −0.0).
+        let per_hour = self.steps_per_hour;
+        let hours = n / per_hour;
+        if let Some(cer) = &mut self.cer {
+            hour_injected_kwh.resize(hours, 0.0);
+            hour_withdrawn_kwh.resize(hours, 0.0);
+            for (h, (injected, withdrawn)) in hour_injected_kwh
+                .iter_mut()
+                .zip(hour_withdrawn_kwh.iter_mut())
+                .enumerate()
+            {
+                (*injected, *withdrawn) = (ZERO, ZERO);
+                for t in h * per_hour..(h + 1) * per_hour {
+                    *injected += (sale_kw[t] + shared_kw[t]) * dt;
+                    *withdrawn += (purchase_kw[t] + shared_kw[t]) * dt;
+                }
+            }
+            cer.add_hours_one(hour_injected_kwh, hour_withdrawn_kwh)?;
+        }
+        // A last partial hour stays open, as step by step.
+        for t in hours * per_hour..n {
+            self.hour_injected_kwh[0] += (sale_kw[t] + shared_kw[t]) * dt;
+            self.hour_withdrawn_kwh[0] += (purchase_kw[t] + shared_kw[t]) * dt;
+        }
+        self.step_in_hour = n - hours * per_hour;
+        self.steps_recorded = n;
+        Ok(true)
+    }
+
     /// After a step: close the hour when it is complete (the CER rule is hourly).
     #[inline]
     fn close_step(&mut self) -> Result<(), ComponentError> {
+        self.steps_recorded += 1;
         self.step_in_hour += 1;
         if self.step_in_hour == self.steps_per_hour {
             self.step_in_hour = 0;
@@ -502,6 +622,51 @@ impl<'a> YearAccounts<'a> {
             cer_incentive_eur: cer_eur,
             flows: t,
         })
+    }
+}
+
+/// A year of pro-rata sharing for [`YearAccounts::record_pro_rata_year`]: the members'
+/// residuals and the community's conditions of every step.
+#[derive(Debug, Clone, Copy)]
+pub struct ShareYear<'a> {
+    /// Steps of the year; every member has this many.
+    pub steps: usize,
+    pub members: &'a [&'a ResidualParts],
+    /// The main grid is at peak (steps beyond the slice: not at peak).
+    pub grid_at_peak: &'a [bool],
+    /// The community connection's limits, kW (0 off-grid).
+    pub max_purchase_kw: f64,
+    pub max_sale_kw: f64,
+}
+
+/// Reusable buffers of [`YearAccounts::record_pro_rata_year`] (one per worker, so that no
+/// configuration allocates).
+#[derive(Debug, Clone, Default)]
+pub struct ShareScratch {
+    surplus_kw: Vec<f64>,
+    deficit_kw: Vec<f64>,
+    purchase_per_kw: Vec<f64>,
+    sale_per_kw: Vec<f64>,
+    shared_kw: Vec<f64>,
+    purchase_kw: Vec<f64>,
+    sale_kw: Vec<f64>,
+    hour_injected_kwh: Vec<f64>,
+    hour_withdrawn_kwh: Vec<f64>,
+}
+
+impl ShareScratch {
+    fn resize(&mut self, steps: usize) {
+        for v in [
+            &mut self.surplus_kw,
+            &mut self.deficit_kw,
+            &mut self.purchase_per_kw,
+            &mut self.sale_per_kw,
+            &mut self.shared_kw,
+            &mut self.purchase_kw,
+            &mut self.sale_kw,
+        ] {
+            v.resize(steps, 0.0);
+        }
     }
 }
 

@@ -429,6 +429,63 @@ impl<'a> CerYear<'a> {
         Ok(())
     }
 
+    /// [`CerYear::add_hour_one`] for the next `injected.len()` hours at once (the sizing
+    /// search's screening): the same operations in the same order, in one loop. Falls back to
+    /// one `add_hour_one` per hour (and its errors) for a year with allocation or several
+    /// members, series of different lengths, hours beyond the year, or an invalid value.
+    pub fn add_hours_one(
+        &mut self,
+        injected: &[f64],
+        withdrawn: &[f64],
+    ) -> Result<(), ComponentError> {
+        let n = injected.len();
+        let zonal = self.zonal_price_eur_per_mwh.get(self.hour..self.hour + n);
+        let valid = |v: &f64| v.is_finite() && *v >= 0.0;
+        let (Some(zonal), false, 1, true, true, true) = (
+            zonal,
+            self.allocate,
+            self.members.len(),
+            withdrawn.len() == n,
+            injected.iter().all(valid),
+            withdrawn.iter().all(valid),
+        ) else {
+            for (i, w) in injected.iter().zip(withdrawn) {
+                self.add_hour_one(*i, *w)?;
+            }
+            return check_len("withdrawn_kwh", withdrawn.len(), n);
+        };
+        self.hour += n;
+        let class = self.classes[0].unwrap_or(self.params.size_class);
+        let (bonus, valorisation) = (
+            self.params.pv_bonus_eur_per_mwh,
+            self.params.valorisation_eur_per_mwh,
+        );
+        let m = &mut self.members[0];
+        let (mut m_injected, mut m_withdrawn) = (m.injected_kwh, m.withdrawn_kwh);
+        let (mut m_incentivised, mut m_plant) = (m.incentivised_kwh, m.plant_incentive_eur);
+        let mut shared_total = self.shared_energy_kwh;
+        let (mut incentive_total, mut valorisation_total) =
+            (self.incentive_eur, self.valorisation_eur);
+        for ((i, w), z) in injected.iter().zip(withdrawn).zip(zonal) {
+            m_injected += i;
+            m_withdrawn += w;
+            let shared = i.min(*w);
+            shared_total += shared;
+            // Without a branch: an hour that shares nothing (`shared` is ±0, the tariff
+            // positive) adds ±0, which leaves every sum as `add_hour_one` leaves it.
+            let earned = shared * incentive_tariff_eur_per_mwh(class, *z, bonus) / 1000.0;
+            m_incentivised += shared;
+            m_plant += earned;
+            incentive_total += earned;
+            valorisation_total += shared * valorisation / 1000.0;
+        }
+        (m.injected_kwh, m.withdrawn_kwh) = (m_injected, m_withdrawn);
+        (m.incentivised_kwh, m.plant_incentive_eur) = (m_incentivised, m_plant);
+        self.shared_energy_kwh = shared_total;
+        (self.incentive_eur, self.valorisation_eur) = (incentive_total, valorisation_total);
+        Ok(())
+    }
+
     /// The community's benefit so far (incentive + valorisation), EUR.
     pub fn total_eur(&self) -> f64 {
         self.incentive_eur + self.valorisation_eur

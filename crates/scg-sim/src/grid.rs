@@ -12,6 +12,7 @@
 //! This module reads no price file: price and band series come in as slices. It does no I/O.
 
 use crate::component_error::{ComponentError, Problems, check_len};
+use crate::dispatch::ResidualParts;
 use serde::{Deserialize, Serialize};
 
 /// An Italian retail time-of-use band (ARERA 181/06), as `scg_resource::tariff` computes it
@@ -588,7 +589,25 @@ pub struct MetersTotal<'a> {
     monthly_peak_purchase_kw: Vec<[f64; 12]>,
     max_purchase_kw: f64,
     max_sale_kw: f64,
+    members: usize,
 }
+
+/// A year of pro-rata flows for [`MetersTotal::record_pro_rata_year`]: member `i`'s purchase
+/// at step `t` is `members[i].deficit_kw()[t] * purchase_per_kw[t]`, its sale
+/// `members[i].surplus_kw()[t] * sale_per_kw[t]` — what `YearAccounts::record_shares` hands
+/// [`MetersTotal::record`] one step at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct ProRataYear<'a> {
+    pub members: &'a [&'a ResidualParts],
+    /// Grid purchase per kW of deficit, every step.
+    pub purchase_per_kw: &'a [f64],
+    /// Grid sale per kW of surplus, every step.
+    pub sale_per_kw: &'a [f64],
+}
+
+/// Relative margin kept below the Ritiro Dedicato limit before [`MetersTotal::record_pro_rata_year`]
+/// takes the floor as never binding (it covers the float error of the year's sums, ~1e-12).
+const FLOOR_MARGIN: f64 = 1e-9;
 
 /// −0.0 is the neutral element of float addition, so sums started from it are those of
 /// `Iterator::sum`.
@@ -618,6 +637,7 @@ impl<'a> MetersTotal<'a> {
             monthly_peak_purchase_kw: vec![[0.0; 12]; peaks],
             max_purchase_kw: capacity_threshold_kw(tariff.max_purchase_kw),
             max_sale_kw: capacity_threshold_kw(tariff.max_sale_kw),
+            members,
         }
     }
 
@@ -692,6 +712,122 @@ impl<'a> MetersTotal<'a> {
         Ok((purchase_kw, sale_kw))
     }
 
+    /// Records steps `0..n` of pro-rata flows at once (`n` = the length of
+    /// `year.purchase_per_kw`), with the same float operations in the same order as `n` calls
+    /// of [`MetersTotal::record`] (bit for bit the same meter), member loops vectorised over the
+    /// steps. `purchase_kw` and `sale_kw` (length `n`) receive the summed flows of every step.
+    ///
+    /// Returns `Ok(false)` and records nothing when the fast form cannot be exact or a check
+    /// could fail — a step with a negative or non-finite factor or a summed flow beyond the
+    /// connection's capacity, or a member whose sales could reach the Ritiro Dedicato limit
+    /// within [`FLOOR_MARGIN`] (the floor would then bind) — so that the caller records the
+    /// steps one by one (which reports the member at fault). The checks are on the sums: with
+    /// every member's surplus and deficit >= 0 ([`ResidualParts`]) and factors >= 0, a member's
+    /// flow is at most the summed one.
+    pub fn record_pro_rata_year(
+        &mut self,
+        year: &ProRataYear<'_>,
+        purchase_kw: &mut [f64],
+        sale_kw: &mut [f64],
+    ) -> Result<bool, ComponentError> {
+        let tariff = self.tariff;
+        let n = year.purchase_per_kw.len();
+        check_len("sale_per_kw", year.sale_per_kw.len(), n)?;
+        check_len("purchase_kw", purchase_kw.len(), n)?;
+        check_len("sale_kw", sale_kw.len(), n)?;
+        check_len("members", year.members.len(), self.members)?;
+        for m in year.members {
+            check_len("member residual steps", m.len(), n)?;
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+        tariff.check_step(n - 1)?;
+        let (kp, ks) = (year.purchase_per_kw, year.sale_per_kw);
+        purchase_kw.fill(NEG_ZERO);
+        sale_kw.fill(NEG_ZERO);
+        for m in year.members {
+            for ((p, d), k) in purchase_kw.iter_mut().zip(m.deficit_kw()).zip(kp) {
+                *p += d * k;
+            }
+            for ((s, r), k) in sale_kw.iter_mut().zip(m.surplus_kw()).zip(ks) {
+                *s += r * k;
+            }
+        }
+        let mut fine = true;
+        let mut top_sale_per_kw = 0.0f64;
+        for (((p_kw, s_kw), p_per_kw), s_per_kw) in
+            purchase_kw.iter().zip(sale_kw.iter()).zip(kp).zip(ks)
+        {
+            // `!(x >= 0)` also catches NaN.
+            fine &= *p_per_kw >= 0.0
+                && *s_per_kw >= 0.0
+                && *p_kw <= self.max_purchase_kw
+                && *s_kw <= self.max_sale_kw
+                && p_kw.is_finite()
+                && s_kw.is_finite();
+            top_sale_per_kw = top_sale_per_kw.max(*s_per_kw);
+        }
+        if !fine {
+            return Ok(false);
+        }
+        let dt = tariff.step_hours;
+        if let Some((_, limit_kwh)) = tariff.rid_floor {
+            // A member's year of sales is at most its surplus times the largest factor.
+            let binds = year.members.iter().zip(&self.floor_kwh).any(|(m, floor)| {
+                (floor + m.surplus_total_kw() * dt * top_sale_per_kw) * (1.0 + FLOOR_MARGIN)
+                    > limit_kwh * (1.0 - FLOOR_MARGIN)
+            });
+            if binds {
+                return Ok(false);
+            }
+            // Never binding: every step's energy within the limit is all it sold, and nothing
+            // is beyond (what `record` adds to `sale_zonal_eur` is 0). Members four at a time,
+            // so that their sums stay in registers (each member's sums in step order).
+            let floors = self
+                .floor_kwh
+                .chunks_mut(4)
+                .zip(self.floor_zonal_eur.chunks_mut(4));
+            for (members, (floor, zonal)) in year.members.chunks(4).zip(floors) {
+                let sales = FloorSales {
+                    sale_per_kw: ks,
+                    price_eur_per_kwh: &tariff.sell_eur_per_kwh[..n],
+                    dt_h: dt,
+                };
+                match members {
+                    [a, b, c, d] => sales.add::<4>([a, b, c, d], floor, zonal),
+                    [a, b, c] => sales.add::<3>([a, b, c], floor, zonal),
+                    [a, b] => sales.add::<2>([a, b], floor, zonal),
+                    [a] => sales.add::<1>([a], floor, zonal),
+                    _ => {}
+                }
+            }
+        } else {
+            for (s, price) in sale_kw.iter().zip(&tariff.sell_eur_per_kwh) {
+                self.sale_zonal_eur += s * dt * price;
+            }
+        }
+        if !self.monthly_peak_purchase_kw.is_empty() {
+            for (m, peaks) in year.members.iter().zip(&mut self.monthly_peak_purchase_kw) {
+                for ((d, k), month) in m.deficit_kw().iter().zip(kp).zip(&tariff.month) {
+                    let i = usize::from(month - 1);
+                    peaks[i] = peaks[i].max(d * k);
+                }
+            }
+        }
+        for ((p, s), price) in purchase_kw
+            .iter()
+            .zip(sale_kw.iter())
+            .zip(&tariff.purchase_eur_per_kwh)
+        {
+            let bought = p * dt;
+            self.purchase_kwh += bought;
+            self.sale_kwh += s * dt;
+            self.energy_cost_eur += bought * price;
+        }
+        Ok(true)
+    }
+
     /// The members' bills summed: energy bought and sold, kWh, and the net cost, EUR.
     pub fn finish(&self) -> MetersTotalBill {
         let floor_revenue_eur: f64 = self
@@ -714,6 +850,44 @@ impl<'a> MetersTotal<'a> {
             demand_charge_eur,
             net_cost_eur: self.energy_cost_eur + demand_charge_eur - sale_revenue_eur,
         }
+    }
+}
+
+/// The Ritiro Dedicato sums of members whose floor never binds, over a year of pro-rata
+/// sales ([`MetersTotal::record_pro_rata_year`]).
+struct FloorSales<'a> {
+    sale_per_kw: &'a [f64],
+    price_eur_per_kwh: &'a [f64],
+    dt_h: f64,
+}
+
+impl FloorSales<'_> {
+    /// Adds the year's sales of `K` members to their floor energy and zonal value, as
+    /// [`MetersTotal::record`] does step by step (`sold = surplus · factor · dt`).
+    #[inline]
+    fn add<const K: usize>(
+        &self,
+        members: [&&ResidualParts; K],
+        floor_kwh: &mut [f64],
+        floor_zonal_eur: &mut [f64],
+    ) {
+        let n = self.sale_per_kw.len().min(self.price_eur_per_kwh.len());
+        // `record_pro_rata_year` checked every member has `n` steps.
+        let surplus: [&[f64]; K] = members.map(|m| &m.surplus_kw()[..n]);
+        let mut kwh = [0.0; K];
+        let mut eur = [0.0; K];
+        kwh.copy_from_slice(&floor_kwh[..K]);
+        eur.copy_from_slice(&floor_zonal_eur[..K]);
+        let factors = self.sale_per_kw.iter().zip(self.price_eur_per_kwh);
+        for (t, (&k, &price)) in factors.enumerate().take(n) {
+            for j in 0..K {
+                let sold = (surplus[j][t] * k) * self.dt_h;
+                kwh[j] += sold;
+                eur[j] += sold * price;
+            }
+        }
+        floor_kwh[..K].copy_from_slice(&kwh);
+        floor_zonal_eur[..K].copy_from_slice(&eur);
     }
 }
 

@@ -10,7 +10,18 @@
 //! [`crate::accounting::YearAccounts::record_shares`], the same accumulator as `scg simulate`,
 //! at its totals level (the members' sums of the split's allocations, the members' grid bills
 //! summed by [`crate::grid::MetersTotal`]). Work per configuration is O(steps × prosumers) of
-//! plain arithmetic without allocation per step; configurations run in parallel.
+//! plain arithmetic; configurations run in parallel.
+//!
+//! The search screens each configuration with [`screen_config`]: what depends on one design
+//! only — its residual split into surplus and deficit series ([`ResidualParts`], struct of
+//! arrays) and its sums — is computed once per design ([`residual_parts`]); per configuration
+//! only the community coupling runs, as passes over the year
+//! ([`crate::accounting::YearAccounts::record_pro_rata_year`]) with buffers reused per worker
+//! ([`ScreenScratch`]), no allocation per configuration beyond its result. It performs the
+//! same float operations in the same order as the step-by-step [`evaluate_config`] (tests
+//! compare them bit for bit), so the results do not depend on it; where its preconditions do
+//! not hold (a non-finite residual, a member whose sales could reach the Ritiro Dedicato
+//! limit) the configuration goes step by step. Every configuration counted is evaluated.
 //!
 //! With the community market ([`SearchInputs::market`]) every configuration is first screened
 //! with pro-rata sharing; then the best of the screening are replayed with the market stage
@@ -24,12 +35,14 @@
 
 use crate::ComponentError;
 use crate::accounting::{
-    AccountsSetup, CerSetup, Detail, MemberClosing, MembersClosing, TotalsClosing, YearAccounts,
+    AccountsSetup, CerSetup, Detail, MemberClosing, MembersClosing, ShareScratch, ShareYear,
+    TotalsClosing, YearAccounts,
 };
 use crate::battery::{Battery, BatteryConfig, Storage};
 use crate::converter::{Converter, ConverterConfig};
 use crate::dispatch::{
-    Allocation, BatteryUnit, CommunityStage, ProRata, StepContext, StepInput, local_step,
+    Allocation, BatteryUnit, CommunityStage, ProRata, ResidualParts, StepContext, StepInput,
+    local_step,
 };
 use crate::economics::{ComponentCosts, EconomicParams, system_npc};
 use crate::grid::GridTariff;
@@ -312,7 +325,9 @@ fn unmet_fraction(unmet_kwh: f64, load_kwh: f64) -> f64 {
 }
 
 /// Screen one configuration: pro-rata sharing over the cached local runs, the community's
-/// totals accounted by [`YearAccounts`].
+/// totals accounted by [`YearAccounts`], one step at a time (the reference the search's
+/// [`screen_config`] is tested against; the search falls back to it where the year-at-once
+/// form does not apply).
 pub fn evaluate_config(
     config: Config<'_>,
     runs: &[Vec<LocalRun>],
@@ -326,7 +341,27 @@ pub fn evaluate_config(
         .collect();
     let mut acc = accounts(inputs, chosen.len(), Detail::Totals)?;
     let steps = chosen.first().map_or(0, |r| r.residual_kw.len());
-    let limits = grid_limits(config.grid_connected, settings);
+    record_steps(
+        &mut acc,
+        &chosen,
+        steps,
+        config.grid_connected,
+        inputs,
+        settings,
+    )?;
+    close_totals(config, runs, acc, inputs, settings)
+}
+
+/// Pro-rata sharing step by step: [`ProRata::shares`] into [`YearAccounts::record_shares`].
+fn record_steps(
+    acc: &mut YearAccounts<'_>,
+    chosen: &[&LocalRun],
+    steps: usize,
+    grid_connected: bool,
+    inputs: &SearchInputs<'_>,
+    settings: &SearchSettings,
+) -> Result<(), ComponentError> {
+    let limits = grid_limits(grid_connected, settings);
     let residuals: Vec<&[f64]> = chosen.iter().map(|r| &r.residual_kw[..steps]).collect();
     let mut residual = vec![0.0; chosen.len()];
     for t in 0..steps {
@@ -337,15 +372,27 @@ pub fn evaluate_config(
         // ProRata's split of the step; the accounts take the members' sums of its shares.
         acc.record_shares(t, &residual, &ProRata::shares(&residual, &ctx))?;
     }
-    let load_kwh: f64 = chosen.iter().map(|r| r.load_kwh).sum();
+    Ok(())
+}
+
+/// The year's close of a screened configuration.
+fn close_totals(
+    config: Config<'_>,
+    runs: &[Vec<LocalRun>],
+    acc: YearAccounts<'_>,
+    inputs: &SearchInputs<'_>,
+    settings: &SearchSettings,
+) -> Result<ConfigResult, ComponentError> {
+    let chosen = || runs.iter().zip(config.designs).map(|(r, d)| &r[*d]);
+    let load_kwh: f64 = chosen().map(|r| r.load_kwh).sum();
     let money = acc.finish_totals(&TotalsClosing {
         economics: settings.economics,
         internal_eur_per_kwh: inputs.internal_eur_per_kwh,
         cer_npc_factor: inputs.cer_npc_factor,
-        components_npc_eur: chosen.iter().map(|r| r.components_npc_eur).sum(),
+        components_npc_eur: chosen().map(|r| r.components_npc_eur).sum(),
         load_kwh,
-        pv_kwh: chosen.iter().map(|r| r.pv_kwh).sum(),
-        wind_kwh: chosen.iter().map(|r| r.wind_kwh).sum(),
+        pv_kwh: chosen().map(|r| r.pv_kwh).sum(),
+        wind_kwh: chosen().map(|r| r.wind_kwh).sum(),
         // V2G wear is one of the designs' components (`sizing::spaces`).
         ev_wear_eur: 0.0,
         market_eur: None,
@@ -360,7 +407,7 @@ pub fn evaluate_config(
         coe_eur_per_kwh: money.coe_eur_per_kwh.unwrap_or(f64::NAN),
         renewable_fraction: money.renewable_fraction.unwrap_or(0.0),
         unmet_fraction: unmet_fraction(f.unmet_kwh, load_kwh),
-        initial_capital_eur: chosen.iter().map(|r| r.capital_eur).sum(),
+        initial_capital_eur: chosen().map(|r| r.capital_eur).sum(),
         grid_import_kwh: f.grid_import_kwh,
         grid_export_kwh: f.grid_export_kwh,
         p2p_kwh: f.p2p_import_kwh,
@@ -369,6 +416,67 @@ pub fn evaluate_config(
         excess_kwh: f.excess_kwh,
         market_replayed: false,
     })
+}
+
+/// Every prosumer design's residual split once for the screening ([`ResidualParts`]);
+/// `None` for a design whose residual is not finite (its configurations go step by step,
+/// which reports the error).
+pub fn residual_parts(runs: &[Vec<LocalRun>]) -> Vec<Vec<Option<ResidualParts>>> {
+    runs.iter()
+        .map(|designs| {
+            designs
+                .iter()
+                .map(|r| ResidualParts::new(&r.residual_kw))
+                .collect()
+        })
+        .collect()
+}
+
+/// Reusable buffers of [`screen_config`]: one per worker, so that no configuration
+/// allocates (beyond its result).
+#[derive(Debug, Default)]
+pub struct ScreenScratch<'p> {
+    shares: ShareScratch,
+    members: Vec<&'p ResidualParts>,
+}
+
+/// [`evaluate_config`] with the year accounted at once
+/// ([`YearAccounts::record_pro_rata_year`]: the same operations in the same order, so the
+/// same result bit for bit) from the designs' [`ResidualParts`] (from [`residual_parts`]);
+/// step by step where that form does not apply (a non-finite residual, a Ritiro Dedicato
+/// floor a member's sales could reach, a check that could fail).
+pub fn screen_config<'p>(
+    config: Config<'_>,
+    runs: &[Vec<LocalRun>],
+    parts: &'p [Vec<Option<ResidualParts>>],
+    inputs: &SearchInputs<'_>,
+    settings: &SearchSettings,
+    scratch: &mut ScreenScratch<'p>,
+) -> Result<ConfigResult, ComponentError> {
+    let steps = runs
+        .first()
+        .zip(config.designs.first())
+        .map_or(0, |(r, d)| r[*d].residual_kw.len());
+    scratch.members.clear();
+    for (p, d) in parts.iter().zip(config.designs) {
+        match &p[*d] {
+            Some(part) => scratch.members.push(part),
+            None => return evaluate_config(config, runs, inputs, settings),
+        }
+    }
+    let mut acc = accounts(inputs, scratch.members.len(), Detail::Totals)?;
+    let (max_purchase_kw, max_sale_kw) = grid_limits(config.grid_connected, settings);
+    let year = ShareYear {
+        steps,
+        members: &scratch.members,
+        grid_at_peak: inputs.grid_at_peak,
+        max_purchase_kw,
+        max_sale_kw,
+    };
+    if !acc.record_pro_rata_year(&year, &mut scratch.shares)? {
+        return evaluate_config(config, runs, inputs, settings);
+    }
+    close_totals(config, runs, acc, inputs, settings)
 }
 
 /// Replay one configuration with the community market (exact: the step's market stage over
@@ -497,6 +605,7 @@ pub fn search(
             "a prosumer has no candidate design",
         ));
     }
+    let parts = residual_parts(&runs);
     // Stage 2: configurations, in chunks so that cancellation and progress stay responsive.
     const CHUNK: u64 = 256;
     let done = AtomicU64::new(0);
@@ -509,6 +618,7 @@ pub fn search(
                 return Ok(out);
             }
             let mut designs = vec![0usize; radices.len()];
+            let mut scratch = ScreenScratch::default();
             for index in c * CHUNK..((c + 1) * CHUNK).min(total) {
                 let grid = decode(index, &radices, &mut designs) as usize;
                 let config = Config {
@@ -516,7 +626,14 @@ pub fn search(
                     designs: &designs,
                     grid_connected: grid_options[grid],
                 };
-                out.push(evaluate_config(config, &runs, inputs, settings)?);
+                out.push(screen_config(
+                    config,
+                    &runs,
+                    &parts,
+                    inputs,
+                    settings,
+                    &mut scratch,
+                )?);
             }
             let n = done.fetch_add(out.len() as u64, Ordering::Relaxed) + out.len() as u64;
             progress(n, total);

@@ -8,10 +8,10 @@ use scg_sim::cer::{CerParams, PlantSizeClass};
 use scg_sim::converter::ConverterConfig;
 use scg_sim::dispatch::BatteryUnit;
 use scg_sim::economics::{ComponentCosts, EconomicParams};
-use scg_sim::grid::{GridTariff, TariffSeries};
+use scg_sim::grid::{GridConfig, GridInputs, GridTariff, PurchaseTariff, SellBack, TariffSeries};
 use scg_sim::optimize::{
-    Config, LocalDesign, ProsumerSpace, SearchInputs, SearchSettings, evaluate_config, run_local,
-    search,
+    Config, ConfigResult, LocalDesign, ProsumerSpace, ScreenScratch, SearchInputs, SearchSettings,
+    evaluate_config, residual_parts, run_local, screen_config, search,
 };
 use scg_sim::year::{ProsumerSeries, TotalsSink, YearSettings, run_year};
 use std::sync::atomic::AtomicBool;
@@ -315,4 +315,99 @@ fn cancellation_keeps_what_was_done() {
     .unwrap();
     assert!(out.cancelled);
     assert!(out.evaluated < out.total);
+}
+
+/// Every f64 of a result as bits (NaN COE included), for bit-for-bit comparisons.
+fn bits(r: &ConfigResult) -> Vec<u64> {
+    [
+        r.npc_eur,
+        r.annualized_cost_eur,
+        r.coe_eur_per_kwh,
+        r.renewable_fraction,
+        r.unmet_fraction,
+        r.initial_capital_eur,
+        r.grid_import_kwh,
+        r.grid_export_kwh,
+        r.p2p_kwh,
+        r.cer_shared_energy_kwh,
+        r.cer_incentive_eur,
+        r.excess_kwh,
+    ]
+    .iter()
+    .map(|v| v.to_bits())
+    .collect()
+}
+
+/// The search's year-at-once screening gives every configuration the per-step evaluation's
+/// result bit for bit: on- and off-grid, a purchase limit, a demand charge (the fixture's
+/// tariff), and a Ritiro Dedicato floor that some members' sales reach (those go step by step)
+/// and others do not.
+#[test]
+fn screening_equals_the_step_by_step_evaluation() {
+    let f = fixture();
+    let sp = spaces(&f);
+    let rid = GridTariff::new(
+        &GridConfig {
+            purchase: PurchaseTariff::Flat {
+                price_eur_per_kwh: 0.25,
+            },
+            sell_back: SellBack::RitiroDedicato {
+                minimum_price_eur_per_mwh: 47.5,
+                // 2 MWh over the fixture's four weeks: the 60 kWp designs' sales reach it.
+                minimum_price_limit_mwh: 2.0,
+            },
+            demand_charge_eur_per_kw_month: 0.0,
+            max_purchase_kw: None,
+            max_sale_kw: None,
+        },
+        &GridInputs {
+            step_hours: 1.0,
+            month: &[2; STEPS],
+            band: None,
+            zonal_price_eur_per_mwh: Some(
+                &(0..STEPS)
+                    .map(|t| 40.0 + (t % 24) as f64)
+                    .collect::<Vec<_>>(),
+            ),
+        },
+    )
+    .unwrap();
+    for (tariff, max_purchase_kw) in [(&f.tariff, 60.0), (&rid, f64::INFINITY)] {
+        let s = settings(max_purchase_kw);
+        let inputs = SearchInputs {
+            tariff,
+            ..inputs(&f)
+        };
+        let runs: Vec<Vec<_>> = sp
+            .iter()
+            .map(|p| {
+                p.designs
+                    .iter()
+                    .map(|d| run_local(p, d, STEPS, 1.0, &s.economics).unwrap())
+                    .collect()
+            })
+            .collect();
+        let parts = residual_parts(&runs);
+        let mut scratch = ScreenScratch::default();
+        let mut configs = 0;
+        for a in 0..9 {
+            for b in 0..9 {
+                for c in [0, 4, 8] {
+                    for grid_connected in [true, false] {
+                        let designs = [a, b, c];
+                        let config = Config {
+                            index: configs,
+                            designs: &designs,
+                            grid_connected,
+                        };
+                        let step = evaluate_config(config, &runs, &inputs, &s).unwrap();
+                        let year = screen_config(config, &runs, &parts, &inputs, &s, &mut scratch)
+                            .unwrap();
+                        assert_eq!(bits(&step), bits(&year), "{designs:?} {grid_connected}");
+                        configs += 1;
+                    }
+                }
+            }
+        }
+    }
 }

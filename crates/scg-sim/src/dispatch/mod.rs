@@ -187,6 +187,64 @@ impl CommunityShares {
     }
 }
 
+/// A prosumer's residual series as the pro-rata split reads it, struct of arrays: its surplus
+/// (`max(r, 0)`) and its deficit (`max(−r, 0)`) at every step, each computed once per design
+/// (the sizing search shares them across every configuration the design is part of). Every
+/// value is finite and >= 0: [`ResidualParts::new`] refuses a non-finite residual.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResidualParts {
+    surplus_kw: Vec<f64>,
+    deficit_kw: Vec<f64>,
+    /// Σ `surplus_kw` (a bound on the design's sales, summed once).
+    surplus_total_kw: f64,
+}
+
+impl ResidualParts {
+    /// Split `residual_kw` (> 0 surplus, < 0 deficit); `None` when a value is not finite.
+    pub fn new(residual_kw: &[f64]) -> Option<Self> {
+        if residual_kw.iter().any(|r| !r.is_finite()) {
+            return None;
+        }
+        // The same expressions as `ProRata::shares` and `YearAccounts::record_shares`, so the
+        // values are bit for bit the ones the per-step path computes.
+        let surplus_kw: Vec<f64> = residual_kw.iter().map(|r| r.max(0.0)).collect();
+        Some(Self {
+            surplus_total_kw: surplus_kw.iter().sum(),
+            surplus_kw,
+            deficit_kw: residual_kw.iter().map(|r| (-r).max(0.0)).collect(),
+        })
+    }
+
+    /// Σ of the surplus over every step, kW (times the step length: the energy the design
+    /// offers the community over the year).
+    #[inline]
+    pub fn surplus_total_kw(&self) -> f64 {
+        self.surplus_total_kw
+    }
+
+    /// Surplus of every step, kW (>= 0).
+    #[inline]
+    pub fn surplus_kw(&self) -> &[f64] {
+        &self.surplus_kw
+    }
+
+    /// Deficit of every step, kW (>= 0).
+    #[inline]
+    pub fn deficit_kw(&self) -> &[f64] {
+        &self.deficit_kw
+    }
+
+    /// Number of steps.
+    pub fn len(&self) -> usize {
+        self.surplus_kw.len()
+    }
+
+    /// Whether there are no steps.
+    pub fn is_empty(&self) -> bool {
+        self.surplus_kw.is_empty()
+    }
+}
+
 /// Stage 2 as a strategy: how the community's residuals become P2P and grid flows.
 /// [`ProRata`] is the paper's sharing; a market (see `crate::market_stage`) can replace it.
 pub trait CommunityStage {

@@ -1,0 +1,101 @@
+//! The search's year-at-once screening (`screen_config`, what `search` runs for every
+//! configuration) against the per-step evaluation (`evaluate_config`) on the built-in Bergamo
+//! scenario as `scg optimize` prepares it — its community market, its EV years, the battery
+//! and wind templates in the candidate designs: a sample of configurations spread over the
+//! whole space must give the same result bit for bit.
+#![allow(clippy::unwrap_used)]
+
+use scg_sim::optimize::{
+    Config, ConfigResult, ScreenScratch, evaluate_config, residual_parts, run_local, screen_config,
+};
+use scg_sim::sizing::DesignSizes;
+
+fn bits(r: &ConfigResult) -> Vec<u64> {
+    [
+        r.npc_eur,
+        r.annualized_cost_eur,
+        r.coe_eur_per_kwh,
+        r.renewable_fraction,
+        r.unmet_fraction,
+        r.initial_capital_eur,
+        r.grid_import_kwh,
+        r.grid_export_kwh,
+        r.p2p_kwh,
+        r.cer_shared_energy_kwh,
+        r.cer_incentive_eur,
+        r.excess_kwh,
+    ]
+    .iter()
+    .map(|v| v.to_bits())
+    .collect()
+}
+
+#[test]
+fn builtin_sample_screens_as_the_per_step_evaluation() {
+    let scenario = scg_model::builtin::bergamo().unwrap();
+    let assets = scg_sim::Assets::from_scenario(&scenario).unwrap();
+    let resolved = scg_sim::resolve_inputs(&scenario, &assets, &mut |p| {
+        Err(format!("unexpected read of {}", p.display()))
+    })
+    .unwrap();
+    let seed = 1;
+    let mut prepared =
+        scg_sim::prepare::prepare(&scenario, &assets, &resolved, seed, &mut |_, _| {}).unwrap();
+    scg_sim::prepare::add_ev_years(&mut prepared, &scenario, &assets, seed).unwrap();
+    let spaces = scg_sim::sizing::spaces(&scenario, &assets, &prepared).unwrap();
+    let settings = scg_sim::sizing::settings(&scenario, &assets);
+    let data = scg_sim::sizing::SearchData::new(&scenario, &prepared).unwrap();
+    let inputs = data.inputs(&prepared, &assets);
+    assert!(
+        inputs.market.is_some(),
+        "the built-in scenario has a market"
+    );
+    let steps = prepared.grid.len();
+    let runs: Vec<Vec<_>> = spaces
+        .iter()
+        .map(|s| {
+            s.designs
+                .iter()
+                .map(|d| run_local(s, d, steps, inputs.dt_h, &settings.economics).unwrap())
+                .collect()
+        })
+        .collect();
+    let parts = residual_parts(&runs);
+    let radices: Vec<usize> = spaces.iter().map(|s| s.designs.len()).collect();
+    let total: usize = radices.iter().product();
+    let mut scratch = ScreenScratch::default();
+    let (mut with_battery, mut with_wind) = (0, 0);
+    // Configurations spread over the space (a prime stride, so every prosumer's designs
+    // cycle), and the last.
+    for index in (0..total).step_by(211).chain([total - 1]) {
+        let mut rest = index;
+        let designs: Vec<usize> = radices
+            .iter()
+            .map(|r| {
+                let d = rest % r;
+                rest /= r;
+                d
+            })
+            .collect();
+        let sizes: Vec<DesignSizes> = spaces
+            .iter()
+            .zip(&designs)
+            .map(|(s, d)| DesignSizes::of(&s.designs[*d]))
+            .collect();
+        with_battery += sizes.iter().any(|s| s.battery_kwh > 0.0) as usize;
+        with_wind += sizes.iter().any(|s| s.wind_turbines > 0.0) as usize;
+        let config = Config {
+            index: index as u64,
+            designs: &designs,
+            grid_connected: true,
+        };
+        let step = evaluate_config(config, &runs, &inputs, &settings).unwrap();
+        let year = screen_config(config, &runs, &parts, &inputs, &settings, &mut scratch).unwrap();
+        assert_eq!(bits(&step), bits(&year), "configuration {designs:?}");
+        assert_eq!(step, year);
+    }
+    assert!(
+        with_battery > 10 && with_wind > 10,
+        "{with_battery} {with_wind}"
+    );
+}
