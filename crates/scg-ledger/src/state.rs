@@ -2217,9 +2217,9 @@ impl Ledger {
             .map(|a| (a.index, leaf_hash(&a.to_bytes())))
             .collect();
         accounts.sort_unstable_by_key(|(i, _)| *i);
-        for (i, h) in accounts {
-            self.account_tree.set(i as usize, h);
-        }
+        let accounts: Vec<(usize, Hash)> =
+            accounts.into_iter().map(|(i, h)| (i as usize, h)).collect();
+        self.account_tree.set_many(&accounts);
         let mut trades: Vec<(u64, Hash)> = dirty
             .trades
             .iter()
@@ -2227,14 +2227,18 @@ impl Ledger {
             .map(|t| (t.index, leaf_hash(&t.to_bytes())))
             .collect();
         trades.sort_unstable_by_key(|(i, _)| *i);
-        for (i, h) in trades {
-            self.trade_tree.set(i as usize, h);
-        }
-        for id in dirty.certificates {
-            let c = &self.certificates[(id - 1) as usize];
-            self.certificate_tree
-                .set((id - 1) as usize, leaf_hash(&c.to_bytes()));
-        }
+        let trades: Vec<(usize, Hash)> = trades.into_iter().map(|(i, h)| (i as usize, h)).collect();
+        self.trade_tree.set_many(&trades);
+        // Ascending ids (a set), so new certificates are appended in order.
+        let certificates: Vec<(usize, Hash)> = dirty
+            .certificates
+            .iter()
+            .map(|id| {
+                let c = &self.certificates[(id - 1) as usize];
+                ((id - 1) as usize, leaf_hash(&c.to_bytes()))
+            })
+            .collect();
+        self.certificate_tree.set_many(&certificates);
         self.state_root()
     }
 
