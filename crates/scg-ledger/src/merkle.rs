@@ -198,6 +198,60 @@ impl MerkleLog {
         }
     }
 
+    /// Replace or append many leaves, in order (each `index <= len()` at its turn, as for
+    /// [`MerkleLog::set`]), then rehash every inner node above a changed leaf once, level by
+    /// level. The tree is the one the same `set` calls build (a node is a function of the
+    /// leaves below it), but a node shared by several changed leaves is hashed once, not once
+    /// per leaf: a block's new certificates sit side by side, so most of their paths coincide.
+    ///
+    /// # Panics
+    /// When an index is past the end at its turn: callers index by positions they created.
+    pub fn set_many(&mut self, updates: &[(usize, Hash)]) {
+        if updates.is_empty() {
+            return;
+        }
+        if self.levels.is_empty() {
+            self.levels.push(Vec::new());
+        }
+        for &(index, leaf) in updates {
+            let leaves = &mut self.levels[0];
+            assert!(
+                index <= leaves.len(),
+                "merkle log: leaf {index} out of range"
+            );
+            if index == leaves.len() {
+                leaves.push(leaf);
+            } else {
+                leaves[index] = leaf;
+            }
+        }
+        let mut dirty: Vec<usize> = updates.iter().map(|(i, _)| *i).collect();
+        dirty.sort_unstable();
+        dirty.dedup();
+        let depth = depth_for(self.len());
+        let empty = empty_hashes();
+        for (h, e) in empty.iter().enumerate().take(depth) {
+            // Sorted and deduplicated: parents of sorted indices stay sorted.
+            dirty = dirty.iter().map(|i| i >> 1).collect();
+            dirty.dedup();
+            if self.levels.len() <= h + 1 {
+                self.levels.push(Vec::new());
+            }
+            let (below, above) = self.levels.split_at_mut(h + 1);
+            let (level, up) = (&below[h], &mut above[0]);
+            for &p in &dirty {
+                let right = level.get(2 * p + 1).copied().unwrap_or(*e);
+                let parent = node_hash(&level[2 * p], &right);
+                assert!(p <= up.len(), "merkle log: node {p} past level {}", h + 1);
+                if p == up.len() {
+                    up.push(parent);
+                } else {
+                    up[p] = parent;
+                }
+            }
+        }
+    }
+
     /// Leaf hash at `index`.
     pub fn leaf(&self, index: usize) -> Option<Hash> {
         self.levels.first()?.get(index).copied()
@@ -269,6 +323,27 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn set_many_builds_the_tree_of_the_same_sets(n in 0usize..70, appended in 0usize..70, updates in proptest::collection::vec((0usize..140, any::<u64>()), 0..20)) {
+            let mut one = MerkleLog::new();
+            let mut many = MerkleLog::new();
+            let first: Vec<(usize, Hash)> = leaves(n).into_iter().enumerate().collect();
+            many.set_many(&first);
+            // Appends interleaved with updates of existing leaves, as a block's changes.
+            let mut batch: Vec<(usize, Hash)> = first.clone();
+            let mut len = n;
+            for (k, (i, v)) in updates.into_iter().enumerate() {
+                let h = leaf_hash(&v.to_le_bytes());
+                if len > 0 { batch.push((i % len, h)); }
+                if k < appended { batch.push((len, h)); len += 1; }
+            }
+            for &(i, h) in &batch { one.set(i, h); }
+            many.set_many(&batch[n..]);
+            prop_assert_eq!(&many, &one);
+            let leaves_now: Vec<Hash> = (0..one.len()).filter_map(|i| one.leaf(i)).collect();
+            prop_assert_eq!(many.root(), merkle_root(&leaves_now));
+        }
+
         #[test]
         fn log_matches_static_root_and_proofs_verify(n in 0usize..70, updates in proptest::collection::vec((0usize..70, any::<u64>()), 0..20)) {
             let mut l = leaves(n);

@@ -810,6 +810,10 @@ pub struct Ledger {
     /// `(owner, certificate id)` of every certificate holding Wh (an index derived from the
     /// certificates; not hashed, rebuilt by replay).
     held: BTreeSet<(PublicKey, u64)>,
+    /// Certified Wh held per owner: the sum of `energy_wh` over the owner's entries in `held`
+    /// (derived, not hashed; kept so that a holder's certified Wh is a lookup, not a walk over
+    /// its certificates; only owners with Wh have an entry; checked by `check_invariants`).
+    held_total_wh: BTreeMap<PublicKey, u128>,
     /// P2P Wh posted per `(seller, buyer, interval)` and the part already certified by
     /// certificate moves (derived from the trades and the moves; rebuilt by replay).
     delivered: BTreeMap<(PublicKey, PublicKey, u64), (u64, u64)>,
@@ -986,6 +990,7 @@ impl Ledger {
             ids: BTreeSet::new(),
             cer_periods: BTreeSet::new(),
             held: BTreeSet::new(),
+            held_total_wh: BTreeMap::new(),
             delivered: BTreeMap::new(),
             history: ZERO_HASH,
             totals: Totals::default(),
@@ -1666,6 +1671,7 @@ impl Ledger {
                 retired_wh: 0,
             });
             self.held.insert((owner, id));
+            self.add_held(&owner, produced_wh);
             self.touch_certificate(id);
         }
         if device.is_storage() && produced_wh > 0 {
@@ -1885,7 +1891,10 @@ impl Ledger {
             return Err(Reject::UnknownMember);
         }
         let index = (id - 1) as usize;
-        if energy_wh == cert.energy_wh && cert.retired_wh == 0 {
+        let whole = energy_wh == cert.energy_wh && cert.retired_wh == 0;
+        self.sub_held(signer, energy_wh);
+        self.add_held(to, energy_wh);
+        if whole {
             // Whole certificate: change hands without splitting.
             self.held.remove(&(*signer, id));
             self.held.insert((*to, id));
@@ -1912,14 +1921,31 @@ impl Ledger {
 
     /// Certified Wh held by `owner`, counted up to `cap` (newest certificates first).
     fn held_wh(&self, owner: &PublicKey, cap: u64) -> u64 {
-        let mut sum = 0u64;
-        for (_, id) in self.held.range((*owner, 0)..=(*owner, u64::MAX)).rev() {
-            if sum >= cap {
-                break;
-            }
-            sum = sum.saturating_add(self.certificates[(*id - 1) as usize].energy_wh);
+        let total = self.held_total_wh.get(owner).copied().unwrap_or(0);
+        u64::try_from(total.min(u128::from(cap))).unwrap_or(cap)
+    }
+
+    /// `owner` gained `wh` certified Wh (keep `held_total_wh` equal to the certificates).
+    fn add_held(&mut self, owner: &PublicKey, wh: u64) {
+        if wh > 0 {
+            *self.held_total_wh.entry(*owner).or_insert(0) += u128::from(wh);
         }
-        sum.min(cap)
+    }
+
+    /// `owner` gave up `wh` of its certified Wh (checked by the caller: it holds them).
+    fn sub_held(&mut self, owner: &PublicKey, wh: u64) {
+        if wh == 0 {
+            return;
+        }
+        let total = self.held_total_wh.get_mut(owner);
+        let left = total.map(|t| {
+            assert!(*t >= u128::from(wh), "certified Wh checked before the move");
+            *t -= u128::from(wh);
+            *t
+        });
+        if left == Some(0) {
+            self.held_total_wh.remove(owner);
+        }
     }
 
     /// Move `energy_wh` (checked: `held_wh(from) >= energy_wh`) from `from`'s newest
@@ -1946,6 +1972,8 @@ impl Ledger {
             part.retired_wh = 0;
             self.certificates.push(part);
             self.held.insert((*to, new_id));
+            self.sub_held(from, take);
+            self.add_held(to, take);
             self.touch_certificate(id);
             self.touch_certificate(new_id);
             left -= take;
@@ -2026,6 +2054,7 @@ impl Ledger {
         if energy_wh > cert.energy_wh {
             return Err(Reject::CertificateInsufficientWh);
         }
+        self.sub_held(signer, energy_wh);
         let c = &mut self.certificates[(id - 1) as usize];
         c.energy_wh -= energy_wh;
         c.retired_wh += energy_wh;
@@ -2188,9 +2217,9 @@ impl Ledger {
             .map(|a| (a.index, leaf_hash(&a.to_bytes())))
             .collect();
         accounts.sort_unstable_by_key(|(i, _)| *i);
-        for (i, h) in accounts {
-            self.account_tree.set(i as usize, h);
-        }
+        let accounts: Vec<(usize, Hash)> =
+            accounts.into_iter().map(|(i, h)| (i as usize, h)).collect();
+        self.account_tree.set_many(&accounts);
         let mut trades: Vec<(u64, Hash)> = dirty
             .trades
             .iter()
@@ -2198,14 +2227,18 @@ impl Ledger {
             .map(|t| (t.index, leaf_hash(&t.to_bytes())))
             .collect();
         trades.sort_unstable_by_key(|(i, _)| *i);
-        for (i, h) in trades {
-            self.trade_tree.set(i as usize, h);
-        }
-        for id in dirty.certificates {
-            let c = &self.certificates[(id - 1) as usize];
-            self.certificate_tree
-                .set((id - 1) as usize, leaf_hash(&c.to_bytes()));
-        }
+        let trades: Vec<(usize, Hash)> = trades.into_iter().map(|(i, h)| (i as usize, h)).collect();
+        self.trade_tree.set_many(&trades);
+        // Ascending ids (a set), so new certificates are appended in order.
+        let certificates: Vec<(usize, Hash)> = dirty
+            .certificates
+            .iter()
+            .map(|id| {
+                let c = &self.certificates[(id - 1) as usize];
+                ((id - 1) as usize, leaf_hash(&c.to_bytes()))
+            })
+            .collect();
+        self.certificate_tree.set_many(&certificates);
         self.state_root()
     }
 
@@ -2279,6 +2312,13 @@ impl Ledger {
                 .any(|c| !self.held.contains(&(c.owner, c.id)))
         {
             return Err("the index of held certificates disagrees with the certificates".into());
+        }
+        let mut held_total_wh: BTreeMap<PublicKey, u128> = BTreeMap::new();
+        for c in holding {
+            *held_total_wh.entry(c.owner).or_insert(0) += u128::from(c.energy_wh);
+        }
+        if held_total_wh != self.held_total_wh {
+            return Err("the certified Wh held per owner disagree with the certificates".into());
         }
         for ((meter, interval), r) in &self.reports {
             if r.sold_wh > r.produced_wh {

@@ -399,7 +399,17 @@ impl Store {
         let mut txn = db.begin_write().map_err(db_err)?;
         txn.set_durability(durability)
             .map_err(|e| LedgerError::Storage(e.to_string()))?;
-        put_blocks(&txn, blocks.iter().map(|(b, o)| (b, o)))?;
+        let keys: Vec<Vec<Vec<PublicKey>>> = blocks
+            .iter()
+            .map(|(b, _)| b.txs.iter().map(|t| index_keys(t)).collect())
+            .collect();
+        put_blocks(
+            &txn,
+            blocks
+                .iter()
+                .zip(&keys)
+                .map(|((b, o), k)| (b, o, k.as_slice())),
+        )?;
         let changes = ledger.take_changes();
         put_records(&txn, ledger, &changes)?;
         put_head(&txn, last)?;
@@ -702,23 +712,30 @@ impl Store {
     }
 }
 
-/// Write blocks, their outcomes and the per-account index entries of their transactions.
+/// Write blocks, their outcomes and the per-account index entries of their transactions
+/// (`keys`: per transaction of the block, the keys it involves, see [`index_keys`]; passed in
+/// so that a caller that has decoded the transactions does not decode them again).
 fn put_blocks<'b>(
     txn: &WriteTransaction,
-    blocks: impl Iterator<Item = (&'b Block, &'b BlockOutcome)>,
+    blocks: impl Iterator<Item = (&'b Block, &'b BlockOutcome, &'b [Vec<PublicKey>])>,
 ) -> Result<(), LedgerError> {
     let mut t_blocks = txn.open_table(BLOCKS).map_err(db_err)?;
     let mut t_outcomes = txn.open_table(OUTCOMES).map_err(db_err)?;
     let mut t_index = txn.open_table(ACCOUNT_TXS).map_err(db_err)?;
-    for (block, outcome) in blocks {
+    for (block, outcome, keys) in blocks {
         t_blocks
             .insert(block.header.height, block.to_bytes().as_slice())
             .map_err(db_err)?;
         t_outcomes
             .insert(block.header.height, outcome.encode_results().as_slice())
             .map_err(db_err)?;
-        for (i, (bytes, code)) in block.txs.iter().zip(outcome.codes()).enumerate() {
-            for key in index_keys(bytes) {
+        assert_eq!(
+            keys.len(),
+            block.txs.len(),
+            "index keys for every transaction"
+        );
+        for (i, (tx_keys, code)) in keys.iter().zip(outcome.codes()).enumerate() {
+            for key in tx_keys {
                 t_index
                     .insert((key.as_slice(), block.header.height, i as u32), code)
                     .map_err(db_err)?;
@@ -993,7 +1010,7 @@ fn write_chain(path: &Path, blocks: &[Block]) -> Result<Head, LedgerError> {
 fn write_produced(path: &Path, settled: &settlement::SettledYear) -> Result<Head, LedgerError> {
     let (outcomes, ledger) = settled.produced();
     let blocks = &settled.blocks;
-    check_produced(blocks, outcomes, ledger)?;
+    let keys = check_produced(blocks, outcomes, ledger)?;
     let store = Store::create_file(path)?;
     let Db::Write(db) = &store.db else {
         return Err(LedgerError::Storage("the ledger is open read-only".into()));
@@ -1002,8 +1019,9 @@ fn write_produced(path: &Path, settled: &settlement::SettledYear) -> Result<Head
         let groups = blocks.len().div_ceil(GROUP_BLOCKS);
         let chunks = blocks
             .chunks(GROUP_BLOCKS)
-            .zip(outcomes.chunks(GROUP_BLOCKS));
-        for (g, (bs, os)) in chunks.enumerate() {
+            .zip(outcomes.chunks(GROUP_BLOCKS))
+            .zip(keys.chunks(GROUP_BLOCKS));
+        for (g, ((bs, os), ks)) in chunks.enumerate() {
             let last = g + 1 == groups;
             let mut txn = db.begin_write().map_err(db_err)?;
             txn.set_durability(if last {
@@ -1012,7 +1030,8 @@ fn write_produced(path: &Path, settled: &settlement::SettledYear) -> Result<Head
                 Durability::None
             })
             .map_err(|e| LedgerError::Storage(e.to_string()))?;
-            put_blocks(&txn, bs.iter().zip(os))?;
+            let rows = bs.iter().zip(os).zip(ks);
+            put_blocks(&txn, rows.map(|((b, o), k)| (b, o, k.as_slice())))?;
             if let (true, Some(head)) = (last, blocks.last()) {
                 put_records(&txn, ledger, &all_records(ledger))?;
                 put_head(&txn, head)?;
@@ -1040,12 +1059,14 @@ fn all_records(ledger: &Ledger) -> Changes {
 /// Check that `blocks` are the ones `ledger` produced with `outcomes`: a valid genesis for
 /// its configuration, one outcome per block at its height committing to the block's outcome
 /// and state roots, every transaction root matching its block's body (checked on all cores),
-/// and headers linked by hash from the genesis up to the ledger's head.
+/// and headers linked by hash from the genesis up to the ledger's head. Returns, per block and
+/// transaction, the keys it involves (the account index entries, from the one decode of the
+/// check).
 fn check_produced(
     blocks: &[Block],
     outcomes: &[BlockOutcome],
     ledger: &Ledger,
-) -> Result<(), LedgerError> {
+) -> Result<Vec<Vec<Vec<PublicKey>>>, LedgerError> {
     let bad = |height: u64, reason: &str| LedgerError::BadBlock {
         height,
         reason: format!("not the block the settlement produced: {reason}"),
@@ -1078,18 +1099,30 @@ fn check_produced(
         return Err(bad(b.header.height, "transaction root mismatch"));
     }
     // The root commits a settlement batch's payload through the batch root, which only
-    // decoding checks: every transaction the producer applied must still decode.
-    if let Some((b, _)) = blocks.par_iter().zip(outcomes).find_first(|(b, o)| {
-        b.txs
-            .iter()
-            .zip(&o.results)
-            .any(|(t, r)| r.is_ok() && Tx::decode(t).is_err())
-    }) {
+    // decoding checks: every transaction the producer applied must still decode. The same
+    // decode gives the keys of the account index (what `index_keys` would decode again).
+    let keys: Vec<Option<Vec<Vec<PublicKey>>>> = blocks
+        .par_iter()
+        .zip(outcomes)
+        .map(|(b, o)| {
+            b.txs
+                .iter()
+                .enumerate()
+                .map(|(i, t)| match (Tx::decode(t), o.results.get(i)) {
+                    (Ok(tx), _) => Some(tx.involved_keys()),
+                    (Err(_), Some(Ok(()))) => None,
+                    (Err(_), _) => Some(Vec::new()),
+                })
+                .collect()
+        })
+        .collect();
+    if let Some((b, _)) = blocks.iter().zip(&keys).find(|(_, k)| k.is_none()) {
         return Err(bad(
             b.header.height,
             "a transaction no longer decodes (batch payload changed)",
         ));
     }
+    let keys: Vec<Vec<Vec<PublicKey>>> = keys.into_iter().flatten().collect();
     let mut parent = None;
     for (i, (b, o)) in blocks.iter().zip(outcomes).enumerate() {
         let h = &b.header;
@@ -1108,7 +1141,7 @@ fn check_produced(
     if parent != Some(ledger.head_hash()) || ledger.state_root() != ledger_root(blocks) {
         return Err(bad(ledger.height(), "the ledger is not at the last block"));
     }
-    Ok(())
+    Ok(keys)
 }
 
 /// State root the last block commits to.
