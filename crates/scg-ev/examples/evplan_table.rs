@@ -66,6 +66,12 @@ fn main() {
     if let Some(v) = env("FORECAST") {
         params.mpc.forecast_arrivals_hours = v;
     }
+    if let Some(v) = env("RES") {
+        params.mpc.reserve_pct = v;
+    }
+    if let Some(v) = env("RESW") {
+        params.mpc.reserve_eur_per_kwh = v;
+    }
     if let Some(v) = env("CONG") {
         params.mpc.congestion_quick_charge_eur_per_kwh = v;
     }

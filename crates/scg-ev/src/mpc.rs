@@ -102,11 +102,26 @@ pub struct MpcParams {
     /// Every arrival re-plans (the forecast no longer matches the plan). 0 = off.
     #[serde(default = "default_forecast_arrivals_hours")]
     pub forecast_arrivals_hours: f64,
+    /// Share of the peak basis kept as a reserve band (see [`Reserve`]), 0..1; 0 = none.
+    /// With a demand charge the plan otherwise fills the capacity it already pays for up to
+    /// the brim to move energy into cheaper hours, and the next unforeseen arrival raises
+    /// the month's peak. Tuned on Caltech weeks (docs/home.md, EV planner).
+    #[serde(default = "default_reserve_pct")]
+    pub reserve_pct: f64,
+    /// Price of a kWh planned in the reserve band, EUR/kWh: just above the spread between
+    /// the SCE TOU-EV-4 on-peak and mid-peak prices (0.174), so the band is not filled to
+    /// shift energy between them; energy a vehicle needs (valued far higher) still uses it.
+    #[serde(default = "default_reserve_eur_per_kwh")]
+    pub reserve_eur_per_kwh: f64,
 }
 
 /// Value of a pseudo-session's energy relative to a real vehicle's (see
 /// [`MpcParams::forecast_arrivals_hours`]).
 pub const PSEUDO_VALUE_WEIGHT: f64 = 0.5;
+
+/// Share of the site limit from which the peak basis is treated as the limit itself (no
+/// reserve band, see `Mpc::reserve`).
+const RESERVE_LIMIT_SHARE: f64 = 0.99;
 
 /// Energy a vehicle may still want past the end of its plan without a re-plan, kWh (1 Wh:
 /// solver residue, not a deviation).
@@ -123,6 +138,12 @@ fn default_replan_tolerance() -> f64 {
 }
 fn default_forecast_arrivals_hours() -> f64 {
     12.0
+}
+fn default_reserve_pct() -> f64 {
+    0.1
+}
+fn default_reserve_eur_per_kwh() -> f64 {
+    0.18
 }
 
 impl Default for MpcParams {
@@ -144,6 +165,8 @@ impl Default for MpcParams {
             replan_on_events: default_replan_on_events(),
             replan_tolerance_kwh: default_replan_tolerance(),
             forecast_arrivals_hours: default_forecast_arrivals_hours(),
+            reserve_pct: default_reserve_pct(),
+            reserve_eur_per_kwh: default_reserve_eur_per_kwh(),
         }
     }
 }
@@ -197,6 +220,19 @@ pub struct PlanProblem {
     pub peak_group: Vec<usize>,
     /// Peak already reached in each billing period, kW.
     pub prev_peak_kw: Vec<f64>,
+    /// A price on aggregate power above a level (see [`Reserve`]); `None` = no such term.
+    pub reserve: Option<Reserve>,
+}
+
+/// A price per kWh on aggregate import above `below_kw` in any step: the plan keeps the band
+/// between `below_kw` and the peak free unless energy needs it (capacity for what it cannot
+/// see yet), instead of filling it to shift energy to cheaper hours.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reserve {
+    /// Aggregate power above which the price applies, kW.
+    pub below_kw: f64,
+    /// Price of a kWh above `below_kw`, EUR/kWh.
+    pub eur_per_kwh: f64,
 }
 
 /// The optimizer's answer: per vehicle, per step of its presence.
@@ -248,6 +284,10 @@ pub fn solve_plan(problem: &PlanProblem, params: &MpcParams) -> Result<PlanSolut
     };
     let peak0 = n;
     n += groups;
+    let reserve0 = n;
+    if problem.reserve.is_some() {
+        n += problem.steps;
+    }
 
     let mut q = vec![0.0; n];
     let mut p_diag: Vec<(usize, f64)> = Vec::new();
@@ -377,6 +417,30 @@ pub fn solve_plan(problem: &PlanProblem, params: &MpcParams) -> Result<PlanSolut
             }
             ni.push(nrow);
             nj.push(peak0 + grp);
+            nv.push(-1.0);
+            nb.push(0.0);
+            nrow += 1;
+        }
+        if let Some(r) = problem.reserve {
+            // Σ terms − u ≤ below (u ≥ 0 below), u priced per kWh.
+            let u = reserve0 + step;
+            q[u] = r.eur_per_kwh.max(0.0) * dt_at(step);
+            for &(j, sign) in terms {
+                ni.push(nrow);
+                nj.push(j);
+                nv.push(sign);
+            }
+            ni.push(nrow);
+            nj.push(u);
+            nv.push(-1.0);
+            nb.push(r.below_kw.max(0.0));
+            nrow += 1;
+        }
+    }
+    if problem.reserve.is_some() {
+        for u in reserve0..reserve0 + problem.steps {
+            ni.push(nrow);
+            nj.push(u);
             nv.push(-1.0);
             nb.push(0.0);
             nrow += 1;
@@ -610,6 +674,23 @@ impl Mpc {
         learned
             .max(self.params.peak_target_kw)
             .max(ctx.peak_so_far_kw)
+    }
+
+    /// The reserve band of a plan: the top `reserve_pct` of the peak basis, with a demand
+    /// charge only (without one the basis is no cost), and only while the basis is below
+    /// the site limit: within 1 % of the limit the peak cannot rise any more, so there is no
+    /// peak to protect, and capacity left unused now is energy lost under a binding limit.
+    fn reserve(&self, ctx: &StepContext<'_>) -> Option<Reserve> {
+        let share = self.params.reserve_pct;
+        let basis = self.peak_basis_kw(ctx);
+        (share > 0.0
+            && self.params.reserve_eur_per_kwh > 0.0
+            && ctx.demand_charge_eur_per_kw > 0.0
+            && basis < RESERVE_LIMIT_SHARE * ctx.site_limit_kw)
+            .then(|| Reserve {
+                below_kw: basis * (1.0 - share.min(1.0)),
+                eur_per_kwh: self.params.reserve_eur_per_kwh,
+            })
     }
 
     fn effective_price(&self, ctx: &StepContext<'_>, k: usize) -> f64 {
@@ -1048,6 +1129,7 @@ impl Mpc {
             demand_charge_eur_per_kw: ctx.demand_charge_eur_per_kw,
             peak_group: vec![0; blocks.len()],
             prev_peak_kw: vec![self.peak_basis_kw(ctx)],
+            reserve: self.reserve(ctx),
         };
         (problem, blocks)
     }
