@@ -14,6 +14,7 @@
 //! + wear·Δt·Σg                               battery wear for V2G (per kWh discharged)
 //! + demand_charge·Σ_periods peak             peak / demand-charge term
 //! − value·(energy delivered into batteries)   unmet energy is expensive: served first
+//! + reserve·Δt·max(0, Σc − Σg − level)       optional reserve band below the peak basis
 //! + quick·Δt·(k/n)·c + ε/2·(c² + g²)         tie-breakers: charge earlier, share evenly
 //! ```
 //!
@@ -555,6 +556,8 @@ struct CachedPlan {
     /// The peak the plan pays for: its basis or the highest planned aggregate (expected
     /// arrivals included), kW. The period's peak rising up to it is no news.
     planned_peak_kw: f64,
+    /// Where the plan's reserve band starts, kW (`INFINITY`: no band).
+    reserve_below_kw: f64,
     /// Prices (with the grid-peak adder) the plan saw, from `made_at`.
     prices: Vec<f64>,
     evs: BTreeMap<usize, PlannedEv>,
@@ -777,8 +780,8 @@ impl Mpc {
     /// objective (price plus the charge-early tie-break, earliest first on ties), full power
     /// in as many steps as its energy needs. That is the joint optimum when the kept plan is
     /// optimal and the vehicle couples to it through no constraint: every step it charges in
-    /// stays strictly below the site limit (and, with a demand charge, the peak basis), its
-    /// stay ends within the plan, and it leaves the congestion tie-break weight of everyone
+    /// stays strictly below the site limit (and, with a demand charge, the peak basis and the
+    /// plan's reserve band, so the band's price is not met), its stay ends within the plan, and it leaves the congestion tie-break weight of everyone
     /// unchanged. False (plan unchanged, the caller re-solves) otherwise, or for V2G.
     fn insert_arrivals(&mut self, ctx: &StepContext<'_>) -> bool {
         let Some(plan) = self.plan.as_ref() else {
@@ -794,7 +797,7 @@ impl Mpc {
         }
         let offset = (ctx.step - plan.made_at) as usize;
         let cap = if ctx.demand_charge_eur_per_kw > 0.0 {
-            ctx.site_limit_kw.min(basis)
+            ctx.site_limit_kw.min(basis).min(plan.reserve_below_kw)
         } else {
             ctx.site_limit_kw
         };
@@ -919,6 +922,7 @@ impl Mpc {
                 .iter()
                 .copied()
                 .fold(self.peak_basis_kw(ctx), f64::max),
+            reserve_below_kw: problem.reserve.map_or(f64::INFINITY, |r| r.below_kw),
             prices: (0..horizon).map(|k| self.effective_price(ctx, k)).collect(),
             evs,
             aggregate_kw: aggregate,
