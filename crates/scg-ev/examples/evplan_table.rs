@@ -8,8 +8,9 @@
 //! Environment: `POLICIES=llf,mpc-events,...` runs only those rows; `DAILY=1` prints the
 //! history's daily hindsight peaks; `TARGET`, `FINE`, `BLOCK`, `TOL`, `CONG` override the
 //! `MpcParams` fields `peak_target_kw`, `fine_horizon_minutes`, `block_minutes`,
-//! `replan_tolerance_kwh`, `congestion_quick_charge_eur_per_kwh`, and `FORECAST` the
-//! `forecast_arrivals_hours` (for experiments).
+//! `replan_tolerance_kwh`, `congestion_quick_charge_eur_per_kwh`, `FORECAST` the
+//! `forecast_arrivals_hours`, and `RES`, `RESW` the reserve band's `reserve_pct` and
+//! `reserve_eur_per_kwh` (`RES=0`: no band) (for experiments).
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use scg_ev::acn::{date_start_min, parse_acn_csv};
@@ -65,6 +66,12 @@ fn main() {
     }
     if let Some(v) = env("FORECAST") {
         params.mpc.forecast_arrivals_hours = v;
+    }
+    if let Some(v) = env("RES") {
+        params.mpc.reserve_pct = v;
+    }
+    if let Some(v) = env("RESW") {
+        params.mpc.reserve_eur_per_kwh = v;
     }
     if let Some(v) = env("CONG") {
         params.mpc.congestion_quick_charge_eur_per_kwh = v;

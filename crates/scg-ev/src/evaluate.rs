@@ -394,6 +394,7 @@ impl OfflinePlan {
                 .map(|m| ids.get(m).copied().unwrap_or(0))
                 .collect(),
             prev_peak_kw: vec![0.0; ids.len().max(1)],
+            reserve: None,
             evs,
         };
         let sol = solve_plan(&problem, &params.mpc)?;

@@ -535,6 +535,7 @@ pub fn hindsight_peak_kw(
         quick_charge_eur_per_kwh: 0.0,
         peak_group: vec![0; steps],
         prev_peak_kw: vec![0.0],
+        reserve: None,
     };
     let sol = solve_plan(&problem, &MpcParams::default())?;
     let mut agg = vec![0.0; steps];

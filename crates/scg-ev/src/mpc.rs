@@ -14,6 +14,7 @@
 //! + wear·Δt·Σg                               battery wear for V2G (per kWh discharged)
 //! + demand_charge·Σ_periods peak             peak / demand-charge term
 //! − value·(energy delivered into batteries)   unmet energy is expensive: served first
+//! + reserve·Δt·max(0, Σc − Σg − level)       optional reserve band below the peak basis
 //! + quick·Δt·(k/n)·c + ε/2·(c² + g²)         tie-breakers: charge earlier, share evenly
 //! ```
 //!
@@ -102,11 +103,26 @@ pub struct MpcParams {
     /// Every arrival re-plans (the forecast no longer matches the plan). 0 = off.
     #[serde(default = "default_forecast_arrivals_hours")]
     pub forecast_arrivals_hours: f64,
+    /// Share of the peak basis kept as a reserve band (see [`Reserve`]), 0..1; 0 = none.
+    /// With a demand charge the plan otherwise fills the capacity it already pays for up to
+    /// the brim to move energy into cheaper hours, and the next unforeseen arrival raises
+    /// the month's peak. Tuned on Caltech weeks (docs/home.md, EV planner).
+    #[serde(default = "default_reserve_pct")]
+    pub reserve_pct: f64,
+    /// Price of a kWh planned in the reserve band, EUR/kWh: just above the spread between
+    /// the SCE TOU-EV-4 on-peak and mid-peak prices (0.174), so the band is not filled to
+    /// shift energy between them; energy a vehicle needs (valued far higher) still uses it.
+    #[serde(default = "default_reserve_eur_per_kwh")]
+    pub reserve_eur_per_kwh: f64,
 }
 
 /// Value of a pseudo-session's energy relative to a real vehicle's (see
 /// [`MpcParams::forecast_arrivals_hours`]).
 pub const PSEUDO_VALUE_WEIGHT: f64 = 0.5;
+
+/// Share of the site limit from which the peak basis is treated as the limit itself (no
+/// reserve band, see `Mpc::reserve`).
+const RESERVE_LIMIT_SHARE: f64 = 0.99;
 
 /// Energy a vehicle may still want past the end of its plan without a re-plan, kWh (1 Wh:
 /// solver residue, not a deviation).
@@ -123,6 +139,12 @@ fn default_replan_tolerance() -> f64 {
 }
 fn default_forecast_arrivals_hours() -> f64 {
     12.0
+}
+fn default_reserve_pct() -> f64 {
+    0.1
+}
+fn default_reserve_eur_per_kwh() -> f64 {
+    0.18
 }
 
 impl Default for MpcParams {
@@ -144,6 +166,8 @@ impl Default for MpcParams {
             replan_on_events: default_replan_on_events(),
             replan_tolerance_kwh: default_replan_tolerance(),
             forecast_arrivals_hours: default_forecast_arrivals_hours(),
+            reserve_pct: default_reserve_pct(),
+            reserve_eur_per_kwh: default_reserve_eur_per_kwh(),
         }
     }
 }
@@ -197,6 +221,19 @@ pub struct PlanProblem {
     pub peak_group: Vec<usize>,
     /// Peak already reached in each billing period, kW.
     pub prev_peak_kw: Vec<f64>,
+    /// A price on aggregate power above a level (see [`Reserve`]); `None` = no such term.
+    pub reserve: Option<Reserve>,
+}
+
+/// A price per kWh on aggregate import above `below_kw` in any step: the plan keeps the band
+/// between `below_kw` and the peak free unless energy needs it (capacity for what it cannot
+/// see yet), instead of filling it to shift energy to cheaper hours.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reserve {
+    /// Aggregate power above which the price applies, kW.
+    pub below_kw: f64,
+    /// Price of a kWh above `below_kw`, EUR/kWh.
+    pub eur_per_kwh: f64,
 }
 
 /// The optimizer's answer: per vehicle, per step of its presence.
@@ -248,6 +285,10 @@ pub fn solve_plan(problem: &PlanProblem, params: &MpcParams) -> Result<PlanSolut
     };
     let peak0 = n;
     n += groups;
+    let reserve0 = n;
+    if problem.reserve.is_some() {
+        n += problem.steps;
+    }
 
     let mut q = vec![0.0; n];
     let mut p_diag: Vec<(usize, f64)> = Vec::new();
@@ -381,6 +422,30 @@ pub fn solve_plan(problem: &PlanProblem, params: &MpcParams) -> Result<PlanSolut
             nb.push(0.0);
             nrow += 1;
         }
+        if let Some(r) = problem.reserve {
+            // Σ terms − u ≤ below (u ≥ 0 below), u priced per kWh.
+            let u = reserve0 + step;
+            q[u] = r.eur_per_kwh.max(0.0) * dt_at(step);
+            for &(j, sign) in terms {
+                ni.push(nrow);
+                nj.push(j);
+                nv.push(sign);
+            }
+            ni.push(nrow);
+            nj.push(u);
+            nv.push(-1.0);
+            nb.push(r.below_kw.max(0.0));
+            nrow += 1;
+        }
+    }
+    if problem.reserve.is_some() {
+        for u in reserve0..reserve0 + problem.steps {
+            ni.push(nrow);
+            nj.push(u);
+            nv.push(-1.0);
+            nb.push(0.0);
+            nrow += 1;
+        }
     }
     for (grp, prev) in problem.prev_peak_kw.iter().enumerate().take(groups) {
         q[peak0 + grp] = problem.demand_charge_eur_per_kw;
@@ -491,6 +556,8 @@ struct CachedPlan {
     /// The peak the plan pays for: its basis or the highest planned aggregate (expected
     /// arrivals included), kW. The period's peak rising up to it is no news.
     planned_peak_kw: f64,
+    /// Where the plan's reserve band starts, kW (`INFINITY`: no band).
+    reserve_below_kw: f64,
     /// Prices (with the grid-peak adder) the plan saw, from `made_at`.
     prices: Vec<f64>,
     evs: BTreeMap<usize, PlannedEv>,
@@ -612,6 +679,23 @@ impl Mpc {
             .max(ctx.peak_so_far_kw)
     }
 
+    /// The reserve band of a plan: the top `reserve_pct` of the peak basis, with a demand
+    /// charge only (without one the basis is no cost), and only while the basis is below
+    /// the site limit: within 1 % of the limit the peak cannot rise any more, so there is no
+    /// peak to protect, and capacity left unused now is energy lost under a binding limit.
+    fn reserve(&self, ctx: &StepContext<'_>) -> Option<Reserve> {
+        let share = self.params.reserve_pct;
+        let basis = self.peak_basis_kw(ctx);
+        (share > 0.0
+            && self.params.reserve_eur_per_kwh > 0.0
+            && ctx.demand_charge_eur_per_kw > 0.0
+            && basis < RESERVE_LIMIT_SHARE * ctx.site_limit_kw)
+            .then(|| Reserve {
+                below_kw: basis * (1.0 - share.min(1.0)),
+                eur_per_kwh: self.params.reserve_eur_per_kwh,
+            })
+    }
+
     fn effective_price(&self, ctx: &StepContext<'_>, k: usize) -> f64 {
         ctx.price_ahead(k)
             + if ctx.peak_ahead(k) {
@@ -696,8 +780,8 @@ impl Mpc {
     /// objective (price plus the charge-early tie-break, earliest first on ties), full power
     /// in as many steps as its energy needs. That is the joint optimum when the kept plan is
     /// optimal and the vehicle couples to it through no constraint: every step it charges in
-    /// stays strictly below the site limit (and, with a demand charge, the peak basis), its
-    /// stay ends within the plan, and it leaves the congestion tie-break weight of everyone
+    /// stays strictly below the site limit (and, with a demand charge, the peak basis and the
+    /// plan's reserve band, so the band's price is not met), its stay ends within the plan, and it leaves the congestion tie-break weight of everyone
     /// unchanged. False (plan unchanged, the caller re-solves) otherwise, or for V2G.
     fn insert_arrivals(&mut self, ctx: &StepContext<'_>) -> bool {
         let Some(plan) = self.plan.as_ref() else {
@@ -713,7 +797,7 @@ impl Mpc {
         }
         let offset = (ctx.step - plan.made_at) as usize;
         let cap = if ctx.demand_charge_eur_per_kw > 0.0 {
-            ctx.site_limit_kw.min(basis)
+            ctx.site_limit_kw.min(basis).min(plan.reserve_below_kw)
         } else {
             ctx.site_limit_kw
         };
@@ -838,6 +922,7 @@ impl Mpc {
                 .iter()
                 .copied()
                 .fold(self.peak_basis_kw(ctx), f64::max),
+            reserve_below_kw: problem.reserve.map_or(f64::INFINITY, |r| r.below_kw),
             prices: (0..horizon).map(|k| self.effective_price(ctx, k)).collect(),
             evs,
             aggregate_kw: aggregate,
@@ -1048,6 +1133,7 @@ impl Mpc {
             demand_charge_eur_per_kw: ctx.demand_charge_eur_per_kw,
             peak_group: vec![0; blocks.len()],
             prev_peak_kw: vec![self.peak_basis_kw(ctx)],
+            reserve: self.reserve(ctx),
         };
         (problem, blocks)
     }

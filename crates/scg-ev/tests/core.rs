@@ -168,6 +168,7 @@ fn mpc_charges_in_the_cheapest_hours() {
         quick_charge_eur_per_kwh: 1e-3,
         peak_group: vec![0; 4],
         prev_peak_kw: vec![0.0],
+        reserve: None,
     };
     let sol = solve_plan(&p, &MpcParams::default()).unwrap();
     let c = &sol.charge_kw[0];
@@ -203,6 +204,7 @@ fn mpc_flattens_the_peak_with_a_demand_charge() {
         quick_charge_eur_per_kwh: 1e-3,
         peak_group: vec![0; 3],
         prev_peak_kw: vec![0.0],
+        reserve: None,
     };
     let sol = solve_plan(&p, &MpcParams::default()).unwrap();
     for k in 0..3 {
@@ -237,6 +239,7 @@ fn mpc_discharges_when_the_spread_pays_the_wear() {
         quick_charge_eur_per_kwh: 1e-3,
         peak_group: vec![0; 2],
         prev_peak_kw: vec![0.0],
+        reserve: None,
     };
     let params = MpcParams {
         wear_cost_eur_per_kwh: 0.05,
