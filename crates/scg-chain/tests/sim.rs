@@ -1,7 +1,9 @@
 //! Deterministic simulation of member nodes: commonware's deterministic runtime and simulated
 //! network, 4 to 7 validators, message delay and loss, a partition that heals, a crash and a
 //! restart from storage, and one Byzantine validator (wrong state roots, invalid transactions,
-//! or withheld votes). Invariants checked every run:
+//! withheld votes, or equivocation: two valid blocks in a view it leads and conflicting
+//! notarize/finalize votes, `equivocator/mod.rs`; by `(seed / 4) % 4`). Invariants checked
+//! every run:
 //! - agreement: no two honest nodes finalize different blocks at a height;
 //! - equal state roots at equal heights (and a read-only `verify_dir` of every honest store);
 //! - liveness: finalization resumes within a bounded virtual time after healing and restart;
