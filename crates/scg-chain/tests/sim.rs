@@ -134,6 +134,7 @@ fn run_sim(seed: u64) -> Result<Outcome, String> {
             // With `equivocate`, the Byzantine validator (the last index) is the equivocator
             // actor and `nodes` holds only the honest nodes (indices unchanged).
             let mut nodes = Vec::new();
+            #[allow(clippy::needless_range_loop)] // `i` also picks the behaviour and the key
             for i in 0..n {
                 if i == byzantine && equivocate {
                     let control = oracle.control(pks[i].clone());
