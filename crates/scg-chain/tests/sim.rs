@@ -1,7 +1,9 @@
 //! Deterministic simulation of member nodes: commonware's deterministic runtime and simulated
 //! network, 4 to 7 validators, message delay and loss, a partition that heals, a crash and a
 //! restart from storage, and one Byzantine validator (wrong state roots, invalid transactions,
-//! or withheld votes). Invariants checked every run:
+//! withheld votes, or equivocation: two valid blocks in a view it leads and conflicting
+//! notarize/finalize votes, `equivocator/mod.rs`; by `(seed / 4) % 4`). Invariants checked
+//! every run:
 //! - agreement: no two honest nodes finalize different blocks at a height;
 //! - equal state roots at equal heights (and a read-only `verify_dir` of every honest store);
 //! - liveness: finalization resumes within a bounded virtual time after healing and restart;
@@ -14,9 +16,10 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod equivocator;
 
 use commonware_p2p::simulated::{Config as NetConfig, Link, Network};
-use commonware_runtime::{Clock, Runner as _, Supervisor as _, deterministic};
+use commonware_runtime::{Clock, Runner as _, Spawner as _, Supervisor as _, deterministic};
 use commonware_utils::{NZUsize, Probability};
 use rand::{RngExt as _, SeedableRng as _};
 use scg_chain::app::{Behavior, Status};
@@ -33,6 +36,8 @@ struct Outcome {
     heads: Vec<scg_ledger::merkle::Hash>,
     /// Virtual time at the end of the run.
     end: Duration,
+    /// What the equivocator did (zero unless it was the Byzantine behaviour).
+    equivocations: equivocator::Tally,
 }
 
 fn link(rng: &mut rand::rngs::StdRng, lossy: bool) -> Link {
@@ -52,11 +57,15 @@ fn run_sim(seed: u64) -> Result<Outcome, String> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5c9_c4a1);
     let n = 4 + (seed % 4) as usize;
     let byzantine = n - 1;
-    let behavior = match seed % 3 {
+    // The Byzantine validator: one behaviour per seed (equivocation is a separate actor),
+    // every behaviour with every committee size over 16 consecutive seeds.
+    let equivocate = (seed / 4) % 4 == 3;
+    let behavior = match (seed / 4) % 4 {
         0 => Behavior::WrongStateRoot,
         1 => Behavior::InvalidTx,
         _ => Behavior::WithholdVotes,
     };
+    let tally = Arc::new(std::sync::Mutex::new(equivocator::Tally::default()));
     let crashed = rng.random_range(0..byzantine);
     let lossy = seed.is_multiple_of(2);
     let tc = Arc::new(common::chain(seed, n, &format!("sim-{seed}")));
@@ -70,8 +79,10 @@ fn run_sim(seed: u64) -> Result<Outcome, String> {
         .with_seed(seed)
         .with_timeout(Some(Duration::from_secs(120)));
     let executor = deterministic::Runner::new(cfg);
+    let tally_run = tally.clone();
     let result = executor.start(|context| {
         let tc = tc.clone();
+        let tally = tally_run;
         let dir = dir.clone();
         async move {
             let (network, oracle) = Network::new_with_peers(
@@ -120,8 +131,28 @@ fn run_sim(seed: u64) -> Result<Outcome, String> {
                     .unwrap()
                 }
             };
+            // With `equivocate`, the Byzantine validator (the last index) is the equivocator
+            // actor and `nodes` holds only the honest nodes (indices unchanged).
             let mut nodes = Vec::new();
+            #[allow(clippy::needless_range_loop)] // `i` also picks the behaviour and the key
             for i in 0..n {
+                if i == byzantine && equivocate {
+                    let control = oracle.control(pks[i].clone());
+                    let mut reg = Vec::new();
+                    for ch in [node::CHANNEL_VOTES, node::CHANNEL_CERTS, node::CHANNEL_BLOCKS] {
+                        reg.push(control.register(ch, node::channel_quota(ch)).await.unwrap());
+                    }
+                    let _resolver = control.register(node::CHANNEL_RESOLVER, node::channel_quota(node::CHANNEL_RESOLVER)).await.unwrap();
+                    let blocks = reg.pop().unwrap();
+                    let certs = reg.pop().unwrap();
+                    let votes = reg.pop().unwrap();
+                    let (tc, tally) = (tc.clone(), tally.clone());
+                    context.child("equivocator").spawn(move |ctx| async move {
+                        let _resolver = _resolver;
+                        equivocator::run(ctx, &tc.genesis, &tc.members[byzantine], equivocator::Channels { votes, certs, blocks }, tally).await;
+                    });
+                    continue;
+                }
                 nodes.push(start_node(i, context.child("validator"), oracle.clone()).await);
             }
             let honest: Vec<usize> = (0..n).filter(|i| *i != byzantine).collect();
@@ -188,7 +219,9 @@ fn run_sim(seed: u64) -> Result<Outcome, String> {
                 let live: Vec<_> = nodes.iter().map(|n| n.mailbox.clone()).collect();
                 for i in 0..n {
                     let idx = if i < crashed { i } else if i == crashed { continue } else { i - 1 };
-                    let _ = live[idx].submit(common::report(&tc, i, round)).await;
+                    if let Some(mb) = live.get(idx) {
+                        let _ = mb.submit(common::report(&tc, i, round)).await;
+                    }
                 }
                 context.sleep(Duration::from_millis(250)).await;
             }
@@ -254,6 +287,12 @@ fn run_sim(seed: u64) -> Result<Outcome, String> {
         }
     });
     let (finalized, heads, end) = result?;
+    if equivocate {
+        let t = tally.lock().unwrap().clone();
+        if t.double_votes == 0 || t.double_proposals == 0 {
+            return Err(format!("the equivocator never equivocated ({t:?})"));
+        }
+    }
     // Every honest store verifies read-only, with equal roots at equal heights.
     let mut roots = std::collections::BTreeMap::new();
     for i in (0..n).filter(|i| *i != byzantine) {
@@ -269,10 +308,12 @@ fn run_sim(seed: u64) -> Result<Outcome, String> {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+    let equivocations = tally.lock().unwrap().clone();
     Ok(Outcome {
         finalized,
         heads,
         end,
+        equivocations,
     })
 }
 
@@ -323,4 +364,5 @@ fn same_seed_same_run() {
     assert_eq!(a.finalized, b.finalized);
     assert_eq!(a.heads, b.heads);
     assert_eq!(a.end, b.end);
+    assert_eq!(a.equivocations, b.equivocations);
 }
