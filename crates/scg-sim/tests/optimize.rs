@@ -2,6 +2,9 @@
 //! designs are dropped, ranking is by NPC, and cancellation keeps the results so far.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::bits;
 use scg_sim::accounting::CerSetup;
 use scg_sim::battery::{BatteryConfig, BatteryModelKind, KineticConfig};
 use scg_sim::cer::{CerParams, PlantSizeClass};
@@ -10,7 +13,7 @@ use scg_sim::dispatch::BatteryUnit;
 use scg_sim::economics::{ComponentCosts, EconomicParams};
 use scg_sim::grid::{GridConfig, GridInputs, GridTariff, PurchaseTariff, SellBack, TariffSeries};
 use scg_sim::optimize::{
-    Config, ConfigResult, LocalDesign, ProsumerSpace, ScreenScratch, SearchInputs, SearchSettings,
+    Config, LocalDesign, ProsumerSpace, ScreenScratch, SearchInputs, SearchSettings,
     evaluate_config, residual_parts, run_local, screen_config, search,
 };
 use scg_sim::year::{ProsumerSeries, TotalsSink, YearSettings, run_year};
@@ -315,27 +318,6 @@ fn cancellation_keeps_what_was_done() {
     .unwrap();
     assert!(out.cancelled);
     assert!(out.evaluated < out.total);
-}
-
-/// Every f64 of a result as bits (NaN COE included), for bit-for-bit comparisons.
-fn bits(r: &ConfigResult) -> Vec<u64> {
-    [
-        r.npc_eur,
-        r.annualized_cost_eur,
-        r.coe_eur_per_kwh,
-        r.renewable_fraction,
-        r.unmet_fraction,
-        r.initial_capital_eur,
-        r.grid_import_kwh,
-        r.grid_export_kwh,
-        r.p2p_kwh,
-        r.cer_shared_energy_kwh,
-        r.cer_incentive_eur,
-        r.excess_kwh,
-    ]
-    .iter()
-    .map(|v| v.to_bits())
-    .collect()
 }
 
 /// The search's year-at-once screening gives every configuration the per-step evaluation's

@@ -5,30 +5,13 @@
 //! whole space must give the same result bit for bit.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::bits;
 use scg_sim::optimize::{
-    Config, ConfigResult, ScreenScratch, evaluate_config, residual_parts, run_local, screen_config,
+    Config, ScreenScratch, evaluate_config, residual_parts, run_local, screen_config,
 };
 use scg_sim::sizing::DesignSizes;
-
-fn bits(r: &ConfigResult) -> Vec<u64> {
-    [
-        r.npc_eur,
-        r.annualized_cost_eur,
-        r.coe_eur_per_kwh,
-        r.renewable_fraction,
-        r.unmet_fraction,
-        r.initial_capital_eur,
-        r.grid_import_kwh,
-        r.grid_export_kwh,
-        r.p2p_kwh,
-        r.cer_shared_energy_kwh,
-        r.cer_incentive_eur,
-        r.excess_kwh,
-    ]
-    .iter()
-    .map(|v| v.to_bits())
-    .collect()
-}
 
 #[test]
 fn builtin_sample_screens_as_the_per_step_evaluation() {

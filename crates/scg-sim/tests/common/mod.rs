@@ -1,7 +1,8 @@
-//! The sizing search run as `scg optimize` runs it, shared by the tests that check its winner.
+//! The sizing search run as `scg optimize` runs it, shared by the tests that check its winner,
+//! and the bit-for-bit view of a configuration's result shared by the screening tests.
 #![allow(clippy::unwrap_used, dead_code)]
 
-use scg_sim::optimize::{ProsumerSpace, SearchOutcome};
+use scg_sim::optimize::{ConfigResult, ProsumerSpace, SearchOutcome};
 use scg_sim::{Assets, ResolvedInputs};
 use std::sync::atomic::AtomicBool;
 
@@ -33,4 +34,25 @@ pub fn with_search<R>(
     )
     .unwrap();
     check(&assets, &inputs, &spaces, &out)
+}
+
+/// Every f64 of a result as bits (NaN COE included), for bit-for-bit comparisons.
+pub fn bits(r: &ConfigResult) -> Vec<u64> {
+    [
+        r.npc_eur,
+        r.annualized_cost_eur,
+        r.coe_eur_per_kwh,
+        r.renewable_fraction,
+        r.unmet_fraction,
+        r.initial_capital_eur,
+        r.grid_import_kwh,
+        r.grid_export_kwh,
+        r.p2p_kwh,
+        r.cer_shared_energy_kwh,
+        r.cer_incentive_eur,
+        r.excess_kwh,
+    ]
+    .iter()
+    .map(|v| v.to_bits())
+    .collect()
 }
