@@ -19,7 +19,8 @@ use crate::genesis::Genesis;
 use crate::keys::MemberKey;
 use crate::store::Store;
 use crate::wire::{
-    Cert, MAX_PROPOSAL_TXS, MAX_RECORDS_PER_RESPONSE, Message, Record, Scheme, digest_of,
+    Cert, MAX_GOSSIP_TXS, MAX_PROPOSAL_TXS, MAX_RECORDS_PER_RESPONSE, Message, Record, Scheme,
+    digest_of,
 };
 use commonware_actor::Feedback;
 use commonware_consensus::simplex::Plan;
@@ -32,9 +33,10 @@ use commonware_parallel::Sequential;
 use commonware_runtime::Clock;
 use commonware_utils::channel::{mpsc, oneshot};
 use scg_ledger::merkle::Hash;
-use scg_ledger::tx::{signing_message, tx_hash};
-use scg_ledger::{Block, Ledger, Tx};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use scg_ledger::state::CheckedBlock;
+use scg_ledger::tx::tx_hash;
+use scg_ledger::{Block, BlockHeader, Ledger, Tx};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -52,6 +54,17 @@ pub const MAX_WAITING_CERTS: usize = 1024;
 pub const CATCH_UP_EVERY: Duration = Duration::from_millis(500);
 /// Most missing blocks asked for per tick.
 pub const MAX_WANTED_PER_TICK: usize = 8;
+/// Why a proposal was refused when one of its transactions (not already checked on admission)
+/// has a signature that does not verify for this chain ([`Status::refused`]).
+pub const REFUSED_SIGNATURE: &str = "a transaction's signature does not verify for this chain";
+/// Longest a submitted transaction is held before its admission, so that submissions arriving
+/// close together are checked as one signature batch and gossiped as one message.
+pub const SUBMIT_WINDOW: Duration = Duration::from_millis(5);
+/// Held submissions are admitted at once when this many are waiting.
+pub const SUBMIT_BATCH: usize = 512;
+/// Most queued requests the actor takes in one step (submissions among them are checked as one
+/// signature batch and gossiped as one message).
+pub const MAX_REQUESTS_PER_STEP: usize = 4096;
 /// How often pending proposals and verifications are retried.
 pub const TICK: Duration = Duration::from_millis(50);
 /// With no pending transactions, a leader waits this long before proposing an empty block
@@ -70,6 +83,9 @@ pub enum Behavior {
     InvalidTx,
     /// Never answers verification requests, so never votes to notarize.
     WithholdVotes,
+    /// Admits submitted transactions without checking their signatures, so it proposes a
+    /// transaction signed for another chain when one is submitted to it.
+    AdmitUnchecked,
 }
 
 /// What a node reports about itself (the `/status` endpoint, tests).
@@ -85,7 +101,7 @@ pub struct Status {
     pub finalized_hashes: Vec<Hash>,
     /// Ids of transactions in finalized blocks, in order.
     pub finalized_txs: Vec<u128>,
-    /// Proposals this node refused, by reason.
+    /// Proposals this node refused, by reason (e.g. [`REFUSED_SIGNATURE`]).
     pub refused: BTreeMap<String, u64>,
     /// Transactions waiting.
     pub mempool: usize,
@@ -93,6 +109,9 @@ pub struct Status {
     pub own_latencies: Vec<Duration>,
     /// Validators heard from in the last [`PEER_FRESH`].
     pub peers: usize,
+    /// Why this node stopped: more than `f` of the other validators run another genesis
+    /// (see [`Application::check_genesis_agreement`]). `scg chain run` exits with it.
+    pub refusal: Option<String>,
 }
 
 /// A peer counts as connected if it was heard from this recently.
@@ -187,6 +206,9 @@ pub struct AppConfig {
     /// Keep every finalized block hash and transaction id in the status (tests, benchmarks;
     /// grows without bound, so production nodes leave it off).
     pub keep_history: bool,
+    /// Validators the consensus engine blocked (a vote, certificate or message from them did
+    /// not verify or decode for this chain), filled by [`crate::node::BlockWatch`].
+    pub blocked: Arc<Mutex<BTreeSet<PublicKey>>>,
 }
 
 /// The application actor.
@@ -233,6 +255,12 @@ pub struct Application<E, S, R> {
     wanted: BTreeMap<Hash, Option<PublicKey>>,
     /// When each peer was last heard from, and the finalized height it announced.
     last_seen: HashMap<PublicKey, (std::time::SystemTime, u64)>,
+    /// Validators that announced another chain id, with that id.
+    foreign: BTreeMap<PublicKey, [u8; 32]>,
+    /// Submissions waiting for their admission (see [`SUBMIT_WINDOW`]).
+    held_submits: Vec<(Vec<u8>, oneshot::Sender<Result<u128, String>>)>,
+    /// When the held submissions must be admitted.
+    submit_deadline: Option<std::time::SystemTime>,
 }
 
 impl<E, S, R> std::fmt::Debug for Application<E, S, R> {
@@ -245,31 +273,92 @@ impl<E, S, R> std::fmt::Debug for Application<E, S, R> {
 
 /// Checks on a submitted transaction before it enters the mempool: it decodes, its signer is
 /// an account of this chain (member, meter or role), and its signature verifies under this
-/// chain's id (a transaction signed for another chain fails here).
+/// chain's id (a transaction signed for another chain fails here). One transaction of
+/// [`check_submissions`].
 pub fn check_submission(ledger: &Ledger, bytes: &[u8]) -> Result<Tx, String> {
-    let tx = Tx::decode(bytes).map_err(|e| format!("malformed transaction: {e}"))?;
+    check_submissions(ledger, vec![bytes.to_vec()])
+        .pop()
+        .map_or_else(|| Err("no transaction".into()), |(_, r)| r)
+}
+
+/// [`check_submission`] of many transactions at once, each with its verdict, in order. The
+/// signatures (each envelope's, and every author's of a settlement batch) are checked by the
+/// ledger's own block check ([`CheckedBlock`]: one batch verification, and every signature
+/// alone when the batch fails), so admission accepts exactly the signatures that a block's
+/// re-execution accepts (one batch verification costs less per signature than verifying each
+/// alone).
+pub fn check_submissions(ledger: &Ledger, txs: Vec<Vec<u8>>) -> Vec<(Vec<u8>, Result<Tx, String>)> {
     let chain = ledger.config().chain_id;
-    if ledger.account(&tx.signer).is_none() {
-        return Err(format!(
-            "signer {} is not a member, meter or role account of chain {chain:016x}",
-            scg_ledger::merkle::to_hex(&tx.signer)
-        ));
+    let mut verdicts: Vec<Option<String>> = Vec::with_capacity(txs.len());
+    let mut accounts = Vec::new();
+    let mut all = Vec::with_capacity(txs.len());
+    for bytes in txs {
+        let verdict = match Tx::decode(&bytes) {
+            Err(e) => Some(format!("malformed transaction: {e}")),
+            Ok(tx) if ledger.account(&tx.signer).is_none() => Some(format!(
+                "signer {} is not a member, meter or role account of chain {chain:016x}",
+                scg_ledger::merkle::to_hex(&tx.signer)
+            )),
+            Ok(_) => None,
+        };
+        if verdict.is_none() {
+            accounts.push(all.len());
+        }
+        verdicts.push(verdict);
+        all.push(bytes);
     }
-    let unsigned = &bytes[..bytes.len() - scg_ledger::tx::SIGNATURE_LEN];
-    let msg = signing_message(chain, unsigned);
-    let ok = ed25519_dalek::VerifyingKey::from_bytes(&tx.signer)
-        .ok()
-        .and_then(|vk| {
-            vk.verify_strict(&msg, &ed25519_dalek::Signature::from_bytes(&tx.signature))
-                .ok()
-        })
-        .is_some();
-    if !ok {
-        return Err(format!(
-            "signature does not verify for chain {chain:016x} (signed for another chain, or forged)"
-        ));
+    // The candidates as the body of a block (only its transactions are read by the check).
+    let body = as_body(
+        accounts
+            .iter()
+            .map(|i| std::mem::take(&mut all[*i]))
+            .collect(),
+    );
+    let checked = CheckedBlock::new(chain, &body, ledger.key_cache());
+    let decoded: Vec<Option<Tx>> = checked.decoded().iter().map(|r| r.clone().ok()).collect();
+    drop(checked);
+    let mut out: Vec<Result<Tx, String>> = verdicts
+        .into_iter()
+        .map(|v| Err(v.unwrap_or_default()))
+        .collect();
+    for ((i, bytes), tx) in accounts.iter().zip(body.txs).zip(decoded) {
+        all[*i] = bytes;
+        out[*i] = tx.ok_or_else(|| {
+            format!(
+                "signature does not verify for chain {chain:016x} (signed for another chain, or forged)"
+            )
+        });
     }
-    Ok(tx)
+    all.into_iter().zip(out).collect()
+}
+
+/// Transactions as the body of a block, for [`CheckedBlock`] (which reads only the
+/// transactions of the block it checks).
+fn as_body(txs: Vec<Vec<u8>>) -> Block {
+    Block {
+        header: BlockHeader {
+            height: 0,
+            timestamp_s: 0,
+            parent_hash: [0; 32],
+            tx_root: [0; 32],
+            outcome_root: [0; 32],
+            state_root: [0; 32],
+            tx_count: 0,
+        },
+        genesis: None,
+        txs,
+    }
+}
+
+/// Whether every signature of `txs` verifies for the chain of `ledger` (each envelope's, and
+/// every author's of a settlement batch), by the ledger's block check ([`CheckedBlock`]);
+/// a malformed transaction counts as failing.
+fn signatures_verify(ledger: &Ledger, txs: Vec<Vec<u8>>) -> bool {
+    let body = as_body(txs);
+    CheckedBlock::new(ledger.config().chain_id, &body, ledger.key_cache())
+        .decoded()
+        .iter()
+        .all(Result::is_ok)
 }
 
 fn now_s(c: &impl Clock) -> u64 {
@@ -336,8 +425,7 @@ where
         what: "status".into(),
         reason: "poisoned lock".into(),
     })? = st;
-    let mut states = HashMap::new();
-    states.insert(head.1, ledger.clone());
+    let states = HashMap::new();
     let app = Application {
         context,
         cfg,
@@ -366,6 +454,9 @@ where
         fetch_peer: 0,
         wanted: BTreeMap::new(),
         last_seen: HashMap::new(),
+        foreign: BTreeMap::new(),
+        held_submits: Vec::new(),
+        submit_deadline: None,
     };
     Ok((app, Mailbox { tx }, last_cert))
 }
@@ -383,30 +474,163 @@ where
 
     /// Run until the mailbox closes or the network fails.
     pub async fn run(mut self) {
+        let mut next_tick = self.context.current() + TICK;
         loop {
-            let tick = self.context.sleep(TICK);
+            // Deadlines, not fresh sleeps: a node hearing messages more often than every TICK
+            // still runs its periodic work, and held submissions wait at most SUBMIT_WINDOW.
+            let deadline = match self.submit_deadline {
+                Some(d) if d < next_tick => d,
+                _ => next_tick,
+            };
+            let tick = self.context.sleep_until(deadline);
             commonware_macros::select! {
                 req = self.rx.recv() => {
                     let Some(req) = req else { return };
-                    self.handle(req);
+                    self.handle_queued(req);
                 },
                 msg = self.receiver.recv() => {
                     let Ok((peer, bytes)) = msg else { return };
                     self.on_message(peer, bytes.as_ref());
                 },
                 _ = tick => {
-                    self.ticks += 1;
-                    self.fetch_wanted();
-                    if self
-                        .ticks
-                        .is_multiple_of((CATCH_UP_EVERY.as_millis() / TICK.as_millis()).max(1) as u64)
-                    {
-                        self.catch_up();
+                    let now = self.context.current();
+                    if self.submit_deadline.is_some_and(|d| d <= now) {
+                        self.flush_submits();
+                    }
+                    if now >= next_tick {
+                        next_tick = now + TICK;
+                        if self.on_tick().is_err() {
+                            return;
+                        }
                     }
                 },
             }
             self.retry_pending();
         }
+    }
+
+    /// Periodic work, every [`TICK`]: ask for wanted blocks; every [`CATCH_UP_EVERY`] announce
+    /// the tip, catch up, and check that the other validators run this genesis (`Err`: they
+    /// do not, stop).
+    fn on_tick(&mut self) -> Result<(), ()> {
+        self.ticks += 1;
+        self.fetch_wanted();
+        if self
+            .ticks
+            .is_multiple_of((CATCH_UP_EVERY.as_millis() / TICK.as_millis()).max(1) as u64)
+        {
+            self.catch_up();
+            self.check_genesis_agreement()?;
+        }
+        Ok(())
+    }
+
+    /// `req` and whatever else is queued (up to [`MAX_REQUESTS_PER_STEP`]). Submissions are
+    /// held for at most [`SUBMIT_WINDOW`] (or until [`SUBMIT_BATCH`] are held), then admitted
+    /// together (one signature batch) and gossiped in one message: one by one, each would cost
+    /// a signature verification and a p2p message per peer of its own.
+    fn handle_queued(&mut self, req: Request) {
+        let mut next = Some(req);
+        let mut taken = 0;
+        while let Some(req) = next.take() {
+            match req {
+                Request::Submit(tx, resp) => {
+                    if self.held_submits.is_empty() {
+                        self.submit_deadline = Some(self.context.current() + SUBMIT_WINDOW);
+                    }
+                    self.held_submits.push((tx, resp));
+                    if self.held_submits.len() >= SUBMIT_BATCH {
+                        self.flush_submits();
+                    }
+                }
+                other => self.handle(other),
+            }
+            taken += 1;
+            if taken < MAX_REQUESTS_PER_STEP {
+                next = self.rx.try_recv().ok();
+            }
+        }
+    }
+
+    /// Admit the held submissions now.
+    fn flush_submits(&mut self) {
+        self.submit_deadline = None;
+        let held = std::mem::take(&mut self.held_submits);
+        if !held.is_empty() {
+            self.submit(held);
+        }
+    }
+
+    /// Admit submitted transactions (one signature batch), answer each submitter, and gossip
+    /// the admitted ones in one message.
+    #[allow(clippy::type_complexity)]
+    fn submit(&mut self, submits: Vec<(Vec<u8>, oneshot::Sender<Result<u128, String>>)>) {
+        let (txs, resps): (Vec<Vec<u8>>, Vec<_>) = submits.into_iter().unzip();
+        let mut accepted = Vec::new();
+        for ((bytes, r), resp) in self.admit_txs(txs).into_iter().zip(resps) {
+            if r.is_ok() {
+                accepted.push(bytes);
+            }
+            let _ = resp.send(r);
+        }
+        self.gossip(accepted);
+    }
+
+    /// Send transactions to the other validators, [`MAX_GOSSIP_TXS`] per message.
+    fn gossip(&mut self, mut txs: Vec<Vec<u8>>) {
+        while !txs.is_empty() {
+            let rest = txs.split_off(txs.len().min(MAX_GOSSIP_TXS));
+            let msg = Message::Txs(txs).to_bytes();
+            let _ = self.sender.send(Recipients::All, msg, false);
+            txs = rest;
+        }
+    }
+
+    /// Stop (and say why in the status) when more than `f` of the other validators run
+    /// another genesis — they announced another chain id, or the consensus engine blocked them
+    /// because their votes, certificates or messages do not verify or decode for this chain
+    /// (the consensus namespace holds the chain id, a hash of every member and parameter).
+    /// At most `f` validators are faulty, so more than `f` such peers include an honest one:
+    /// this node's genesis is not the one the other validators run.
+    fn check_genesis_agreement(&mut self) -> Result<(), ()> {
+        let n = self.participants.len();
+        let f = n.saturating_sub(1) / 3;
+        let blocked: BTreeSet<PublicKey> = self
+            .cfg
+            .blocked
+            .lock()
+            .map(|b| b.clone())
+            .unwrap_or_default();
+        let mut peers: BTreeSet<&PublicKey> = self.foreign.keys().collect();
+        peers.extend(blocked.iter());
+        if peers.len() <= f || n < 2 {
+            return Ok(());
+        }
+        let ours = self.cfg.genesis.chain_id_hex();
+        let mut why: Vec<String> = Vec::new();
+        for p in &peers {
+            let key = p.to_string();
+            match self.foreign.get(*p) {
+                Some(id) => why.push(format!(
+                    "{key} announces chain {}",
+                    scg_ledger::merkle::to_hex(id)
+                )),
+                None => why.push(format!(
+                    "{key} sends consensus messages that do not verify for this chain"
+                )),
+            }
+        }
+        let reason = format!(
+            "{} of the {} other validators run another genesis (other chain id or other \
+             members; this genesis is chain {ours}): {}; compare genesis files",
+            peers.len(),
+            n - 1,
+            why.join("; ")
+        );
+        if let Ok(mut st) = self.status.lock() {
+            st.refusal = Some(reason);
+        }
+        Err(())
     }
 
     fn handle(&mut self, req: Request) {
@@ -441,37 +665,60 @@ where
                 self.waiting.insert(cert.proposal.payload.0, *cert);
                 self.try_finalize();
             }
-            Request::Submit(tx, resp) => {
-                let r = self.admit_tx(&tx);
-                if r.is_ok() {
-                    let _ = self
-                        .sender
-                        .send(Recipients::All, Message::Tx(tx).to_bytes(), false);
-                }
-                let _ = resp.send(r);
-            }
+            Request::Submit(tx, resp) => self.submit(vec![(tx, resp)]),
         }
     }
 
-    /// Membership and signature checks, then the mempool.
-    fn admit_tx(&mut self, bytes: &[u8]) -> Result<u128, String> {
+    /// Membership and signature checks (one batch), then the mempool; each transaction with
+    /// its id or why it was refused, in order.
+    fn admit_txs(&mut self, txs: Vec<Vec<u8>>) -> Vec<(Vec<u8>, Result<u128, String>)> {
         // A transaction already pending passed every check when it entered: a gossiped copy
         // (each transaction reaches every node once per peer) costs a hash, not a signature
         // verification.
-        let h = tx_hash(bytes);
-        if self.mempool_hashes.contains_key(&h) {
-            return Tx::decode(bytes)
-                .map(|t| t.id)
-                .map_err(|e| format!("malformed transaction: {e}"));
+        let mut out: Vec<(Vec<u8>, Option<Result<u128, String>>)> = Vec::with_capacity(txs.len());
+        let mut fresh = Vec::new();
+        let mut fresh_at = Vec::new();
+        let mut batch_hashes = BTreeSet::new();
+        for bytes in txs {
+            let h = tx_hash(&bytes);
+            if self.mempool_hashes.contains_key(&h) || !batch_hashes.insert(h) {
+                let r = Tx::decode(&bytes)
+                    .map(|t| t.id)
+                    .map_err(|e| format!("malformed transaction: {e}"));
+                out.push((bytes, Some(r)));
+            } else {
+                fresh_at.push(out.len());
+                fresh.push(bytes);
+                out.push((Vec::new(), None));
+            }
         }
-        let tx = check_submission(&self.head_ledger, bytes)?;
-        if self.mempool.len() >= MAX_MEMPOOL {
-            return Err("mempool full; retry later".into());
+        let checked = if self.cfg.behavior == Behavior::AdmitUnchecked {
+            fresh
+                .into_iter()
+                .map(|b| {
+                    let r = Tx::decode(&b).map_err(|e| e.to_string());
+                    (b, r)
+                })
+                .collect()
+        } else {
+            check_submissions(&self.head_ledger, fresh)
+        };
+        for (i, (bytes, r)) in fresh_at.into_iter().zip(checked) {
+            let r = r.and_then(|tx| {
+                if self.mempool.len() >= MAX_MEMPOOL {
+                    return Err("mempool full; retry later".to_string());
+                }
+                let h = tx_hash(&bytes);
+                self.mempool.insert(self.next_seq, (h, bytes.clone()));
+                self.mempool_hashes.insert(h, self.next_seq);
+                self.next_seq += 1;
+                Ok(tx.id)
+            });
+            out[i] = (bytes, Some(r));
         }
-        self.mempool.insert(self.next_seq, (h, bytes.to_vec()));
-        self.mempool_hashes.insert(h, self.next_seq);
-        self.next_seq += 1;
-        Ok(tx.id)
+        out.into_iter()
+            .map(|(b, r)| (b, r.unwrap_or_else(|| Err("not checked".into()))))
+            .collect()
     }
 
     fn remember_block(&mut self, block: Block) {
@@ -497,7 +744,12 @@ where
         let tip = self.last_seen.get(&peer).map_or(0, |x| x.1);
         self.last_seen.insert(peer.clone(), (now, tip));
         match msg {
-            Message::Tip(h) => {
+            Message::Tip { chain_id, .. } if chain_id != self.cfg.genesis.chain_id => {
+                self.last_seen.remove(&peer);
+                self.foreign.insert(peer, chain_id);
+            }
+            Message::Tip { height: h, .. } => {
+                self.foreign.remove(&peer);
                 self.last_seen.insert(peer.clone(), (now, h));
                 if h > self.head.0 + 1 {
                     let msg = Message::FetchRecords(self.head.0 + 1).to_bytes();
@@ -513,8 +765,8 @@ where
                     self.try_finalize();
                 }
             }
-            Message::Tx(t) => {
-                let _ = self.admit_tx(&t);
+            Message::Txs(txs) => {
+                let _ = self.admit_txs(txs);
             }
             Message::FetchBlock(d) => {
                 if let Some(b) = self.blocks.get(&d) {
@@ -615,32 +867,50 @@ where
     /// Make `chain` (consecutive blocks on the head, the last one certified) final: all of it
     /// durable in one store transaction first (a crash leaves all or none), then in memory.
     fn commit_chain(&mut self, chain: Vec<(Block, Option<Cert>)>) -> Result<(), ChainError> {
-        let mut running = self.head_ledger.clone();
-        let mut ledgers = Vec::with_capacity(chain.len());
+        // The state after each block: the one verified or built for it (in `states`) when its
+        // parent is the previous block, else computed here by replay. Only the last is kept
+        // (a ledger copy costs time in proportion to the whole state).
+        let mut computed: Option<Ledger> = None;
+        let mut tip = self.head.1;
         let mut records = Vec::with_capacity(chain.len());
         for (block, cert) in chain {
             let h = block.hash();
             let height = block.header.height;
-            let ledger = match self.states.get(&h) {
-                Some(l) if block.header.parent_hash == running.head_hash() => l.clone(),
-                _ => {
-                    let o = running.apply_block(&block)?;
-                    if o.rejected() > 0 {
-                        return Err(ChainError::BadBlock {
+            if block.header.parent_hash == tip && self.states.contains_key(&h) && h != self.head.1 {
+                computed = None;
+            } else {
+                let mut l = match computed.take() {
+                    Some(l) => l,
+                    None if tip == self.head.1 => self.head_ledger.clone(),
+                    None => self
+                        .state(&tip)
+                        .cloned()
+                        .ok_or_else(|| ChainError::BadBlock {
                             height,
-                            reason: "rejected transaction in a finalized block".into(),
-                        });
-                    }
-                    running.clone()
+                            reason: "state of the parent is missing".into(),
+                        })?,
+                };
+                let o = l.apply_block(&block)?;
+                if o.rejected() > 0 {
+                    return Err(ChainError::BadBlock {
+                        height,
+                        reason: "rejected transaction in a finalized block".into(),
+                    });
                 }
-            };
-            running = ledger.clone();
-            ledgers.push(ledger);
+                computed = Some(l);
+            }
+            tip = h;
             records.push((height, Record { block, cert }));
+        }
+        if computed.is_none() && !self.has_state(&tip) {
+            return Err(ChainError::BadBlock {
+                height: records.last().map_or(0, |r| r.0),
+                reason: "state of the block is missing".into(),
+            });
         }
         self.store.put_many(&records)?;
         let now = self.context.current();
-        for ((height, record), ledger) in records.into_iter().zip(ledgers) {
+        for (height, record) in records {
             let h = record.block.hash();
             let ids: Vec<u128> = record
                 .block
@@ -654,7 +924,6 @@ where
                 }
             }
             self.head = (height, h);
-            self.head_ledger = ledger;
             self.waiting.remove(&h);
             if let Ok(mut st) = self.status.lock() {
                 st.finalized_height = height;
@@ -676,12 +945,14 @@ where
             }
         }
         // Drop what can no longer be built on.
-        let (head_height, head_hash) = self.head;
-        self.states.insert(head_hash, self.head_ledger.clone());
+        // The head's state moves out of `states` (no copy).
+        if let Some(l) = computed.or_else(|| self.states.remove(&tip)) {
+            self.head_ledger = l;
+        }
+        let (head_height, _) = self.head;
         self.blocks.retain(|_, b| b.header.height > head_height);
         let blocks = &self.blocks;
-        self.states
-            .retain(|k, _| *k == head_hash || blocks.contains_key(k));
+        self.states.retain(|k, _| blocks.contains_key(k));
         self.proposed_at.retain(|k, _| blocks.contains_key(k));
         Ok(())
     }
@@ -745,7 +1016,11 @@ where
     }
 
     fn catch_up(&mut self) {
-        let tip = Message::Tip(self.head.0).to_bytes();
+        let tip = Message::Tip {
+            chain_id: self.cfg.genesis.chain_id,
+            height: self.head.0,
+        }
+        .to_bytes();
         let _ = self.sender.send(Recipients::All, tip, false);
         let now = self.context.current();
         let fresh = self
@@ -786,7 +1061,7 @@ where
     fn fetch_wanted(&mut self) {
         let wanted = std::mem::take(&mut self.wanted);
         for (h, from) in wanted.into_iter().take(MAX_WANTED_PER_TICK) {
-            if self.blocks.contains_key(&h) || self.states.contains_key(&h) {
+            if self.blocks.contains_key(&h) || self.has_state(&h) {
                 continue;
             }
             let to = from.map_or(Recipients::All, Recipients::One);
@@ -796,14 +1071,28 @@ where
         }
     }
 
+    /// The state after block `h`, if known (the finalized head's is `head_ledger`).
+    fn state(&self, h: &Hash) -> Option<&Ledger> {
+        if *h == self.head.1 {
+            Some(&self.head_ledger)
+        } else {
+            self.states.get(h)
+        }
+    }
+
+    /// Whether the state after block `h` is known.
+    fn has_state(&self, h: &Hash) -> bool {
+        *h == self.head.1 || self.states.contains_key(h)
+    }
+
     /// State after block `h`, computing it from a known ancestor if we hold the blocks.
     fn ensure_state(&mut self, h: Hash) -> Option<Result<(), ()>> {
-        if self.states.contains_key(&h) {
+        if self.has_state(&h) {
             return Some(Ok(()));
         }
         let mut chain = Vec::new();
         let mut cur = h;
-        while !self.states.contains_key(&cur) {
+        while !self.has_state(&cur) {
             let b = self.blocks.get(&cur)?;
             if b.header.height <= self.head.0 {
                 return Some(Err(()));
@@ -813,7 +1102,7 @@ where
         }
         for bh in chain.into_iter().rev() {
             let b = self.blocks.get(&bh)?.clone();
-            let mut l = self.states.get(&b.header.parent_hash)?.clone();
+            let mut l = self.state(&b.header.parent_hash)?.clone();
             match l.apply_block(&b) {
                 Ok(o) if o.rejected() == 0 => {
                     self.states.insert(bh, l);
@@ -836,10 +1125,12 @@ where
             }
             match self.try_verify(&ctx, &d) {
                 Some(v) => {
-                    if !v && let Ok(mut st) = self.status.lock() {
-                        *st.refused.entry("invalid proposal".into()).or_default() += 1;
+                    if let Err(why) = v
+                        && let Ok(mut st) = self.status.lock()
+                    {
+                        *st.refused.entry(why.into()).or_default() += 1;
                     }
-                    let _ = resp.send(v);
+                    let _ = resp.send(v.is_ok());
                 }
                 None => self.pending_verify.push((ctx, d, resp)),
             }
@@ -865,48 +1156,62 @@ where
     }
 
     /// `None`: cannot decide yet (block or parent missing).
-    fn try_verify(&mut self, ctx: &Context<Digest, PublicKey>, d: &Digest) -> Option<bool> {
+    fn try_verify(
+        &mut self,
+        ctx: &Context<Digest, PublicKey>,
+        d: &Digest,
+    ) -> Option<Result<(), &'static str>> {
         let parent = self.parent_of(ctx);
         let Some(block) = self.blocks.get(&d.0).cloned() else {
-            if self.states.contains_key(&d.0) {
+            if self.has_state(&d.0) {
                 // A block we already verified or built.
-                return Some(true);
+                return Some(Ok(()));
             }
             self.want_block(d.0, Some(ctx.leader.clone()));
             return None;
         };
         if block.header.parent_hash != parent {
-            return Some(false);
+            return Some(Err("wrong parent"));
         }
         match self.ensure_state(parent) {
             None => {
                 self.want_block(parent, None);
                 return None;
             }
-            Some(Err(())) => return Some(false),
+            Some(Err(())) => return Some(Err("parent does not replay")),
             Some(Ok(())) => {}
         }
-        if self.states.contains_key(&d.0) {
-            return Some(true);
+        if self.has_state(&d.0) {
+            return Some(Ok(()));
         }
-        let parent_state = self.states.get(&parent)?;
+        let parent_state = self.state(&parent)?;
         if block.txs.len() > MAX_PROPOSAL_TXS {
-            return Some(false);
+            return Some(Err("too many transactions"));
         }
         let limit = now_s(&self.context).max(parent_state.last_timestamp_s()) + MAX_FUTURE_S;
         if block.header.timestamp_s > limit {
-            return Some(false);
+            return Some(Err("timestamp too far ahead"));
         }
-        let mut l = parent_state.clone();
-        // Transactions this node holds pending passed `check_submission` (signature verified
-        // for this chain) when they entered; a block made only of such bytes (same hash = same
-        // signature) is executed without verifying them again. Any other block is verified in
-        // full. Everything else (membership, nonces, balances, roots) is checked either way.
-        let all_checked = block
+        // Transactions this node holds pending passed `check_submissions` (signatures verified
+        // for this chain) when they entered; their bytes (same hash = same signatures) are not
+        // verified again. The block's other transactions are verified now, as one batch by the
+        // same check; one that fails (forged, signed for another chain) refuses the block.
+        // Then the block is executed without signature checks. Everything else (membership,
+        // nonces, balances, roots) is checked by the execution either way.
+        let unchecked: Vec<Vec<u8>> = block
             .txs
             .iter()
-            .all(|t| self.mempool_hashes.contains_key(&tx_hash(t)));
-        l.set_verify_signatures(!all_checked);
+            .filter(|t| !self.mempool_hashes.contains_key(&tx_hash(t)))
+            .cloned()
+            .collect();
+        if !unchecked.is_empty() {
+            let sigs = signatures_verify(parent_state, unchecked);
+            if !sigs {
+                return Some(Err(REFUSED_SIGNATURE));
+            }
+        }
+        let mut l = parent_state.clone();
+        l.set_verify_signatures(false);
         let applied = l.apply_block(&block);
         l.set_verify_signatures(true);
         match applied {
@@ -915,9 +1220,9 @@ where
                     st.height = st.height.max(block.header.height);
                 }
                 self.states.insert(d.0, l);
-                Some(true)
+                Some(Ok(()))
             }
-            _ => Some(false),
+            _ => Some(Err("rejected transaction or wrong root")),
         }
     }
 
@@ -926,8 +1231,7 @@ where
         if self.ensure_state(parent)?.is_err() {
             return None;
         }
-        let parent_state = self.states.get(&parent)?.clone();
-        let ts = now_s(&self.context).max(parent_state.last_timestamp_s());
+        let ts = now_s(&self.context).max(self.state(&parent)?.last_timestamp_s());
         let mut candidates: Vec<Vec<u8>> = self
             .mempool
             .values()
@@ -939,7 +1243,7 @@ where
         }
         let mut built = None;
         for _ in 0..3 {
-            let mut l = parent_state.clone();
+            let mut l = self.state(&parent)?.clone();
             // Every candidate's signature was verified for this chain when it entered the
             // mempool (`check_submission`), so the proposer does not verify it again; the
             // validators re-verify every signature of the block before voting. (The
@@ -976,7 +1280,7 @@ where
         let (mut block, ledger) = match built {
             Some(x) => x,
             None => {
-                let mut l = parent_state.clone();
+                let mut l = self.state(&parent)?.clone();
                 let (b, _) = l.produce_block(ts, Vec::new()).ok()?;
                 (b, l)
             }

@@ -603,12 +603,13 @@ pub fn consensus_namespace(chain_id: &Hash) -> Vec<u8> {
     ns
 }
 
-/// p2p namespace: the authenticated handshake signs under it, so a node with another genesis
-/// cannot complete a handshake.
-pub fn p2p_namespace(chain_id: &Hash) -> Vec<u8> {
-    let mut ns = b"SCG-CHAIN/P2P/v1/".to_vec();
-    ns.extend_from_slice(chain_id);
-    ns
+/// p2p namespace: the authenticated handshake signs under it. It is the same for every scg
+/// chain, so that a validator started with another genesis still connects and learns that it
+/// is on another chain (the chain id in every `Tip`; votes that do not verify under the
+/// consensus namespace, which holds the chain id) instead of failing handshakes silently.
+/// Votes and certificates of one chain stay worthless on another ([`consensus_namespace`]).
+pub fn p2p_namespace() -> Vec<u8> {
+    b"SCG-CHAIN/P2P/v2".to_vec()
 }
 
 /// A 32-byte key as a commonware ed25519 public key.

@@ -10,20 +10,22 @@ use crate::genesis::{Genesis, consensus_namespace};
 use crate::keys::MemberKey;
 use crate::store::Store;
 use crate::wire::Scheme;
+use commonware_actor::Feedback;
 use commonware_consensus::simplex::{
     self, Engine, Floor, ForwardPolicy, SkipBudget, SkipPolicy, elector::RoundRobin,
 };
 use commonware_consensus::types::{Epoch, ViewDelta};
 use commonware_cryptography::ed25519::PublicKey;
 use commonware_cryptography::sha256::Digest;
-use commonware_p2p::{Blocker, Receiver, Sender};
+use commonware_p2p::{BlockedSubscription, Blocker, Receiver, Sender};
 use commonware_parallel::Sequential;
 use commonware_runtime::buffer::paged::CacheRef;
 use commonware_runtime::{Clock, Handle, Metrics, Quota, Spawner, Storage};
 use commonware_utils::{NZDuration, NZU16, NZU32, NZUsize};
 use rand_core::CryptoRng;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Channel numbers.
@@ -133,6 +135,30 @@ impl std::fmt::Debug for Node {
     }
 }
 
+/// The p2p blocker the consensus engine uses, noting every validator it blocks (a vote,
+/// certificate or message from it failed to verify or decode for this chain) for the
+/// application's genesis check ([`crate::app::Status::refusal`]), then blocking it as asked.
+#[derive(Debug, Clone)]
+pub struct BlockWatch<B> {
+    inner: B,
+    blocked: Arc<Mutex<BTreeSet<PublicKey>>>,
+}
+
+impl<B: Blocker<PublicKey = PublicKey>> Blocker for BlockWatch<B> {
+    type PublicKey = PublicKey;
+
+    fn block(&mut self, peer: PublicKey) -> Feedback {
+        if let Ok(mut b) = self.blocked.lock() {
+            b.insert(peer.clone());
+        }
+        self.inner.block(peer)
+    }
+
+    fn blocked(&mut self) -> BlockedSubscription<PublicKey> {
+        self.inner.blocked()
+    }
+}
+
 /// Check that `key` may run a node of `genesis`.
 pub fn check_membership(genesis: &Genesis, key: &MemberKey) -> Result<(), ChainError> {
     if !genesis.validators().contains(&key.public()) {
@@ -173,6 +199,7 @@ where
         })?;
     let store = Store::open(&cfg.dir, &cfg.genesis.chain_id)?;
     let status = SharedStatus::default();
+    let blocked: Arc<Mutex<BTreeSet<PublicKey>>> = Arc::default();
     let (application, mailbox, last_cert) = app::new(
         context.child("app"),
         AppConfig {
@@ -180,6 +207,7 @@ where
             key: cfg.key.clone(),
             behavior: cfg.behavior,
             keep_history: cfg.keep_history,
+            blocked: blocked.clone(),
         },
         store,
         channels.blocks,
@@ -192,7 +220,10 @@ where
     let engine_cfg = simplex::Config {
         scheme,
         elector: RoundRobin::<commonware_cryptography::Sha256>::default(),
-        blocker,
+        blocker: BlockWatch {
+            inner: blocker,
+            blocked,
+        },
         automaton: mailbox.clone(),
         relay: mailbox.clone(),
         reporter: mailbox.clone(),

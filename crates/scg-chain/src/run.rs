@@ -18,7 +18,9 @@ use commonware_cryptography::{ChaCha20Poly1305, Signer as _};
 use commonware_p2p::AddressableManager as _;
 use commonware_p2p::authenticated::lookup;
 use commonware_p2p::types::Address;
-use commonware_runtime::{Runner as _, Spawner as _, Supervisor as _, tokio as cw_tokio};
+use commonware_runtime::{
+    Clock as _, Runner as _, Spawner as _, Supervisor as _, tokio as cw_tokio,
+};
 use commonware_stream::cups::{self, Cups};
 use commonware_stream::sake::{self, Sake};
 use commonware_utils::NZUsize;
@@ -162,7 +164,7 @@ pub fn start_on_tokio(
     );
     let p2p_cfg = lookup::Config::local(
         handshake,
-        &p2p_namespace(&genesis.chain_id),
+        &p2p_namespace(),
         listen,
         NZUsize!(n + 1),
         crate::wire::MAX_MESSAGE_BYTES as u32,
@@ -249,8 +251,27 @@ pub fn run(cfg: RunConfig) -> Result<(), ChainError> {
         let server = context.child("http").spawn(move |_| async move {
             let _ = axum::serve(listener, router).await;
         });
-        let _ = futures::future::join(started.engine, server).await;
-        Ok(())
+        // Runs until killed, or until the node finds that the other validators run another
+        // genesis: then it exits saying so.
+        let status = started.status.clone();
+        let refused = async move {
+            loop {
+                let why = status.lock().ok().and_then(|s| s.refusal.clone());
+                if let Some(reason) = why {
+                    return reason;
+                }
+                context.sleep(Duration::from_millis(200)).await;
+            }
+        };
+        let running = futures::future::join(started.engine, server);
+        futures::pin_mut!(refused, running);
+        match futures::future::select(refused, running).await {
+            futures::future::Either::Left((reason, _)) => Err(ChainError::Refused {
+                chain_id: genesis.chain_id_hex(),
+                reason,
+            }),
+            futures::future::Either::Right(_) => Ok(()),
+        }
     })
 }
 

@@ -26,7 +26,9 @@ pub type Cert = Finalization<Scheme, Digest>;
 /// fit; proposers cap blocks at [`MAX_PROPOSAL_TXS`] so they do).
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 /// Most transactions a proposer puts in one block.
-pub const MAX_PROPOSAL_TXS: usize = 1000;
+pub const MAX_PROPOSAL_TXS: usize = 3000;
+/// Most transactions in one gossip message ([`Message::Txs`]).
+pub const MAX_GOSSIP_TXS: usize = 4096;
 /// Most records in one catch-up response.
 pub const MAX_RECORDS_PER_RESPONSE: usize = 64;
 
@@ -162,16 +164,23 @@ impl Record {
 pub enum Message {
     /// A proposed block (scg-ledger bytes), sent by its proposer.
     Proposal(Vec<u8>),
-    /// A signed transaction being gossiped.
-    Tx(Vec<u8>),
+    /// Signed transactions being gossiped (at most [`MAX_GOSSIP_TXS`]: a node sends the
+    /// transactions it admitted since its last gossip in one message, not one message each).
+    Txs(Vec<Vec<u8>>),
     /// Ask for the block with this digest (a proposal this node missed).
     FetchBlock([u8; 32]),
     /// Ask for finalized records from this height on.
     FetchRecords(u64),
     /// Finalized records (record bytes), consecutive heights.
     Records(Vec<Vec<u8>>),
-    /// The sender's finalized height (sent periodically: liveness and catch-up hint).
-    Tip(u64),
+    /// The sender's chain id and finalized height (sent periodically: liveness, catch-up
+    /// hint, and how a node started with another genesis learns that it is on another chain).
+    Tip {
+        /// The sender's chain id (SHA-256 of its genesis contents).
+        chain_id: [u8; 32],
+        /// The sender's finalized height.
+        height: u64,
+    },
 }
 
 impl Message {
@@ -187,9 +196,12 @@ impl Message {
                 out.push(0);
                 sized(&mut out, b);
             }
-            Self::Tx(b) => {
+            Self::Txs(txs) => {
                 out.push(1);
-                sized(&mut out, b);
+                out.extend_from_slice(&(txs.len() as u32).to_le_bytes());
+                for t in txs {
+                    sized(&mut out, t);
+                }
             }
             Self::FetchBlock(d) => {
                 out.push(2);
@@ -206,9 +218,10 @@ impl Message {
                     sized(&mut out, r);
                 }
             }
-            Self::Tip(h) => {
+            Self::Tip { chain_id, height } => {
                 out.push(5);
-                out.extend_from_slice(&h.to_le_bytes());
+                out.extend_from_slice(chain_id);
+                out.extend_from_slice(&height.to_le_bytes());
             }
         }
         out
@@ -226,11 +239,22 @@ impl Message {
         let msg = match c.u8("message tag")? {
             0 => Self::Proposal(c.sized("proposal")?.to_vec()),
             1 => {
-                let tx = c.sized("transaction")?;
-                if tx.is_empty() || tx.len() > scg_ledger::tx::MAX_TX_LEN {
-                    return Err(werr("transaction", format!("length {}", tx.len())));
+                let n = c.u32("transaction count")? as usize;
+                if n == 0 || n > MAX_GOSSIP_TXS {
+                    return Err(werr(
+                        "transaction count",
+                        format!("{n}, expected 1 to {MAX_GOSSIP_TXS}"),
+                    ));
                 }
-                Self::Tx(tx.to_vec())
+                let mut txs = Vec::with_capacity(n.min(c.b.len() / 4));
+                for _ in 0..n {
+                    let tx = c.sized("transaction")?;
+                    if tx.is_empty() || tx.len() > scg_ledger::tx::MAX_TX_LEN {
+                        return Err(werr("transaction", format!("length {}", tx.len())));
+                    }
+                    txs.push(tx.to_vec());
+                }
+                Self::Txs(txs)
             }
             2 => Self::FetchBlock(c.bytes32("block digest")?),
             3 => Self::FetchRecords(c.u64("height")?),
@@ -248,7 +272,10 @@ impl Message {
                 }
                 Self::Records(rs)
             }
-            5 => Self::Tip(c.u64("height")?),
+            5 => Self::Tip {
+                chain_id: c.bytes32("chain id")?,
+                height: c.u64("height")?,
+            },
             t => return Err(werr("message tag", format!("found {t}, expected 0 to 5"))),
         };
         if !c.b.is_empty() {

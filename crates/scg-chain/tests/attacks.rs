@@ -1,6 +1,8 @@
 //! Attacks that must be rejected: a transaction from a non-member, a transaction replayed from
 //! another chain, forged and under-quorum certificates in a stored chain (verify names the
-//! block), a node whose key or peers do not belong to the genesis.
+//! block), a node whose key or peers do not belong to the genesis, a validator started with
+//! another genesis (refuses to join, naming the chains), a proposed block holding a
+//! transaction signed for another chain (refused).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -65,6 +67,114 @@ fn wrong_genesis_refuses_to_join_with_a_reason() {
     drop(scg_chain::store::Store::open(&dir, &a.genesis.chain_id).unwrap());
     let e = scg_chain::store::Store::open(&dir, &b.genesis.chain_id).unwrap_err();
     assert!(e.to_string().contains("holds chain"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn validator_started_with_another_genesis_refuses_to_join_and_says_why() {
+    use scg_chain::app::Behavior;
+    use std::sync::Arc;
+    // Four validators of chain `a`; the fourth is started with another genesis that also
+    // lists its key as a validator: the same members under another name (another chain id),
+    // or one member more (other members).
+    let a = common::chain(16, 4, "a");
+    let renamed = common::chain(16, 4, "a-renamed");
+    let more = common::chain(16, 5, "a");
+    for (label, other) in [("renamed", &renamed), ("more-members", &more)] {
+        assert!(other.genesis.validators().contains(&a.members[3].public()));
+        assert_ne!(other.genesis.chain_id, a.genesis.chain_id);
+        let dir = common::scratch(&format!("foreign-{label}"));
+        let ga = Arc::new(a.genesis.clone());
+        let specs = (0..4)
+            .map(|i| {
+                let g = if i == 3 {
+                    Arc::new(other.genesis.clone())
+                } else {
+                    ga.clone()
+                };
+                (g, a.members[i].clone(), Behavior::Honest)
+            })
+            .collect();
+        let mut last = Vec::new();
+        run_nodes(16, specs, &dir, |step, st| {
+            last = st.to_vec();
+            let honest_on = st[..3].iter().all(|s| s.finalized_height >= 5);
+            if (st[3].refusal.is_some() && honest_on) || step > 1000 {
+                return None;
+            }
+            Some((0..3).map(|i| (i, common::report(&a, i, step))).collect())
+        });
+        let why = last[3].refusal.clone().unwrap_or_default();
+        assert!(
+            why.contains("run another genesis")
+                && why.contains(&other.genesis.chain_id_hex())
+                && why.contains(&format!("announces chain {}", a.genesis.chain_id_hex())),
+            "{label}: {why:?}"
+        );
+        // The three others go on without it; none of them refuses.
+        for s in &last[..3] {
+            assert!(s.refusal.is_none(), "{label}: {:?}", s.refusal);
+            assert!(s.finalized_height >= 5, "{label}: {}", s.finalized_height);
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
+fn proposed_block_holding_a_transaction_from_another_chain_is_refused() {
+    use scg_chain::app::{Behavior, REFUSED_SIGNATURE};
+    use std::sync::Arc;
+    let a = common::chain(17, 4, "a");
+    // Member 3's meter (registered on `a`; no other report from it in this run, so its nonce
+    // 0 is next) signs a report for another chain with the same keys.
+    let other = common::chain(17, 4, "a-other");
+    let foreign = common::report(&other, 3, 0);
+    let foreign_id = scg_ledger::Tx::decode(&foreign).unwrap().id;
+    let (ledger, _) = a.genesis.initial_state().unwrap();
+    let e = check_submission(&ledger, &foreign).unwrap_err();
+    assert!(e.contains("another chain"), "{e}");
+    // Validator 3 admits it without a signature check and proposes it in every view it leads;
+    // the others must refuse those blocks for the signature, and finalize without them.
+    let dir = common::scratch("foreign-tx-in-block");
+    let ga = Arc::new(a.genesis.clone());
+    let specs = (0..4)
+        .map(|i| {
+            let b = if i == 3 {
+                Behavior::AdmitUnchecked
+            } else {
+                Behavior::Honest
+            };
+            (ga.clone(), a.members[i].clone(), b)
+        })
+        .collect();
+    let mut last = Vec::new();
+    run_nodes(17, specs, &dir, |step, st| {
+        last = st.to_vec();
+        let refused = |s: &scg_chain::app::Status| s.refused.get(REFUSED_SIGNATURE).copied();
+        if (st[..3]
+            .iter()
+            .all(|s| s.finalized_height >= 8 && refused(s) >= Some(1)))
+            || step > 1000
+        {
+            return None;
+        }
+        let mut txs: Vec<(usize, Vec<u8>)> =
+            (0..3).map(|i| (i, common::report(&a, i, step))).collect();
+        if step == 0 {
+            txs.push((3, foreign.clone()));
+        }
+        Some(txs)
+    });
+    for (i, s) in last[..3].iter().enumerate() {
+        assert!(
+            s.refused.get(REFUSED_SIGNATURE).copied().unwrap_or(0) >= 1,
+            "node {i} refused {:?}",
+            s.refused
+        );
+        assert!(s.finalized_height >= 8, "node {i}: {}", s.finalized_height);
+        assert!(!s.finalized_txs.contains(&foreign_id), "node {i}");
+        scg_chain::verify::verify_dir(&a.genesis, &dir.join(format!("node{i}"))).unwrap();
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -157,18 +267,51 @@ fn forged_and_under_quorum_certificates_fail_verification_naming_the_block() {
 /// Run `n` honest validators on the deterministic runtime until every node finalized at least
 /// `height`, submitting meter reports as it goes; the stores are in `dir/node{i}`.
 fn run_honest(seed: u64, tc: &common::TestChain, dir: &std::path::Path, height: u64) {
+    let genesis = std::sync::Arc::new(tc.genesis.clone());
+    let nodes = tc
+        .members
+        .iter()
+        .map(|k| (genesis.clone(), k.clone(), scg_chain::app::Behavior::Honest))
+        .collect();
+    run_nodes(seed, nodes, dir, |step, statuses| {
+        if statuses.iter().all(|s| s.finalized_height >= height) {
+            return None;
+        }
+        // Each member's meter reports an interval.
+        Some(
+            (0..tc.members.len())
+                .map(|i| (i, common::report(tc, i, step)))
+                .collect(),
+        )
+    });
+}
+
+/// One simulated validator: the genesis it was started with, its key, its behaviour.
+type NodeSpec = (
+    std::sync::Arc<scg_chain::Genesis>,
+    MemberKey,
+    scg_chain::app::Behavior,
+);
+
+/// Run validators on the deterministic runtime (simulated network, 20 ms links). Every 200 ms
+/// of virtual time `step` is called with the step number and each node's status: `None` ends
+/// the run, `Some` lists transactions to submit (node index, bytes). At most 300 s (virtual).
+fn run_nodes(
+    seed: u64,
+    specs: Vec<NodeSpec>,
+    dir: &std::path::Path,
+    mut step: impl FnMut(u64, &[scg_chain::app::Status]) -> Option<Vec<(usize, Vec<u8>)>>,
+) {
     use commonware_p2p::simulated::{Config as NetConfig, Link, Network};
     use commonware_runtime::{Clock as _, Runner as _, Supervisor as _, deterministic};
     use commonware_utils::{NZUsize, Probability};
     use scg_chain::node::{self, Channels, NodeConfig, Timing};
-    use std::sync::Arc;
     use std::time::Duration;
-    let pks: Vec<_> = tc
-        .members
+    let pks: Vec<_> = specs
         .iter()
-        .map(|k| commonware_cryptography::Signer::public_key(&k.consensus_key()))
+        .map(|(_, k, _)| commonware_cryptography::Signer::public_key(&k.consensus_key()))
         .collect();
-    let genesis = Arc::new(tc.genesis.clone());
+    let dir = dir.to_path_buf();
     let cfg = deterministic::Config::new()
         .with_seed(seed)
         .with_timeout(Some(Duration::from_secs(300)));
@@ -198,45 +341,22 @@ fn run_honest(seed: u64, tc: &common::TestChain, dir: &std::path::Path, height: 
             }
         }
         let mut nodes = Vec::new();
-        for (i, pk) in pks.iter().enumerate() {
+        for (i, (pk, (genesis, key, behavior))) in pks.iter().zip(specs).enumerate() {
             let control = oracle.control(pk.clone());
-            let votes = control
-                .register(
-                    node::CHANNEL_VOTES,
-                    node::channel_quota(node::CHANNEL_VOTES),
-                )
-                .await
-                .unwrap();
-            let certs = control
-                .register(
-                    node::CHANNEL_CERTS,
-                    node::channel_quota(node::CHANNEL_CERTS),
-                )
-                .await
-                .unwrap();
-            let resolver = control
-                .register(
-                    node::CHANNEL_RESOLVER,
-                    node::channel_quota(node::CHANNEL_RESOLVER),
-                )
-                .await
-                .unwrap();
-            let blocks = control
-                .register(
-                    node::CHANNEL_BLOCKS,
-                    node::channel_quota(node::CHANNEL_BLOCKS),
-                )
-                .await
-                .unwrap();
+            let channel = async |c: u64| control.register(c, node::channel_quota(c)).await.unwrap();
+            let votes = channel(node::CHANNEL_VOTES).await;
+            let certs = channel(node::CHANNEL_CERTS).await;
+            let resolver = channel(node::CHANNEL_RESOLVER).await;
+            let blocks = channel(node::CHANNEL_BLOCKS).await;
             nodes.push(
                 node::start(
                     context.child("node"),
                     NodeConfig {
-                        genesis: genesis.clone(),
-                        key: tc.members[i].clone(),
+                        genesis,
+                        key,
                         dir: dir.join(format!("node{i}")),
                         partition: format!("consensus-{i}"),
-                        behavior: scg_chain::app::Behavior::Honest,
+                        behavior,
                         timing: Timing::default(),
                         keep_history: true,
                     },
@@ -246,23 +366,24 @@ fn run_honest(seed: u64, tc: &common::TestChain, dir: &std::path::Path, height: 
                         resolver,
                         blocks,
                     },
-                    control,
+                    control.clone(),
                 )
                 .unwrap(),
             );
         }
-        let mut interval = 0u64;
+        let mut k = 0u64;
         loop {
-            if nodes
+            let statuses: Vec<_> = nodes
                 .iter()
-                .all(|x| x.status.lock().unwrap().finalized_height >= height)
-            {
+                .map(|x| x.status.lock().unwrap().clone())
+                .collect();
+            let Some(submit) = step(k, &statuses) else {
                 break;
+            };
+            for (i, tx) in submit {
+                let _ = nodes[i].mailbox.submit(tx).await;
             }
-            for (i, node) in nodes.iter().enumerate() {
-                let _ = node.mailbox.submit(common::report(tc, i, interval)).await;
-            }
-            interval += 1;
+            k += 1;
             context.sleep(Duration::from_millis(200)).await;
         }
         for node in nodes {

@@ -84,14 +84,22 @@ fn write_corpus() {
     .to_bytes();
     let items: Vec<(&str, Vec<u8>)> = vec![
         ("proposal", Message::Proposal(block.to_bytes()).to_bytes()),
-        ("tx", Message::Tx(tx).to_bytes()),
+        ("tx", Message::Txs(vec![tx.clone()]).to_bytes()),
+        ("txs", Message::Txs(vec![tx.clone(), tx.clone()]).to_bytes()),
         ("fetch_block", Message::FetchBlock([7; 32]).to_bytes()),
         ("fetch_records", Message::FetchRecords(2).to_bytes()),
         (
             "records",
             Message::Records(vec![record.clone(), record.clone()]).to_bytes(),
         ),
-        ("tip", Message::Tip(99).to_bytes()),
+        (
+            "tip",
+            Message::Tip {
+                chain_id: [3; 32],
+                height: 99,
+            }
+            .to_bytes(),
+        ),
         ("record", record),
         ("empty", Vec::new()),
         ("bad_tag", vec![9, 0, 0, 0]),
@@ -100,4 +108,40 @@ fn write_corpus() {
     for (name, bytes) in items {
         std::fs::write(dir.join(name), bytes).unwrap();
     }
+}
+
+/// Bad bytes from the network are an error naming what was being decoded and what was wrong.
+#[test]
+fn malformed_messages_and_records_name_what_is_wrong() {
+    use scg_chain::wire::{MAX_GOSSIP_TXS, Message, Record};
+    let e = Message::decode(&[9]).unwrap_err().to_string();
+    assert!(e.contains("message tag") && e.contains("found 9"), "{e}");
+    let e = Message::decode(&[]).unwrap_err().to_string();
+    assert!(e.contains("message tag"), "{e}");
+    // A gossip message with no transaction, too many, or one cut short.
+    let e = Message::decode(&[1, 0, 0, 0, 0]).unwrap_err().to_string();
+    assert!(e.contains("transaction count: 0, expected 1 to"), "{e}");
+    let too_many = (MAX_GOSSIP_TXS as u32 + 1).to_le_bytes();
+    let e = Message::decode(&[&[1u8][..], &too_many].concat())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("transaction count"), "{e}");
+    let e = Message::decode(&[1, 1, 0, 0, 0, 5, 0, 0, 0, 1])
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("transaction"), "{e}");
+    // A tip without its height; trailing bytes after a fetch.
+    let e = Message::decode(&[&[5u8][..], &[0; 32]].concat())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("height"), "{e}");
+    let e = Message::decode(&[&[3u8][..], &[0; 9]].concat())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("trailing"), "{e}");
+    // A record whose block is cut short.
+    let e = Record::decode(&[10, 0, 0, 0, 1, 2], 4)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("block"), "{e}");
 }
