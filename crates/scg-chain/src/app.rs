@@ -135,6 +135,9 @@ pub enum Request {
     Submit(Vec<u8>, oneshot::Sender<Result<u128, String>>),
 }
 
+/// A submitted transaction and where to answer with its id or why it was refused.
+type Submission = (Vec<u8>, oneshot::Sender<Result<u128, String>>);
+
 /// Mailbox: the automaton, relay and reporter consensus calls.
 #[derive(Debug, Clone)]
 pub struct Mailbox {
@@ -258,7 +261,7 @@ pub struct Application<E, S, R> {
     /// Validators that announced another chain id, with that id.
     foreign: BTreeMap<PublicKey, [u8; 32]>,
     /// Submissions waiting for their admission (see [`SUBMIT_WINDOW`]).
-    held_submits: Vec<(Vec<u8>, oneshot::Sender<Result<u128, String>>)>,
+    held_submits: Vec<Submission>,
     /// When the held submissions must be admitted.
     submit_deadline: Option<std::time::SystemTime>,
 }
@@ -563,8 +566,7 @@ where
 
     /// Admit submitted transactions (one signature batch), answer each submitter, and gossip
     /// the admitted ones in one message.
-    #[allow(clippy::type_complexity)]
-    fn submit(&mut self, submits: Vec<(Vec<u8>, oneshot::Sender<Result<u128, String>>)>) {
+    fn submit(&mut self, submits: Vec<Submission>) {
         let (txs, resps): (Vec<Vec<u8>>, Vec<_>) = submits.into_iter().unzip();
         let mut accepted = Vec::new();
         for ((bytes, r), resp) in self.admit_txs(txs).into_iter().zip(resps) {
@@ -675,7 +677,9 @@ where
         // A transaction already pending passed every check when it entered: a gossiped copy
         // (each transaction reaches every node once per peer) costs a hash, not a signature
         // verification.
-        let mut out: Vec<(Vec<u8>, Option<Result<u128, String>>)> = Vec::with_capacity(txs.len());
+        // Per transaction its bytes and, once known, its verdict.
+        type Slot = (Vec<u8>, Option<Result<u128, String>>);
+        let mut out: Vec<Slot> = Vec::with_capacity(txs.len());
         let mut fresh = Vec::new();
         let mut fresh_at = Vec::new();
         let mut batch_hashes = BTreeSet::new();
