@@ -202,6 +202,27 @@ pub struct CerMemberResult {
     pub allocated_eur: f64,
 }
 
+/// Reusable per-hour buffers of [`CerYear::add_hours_one`] (one per search worker, so that
+/// no configuration allocates).
+#[derive(Debug, Clone, Default)]
+pub struct CerHours {
+    shared_kwh: Vec<f64>,
+    earned_eur: Vec<f64>,
+    valorised_eur: Vec<f64>,
+}
+
+impl CerHours {
+    fn resize(&mut self, hours: usize) {
+        for v in [
+            &mut self.shared_kwh,
+            &mut self.earned_eur,
+            &mut self.valorised_eur,
+        ] {
+            v.resize(hours, 0.0);
+        }
+    }
+}
+
 /// The community's CER year.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CerResult {
@@ -430,13 +451,17 @@ impl<'a> CerYear<'a> {
     }
 
     /// [`CerYear::add_hour_one`] for the next `injected.len()` hours at once (the sizing
-    /// search's screening): the same operations in the same order, in one loop. Falls back to
-    /// one `add_hour_one` per hour (and its errors) for a year with allocation or several
-    /// members, series of different lengths, hours beyond the year, or an invalid value.
+    /// search's screening): the same operations in the same order, as two passes — each
+    /// hour's shared energy, incentive and valorisation (no sum across hours, so the compiler
+    /// vectorises it and its divisions), then the year's sums hour by hour — with `scratch`
+    /// reused. Falls back to one `add_hour_one` per hour (and its errors) for a year with
+    /// allocation or several members, series of different lengths, hours beyond the year, or
+    /// an invalid value.
     pub fn add_hours_one(
         &mut self,
         injected: &[f64],
         withdrawn: &[f64],
+        scratch: &mut CerHours,
     ) -> Result<(), ComponentError> {
         let n = injected.len();
         let zonal = self.zonal_price_eur_per_mwh.get(self.hour..self.hour + n);
@@ -460,24 +485,47 @@ impl<'a> CerYear<'a> {
             self.params.pv_bonus_eur_per_mwh,
             self.params.valorisation_eur_per_mwh,
         );
+        scratch.resize(n);
+        let CerHours {
+            shared_kwh,
+            earned_eur,
+            valorised_eur,
+        } = scratch;
+        // Without a branch: an hour that shares nothing (`shared` is ±0, the tariff
+        // positive) adds ±0, which leaves every sum as `add_hour_one` leaves it.
+        // Every slice exactly `n` long, so the loop has no bounds checks (and vectorises).
+        let (shared_kwh, earned_eur, valorised_eur) = (
+            &mut shared_kwh[..n],
+            &mut earned_eur[..n],
+            &mut valorised_eur[..n],
+        );
+        let (injected, withdrawn, zonal) = (&injected[..n], &withdrawn[..n], &zonal[..n]);
+        for h in 0..n {
+            let shared = injected[h].min(withdrawn[h]);
+            shared_kwh[h] = shared;
+            earned_eur[h] = shared * incentive_tariff_eur_per_mwh(class, zonal[h], bonus) / 1000.0;
+            valorised_eur[h] = shared * valorisation / 1000.0;
+        }
         let m = &mut self.members[0];
         let (mut m_injected, mut m_withdrawn) = (m.injected_kwh, m.withdrawn_kwh);
         let (mut m_incentivised, mut m_plant) = (m.incentivised_kwh, m.plant_incentive_eur);
         let mut shared_total = self.shared_energy_kwh;
         let (mut incentive_total, mut valorisation_total) =
             (self.incentive_eur, self.valorisation_eur);
-        for ((i, w), z) in injected.iter().zip(withdrawn).zip(zonal) {
+        let hours = injected.iter().zip(withdrawn).zip(
+            shared_kwh
+                .iter()
+                .zip(earned_eur.iter())
+                .zip(valorised_eur.iter()),
+        );
+        for ((i, w), ((shared, earned), valorised)) in hours {
             m_injected += i;
             m_withdrawn += w;
-            let shared = i.min(*w);
             shared_total += shared;
-            // Without a branch: an hour that shares nothing (`shared` is ±0, the tariff
-            // positive) adds ±0, which leaves every sum as `add_hour_one` leaves it.
-            let earned = shared * incentive_tariff_eur_per_mwh(class, *z, bonus) / 1000.0;
             m_incentivised += shared;
             m_plant += earned;
             incentive_total += earned;
-            valorisation_total += shared * valorisation / 1000.0;
+            valorisation_total += valorised;
         }
         (m.injected_kwh, m.withdrawn_kwh) = (m_injected, m_withdrawn);
         (m.incentivised_kwh, m.plant_incentive_eur) = (m_incentivised, m_plant);
