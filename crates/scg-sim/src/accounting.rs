@@ -383,10 +383,9 @@ impl<'a> YearAccounts<'a> {
         if !recorded {
             return Ok(false);
         }
-        for (imp, exp) in purchase_kw.iter().zip(sale_kw.iter()) {
-            t_acc.grid_import_kwh += imp * dt;
-            t_acc.grid_export_kwh += exp * dt;
-        }
+        // `record_shares` adds `imp * dt` and `exp * dt` from 0 every step: the sums the
+        // meter of a fresh year keeps (`bought = purchase · dt`, `sale · dt`, step order).
+        (t_acc.grid_import_kwh, t_acc.grid_export_kwh) = meter.energy_kwh();
         self.totals = t_acc;
         // The CER's hours, as `close_step` closes them (each hour's sums start from −0.0).
         let per_hour = self.steps_per_hour;
@@ -394,15 +393,28 @@ impl<'a> YearAccounts<'a> {
         if let Some(cer) = &mut self.cer {
             hour_injected_kwh.resize(hours, 0.0);
             hour_withdrawn_kwh.resize(hours, 0.0);
-            for (h, (injected, withdrawn)) in hour_injected_kwh
-                .iter_mut()
-                .zip(hour_withdrawn_kwh.iter_mut())
-                .enumerate()
-            {
-                (*injected, *withdrawn) = (ZERO, ZERO);
-                for t in h * per_hour..(h + 1) * per_hour {
-                    *injected += (sale_kw[t] + shared_kw[t]) * dt;
-                    *withdrawn += (purchase_kw[t] + shared_kw[t]) * dt;
+            if per_hour == 1 {
+                // One step an hour: each hour's sum is −0.0 + its step's, which is its step's
+                // (−0.0 is neutral), in a pass without a sum across hours (it vectorises).
+                let steps = sale_kw.iter().zip(purchase_kw.iter()).zip(shared_kw.iter());
+                let hour_sums = hour_injected_kwh
+                    .iter_mut()
+                    .zip(hour_withdrawn_kwh.iter_mut());
+                for ((injected, withdrawn), ((sale, purchase), shared)) in hour_sums.zip(steps) {
+                    *injected = (sale + shared) * dt;
+                    *withdrawn = (purchase + shared) * dt;
+                }
+            } else {
+                for (h, (injected, withdrawn)) in hour_injected_kwh
+                    .iter_mut()
+                    .zip(hour_withdrawn_kwh.iter_mut())
+                    .enumerate()
+                {
+                    (*injected, *withdrawn) = (ZERO, ZERO);
+                    for t in h * per_hour..(h + 1) * per_hour {
+                        *injected += (sale_kw[t] + shared_kw[t]) * dt;
+                        *withdrawn += (purchase_kw[t] + shared_kw[t]) * dt;
+                    }
                 }
             }
             cer.add_hours_one(hour_injected_kwh, hour_withdrawn_kwh, cer_hours)?;

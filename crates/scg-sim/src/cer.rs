@@ -465,21 +465,14 @@ impl<'a> CerYear<'a> {
     ) -> Result<(), ComponentError> {
         let n = injected.len();
         let zonal = self.zonal_price_eur_per_mwh.get(self.hour..self.hour + n);
-        let valid = |v: &f64| v.is_finite() && *v >= 0.0;
-        let (Some(zonal), false, 1, true, true, true) = (
+        let (Some(zonal), false, 1, true) = (
             zonal,
             self.allocate,
             self.members.len(),
             withdrawn.len() == n,
-            injected.iter().all(valid),
-            withdrawn.iter().all(valid),
         ) else {
-            for (i, w) in injected.iter().zip(withdrawn) {
-                self.add_hour_one(*i, *w)?;
-            }
-            return check_len("withdrawn_kwh", withdrawn.len(), n);
+            return self.add_hours_each(injected, withdrawn);
         };
-        self.hour += n;
         let class = self.classes[0].unwrap_or(self.params.size_class);
         let (bonus, valorisation) = (
             self.params.pv_bonus_eur_per_mwh,
@@ -491,8 +484,6 @@ impl<'a> CerYear<'a> {
             earned_eur,
             valorised_eur,
         } = scratch;
-        // Without a branch: an hour that shares nothing (`shared` is ±0, the tariff
-        // positive) adds ±0, which leaves every sum as `add_hour_one` leaves it.
         // Every slice exactly `n` long, so the loop has no bounds checks (and vectorises).
         let (shared_kwh, earned_eur, valorised_eur) = (
             &mut shared_kwh[..n],
@@ -500,12 +491,23 @@ impl<'a> CerYear<'a> {
             &mut valorised_eur[..n],
         );
         let (injected, withdrawn, zonal) = (&injected[..n], &withdrawn[..n], &zonal[..n]);
+        // Every value finite and >= 0 (`add_hour_one`'s check), checked in the same pass
+        // (`&` without short circuit, so it vectorises); else nothing is recorded here.
+        let mut valid = true;
         for h in 0..n {
-            let shared = injected[h].min(withdrawn[h]);
+            let (i, w) = (injected[h], withdrawn[h]);
+            valid &= (i >= 0.0) & i.is_finite() & (w >= 0.0) & w.is_finite();
+            let shared = i.min(w);
             shared_kwh[h] = shared;
+            // Without a branch: an hour that shares nothing (`shared` is ±0, the tariff
+            // positive) adds ±0, which leaves every sum as `add_hour_one` leaves it.
             earned_eur[h] = shared * incentive_tariff_eur_per_mwh(class, zonal[h], bonus) / 1000.0;
             valorised_eur[h] = shared * valorisation / 1000.0;
         }
+        if !valid {
+            return self.add_hours_each(injected, withdrawn);
+        }
+        self.hour += n;
         let m = &mut self.members[0];
         let (mut m_injected, mut m_withdrawn) = (m.injected_kwh, m.withdrawn_kwh);
         let (mut m_incentivised, mut m_plant) = (m.incentivised_kwh, m.plant_incentive_eur);
@@ -532,6 +534,18 @@ impl<'a> CerYear<'a> {
         self.shared_energy_kwh = shared_total;
         (self.incentive_eur, self.valorisation_eur) = (incentive_total, valorisation_total);
         Ok(())
+    }
+
+    /// One [`CerYear::add_hour_one`] per hour (and its errors).
+    fn add_hours_each(
+        &mut self,
+        injected: &[f64],
+        withdrawn: &[f64],
+    ) -> Result<(), ComponentError> {
+        for (i, w) in injected.iter().zip(withdrawn) {
+            self.add_hour_one(*i, *w)?;
+        }
+        check_len("withdrawn_kwh", withdrawn.len(), injected.len())
     }
 
     /// The community's benefit so far (incentive + valorisation), EUR.

@@ -17,7 +17,11 @@
 //! arrays) and its sums — is computed once per design ([`residual_parts`]); per configuration
 //! only the community coupling runs, as passes over the year
 //! ([`crate::accounting::YearAccounts::record_pro_rata_year`]) with buffers reused per worker
-//! ([`ScreenScratch`]), no allocation per configuration beyond its result. It performs the
+//! ([`ScreenScratch`]), no allocation per configuration beyond its result. The search walks the
+//! space in blocks ([`screen_block`]): the configurations that differ only in the last
+//! prosumer's design share the first prosumers' summed surplus and deficit
+//! ([`crate::accounting::MemberSums`], computed once per block; each configuration adds its
+//! last member to them, the same fold as summing all members in order). It performs the
 //! same float operations in the same order as the step-by-step [`evaluate_config`] (tests
 //! compare them bit for bit), so the results do not depend on it; where its preconditions do
 //! not hold (a non-finite residual, a member whose sales could reach the Ritiro Dedicato
