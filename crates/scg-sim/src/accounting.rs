@@ -395,7 +395,7 @@ impl<'a> YearAccounts<'a> {
             hour_withdrawn_kwh.resize(hours, 0.0);
             if per_hour == 1 {
                 // One step an hour: each hour's sum is −0.0 + its step's, which is its step's
-                // (−0.0 is neutral), in a pass without a sum across hours (it vectorises).
+                // (−0.0 is neutral), in one pass without a sum across hours.
                 let steps = sale_kw.iter().zip(purchase_kw.iter()).zip(shared_kw.iter());
                 let hour_sums = hour_injected_kwh
                     .iter_mut()

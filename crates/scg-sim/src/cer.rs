@@ -452,9 +452,9 @@ impl<'a> CerYear<'a> {
 
     /// [`CerYear::add_hour_one`] for the next `injected.len()` hours at once (the sizing
     /// search's screening): the same operations in the same order, as two passes — each
-    /// hour's shared energy, incentive and valorisation (no sum across hours, so the compiler
-    /// vectorises it and its divisions), then the year's sums hour by hour — with `scratch`
-    /// reused. Falls back to one `add_hour_one` per hour (and its errors) for a year with
+    /// hour's shared energy, incentive and valorisation (no sum across hours; the release
+    /// build's disassembly shows the compiler keeps this loop scalar, divisions included),
+    /// then the year's sums hour by hour — with `scratch` reused. Falls back to one `add_hour_one` per hour (and its errors) for a year with
     /// allocation or several members, series of different lengths, hours beyond the year, or
     /// an invalid value.
     pub fn add_hours_one(
@@ -484,7 +484,7 @@ impl<'a> CerYear<'a> {
             earned_eur,
             valorised_eur,
         } = scratch;
-        // Every slice exactly `n` long, so the loop has no bounds checks (and vectorises).
+        // Every slice exactly `n` long, so the loop has no bounds checks.
         let (shared_kwh, earned_eur, valorised_eur) = (
             &mut shared_kwh[..n],
             &mut earned_eur[..n],
@@ -492,7 +492,7 @@ impl<'a> CerYear<'a> {
         );
         let (injected, withdrawn, zonal) = (&injected[..n], &withdrawn[..n], &zonal[..n]);
         // Every value finite and >= 0 (`add_hour_one`'s check), checked in the same pass
-        // (`&` without short circuit, so it vectorises); else nothing is recorded here.
+        // (`&`, no branch per hour); else nothing is recorded here.
         let mut valid = true;
         for h in 0..n {
             let (i, w) = (injected[h], withdrawn[h]);
