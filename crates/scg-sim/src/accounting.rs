@@ -22,7 +22,7 @@
 //! Never does I/O.
 
 use crate::ComponentError;
-use crate::cer::{CerParams, CerResult, CerYear};
+use crate::cer::{CerHours, CerParams, CerResult, CerYear};
 use crate::dispatch::{Allocation, CommunityShares, ResidualParts, StepContext, StepFlows};
 use crate::economics::{ComponentCosts, EconomicParams, EnergyTotals, system_npc};
 use crate::grid::{GridBill, GridMeter, GridTariff, MetersTotal, ProRataYear};
@@ -300,10 +300,24 @@ impl<'a> YearAccounts<'a> {
             sale_kw,
             hour_injected_kwh,
             hour_withdrawn_kwh,
+            cer_hours,
+            peak,
         } = scratch;
-        surplus_kw.fill(ZERO);
-        deficit_kw.fill(ZERO);
-        for m in year.members {
+        // The first members' sums when the caller has them (the same fold from −0.0 in
+        // member order, so the same values), else from −0.0.
+        let rest = match year.prefix {
+            Some(p) if p.surplus_kw.len() == n && p.is_prefix_of(year.members) => {
+                surplus_kw.copy_from_slice(&p.surplus_kw);
+                deficit_kw.copy_from_slice(&p.deficit_kw);
+                &year.members[p.members.len()..]
+            }
+            _ => {
+                surplus_kw.fill(ZERO);
+                deficit_kw.fill(ZERO);
+                year.members
+            }
+        };
+        for m in rest {
             crate::component_error::check_len("member residual steps", m.len(), n)?;
             for (s, r) in surplus_kw.iter_mut().zip(m.surplus_kw()) {
                 *s += r;
@@ -312,27 +326,50 @@ impl<'a> YearAccounts<'a> {
                 *d += r;
             }
         }
-        // The split of every step, as `record_shares` derives it from `ProRata::shares`.
+        // The split of every step, as `record_shares` derives it from `ProRata::shares`, in
+        // two passes: every step's split (no sum across steps, so the compiler vectorises it
+        // and its divisions), then the year's sums in step order. The step's unmet and excess
+        // power replace its (no longer needed) deficit and surplus.
         let dt = self.dt_h;
+        let peaks: &[bool] = match year.grid_at_peak.get(..n) {
+            Some(p) => p,
+            None => {
+                // Steps beyond the signal are not at peak.
+                peak.clear();
+                peak.extend_from_slice(year.grid_at_peak);
+                peak.resize(n, false);
+                peak
+            }
+        };
         let per_kw = |grid_kw: f64, of_kw: f64| if of_kw > 0.0 { grid_kw / of_kw } else { 0.0 };
-        let mut t_acc = FlowTotals::default();
+        // Every slice exactly `n` long, so the loop has no bounds checks (and vectorises).
+        let (excess_kw, unmet_kw) = (&mut surplus_kw[..n], &mut deficit_kw[..n]);
+        let (sale_per_kw, purchase_per_kw) = (&mut sale_per_kw[..n], &mut purchase_per_kw[..n]);
+        let shared_kw = &mut shared_kw[..n];
+        let peaks = &peaks[..n];
         for t in 0..n {
             let ctx = StepContext {
                 dt_h: dt,
-                grid_at_peak: year.grid_at_peak.get(t).copied().unwrap_or(false),
+                grid_at_peak: peaks[t],
                 max_purchase_kw: year.max_purchase_kw,
                 max_sale_kw: year.max_sale_kw,
             };
-            let shares = CommunityShares::new(surplus_kw[t], deficit_kw[t], &ctx);
+            let shares = CommunityShares::new(excess_kw[t], unmet_kw[t], &ctx);
             let sold_kw = shares.first_to_grid_kw + shares.to_grid_kw;
             sale_per_kw[t] = per_kw(sold_kw, shares.surplus_kw);
             purchase_per_kw[t] = per_kw(shares.from_grid_kw, shares.deficit_kw);
             let shared = shares.shared_kw;
             shared_kw[t] = shared;
+            unmet_kw[t] = (shares.deficit_kw - shared - shares.from_grid_kw).max(0.0);
+            excess_kw[t] = (shares.surplus_kw - sold_kw - shared).max(0.0);
+        }
+        let mut t_acc = FlowTotals::default();
+        for ((shared, unmet), excess) in shared_kw.iter().zip(unmet_kw.iter()).zip(excess_kw.iter())
+        {
             t_acc.p2p_import_kwh += shared * dt;
             t_acc.p2p_export_kwh += shared * dt;
-            t_acc.unmet_kwh += (shares.deficit_kw - shared - shares.from_grid_kw).max(0.0) * dt;
-            t_acc.excess_kwh += (shares.surplus_kw - sold_kw - shared).max(0.0) * dt;
+            t_acc.unmet_kwh += unmet * dt;
+            t_acc.excess_kwh += excess * dt;
         }
         let recorded = meter.record_pro_rata_year(
             &ProRataYear {
@@ -346,10 +383,9 @@ impl<'a> YearAccounts<'a> {
         if !recorded {
             return Ok(false);
         }
-        for (imp, exp) in purchase_kw.iter().zip(sale_kw.iter()) {
-            t_acc.grid_import_kwh += imp * dt;
-            t_acc.grid_export_kwh += exp * dt;
-        }
+        // `record_shares` adds `imp * dt` and `exp * dt` from 0 every step: the sums the
+        // meter of a fresh year keeps (`bought = purchase · dt`, `sale · dt`, step order).
+        (t_acc.grid_import_kwh, t_acc.grid_export_kwh) = meter.energy_kwh();
         self.totals = t_acc;
         // The CER's hours, as `close_step` closes them (each hour's sums start from −0.0).
         let per_hour = self.steps_per_hour;
@@ -357,18 +393,31 @@ impl<'a> YearAccounts<'a> {
         if let Some(cer) = &mut self.cer {
             hour_injected_kwh.resize(hours, 0.0);
             hour_withdrawn_kwh.resize(hours, 0.0);
-            for (h, (injected, withdrawn)) in hour_injected_kwh
-                .iter_mut()
-                .zip(hour_withdrawn_kwh.iter_mut())
-                .enumerate()
-            {
-                (*injected, *withdrawn) = (ZERO, ZERO);
-                for t in h * per_hour..(h + 1) * per_hour {
-                    *injected += (sale_kw[t] + shared_kw[t]) * dt;
-                    *withdrawn += (purchase_kw[t] + shared_kw[t]) * dt;
+            if per_hour == 1 {
+                // One step an hour: each hour's sum is −0.0 + its step's, which is its step's
+                // (−0.0 is neutral), in one pass without a sum across hours.
+                let steps = sale_kw.iter().zip(purchase_kw.iter()).zip(shared_kw.iter());
+                let hour_sums = hour_injected_kwh
+                    .iter_mut()
+                    .zip(hour_withdrawn_kwh.iter_mut());
+                for ((injected, withdrawn), ((sale, purchase), shared)) in hour_sums.zip(steps) {
+                    *injected = (sale + shared) * dt;
+                    *withdrawn = (purchase + shared) * dt;
+                }
+            } else {
+                for (h, (injected, withdrawn)) in hour_injected_kwh
+                    .iter_mut()
+                    .zip(hour_withdrawn_kwh.iter_mut())
+                    .enumerate()
+                {
+                    (*injected, *withdrawn) = (ZERO, ZERO);
+                    for t in h * per_hour..(h + 1) * per_hour {
+                        *injected += (sale_kw[t] + shared_kw[t]) * dt;
+                        *withdrawn += (purchase_kw[t] + shared_kw[t]) * dt;
+                    }
                 }
             }
-            cer.add_hours_one(hour_injected_kwh, hour_withdrawn_kwh)?;
+            cer.add_hours_one(hour_injected_kwh, hour_withdrawn_kwh, cer_hours)?;
         }
         // A last partial hour stays open, as step by step.
         for t in hours * per_hour..n {
@@ -637,6 +686,58 @@ pub struct ShareYear<'a> {
     /// The community connection's limits, kW (0 off-grid).
     pub max_purchase_kw: f64,
     pub max_sale_kw: f64,
+    /// The summed surplus and deficit of the first members, when the caller already has them
+    /// (used only if they are the sums of exactly `members`' first entries over `steps`).
+    pub prefix: Option<&'a MemberSums<'a>>,
+}
+
+/// The summed surplus and deficit of a community's first members at every step, as
+/// [`YearAccounts::record_pro_rata_year`] sums them (from −0.0, in member order): the sizing
+/// search sums them once for every configuration that differs only in its last member's
+/// design, and hands them over in [`ShareYear::prefix`].
+#[derive(Debug, Clone, Default)]
+pub struct MemberSums<'p> {
+    /// The members summed, in order (a year checks they are its first members).
+    members: Vec<&'p ResidualParts>,
+    surplus_kw: Vec<f64>,
+    deficit_kw: Vec<f64>,
+}
+
+impl<'p> MemberSums<'p> {
+    /// Sum `members` over `steps` steps (buffers reused).
+    pub fn sum(
+        &mut self,
+        members: &[&'p ResidualParts],
+        steps: usize,
+    ) -> Result<(), ComponentError> {
+        self.members.clear();
+        self.surplus_kw.clear();
+        self.deficit_kw.clear();
+        self.surplus_kw.resize(steps, ZERO);
+        self.deficit_kw.resize(steps, ZERO);
+        for m in members {
+            crate::component_error::check_len("member residual steps", m.len(), steps)?;
+            for (s, r) in self.surplus_kw.iter_mut().zip(m.surplus_kw()) {
+                *s += r;
+            }
+            for (d, r) in self.deficit_kw.iter_mut().zip(m.deficit_kw()) {
+                *d += r;
+            }
+            self.members.push(m);
+        }
+        Ok(())
+    }
+
+    /// Whether these are the sums of the first members of `members` (the same parts, by
+    /// address).
+    fn is_prefix_of(&self, members: &[&ResidualParts]) -> bool {
+        self.members.len() <= members.len()
+            && self
+                .members
+                .iter()
+                .zip(members)
+                .all(|(a, b)| std::ptr::eq(*a, *b))
+    }
 }
 
 /// Reusable buffers of [`YearAccounts::record_pro_rata_year`] (one per worker, so that no
@@ -652,6 +753,9 @@ pub struct ShareScratch {
     sale_kw: Vec<f64>,
     hour_injected_kwh: Vec<f64>,
     hour_withdrawn_kwh: Vec<f64>,
+    cer_hours: CerHours,
+    /// The grid-peak signal of every step, when the caller's is shorter than the year.
+    peak: Vec<bool>,
 }
 
 impl ShareScratch {

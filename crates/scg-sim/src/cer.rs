@@ -202,6 +202,27 @@ pub struct CerMemberResult {
     pub allocated_eur: f64,
 }
 
+/// Reusable per-hour buffers of [`CerYear::add_hours_one`] (one per search worker, so that
+/// no configuration allocates).
+#[derive(Debug, Clone, Default)]
+pub struct CerHours {
+    shared_kwh: Vec<f64>,
+    earned_eur: Vec<f64>,
+    valorised_eur: Vec<f64>,
+}
+
+impl CerHours {
+    fn resize(&mut self, hours: usize) {
+        for v in [
+            &mut self.shared_kwh,
+            &mut self.earned_eur,
+            &mut self.valorised_eur,
+        ] {
+            v.resize(hours, 0.0);
+        }
+    }
+}
+
 /// The community's CER year.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CerResult {
@@ -430,60 +451,101 @@ impl<'a> CerYear<'a> {
     }
 
     /// [`CerYear::add_hour_one`] for the next `injected.len()` hours at once (the sizing
-    /// search's screening): the same operations in the same order, in one loop. Falls back to
-    /// one `add_hour_one` per hour (and its errors) for a year with allocation or several
-    /// members, series of different lengths, hours beyond the year, or an invalid value.
+    /// search's screening): the same operations in the same order, as two passes — each
+    /// hour's shared energy, incentive and valorisation (no sum across hours; the release
+    /// build's disassembly shows the compiler keeps this loop scalar, divisions included),
+    /// then the year's sums hour by hour — with `scratch` reused. Falls back to one `add_hour_one` per hour (and its errors) for a year with
+    /// allocation or several members, series of different lengths, hours beyond the year, or
+    /// an invalid value.
     pub fn add_hours_one(
         &mut self,
         injected: &[f64],
         withdrawn: &[f64],
+        scratch: &mut CerHours,
     ) -> Result<(), ComponentError> {
         let n = injected.len();
         let zonal = self.zonal_price_eur_per_mwh.get(self.hour..self.hour + n);
-        let valid = |v: &f64| v.is_finite() && *v >= 0.0;
-        let (Some(zonal), false, 1, true, true, true) = (
+        let (Some(zonal), false, 1, true) = (
             zonal,
             self.allocate,
             self.members.len(),
             withdrawn.len() == n,
-            injected.iter().all(valid),
-            withdrawn.iter().all(valid),
         ) else {
-            for (i, w) in injected.iter().zip(withdrawn) {
-                self.add_hour_one(*i, *w)?;
-            }
-            return check_len("withdrawn_kwh", withdrawn.len(), n);
+            return self.add_hours_each(injected, withdrawn);
         };
-        self.hour += n;
         let class = self.classes[0].unwrap_or(self.params.size_class);
         let (bonus, valorisation) = (
             self.params.pv_bonus_eur_per_mwh,
             self.params.valorisation_eur_per_mwh,
         );
+        scratch.resize(n);
+        let CerHours {
+            shared_kwh,
+            earned_eur,
+            valorised_eur,
+        } = scratch;
+        // Every slice exactly `n` long, so the loop has no bounds checks.
+        let (shared_kwh, earned_eur, valorised_eur) = (
+            &mut shared_kwh[..n],
+            &mut earned_eur[..n],
+            &mut valorised_eur[..n],
+        );
+        let (injected, withdrawn, zonal) = (&injected[..n], &withdrawn[..n], &zonal[..n]);
+        // Every value finite and >= 0 (`add_hour_one`'s check), checked in the same pass
+        // (`&`, no branch per hour); else nothing is recorded here.
+        let mut valid = true;
+        for h in 0..n {
+            let (i, w) = (injected[h], withdrawn[h]);
+            valid &= (i >= 0.0) & i.is_finite() & (w >= 0.0) & w.is_finite();
+            let shared = i.min(w);
+            shared_kwh[h] = shared;
+            // Without a branch: an hour that shares nothing (`shared` is ±0, the tariff
+            // positive) adds ±0, which leaves every sum as `add_hour_one` leaves it.
+            earned_eur[h] = shared * incentive_tariff_eur_per_mwh(class, zonal[h], bonus) / 1000.0;
+            valorised_eur[h] = shared * valorisation / 1000.0;
+        }
+        if !valid {
+            return self.add_hours_each(injected, withdrawn);
+        }
+        self.hour += n;
         let m = &mut self.members[0];
         let (mut m_injected, mut m_withdrawn) = (m.injected_kwh, m.withdrawn_kwh);
         let (mut m_incentivised, mut m_plant) = (m.incentivised_kwh, m.plant_incentive_eur);
         let mut shared_total = self.shared_energy_kwh;
         let (mut incentive_total, mut valorisation_total) =
             (self.incentive_eur, self.valorisation_eur);
-        for ((i, w), z) in injected.iter().zip(withdrawn).zip(zonal) {
+        let hours = injected.iter().zip(withdrawn).zip(
+            shared_kwh
+                .iter()
+                .zip(earned_eur.iter())
+                .zip(valorised_eur.iter()),
+        );
+        for ((i, w), ((shared, earned), valorised)) in hours {
             m_injected += i;
             m_withdrawn += w;
-            let shared = i.min(*w);
             shared_total += shared;
-            // Without a branch: an hour that shares nothing (`shared` is ±0, the tariff
-            // positive) adds ±0, which leaves every sum as `add_hour_one` leaves it.
-            let earned = shared * incentive_tariff_eur_per_mwh(class, *z, bonus) / 1000.0;
             m_incentivised += shared;
             m_plant += earned;
             incentive_total += earned;
-            valorisation_total += shared * valorisation / 1000.0;
+            valorisation_total += valorised;
         }
         (m.injected_kwh, m.withdrawn_kwh) = (m_injected, m_withdrawn);
         (m.incentivised_kwh, m.plant_incentive_eur) = (m_incentivised, m_plant);
         self.shared_energy_kwh = shared_total;
         (self.incentive_eur, self.valorisation_eur) = (incentive_total, valorisation_total);
         Ok(())
+    }
+
+    /// One [`CerYear::add_hour_one`] per hour (and its errors).
+    fn add_hours_each(
+        &mut self,
+        injected: &[f64],
+        withdrawn: &[f64],
+    ) -> Result<(), ComponentError> {
+        for (i, w) in injected.iter().zip(withdrawn) {
+            self.add_hour_one(*i, *w)?;
+        }
+        check_len("withdrawn_kwh", withdrawn.len(), injected.len())
     }
 
     /// The community's benefit so far (incentive + valorisation), EUR.

@@ -746,14 +746,8 @@ impl<'a> MetersTotal<'a> {
         let (kp, ks) = (year.purchase_per_kw, year.sale_per_kw);
         purchase_kw.fill(NEG_ZERO);
         sale_kw.fill(NEG_ZERO);
-        for m in year.members {
-            for ((p, d), k) in purchase_kw.iter_mut().zip(m.deficit_kw()).zip(kp) {
-                *p += d * k;
-            }
-            for ((s, r), k) in sale_kw.iter_mut().zip(m.surplus_kw()).zip(ks) {
-                *s += r * k;
-            }
-        }
+        add_products(purchase_kw, year.members, ResidualParts::deficit_kw, kp);
+        add_products(sale_kw, year.members, ResidualParts::surplus_kw, ks);
         let mut fine = true;
         let mut top_sale_per_kw = 0.0f64;
         for (((p_kw, s_kw), p_per_kw), s_per_kw) in
@@ -828,6 +822,11 @@ impl<'a> MetersTotal<'a> {
         Ok(true)
     }
 
+    /// Energy bought and sold so far, kWh (summed from 0 in step order).
+    pub(crate) fn energy_kwh(&self) -> (f64, f64) {
+        (self.purchase_kwh, self.sale_kwh)
+    }
+
     /// The members' bills summed: energy bought and sold, kWh, and the net cost, EUR.
     pub fn finish(&self) -> MetersTotalBill {
         let floor_revenue_eur: f64 = self
@@ -850,6 +849,46 @@ impl<'a> MetersTotal<'a> {
             demand_charge_eur,
             net_cost_eur: self.energy_cost_eur + demand_charge_eur - sale_revenue_eur,
         }
+    }
+}
+
+/// `sums[t] += series(m)[t] · factor[t]` for every member `m` in order (each step's sum in
+/// member order, as [`MetersTotal::record`] sums a step): members four at a time, so that a
+/// pass over the steps reads four members' series and writes the sums once.
+fn add_products(
+    sums: &mut [f64],
+    members: &[&ResidualParts],
+    series: fn(&ResidualParts) -> &[f64],
+    factor: &[f64],
+) {
+    for four in members.chunks(4) {
+        match four {
+            [a, b, c, d] => {
+                add_products_k(sums, [series(a), series(b), series(c), series(d)], factor)
+            }
+            [a, b, c] => add_products_k(sums, [series(a), series(b), series(c)], factor),
+            [a, b] => add_products_k(sums, [series(a), series(b)], factor),
+            [a] => add_products_k(sums, [series(a)], factor),
+            _ => {}
+        }
+    }
+}
+
+/// [`add_products`] of `K` members.
+#[inline]
+fn add_products_k<const K: usize>(sums: &mut [f64], series: [&[f64]; K], factor: &[f64]) {
+    // Every slice exactly `n` long, so the loop has no bounds checks (and vectorises).
+    let n = sums.len().min(factor.len());
+    let n = series.iter().fold(n, |n, s| n.min(s.len()));
+    let (sums, factor) = (&mut sums[..n], &factor[..n]);
+    let series = series.map(|s| &s[..n]);
+    for t in 0..n {
+        let k = factor[t];
+        let mut sum = sums[t];
+        for s in &series {
+            sum += s[t] * k;
+        }
+        sums[t] = sum;
     }
 }
 

@@ -17,7 +17,11 @@
 //! arrays) and its sums — is computed once per design ([`residual_parts`]); per configuration
 //! only the community coupling runs, as passes over the year
 //! ([`crate::accounting::YearAccounts::record_pro_rata_year`]) with buffers reused per worker
-//! ([`ScreenScratch`]), no allocation per configuration beyond its result. It performs the
+//! ([`ScreenScratch`]), no allocation per configuration beyond its result. The search walks the
+//! space in blocks ([`screen_block`]): the configurations that differ only in the last
+//! prosumer's design share the first prosumers' summed surplus and deficit
+//! ([`crate::accounting::MemberSums`], computed once per block; each configuration adds its
+//! last member to them, the same fold as summing all members in order). It performs the
 //! same float operations in the same order as the step-by-step [`evaluate_config`] (tests
 //! compare them bit for bit), so the results do not depend on it; where its preconditions do
 //! not hold (a non-finite residual, a member whose sales could reach the Ritiro Dedicato
@@ -35,8 +39,8 @@
 
 use crate::ComponentError;
 use crate::accounting::{
-    AccountsSetup, CerSetup, Detail, MemberClosing, MembersClosing, ShareScratch, ShareYear,
-    TotalsClosing, YearAccounts,
+    AccountsSetup, CerSetup, Detail, MemberClosing, MemberSums, MembersClosing, ShareScratch,
+    ShareYear, TotalsClosing, YearAccounts,
 };
 use crate::battery::{Battery, BatteryConfig, Storage};
 use crate::converter::{Converter, ConverterConfig};
@@ -438,6 +442,8 @@ pub fn residual_parts(runs: &[Vec<LocalRun>]) -> Vec<Vec<Option<ResidualParts>>>
 pub struct ScreenScratch<'p> {
     shares: ShareScratch,
     members: Vec<&'p ResidualParts>,
+    /// The first members' sums of the current block ([`screen_block`]).
+    prefix: MemberSums<'p>,
 }
 
 /// [`evaluate_config`] with the year accounted at once
@@ -452,6 +458,120 @@ pub fn screen_config<'p>(
     inputs: &SearchInputs<'_>,
     settings: &SearchSettings,
     scratch: &mut ScreenScratch<'p>,
+) -> Result<ConfigResult, ComponentError> {
+    screen(config, runs, parts, inputs, settings, scratch, false)
+}
+
+/// The search space as the screening reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Screened<'r, 'p> {
+    /// Every prosumer's number of designs.
+    pub radices: &'r [usize],
+    /// Every prosumer design's local run ([`run_local`]).
+    pub runs: &'r [Vec<LocalRun>],
+    /// Their residual parts ([`residual_parts`]).
+    pub parts: &'p [Vec<Option<ResidualParts>>],
+}
+
+/// A block of configurations: every design of the last prosumer with the same designs of the
+/// others and the same grid option.
+#[derive(Debug, Clone, Copy)]
+pub struct Block<'r> {
+    /// The designs of every prosumer but the last.
+    pub first_designs: &'r [usize],
+    pub grid_connected: bool,
+    /// The grid option's position in the settings (for the configurations' indices).
+    pub grid_option: usize,
+}
+
+/// [`screen_config`] of every configuration of `block`, in the order of the last prosumer's
+/// designs, appended to `out`: the first prosumers' summed surplus and deficit
+/// ([`MemberSums`]) are computed once for the block, and each configuration adds its last
+/// member to them — the same fold in the same order, so every result is bit for bit
+/// [`screen_config`]'s (tested).
+pub fn screen_block<'p>(
+    block: Block<'_>,
+    space: &Screened<'_, 'p>,
+    inputs: &SearchInputs<'_>,
+    settings: &SearchSettings,
+    scratch: &mut ScreenScratch<'p>,
+    out: &mut Vec<ConfigResult>,
+) -> Result<(), ComponentError> {
+    let Screened {
+        radices,
+        runs,
+        parts,
+    } = *space;
+    let Some((&last_radix, first_radices)) = radices.split_last() else {
+        // No prosumer: the block is the one configuration of its grid option.
+        let config = Config {
+            index: block.grid_option as u64,
+            designs: &[],
+            grid_connected: block.grid_connected,
+        };
+        out.push(screen(
+            config, runs, parts, inputs, settings, scratch, false,
+        )?);
+        return Ok(());
+    };
+    check_len_designs(block.first_designs.len(), first_radices.len())?;
+    let steps = runs
+        .first()
+        .and_then(|r| r.first())
+        .map_or(0, |r| r.residual_kw.len());
+    // The prefix exists only when every first design has its parts (else each configuration
+    // goes through `screen`, which falls back step by step).
+    scratch.members.clear();
+    let mut prefixed = true;
+    for (p, d) in parts.iter().zip(block.first_designs) {
+        match p.get(*d).and_then(Option::as_ref) {
+            Some(part) => scratch.members.push(part),
+            None => prefixed = false,
+        }
+    }
+    if prefixed {
+        scratch.prefix.sum(&scratch.members, steps)?;
+    }
+    let mut designs = Vec::with_capacity(radices.len());
+    designs.extend_from_slice(block.first_designs);
+    designs.push(0);
+    for last in 0..last_radix {
+        designs[radices.len() - 1] = last;
+        let config = Config {
+            index: encode(&designs, block.grid_option, radices),
+            designs: &designs,
+            grid_connected: block.grid_connected,
+        };
+        out.push(screen(
+            config, runs, parts, inputs, settings, scratch, prefixed,
+        )?);
+    }
+    Ok(())
+}
+
+fn check_len_designs(found: usize, expected: usize) -> Result<(), ComponentError> {
+    crate::component_error::check_len("block designs", found, expected)
+}
+
+/// The configuration index of `designs` and grid option `grid` (the inverse of `decode`).
+fn encode(designs: &[usize], grid: usize, radices: &[usize]) -> u64 {
+    designs
+        .iter()
+        .zip(radices)
+        .rev()
+        .fold(grid as u64, |index, (d, r)| index * *r as u64 + *d as u64)
+}
+
+/// [`screen_config`], with the first members' sums taken from `scratch.prefix` when
+/// `prefixed` (they must be those of `config`'s first designs).
+fn screen<'p>(
+    config: Config<'_>,
+    runs: &[Vec<LocalRun>],
+    parts: &'p [Vec<Option<ResidualParts>>],
+    inputs: &SearchInputs<'_>,
+    settings: &SearchSettings,
+    scratch: &mut ScreenScratch<'p>,
+    prefixed: bool,
 ) -> Result<ConfigResult, ComponentError> {
     let steps = runs
         .first()
@@ -472,6 +592,8 @@ pub fn screen_config<'p>(
         grid_at_peak: inputs.grid_at_peak,
         max_purchase_kw,
         max_sale_kw,
+        // `record_pro_rata_year` checks they are the sums of these members' first ones.
+        prefix: prefixed.then_some(&scratch.prefix),
     };
     if !acc.record_pro_rata_year(&year, &mut scratch.shares)? {
         return evaluate_config(config, runs, inputs, settings);
@@ -606,10 +728,24 @@ pub fn search(
         ));
     }
     let parts = residual_parts(&runs);
-    // Stage 2: configurations, in chunks so that cancellation and progress stay responsive.
-    const CHUNK: u64 = 256;
+    // Stage 2: configurations in blocks that differ only in the last prosumer's design (its
+    // first members' sums computed once per block: `screen_block`), blocks in chunks so that
+    // cancellation and progress stay responsive. Blocks enumerate the first prosumers'
+    // designs (mixed radix), then the grid option; the results are sorted by index below, so
+    // neither the order nor the thread count changes them.
+    let (first_radices, last_radix) = match radices.split_last() {
+        Some((last, first)) => (first, *last as u64),
+        None => (&radices[..], 1),
+    };
+    let space = Screened {
+        radices: &radices,
+        runs: &runs,
+        parts: &parts,
+    };
+    let blocks = total / last_radix;
+    let blocks_per_chunk = (256 / last_radix).max(1);
     let done = AtomicU64::new(0);
-    let chunks = total.div_ceil(CHUNK);
+    let chunks = blocks.div_ceil(blocks_per_chunk);
     let evaluated_chunks: Vec<Vec<ConfigResult>> = (0..chunks)
         .into_par_iter()
         .map(|c| {
@@ -617,23 +753,16 @@ pub fn search(
             if cancel.load(Ordering::Relaxed) {
                 return Ok(out);
             }
-            let mut designs = vec![0usize; radices.len()];
+            let mut first = vec![0usize; first_radices.len()];
             let mut scratch = ScreenScratch::default();
-            for index in c * CHUNK..((c + 1) * CHUNK).min(total) {
-                let grid = decode(index, &radices, &mut designs) as usize;
-                let config = Config {
-                    index,
-                    designs: &designs,
+            for b in c * blocks_per_chunk..((c + 1) * blocks_per_chunk).min(blocks) {
+                let grid = decode(b, first_radices, &mut first) as usize;
+                let block = Block {
+                    first_designs: &first,
                     grid_connected: grid_options[grid],
+                    grid_option: grid,
                 };
-                out.push(screen_config(
-                    config,
-                    &runs,
-                    &parts,
-                    inputs,
-                    settings,
-                    &mut scratch,
-                )?);
+                screen_block(block, &space, inputs, settings, &mut scratch, &mut out)?;
             }
             let n = done.fetch_add(out.len() as u64, Ordering::Relaxed) + out.len() as u64;
             progress(n, total);
