@@ -732,6 +732,7 @@ pub fn tx_hash(bytes: &[u8]) -> Hash {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::market::{IntervalTariff, MarketParams, OrderBody};
     use proptest::prelude::*;
 
     fn key(i: u8) -> SigningKey {
@@ -788,6 +789,34 @@ mod tests {
                 interval: 4,
                 energy_wh: 2,
             },
+            TxBody::MarketOpen(MarketParams {
+                epoch_s: 1,
+                interval_s: 900,
+                mechanism: scg_market::Mechanism::PayAsBid,
+                fee: scg_market::GridFee::Percent { basis_points: 500 },
+                max_orders_per_member: 3,
+                settle_window_s: 60,
+            }),
+            TxBody::MeterCapacity {
+                meter: k,
+                capacity_w: 3_000,
+            },
+            TxBody::IntervalTariff {
+                interval: 9,
+                tariff: IntervalTariff {
+                    retail_milli_eur_per_mwh: -5,
+                    feed_in_milli_eur_per_mwh: 7,
+                    peak: true,
+                },
+            },
+            TxBody::Order(OrderBody {
+                interval: 9,
+                side: crate::market::OrderSide::Bid,
+                energy_wh: -3,
+                limit_milli_eur_per_mwh: i64::MIN,
+                source: crate::market::OfferSource::Unspecified,
+            }),
+            TxBody::GateClose { interval: 9 },
         ]
     }
 
@@ -813,6 +842,34 @@ mod tests {
             longer.push(0);
             assert_eq!(Tx::decode(&longer), Err(DecodeError::Trailing { count: 1 }));
         }
+    }
+
+    #[test]
+    fn market_codes_out_of_range_are_errors() {
+        let invalid = |body: TxBody, offset: usize, value: u8, field: &str| {
+            let mut b = Tx::sign(1, &key(1), 1, 0, body);
+            b[TX_HEADER_LEN + offset] = value;
+            match Tx::decode(&b) {
+                Err(DecodeError::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        };
+        let bodies = all_bodies();
+        let open = bodies[12].clone();
+        invalid(open.clone(), 16, 4, "mechanism");
+        invalid(open.clone(), 17, 3, "fee_kind");
+        // Fee kind "none" with a value is not canonical.
+        let none = TxBody::MarketOpen(MarketParams {
+            fee: scg_market::GridFee::None,
+            ..match open {
+                TxBody::MarketOpen(p) => p,
+                _ => unreachable!(),
+            }
+        });
+        invalid(none, 18, 1, "fee_value");
+        invalid(bodies[14].clone(), 24, 2, "peak");
+        invalid(bodies[15].clone(), 8, 3, "side");
+        invalid(bodies[15].clone(), 25, 5, "source");
     }
 
     #[test]
@@ -910,7 +967,7 @@ mod tests {
         }
 
         #[test]
-        fn decoder_never_panics_on_mutated_valid_tx(kind in 0usize..12, flips in proptest::collection::vec((0usize..300, any::<u8>()), 1..6), cut in 0usize..300) {
+        fn decoder_never_panics_on_mutated_valid_tx(kind in 0usize..17, flips in proptest::collection::vec((0usize..300, any::<u8>()), 1..6), cut in 0usize..300) {
             let body = all_bodies()[kind].clone();
             let mut b = Tx::sign(3, &key(2), 9, 1, body);
             for (pos, v) in flips { let n = b.len(); b[pos % n] ^= v; }
