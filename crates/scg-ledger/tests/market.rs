@@ -275,7 +275,7 @@ fn body_of(bid_side: bool, wh: i64, limit: i64) -> TxBody {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(ProptestConfig::with_cases(48))]
 
     /// (a) The trades a gate close records are `scg_market::clear`'s on the same orders:
     /// members, Wh, prices and fees; and the buyers' reservations are their payments plus fees.
@@ -388,7 +388,7 @@ fn small_book(c: &mut Chain, members: &[Member]) -> Vec<(PublicKey, u64, TxBody)
 }
 
 #[test]
-fn the_same_block_order_gives_the_same_state_root() {
+fn reversed_members_give_the_same_trades_and_market_root() {
     let p = params(Mechanism::PayAsClear, GridFee::Constant(Price(10_000)));
     let (mut a, ma) = market_chain(3, p);
     let (mut b, mb) = market_chain(3, p);
