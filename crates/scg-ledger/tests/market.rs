@@ -377,6 +377,82 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// The community market of `scg simulate` (`CommunityMarket::clear_interval`: a surplus
+    /// offers at feed-in, a deficit bids at retail, grid at peak or not), its orders placed as
+    /// transactions by truthful agents, gives the same P2P trades on the chain. The simulator
+    /// hands its prosumers over in scenario order; here that order is the members' key order,
+    /// the chain's canonical order (time priority inside a price level follows it).
+    #[test]
+    fn on_chain_market_matches_the_simulation_market(
+        net_wh in proptest::collection::vec(-2_500i64..=2_500, 5),
+        mechanism in mechanism_strategy(),
+        fee in fee_strategy(),
+        retail in 150_000i64..300_000,
+        feed_in in 10_000i64..120_000,
+        peak in any::<bool>(),
+    ) {
+        let p = params(mechanism, fee);
+        let (mut c, members) = market_chain(5, p);
+        let tariff = IntervalTariff {
+            retail_milli_eur_per_mwh: retail,
+            feed_in_milli_eur_per_mwh: feed_in,
+            peak,
+        };
+        let op = c.operator.clone();
+        prop_assert_eq!(c.one(&op, TxBody::IntervalTariff { interval: 0, tariff }), Ok(()));
+        let book: Vec<(usize, TxBody)> = net_wh
+            .iter()
+            .enumerate()
+            .filter(|(_, wh)| **wh != 0)
+            .map(|(i, &wh)| {
+                let body = if wh > 0 { offer(0, wh, feed_in) } else { bid(0, -wh, retail) };
+                (i, body)
+            })
+            .collect();
+        let accepted = submit(&mut c, &members, &book, EPOCH_S - 1);
+        prop_assert_eq!(accepted.len(), book.len());
+        let closer = members[0].key.clone();
+        prop_assert_eq!(gate_close(&mut c, &closer, 0, EPOCH_S), Ok(()));
+        // The simulation's call, prosumers in key order.
+        let mut order: Vec<usize> = (0..members.len()).collect();
+        order.sort_by_key(|&i| pk(&members[i].key));
+        let ids: Vec<String> = order.iter().map(|&i| format!("p{i}")).collect();
+        let net_kwh: Vec<f64> = order.iter().map(|&i| net_wh[i] as f64 / 1000.0).collect();
+        let market = scg_market::community::CommunityMarket { mechanism, fee };
+        let sim = market
+            .clear_interval(
+                0,
+                &ids,
+                &net_kwh,
+                scg_market::community::GridTariff {
+                    retail: Price(retail),
+                    feed_in: Price(feed_in),
+                },
+                peak,
+            )
+            .unwrap();
+        let key_of = |name: &str| pk(&members[name[1..].parse::<usize>().unwrap()].key);
+        let expect: Vec<Row> = sim
+            .trades
+            .iter()
+            .filter(|t| t.kind() == TradeKind::P2p)
+            .map(|t| {
+                (
+                    key_of(t.buyer()),
+                    key_of(t.seller()),
+                    t.energy_wh().0 as u64,
+                    t.price().0 as u128 * 1000,
+                    t.fee().0 as u128 * 1000,
+                )
+            })
+            .collect();
+        prop_assert_eq!(ledger_rows(&c, 0), expect);
+    }
+}
+
 /// A small book that trades: member 0 offers, members 1 and 2 bid.
 fn small_book(c: &mut Chain, members: &[Member]) -> Vec<(PublicKey, u64, TxBody)> {
     let book = vec![
