@@ -8,6 +8,8 @@
 //!   roots) and their encoding;
 //! - [`state`]: the deterministic state machine driven by an ordered sequence of blocks
 //!   ([`Ledger::apply_block`]), with a state root every block and light-client account proofs;
+//! - [`market`]: the on-chain community market — orders are transactions, and the gate close
+//!   clears an interval's orders with `scg-market`'s clearing as a state transition;
 //! - [`merkle`]: SHA-256 Merkle trees;
 //! - [`settlement`]: turns a community's intervals (plain types: readings, the market's trades
 //!   with prices and fees, CER payouts) into signed blocks, with renewable origin following the
@@ -30,6 +32,7 @@
 pub mod batch;
 pub mod block;
 pub mod codec;
+pub mod market;
 pub mod merkle;
 pub mod settlement;
 pub mod state;

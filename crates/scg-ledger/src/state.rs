@@ -22,12 +22,16 @@ use crate::LedgerError;
 use crate::batch::Batch;
 use crate::block::{Block, BlockHeader, GenesisConfig, outcome_root_with_records};
 use crate::codec::{DecodeError, Reader, Writer};
+use crate::market::MarketState;
 use crate::merkle::{Hash, MerkleLog, MerkleProof, ZERO_HASH, leaf_hash, sha256, to_hex};
 use crate::tx::{
     DeviceType, MAX_PAYOUTS, PublicKey, Tx, TxBody, signing_message, tx_hash, unsigned_part,
 };
 use ed25519_dalek::{Signature, VerifyingKey};
 use std::collections::{BTreeMap, BTreeSet};
+
+mod market_exec;
+use market_exec::MarketCtx;
 
 /// Account roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -133,11 +137,44 @@ pub enum Reject {
     CertifiedExceedsEnergy = 28,
     /// The signer holds fewer certified Wh than it moves.
     InsufficientCertifiedWh = 29,
+    /// The on-chain market has not been opened.
+    MarketNotOpen = 30,
+    /// The on-chain market was already opened.
+    MarketAlreadyOpen = 31,
+    /// Market parameters are unusable (zero interval, order bound out of 1..=64, zero settle
+    /// window, negative constant fee).
+    InvalidMarketParams = 32,
+    /// The interval does not fit the market's `u32` intervals, or its gate time overflows.
+    IntervalOutOfRange = 33,
+    /// A negative energy amount.
+    NegativeAmount = 34,
+    /// A negative limit price.
+    NegativePrice = 35,
+    /// A bid that declares a source.
+    InvalidOrder = 36,
+    /// The interval's gate has already closed (block time at or after it, or cleared).
+    GateClosed = 37,
+    /// The interval's gate time has not been reached.
+    GateNotReached = 38,
+    /// The interval was already cleared.
+    IntervalAlreadyCleared = 39,
+    /// The member already has the most orders allowed in this interval.
+    TooManyOrders = 40,
+    /// The member's offers exceed its registered capacity times the interval.
+    OfferExceedsCapacity = 41,
+    /// The order crosses the member's own order of the other side in this interval.
+    SelfTradeOrder = 42,
+    /// This interval already has a tariff.
+    DuplicateTariff = 43,
+    /// The market's clearing refused the book (a bug: orders are checked on entry).
+    ClearingFailed = 44,
+    /// Market transactions cannot be settlement-batch records.
+    NotInBatch = 45,
 }
 
 impl Reject {
     /// All reasons (for tests and tools).
-    pub const ALL: [Reject; 29] = [
+    pub const ALL: [Reject; 45] = [
         Self::Malformed,
         Self::BadSignature,
         Self::DuplicateId,
@@ -167,6 +204,42 @@ impl Reject {
         Self::DuplicatePeriod,
         Self::CertifiedExceedsEnergy,
         Self::InsufficientCertifiedWh,
+        Self::MarketNotOpen,
+        Self::MarketAlreadyOpen,
+        Self::InvalidMarketParams,
+        Self::IntervalOutOfRange,
+        Self::NegativeAmount,
+        Self::NegativePrice,
+        Self::InvalidOrder,
+        Self::GateClosed,
+        Self::GateNotReached,
+        Self::IntervalAlreadyCleared,
+        Self::TooManyOrders,
+        Self::OfferExceedsCapacity,
+        Self::SelfTradeOrder,
+        Self::DuplicateTariff,
+        Self::ClearingFailed,
+        Self::NotInBatch,
+    ];
+
+    /// The reasons only market transactions give (kinds 14 to 18).
+    pub const MARKET: [Reject; 16] = [
+        Self::MarketNotOpen,
+        Self::MarketAlreadyOpen,
+        Self::InvalidMarketParams,
+        Self::IntervalOutOfRange,
+        Self::NegativeAmount,
+        Self::NegativePrice,
+        Self::InvalidOrder,
+        Self::GateClosed,
+        Self::GateNotReached,
+        Self::IntervalAlreadyCleared,
+        Self::TooManyOrders,
+        Self::OfferExceedsCapacity,
+        Self::SelfTradeOrder,
+        Self::DuplicateTariff,
+        Self::ClearingFailed,
+        Self::NotInBatch,
     ];
 
     /// Result code.
@@ -215,6 +288,24 @@ impl Reject {
                 "certified Wh exceed the uncertified storage charge or P2P delivery of the interval"
             }
             Self::InsufficientCertifiedWh => "the signer holds fewer certified Wh",
+            Self::MarketNotOpen => "the market is not open",
+            Self::MarketAlreadyOpen => "the market is already open",
+            Self::InvalidMarketParams => "the market parameters are unusable",
+            Self::IntervalOutOfRange => "the interval is out of range",
+            Self::NegativeAmount => "the amount is negative",
+            Self::NegativePrice => "the limit price is negative",
+            Self::InvalidOrder => "a bid cannot declare a source",
+            Self::GateClosed => "the interval's gate is closed",
+            Self::GateNotReached => "the interval's gate time has not been reached",
+            Self::IntervalAlreadyCleared => "the interval was already cleared",
+            Self::TooManyOrders => "the member has the most orders allowed in this interval",
+            Self::OfferExceedsCapacity => {
+                "offers exceed the member's registered capacity times the interval"
+            }
+            Self::SelfTradeOrder => "the order crosses the member's own order of the other side",
+            Self::DuplicateTariff => "this interval already has a tariff",
+            Self::ClearingFailed => "the market's clearing refused the book",
+            Self::NotInBatch => "market transactions cannot be batch records",
         }
     }
 }
@@ -556,6 +647,9 @@ pub struct StateCommitment {
     pub totals: Totals,
     /// Chain of applied transaction hashes.
     pub history: Hash,
+    /// The market state's hash ([`MarketState::root`]) once the market is open; `None` before,
+    /// so chains without a market keep their roots.
+    pub market_root: Option<Hash>,
 }
 
 impl StateCommitment {
@@ -570,6 +664,9 @@ impl StateCommitment {
         w.u64(self.certificates_len);
         self.totals.encode(&mut w);
         w.bytes(&self.history);
+        if let Some(m) = &self.market_root {
+            w.bytes(m);
+        }
         sha256(&[b"SCG-LEDGER/STATE/v1", &w.buf])
     }
 }
@@ -831,6 +928,12 @@ pub struct Ledger {
     verify_signatures: bool,
     /// Rejected records of the batch being applied: (record index, reason).
     batch_rejects: Vec<(u32, Reject)>,
+    /// The on-chain market ([`crate::market`]).
+    market: MarketState,
+    /// `market.root()` as of the last commit (recomputed only after a market change).
+    market_root: Hash,
+    /// The market changed since the last commit.
+    market_dirty: bool,
 }
 
 /// `energy_wh * rate_per_kwh / 1000`, rounded down (the buyer never pays for a fraction).
@@ -1000,6 +1103,9 @@ impl Ledger {
             poisoned: false,
             verify_signatures: true,
             batch_rejects: Vec::new(),
+            market: MarketState::default(),
+            market_root: ZERO_HASH,
+            market_dirty: false,
         };
         for (key, role) in keys
             .iter()
@@ -1146,6 +1252,7 @@ impl Ledger {
             certificates_len: self.certificate_tree.len() as u64,
             totals: self.totals,
             history: self.history,
+            market_root: self.market.params.map(|_| self.market_root),
         }
     }
 
@@ -1457,6 +1564,20 @@ impl Ledger {
             TxBody::SettlementBatch(batch) => {
                 self.settlement_batch(height, timestamp_s, tx, role, batch)?
             }
+            TxBody::MarketOpen(_)
+            | TxBody::MeterCapacity { .. }
+            | TxBody::IntervalTariff { .. }
+            | TxBody::Order(_)
+            | TxBody::GateClose { .. } => self.apply_market(
+                MarketCtx {
+                    height,
+                    timestamp_s,
+                    signer: tx.signer,
+                    role,
+                    nonce: tx.nonce,
+                },
+                &tx.body,
+            )?,
             body => self.apply_body(height, timestamp_s, tx.id, &tx.signer, role, body)?,
         }
         // Success: consume the id and the nonce, extend the history.
@@ -1490,7 +1611,7 @@ impl Ledger {
                 interval,
                 produced_wh,
                 consumed_wh,
-            } => self.meter_report(signer, *interval, *produced_wh, *consumed_wh),
+            } => self.meter_report(signer, height, *interval, *produced_wh, *consumed_wh),
             TxBody::Transfer { to, amount } => self.transfer(signer, role, to, *amount),
             TxBody::TradeCreate {
                 seller,
@@ -1538,6 +1659,12 @@ impl Ledger {
             } => self.certificate_move(signer, role, to, *interval, *energy_wh),
             // A batch inside a batch never decodes; refuse it here too.
             TxBody::SettlementBatch(_) => Err(Reject::Malformed),
+            // Market kinds reach here only as batch records (see `apply_tx`).
+            TxBody::MarketOpen(_)
+            | TxBody::MeterCapacity { .. }
+            | TxBody::IntervalTariff { .. }
+            | TxBody::Order(_)
+            | TxBody::GateClose { .. } => Err(Reject::NotInBatch),
         }
     }
 
@@ -1628,6 +1755,7 @@ impl Ledger {
     fn meter_report(
         &mut self,
         meter: &PublicKey,
+        height: u64,
         interval: u64,
         produced_wh: u64,
         consumed_wh: u64,
@@ -1692,6 +1820,9 @@ impl Ledger {
                 certified_in_wh: 0,
             },
         );
+        if device == DeviceType::SupplyPoint {
+            self.post_market_trades(meter, &owner, interval, height);
+        }
         Ok(())
     }
 
@@ -1754,6 +1885,12 @@ impl Ledger {
         if self.accounts[buyer].balance < reserve {
             return Err(Reject::InsufficientFunds);
         }
+        self.open_trade(id, buyer, &t, reserve);
+        Ok(())
+    }
+
+    /// Reserve `reserve` (checked: at most the buyer's balance) and record the pending trade.
+    fn open_trade(&mut self, id: u128, buyer: &PublicKey, t: &NewTrade, reserve: u128) {
         self.debit(buyer, reserve);
         self.reserve(buyer, reserve);
         let index = self.trade_ids.len() as u64;
@@ -1780,7 +1917,6 @@ impl Ledger {
         );
         self.expiry.insert((t.expires_at_s, id));
         self.touch_trade(id);
-        Ok(())
     }
 
     fn trade_post(
@@ -1808,6 +1944,19 @@ impl Ledger {
         if report.produced_wh - report.sold_wh < delivered_wh {
             return Err(Reject::DeliveredExceedsMetered);
         }
+        self.post_trade(meter, height, trade_id, delivered_wh)
+    }
+
+    /// The effects of posting `delivered_wh` (checked by the caller: at most the trade's Wh and
+    /// the meter's unsold production) of a pending trade by the seller's `meter`.
+    fn post_trade(
+        &mut self,
+        meter: &PublicKey,
+        height: u64,
+        trade_id: u128,
+        delivered_wh: u64,
+    ) -> Result<(), Reject> {
+        let trade = self.trades.get(&trade_id).ok_or(Reject::UnknownTrade)?;
         // Rounding down is monotone, so pay + fee <= reserved for delivered <= traded.
         let pay = cost(delivered_wh, trade.price_base_per_kwh).ok_or(Reject::Overflow)?;
         let fee = cost(delivered_wh, trade.fee_base_per_kwh).ok_or(Reject::Overflow)?;
@@ -2239,6 +2388,9 @@ impl Ledger {
             })
             .collect();
         self.certificate_tree.set_many(&certificates);
+        if std::mem::take(&mut self.market_dirty) {
+            self.market_root = self.market.root();
+        }
         self.state_root()
     }
 

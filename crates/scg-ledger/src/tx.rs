@@ -30,6 +30,14 @@
 //! | 11 | burn | amount `u128` |
 //! | 12 | certificate move | to key, interval `u64`, Wh `u64` |
 //! | 13 | settlement batch | first record id `u128`, signer count `u16`, record count `u32`, batch root; then, *after* the signature, the payload: signers (key, signature) and records (signer index `u16`, kind `u8`, body) — see [`crate::batch`] |
+//! | 14 | market open | epoch `u64` s, interval length `u64` s, mechanism `u8`, fee kind `u8`, fee value `i64`, max orders per member per interval `u16`, settle window `u64` s ([`crate::market::MarketParams`]) |
+//! | 15 | meter capacity | meter key, capacity `u64` W |
+//! | 16 | interval tariff | interval `u64`, retail `i64` milli-EUR/MWh, feed-in `i64` milli-EUR/MWh, peak `u8` (0/1) |
+//! | 17 | order | interval `u64`, side `u8` (1 bid, 2 offer), energy `i64` Wh, limit `i64` milli-EUR/MWh, source `u8` (0 unspecified, 1 PV, 2 wind, 3 V2G, 4 battery) |
+//! | 18 | gate close | interval `u64` |
+//!
+//! Kinds 14 to 18 are the on-chain market ([`crate::market`]); they are refused inside a
+//! settlement batch (a record has no nonce, and an order's place in the book is its nonce).
 //!
 //! A settlement batch is the one kind whose bytes go on after the signature: the signature, the
 //! transaction hash ([`tx_hash`]) and its Merkle leaf ([`tx_leaf`]) cover the *committed part*
@@ -45,6 +53,7 @@
 
 use crate::batch::{BATCH_HEAD_LEN, BATCH_KIND, Batch, BatchHead, MAX_BATCH_LEN};
 use crate::codec::{DecodeError, Reader, Writer};
+use crate::market::{IntervalTariff, MarketParams, OrderBody};
 use crate::merkle::{Hash, sha256};
 use ed25519_dalek::{Signer, SigningKey};
 
@@ -229,6 +238,29 @@ pub enum TxBody {
     /// Operator submits a settlement batch: records co-signed by their authors, committed by a
     /// Merkle root, each applied as the transaction it stands for (see [`crate::batch`]).
     SettlementBatch(Batch),
+    /// Operator opens the on-chain market (once per chain).
+    MarketOpen(MarketParams),
+    /// Operator registers a meter's capacity (bounds its member's offers).
+    MeterCapacity {
+        /// A registered meter.
+        meter: PublicKey,
+        /// Capacity, W.
+        capacity_w: u64,
+    },
+    /// Operator posts the grid's prices of one interval, before its gate.
+    IntervalTariff {
+        /// Interval.
+        interval: u64,
+        /// The grid's prices and peak flag.
+        tariff: IntervalTariff,
+    },
+    /// A member's bid or offer for one interval.
+    Order(OrderBody),
+    /// Any member (or the operator) closes an interval's gate: its orders clear.
+    GateClose {
+        /// Interval.
+        interval: u64,
+    },
 }
 
 impl TxBody {
@@ -248,6 +280,11 @@ impl TxBody {
             Self::Burn { .. } => 11,
             Self::CertificateMove { .. } => 12,
             Self::SettlementBatch(_) => BATCH_KIND,
+            Self::MarketOpen(_) => 14,
+            Self::MeterCapacity { .. } => 15,
+            Self::IntervalTariff { .. } => 16,
+            Self::Order(_) => 17,
+            Self::GateClose { .. } => 18,
         }
     }
 
@@ -267,6 +304,11 @@ impl TxBody {
             Self::Burn { .. } => "burn",
             Self::CertificateMove { .. } => "certificate-move",
             Self::SettlementBatch(_) => "settlement-batch",
+            Self::MarketOpen(_) => "market-open",
+            Self::MeterCapacity { .. } => "meter-capacity",
+            Self::IntervalTariff { .. } => "interval-tariff",
+            Self::Order(_) => "order",
+            Self::GateClose { .. } => "gate-close",
         }
     }
 
@@ -355,6 +397,19 @@ impl TxBody {
                 w.u64(*energy_wh);
             }
             Self::SettlementBatch(b) => b.encode_head(w),
+            Self::MarketOpen(p) => p.encode(w),
+            Self::MeterCapacity { meter, capacity_w } => {
+                w.bytes(meter);
+                w.u64(*capacity_w);
+            }
+            Self::IntervalTariff { interval, tariff } => {
+                w.u64(*interval);
+                w.u64(tariff.retail_milli_eur_per_mwh as u64);
+                w.u64(tariff.feed_in_milli_eur_per_mwh as u64);
+                w.u8(u8::from(tariff.peak));
+            }
+            Self::Order(o) => o.encode(w),
+            Self::GateClose { interval } => w.u64(*interval),
         }
     }
 
@@ -436,6 +491,38 @@ impl TxBody {
                 to: r.array("to")?,
                 interval: r.u64("interval")?,
                 energy_wh: r.u64("energy_wh")?,
+            },
+            14 => Self::MarketOpen(MarketParams::decode(r)?),
+            15 => Self::MeterCapacity {
+                meter: r.array("meter")?,
+                capacity_w: r.u64("capacity_w")?,
+            },
+            16 => {
+                let interval = r.u64("interval")?;
+                let retail = r.u64("retail_milli_eur_per_mwh")? as i64;
+                let feed_in = r.u64("feed_in_milli_eur_per_mwh")? as i64;
+                let peak = match r.u8("peak")? {
+                    0 => false,
+                    1 => true,
+                    other => {
+                        return Err(DecodeError::Invalid {
+                            field: "peak",
+                            value: u64::from(other),
+                        });
+                    }
+                };
+                Self::IntervalTariff {
+                    interval,
+                    tariff: IntervalTariff {
+                        retail_milli_eur_per_mwh: retail,
+                        feed_in_milli_eur_per_mwh: feed_in,
+                        peak,
+                    },
+                }
+            }
+            17 => Self::Order(OrderBody::decode(r)?),
+            18 => Self::GateClose {
+                interval: r.u64("interval")?,
             },
             other => {
                 return Err(DecodeError::Invalid {
@@ -562,6 +649,7 @@ impl Tx {
             | TxBody::CertificateTransfer { to, .. }
             | TxBody::CertificateMove { to, .. } => keys.push(*to),
             TxBody::TradeCreate { seller, .. } => keys.push(*seller),
+            TxBody::MeterCapacity { meter, .. } => keys.push(*meter),
             TxBody::CerDistribution { payouts, .. } => {
                 keys.extend(payouts.iter().map(|p| p.member))
             }
@@ -582,7 +670,11 @@ impl Tx {
             | TxBody::TradePost { .. }
             | TxBody::TradeVoid { .. }
             | TxBody::CertificateRetire { .. }
-            | TxBody::Burn { .. } => {}
+            | TxBody::Burn { .. }
+            | TxBody::MarketOpen(_)
+            | TxBody::IntervalTariff { .. }
+            | TxBody::Order(_)
+            | TxBody::GateClose { .. } => {}
         }
         keys.sort_unstable();
         keys.dedup();
@@ -640,6 +732,7 @@ pub fn tx_hash(bytes: &[u8]) -> Hash {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::market::{IntervalTariff, MarketParams, OrderBody};
     use proptest::prelude::*;
 
     fn key(i: u8) -> SigningKey {
@@ -696,6 +789,34 @@ mod tests {
                 interval: 4,
                 energy_wh: 2,
             },
+            TxBody::MarketOpen(MarketParams {
+                epoch_s: 1,
+                interval_s: 900,
+                mechanism: scg_market::Mechanism::PayAsBid,
+                fee: scg_market::GridFee::Percent { basis_points: 500 },
+                max_orders_per_member: 3,
+                settle_window_s: 60,
+            }),
+            TxBody::MeterCapacity {
+                meter: k,
+                capacity_w: 3_000,
+            },
+            TxBody::IntervalTariff {
+                interval: 9,
+                tariff: IntervalTariff {
+                    retail_milli_eur_per_mwh: -5,
+                    feed_in_milli_eur_per_mwh: 7,
+                    peak: true,
+                },
+            },
+            TxBody::Order(OrderBody {
+                interval: 9,
+                side: crate::market::OrderSide::Bid,
+                energy_wh: -3,
+                limit_milli_eur_per_mwh: i64::MIN,
+                source: crate::market::OfferSource::Unspecified,
+            }),
+            TxBody::GateClose { interval: 9 },
         ]
     }
 
@@ -721,6 +842,34 @@ mod tests {
             longer.push(0);
             assert_eq!(Tx::decode(&longer), Err(DecodeError::Trailing { count: 1 }));
         }
+    }
+
+    #[test]
+    fn market_codes_out_of_range_are_errors() {
+        let invalid = |body: TxBody, offset: usize, value: u8, field: &str| {
+            let mut b = Tx::sign(1, &key(1), 1, 0, body);
+            b[TX_HEADER_LEN + offset] = value;
+            match Tx::decode(&b) {
+                Err(DecodeError::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        };
+        let bodies = all_bodies();
+        let open = bodies[12].clone();
+        invalid(open.clone(), 16, 4, "mechanism");
+        invalid(open.clone(), 17, 3, "fee_kind");
+        // Fee kind "none" with a value is not canonical.
+        let none = TxBody::MarketOpen(MarketParams {
+            fee: scg_market::GridFee::None,
+            ..match open {
+                TxBody::MarketOpen(p) => p,
+                _ => unreachable!(),
+            }
+        });
+        invalid(none, 18, 1, "fee_value");
+        invalid(bodies[14].clone(), 24, 2, "peak");
+        invalid(bodies[15].clone(), 8, 3, "side");
+        invalid(bodies[15].clone(), 25, 5, "source");
     }
 
     #[test]
@@ -818,7 +967,7 @@ mod tests {
         }
 
         #[test]
-        fn decoder_never_panics_on_mutated_valid_tx(kind in 0usize..12, flips in proptest::collection::vec((0usize..300, any::<u8>()), 1..6), cut in 0usize..300) {
+        fn decoder_never_panics_on_mutated_valid_tx(kind in 0usize..17, flips in proptest::collection::vec((0usize..300, any::<u8>()), 1..6), cut in 0usize..300) {
             let body = all_bodies()[kind].clone();
             let mut b = Tx::sign(3, &key(2), 9, 1, body);
             for (pos, v) in flips { let n = b.len(); b[pos % n] ^= v; }

@@ -9,8 +9,10 @@
 #![allow(clippy::unwrap_used)]
 
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+use scg_ledger::market::{IntervalTariff, MarketParams, OfferSource, OrderBody, OrderSide};
 use scg_ledger::tx::{Payout, signing_message, unsigned_part};
 use scg_ledger::{Batch, Block, DeviceType, GenesisConfig, Ledger, PublicKey, Tx, TxBody};
+use scg_market::{GridFee, Mechanism, Price};
 use std::collections::BTreeMap;
 
 const CHAIN_ID: u64 = 42;
@@ -160,6 +162,64 @@ fn tx_fixtures() -> Vec<TxFixture> {
                 energy_wh: 300,
             },
         ),
+        f(
+            "tx-market-open",
+            1,
+            30,
+            2,
+            TxBody::MarketOpen(MarketParams {
+                epoch_s: 1_167_609_600,
+                interval_s: 900,
+                mechanism: Mechanism::PayAsClear,
+                fee: GridFee::Constant(Price(10_000)),
+                max_orders_per_member: 4,
+                settle_window_s: 86_400,
+            }),
+        ),
+        f(
+            "tx-meter-capacity",
+            1,
+            31,
+            3,
+            TxBody::MeterCapacity {
+                meter: pk(5),
+                capacity_w: 6_000,
+            },
+        ),
+        f(
+            "tx-interval-tariff",
+            1,
+            32,
+            4,
+            TxBody::IntervalTariff {
+                interval: 48,
+                tariff: IntervalTariff {
+                    retail_milli_eur_per_mwh: 250_000,
+                    feed_in_milli_eur_per_mwh: 60_000,
+                    peak: false,
+                },
+            },
+        ),
+        f(
+            "tx-order",
+            4,
+            33,
+            5,
+            TxBody::Order(OrderBody {
+                interval: 48,
+                side: OrderSide::Offer,
+                energy_wh: 1_200,
+                limit_milli_eur_per_mwh: 60_000,
+                source: OfferSource::Pv,
+            }),
+        ),
+        f(
+            "tx-gate-close",
+            6,
+            34,
+            1,
+            TxBody::GateClose { interval: 48 },
+        ),
     ]
 }
 
@@ -297,7 +357,31 @@ fn body_layout(kind: u8, payouts: usize, prefix: &str) -> Vec<(usize, String)> {
         }
         11 => vec![s(16, "amount")],
         12 => vec![s(32, "to key"), s(8, "interval"), s(8, "Wh")],
-        _ => unreachable!("fixture bodies are kinds 1..=12"),
+        14 => vec![
+            s(8, "epoch s"),
+            s(8, "interval length s"),
+            s(1, "mechanism (1 pay-as-clear)"),
+            s(1, "fee kind (1 constant)"),
+            s(8, "fee milli-EUR/MWh"),
+            s(2, "max orders per member per interval"),
+            s(8, "settle window s"),
+        ],
+        15 => vec![s(32, "meter key"), s(8, "capacity W")],
+        16 => vec![
+            s(8, "interval"),
+            s(8, "retail milli-EUR/MWh"),
+            s(8, "feed-in milli-EUR/MWh"),
+            s(1, "peak"),
+        ],
+        17 => vec![
+            s(8, "interval"),
+            s(1, "side (2 offer)"),
+            s(8, "energy Wh"),
+            s(8, "limit milli-EUR/MWh"),
+            s(1, "source (1 PV)"),
+        ],
+        18 => vec![s(8, "interval")],
+        _ => unreachable!("fixture bodies are kinds 1..=12 and 14..=18"),
     }
 }
 
