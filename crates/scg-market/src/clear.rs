@@ -140,11 +140,21 @@ impl MarketOutcome {
 pub fn clear(orders: &[Order], config: &ClearingConfig) -> Result<MarketOutcome, MarketError> {
     crate::validate_orders(orders)?;
     validate_config(config)?;
+    let mut book = Book::new(orders, config.fee);
+    // One interval (the community step's book): every order, in input order, without the map.
+    if let Some(first) = orders.first()
+        && orders.iter().all(|o| o.interval == first.interval)
+    {
+        let idx: Vec<usize> = (0..orders.len()).collect();
+        let interval = book.clear_interval(first.interval, &idx, config);
+        return Ok(MarketOutcome {
+            intervals: vec![interval],
+        });
+    }
     let mut by_interval: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for (i, o) in orders.iter().enumerate() {
         by_interval.entry(o.interval).or_default().push(i);
     }
-    let mut book = Book::new(orders, config.fee);
     let intervals = by_interval
         .into_iter()
         .map(|(interval, idx)| book.clear_interval(interval, &idx, config))
@@ -198,13 +208,23 @@ impl<'a> Book<'a> {
                 Side::Offer => o.price,
             })
             .collect();
+        let ids: Vec<Arc<str>> = orders.iter().map(|o| Arc::from(o.id.as_str())).collect();
+        // An order named after its prosumer (the community step's) shares the one name.
+        let prosumers = orders
+            .iter()
+            .zip(&ids)
+            .map(|(o, id)| {
+                if o.prosumer == o.id {
+                    Arc::clone(id)
+                } else {
+                    Arc::from(o.prosumer.as_str())
+                }
+            })
+            .collect();
         Self {
             orders,
-            ids: orders.iter().map(|o| Arc::from(o.id.as_str())).collect(),
-            prosumers: orders
-                .iter()
-                .map(|o| Arc::from(o.prosumer.as_str()))
-                .collect(),
+            ids,
+            prosumers,
             grid: Arc::from(GRID_ID),
             fee,
             rem,

@@ -17,6 +17,9 @@ use scg_units::{Kwh, Wh};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Up to this many prosumers a trade's counterparts are found by scanning the ids.
+const SCAN_UP_TO: usize = 16;
+
 /// The grid's prices for one interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GridTariff {
@@ -128,13 +131,23 @@ impl CommunityMarket {
                 fees: NanoEur::ZERO,
             },
             Some(out) => {
-                // An index, not a scan: communities reach thousands of prosumers.
-                let index: BTreeMap<&str, usize> = ids
-                    .iter()
-                    .enumerate()
-                    .map(|(i, id)| (id.as_ref(), i))
-                    .collect();
-                let position = |name: &str| index.get(name).copied();
+                // An index, not a scan, beyond a few prosumers: communities reach thousands.
+                // (The scan from the end finds what the map finds: the last of equal ids.)
+                let index: BTreeMap<&str, usize> = if ids.len() > SCAN_UP_TO {
+                    ids.iter()
+                        .enumerate()
+                        .map(|(i, id)| (id.as_ref(), i))
+                        .collect()
+                } else {
+                    BTreeMap::new()
+                };
+                let position = |name: &str| {
+                    if ids.len() > SCAN_UP_TO {
+                        index.get(name).copied()
+                    } else {
+                        ids.iter().rposition(|id| id.as_ref() == name)
+                    }
+                };
                 for t in &out.trades {
                     let q = t.energy_wh().0;
                     if let Some(b) = position(t.buyer()) {

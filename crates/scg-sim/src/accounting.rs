@@ -306,6 +306,25 @@ impl<'a> YearAccounts<'a> {
         // The first members' sums when the caller has them (the same fold from −0.0 in
         // member order, so the same values), else from −0.0.
         let rest = match year.prefix {
+            // The prefix plus the next member in one pass (the same `prefix + r` as copying
+            // the prefix and adding), when there is a next member.
+            Some(p)
+                if p.surplus_kw.len() == n
+                    && p.is_prefix_of(year.members)
+                    && p.members.len() < year.members.len() =>
+            {
+                let next = year.members[p.members.len()];
+                crate::component_error::check_len("member residual steps", next.len(), n)?;
+                let sums = surplus_kw.iter_mut().zip(&p.surplus_kw);
+                for ((s, ps), r) in sums.zip(next.surplus_kw()) {
+                    *s = ps + r;
+                }
+                let sums = deficit_kw.iter_mut().zip(&p.deficit_kw);
+                for ((d, pd), r) in sums.zip(next.deficit_kw()) {
+                    *d = pd + r;
+                }
+                &year.members[p.members.len() + 1..]
+            }
             Some(p) if p.surplus_kw.len() == n && p.is_prefix_of(year.members) => {
                 surplus_kw.copy_from_slice(&p.surplus_kw);
                 deficit_kw.copy_from_slice(&p.deficit_kw);

@@ -209,6 +209,11 @@ pub struct CerHours {
     shared_kwh: Vec<f64>,
     earned_eur: Vec<f64>,
     valorised_eur: Vec<f64>,
+    /// The incentive tariff of every hour, EUR/MWh, for [`CerHours::tariff_for`]'s zonal prices,
+    /// class and bonus (the same for every configuration of a search: computed once).
+    tariff_eur_per_mwh: Vec<f64>,
+    tariff_zonal_eur_per_mwh: Vec<f64>,
+    tariff_class_bonus: Option<(PlantSizeClass, u64)>,
 }
 
 impl CerHours {
@@ -220,6 +225,24 @@ impl CerHours {
         ] {
             v.resize(hours, 0.0);
         }
+    }
+
+    /// The incentive tariff of every hour of `zonal` ([`incentive_tariff_eur_per_mwh`]), from
+    /// the last call's when its prices (compared value by value), class and bonus are these.
+    fn tariff_for(&mut self, zonal: &[f64], class: PlantSizeClass, bonus: f64) -> &[f64] {
+        let key = Some((class, bonus.to_bits()));
+        if self.tariff_class_bonus != key || self.tariff_zonal_eur_per_mwh != zonal {
+            self.tariff_eur_per_mwh.clear();
+            self.tariff_eur_per_mwh.extend(
+                zonal
+                    .iter()
+                    .map(|z| incentive_tariff_eur_per_mwh(class, *z, bonus)),
+            );
+            self.tariff_zonal_eur_per_mwh.clear();
+            self.tariff_zonal_eur_per_mwh.extend_from_slice(zonal);
+            self.tariff_class_bonus = key;
+        }
+        &self.tariff_eur_per_mwh
     }
 }
 
@@ -320,7 +343,12 @@ impl<'a> CerYear<'a> {
                 ));
             }
         }
-        if let Some(v) = zonal_price_eur_per_mwh.iter().find(|v| !v.is_finite()) {
+        // One pass without an exit per value (it vectorises: the search makes a year per
+        // configuration); the first bad value is looked up only when there is one.
+        let all_finite = zonal_price_eur_per_mwh
+            .iter()
+            .fold(true, |ok, v| ok & v.is_finite());
+        if !all_finite && let Some(v) = zonal_price_eur_per_mwh.iter().find(|v| !v.is_finite()) {
             return Err(ComponentError::InvalidInput {
                 what: "zonal_price_eur_per_mwh",
                 value: *v,
@@ -452,9 +480,10 @@ impl<'a> CerYear<'a> {
 
     /// [`CerYear::add_hour_one`] for the next `injected.len()` hours at once (the sizing
     /// search's screening): the same operations in the same order, as two passes — each
-    /// hour's shared energy, incentive and valorisation (no sum across hours; the release
-    /// build's disassembly shows the compiler keeps this loop scalar, divisions included),
-    /// then the year's sums hour by hour — with `scratch` reused. Falls back to one `add_hour_one` per hour (and its errors) for a year with
+    /// hour's shared energy, incentive and valorisation (no sum across hours; with the hours'
+    /// tariffs computed once per search by [`CerHours`], the release build's disassembly
+    /// shows this pass vectorised, `minpd`/`divpd`), then the year's sums hour by hour — with
+    /// `scratch` reused. Falls back to one `add_hour_one` per hour (and its errors) for a year with
     /// allocation or several members, series of different lengths, hours beyond the year, or
     /// an invalid value.
     pub fn add_hours_one(
@@ -479,10 +508,14 @@ impl<'a> CerYear<'a> {
             self.params.valorisation_eur_per_mwh,
         );
         scratch.resize(n);
+        // Before the borrow below: the tariff is computed once per search, not per year.
+        scratch.tariff_for(zonal, class, bonus);
         let CerHours {
             shared_kwh,
             earned_eur,
             valorised_eur,
+            tariff_eur_per_mwh,
+            ..
         } = scratch;
         // Every slice exactly `n` long, so the loop has no bounds checks.
         let (shared_kwh, earned_eur, valorised_eur) = (
@@ -490,7 +523,8 @@ impl<'a> CerYear<'a> {
             &mut earned_eur[..n],
             &mut valorised_eur[..n],
         );
-        let (injected, withdrawn, zonal) = (&injected[..n], &withdrawn[..n], &zonal[..n]);
+        let (injected, withdrawn, tariff) =
+            (&injected[..n], &withdrawn[..n], &tariff_eur_per_mwh[..n]);
         // Every value finite and >= 0 (`add_hour_one`'s check), checked in the same pass
         // (`&`, no branch per hour); else nothing is recorded here.
         let mut valid = true;
@@ -501,7 +535,7 @@ impl<'a> CerYear<'a> {
             shared_kwh[h] = shared;
             // Without a branch: an hour that shares nothing (`shared` is ±0, the tariff
             // positive) adds ±0, which leaves every sum as `add_hour_one` leaves it.
-            earned_eur[h] = shared * incentive_tariff_eur_per_mwh(class, zonal[h], bonus) / 1000.0;
+            earned_eur[h] = shared * tariff[h] / 1000.0;
             valorised_eur[h] = shared * valorisation / 1000.0;
         }
         if !valid {

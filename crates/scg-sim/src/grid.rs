@@ -748,23 +748,24 @@ impl<'a> MetersTotal<'a> {
         sale_kw.fill(NEG_ZERO);
         add_products(purchase_kw, year.members, ResidualParts::deficit_kw, kp);
         add_products(sale_kw, year.members, ResidualParts::surplus_kw, ks);
+        // Every check of every step with `&`, not `&&`: no branch per step, so the pass
+        // vectorises (a false anywhere is the same false).
         let mut fine = true;
-        let mut top_sale_per_kw = 0.0f64;
         for (((p_kw, s_kw), p_per_kw), s_per_kw) in
             purchase_kw.iter().zip(sale_kw.iter()).zip(kp).zip(ks)
         {
             // `!(x >= 0)` also catches NaN.
-            fine &= *p_per_kw >= 0.0
-                && *s_per_kw >= 0.0
-                && *p_kw <= self.max_purchase_kw
-                && *s_kw <= self.max_sale_kw
-                && p_kw.is_finite()
-                && s_kw.is_finite();
-            top_sale_per_kw = top_sale_per_kw.max(*s_per_kw);
+            fine &= (*p_per_kw >= 0.0)
+                & (*s_per_kw >= 0.0)
+                & (*p_kw <= self.max_purchase_kw)
+                & (*s_kw <= self.max_sale_kw)
+                & p_kw.is_finite()
+                & s_kw.is_finite();
         }
         if !fine {
             return Ok(false);
         }
+        let top_sale_per_kw = largest(ks);
         let dt = tariff.step_hours;
         if let Some((_, limit_kwh)) = tariff.rid_floor {
             // A member's year of sales is at most its surplus times the largest factor.
@@ -850,6 +851,21 @@ impl<'a> MetersTotal<'a> {
             net_cost_eur: self.energy_cost_eur + demand_charge_eur - sale_revenue_eur,
         }
     }
+}
+
+/// The largest of `values`, all finite and >= 0 (0 when empty): four running maxima, so that
+/// the pass is not one chain of dependent comparisons (the maximum of a set does not depend
+/// on the order it is taken in).
+fn largest(values: &[f64]) -> f64 {
+    let mut top = [0.0f64; 4];
+    let fours = values.chunks_exact(4);
+    let rest = fours.remainder();
+    for four in fours {
+        for (t, v) in top.iter_mut().zip(four) {
+            *t = t.max(*v);
+        }
+    }
+    rest.iter().chain(&top).fold(0.0, |a, v| a.max(*v))
 }
 
 /// `sums[t] += series(m)[t] · factor[t]` for every member `m` in order (each step's sum in
@@ -941,4 +957,19 @@ pub struct MetersTotalBill {
     pub demand_charge_eur: f64,
     /// `energy_cost + demand_charge − sale_revenue`, EUR.
     pub net_cost_eur: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::largest;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Four running maxima give the maximum one running maximum gives.
+        #[test]
+        fn largest_is_the_maximum(values in proptest::collection::vec(0.0f64..1e6, 0..40)) {
+            let one = values.iter().fold(0.0f64, |a, v| a.max(*v));
+            prop_assert_eq!(largest(&values).to_bits(), one.to_bits());
+        }
+    }
 }

@@ -697,16 +697,21 @@ pub fn search(
     cancel: &AtomicBool,
 ) -> Result<SearchOutcome, ComponentError> {
     // Stage 1: every prosumer design once (in parallel).
+    // One parallel pass over every (prosumer, design): a prosumer with fewer designs than
+    // cores would leave cores idle if each prosumer's designs were a pass of their own.
+    let jobs: Vec<(&ProsumerSpace<'_>, &LocalDesign)> = spaces
+        .iter()
+        .flat_map(|space| space.designs.iter().map(move |d| (space, d)))
+        .collect();
+    let mut flat = jobs
+        .par_iter()
+        .map(|(space, d)| run_local(space, d, steps, inputs.dt_h, &settings.economics))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter();
     let runs: Vec<Vec<LocalRun>> = spaces
         .iter()
-        .map(|space| {
-            space
-                .designs
-                .par_iter()
-                .map(|d| run_local(space, d, steps, inputs.dt_h, &settings.economics))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .collect::<Result<_, _>>()?;
+        .map(|space| flat.by_ref().take(space.designs.len()).collect())
+        .collect();
     let radices: Vec<usize> = spaces.iter().map(|s| s.designs.len().max(1)).collect();
     let grid_options = if settings.grid_options.is_empty() {
         vec![true]
