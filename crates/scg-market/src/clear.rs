@@ -141,12 +141,12 @@ pub fn clear(orders: &[Order], config: &ClearingConfig) -> Result<MarketOutcome,
     crate::validate_orders(orders)?;
     validate_config(config)?;
     let mut book = Book::new(orders, config.fee);
-    // One interval (the community step's book): every order, in input order, without the map.
+    // One interval (the community step's): every order, in input order, without the map.
     if let Some(first) = orders.first()
         && orders.iter().all(|o| o.interval == first.interval)
     {
         let idx: Vec<usize> = (0..orders.len()).collect();
-        let interval = book.clear_interval(first.interval, &idx, config);
+        let (interval, _) = book.clear_interval(first.interval, &idx, config);
         return Ok(MarketOutcome {
             intervals: vec![interval],
         });
@@ -157,9 +157,32 @@ pub fn clear(orders: &[Order], config: &ClearingConfig) -> Result<MarketOutcome,
     }
     let intervals = by_interval
         .into_iter()
-        .map(|(interval, idx)| book.clear_interval(interval, &idx, config))
+        .map(|(interval, idx)| book.clear_interval(interval, &idx, config).0)
         .collect();
     Ok(MarketOutcome { intervals })
+}
+
+/// [`clear`] of a book whose orders are all for `interval` (`None` when it is empty), with
+/// each trade's bid and offer order index ([`GRID_ORDER`] for the grid), in the trades' order.
+pub(crate) fn clear_one_interval(
+    orders: &[Order],
+    interval: u32,
+    config: &ClearingConfig,
+) -> Result<Option<(IntervalOutcome, TradeOrders)>, MarketError> {
+    if orders.iter().any(|o| o.interval != interval) {
+        return Err(MarketError::InvalidInput {
+            field: "interval".into(),
+            message: format!("every order of the book must be for interval {interval}"),
+        });
+    }
+    crate::validate_orders(orders)?;
+    validate_config(config)?;
+    if orders.is_empty() {
+        return Ok(None);
+    }
+    let mut book = Book::new(orders, config.fee);
+    let idx: Vec<usize> = (0..orders.len()).collect();
+    Ok(Some(book.clear_interval(interval, &idx, config)))
 }
 
 fn validate_config(config: &ClearingConfig) -> Result<(), MarketError> {
@@ -178,6 +201,28 @@ fn validate_config(config: &ClearingConfig) -> Result<(), MarketError> {
         });
     }
     Ok(())
+}
+
+/// The trades of one interval as they are made, with each trade's bid and offer order index
+/// ([`GRID_ORDER`] for the grid's side): the community step maps trades to its members by
+/// index, never by name.
+#[derive(Default)]
+struct Made {
+    trades: Vec<Trade>,
+    orders: TradeOrders,
+}
+
+/// Each trade's bid and offer order index, in the trades' order.
+pub(crate) type TradeOrders = Vec<(usize, usize)>;
+
+/// The order index of the grid's side of a trade in [`Made::orders`].
+pub(crate) const GRID_ORDER: usize = usize::MAX;
+
+impl Made {
+    fn push(&mut self, trade: Trade, bid: usize, offer: usize) {
+        self.trades.push(trade);
+        self.orders.push((bid, offer));
+    }
 }
 
 /// Distinct prices per side up to which pay-as-clear matches level by level (one pass over the
@@ -237,8 +282,8 @@ impl<'a> Book<'a> {
         interval: u32,
         idx: &[usize],
         config: &ClearingConfig,
-    ) -> IntervalOutcome {
-        let mut trades = Vec::new();
+    ) -> (IntervalOutcome, TradeOrders) {
+        let mut trades = Made::default();
         // 1. Grid at peak takes the surplus first.
         if config.grid.peak
             && let Some(feed_in) = config.grid.buys_at
@@ -259,7 +304,7 @@ impl<'a> Book<'a> {
             fees: NanoEur::ZERO,
             trades: Vec::new(),
         };
-        let p2p_start = trades.len();
+        let p2p_start = trades.trades.len();
         match config.mechanism {
             Mechanism::PayAsClear => {
                 let open =
@@ -300,7 +345,7 @@ impl<'a> Book<'a> {
             Mechanism::PayAsOffer => self.continuous(idx, true, &mut trades),
         }
         if config.mechanism != Mechanism::PayAsClear {
-            out.price = average_price(&trades[p2p_start..]);
+            out.price = average_price(&trades.trades[p2p_start..]);
         }
         // 3. Grid fallback.
         for &i in idx {
@@ -317,7 +362,7 @@ impl<'a> Book<'a> {
                 }
             }
         }
-        for t in &trades {
+        for t in &trades.trades {
             match t.kind() {
                 TradeKind::P2p => {
                     out.volume_wh.0 += t.energy_wh().0;
@@ -327,18 +372,18 @@ impl<'a> Book<'a> {
                 TradeKind::ToGrid => out.grid_export_wh.0 += t.energy_wh().0,
             }
         }
-        out.trades = trades;
-        out
+        out.trades = trades.trades;
+        (out, trades.orders)
     }
 
-    fn sell_to_grid(&mut self, o: usize, feed_in: Price, trades: &mut Vec<Trade>) {
+    fn sell_to_grid(&mut self, o: usize, feed_in: Price, trades: &mut Made) {
         let order = &self.orders[o];
         let q = self.rem[o];
         if order.side != Side::Offer || q <= 0 || order.price > feed_in {
             return;
         }
         self.rem[o] = 0;
-        trades.push(Trade::new(
+        let trade = Trade::new(
             order.interval,
             TradeKind::ToGrid,
             &self.grid,
@@ -349,17 +394,18 @@ impl<'a> Book<'a> {
             feed_in,
             Price::ZERO,
             order.source,
-        ));
+        );
+        trades.push(trade, GRID_ORDER, o);
     }
 
-    fn buy_from_grid(&mut self, b: usize, retail: Price, trades: &mut Vec<Trade>) {
+    fn buy_from_grid(&mut self, b: usize, retail: Price, trades: &mut Made) {
         let order = &self.orders[b];
         let q = self.rem[b];
         if order.side != Side::Bid || q <= 0 || order.price < retail {
             return;
         }
         self.rem[b] = 0;
-        trades.push(Trade::new(
+        let trade = Trade::new(
             order.interval,
             TradeKind::FromGrid,
             &self.ids[b],
@@ -370,13 +416,14 @@ impl<'a> Book<'a> {
             retail,
             Price::ZERO,
             Some(Source::Grid),
-        ));
+        );
+        trades.push(trade, b, GRID_ORDER);
     }
 
-    fn p2p(&mut self, b: usize, o: usize, q: i64, price: Price) -> Trade {
+    fn p2p(&mut self, b: usize, o: usize, q: i64, price: Price, trades: &mut Made) {
         self.rem[b] -= q;
         self.rem[o] -= q;
-        Trade::new(
+        let trade = Trade::new(
             self.orders[b].interval,
             TradeKind::P2p,
             &self.ids[b],
@@ -387,7 +434,8 @@ impl<'a> Book<'a> {
             price,
             self.fee.fee_for(price),
             self.orders[o].source,
-        )
+        );
+        trades.push(trade, b, o);
     }
 
     /// A uniform-price auction; returns the clearing interval and price when anything traded.
@@ -395,7 +443,7 @@ impl<'a> Book<'a> {
         &mut self,
         bids: Vec<usize>,
         offers: Vec<usize>,
-        trades: &mut Vec<Trade>,
+        trades: &mut Made,
     ) -> Option<((Price, Price), Price)> {
         let bids = self.by_level(bids, Reverse);
         let offers = self.by_level(offers, |p| p);
@@ -425,10 +473,9 @@ impl<'a> Book<'a> {
         let (lo, hi) = (self.key[last_o], self.key[last_b]);
         // Midpoint rounded down (toward −∞): stays inside [lo, hi] for integer prices.
         let price = Price((lo.0 + hi.0).div_euclid(2));
-        trades.reserve(fills.len());
+        trades.trades.reserve(fills.len());
         for (b, o, q) in fills {
-            let t = self.p2p(b, o, q, price);
-            trades.push(t);
+            self.p2p(b, o, q, price, trades);
         }
         Some(((lo, hi), price))
     }
@@ -463,7 +510,7 @@ impl<'a> Book<'a> {
     }
 
     /// Continuous matching: pay-as-bid (two-sided) or pay-as-offer (one-sided).
-    fn continuous(&mut self, idx: &[usize], one_sided: bool, trades: &mut Vec<Trade>) {
+    fn continuous(&mut self, idx: &[usize], one_sided: bool, trades: &mut Made) {
         // Offer books keyed (price, seq); bid books keyed (−net limit, seq).
         let mut offers_green: BTreeSet<(i64, usize)> = BTreeSet::new();
         let mut offers_other: BTreeSet<(i64, usize)> = BTreeSet::new();
@@ -495,8 +542,7 @@ impl<'a> Book<'a> {
                         }
                         let q = self.rem[i].min(self.rem[o]);
                         let price = if one_sided { self.key[o] } else { self.key[i] };
-                        let t = self.p2p(i, o, q, price);
-                        trades.push(t);
+                        self.p2p(i, o, q, price, trades);
                         if self.rem[o] == 0 {
                             offers_green.remove(&(offer_price, o));
                             offers_other.remove(&(offer_price, o));
@@ -528,8 +574,7 @@ impl<'a> Book<'a> {
                         }
                         let q = self.rem[i].min(self.rem[b]);
                         let price = self.key[b];
-                        let t = self.p2p(b, i, q, price);
-                        trades.push(t);
+                        self.p2p(b, i, q, price, trades);
                         if self.rem[b] == 0 {
                             bids_any.remove(&(neg_net, b));
                             bids_green.remove(&(neg_net, b));

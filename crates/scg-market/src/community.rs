@@ -9,16 +9,13 @@
 //! buyers and sellers. Whatever P2P leaves is traded with the grid, which always serves: every
 //! Wh of every prosumer is accounted for either P2P or with the grid.
 
+use crate::clear::{GRID_ORDER, clear_one_interval};
 use crate::{
     ClearingConfig, GridCounterpart, GridFee, MarketError, Mechanism, NanoEur, Order, Price, Trade,
-    TradeKind, clear,
+    TradeKind,
 };
 use scg_units::{Kwh, Wh};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-
-/// Up to this many prosumers a trade's counterparts are found by scanning the ids.
-const SCAN_UP_TO: usize = 16;
 
 /// The grid's prices for one interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +71,9 @@ pub struct CommunityInterval {
     /// Per prosumer, in the order given.
     pub prosumers: Vec<ProsumerFlows>,
     pub trades: Vec<Trade>,
+    /// Per trade (in the order of `trades`): the positions in the ids given of its buyer and
+    /// its seller, `None` for the grid.
+    pub trade_members: Vec<(Option<usize>, Option<usize>)>,
     pub p2p_volume_wh: Wh,
     pub grid_import_wh: Wh,
     pub grid_export_wh: Wh,
@@ -99,14 +99,19 @@ impl CommunityMarket {
             });
         }
         let mut orders = Vec::with_capacity(ids.len());
-        for (id, &kwh) in ids.iter().zip(net_kwh) {
+        // The position in `ids` of every order's prosumer (zero positions make no order).
+        let mut member_of_order = Vec::with_capacity(ids.len());
+        for (position, (id, &kwh)) in ids.iter().zip(net_kwh).enumerate() {
             let id = id.as_ref();
             let wh = Wh::from_kwh(Kwh(kwh))?;
             if wh.0 > 0 {
                 orders.push(Order::offer(id, id, interval, wh.0, tariff.feed_in, None));
             } else if wh.0 < 0 {
                 orders.push(Order::bid(id, id, interval, -wh.0, tariff.retail));
+            } else {
+                continue;
             }
+            member_of_order.push(position);
         }
         let config = ClearingConfig {
             mechanism: self.mechanism,
@@ -117,79 +122,66 @@ impl CommunityMarket {
                 peak,
             },
         };
-        let mut outcome = clear(&orders, &config)?;
         let mut prosumers = vec![ProsumerFlows::default(); ids.len()];
-        let result = match outcome.intervals.pop() {
-            None => CommunityInterval {
+        let Some((out, trade_orders)) = clear_one_interval(&orders, interval, &config)? else {
+            return Ok(CommunityInterval {
                 interval,
                 price: None,
                 prosumers,
                 trades: Vec::new(),
+                trade_members: Vec::new(),
                 p2p_volume_wh: Wh(0),
                 grid_import_wh: Wh(0),
                 grid_export_wh: Wh(0),
                 fees: NanoEur::ZERO,
-            },
-            Some(out) => {
-                // An index, not a scan, beyond a few prosumers: communities reach thousands.
-                // (The scan from the end finds what the map finds: the last of equal ids.)
-                let index: BTreeMap<&str, usize> = if ids.len() > SCAN_UP_TO {
-                    ids.iter()
-                        .enumerate()
-                        .map(|(i, id)| (id.as_ref(), i))
-                        .collect()
-                } else {
-                    BTreeMap::new()
-                };
-                let position = |name: &str| {
-                    if ids.len() > SCAN_UP_TO {
-                        index.get(name).copied()
-                    } else {
-                        ids.iter().rposition(|id| id.as_ref() == name)
+            });
+        };
+        // Trades name their orders by index: members are found without a lookup by name.
+        let member = |order: usize| (order != GRID_ORDER).then(|| member_of_order[order]);
+        let trade_members: Vec<(Option<usize>, Option<usize>)> = trade_orders
+            .iter()
+            .map(|&(bid, offer)| (member(bid), member(offer)))
+            .collect();
+        for (t, &(buyer, seller)) in out.trades.iter().zip(&trade_members) {
+            let q = t.energy_wh().0;
+            if let Some(b) = buyer {
+                let f = &mut prosumers[b];
+                match t.kind() {
+                    TradeKind::P2p => {
+                        f.p2p_import_wh.0 += q;
+                        f.p2p_paid += t.buyer_pays();
+                        f.fees_paid += t.fee_paid();
                     }
-                };
-                for t in &out.trades {
-                    let q = t.energy_wh().0;
-                    if let Some(b) = position(t.buyer()) {
-                        let f = &mut prosumers[b];
-                        match t.kind() {
-                            TradeKind::P2p => {
-                                f.p2p_import_wh.0 += q;
-                                f.p2p_paid += t.buyer_pays();
-                                f.fees_paid += t.fee_paid();
-                            }
-                            _ => {
-                                f.grid_import_wh.0 += q;
-                                f.grid_paid += t.buyer_pays();
-                            }
-                        }
+                    _ => {
+                        f.grid_import_wh.0 += q;
+                        f.grid_paid += t.buyer_pays();
                     }
-                    if let Some(s) = position(t.seller()) {
-                        let f = &mut prosumers[s];
-                        match t.kind() {
-                            TradeKind::P2p => {
-                                f.p2p_export_wh.0 += q;
-                                f.p2p_received += t.seller_receives();
-                            }
-                            _ => {
-                                f.grid_export_wh.0 += q;
-                                f.grid_received += t.seller_receives();
-                            }
-                        }
-                    }
-                }
-                CommunityInterval {
-                    interval,
-                    price: out.price,
-                    prosumers,
-                    p2p_volume_wh: out.volume_wh,
-                    grid_import_wh: out.grid_import_wh,
-                    grid_export_wh: out.grid_export_wh,
-                    fees: out.fees,
-                    trades: out.trades,
                 }
             }
-        };
-        Ok(result)
+            if let Some(s) = seller {
+                let f = &mut prosumers[s];
+                match t.kind() {
+                    TradeKind::P2p => {
+                        f.p2p_export_wh.0 += q;
+                        f.p2p_received += t.seller_receives();
+                    }
+                    _ => {
+                        f.grid_export_wh.0 += q;
+                        f.grid_received += t.seller_receives();
+                    }
+                }
+            }
+        }
+        Ok(CommunityInterval {
+            interval,
+            price: out.price,
+            prosumers,
+            p2p_volume_wh: out.volume_wh,
+            grid_import_wh: out.grid_import_wh,
+            grid_export_wh: out.grid_export_wh,
+            fees: out.fees,
+            trades: out.trades,
+            trade_members,
+        })
     }
 }

@@ -114,3 +114,25 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+    /// `trade_members` names each trade's buyer and seller by position: the ids the trade
+    /// carries, and `None` exactly for the grid.
+    #[test]
+    fn trade_members_are_the_trades_counterparts(
+        net in prop::collection::vec(-20.0f64..20.0, 5),
+        peak in any::<bool>(),
+        m in 0usize..3,
+    ) {
+        let mechanism = [Mechanism::PayAsClear, Mechanism::PayAsBid, Mechanism::PayAsOffer][m];
+        let market = CommunityMarket { mechanism, fee: GridFee::None };
+        let out = market.clear_interval(9, &IDS, &net, tariff(), peak).unwrap();
+        prop_assert_eq!(out.trade_members.len(), out.trades.len());
+        for (t, (buyer, seller)) in out.trades.iter().zip(&out.trade_members) {
+            let name = |p: &Option<usize>| p.map_or(scg_market::GRID_ID, |i| IDS[i]);
+            prop_assert_eq!(name(buyer), t.buyer());
+            prop_assert_eq!(name(seller), t.seller());
+        }
+    }
+}

@@ -15,7 +15,6 @@ use crate::dispatch::{Allocation, CommunityStage, StepContext};
 use scg_market::community::CommunityMarket;
 use scg_market::{GridFee, Mechanism, NanoEur, Price, TradeKind};
 use scg_model::{MarketMechanism, MarketSettings};
-use std::collections::BTreeMap;
 
 /// What the market did over the year.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
@@ -80,7 +79,6 @@ pub struct MarketStage<'a> {
     price_sum_by_hour: [f64; 24],
     priced_steps_by_hour: [u32; 24],
     volume_wh_by_hour: [i64; 24],
-    index: BTreeMap<&'a str, usize>,
     records: Vec<MarketTrade>,
     step_prices: Vec<Option<f64>>,
 }
@@ -134,11 +132,6 @@ impl<'a> MarketStage<'a> {
             price_sum_by_hour: [0.0; 24],
             priced_steps_by_hour: [0; 24],
             volume_wh_by_hour: [0; 24],
-            index: ids
-                .iter()
-                .enumerate()
-                .map(|(i, id)| (id.as_str(), i))
-                .collect(),
             records: Vec::new(),
             step_prices: Vec::new(),
         }
@@ -216,14 +209,15 @@ impl CommunityStage for MarketStage<'_> {
             self.price_sum_by_hour[hour] += price.eur_per_mwh();
             self.priced_steps_by_hour[hour] += 1;
         }
-        for t in cleared.trades.iter().filter(|t| t.kind() == TradeKind::P2p) {
+        let trades = cleared.trades.iter().zip(&cleared.trade_members);
+        for (t, &(buyer, seller)) in trades.filter(|(t, _)| t.kind() == TradeKind::P2p) {
             let wh = t.energy_wh().0;
             self.trades += 1;
             self.volume_wh += wh;
             self.volume_wh_by_hour[hour] += wh;
             self.value_nano += t.seller_receives().0;
             self.fees_nano += t.fee_paid().0;
-            if let (Some(&s), Some(&b)) = (self.index.get(t.seller()), self.index.get(t.buyer())) {
+            if let (Some(s), Some(b)) = (seller, buyer) {
                 self.sold_wh[s][b] += wh;
                 self.records.push(MarketTrade {
                     step,
