@@ -30,6 +30,10 @@ use scg_sim::optimize::{
 };
 use scg_sim::year::ProsumerSeries;
 use std::hint::black_box;
+
+// The built-in search's preparation, shared with the screening tests.
+#[path = "../tests/common/mod.rs"]
+mod common;
 use std::sync::atomic::AtomicBool;
 
 const STEPS: usize = 8760;
@@ -225,29 +229,10 @@ fn bench(c: &mut Criterion) {
 /// One configuration of the built-in scenario, screened (pro rata) as `scg optimize` does.
 fn bench_builtin(c: &mut Criterion) {
     let scenario = scg_model::builtin::bergamo().unwrap();
-    let assets = scg_sim::Assets::from_scenario(&scenario).unwrap();
-    let resolved = scg_sim::resolve_inputs(&scenario, &assets, &mut |p| {
-        Err(format!("unexpected read of {}", p.display()))
-    })
-    .unwrap();
-    let seed = 1;
-    let mut prepared =
-        scg_sim::prepare::prepare(&scenario, &assets, &resolved, seed, &mut |_, _| {}).unwrap();
-    scg_sim::prepare::add_ev_years(&mut prepared, &scenario, &assets, seed).unwrap();
-    let spaces = scg_sim::sizing::spaces(&scenario, &assets, &prepared).unwrap();
-    let settings = scg_sim::sizing::settings(&scenario, &assets);
-    let data = scg_sim::sizing::SearchData::new(&scenario, &prepared).unwrap();
-    let inputs = data.inputs(&prepared, &assets);
-    let steps = prepared.grid.len();
-    let runs: Vec<Vec<_>> = spaces
-        .iter()
-        .map(|s| {
-            s.designs
-                .iter()
-                .map(|d| run_local(s, d, steps, inputs.dt_h, &settings.economics).unwrap())
-                .collect()
-        })
-        .collect();
+    let prepared = common::PreparedSearch::new(&scenario, 1);
+    let search = prepared.search(&scenario);
+    let (spaces, inputs, settings) = (&search.spaces, &search.inputs, search.settings);
+    let runs = search.local_runs();
     // The last design of every prosumer: the largest PV (and battery), so every member
     // exports and the Ritiro Dedicato floor is exercised.
     let designs: Vec<usize> = spaces.iter().map(|s| s.designs.len() - 1).collect();
@@ -258,7 +243,7 @@ fn bench_builtin(c: &mut Criterion) {
                 designs: &designs,
                 grid_connected: true,
             };
-            black_box(evaluate_config(config, &runs, &inputs, &settings).unwrap())
+            black_box(evaluate_config(config, &runs, inputs, settings).unwrap())
         })
     });
     let parts = residual_parts(&runs);
@@ -270,9 +255,7 @@ fn bench_builtin(c: &mut Criterion) {
                 designs: &designs,
                 grid_connected: true,
             };
-            black_box(
-                screen_config(config, &runs, &parts, &inputs, &settings, &mut scratch).unwrap(),
-            )
+            black_box(screen_config(config, &runs, &parts, inputs, settings, &mut scratch).unwrap())
         })
     });
     // One block of the search: the same first designs, every design of the last prosumer.
@@ -293,7 +276,7 @@ fn bench_builtin(c: &mut Criterion) {
     group.bench_function("screen_block_builtin_bergamo", |b| {
         b.iter(|| {
             out.clear();
-            screen_block(block, &space, &inputs, &settings, &mut scratch, &mut out).unwrap();
+            screen_block(block, &space, inputs, settings, &mut scratch, &mut out).unwrap();
             black_box(out.len())
         })
     });

@@ -7,42 +7,21 @@
 
 mod common;
 
-use common::bits;
-use scg_sim::optimize::{
-    Config, ScreenScratch, evaluate_config, residual_parts, run_local, screen_config,
-};
+use common::{PreparedSearch, bits};
+use scg_sim::optimize::{Config, ScreenScratch, evaluate_config, residual_parts, screen_config};
 use scg_sim::sizing::DesignSizes;
 
 #[test]
 fn builtin_sample_screens_as_the_per_step_evaluation() {
     let scenario = scg_model::builtin::bergamo().unwrap();
-    let assets = scg_sim::Assets::from_scenario(&scenario).unwrap();
-    let resolved = scg_sim::resolve_inputs(&scenario, &assets, &mut |p| {
-        Err(format!("unexpected read of {}", p.display()))
-    })
-    .unwrap();
-    let seed = 1;
-    let mut prepared =
-        scg_sim::prepare::prepare(&scenario, &assets, &resolved, seed, &mut |_, _| {}).unwrap();
-    scg_sim::prepare::add_ev_years(&mut prepared, &scenario, &assets, seed).unwrap();
-    let spaces = scg_sim::sizing::spaces(&scenario, &assets, &prepared).unwrap();
-    let settings = scg_sim::sizing::settings(&scenario, &assets);
-    let data = scg_sim::sizing::SearchData::new(&scenario, &prepared).unwrap();
-    let inputs = data.inputs(&prepared, &assets);
+    let prepared = PreparedSearch::new(&scenario, 1);
+    let search = prepared.search(&scenario);
+    let (spaces, inputs, settings) = (&search.spaces, &search.inputs, search.settings);
     assert!(
         inputs.market.is_some(),
         "the built-in scenario has a market"
     );
-    let steps = prepared.grid.len();
-    let runs: Vec<Vec<_>> = spaces
-        .iter()
-        .map(|s| {
-            s.designs
-                .iter()
-                .map(|d| run_local(s, d, steps, inputs.dt_h, &settings.economics).unwrap())
-                .collect()
-        })
-        .collect();
+    let runs = search.local_runs();
     let parts = residual_parts(&runs);
     let radices: Vec<usize> = spaces.iter().map(|s| s.designs.len()).collect();
     let total: usize = radices.iter().product();
@@ -72,8 +51,8 @@ fn builtin_sample_screens_as_the_per_step_evaluation() {
             designs: &designs,
             grid_connected: true,
         };
-        let step = evaluate_config(config, &runs, &inputs, &settings).unwrap();
-        let year = screen_config(config, &runs, &parts, &inputs, &settings, &mut scratch).unwrap();
+        let step = evaluate_config(config, &runs, inputs, settings).unwrap();
+        let year = screen_config(config, &runs, &parts, inputs, settings, &mut scratch).unwrap();
         assert_eq!(bits(&step), bits(&year), "configuration {designs:?}");
         assert_eq!(step, year);
     }

@@ -6,38 +6,18 @@
 
 mod common;
 
-use common::bits;
+use common::{PreparedSearch, bits};
 use scg_sim::optimize::{
-    Block, Config, ScreenScratch, Screened, evaluate_config, residual_parts, run_local,
-    screen_block,
+    Block, Config, ScreenScratch, Screened, evaluate_config, residual_parts, screen_block,
 };
 
 #[test]
 fn builtin_blocks_screen_as_the_per_step_evaluation() {
     let scenario = scg_model::builtin::bergamo().unwrap();
-    let assets = scg_sim::Assets::from_scenario(&scenario).unwrap();
-    let resolved = scg_sim::resolve_inputs(&scenario, &assets, &mut |p| {
-        Err(format!("unexpected read of {}", p.display()))
-    })
-    .unwrap();
-    let seed = 1;
-    let mut prepared =
-        scg_sim::prepare::prepare(&scenario, &assets, &resolved, seed, &mut |_, _| {}).unwrap();
-    scg_sim::prepare::add_ev_years(&mut prepared, &scenario, &assets, seed).unwrap();
-    let spaces = scg_sim::sizing::spaces(&scenario, &assets, &prepared).unwrap();
-    let settings = scg_sim::sizing::settings(&scenario, &assets);
-    let data = scg_sim::sizing::SearchData::new(&scenario, &prepared).unwrap();
-    let inputs = data.inputs(&prepared, &assets);
-    let steps = prepared.grid.len();
-    let runs: Vec<Vec<_>> = spaces
-        .iter()
-        .map(|s| {
-            s.designs
-                .iter()
-                .map(|d| run_local(s, d, steps, inputs.dt_h, &settings.economics).unwrap())
-                .collect()
-        })
-        .collect();
+    let prepared = PreparedSearch::new(&scenario, 1);
+    let search = prepared.search(&scenario);
+    let (spaces, inputs, settings) = (&search.spaces, &search.inputs, search.settings);
+    let runs = search.local_runs();
     let parts = residual_parts(&runs);
     let radices: Vec<usize> = spaces.iter().map(|s| s.designs.len()).collect();
     let (last_radix, first_radices) = radices.split_last().unwrap();
@@ -68,7 +48,7 @@ fn builtin_blocks_screen_as_the_per_step_evaluation() {
             runs: &runs,
             parts: &parts,
         };
-        screen_block(block, &space, &inputs, &settings, &mut scratch, &mut out).unwrap();
+        screen_block(block, &space, inputs, settings, &mut scratch, &mut out).unwrap();
         assert_eq!(out.len(), *last_radix);
         for (last, got) in out.iter().enumerate() {
             let mut designs = first.clone();
@@ -84,7 +64,7 @@ fn builtin_blocks_screen_as_the_per_step_evaluation() {
                 designs: &designs,
                 grid_connected: true,
             };
-            let step = evaluate_config(config, &runs, &inputs, &settings).unwrap();
+            let step = evaluate_config(config, &runs, inputs, settings).unwrap();
             assert_eq!(bits(&step), bits(got), "configuration {designs:?}");
             assert_eq!(&step, got);
             checked += 1;
