@@ -175,7 +175,7 @@ pub(crate) fn clear_one_interval(
             message: format!("every order of the book must be for interval {interval}"),
         });
     }
-    crate::validate_orders(orders)?;
+    crate::order::validate_named_orders(orders)?;
     validate_config(config)?;
     if orders.is_empty() {
         return Ok(None);

@@ -21,7 +21,7 @@ pub enum TradeKind {
 /// through the accessors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trade {
-    id: String,
+    id: TradeId,
     interval: u32,
     kind: TradeKind,
     // Shared with the book's orders (and every other trade of the same order): a city's
@@ -52,7 +52,7 @@ impl Trade {
         source: Option<Source>,
     ) -> Self {
         Self {
-            id: trade_id(interval, bid, offer),
+            id: TradeId::of(interval, bid, offer),
             interval,
             kind,
             bid: Arc::clone(bid),
@@ -68,7 +68,7 @@ impl Trade {
 
     /// The stable id: see [`trade_id`].
     pub fn id(&self) -> &str {
-        &self.id
+        self.id.as_str()
     }
     pub fn interval(&self) -> u32 {
         self.interval
@@ -128,6 +128,57 @@ impl Trade {
 /// are unique per interval and a pair of orders trades at most once per interval in every
 /// mechanism, so the id is unique; it does not depend on clearing order, platform or run.
 pub fn trade_id(interval: u32, bid: &str, offer: &str) -> String {
+    TradeId::of(interval, bid, offer).as_str().to_owned()
+}
+
+/// A trade's id ([`trade_id`]) kept inline: its 16 lowercase hex digits, no allocation per
+/// trade (a city's interval makes thousands). (De)serialised as the string.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct TradeId([u8; 16]);
+
+impl TradeId {
+    fn of(interval: u32, bid: &str, offer: &str) -> Self {
+        Self(trade_id_digits(interval, bid, offer))
+    }
+
+    fn as_str(&self) -> &str {
+        // Always ASCII hex digits: built by `trade_id_digits` or checked when deserialised.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for TradeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for TradeId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for TradeId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let digits: [u8; 16] = text
+            .as_bytes()
+            .try_into()
+            .ok()
+            .filter(|d: &[u8; 16]| d.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "a trade id is 16 lowercase hex digits, got {:?}",
+                    text.chars().take(40).collect::<String>()
+                ))
+            })?;
+        Ok(Self(digits))
+    }
+}
+
+/// [`trade_id`]'s digits.
+fn trade_id_digits(interval: u32, bid: &str, offer: &str) -> [u8; 16] {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let mut h = OFFSET;
@@ -159,14 +210,15 @@ pub fn trade_id(interval: u32, bid: &str, offer: &str) -> String {
     // 16 lowercase hex digits, written directly (the formatting machinery was a visible share
     // of a large clearing).
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = String::with_capacity(16);
-    for shift in (0..16).rev() {
-        id.push(char::from(HEX[((h >> (shift * 4)) & 0xf) as usize]));
+    let mut hex = [0u8; 16];
+    for (k, d) in hex.iter_mut().enumerate() {
+        *d = HEX[((h >> ((15 - k) * 4)) & 0xf) as usize];
     }
-    id
+    hex
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -178,6 +230,40 @@ mod tests {
         h ^= u64::from(b'a');
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
         assert_eq!(h, 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn a_trade_serialises_its_id_as_the_string_and_reads_it_back() {
+        let name = |s: &str| Arc::<str>::from(s);
+        let (b, o) = (name("bid-1"), name("offer-9"));
+        let t = Trade::new(
+            4321,
+            TradeKind::P2p,
+            &b,
+            &o,
+            &name("flat"),
+            &name("pv"),
+            Wh(1500),
+            Price(120_000),
+            Price(0),
+            Some(Source::Pv),
+        );
+        assert_eq!(t.id(), "a728dc8c81165579");
+        let json = serde_json::to_string(&t).unwrap();
+        assert!(json.contains(r#""id":"a728dc8c81165579""#), "{json}");
+        assert_eq!(serde_json::from_str::<Trade>(&json).unwrap(), t);
+        for bad in [
+            "A728DC8C81165579",
+            "a728dc8c8116557",
+            "a728dc8c81165579x",
+            "zz28dc8c81165579",
+        ] {
+            let text = json.replace("a728dc8c81165579", bad);
+            let err = serde_json::from_str::<Trade>(&text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("16 lowercase hex digits"), "{bad}: {err}");
+        }
     }
 
     #[test]
