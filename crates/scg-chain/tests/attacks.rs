@@ -2,7 +2,9 @@
 //! another chain, forged and under-quorum certificates in a stored chain (verify names the
 //! block), a node whose key or peers do not belong to the genesis, a validator started with
 //! another genesis (refuses to join, naming the chains), a proposed block holding a
-//! transaction signed for another chain (refused).
+//! transaction signed for another chain (refused), and on an on-chain market a Byzantine
+//! leader that reverses or omits the members' orders in its blocks (the trades every honest
+//! node computes are those of the orders in any order).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -300,6 +302,18 @@ fn run_nodes(
     seed: u64,
     specs: Vec<NodeSpec>,
     dir: &std::path::Path,
+    step: impl FnMut(u64, &[scg_chain::app::Status]) -> Option<Vec<(usize, Vec<u8>)>>,
+) {
+    run_nodes_from(seed, 0, specs, dir, step);
+}
+
+/// [`run_nodes`] with the virtual clock starting at `start_s` Unix seconds (block timestamps
+/// follow it: the on-chain market's gates are in block time).
+fn run_nodes_from(
+    seed: u64,
+    start_s: u64,
+    specs: Vec<NodeSpec>,
+    dir: &std::path::Path,
     mut step: impl FnMut(u64, &[scg_chain::app::Status]) -> Option<Vec<(usize, Vec<u8>)>>,
 ) {
     use commonware_p2p::simulated::{Config as NetConfig, Link, Network};
@@ -314,6 +328,7 @@ fn run_nodes(
     let dir = dir.to_path_buf();
     let cfg = deterministic::Config::new()
         .with_seed(seed)
+        .with_start_time(std::time::UNIX_EPOCH + Duration::from_secs(start_s))
         .with_timeout(Some(Duration::from_secs(300)));
     deterministic::Runner::new(cfg).start(|context| async move {
         let (network, oracle) = Network::new_with_peers(
@@ -393,4 +408,261 @@ fn run_nodes(
             let _ = node.engine.await;
         }
     });
+}
+
+/// Interval 0 of the market test's chain opens (its gate closes) this long after genesis.
+const GATE_AFTER_S: u64 = 60;
+
+/// The market test's transactions: the operator opens the market and registers the PV
+/// meters' capacities, the treasury funds the buyers; members 0 and 1 offer, 2 and 3 bid (two
+/// orders each) for interval 0; member 0 closes the gate.
+struct MarketScript {
+    setup: Vec<Vec<u8>>,
+    orders: Vec<(usize, Vec<u8>)>,
+    gate_close: Vec<u8>,
+    ids: Vec<u128>,
+}
+
+fn market_script(tc: &common::TestChain, seed: u64) -> MarketScript {
+    use scg_ledger::market::{MarketParams, OfferSource, OrderBody, OrderSide};
+    use scg_ledger::{Tx, TxBody};
+    let chain = tc.genesis.ledger.chain_id;
+    let (ledger, _) = tc.genesis.initial_state().unwrap();
+    let mut id = 0x6d61_726b_6574_u128 << 64;
+    let mut next = || {
+        id += 1;
+        id
+    };
+    let op = tc.operator.signing_key();
+    let mut op_nonce = ledger.account(&tc.operator.public()).unwrap().nonce;
+    let mut setup = Vec::new();
+    let params = MarketParams {
+        epoch_s: tc.genesis.genesis_time_s + GATE_AFTER_S,
+        interval_s: 900,
+        mechanism: scg_market::Mechanism::PayAsClear,
+        fee: scg_market::GridFee::Constant(scg_market::Price(10_000)),
+        max_orders_per_member: 4,
+        settle_window_s: 3_600,
+    };
+    let mut op_tx = |body| {
+        let t = Tx::sign(chain, &op, next(), op_nonce, body);
+        op_nonce += 1;
+        t
+    };
+    setup.push(op_tx(TxBody::MarketOpen(params)));
+    for m in &tc.meters {
+        setup.push(op_tx(TxBody::MeterCapacity {
+            meter: m.public(),
+            capacity_w: 10_000,
+        }));
+    }
+    let treasury = common::key(seed, "treasury");
+    for (k, i) in [2usize, 3].iter().enumerate() {
+        setup.push(Tx::sign(
+            chain,
+            &treasury.signing_key(),
+            next(),
+            k as u64,
+            TxBody::Transfer {
+                to: tc.members[*i].public(),
+                amount: 400_000_000,
+            },
+        ));
+    }
+    let order = |side, energy_wh, limit| {
+        TxBody::Order(OrderBody {
+            interval: 0,
+            side,
+            energy_wh,
+            limit_milli_eur_per_mwh: limit,
+            source: OfferSource::Unspecified,
+        })
+    };
+    let book = [
+        (0, order(OrderSide::Offer, 1_000, 60_000)),
+        (0, order(OrderSide::Offer, 500, 90_000)),
+        (1, order(OrderSide::Offer, 800, 70_000)),
+        (1, order(OrderSide::Offer, 700, 120_000)),
+        (2, order(OrderSide::Bid, 900, 200_000)),
+        (2, order(OrderSide::Bid, 400, 110_000)),
+        (3, order(OrderSide::Bid, 1_200, 180_000)),
+        (3, order(OrderSide::Bid, 300, 100_000)),
+    ];
+    let mut nonces = [0u64; 4];
+    let orders = book
+        .into_iter()
+        .map(|(i, body)| {
+            let t = Tx::sign(chain, &tc.members[i].signing_key(), next(), nonces[i], body);
+            nonces[i] += 1;
+            (i, t)
+        })
+        .collect();
+    let gate_close = Tx::sign(
+        chain,
+        &tc.members[0].signing_key(),
+        next(),
+        nonces[0],
+        TxBody::GateClose { interval: 0 },
+    );
+    let ids = std::iter::once(&gate_close)
+        .chain(setup.iter())
+        .map(|b| Tx::decode(b).unwrap().id)
+        .collect();
+    MarketScript {
+        setup,
+        orders,
+        gate_close,
+        ids,
+    }
+}
+
+/// A trade as compared: buyer, seller, Wh, price and fee (base units per kWh).
+type TradeRow = (
+    scg_ledger::PublicKey,
+    scg_ledger::PublicKey,
+    u64,
+    u128,
+    u128,
+);
+
+fn market_trades(ledger: &scg_ledger::Ledger) -> Vec<TradeRow> {
+    let mut t: Vec<_> = ledger.trades().filter(|t| t.interval == 0).collect();
+    t.sort_by_key(|t| t.index);
+    t.iter()
+        .map(|t| {
+            (
+                t.buyer,
+                t.seller,
+                t.energy_wh,
+                t.price_base_per_kwh,
+                t.fee_base_per_kwh,
+            )
+        })
+        .collect()
+}
+
+/// The trades of the script's book without consensus: one plain ledger, every order in one
+/// block in the given order.
+fn reference_trades(tc: &common::TestChain, s: &MarketScript, reverse: bool) -> Vec<TradeRow> {
+    let (mut ledger, _) = tc.genesis.initial_state().unwrap();
+    let g = tc.genesis.genesis_time_s;
+    let out = ledger.produce_block(g + 1, s.setup.clone()).unwrap().1;
+    assert!(out.results.iter().all(Result::is_ok), "{:?}", out.results);
+    // Reversing the whole list breaks each member's nonce order; reverse the members instead.
+    let mut orders = s.orders.clone();
+    if reverse {
+        orders.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
+    }
+    let orders = orders.into_iter().map(|(_, t)| t).collect();
+    let out = ledger.produce_block(g + 2, orders).unwrap().1;
+    assert!(out.results.iter().all(Result::is_ok), "{:?}", out.results);
+    let out = ledger
+        .produce_block(g + GATE_AFTER_S, vec![s.gate_close.clone()])
+        .unwrap()
+        .1;
+    assert_eq!(out.results, vec![Ok(())]);
+    market_trades(&ledger)
+}
+
+/// The ledger a node's store replays to.
+fn replay_node(tc: &common::TestChain, dir: &std::path::Path) -> scg_ledger::Ledger {
+    let (_, records) = scg_chain::store::read_only(dir).unwrap();
+    let (mut ledger, _) = tc.genesis.initial_state().unwrap();
+    for (_, bytes) in records {
+        let rec = Record::decode(&bytes, tc.members.len()).unwrap();
+        ledger.apply_block(&rec.block).unwrap();
+    }
+    ledger
+}
+
+/// A Byzantine leader that proposes the pending transactions in reverse order, or leaves
+/// every order out of its blocks: the members' orders (submitted to different nodes, before
+/// the gate) are all cleared, and every honest node records exactly the trades of the book
+/// cleared without consensus, in either member order.
+#[test]
+fn byzantine_leader_reordering_or_omitting_orders_changes_no_trade() {
+    use scg_chain::app::Behavior;
+    use std::sync::Arc;
+    let seed = 18;
+    let tc = common::chain(seed, 4, "market");
+    let script = market_script(&tc, seed);
+    let want = reference_trades(&tc, &script, false);
+    assert!(want.len() >= 3, "the book trades: {want:?}");
+    assert_eq!(want, reference_trades(&tc, &script, true));
+    let gate_id = script.ids[0];
+    let order_ids: Vec<u128> = script
+        .orders
+        .iter()
+        .map(|(_, b)| scg_ledger::Tx::decode(b).unwrap().id)
+        .collect();
+    for (label, behavior) in [
+        ("reorder", Behavior::ReorderTxs),
+        ("omit", Behavior::OmitOrders),
+    ] {
+        let dir = common::scratch(&format!("market-{label}"));
+        let g = Arc::new(tc.genesis.clone());
+        let specs = (0..4)
+            .map(|i| {
+                let b = if i == 3 { behavior } else { Behavior::Honest };
+                (g.clone(), tc.members[i].clone(), b)
+            })
+            .collect();
+        let mut last = Vec::new();
+        // Steps are 200 ms of virtual time: the setup at once; the orders (each to another
+        // node than its member's) once every node finalized the setup; the gate close once the
+        // gate time has passed and the orders are finalized.
+        let gate_step = (GATE_AFTER_S + 5) * 5;
+        let (mut orders_sent, mut gate_sent) = (false, false);
+        let setup_ids = &script.ids[1..];
+        run_nodes_from(seed, tc.genesis.genesis_time_s, specs, &dir, |step, st| {
+            last = st.to_vec();
+            let all = |ids: &[u128]| {
+                st[..3]
+                    .iter()
+                    .all(|s| ids.iter().all(|id| s.finalized_txs.contains(id)))
+            };
+            if all(&[gate_id]) || step > gate_step + 400 {
+                return None;
+            }
+            if step == 0 {
+                return Some(script.setup.iter().map(|t| (0, t.clone())).collect());
+            }
+            if !orders_sent && all(setup_ids) {
+                orders_sent = true;
+                return Some(
+                    script
+                        .orders
+                        .iter()
+                        .map(|(i, t)| ((*i + 1) % 4, t.clone()))
+                        .collect(),
+                );
+            }
+            if !gate_sent && step >= gate_step && all(&order_ids) {
+                gate_sent = true;
+                return Some(vec![(1, script.gate_close.clone())]);
+            }
+            Some(Vec::new())
+        });
+        assert!(
+            last[3].tampered_proposals >= 1,
+            "{label}: the Byzantine leader never proposed while an order was pending"
+        );
+        for (i, s) in last[..3].iter().enumerate() {
+            assert!(
+                s.finalized_txs.contains(&gate_id),
+                "{label}: node {i} never finalized the gate close"
+            );
+            for id in &order_ids {
+                assert!(
+                    s.finalized_txs.contains(id),
+                    "{label}: node {i} lacks an order"
+                );
+            }
+            let ledger = replay_node(&tc, &dir.join(format!("node{i}")));
+            assert_eq!(market_trades(&ledger), want, "{label}: node {i}");
+            let record = ledger.market().cleared[&0];
+            assert_eq!(record.orders as usize, order_ids.len(), "{label}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

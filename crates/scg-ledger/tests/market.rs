@@ -888,7 +888,10 @@ fn market_readings_mint_only_from_real_recent_energy() {
         try_at(&mut c, &pv0, reading(0, 2_501), end_of(0) + 60),
         Err(Reject::ReadingExceedsCapacity)
     );
-    assert_eq!(try_at(&mut c, &pv0, reading(0, 2_500), end_of(0) + 60), Ok(()));
+    assert_eq!(
+        try_at(&mut c, &pv0, reading(0, 2_500), end_of(0) + 60),
+        Ok(())
+    );
     assert_eq!(mint(&c) - minted_before, 2_500 * common::MINT_RATE);
     // An interval that has not ended at the block time: refused, even one second early; at
     // its end exactly, accepted.
@@ -946,7 +949,12 @@ fn market_readings_mint_only_from_real_recent_energy() {
     // same clock.
     let supply = members[0].supply.clone();
     assert_eq!(
-        try_at(&mut c, &supply, reading(k + 2, 1_000_000), end_of(k + 2) - 1),
+        try_at(
+            &mut c,
+            &supply,
+            reading(k + 2, 1_000_000),
+            end_of(k + 2) - 1
+        ),
         Err(Reject::ReadingInFuture)
     );
     assert_eq!(
@@ -968,7 +976,10 @@ fn readings_without_a_market_are_checked_as_before() {
     let pv = c.add_meter(&m, "pv", DeviceType::Pv);
     let before = c.ledger.totals().minted;
     assert_eq!(c.one(&pv, reading(1_000_000, 9_000_000)), Ok(()));
-    assert_eq!(c.ledger.totals().minted - before, 9_000_000 * common::MINT_RATE);
+    assert_eq!(
+        c.ledger.totals().minted - before,
+        9_000_000 * common::MINT_RATE
+    );
 }
 
 /// Every reason only a market chain's readings give is exercised.
