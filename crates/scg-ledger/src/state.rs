@@ -962,6 +962,10 @@ pub struct Ledger {
     batch_rejects: Vec<(u32, Reject)>,
     /// The on-chain market ([`crate::market`]).
     market: MarketState,
+    /// Every supply-point meter by `(owner, meter)`: a gate close posts the trades of a seller
+    /// whose supply point reported the interval before the gate was closed. Derived from the
+    /// accounts (not committed separately).
+    supply_points: BTreeSet<(PublicKey, PublicKey)>,
     /// `market.root()` as of the last commit (recomputed only after a market change).
     market_root: Hash,
     /// The market changed since the last commit.
@@ -1136,6 +1140,7 @@ impl Ledger {
             verify_signatures: true,
             batch_rejects: Vec::new(),
             market: MarketState::default(),
+            supply_points: BTreeSet::new(),
             market_root: ZERO_HASH,
             market_dirty: false,
         };
@@ -2342,6 +2347,9 @@ impl Ledger {
             },
         );
         self.verifying_keys.0.insert(key, vk);
+        if let (Some(owner), Some(DeviceType::SupplyPoint)) = (owner, device) {
+            self.supply_points.insert((owner, key));
+        }
         self.touch_account(key);
     }
 

@@ -1044,3 +1044,41 @@ fn readings_and_orders_signed_by_another_key_are_refused() {
     assert_eq!(after.certificates_root, before.certificates_root);
     assert_eq!(c.ledger.market().orders.len(), 0);
 }
+
+/// The seller's supply point reports the interval (once it has ended) before anyone closes
+/// the gate: the gate close posts the seller's trades from that report, exactly as a report
+/// after the close does.
+#[test]
+fn a_report_before_the_gate_close_posts_at_the_close() {
+    let p = params(Mechanism::PayAsClear, GridFee::Constant(Price(10_000)));
+    let run = |report_first: bool| {
+        let (mut c, members) = market_chain(3, p);
+        small_book(&mut c, &members);
+        let supply = members[0].supply.clone();
+        let closer = members[1].key.clone();
+        let report = |c: &mut Chain| {
+            let r = c.sign(&supply, reading(0, 1_500));
+            assert_eq!(c.block_at(end_of(0) + 30, vec![r]).results, vec![Ok(())]);
+        };
+        if report_first {
+            report(&mut c);
+            gate_close(&mut c, &closer, 0, end_of(0) + 60).unwrap();
+        } else {
+            gate_close(&mut c, &closer, 0, end_of(0)).unwrap();
+            report(&mut c);
+        }
+        let mut t: Vec<_> = c.ledger.trades().filter(|t| t.interval == 0).collect();
+        t.sort_by_key(|t| t.index);
+        let trades: Vec<_> = t
+            .iter()
+            .map(|t| (t.status, t.delivered_wh, t.paid_seller, t.paid_fee))
+            .collect();
+        let balances: Vec<u128> = members.iter().map(|m| c.balance(&m.key)).collect();
+        (trades, balances, c.ledger.totals().reserved)
+    };
+    let (before, after) = (run(true), run(false));
+    assert_eq!(before, after);
+    assert!(before.0.iter().all(|t| t.0 == TradeStatus::Posted));
+    assert_eq!(before.0.iter().map(|t| t.1).sum::<u64>(), 1_500);
+    assert_eq!(before.2, 0);
+}

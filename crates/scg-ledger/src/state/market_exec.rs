@@ -9,7 +9,7 @@ use crate::market::{
     clear_book, market_trade_id,
 };
 use crate::tx::{DeviceType, PublicKey, TxBody};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Who submits a market transaction, in which block.
 #[derive(Debug, Clone, Copy)]
@@ -350,6 +350,21 @@ impl Ledger {
                 .push(id);
             record.trades += 1;
             record.volume_wh = record.volume_wh.saturating_add(t.energy_wh);
+        }
+        // A seller whose supply point reported the interval before this gate close (the
+        // report is accepted once the interval has ended, which may precede the close): its
+        // trades are posted now, exactly as the report would have posted them.
+        let sellers: BTreeSet<PublicKey> = cleared.iter().map(|t| t.seller).collect();
+        for seller in sellers {
+            let reported: Vec<PublicKey> = self
+                .supply_points
+                .range((seller, [0; 32])..=(seller, [0xff; 32]))
+                .map(|(_, meter)| *meter)
+                .filter(|meter| self.reports.contains_key(&(*meter, interval)))
+                .collect();
+            for meter in reported {
+                self.post_market_trades(&meter, &seller, interval, ctx.height);
+            }
         }
         let keys: Vec<_> = self
             .market
