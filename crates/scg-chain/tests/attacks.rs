@@ -9,6 +9,7 @@
 
 mod common;
 
+use common::market::{GATE_AFTER_S, market_script, market_trades, reference_trades, replay_node};
 use commonware_cryptography::certificate::Signers;
 use scg_chain::app::check_submission;
 use scg_chain::wire::Record;
@@ -410,171 +411,6 @@ fn run_nodes_from(
     });
 }
 
-/// Interval 0 of the market test's chain opens (its gate closes) this long after genesis.
-const GATE_AFTER_S: u64 = 60;
-
-/// The market test's transactions: the operator opens the market and registers the PV
-/// meters' capacities, the treasury funds the buyers; members 0 and 1 offer, 2 and 3 bid (two
-/// orders each) for interval 0; member 0 closes the gate.
-struct MarketScript {
-    setup: Vec<Vec<u8>>,
-    orders: Vec<(usize, Vec<u8>)>,
-    gate_close: Vec<u8>,
-    ids: Vec<u128>,
-}
-
-fn market_script(tc: &common::TestChain, seed: u64) -> MarketScript {
-    use scg_ledger::market::{MarketParams, OfferSource, OrderBody, OrderSide};
-    use scg_ledger::{Tx, TxBody};
-    let chain = tc.genesis.ledger.chain_id;
-    let (ledger, _) = tc.genesis.initial_state().unwrap();
-    let mut id = 0x6d61_726b_6574_u128 << 64;
-    let mut next = || {
-        id += 1;
-        id
-    };
-    let op = tc.operator.signing_key();
-    let mut op_nonce = ledger.account(&tc.operator.public()).unwrap().nonce;
-    let mut setup = Vec::new();
-    let params = MarketParams {
-        epoch_s: tc.genesis.genesis_time_s + GATE_AFTER_S,
-        interval_s: 900,
-        mechanism: scg_market::Mechanism::PayAsClear,
-        fee: scg_market::GridFee::Constant(scg_market::Price(10_000)),
-        max_orders_per_member: 4,
-        settle_window_s: 3_600,
-    };
-    let mut op_tx = |body| {
-        let t = Tx::sign(chain, &op, next(), op_nonce, body);
-        op_nonce += 1;
-        t
-    };
-    setup.push(op_tx(TxBody::MarketOpen(params)));
-    for m in &tc.meters {
-        setup.push(op_tx(TxBody::MeterCapacity {
-            meter: m.public(),
-            capacity_w: 10_000,
-        }));
-    }
-    let treasury = common::key(seed, "treasury");
-    for (k, i) in [2usize, 3].iter().enumerate() {
-        setup.push(Tx::sign(
-            chain,
-            &treasury.signing_key(),
-            next(),
-            k as u64,
-            TxBody::Transfer {
-                to: tc.members[*i].public(),
-                amount: 400_000_000,
-            },
-        ));
-    }
-    let order = |side, energy_wh, limit| {
-        TxBody::Order(OrderBody {
-            interval: 0,
-            side,
-            energy_wh,
-            limit_milli_eur_per_mwh: limit,
-            source: OfferSource::Unspecified,
-        })
-    };
-    let book = [
-        (0, order(OrderSide::Offer, 1_000, 60_000)),
-        (0, order(OrderSide::Offer, 500, 90_000)),
-        (1, order(OrderSide::Offer, 800, 70_000)),
-        (1, order(OrderSide::Offer, 700, 120_000)),
-        (2, order(OrderSide::Bid, 900, 200_000)),
-        (2, order(OrderSide::Bid, 400, 110_000)),
-        (3, order(OrderSide::Bid, 1_200, 180_000)),
-        (3, order(OrderSide::Bid, 300, 100_000)),
-    ];
-    let mut nonces = [0u64; 4];
-    let orders = book
-        .into_iter()
-        .map(|(i, body)| {
-            let t = Tx::sign(chain, &tc.members[i].signing_key(), next(), nonces[i], body);
-            nonces[i] += 1;
-            (i, t)
-        })
-        .collect();
-    let gate_close = Tx::sign(
-        chain,
-        &tc.members[0].signing_key(),
-        next(),
-        nonces[0],
-        TxBody::GateClose { interval: 0 },
-    );
-    let ids = std::iter::once(&gate_close)
-        .chain(setup.iter())
-        .map(|b| Tx::decode(b).unwrap().id)
-        .collect();
-    MarketScript {
-        setup,
-        orders,
-        gate_close,
-        ids,
-    }
-}
-
-/// A trade as compared: buyer, seller, Wh, price and fee (base units per kWh).
-type TradeRow = (
-    scg_ledger::PublicKey,
-    scg_ledger::PublicKey,
-    u64,
-    u128,
-    u128,
-);
-
-fn market_trades(ledger: &scg_ledger::Ledger) -> Vec<TradeRow> {
-    let mut t: Vec<_> = ledger.trades().filter(|t| t.interval == 0).collect();
-    t.sort_by_key(|t| t.index);
-    t.iter()
-        .map(|t| {
-            (
-                t.buyer,
-                t.seller,
-                t.energy_wh,
-                t.price_base_per_kwh,
-                t.fee_base_per_kwh,
-            )
-        })
-        .collect()
-}
-
-/// The trades of the script's book without consensus: one plain ledger, every order in one
-/// block in the given order.
-fn reference_trades(tc: &common::TestChain, s: &MarketScript, reverse: bool) -> Vec<TradeRow> {
-    let (mut ledger, _) = tc.genesis.initial_state().unwrap();
-    let g = tc.genesis.genesis_time_s;
-    let out = ledger.produce_block(g + 1, s.setup.clone()).unwrap().1;
-    assert!(out.results.iter().all(Result::is_ok), "{:?}", out.results);
-    // Reversing the whole list breaks each member's nonce order; reverse the members instead.
-    let mut orders = s.orders.clone();
-    if reverse {
-        orders.sort_by_key(|(i, _)| std::cmp::Reverse(*i));
-    }
-    let orders = orders.into_iter().map(|(_, t)| t).collect();
-    let out = ledger.produce_block(g + 2, orders).unwrap().1;
-    assert!(out.results.iter().all(Result::is_ok), "{:?}", out.results);
-    let out = ledger
-        .produce_block(g + GATE_AFTER_S, vec![s.gate_close.clone()])
-        .unwrap()
-        .1;
-    assert_eq!(out.results, vec![Ok(())]);
-    market_trades(&ledger)
-}
-
-/// The ledger a node's store replays to.
-fn replay_node(tc: &common::TestChain, dir: &std::path::Path) -> scg_ledger::Ledger {
-    let (_, records) = scg_chain::store::read_only(dir).unwrap();
-    let (mut ledger, _) = tc.genesis.initial_state().unwrap();
-    for (_, bytes) in records {
-        let rec = Record::decode(&bytes, tc.members.len()).unwrap();
-        ledger.apply_block(&rec.block).unwrap();
-    }
-    ledger
-}
-
 /// A Byzantine leader that proposes the pending transactions in reverse order, or leaves
 /// every order out of its blocks: the members' orders (submitted to different nodes, before
 /// the gate) are all cleared, and every honest node records exactly the trades of the book
@@ -585,10 +421,10 @@ fn byzantine_leader_reordering_or_omitting_orders_changes_no_trade() {
     use std::sync::Arc;
     let seed = 18;
     let tc = common::chain(seed, 4, "market");
-    let script = market_script(&tc, seed);
-    let want = reference_trades(&tc, &script, false);
+    let script = market_script(&tc, seed, GATE_AFTER_S);
+    let want = reference_trades(&tc, &script, false, GATE_AFTER_S);
     assert!(want.len() >= 3, "the book trades: {want:?}");
-    assert_eq!(want, reference_trades(&tc, &script, true));
+    assert_eq!(want, reference_trades(&tc, &script, true, GATE_AFTER_S));
     let gate_id = script.ids[0];
     let order_ids: Vec<u128> = script
         .orders
@@ -658,7 +494,7 @@ fn byzantine_leader_reordering_or_omitting_orders_changes_no_trade() {
                     "{label}: node {i} lacks an order"
                 );
             }
-            let ledger = replay_node(&tc, &dir.join(format!("node{i}")));
+            let ledger = replay_node(&tc, &dir.join(format!("node{i}")), u64::MAX);
             assert_eq!(market_trades(&ledger), want, "{label}: node {i}");
             let record = ledger.market().cleared[&0];
             assert_eq!(record.orders as usize, order_ids.len(), "{label}");
