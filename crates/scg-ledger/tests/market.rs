@@ -859,7 +859,7 @@ fn forged(c: &mut Chain, by: &SigningKey, as_signer: &SigningKey, body: TxBody) 
 fn try_at(c: &mut Chain, k: &SigningKey, body: TxBody, ts: u64) -> Result<(), Reject> {
     let tx = c.sign(k, body);
     let before = c.ledger.commitment();
-    let totals = c.ledger.totals().clone();
+    let totals = c.ledger.totals();
     let r = c.block_at(ts, vec![tx]).results[0];
     if r.is_err() {
         let after = c.ledger.commitment();

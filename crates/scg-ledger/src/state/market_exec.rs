@@ -64,17 +64,14 @@ impl Ledger {
             return Err(Reject::ReadingLongClosed);
         }
         match self.market.capacities.get(&(reading.owner, *meter)) {
-            Some((_, capacity_w)) => {
-                if reading.produced_wh > params.capacity_wh(*capacity_w) {
-                    return Err(Reject::ReadingExceedsCapacity);
-                }
+            Some((_, capacity_w)) if reading.produced_wh > params.capacity_wh(*capacity_w) => {
+                Err(Reject::ReadingExceedsCapacity)
             }
             None if reading.device.is_renewable() && reading.produced_wh > 0 => {
-                return Err(Reject::NoMeterCapacity);
+                Err(Reject::NoMeterCapacity)
             }
-            None => {}
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// The on-chain market's state.
