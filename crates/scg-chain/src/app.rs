@@ -86,6 +86,12 @@ pub enum Behavior {
     /// Admits submitted transactions without checking their signatures, so it proposes a
     /// transaction signed for another chain when one is submitted to it.
     AdmitUnchecked,
+    /// Proposes its pending transactions in reverse arrival order (an on-chain market's orders
+    /// enter the clearing in canonical order, so this must change no trade).
+    ReorderTxs,
+    /// Leaves every market order (kind 17) out of the blocks it proposes (censorship: the
+    /// next honest leader includes them if they arrive before the gate).
+    OmitOrders,
 }
 
 /// What a node reports about itself (the `/status` endpoint, tests).
@@ -112,6 +118,10 @@ pub struct Status {
     /// Why this node stopped: more than `f` of the other validators run another genesis
     /// (see [`Application::check_genesis_agreement`]). `scg chain run` exits with it.
     pub refusal: Option<String>,
+    /// Proposals in which a Byzantine [`Behavior::ReorderTxs`] or [`Behavior::OmitOrders`]
+    /// node reordered or left out a market order (tests check the behaviour was exercised;
+    /// always 0 on an honest node).
+    pub tampered_proposals: u64,
 }
 
 /// A peer counts as connected if it was heard from this recently.
@@ -1242,8 +1252,31 @@ where
             .take(MAX_PROPOSAL_TXS)
             .map(|(_, b)| b.clone())
             .collect();
-        if self.cfg.behavior == Behavior::InvalidTx {
-            candidates.push(self.invalid_tx());
+        let is_order = |b: &Vec<u8>| {
+            matches!(
+                scg_ledger::Tx::decode(b).map(|t| t.body),
+                Ok(scg_ledger::TxBody::Order(_))
+            )
+        };
+        // Only the Byzantine test behaviours decode candidates here; an honest leader never does.
+        let tampered = match self.cfg.behavior {
+            Behavior::InvalidTx => {
+                candidates.push(self.invalid_tx());
+                false
+            }
+            Behavior::ReorderTxs => {
+                candidates.reverse();
+                candidates.len() > 1 && candidates.iter().any(is_order)
+            }
+            Behavior::OmitOrders => {
+                let before = candidates.len();
+                candidates.retain(|b| !is_order(b));
+                candidates.len() < before
+            }
+            _ => false,
+        };
+        if tampered && let Ok(mut st) = self.status.lock() {
+            st.tampered_proposals += 1;
         }
         let mut built = None;
         for _ in 0..3 {

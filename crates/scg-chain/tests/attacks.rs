@@ -2,11 +2,14 @@
 //! another chain, forged and under-quorum certificates in a stored chain (verify names the
 //! block), a node whose key or peers do not belong to the genesis, a validator started with
 //! another genesis (refuses to join, naming the chains), a proposed block holding a
-//! transaction signed for another chain (refused).
+//! transaction signed for another chain (refused), and on an on-chain market a Byzantine
+//! leader that reverses or omits the members' orders in its blocks (the trades every honest
+//! node computes are those of the orders in any order).
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use common::market::{GATE_AFTER_S, market_script, market_trades, reference_trades, replay_node};
 use commonware_cryptography::certificate::Signers;
 use scg_chain::app::check_submission;
 use scg_chain::wire::Record;
@@ -300,6 +303,18 @@ fn run_nodes(
     seed: u64,
     specs: Vec<NodeSpec>,
     dir: &std::path::Path,
+    step: impl FnMut(u64, &[scg_chain::app::Status]) -> Option<Vec<(usize, Vec<u8>)>>,
+) {
+    run_nodes_from(seed, 0, specs, dir, step);
+}
+
+/// [`run_nodes`] with the virtual clock starting at `start_s` Unix seconds (block timestamps
+/// follow it: the on-chain market's gates are in block time).
+fn run_nodes_from(
+    seed: u64,
+    start_s: u64,
+    specs: Vec<NodeSpec>,
+    dir: &std::path::Path,
     mut step: impl FnMut(u64, &[scg_chain::app::Status]) -> Option<Vec<(usize, Vec<u8>)>>,
 ) {
     use commonware_p2p::simulated::{Config as NetConfig, Link, Network};
@@ -314,6 +329,7 @@ fn run_nodes(
     let dir = dir.to_path_buf();
     let cfg = deterministic::Config::new()
         .with_seed(seed)
+        .with_start_time(std::time::UNIX_EPOCH + Duration::from_secs(start_s))
         .with_timeout(Some(Duration::from_secs(300)));
     deterministic::Runner::new(cfg).start(|context| async move {
         let (network, oracle) = Network::new_with_peers(
@@ -393,4 +409,96 @@ fn run_nodes(
             let _ = node.engine.await;
         }
     });
+}
+
+/// A Byzantine leader that proposes the pending transactions in reverse order, or leaves
+/// every order out of its blocks: the members' orders (submitted to different nodes, before
+/// the gate) are all cleared, and every honest node records exactly the trades of the book
+/// cleared without consensus, in either member order.
+#[test]
+fn byzantine_leader_reordering_or_omitting_orders_changes_no_trade() {
+    use scg_chain::app::Behavior;
+    use std::sync::Arc;
+    let seed = 18;
+    let tc = common::chain(seed, 4, "market");
+    let script = market_script(&tc, seed, GATE_AFTER_S);
+    let want = reference_trades(&tc, &script, false, GATE_AFTER_S);
+    assert!(want.len() >= 3, "the book trades: {want:?}");
+    assert_eq!(want, reference_trades(&tc, &script, true, GATE_AFTER_S));
+    let gate_id = script.ids[0];
+    let order_ids: Vec<u128> = script
+        .orders
+        .iter()
+        .map(|(_, b)| scg_ledger::Tx::decode(b).unwrap().id)
+        .collect();
+    for (label, behavior) in [
+        ("reorder", Behavior::ReorderTxs),
+        ("omit", Behavior::OmitOrders),
+    ] {
+        let dir = common::scratch(&format!("market-{label}"));
+        let g = Arc::new(tc.genesis.clone());
+        let specs = (0..4)
+            .map(|i| {
+                let b = if i == 3 { behavior } else { Behavior::Honest };
+                (g.clone(), tc.members[i].clone(), b)
+            })
+            .collect();
+        let mut last = Vec::new();
+        // Steps are 200 ms of virtual time: the setup at once; the orders (each to another
+        // node than its member's) once every node finalized the setup; the gate close once the
+        // gate time has passed and the orders are finalized.
+        let gate_step = (GATE_AFTER_S + 5) * 5;
+        let (mut orders_sent, mut gate_sent) = (false, false);
+        let setup_ids = &script.ids[1..];
+        run_nodes_from(seed, tc.genesis.genesis_time_s, specs, &dir, |step, st| {
+            last = st.to_vec();
+            let all = |ids: &[u128]| {
+                st[..3]
+                    .iter()
+                    .all(|s| ids.iter().all(|id| s.finalized_txs.contains(id)))
+            };
+            if all(&[gate_id]) || step > gate_step + 400 {
+                return None;
+            }
+            if step == 0 {
+                return Some(script.setup.iter().map(|t| (0, t.clone())).collect());
+            }
+            if !orders_sent && all(setup_ids) {
+                orders_sent = true;
+                return Some(
+                    script
+                        .orders
+                        .iter()
+                        .map(|(i, t)| ((*i + 1) % 4, t.clone()))
+                        .collect(),
+                );
+            }
+            if !gate_sent && step >= gate_step && all(&order_ids) {
+                gate_sent = true;
+                return Some(vec![(1, script.gate_close.clone())]);
+            }
+            Some(Vec::new())
+        });
+        assert!(
+            last[3].tampered_proposals >= 1,
+            "{label}: the Byzantine leader never proposed while an order was pending"
+        );
+        for (i, s) in last[..3].iter().enumerate() {
+            assert!(
+                s.finalized_txs.contains(&gate_id),
+                "{label}: node {i} never finalized the gate close"
+            );
+            for id in &order_ids {
+                assert!(
+                    s.finalized_txs.contains(id),
+                    "{label}: node {i} lacks an order"
+                );
+            }
+            let ledger = replay_node(&tc, &dir.join(format!("node{i}")), u64::MAX);
+            assert_eq!(market_trades(&ledger), want, "{label}: node {i}");
+            let record = ledger.market().cleared[&0];
+            assert_eq!(record.orders as usize, order_ids.len(), "{label}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -9,6 +9,11 @@
 //! - liveness: finalization resumes within a bounded virtual time after healing and restart;
 //! - durability: no finalized transaction is lost across the crash.
 //!
+//! `sim_market_seeds` (seeds 0..16) runs the same faults with the on-chain market going
+//! through consensus (market open, the members' orders, a gate close after the gate time):
+//! every honest node clears every order into the trades of the same book cleared without
+//! consensus, with one market root at the honest nodes' lowest finalized height.
+//!
 //! CI runs seeds 0..50 (`sim_seeds`); `SCG_CHAIN_SEEDS=10000 cargo test -p scg-chain --release
 //! --test sim -- --ignored sim_many_seeds` runs 10,000; a failing seed prints itself and
 //! `SCG_CHAIN_SEED=<seed> cargo test -p scg-chain --test sim -- --ignored replay_seed --nocapture`
@@ -54,6 +59,20 @@ fn link(rng: &mut rand::rngs::StdRng, lossy: bool) -> Link {
 }
 
 fn run_sim(seed: u64) -> Result<Outcome, String> {
+    run_sim_with(seed, false)
+}
+
+/// Gate of the market runs' interval 0, seconds after genesis: after the orders (submitted
+/// about 1 s in, once the market is open) and before the crash phase.
+const SIM_GATE_AFTER_S: u64 = 10;
+
+/// One run; with `market`, the virtual clock starts at the genesis time and the members' market
+/// goes through consensus under the same faults: the operator opens it (phase 1), the members
+/// submit their orders for interval 0 to each other's nodes, and once the gate time has passed
+/// (phase 3, around the crash) a member closes the gate. Every honest node must finalize the
+/// gate close, clear every order, and record the trades of the same book cleared without
+/// consensus, with equal market roots at equal heights.
+fn run_sim_with(seed: u64, market: bool) -> Result<Outcome, String> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x5c9_c4a1);
     let n = 4 + (seed % 7) as usize;
     let byzantine = n - 1;
@@ -69,14 +88,20 @@ fn run_sim(seed: u64) -> Result<Outcome, String> {
     let crashed = rng.random_range(0..byzantine);
     let lossy = seed.is_multiple_of(2);
     let tc = Arc::new(common::chain(seed, n, &format!("sim-{seed}")));
-    let dir = common::scratch(&format!("sim-{seed}"));
+    // Market runs have their own directories: `sim_seeds` and `sim_market_seeds` run the same
+    // seeds in parallel threads of one process.
+    let label = if market { "sim-market" } else { "sim" };
+    let dir = common::scratch(&format!("{label}-{seed}"));
     let keys: Vec<_> = tc.members.iter().map(|k| k.consensus_key()).collect();
     let pks: Vec<_> = keys
         .iter()
         .map(commonware_cryptography::Signer::public_key)
         .collect();
+    let script = Arc::new(common::market::market_script(&tc, seed, SIM_GATE_AFTER_S));
+    let start_s = if market { tc.genesis.genesis_time_s } else { 0 };
     let cfg = deterministic::Config::new()
         .with_seed(seed)
+        .with_start_time(std::time::UNIX_EPOCH + Duration::from_secs(start_s))
         .with_timeout(Some(Duration::from_secs(120)));
     let executor = deterministic::Runner::new(cfg);
     let tally_run = tally.clone();
@@ -84,6 +109,7 @@ fn run_sim(seed: u64) -> Result<Outcome, String> {
         let tc = tc.clone();
         let tally = tally_run;
         let dir = dir.clone();
+        let script = script.clone();
         async move {
             let (network, oracle) = Network::new_with_peers(
                 context.child("network"),
@@ -169,8 +195,31 @@ fn run_sim(seed: u64) -> Result<Outcome, String> {
                 futs
             };
             // Phase 1: normal operation with load.
+            let finalized_all = |nodes: &Vec<scg_chain::node::Node>, ids: &[u128]| {
+                nodes.iter().all(|x| {
+                    let st = x.status.lock().unwrap();
+                    ids.iter().all(|id| st.finalized_txs.contains(id))
+                })
+            };
             for round in 0..12u64 {
-                for (mb, tx) in submit(&nodes, round + 1) {
+                let mut txs = submit(&nodes, round + 1);
+                if market && round == 0 {
+                    txs.extend(script.setup.iter().map(|t| (nodes[0].mailbox.clone(), t.clone())));
+                }
+                if market && round == 4 {
+                    // The orders once every node has the market open (a rejected order is
+                    // dropped), each to another node than its member's.
+                    for _ in 0..100 {
+                        if finalized_all(&nodes, &script.ids[1..]) {
+                            break;
+                        }
+                        context.sleep(Duration::from_millis(50)).await;
+                    }
+                    for (i, t) in &script.orders {
+                        txs.push((nodes[(i + 1) % nodes.len()].mailbox.clone(), t.clone()));
+                    }
+                }
+                for (mb, tx) in txs {
                     let _ = mb.submit(tx).await;
                 }
                 context.sleep(Duration::from_millis(250)).await;
@@ -208,6 +257,11 @@ fn run_sim(seed: u64) -> Result<Outcome, String> {
                 ));
             }
             let _ = healed_at;
+            // The market's gate time passes before phase 3 (virtual time).
+            let gate_at = std::time::UNIX_EPOCH + Duration::from_secs(start_s + SIM_GATE_AFTER_S + 1);
+            while market && context.current() < gate_at {
+                context.sleep(Duration::from_millis(100)).await;
+            }
             // Phase 3: crash one honest node, keep loading, restart it from its store.
             let snapshot: Status = nodes[crashed].status.lock().unwrap().clone();
             let victim = nodes.remove(crashed);
@@ -221,6 +275,13 @@ fn run_sim(seed: u64) -> Result<Outcome, String> {
                     let idx = if i < crashed { i } else if i == crashed { continue } else { i - 1 };
                     if let Some(mb) = live.get(idx) {
                         let _ = mb.submit(common::report(&tc, i, round)).await;
+                    }
+                }
+                if market {
+                    // Every live node is asked to close the gate (a resubmission of an
+                    // applied transaction is refused as a duplicate).
+                    for mb in &live {
+                        let _ = mb.submit(script.gate_close.clone()).await;
                     }
                 }
                 context.sleep(Duration::from_millis(250)).await;
@@ -254,6 +315,18 @@ fn run_sim(seed: u64) -> Result<Outcome, String> {
                     "honest nodes did not all pass height {target} within 40 s of the restart (heights {:?})",
                     honest.iter().map(|i| fin(&nodes, *i)).collect::<Vec<_>>()
                 ));
+            }
+            if market {
+                let gate = [script.ids[0]];
+                for _ in 0..200 {
+                    if finalized_all(&nodes, &gate) {
+                        break;
+                    }
+                    context.sleep(Duration::from_millis(100)).await;
+                }
+                if !finalized_all(&nodes, &gate) {
+                    return Err("the gate close was not finalized by every honest node within 20 s".into());
+                }
             }
             let statuses: Vec<Status> = nodes.iter().map(|n| n.status.lock().unwrap().clone()).collect();
             for node in nodes {
@@ -307,6 +380,9 @@ fn run_sim(seed: u64) -> Result<Outcome, String> {
             ));
         }
     }
+    if market {
+        check_market(&tc, &script, &dir, byzantine, &finalized)?;
+    }
     let _ = std::fs::remove_dir_all(&dir);
     let equivocations = tally.lock().unwrap().clone();
     Ok(Outcome {
@@ -315,6 +391,42 @@ fn run_sim(seed: u64) -> Result<Outcome, String> {
         end,
         equivocations,
     })
+}
+
+/// Every honest node's store, replayed to the lowest finalized height of the honest nodes,
+/// has cleared every order of the script into the trades of the book cleared without
+/// consensus, with one market root.
+fn check_market(
+    tc: &common::TestChain,
+    script: &common::market::MarketScript,
+    dir: &std::path::Path,
+    byzantine: usize,
+    finalized: &[u64],
+) -> Result<(), String> {
+    let want = common::market::reference_trades(tc, script, false, SIM_GATE_AFTER_S);
+    let upto = finalized.iter().copied().min().unwrap_or(0);
+    let mut root = None;
+    for i in (0..tc.members.len()).filter(|i| *i != byzantine) {
+        let l = common::market::replay_node(tc, &dir.join(format!("node{i}")), upto);
+        let Some(record) = l.market().cleared.get(&0) else {
+            return Err(format!("node {i}: interval 0 not cleared at height {upto}"));
+        };
+        if record.orders as usize != script.orders.len() {
+            return Err(format!(
+                "node {i}: {} of {} orders cleared",
+                record.orders,
+                script.orders.len()
+            ));
+        }
+        if common::market::market_trades(&l) != want {
+            return Err(format!("node {i}: trades differ from the book's clearing"));
+        }
+        let r = l.commitment().market_root;
+        if *root.get_or_insert(r) != r {
+            return Err(format!("node {i}: another market root at height {upto}"));
+        }
+    }
+    Ok(())
 }
 
 fn run_seeds(seeds: impl Iterator<Item = u64>) {
@@ -333,6 +445,20 @@ fn run_seeds(seeds: impl Iterator<Item = u64>) {
 #[test]
 fn sim_seeds() {
     run_seeds(0..50);
+}
+
+/// The on-chain market through consensus under the same faults (all four Byzantine
+/// behaviours and committee sizes 4 to 10 within these seeds).
+#[test]
+fn sim_market_seeds() {
+    let mut failures = Vec::new();
+    for seed in 0..16 {
+        if let Err(e) = run_sim_with(seed, true) {
+            eprintln!("market seed {seed} FAILED: {e}");
+            failures.push(seed);
+        }
+    }
+    assert!(failures.is_empty(), "failing market seeds: {failures:?}");
 }
 
 #[test]

@@ -170,11 +170,22 @@ pub enum Reject {
     ClearingFailed = 44,
     /// Market transactions cannot be settlement-batch records.
     NotInBatch = 45,
+    /// On a market chain, a renewable meter reported production without a registered
+    /// capacity (kind 15).
+    NoMeterCapacity = 46,
+    /// On a market chain, a reading's produced Wh exceed the meter's registered capacity times
+    /// the interval length.
+    ReadingExceedsCapacity = 47,
+    /// On a market chain, a reading for an interval that has not ended at the block time.
+    ReadingInFuture = 48,
+    /// On a market chain, a reading for an interval that ended more than the market's settle
+    /// window before the block time.
+    ReadingLongClosed = 49,
 }
 
 impl Reject {
     /// All reasons (for tests and tools).
-    pub const ALL: [Reject; 45] = [
+    pub const ALL: [Reject; 49] = [
         Self::Malformed,
         Self::BadSignature,
         Self::DuplicateId,
@@ -220,6 +231,19 @@ impl Reject {
         Self::DuplicateTariff,
         Self::ClearingFailed,
         Self::NotInBatch,
+        Self::NoMeterCapacity,
+        Self::ReadingExceedsCapacity,
+        Self::ReadingInFuture,
+        Self::ReadingLongClosed,
+    ];
+
+    /// The reasons a meter report gives only on a chain whose market is open (the reading
+    /// must come from real, recent energy: [`Ledger`]'s meter report).
+    pub const MARKET_READING: [Reject; 4] = [
+        Self::NoMeterCapacity,
+        Self::ReadingExceedsCapacity,
+        Self::ReadingInFuture,
+        Self::ReadingLongClosed,
     ];
 
     /// The reasons only market transactions give (kinds 14 to 18).
@@ -306,6 +330,14 @@ impl Reject {
             Self::DuplicateTariff => "this interval already has a tariff",
             Self::ClearingFailed => "the market's clearing refused the book",
             Self::NotInBatch => "market transactions cannot be batch records",
+            Self::NoMeterCapacity => "the renewable meter has no registered capacity",
+            Self::ReadingExceedsCapacity => {
+                "the reading exceeds the meter's registered capacity times the interval"
+            }
+            Self::ReadingInFuture => "the reading's interval has not ended at the block time",
+            Self::ReadingLongClosed => {
+                "the reading's interval ended more than the settle window before the block time"
+            }
         }
     }
 }
@@ -930,6 +962,10 @@ pub struct Ledger {
     batch_rejects: Vec<(u32, Reject)>,
     /// The on-chain market ([`crate::market`]).
     market: MarketState,
+    /// Every supply-point meter by `(owner, meter)`: a gate close posts the trades of a seller
+    /// whose supply point reported the interval before the gate was closed. Derived from the
+    /// accounts (not committed separately).
+    supply_points: BTreeSet<(PublicKey, PublicKey)>,
     /// `market.root()` as of the last commit (recomputed only after a market change).
     market_root: Hash,
     /// The market changed since the last commit.
@@ -1104,6 +1140,7 @@ impl Ledger {
             verify_signatures: true,
             batch_rejects: Vec::new(),
             market: MarketState::default(),
+            supply_points: BTreeSet::new(),
             market_root: ZERO_HASH,
             market_dirty: false,
         };
@@ -1611,7 +1648,13 @@ impl Ledger {
                 interval,
                 produced_wh,
                 consumed_wh,
-            } => self.meter_report(signer, height, *interval, *produced_wh, *consumed_wh),
+            } => self.meter_report(
+                signer,
+                (height, timestamp_s),
+                *interval,
+                *produced_wh,
+                *consumed_wh,
+            ),
             TxBody::Transfer { to, amount } => self.transfer(signer, role, to, *amount),
             TxBody::TradeCreate {
                 seller,
@@ -1752,10 +1795,13 @@ impl Ledger {
         Ok(())
     }
 
+    /// A meter's reading of `interval` in the block at `(height, timestamp_s)`. On a chain
+    /// whose market is open it must also be real, recent energy
+    /// ([`Ledger::check_market_reading`]); without a market it is checked as it always was.
     fn meter_report(
         &mut self,
         meter: &PublicKey,
-        height: u64,
+        (height, timestamp_s): (u64, u64),
         interval: u64,
         produced_wh: u64,
         consumed_wh: u64,
@@ -1768,6 +1814,15 @@ impl Ledger {
         };
         if self.reports.contains_key(&(*meter, interval)) {
             return Err(Reject::DuplicateReport);
+        }
+        if let Some(params) = self.market.params {
+            let reading = market_exec::Reading {
+                owner,
+                device,
+                interval,
+                produced_wh,
+            };
+            self.check_market_reading(&params, meter, &reading, timestamp_s)?;
         }
         let renewable = device.is_renewable() && produced_wh > 0;
         if renewable {
@@ -2292,6 +2347,9 @@ impl Ledger {
             },
         );
         self.verifying_keys.0.insert(key, vk);
+        if let (Some(owner), Some(DeviceType::SupplyPoint)) = (owner, device) {
+            self.supply_points.insert((owner, key));
+        }
         self.touch_account(key);
     }
 

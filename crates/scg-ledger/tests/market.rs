@@ -830,3 +830,255 @@ fn every_market_rejection_reason() {
         "market reasons never exercised: {missing:?}"
     );
 }
+
+fn reading(interval: u64, produced_wh: u64) -> TxBody {
+    TxBody::MeterReport {
+        interval,
+        produced_wh,
+        consumed_wh: 0,
+    }
+}
+
+/// The end of `interval` (its delivery) in block time.
+fn end_of(interval: u64) -> u64 {
+    EPOCH_S + (interval + 1) * INTERVAL_S
+}
+
+/// Sign `body` with `by` but name `as_signer` as the signer: another member's key on a
+/// transaction that claims to be someone else's.
+fn forged(c: &mut Chain, by: &SigningKey, as_signer: &SigningKey, body: TxBody) -> Vec<u8> {
+    let nonce = c.nonce(as_signer);
+    let bytes = c.sign_with(by, nonce, body);
+    let mut tx = scg_ledger::Tx::decode(&bytes).unwrap();
+    tx.signer = pk(as_signer);
+    tx.encode()
+}
+
+/// Apply `body` signed by `k` in a block at `ts`; a rejection must change nothing but the
+/// rejection counter (market, accounts, certificates, supply and history unchanged).
+fn try_at(c: &mut Chain, k: &SigningKey, body: TxBody, ts: u64) -> Result<(), Reject> {
+    let tx = c.sign(k, body);
+    let before = c.ledger.commitment();
+    let totals = c.ledger.totals();
+    let r = c.block_at(ts, vec![tx]).results[0];
+    if r.is_err() {
+        let after = c.ledger.commitment();
+        assert_eq!(after.market_root, before.market_root);
+        assert_eq!(after.accounts_root, before.accounts_root);
+        assert_eq!(after.certificates_root, before.certificates_root);
+        assert_eq!(after.history, before.history);
+        assert_eq!(c.ledger.totals().minted, totals.minted);
+    }
+    r
+}
+
+/// Minting only from real energy: on a market chain a reading mints RESCoin and a certificate
+/// only from a meter with a registered capacity, at most capacity × interval, for an interval
+/// that has ended at the block time and not more than the settle window before it. Every
+/// refusal has its reason and changes nothing.
+#[test]
+fn market_readings_mint_only_from_real_recent_energy() {
+    let p = params(Mechanism::PayAsClear, GridFee::None);
+    let (mut c, members) = market_chain(2, p);
+    let pv0 = key("pv-0");
+    let mint = |c: &Chain| c.ledger.totals().minted;
+    let minted_before = mint(&c);
+    // 10 kW for 900 s = 2,500 Wh: one Wh more is refused, the capacity itself mints.
+    assert_eq!(
+        try_at(&mut c, &pv0, reading(0, 2_501), end_of(0) + 60),
+        Err(Reject::ReadingExceedsCapacity)
+    );
+    assert_eq!(
+        try_at(&mut c, &pv0, reading(0, 2_500), end_of(0) + 60),
+        Ok(())
+    );
+    assert_eq!(mint(&c) - minted_before, 2_500 * common::MINT_RATE);
+    // An interval that has not ended at the block time: refused, even one second early; at
+    // its end exactly, accepted.
+    assert_eq!(
+        try_at(&mut c, &pv0, reading(1, 100), end_of(1) - 1),
+        Err(Reject::ReadingInFuture)
+    );
+    assert_eq!(
+        try_at(&mut c, &pv0, reading(5, 100), end_of(1)),
+        Err(Reject::ReadingInFuture)
+    );
+    assert_eq!(try_at(&mut c, &pv0, reading(1, 100), end_of(1)), Ok(()));
+    // Long closed: ended more than the settle window (3,600 s) before the block time.
+    let late = end_of(2) + p.settle_window_s + 1;
+    assert_eq!(
+        try_at(&mut c, &pv0, reading(2, 100), late),
+        Err(Reject::ReadingLongClosed)
+    );
+    assert_eq!(try_at(&mut c, &pv0, reading(3, 100), late), Ok(()));
+    // An interval the market cannot name.
+    assert_eq!(
+        try_at(&mut c, &pv0, reading(u64::from(u32::MAX) + 1, 1), late),
+        Err(Reject::IntervalOutOfRange)
+    );
+    // A renewable meter without a registered capacity mints nothing; reporting zero is
+    // still a reading (no mint, so no capacity needed).
+    let owner = members[1].key.clone();
+    let wind = c.add_meter(&owner, "wind-1", DeviceType::Wind);
+    let ts = c.timestamp_s;
+    // The last interval that has ended at `ts`.
+    let k = (ts - EPOCH_S) / INTERVAL_S - 1;
+    assert_eq!(
+        try_at(&mut c, &wind, reading(k, 1), ts),
+        Err(Reject::NoMeterCapacity)
+    );
+    assert_eq!(try_at(&mut c, &wind, reading(k, 0), ts), Ok(()));
+    // Once registered (2 kW = 500 Wh per interval), it mints within that bound.
+    let op = c.operator.clone();
+    let cap = TxBody::MeterCapacity {
+        meter: pk(&wind),
+        capacity_w: 2_000,
+    };
+    assert_eq!(try_at(&mut c, &op, cap, ts), Ok(()));
+    assert_eq!(
+        try_at(&mut c, &wind, reading(k + 1, 501), end_of(k + 1)),
+        Err(Reject::ReadingExceedsCapacity)
+    );
+    let before = c.balance(&owner);
+    assert_eq!(
+        try_at(&mut c, &wind, reading(k + 1, 500), end_of(k + 1)),
+        Ok(())
+    );
+    assert_eq!(c.balance(&owner) - before, 500 * common::MINT_RATE);
+    // A supply point (no capacity) reports imports and exports without a bound, but on the
+    // same clock.
+    let supply = members[0].supply.clone();
+    assert_eq!(
+        try_at(
+            &mut c,
+            &supply,
+            reading(k + 2, 1_000_000),
+            end_of(k + 2) - 1
+        ),
+        Err(Reject::ReadingInFuture)
+    );
+    assert_eq!(
+        try_at(&mut c, &supply, reading(k + 2, 1_000_000), end_of(k + 2)),
+        Ok(())
+    );
+    // Certified Wh equal the renewable Wh metered: only accepted readings counted.
+    let t = c.ledger.totals();
+    assert_eq!(t.renewable_wh_metered, 2_500 + 100 + 100 + 500);
+    assert_eq!(t.certified_wh, t.renewable_wh_metered);
+}
+
+/// A chain that never opens the market keeps the old rules: any interval number, any amount,
+/// any block time (the built-in year's goldens depend on it).
+#[test]
+fn readings_without_a_market_are_checked_as_before() {
+    let mut c = Chain::new();
+    let m = c.add_member("m");
+    let pv = c.add_meter(&m, "pv", DeviceType::Pv);
+    let before = c.ledger.totals().minted;
+    assert_eq!(c.one(&pv, reading(1_000_000, 9_000_000)), Ok(()));
+    assert_eq!(
+        c.ledger.totals().minted - before,
+        9_000_000 * common::MINT_RATE
+    );
+}
+
+/// Every reason only a market chain's readings give is exercised.
+#[test]
+fn every_market_reading_reason_is_exercised() {
+    let p = params(Mechanism::PayAsClear, GridFee::None);
+    let (mut c, _) = market_chain(1, p);
+    let pv0 = key("pv-0");
+    let mut seen = BTreeSet::new();
+    for (body, ts) in [
+        (reading(0, 2_501), end_of(0)),
+        (reading(1, 1), end_of(0)),
+        (reading(0, 1), end_of(0) + p.settle_window_s + 1),
+    ] {
+        seen.insert(try_at(&mut c, &pv0, body, ts).unwrap_err());
+    }
+    let m = c.add_member("late");
+    let wind = c.add_meter(&m, "wind-late", DeviceType::Wind);
+    let ts = c.timestamp_s;
+    let k = (ts - EPOCH_S) / INTERVAL_S - 1;
+    seen.insert(try_at(&mut c, &wind, reading(k, 1), ts).unwrap_err());
+    let want: BTreeSet<Reject> = Reject::MARKET_READING.into_iter().collect();
+    assert_eq!(seen, want);
+}
+
+/// Another member's key: a member cannot report for a meter (its own key is not a meter, and
+/// a report naming a meter but signed by the member fails the signature check), nor place an
+/// order in another member's name. Nothing changes.
+#[test]
+fn readings_and_orders_signed_by_another_key_are_refused() {
+    let p = params(Mechanism::PayAsClear, GridFee::None);
+    let (mut c, members) = market_chain(2, p);
+    let (m0, m1) = (members[0].key.clone(), members[1].key.clone());
+    let pv1 = key("pv-1");
+    let ts = end_of(0) + 10;
+    // Member 0 signs a reading as itself: a member is not a meter.
+    assert_eq!(
+        try_at(&mut c, &m0, reading(0, 100), ts),
+        Err(Reject::WrongRole)
+    );
+    // Member 0 signs a reading naming member 1's PV meter as the signer.
+    let before = c.ledger.commitment();
+    let tx = forged(&mut c, &m0, &pv1, reading(0, 100));
+    let out = c.block_at(ts, vec![tx]);
+    assert_eq!(out.results, vec![Err(Reject::BadSignature)]);
+    // A meter of member 1 signing member 0's meter's reading: also another key.
+    let pv0 = key("pv-0");
+    let tx = forged(&mut c, &pv1, &pv0, reading(0, 100));
+    assert_eq!(
+        c.block_at(ts, vec![tx]).results,
+        vec![Err(Reject::BadSignature)]
+    );
+    // Member 0 signs an order in member 1's name.
+    let tx = forged(&mut c, &m0, &m1, bid(5, 100, 100_000));
+    assert_eq!(
+        c.block_at(ts, vec![tx]).results,
+        vec![Err(Reject::BadSignature)]
+    );
+    let after = c.ledger.commitment();
+    assert_eq!(after.market_root, before.market_root);
+    assert_eq!(after.accounts_root, before.accounts_root);
+    assert_eq!(after.certificates_root, before.certificates_root);
+    assert_eq!(c.ledger.market().orders.len(), 0);
+}
+
+/// The seller's supply point reports the interval (once it has ended) before anyone closes
+/// the gate: the gate close posts the seller's trades from that report, exactly as a report
+/// after the close does.
+#[test]
+fn a_report_before_the_gate_close_posts_at_the_close() {
+    let p = params(Mechanism::PayAsClear, GridFee::Constant(Price(10_000)));
+    let run = |report_first: bool| {
+        let (mut c, members) = market_chain(3, p);
+        small_book(&mut c, &members);
+        let supply = members[0].supply.clone();
+        let closer = members[1].key.clone();
+        let report = |c: &mut Chain| {
+            let r = c.sign(&supply, reading(0, 1_500));
+            assert_eq!(c.block_at(end_of(0) + 30, vec![r]).results, vec![Ok(())]);
+        };
+        if report_first {
+            report(&mut c);
+            gate_close(&mut c, &closer, 0, end_of(0) + 60).unwrap();
+        } else {
+            gate_close(&mut c, &closer, 0, end_of(0)).unwrap();
+            report(&mut c);
+        }
+        let mut t: Vec<_> = c.ledger.trades().filter(|t| t.interval == 0).collect();
+        t.sort_by_key(|t| t.index);
+        let trades: Vec<_> = t
+            .iter()
+            .map(|t| (t.status, t.delivered_wh, t.paid_seller, t.paid_fee))
+            .collect();
+        let balances: Vec<u128> = members.iter().map(|m| c.balance(&m.key)).collect();
+        (trades, balances, c.ledger.totals().reserved)
+    };
+    let (before, after) = (run(true), run(false));
+    assert_eq!(before, after);
+    assert!(before.0.iter().all(|t| t.0 == TradeStatus::Posted));
+    assert_eq!(before.0.iter().map(|t| t.1).sum::<u64>(), 1_500);
+    assert_eq!(before.2, 0);
+}

@@ -2,6 +2,8 @@
 //! `scg chain keygen`).
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod market;
+
 use scg_chain::genesis::{GenesisSpec, MemberSpec, MeterSpec};
 use scg_chain::{Genesis, MemberKey};
 use scg_ledger::merkle::sha256;

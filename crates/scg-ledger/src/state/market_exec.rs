@@ -8,8 +8,8 @@ use crate::market::{
     GateRecord, IntervalTariff, MarketParams, MarketState, OfferSource, OrderBody, OrderSide,
     clear_book, market_trade_id,
 };
-use crate::tx::{PublicKey, TxBody};
-use std::collections::BTreeMap;
+use crate::tx::{DeviceType, PublicKey, TxBody};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Who submits a market transaction, in which block.
 #[derive(Debug, Clone, Copy)]
@@ -22,7 +22,58 @@ pub(super) struct MarketCtx {
     pub nonce: u64,
 }
 
+/// A meter reading as the market checks it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Reading {
+    /// The member the meter belongs to.
+    pub owner: PublicKey,
+    /// The meter's device.
+    pub device: DeviceType,
+    /// The market interval the reading is for.
+    pub interval: u64,
+    /// Wh produced (exported, discharged) in the interval.
+    pub produced_wh: u64,
+}
+
 impl Ledger {
+    /// On a chain whose market is open, a meter reading mints only from real, recent energy:
+    /// - its interval has ended at the block time (`epoch + (k + 1) * interval <= timestamp`,
+    ///   else [`Reject::ReadingInFuture`]) and ended at most the settle window before it
+    ///   ([`Reject::ReadingLongClosed`]): a reading is tied to the block clock, not an opaque
+    ///   number, and cannot be filed for the far past once the interval's trades have expired;
+    /// - a renewable meter that reports production has a registered capacity
+    ///   ([`Reject::NoMeterCapacity`]), and any meter with a capacity reports at most
+    ///   `floor(capacity W * interval s / 3600)` produced Wh ([`Reject::ReadingExceedsCapacity`]).
+    ///
+    /// A chain without a market never calls this: its readings are checked as before.
+    pub(super) fn check_market_reading(
+        &self,
+        params: &MarketParams,
+        meter: &PublicKey,
+        reading: &Reading,
+        timestamp_s: u64,
+    ) -> Result<(), Reject> {
+        let start = Self::gate_of(params, reading.interval)?;
+        let end = start
+            .checked_add(params.interval_s)
+            .ok_or(Reject::IntervalOutOfRange)?;
+        if end > timestamp_s {
+            return Err(Reject::ReadingInFuture);
+        }
+        if timestamp_s - end > params.settle_window_s {
+            return Err(Reject::ReadingLongClosed);
+        }
+        match self.market.capacities.get(&(reading.owner, *meter)) {
+            Some((_, capacity_w)) if reading.produced_wh > params.capacity_wh(*capacity_w) => {
+                Err(Reject::ReadingExceedsCapacity)
+            }
+            None if reading.device.is_renewable() && reading.produced_wh > 0 => {
+                Err(Reject::NoMeterCapacity)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The on-chain market's state.
     pub fn market(&self) -> &MarketState {
         &self.market
@@ -296,6 +347,21 @@ impl Ledger {
                 .push(id);
             record.trades += 1;
             record.volume_wh = record.volume_wh.saturating_add(t.energy_wh);
+        }
+        // A seller whose supply point reported the interval before this gate close (the
+        // report is accepted once the interval has ended, which may precede the close): its
+        // trades are posted now, exactly as the report would have posted them.
+        let sellers: BTreeSet<PublicKey> = cleared.iter().map(|t| t.seller).collect();
+        for seller in sellers {
+            let reported: Vec<PublicKey> = self
+                .supply_points
+                .range((seller, [0; 32])..=(seller, [0xff; 32]))
+                .map(|(_, meter)| *meter)
+                .filter(|meter| self.reports.contains_key(&(*meter, interval)))
+                .collect();
+            for meter in reported {
+                self.post_market_trades(&meter, &seller, interval, ctx.height);
+            }
         }
         let keys: Vec<_> = self
             .market
