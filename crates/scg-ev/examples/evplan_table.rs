@@ -10,7 +10,9 @@
 //! `MpcParams` fields `peak_target_kw`, `fine_horizon_minutes`, `block_minutes`,
 //! `replan_tolerance_kwh`, `congestion_quick_charge_eur_per_kwh`, `FORECAST` the
 //! `forecast_arrivals_hours`, and `RES`, `RESW` the reserve band's `reserve_pct` and
-//! `reserve_eur_per_kwh` (`RES=0`: no band) (for experiments).
+//! `reserve_eur_per_kwh` (`RES=0`: no band, the default), `PRICEW` the
+//! `demand_charge_price_weight`, `POOL=0`/`POOL=1` the `forecast_arrival_pool` (for
+//! experiments).
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use scg_ev::acn::{date_start_min, parse_acn_csv};
@@ -72,6 +74,12 @@ fn main() {
     }
     if let Some(v) = env("RESW") {
         params.mpc.reserve_eur_per_kwh = v;
+    }
+    if let Some(v) = env("PRICEW") {
+        params.mpc.demand_charge_price_weight = v;
+    }
+    if let Some(v) = env("POOL") {
+        params.mpc.forecast_arrival_pool = v != 0.0;
     }
     if let Some(v) = env("CONG") {
         params.mpc.congestion_quick_charge_eur_per_kwh = v;

@@ -103,10 +103,12 @@ pub struct MpcParams {
     /// Every arrival re-plans (the forecast no longer matches the plan). 0 = off.
     #[serde(default = "default_forecast_arrivals_hours")]
     pub forecast_arrivals_hours: f64,
-    /// Share of the peak basis kept as a reserve band (see [`Reserve`]), 0..1; 0 = none.
-    /// With a demand charge the plan otherwise fills the capacity it already pays for up to
-    /// the brim to move energy into cheaper hours, and the next unforeseen arrival raises
-    /// the month's peak. Tuned on Caltech weeks (docs/home.md, EV planner).
+    /// Share of the peak basis kept as a reserve band (see [`Reserve`]), 0..1; 0 = none (the
+    /// default). With a demand charge the plan otherwise fills the capacity it already pays
+    /// for up to the brim to move energy into cheaper hours, and the next unforeseen arrival
+    /// raises the month's peak. Default 0 since `demand_charge_price_weight` (0.5) does that
+    /// job: with it, the band only kept capacity unused that later arrivals then lacked
+    /// (tuned on Caltech weeks, docs/home.md, EV planner).
     #[serde(default = "default_reserve_pct")]
     pub reserve_pct: f64,
     /// Price of a kWh planned in the reserve band, EUR/kWh: just above the spread between
@@ -114,6 +116,25 @@ pub struct MpcParams {
     /// shift energy between them; energy a vehicle needs (valued far higher) still uses it.
     #[serde(default = "default_reserve_eur_per_kwh")]
     pub reserve_eur_per_kwh: f64,
+    /// With a demand charge, the weight of the energy price in the plan, 0..1 (1 = the
+    /// price as billed; default 0.5). Below 1 the plan follows the time-of-use price less
+    /// and the charge-early tie-break and the demand charge more: at 0.5 the SCE TOU-EV-4
+    /// on-peak/mid-peak spread (0.174 EUR/kWh) weighs 0.087, below the congestion
+    /// tie-break (up to 0.1), so the present vehicles are charged early in their stay with
+    /// the capacity already paid for instead of being moved into the 18 h mid-peak, where
+    /// later arrivals need that capacity too. Without a demand charge the price is used as
+    /// billed. Tuned on Caltech weeks (docs/home.md, EV planner).
+    #[serde(default = "default_demand_charge_price_weight")]
+    pub demand_charge_price_weight: f64,
+    /// With a demand charge, plan today's expected arrivals as a pool of the day's mean
+    /// number of arrivals: the arrivals still expected today are scaled by (mean daily
+    /// arrivals − arrivals so far today) / (mean daily arrivals − mean arrivals expected by
+    /// now), at most 1, so a busy morning lowers the forecast for the rest of the day (the
+    /// drivers of a site are largely the same people every day) and a quiet one leaves it as
+    /// learned. Without a demand charge the forecast is unchanged (not tuned there). Tuned on
+    /// Caltech weeks (docs/home.md, EV planner).
+    #[serde(default = "default_forecast_arrival_pool")]
+    pub forecast_arrival_pool: bool,
 }
 
 /// Value of a pseudo-session's energy relative to a real vehicle's (see
@@ -141,7 +162,13 @@ fn default_forecast_arrivals_hours() -> f64 {
     12.0
 }
 fn default_reserve_pct() -> f64 {
-    0.1
+    0.0
+}
+fn default_demand_charge_price_weight() -> f64 {
+    0.5
+}
+fn default_forecast_arrival_pool() -> bool {
+    true
 }
 fn default_reserve_eur_per_kwh() -> f64 {
     0.18
@@ -168,6 +195,8 @@ impl Default for MpcParams {
             forecast_arrivals_hours: default_forecast_arrivals_hours(),
             reserve_pct: default_reserve_pct(),
             reserve_eur_per_kwh: default_reserve_eur_per_kwh(),
+            demand_charge_price_weight: default_demand_charge_price_weight(),
+            forecast_arrival_pool: default_forecast_arrival_pool(),
         }
     }
 }
@@ -696,6 +725,16 @@ impl Mpc {
             })
     }
 
+    /// The weight of the energy price in a plan (see
+    /// [`MpcParams::demand_charge_price_weight`]): below 1 only with a demand charge.
+    fn price_weight(&self, ctx: &StepContext<'_>) -> f64 {
+        if ctx.demand_charge_eur_per_kw > 0.0 {
+            self.params.demand_charge_price_weight.clamp(0.0, 1.0)
+        } else {
+            1.0
+        }
+    }
+
     fn effective_price(&self, ctx: &StepContext<'_>, k: usize) -> f64 {
         ctx.price_ahead(k)
             + if ctx.peak_ahead(k) {
@@ -802,6 +841,7 @@ impl Mpc {
             ctx.site_limit_kw
         };
         let dt = ctx.step_hours;
+        let price_weight = self.price_weight(ctx);
         let mut aggregate = plan.aggregate_kw.clone();
         let mut added = Vec::new();
         for ev in ctx.evs.iter().filter(|e| is_new(e)) {
@@ -812,7 +852,9 @@ impl Mpc {
             let eta = ev.efficiency.clamp(1e-6, 1.0);
             let len = (end - offset) as f64;
             // The objective's cost of a kWh at plan step k (see `solve_plan`).
-            let cost = |k: usize| plan.prices[k] / 1000.0 + weight * (k - offset + 1) as f64 / len;
+            let cost = |k: usize| {
+                price_weight * plan.prices[k] / 1000.0 + weight * (k - offset + 1) as f64 / len
+            };
             let mut order: Vec<usize> = (offset..end).collect();
             order.sort_by(|&a, &b| cost(a).total_cmp(&cost(b)).then(a.cmp(&b)));
             let mut rate = vec![0.0; end - offset];
@@ -1015,6 +1057,8 @@ impl Mpc {
         let now_min = ctx.step * step_min;
         let first_min = now_min + step_min;
         let end_min = now_min + (self.params.forecast_arrivals_hours * MINUTES_PER_HOUR) as i64;
+        let today = now_min.div_euclid(24 * 60);
+        let pool = self.pool_scale(ctx, profile, today);
         let mut out = Vec::new();
         let mut hour_min = first_min.div_euclid(60) * 60;
         while hour_min < end_min {
@@ -1026,7 +1070,8 @@ impl Mpc {
             if to > from
                 && let Some(e) = profile.expected(day, hour)
             {
-                let n = e.sessions_per_day * (to - from) as f64 / 60.0;
+                let scale = if day == today { pool } else { 1.0 };
+                let n = scale * e.sessions_per_day * (to - from) as f64 / 60.0;
                 let start = ((from - now_min) / step_min) as usize;
                 out.push(PlanEv {
                     start,
@@ -1044,6 +1089,39 @@ impl Mpc {
             hour_min += 60;
         }
         out
+    }
+
+    /// The share of today's remaining expected arrivals to plan for (see
+    /// [`MpcParams::forecast_arrival_pool`]): 1 when off, without a demand charge, or when no
+    /// arrival is expected later today.
+    fn pool_scale(&self, ctx: &StepContext<'_>, profile: &ArrivalProfile, today: i64) -> f64 {
+        if !self.params.forecast_arrival_pool || ctx.demand_charge_eur_per_kw <= 0.0 {
+            return 1.0;
+        }
+        let step_min = (ctx.step_hours * MINUTES_PER_HOUR).round().max(1.0) as i64;
+        let now_min = ctx.step * step_min;
+        let per_hour = |h: i64| {
+            profile
+                .expected(today, h)
+                .map_or(0.0, |e| e.sessions_per_day)
+        };
+        let daily: f64 = (0..24).map(per_hour).sum();
+        let hour = now_min.rem_euclid(24 * 60) / 60;
+        // Arrivals up to the end of this step are known (the forecast starts after it).
+        let part = ((now_min.rem_euclid(60) + step_min) as f64 / 60.0).min(1.0);
+        let expected_by_now = (0..hour).map(per_hour).sum::<f64>() + part * per_hour(hour);
+        let arrived = self
+            .tracked
+            .values()
+            .map(|t| t.first_step)
+            .chain(self.departed.iter().map(|s| s.start_step))
+            .filter(|&first| (first * step_min).div_euclid(24 * 60) == today)
+            .count() as f64;
+        let later = daily - expected_by_now;
+        if later <= 1e-9 {
+            return 1.0;
+        }
+        ((daily - arrived) / later).clamp(0.0, 1.0)
     }
 
     /// The plan problem for a step context (public for benchmarks and tests), and for each
@@ -1118,7 +1196,10 @@ impl Mpc {
             }))
             .collect();
         let adder = self.params.grid_peak_adder_eur_per_mwh;
-        let price = |k: usize| ctx.price_ahead(k) + if ctx.peak_ahead(k) { adder } else { 0.0 };
+        let price_weight = self.price_weight(ctx);
+        let price = |k: usize| {
+            price_weight * (ctx.price_ahead(k) + if ctx.peak_ahead(k) { adder } else { 0.0 })
+        };
         let problem = PlanProblem {
             quick_charge_eur_per_kwh: self.quick_weight(ctx.evs.iter(), ctx.site_limit_kw),
             steps: blocks.len(),
