@@ -183,6 +183,13 @@ pub enum Reject {
     ReadingLongClosed = 49,
 }
 
+// The market lists of `Reject` cut where `Reject::ALL` has them (checked when compiling).
+const _: () = assert!(
+    matches!(Reject::MARKET[0], Reject::MarketNotOpen)
+        && matches!(Reject::MARKET[15], Reject::NotInBatch)
+        && matches!(Reject::MARKET_READING[0], Reject::NoMeterCapacity)
+);
+
 impl Reject {
     /// All reasons (for tests and tools).
     pub const ALL: [Reject; 49] = [
@@ -238,33 +245,13 @@ impl Reject {
     ];
 
     /// The reasons a meter report gives only on a chain whose market is open (the reading
-    /// must come from real, recent energy: [`Ledger`]'s meter report).
-    pub const MARKET_READING: [Reject; 4] = [
-        Self::NoMeterCapacity,
-        Self::ReadingExceedsCapacity,
-        Self::ReadingInFuture,
-        Self::ReadingLongClosed,
-    ];
+    /// must come from real, recent energy: [`Ledger`]'s meter report): the last four of
+    /// [`Reject::ALL`].
+    pub const MARKET_READING: &[Reject] = Self::ALL.split_at(Self::ALL.len() - 4).1;
 
-    /// The reasons only market transactions give (kinds 14 to 18).
-    pub const MARKET: [Reject; 16] = [
-        Self::MarketNotOpen,
-        Self::MarketAlreadyOpen,
-        Self::InvalidMarketParams,
-        Self::IntervalOutOfRange,
-        Self::NegativeAmount,
-        Self::NegativePrice,
-        Self::InvalidOrder,
-        Self::GateClosed,
-        Self::GateNotReached,
-        Self::IntervalAlreadyCleared,
-        Self::TooManyOrders,
-        Self::OfferExceedsCapacity,
-        Self::SelfTradeOrder,
-        Self::DuplicateTariff,
-        Self::ClearingFailed,
-        Self::NotInBatch,
-    ];
+    /// The reasons only market transactions give (kinds 14 to 18): the sixteen of
+    /// [`Reject::ALL`] before [`Reject::MARKET_READING`].
+    pub const MARKET: &[Reject] = Self::ALL.split_at(Self::ALL.len() - 20).1.split_at(16).0;
 
     /// Result code.
     pub fn code(self) -> u16 {

@@ -1001,7 +1001,7 @@ fn every_market_reading_reason_is_exercised() {
     let ts = c.timestamp_s;
     let k = (ts - EPOCH_S) / INTERVAL_S - 1;
     seen.insert(try_at(&mut c, &wind, reading(k, 1), ts).unwrap_err());
-    let want: BTreeSet<Reject> = Reject::MARKET_READING.into_iter().collect();
+    let want: BTreeSet<Reject> = Reject::MARKET_READING.iter().copied().collect();
     assert_eq!(seen, want);
 }
 
