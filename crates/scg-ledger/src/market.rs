@@ -9,9 +9,9 @@
 //!   prices and the peak flag of one interval, the grid counterpart of its clearing;
 //! - **order** (a member): a bid or an offer for one interval ([`OrderBody`]);
 //! - **gate close** (any member or the operator, once the block time has reached the
-//!   interval's gate): clears the interval's orders with [`scg_market::clear`] — the very
-//!   function `scg simulate`'s community market calls (through
-//!   `scg_market::community::CommunityMarket::clear_interval`) — and records every P2P trade as
+//!   interval's gate): clears the interval's orders with [`scg_market::clear`] — whose
+//!   per-interval book clearing is the very one `scg simulate`'s community market runs
+//!   (through `scg_market::community::CommunityClearing`) — and records every P2P trade as
 //!   a pending ledger trade, exactly as a trade-create transaction would.
 //!
 //! The gate of interval `k` closes at `epoch_s + k * interval_s` (the start of delivery): an

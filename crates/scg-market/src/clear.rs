@@ -36,6 +36,7 @@
 //! never pays more than its limit, fee included; per interval, energy bought equals energy
 //! sold and money paid equals money received plus fees, exactly, in integers.
 
+use crate::trade::IntervalIds;
 use crate::{GRID_ID, GridFee, MarketError, NanoEur, Order, Price, Side, Source, Trade, TradeKind};
 use scg_units::Wh;
 use serde::{Deserialize, Serialize};
@@ -140,8 +141,9 @@ impl MarketOutcome {
 pub fn clear(orders: &[Order], config: &ClearingConfig) -> Result<MarketOutcome, MarketError> {
     crate::validate_orders(orders)?;
     validate_config(config)?;
-    let mut book = Book::new(orders, config.fee);
-    // One interval (the community step's): every order, in input order, without the map.
+    let names = Names::of(orders);
+    let mut book = Book::new(orders, &names, config.fee, BookBuffers::default());
+    // One interval: every order, in input order, without the map.
     if let Some(first) = orders.first()
         && orders.iter().all(|o| o.interval == first.interval)
     {
@@ -162,27 +164,34 @@ pub fn clear(orders: &[Order], config: &ClearingConfig) -> Result<MarketOutcome,
     Ok(MarketOutcome { intervals })
 }
 
-/// [`clear`] of a book whose orders are all for `interval` (`None` when it is empty), with
-/// each trade's bid and offer order index ([`GRID_ORDER`] for the grid), in the trades' order.
-pub(crate) fn clear_one_interval(
-    orders: &[Order],
-    interval: u32,
+/// Clear the orders `active` (ascending indices into `orders`, all for `interval`) of a book
+/// the caller built and checked itself (the community step's: one order per member, made by
+/// scg-market from valid names and amounts; see `CommunityClearing`), reusing `buffers`.
+/// Returns the outcome with each trade's bid and offer order index ([`GRID_ORDER`] for the
+/// grid), in the trades' order.
+pub(crate) fn clear_checked_interval(
+    book: CheckedBook<'_>,
     config: &ClearingConfig,
-) -> Result<Option<(IntervalOutcome, TradeOrders)>, MarketError> {
-    if orders.iter().any(|o| o.interval != interval) {
-        return Err(MarketError::InvalidInput {
-            field: "interval".into(),
-            message: format!("every order of the book must be for interval {interval}"),
-        });
-    }
-    crate::order::validate_named_orders(orders)?;
+    buffers: &mut BookBuffers,
+) -> Result<(IntervalOutcome, TradeOrders), MarketError> {
     validate_config(config)?;
-    if orders.is_empty() {
-        return Ok(None);
-    }
-    let mut book = Book::new(orders, config.fee);
-    let idx: Vec<usize> = (0..orders.len()).collect();
-    Ok(Some(book.clear_interval(interval, &idx, config)))
+    debug_assert!(book.active.iter().all(|&i| {
+        let o = &book.orders[i];
+        o.interval == book.interval && o.energy_wh.0 > 0
+    }));
+    let mut cleared = Book::new(book.orders, book.names, config.fee, std::mem::take(buffers));
+    let out = cleared.clear_interval(book.interval, book.active, config);
+    *buffers = cleared.into_buffers();
+    Ok(out)
+}
+
+/// A book [`clear_checked_interval`] clears: `orders` named by `names`, of which `active`
+/// trade in `interval`.
+pub(crate) struct CheckedBook<'a> {
+    pub(crate) orders: &'a [Order],
+    pub(crate) names: &'a Names,
+    pub(crate) active: &'a [usize],
+    pub(crate) interval: u32,
 }
 
 fn validate_config(config: &ClearingConfig) -> Result<(), MarketError> {
@@ -229,30 +238,16 @@ impl Made {
 /// orders per level) instead of sorting every order.
 const MAX_LEVELS: usize = 16;
 
-/// Working state over the whole order slice; intervals use disjoint index sets.
-struct Book<'a> {
-    orders: &'a [Order],
-    /// Order ids and prosumers, shared by every trade of the order.
+/// Order ids and prosumers as shared names (every trade of an order holds the same one), and
+/// the grid's.
+pub(crate) struct Names {
     ids: Vec<Arc<str>>,
     prosumers: Vec<Arc<str>>,
     grid: Arc<str>,
-    fee: GridFee,
-    /// Remaining energy per order.
-    rem: Vec<i64>,
-    /// Net limit (bids) or limit (offers), the key every mechanism compares.
-    key: Vec<Price>,
 }
 
-impl<'a> Book<'a> {
-    fn new(orders: &'a [Order], fee: GridFee) -> Self {
-        let rem = orders.iter().map(|o| o.energy_wh.0).collect();
-        let key = orders
-            .iter()
-            .map(|o| match o.side {
-                Side::Bid => fee.net_limit(o.price),
-                Side::Offer => o.price,
-            })
-            .collect();
+impl Names {
+    pub(crate) fn of(orders: &[Order]) -> Self {
         let ids: Vec<Arc<str>> = orders.iter().map(|o| Arc::from(o.id.as_str())).collect();
         // An order named after its prosumer (the community step's) shares the one name.
         let prosumers = orders
@@ -267,13 +262,94 @@ impl<'a> Book<'a> {
             })
             .collect();
         Self {
-            orders,
             ids,
             prosumers,
             grid: Arc::from(GRID_ID),
+        }
+    }
+}
+
+/// What a [`Book`] allocates, kept between books so that a caller clearing one interval
+/// after another (the community step) allocates nothing once they have grown.
+#[derive(Default)]
+pub(crate) struct BookBuffers {
+    rem: Vec<i64>,
+    key: Vec<Price>,
+    auction: Auction,
+    /// Where the next interval's trades are made (the caller hands back the vectors of an
+    /// outcome it is done with).
+    pub(crate) trades: Vec<Trade>,
+    pub(crate) trade_orders: TradeOrders,
+}
+
+/// Scratch of one uniform auction: order indices per side, in level order, price levels and
+/// fills.
+#[derive(Default)]
+struct Auction {
+    bids: Vec<usize>,
+    offers: Vec<usize>,
+    ranked_bids: Vec<usize>,
+    ranked_offers: Vec<usize>,
+    levels: Vec<Price>,
+    fills: Vec<(usize, usize, i64)>,
+}
+
+/// Working state over the whole order slice; intervals use disjoint index sets.
+struct Book<'a> {
+    orders: &'a [Order],
+    names: &'a Names,
+    fee: GridFee,
+    /// Remaining energy per order.
+    rem: Vec<i64>,
+    /// Net limit (bids) or limit (offers), the key every mechanism compares.
+    key: Vec<Price>,
+    auction: Auction,
+    made: Made,
+    /// The trade ids of the interval being cleared.
+    at: IntervalIds,
+}
+
+impl<'a> Book<'a> {
+    fn new(orders: &'a [Order], names: &'a Names, fee: GridFee, buffers: BookBuffers) -> Self {
+        let BookBuffers {
+            mut rem,
+            mut key,
+            auction,
+            mut trades,
+            trade_orders: mut made_orders,
+        } = buffers;
+        rem.clear();
+        rem.extend(orders.iter().map(|o| o.energy_wh.0));
+        key.clear();
+        key.extend(orders.iter().map(|o| match o.side {
+            Side::Bid => fee.net_limit(o.price),
+            Side::Offer => o.price,
+        }));
+        trades.clear();
+        made_orders.clear();
+        Self {
+            orders,
+            names,
             fee,
             rem,
             key,
+            auction,
+            made: Made {
+                trades,
+                orders: made_orders,
+            },
+            at: IntervalIds::new(0),
+        }
+    }
+
+    /// The buffers, for the next book.
+    fn into_buffers(self) -> BookBuffers {
+        BookBuffers {
+            rem: self.rem,
+            key: self.key,
+            auction: self.auction,
+            trades: self.made.trades,
+            trade_orders: self.made.orders,
         }
     }
 
@@ -283,7 +359,8 @@ impl<'a> Book<'a> {
         idx: &[usize],
         config: &ClearingConfig,
     ) -> (IntervalOutcome, TradeOrders) {
-        let mut trades = Made::default();
+        let mut trades = std::mem::take(&mut self.made);
+        self.at = IntervalIds::new(interval);
         // 1. Grid at peak takes the surplus first.
         if config.grid.peak
             && let Some(feed_in) = config.grid.buys_at
@@ -307,39 +384,36 @@ impl<'a> Book<'a> {
         let p2p_start = trades.trades.len();
         match config.mechanism {
             Mechanism::PayAsClear => {
+                let mut a = std::mem::take(&mut self.auction);
                 let open =
                     |s: &Self, i: usize, side: Side| s.orders[i].side == side && s.rem[i] > 0;
-                let green_bids: Vec<usize> = idx
-                    .iter()
-                    .copied()
-                    .filter(|&i| open(self, i, Side::Bid) && self.orders[i].renewable_only)
-                    .collect();
-                if !green_bids.is_empty() {
-                    let green_offers: Vec<usize> = idx
-                        .iter()
+                a.bids.clear();
+                a.bids.extend(
+                    idx.iter()
                         .copied()
-                        .filter(|&i| {
-                            open(self, i, Side::Offer) && self.orders[i].is_renewable_offer()
-                        })
-                        .collect();
-                    out.green_price = self
-                        .uniform(green_bids, green_offers, &mut trades)
-                        .map(|(_, p)| p);
+                        .filter(|&i| open(self, i, Side::Bid) && self.orders[i].renewable_only),
+                );
+                if !a.bids.is_empty() {
+                    a.offers.clear();
+                    a.offers.extend(idx.iter().copied().filter(|&i| {
+                        open(self, i, Side::Offer) && self.orders[i].is_renewable_offer()
+                    }));
+                    out.green_price = self.uniform(&mut a, &mut trades).map(|(_, p)| p);
                 }
-                let bids: Vec<usize> = idx
-                    .iter()
-                    .copied()
-                    .filter(|&i| open(self, i, Side::Bid) && !self.orders[i].renewable_only)
-                    .collect();
-                let offers: Vec<usize> = idx
-                    .iter()
-                    .copied()
-                    .filter(|&i| open(self, i, Side::Offer))
-                    .collect();
-                if let Some((range, p)) = self.uniform(bids, offers, &mut trades) {
+                a.bids.clear();
+                a.bids.extend(
+                    idx.iter()
+                        .copied()
+                        .filter(|&i| open(self, i, Side::Bid) && !self.orders[i].renewable_only),
+                );
+                a.offers.clear();
+                a.offers
+                    .extend(idx.iter().copied().filter(|&i| open(self, i, Side::Offer)));
+                if let Some((range, p)) = self.uniform(&mut a, &mut trades) {
                     out.clearing_range = Some(range);
                     out.price = Some(p);
                 }
+                self.auction = a;
             }
             Mechanism::PayAsBid => self.continuous(idx, false, &mut trades),
             Mechanism::PayAsOffer => self.continuous(idx, true, &mut trades),
@@ -383,13 +457,14 @@ impl<'a> Book<'a> {
             return;
         }
         self.rem[o] = 0;
+        let n = self.names;
         let trade = Trade::new(
-            order.interval,
+            self.at,
             TradeKind::ToGrid,
-            &self.grid,
-            &self.ids[o],
-            &self.grid,
-            &self.prosumers[o],
+            &n.grid,
+            &n.ids[o],
+            &n.grid,
+            &n.prosumers[o],
             Wh(q),
             feed_in,
             Price::ZERO,
@@ -405,13 +480,14 @@ impl<'a> Book<'a> {
             return;
         }
         self.rem[b] = 0;
+        let n = self.names;
         let trade = Trade::new(
-            order.interval,
+            self.at,
             TradeKind::FromGrid,
-            &self.ids[b],
-            &self.grid,
-            &self.prosumers[b],
-            &self.grid,
+            &n.ids[b],
+            &n.grid,
+            &n.prosumers[b],
+            &n.grid,
             Wh(q),
             retail,
             Price::ZERO,
@@ -423,13 +499,14 @@ impl<'a> Book<'a> {
     fn p2p(&mut self, b: usize, o: usize, q: i64, price: Price, trades: &mut Made) {
         self.rem[b] -= q;
         self.rem[o] -= q;
+        let n = self.names;
         let trade = Trade::new(
-            self.orders[b].interval,
+            self.at,
             TradeKind::P2p,
-            &self.ids[b],
-            &self.ids[o],
-            &self.prosumers[b],
-            &self.prosumers[o],
+            &n.ids[b],
+            &n.ids[o],
+            &n.prosumers[b],
+            &n.prosumers[o],
             Wh(q),
             price,
             self.fee.fee_for(price),
@@ -438,16 +515,14 @@ impl<'a> Book<'a> {
         trades.push(trade, b, o);
     }
 
-    /// A uniform-price auction; returns the clearing interval and price when anything traded.
-    fn uniform(
-        &mut self,
-        bids: Vec<usize>,
-        offers: Vec<usize>,
-        trades: &mut Made,
-    ) -> Option<((Price, Price), Price)> {
-        let bids = self.by_level(bids, Reverse);
-        let offers = self.by_level(offers, |p| p);
-        let mut fills: Vec<(usize, usize, i64)> = Vec::new();
+    /// A uniform-price auction of `a.bids` against `a.offers`; returns the clearing interval
+    /// and price when anything traded.
+    fn uniform(&mut self, a: &mut Auction, trades: &mut Made) -> Option<((Price, Price), Price)> {
+        self.by_level(&a.bids, Reverse, &mut a.ranked_bids, &mut a.levels);
+        self.by_level(&a.offers, |p| p, &mut a.ranked_offers, &mut a.levels);
+        let (bids, offers) = (&a.ranked_bids, &a.ranked_offers);
+        let fills = &mut a.fills;
+        fills.clear();
         let (mut i, mut j) = (0, 0);
         let mut rem_b = bids.first().map_or(0, |&b| self.rem[b]);
         let mut rem_o = offers.first().map_or(0, |&o| self.rem[o]);
@@ -474,39 +549,46 @@ impl<'a> Book<'a> {
         // Midpoint rounded down (toward −∞): stays inside [lo, hi] for integer prices.
         let price = Price((lo.0 + hi.0).div_euclid(2));
         trades.trades.reserve(fills.len());
-        for (b, o, q) in fills {
+        for &(b, o, q) in fills.iter() {
             self.p2p(b, o, q, price, trades);
         }
         Some(((lo, hi), price))
     }
 
-    /// Orders aggregated into price levels (the same side and key; renewable-only bids and
+    /// `idx` aggregated into price levels (the same side and key; renewable-only bids and
     /// renewable offers are already separate products of the auction), best level first by
     /// `rank`, inside a level in input order: time priority, the auction's own tie rule. This
     /// is the sequence a sort by (key, input index) gives, so matching fills exactly the
     /// orders, and the amounts, that the order-by-order auction fills. With at most
     /// [`MAX_LEVELS`] distinct prices (a city's truthful agents make two or three) it is one
-    /// pass per level, O(n·k), no sort; otherwise every order is sorted, O(n log n).
-    fn by_level<K: Ord>(&self, mut idx: Vec<usize>, rank: impl Fn(Price) -> K) -> Vec<usize> {
+    /// pass per level, O(n·k), no sort; otherwise every order is sorted, O(n log n). Written
+    /// to `out`; `levels` is scratch.
+    fn by_level<K: Ord>(
+        &self,
+        idx: &[usize],
+        rank: impl Fn(Price) -> K,
+        out: &mut Vec<usize>,
+        levels: &mut Vec<Price>,
+    ) {
         // `clear` hands each interval its indices in input order; the tie rule relies on it.
         assert!(idx.is_sorted(), "order indices must ascend");
-        let mut levels: Vec<Price> = Vec::new();
-        for &i in &idx {
+        out.clear();
+        levels.clear();
+        for &i in idx {
             let k = self.key[i];
             if !levels.contains(&k) {
                 if levels.len() == MAX_LEVELS {
-                    idx.sort_unstable_by_key(|&i| (rank(self.key[i]), i));
-                    return idx;
+                    out.extend_from_slice(idx);
+                    out.sort_unstable_by_key(|&i| (rank(self.key[i]), i));
+                    return;
                 }
                 levels.push(k);
             }
         }
         levels.sort_unstable_by_key(|&k| rank(k));
-        let mut out = Vec::with_capacity(idx.len());
-        for level in levels {
+        for &level in levels.iter() {
             out.extend(idx.iter().copied().filter(|&i| self.key[i] == level));
         }
-        out
     }
 
     /// Continuous matching: pay-as-bid (two-sided) or pay-as-offer (one-sided).

@@ -9,10 +9,12 @@
 //! buyers and sellers. Whatever P2P leaves is traded with the grid, which always serves: every
 //! Wh of every prosumer is accounted for either P2P or with the grid.
 
-use crate::clear::{GRID_ORDER, clear_one_interval};
+use crate::clear::{
+    BookBuffers, CheckedBook, GRID_ORDER, Names, TradeOrders, clear_checked_interval,
+};
 use crate::{
-    ClearingConfig, GridCounterpart, GridFee, MarketError, Mechanism, NanoEur, Order, Price, Trade,
-    TradeKind,
+    ClearingConfig, GridCounterpart, GridFee, IntervalOutcome, MarketError, Mechanism, NanoEur,
+    Order, Price, Side, Trade, TradeKind,
 };
 use scg_units::{Kwh, Wh};
 use serde::{Deserialize, Serialize};
@@ -83,7 +85,8 @@ pub struct CommunityInterval {
 impl CommunityMarket {
     /// Clear one interval. `ids[i]` has net position `net_kwh[i]` (+ surplus, − deficit);
     /// `peak` = the main grid is at peak (surplus goes to the grid first). Ids must be unique
-    /// and not `grid`.
+    /// and not `grid`. A caller clearing interval after interval keeps a
+    /// [`CommunityClearing`] instead (this is one made and dropped).
     pub fn clear_interval<S: AsRef<str>>(
         &self,
         interval: u32,
@@ -92,60 +95,165 @@ impl CommunityMarket {
         tariff: GridTariff,
         peak: bool,
     ) -> Result<CommunityInterval, MarketError> {
-        if ids.len() != net_kwh.len() {
-            return Err(MarketError::InvalidInput {
-                field: "net_kwh".into(),
-                message: format!("{} ids but {} net positions", ids.len(), net_kwh.len()),
-            });
-        }
-        let mut orders = Vec::with_capacity(ids.len());
-        // The position in `ids` of every order's prosumer (zero positions make no order).
-        let mut member_of_order = Vec::with_capacity(ids.len());
-        for (position, (id, &kwh)) in ids.iter().zip(net_kwh).enumerate() {
-            let id = id.as_ref();
-            let wh = Wh::from_kwh(Kwh(kwh))?;
-            if wh.0 > 0 {
-                orders.push(Order::offer(id, id, interval, wh.0, tariff.feed_in, None));
-            } else if wh.0 < 0 {
-                orders.push(Order::bid(id, id, interval, -wh.0, tariff.retail));
-            } else {
-                continue;
-            }
-            member_of_order.push(position);
-        }
-        let config = ClearingConfig {
-            mechanism: self.mechanism,
-            fee: self.fee,
-            grid: GridCounterpart {
-                sells_at: Some(tariff.retail),
-                buys_at: Some(tariff.feed_in),
-                peak,
-            },
-        };
-        let mut prosumers = vec![ProsumerFlows::default(); ids.len()];
-        let Some((out, trade_orders)) = clear_one_interval(&orders, interval, &config)? else {
-            return Ok(CommunityInterval {
-                interval,
+        CommunityClearing::new(*self, ids)?
+            .clear(interval, net_kwh, tariff, peak)
+            .cloned()
+    }
+}
+
+/// The community market of a fixed set of members, kept from one interval to the next: each
+/// member's order and name are made once, and the book's buffers and the outcome's vectors
+/// are reused, so that clearing an interval allocates nothing once they have grown (the sizing
+/// search replays a year of intervals per configuration; a city clears thousands of orders
+/// per interval). The book is the members' own: one order each, named after the member, made
+/// here from checked names and non-zero amounts, so it is not validated again per interval.
+pub struct CommunityClearing {
+    market: CommunityMarket,
+    /// One order per member, named after it (`id == prosumer`); side, energy, price and
+    /// interval are set per interval, and only members with a position trade.
+    orders: Vec<Order>,
+    names: Names,
+    /// The members with a non-zero position this interval, ascending.
+    active: Vec<usize>,
+    buffers: BookBuffers,
+    /// The last outcome's trade order indices (handed back to the book with its trades).
+    trade_orders: TradeOrders,
+    out: CommunityInterval,
+}
+
+impl std::fmt::Debug for CommunityClearing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommunityClearing")
+            .field("market", &self.market)
+            .field("members", &self.orders.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CommunityClearing {
+    /// The market of members `ids` (non-empty names, unique, not `grid`).
+    pub fn new<S: AsRef<str>>(market: CommunityMarket, ids: &[S]) -> Result<Self, MarketError> {
+        let orders: Vec<Order> = ids
+            .iter()
+            .map(|id| Order::bid(id.as_ref(), id.as_ref(), 0, 1, Price::ZERO))
+            .collect();
+        // The names, checked as a book's: non-empty, not the grid's, unique.
+        crate::validate_orders(&orders)?;
+        let names = Names::of(&orders);
+        Ok(Self {
+            market,
+            orders,
+            names,
+            active: Vec::with_capacity(ids.len()),
+            buffers: BookBuffers::default(),
+            trade_orders: Vec::new(),
+            out: CommunityInterval {
+                interval: 0,
                 price: None,
-                prosumers,
+                prosumers: vec![ProsumerFlows::default(); ids.len()],
                 trades: Vec::new(),
                 trade_members: Vec::new(),
                 p2p_volume_wh: Wh(0),
                 grid_import_wh: Wh(0),
                 grid_export_wh: Wh(0),
                 fees: NanoEur::ZERO,
+            },
+        })
+    }
+
+    /// How many members the market has.
+    pub fn members(&self) -> usize {
+        self.orders.len()
+    }
+
+    /// Clear one interval: member `i` has net position `net_kwh[i]` (+ surplus, − deficit);
+    /// `peak` = the main grid is at peak (surplus goes to the grid first).
+    pub fn clear(
+        &mut self,
+        interval: u32,
+        net_kwh: &[f64],
+        tariff: GridTariff,
+        peak: bool,
+    ) -> Result<&CommunityInterval, MarketError> {
+        if self.orders.len() != net_kwh.len() {
+            return Err(MarketError::InvalidInput {
+                field: "net_kwh".into(),
+                message: format!(
+                    "{} ids but {} net positions",
+                    self.orders.len(),
+                    net_kwh.len()
+                ),
             });
+        }
+        self.set_orders(interval, net_kwh, tariff)?;
+        let config = ClearingConfig {
+            mechanism: self.market.mechanism,
+            fee: self.market.fee,
+            grid: GridCounterpart {
+                sells_at: Some(tariff.retail),
+                buys_at: Some(tariff.feed_in),
+                peak,
+            },
         };
-        // Trades name their orders by index: members are found without a lookup by name.
-        let member = |order: usize| (order != GRID_ORDER).then(|| member_of_order[order]);
-        let trade_members: Vec<(Option<usize>, Option<usize>)> = trade_orders
-            .iter()
-            .map(|&(bid, offer)| (member(bid), member(offer)))
-            .collect();
-        for (t, &(buyer, seller)) in out.trades.iter().zip(&trade_members) {
+        // The last outcome's vectors make this one's trades.
+        self.buffers.trades = std::mem::take(&mut self.out.trades);
+        self.buffers.trade_orders = std::mem::take(&mut self.trade_orders);
+        let book = CheckedBook {
+            orders: &self.orders,
+            names: &self.names,
+            active: &self.active,
+            interval,
+        };
+        let (cleared, trade_orders) = clear_checked_interval(book, &config, &mut self.buffers)?;
+        self.trade_orders = trade_orders;
+        self.record(cleared);
+        Ok(&self.out)
+    }
+
+    /// Each member's order for `interval` from its net position, through the single rounding
+    /// point [`Wh::from_kwh`]: a surplus offers at the feed-in price, a deficit bids the
+    /// retail price, a zero position makes no order.
+    fn set_orders(
+        &mut self,
+        interval: u32,
+        net_kwh: &[f64],
+        tariff: GridTariff,
+    ) -> Result<(), MarketError> {
+        self.active.clear();
+        for (position, (order, &kwh)) in self.orders.iter_mut().zip(net_kwh).enumerate() {
+            let wh = Wh::from_kwh(Kwh(kwh))?;
+            let (side, price) = match wh.0.signum() {
+                1 => (Side::Offer, tariff.feed_in),
+                -1 => (Side::Bid, tariff.retail),
+                _ => continue,
+            };
+            order.interval = interval;
+            order.side = side;
+            order.energy_wh = Wh(wh.0.abs());
+            order.price = price;
+            self.active.push(position);
+        }
+        Ok(())
+    }
+
+    /// The outcome per member: trades map to members by order index (order `i` is member
+    /// `i`'s), never by name.
+    fn record(&mut self, cleared: IntervalOutcome) {
+        let out = &mut self.out;
+        out.prosumers.clear();
+        out.prosumers
+            .resize(self.orders.len(), ProsumerFlows::default());
+        let member = |order: usize| (order != GRID_ORDER).then_some(order);
+        out.trade_members.clear();
+        out.trade_members.extend(
+            self.trade_orders
+                .iter()
+                .map(|&(bid, offer)| (member(bid), member(offer))),
+        );
+        for (t, &(buyer, seller)) in cleared.trades.iter().zip(&out.trade_members) {
             let q = t.energy_wh().0;
             if let Some(b) = buyer {
-                let f = &mut prosumers[b];
+                let f = &mut out.prosumers[b];
                 match t.kind() {
                     TradeKind::P2p => {
                         f.p2p_import_wh.0 += q;
@@ -159,7 +267,7 @@ impl CommunityMarket {
                 }
             }
             if let Some(s) = seller {
-                let f = &mut prosumers[s];
+                let f = &mut out.prosumers[s];
                 match t.kind() {
                     TradeKind::P2p => {
                         f.p2p_export_wh.0 += q;
@@ -172,16 +280,12 @@ impl CommunityMarket {
                 }
             }
         }
-        Ok(CommunityInterval {
-            interval,
-            price: out.price,
-            prosumers,
-            p2p_volume_wh: out.volume_wh,
-            grid_import_wh: out.grid_import_wh,
-            grid_export_wh: out.grid_export_wh,
-            fees: out.fees,
-            trades: out.trades,
-            trade_members,
-        })
+        out.interval = cleared.interval;
+        out.price = cleared.price;
+        out.p2p_volume_wh = cleared.volume_wh;
+        out.grid_import_wh = cleared.grid_import_wh;
+        out.grid_export_wh = cleared.grid_export_wh;
+        out.fees = cleared.fees;
+        out.trades = cleared.trades;
     }
 }

@@ -241,20 +241,6 @@ pub fn validate_orders(orders: &[Order]) -> Result<(), MarketError> {
     check_duplicates(orders)
 }
 
-/// [`validate_orders`] of a book whose orders are each named after their prosumer (`id ==
-/// prosumer`, the community step's book): when the ids are unique every prosumer has one
-/// order, which cannot trade with itself, so the self-trade check is skipped; otherwise the
-/// full validation runs and reports what it reports.
-pub(crate) fn validate_named_orders(orders: &[Order]) -> Result<(), MarketError> {
-    if orders.iter().all(|o| o.id == o.prosumer)
-        && check_fields(orders).is_ok()
-        && check_duplicates(orders).is_ok()
-    {
-        return Ok(());
-    }
-    validate_orders(orders)
-}
-
 /// Every order on its own: a name, energy > 0, origin fields where they mean something.
 fn check_fields(orders: &[Order]) -> Result<(), MarketError> {
     for o in orders {
@@ -356,36 +342,7 @@ mod tests {
         })
     }
 
-    /// Books whose orders are named after their prosumer, some names repeated.
-    fn named_book() -> impl Strategy<Value = Vec<Order>> {
-        let order = (0u8..12, any::<bool>(), 0i64..4, 0i64..50);
-        proptest::collection::vec(order, 0..60).prop_map(|orders| {
-            orders
-                .into_iter()
-                .map(|(member, bid, price, wh)| {
-                    let who = format!("m{member}");
-                    let price = Price(price * 1000);
-                    if bid {
-                        Order::bid(&who, &who, 3, wh, price)
-                    } else {
-                        Order::offer(&who, &who, 3, wh, price, None)
-                    }
-                })
-                .collect()
-        })
-    }
-
     proptest! {
-        /// The community step's validation accepts and refuses what the full one does, with
-        /// the same error.
-        #[test]
-        fn named_validation_equals_the_full_one(orders in named_book()) {
-            prop_assert_eq!(
-                format!("{:?}", validate_named_orders(&orders)),
-                format!("{:?}", validate_orders(&orders))
-            );
-        }
-
         /// The small books' scan finds the member, interval and orders the map finds.
         #[test]
         fn small_self_trade_scan_equals_the_map(orders in book()) {

@@ -40,7 +40,7 @@ pub struct Trade {
 impl Trade {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
-        interval: u32,
+        at: IntervalIds,
         kind: TradeKind,
         bid: &Arc<str>,
         offer: &Arc<str>,
@@ -52,8 +52,8 @@ impl Trade {
         source: Option<Source>,
     ) -> Self {
         Self {
-            id: TradeId::of(interval, bid, offer),
-            interval,
+            id: at.id(bid, offer),
+            interval: at.interval,
             kind,
             bid: Arc::clone(bid),
             offer: Arc::clone(offer),
@@ -128,8 +128,72 @@ impl Trade {
 /// are unique per interval and a pair of orders trades at most once per interval in every
 /// mechanism, so the id is unique; it does not depend on clearing order, platform or run.
 pub fn trade_id(interval: u32, bid: &str, offer: &str) -> String {
-    TradeId::of(interval, bid, offer).as_str().to_owned()
+    IntervalIds::new(interval)
+        .id(bid, offer)
+        .as_str()
+        .to_owned()
 }
+
+/// The trade ids of one interval: [`trade_id`]'s hash fed its fixed prefix and the interval
+/// once, so that each trade hashes only its two order ids.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IntervalIds {
+    interval: u32,
+    /// FNV-1a state after `"scg-trade-v1" 0x1F interval 0x1F`.
+    state: u64,
+}
+
+impl IntervalIds {
+    pub(crate) fn new(interval: u32) -> Self {
+        // Decimal digits of the interval without allocating.
+        let mut digits = [0u8; 10];
+        let mut n = interval;
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let state = fnv1a(fnv1a(ID_PREFIX_STATE, &digits[start..]), &[0x1f]);
+        Self { interval, state }
+    }
+
+    /// The id of the trade between orders `bid` and `offer` of this interval.
+    fn id(&self, bid: &str, offer: &str) -> TradeId {
+        let h = fnv1a(
+            fnv1a(fnv1a(self.state, bid.as_bytes()), &[0x1f]),
+            offer.as_bytes(),
+        );
+        // 16 lowercase hex digits, written directly (the formatting machinery was a visible
+        // share of a large clearing).
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut hex = [0u8; 16];
+        for (k, d) in hex.iter_mut().enumerate() {
+            *d = HEX[((h >> ((15 - k) * 4)) & 0xf) as usize];
+        }
+        TradeId(hex)
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// FNV-1a 64 of `bytes`, continuing from `state`.
+const fn fnv1a(mut state: u64, bytes: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < bytes.len() {
+        state ^= bytes[i] as u64;
+        state = state.wrapping_mul(FNV_PRIME);
+        i += 1;
+    }
+    state
+}
+
+/// [`trade_id`]'s hash after its fixed prefix `"scg-trade-v1" 0x1F`, computed at compile time.
+const ID_PREFIX_STATE: u64 = fnv1a(fnv1a(FNV_OFFSET, b"scg-trade-v1"), &[0x1f]);
 
 /// A trade's id ([`trade_id`]) kept inline: its 16 lowercase hex digits, no allocation per
 /// trade (a city's interval makes thousands). (De)serialised as the string.
@@ -137,10 +201,6 @@ pub fn trade_id(interval: u32, bid: &str, offer: &str) -> String {
 struct TradeId([u8; 16]);
 
 impl TradeId {
-    fn of(interval: u32, bid: &str, offer: &str) -> Self {
-        Self(trade_id_digits(interval, bid, offer))
-    }
-
     fn as_str(&self) -> &str {
         // Always ASCII hex digits: built by `trade_id_digits` or checked when deserialised.
         std::str::from_utf8(&self.0).unwrap_or_default()
@@ -177,46 +237,6 @@ impl<'de> Deserialize<'de> for TradeId {
     }
 }
 
-/// [`trade_id`]'s digits.
-fn trade_id_digits(interval: u32, bid: &str, offer: &str) -> [u8; 16] {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h = OFFSET;
-    let mut feed = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(PRIME);
-        }
-    };
-    feed(b"scg-trade-v1");
-    feed(&[0x1f]);
-    // Decimal digits of the interval without allocating.
-    let mut digits = [0u8; 10];
-    let mut n = interval;
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    feed(&digits[start..]);
-    feed(&[0x1f]);
-    feed(bid.as_bytes());
-    feed(&[0x1f]);
-    feed(offer.as_bytes());
-    // 16 lowercase hex digits, written directly (the formatting machinery was a visible share
-    // of a large clearing).
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut hex = [0u8; 16];
-    for (k, d) in hex.iter_mut().enumerate() {
-        *d = HEX[((h >> ((15 - k) * 4)) & 0xf) as usize];
-    }
-    hex
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -224,12 +244,13 @@ mod tests {
 
     #[test]
     fn fnv1a_matches_the_published_test_vector() {
-        // FNV-1a 64 of "a" is 0xaf63dc4c8601ec8c (Fowler/Noll/Vo test vectors); check the
-        // core loop against it through an equivalent standalone computation.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        h ^= u64::from(b'a');
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        assert_eq!(h, 0xaf63_dc4c_8601_ec8c);
+        // FNV-1a 64 of "a" is 0xaf63dc4c8601ec8c (Fowler/Noll/Vo test vectors).
+        assert_eq!(fnv1a(FNV_OFFSET, b"a"), 0xaf63_dc4c_8601_ec8c);
+        // Fed in pieces, the hash is the hash of the whole.
+        assert_eq!(
+            fnv1a(fnv1a(FNV_OFFSET, b"scg-"), b"trade"),
+            fnv1a(FNV_OFFSET, b"scg-trade")
+        );
     }
 
     #[test]
@@ -237,7 +258,7 @@ mod tests {
         let name = |s: &str| Arc::<str>::from(s);
         let (b, o) = (name("bid-1"), name("offer-9"));
         let t = Trade::new(
-            4321,
+            IntervalIds::new(4321),
             TradeKind::P2p,
             &b,
             &o,

@@ -2,8 +2,11 @@
 #![allow(clippy::unwrap_used)]
 
 use proptest::prelude::*;
-use scg_market::community::{CommunityMarket, GridTariff};
-use scg_market::{GridFee, Mechanism, NanoEur, Price, TradeKind};
+use scg_market::community::{CommunityClearing, CommunityMarket, GridTariff};
+use scg_market::{
+    ClearingConfig, GridCounterpart, GridFee, Mechanism, NanoEur, Order, Price, Trade, TradeKind,
+    clear,
+};
 
 const IDS: [&str; 5] = ["apartment", "restaurant", "office", "supermarket", "school"];
 
@@ -133,6 +136,64 @@ proptest! {
             let name = |p: &Option<usize>| p.map_or(scg_market::GRID_ID, |i| IDS[i]);
             prop_assert_eq!(name(buyer), t.buyer());
             prop_assert_eq!(name(seller), t.seller());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+    /// A `CommunityClearing` kept over many intervals (its buffers reused) gives, interval by
+    /// interval, the trades and price that `clear` gives for the same book built afresh: one
+    /// order per member with a position, a surplus offering at feed-in, a deficit bidding
+    /// retail, in member order.
+    #[test]
+    fn a_kept_clearing_equals_clearing_each_book_afresh(
+        nets in prop::collection::vec(prop::collection::vec(-20.0f64..20.0, 5), 1..12),
+        zeros in prop::collection::vec(any::<bool>(), 5),
+        peaks in prop::collection::vec(any::<bool>(), 12),
+        m in 0usize..3,
+        fee_bp in 0u32..2000,
+    ) {
+        let mechanism = [Mechanism::PayAsClear, Mechanism::PayAsBid, Mechanism::PayAsOffer][m];
+        let market = CommunityMarket { mechanism, fee: GridFee::Percent { basis_points: fee_bp } };
+        let mut kept = CommunityClearing::new(market, &IDS).unwrap();
+        for (t, net) in nets.iter().enumerate() {
+            // Some members without a position in alternate intervals.
+            let net: Vec<f64> = net
+                .iter()
+                .zip(&zeros)
+                .map(|(&x, &z)| if z && t % 2 == 0 { 0.0 } else { x })
+                .collect();
+            let interval = 100 + t as u32;
+            let peak = peaks[t];
+            let out = kept.clear(interval, &net, tariff(), peak).unwrap();
+            let book: Vec<Order> = IDS
+                .iter()
+                .zip(&net)
+                .filter_map(|(id, &kwh)| {
+                    let wh = scg_units::Wh::from_kwh(scg_units::Kwh(kwh)).unwrap().0;
+                    match wh.signum() {
+                        1 => Some(Order::offer(id, id, interval, wh, tariff().feed_in, None)),
+                        -1 => Some(Order::bid(id, id, interval, -wh, tariff().retail)),
+                        _ => None,
+                    }
+                })
+                .collect();
+            let config = ClearingConfig {
+                mechanism,
+                fee: market.fee,
+                grid: GridCounterpart {
+                    sells_at: Some(tariff().retail),
+                    buys_at: Some(tariff().feed_in),
+                    peak,
+                },
+            };
+            let fresh = clear(&book, &config).unwrap();
+            let expected: Vec<Trade> = fresh.trades().cloned().collect();
+            prop_assert_eq!(&out.trades, &expected);
+            prop_assert_eq!(out.interval, interval);
+            prop_assert_eq!(out.price, fresh.intervals.first().and_then(|i| i.price));
+            prop_assert_eq!(out.trade_members.len(), out.trades.len());
         }
     }
 }

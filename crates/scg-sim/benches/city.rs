@@ -59,13 +59,16 @@ fn bench(c: &mut Criterion) {
             .iter()
             .map(|a| battery_unit(a).unwrap())
             .collect();
-        let sharing = Sharing::Market(Box::new(MarketStage::new(
-            market,
-            &ids,
-            &retail,
-            &feed_in,
-            prepared.grid.steps_per_hour(),
-        )));
+        let sharing = Sharing::Market(Box::new(
+            MarketStage::new(
+                market,
+                &ids,
+                &retail,
+                &feed_in,
+                prepared.grid.steps_per_hour(),
+            )
+            .unwrap(),
+        ));
         let fleets = (0..MEMBERS).map(|_| None).collect();
         Community::new(settings.community(), batteries, fleets, sharing).unwrap()
     };

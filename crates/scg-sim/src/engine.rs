@@ -182,7 +182,7 @@ pub fn run_prepared(
             &retail,
             &feed_in,
             grid.steps_per_hour(),
-        ))),
+        )?)),
     };
     // The home agents (`[prosumers.home]`): stage 3 of the step.
     let members: Vec<crate::home::HomeMember<'_>> = scenario

@@ -12,7 +12,7 @@
 
 use crate::ComponentError;
 use crate::dispatch::{Allocation, CommunityStage, StepContext};
-use scg_market::community::CommunityMarket;
+use scg_market::community::{CommunityClearing, CommunityMarket};
 use scg_market::{GridFee, Mechanism, NanoEur, Price, TradeKind};
 use scg_model::{MarketMechanism, MarketSettings};
 
@@ -60,10 +60,9 @@ pub struct MarketTrade {
 }
 
 /// The market stage of a year.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct MarketStage<'a> {
-    market: CommunityMarket,
-    ids: &'a [String],
+    market: CommunityClearing,
     retail_eur_per_mwh: &'a [f64],
     feed_in_eur_per_mwh: &'a [f64],
     steps_per_day: usize,
@@ -108,15 +107,16 @@ impl<'a> MarketStage<'a> {
     /// A stage for prosumers `ids` with per-step retail and feed-in prices (EUR/MWh).
     pub fn new(
         market: CommunityMarket,
-        ids: &'a [String],
+        ids: &[String],
         retail_eur_per_mwh: &'a [f64],
         feed_in_eur_per_mwh: &'a [f64],
         steps_per_hour: usize,
-    ) -> Self {
+    ) -> Result<Self, ComponentError> {
         let n = ids.len();
-        Self {
+        let market = CommunityClearing::new(market, ids)
+            .map_err(|e| ComponentError::parameter("community market", e.to_string()))?;
+        Ok(Self {
             market,
-            ids,
             retail_eur_per_mwh,
             feed_in_eur_per_mwh,
             steps_per_day: 24 * steps_per_hour.max(1),
@@ -134,7 +134,7 @@ impl<'a> MarketStage<'a> {
             volume_wh_by_hour: [0; 24],
             records: Vec::new(),
             step_prices: Vec::new(),
-        }
+        })
     }
 
     /// The year's totals.
@@ -192,13 +192,7 @@ impl CommunityStage for MarketStage<'_> {
         .map_err(|e| ComponentError::parameter("market prices", e.to_string()))?;
         let cleared = self
             .market
-            .clear_interval(
-                step as u32,
-                self.ids,
-                &self.net_kwh,
-                tariff,
-                ctx.grid_at_peak,
-            )
+            .clear(step as u32, &self.net_kwh, tariff, ctx.grid_at_peak)
             .map_err(|e| ComponentError::parameter("community market", e.to_string()))?;
         let hour = (step % self.steps_per_day) / self.steps_per_hour;
         if self.step_prices.len() <= step {

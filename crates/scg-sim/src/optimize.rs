@@ -622,7 +622,7 @@ pub fn evaluate_config_market(
         market.retail_eur_per_mwh,
         market.feed_in_eur_per_mwh,
         inputs.steps_per_hour,
-    );
+    )?;
     let mut acc = accounts(inputs, n, Detail::Members)?;
     let mut energy: Vec<EnergySums> = chosen
         .iter()
