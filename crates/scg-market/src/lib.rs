@@ -37,7 +37,7 @@ pub use clear::{
 pub use fee::GridFee;
 pub use order::{GRID_ID, Order, Side, Source, validate_orders};
 pub use price::{NanoEur, Price};
-pub use trade::{Trade, TradeKind, trade_id};
+pub use trade::{Trade, TradeId, TradeKind, trade_id};
 
 /// Errors of the market crate: bad orders or parameters, named by order id or field.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -18,15 +18,36 @@ pub enum TradeKind {
 }
 
 /// One trade. Fields are private so that a record cannot be altered after clearing; read them
-/// through the accessors.
+/// through the accessors. Its id is a function of its interval, bid and offer ([`trade_id`]),
+/// computed when asked for (the simulation never reads it) and checked when a trade is read
+/// back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "TradeRecord", try_from = "TradeRecord")]
 pub struct Trade {
-    id: TradeId,
     interval: u32,
     kind: TradeKind,
     // Shared with the book's orders (and every other trade of the same order): a city's
-    // interval makes thousands of trades, and four owned copies of each name per trade were
-    // most of the clearing time (allocation).
+    // interval makes thousands of trades, and owned copies of each name per trade were most
+    // of the clearing time (allocation). The buyer and the seller are kept only when they are
+    // not named as their order (a community member's order is named after it; the grid's
+    // side is `grid` on both): `None` means the order's name, one shared name less to count.
+    bid: Arc<str>,
+    offer: Arc<str>,
+    buyer: Option<Arc<str>>,
+    seller: Option<Arc<str>>,
+    energy_wh: Wh,
+    price: Price,
+    fee: Price,
+    source: Option<Source>,
+}
+
+/// A trade as it is written and read: every name and its id spelled out.
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "Trade")]
+struct TradeRecord {
+    id: TradeId,
+    interval: u32,
+    kind: TradeKind,
     bid: Arc<str>,
     offer: Arc<str>,
     buyer: Arc<str>,
@@ -35,6 +56,58 @@ pub struct Trade {
     price: Price,
     fee: Price,
     source: Option<Source>,
+}
+
+impl From<Trade> for TradeRecord {
+    fn from(t: Trade) -> Self {
+        Self {
+            id: t.id(),
+            interval: t.interval,
+            kind: t.kind,
+            buyer: t.buyer.unwrap_or_else(|| Arc::clone(&t.bid)),
+            seller: t.seller.unwrap_or_else(|| Arc::clone(&t.offer)),
+            bid: t.bid,
+            offer: t.offer,
+            energy_wh: t.energy_wh,
+            price: t.price,
+            fee: t.fee,
+            source: t.source,
+        }
+    }
+}
+
+impl TryFrom<TradeRecord> for Trade {
+    type Error = String;
+    fn try_from(r: TradeRecord) -> Result<Self, String> {
+        let t = Trade::new(
+            IntervalIds::new(r.interval),
+            r.kind,
+            &r.bid,
+            &r.offer,
+            &r.buyer,
+            &r.seller,
+            r.energy_wh,
+            r.price,
+            r.fee,
+            r.source,
+        );
+        if t.id() != r.id {
+            return Err(format!(
+                "trade id {} does not match its interval {}, bid {:?} and offer {:?} (expected {})",
+                r.id,
+                r.interval,
+                &*r.bid,
+                &*r.offer,
+                t.id()
+            ));
+        }
+        Ok(t)
+    }
+}
+
+/// `name` unless it is `order`'s own name.
+fn unless_named_as(name: &Arc<str>, order: &Arc<str>) -> Option<Arc<str>> {
+    (!Arc::ptr_eq(name, order) && **name != **order).then(|| Arc::clone(name))
 }
 
 impl Trade {
@@ -52,13 +125,12 @@ impl Trade {
         source: Option<Source>,
     ) -> Self {
         Self {
-            id: at.id(bid, offer),
             interval: at.interval,
             kind,
             bid: Arc::clone(bid),
             offer: Arc::clone(offer),
-            buyer: Arc::clone(buyer),
-            seller: Arc::clone(seller),
+            buyer: unless_named_as(buyer, bid),
+            seller: unless_named_as(seller, offer),
             energy_wh,
             price,
             fee,
@@ -67,8 +139,8 @@ impl Trade {
     }
 
     /// The stable id: see [`trade_id`].
-    pub fn id(&self) -> &str {
-        self.id.as_str()
+    pub fn id(&self) -> TradeId {
+        IntervalIds::new(self.interval).id(&self.bid, &self.offer)
     }
     pub fn interval(&self) -> u32 {
         self.interval
@@ -85,10 +157,10 @@ impl Trade {
         &self.offer
     }
     pub fn buyer(&self) -> &str {
-        &self.buyer
+        self.buyer.as_deref().unwrap_or(&self.bid)
     }
     pub fn seller(&self) -> &str {
-        &self.seller
+        self.seller.as_deref().unwrap_or(&self.offer)
     }
     pub fn energy_wh(&self) -> Wh {
         self.energy_wh
@@ -195,15 +267,28 @@ const fn fnv1a(mut state: u64, bytes: &[u8]) -> u64 {
 /// [`trade_id`]'s hash after its fixed prefix `"scg-trade-v1" 0x1F`, computed at compile time.
 const ID_PREFIX_STATE: u64 = fnv1a(fnv1a(FNV_OFFSET, b"scg-trade-v1"), &[0x1f]);
 
-/// A trade's id ([`trade_id`]) kept inline: its 16 lowercase hex digits, no allocation per
-/// trade (a city's interval makes thousands). (De)serialised as the string.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct TradeId([u8; 16]);
+/// A trade's id ([`trade_id`]) inline: its 16 lowercase hex digits, no allocation.
+/// (De)serialised and displayed as the string.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TradeId([u8; 16]);
 
 impl TradeId {
-    fn as_str(&self) -> &str {
+    /// The 16 lowercase hex digits.
+    pub fn as_str(&self) -> &str {
         // Always ASCII hex digits: built by `trade_id_digits` or checked when deserialised.
         std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for TradeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for TradeId {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 
@@ -285,6 +370,32 @@ mod tests {
                 .to_string();
             assert!(err.contains("16 lowercase hex digits"), "{bad}: {err}");
         }
+        // Well formed but not the trade's own id.
+        let text = json.replace("a728dc8c81165579", "a728dc8c81165578");
+        let err = serde_json::from_str::<Trade>(&text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not match"), "{err}");
+        // The buyer and seller are written out even when named as their order.
+        let u = Trade::new(
+            IntervalIds::new(1),
+            TradeKind::P2p,
+            &b,
+            &o,
+            &b,
+            &o,
+            Wh(1),
+            Price(0),
+            Price(0),
+            None,
+        );
+        let json = serde_json::to_string(&u).unwrap();
+        assert!(
+            json.contains(r#""buyer":"bid-1","seller":"offer-9""#),
+            "{json}"
+        );
+        assert_eq!((u.buyer(), u.seller()), ("bid-1", "offer-9"));
+        assert_eq!(serde_json::from_str::<Trade>(&json).unwrap(), u);
     }
 
     #[test]

@@ -208,7 +208,7 @@ fn bad_books_are_errors_naming_the_order() {
 fn trade_ids_are_stable_across_runs_and_unique() {
     let a = clear(&book(), &cfg(Mechanism::PayAsClear)).unwrap();
     let b = clear(&book(), &cfg(Mechanism::PayAsClear)).unwrap();
-    let ids: Vec<&str> = a.trades().map(|t| t.id()).collect();
+    let ids: Vec<scg_market::TradeId> = a.trades().map(|t| t.id()).collect();
     assert_eq!(ids, b.trades().map(|t| t.id()).collect::<Vec<_>>());
     let mut sorted = ids.clone();
     sorted.sort_unstable();
