@@ -310,7 +310,12 @@ fn market_section(h: &mut String, result: &SimResult, m: &scg_sim::market_stage:
         &ticks,
         Opts::new(WIDTH * 0.75, 230.0),
     ));
-    h.push_str("</div><div class=\"scroll\"><table><tr><th>seller \\ buyer (MWh/yr)</th>");
+    h.push_str("</div>");
+    // The matrix is kept for small communities only (`MarketYear::sold_kwh`).
+    if m.sold_kwh.is_empty() {
+        return;
+    }
+    h.push_str("<div class=\"scroll\"><table><tr><th>seller \\ buyer (MWh/yr)</th>");
     for p in &result.prosumers {
         let _ = write!(h, "<th>{}</th>", escape(&p.id));
     }

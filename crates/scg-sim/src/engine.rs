@@ -112,6 +112,20 @@ pub fn simulate_scenario(
     simulate(scenario, &assets, &inputs, seed, progress)
 }
 
+/// What a simulation keeps beyond the year's results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimOptions {
+    /// Keep every P2P trade of the year (`MarketYear::trades`, what the ledger settles). A run
+    /// that settles nothing (`scg simulate --no-ledger`) need not hold a city's year of trades.
+    pub keep_trades: bool,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self { keep_trades: true }
+    }
+}
+
 /// Simulate one year. `progress(done, total)` is called after each prosumer is prepared and
 /// once more when the year has run.
 pub fn simulate(
@@ -121,11 +135,30 @@ pub fn simulate(
     seed: u64,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<SimResult, SimError> {
+    simulate_with(
+        scenario,
+        assets,
+        inputs,
+        seed,
+        SimOptions::default(),
+        progress,
+    )
+}
+
+/// [`simulate`] keeping what `options` say.
+pub fn simulate_with(
+    scenario: &Scenario,
+    assets: &Assets,
+    inputs: &ResolvedInputs,
+    seed: u64,
+    options: SimOptions,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<SimResult, SimError> {
     let total = scenario.prosumers.len() + 1;
     let prepared = prepare(scenario, assets, inputs, seed, &mut |done, _| {
         progress(done, total)
     })?;
-    let result = run_prepared(scenario, assets, prepared, seed)?;
+    let result = run_prepared(scenario, assets, prepared, seed, options)?;
     progress(total, total);
     Ok(result)
 }
@@ -136,6 +169,7 @@ pub fn run_prepared(
     assets: &Assets,
     prepared: Prepared,
     seed: u64,
+    options: SimOptions,
 ) -> Result<SimResult, SimError> {
     let grid = prepared.grid.clone();
     let steps = grid.len();
@@ -176,13 +210,16 @@ pub fn run_prepared(
     let ids: Vec<String> = scenario.prosumers.iter().map(|p| p.id.clone()).collect();
     let sharing = match &scenario.community.market {
         None => Sharing::ProRata,
-        Some(m) => Sharing::Market(Box::new(crate::market_stage::MarketStage::new(
-            crate::market_stage::community_market(m)?,
-            &ids,
-            &retail,
-            &feed_in,
-            grid.steps_per_hour(),
-        )?)),
+        Some(m) => Sharing::Market(Box::new(
+            crate::market_stage::MarketStage::new(
+                crate::market_stage::community_market(m)?,
+                &ids,
+                &retail,
+                &feed_in,
+                grid.steps_per_hour(),
+            )?
+            .keep_trades(options.keep_trades),
+        )),
     };
     // The home agents (`[prosumers.home]`): stage 3 of the step.
     let members: Vec<crate::home::HomeMember<'_>> = scenario

@@ -46,7 +46,8 @@ pub use component_error::ComponentError;
 pub use assets::Assets;
 pub use check::{CheckOptions, CheckedRun, RunEstimate, check_run};
 pub use engine::{
-    CommunityResult, ProsumerResult, SimResult, prosumer_seed, simulate, simulate_scenario,
+    CommunityResult, ProsumerResult, SimOptions, SimResult, prosumer_seed, simulate,
+    simulate_scenario, simulate_with,
 };
 pub use inputs::{ResolvedInputs, ResolvedLoad, resolve_inputs, resolve_loads};
 

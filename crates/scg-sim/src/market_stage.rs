@@ -27,12 +27,15 @@ pub struct MarketYear {
     /// Per prosumer (scenario order): paid for P2P energy (fees included) and received, EUR.
     pub paid_eur: Vec<f64>,
     pub received_eur: Vec<f64>,
-    /// Energy sold by seller to buyer over the year, kWh: `sold_kwh[seller][buyer]`.
+    /// Energy sold by seller to buyer over the year, kWh: `sold_kwh[seller][buyer]`. Empty
+    /// for a community of more than [`PAIR_MATRIX_MAX_MEMBERS`] members (the matrix has a
+    /// cell per pair: 800 MB at 10,000 members).
     pub sold_kwh: Vec<Vec<f64>>,
     /// Mean clearing price and total volume by hour of day (0–23), EUR/MWh and kWh.
     pub price_by_hour_eur_per_mwh: Vec<f64>,
     pub volume_by_hour_kwh: Vec<f64>,
-    /// Every P2P trade of the year, in clearing order (for the ledger).
+    /// Every P2P trade of the year, in clearing order (for the ledger); empty when the stage
+    /// was told not to keep them ([`MarketStage::keep_trades`]).
     pub trades: Vec<MarketTrade>,
     /// Per prosumer (scenario order), exact: paid for P2P energy (fees included) and received,
     /// nano-euro (one RESCoin base unit each at the 1 RES = 1 EUR peg).
@@ -59,6 +62,10 @@ pub struct MarketTrade {
     pub fee_milli_eur_per_mwh: i64,
 }
 
+/// Above this many members the market does not keep the seller-by-buyer matrix of the year
+/// (`MarketYear::sold_kwh`): its cells grow with the square of the members.
+pub const PAIR_MATRIX_MAX_MEMBERS: usize = 100;
+
 /// The market stage of a year.
 #[derive(Debug)]
 pub struct MarketStage<'a> {
@@ -79,6 +86,7 @@ pub struct MarketStage<'a> {
     priced_steps_by_hour: [u32; 24],
     volume_wh_by_hour: [i64; 24],
     records: Vec<MarketTrade>,
+    keep_trades: bool,
     step_prices: Vec<Option<f64>>,
 }
 
@@ -128,13 +136,26 @@ impl<'a> MarketStage<'a> {
             trades: 0,
             paid_nano: vec![0; n],
             received_nano: vec![0; n],
-            sold_wh: vec![vec![0; n]; n],
+            sold_wh: if n <= PAIR_MATRIX_MAX_MEMBERS {
+                vec![vec![0; n]; n]
+            } else {
+                Vec::new()
+            },
             price_sum_by_hour: [0.0; 24],
             priced_steps_by_hour: [0; 24],
             volume_wh_by_hour: [0; 24],
             records: Vec::new(),
+            keep_trades: true,
             step_prices: Vec::new(),
         })
+    }
+
+    /// Whether to keep every P2P trade of the year (`MarketYear::trades`, what the ledger
+    /// settles; kept by default). A run that settles nothing (the sizing search's replay,
+    /// `scg simulate --no-ledger`) need not hold a city's year of trades in memory.
+    pub fn keep_trades(mut self, keep: bool) -> Self {
+        self.keep_trades = keep;
+        self
     }
 
     /// The year's totals.
@@ -212,7 +233,12 @@ impl CommunityStage for MarketStage<'_> {
             self.value_nano += t.seller_receives().0;
             self.fees_nano += t.fee_paid().0;
             if let (Some(s), Some(b)) = (seller, buyer) {
-                self.sold_wh[s][b] += wh;
+                if let Some(row) = self.sold_wh.get_mut(s) {
+                    row[b] += wh;
+                }
+                if !self.keep_trades {
+                    continue;
+                }
                 self.records.push(MarketTrade {
                     step,
                     seller: s,
@@ -265,5 +291,59 @@ fn limit_grid(ctx: &StepContext, out: &mut [Allocation]) {
             a.unmet_kw += a.grid_import_kw - from_grid;
             a.grid_import_kw = from_grid;
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A year of two steps for `n` members: the first sells, the rest buy.
+    fn year(n: usize, keep: bool) -> MarketYear {
+        let ids: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
+        let prices = [250.0, 250.0];
+        let feed_in = [50.0, 50.0];
+        let mut stage = MarketStage::new(CommunityMarket::default(), &ids, &prices, &feed_in, 1)
+            .unwrap()
+            .keep_trades(keep);
+        let ctx = StepContext {
+            dt_h: 1.0,
+            grid_at_peak: false,
+            max_purchase_kw: f64::INFINITY,
+            max_sale_kw: f64::INFINITY,
+        };
+        let residual: Vec<f64> = (0..n).map(|i| if i == 0 { 5.0 } else { -0.01 }).collect();
+        let mut out = vec![Allocation::default(); n];
+        for step in 0..2 {
+            stage.allocate(step, &residual, &ctx, &mut out).unwrap();
+        }
+        stage.finish()
+    }
+
+    #[test]
+    fn the_pair_matrix_is_kept_for_small_communities_only() {
+        let small = year(PAIR_MATRIX_MAX_MEMBERS, true);
+        assert_eq!(small.sold_kwh.len(), PAIR_MATRIX_MAX_MEMBERS);
+        assert!((small.sold_kwh[0][1] - 0.02).abs() < 1e-12);
+        let large = year(PAIR_MATRIX_MAX_MEMBERS + 1, true);
+        assert!(large.sold_kwh.is_empty());
+        // Everything else is still counted.
+        assert_eq!(large.p2p_trades, 2 * PAIR_MATRIX_MAX_MEMBERS as u64);
+        assert_eq!(large.trades.len(), 2 * PAIR_MATRIX_MAX_MEMBERS);
+    }
+
+    #[test]
+    fn trades_not_kept_change_no_total() {
+        let (kept, dropped) = (year(5, true), year(5, false));
+        assert_eq!(kept.trades.len(), 8);
+        assert!(dropped.trades.is_empty());
+        assert_eq!(
+            MarketYear {
+                trades: Vec::new(),
+                ..kept
+            },
+            dropped
+        );
     }
 }

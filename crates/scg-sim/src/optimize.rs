@@ -622,7 +622,9 @@ pub fn evaluate_config_market(
         market.retail_eur_per_mwh,
         market.feed_in_eur_per_mwh,
         inputs.steps_per_hour,
-    )?;
+    )?
+    // The replay settles nothing.
+    .keep_trades(false);
     let mut acc = accounts(inputs, n, Detail::Members)?;
     let mut energy: Vec<EnergySums> = chosen
         .iter()

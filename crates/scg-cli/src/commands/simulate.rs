@@ -150,11 +150,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let prosumers = loaded.scenario.prosumers.len();
     let ledger_steps = if args.no_ledger { 0 } else { 2 };
     let bar = crate::progress::phases((prosumers + 2 + ledger_steps) as u64);
-    let result = scg_sim::simulate(
+    // Without a ledger nothing settles the market's trades: not kept (a city's year of them).
+    let options = scg_sim::SimOptions {
+        keep_trades: !args.no_ledger,
+    };
+    let result = scg_sim::simulate_with(
         &loaded.scenario,
         &assets,
         &inputs,
         args.seed,
+        options,
         &mut |done, _| {
             bar.set_position(done as u64);
             if done == prosumers {
