@@ -173,3 +173,54 @@ fn a_city_too_large_for_the_budget_is_refused_at_check_with_the_estimate_and_the
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("above the memory budget of 64 MiB"));
 }
+
+/// Every file a run writes (the ledger's included) is the same, byte for byte, whatever the
+/// number of threads: one, or more than the machine's cores.
+#[test]
+fn a_city_run_gives_the_same_bytes_on_one_thread_and_on_three() {
+    let dir = tempdir("threads");
+    std::fs::write(dir.join("c.toml"), city(&dir, "30", "10", "3")).unwrap();
+    let run = |threads: &str, out: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_scg"))
+            .args(["simulate", "c.toml", "--quiet", "--out", out])
+            .env("RAYON_NUM_THREADS", threads)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        files(&dir.join(out))
+    };
+    let one = run("1", "one");
+    let three = run("3", "three");
+    assert!(one.len() >= 6, "{:?}", one.keys().collect::<Vec<_>>());
+    assert!(one.keys().any(|k| k.starts_with("ledger")));
+    assert_eq!(
+        one.keys().collect::<Vec<_>>(),
+        three.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &one {
+        assert!(
+            three[name] == *bytes,
+            "{name} differs between 1 and 3 threads"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every file under `root`, by path relative to it.
+fn files(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let name = path.strip_prefix(root).unwrap().display().to_string();
+                out.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
