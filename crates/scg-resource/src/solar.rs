@@ -682,11 +682,17 @@ pub fn pv_output_kw(
     cell_temperature_c: f64,
     temp_coeff_per_c: f64,
 ) -> f64 {
-    (capacity_kwp
-        * derating
-        * poa_kw_per_m2
-        * (1.0 + temp_coeff_per_c * (cell_temperature_c - 25.0)))
-        .max(0.0)
+    output_kw(
+        capacity_kwp,
+        derating,
+        poa_kw_per_m2,
+        temperature_factor(temp_coeff_per_c, cell_temperature_c),
+    )
+}
+
+/// [`pv_output_kw`] with its temperature factor given.
+fn output_kw(capacity_kwp: f64, derating: f64, poa_kw_per_m2: f64, factor: f64) -> f64 {
+    (capacity_kwp * derating * poa_kw_per_m2 * factor).max(0.0)
 }
 
 /// A PV array's parameters in the units the formulas use (fractions, not percent).
@@ -778,7 +784,9 @@ pub fn pv_power_kw(
     (0..n)
         .map(|step| {
             let irradiance = StepIrradiance::Ghi(ghi_kw_per_m2[step]);
-            step_power_kw(array, site, grid, step, irradiance, air_temperature_c[step])
+            let (poa, factor) =
+                step_response(array, site, grid, step, irradiance, air_temperature_c[step]);
+            output_kw(array.capacity_kwp, array.derating, poa, factor)
         })
         .collect()
 }
@@ -791,34 +799,99 @@ pub fn array_power_kw(
     air_temperature_c: &[f64],
     grid: &TimeGrid,
 ) -> Vec<f64> {
-    let n = irradiance.ghi_kw_per_m2.len().min(air_temperature_c.len());
-    (0..n)
-        .map(|step| {
-            let i = irradiance.step(step);
-            step_power_kw(array, site, grid, step, i, air_temperature_c[step])
-        })
-        .collect()
+    array_response(array, site, irradiance, air_temperature_c, grid)
+        .power_kw(array.capacity_kwp, array.derating)
 }
 
-fn step_power_kw(
+/// What [`array_power_kw`] computes for an array except what its size scales: per step, the
+/// plane-of-array irradiance and HOMER's temperature factor `1 + α_P (T_c − 25)`. Arrays that
+/// differ only in capacity and derating share one (a city's roofs have few orientations),
+/// and [`ArrayResponse::power_kw`] gives each the same values, bit for bit, that
+/// [`array_power_kw`] gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArrayResponse {
+    poa_kw_per_m2: Vec<f64>,
+    temperature_factor: Vec<f64>,
+}
+
+/// What an array's [`ArrayResponse`] depends on: every parameter but its capacity and
+/// derating, as bits (arrays with equal keys have equal responses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResponseKey([u64; 6]);
+
+impl PvArray {
+    /// The key of this array's [`ArrayResponse`].
+    pub fn response_key(&self) -> ResponseKey {
+        ResponseKey(
+            [
+                self.tilt_deg,
+                self.azimuth_deg,
+                self.noct_c,
+                self.temp_coeff_per_c,
+                self.efficiency_stc,
+                self.ground_reflectance,
+            ]
+            .map(f64::to_bits),
+        )
+    }
+}
+
+/// The [`ArrayResponse`] of `array` (its capacity and derating are not used: arrays with the
+/// same [`PvArray::response_key`] have the same response).
+pub fn array_response(
+    array: &PvArray,
+    site: &SolarSite,
+    irradiance: &Irradiance,
+    air_temperature_c: &[f64],
+    grid: &TimeGrid,
+) -> ArrayResponse {
+    let n = irradiance.ghi_kw_per_m2.len().min(air_temperature_c.len());
+    let (poa_kw_per_m2, temperature_factor) = (0..n)
+        .map(|step| {
+            let i = irradiance.step(step);
+            step_response(array, site, grid, step, i, air_temperature_c[step])
+        })
+        .unzip();
+    ArrayResponse {
+        poa_kw_per_m2,
+        temperature_factor,
+    }
+}
+
+impl ArrayResponse {
+    /// The array's power per step, kW: [`pv_output_kw`] of the step's irradiance and cell
+    /// temperature.
+    pub fn power_kw(&self, capacity_kwp: f64, derating: f64) -> Vec<f64> {
+        self.poa_kw_per_m2
+            .iter()
+            .zip(&self.temperature_factor)
+            .map(|(poa, factor)| output_kw(capacity_kwp, derating, *poa, *factor))
+            .collect()
+    }
+}
+
+/// One step of [`array_response`]: the plane-of-array irradiance and the temperature factor
+/// (0 and 1 when there is no light on the array, so the power is exactly 0).
+fn step_response(
     array: &PvArray,
     site: &SolarSite,
     grid: &TimeGrid,
     step: usize,
     irradiance: StepIrradiance,
     t_air: f64,
-) -> f64 {
+) -> (f64, f64) {
+    let dark = (0.0, 1.0);
     let nothing = match irradiance {
         StepIrradiance::Ghi(g) => g <= 0.0,
         StepIrradiance::Measured { ghi, dni, dhi } => ghi <= 0.0 && dni <= 0.0 && dhi <= 0.0,
     };
     if nothing {
-        return 0.0;
+        return dark;
     }
     let sun = StepSun::of_step(site, grid, step);
     let poa = step_plane_of_array(&sun, site.latitude_deg, array, irradiance).total();
     if poa <= 0.0 {
-        return 0.0;
+        return dark;
     }
     let t_cell = cell_temperature_c(
         t_air,
@@ -827,13 +900,12 @@ fn step_power_kw(
         array.efficiency_stc,
         array.temp_coeff_per_c,
     );
-    pv_output_kw(
-        array.capacity_kwp,
-        array.derating,
-        poa,
-        t_cell,
-        array.temp_coeff_per_c,
-    )
+    (poa, temperature_factor(array.temp_coeff_per_c, t_cell))
+}
+
+/// HOMER's temperature factor `1 + α_P (T_c − 25)` of [`pv_output_kw`].
+fn temperature_factor(temp_coeff_per_c: f64, cell_temperature_c: f64) -> f64 {
+    1.0 + temp_coeff_per_c * (cell_temperature_c - 25.0)
 }
 
 /// HOMER's monthly values held constant within each month, one value per step.

@@ -234,3 +234,46 @@ fn a_one_watt_step_at_sunrise_or_sunset_gives_watts_not_kilowatts() {
         assert!(worst < 0.03, "{worst} kW from 1 W/m²");
     }
 }
+
+/// Arrays that differ only in capacity and derating share one response: each gets the power
+/// its own computation gives, bit for bit, from measured and from decomposed irradiance.
+#[test]
+fn arrays_of_one_orientation_share_their_response_bit_for_bit() {
+    let (w, g) = (epw(), grid());
+    let site = SolarSite {
+        latitude_deg: w.latitude_deg,
+        longitude_deg: w.longitude_deg,
+        time_zone_h: w.clock_offset_h,
+    };
+    let t = w.temperature_c_on_grid(site.time_zone_h, &g).unwrap();
+    for source in [
+        solar::IrradianceSource::Measured,
+        solar::IrradianceSource::DecomposeGhi,
+    ] {
+        let irradiance = w.irradiance_on_grid(&site, &g, source).unwrap();
+        let shared = solar::array_response(&array(), &site, &irradiance, &t, &g);
+        for (capacity_kwp, derating) in [(10.0, 0.8), (3.7, 0.85), (0.0, 0.8), (412.3, 1.0)] {
+            let own = solar::PvArray {
+                capacity_kwp,
+                derating,
+                ..array()
+            };
+            assert_eq!(own.response_key(), array().response_key());
+            // The response does not see the size.
+            assert_eq!(
+                shared,
+                solar::array_response(&own, &site, &irradiance, &t, &g)
+            );
+            let bits = |v: Vec<f64>| v.into_iter().map(f64::to_bits).collect::<Vec<_>>();
+            assert_eq!(
+                bits(shared.power_kw(capacity_kwp, derating)),
+                bits(solar::array_power_kw(&own, &site, &irradiance, &t, &g)),
+            );
+        }
+        let turned = solar::PvArray {
+            azimuth_deg: 15.0,
+            ..array()
+        };
+        assert_ne!(turned.response_key(), array().response_key());
+    }
+}

@@ -162,17 +162,37 @@ pub fn prepare(
     let total = scenario.prosumers.len();
     // Prosumers are independent (each has its own seed streams): prepare them in parallel.
     use rayon::prelude::*;
+    // One sun per orientation: arrays that differ only in size share their response (a
+    // city's thousands of roofs have a few dozen orientations).
+    let mut orientations: Vec<(solar::ResponseKey, solar::PvArray)> = assets
+        .prosumers
+        .iter()
+        .flat_map(|a| a.pv.iter().map(|pv| pv.array.to_array()))
+        .map(|array| (array.response_key(), array))
+        .collect();
+    orientations.sort_unstable_by_key(|(key, _)| *key);
+    orientations.dedup_by_key(|(key, _)| *key);
+    let responses: Vec<solar::ArrayResponse> = orientations
+        .par_iter()
+        .map(|(_, array)| solar::array_response(array, &site, &ghi, &temperature, &grid))
+        .collect();
+    let array_kw = |array: &solar::PvArray| -> Vec<f64> {
+        match orientations.binary_search_by_key(&array.response_key(), |(key, _)| *key) {
+            Ok(i) => responses[i].power_kw(array.capacity_kwp, array.derating),
+            // Every array's orientation is in the table; computed alone otherwise.
+            Err(_) => solar::array_power_kw(array, &site, &ghi, &temperature, &grid),
+        }
+    };
     let done = std::sync::atomic::AtomicUsize::new(0);
     let prepare_one = |i: usize| -> Result<PreparedProsumer, SimError> {
         let (p, spec) = (&scenario.prosumers[i], &inputs.loads[i]);
         let source = format!("prosumers[{i}] ({})", p.id);
         let load = synthesize_load(spec, &grid, prosumer_seed(seed, &p.id), &source)?;
         let a = &assets.prosumers[i];
-        let pv_array_kw: Vec<Vec<f64>> = a
-            .pv
-            .iter()
-            .map(|pv| solar::array_power_kw(&pv.array.to_array(), &site, &ghi, &temperature, &grid))
-            .collect();
+        let pv_array_kw: Vec<Vec<f64>> =
+            a.pv.iter()
+                .map(|pv| array_kw(&pv.array.to_array()))
+                .collect();
         let pv_kwp = a.pv_kwp();
         let pv_kw_per_kwp = per_unit(&pv_array_kw, pv_kwp, grid.len());
         let mut wind_kw = Vec::new();
