@@ -228,10 +228,10 @@ impl CerHours {
     }
 
     /// The incentive tariff of every hour of `zonal` ([`incentive_tariff_eur_per_mwh`]), from
-    /// the last call's when its prices (compared value by value), class and bonus are these.
+    /// the last call's when its prices (compared bit for bit), class and bonus are these.
     fn tariff_for(&mut self, zonal: &[f64], class: PlantSizeClass, bonus: f64) -> &[f64] {
         let key = Some((class, bonus.to_bits()));
-        if self.tariff_class_bonus != key || self.tariff_zonal_eur_per_mwh != zonal {
+        if self.tariff_class_bonus != key || !same_bits(&self.tariff_zonal_eur_per_mwh, zonal) {
             self.tariff_eur_per_mwh.clear();
             self.tariff_eur_per_mwh.extend(
                 zonal
@@ -244,6 +244,15 @@ impl CerHours {
         }
         &self.tariff_eur_per_mwh
     }
+}
+
+/// Whether `a` and `b` hold the same values bit for bit. Every pair is compared, without a
+/// branch per value, so that the pass vectorises (it runs once per configuration screened).
+fn same_bits(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .fold(true, |same, (x, y)| same & (x.to_bits() == y.to_bits()))
 }
 
 /// The community's CER year.
