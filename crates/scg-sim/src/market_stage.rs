@@ -15,6 +15,8 @@ use crate::dispatch::{Allocation, CommunityStage, StepContext};
 use scg_market::community::{CommunityClearing, CommunityMarket};
 use scg_market::{GridFee, Mechanism, NanoEur, Price, TradeKind};
 use scg_model::{MarketMechanism, MarketSettings};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// What the market did over the year.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
@@ -29,8 +31,10 @@ pub struct MarketYear {
     pub received_eur: Vec<f64>,
     /// Energy sold by seller to buyer over the year, kWh: `sold_kwh[seller][buyer]`. Empty
     /// for a community of more than [`PAIR_MATRIX_MAX_MEMBERS`] members (the matrix has a
-    /// cell per pair: 800 MB at 10,000 members).
+    /// cell per pair: 800 MB at 10,000 members); `pairs` has them at every size.
     pub sold_kwh: Vec<Vec<f64>>,
+    /// Every (seller, buyer) pair that traded over the year, ascending by seller then buyer.
+    pub pairs: Vec<P2pPair>,
     /// Mean clearing price and total volume by hour of day (0–23), EUR/MWh and kWh.
     pub price_by_hour_eur_per_mwh: Vec<f64>,
     pub volume_by_hour_kwh: Vec<f64>,
@@ -43,6 +47,83 @@ pub struct MarketYear {
     pub received_nano: Vec<i128>,
     /// The clearing price of every step, EUR/MWh (`None` when nothing was priced).
     pub clearing_price_eur_per_mwh: Vec<Option<f64>>,
+}
+
+/// The energy one member sold to another over the year.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct P2pPair {
+    /// Indices into the scenario's prosumers.
+    pub seller: usize,
+    pub buyer: usize,
+    pub energy_kwh: f64,
+}
+
+/// Energy sold per (seller, buyer) over the year, Wh: a matrix for a small community, a map
+/// of the pairs that traded for a larger one (a city's pairs are a sliver of its matrix).
+#[derive(Debug, Clone)]
+enum PairsWh {
+    Matrix(Vec<Vec<i64>>),
+    Map(HashMap<(usize, usize), i64, BuildHasherDefault<PairHasher>>),
+}
+
+impl PairsWh {
+    fn new(members: usize) -> Self {
+        if members <= PAIR_MATRIX_MAX_MEMBERS {
+            Self::Matrix(vec![vec![0; members]; members])
+        } else {
+            Self::Map(HashMap::default())
+        }
+    }
+
+    fn add(&mut self, seller: usize, buyer: usize, wh: i64) {
+        match self {
+            Self::Matrix(m) => m[seller][buyer] += wh,
+            Self::Map(m) => *m.entry((seller, buyer)).or_insert(0) += wh,
+        }
+    }
+
+    /// The pairs that traded, ascending by (seller, buyer).
+    fn pairs(&self) -> Vec<P2pPair> {
+        let pair = |(seller, buyer): (usize, usize), wh: i64| P2pPair {
+            seller,
+            buyer,
+            energy_kwh: wh as f64 / 1000.0,
+        };
+        let mut out: Vec<P2pPair> = match self {
+            Self::Matrix(m) => m
+                .iter()
+                .enumerate()
+                .flat_map(|(s, row)| row.iter().enumerate().map(move |(b, wh)| ((s, b), *wh)))
+                .filter(|(_, wh)| *wh != 0)
+                .map(|(k, wh)| pair(k, wh))
+                .collect(),
+            Self::Map(m) => m.iter().map(|(k, wh)| pair(*k, *wh)).collect(),
+        };
+        out.sort_unstable_by_key(|p| (p.seller, p.buyer));
+        out
+    }
+}
+
+/// A multiplicative hasher for the pair map (keys are small integers from this process, not
+/// untrusted input; SipHash's cost per trade showed at city scale).
+#[derive(Default)]
+struct PairHasher(u64);
+
+impl Hasher for PairHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
 }
 
 /// One P2P trade, as the ledger needs it.
@@ -81,7 +162,7 @@ pub struct MarketStage<'a> {
     trades: u64,
     paid_nano: Vec<i128>,
     received_nano: Vec<i128>,
-    sold_wh: Vec<Vec<i64>>,
+    sold_wh: PairsWh,
     price_sum_by_hour: [f64; 24],
     priced_steps_by_hour: [u32; 24],
     volume_wh_by_hour: [i64; 24],
@@ -136,11 +217,7 @@ impl<'a> MarketStage<'a> {
             trades: 0,
             paid_nano: vec![0; n],
             received_nano: vec![0; n],
-            sold_wh: if n <= PAIR_MATRIX_MAX_MEMBERS {
-                vec![vec![0; n]; n]
-            } else {
-                Vec::new()
-            },
+            sold_wh: PairsWh::new(n),
             price_sum_by_hour: [0.0; 24],
             priced_steps_by_hour: [0; 24],
             volume_wh_by_hour: [0; 24],
@@ -172,11 +249,14 @@ impl<'a> MarketStage<'a> {
             grid_fees_eur: eur(self.fees_nano),
             paid_eur: self.paid_nano.iter().map(|n| eur(*n)).collect(),
             received_eur: self.received_nano.iter().map(|n| eur(*n)).collect(),
-            sold_kwh: self
-                .sold_wh
-                .iter()
-                .map(|row| row.iter().map(|wh| *wh as f64 / 1000.0).collect())
-                .collect(),
+            sold_kwh: match &self.sold_wh {
+                PairsWh::Matrix(m) => m
+                    .iter()
+                    .map(|row| row.iter().map(|wh| *wh as f64 / 1000.0).collect())
+                    .collect(),
+                PairsWh::Map(_) => Vec::new(),
+            },
+            pairs: self.sold_wh.pairs(),
             price_by_hour_eur_per_mwh: (0..24)
                 .map(|h| self.price_sum_by_hour[h] / f64::from(self.priced_steps_by_hour[h].max(1)))
                 .collect(),
@@ -233,9 +313,7 @@ impl CommunityStage for MarketStage<'_> {
             self.value_nano += t.seller_receives().0;
             self.fees_nano += t.fee_paid().0;
             if let (Some(s), Some(b)) = (seller, buyer) {
-                if let Some(row) = self.sold_wh.get_mut(s) {
-                    row[b] += wh;
-                }
+                self.sold_wh.add(s, b, wh);
                 if !self.keep_trades {
                     continue;
                 }
@@ -328,6 +406,14 @@ mod tests {
         assert!((small.sold_kwh[0][1] - 0.02).abs() < 1e-12);
         let large = year(PAIR_MATRIX_MAX_MEMBERS + 1, true);
         assert!(large.sold_kwh.is_empty());
+        // The pairs that traded, at both sizes: the first member sold 20 Wh to each other.
+        for y in [&small, &large] {
+            assert_eq!(y.pairs.len(), y.paid_eur.len() - 1);
+            for (k, p) in y.pairs.iter().enumerate() {
+                assert_eq!((p.seller, p.buyer), (0, k + 1));
+                assert!((p.energy_kwh - 0.02).abs() < 1e-12);
+            }
+        }
         // Everything else is still counted.
         assert_eq!(large.p2p_trades, 2 * PAIR_MATRIX_MAX_MEMBERS as u64);
         assert_eq!(large.trades.len(), 2 * PAIR_MATRIX_MAX_MEMBERS);
