@@ -269,14 +269,26 @@ pub struct SeriesSink {
 }
 
 impl SeriesSink {
-    /// Room for `n` prosumers over `steps` steps.
+    /// Room for `n` prosumers over `steps` steps: every series [`FlowSink::record`] pushes
+    /// each step is allocated at its final length up front, so a year never pays for a
+    /// growing vector's spare capacity (up to half of it unused after a doubling) nor for
+    /// its copies. The state of charge, recorded only for members with a battery, grows.
     pub fn new(n: usize, steps: usize) -> Self {
-        let series = FlowSeries {
+        let series = || FlowSeries {
             pv_kw: Vec::with_capacity(steps),
+            wind_kw: Vec::with_capacity(steps),
+            battery_in_kw: Vec::with_capacity(steps),
+            battery_out_kw: Vec::with_capacity(steps),
+            p2p_import_kw: Vec::with_capacity(steps),
+            p2p_export_kw: Vec::with_capacity(steps),
+            grid_import_kw: Vec::with_capacity(steps),
+            grid_export_kw: Vec::with_capacity(steps),
+            excess_kw: Vec::with_capacity(steps),
+            unmet_kw: Vec::with_capacity(steps),
             ..FlowSeries::default()
         };
         Self {
-            prosumers: vec![series; n],
+            prosumers: (0..n).map(|_| series()).collect(),
         }
     }
 }
