@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use parquet::file::reader::{FileReader, SerializedFileReader};
-use parquet::record::{Field, Row};
+use parquet::record::RowAccessor;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -42,13 +42,6 @@ fn close(a: f64, b: f64, what: &str) {
         (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0),
         "{what}: {a} vs {b}"
     );
-}
-
-fn double(row: &Row, i: usize) -> f64 {
-    match &row.get_column_iter().nth(i).unwrap().1 {
-        Field::Double(v) => *v,
-        other => panic!("column {i}: expected a double, found {other:?}"),
-    }
 }
 
 /// Per member: the yearly sum (kWh at 60-minute steps) of each flow column, in file order.
@@ -98,7 +91,9 @@ fn read_members(path: &Path) -> (Vec<String>, Sums, Vec<String>) {
         }
         let ms = row.get_timestamp_millis(1).unwrap();
         first_ms.get_or_insert(ms);
-        let values: Vec<f64> = (0..flows.len()).map(|i| double(&row, 3 + i)).collect();
+        let values: Vec<f64> = (0..flows.len())
+            .map(|i| row.get_double(3 + i).unwrap())
+            .collect();
         let (u, s): (f64, f64) = (
             uses.iter().map(|i| values[*i]).sum(),
             sources.iter().map(|i| values[*i]).sum(),

@@ -19,7 +19,7 @@ use scg_model::Scenario;
 use scg_sim::SimResult;
 use scg_sim::engine::Economics;
 use scg_sim::metrics::LoadReport;
-use scg_sim::year::EnergySums;
+use scg_sim::year::{EnergySums, FlowSeries};
 use std::fmt::Write as _;
 
 const STYLE: &str = "*{box-sizing:border-box}\
@@ -782,7 +782,10 @@ fn generation_charts(
     };
     let f = &p.flows;
     if f.pv_kw.iter().chain(&f.wind_kw).any(|v| *v > 0.0) {
-        let generation: Vec<f64> = f.pv_kw.iter().zip(&f.wind_kw).map(|(a, b)| a + b).collect();
+        // Either series may be empty (all zeros: scg_sim::year::FlowSeries).
+        let generation: Vec<f64> = (0..result.grid.len())
+            .map(|t| FlowSeries::at(&f.pv_kw, t) + FlowSeries::at(&f.wind_kw, t))
+            .collect();
         h.push_str(&svg::line_chart(
             &Axes {
                 title: &format!("{}: daily energy, load vs own generation", p.name),

@@ -96,11 +96,11 @@ impl SeriesTable {
             if !f.battery_soc_pct.is_empty() {
                 columns.push(f64_column(
                     format!("{}_battery_charge_kw", p.id),
-                    &f.battery_in_kw,
+                    &or_zeros(&f.battery_in_kw, steps),
                 ));
                 columns.push(f64_column(
                     format!("{}_battery_discharge_kw", p.id),
-                    &f.battery_out_kw,
+                    &or_zeros(&f.battery_out_kw, steps),
                 ));
             }
             let always: [(&str, &[f64]); 9] = [
