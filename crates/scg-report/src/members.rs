@@ -192,7 +192,7 @@ fn percentile_table(h: &mut String, result: &SimResult) {
     h.push_str("<th>max</th><th>mean</th></tr>");
     for f in &FIGURES {
         let v = sorted_values(result, f.value);
-        let cell = |x: Option<f64>| x.map_or("–".to_owned(), |x| format!("{x:.*}", f.digits));
+        let cell = |x: Option<f64>| x.map_or("–".to_owned(), |x| fixed(x, f.digits));
         let _ = write!(
             h,
             "<tr><td>{} {}</td><td>{}</td><td>{}</td>",
@@ -215,10 +215,21 @@ fn percentile_table(h: &mut String, result: &SimResult) {
     h.push_str("</table></div><p class=\"note\">Percentiles across members, linear between closest ranks; a member without generation has no self-consumption and is not counted in that row. Net bill = grid energy + demand charges − sales + P2P paid − P2P received − CER; positive is a cost.</p>");
 }
 
+/// `x` with `digits` decimals, without the sign of a value that rounds to zero (a
+/// self-sufficiency of −1e-16 from float noise reads "0.0", not "-0.0").
+fn fixed(x: f64, digits: usize) -> String {
+    let s = format!("{x:.digits$}");
+    if s.starts_with('-') && s[1..].bytes().all(|b| b == b'0' || b == b'.') {
+        s[1..].to_owned()
+    } else {
+        s
+    }
+}
+
 fn histogram_chart(result: &SimResult, f: &Figure, title: &str) -> String {
     let v = sorted_values(result, f.value);
     let (edges, counts) = histogram(&v, HISTOGRAM_BINS);
-    let labels: Vec<String> = edges.iter().map(|e| format!("{e:.*}", f.digits)).collect();
+    let labels: Vec<String> = edges.iter().map(|e| fixed(*e, f.digits)).collect();
     let title = format!(
         "Members by {title} ({} members, {HISTOGRAM_BINS} bins; label = bin's lower edge)",
         v.len()
@@ -257,7 +268,8 @@ fn ranking(h: &mut String, result: &SimResult, f: &Figure, title: &str) {
     );
     let row = |h: &mut String, rank: usize, (i, _): (usize, f64)| {
         let p = &result.prosumers[i];
-        let pc = |v: Option<f64>| v.map_or("–".to_owned(), |x| format!("{:.1} %", x * 100.0));
+        let pc =
+            |v: Option<f64>| v.map_or("–".to_owned(), |x| format!("{} %", fixed(x * 100.0, 1)));
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{}</td><td>{:.0}</td></tr>",
@@ -308,5 +320,14 @@ mod tests {
         let (_, same) = histogram(&[3.0, 3.0], 5);
         assert_eq!(same.iter().sum::<usize>(), 2);
         assert_eq!(histogram(&[], 5).1.len(), 0);
+    }
+
+    #[test]
+    fn a_value_that_rounds_to_zero_has_no_sign() {
+        assert_eq!(fixed(-1e-16, 1), "0.0");
+        assert_eq!(fixed(-0.04, 1), "0.0");
+        assert_eq!(fixed(-0.05, 0), "0");
+        assert_eq!(fixed(-0.06, 1), "-0.1");
+        assert_eq!(fixed(-2.0, 0), "-2");
     }
 }
