@@ -234,7 +234,7 @@ fn a_city_gets_members_parquet_community_csv_and_distributions_that_sum_to_the_s
 }
 
 #[test]
-fn layout_wide_keeps_the_wide_files_for_a_city() {
+fn small_communities_stay_wide_and_layout_city_forces_the_city_files() {
     let dir = tempdir("wide");
     scg(
         &[
