@@ -89,6 +89,31 @@ pub struct OutputDir {
     fail_after_bytes: Option<u64>,
 }
 
+/// A buffered file writer that counts its bytes (for the full-disk test hook of
+/// [`OutputDir::write_stream`]).
+#[derive(Debug)]
+pub struct CountingWriter {
+    inner: std::io::BufWriter<File>,
+    written: u64,
+    fail_after_bytes: Option<u64>,
+}
+
+impl Write for CountingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(limit) = self.fail_after_bytes
+            && self.written.saturating_add(buf.len() as u64) > limit
+        {
+            return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// `PARENT/.NAME<suffix>`.
 fn sibling(parent: &Path, name: &OsStr, suffix: &str) -> PathBuf {
     let mut s = OsString::from(".");
@@ -179,6 +204,32 @@ impl OutputDir {
         let path = self.tmp.join(name);
         self.write_file(&path, bytes)
             .with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Write one file into the output through a buffered writer that `encode` fills and
+    /// returns (for files too large to build in memory first, e.g. `members.parquet`). The
+    /// full-disk test hook applies as in [`OutputDir::write`].
+    pub fn write_stream<E>(
+        &self,
+        name: &str,
+        encode: impl FnOnce(CountingWriter) -> Result<CountingWriter, E>,
+    ) -> Result<()>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let path = self.tmp.join(name);
+        let file = File::create(&path).with_context(|| format!("writing {}", path.display()))?;
+        let writer = CountingWriter {
+            inner: std::io::BufWriter::with_capacity(1 << 20, file),
+            written: self.written_bytes.get(),
+            fail_after_bytes: self.fail_after_bytes,
+        };
+        let mut writer = encode(writer).with_context(|| format!("writing {}", path.display()))?;
+        writer
+            .flush()
+            .with_context(|| format!("writing {}", path.display()))?;
+        self.written_bytes.set(writer.written);
+        Ok(())
     }
 
     fn write_file(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {

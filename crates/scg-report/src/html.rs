@@ -10,6 +10,7 @@
 //! arranges, sums over time and sorts what the result holds.
 
 use crate::ReportError;
+use crate::city::Layout;
 use crate::costs::Costs;
 use crate::indicators::{self_consumption, self_sufficiency};
 use crate::summary::Summary;
@@ -18,7 +19,7 @@ use scg_model::Scenario;
 use scg_sim::SimResult;
 use scg_sim::engine::Economics;
 use scg_sim::metrics::LoadReport;
-use scg_sim::year::EnergySums;
+use scg_sim::year::{EnergySums, FlowSeries};
 use std::fmt::Write as _;
 
 const STYLE: &str = "*{box-sizing:border-box}\
@@ -36,13 +37,26 @@ figure.chart svg{display:block;width:100%;height:auto}\
 .grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(380px,1fr));gap:0 16px}\
 @media (max-width:600px){body{padding:8px}h1{font-size:18px}td,th{padding:2px 5px;font-size:12px}.grid2{display:block}}";
 
-/// Render the report page.
+/// Render the report page with one section per member ([`Layout::Wide`]).
 pub fn render(
     result: &SimResult,
     summary: &Summary,
     scenario: &Scenario,
     extra_html: &str,
 ) -> Result<String, ReportError> {
+    render_layout(result, summary, scenario, extra_html, Layout::Wide)
+}
+
+/// Render the report page. [`Layout::City`] replaces the per-member rows, charts and sections
+/// with the distributions across members ([`crate::members`]).
+pub fn render_layout(
+    result: &SimResult,
+    summary: &Summary,
+    scenario: &Scenario,
+    extra_html: &str,
+    layout: Layout,
+) -> Result<String, ReportError> {
+    let city = layout == Layout::City;
     let mut h = String::with_capacity(1 << 20);
     let sc = &summary.scenario;
     let _ = write!(
@@ -64,17 +78,25 @@ pub fn render(
         h.push_str("<a href=\"#sizing\">sizing</a>");
     }
     h.push_str("<a href=\"#community\">community</a><a href=\"#costs\">costs</a>");
-    for p in &result.prosumers {
-        let _ = write!(h, "<a href=\"#{id}\">{id}</a>", id = escape(&p.id));
+    if city {
+        h.push_str("<a href=\"#members\">members</a>");
+    } else {
+        for p in &result.prosumers {
+            let _ = write!(h, "<a href=\"#{id}\">{id}</a>", id = escape(&p.id));
+        }
     }
     h.push_str("</nav>");
     h.push_str(extra_html);
 
-    community_section(&mut h, result, summary)?;
+    community_section(&mut h, result, summary, city)?;
     let costs = crate::costs::costs(result, scenario);
-    costs_section(&mut h, result, costs.as_ref());
-    battery_table(&mut h, result, scenario);
-    for p in &result.prosumers {
+    costs_section(&mut h, result, costs.as_ref(), city);
+    if city {
+        crate::members::members_section(&mut h, result);
+    } else {
+        battery_table(&mut h, result, scenario);
+    }
+    for p in result.prosumers.iter().filter(|_| !city) {
         let _ = write!(
             h,
             "<h2 id=\"{}\">{} <small>({})</small></h2>",
@@ -109,18 +131,19 @@ fn community_section(
     h: &mut String,
     result: &SimResult,
     summary: &Summary,
+    city: bool,
 ) -> Result<(), ReportError> {
     h.push_str("<h2 id=\"community\">Community</h2>");
     headline_table(h, result);
-    let mut rows: Vec<(&str, &LoadReport)> = result
-        .prosumers
+    // A city's members are in the members section's distributions, not one row each.
+    let members = if city { &[][..] } else { &result.prosumers[..] };
+    let mut rows: Vec<(&str, &LoadReport)> = members
         .iter()
         .map(|p| (p.name.as_str(), &p.load_report))
         .collect();
     rows.push(("Community", &result.community.load_report));
     metrics_table(h, &rows);
-    let mut energy_rows: Vec<(&str, &EnergySums, &Economics, bool)> = result
-        .prosumers
+    let mut energy_rows: Vec<(&str, &EnergySums, &Economics, bool)> = members
         .iter()
         .map(|p| (p.name.as_str(), &p.energy, &p.economics, false))
         .collect();
@@ -137,7 +160,7 @@ fn community_section(
     h.push_str(&duration_curves(result));
     cer_section(h, result);
     if let Some(m) = &result.community.market {
-        market_section(h, result, m);
+        market_section(h, result, m, city);
     }
     if let Some(l) = &summary.ledger {
         let _ = write!(
@@ -152,8 +175,21 @@ fn community_section(
             escape(&l.ledger_state_root)
         );
     }
-    // Monthly average load of each prosumer: small multiples, each on its own scale, so the
-    // small members are not squashed against zero by the large ones.
+    if !city {
+        monthly_load_by_prosumer(h, result);
+    }
+    load_charts(
+        h,
+        "Community",
+        &result.community.load_kw,
+        &result.community.load_report,
+        result,
+    )
+}
+
+/// Monthly average load of each prosumer: small multiples, each on its own scale, so the
+/// small members are not squashed against zero by the large ones.
+fn monthly_load_by_prosumer(h: &mut String, result: &SimResult) {
     let monthly: Vec<Vec<f64>> = result
         .prosumers
         .iter()
@@ -192,13 +228,6 @@ fn community_section(
         },
         WIDTH,
     ));
-    load_charts(
-        h,
-        "Community",
-        &result.community.load_kw,
-        &result.community.load_report,
-        result,
-    )
 }
 
 /// The numbers people ask first, for the community.
@@ -263,7 +292,12 @@ fn cer_section(h: &mut String, result: &SimResult) {
 }
 
 /// The community market: clearing price and volume by hour of day, and who sold to whom.
-fn market_section(h: &mut String, result: &SimResult, m: &scg_sim::market_stage::MarketYear) {
+fn market_section(
+    h: &mut String,
+    result: &SimResult,
+    m: &scg_sim::market_stage::MarketYear,
+    city: bool,
+) {
     let _ = write!(
         h,
         "<h3>Community market</h3><p>{} P2P trades, {:.1} MWh at an average {:.1} EUR/MWh; grid fees {:.0} EUR.</p>",
@@ -311,8 +345,10 @@ fn market_section(h: &mut String, result: &SimResult, m: &scg_sim::market_stage:
         Opts::new(WIDTH * 0.75, 230.0),
     ));
     h.push_str("</div>");
-    // The matrix is kept for small communities only (`MarketYear::sold_kwh`).
-    if m.sold_kwh.is_empty() {
+    // The seller-by-buyer matrix is for small communities (and kept only for them,
+    // `MarketYear::sold_kwh`); a city gets its largest pairs.
+    if city || m.sold_kwh.is_empty() {
+        top_pairs(h, result, m);
         return;
     }
     h.push_str("<div class=\"scroll\"><table><tr><th>seller \\ buyer (MWh/yr)</th>");
@@ -326,6 +362,37 @@ fn market_section(h: &mut String, result: &SimResult, m: &scg_sim::market_stage:
             let _ = write!(h, "<td>{:.2}</td>", v / 1000.0);
         }
         h.push_str("</tr>");
+    }
+    h.push_str("</table></div>");
+}
+
+/// Members listed in a city's table of the largest seller-to-buyer volumes.
+const TOP_PAIRS: usize = 20;
+
+/// A city's replacement for the seller × buyer matrix (a million cells at 1,000 members): the
+/// [`TOP_PAIRS`] largest yearly volumes from one member to another (ties in member order).
+fn top_pairs(h: &mut String, result: &SimResult, m: &scg_sim::market_stage::MarketYear) {
+    let mut pairs: Vec<(usize, usize, f64)> = m
+        .pairs
+        .iter()
+        .filter(|p| p.energy_kwh > 0.0)
+        .map(|p| (p.seller, p.buyer, p.energy_kwh))
+        .collect();
+    pairs.sort_by(|a, b| b.2.total_cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));
+    let _ = write!(
+        h,
+        "<h3>Largest P2P volumes between two members (top {TOP_PAIRS} of {} pairs that traded)</h3><div class=\"scroll\"><table><tr><th>seller</th><th>buyer</th><th>MWh/yr</th></tr>",
+        pairs.len()
+    );
+    let id = |i: usize| result.prosumers.get(i).map_or("?", |p| p.id.as_str());
+    for (s, b, v) in pairs.iter().take(TOP_PAIRS) {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{:.3}</td></tr>",
+            escape(id(*s)),
+            escape(id(*b)),
+            v / 1000.0
+        );
     }
     h.push_str("</table></div>");
 }
@@ -577,14 +644,15 @@ fn duration_curves(result: &SimResult) -> String {
 }
 
 /// Cost breakdown by member, the community's cash flows, and each member's yearly bill.
-fn costs_section(h: &mut String, result: &SimResult, costs: Option<&Costs>) {
+fn costs_section(h: &mut String, result: &SimResult, costs: Option<&Costs>, city: bool) {
     h.push_str("<h2 id=\"costs\">Costs</h2>");
     if let Some(c) = costs {
         let ids: Vec<String> = c.members.iter().map(|m| m.id.clone()).collect();
         let col = |f: fn(&crate::costs::NpcBreakdown) -> f64| -> Vec<f64> {
             c.members.iter().map(|m| f(m) / 1000.0).collect()
         };
-        h.push_str(&svg::bar_chart(
+        // One bar per member: unreadable for a city (its members section ranks the bills).
+        h.push_str(&if city { String::new() } else { svg::bar_chart(
             &Axes {
                 title: "Net present cost by member and kind (present values; salvage and net income below 0)",
                 x_label: "member",
@@ -603,7 +671,7 @@ fn costs_section(h: &mut String, result: &SimResult, costs: Option<&Costs>) {
             ],
             true,
             Opts::new(WIDTH, 300.0),
-        ));
+        ) });
         let years: Vec<String> = c.cash_flows.iter().map(|f| f.year.to_string()).collect();
         let flow = |f: fn(&scg_sim::economics::YearCashFlow) -> f64| -> Vec<f64> {
             c.cash_flows.iter().map(|y| f(y) / 1000.0).collect()
@@ -629,13 +697,14 @@ fn costs_section(h: &mut String, result: &SimResult, costs: Option<&Costs>) {
             Opts::new(WIDTH, 280.0),
         ));
     }
+    if city {
+        return;
+    }
     h.push_str("<h3>Yearly bills</h3><div class=\"scroll\"><table><tr><th>member</th><th>grid energy EUR</th><th>demand charges EUR</th><th>grid sales EUR</th><th>P2P paid EUR</th><th>P2P received EUR</th><th>CER EUR</th><th>net EUR/yr</th></tr>");
     for p in &result.prosumers {
         let e = &p.economics;
         let b = &e.grid_bill;
-        let net = b.net_cost_eur + e.p2p_cost_eur_per_year
-            - e.p2p_revenue_eur_per_year
-            - e.cer_incentive_eur;
+        let net = crate::members::net_bill_eur(e);
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td><td>{:.0}</td></tr>",
@@ -710,7 +779,10 @@ fn generation_charts(
     };
     let f = &p.flows;
     if f.pv_kw.iter().chain(&f.wind_kw).any(|v| *v > 0.0) {
-        let generation: Vec<f64> = f.pv_kw.iter().zip(&f.wind_kw).map(|(a, b)| a + b).collect();
+        // Either series may be empty (all zeros: scg_sim::year::FlowSeries).
+        let generation: Vec<f64> = (0..result.grid.len())
+            .map(|t| FlowSeries::at(&f.pv_kw, t) + FlowSeries::at(&f.wind_kw, t))
+            .collect();
         h.push_str(&svg::line_chart(
             &Axes {
                 title: &format!("{}: daily energy, load vs own generation", p.name),

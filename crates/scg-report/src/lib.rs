@@ -1,18 +1,22 @@
 //! The outputs of a simulation, rendered to bytes: `summary.json`, `timeseries.csv`,
-//! `timeseries.parquet` and the self-contained `report.html`.
+//! `timeseries.parquet` and the self-contained `report.html`, or for a large community (the
+//! city layout, [`city`]) `members.parquet`, `community.csv` and a report of distributions.
 //!
-//! This crate formats; it never writes files, prints or reads the clock (the caller passes the
-//! version and the seed, and writes the bytes where the user asked). The same result renders to
-//! the same bytes.
+//! This crate formats; it never opens files, prints or reads the clock (the caller passes the
+//! version and the seed, and writes the bytes where the user asked; `members.parquet` is
+//! encoded into a writer the caller opened). The same result renders to the same bytes.
 
+pub mod city;
 pub mod costs;
 pub mod html;
 pub mod indicators;
+pub mod members;
 pub mod optimize;
 pub mod summary;
 mod svg;
 pub mod table;
 
+pub use city::Layout;
 pub use summary::{RunInfo, Summary};
 
 /// Errors while rendering outputs.
@@ -50,28 +54,50 @@ pub fn render_all_with(
     run: &RunInfo,
     extra_html: &str,
 ) -> Result<Vec<OutputFile>, ReportError> {
+    render_all_layout(result, scenario, run, extra_html, Layout::Wide)
+}
+
+/// Render every output of a run in a [`Layout`]. [`Layout::Wide`]: `summary.json`,
+/// `timeseries.csv`, `timeseries.parquet`, `report.html`, `scenario.toml`.
+/// [`Layout::City`]: `summary.json`, `community.csv`, `report.html` (distributions across
+/// members) and `scenario.toml`; `members.parquet` is not among them: the caller streams it
+/// to its file with [`city::write_members_parquet`].
+pub fn render_all_layout(
+    result: &scg_sim::SimResult,
+    scenario: &scg_model::Scenario,
+    run: &RunInfo,
+    extra_html: &str,
+    layout: Layout,
+) -> Result<Vec<OutputFile>, ReportError> {
     let summary = Summary::new(result, scenario, run);
-    let table = table::SeriesTable::from_result(result);
-    Ok(vec![
-        OutputFile {
-            name: "summary.json",
-            bytes: summary.to_json()?.into_bytes(),
-        },
-        OutputFile {
-            name: "timeseries.csv",
-            bytes: table.to_csv().into_bytes(),
-        },
-        OutputFile {
-            name: "timeseries.parquet",
-            bytes: table.to_parquet()?,
-        },
-        OutputFile {
-            name: "report.html",
-            bytes: html::render(result, &summary, scenario, extra_html)?.into_bytes(),
-        },
-        OutputFile {
-            name: "scenario.toml",
-            bytes: scenario.to_toml_string().into_bytes(),
-        },
-    ])
+    let mut files = vec![OutputFile {
+        name: "summary.json",
+        bytes: summary.to_json()?.into_bytes(),
+    }];
+    match layout {
+        Layout::Wide => {
+            let table = table::SeriesTable::from_result(result);
+            files.push(OutputFile {
+                name: "timeseries.csv",
+                bytes: table.to_csv().into_bytes(),
+            });
+            files.push(OutputFile {
+                name: "timeseries.parquet",
+                bytes: table.to_parquet()?,
+            });
+        }
+        Layout::City => files.push(OutputFile {
+            name: city::COMMUNITY_CSV,
+            bytes: city::community_table(result).to_csv().into_bytes(),
+        }),
+    }
+    files.push(OutputFile {
+        name: "report.html",
+        bytes: html::render_layout(result, &summary, scenario, extra_html, layout)?.into_bytes(),
+    });
+    files.push(OutputFile {
+        name: "scenario.toml",
+        bytes: scenario.to_toml_string().into_bytes(),
+    });
+    Ok(files)
 }

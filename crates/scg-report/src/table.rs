@@ -58,7 +58,7 @@ pub struct SeriesTable {
     pub columns: Vec<Column>,
 }
 
-fn f64_column(name: String, values: &[f64]) -> Column {
+pub(crate) fn f64_column(name: String, values: &[f64]) -> Column {
     Column {
         name,
         values: Values::F64(values.to_vec()),
@@ -96,11 +96,11 @@ impl SeriesTable {
             if !f.battery_soc_pct.is_empty() {
                 columns.push(f64_column(
                     format!("{}_battery_charge_kw", p.id),
-                    &f.battery_in_kw,
+                    &or_zeros(&f.battery_in_kw, steps),
                 ));
                 columns.push(f64_column(
                     format!("{}_battery_discharge_kw", p.id),
-                    &f.battery_out_kw,
+                    &or_zeros(&f.battery_out_kw, steps),
                 ));
             }
             let always: [(&str, &[f64]); 9] = [
@@ -125,46 +125,7 @@ impl SeriesTable {
             "community_load_kw".into(),
             &result.community.load_kw,
         ));
-        columns.push(f64_column(
-            "zonal_price_eur_per_mwh".into(),
-            &result.zonal_step_eur_per_mwh,
-        ));
-        columns.push(f64_column(
-            "retail_price_eur_per_mwh".into(),
-            &result.retail_eur_per_mwh,
-        ));
-        columns.push(Column {
-            name: "tariff_band".into(),
-            values: Values::Text(
-                result
-                    .tariff_band
-                    .iter()
-                    .map(|b| b.name().to_owned())
-                    .collect(),
-            ),
-        });
-        let clearing = match &result.community.market {
-            Some(m) => (0..steps)
-                .map(|t| m.clearing_price_eur_per_mwh.get(t).copied().flatten())
-                .collect(),
-            None => vec![None; steps],
-        };
-        columns.push(Column {
-            name: "p2p_clearing_price_eur_per_mwh".into(),
-            values: Values::OptionalF64(clearing),
-        });
-        let per_hour = grid.steps_per_hour().max(1);
-        let cer_hourly = &result.community.cer.hourly_shared_kwh;
-        columns.push(f64_column(
-            "cer_hour_shared_kwh".into(),
-            &(0..steps)
-                .map(|t| cer_hourly.get(t / per_hour).copied().unwrap_or(0.0))
-                .collect::<Vec<_>>(),
-        ));
-        columns.push(Column {
-            name: "grid_at_peak".into(),
-            values: Values::Bool(result.grid_at_peak.clone()),
-        });
+        push_step_columns(result, &mut columns);
         Self {
             timestamps: (0..steps).map(|t| grid.timestamp(t)).collect(),
             unix_ms: (0..steps).map(|t| grid.unix_seconds(t) * 1000).collect(),
@@ -296,8 +257,56 @@ impl SeriesTable {
     }
 }
 
+/// The per-step columns that belong to no member, after the flows: zonal and retail price,
+/// tariff band, the market's clearing price, the CER hour's shared energy and the grid-peak
+/// flag (the wide table and `community.csv` end with the same columns).
+pub(crate) fn push_step_columns(result: &SimResult, columns: &mut Vec<Column>) {
+    let grid = &result.grid;
+    let steps = grid.len();
+    columns.push(f64_column(
+        "zonal_price_eur_per_mwh".into(),
+        &result.zonal_step_eur_per_mwh,
+    ));
+    columns.push(f64_column(
+        "retail_price_eur_per_mwh".into(),
+        &result.retail_eur_per_mwh,
+    ));
+    columns.push(Column {
+        name: "tariff_band".into(),
+        values: Values::Text(
+            result
+                .tariff_band
+                .iter()
+                .map(|b| b.name().to_owned())
+                .collect(),
+        ),
+    });
+    let clearing = match &result.community.market {
+        Some(m) => (0..steps)
+            .map(|t| m.clearing_price_eur_per_mwh.get(t).copied().flatten())
+            .collect(),
+        None => vec![None; steps],
+    };
+    columns.push(Column {
+        name: "p2p_clearing_price_eur_per_mwh".into(),
+        values: Values::OptionalF64(clearing),
+    });
+    let per_hour = grid.steps_per_hour().max(1);
+    let cer_hourly = &result.community.cer.hourly_shared_kwh;
+    columns.push(f64_column(
+        "cer_hour_shared_kwh".into(),
+        &(0..steps)
+            .map(|t| cer_hourly.get(t / per_hour).copied().unwrap_or(0.0))
+            .collect::<Vec<_>>(),
+    ));
+    columns.push(Column {
+        name: "grid_at_peak".into(),
+        values: Values::Bool(result.grid_at_peak.clone()),
+    });
+}
+
 /// The UTC offset at the end of an ISO 8601 timestamp (`+01:00`, `-05:30`, `Z`), in ms.
-fn offset_ms(ts: &str) -> i64 {
+pub(crate) fn offset_ms(ts: &str) -> i64 {
     let Some(tail) = ts.len().checked_sub(6).and_then(|i| ts.get(i..)) else {
         return 0;
     };

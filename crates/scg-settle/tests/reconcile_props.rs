@@ -237,12 +237,12 @@ fn check(c: &Community) -> Result<(), TestCaseError> {
                 let sold: i64 = result
                     .prosumers
                     .iter()
-                    .map(|p| wh(p.flows.p2p_export_kw[i]))
+                    .map(|p| wh(scg_sim::year::FlowSeries::at(&p.flows.p2p_export_kw, i)))
                     .sum();
                 let bought: i64 = result
                     .prosumers
                     .iter()
-                    .map(|p| wh(p.flows.p2p_import_kw[i]))
+                    .map(|p| wh(scg_sim::year::FlowSeries::at(&p.flows.p2p_import_kw, i)))
                     .sum();
                 let traded: u64 = iv.trades.iter().map(|t| t.energy_wh).sum();
                 prop_assert_eq!(traded as i64, sold.min(bought), "step {}", i);

@@ -483,20 +483,22 @@ pub fn components(
 
 fn sums(f: &FlowSeries, load_kw: &[f64], dt: f64) -> EnergySums {
     let s = |v: &[f64]| v.iter().sum::<f64>() * dt;
+    // A series the sink kept empty held only +0.0, whose sum is +0.0 (an empty `sum` is -0.0).
+    let z = |v: &[f64]| if v.is_empty() { 0.0 } else { s(v) };
     EnergySums {
         load_kwh: s(load_kw),
         ev_kwh: s(&f.ev_kw),
         v2g_kwh: s(&f.v2g_kw),
-        pv_kwh: s(&f.pv_kw),
-        wind_kwh: s(&f.wind_kw),
-        battery_in_kwh: s(&f.battery_in_kw),
-        battery_out_kwh: s(&f.battery_out_kw),
-        p2p_import_kwh: s(&f.p2p_import_kw),
-        p2p_export_kwh: s(&f.p2p_export_kw),
-        grid_import_kwh: s(&f.grid_import_kw),
-        grid_export_kwh: s(&f.grid_export_kw),
-        excess_kwh: s(&f.excess_kw),
-        unmet_kwh: s(&f.unmet_kw),
+        pv_kwh: z(&f.pv_kw),
+        wind_kwh: z(&f.wind_kw),
+        battery_in_kwh: z(&f.battery_in_kw),
+        battery_out_kwh: z(&f.battery_out_kw),
+        p2p_import_kwh: z(&f.p2p_import_kw),
+        p2p_export_kwh: z(&f.p2p_export_kw),
+        grid_import_kwh: z(&f.grid_import_kw),
+        grid_export_kwh: z(&f.grid_export_kw),
+        excess_kwh: z(&f.excess_kw),
+        unmet_kwh: z(&f.unmet_kw),
         peak_unmet_kw: f.unmet_kw.iter().copied().fold(0.0, f64::max),
     }
 }

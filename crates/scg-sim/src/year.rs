@@ -242,6 +242,12 @@ impl YearSettings<'_> {
 }
 
 /// Every flow of one prosumer, per step (kW averages over the step).
+///
+/// **An empty series is all zeros.** [`SeriesSink`] keeps a flow empty until its first value
+/// that is not +0.0 (a household without PV never exports, most members have no battery or
+/// turbine, unmet and excess energy are rare), so that a city does not hold millions of
+/// zeros; from that value on the series has one value per step. Read a value with
+/// [`FlowSeries::at`] (0 for an empty series), never by indexing.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FlowSeries {
     /// EV charging and swap-station demand (part of the uses), kW.
@@ -262,49 +268,73 @@ pub struct FlowSeries {
     pub unmet_kw: Vec<f64>,
 }
 
-/// Keeps every series.
+impl FlowSeries {
+    /// The value of `series` (one of this struct's) at step `t`: 0 for an empty series.
+    #[inline]
+    pub fn at(series: &[f64], t: usize) -> f64 {
+        series.get(t).copied().unwrap_or(0.0)
+    }
+}
+
+/// Keeps every series, an all-zero one as an empty vector (see [`FlowSeries`]).
 #[derive(Debug, Clone, Default)]
 pub struct SeriesSink {
     pub prosumers: Vec<FlowSeries>,
+    steps: usize,
 }
 
 impl SeriesSink {
-    /// Room for `n` prosumers over `steps` steps.
+    /// Room for `n` prosumers over `steps` steps. Nothing is allocated until a flow leaves
+    /// zero; then its series is allocated at its final length (`steps`) at once, so a year
+    /// never pays for a growing vector's spare capacity nor for its copies. The state of
+    /// charge, recorded only for members with a battery, grows.
     pub fn new(n: usize, steps: usize) -> Self {
-        let series = FlowSeries {
-            pv_kw: Vec::with_capacity(steps),
-            ..FlowSeries::default()
-        };
         Self {
-            prosumers: vec![series; n],
+            prosumers: vec![FlowSeries::default(); n],
+            steps,
         }
     }
+}
+
+/// Record `v` as step `step` of `series`, which stays empty while every value is +0.0 (a
+/// -0.0 or any other value allocates it, with the zeros before it).
+#[inline]
+fn push_flow(series: &mut Vec<f64>, step: usize, steps: usize, v: f64) {
+    if series.is_empty() {
+        if v.to_bits() == 0 {
+            return;
+        }
+        series.reserve_exact(steps.max(step + 1));
+        series.resize(step, 0.0);
+    }
+    series.push(v);
 }
 
 impl FlowSink for SeriesSink {
     fn record(
         &mut self,
-        _step: usize,
+        step: usize,
         flows: &[StepFlows],
         pv_kw: &[f64],
         wind_kw: &[f64],
         batteries: &[Option<BatteryUnit>],
     ) -> Result<(), ComponentError> {
+        let n = self.steps;
         for (i, s) in self.prosumers.iter_mut().enumerate() {
             let f = &flows[i];
-            s.pv_kw.push(pv_kw[i]);
-            s.wind_kw.push(wind_kw[i]);
-            s.battery_in_kw.push(f.battery_in_kw);
-            s.battery_out_kw.push(f.battery_out_kw);
+            push_flow(&mut s.pv_kw, step, n, pv_kw[i]);
+            push_flow(&mut s.wind_kw, step, n, wind_kw[i]);
+            push_flow(&mut s.battery_in_kw, step, n, f.battery_in_kw);
+            push_flow(&mut s.battery_out_kw, step, n, f.battery_out_kw);
             if let Some(unit) = &batteries[i] {
                 s.battery_soc_pct.push(unit.battery.soc() * 100.0);
             }
-            s.p2p_import_kw.push(f.p2p_import_kw);
-            s.p2p_export_kw.push(f.p2p_export_kw);
-            s.grid_import_kw.push(f.grid_import_kw);
-            s.grid_export_kw.push(f.grid_export_kw);
-            s.excess_kw.push(f.excess_kw);
-            s.unmet_kw.push(f.unmet_kw);
+            push_flow(&mut s.p2p_import_kw, step, n, f.p2p_import_kw);
+            push_flow(&mut s.p2p_export_kw, step, n, f.p2p_export_kw);
+            push_flow(&mut s.grid_import_kw, step, n, f.grid_import_kw);
+            push_flow(&mut s.grid_export_kw, step, n, f.grid_export_kw);
+            push_flow(&mut s.excess_kw, step, n, f.excess_kw);
+            push_flow(&mut s.unmet_kw, step, n, f.unmet_kw);
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 
 use scg_model::{ModelYear, TimeGrid, TimeSettings, builtin};
 use scg_sim::metrics::{daily_profile, load_stats, seasonal_profile};
+use scg_sim::year::FlowSeries;
 use scg_sim::{prosumer_seed, resolve_loads, simulate_scenario};
 
 fn grid(step_minutes: u32) -> TimeGrid {
@@ -168,19 +169,21 @@ fn the_market_replaces_pro_rata_without_changing_the_physics() {
     for r in &m.prosumers {
         let f = &r.flows;
         for t in (0..m.grid.len()).step_by(97) {
-            let sources = f.pv_kw[t]
-                + f.wind_kw[t]
-                + f.battery_out_kw[t]
-                + f.p2p_import_kw[t]
-                + f.grid_import_kw[t]
-                + f.unmet_kw[t]
-                + f.v2g_kw[t];
+            // An all-zero flow is kept empty (FlowSeries::at reads it as 0).
+            let at = |v: &[f64]| FlowSeries::at(v, t);
+            let sources = at(&f.pv_kw)
+                + at(&f.wind_kw)
+                + at(&f.battery_out_kw)
+                + at(&f.p2p_import_kw)
+                + at(&f.grid_import_kw)
+                + at(&f.unmet_kw)
+                + at(&f.v2g_kw);
             let uses = r.load.load_kw[t]
-                + f.ev_kw[t]
-                + f.battery_in_kw[t]
-                + f.p2p_export_kw[t]
-                + f.grid_export_kw[t]
-                + f.excess_kw[t];
+                + at(&f.ev_kw)
+                + at(&f.battery_in_kw)
+                + at(&f.p2p_export_kw)
+                + at(&f.grid_export_kw)
+                + at(&f.excess_kw);
             assert!(
                 (sources - uses).abs() < 1e-9 * uses.max(1.0),
                 "{} step {t}",

@@ -14,7 +14,33 @@ pub const LONG_ABOUT: &str = "Simulate a community for one year and write a repo
 Without SCENARIO the built-in Bergamo community of the seed paper is simulated (see `scg scenario default`).\n\n\
 Outputs (in --out): summary.json (metrics, schema scg.summary.v1), timeseries.csv and timeseries.parquet \
 (one row per step, units in column names), report.html (self-contained, opens offline) and scenario.toml \
-(the scenario as run). The same scenario and seed give the same bytes.";
+(the scenario as run). From 50 members on (or with --layout city) the series are members.parquet (long format: \
+one row per member and step) and community.csv (the community's per-step sums) instead of timeseries.csv/.parquet, \
+and the report shows distributions across members instead of one section per member (docs/summary.md). \
+The same scenario and seed give the same bytes.";
+
+/// `--layout`: which files carry the time series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LayoutArg {
+    /// `city` from scg_report::city::CITY_LAYOUT_MIN_MEMBERS (50) members on, `wide` below.
+    Auto,
+    /// timeseries.csv and timeseries.parquet, one column per member and flow; a report section
+    /// per member.
+    Wide,
+    /// members.parquet (long format) and community.csv; a report of distributions.
+    City,
+}
+
+impl LayoutArg {
+    /// The layout for a community of `members`.
+    pub fn resolve(self, members: usize) -> scg_report::Layout {
+        match self {
+            Self::Auto => scg_report::Layout::for_members(members),
+            Self::Wide => scg_report::Layout::Wide,
+            Self::City => scg_report::Layout::City,
+        }
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -36,6 +62,11 @@ pub struct Args {
     /// Refuse a scenario whose estimated peak memory is above this many MiB.
     #[arg(long, default_value_t = DEFAULT_MEMORY_BUDGET_MIB)]
     pub memory_budget_mib: u64,
+    /// Output layout of the series and the report: `auto` (city from 50 members on), `wide`
+    /// (timeseries.csv/.parquet, a section per member) or `city` (members.parquet,
+    /// community.csv, distributions across members).
+    #[arg(long, value_enum, default_value_t = LayoutArg::Auto)]
+    pub layout: LayoutArg,
 }
 
 /// A parsed scenario and where it came from.
@@ -179,9 +210,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         scenario_source: loaded.source.clone(),
         ledger,
     };
-    let files = scg_report::render_all(&result, &loaded.scenario, &run)?;
+    let layout = args.layout.resolve(result.prosumers.len());
+    let files = scg_report::render_all_layout(&result, &loaded.scenario, &run, "", layout)?;
     for file in &files {
         output.write(file.name, &file.bytes)?;
+    }
+    if layout == scg_report::Layout::City {
+        output.write_stream(scg_report::city::MEMBERS_PARQUET, |w| {
+            scg_report::city::write_members_parquet(&result, w)
+        })?;
     }
     output.commit("simulate")?;
     bar.inc(1);

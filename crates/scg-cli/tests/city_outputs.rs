@@ -1,0 +1,291 @@
+//! The city layout of `scg simulate`'s outputs (docs/summary.md "City layout"): a generated
+//! 60-member city (at or above `scg_report::city::CITY_LAYOUT_MIN_MEMBERS`, so `--layout auto`
+//! picks it) writes `members.parquet` and `community.csv` instead of the wide
+//! `timeseries.csv`/`.parquet`; the Parquet file reads back in Rust with one row per member and
+//! step, every row's energy balance closes, and both files sum to summary.json's totals; the
+//! report shows distributions instead of a section per member.
+#![allow(clippy::unwrap_used)]
+
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use parquet::record::RowAccessor;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const MEMBERS: usize = 60;
+const STEPS: usize = 8760;
+
+fn scg(args: &[&str], dir: &Path) -> Output {
+    let o = Command::new(env!("CARGO_BIN_EXE_scg"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "scg {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("city-outputs-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn close(a: f64, b: f64, what: &str) {
+    assert!(
+        (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0),
+        "{what}: {a} vs {b}"
+    );
+}
+
+/// Per member: the yearly sum (kWh at 60-minute steps) of each flow column, in file order.
+type Sums = BTreeMap<String, Vec<f64>>;
+
+fn read_members(path: &Path) -> (Vec<String>, Sums, Vec<String>) {
+    let reader = SerializedFileReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let meta = reader.metadata();
+    assert_eq!(meta.file_metadata().num_rows() as usize, MEMBERS * STEPS);
+    let schema = meta.file_metadata().schema_descr();
+    let names: Vec<String> = (0..schema.num_columns())
+        .map(|i| schema.column(i).name().to_owned())
+        .collect();
+    assert_eq!(&names[..3], ["member", "timestamp", "timestamp_local"]);
+    assert_eq!(names.last().unwrap(), "battery_soc_pct");
+    let flows = &names[3..names.len() - 1];
+    let col = |n: &str| flows.iter().position(|f| f == n).unwrap();
+    let uses = [
+        "load_kw",
+        "ev_charge_kw",
+        "swap_kw",
+        "battery_charge_kw",
+        "p2p_export_kw",
+        "grid_export_kw",
+        "excess_kw",
+    ]
+    .map(col);
+    let sources = [
+        "pv_kw",
+        "wind_kw",
+        "v2g_kw",
+        "battery_discharge_kw",
+        "p2p_import_kw",
+        "grid_import_kw",
+        "unmet_kw",
+    ]
+    .map(col);
+    let mut order: Vec<String> = Vec::new();
+    let mut sums: Sums = BTreeMap::new();
+    let mut first_ms: Option<i64> = None;
+    for row in reader.get_row_iter(None).unwrap() {
+        let row = row.unwrap();
+        let id = row.get_string(0).unwrap().clone();
+        if order.last() != Some(&id) {
+            assert!(!order.contains(&id), "rows of {id} are not contiguous");
+            order.push(id.clone());
+        }
+        let ms = row.get_timestamp_millis(1).unwrap();
+        first_ms.get_or_insert(ms);
+        let values: Vec<f64> = (0..flows.len())
+            .map(|i| row.get_double(3 + i).unwrap())
+            .collect();
+        let (u, s): (f64, f64) = (
+            uses.iter().map(|i| values[*i]).sum(),
+            sources.iter().map(|i| values[*i]).sum(),
+        );
+        assert!(
+            (u - s).abs() <= 1e-6 * u.abs().max(1.0),
+            "{id} at {ms}: uses {u} kW, sources {s} kW"
+        );
+        let acc = sums.entry(id).or_insert_with(|| vec![0.0; flows.len()]);
+        for (a, v) in acc.iter_mut().zip(&values) {
+            *a += v;
+        }
+    }
+    // 2007-01-01T00:00 local standard time (UTC+01:00) is 2006-12-31T23:00Z.
+    assert_eq!(first_ms, Some(1_167_606_000_000));
+    (order, sums, flows.to_vec())
+}
+
+#[test]
+fn a_city_gets_members_parquet_community_csv_and_distributions_that_sum_to_the_summary() {
+    let dir = tempdir("auto");
+    scg(
+        &[
+            "scenario",
+            "city",
+            "--members",
+            &MEMBERS.to_string(),
+            "--evs",
+            "0",
+            "--seed",
+            "1",
+            "-o",
+            "city.toml",
+        ],
+        &dir,
+    );
+    scg(
+        &[
+            "simulate",
+            "city.toml",
+            "--no-ledger",
+            "--quiet",
+            "--out",
+            "out",
+        ],
+        &dir,
+    );
+    let out = dir.join("out");
+    for absent in ["timeseries.csv", "timeseries.parquet"] {
+        assert!(
+            !out.join(absent).exists(),
+            "{absent} written in the city layout"
+        );
+    }
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let ids: Vec<String> = summary["scenario"]["prosumer_order"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), MEMBERS);
+
+    let (order, sums, flows) = read_members(&out.join("members.parquet"));
+    assert_eq!(order, ids, "rows ordered by member in scenario order");
+    let pick = |name: &str| flows.iter().position(|f| f == name).unwrap();
+    let keys = [
+        ("pv_kw", "pv_energy_kwh"),
+        ("grid_import_kw", "grid_import_kwh"),
+        ("grid_export_kw", "grid_export_kwh"),
+        ("p2p_import_kw", "p2p_import_kwh"),
+        ("p2p_export_kw", "p2p_export_kwh"),
+        ("battery_charge_kw", "battery_charge_kwh"),
+        ("battery_discharge_kw", "battery_discharge_kwh"),
+    ];
+    let mut community = vec![0.0; flows.len()];
+    for id in &ids {
+        let p = &summary["prosumers"][id];
+        let s = &sums[id];
+        close(
+            s[pick("load_kw")],
+            p["load"]["energy_kwh"].as_f64().unwrap(),
+            id,
+        );
+        for (column, key) in keys {
+            close(
+                s[pick(column)],
+                p[key].as_f64().unwrap(),
+                &format!("{id} {key}"),
+            );
+        }
+        for (c, v) in community.iter_mut().zip(s) {
+            *c += v;
+        }
+    }
+
+    // community.csv: the members' sums, step by step; its yearly sums are the community's.
+    let csv = std::fs::read_to_string(out.join("community.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[0], "timestamp");
+    assert_eq!(&header[1..=flows.len()], &flows[..]);
+    assert_eq!(*header.last().unwrap(), "grid_at_peak");
+    let mut csv_sums = vec![0.0; flows.len()];
+    let mut rows = 0;
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(cells.len(), header.len(), "{line}");
+        for (s, c) in csv_sums.iter_mut().zip(&cells[1..=flows.len()]) {
+            *s += c.parse::<f64>().unwrap();
+        }
+        rows += 1;
+    }
+    assert_eq!(rows, STEPS);
+    let c = &summary["community"];
+    for (column, key) in keys {
+        let i = pick(column);
+        close(csv_sums[i], community[i], column);
+        if !column.starts_with("p2p") {
+            close(
+                csv_sums[i],
+                c[key].as_f64().unwrap(),
+                &format!("community {key}"),
+            );
+        }
+    }
+
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<h2 id=\"members\">Members <small>(60)</small></h2>"));
+    assert!(html.contains("<th>p5</th><th>p25</th><th>p50</th><th>p75</th><th>p95</th>"));
+    assert!(html.contains("Top and bottom 10 members by net bill"));
+    assert!(html.contains("Top and bottom 10 members by self-consumption"));
+    assert!(
+        !html.contains(&format!("<h2 id=\"{}\">", ids[0])),
+        "no section per member"
+    );
+}
+
+#[test]
+fn small_communities_stay_wide_and_layout_city_forces_the_city_files() {
+    let dir = tempdir("wide");
+    scg(
+        &[
+            "scenario",
+            "city",
+            "--members",
+            "3",
+            "--evs",
+            "0",
+            "--seed",
+            "1",
+            "-o",
+            "c.toml",
+        ],
+        &dir,
+    );
+    scg(
+        &[
+            "simulate",
+            "c.toml",
+            "--no-ledger",
+            "--quiet",
+            "--layout",
+            "city",
+            "--out",
+            "city",
+        ],
+        &dir,
+    );
+    scg(
+        &[
+            "simulate",
+            "c.toml",
+            "--no-ledger",
+            "--quiet",
+            "--out",
+            "wide",
+        ],
+        &dir,
+    );
+    for f in ["members.parquet", "community.csv"] {
+        assert!(dir.join("city").join(f).is_file(), "{f}");
+        assert!(!dir.join("wide").join(f).exists(), "{f}");
+    }
+    for f in ["timeseries.csv", "timeseries.parquet"] {
+        assert!(dir.join("wide").join(f).is_file(), "{f}");
+        assert!(!dir.join("city").join(f).exists(), "{f}");
+    }
+    // The same run in either layout: the same summary.
+    assert_eq!(
+        std::fs::read(dir.join("city/summary.json")).unwrap(),
+        std::fs::read(dir.join("wide/summary.json")).unwrap()
+    );
+}
