@@ -154,6 +154,9 @@ fn a_city_too_large_for_the_budget_is_refused_at_check_with_the_estimate_and_the
     assert!(err.contains("above the memory budget of 8192 MiB"), "{err}");
     assert!(err.contains("2000 prosumers"), "{err}");
     assert!(err.contains("500 EVs"), "{err}");
+    // Without a ledger the same city fits: a run without one needs a fraction of the memory.
+    let o = scg(&["scenario", "check", "big.toml", "--no-ledger"], &dir);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // A smaller budget refuses a smaller city the same way.
     let o = scg(
         &["scenario", "city", "--members", "20", "-o", "small.toml"],

@@ -22,6 +22,11 @@ pub const BASE_BYTES: u64 = 32 * 1024 * 1024;
 /// and 326 B with `--no-ledger` (100 → 1,000 members): the coefficient holds with the ledger
 /// and over-estimates a `--no-ledger` run about 6.7 times.
 pub const BYTES_PER_PROSUMER_STEP: u64 = 2_200;
+/// Memory per prosumer per simulated step of a run without a ledger (`scg simulate
+/// --no-ledger`), bytes: measured 49 B on generated cities of 1,000 and 10,000 members without
+/// EVs at 8,760 steps (410 MiB and 4,146 MiB peak, release build, city output layout,
+/// docs/scaling.md); doubled.
+pub const BYTES_PER_PROSUMER_STEP_NO_LEDGER: u64 = 100;
 /// Memory per EV per simulated day, bytes (its sessions and plans). Not measured on its own
 /// (the slope above includes 25 EVs per prosumer); an allowance on top.
 pub const BYTES_PER_VEHICLE_DAY: u64 = 400;
@@ -51,8 +56,9 @@ pub struct RunEstimate {
     pub vehicles: u64,
 }
 
-/// Estimate a run from its scenario and typed assets (saturating: never overflows).
-pub fn estimate(scenario: &Scenario, assets: &Assets) -> RunEstimate {
+/// Estimate a run from its scenario and typed assets (saturating: never overflows); `ledger`:
+/// whether the run settles its year on the ledger.
+pub fn estimate(scenario: &Scenario, assets: &Assets, ledger: bool) -> RunEstimate {
     let steps = 365 * 24 * 60 / u64::from(scenario.time.step_minutes.max(1));
     let prosumers = scenario.prosumers.len() as u64;
     let fleets = || assets.prosumers.iter().filter_map(|p| p.ev.as_ref());
@@ -71,11 +77,11 @@ pub fn estimate(scenario: &Scenario, assets: &Assets) -> RunEstimate {
         })
         .fold(0, u64::saturating_add);
     let memory_bytes = BASE_BYTES
-        .saturating_add(
-            prosumers
-                .saturating_mul(steps)
-                .saturating_mul(BYTES_PER_PROSUMER_STEP),
-        )
+        .saturating_add(prosumers.saturating_mul(steps).saturating_mul(if ledger {
+            BYTES_PER_PROSUMER_STEP
+        } else {
+            BYTES_PER_PROSUMER_STEP_NO_LEDGER
+        }))
         .saturating_add(vehicles.saturating_mul(365 * BYTES_PER_VEHICLE_DAY));
     let nanos = prosumers
         .saturating_mul(steps)
@@ -102,12 +108,16 @@ pub struct CheckedRun {
 pub struct CheckOptions {
     /// Refuse a run whose estimated memory is above this, bytes.
     pub memory_budget_bytes: u64,
+    /// Whether the run settles its year on the ledger (the default `scg simulate`; its
+    /// memory per prosumer-step is many times a run's without).
+    pub ledger: bool,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
         Self {
             memory_budget_bytes: scg_model::bounds::DEFAULT_MEMORY_BUDGET_BYTES,
+            ledger: true,
         }
     }
 }
@@ -155,7 +165,7 @@ pub fn check_run(
     let Some(assets) = assets else {
         return Err(problems);
     };
-    let estimate = estimate(scenario, &assets);
+    let estimate = estimate(scenario, &assets, options.ledger);
     if estimate.memory_bytes > options.memory_budget_bytes {
         problems.push(format!(
             "the run needs an estimated {} MiB, above the memory budget of {} MiB \

@@ -38,11 +38,14 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let log = crate::output::InputLog::default();
-    let (loaded, run) = crate::commands::simulate::prepare_run(
-        args.scenario.as_deref(),
-        args.memory_budget_mib,
-        &log,
-    )?;
+    // The winner's simulation settles no ledger, but the search holds every design's year:
+    // held to the estimate of a run with one, as before.
+    let budget = crate::commands::simulate::Budget {
+        memory_mib: args.memory_budget_mib,
+        ledger: true,
+    };
+    let (loaded, run) =
+        crate::commands::simulate::prepare_run(args.scenario.as_deref(), budget, &log)?;
     let (assets, inputs) = (run.assets, run.inputs);
     // Before the search: --out is writable, locked, and contains no input.
     let mut output = crate::output::OutputDir::begin(&args.out)?;

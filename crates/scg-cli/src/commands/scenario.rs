@@ -39,6 +39,9 @@ pub enum Command {
         /// Refuse a scenario whose estimated peak memory is above this many MiB.
         #[arg(long, default_value_t = crate::commands::simulate::DEFAULT_MEMORY_BUDGET_MIB)]
         memory_budget_mib: u64,
+        /// Estimate the run as `scg simulate --no-ledger` makes it (no ledger to settle).
+        #[arg(long)]
+        no_ledger: bool,
     },
 }
 
@@ -71,10 +74,15 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Check {
             file,
             memory_budget_mib,
+            no_ledger,
         } => {
+            let budget = crate::commands::simulate::Budget {
+                memory_mib: memory_budget_mib,
+                ledger: !no_ledger,
+            };
             let (loaded, run) = crate::commands::simulate::prepare_run(
                 Some(&file),
-                memory_budget_mib,
+                budget,
                 &crate::output::InputLog::default(),
             )?;
             let e = run.estimate;

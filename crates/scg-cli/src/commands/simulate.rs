@@ -129,13 +129,21 @@ pub fn file_reader(
 /// scenario, then [`check_loaded`]. Every file read is recorded in `log`.
 pub fn prepare_run(
     path: Option<&Path>,
-    memory_budget_mib: u64,
+    budget: Budget,
     log: &crate::output::InputLog,
 ) -> anyhow::Result<(LoadedScenario, scg_sim::CheckedRun)> {
     log.record_all(path);
     let loaded = read_scenario(path)?;
-    let run = check_loaded(&loaded, memory_budget_mib, log)?;
+    let run = check_loaded(&loaded, budget, log)?;
     Ok((loaded, run))
+}
+
+/// What a run is held to at the check: the memory budget, and whether it writes a ledger
+/// (which the memory estimate depends on).
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub memory_mib: u64,
+    pub ledger: bool,
 }
 
 /// `scg_sim::check_run` on a read scenario (validation, component sections, every input file,
@@ -143,11 +151,12 @@ pub fn prepare_run(
 /// adjust the scenario before running it (`vpp bids`). Every file read is recorded in `log`.
 pub fn check_loaded(
     loaded: &LoadedScenario,
-    memory_budget_mib: u64,
+    budget: Budget,
     log: &crate::output::InputLog,
 ) -> anyhow::Result<scg_sim::CheckedRun> {
     let options = scg_sim::CheckOptions {
-        memory_budget_bytes: memory_budget_mib.saturating_mul(1024 * 1024),
+        memory_budget_bytes: budget.memory_mib.saturating_mul(1024 * 1024),
+        ledger: budget.ledger,
     };
     scg_sim::check_run(&loaded.scenario, &mut file_reader(loaded, log), options).map_err(
         |problems| {
@@ -172,7 +181,11 @@ pub const DEFAULT_MEMORY_BUDGET_MIB: u64 = scg_model::bounds::DEFAULT_MEMORY_BUD
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let log = crate::output::InputLog::default();
-    let (loaded, run) = prepare_run(args.scenario.as_deref(), args.memory_budget_mib, &log)?;
+    let budget = Budget {
+        memory_mib: args.memory_budget_mib,
+        ledger: !args.no_ledger,
+    };
+    let (loaded, run) = prepare_run(args.scenario.as_deref(), budget, &log)?;
     let (assets, inputs) = (run.assets, run.inputs);
     // Before the expensive work: --out is writable, locked, and contains no input.
     let mut output = crate::output::OutputDir::begin(&args.out)?;

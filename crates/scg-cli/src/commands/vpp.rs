@@ -137,7 +137,11 @@ fn run_bids(args: BidsArgs) -> Result<ExitCode> {
     if !leap {
         loaded.scenario.time.model_year = ModelYear::Year(date.year);
     }
-    let run = crate::commands::simulate::check_loaded(&loaded, args.memory_budget_mib, &log)?;
+    let budget = crate::commands::simulate::Budget {
+        memory_mib: args.memory_budget_mib,
+        ledger: true,
+    };
+    let run = crate::commands::simulate::check_loaded(&loaded, budget, &log)?;
     let sim = scg_sim::simulate(
         &loaded.scenario,
         &run.assets,
