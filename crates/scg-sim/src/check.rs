@@ -35,6 +35,10 @@ pub const BYTES_PER_VEHICLE_DAY: u64 = 400;
 /// cities of 10 and 50 households (release build, docs/scaling.md; the ledger is nearly all
 /// of it: 2.1 µs without).
 pub const NANOS_PER_PROSUMER_STEP: u64 = 80_000;
+/// Run time per prosumer per step without a ledger, nanoseconds: measured 0.39 µs of CPU on a
+/// generated city of 1,000 members without EVs (3.43 s for 8.76 M member-steps, release build,
+/// city output layout, docs/scaling.md), rounded up to 1 µs.
+pub const NANOS_PER_PROSUMER_STEP_NO_LEDGER: u64 = 1_000;
 /// Run time per EV per step under the MPC policy, nanoseconds: measured 15.1 s per prosumer
 /// with 25 EVs at 8,760 steps (69 µs per EV-step, debug build on a shared 2-core machine).
 pub const NANOS_PER_VEHICLE_STEP: u64 = 69_000;
@@ -85,7 +89,11 @@ pub fn estimate(scenario: &Scenario, assets: &Assets, ledger: bool) -> RunEstima
         .saturating_add(vehicles.saturating_mul(365 * BYTES_PER_VEHICLE_DAY));
     let nanos = prosumers
         .saturating_mul(steps)
-        .saturating_mul(NANOS_PER_PROSUMER_STEP)
+        .saturating_mul(if ledger {
+            NANOS_PER_PROSUMER_STEP
+        } else {
+            NANOS_PER_PROSUMER_STEP_NO_LEDGER
+        })
         .saturating_add(vehicle_nanos_per_step.saturating_mul(steps));
     RunEstimate {
         memory_bytes,

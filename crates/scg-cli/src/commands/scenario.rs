@@ -95,9 +95,14 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             );
             println!(
                 "estimated run: {} MiB peak memory (budget {memory_budget_mib} MiB), {:.1} s \
-                 (`scg simulate` with the ledger; a guide, see docs/scaling.md)",
+                 (`scg simulate` {}; a guide, see docs/scaling.md)",
                 e.memory_bytes >> 20,
-                e.time_ms as f64 / 1000.0
+                e.time_ms as f64 / 1000.0,
+                if no_ledger {
+                    "--no-ledger"
+                } else {
+                    "with the ledger"
+                }
             );
             Ok(ExitCode::SUCCESS)
         }
