@@ -674,13 +674,17 @@ fn terms_of<'a>(
     }
 }
 
+/// One aggregate of a step: its (variable, sign) terms and the scenarios it is the aggregate
+/// of.
+type StepAggregate<'a> = (Cow<'a, [(usize, f64)]>, Vec<usize>);
+
 /// The distinct aggregates of one step, each with the scenarios whose aggregate it is: the
 /// shared terms plus a scenario's own for each scenario with terms here, and the shared terms
 /// alone for the others. Without scenarios: the shared terms for scenario 0 (none when empty).
 fn step_aggregates<'a>(
     shared: &'a [(usize, f64)],
     by_scenario: Option<&[Vec<(usize, f64)>]>,
-) -> Vec<(Cow<'a, [(usize, f64)]>, Vec<usize>)> {
+) -> Vec<StepAggregate<'a>> {
     let Some(lists) = by_scenario.filter(|l| l.len() > 1) else {
         return if shared.is_empty() {
             Vec::new()

@@ -432,7 +432,7 @@ fn a_busy_morning_lowers_the_rest_of_the_days_forecast() {
 /// arrival's scenario peaks at 10 kW, not 15.
 #[test]
 fn scenarios_price_the_mean_or_the_worst_peak() {
-    let pev = |start, end, scenario| PlanEv {
+    let pev = |start: usize, end: usize, scenario: Option<usize>| PlanEv {
         start,
         end,
         need_kwh: 10.0,
