@@ -11,8 +11,9 @@
 //! `replan_tolerance_kwh`, `congestion_quick_charge_eur_per_kwh`, `FORECAST` the
 //! `forecast_arrivals_hours`, and `RES`, `RESW` the reserve band's `reserve_pct` and
 //! `reserve_eur_per_kwh` (`RES=0`: no band, the default), `PRICEW` the
-//! `demand_charge_price_weight`, `POOL=0`/`POOL=1` the `forecast_arrival_pool` (for
-//! experiments).
+//! `demand_charge_price_weight`, `POOL=0`/`POOL=1` the `forecast_arrival_pool`, `SCEN` the
+//! `forecast_scenarios`, `ROBUST` the `scenario_peak_robustness` and `EACH=1` sets
+//! `scenario_each_session`, `NOARR` the `no_arrival_weight` (for experiments).
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use scg_ev::acn::{date_start_min, parse_acn_csv};
@@ -80,6 +81,18 @@ fn main() {
     }
     if let Some(v) = env("POOL") {
         params.mpc.forecast_arrival_pool = v != 0.0;
+    }
+    if let Some(v) = env("SCEN") {
+        params.mpc.forecast_scenarios = v as usize;
+    }
+    if let Some(v) = env("ROBUST") {
+        params.mpc.scenario_peak_robustness = v;
+    }
+    if let Some(v) = env("EACH") {
+        params.mpc.scenario_each_session = v != 0.0;
+    }
+    if let Some(v) = env("NOARR") {
+        params.mpc.no_arrival_weight = v;
     }
     if let Some(v) = env("CONG") {
         params.mpc.congestion_quick_charge_eur_per_kwh = v;

@@ -368,6 +368,7 @@ impl OfflinePlan {
                     max_energy_kwh: s.target_energy_kwh(),
                     efficiency: s.ev.efficiency,
                     value_weight: 1.0,
+                    scenario: None,
                 }
             })
             .collect();
@@ -395,6 +396,7 @@ impl OfflinePlan {
                 .collect(),
             prev_peak_kw: vec![0.0; ids.len().max(1)],
             reserve: None,
+            scenarios: None,
             evs,
         };
         let sol = solve_plan(&problem, &params.mpc)?;

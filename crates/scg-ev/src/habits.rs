@@ -527,6 +527,7 @@ pub fn hindsight_peak_kw(
                 max_energy_kwh: 0.0,
                 efficiency: s.efficiency,
                 value_weight: 1.0,
+                scenario: None,
             })
             .collect(),
         price_eur_per_mwh: vec![0.0; steps],
@@ -536,6 +537,7 @@ pub fn hindsight_peak_kw(
         peak_group: vec![0; steps],
         prev_peak_kw: vec![0.0],
         reserve: None,
+        scenarios: None,
     };
     let sol = solve_plan(&problem, &MpcParams::default())?;
     let mut agg = vec![0.0; steps];
@@ -719,28 +721,79 @@ impl ArrivalProfile {
         if days == 0 {
             return None;
         }
-        let (mut n, mut e, mut stay, mut kw, mut eta) = (0usize, 0.0, 0.0, 0.0, 0.0);
-        for (d, s) in &self.sessions {
-            let h = (s.start_step * self.step_minutes).rem_euclid(MINUTES_PER_DAY) / 60;
-            if is_weekend(*d) != weekend || h != hour {
-                continue;
-            }
-            n += 1;
-            e += s.energy_kwh;
-            stay += (s.end_step - s.start_step) as f64;
-            kw += s.max_charge_kw;
-            eta += s.efficiency;
-        }
-        if n == 0 {
-            return None;
-        }
-        let k = n as f64;
-        Some(ExpectedArrivals {
-            sessions_per_day: k / days as f64,
-            energy_kwh: e / k,
-            stay_steps: stay / k,
-            max_charge_kw: kw / k,
-            efficiency: eta / k,
+        summarize(
+            self.sessions
+                .iter()
+                .filter(|(d, s)| is_weekend(*d) == weekend && self.minute_of_day(s) / 60 == hour)
+                .map(|(_, s)| s),
+            days as f64,
+        )
+    }
+
+    /// The `index`-th most recent remembered day (0 = the latest) of the same kind
+    /// (weekday/weekend) as `day` and before it, counted modulo the number of such days
+    /// remembered: the source day of scenario `index` for `day`
+    /// ([`crate::mpc::MpcParams::forecast_scenarios`]). `None` when no such day is
+    /// remembered.
+    pub fn scenario_day(&self, day: i64, index: usize) -> Option<i64> {
+        let (first, last) = (self.first_day?, self.last_day?.min(day - 1));
+        let weekend = is_weekend(day);
+        let kind: Vec<i64> = (first..=last)
+            .rev()
+            .filter(|d| is_weekend(*d) == weekend)
+            .collect();
+        (!kind.is_empty()).then(|| kind[index % kind.len()])
+    }
+
+    /// The sessions that arrived on remembered day `day` between local minutes `from_min`
+    /// and `to_min` of the day (`[from, to)`), summed: their number, mean energy, stay and
+    /// power limit. `None` when none did.
+    pub fn arrived_on(&self, day: i64, from_min: i64, to_min: i64) -> Option<ExpectedArrivals> {
+        summarize(self.sessions_on(day, from_min, to_min).map(|(_, s)| s), 1.0)
+    }
+
+    /// The sessions that arrived on remembered day `day` between local minutes `from_min`
+    /// and `to_min` of the day (`[from, to)`), each with its arrival minute of the day.
+    pub fn sessions_on(
+        &self,
+        day: i64,
+        from_min: i64,
+        to_min: i64,
+    ) -> impl Iterator<Item = (i64, &PeakSession)> {
+        self.sessions.iter().filter_map(move |(d, s)| {
+            let m = self.minute_of_day(s);
+            (*d == day && m >= from_min && m < to_min).then_some((m, s))
         })
     }
+
+    fn minute_of_day(&self, s: &PeakSession) -> i64 {
+        (s.start_step * self.step_minutes).rem_euclid(MINUTES_PER_DAY)
+    }
+}
+
+/// Mean energy, stay, power limit and efficiency of `sessions`, and their number per day
+/// over `days` days; `None` for no session.
+fn summarize<'a>(
+    sessions: impl Iterator<Item = &'a PeakSession>,
+    days: f64,
+) -> Option<ExpectedArrivals> {
+    let (mut n, mut e, mut stay, mut kw, mut eta) = (0usize, 0.0, 0.0, 0.0, 0.0);
+    for s in sessions {
+        n += 1;
+        e += s.energy_kwh;
+        stay += (s.end_step - s.start_step) as f64;
+        kw += s.max_charge_kw;
+        eta += s.efficiency;
+    }
+    if n == 0 {
+        return None;
+    }
+    let k = n as f64;
+    Some(ExpectedArrivals {
+        sessions_per_day: k / days,
+        energy_kwh: e / k,
+        stay_steps: stay / k,
+        max_charge_kw: kw / k,
+        efficiency: eta / k,
+    })
 }

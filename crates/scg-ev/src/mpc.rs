@@ -30,7 +30,8 @@
 
 use crate::error::EvError;
 use crate::habits::{
-    ArrivalProfile, PeakLearner, PeakSession, hindsight_peak_kw, peak_sessions_by_day,
+    ArrivalProfile, ExpectedArrivals, PeakLearner, PeakSession, hindsight_peak_kw,
+    peak_sessions_by_day,
 };
 use crate::model::MINUTES_PER_HOUR;
 use crate::model::Session;
@@ -40,6 +41,7 @@ use clarabel::solver::{
     DefaultSettings, DefaultSolver, IPSolver, NonnegativeConeT, SolverStatus, SupportedConeT,
     ZeroConeT,
 };
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Weights and limits of the optimizer.
@@ -135,7 +137,37 @@ pub struct MpcParams {
     /// Caltech weeks (docs/home.md, EV planner).
     #[serde(default = "default_forecast_arrival_pool")]
     pub forecast_arrival_pool: bool,
+    /// With a demand charge, plan the expected arrivals as this many scenarios instead of
+    /// their mean (0 = the mean, as without a demand charge): scenario `j` repeats the
+    /// arrivals of the `j`-th most recent remembered day of the same kind (weekday/weekend),
+    /// hour by hour, each scenario with its own aggregate power and peak, the vehicles
+    /// present shared by all (see [`Scenarios`]). A hedge on the forecast: the plan keeps
+    /// room for a busy day as it was seen, not only for the mean day. At most
+    /// [`MAX_SCENARIOS`].
+    #[serde(default = "default_forecast_scenarios")]
+    pub forecast_scenarios: usize,
+    /// With scenarios, the weight of the worst scenario's peak against the mean of the
+    /// scenarios' peaks in the demand-charge term, 0..1 (0 = the expected peak, 1 = the
+    /// worst).
+    #[serde(default = "default_scenario_peak_robustness")]
+    pub scenario_peak_robustness: f64,
+    /// With scenarios, plan each of a scenario day's arrivals as its own pseudo-session
+    /// (its energy, stay and power limit as they were) instead of one per hour with the
+    /// hour's means: a busy day's short stays then need the peak they needed.
+    #[serde(default)]
+    pub scenario_each_session: bool,
+    /// With a demand charge and a forecast, the weight of a scenario in which nothing more
+    /// arrives, 0..1 (0 = none): its peak is the vehicles present's own, so the plan prices
+    /// the peak it realises now if the forecast arrivals do not come, and charges the
+    /// vehicles present no faster than the room for the forecast needs. The forecast (the
+    /// mean, or the scenarios) shares the rest of the weight.
+    #[serde(default)]
+    pub no_arrival_weight: f64,
 }
+
+/// Most scenarios a plan takes ([`MpcParams::forecast_scenarios`]): a bound on the problem
+/// size (each adds a pseudo-session per forecast hour and a peak row per step).
+pub const MAX_SCENARIOS: usize = 28;
 
 /// Value of a pseudo-session's energy relative to a real vehicle's (see
 /// [`MpcParams::forecast_arrivals_hours`]).
@@ -173,6 +205,12 @@ fn default_forecast_arrival_pool() -> bool {
 fn default_reserve_eur_per_kwh() -> f64 {
     0.18
 }
+fn default_forecast_scenarios() -> usize {
+    0
+}
+fn default_scenario_peak_robustness() -> f64 {
+    0.0
+}
 
 impl Default for MpcParams {
     fn default() -> Self {
@@ -197,6 +235,10 @@ impl Default for MpcParams {
             reserve_eur_per_kwh: default_reserve_eur_per_kwh(),
             demand_charge_price_weight: default_demand_charge_price_weight(),
             forecast_arrival_pool: default_forecast_arrival_pool(),
+            forecast_scenarios: default_forecast_scenarios(),
+            scenario_peak_robustness: default_scenario_peak_robustness(),
+            scenario_each_session: false,
+            no_arrival_weight: 0.0,
         }
     }
 }
@@ -225,6 +267,9 @@ pub struct PlanEv {
     /// Weight of its energy's value (1 for a real vehicle; [`PSEUDO_VALUE_WEIGHT`] for an
     /// expected arrival).
     pub value_weight: f64,
+    /// The scenario it belongs to (an expected arrival of one scenario, see [`Scenarios`]);
+    /// `None` = present in every scenario (a real vehicle).
+    pub scenario: Option<usize>,
 }
 
 /// One optimization problem.
@@ -252,6 +297,25 @@ pub struct PlanProblem {
     pub prev_peak_kw: Vec<f64>,
     /// A price on aggregate power above a level (see [`Reserve`]); `None` = no such term.
     pub reserve: Option<Reserve>,
+    /// Scenarios of the vehicles with a `scenario` index; `None` (or a count of 1) = one
+    /// aggregate per step, as without scenarios.
+    pub scenarios: Option<Scenarios>,
+}
+
+/// Scenarios of a plan: the vehicles without a scenario index are in every scenario, the
+/// others in theirs only. Each scenario has its own aggregate power per step and its own
+/// peak per billing period (the site limit holds the shared vehicles only); the
+/// demand-charge term is the charge times `(1 − robustness)·Σ weight·peak +
+/// robustness·max(peaks)`, so the shared vehicles' plan leaves room for the scenarios'
+/// arrivals as their expected (or worst) peak prices it. The reserve band, if any, applies
+/// to the shared vehicles only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenarios {
+    /// Weight of each scenario (every `PlanEv::scenario` is below their number; they should
+    /// sum to 1).
+    pub weights: Vec<f64>,
+    /// Weight of the worst scenario's peak, 0..1.
+    pub robustness: f64,
 }
 
 /// A price per kWh on aggregate import above `below_kw` in any step: the plan keeps the band
@@ -312,8 +376,24 @@ pub fn solve_plan(problem: &PlanProblem, params: &MpcParams) -> Result<PlanSolut
     } else {
         0
     };
+    let weights: &[f64] = problem
+        .scenarios
+        .as_ref()
+        .map_or(&[1.0], |s| s.weights.as_slice());
+    let scenarios = weights.len().max(1);
+    let robustness = problem
+        .scenarios
+        .as_ref()
+        .filter(|_| scenarios > 1)
+        .map_or(0.0, |s| s.robustness.clamp(0.0, 1.0));
+    // One peak per billing period and scenario, and the worst of them per period.
     let peak0 = n;
-    n += groups;
+    n += groups * scenarios;
+    let worst0 = n;
+    let with_worst = groups > 0 && robustness > 0.0;
+    if with_worst {
+        n += groups;
+    }
     let reserve0 = n;
     if problem.reserve.is_some() {
         n += problem.steps;
@@ -326,8 +406,14 @@ pub fn solve_plan(problem: &PlanProblem, params: &MpcParams) -> Result<PlanSolut
     let (mut ni, mut nj, mut nv, mut nb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut zrow = 0usize;
     let mut nrow = 0usize;
-    // Per-step lists of (variable, sign) for the aggregate power.
+    // Per-step lists of (variable, sign) for the aggregate power: of the vehicles in every
+    // scenario, and of each scenario's own (empty without scenarios).
     let mut step_terms: Vec<Vec<(usize, f64)>> = vec![Vec::new(); problem.steps];
+    let mut scenario_terms: Vec<Vec<Vec<(usize, f64)>>> = if scenarios > 1 {
+        vec![vec![Vec::new(); scenarios]; problem.steps]
+    } else {
+        Vec::new()
+    };
     let mut any_v2g = false;
 
     for (ev, (vars, len)) in problem.evs.iter().zip(&layout) {
@@ -355,7 +441,7 @@ pub fn solve_plan(problem: &PlanProblem, params: &MpcParams) -> Result<PlanSolut
                 nb.push(b);
                 nrow += 1;
             }
-            step_terms[step].push((c, 1.0));
+            terms_of(&mut step_terms, &mut scenario_terms, step, ev.scenario).push((c, 1.0));
             if let Some(g0) = vars.g {
                 any_v2g = true;
                 let g = g0 + k;
@@ -391,7 +477,7 @@ pub fn solve_plan(problem: &PlanProblem, params: &MpcParams) -> Result<PlanSolut
                     zb.push(0.0);
                 }
                 zrow += 1;
-                step_terms[step].push((g, -1.0));
+                terms_of(&mut step_terms, &mut scenario_terms, step, ev.scenario).push((g, -1.0));
             } else {
                 q[c] -= value * ev.value_weight * eta * dt;
             }
@@ -412,10 +498,16 @@ pub fn solve_plan(problem: &PlanProblem, params: &MpcParams) -> Result<PlanSolut
         }
     }
     for (step, terms) in step_terms.iter().enumerate() {
-        if terms.is_empty() {
-            continue;
-        }
-        if problem.site_limit_kw.is_finite() {
+        let grp = problem
+            .peak_group
+            .get(step)
+            .copied()
+            .unwrap_or(0)
+            .min(groups.max(1) - 1);
+        // The site limit holds the shared vehicles only: a scenario's expected arrivals are
+        // priced by its peak, not held to the limit (a busy scenario that could not be served
+        // under the limit would otherwise force the shared vehicles up to it).
+        if problem.site_limit_kw.is_finite() && !terms.is_empty() {
             for &(j, sign) in terms {
                 ni.push(nrow);
                 nj.push(j);
@@ -433,23 +525,25 @@ pub fn solve_plan(problem: &PlanProblem, params: &MpcParams) -> Result<PlanSolut
                 nrow += 1;
             }
         }
-        if groups > 0 {
-            let grp = problem
-                .peak_group
-                .get(step)
-                .copied()
-                .unwrap_or(0)
-                .min(groups - 1);
-            for &(j, sign) in terms {
-                ni.push(nrow);
-                nj.push(j);
-                nv.push(sign);
+        let own = scenario_terms.get(step).map(Vec::as_slice);
+        for (aggregate, members) in step_aggregates(terms, own) {
+            if groups > 0 {
+                for scenario in members {
+                    for &(j, sign) in aggregate.iter() {
+                        ni.push(nrow);
+                        nj.push(j);
+                        nv.push(sign);
+                    }
+                    ni.push(nrow);
+                    nj.push(peak0 + grp * scenarios + scenario);
+                    nv.push(-1.0);
+                    nb.push(0.0);
+                    nrow += 1;
+                }
             }
-            ni.push(nrow);
-            nj.push(peak0 + grp);
-            nv.push(-1.0);
-            nb.push(0.0);
-            nrow += 1;
+        }
+        if terms.is_empty() {
+            continue;
         }
         if let Some(r) = problem.reserve {
             // Σ terms − u ≤ below (u ≥ 0 below), u priced per kWh.
@@ -477,12 +571,28 @@ pub fn solve_plan(problem: &PlanProblem, params: &MpcParams) -> Result<PlanSolut
         }
     }
     for (grp, prev) in problem.prev_peak_kw.iter().enumerate().take(groups) {
-        q[peak0 + grp] = problem.demand_charge_eur_per_kw;
-        ni.push(nrow);
-        nj.push(peak0 + grp);
-        nv.push(-1.0);
-        nb.push(-prev.max(0.0));
-        nrow += 1;
+        for scenario in 0..scenarios {
+            let v = peak0 + grp * scenarios + scenario;
+            // Without scenarios: the charge itself (× 1 × 1, exactly).
+            let weight = weights.get(scenario).copied().unwrap_or(1.0);
+            q[v] = problem.demand_charge_eur_per_kw * (1.0 - robustness) * weight;
+            ni.push(nrow);
+            nj.push(v);
+            nv.push(-1.0);
+            nb.push(-prev.max(0.0));
+            nrow += 1;
+            if with_worst {
+                // peak − worst ≤ 0
+                ni.extend([nrow, nrow]);
+                nj.extend([v, worst0 + grp]);
+                nv.extend([1.0, -1.0]);
+                nb.push(0.0);
+                nrow += 1;
+            }
+        }
+        if with_worst {
+            q[worst0 + grp] = problem.demand_charge_eur_per_kw * robustness;
+        }
     }
     if n == 0 {
         return Ok(PlanSolution {
@@ -546,6 +656,55 @@ pub fn solve_plan(problem: &PlanProblem, params: &MpcParams) -> Result<PlanSolut
         discharge_kw,
         iterations: solver.info.iterations,
     })
+}
+
+/// The list a vehicle's power variable joins at `step`: the shared one, or its scenario's.
+fn terms_of<'a>(
+    shared: &'a mut [Vec<(usize, f64)>],
+    by_scenario: &'a mut [Vec<Vec<(usize, f64)>>],
+    step: usize,
+    scenario: Option<usize>,
+) -> &'a mut Vec<(usize, f64)> {
+    match (scenario, by_scenario.get_mut(step)) {
+        (Some(j), Some(lists)) if !lists.is_empty() => {
+            let last = lists.len() - 1;
+            &mut lists[j.min(last)]
+        }
+        _ => &mut shared[step],
+    }
+}
+
+/// One aggregate of a step: its (variable, sign) terms and the scenarios it is the aggregate
+/// of.
+type StepAggregate<'a> = (Cow<'a, [(usize, f64)]>, Vec<usize>);
+
+/// The distinct aggregates of one step, each with the scenarios whose aggregate it is: the
+/// shared terms plus a scenario's own for each scenario with terms here, and the shared terms
+/// alone for the others. Without scenarios: the shared terms for scenario 0 (none when empty).
+fn step_aggregates<'a>(
+    shared: &'a [(usize, f64)],
+    by_scenario: Option<&[Vec<(usize, f64)>]>,
+) -> Vec<StepAggregate<'a>> {
+    let Some(lists) = by_scenario.filter(|l| l.len() > 1) else {
+        return if shared.is_empty() {
+            Vec::new()
+        } else {
+            vec![(Cow::Borrowed(shared), vec![0])]
+        };
+    };
+    let mut out = Vec::new();
+    let mut alone = Vec::new();
+    for (j, own) in lists.iter().enumerate() {
+        if own.is_empty() {
+            alone.push(j);
+        } else {
+            out.push((Cow::Owned([shared, own.as_slice()].concat()), vec![j]));
+        }
+    }
+    if !shared.is_empty() && !alone.is_empty() {
+        out.push((Cow::Borrowed(shared), alone));
+    }
+    out
 }
 
 /// Clamp a solver value to its bounds and drop interior-point residue (below 1 W).
@@ -898,17 +1057,27 @@ impl Mpc {
         let horizon: usize = blocks.iter().map(|(_, l)| l).sum();
         let mut evs = BTreeMap::new();
         let mut aggregate = vec![0.0; horizon];
-        // Planned aggregate with the expected arrivals (plan steps).
-        let mut planned = vec![0.0; problem.steps];
+        // Planned aggregate with the expected arrivals (plan steps), per scenario.
+        let scenarios = problem
+            .scenarios
+            .as_ref()
+            .map_or(1, |s| s.weights.len().max(1));
+        let mut planned = vec![vec![0.0; problem.steps]; scenarios];
         for ((pe, c), g) in problem
             .evs
             .iter()
             .zip(&sol.charge_kw)
             .zip(&sol.discharge_kw)
         {
-            for (k, ck) in c.iter().enumerate() {
-                if let Some(a) = planned.get_mut(pe.start + k) {
-                    *a += ck - g.get(k).copied().unwrap_or(0.0);
+            let members = match pe.scenario {
+                Some(j) if scenarios > 1 => j.min(scenarios - 1)..j.min(scenarios - 1) + 1,
+                _ => 0..scenarios,
+            };
+            for row in &mut planned[members] {
+                for (k, ck) in c.iter().enumerate() {
+                    if let Some(a) = row.get_mut(pe.start + k) {
+                        *a += ck - g.get(k).copied().unwrap_or(0.0);
+                    }
                 }
             }
         }
@@ -962,6 +1131,7 @@ impl Mpc {
             peak_basis_kw: self.peak_basis_kw(ctx),
             planned_peak_kw: planned
                 .iter()
+                .flatten()
                 .copied()
                 .fold(self.peak_basis_kw(ctx), f64::max),
             reserve_below_kw: problem.reserve.map_or(f64::INFINITY, |r| r.below_kw),
@@ -1048,7 +1218,9 @@ impl Mpc {
     /// The pseudo-sessions for the arrivals expected after this step (base steps from now;
     /// see [`MpcParams::forecast_arrivals_hours`]): one per local hour within the forecast
     /// window, carrying the expected number of vehicles of that hour (scaled by the part of
-    /// the hour still to come) with their mean energy, power limit and stay.
+    /// the hour still to come) with their mean energy, power limit and stay; with scenarios
+    /// ([`MpcParams::forecast_scenarios`]) one per hour and scenario, carrying the arrivals
+    /// of that hour on the scenario's day.
     fn expected_arrivals(&self, ctx: &StepContext<'_>) -> Vec<PlanEv> {
         let Some(profile) = self.arrivals.as_ref().filter(|_| self.forecasting()) else {
             return Vec::new();
@@ -1058,37 +1230,138 @@ impl Mpc {
         let first_min = now_min + step_min;
         let end_min = now_min + (self.params.forecast_arrivals_hours * MINUTES_PER_HOUR) as i64;
         let today = now_min.div_euclid(24 * 60);
-        let pool = self.pool_scale(ctx, profile, today);
+        let scenarios = self.scenario_count(ctx);
         let mut out = Vec::new();
         let mut hour_min = first_min.div_euclid(60) * 60;
+        let pool = if scenarios == 0 {
+            self.pool_scale(ctx, profile, today)
+        } else {
+            1.0
+        };
         while hour_min < end_min {
             let (from, to) = (hour_min.max(first_min), (hour_min + 60).min(end_min));
             let (day, hour) = (
                 hour_min.div_euclid(24 * 60),
                 hour_min.rem_euclid(24 * 60) / 60,
             );
-            if to > from
-                && let Some(e) = profile.expected(day, hour)
-            {
-                let scale = if day == today { pool } else { 1.0 };
-                let n = scale * e.sessions_per_day * (to - from) as f64 / 60.0;
-                let start = ((from - now_min) / step_min) as usize;
-                out.push(PlanEv {
-                    start,
-                    end: start + e.stay_steps.round().max(1.0) as usize,
-                    need_kwh: n * e.energy_kwh,
-                    max_charge_kw: n * e.max_charge_kw,
-                    max_discharge_kw: 0.0,
-                    energy_kwh: 0.0,
-                    min_energy_kwh: 0.0,
-                    max_energy_kwh: 0.0,
-                    efficiency: e.efficiency,
-                    value_weight: PSEUDO_VALUE_WEIGHT,
-                });
+            let start = ((from - now_min) / step_min) as usize;
+            if to <= from {
+                hour_min += 60;
+                continue;
+            }
+            if scenarios == 0 {
+                if let Some(e) = profile.expected(day, hour) {
+                    let scale = if day == today { pool } else { 1.0 };
+                    let n = scale * e.sessions_per_day * (to - from) as f64 / 60.0;
+                    out.push(pseudo_session(&e, n, start, PSEUDO_VALUE_WEIGHT, None));
+                }
+            } else {
+                let slot = (day, from, to, start);
+                out.extend(self.scenario_arrivals(ctx, profile, slot, scenarios));
             }
             hour_min += 60;
         }
         out
+    }
+
+    /// The pseudo-sessions of one forecast hour with scenarios: for each scenario, the
+    /// arrivals on its source day in the same minutes of the day. `slot` is the hour's local
+    /// day, its minutes `[from, to)` still to come and the base step it starts at (from now).
+    fn scenario_arrivals(
+        &self,
+        ctx: &StepContext<'_>,
+        profile: &ArrivalProfile,
+        slot: (i64, i64, i64, usize),
+        scenarios: usize,
+    ) -> Vec<PlanEv> {
+        let (day, from, to, start) = slot;
+        let base = day * 24 * 60;
+        let step_min = (ctx.step_hours * MINUTES_PER_HOUR).round().max(1.0) as i64;
+        let today = (ctx.step * step_min).div_euclid(24 * 60);
+        let weight = PSEUDO_VALUE_WEIGHT / scenarios as f64;
+        let mut out = Vec::new();
+        for j in 0..scenarios {
+            let Some(src) = profile.scenario_day(day, j) else {
+                continue;
+            };
+            // Today's arrivals are known up to the end of this step.
+            let after_min = (ctx.step + 1) * step_min - base;
+            let scale = if day == today {
+                self.scenario_pool_scale(ctx, profile, src, after_min)
+            } else {
+                1.0
+            };
+            if self.params.scenario_each_session {
+                let now_min = ctx.step * step_min;
+                out.extend(
+                    profile
+                        .sessions_on(src, from - base, to - base)
+                        .map(|(m, s)| {
+                            let e = ExpectedArrivals {
+                                sessions_per_day: 1.0,
+                                energy_kwh: s.energy_kwh,
+                                stay_steps: (s.end_step - s.start_step) as f64,
+                                max_charge_kw: s.max_charge_kw,
+                                efficiency: s.efficiency,
+                            };
+                            let first = ((base + m - now_min) / step_min).max(0) as usize;
+                            pseudo_session(&e, scale, first, weight, Some(j))
+                        }),
+                );
+            } else if let Some(e) = profile.arrived_on(src, from - base, to - base) {
+                let n = scale * e.sessions_per_day;
+                out.push(pseudo_session(&e, n, start, weight, Some(j)));
+            }
+        }
+        out
+    }
+
+    /// The number of scenarios to plan the expected arrivals as (0 = their mean): only with
+    /// a demand charge (see [`MpcParams::forecast_scenarios`]).
+    fn scenario_count(&self, ctx: &StepContext<'_>) -> usize {
+        if ctx.demand_charge_eur_per_kw > 0.0 {
+            self.params.forecast_scenarios.min(MAX_SCENARIOS)
+        } else {
+            0
+        }
+    }
+
+    /// The weight of the scenario without further arrivals (see
+    /// [`MpcParams::no_arrival_weight`]): 0 without a demand charge or a forecast.
+    fn no_arrival_weight(&self, ctx: &StepContext<'_>) -> f64 {
+        if ctx.demand_charge_eur_per_kw > 0.0 && self.forecasting() {
+            self.params.no_arrival_weight.clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
+
+    /// The scenarios' weights of a plan with `scenarios` forecast scenarios (0 = the mean
+    /// forecast): the scenario without arrivals first if it has a weight, then the forecast
+    /// ones sharing the rest evenly; `None` for a single scenario.
+    fn scenario_weights(&self, ctx: &StepContext<'_>, scenarios: usize) -> Option<Vec<f64>> {
+        let none = self.no_arrival_weight(ctx);
+        let forecast = scenarios.max(1);
+        let mut weights = Vec::with_capacity(forecast + 1);
+        if none > 0.0 {
+            weights.push(none);
+        }
+        weights.extend(std::iter::repeat_n(
+            (1.0 - none) / forecast as f64,
+            forecast,
+        ));
+        (weights.len() > 1).then_some(weights)
+    }
+
+    /// Vehicles that arrived on local day `today` so far.
+    fn arrivals_so_far(&self, ctx: &StepContext<'_>, today: i64) -> f64 {
+        let step_min = (ctx.step_hours * MINUTES_PER_HOUR).round().max(1.0) as i64;
+        self.tracked
+            .values()
+            .map(|t| t.first_step)
+            .chain(self.departed.iter().map(|s| s.start_step))
+            .filter(|&first| (first * step_min).div_euclid(24 * 60) == today)
+            .count() as f64
     }
 
     /// The share of today's remaining expected arrivals to plan for (see
@@ -1110,18 +1383,33 @@ impl Mpc {
         // Arrivals up to the end of this step are known (the forecast starts after it).
         let part = ((now_min.rem_euclid(60) + step_min) as f64 / 60.0).min(1.0);
         let expected_by_now = (0..hour).map(per_hour).sum::<f64>() + part * per_hour(hour);
-        let arrived = self
-            .tracked
-            .values()
-            .map(|t| t.first_step)
-            .chain(self.departed.iter().map(|s| s.start_step))
-            .filter(|&first| (first * step_min).div_euclid(24 * 60) == today)
-            .count() as f64;
-        let later = daily - expected_by_now;
-        if later <= 1e-9 {
+        pool_share(daily, expected_by_now, self.arrivals_so_far(ctx, today))
+    }
+
+    /// [`Self::pool_scale`] for a scenario: the scenario day `source`'s arrivals after local
+    /// minute `from_min` of the day, against today's so far.
+    fn scenario_pool_scale(
+        &self,
+        ctx: &StepContext<'_>,
+        profile: &ArrivalProfile,
+        source: i64,
+        from_min: i64,
+    ) -> f64 {
+        if !self.params.forecast_arrival_pool {
             return 1.0;
         }
-        ((daily - arrived) / later).clamp(0.0, 1.0)
+        let count = |to: i64| {
+            profile
+                .arrived_on(source, 0, to)
+                .map_or(0.0, |e| e.sessions_per_day)
+        };
+        let step_min = (ctx.step_hours * MINUTES_PER_HOUR).round().max(1.0) as i64;
+        let today = (ctx.step * step_min).div_euclid(24 * 60);
+        pool_share(
+            count(24 * 60),
+            count(from_min),
+            self.arrivals_so_far(ctx, today),
+        )
     }
 
     /// The plan problem for a step context (public for benchmarks and tests), and for each
@@ -1129,6 +1417,7 @@ impl Mpc {
     pub fn problem(&self, ctx: &StepContext<'_>) -> (PlanProblem, Vec<(usize, usize)>) {
         let max_horizon = self.params.max_horizon_steps.max(1);
         let expected = self.expected_arrivals(ctx);
+        let no_arrival = self.no_arrival_weight(ctx) > 0.0;
         let horizon = ctx
             .evs
             .iter()
@@ -1185,6 +1474,7 @@ impl Mpc {
                     max_energy_kwh: ev.max_energy_kwh,
                     efficiency: ev.efficiency,
                     value_weight: 1.0,
+                    scenario: None,
                 }
             })
             .chain(expected.into_iter().filter_map(|mut e| {
@@ -1198,10 +1488,15 @@ impl Mpc {
                 (end > start).then(|| {
                     e.start = start;
                     e.end = end;
+                    if no_arrival {
+                        // Scenario 0 is the one without arrivals.
+                        e.scenario = Some(e.scenario.map_or(1, |j| j + 1));
+                    }
                     e
                 })
             }))
             .collect();
+        let scenarios = self.scenario_count(ctx);
         let adder = self.params.grid_peak_adder_eur_per_mwh;
         let price_weight = self.price_weight(ctx);
         let price = |k: usize| {
@@ -1222,9 +1517,49 @@ impl Mpc {
             peak_group: vec![0; blocks.len()],
             prev_peak_kw: vec![self.peak_basis_kw(ctx)],
             reserve: self.reserve(ctx),
+            scenarios: self
+                .scenario_weights(ctx, scenarios)
+                .map(|weights| Scenarios {
+                    weights,
+                    robustness: self.params.scenario_peak_robustness,
+                }),
         };
         (problem, blocks)
     }
+}
+
+/// A pseudo-session for `n` expected arrivals like `e`, from plan step `start`.
+fn pseudo_session(
+    e: &ExpectedArrivals,
+    n: f64,
+    start: usize,
+    value_weight: f64,
+    scenario: Option<usize>,
+) -> PlanEv {
+    PlanEv {
+        start,
+        end: start + e.stay_steps.round().max(1.0) as usize,
+        need_kwh: n * e.energy_kwh,
+        max_charge_kw: n * e.max_charge_kw,
+        max_discharge_kw: 0.0,
+        energy_kwh: 0.0,
+        min_energy_kwh: 0.0,
+        max_energy_kwh: 0.0,
+        efficiency: e.efficiency,
+        value_weight,
+        scenario,
+    }
+}
+
+/// The share of a day's later arrivals still to expect when `arrived` came against
+/// `by_now` expected by now out of `daily` (see [`MpcParams::forecast_arrival_pool`]): at
+/// most 1, and 1 when none are expected later.
+fn pool_share(daily: f64, by_now: f64, arrived: f64) -> f64 {
+    let later = daily - by_now;
+    if later <= 1e-9 {
+        return 1.0;
+    }
+    ((daily - arrived) / later).clamp(0.0, 1.0)
 }
 
 /// Whether `ev` only stays past the departure its plan expected, wanting nothing more: no

@@ -161,6 +161,7 @@ fn mpc_charges_in_the_cheapest_hours() {
             max_energy_kwh: 12.0,
             efficiency: 1.0,
             value_weight: 1.0,
+            scenario: None,
         }],
         price_eur_per_mwh: vec![300.0, 50.0, 200.0, 60.0],
         site_limit_kw: f64::INFINITY,
@@ -168,6 +169,7 @@ fn mpc_charges_in_the_cheapest_hours() {
         quick_charge_eur_per_kwh: 1e-3,
         peak_group: vec![0; 4],
         prev_peak_kw: vec![0.0],
+        scenarios: None,
         reserve: None,
     };
     let sol = solve_plan(&p, &MpcParams::default()).unwrap();
@@ -192,6 +194,7 @@ fn mpc_flattens_the_peak_with_a_demand_charge() {
         max_energy_kwh: 6.0,
         efficiency: 1.0,
         value_weight: 1.0,
+        scenario: None,
     };
     let p = PlanProblem {
         steps: 3,
@@ -204,6 +207,7 @@ fn mpc_flattens_the_peak_with_a_demand_charge() {
         quick_charge_eur_per_kwh: 1e-3,
         peak_group: vec![0; 3],
         prev_peak_kw: vec![0.0],
+        scenarios: None,
         reserve: None,
     };
     let sol = solve_plan(&p, &MpcParams::default()).unwrap();
@@ -227,6 +231,7 @@ fn mpc_discharges_when_the_spread_pays_the_wear() {
         max_energy_kwh: 30.0,
         efficiency: 1.0,
         value_weight: 1.0,
+        scenario: None,
     };
     let mut p = PlanProblem {
         steps: 2,
@@ -239,6 +244,7 @@ fn mpc_discharges_when_the_spread_pays_the_wear() {
         quick_charge_eur_per_kwh: 1e-3,
         peak_group: vec![0; 2],
         prev_peak_kw: vec![0.0],
+        scenarios: None,
         reserve: None,
     };
     let params = MpcParams {

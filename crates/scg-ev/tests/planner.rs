@@ -7,7 +7,7 @@ use scg_ev::acn::parse_acn_csv;
 use scg_ev::evaluate::{EvaluateParams, NoClock, evaluate};
 use scg_ev::habits::{PeakLearner, PeakSession, daily_hindsight_peaks, hindsight_peak_kw};
 use scg_ev::model::Session;
-use scg_ev::mpc::{Mpc, MpcParams, PlanEv, PlanProblem, Reserve, solve_plan};
+use scg_ev::mpc::{Mpc, MpcParams, PlanEv, PlanProblem, Reserve, Scenarios, solve_plan};
 use scg_ev::policy::{ActiveEv, Policy, StepContext};
 
 const FIXTURE: &str = include_str!("data/caltech_2019-09-01_14.csv");
@@ -347,6 +347,7 @@ fn reserve_band_keeps_the_top_of_the_basis_free() {
             max_energy_kwh: 0.0,
             efficiency: 1.0,
             value_weight: 1.0,
+            scenario: None,
         }],
         // A spread of 0.1 EUR/kWh between the steps.
         price_eur_per_mwh: vec![200.0, 100.0],
@@ -355,6 +356,7 @@ fn reserve_band_keeps_the_top_of_the_basis_free() {
         quick_charge_eur_per_kwh: 0.0,
         peak_group: vec![0, 0],
         prev_peak_kw: vec![10.0],
+        scenarios: None,
         reserve,
     };
     let params = MpcParams::default();
@@ -420,4 +422,130 @@ fn a_busy_morning_lowers_the_rest_of_the_days_forecast() {
         expected_kwh(&quiet, true, 15.0),
         expected_kwh(&quiet, false, 15.0)
     ));
+}
+
+/// One vehicle present needing 10 kWh over two one-hour steps, the first 0.1 EUR/kWh dearer,
+/// a demand charge of 1 per kW, and two scenarios: nothing more arrives, or an arrival
+/// needs 10 kWh in the second step. Priced at the mean of the scenarios' peaks the vehicle
+/// splits 5/5 (0.5 + the mean of 5 and 15 kW: 10.5, the only optimum; the charge-early
+/// tie-break is off); priced at the worst it charges in full first (1 + 10 kW: 11), so the
+/// arrival's scenario peaks at 10 kW, not 15.
+#[test]
+fn scenarios_price_the_mean_or_the_worst_peak() {
+    let pev = |start: usize, end: usize, scenario: Option<usize>| PlanEv {
+        start,
+        end,
+        need_kwh: 10.0,
+        max_charge_kw: 10.0,
+        max_discharge_kw: 0.0,
+        energy_kwh: 0.0,
+        min_energy_kwh: 0.0,
+        max_energy_kwh: 0.0,
+        efficiency: 1.0,
+        value_weight: if scenario.is_some() { 0.25 } else { 1.0 },
+        scenario,
+    };
+    let problem = |robustness| PlanProblem {
+        steps: 2,
+        step_hours: 1.0,
+        step_scale: Vec::new(),
+        evs: vec![pev(0, 2, None), pev(1, 2, Some(1))],
+        price_eur_per_mwh: vec![100.0, 0.0],
+        site_limit_kw: 30.0,
+        demand_charge_eur_per_kw: 1.0,
+        quick_charge_eur_per_kwh: 0.0,
+        peak_group: vec![0, 0],
+        prev_peak_kw: vec![0.0],
+        reserve: None,
+        scenarios: Some(Scenarios {
+            weights: vec![0.5, 0.5],
+            robustness,
+        }),
+    };
+    let params = MpcParams::default();
+    let mean = solve_plan(&problem(0.0), &params).unwrap();
+    assert!((mean.charge_kw[0][0] - 5.0).abs() < 1e-2, "{mean:?}");
+    assert!((mean.charge_kw[1][0] - 10.0).abs() < 1e-2, "{mean:?}");
+    let worst = solve_plan(&problem(1.0), &params).unwrap();
+    assert!((worst.charge_kw[0][0] - 10.0).abs() < 1e-2, "{worst:?}");
+    assert!((worst.charge_kw[1][0] - 10.0).abs() < 1e-2, "{worst:?}");
+    // Without scenarios both vehicles share one aggregate: the arrival is certain.
+    let certain = PlanProblem {
+        evs: vec![pev(0, 2, None), pev(1, 2, None)],
+        scenarios: None,
+        ..problem(0.0)
+    };
+    let one = solve_plan(&certain, &params).unwrap();
+    assert!((one.charge_kw[0][0] - 10.0).abs() < 1e-2, "{one:?}");
+}
+
+/// With scenarios, scenario `j` of the plan at Tuesday 09:00 carries the energy of the
+/// sessions that arrived on the `j`-th most recent weekday of the history between 09:05 and
+/// 21:00 (on the 5-minute grid): one pseudo-session per hour with arrivals, or one per
+/// session (`scenario_each_session`); none without a demand charge (the mean forecast then).
+#[test]
+fn scenarios_repeat_the_arrivals_of_recent_days_of_the_same_kind() {
+    let history = days("2019-09-02", "2019-09-10");
+    let day0 = scg_ev::acn::date_start_min("2019-09-10").unwrap();
+    let step = (day0 + 9 * 60) / 5;
+    let prices = vec![100.0; 600];
+    let present = [ev(0, step + 12, 1.0)];
+    let ctx = |dc| StepContext {
+        step,
+        step_hours: 5.0 / 60.0,
+        evs: &present,
+        site_limit_kw: f64::INFINITY,
+        price_eur_per_mwh: &prices,
+        grid_peak: &[],
+        demand_charge_eur_per_kw: dc,
+        peak_so_far_kw: 0.0,
+    };
+    for each in [false, true] {
+        let mut mpc = Mpc::new(MpcParams {
+            forecast_scenarios: 3,
+            forecast_arrival_pool: false,
+            scenario_each_session: each,
+            ..MpcParams::default()
+        });
+        mpc.learn_history(&history, 5).unwrap();
+        let (problem, _) = mpc.problem(&ctx(15.0));
+        assert_eq!(problem.scenarios.map(|s| s.weights.len()), Some(3));
+        // The three most recent weekdays before Tuesday 2019-09-10: Mon 09, Fri 06, Thu 05.
+        for (j, date) in ["2019-09-09", "2019-09-06", "2019-09-05"]
+            .iter()
+            .enumerate()
+        {
+            let d0 = scg_ev::acn::date_start_min(date).unwrap();
+            let arrived: Vec<f64> = history
+                .iter()
+                .filter(|s| {
+                    let a = s.arrival_min.div_euclid(5) * 5 + 5 * i64::from(s.arrival_min % 5 != 0);
+                    s.departure_min.div_euclid(5) * 5 > a
+                        && a >= d0 + 9 * 60 + 5
+                        && a < d0 + 21 * 60
+                })
+                .map(|s| s.energy_kwh)
+                .collect();
+            let want: f64 = arrived.iter().sum();
+            let pseudo: Vec<&PlanEv> = problem
+                .evs
+                .iter()
+                .filter(|e| e.scenario == Some(j))
+                .collect();
+            let got: f64 = pseudo.iter().map(|e| e.need_kwh).sum();
+            assert!(want > 1.0, "{date} had arrivals after 09:00");
+            assert!(
+                (got - want).abs() < 1e-6,
+                "scenario {j} ({date}): {got} vs {want}"
+            );
+            if each {
+                assert_eq!(pseudo.len(), arrived.len(), "{date}");
+            } else {
+                assert!(pseudo.len() <= 12 && pseudo.len() < arrived.len(), "{date}");
+            }
+        }
+        let (plain, _) = mpc.problem(&ctx(0.0));
+        assert!(plain.scenarios.is_none());
+        assert!(plain.evs.iter().all(|e| e.scenario.is_none()));
+    }
 }
