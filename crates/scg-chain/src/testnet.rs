@@ -899,10 +899,12 @@ fn prepare_dir(dir: &Path) -> Result<(), ChainError> {
 /// issued (× the mint rate), P2P money from its posted trades, balance from its account.
 pub fn member_figures(ledger: &Ledger, member: &PublicKey) -> MemberFigures {
     let rate = ledger.config().mint_rate_base_per_wh;
+    // A certificate moved in part is split into a child with the same producer, so the
+    // producer's certificates sum to the Wh its meters were issued.
     let minted_wh: u128 = ledger
         .certificates()
         .iter()
-        .filter(|c| c.parent == 0 && c.producer == *member)
+        .filter(|c| c.producer == *member)
         .map(|c| u128::from(c.energy_wh))
         .sum();
     let mut f = MemberFigures {
