@@ -50,6 +50,7 @@ fn main() {
         treasury_endowment_base: 0,
         treasury: key("treasury").public_hex(),
         grid: key("grid").public_hex(),
+        market: None,
         members: (0..n)
             .map(|i| MemberSpec {
                 name: format!("m{i}"),
@@ -58,6 +59,7 @@ fn main() {
                 meters: vec![MeterSpec {
                     public_key: meters[i].public_hex(),
                     device: "pv".into(),
+                    capacity_w: None,
                 }],
             })
             .collect(),
@@ -98,6 +100,7 @@ fn main() {
                         peers,
                         partition: format!("consensus-{i}"),
                         keep_history: true,
+                        clock: Default::default(),
                     },
                 )
                 .unwrap(),

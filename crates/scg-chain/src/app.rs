@@ -122,6 +122,9 @@ pub struct Status {
     /// node reordered or left out a market order (tests check the behaviour was exercised;
     /// always 0 on an honest node).
     pub tampered_proposals: u64,
+    /// Transactions applied by the finalized chain, registrations included (the ledger's
+    /// `applied_txs`): a driver that knows how many it submitted can tell when all are final.
+    pub applied_txs: u64,
 }
 
 /// A peer counts as connected if it was heard from this recently.
@@ -207,6 +210,62 @@ impl Reporter for Mailbox {
     }
 }
 
+/// Where a node's block timestamps come from.
+#[derive(Debug, Clone, Default)]
+pub enum BlockClock {
+    /// The runtime's clock: wall time in `scg chain run`, virtual time in simulations.
+    #[default]
+    Runtime,
+    /// A clock set from outside (`scg chain run --manual-clock`, `POST /clock`): a testnet's
+    /// driver moves simulated time forward as fast as consensus finalizes, whole market
+    /// intervals at a time. Consensus keeps using the runtime clock for its timeouts.
+    Manual(Arc<ManualClock>),
+}
+
+/// A block clock moved from outside, never backwards, in two phases so that no honest node
+/// refuses another's block for a timestamp it has not reached yet: first every node is told
+/// to **accept** blocks up to `t` ([`ManualClock::accept`]), then to **propose** at `t`
+/// ([`ManualClock::advance`]). A block's timestamp is `max(now_s, parent)`; a block is
+/// refused past `max(accept_s, parent) + MAX_FUTURE_S`.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    now_s: std::sync::atomic::AtomicU64,
+    accept_s: std::sync::atomic::AtomicU64,
+}
+
+impl ManualClock {
+    /// A clock at `start_s` (the genesis time).
+    pub fn new(start_s: u64) -> Self {
+        Self {
+            now_s: start_s.into(),
+            accept_s: start_s.into(),
+        }
+    }
+
+    /// Timestamp of the blocks this node proposes.
+    pub fn now_s(&self) -> u64 {
+        self.now_s.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Latest time whose blocks this node accepts (before [`MAX_FUTURE_S`]).
+    pub fn accept_s(&self) -> u64 {
+        self.accept_s.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Phase 1: accept blocks up to `t_s` (never moves back).
+    pub fn accept(&self, t_s: u64) {
+        self.accept_s
+            .fetch_max(t_s, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Phase 2: propose at `t_s` (and accept it; never moves back).
+    pub fn advance(&self, t_s: u64) {
+        self.accept(t_s);
+        self.now_s
+            .fetch_max(t_s, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Application configuration.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
@@ -222,6 +281,8 @@ pub struct AppConfig {
     /// Validators the consensus engine blocked (a vote, certificate or message from them did
     /// not verify or decode for this chain), filled by [`crate::node::BlockWatch`].
     pub blocked: Arc<Mutex<BTreeSet<PublicKey>>>,
+    /// Where block timestamps come from.
+    pub clock: BlockClock,
 }
 
 /// The application actor.
@@ -434,6 +495,7 @@ where
     st.height = head.0;
     st.finalized_height = head.0;
     st.state_root = ledger.state_root();
+    st.applied_txs = ledger.totals().applied_txs;
     *status.lock().map_err(|_| ChainError::BadInput {
         what: "status".into(),
         reason: "poisoned lock".into(),
@@ -963,6 +1025,9 @@ where
         if let Some(l) = computed.or_else(|| self.states.remove(&tip)) {
             self.head_ledger = l;
         }
+        if let Ok(mut st) = self.status.lock() {
+            st.applied_txs = self.head_ledger.totals().applied_txs;
+        }
         let (head_height, _) = self.head;
         self.blocks.retain(|_, b| b.header.height > head_height);
         let blocks = &self.blocks;
@@ -1202,7 +1267,11 @@ where
         if block.txs.len() > MAX_PROPOSAL_TXS {
             return Some(Err("too many transactions"));
         }
-        let limit = now_s(&self.context).max(parent_state.last_timestamp_s()) + MAX_FUTURE_S;
+        let accept = match &self.cfg.clock {
+            BlockClock::Runtime => now_s(&self.context),
+            BlockClock::Manual(c) => c.accept_s(),
+        };
+        let limit = accept.max(parent_state.last_timestamp_s()) + MAX_FUTURE_S;
         if block.header.timestamp_s > limit {
             return Some(Err("timestamp too far ahead"));
         }
@@ -1245,7 +1314,11 @@ where
         if self.ensure_state(parent)?.is_err() {
             return None;
         }
-        let ts = now_s(&self.context).max(self.state(&parent)?.last_timestamp_s());
+        let now = match &self.cfg.clock {
+            BlockClock::Runtime => now_s(&self.context),
+            BlockClock::Manual(c) => c.now_s(),
+        };
+        let ts = now.max(self.state(&parent)?.last_timestamp_s());
         let mut candidates: Vec<Vec<u8>> = self
             .mempool
             .values()

@@ -16,8 +16,10 @@
 
 use crate::ChainError;
 use crate::keys::{MemberKey, parse_public_key};
+use scg_ledger::market::MarketParams;
 use scg_ledger::merkle::{Hash, sha256, to_hex};
 use scg_ledger::{DeviceType, GenesisConfig, Tx, TxBody};
+use scg_market::{GridFee, Mechanism, Price};
 use serde::{Deserialize, Serialize};
 
 /// Most members a genesis may list (bounds memory and the consensus committee).
@@ -35,6 +37,104 @@ pub struct MeterSpec {
     pub public_key: String,
     /// `pv`, `wind`, `battery`, `ev-charger` or `supply-point`.
     pub device: String,
+    /// Registered capacity, W (needs a `[market]`): bounds the member's offers and the Wh a
+    /// reading of this meter may report per interval (`capacity_w * interval_s / 3600`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_w: Option<u64>,
+}
+
+/// The on-chain market a genesis opens (block 1 carries the operator's market-open and one
+/// meter-capacity transaction per meter with a `capacity_w`). See `scg_ledger::market`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketSpec {
+    /// Start of interval 0, Unix seconds.
+    pub epoch_s: u64,
+    /// Interval length, seconds (> 0).
+    pub interval_s: u64,
+    /// `pay_as_clear`, `pay_as_bid` or `pay_as_offer`.
+    pub mechanism: String,
+    /// A constant grid fee the buyer pays, milli-euro per MWh (at most one of the two fees).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_milli_eur_per_mwh: Option<i64>,
+    /// A grid fee in basis points of the price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fee_basis_points: Option<u32>,
+    /// Most orders per member and interval (1 to 64).
+    pub max_orders_per_member: u16,
+    /// Seconds after the end of an interval within which its readings are accepted and its
+    /// cleared trades must be posted.
+    pub settle_window_s: u64,
+}
+
+impl MarketSpec {
+    /// The spec of `params` (the inverse of [`MarketSpec::params`]).
+    pub fn from_params(params: &MarketParams) -> Self {
+        let mechanism = match params.mechanism {
+            Mechanism::PayAsClear => "pay_as_clear",
+            Mechanism::PayAsBid => "pay_as_bid",
+            Mechanism::PayAsOffer => "pay_as_offer",
+        };
+        let (fee_milli_eur_per_mwh, fee_basis_points) = match params.fee {
+            GridFee::None => (None, None),
+            GridFee::Constant(p) => (Some(p.0), None),
+            GridFee::Percent { basis_points } => (None, Some(basis_points)),
+        };
+        Self {
+            epoch_s: params.epoch_s,
+            interval_s: params.interval_s,
+            mechanism: mechanism.into(),
+            fee_milli_eur_per_mwh,
+            fee_basis_points,
+            max_orders_per_member: params.max_orders_per_member,
+            settle_window_s: params.settle_window_s,
+        }
+    }
+
+    /// The ledger's market parameters, or what is wrong (naming the field).
+    pub fn params(&self) -> Result<MarketParams, (&'static str, String)> {
+        let mechanism = match self.mechanism.as_str() {
+            "pay_as_clear" => Mechanism::PayAsClear,
+            "pay_as_bid" => Mechanism::PayAsBid,
+            "pay_as_offer" => Mechanism::PayAsOffer,
+            other => {
+                return Err((
+                    "mechanism",
+                    format!("found `{other}`, expected pay_as_clear, pay_as_bid or pay_as_offer"),
+                ));
+            }
+        };
+        let fee = match (self.fee_milli_eur_per_mwh, self.fee_basis_points) {
+            (Some(_), Some(_)) => {
+                return Err((
+                    "fee_basis_points",
+                    "give at most one of fee_milli_eur_per_mwh and fee_basis_points".into(),
+                ));
+            }
+            (Some(0), None) | (None, None) => GridFee::None,
+            (Some(m), None) => GridFee::Constant(Price(m)),
+            (None, Some(basis_points)) => GridFee::Percent { basis_points },
+        };
+        let params = MarketParams {
+            epoch_s: self.epoch_s,
+            interval_s: self.interval_s,
+            mechanism,
+            fee,
+            max_orders_per_member: self.max_orders_per_member,
+            settle_window_s: self.settle_window_s,
+        };
+        // Name the field of the ledger's own check (`MarketParams::problem`).
+        match params.problem() {
+            None => Ok(params),
+            Some(p) => {
+                let field = ["interval_s", "max_orders_per_member", "settle_window_s"]
+                    .into_iter()
+                    .find(|f| p.starts_with(f))
+                    .unwrap_or("fee_milli_eur_per_mwh");
+                Err((field, p.to_string()))
+            }
+        }
+    }
 }
 
 /// One member.
@@ -70,6 +170,10 @@ pub struct GenesisSpec {
     pub treasury: String,
     /// Grid/DSO public key (hex).
     pub grid: String,
+    /// The on-chain market, opened at genesis (absent: no market; the chain id is then the
+    /// same as before markets existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market: Option<MarketSpec>,
     /// Members.
     pub members: Vec<MemberSpec>,
 }
@@ -98,6 +202,9 @@ pub struct GenesisFile {
     pub grid: String,
     /// Operator-signed registration transactions (hex), block 1.
     pub registrations: Vec<String>,
+    /// The on-chain market opened at genesis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market: Option<MarketSpec>,
     /// Members.
     pub members: Vec<MemberSpec>,
 }
@@ -112,6 +219,7 @@ impl GenesisFile {
             treasury_endowment_base: self.treasury_endowment_base,
             treasury: self.treasury.clone(),
             grid: self.grid.clone(),
+            market: self.market.clone(),
             members: self.members.clone(),
         }
     }
@@ -128,6 +236,8 @@ pub struct Member {
     pub validator: bool,
     /// Meters: key and device.
     pub meters: Vec<([u8; 32], DeviceType)>,
+    /// Registered capacities, W, in the order of `meters` (`None`: none registered).
+    pub capacities_w: Vec<Option<u64>>,
 }
 
 /// A loaded, checked genesis.
@@ -145,6 +255,8 @@ pub struct Genesis {
     pub chain_id: Hash,
     /// Registration transactions (block 1).
     pub registrations: Vec<Vec<u8>>,
+    /// The market opened in block 1, if any.
+    pub market: Option<MarketParams>,
 }
 
 fn device_from_name(name: &str) -> Option<DeviceType> {
@@ -227,6 +339,7 @@ impl GenesisSpec {
                 ));
             }
             let mut meters = Vec::with_capacity(m.meters.len());
+            let mut capacities_w = Vec::with_capacity(m.meters.len());
             for (j, meter) in m.meters.iter().enumerate() {
                 let mat = |f: &str| format!("members[{i}].meters[{j}].{f}");
                 let mkey = parse_public_key("public_key", &meter.public_key)
@@ -248,13 +361,26 @@ impl GenesisSpec {
                         ),
                     )
                 })?;
+                match meter.capacity_w {
+                    Some(0) => return Err(gerr(file, mat("capacity_w"), "expected > 0 W")),
+                    Some(_) if self.market.is_none() => {
+                        return Err(gerr(
+                            file,
+                            mat("capacity_w"),
+                            "a registered capacity needs a [market] section",
+                        ));
+                    }
+                    _ => {}
+                }
                 meters.push((mkey, device));
+                capacities_w.push(meter.capacity_w);
             }
             members.push(Member {
                 name: m.name.clone(),
                 key,
                 validator: m.validator,
                 meters,
+                capacities_w,
             });
         }
         let validators = members.iter().filter(|m| m.validator).count();
@@ -267,13 +393,30 @@ impl GenesisSpec {
                 ),
             ));
         }
-        Ok((members, treasury, grid))
+        let market = match &self.market {
+            None => None,
+            Some(m) => Some(
+                m.params()
+                    .map_err(|(field, reason)| gerr(file, format!("market.{field}"), reason))?,
+            ),
+        };
+        Ok(CheckedSpec {
+            members,
+            treasury,
+            grid,
+            market,
+        })
     }
 
     /// Derive the genesis: chain id and operator-signed registrations.
     pub fn derive(&self, operator: &MemberKey) -> Result<GenesisFile, ChainError> {
         let file = "genesis spec";
-        let (members, treasury, grid) = self.check(file)?;
+        let CheckedSpec {
+            members,
+            treasury,
+            grid,
+            market,
+        } = self.check(file)?;
         let op = operator.public();
         if op == treasury
             || op == grid
@@ -287,9 +430,9 @@ impl GenesisSpec {
                 "the operator key must differ from every key in the spec",
             ));
         }
-        let chain_id = chain_id_of(self, &op, &members, treasury, grid);
+        let chain_id = chain_id_of(self, &op, &members, (treasury, grid));
         let ledger_chain_id = ledger_chain_id(&chain_id);
-        let regs = registrations(ledger_chain_id, &chain_id, operator, &members);
+        let regs = registrations(ledger_chain_id, &chain_id, operator, &members, market);
         Ok(GenesisFile {
             chain_id: to_hex(&chain_id),
             operator: to_hex(&op),
@@ -300,6 +443,7 @@ impl GenesisSpec {
             treasury: self.treasury.clone(),
             grid: self.grid.clone(),
             registrations: regs.iter().map(|t| to_hex(t)).collect(),
+            market: self.market.clone(),
             members: self.members.clone(),
         })
     }
@@ -312,12 +456,14 @@ pub fn ledger_chain_id(chain_id: &Hash) -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// The chain id. A genesis without a market hashes exactly the bytes it did before markets
+/// existed (its chain id is unchanged); with one, the market's parameters and every registered
+/// capacity follow.
 fn chain_id_of(
     spec: &GenesisSpec,
     operator: &[u8; 32],
     members: &[Member],
-    treasury: [u8; 32],
-    grid: [u8; 32],
+    (treasury, grid): ([u8; 32], [u8; 32]),
 ) -> Hash {
     let mut w = Vec::new();
     let put_str = |w: &mut Vec<u8>, s: &str| {
@@ -342,6 +488,23 @@ fn chain_id_of(
             w.push(*d as u8);
         }
     }
+    if let Some(market) = &spec.market {
+        w.extend_from_slice(b"MARKET/v1");
+        for v in [market.epoch_s, market.interval_s, market.settle_window_s] {
+            w.extend_from_slice(&v.to_le_bytes());
+        }
+        put_str(&mut w, &market.mechanism);
+        w.extend_from_slice(&market.fee_milli_eur_per_mwh.unwrap_or(0).to_le_bytes());
+        w.extend_from_slice(&market.fee_basis_points.unwrap_or(0).to_le_bytes());
+        w.push(u8::from(market.fee_milli_eur_per_mwh.is_some()));
+        w.push(u8::from(market.fee_basis_points.is_some()));
+        w.extend_from_slice(&market.max_orders_per_member.to_le_bytes());
+        for m in members {
+            for c in &m.capacities_w {
+                w.extend_from_slice(&c.unwrap_or(0).to_le_bytes());
+            }
+        }
+    }
     sha256(&[b"SCG-CHAIN/GENESIS/v1", &w])
 }
 
@@ -353,67 +516,64 @@ fn registration_id(chain_id: &Hash, index: u64) -> u128 {
     u128::from_le_bytes(b)
 }
 
-fn registrations(
-    ledger_chain_id: u64,
-    chain_id: &Hash,
-    operator: &MemberKey,
-    members: &[Member],
-) -> Vec<Vec<u8>> {
-    let sk = operator.signing_key();
+/// The bodies of block 1's operator transactions, in order: every member's registration
+/// followed by its meters', then (with a market) the market-open and one meter capacity per
+/// meter that has one. The one list both the signer ([`registrations`]) and the loader
+/// ([`expected_registration`]) use.
+fn registration_bodies(members: &[Member], market: Option<MarketParams>) -> Vec<TxBody> {
     let mut out = Vec::new();
-    let mut nonce = 0u64;
-    let mut push = |body: TxBody, out: &mut Vec<Vec<u8>>| {
-        out.push(Tx::sign(
-            ledger_chain_id,
-            &sk,
-            registration_id(chain_id, nonce),
-            nonce,
-            body,
-        ));
-        nonce += 1;
-    };
     for m in members {
-        push(TxBody::RegisterMember { member: m.key }, &mut out);
+        out.push(TxBody::RegisterMember { member: m.key });
         for (meter, device) in &m.meters {
-            push(
-                TxBody::RegisterMeter {
-                    meter: *meter,
-                    member: m.key,
-                    device: *device,
-                },
-                &mut out,
-            );
+            out.push(TxBody::RegisterMeter {
+                meter: *meter,
+                member: m.key,
+                device: *device,
+            });
+        }
+    }
+    if let Some(params) = market {
+        out.push(TxBody::MarketOpen(params));
+        for m in members {
+            for ((meter, _), cap) in m.meters.iter().zip(&m.capacities_w) {
+                if let Some(capacity_w) = cap {
+                    out.push(TxBody::MeterCapacity {
+                        meter: *meter,
+                        capacity_w: *capacity_w,
+                    });
+                }
+            }
         }
     }
     out
 }
 
+fn registrations(
+    ledger_chain_id: u64,
+    chain_id: &Hash,
+    operator: &MemberKey,
+    members: &[Member],
+    market: Option<MarketParams>,
+) -> Vec<Vec<u8>> {
+    let sk = operator.signing_key();
+    expected_registration(chain_id, members, market)
+        .into_iter()
+        .map(|(id, nonce, body)| Tx::sign(ledger_chain_id, &sk, id, nonce, body))
+        .collect()
+}
+
 /// The registrations expected for a genesis, without the operator's secret: bodies, ids and
 /// nonces (signatures are checked by the ledger when block 1 is replayed).
-fn expected_registration(chain_id: &Hash, members: &[Member]) -> Vec<(u128, u64, TxBody)> {
-    let mut out = Vec::new();
-    let mut nonce = 0u64;
-    for m in members {
-        out.push((
-            registration_id(chain_id, nonce),
-            nonce,
-            TxBody::RegisterMember { member: m.key },
-        ));
-        nonce += 1;
-        for (meter, device) in &m.meters {
-            out.push((
-                registration_id(chain_id, nonce),
-                nonce,
-                TxBody::RegisterMeter {
-                    meter: *meter,
-                    member: m.key,
-                    device: *device,
-                },
-            ));
-            nonce += 1;
-        }
-    }
-    out
+fn expected_registration(
+    chain_id: &Hash,
+    members: &[Member],
+    market: Option<MarketParams>,
+) -> Vec<(u128, u64, TxBody)> {
+    registration_bodies(members, market)
+        .into_iter()
+        .zip(0u64..)
+        .map(|(body, nonce)| (registration_id(chain_id, nonce), nonce, body))
+        .collect()
 }
 
 impl GenesisFile {
@@ -423,8 +583,13 @@ impl GenesisFile {
     }
 }
 
-/// A checked spec: the members, the treasury key and the grid key.
-type CheckedSpec = (Vec<Member>, [u8; 32], [u8; 32]);
+/// A checked spec.
+struct CheckedSpec {
+    members: Vec<Member>,
+    treasury: [u8; 32],
+    grid: [u8; 32],
+    market: Option<MarketParams>,
+}
 
 /// Where `scg chain genesis` reads and writes (three paths: an options struct so they cannot
 /// be swapped).
@@ -497,10 +662,15 @@ impl Genesis {
     /// Check a parsed genesis file.
     pub fn from_file(file: &str, raw: &GenesisFile) -> Result<Self, ChainError> {
         let spec = raw.spec();
-        let (members, treasury, grid) = spec.check(file)?;
+        let CheckedSpec {
+            members,
+            treasury,
+            grid,
+            market,
+        } = spec.check(file)?;
         let operator =
             parse_public_key("operator", &raw.operator).map_err(|r| gerr(file, "operator", r))?;
-        let chain_id = chain_id_of(&spec, &operator, &members, treasury, grid);
+        let chain_id = chain_id_of(&spec, &operator, &members, (treasury, grid));
         if to_hex(&chain_id) != raw.chain_id.trim() {
             return Err(gerr(
                 file,
@@ -512,7 +682,7 @@ impl Genesis {
                 ),
             ));
         }
-        let expected = expected_registration(&chain_id, &members);
+        let expected = expected_registration(&chain_id, &members, market);
         if raw.registrations.len() != expected.len() {
             return Err(gerr(
                 file,
@@ -556,6 +726,7 @@ impl Genesis {
             members,
             chain_id,
             registrations,
+            market,
         })
     }
 

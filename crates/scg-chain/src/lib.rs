@@ -10,7 +10,10 @@
 //! - [`app`]: the consensus application: proposes blocks of pending transactions, verifies a
 //!   proposal by re-executing the ledger state machine, persists finalized blocks;
 //! - [`verify`]: checks a stored chain (certificates against the genesis validators, full
-//!   replay), read-only.
+//!   replay), read-only;
+//! - [`testnet`]: `scg testnet`'s driver: keys, a market genesis, N `scg chain run` processes
+//!   on loopback, and a community's orders and readings submitted through them on a clock
+//!   that advances as fast as consensus finalizes.
 //!
 //! This is the only scg crate that opens sockets. It never prints (the CLI does) and never
 //! panics on input from the network or from files.
@@ -22,6 +25,7 @@ pub mod keys;
 pub mod node;
 pub mod run;
 pub mod store;
+pub mod testnet;
 pub mod verify;
 pub mod wire;
 

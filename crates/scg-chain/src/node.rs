@@ -97,6 +97,8 @@ pub struct NodeConfig {
     pub timing: Timing,
     /// Keep finalized hashes and transaction ids in the status (tests, benchmarks).
     pub keep_history: bool,
+    /// Where block timestamps come from.
+    pub clock: app::BlockClock,
 }
 
 /// A p2p channel pair.
@@ -208,6 +210,7 @@ where
             behavior: cfg.behavior,
             keep_history: cfg.keep_history,
             blocked: blocked.clone(),
+            clock: cfg.clock.clone(),
         },
         store,
         channels.blocks,

@@ -10,7 +10,7 @@
 //! Documented in `docs/api.md`. Blocks until the process is killed.
 
 use crate::ChainError;
-use crate::app::{Mailbox, SharedStatus};
+use crate::app::{BlockClock, Mailbox, ManualClock, SharedStatus};
 use crate::genesis::{Genesis, consensus_public_key, p2p_namespace};
 use crate::keys::MemberKey;
 use crate::node::{self, Channels, NodeConfig, Timing};
@@ -85,6 +85,9 @@ pub struct RunConfig {
     pub http: Option<SocketAddr>,
     /// The other validators.
     pub peers: Vec<Peer>,
+    /// Block timestamps from a clock set over `POST /clock` (testnets: `scg testnet`) instead
+    /// of the wall clock; starts at the genesis time.
+    pub manual_clock: bool,
 }
 
 /// Check the configuration against the genesis before opening anything: this node's key and
@@ -123,6 +126,8 @@ pub struct TokioNode {
     pub partition: String,
     /// Keep finalized hashes and transaction ids in the status (benchmarks).
     pub keep_history: bool,
+    /// Where block timestamps come from.
+    pub clock: BlockClock,
 }
 
 /// Start one node inside a commonware tokio runtime: authenticated p2p (lookup) on `listen`,
@@ -139,6 +144,7 @@ pub fn start_on_tokio(
         peers,
         partition,
         keep_history,
+        clock,
     } = cfg;
     let peers = &peers[..];
     check(&genesis, &key, peers)?;
@@ -198,6 +204,7 @@ pub fn start_on_tokio(
                 skip_timeout: Duration::from_secs(2),
             },
             keep_history,
+            clock,
         },
         Channels {
             votes,
@@ -223,6 +230,12 @@ pub fn run(cfg: RunConfig) -> Result<(), ChainError> {
         source: e,
     })?;
     let executor = cw_tokio::Runner::new(cw_tokio::Config::new().with_storage_directory(&journal));
+    let manual = cfg
+        .manual_clock
+        .then(|| Arc::new(ManualClock::new(genesis.genesis_time_s)));
+    let clock = manual
+        .clone()
+        .map_or(BlockClock::Runtime, BlockClock::Manual);
     executor.start(|context| async move {
         let started = start_on_tokio(
             context.child("node"),
@@ -234,6 +247,7 @@ pub fn run(cfg: RunConfig) -> Result<(), ChainError> {
                 peers: cfg.peers.clone(),
                 partition: "scg-consensus".into(),
                 keep_history: false,
+                clock,
             },
         )?;
         let listener =
@@ -247,6 +261,7 @@ pub fn run(cfg: RunConfig) -> Result<(), ChainError> {
             started.mailbox.clone(),
             started.status.clone(),
             genesis.chain_id_hex(),
+            manual,
         );
         let server = context.child("http").spawn(move |_| async move {
             let _ = axum::serve(listener, router).await;
@@ -275,20 +290,43 @@ pub fn run(cfg: RunConfig) -> Result<(), ChainError> {
     })
 }
 
-/// The HTTP API (status and transaction submission).
-pub fn http_router(mailbox: Mailbox, status: SharedStatus, chain_id: String) -> axum::Router {
+/// Most transactions in one `POST /txs` body.
+pub const MAX_TXS_PER_REQUEST: usize = crate::wire::MAX_GOSSIP_TXS;
+/// Largest `POST /txs` body (hex, one transaction per line).
+pub const MAX_TXS_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Summary of the finalization latencies a node observed for its own proposals, ms:
+/// `(count, median, max)`.
+fn latency_summary(latencies: &[Duration]) -> (usize, u128, u128) {
+    let mut ms: Vec<u128> = latencies.iter().map(Duration::as_millis).collect();
+    ms.sort_unstable();
+    let median = ms.get(ms.len() / 2).copied().unwrap_or(0);
+    (ms.len(), median, ms.last().copied().unwrap_or(0))
+}
+
+/// The HTTP API (status and transaction submission; with a manual clock, `POST /clock`).
+pub fn http_router(
+    mailbox: Mailbox,
+    status: SharedStatus,
+    chain_id: String,
+    clock: Option<Arc<ManualClock>>,
+) -> axum::Router {
     use axum::http::StatusCode;
     use axum::routing::{get, post};
     let st = status.clone();
     let id = chain_id.clone();
-    axum::Router::new()
+    let status_clock = clock.clone();
+    let batch_mailbox = mailbox.clone();
+    let router = axum::Router::new()
         .route(
             "/status",
             get(move || {
                 let st = st.clone();
                 let id = id.clone();
+                let clock = status_clock.clone();
                 async move {
                     let s = st.lock().map(|s| s.clone()).unwrap_or_default();
+                    let (count, median, max) = latency_summary(&s.own_latencies);
                     axum::Json(serde_json::json!({
                         "chain_id": id,
                         "height": s.height,
@@ -296,6 +334,9 @@ pub fn http_router(mailbox: Mailbox, status: SharedStatus, chain_id: String) -> 
                         "state_root": scg_ledger::merkle::to_hex(&s.state_root),
                         "peers": s.peers,
                         "mempool": s.mempool,
+                        "applied_txs": s.applied_txs,
+                        "clock_s": clock.map(|c| c.now_s()),
+                        "own_finality_ms": {"count": count, "median": median, "max": max},
                     }))
                 }
             }),
@@ -316,7 +357,96 @@ pub fn http_router(mailbox: Mailbox, status: SharedStatus, chain_id: String) -> 
                         Err(e) => (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"error": e}))),
                     }
                 }
-            }),
+            })
+            .layer(axum::extract::DefaultBodyLimit::max(16 * 1024)),
         )
-        .layer(axum::extract::DefaultBodyLimit::max(16 * 1024))
+        .route(
+            "/txs",
+            post(move |body: String| {
+                let mb = batch_mailbox.clone();
+                async move { submit_many(&mb, &body).await }
+            })
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_TXS_BODY_BYTES)),
+        );
+    match clock {
+        None => router,
+        Some(c) => router.route(
+            "/clock",
+            post(move |body: String| {
+                let c = c.clone();
+                async move { set_clock(&c, &body) }
+            }),
+        ),
+    }
+}
+
+/// `POST /txs`: one signed transaction per line (hex), all submitted at once (admitted as one
+/// signature batch); answers `{"accepted": n, "errors": [{"line": i, "error": "..."}]}` with
+/// HTTP 200, or 400 when the body itself is unusable.
+async fn submit_many(
+    mb: &Mailbox,
+    body: &str,
+) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    use axum::http::StatusCode;
+    let lines: Vec<&str> = body.lines().filter(|l| !l.trim().is_empty()).collect();
+    if lines.len() > MAX_TXS_PER_REQUEST {
+        let error = format!(
+            "{} transactions; at most {MAX_TXS_PER_REQUEST} per request",
+            lines.len()
+        );
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(serde_json::json!({ "error": error })),
+        );
+    }
+    let mut errors = Vec::new();
+    let mut pending = Vec::with_capacity(lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        match crate::genesis::hex_vec(l) {
+            Some(bytes) => pending.push((i, mb.submit(bytes))),
+            None => errors
+                .push(serde_json::json!({"line": i, "error": "not a signed transaction in hex"})),
+        }
+    }
+    let (lines_at, calls): (Vec<usize>, Vec<_>) = pending.into_iter().unzip();
+    let results = futures::future::join_all(calls).await;
+    let mut accepted = 0usize;
+    for (i, r) in lines_at.into_iter().zip(results) {
+        match r {
+            Ok(_) => accepted += 1,
+            Err(e) => errors.push(serde_json::json!({"line": i, "error": e})),
+        }
+    }
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({"accepted": accepted, "errors": errors})),
+    )
+}
+
+/// `POST /clock` with `accept T` or `now T` (Unix seconds): phase 1 or 2 of
+/// [`ManualClock`]; answers the clock's `now_s` and `accept_s`.
+fn set_clock(
+    clock: &ManualClock,
+    body: &str,
+) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    use axum::http::StatusCode;
+    let mut words = body.split_whitespace();
+    let verb = words.next();
+    let t = words.next().and_then(|w| w.parse::<u64>().ok());
+    match (verb, t, words.next()) {
+        (Some("accept"), Some(t), None) => clock.accept(t),
+        (Some("now"), Some(t), None) => clock.advance(t),
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(
+                    serde_json::json!({"error": "body must be `accept T` or `now T` (Unix seconds)"}),
+                ),
+            );
+        }
+    }
+    (
+        StatusCode::OK,
+        axum::Json(serde_json::json!({"now_s": clock.now_s(), "accept_s": clock.accept_s()})),
+    )
 }

@@ -8,6 +8,7 @@ use crate::genesis::Genesis;
 use crate::wire::{Record, digest_of};
 use commonware_consensus::types::Epoch;
 use commonware_parallel::Sequential;
+use scg_ledger::Ledger;
 use scg_ledger::merkle::{Hash, to_hex};
 use std::path::Path;
 
@@ -45,6 +46,26 @@ pub fn verify_records(
     genesis: &Genesis,
     records: &[(u64, Vec<u8>)],
 ) -> Result<VerifyReport, ChainError> {
+    replay_records(genesis, records).map(|(report, _)| report)
+}
+
+/// [`verify_dir`] that also returns the replayed ledger (after the last stored block).
+pub fn replay_dir(genesis: &Genesis, dir: &Path) -> Result<(VerifyReport, Ledger), ChainError> {
+    let (id, records) = crate::store::read_only(dir)?;
+    if id != genesis.chain_id {
+        return Err(ChainError::Refused {
+            chain_id: genesis.chain_id_hex(),
+            reason: format!("{} holds chain {}", dir.display(), to_hex(&id)),
+        });
+    }
+    replay_records(genesis, &records)
+}
+
+/// [`verify_records`] returning the replayed ledger too.
+fn replay_records(
+    genesis: &Genesis,
+    records: &[(u64, Vec<u8>)],
+) -> Result<(VerifyReport, Ledger), ChainError> {
     let scheme = genesis.verifier()?;
     let n = genesis.validators().len();
     let mut rng = os_rng()?;
@@ -113,26 +134,20 @@ pub fn verify_records(
             ),
         });
     }
-    Ok(VerifyReport {
+    let report = VerifyReport {
         chain_id: genesis.chain_id_hex(),
         finalized_height,
         state_root: to_hex(&finalized_root),
         blocks: records.len() as u64 + 1,
         transactions,
         certificates,
-    })
+    };
+    Ok((report, ledger))
 }
 
 /// Verify a node directory read-only against a genesis.
 pub fn verify_dir(genesis: &Genesis, dir: &Path) -> Result<VerifyReport, ChainError> {
-    let (id, records) = crate::store::read_only(dir)?;
-    if id != genesis.chain_id {
-        return Err(ChainError::Refused {
-            chain_id: genesis.chain_id_hex(),
-            reason: format!("{} holds chain {}", dir.display(), to_hex(&id)),
-        });
-    }
-    verify_records(genesis, &records)
+    replay_dir(genesis, dir).map(|(report, _)| report)
 }
 
 /// What `scg ledger verify DIR` checked on a node directory.

@@ -375,6 +375,7 @@ fn run_nodes_from(
                         behavior,
                         timing: Timing::default(),
                         keep_history: true,
+                        clock: Default::default(),
                     },
                     Channels {
                         votes,

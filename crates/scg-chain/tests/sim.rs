@@ -150,6 +150,7 @@ fn run_sim_with(seed: u64, market: bool) -> Result<Outcome, String> {
                             behavior: if i == byzantine { behavior } else { Behavior::Honest },
                             timing: Timing::default(),
                             keep_history: true,
+                            clock: Default::default(),
                         },
                         Channels { votes, certs, resolver, blocks },
                         control,

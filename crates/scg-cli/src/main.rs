@@ -47,6 +47,10 @@ enum Command {
     /// Member chain: keys, genesis, and running a node under BFT consensus.
     #[command(subcommand)]
     Chain(commands::chain::Command),
+    /// Run the simulated community through N member nodes on loopback (orders, readings,
+    /// consensus, the on-chain market) and compare with `scg simulate`.
+    #[command(long_about = commands::testnet::LONG_ABOUT)]
+    Testnet(commands::testnet::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         Command::Vpp(cmd) => commands::vpp::run(cmd),
         Command::Ledger(cmd) => commands::ledger::run(cmd),
         Command::Chain(cmd) => commands::chain::run(cmd),
+        Command::Testnet(args) => commands::testnet::run(args),
     };
     match result {
         Ok(code) => code,

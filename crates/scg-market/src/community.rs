@@ -166,6 +166,13 @@ impl CommunityClearing {
         self.orders.len()
     }
 
+    /// The book of the last interval cleared: each member with a position and its order
+    /// (side, Wh, limit price), ascending by member — what a member node submits as its own
+    /// order on the chain (`scg testnet`), so that the orders there are these very ones.
+    pub fn last_book(&self) -> impl Iterator<Item = (usize, &Order)> {
+        self.active.iter().map(|&i| (i, &self.orders[i]))
+    }
+
     /// Clear one interval: member `i` has net position `net_kwh[i]` (+ surplus, − deficit);
     /// `peak` = the main grid is at peak (surplus goes to the grid first).
     pub fn clear(

@@ -118,11 +118,17 @@ pub struct SimOptions {
     /// Keep every P2P trade of the year (`MarketYear::trades`, what the ledger settles). A run
     /// that settles nothing (`scg simulate --no-ledger`) need not hold a city's year of trades.
     pub keep_trades: bool,
+    /// Keep every step's market book (`MarketYear::books`: the members' orders, the grid's
+    /// prices), for `scg testnet`, which submits them to the member chain.
+    pub keep_books: bool,
 }
 
 impl Default for SimOptions {
     fn default() -> Self {
-        Self { keep_trades: true }
+        Self {
+            keep_trades: true,
+            keep_books: false,
+        }
     }
 }
 
@@ -218,7 +224,8 @@ pub fn run_prepared(
                 &feed_in,
                 grid.steps_per_hour(),
             )?
-            .keep_trades(options.keep_trades),
+            .keep_trades(options.keep_trades)
+            .keep_books(options.keep_books),
         )),
     };
     // The home agents (`[prosumers.home]`): stage 3 of the step.

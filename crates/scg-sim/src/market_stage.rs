@@ -47,6 +47,35 @@ pub struct MarketYear {
     pub received_nano: Vec<i128>,
     /// The clearing price of every step, EUR/MWh (`None` when nothing was priced).
     pub clearing_price_eur_per_mwh: Vec<Option<f64>>,
+    /// Every step's book as it was cleared (the members' orders, the grid's prices and the
+    /// peak flag), for a driver that replays the year's orders elsewhere (`scg testnet`
+    /// submits them to the member chain); empty unless [`MarketStage::keep_books`].
+    pub books: Vec<StepBook>,
+}
+
+/// One step's book: what the community market cleared.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StepBook {
+    pub step: usize,
+    /// The grid's retail and feed-in prices of the step, milli-euro per MWh (the market's
+    /// integer unit), and whether the grid was at peak.
+    pub retail_milli_eur_per_mwh: i64,
+    pub feed_in_milli_eur_per_mwh: i64,
+    pub peak: bool,
+    /// The orders, ascending by member.
+    pub orders: Vec<MemberOrder>,
+}
+
+/// One member's order of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct MemberOrder {
+    /// Index into the scenario's prosumers.
+    pub member: usize,
+    /// True for an offer (a surplus), false for a bid (a deficit).
+    pub offer: bool,
+    pub energy_wh: i64,
+    /// Limit price, milli-euro per MWh.
+    pub limit_milli_eur_per_mwh: i64,
 }
 
 /// The energy one member sold to another over the year.
@@ -169,6 +198,7 @@ pub struct MarketStage<'a> {
     records: Vec<MarketTrade>,
     keep_trades: bool,
     step_prices: Vec<Option<f64>>,
+    books: Option<Vec<StepBook>>,
 }
 
 /// The `scg-market` settings of the scenario's market.
@@ -224,7 +254,15 @@ impl<'a> MarketStage<'a> {
             records: Vec::new(),
             keep_trades: true,
             step_prices: Vec::new(),
+            books: None,
         })
+    }
+
+    /// Whether to keep every step's book ([`MarketYear::books`]; off by default: a city's
+    /// year of orders is large, and only `scg testnet` replays them).
+    pub fn keep_books(mut self, keep: bool) -> Self {
+        self.books = keep.then(Vec::new);
+        self
     }
 
     /// Whether to keep every P2P trade of the year (`MarketYear::trades`, what the ledger
@@ -264,6 +302,7 @@ impl<'a> MarketStage<'a> {
             paid_nano: self.paid_nano.clone(),
             received_nano: self.received_nano.clone(),
             clearing_price_eur_per_mwh: self.step_prices.clone(),
+            books: self.books.clone().unwrap_or_default(),
             volume_by_hour_kwh: self
                 .volume_wh_by_hour
                 .iter()
@@ -341,6 +380,25 @@ impl CommunityStage for MarketStage<'_> {
                 a.p2p_import_kw = (f.p2p_import_wh.0 as f64 / 1000.0 / dt).min(-r);
                 a.grid_import_kw = -r - a.p2p_import_kw;
             }
+        }
+        if let Some(books) = self.books.as_mut() {
+            // The book the market just cleared (after the last use of its outcome).
+            books.push(StepBook {
+                step,
+                retail_milli_eur_per_mwh: tariff.retail.milli(),
+                feed_in_milli_eur_per_mwh: tariff.feed_in.milli(),
+                peak: ctx.grid_at_peak,
+                orders: self
+                    .market
+                    .last_book()
+                    .map(|(member, o)| MemberOrder {
+                        member,
+                        offer: o.side == scg_market::Side::Offer,
+                        energy_wh: o.energy_wh.0,
+                        limit_milli_eur_per_mwh: o.price.milli(),
+                    })
+                    .collect(),
+            });
         }
         limit_grid(ctx, out);
         Ok(())

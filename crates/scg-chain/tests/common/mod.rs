@@ -36,6 +36,7 @@ pub fn chain(seed: u64, n: usize, name: &str) -> TestChain {
         treasury_endowment_base: 1_000_000_000,
         treasury: key(seed, "treasury").public_hex(),
         grid: key(seed, "grid").public_hex(),
+        market: None,
         members: members
             .iter()
             .zip(&meters)
@@ -47,6 +48,7 @@ pub fn chain(seed: u64, n: usize, name: &str) -> TestChain {
                 meters: vec![MeterSpec {
                     public_key: meter.public_hex(),
                     device: "pv".into(),
+                    capacity_w: None,
                 }],
             })
             .collect(),

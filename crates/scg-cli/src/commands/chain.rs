@@ -53,6 +53,14 @@ pub enum Command {
         /// HTTP API address [default: the --listen address with the next port].
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
+        /// Block timestamps from a clock the HTTP API sets (`POST /clock`, docs/api.md)
+        /// instead of the wall clock: for testnets (`scg testnet`), never for a real chain.
+        #[arg(long)]
+        manual_clock: bool,
+        /// Exit when the parent process exits (testnet nodes: no orphans when the driver is
+        /// killed).
+        #[arg(long, hide = true)]
+        exit_with_parent: bool,
     },
 }
 
@@ -88,7 +96,12 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             listen,
             peers,
             http,
+            manual_clock,
+            exit_with_parent,
         } => {
+            if exit_with_parent {
+                exit_with_parent_process();
+            }
             let peers = peers
                 .iter()
                 .map(|p| p.trim())
@@ -104,8 +117,27 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 listen,
                 http,
                 peers,
+                manual_clock,
             })?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Watch the parent process from a thread and exit when it is gone (the process is then
+/// re-parented, so the parent id changes): a testnet node never outlives its driver, even one
+/// killed with SIGKILL.
+fn exit_with_parent_process() {
+    #[cfg(unix)]
+    {
+        let parent = std::os::unix::process::parent_id();
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                if std::os::unix::process::parent_id() != parent {
+                    std::process::exit(1);
+                }
+            }
+        });
+    }
 }

@@ -7,4 +7,5 @@ pub mod market;
 pub mod optimize;
 pub mod scenario;
 pub mod simulate;
+pub mod testnet;
 pub mod vpp;

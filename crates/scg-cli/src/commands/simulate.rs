@@ -197,6 +197,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Without a ledger nothing settles the market's trades: not kept (a city's year of them).
     let options = scg_sim::SimOptions {
         keep_trades: !args.no_ledger,
+        ..scg_sim::SimOptions::default()
     };
     let result = scg_sim::simulate_with(
         &loaded.scenario,

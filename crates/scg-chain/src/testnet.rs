@@ -1,0 +1,928 @@
+//! `scg testnet`: a community's simulated intervals driven through N member node processes
+//! (`scg chain run`) on loopback.
+//!
+//! The driver takes a [`Plan`] — the members, their meters and registered capacities, and per
+//! interval the grid's tariff, every member's order and every meter's reading, all plain
+//! integers (the CLI derives them from `scg simulate`'s own run) — and:
+//! 1. generates every key from the OS's randomness (members, meters, operator, treasury,
+//!    grid; files of mode 0600 in `DIR/keys/`). Members' keys are sorted and handed out in
+//!    the plan's member order, so the chain's canonical book order (member key, then nonce)
+//!    is the plan's member order: the order in which `scg simulate`'s market saw them;
+//! 2. writes a genesis with the market open and every meter's capacity registered (block 1);
+//! 3. starts one `scg chain run --manual-clock` process per member, each its own validator;
+//! 4. funds every member from the treasury (the testnet's euro on-ramp: the most its bids of
+//!    the horizon can cost, so no bid is ever left unfunded), then moves the chain's clock in
+//!    **steps** of `intervals_per_step` intervals. At the step's time `T` it submits, each
+//!    signed by its own key and sent to its own member's node: the orders (and the operator's
+//!    tariffs) of the intervals whose gate lies in `(T, T + step]`, the operator's gate closes
+//!    of the intervals whose gate has passed, and the meters' readings of the intervals that
+//!    have ended; it waits until every node has finalized all of them, then advances the
+//!    clock. The clock moves as fast as consensus finalizes: it is a
+//!    [`ManualClock`](crate::app::ManualClock) every
+//!    node is told to accept first and to propose at second (two phases, so no honest node
+//!    refuses a block for a timestamp it has not reached);
+//! 5. at the end reads every node's status (finalized height, state root), stops the nodes,
+//!    and replays node 0's store (certificates checked) for the members' figures.
+//!
+//! Every child process is killed when the [`Cluster`] is dropped (errors, interrupts); the
+//! nodes are also started with `--exit-with-parent`, so a killed driver leaves no orphan.
+//! The driver never prints: progress goes through a callback.
+
+use crate::ChainError;
+use crate::genesis::{Genesis, GenesisSpec, MarketSpec, MemberSpec, MeterSpec};
+use crate::keys::MemberKey;
+use scg_ledger::market::{IntervalTariff, OrderBody};
+use scg_ledger::merkle::{sha256, to_hex};
+use scg_ledger::{DeviceType, Ledger, PublicKey, Tx, TxBody};
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Most members (nodes) of a testnet: each is a process with its own ports and store.
+pub const MAX_MEMBERS: usize = 64;
+/// Longest wait for the nodes to start and connect.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for one step's transactions to be final on every node.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(120);
+/// One RESCoin in base units (9 decimals): what every member gets beyond its bids.
+const ONE_RES_BASE: u128 = 1_000_000_000;
+/// Most transactions sent in one `POST /txs`.
+const TXS_PER_REQUEST: usize = 2048;
+
+/// One member of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanMember {
+    /// Id (the scenario's prosumer id).
+    pub id: String,
+    /// Meters: device and registered capacity, W (`None`: none registered).
+    pub meters: Vec<(DeviceType, Option<u64>)>,
+}
+
+/// One meter reading of an interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanReading {
+    /// Index into [`Plan::members`].
+    pub member: usize,
+    /// The meter's device (one of the member's meters).
+    pub device: DeviceType,
+    /// Wh produced (exported).
+    pub produced_wh: u64,
+    /// Wh consumed.
+    pub consumed_wh: u64,
+}
+
+/// One interval of the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PlanInterval {
+    /// The grid's prices and peak flag (posted by the operator when the interval has orders).
+    pub tariff: Option<IntervalTariff>,
+    /// Orders: member index and body (`interval` is overwritten with the interval's index).
+    pub orders: Vec<(usize, OrderBody)>,
+    /// Readings.
+    pub readings: Vec<PlanReading>,
+}
+
+/// Everything the testnet drives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Chain name (part of the chain id).
+    pub name: String,
+    /// Members, in the order the community market saw them.
+    pub members: Vec<PlanMember>,
+    /// Start of interval 0, Unix seconds.
+    pub epoch_s: u64,
+    /// Interval length, seconds.
+    pub interval_s: u64,
+    /// The market's mechanism, fee and order bound, as the genesis writes them (the driver
+    /// sets the settle window from its clock step).
+    pub market: MarketSpec,
+    /// RESCoin base units minted per renewable Wh.
+    pub mint_rate_base_per_wh: u64,
+    /// The intervals, in order (interval `k` is `intervals[k]`).
+    pub intervals: Vec<PlanInterval>,
+}
+
+/// How to run it.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The testnet's directory (created; refused if it exists and is not empty).
+    pub dir: PathBuf,
+    /// The `scg` executable whose `chain run` the nodes run.
+    pub exe: PathBuf,
+    /// Intervals per clock step (> 0).
+    pub intervals_per_step: u64,
+    /// Set to stop (Ctrl-C): the run ends with an error and every node is stopped.
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// One node at the end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeEnd {
+    /// Member name.
+    pub name: String,
+    /// Finalized height.
+    pub finalized_height: u64,
+    /// State root at that height, hex.
+    pub state_root: String,
+    /// Median and largest finalization latency of the node's own proposals, ms, and how many.
+    pub own_finality_ms: (u64, u64, u64),
+}
+
+/// One member's figures on the chain, base units (RESCoin, 9 decimals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemberFigures {
+    /// Available balance at the end.
+    pub balance: u128,
+    /// Minted for its renewable production (its meters' certificates × the mint rate).
+    pub minted: u128,
+    /// Received for P2P energy (posted trades as seller).
+    pub p2p_received: u128,
+    /// Paid for P2P energy, fees excluded (posted trades as buyer).
+    pub p2p_paid: u128,
+    /// Grid fees paid on P2P purchases.
+    pub fees_paid: u128,
+    /// Funded by the treasury at the start (the testnet's on-ramp).
+    pub funded: u128,
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The chain id, hex.
+    pub chain_id: String,
+    /// Every node.
+    pub nodes: Vec<NodeEnd>,
+    /// Per member id (with its account key, hex).
+    pub members: BTreeMap<String, (String, MemberFigures)>,
+    /// Transactions the driver submitted (registrations not included).
+    pub transactions: u64,
+    /// Clock steps.
+    pub steps: u64,
+    /// Wall time of the drive (funding to the last step final), s.
+    pub drive_s: f64,
+    /// Per step: seconds from the first submission to final on every node.
+    pub step_finality_s: Vec<f64>,
+    /// Bids the gate closes left out for want of funds (0 when funding works).
+    pub unfunded_bids: u64,
+    /// P2P trades cleared on the chain, and how many were posted.
+    pub trades_cleared: u64,
+    /// Posted trades.
+    pub trades_posted: u64,
+}
+
+/// Child processes, killed (and reaped) when dropped.
+#[derive(Debug, Default)]
+pub struct Cluster {
+    children: Vec<Child>,
+}
+
+impl Cluster {
+    /// Kill every child and wait for it.
+    pub fn stop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+        }
+        for c in &mut self.children {
+            let _ = c.wait();
+        }
+        self.children.clear();
+    }
+
+    /// The first child that has exited, with its status.
+    fn exited(&mut self) -> Option<(usize, std::process::ExitStatus)> {
+        self.children
+            .iter_mut()
+            .enumerate()
+            .find_map(|(i, c)| c.try_wait().ok().flatten().map(|s| (i, s)))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn bad(what: &str, reason: impl Into<String>) -> ChainError {
+    ChainError::BadInput {
+        what: what.into(),
+        reason: reason.into(),
+    }
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> ChainError + '_ {
+    move |e| ChainError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+/// Check the plan before anything is created.
+pub fn check_plan(plan: &Plan, opts: &Options) -> Result<(), ChainError> {
+    let n = plan.members.len();
+    if n == 0 || n > MAX_MEMBERS {
+        return Err(bad(
+            "--members",
+            format!("{n} members; expected 1 to {MAX_MEMBERS}"),
+        ));
+    }
+    if plan.intervals.is_empty() {
+        return Err(bad("horizon", "no interval to drive"));
+    }
+    if opts.intervals_per_step == 0 {
+        return Err(bad("--intervals-per-step", "expected at least 1"));
+    }
+    if plan.interval_s == 0 || plan.epoch_s < plan.interval_s {
+        return Err(bad(
+            "plan",
+            "the interval length must be > 0 and the epoch at least one interval after 1970",
+        ));
+    }
+    for (k, iv) in plan.intervals.iter().enumerate() {
+        let member_ok = |m: usize| m < n;
+        if !iv.orders.iter().all(|(m, _)| member_ok(*m))
+            || !iv.readings.iter().all(|r| {
+                member_ok(r.member)
+                    && plan.members[r.member]
+                        .meters
+                        .iter()
+                        .any(|(d, _)| *d == r.device)
+            })
+        {
+            return Err(bad(
+                "plan",
+                format!("interval {k} names a member or meter that is not in the plan"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The most a member's bids of the plan can cost (energy × limit, fee included).
+fn bid_budget(plan: &Plan, member: usize) -> u128 {
+    plan.intervals
+        .iter()
+        .flat_map(|iv| iv.orders.iter())
+        .filter(|(m, _)| *m == member)
+        .map(|(_, o)| o.max_cost_base())
+        .sum()
+}
+
+/// Keys of the testnet, all from the OS's randomness.
+struct Keys {
+    /// Per member (plan order): its key, and its meters' keys (in the order of its meters).
+    members: Vec<(MemberKey, Vec<MemberKey>)>,
+    operator: MemberKey,
+    treasury: MemberKey,
+    grid: MemberKey,
+}
+
+fn generate_keys(plan: &Plan, dir: &Path) -> Result<Keys, ChainError> {
+    let mut member_keys = plan
+        .members
+        .iter()
+        .map(|_| MemberKey::generate())
+        .collect::<Result<Vec<_>, _>>()?;
+    // Canonical book order is by member key: hand the sorted keys out in the plan's order.
+    member_keys.sort_by_key(MemberKey::public);
+    let keys_dir = dir.join("keys");
+    std::fs::create_dir_all(&keys_dir).map_err(io_err(&keys_dir))?;
+    let mut members = Vec::with_capacity(plan.members.len());
+    for (i, (m, key)) in plan.members.iter().zip(member_keys).enumerate() {
+        key.write_new(&keys_dir.join(format!("member{i}.key")))?;
+        let mut meters = Vec::with_capacity(m.meters.len());
+        for (device, _) in &m.meters {
+            let k = MemberKey::generate()?;
+            k.write_new(&keys_dir.join(format!("member{i}-{}.key", device.name())))?;
+            meters.push(k);
+        }
+        members.push((key, meters));
+    }
+    let role = |name: &str| -> Result<MemberKey, ChainError> {
+        let k = MemberKey::generate()?;
+        k.write_new(&keys_dir.join(format!("{name}.key")))?;
+        Ok(k)
+    };
+    Ok(Keys {
+        members,
+        operator: role("operator")?,
+        treasury: role("treasury")?,
+        grid: role("grid")?,
+    })
+}
+
+/// The genesis: every member a validator, its meters with their capacities, the market open;
+/// the treasury endowed with what the members are funded with. Written to `DIR/genesis.toml`.
+fn write_genesis(
+    plan: &Plan,
+    keys: &Keys,
+    (endowment, step_s): (u64, u64),
+    dir: &Path,
+) -> Result<(Genesis, PathBuf), ChainError> {
+    let spec = GenesisSpec {
+        name: plan.name.clone(),
+        genesis_time_s: plan.epoch_s - plan.interval_s,
+        mint_rate_base_per_wh: plan.mint_rate_base_per_wh,
+        treasury_endowment_base: endowment,
+        treasury: keys.treasury.public_hex(),
+        grid: keys.grid.public_hex(),
+        // A reading is submitted at the first step after its interval ends (less than a
+        // step later) and posts the interval's trades: two steps of window leave room.
+        market: Some(MarketSpec {
+            settle_window_s: 2 * step_s,
+            ..plan.market.clone()
+        }),
+        members: plan
+            .members
+            .iter()
+            .zip(&keys.members)
+            .map(|(m, (key, meters))| MemberSpec {
+                name: m.id.clone(),
+                public_key: key.public_hex(),
+                validator: true,
+                meters: m
+                    .meters
+                    .iter()
+                    .zip(meters)
+                    .map(|((device, cap), k)| MeterSpec {
+                        public_key: k.public_hex(),
+                        device: device.name().into(),
+                        capacity_w: *cap,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    let text = spec.derive(&keys.operator)?.to_toml()?;
+    let path = dir.join("genesis.toml");
+    std::fs::write(&path, &text).map_err(io_err(&path))?;
+    Ok((Genesis::parse(&path.display().to_string(), &text)?, path))
+}
+
+/// A free loopback address (bound, then released for the node to take).
+fn free_addr() -> Result<SocketAddr, ChainError> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| bad("loopback port", e.to_string()))?;
+    l.local_addr()
+        .map_err(|e| bad("loopback port", e.to_string()))
+}
+
+/// One HTTP/1.1 request on loopback: `(status, body)`.
+fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| format!("{addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| e.to_string())?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(req.as_bytes())
+        .and_then(|()| s.write_all(body.as_bytes()))
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let mut resp = Vec::new();
+    s.take(64 * 1024 * 1024)
+        .read_to_end(&mut resp)
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let resp = String::from_utf8_lossy(&resp);
+    let code = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("{addr}: not an HTTP response"))?;
+    let body = resp.split_once("\r\n\r\n").map_or("", |x| x.1).to_string();
+    Ok((code, body))
+}
+
+/// A node's `/status`.
+#[derive(Debug, Clone, Default)]
+struct NodeStatus {
+    finalized_height: u64,
+    state_root: String,
+    peers: u64,
+    mempool: u64,
+    applied_txs: u64,
+    own_finality_ms: (u64, u64, u64),
+}
+
+fn status(addr: SocketAddr) -> Result<NodeStatus, String> {
+    let (code, body) = http(addr, "GET", "/status", "")?;
+    if code != 200 {
+        return Err(format!("{addr}: /status answered {code}"));
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("{addr}: /status: {e}"))?;
+    let u = |k: &str| v[k].as_u64().unwrap_or(0);
+    let f = &v["own_finality_ms"];
+    Ok(NodeStatus {
+        finalized_height: u("finalized_height"),
+        state_root: v["state_root"].as_str().unwrap_or_default().to_string(),
+        peers: u("peers"),
+        mempool: u("mempool"),
+        applied_txs: u("applied_txs"),
+        own_finality_ms: (
+            f["median"].as_u64().unwrap_or(0),
+            f["max"].as_u64().unwrap_or(0),
+            f["count"].as_u64().unwrap_or(0),
+        ),
+    })
+}
+
+/// The running testnet.
+struct Net {
+    cluster: Cluster,
+    http: Vec<SocketAddr>,
+    names: Vec<String>,
+    dir: PathBuf,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Net {
+    fn check_alive(&mut self) -> Result<(), ChainError> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(bad("scg testnet", "interrupted; every node was stopped"));
+        }
+        if let Some((i, st)) = self.cluster.exited() {
+            let log = self.dir.join(format!("node{i}.log"));
+            let tail = std::fs::read_to_string(&log)
+                .map(|t| {
+                    let lines: Vec<&str> = t.lines().collect();
+                    lines[lines.len().saturating_sub(5)..].join("\n")
+                })
+                .unwrap_or_default();
+            return Err(bad(
+                &format!("node {i} ({})", self.names[i]),
+                format!("exited ({st}); last lines of {}:\n{tail}", log.display()),
+            ));
+        }
+        Ok(())
+    }
+
+    fn statuses(&mut self) -> Result<Vec<NodeStatus>, ChainError> {
+        self.check_alive()?;
+        self.http
+            .iter()
+            .enumerate()
+            .map(|(i, a)| status(*a).map_err(|e| bad(&format!("node {i}"), e)))
+            .collect()
+    }
+
+    /// Move every node's clock to `t_s`: all accept it, then all propose at it.
+    fn set_clock(&mut self, t_s: u64) -> Result<(), ChainError> {
+        for verb in ["accept", "now"] {
+            for (i, a) in self.http.iter().enumerate() {
+                let (code, body) = http(*a, "POST", "/clock", &format!("{verb} {t_s}"))
+                    .map_err(|e| bad(&format!("node {i}"), e))?;
+                if code != 200 {
+                    return Err(bad(&format!("node {i} /clock"), body));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Submit `txs` (hex) to node `i`; every one must be admitted.
+    fn submit(&mut self, i: usize, txs: &[String]) -> Result<(), ChainError> {
+        for chunk in txs.chunks(TXS_PER_REQUEST) {
+            let (code, body) = http(self.http[i], "POST", "/txs", &chunk.join("\n"))
+                .map_err(|e| bad(&format!("node {i}"), e))?;
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let errors = v["errors"].as_array().map_or(0, Vec::len);
+            if code != 200 || errors > 0 {
+                return Err(bad(
+                    &format!("node {i} ({}) POST /txs", self.names[i]),
+                    format!("refused: {body}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait until every node has applied `applied` transactions and holds none pending.
+    fn wait_final(&mut self, applied: u64, what: &str) -> Result<(), ChainError> {
+        let t0 = Instant::now();
+        let mut stuck_since: Option<Instant> = None;
+        loop {
+            let st = self.statuses()?;
+            if st.iter().all(|s| s.applied_txs >= applied) {
+                return Ok(());
+            }
+            // Nothing pending anywhere but transactions missing: the chain refused some.
+            if st.iter().all(|s| s.mempool == 0) {
+                let since = *stuck_since.get_or_insert_with(Instant::now);
+                if since.elapsed() > Duration::from_secs(3) {
+                    let got = st.iter().map(|s| s.applied_txs).min().unwrap_or(0);
+                    return Err(bad(
+                        what,
+                        format!(
+                            "{} transaction(s) were dropped by the chain (applied {got}, expected {applied}); see the nodes' logs in {}",
+                            applied.saturating_sub(got),
+                            self.dir.display()
+                        ),
+                    ));
+                }
+            } else {
+                stuck_since = None;
+            }
+            if t0.elapsed() > STEP_TIMEOUT {
+                return Err(bad(
+                    what,
+                    format!("not final on every node within {STEP_TIMEOUT:?}"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// A transaction id unique per signer and nonce on this chain.
+fn tx_id(chain: u64, signer: &PublicKey, nonce: u64) -> u128 {
+    let h = sha256(&[
+        b"SCG-TESTNET/TX/v1",
+        &chain.to_le_bytes(),
+        signer,
+        &nonce.to_le_bytes(),
+    ]);
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&h[..16]);
+    u128::from_le_bytes(b)
+}
+
+/// Signs with per-key nonces.
+struct Signer {
+    chain: u64,
+    nonces: BTreeMap<PublicKey, u64>,
+    count: u64,
+}
+
+impl Signer {
+    fn sign(&mut self, key: &MemberKey, body: TxBody) -> String {
+        let pk = key.public();
+        let nonce = self.nonces.entry(pk).or_insert(0);
+        let id = tx_id(self.chain, &pk, *nonce);
+        let bytes = Tx::sign(self.chain, &key.signing_key(), id, *nonce, body);
+        *nonce += 1;
+        self.count += 1;
+        to_hex(&bytes)
+    }
+}
+
+fn start_nodes(
+    opts: &Options,
+    genesis_path: &Path,
+    keys: &Keys,
+    names: Vec<String>,
+) -> Result<Net, ChainError> {
+    let n = keys.members.len();
+    let p2p = (0..n).map(|_| free_addr()).collect::<Result<Vec<_>, _>>()?;
+    let http_addrs = (0..n).map(|_| free_addr()).collect::<Result<Vec<_>, _>>()?;
+    let mut net = Net {
+        cluster: Cluster::default(),
+        http: http_addrs.clone(),
+        names,
+        dir: opts.dir.clone(),
+        cancel: opts.cancel.clone(),
+    };
+    for i in 0..n {
+        let peers: Vec<String> = (0..n)
+            .filter(|j| *j != i)
+            .map(|j| format!("{}@{}", keys.members[j].0.public_hex(), p2p[j]))
+            .collect();
+        let log_path = opts.dir.join(format!("node{i}.log"));
+        let log = std::fs::File::create(&log_path).map_err(io_err(&log_path))?;
+        let log2 = log.try_clone().map_err(io_err(&log_path))?;
+        let key = opts.dir.join("keys").join(format!("member{i}.key"));
+        let child = Command::new(&opts.exe)
+            .arg("chain")
+            .arg("run")
+            .arg("--genesis")
+            .arg(genesis_path)
+            .arg("--key")
+            .arg(&key)
+            .arg("--dir")
+            .arg(opts.dir.join(format!("node{i}")))
+            .arg("--listen")
+            .arg(p2p[i].to_string())
+            .arg("--http")
+            .arg(http_addrs[i].to_string())
+            .arg("--peers")
+            .arg(peers.join(","))
+            .arg("--manual-clock")
+            .arg("--exit-with-parent")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .map_err(io_err(&opts.exe))?;
+        net.cluster.children.push(child);
+    }
+    // Up when every node answers, hears the others and has finalized a block.
+    let t0 = Instant::now();
+    loop {
+        net.check_alive()?;
+        let ready = net
+            .http
+            .iter()
+            .all(|a| status(*a).is_ok_and(|s| s.peers + 1 >= n as u64 && s.finalized_height >= 2));
+        if ready {
+            return Ok(net);
+        }
+        if t0.elapsed() > START_TIMEOUT {
+            return Err(bad(
+                "scg testnet",
+                format!(
+                    "the {n} nodes did not connect and finalize within {START_TIMEOUT:?}; see {}/node*.log",
+                    opts.dir.display()
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// What one clock step submits: per node, hex transactions.
+type StepTxs = Vec<Vec<String>>;
+
+/// The driver's cursors over the plan's intervals.
+#[derive(Debug, Default)]
+struct Cursors {
+    /// First interval without orders submitted.
+    ordered: usize,
+    /// First interval not closed.
+    closed: usize,
+    /// First interval not read.
+    read: usize,
+}
+
+struct Drive<'a> {
+    plan: &'a Plan,
+    keys: &'a Keys,
+    signer: Signer,
+    at: Cursors,
+    step_s: u64,
+}
+
+impl Drive<'_> {
+    fn gate_s(&self, k: usize) -> u64 {
+        self.plan.epoch_s + k as u64 * self.plan.interval_s
+    }
+
+    /// The transactions of the step at clock `t_s`.
+    fn step(&mut self, t_s: u64) -> StepTxs {
+        let n = self.plan.members.len();
+        let mut out: StepTxs = vec![Vec::new(); n];
+        let total = self.plan.intervals.len();
+        // Orders and tariffs: intervals whose gate is in (t, t + step].
+        while self.at.ordered < total && self.gate_s(self.at.ordered) <= t_s + self.step_s {
+            let k = self.at.ordered;
+            if self.gate_s(k) > t_s {
+                let iv = &self.plan.intervals[k];
+                if let (Some(tariff), false) = (iv.tariff, iv.orders.is_empty()) {
+                    let body = TxBody::IntervalTariff {
+                        interval: k as u64,
+                        tariff,
+                    };
+                    out[0].push(self.signer.sign(&self.keys.operator, body));
+                }
+                for (m, o) in &iv.orders {
+                    let body = TxBody::Order(OrderBody {
+                        interval: k as u64,
+                        ..*o
+                    });
+                    out[*m].push(self.signer.sign(&self.keys.members[*m].0, body));
+                }
+            }
+            self.at.ordered += 1;
+        }
+        // Gate closes: ordered intervals whose gate has passed.
+        while self.at.closed < self.at.ordered && self.gate_s(self.at.closed) <= t_s {
+            let body = TxBody::GateClose {
+                interval: self.at.closed as u64,
+            };
+            out[0].push(self.signer.sign(&self.keys.operator, body));
+            self.at.closed += 1;
+        }
+        // Readings: closed intervals that have ended.
+        while self.at.read < self.at.closed && self.gate_s(self.at.read + 1) <= t_s {
+            let k = self.at.read;
+            for r in &self.plan.intervals[k].readings {
+                let meters = &self.keys.members[r.member].1;
+                let Some(j) = self.plan.members[r.member]
+                    .meters
+                    .iter()
+                    .position(|(d, _)| *d == r.device)
+                else {
+                    continue; // checked by `check_plan`
+                };
+                let body = TxBody::MeterReport {
+                    interval: k as u64,
+                    produced_wh: r.produced_wh,
+                    consumed_wh: r.consumed_wh,
+                };
+                out[r.member].push(self.signer.sign(&meters[j], body));
+            }
+            self.at.read += 1;
+        }
+        out
+    }
+}
+
+/// Run the testnet: see the module doc. `progress` receives one line per phase and step.
+pub fn run(
+    plan: &Plan,
+    opts: &Options,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Outcome, ChainError> {
+    check_plan(plan, opts)?;
+    prepare_dir(&opts.dir)?;
+    let keys = generate_keys(plan, &opts.dir)?;
+    let funding: Vec<u128> = (0..plan.members.len())
+        .map(|m| bid_budget(plan, m) + ONE_RES_BASE)
+        .collect();
+    let endowment = u64::try_from(funding.iter().sum::<u128>()).map_err(|_| {
+        bad(
+            "funding",
+            "the members' bids exceed what a genesis can endow",
+        )
+    })?;
+    let step_s = opts.intervals_per_step * plan.interval_s;
+    let (genesis, genesis_path) = write_genesis(plan, &keys, (endowment, step_s), &opts.dir)?;
+    progress(&format!(
+        "genesis {} (chain {}), {} members",
+        genesis_path.display(),
+        genesis.chain_id_hex(),
+        plan.members.len()
+    ));
+    let names: Vec<String> = plan.members.iter().map(|m| m.id.clone()).collect();
+    let mut net = start_nodes(opts, &genesis_path, &keys, names.clone())?;
+    progress("nodes up");
+    let started = Instant::now();
+    let base = net
+        .statuses()?
+        .iter()
+        .map(|s| s.applied_txs)
+        .max()
+        .unwrap_or(0);
+    let mut signer = Signer {
+        chain: genesis.ledger.chain_id,
+        nonces: BTreeMap::new(),
+        count: 0,
+    };
+    // The operator signed block 1; its next nonce follows.
+    signer
+        .nonces
+        .insert(keys.operator.public(), genesis.registrations.len() as u64);
+    let transfers: Vec<String> = keys
+        .members
+        .iter()
+        .zip(&funding)
+        .map(|((k, _), amount)| {
+            let body = TxBody::Transfer {
+                to: k.public(),
+                amount: *amount,
+            };
+            signer.sign(&keys.treasury, body)
+        })
+        .collect();
+    net.submit(0, &transfers)?;
+    net.wait_final(base + signer.count, "funding")?;
+    let mut drive = Drive {
+        plan,
+        keys: &keys,
+        signer,
+        at: Cursors::default(),
+        step_s,
+    };
+    let mut t_s = genesis.genesis_time_s;
+    let mut steps = 0u64;
+    let mut step_finality_s = Vec::new();
+    let total = plan.intervals.len();
+    while drive.at.read < total {
+        if steps > 0 {
+            t_s += step_s;
+            net.set_clock(t_s)?;
+        }
+        let txs = drive.step(t_s);
+        let t0 = Instant::now();
+        for (i, node_txs) in txs.iter().enumerate() {
+            if !node_txs.is_empty() {
+                net.submit(i, node_txs)?;
+            }
+        }
+        net.wait_final(
+            base + drive.signer.count,
+            &format!("step {steps} (clock {t_s})"),
+        )?;
+        step_finality_s.push(t0.elapsed().as_secs_f64());
+        steps += 1;
+        progress(&format!(
+            "step {steps}: intervals read {}/{total}, {} transactions",
+            drive.at.read, drive.signer.count
+        ));
+    }
+    let drive_s = started.elapsed().as_secs_f64();
+    let statuses = net.statuses()?;
+    net.cluster.stop();
+    let nodes = names
+        .iter()
+        .zip(&statuses)
+        .map(|(name, s)| NodeEnd {
+            name: name.clone(),
+            finalized_height: s.finalized_height,
+            state_root: s.state_root.clone(),
+            own_finality_ms: s.own_finality_ms,
+        })
+        .collect();
+    progress("nodes stopped; replaying node 0's store");
+    let (_, ledger) = crate::verify::replay_dir(&genesis, &opts.dir.join("node0"))?;
+    let members = names
+        .iter()
+        .zip(&keys.members)
+        .zip(&funding)
+        .map(|((id, (k, _)), funded)| {
+            let mut f = member_figures(&ledger, &k.public());
+            f.funded = *funded;
+            (id.clone(), (k.public_hex(), f))
+        })
+        .collect();
+    let market = ledger.market();
+    Ok(Outcome {
+        chain_id: genesis.chain_id_hex(),
+        nodes,
+        members,
+        transactions: drive.signer.count,
+        steps,
+        drive_s,
+        step_finality_s,
+        unfunded_bids: market
+            .cleared
+            .values()
+            .map(|g| u64::from(g.unfunded_bids))
+            .sum(),
+        trades_cleared: market.cleared.values().map(|g| u64::from(g.trades)).sum(),
+        trades_posted: ledger
+            .trades()
+            .filter(|t| t.status == scg_ledger::state::TradeStatus::Posted)
+            .count() as u64,
+    })
+}
+
+/// Refuse a testnet directory that exists and is not empty (a testnet writes keys and
+/// stores; it never mixes them with another run's).
+pub fn check_dir(dir: &Path) -> Result<(), ChainError> {
+    if dir.exists() {
+        let empty = std::fs::read_dir(dir)
+            .map_err(io_err(dir))?
+            .next()
+            .is_none();
+        if !empty {
+            return Err(bad(
+                &format!("--dir {}", dir.display()),
+                "exists and is not empty; give a new directory",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// [`check_dir`], then create it.
+fn prepare_dir(dir: &Path) -> Result<(), ChainError> {
+    check_dir(dir)?;
+    std::fs::create_dir_all(dir).map_err(io_err(dir))
+}
+
+/// A member's figures read from a ledger: minted from the certificates its meters were
+/// issued (× the mint rate), P2P money from its posted trades, balance from its account.
+pub fn member_figures(ledger: &Ledger, member: &PublicKey) -> MemberFigures {
+    let rate = ledger.config().mint_rate_base_per_wh;
+    // A certificate moved in part is split into a child with the same producer, so the
+    // producer's certificates sum to the Wh its meters were issued.
+    let minted_wh: u128 = ledger
+        .certificates()
+        .iter()
+        .filter(|c| c.producer == *member)
+        .map(|c| u128::from(c.energy_wh))
+        .sum();
+    let mut f = MemberFigures {
+        balance: ledger.account(member).map_or(0, |a| a.balance),
+        minted: minted_wh * rate,
+        ..MemberFigures::default()
+    };
+    for t in ledger.trades() {
+        if t.status != scg_ledger::state::TradeStatus::Posted {
+            continue;
+        }
+        if t.buyer == *member {
+            f.p2p_paid += t.paid_seller;
+            f.fees_paid += t.paid_fee;
+        }
+        if t.seller == *member {
+            f.p2p_received += t.paid_seller;
+        }
+    }
+    f
+}

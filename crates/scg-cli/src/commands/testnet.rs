@@ -1,0 +1,440 @@
+//! `scg testnet --members N --dir D [SCENARIO]`: the scenario's simulated community driven
+//! through N member node processes on loopback (`scg_chain::testnet`).
+//!
+//! This module parses arguments, runs the very simulation `scg simulate` runs (same scenario
+//! checks, same seed, `scg_sim::simulate_with`), turns its year into the driver's plan —
+//! readings from `scg_settle::community_year` (the one derivation of meter readings, the
+//! settlement's own), orders from the market's own books (`MarketYear::books`: each member's
+//! order as the community market cleared it) — and prints. Keys, genesis, processes, sockets
+//! and the clock are `scg-chain`'s.
+
+use anyhow::Context as _;
+use scg_chain::genesis::MarketSpec;
+use scg_chain::testnet::{Plan, PlanInterval, PlanMember, PlanReading};
+use scg_ledger::DeviceType;
+use scg_ledger::market::{IntervalTariff, MarketParams, OfferSource, OrderBody, OrderSide};
+use scg_units::Rescoin;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// The long help of `scg testnet`.
+pub const LONG_ABOUT: &str = "Run the scenario's simulated community through a member network: N `scg chain run` \
+processes on loopback, one per member, each its own validator.\n\n\
+scg testnet generates every key from the OS's randomness (DIR/keys/, mode 0600), writes a genesis with the market \
+open and every meter registered with its capacity (DIR/genesis.toml), starts the nodes (DIR/node*/, logs in \
+DIR/node*.log) and submits, signed by each member's own keys to its own node, the orders and meter readings of \
+the same simulation `scg simulate` runs with the same seed. The chain's clock advances --intervals-per-step \
+intervals at a time, as fast as consensus finalizes (docs/chain.md, \"Testnet\"). At the end it prints every \
+node's state root and writes DIR/testnet.json: `nodes` (name, finalized_height, state_root), `members` (per \
+member, the `ledger` object of summary.json, read from the chain) and `simulation` (the same figures from \
+`scg simulate`'s settlement over the same horizon). Exit code 1 if the nodes' state roots differ or the \
+compared figures (minted, P2P received, paid, fees) differ from the simulation's.";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Scenario TOML file (default: the built-in Bergamo scenario). It needs a
+    /// `[community.market]` (the orders go through the chain's market).
+    pub scenario: Option<PathBuf>,
+    /// Members, one node each; must equal the scenario's prosumers.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub members: u64,
+    /// The testnet's directory (created; refused if it exists and is not empty).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Drive only the first DAYS days of the simulated year [default: the whole year].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=365))]
+    pub days: Option<u64>,
+    /// Seed of the simulation (as `scg simulate --seed`).
+    #[arg(long, default_value_t = super::simulate::DEFAULT_SEED)]
+    pub seed: u64,
+    /// Market intervals the chain's clock advances per step [default: one day's].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=8760))]
+    pub intervals_per_step: Option<u64>,
+    /// Print nothing but errors and the state roots.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// Most orders a member may place per interval on the testnet's market (the simulation's
+/// market places one).
+const MAX_ORDERS_PER_MEMBER: u16 = 4;
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let log = crate::output::InputLog::default();
+    let budget = super::simulate::Budget {
+        memory_mib: super::simulate::DEFAULT_MEMORY_BUDGET_MIB,
+        ledger: true,
+    };
+    let (loaded, checked) = super::simulate::prepare_run(args.scenario.as_deref(), budget, &log)?;
+    let prosumers = loaded.scenario.prosumers.len();
+    if args.members as usize != prosumers {
+        anyhow::bail!(
+            "--members {}: {} has {prosumers} prosumers; a testnet runs one member node per prosumer, so give --members {prosumers}",
+            args.members,
+            loaded.source
+        );
+    }
+    let Some(market) = &loaded.scenario.community.market else {
+        anyhow::bail!(
+            "{}: no [community.market]: scg testnet submits the market's orders to the chain, and pro-rata sharing has none (add `market = {{ mechanism = \"pay_as_clear\" }}` to [community])",
+            loaded.source
+        );
+    };
+    scg_chain::testnet::check_dir(&args.dir)?;
+    let say = |s: &str| {
+        if !args.quiet {
+            eprintln!("scg testnet: {s}");
+        }
+    };
+    say("simulating the year");
+    let options = scg_sim::SimOptions {
+        keep_trades: true,
+        keep_books: true,
+    };
+    let result = scg_sim::simulate_with(
+        &loaded.scenario,
+        &checked.assets,
+        &checked.inputs,
+        args.seed,
+        options,
+        &mut |_, _| {},
+    )?;
+    let policy = scg_settle::Policy::default();
+    let year = scg_settle::community_year(
+        &result,
+        loaded.scenario.community.internal_price_eur_per_mwh,
+        &policy,
+    )?;
+    let steps_per_day = result.grid.steps_per_hour() * 24;
+    let horizon = args
+        .days
+        .map_or(year.intervals.len(), |d| d as usize * steps_per_day)
+        .min(year.intervals.len());
+    let community = scg_sim::market_stage::community_market(market)?;
+    let plan = plan(&result, &year, horizon, community, &policy)?;
+    say("settling the same horizon as scg simulate does, for comparison");
+    let simulation = simulated_figures(&year, horizon)?;
+
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed));
+    let opts = scg_chain::testnet::Options {
+        dir: args.dir.clone(),
+        exe: std::env::current_exe().context("locating the scg executable for the nodes")?,
+        intervals_per_step: args.intervals_per_step.unwrap_or(steps_per_day as u64),
+        cancel,
+    };
+    let outcome = scg_chain::testnet::run(&plan, &opts, &mut |line| say(line))?;
+
+    for n in &outcome.nodes {
+        println!(
+            "{:<24} finalized height {:>7}  state root {}",
+            n.name, n.finalized_height, n.state_root
+        );
+    }
+    let roots_equal = outcome
+        .nodes
+        .windows(2)
+        .all(|w| w[0].state_root == w[1].state_root);
+    let mismatches = compare(&outcome, &simulation);
+    let json = testnet_json(&args, &plan, &outcome, &simulation, &mismatches, started);
+    let path = args.dir.join("testnet.json");
+    let tmp = args.dir.join(".testnet.json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(&json)? + "\n")
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .with_context(|| format!("writing {}", path.display()))?;
+    let blocks = outcome
+        .nodes
+        .iter()
+        .map(|n| n.finalized_height)
+        .max()
+        .unwrap_or(0);
+    if !args.quiet {
+        println!(
+            "{} intervals in {} steps: {} blocks, {} transactions, drive {:.1} s (wall {:.1} s); wrote {}",
+            plan.intervals.len(),
+            outcome.steps,
+            blocks,
+            outcome.transactions,
+            outcome.drive_s,
+            started.elapsed().as_secs_f64(),
+            path.display()
+        );
+    }
+    if !roots_equal {
+        eprintln!("error: the nodes' state roots differ");
+        return Ok(ExitCode::FAILURE);
+    }
+    if !mismatches.is_empty() {
+        eprintln!(
+            "error: the chain's economics differ from scg simulate's over the same horizon: {}",
+            mismatches.join("; ")
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if !args.quiet {
+        println!(
+            "every node has the same state root; minted, P2P received, paid and fees equal scg simulate's for every member"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The driver's plan from the simulated year: members and meters (a supply point each, and
+/// every device that reports in the year, registered at its peak power over the year), and
+/// the first `horizon` intervals' tariffs, orders and readings.
+fn plan(
+    result: &scg_sim::SimResult,
+    year: &scg_ledger::settlement::CommunityYear,
+    horizon: usize,
+    community: scg_market::community::CommunityMarket,
+    policy: &scg_settle::Policy,
+) -> anyhow::Result<Plan> {
+    let index: BTreeMap<&str, usize> = year
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.as_str(), i))
+        .collect();
+    // Per member and device, the most Wh produced in one interval of the year.
+    let mut peaks: BTreeMap<(usize, DeviceType), u64> = (0..year.members.len())
+        .map(|m| ((m, DeviceType::SupplyPoint), 0))
+        .collect();
+    for iv in &year.intervals {
+        for r in &iv.readings {
+            let peak = peaks
+                .entry((index[r.member.as_str()], r.device))
+                .or_insert(0);
+            *peak = (*peak).max(r.produced_wh);
+        }
+    }
+    let interval_s = year.interval_s;
+    let members = year
+        .members
+        .iter()
+        .enumerate()
+        .map(|(m, id)| PlanMember {
+            id: id.clone(),
+            meters: peaks
+                .iter()
+                .filter(|((member, _), _)| *member == m)
+                .map(|((_, d), wh)| {
+                    // W such that floor(W * interval / 3600) >= the peak Wh.
+                    let cap = (*d != DeviceType::SupplyPoint && *wh > 0)
+                        .then(|| (u128::from(*wh) * 3600).div_ceil(u128::from(interval_s)))
+                        .map(|w| u64::try_from(w).unwrap_or(u64::MAX));
+                    (*d, cap)
+                })
+                .collect(),
+        })
+        .collect();
+    let books = result
+        .community
+        .market
+        .as_ref()
+        .map(|m| &m.books[..])
+        .unwrap_or_default();
+    let mut intervals = Vec::with_capacity(horizon);
+    for (t, iv) in year.intervals.iter().take(horizon).enumerate() {
+        let book = books
+            .get(t)
+            .filter(|b| b.step == t)
+            .with_context(|| format!("the market kept no book for step {t}"))?;
+        intervals.push(PlanInterval {
+            tariff: Some(IntervalTariff {
+                retail_milli_eur_per_mwh: book.retail_milli_eur_per_mwh,
+                feed_in_milli_eur_per_mwh: book.feed_in_milli_eur_per_mwh,
+                peak: book.peak,
+            }),
+            orders: book
+                .orders
+                .iter()
+                .map(|o| {
+                    let body = OrderBody {
+                        interval: t as u64,
+                        side: if o.offer {
+                            OrderSide::Offer
+                        } else {
+                            OrderSide::Bid
+                        },
+                        energy_wh: o.energy_wh,
+                        limit_milli_eur_per_mwh: o.limit_milli_eur_per_mwh,
+                        source: OfferSource::Unspecified,
+                    };
+                    (o.member, body)
+                })
+                .collect(),
+            readings: iv
+                .readings
+                .iter()
+                .map(|r| PlanReading {
+                    member: index[r.member.as_str()],
+                    device: r.device,
+                    produced_wh: r.produced_wh,
+                    consumed_wh: r.consumed_wh,
+                })
+                .collect(),
+        });
+    }
+    let params = MarketParams {
+        epoch_s: year.start_timestamp_s,
+        interval_s,
+        mechanism: community.mechanism,
+        fee: community.fee,
+        max_orders_per_member: MAX_ORDERS_PER_MEMBER,
+        // Set by the driver from its clock step.
+        settle_window_s: interval_s,
+    };
+    Ok(Plan {
+        name: format!("scg testnet seed {}", result.seed),
+        members,
+        epoch_s: year.start_timestamp_s,
+        interval_s,
+        market: MarketSpec::from_params(&params),
+        mint_rate_base_per_wh: u64::try_from(policy.mint_rate_base_per_wh)
+            .context("mint rate above u64")?,
+        intervals,
+    })
+}
+
+/// What `scg simulate`'s settlement gives each member over the first `horizon` intervals,
+/// without the CER payout (the testnet's chain pays none; see docs/chain.md).
+fn simulated_figures(
+    year: &scg_ledger::settlement::CommunityYear,
+    horizon: usize,
+) -> anyhow::Result<BTreeMap<String, scg_ledger::settlement::MemberSettlement>> {
+    let mut short = year.clone();
+    short.intervals.truncate(horizon);
+    for iv in &mut short.intervals {
+        iv.cer.clear();
+    }
+    Ok(scg_ledger::settlement::settle_year(&short)?.summary.members)
+}
+
+/// The compared figures that differ: `member: field chain X, simulation Y`.
+fn compare(
+    outcome: &scg_chain::testnet::Outcome,
+    simulation: &BTreeMap<String, scg_ledger::settlement::MemberSettlement>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (id, (_, f)) in &outcome.members {
+        let Some(s) = simulation.get(id) else {
+            out.push(format!("{id}: not in the simulation"));
+            continue;
+        };
+        for (field, chain, sim) in [
+            ("minted", f.minted, s.minted.0),
+            ("p2p_received", f.p2p_received, s.p2p_received.0),
+            ("p2p_paid", f.p2p_paid, s.p2p_paid.0),
+            ("fees_paid", f.fees_paid, s.fees_paid.0),
+        ] {
+            if chain != sim {
+                out.push(format!("{id}: {field} chain {chain}, simulation {sim}"));
+            }
+        }
+    }
+    out
+}
+
+fn res(base: u128) -> String {
+    Rescoin(base).to_decimal_string()
+}
+
+fn testnet_json(
+    args: &Args,
+    plan: &Plan,
+    outcome: &scg_chain::testnet::Outcome,
+    simulation: &BTreeMap<String, scg_ledger::settlement::MemberSettlement>,
+    mismatches: &[String],
+    started: Instant,
+) -> serde_json::Value {
+    let nodes: Vec<serde_json::Value> = outcome
+        .nodes
+        .iter()
+        .map(|n| {
+            serde_json::json!({
+                "name": n.name,
+                "finalized_height": n.finalized_height,
+                "state_root": n.state_root,
+                "own_finality_ms": {"median": n.own_finality_ms.0, "max": n.own_finality_ms.1, "count": n.own_finality_ms.2},
+            })
+        })
+        .collect();
+    let members: BTreeMap<&String, scg_report::summary::MemberLedger> = outcome
+        .members
+        .iter()
+        .map(|(id, (account, f))| {
+            (
+                id,
+                scg_report::summary::MemberLedger {
+                    account: account.clone(),
+                    balance_res: res(f.balance),
+                    minted_res: res(f.minted),
+                    p2p_received_res: res(f.p2p_received),
+                    p2p_paid_res: res(f.p2p_paid),
+                    fees_paid_res: res(f.fees_paid),
+                    // The testnet's chain pays no CER (docs/chain.md): 0, not the simulation's.
+                    cer_received_res: res(0),
+                },
+            )
+        })
+        .collect();
+    let sim: BTreeMap<&String, serde_json::Value> = simulation
+        .iter()
+        .map(|(id, s)| {
+            (
+                id,
+                serde_json::json!({
+                    "minted_res": res(s.minted.0),
+                    "p2p_received_res": res(s.p2p_received.0),
+                    "p2p_paid_res": res(s.p2p_paid.0),
+                    "fees_paid_res": res(s.fees_paid.0),
+                }),
+            )
+        })
+        .collect();
+    let funded: BTreeMap<&String, String> = outcome
+        .members
+        .iter()
+        .map(|(id, (_, f))| (id, res(f.funded)))
+        .collect();
+    let mut finality = outcome.step_finality_s.clone();
+    finality.sort_by(f64::total_cmp);
+    let median = finality.get(finality.len() / 2).copied().unwrap_or(0.0);
+    let max = finality.last().copied().unwrap_or(0.0);
+    serde_json::json!({
+        "schema": "scg.testnet.v1",
+        "chain_id": outcome.chain_id,
+        "seed": args.seed,
+        "scenario": args.scenario.as_ref().map_or("built-in".to_string(), |p| p.display().to_string()),
+        "intervals": plan.intervals.len(),
+        "interval_s": plan.interval_s,
+        "nodes": nodes,
+        "members": members,
+        "simulation": sim,
+        "compared": ["minted_res", "p2p_received_res", "p2p_paid_res", "fees_paid_res"],
+        "not_compared": {
+            "balance_res": "members are funded by the treasury with the most their bids can cost (funded_res), not simulate's opening balance and top-ups",
+            "cer_received_res": "CER is not paid on the testnet's chain",
+        },
+        "economics_match": mismatches.is_empty(),
+        "mismatches": mismatches,
+        "funded_res": funded,
+        "run": {
+            "wall_s": started.elapsed().as_secs_f64(),
+            "drive_s": outcome.drive_s,
+            "steps": outcome.steps,
+            "blocks": outcome.nodes.iter().map(|n| n.finalized_height).max().unwrap_or(0),
+            "transactions": outcome.transactions,
+            "step_finality_s": {"median": median, "max": max},
+            "trades_cleared": outcome.trades_cleared,
+            "trades_posted": outcome.trades_posted,
+            "unfunded_bids": outcome.unfunded_bids,
+        },
+    })
+}

@@ -1,0 +1,196 @@
+//! `scg testnet` end to end through the built binary: five member node processes on loopback
+//! drive the first six days of the built-in community (its first P2P trades are on day 6, a
+//! Saturday). Every node ends with the same state
+//! root, and every member's minted RESCoin, P2P received, P2P paid and fees equal those of
+//! `scg simulate`'s own ledger over the same six days — read here from `scg simulate`'s
+//! OUT/ledger store, independently of the testnet's own comparison. CER is not compared (the
+//! testnet's chain pays none); balances are not compared (the testnet funds its members
+//! differently, see docs/chain.md).
+//!
+//! Waits are bounded by the driver's own timeouts; nothing here asserts on speed.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn scratch(label: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("scg-cli-testnet-{}-{label}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn scg(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_scg"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+fn res(base: u128) -> String {
+    scg_units::Rescoin(base).to_decimal_string()
+}
+
+/// Per member account (hex): minted, P2P received, P2P paid, fees over intervals `< horizon`,
+/// read from a settled ledger.
+fn ledger_figures(ledger: &scg_ledger::Ledger, horizon: u64) -> BTreeMap<String, [u128; 4]> {
+    let rate = ledger.config().mint_rate_base_per_wh;
+    let mut out: BTreeMap<String, [u128; 4]> = BTreeMap::new();
+    let hex = scg_ledger::merkle::to_hex;
+    // A certificate moved in part is split (the part is a child with the same producer and
+    // interval), so the producer's certificates of an interval sum to what its meters minted.
+    for c in ledger.certificates() {
+        if c.interval < horizon {
+            out.entry(hex(&c.producer)).or_default()[0] += u128::from(c.energy_wh) * rate;
+        }
+    }
+    for t in ledger.trades() {
+        if t.status != scg_ledger::state::TradeStatus::Posted || t.interval >= horizon {
+            continue;
+        }
+        out.entry(hex(&t.seller)).or_default()[1] += t.paid_seller;
+        let b = out.entry(hex(&t.buyer)).or_default();
+        b[2] += t.paid_seller;
+        b[3] += t.paid_fee;
+    }
+    out
+}
+
+#[test]
+fn five_member_nodes_drive_six_days_with_simulates_economics() {
+    let dir = scratch("run");
+    let net = dir.join("net");
+    let o = scg(&[
+        "testnet",
+        "--members",
+        "5",
+        "--dir",
+        p(&net),
+        "--days",
+        "6",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(net.join("testnet.json")).unwrap()).unwrap();
+
+    // Five nodes, each past the registrations, all with one state root.
+    let nodes = json["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 5);
+    let roots: Vec<&str> = nodes
+        .iter()
+        .map(|n| n["state_root"].as_str().unwrap())
+        .collect();
+    assert!(
+        roots.iter().all(|r| r.len() == 64 && *r == roots[0]),
+        "{roots:?}"
+    );
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["finalized_height"].as_u64().unwrap() > 2)
+    );
+    // The roots are printed too.
+    assert!(String::from_utf8_lossy(&o.stdout).contains(roots[0]));
+    assert_eq!(json["run"]["unfunded_bids"], 0);
+    assert_eq!(json["economics_match"], true, "{}", json["mismatches"]);
+
+    // scg simulate's own ledger for the same scenario and seed, over the same 144 intervals.
+    let sim = dir.join("sim");
+    let o = scg(&["simulate", "--out", p(&sim), "--quiet"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sim.join("summary.json")).unwrap()).unwrap();
+    let (ledger, _) = scg_ledger::store::Store::open_read_only(&sim.join("ledger"))
+        .unwrap()
+        .load()
+        .unwrap();
+    let simulated = ledger_figures(&ledger, 144);
+    let members = json["members"].as_object().unwrap();
+    assert_eq!(members.len(), 5);
+    let mut traded = 0u128;
+    let mut minted = 0u128;
+    for (id, chain) in members {
+        // Keys differ (the testnet's are random); the economics must not.
+        let account = summary["prosumers"][id]["ledger"]["account"]
+            .as_str()
+            .unwrap();
+        assert_ne!(chain["account"].as_str().unwrap(), account);
+        let s = simulated.get(account).copied().unwrap_or_default();
+        let fields = [
+            "minted_res",
+            "p2p_received_res",
+            "p2p_paid_res",
+            "fees_paid_res",
+        ];
+        for (field, want) in fields.iter().zip(s) {
+            assert_eq!(chain[*field].as_str().unwrap(), res(want), "{id} {field}");
+        }
+        assert_eq!(chain["cer_received_res"], "0.000000000");
+        minted += s[0];
+        traded += s[1];
+    }
+    // Not vacuous: the six days mint and trade.
+    assert!(minted > 0 && traded > 0, "minted {minted}, traded {traded}");
+
+    // Every node's store verifies on its own (certificates and full replay), read-only.
+    for i in 0..5 {
+        let o = scg(&["ledger", "verify", p(&net.join(format!("node{i}")))]);
+        assert!(o.status.success(), "node{i}: {}", text(&o));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_arguments_are_refused_before_anything_starts() {
+    let dir = scratch("bad");
+    // The built-in community has five prosumers.
+    let o = scg(&["testnet", "--members", "3", "--dir", p(&dir.join("a"))]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("--members 5"), "{}", text(&o));
+    assert!(!dir.join("a").exists());
+    // A directory holding something else is not reused.
+    std::fs::write(dir.join("keep.txt"), "x").unwrap();
+    let o = scg(&["testnet", "--members", "5", "--dir", p(&dir), "--days", "1"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("not empty"), "{}", text(&o));
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    // Usage errors from clap.
+    let o = scg(&["testnet", "--members", "0", "--dir", p(&dir)]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = scg(&[
+        "testnet",
+        "--members",
+        "5",
+        "--dir",
+        p(&dir),
+        "--days",
+        "366",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = scg(&["testnet", "--help"]);
+    assert!(o.status.success());
+    for flag in [
+        "--members",
+        "--dir",
+        "--days",
+        "--intervals-per-step",
+        "testnet.json",
+    ] {
+        assert!(text(&o).contains(flag), "--help lacks {flag}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
