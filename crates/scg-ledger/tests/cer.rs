@@ -127,10 +127,11 @@ fn expected(rule: &CerRule, zonal: &[i64], readings: &[Vec<(u64, u64)>]) -> CerT
     let mut t = CerTally::new(n);
     for (h, price) in zonal.iter().enumerate() {
         let (mut inj, mut wdr) = (vec![0u64; n], vec![0u64; n]);
+        let hour = h * PER_HOUR as usize..(h + 1) * PER_HOUR as usize;
         for (i, r) in readings.iter().enumerate() {
-            for k in h * PER_HOUR as usize..(h + 1) * PER_HOUR as usize {
-                inj[i] += r[k].0;
-                wdr[i] += r[k].1;
+            for (produced, consumed) in &r[hour.clone()] {
+                inj[i] += produced;
+                wdr[i] += consumed;
             }
         }
         t.add_hour(rule, *price, &inj, &wdr).unwrap();
@@ -224,19 +225,20 @@ proptest! {
             let benefit = all.total_base() - before;
             let producers = benefit * u128::from(share) / 10_000;
             let (si, sw): (u128, u128) = (inj.iter().map(|x| u128::from(*x)).sum(), wdr.iter().map(|x| u128::from(*x)).sum());
-            for i in 0..5 {
-                if si > 0 { exact_low[i] += producers * u128::from(inj[i]) / si; }
-                if sw > 0 { exact_low[i] += (benefit - producers) * u128::from(wdr[i]) / sw; }
+            for ((low, i), w) in exact_low.iter_mut().zip(&inj).zip(&wdr) {
+                *low += (producers * u128::from(*i)).checked_div(si).unwrap_or(0);
+                *low += ((benefit - producers) * u128::from(*w)).checked_div(sw).unwrap_or(0);
             }
             if h < split { first.add_hour(&r, *price, &inj, &wdr).unwrap(); }
             else { second.add_hour(&r, *price, &inj, &wdr).unwrap(); }
         }
         prop_assert_eq!(all.allocated_base.iter().sum::<u128>(), all.total_base());
         prop_assert_eq!(all.allocated_base[4], 0);
-        for i in 0..5 {
-            prop_assert!(all.allocated_base[i] >= exact_low[i]);
-            prop_assert!(all.allocated_base[i] <= exact_low[i] + 2 * hours.len() as u128);
-            prop_assert_eq!(all.allocated_base[i], first.allocated_base[i] + second.allocated_base[i]);
+        let members = all.allocated_base.iter().zip(&exact_low).zip(first.allocated_base.iter().zip(&second.allocated_base));
+        for ((paid, low), (a, b)) in members {
+            prop_assert!(paid >= low);
+            prop_assert!(*paid <= low + 2 * hours.len() as u128);
+            prop_assert_eq!(*paid, a + b);
         }
         prop_assert_eq!(all.total_base(), first.total_base() + second.total_base());
     }
