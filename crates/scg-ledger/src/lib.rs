@@ -8,6 +8,9 @@
 //!   roots) and their encoding;
 //! - [`state`]: the deterministic state machine driven by an ordered sequence of blocks
 //!   ([`Ledger::apply_block`]), with a state root every block and light-client account proofs;
+//! - [`cer`]: the Italian CER incentive as one integer rule (the chain's period close and the
+//!   simulator's settlement both pay it), the CER's state and the quorum-signed capped
+//!   issuance (the euro on-ramp);
 //! - [`market`]: the on-chain community market — orders are transactions, and the gate close
 //!   clears an interval's orders with `scg-market`'s clearing as a state transition;
 //! - [`merkle`]: SHA-256 Merkle trees;
@@ -31,6 +34,7 @@
 
 pub mod batch;
 pub mod block;
+pub mod cer;
 pub mod codec;
 pub mod market;
 pub mod merkle;
@@ -86,6 +90,9 @@ pub enum LedgerError {
     /// Bad settlement input that is not about one member.
     #[error("settlement input: {0}")]
     Settlement(String),
+    /// CER input the integer rule cannot take (lengths that differ, an amount that overflows).
+    #[error("CER: {0}")]
+    Cer(String),
     /// Settlement input that does not add up for one member in one interval.
     #[error("settlement input, interval {interval}, member '{member}': {problem}")]
     SettlementInput {

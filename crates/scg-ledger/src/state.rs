@@ -21,6 +21,7 @@
 use crate::LedgerError;
 use crate::batch::Batch;
 use crate::block::{Block, BlockHeader, GenesisConfig, outcome_root_with_records};
+use crate::cer::CerState;
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::market::MarketState;
 use crate::merkle::{Hash, MerkleLog, MerkleProof, ZERO_HASH, leaf_hash, sha256, to_hex};
@@ -30,6 +31,7 @@ use crate::tx::{
 use ed25519_dalek::{Signature, VerifyingKey};
 use std::collections::{BTreeMap, BTreeSet};
 
+mod cer_exec;
 mod market_exec;
 use market_exec::MarketCtx;
 
@@ -181,18 +183,49 @@ pub enum Reject {
     /// On a market chain, a reading for an interval that ended more than the market's settle
     /// window before the block time.
     ReadingLongClosed = 49,
+    /// The CER has not been opened (kind 19).
+    CerNotOpen = 50,
+    /// The CER was already opened.
+    CerAlreadyOpen = 51,
+    /// CER parameters are unusable (producer share above 10,000 bp, period hours outside
+    /// 1..=744, a market interval that does not divide the hour, a cap below the genesis
+    /// endowment).
+    InvalidCerParams = 52,
+    /// This market hour already has a zonal price.
+    DuplicateZonalPrice = 53,
+    /// An hour of the period has no zonal price.
+    ZonalPriceMissing = 54,
+    /// The period's readings may still arrive: its end plus the settle window has not passed.
+    CerPeriodNotEnded = 55,
+    /// The hour's period is already closed.
+    CerPeriodClosed = 56,
+    /// Once the CER is open its payouts are computed on-chain: the treasury's CER
+    /// distribution (kind 10) is refused.
+    CerComputedOnChain = 57,
+    /// The valid co-signatures are not more than two thirds of the registered members.
+    IssuanceQuorum = 58,
+    /// A member co-signed twice.
+    DuplicateCosigner = 59,
+    /// A co-signature does not verify (another chain, another id, amount or reference).
+    BadCosignature = 60,
+    /// The issuance would take the endowment plus issuances above the cap.
+    IssuanceCapExceeded = 61,
 }
 
-// The market lists of `Reject` cut where `Reject::ALL` has them (checked when compiling).
+// The market and CER lists of `Reject` cut where `Reject::ALL` has them (checked when
+// compiling).
 const _: () = assert!(
     matches!(Reject::MARKET[0], Reject::MarketNotOpen)
         && matches!(Reject::MARKET[15], Reject::NotInBatch)
         && matches!(Reject::MARKET_READING[0], Reject::NoMeterCapacity)
+        && matches!(Reject::MARKET_READING[3], Reject::ReadingLongClosed)
+        && matches!(Reject::CER[0], Reject::CerNotOpen)
+        && matches!(Reject::CER[11], Reject::IssuanceCapExceeded)
 );
 
 impl Reject {
     /// All reasons (for tests and tools).
-    pub const ALL: [Reject; 49] = [
+    pub const ALL: [Reject; 61] = [
         Self::Malformed,
         Self::BadSignature,
         Self::DuplicateId,
@@ -242,16 +275,30 @@ impl Reject {
         Self::ReadingExceedsCapacity,
         Self::ReadingInFuture,
         Self::ReadingLongClosed,
+        Self::CerNotOpen,
+        Self::CerAlreadyOpen,
+        Self::InvalidCerParams,
+        Self::DuplicateZonalPrice,
+        Self::ZonalPriceMissing,
+        Self::CerPeriodNotEnded,
+        Self::CerPeriodClosed,
+        Self::CerComputedOnChain,
+        Self::IssuanceQuorum,
+        Self::DuplicateCosigner,
+        Self::BadCosignature,
+        Self::IssuanceCapExceeded,
     ];
 
     /// The reasons a meter report gives only on a chain whose market is open (the reading
-    /// must come from real, recent energy: [`Ledger`]'s meter report): the last four of
-    /// [`Reject::ALL`].
-    pub const MARKET_READING: &[Reject] = Self::ALL.split_at(Self::ALL.len() - 4).1;
+    /// must come from real, recent energy: [`Ledger`]'s meter report): codes 46 to 49.
+    pub const MARKET_READING: &[Reject] = Self::ALL.split_at(45).1.split_at(4).0;
 
-    /// The reasons only market transactions give (kinds 14 to 18): the sixteen of
-    /// [`Reject::ALL`] before [`Reject::MARKET_READING`].
-    pub const MARKET: &[Reject] = Self::ALL.split_at(Self::ALL.len() - 20).1.split_at(16).0;
+    /// The reasons only market transactions give (kinds 14 to 18): codes 30 to 45.
+    pub const MARKET: &[Reject] = Self::ALL.split_at(29).1.split_at(16).0;
+
+    /// The reasons only the CER's transactions give (kinds 19 to 22, and kind 10 once the
+    /// CER is open): codes 50 to 61.
+    pub const CER: &[Reject] = Self::ALL.split_at(49).1;
 
     /// Result code.
     pub fn code(self) -> u16 {
@@ -325,6 +372,24 @@ impl Reject {
             Self::ReadingLongClosed => {
                 "the reading's interval ended more than the settle window before the block time"
             }
+            Self::CerNotOpen => "the CER is not open",
+            Self::CerAlreadyOpen => "the CER is already open",
+            Self::InvalidCerParams => "the CER parameters are unusable",
+            Self::DuplicateZonalPrice => "this hour already has a zonal price",
+            Self::ZonalPriceMissing => "an hour of the period has no zonal price",
+            Self::CerPeriodNotEnded => {
+                "the period's end plus the settle window has not passed at the block time"
+            }
+            Self::CerPeriodClosed => "the hour's incentive period is already closed",
+            Self::CerComputedOnChain => {
+                "the CER is computed on-chain: the treasury cannot distribute it"
+            }
+            Self::IssuanceQuorum => {
+                "the valid co-signatures are not more than two thirds of the members"
+            }
+            Self::DuplicateCosigner => "a member co-signed twice",
+            Self::BadCosignature => "a co-signature does not verify",
+            Self::IssuanceCapExceeded => "the issuance would exceed the cap",
         }
     }
 }
@@ -669,6 +734,9 @@ pub struct StateCommitment {
     /// The market state's hash ([`MarketState::root`]) once the market is open; `None` before,
     /// so chains without a market keep their roots.
     pub market_root: Option<Hash>,
+    /// The CER state's hash ([`CerState::root`]) once the CER is open; `None` before, so
+    /// chains without it keep their roots.
+    pub cer_root: Option<Hash>,
 }
 
 impl StateCommitment {
@@ -685,6 +753,9 @@ impl StateCommitment {
         w.bytes(&self.history);
         if let Some(m) = &self.market_root {
             w.bytes(m);
+        }
+        if let Some(c) = &self.cer_root {
+            w.bytes(c);
         }
         sha256(&[b"SCG-LEDGER/STATE/v1", &w.buf])
     }
@@ -957,6 +1028,12 @@ pub struct Ledger {
     market_root: Hash,
     /// The market changed since the last commit.
     market_dirty: bool,
+    /// The CER computed on-chain and the capped issuance ([`crate::cer`]).
+    cer: CerState,
+    /// `cer.root()` as of the last commit (recomputed only after a CER change).
+    cer_root: Hash,
+    /// The CER state changed since the last commit.
+    cer_dirty: bool,
 }
 
 /// `energy_wh * rate_per_kwh / 1000`, rounded down (the buyer never pays for a fraction).
@@ -1130,6 +1207,9 @@ impl Ledger {
             supply_points: BTreeSet::new(),
             market_root: ZERO_HASH,
             market_dirty: false,
+            cer: CerState::default(),
+            cer_root: ZERO_HASH,
+            cer_dirty: false,
         };
         for (key, role) in keys
             .iter()
@@ -1277,6 +1357,7 @@ impl Ledger {
             totals: self.totals,
             history: self.history,
             market_root: self.market.params.map(|_| self.market_root),
+            cer_root: self.cer.params.map(|_| self.cer_root),
         }
     }
 
@@ -1602,6 +1683,20 @@ impl Ledger {
                 },
                 &tx.body,
             )?,
+            TxBody::CerOpen(_)
+            | TxBody::ZonalPrices { .. }
+            | TxBody::CerPeriodClose { .. }
+            | TxBody::Issuance(_) => self.apply_cer(
+                MarketCtx {
+                    height,
+                    timestamp_s,
+                    signer: tx.signer,
+                    role,
+                    nonce: tx.nonce,
+                },
+                tx.id,
+                &tx.body,
+            )?,
             body => self.apply_body(height, timestamp_s, tx.id, &tx.signer, role, body)?,
         }
         // Success: consume the id and the nonce, extend the history.
@@ -1689,12 +1784,16 @@ impl Ledger {
             } => self.certificate_move(signer, role, to, *interval, *energy_wh),
             // A batch inside a batch never decodes; refuse it here too.
             TxBody::SettlementBatch(_) => Err(Reject::Malformed),
-            // Market kinds reach here only as batch records (see `apply_tx`).
+            // Market and CER kinds reach here only as batch records (see `apply_tx`).
             TxBody::MarketOpen(_)
             | TxBody::MeterCapacity { .. }
             | TxBody::IntervalTariff { .. }
             | TxBody::Order(_)
-            | TxBody::GateClose { .. } => Err(Reject::NotInBatch),
+            | TxBody::GateClose { .. }
+            | TxBody::CerOpen(_)
+            | TxBody::ZonalPrices { .. }
+            | TxBody::CerPeriodClose { .. }
+            | TxBody::Issuance(_) => Err(Reject::NotInBatch),
         }
     }
 
@@ -2266,6 +2365,9 @@ impl Ledger {
         if role != Role::Treasury {
             return Err(Reject::WrongRole);
         }
+        if self.cer.params.is_some() {
+            return Err(Reject::CerComputedOnChain);
+        }
         if self.cer_periods.contains(&period) {
             return Err(Reject::DuplicatePeriod);
         }
@@ -2435,6 +2537,9 @@ impl Ledger {
         self.certificate_tree.set_many(&certificates);
         if std::mem::take(&mut self.market_dirty) {
             self.market_root = self.market.root();
+        }
+        if std::mem::take(&mut self.cer_dirty) {
+            self.cer_root = self.cer.root();
         }
         self.state_root()
     }

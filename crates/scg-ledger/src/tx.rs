@@ -35,8 +35,13 @@
 //! | 16 | interval tariff | interval `u64`, retail `i64` milli-EUR/MWh, feed-in `i64` milli-EUR/MWh, peak `u8` (0/1) |
 //! | 17 | order | interval `u64`, side `u8` (1 bid, 2 offer), energy `i64` Wh, limit `i64` milli-EUR/MWh, source `u8` (0 unspecified, 1 PV, 2 wind, 3 V2G, 4 battery) |
 //! | 18 | gate close | interval `u64` |
+//! | 19 | CER open | size class `u8`, PV bonus `u64`, valorisation `u64` (milli-EUR/MWh), producer share `u16` bp, period hours `u32`, issuance cap `u128` ([`crate::cer::CerParams`]) |
+//! | 20 | zonal prices | first hour `u64`, count `u16` (1..=168), count x price `i64` milli-EUR/MWh |
+//! | 21 | CER period close | period `u64` |
+//! | 22 | issuance | amount `u128`, reference length `u8` (1..=64) + UTF-8 bytes, count `u16` (1..=40), count x (member key, signature 64) ([`crate::cer::IssuanceBody`]) |
 //!
-//! Kinds 14 to 18 are the on-chain market ([`crate::market`]); they are refused inside a
+//! Kinds 14 to 18 are the on-chain market ([`crate::market`]), 19 to 22 the CER computed
+//! on-chain and the quorum-signed issuance ([`crate::cer`]); they are refused inside a
 //! settlement batch (a record has no nonce, and an order's place in the book is its nonce).
 //!
 //! A settlement batch is the one kind whose bytes go on after the signature: the signature, the
@@ -52,6 +57,7 @@
 //! This module never does I/O.
 
 use crate::batch::{BATCH_HEAD_LEN, BATCH_KIND, Batch, BatchHead, MAX_BATCH_LEN};
+use crate::cer::{CerParams, IssuanceBody, MAX_ZONAL_PRICES};
 use crate::codec::{DecodeError, Reader, Writer};
 use crate::market::{IntervalTariff, MarketParams, OrderBody};
 use crate::merkle::{Hash, sha256};
@@ -261,6 +267,24 @@ pub enum TxBody {
         /// Interval.
         interval: u64,
     },
+    /// Operator opens the CER accounting and fixes the issuance cap (once, market open).
+    CerOpen(CerParams),
+    /// Operator posts the zonal prices of consecutive market hours (the TIP's input).
+    ZonalPrices {
+        /// Market hour of the first price.
+        first_hour: u64,
+        /// Prices, milli-EUR/MWh (1..=168).
+        prices_milli_eur_per_mwh: Vec<i64>,
+    },
+    /// Any member (or the operator) closes an incentive period: the ledger computes the CER
+    /// from its readings and pays each member its share from the treasury.
+    CerPeriodClose {
+        /// Period.
+        period: u64,
+    },
+    /// RESCoin issued to the treasury under the co-signatures of more than two thirds of the
+    /// members, within the cap (the euro on-ramp).
+    Issuance(IssuanceBody),
 }
 
 impl TxBody {
@@ -285,6 +309,10 @@ impl TxBody {
             Self::IntervalTariff { .. } => 16,
             Self::Order(_) => 17,
             Self::GateClose { .. } => 18,
+            Self::CerOpen(_) => 19,
+            Self::ZonalPrices { .. } => 20,
+            Self::CerPeriodClose { .. } => 21,
+            Self::Issuance(_) => 22,
         }
     }
 
@@ -309,6 +337,10 @@ impl TxBody {
             Self::IntervalTariff { .. } => "interval-tariff",
             Self::Order(_) => "order",
             Self::GateClose { .. } => "gate-close",
+            Self::CerOpen(_) => "cer-open",
+            Self::ZonalPrices { .. } => "zonal-prices",
+            Self::CerPeriodClose { .. } => "cer-period-close",
+            Self::Issuance(_) => "issuance",
         }
     }
 
@@ -410,6 +442,20 @@ impl TxBody {
             }
             Self::Order(o) => o.encode(w),
             Self::GateClose { interval } => w.u64(*interval),
+            Self::CerOpen(p) => p.encode(w),
+            Self::ZonalPrices {
+                first_hour,
+                prices_milli_eur_per_mwh,
+            } => {
+                w.u64(*first_hour);
+                // Bounded by the decoder; saturate defensively (such bytes will not decode).
+                w.u16(u16::try_from(prices_milli_eur_per_mwh.len()).unwrap_or(u16::MAX));
+                for p in prices_milli_eur_per_mwh {
+                    w.u64(*p as u64);
+                }
+            }
+            Self::CerPeriodClose { period } => w.u64(*period),
+            Self::Issuance(b) => b.encode(w),
         }
     }
 
@@ -524,6 +570,29 @@ impl TxBody {
             18 => Self::GateClose {
                 interval: r.u64("interval")?,
             },
+            19 => Self::CerOpen(CerParams::decode(r)?),
+            20 => {
+                let first_hour = r.u64("first_hour")?;
+                let count = r.u16("price_count")?;
+                if count == 0 || usize::from(count) > MAX_ZONAL_PRICES {
+                    return Err(DecodeError::Invalid {
+                        field: "price_count",
+                        value: u64::from(count),
+                    });
+                }
+                let mut prices = Vec::with_capacity(usize::from(count));
+                for _ in 0..count {
+                    prices.push(r.u64("price_milli_eur_per_mwh")? as i64);
+                }
+                Self::ZonalPrices {
+                    first_hour,
+                    prices_milli_eur_per_mwh: prices,
+                }
+            }
+            21 => Self::CerPeriodClose {
+                period: r.u64("period")?,
+            },
+            22 => Self::Issuance(IssuanceBody::decode(r)?),
             other => {
                 return Err(DecodeError::Invalid {
                     field: "kind",
@@ -653,6 +722,7 @@ impl Tx {
             TxBody::CerDistribution { payouts, .. } => {
                 keys.extend(payouts.iter().map(|p| p.member))
             }
+            TxBody::Issuance(b) => keys.extend(b.cosignatures.iter().map(|c| c.member)),
             TxBody::SettlementBatch(b) => {
                 keys.extend(b.signers.iter().map(|s| s.key));
                 for r in &b.records {
@@ -674,7 +744,10 @@ impl Tx {
             | TxBody::MarketOpen(_)
             | TxBody::IntervalTariff { .. }
             | TxBody::Order(_)
-            | TxBody::GateClose { .. } => {}
+            | TxBody::GateClose { .. }
+            | TxBody::CerOpen(_)
+            | TxBody::ZonalPrices { .. }
+            | TxBody::CerPeriodClose { .. } => {}
         }
         keys.sort_unstable();
         keys.dedup();
@@ -817,7 +890,64 @@ mod tests {
                 source: crate::market::OfferSource::Unspecified,
             }),
             TxBody::GateClose { interval: 9 },
+            TxBody::CerOpen(crate::cer::CerParams {
+                rule: crate::cer::CerRule {
+                    size_class: crate::cer::SizeClass::Over600Kw,
+                    pv_bonus_milli_eur_per_mwh: 10_000,
+                    valorisation_milli_eur_per_mwh: 8_000,
+                    producer_share_bp: 5_000,
+                },
+                period_hours: 24,
+                issuance_cap_base: 5,
+            }),
+            TxBody::ZonalPrices {
+                first_hour: 3,
+                prices_milli_eur_per_mwh: vec![-1, 120_000],
+            },
+            TxBody::CerPeriodClose { period: 2 },
+            TxBody::Issuance(crate::cer::IssuanceBody {
+                amount: 7,
+                reference: "euro deposit".into(),
+                cosignatures: vec![crate::cer::Cosignature {
+                    member: k,
+                    signature: [3; 64],
+                }],
+            }),
         ]
+    }
+
+    #[test]
+    fn cer_counts_and_references_out_of_range_are_errors() {
+        let bodies = all_bodies();
+        let field_of = |b: &[u8]| match Tx::decode(b) {
+            Err(DecodeError::Invalid { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        // Size class 0, price count 0 and 169, reference length 0 and 65, cosigners 0 and 41,
+        // a reference that is not UTF-8.
+        let mut b = Tx::sign(1, &key(1), 1, 0, bodies[17].clone());
+        b[TX_HEADER_LEN] = 0;
+        assert_eq!(field_of(&b), "size_class");
+        let mut b = Tx::sign(1, &key(1), 1, 0, bodies[18].clone());
+        b[TX_HEADER_LEN + 8] = 0;
+        assert_eq!(field_of(&b), "price_count");
+        b[TX_HEADER_LEN + 8] = 169;
+        assert_eq!(field_of(&b), "price_count");
+        let issuance = Tx::sign(1, &key(1), 1, 0, bodies[20].clone());
+        let mut b = issuance.clone();
+        b[TX_HEADER_LEN + 16] = 0;
+        assert_eq!(field_of(&b), "reference_len");
+        b[TX_HEADER_LEN + 16] = 65;
+        assert_eq!(field_of(&b), "reference_len");
+        let mut b = issuance.clone();
+        b[TX_HEADER_LEN + 17] = 0xff;
+        assert_eq!(field_of(&b), "reference");
+        let count_at = TX_HEADER_LEN + 17 + "euro deposit".len();
+        let mut b = issuance.clone();
+        b[count_at] = 0;
+        assert_eq!(field_of(&b), "cosigner_count");
+        b[count_at] = 41;
+        assert_eq!(field_of(&b), "cosigner_count");
     }
 
     #[test]
@@ -967,7 +1097,7 @@ mod tests {
         }
 
         #[test]
-        fn decoder_never_panics_on_mutated_valid_tx(kind in 0usize..17, flips in proptest::collection::vec((0usize..300, any::<u8>()), 1..6), cut in 0usize..300) {
+        fn decoder_never_panics_on_mutated_valid_tx(kind in 0usize..21, flips in proptest::collection::vec((0usize..300, any::<u8>()), 1..6), cut in 0usize..300) {
             let body = all_bodies()[kind].clone();
             let mut b = Tx::sign(3, &key(2), 9, 1, body);
             for (pos, v) in flips { let n = b.len(); b[pos % n] ^= v; }

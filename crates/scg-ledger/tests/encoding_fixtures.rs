@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used)]
 
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+use scg_ledger::cer::{CerParams, CerRule, IssuanceBody, SizeClass, cosign, issuance_message};
 use scg_ledger::market::{IntervalTariff, MarketParams, OfferSource, OrderBody, OrderSide};
 use scg_ledger::tx::{Payout, signing_message, unsigned_part};
 use scg_ledger::{Batch, Block, DeviceType, GenesisConfig, Ledger, PublicKey, Tx, TxBody};
@@ -220,8 +221,70 @@ fn tx_fixtures() -> Vec<TxFixture> {
             1,
             TxBody::GateClose { interval: 48 },
         ),
+        f(
+            "tx-cer-open",
+            1,
+            35,
+            5,
+            TxBody::CerOpen(CerParams {
+                rule: CerRule {
+                    size_class: SizeClass::Over600Kw,
+                    pv_bonus_milli_eur_per_mwh: 10_000,
+                    valorisation_milli_eur_per_mwh: 8_000,
+                    producer_share_bp: 5_000,
+                },
+                period_hours: 24,
+                issuance_cap_base: ISSUANCE_CAP_BASE,
+            }),
+        ),
+        f(
+            "tx-zonal-prices",
+            1,
+            36,
+            6,
+            TxBody::ZonalPrices {
+                first_hour: 12,
+                prices_milli_eur_per_mwh: vec![104_370, 98_250],
+            },
+        ),
+        f(
+            "tx-cer-period-close",
+            6,
+            37,
+            2,
+            TxBody::CerPeriodClose { period: 0 },
+        ),
+        f(
+            "tx-issuance",
+            4,
+            ISSUANCE_ID,
+            6,
+            TxBody::Issuance(IssuanceBody {
+                amount: ISSUANCE_AMOUNT,
+                reference: ISSUANCE_REFERENCE.into(),
+                cosignatures: [4, 6]
+                    .iter()
+                    .map(|n| {
+                        cosign(
+                            CHAIN_ID,
+                            &key(*n),
+                            ISSUANCE_ID,
+                            ISSUANCE_AMOUNT,
+                            ISSUANCE_REFERENCE,
+                        )
+                    })
+                    .collect(),
+            }),
+        ),
     ]
 }
+
+/// The CER fixtures: a cap of 2 x 10^9 RES (twice the genesis fixture's endowment) and an
+/// issuance of 0.276 RES co-signed by members 4 and 6.
+const ISSUANCE_CAP_BASE: u128 = 2_000_000_000 * 1_000_000_000;
+const ISSUANCE_ID: u128 = 38;
+const ISSUANCE_AMOUNT: u128 = 276_000_000;
+const ISSUANCE_REFERENCE: &str = "GSE CER payment period 0";
 
 /// The settlement-batch fixture: the operator (key 1, id 20, nonce 1) submits records 13..=15:
 /// the operator registers meter 5 of member 4 (PV), meter 5 reports interval 13 (1,200 Wh
@@ -312,8 +375,8 @@ fn signed(f: &TxFixture) -> Vec<u8> {
     Tx::sign(CHAIN_ID, &key(f.signer), f.id, f.nonce, f.body.clone())
 }
 
-/// `(size, label)` of every field of a transaction of `kind` with `payouts` CER payouts.
-fn tx_layout(kind: u8, payouts: usize) -> Vec<(usize, String)> {
+/// `(size, label)` of every field of a transaction with this body.
+fn tx_layout(body: &TxBody) -> Vec<(usize, String)> {
     let s = |n: usize, l: &str| (n, l.to_string());
     let mut v = vec![
         s(1, "format version"),
@@ -322,15 +385,19 @@ fn tx_layout(kind: u8, payouts: usize) -> Vec<(usize, String)> {
         s(32, "signer"),
         s(8, "nonce"),
     ];
-    v.extend(body_layout(kind, payouts, ""));
+    v.extend(body_layout(body, ""));
     v.push(s(64, "signature"));
     v
 }
 
-/// `(size, label)` of the body fields of `kind`, labels prefixed with `prefix`.
-fn body_layout(kind: u8, payouts: usize, prefix: &str) -> Vec<(usize, String)> {
+/// `(size, label)` of the fields of `body`, labels prefixed with `prefix`.
+fn body_layout(body: &TxBody, prefix: &str) -> Vec<(usize, String)> {
     let s = |n: usize, l: &str| (n, format!("{prefix}{l}"));
-    match kind {
+    let payouts = match body {
+        TxBody::CerDistribution { payouts, .. } => payouts.len(),
+        _ => 0,
+    };
+    match body.kind() {
         1 => vec![s(32, "member key")],
         2 => vec![s(32, "meter key"), s(32, "member key"), s(1, "device")],
         3 => vec![s(8, "interval"), s(8, "produced Wh"), s(8, "consumed Wh")],
@@ -381,7 +448,49 @@ fn body_layout(kind: u8, payouts: usize, prefix: &str) -> Vec<(usize, String)> {
             s(1, "source (1 PV)"),
         ],
         18 => vec![s(8, "interval")],
-        _ => unreachable!("fixture bodies are kinds 1..=12 and 14..=18"),
+        19 => vec![
+            s(1, "size class (3 over 600 kW)"),
+            s(8, "PV bonus milli-EUR/MWh"),
+            s(8, "valorisation milli-EUR/MWh"),
+            s(2, "producer share bp"),
+            s(4, "period hours"),
+            s(16, "issuance cap base units"),
+        ],
+        20 => {
+            let TxBody::ZonalPrices {
+                prices_milli_eur_per_mwh,
+                ..
+            } = body
+            else {
+                unreachable!()
+            };
+            let mut b = vec![s(8, "first hour"), s(2, "count")];
+            for i in 0..prices_milli_eur_per_mwh.len() {
+                b.push((8, format!("{prefix}price {i} milli-EUR/MWh")));
+            }
+            b
+        }
+        21 => vec![s(8, "period")],
+        22 => {
+            let TxBody::Issuance(i) = body else {
+                unreachable!()
+            };
+            let mut b = vec![
+                s(16, "amount"),
+                s(1, "reference length"),
+                (
+                    i.reference.len(),
+                    format!("{prefix}reference {:?}", i.reference),
+                ),
+                s(2, "co-signer count"),
+            ];
+            for k in 0..i.cosignatures.len() {
+                b.push((32, format!("{prefix}co-signer {k}: member key")));
+                b.push((64, format!("{prefix}co-signer {k}: signature")));
+            }
+            b
+        }
+        _ => unreachable!("fixture bodies are kinds 1..=12 and 14..=22"),
     }
 }
 
@@ -407,7 +516,7 @@ fn batch_layout(b: &Batch) -> Vec<(usize, String)> {
     for (k, r) in b.records.iter().enumerate() {
         v.push((2, format!("record {k}: signer index")));
         v.push((1, format!("record {k}: kind")));
-        v.extend(body_layout(r.body.kind(), 0, &format!("record {k}: ")));
+        v.extend(body_layout(&r.body, &format!("record {k}: ")));
     }
     v
 }
@@ -522,11 +631,7 @@ fn built() -> Vec<(String, Vec<u8>, String)> {
     let mut out = Vec::new();
     for f in tx_fixtures() {
         let bytes = signed(&f);
-        let payouts = match &f.body {
-            TxBody::CerDistribution { payouts, .. } => payouts.len(),
-            _ => 0,
-        };
-        let text = annotate(&bytes, &tx_layout(f.body.kind(), payouts));
+        let text = annotate(&bytes, &tx_layout(&f.body));
         out.push((f.name.to_string(), bytes, text));
     }
     let bytes = signed_batch();
@@ -590,6 +695,15 @@ fn documented_transactions_decode_to_their_values_and_verify() {
         let vk = VerifyingKey::from_bytes(&tx.signer).unwrap();
         vk.verify_strict(&msg, &Signature::from_bytes(&tx.signature))
             .unwrap_or_else(|e| panic!("{}: signature: {e}", f.name));
+        if let TxBody::Issuance(i) = &tx.body {
+            let msg = issuance_message(CHAIN_ID, tx.id, i.amount, &i.reference);
+            for c in &i.cosignatures {
+                VerifyingKey::from_bytes(&c.member)
+                    .unwrap()
+                    .verify_strict(&msg, &Signature::from_bytes(&c.signature))
+                    .unwrap_or_else(|e| panic!("{}: co-signature: {e}", f.name));
+            }
+        }
     }
     // The sizes the page states.
     assert_eq!(doc["tx-transfer"].len(), 170);

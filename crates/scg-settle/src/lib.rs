@@ -20,13 +20,18 @@
 //! a negative flow or a trade the meters do not cover is an error naming the step and member.
 //! Never does I/O.
 //!
-//! **CER: one payout a year, by choice.** GSE computes the incentive hour by hour on the shared
-//! energy and settles it periodically; the simulator (`scg_sim::cer`) reports each member's
-//! allocation for the year (`CerMemberResult::allocated_eur`), not per month. Each member is
-//! paid that allocation once, in the year's last interval, through `Rescoin::from_eur`, so the
-//! ledger's CER money equals the summary's allocation to the base unit (tested). Monthly
-//! payouts would need the allocation per month from the simulator, and twelve separately
-//! rounded amounts would no longer add up to the rounded yearly allocation to the base unit.
+//! **CER: the ledger's integer rule, one payout a year.** The payouts are computed by
+//! `scg_ledger::cer::CerTally` — the very rule a member chain's period close (kind 21) runs on
+//! the readings it holds — from the supply-point readings settled here (the rounded Wh of each
+//! step, summed to hours; injection = export, withdrawal = import, P2P included) at the
+//! scenario's CER rule and hourly zonal prices in milli-EUR/MWh ([`cer_rule`],
+//! [`zonal_hourly_milli`]), so `scg simulate`'s ledger and a chain fed the same readings pay
+//! the same base units by construction. The rule is hourly and each hour is divided on its
+//! own, so the year's allocation is the sum of any periods' (a chain closing months pays each
+//! member, over the year, exactly this). Each member is paid its year once, in the last
+//! interval (kind 10). The summary's float allocation (`CerMemberResult::allocated_eur`, the
+//! same rule on unrounded kWh) agrees up to the Wh rounding of the readings (tested in
+//! `tests/builtin.rs`); it is no longer equal to the base unit.
 //!
 //! **Pro-rata sharing reconciles to the Wh, not to the base unit of the summary's EUR.** With
 //! a market, the market's own integer money (`MarketYear::paid_nano`, `received_nano`) is what
@@ -44,6 +49,7 @@
 //! `min(sold Wh, bought Wh)` of the members' rounded P2P energy at the internal price.
 
 use scg_ledger::DeviceType;
+use scg_ledger::cer::{CerRule, CerTally, SizeClass};
 use scg_ledger::settlement::{
     self, CerPayout, CommunityYear, IntervalInput, MeterReading, P2pTrade, SettledYear,
 };
@@ -146,8 +152,9 @@ pub fn community_year(
         Some(market) => market_trades(result, market, &mut intervals)?,
         None => pro_rata_trades(result, internal_price_eur_per_mwh, &mut intervals)?,
     }
+    let cer = cer_payouts(result, &intervals)?;
     if let Some(last) = intervals.last_mut() {
-        last.cer = cer_payouts(result, grid.len() - 1)?;
+        last.cer = cer;
     }
     let start = grid.unix_seconds(0);
     Ok(CommunityYear {
@@ -324,20 +331,114 @@ fn pair_trades(
     trades
 }
 
-/// The year's CER allocation per member, in base units (the one EUR rounding point).
-fn cer_payouts(result: &SimResult, last: usize) -> Result<Vec<CerPayout>, SettleError> {
-    let mut out = Vec::new();
-    for (p, m) in result.prosumers.iter().zip(&result.community.cer.members) {
-        let amount = Rescoin::from_eur(Eur(m.allocated_eur))
-            .map_err(|e| input_error(last, &p.id, "CER allocation", e.to_string()))?;
-        if amount.0 > 0 {
-            out.push(CerPayout {
-                member: p.id.clone(),
-                amount_base: amount.0,
-            });
-        }
+/// The scenario's CER rule in ledger integers: prices to the milli-EUR/MWh (the market's
+/// rounding point, `scg_market::Price::from_eur_per_mwh`), the producers' share to the basis
+/// point (nearest).
+pub fn cer_rule(params: &scg_sim::cer::CerParams) -> Result<CerRule, SettleError> {
+    let milli = |what: &str, eur_per_mwh: f64| -> Result<u64, SettleError> {
+        scg_market::Price::from_eur_per_mwh(eur_per_mwh)
+            .map_err(|e| e.to_string())
+            .and_then(|p| u64::try_from(p.0).map_err(|_| format!("negative: {eur_per_mwh}")))
+            .map_err(|e| input_error(0, "", what, e))
+    };
+    let share = params.producer_share * f64::from(scg_ledger::cer::BASIS_POINTS);
+    if !(0.0..=f64::from(scg_ledger::cer::BASIS_POINTS)).contains(&share) {
+        return Err(input_error(
+            0,
+            "",
+            "CER producer share",
+            format!("{} is not a fraction in [0, 1]", params.producer_share),
+        ));
     }
-    Ok(out)
+    Ok(CerRule {
+        size_class: match params.size_class {
+            scg_sim::cer::PlantSizeClass::UpTo200Kw => SizeClass::UpTo200Kw,
+            scg_sim::cer::PlantSizeClass::From200To600Kw => SizeClass::From200To600Kw,
+            scg_sim::cer::PlantSizeClass::Over600Kw => SizeClass::Over600Kw,
+        },
+        pv_bonus_milli_eur_per_mwh: milli("CER PV bonus", params.pv_bonus_eur_per_mwh)?,
+        valorisation_milli_eur_per_mwh: milli("CER valorisation", params.valorisation_eur_per_mwh)?,
+        // In [0, 10000] (checked above), so the cast is exact after rounding.
+        producer_share_bp: share.round() as u16,
+    })
+}
+
+/// The year's hourly zonal prices (the mean of each hour's steps, as the simulator's CER
+/// uses them) in milli-EUR/MWh, the market's rounding point: what an operator posts on a
+/// member chain (kind 20) for the same year.
+pub fn zonal_hourly_milli(result: &SimResult) -> Result<Vec<i64>, SettleError> {
+    result
+        .zonal_hourly_eur_per_mwh
+        .iter()
+        .enumerate()
+        .map(|(h, p)| {
+            scg_market::Price::from_eur_per_mwh(*p)
+                .map(|p| p.0)
+                .map_err(|e| input_error(h, "", "zonal price", e.to_string()))
+        })
+        .collect()
+}
+
+/// The year's CER by the ledger's integer rule over the supply-point readings of `intervals`
+/// (members in scenario order; a last partial hour stays open, as in the simulator). `None`
+/// when the community is not a CER.
+pub fn cer_tally(
+    result: &SimResult,
+    intervals: &[IntervalInput],
+) -> Result<Option<CerTally>, SettleError> {
+    let Some(params) = &result.community.cer_params else {
+        return Ok(None);
+    };
+    let rule = cer_rule(params)?;
+    let zonal = zonal_hourly_milli(result)?;
+    let position: std::collections::BTreeMap<&str, usize> = result
+        .prosumers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.id.as_str(), i))
+        .collect();
+    let n = result.prosumers.len();
+    let per_hour = result.grid.steps_per_hour().max(1);
+    let mut tally = CerTally::new(n);
+    let (mut injected, mut withdrawn) = (vec![0u64; n], vec![0u64; n]);
+    for (h, steps) in intervals.chunks_exact(per_hour).enumerate() {
+        injected.fill(0);
+        withdrawn.fill(0);
+        for r in steps.iter().flat_map(|iv| &iv.readings) {
+            let (DeviceType::SupplyPoint, Some(&i)) = (r.device, position.get(r.member.as_str()))
+            else {
+                continue;
+            };
+            injected[i] = injected[i].saturating_add(r.produced_wh);
+            withdrawn[i] = withdrawn[i].saturating_add(r.consumed_wh);
+        }
+        let price = zonal
+            .get(h)
+            .copied()
+            .ok_or_else(|| input_error(h * per_hour, "", "zonal price", "missing hour".into()))?;
+        tally.add_hour(&rule, price, &injected, &withdrawn)?;
+    }
+    Ok(Some(tally))
+}
+
+/// The year's CER payouts per member (base units, the integer rule: [`cer_tally`]).
+fn cer_payouts(
+    result: &SimResult,
+    intervals: &[IntervalInput],
+) -> Result<Vec<CerPayout>, SettleError> {
+    let Some(tally) = cer_tally(result, intervals)? else {
+        return Ok(Vec::new());
+    };
+    Ok(result
+        .prosumers
+        .iter()
+        .zip(&tally.allocated_base)
+        .filter(|(_, a)| **a > 0)
+        .map(|(p, a)| CerPayout {
+            member: p.id.clone(),
+            amount_base: *a,
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -5,10 +5,12 @@
 //! `SCG_UPDATE_GOLDEN=1 cargo test -p scg-settle --test builtin`.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use scg_ledger::state::TradeStatus;
 use scg_ledger::{Ledger, merkle::to_hex};
 use scg_report::summary::{LedgerInfo, RunInfo, Summary};
-use scg_settle::{Policy, settle};
+use scg_settle::{Policy, cer_tally, community_year, settle};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -59,6 +61,15 @@ fn default_scenario_reconciles_and_matches_the_golden_files() {
     )
     .unwrap();
     let s = &settled.summary;
+    let input = community_year(
+        &result,
+        scenario.community.internal_price_eur_per_mwh,
+        &Policy::default(),
+    )
+    .unwrap();
+    let tally = cer_tally(&result, &input.intervals)
+        .unwrap()
+        .expect("the default scenario is a CER");
     let market = result
         .community
         .market
@@ -142,13 +153,17 @@ fn default_scenario_reconciles_and_matches_the_golden_files() {
             m.p2p_received.0 as i128, market.received_nano[i],
             "{id} received"
         );
-        // CER payout = the summary's allocation, through the one rounding point.
-        let cer = scg_units::Rescoin::from_eur(scg_units::Eur(
-            result.community.cer.members[i].allocated_eur,
-        ))
-        .unwrap();
-        assert_eq!(m.cer_received, cer, "{id} CER");
+        // CER payout = the ledger's integer rule over the settled readings (what a chain's
+        // period closes pay for the same readings) ...
+        assert_eq!(m.cer_received.0, tally.allocated_base[i], "{id} CER");
+        // ... and the simulator's float allocation up to the Wh rounding of the readings.
+        let float_base = result.community.cer.members[i].allocated_eur * 1e9;
+        let diff = m.cer_received.0 as f64 - float_base;
+        let bound = common::cer_float_bound_base(&result, &input.intervals, i);
+        eprintln!("{id}: CER ledger - float = {diff:.0} base units (bound {bound:.0})");
+        assert!(diff.abs() <= bound, "{id} CER: {diff} base units off");
     }
+    assert_eq!(s.cer_distributed.0, tally.total_base());
 
     // summary.json carries the same figures, as exact decimal strings.
     let run = RunInfo {

@@ -7,18 +7,22 @@
 //!   fee, and every member's P2P money paid and received equals the market's to the base unit;
 //! - with pro-rata sharing: each step's trades carry exactly `min(sellers' Wh, buyers' Wh)`
 //!   (no Wh lost that both sides metered), at the internal price, without a fee;
-//! - the CER payouts equal the summary's allocation (through the one rounding point);
+//! - the CER payouts are the ledger's integer rule over the settled readings
+//!   (`scg_settle::cer_tally`), add up to its benefit, and lie within the Wh rounding of the
+//!   readings of the summary's float allocation (`common::cer_float_bound_base`);
 //! - no Wh lost: the Wh posted on the ledger equal the Wh of the settlement input's trades, and
 //!   every member's supply point exported at least what it sold.
 //!
 //! Few cases by default (a year each, kept fast for CI); `SCG_RECONCILE_CASES=64` runs more.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use proptest::prelude::*;
 use scg_ledger::Ledger;
 use scg_ledger::merkle::to_hex;
 use scg_ledger::state::TradeStatus;
-use scg_settle::{Policy, community_year, settle};
+use scg_settle::{Policy, cer_tally, community_year, settle};
 use scg_units::{Eur, Rescoin};
 use std::collections::BTreeMap;
 
@@ -250,19 +254,25 @@ fn check(c: &Community) -> Result<(), TestCaseError> {
         }
     }
 
-    // CER payouts = the summary's allocation, through the one rounding point.
+    // CER payouts = the ledger's integer rule; within the readings' rounding of the float.
+    let tally = cer_tally(&result, &input.intervals).unwrap();
+    prop_assert_eq!(tally.is_some(), c.cer);
     for (i, id) in ids.iter().enumerate() {
+        let paid = s.members[*id].cer_received.0;
+        let rule = tally.as_ref().map_or(0, |t| t.allocated_base[i]);
+        prop_assert_eq!(paid, rule, "{} CER", id);
         let allocated = result
             .community
             .cer
             .members
             .get(i)
             .map_or(0.0, |m| m.allocated_eur);
-        let cer = Rescoin::from_eur(Eur(allocated)).unwrap();
-        prop_assert_eq!(s.members[*id].cer_received, cer, "{} CER", id);
+        let bound = common::cer_float_bound_base(&result, &input.intervals, i);
+        prop_assert!((paid as f64 - allocated * 1e9).abs() <= bound, "{} CER", id);
     }
     let cer_total: u128 = s.members.values().map(|m| m.cer_received.0).sum();
     prop_assert_eq!(s.cer_distributed.0, cer_total);
+    prop_assert_eq!(cer_total, tally.map_or(0, |t| t.total_base()));
     Ok(())
 }
 

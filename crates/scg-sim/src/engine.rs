@@ -68,6 +68,9 @@ pub struct CommunityResult {
     pub energy: EnergySums,
     pub economics: Economics,
     pub cer: CerResult,
+    /// The CER rule the year was accounted with (`None` when the community is not a CER):
+    /// the settlement pays the same rule in ledger integers (`scg_ledger::cer`).
+    pub cer_params: Option<crate::cer::CerParams>,
     pub grid_at_peak_steps: usize,
     /// The community market's year, when a market replaced pro-rata sharing.
     pub market: Option<crate::market_stage::MarketYear>,
@@ -82,6 +85,8 @@ pub struct SimResult {
     pub community: CommunityResult,
     /// Zonal price per step, EUR/MWh.
     pub zonal_step_eur_per_mwh: Vec<f64>,
+    /// Zonal price per hour (the mean of its steps), EUR/MWh: the CER's hourly price.
+    pub zonal_hourly_eur_per_mwh: Vec<f64>,
     pub grid_at_peak: Vec<bool>,
     /// Retail (grid purchase) price per step, EUR/MWh.
     pub retail_eur_per_mwh: Vec<f64>,
@@ -421,6 +426,7 @@ pub fn run_prepared(
         energy,
         economics,
         cer: cer_result,
+        cer_params: assets.cer.enabled.then(|| assets.cer.params()),
         grid_at_peak_steps: prepared.grid_at_peak.iter().filter(|p| **p).count(),
         market,
     };
@@ -430,6 +436,7 @@ pub fn run_prepared(
         prosumers,
         community,
         zonal_step_eur_per_mwh: prepared.zonal_step_eur_per_mwh,
+        zonal_hourly_eur_per_mwh: prepared.zonal_hourly_eur_per_mwh,
         grid_at_peak: prepared.grid_at_peak,
         retail_eur_per_mwh: prepared
             .tariff

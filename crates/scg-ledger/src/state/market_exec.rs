@@ -97,7 +97,7 @@ impl Ledger {
         Ok(())
     }
 
-    fn open_params(&self) -> Result<MarketParams, Reject> {
+    pub(super) fn open_params(&self) -> Result<MarketParams, Reject> {
         self.market.params.ok_or(Reject::MarketNotOpen)
     }
 
