@@ -23,7 +23,7 @@
 //!   only if a batch bound is reached) submitted by the operator: every record below is the
 //!   body of what used to be its own signed transaction, authored by the same key (meter,
 //!   member, treasury, operator), and each author signs the root of its records once per
-//!   batch — the built-in year is 88,654 records under 7,667 signatures instead of 88,654;
+//!   batch — the built-in year is 92,542 records under 7,286 signatures instead of 92,542;
 //! - the first block starts with the registrations (every member; one meter per member and
 //!   device type that appears in the readings, plus a supply-point meter per member) and a
 //!   transfer of `opening_balance_base` from the treasury to every member;
