@@ -1665,6 +1665,13 @@ impl Ledger {
             return Err(Reject::BadNonce);
         }
         let role = signer.role;
+        let ctx = MarketCtx {
+            height,
+            timestamp_s,
+            signer: tx.signer,
+            role,
+            nonce: tx.nonce,
+        };
         match &tx.body {
             TxBody::SettlementBatch(batch) => {
                 self.settlement_batch(height, timestamp_s, tx, role, batch)?
@@ -1673,30 +1680,11 @@ impl Ledger {
             | TxBody::MeterCapacity { .. }
             | TxBody::IntervalTariff { .. }
             | TxBody::Order(_)
-            | TxBody::GateClose { .. } => self.apply_market(
-                MarketCtx {
-                    height,
-                    timestamp_s,
-                    signer: tx.signer,
-                    role,
-                    nonce: tx.nonce,
-                },
-                &tx.body,
-            )?,
+            | TxBody::GateClose { .. } => self.apply_market(ctx, &tx.body)?,
             TxBody::CerOpen(_)
             | TxBody::ZonalPrices { .. }
             | TxBody::CerPeriodClose { .. }
-            | TxBody::Issuance(_) => self.apply_cer(
-                MarketCtx {
-                    height,
-                    timestamp_s,
-                    signer: tx.signer,
-                    role,
-                    nonce: tx.nonce,
-                },
-                tx.id,
-                &tx.body,
-            )?,
+            | TxBody::Issuance(_) => self.apply_cer(ctx, tx.id, &tx.body)?,
             body => self.apply_body(height, timestamp_s, tx.id, &tx.signer, role, body)?,
         }
         // Success: consume the id and the nonce, extend the history.

@@ -76,18 +76,9 @@ fn chain(n: usize, endowment: u128) -> (Chain, Vec<Member>) {
             device: DeviceType::SupplyPoint,
         });
     }
-    let txs = sign_all(&mut c, &op, bodies);
+    let txs = c.sign_all(&op, bodies);
     assert!(c.block(txs).results.iter().all(Result::is_ok));
     (c, members)
-}
-
-fn sign_all(c: &mut Chain, k: &SigningKey, bodies: Vec<TxBody>) -> Vec<Vec<u8>> {
-    let first = c.nonce(k);
-    bodies
-        .into_iter()
-        .enumerate()
-        .map(|(i, b)| c.sign_with(k, first + i as u64, b))
-        .collect()
 }
 
 /// The end of market hour `h`, s.

@@ -60,7 +60,7 @@ fn market_chain(n: usize, p: MarketParams) -> (Chain, Vec<Member>) {
         .iter()
         .map(|m| TxBody::RegisterMember { member: pk(&m.key) })
         .collect();
-    let txs = sign_all(&mut c, &op, regs);
+    let txs = c.sign_all(&op, regs);
     assert!(c.block(txs).results.iter().all(Result::is_ok));
     let mut meters = Vec::new();
     let mut funding = Vec::new();
@@ -77,8 +77,8 @@ fn market_chain(n: usize, p: MarketParams) -> (Chain, Vec<Member>) {
             amount: FUNDS,
         });
     }
-    let mut txs = sign_all(&mut c, &op, meters);
-    txs.extend(sign_all(&mut c, &treasury, funding));
+    let mut txs = c.sign_all(&op, meters);
+    txs.extend(c.sign_all(&treasury, funding));
     assert!(c.block(txs).results.iter().all(Result::is_ok));
     let caps = pvs
         .iter()
@@ -87,19 +87,9 @@ fn market_chain(n: usize, p: MarketParams) -> (Chain, Vec<Member>) {
             capacity_w: PV_W,
         })
         .collect();
-    let txs = sign_all(&mut c, &op, caps);
+    let txs = c.sign_all(&op, caps);
     assert!(c.block(txs).results.iter().all(Result::is_ok));
     (c, members)
-}
-
-/// Sign `bodies` by one key with consecutive nonces, for one block.
-fn sign_all(c: &mut Chain, k: &SigningKey, bodies: Vec<TxBody>) -> Vec<Vec<u8>> {
-    let first = c.nonce(k);
-    bodies
-        .into_iter()
-        .enumerate()
-        .map(|(i, b)| c.sign_with(k, first + i as u64, b))
-        .collect()
 }
 
 fn bid(interval: u64, energy_wh: i64, limit: i64) -> TxBody {

@@ -80,6 +80,16 @@ impl Chain {
         Tx::sign(CHAIN, k, id, nonce, body)
     }
 
+    /// Sign `bodies` by one key with consecutive nonces, for one block.
+    pub fn sign_all(&mut self, k: &SigningKey, bodies: Vec<TxBody>) -> Vec<Vec<u8>> {
+        let first = self.nonce(k);
+        bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| self.sign_with(k, first + i as u64, b))
+            .collect()
+    }
+
     /// Produce a block one hour later, re-apply it on the replica, check invariants.
     pub fn block(&mut self, txs: Vec<Vec<u8>>) -> BlockOutcome {
         self.block_at(self.timestamp_s + 3_600, txs)
