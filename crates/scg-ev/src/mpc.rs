@@ -166,7 +166,9 @@ pub struct MpcParams {
     /// With a demand charge, the share of the mean forecast's expected arrivals (their
     /// number, so their energy and power) the plan makes room for, 0..1 (1 = the mean).
     /// Below 1 the plan hedges: the capacity a busy day needs beyond it is bought when the
-    /// vehicles come, and a quiet day does not pay for the mean day's peak.
+    /// vehicles come, and a quiet day does not pay for the mean day's peak. Default 0.9,
+    /// chosen on the sum of six Caltech tuning weeks' totals (docs/home.md, EV planner,
+    /// round 5); without a demand charge the forecast is the mean.
     #[serde(default = "default_forecast_scale")]
     pub demand_charge_forecast_scale: f64,
 }
