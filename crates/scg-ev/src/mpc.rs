@@ -163,6 +163,14 @@ pub struct MpcParams {
     /// mean, or the scenarios) shares the rest of the weight.
     #[serde(default)]
     pub no_arrival_weight: f64,
+    /// With a demand charge, the share of the mean forecast's expected arrivals (their
+    /// number, so their energy and power) the plan makes room for, 0..1 (1 = the mean).
+    /// Below 1 the plan hedges: the capacity a busy day needs beyond it is bought when the
+    /// vehicles come, and a quiet day does not pay for the mean day's peak. Default 0.9,
+    /// chosen on the sum of six Caltech tuning weeks' totals (docs/home.md, EV planner,
+    /// round 5); without a demand charge the forecast is the mean.
+    #[serde(default = "default_forecast_scale")]
+    pub demand_charge_forecast_scale: f64,
 }
 
 /// Most scenarios a plan takes ([`MpcParams::forecast_scenarios`]): a bound on the problem
@@ -211,6 +219,9 @@ fn default_forecast_scenarios() -> usize {
 fn default_scenario_peak_robustness() -> f64 {
     0.0
 }
+fn default_forecast_scale() -> f64 {
+    0.9
+}
 
 impl Default for MpcParams {
     fn default() -> Self {
@@ -239,6 +250,7 @@ impl Default for MpcParams {
             scenario_peak_robustness: default_scenario_peak_robustness(),
             scenario_each_session: false,
             no_arrival_weight: 0.0,
+            demand_charge_forecast_scale: default_forecast_scale(),
         }
     }
 }
@@ -1238,6 +1250,7 @@ impl Mpc {
         } else {
             1.0
         };
+        let hedge = self.forecast_scale(ctx);
         while hour_min < end_min {
             let (from, to) = (hour_min.max(first_min), (hour_min + 60).min(end_min));
             let (day, hour) = (
@@ -1251,7 +1264,7 @@ impl Mpc {
             }
             if scenarios == 0 {
                 if let Some(e) = profile.expected(day, hour) {
-                    let scale = if day == today { pool } else { 1.0 };
+                    let scale = hedge * if day == today { pool } else { 1.0 };
                     let n = scale * e.sessions_per_day * (to - from) as f64 / 60.0;
                     out.push(pseudo_session(&e, n, start, PSEUDO_VALUE_WEIGHT, None));
                 }
@@ -1323,6 +1336,16 @@ impl Mpc {
             self.params.forecast_scenarios.min(MAX_SCENARIOS)
         } else {
             0
+        }
+    }
+
+    /// The share of the mean forecast planned for (see
+    /// [`MpcParams::demand_charge_forecast_scale`]): 1 without a demand charge.
+    fn forecast_scale(&self, ctx: &StepContext<'_>) -> f64 {
+        if ctx.demand_charge_eur_per_kw > 0.0 {
+            self.params.demand_charge_forecast_scale.clamp(0.0, 1.0)
+        } else {
+            1.0
         }
     }
 

@@ -388,6 +388,9 @@ fn a_busy_morning_lowers_the_rest_of_the_days_forecast() {
     let expected_kwh = |evs: &[ActiveEv], pool: bool, dc: f64| {
         let mut mpc = Mpc::new(MpcParams {
             forecast_arrival_pool: pool,
+            // The pool alone: no hedge below the mean (with a demand charge it would scale
+            // the forecast too; see the next test).
+            demand_charge_forecast_scale: 1.0,
             ..MpcParams::default()
         });
         mpc.learn_history(&history, 5).unwrap();
@@ -548,4 +551,53 @@ fn scenarios_repeat_the_arrivals_of_recent_days_of_the_same_kind() {
         assert!(plain.scenarios.is_none());
         assert!(plain.evs.iter().all(|e| e.scenario.is_none()));
     }
+}
+
+/// With a demand charge the plan makes room for `demand_charge_forecast_scale` of the mean
+/// forecast's arrivals (energy and power scaled alike, stays unchanged); without one the
+/// forecast is the mean, whatever the scale.
+#[test]
+fn the_forecast_is_hedged_below_the_mean_with_a_demand_charge_only() {
+    let history = days("2019-09-02", "2019-09-10");
+    let step = (scg_ev::acn::date_start_min("2019-09-10").unwrap() + 9 * 60) / 5;
+    let prices = vec![100.0; 600];
+    let present = [ev(0, step + 12, 1.0)];
+    let pseudo = |scale: f64, dc: f64| {
+        let mut mpc = Mpc::new(MpcParams {
+            forecast_arrival_pool: false,
+            demand_charge_forecast_scale: scale,
+            ..MpcParams::default()
+        });
+        mpc.learn_history(&history, 5).unwrap();
+        let ctx = StepContext {
+            step,
+            step_hours: 5.0 / 60.0,
+            evs: &present,
+            site_limit_kw: f64::INFINITY,
+            price_eur_per_mwh: &prices,
+            grid_peak: &[],
+            demand_charge_eur_per_kw: dc,
+            peak_so_far_kw: 0.0,
+        };
+        let (problem, _) = mpc.problem(&ctx);
+        problem
+            .evs
+            .into_iter()
+            .filter(|e| e.value_weight < 1.0)
+            .collect::<Vec<PlanEv>>()
+    };
+    assert!((MpcParams::default().demand_charge_forecast_scale - 0.9).abs() < 1e-12);
+    let mean = pseudo(1.0, 15.0);
+    let hedged = pseudo(0.9, 15.0);
+    assert!(
+        mean.len() > 3,
+        "the fixture week expects arrivals after 09:00"
+    );
+    assert_eq!(mean.len(), hedged.len());
+    for (m, h) in mean.iter().zip(&hedged) {
+        assert!((h.need_kwh - 0.9 * m.need_kwh).abs() < 1e-9);
+        assert!((h.max_charge_kw - 0.9 * m.max_charge_kw).abs() < 1e-9);
+        assert_eq!((h.start, h.end), (m.start, m.end));
+    }
+    assert_eq!(pseudo(0.5, 0.0), pseudo(1.0, 0.0));
 }
