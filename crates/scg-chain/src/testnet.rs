@@ -1103,3 +1103,116 @@ pub fn member_figures(
     })?;
     Ok(f)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use scg_ledger::cer::SizeClass;
+
+    /// A one-member plan of `days` hourly days with a daily CER.
+    fn cer_plan(days: usize) -> Plan {
+        let hours = days * 24;
+        Plan {
+            name: "t".into(),
+            members: vec![PlanMember {
+                id: "a".into(),
+                meters: vec![(DeviceType::SupplyPoint, None)],
+            }],
+            epoch_s: 1_767_225_600,
+            interval_s: HOUR_S,
+            market: MarketSpec {
+                epoch_s: 1_767_225_600,
+                interval_s: HOUR_S,
+                mechanism: "pay_as_clear".into(),
+                fee_milli_eur_per_mwh: None,
+                fee_basis_points: None,
+                max_orders_per_member: 4,
+                settle_window_s: HOUR_S,
+            },
+            mint_rate_base_per_wh: 1,
+            intervals: vec![PlanInterval::default(); hours],
+            cer: Some(PlanCer {
+                rule: CerRule {
+                    size_class: SizeClass::UpTo200Kw,
+                    pv_bonus_milli_eur_per_mwh: 0,
+                    valorisation_milli_eur_per_mwh: 8_000,
+                    producer_share_bp: 5_000,
+                },
+                period_hours: 24,
+                zonal_milli_eur_per_mwh: (0..hours as i64).collect(),
+                budget_base: 0,
+            }),
+        }
+    }
+
+    fn keys() -> Keys {
+        let k = || MemberKey::generate().unwrap();
+        Keys {
+            members: vec![(k(), vec![k()])],
+            operator: k(),
+            treasury: k(),
+            grid: k(),
+        }
+    }
+
+    #[test]
+    fn cer_periods_close_only_when_priced_and_final_and_all_close() {
+        let plan = cer_plan(3);
+        let keys = keys();
+        let step_s = 24 * HOUR_S;
+        let mut drive = Drive {
+            plan: &plan,
+            keys: &keys,
+            signer: Signer {
+                chain: 1,
+                nonces: BTreeMap::new(),
+                count: 0,
+            },
+            at: Cursors::default(),
+            step_s,
+            settle_window_s: 2 * step_s,
+        };
+        let mut t_s = plan.epoch_s - plan.interval_s;
+        let mut steps = 0;
+        while drive.at.read < plan.intervals.len() || drive.at.cer_closed < 3 {
+            drive.step(t_s);
+            // Every hour ordered so far is priced; no period is closed before its readings
+            // are final (its end plus the settle window) or before its hours are priced.
+            let per_hour = HOUR_S / plan.interval_s;
+            assert!(drive.at.priced >= (drive.at.ordered as u64).div_ceil(per_hour).min(72));
+            for p in 0..drive.at.cer_closed {
+                assert!(t_s > plan.epoch_s + (p + 1) * step_s + 2 * step_s);
+                assert!(drive.at.priced >= (p + 1) * 24);
+            }
+            t_s += step_s;
+            steps += 1;
+            assert!(steps < 10, "the drive does not end");
+        }
+        assert_eq!((drive.at.priced, drive.at.cer_closed), (72, 3));
+        // Steps 0..=6: the clock starts an hour before the epoch, so day 2 is read at step 4
+        // (its end, 3 days after the epoch); its period closes once the clock is past that
+        // end plus the two-day window, at step 6.
+        assert_eq!(steps, 7);
+    }
+
+    #[test]
+    fn a_cer_plan_is_checked() {
+        let mut plan = cer_plan(1);
+        let opts = Options {
+            dir: PathBuf::from("/nonexistent"),
+            exe: PathBuf::from("scg"),
+            intervals_per_step: 24,
+            cancel: Arc::default(),
+        };
+        assert!(check_plan(&plan, &opts).is_ok());
+        if let Some(c) = &mut plan.cer {
+            c.zonal_milli_eur_per_mwh.truncate(23);
+        }
+        let e = check_plan(&plan, &opts).unwrap_err().to_string();
+        assert!(e.contains("zonal") && e.contains("23"), "{e}");
+        plan.interval_s = 7_200;
+        let e = check_plan(&plan, &opts).unwrap_err().to_string();
+        assert!(e.contains("3600"), "{e}");
+    }
+}

@@ -176,6 +176,10 @@ fn five_member_nodes_drive_six_days_with_simulates_economics() {
         "{compared:?}"
     );
     assert_eq!(json["cer"]["periods_closed"], 6);
+    // The treasury was endowed with the simulation's CER budget on top of the funding, and
+    // the chain's closes paid all of it.
+    assert_eq!(json["cer"]["paid_res"], json["cer"]["budget_res"]);
+    assert_eq!(json["cer"]["treasury_end_res"], "0.000000000");
 
     // Node 0's store, replayed: six periods closed on-chain, paying what the members got.
     let genesis = scg_chain::genesis::Genesis::read(&net.join("genesis.toml")).unwrap();
