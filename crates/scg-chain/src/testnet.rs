@@ -11,13 +11,17 @@
 //! 2. writes a genesis with the market open and every meter's capacity registered (block 1);
 //! 3. starts one `scg chain run --manual-clock` process per member, each its own validator;
 //! 4. funds every member from the treasury (the testnet's euro on-ramp: the most its bids of
-//!    the horizon can cost, so no bid is ever left unfunded), then moves the chain's clock in
+//!    the horizon can cost, so no bid is ever left unfunded; the treasury is endowed with that
+//!    plus the CER budget), then moves the chain's clock in
 //!    **steps** of `intervals_per_step` intervals. At the step's time `T` it submits, each
 //!    signed by its own key and sent to its own member's node: the orders (and the operator's
 //!    tariffs) of the intervals whose gate lies in `(T, T + step]`, the operator's gate closes
 //!    of the intervals whose gate has passed, and the meters' readings of the intervals that
-//!    have ended; it waits until every node has finalized all of them, then advances the
-//!    clock. The clock moves as fast as consensus finalizes: it is a
+//!    have ended; with a CER ([`PlanCer`]), the operator's zonal prices of the hours being
+//!    ordered and its closes of the periods whose readings are final (the CER itself is
+//!    opened with the funding; every node computes the payouts from its readings). It waits
+//!    until every node has finalized all of them, then advances the clock, on past the last
+//!    interval until the last whole CER period is closed. The clock moves as fast as consensus finalizes: it is a
 //!    [`ManualClock`](crate::app::ManualClock) every
 //!    node is told to accept first and to propose at second (two phases, so no honest node
 //!    refuses a block for a timestamp it has not reached);
@@ -31,6 +35,7 @@
 use crate::ChainError;
 use crate::genesis::{Genesis, GenesisSpec, MarketSpec, MemberSpec, MeterSpec};
 use crate::keys::MemberKey;
+use scg_ledger::cer::{CerParams, CerRule};
 use scg_ledger::market::{IntervalTariff, OrderBody};
 use scg_ledger::merkle::{sha256, to_hex};
 use scg_ledger::{DeviceType, Ledger, PublicKey, Tx, TxBody};
@@ -49,6 +54,8 @@ pub const MAX_MEMBERS: usize = 64;
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest wait for one step's transactions to be final on every node.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(120);
+/// Seconds in the CER's hour.
+const HOUR_S: u64 = 3_600;
 /// One RESCoin in base units (9 decimals): what every member gets beyond its bids.
 const ONE_RES_BASE: u128 = 1_000_000_000;
 /// Most transactions sent in one `POST /txs`.
@@ -87,6 +94,35 @@ pub struct PlanInterval {
     pub readings: Vec<PlanReading>,
 }
 
+/// The community's CER on the testnet's chain (kinds 19 to 22): the operator opens it before
+/// the first step, posts each market hour's zonal price with the hour's orders and closes
+/// every period of the horizon once its readings are final; every node computes the payouts
+/// from the readings it holds (`scg_ledger::cer::CerTally`, the rule `scg simulate` pays).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanCer {
+    /// The incentive rule (size class, PV bonus, valorisation, producers' share).
+    pub rule: CerRule,
+    /// Hours per incentive period (1..=744); only periods the horizon covers whole close.
+    pub period_hours: u32,
+    /// Zonal price of every market hour of the horizon, milli-EUR/MWh (hour `h` is
+    /// `[epoch + 3600 h, epoch + 3600 (h + 1))`).
+    pub zonal_milli_eur_per_mwh: Vec<i64>,
+    /// What the community is paid for the periods the testnet closes (GSE pays it in euros),
+    /// base units: endowed to the treasury at genesis on top of the funding, and the
+    /// issuance cap (so nothing else can ever be issued). A close the treasury cannot pay is
+    /// refused by the chain and the run fails.
+    pub budget_base: u128,
+}
+
+impl PlanCer {
+    /// Periods the horizon of `intervals` intervals of `interval_s` covers whole.
+    pub fn closed_periods(&self, intervals: usize, interval_s: u64) -> u64 {
+        let per_hour = (HOUR_S / interval_s.max(1)).max(1);
+        let hours = intervals as u64 / per_hour;
+        hours / u64::from(self.period_hours.max(1))
+    }
+}
+
 /// Everything the testnet drives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -105,6 +141,8 @@ pub struct Plan {
     pub mint_rate_base_per_wh: u64,
     /// The intervals, in order (interval `k` is `intervals[k]`).
     pub intervals: Vec<PlanInterval>,
+    /// The CER, if the community is one.
+    pub cer: Option<PlanCer>,
 }
 
 /// How to run it.
@@ -148,6 +186,8 @@ pub struct MemberFigures {
     pub fees_paid: u128,
     /// Funded by the treasury at the start (the testnet's on-ramp).
     pub funded: u128,
+    /// CER payouts received from the treasury (the chain's period closes).
+    pub cer_received: u128,
 }
 
 /// What a run did.
@@ -173,6 +213,13 @@ pub struct Outcome {
     pub trades_cleared: u64,
     /// Posted trades.
     pub trades_posted: u64,
+    /// CER periods the chain closed, and what their closes paid in total (incentive +
+    /// valorisation of the chain's period records), base units.
+    pub cer_periods_closed: u64,
+    /// See `cer_periods_closed`.
+    pub cer_paid_base: u128,
+    /// The treasury's balance at the end, base units.
+    pub treasury_end_base: u128,
 }
 
 /// Child processes, killed (and reaped) when dropped.
@@ -243,6 +290,9 @@ pub fn check_plan(plan: &Plan, opts: &Options) -> Result<(), ChainError> {
             "the interval length must be > 0 and the epoch at least one interval after 1970",
         ));
     }
+    if let Some(cer) = &plan.cer {
+        check_cer(plan, cer)?;
+    }
     for (k, iv) in plan.intervals.iter().enumerate() {
         let member_ok = |m: usize| m < n;
         if !iv.orders.iter().all(|(m, _)| member_ok(*m))
@@ -259,6 +309,40 @@ pub fn check_plan(plan: &Plan, opts: &Options) -> Result<(), ChainError> {
                 format!("interval {k} names a member or meter that is not in the plan"),
             ));
         }
+    }
+    Ok(())
+}
+
+fn check_cer(plan: &Plan, cer: &PlanCer) -> Result<(), ChainError> {
+    let hourly = plan.interval_s <= HOUR_S && HOUR_S.is_multiple_of(plan.interval_s);
+    if !hourly {
+        return Err(bad(
+            "plan.cer",
+            format!(
+                "the CER is hourly: the interval length {} s must divide 3600 s",
+                plan.interval_s
+            ),
+        ));
+    }
+    if cer.period_hours == 0 || cer.period_hours > scg_ledger::cer::MAX_PERIOD_HOURS {
+        return Err(bad(
+            "plan.cer.period_hours",
+            format!("{}; expected 1 to 744", cer.period_hours),
+        ));
+    }
+    if let Some(p) = cer.rule.problem() {
+        return Err(bad("plan.cer.rule", p));
+    }
+    let periods = cer.closed_periods(plan.intervals.len(), plan.interval_s);
+    let hours = periods * u64::from(cer.period_hours);
+    if (cer.zonal_milli_eur_per_mwh.len() as u64) < hours {
+        return Err(bad(
+            "plan.cer.zonal_milli_eur_per_mwh",
+            format!(
+                "{} hourly prices; the {periods} period(s) to close need {hours}",
+                cer.zonal_milli_eur_per_mwh.len()
+            ),
+        ));
     }
     Ok(())
 }
@@ -656,6 +740,10 @@ struct Cursors {
     closed: usize,
     /// First interval not read.
     read: usize,
+    /// First CER hour without a zonal price posted.
+    priced: u64,
+    /// First CER period not closed.
+    cer_closed: u64,
 }
 
 struct Drive<'a> {
@@ -664,6 +752,8 @@ struct Drive<'a> {
     signer: Signer,
     at: Cursors,
     step_s: u64,
+    /// The market's settle window (the genesis'), s.
+    settle_window_s: u64,
 }
 
 impl Drive<'_> {
@@ -698,6 +788,7 @@ impl Drive<'_> {
             }
             self.at.ordered += 1;
         }
+        self.zonal_prices(&mut out[0]);
         // Gate closes: ordered intervals whose gate has passed.
         while self.at.closed < self.at.ordered && self.gate_s(self.at.closed) <= t_s {
             let body = TxBody::GateClose {
@@ -727,7 +818,54 @@ impl Drive<'_> {
             }
             self.at.read += 1;
         }
+        self.period_closes(t_s, &mut out[0]);
         out
+    }
+
+    /// The operator's zonal prices of the CER hours that have started being ordered (each
+    /// hour once, at most 168 a transaction).
+    fn zonal_prices(&mut self, out: &mut Vec<String>) {
+        let Some(cer) = &self.plan.cer else {
+            return;
+        };
+        let per_hour = HOUR_S / self.plan.interval_s;
+        let periods = cer.closed_periods(self.plan.intervals.len(), self.plan.interval_s);
+        let last = (periods * u64::from(cer.period_hours))
+            .min((self.at.ordered as u64).div_ceil(per_hour));
+        while self.at.priced < last {
+            let first = self.at.priced;
+            let end = last.min(first + scg_ledger::cer::MAX_ZONAL_PRICES as u64);
+            let body = TxBody::ZonalPrices {
+                first_hour: first,
+                // `check_cer` made sure the plan holds these hours.
+                prices_milli_eur_per_mwh: cer.zonal_milli_eur_per_mwh[first as usize..end as usize]
+                    .to_vec(),
+            };
+            out.push(self.signer.sign(&self.keys.operator, body));
+            self.at.priced = end;
+        }
+    }
+
+    /// The operator's closes of the CER periods whose readings are final at `t_s` (past the
+    /// period's end plus the settle window, as the ledger requires) and whose hours are
+    /// priced.
+    fn period_closes(&mut self, t_s: u64, out: &mut Vec<String>) {
+        let Some(cer) = &self.plan.cer else {
+            return;
+        };
+        let periods = cer.closed_periods(self.plan.intervals.len(), self.plan.interval_s);
+        let period_s = u64::from(cer.period_hours) * HOUR_S;
+        while self.at.cer_closed < periods {
+            let p = self.at.cer_closed;
+            let end_s = self.plan.epoch_s + (p + 1) * period_s;
+            let priced = self.at.priced >= (p + 1) * u64::from(cer.period_hours);
+            if !priced || t_s <= end_s + self.settle_window_s {
+                break;
+            }
+            let body = TxBody::CerPeriodClose { period: p };
+            out.push(self.signer.sign(&self.keys.operator, body));
+            self.at.cer_closed += 1;
+        }
     }
 }
 
@@ -743,10 +881,11 @@ pub fn run(
     let funding: Vec<u128> = (0..plan.members.len())
         .map(|m| bid_budget(plan, m) + ONE_RES_BASE)
         .collect();
-    let endowment = u64::try_from(funding.iter().sum::<u128>()).map_err(|_| {
+    let cer_budget = plan.cer.as_ref().map_or(0, |c| c.budget_base);
+    let endowment = u64::try_from(funding.iter().sum::<u128>() + cer_budget).map_err(|_| {
         bad(
             "funding",
-            "the members' bids exceed what a genesis can endow",
+            "the members' bids and the CER budget exceed what a genesis can endow",
         )
     })?;
     let step_s = opts.intervals_per_step * plan.interval_s;
@@ -776,7 +915,7 @@ pub fn run(
     signer
         .nonces
         .insert(keys.operator.public(), genesis.registrations.len() as u64);
-    let transfers: Vec<String> = keys
+    let mut opening: Vec<String> = keys
         .members
         .iter()
         .zip(&funding)
@@ -788,7 +927,16 @@ pub fn run(
             signer.sign(&keys.treasury, body)
         })
         .collect();
-    net.submit(0, &transfers)?;
+    if let Some(cer) = &plan.cer {
+        // The cap is the endowment: no RESCoin can be issued beyond what the genesis shows.
+        let body = TxBody::CerOpen(CerParams {
+            rule: cer.rule,
+            period_hours: cer.period_hours,
+            issuance_cap_base: u128::from(endowment),
+        });
+        opening.push(signer.sign(&keys.operator, body));
+    }
+    net.submit(0, &opening)?;
     net.wait_final(base + signer.count, "funding")?;
     let mut drive = Drive {
         plan,
@@ -796,12 +944,16 @@ pub fn run(
         signer,
         at: Cursors::default(),
         step_s,
+        settle_window_s: 2 * step_s,
     };
+    let periods = plan.cer.as_ref().map_or(0, |c| {
+        c.closed_periods(plan.intervals.len(), plan.interval_s)
+    });
     let mut t_s = genesis.genesis_time_s;
     let mut steps = 0u64;
     let mut step_finality_s = Vec::new();
     let total = plan.intervals.len();
-    while drive.at.read < total {
+    while drive.at.read < total || drive.at.cer_closed < periods {
         if steps > 0 {
             t_s += step_s;
             net.set_clock(t_s)?;
@@ -820,8 +972,8 @@ pub fn run(
         step_finality_s.push(t0.elapsed().as_secs_f64());
         steps += 1;
         progress(&format!(
-            "step {steps}: intervals read {}/{total}, {} transactions",
-            drive.at.read, drive.signer.count
+            "step {steps}: intervals read {}/{total}, CER periods closed {}/{periods}, {} transactions",
+            drive.at.read, drive.at.cer_closed, drive.signer.count
         ));
     }
     let drive_s = started.elapsed().as_secs_f64();
@@ -839,17 +991,14 @@ pub fn run(
         .collect();
     progress("nodes stopped; replaying node 0's store");
     let (_, ledger) = crate::verify::replay_dir(&genesis, &opts.dir.join("node0"))?;
-    let members = names
-        .iter()
-        .zip(&keys.members)
-        .zip(&funding)
-        .map(|((id, (k, _)), funded)| {
-            let mut f = member_figures(&ledger, &k.public());
-            f.funded = *funded;
-            (id.clone(), (k.public_hex(), f))
-        })
-        .collect();
+    let mut members = BTreeMap::new();
+    for ((id, (k, _)), funded) in names.iter().zip(&keys.members).zip(&funding) {
+        let f = member_figures(&ledger, &k.public(), *funded)
+            .map_err(|e| bad(&format!("member {id}"), e))?;
+        members.insert(id.clone(), (k.public_hex(), f));
+    }
     let market = ledger.market();
+    let cer = ledger.cer();
     Ok(Outcome {
         chain_id: genesis.chain_id_hex(),
         nodes,
@@ -868,6 +1017,15 @@ pub fn run(
             .trades()
             .filter(|t| t.status == scg_ledger::state::TradeStatus::Posted)
             .count() as u64,
+        cer_periods_closed: cer.closed.len() as u64,
+        cer_paid_base: cer
+            .closed
+            .values()
+            .map(|r| r.incentive_base + r.valorisation_base)
+            .sum(),
+        treasury_end_base: ledger
+            .account(&ledger.config().treasury)
+            .map_or(0, |a| a.balance),
     })
 }
 
@@ -896,8 +1054,17 @@ fn prepare_dir(dir: &Path) -> Result<(), ChainError> {
 }
 
 /// A member's figures read from a ledger: minted from the certificates its meters were
-/// issued (× the mint rate), P2P money from its posted trades, balance from its account.
-pub fn member_figures(ledger: &Ledger, member: &PublicKey) -> MemberFigures {
+/// issued (× the mint rate), P2P money from its posted trades, balance from its account, and
+/// the CER it received from the balance identity. On a testnet's chain a member's money moves
+/// only by its funding, its mints, its trades and its CER payouts, so
+/// `cer = balance + reserved + paid + fees − funded − minted − received`; the driver checks
+/// the members' sum against the chain's own period records (`cer_paid_base`). An error when
+/// the identity gives a negative CER (money left the member some other way).
+pub fn member_figures(
+    ledger: &Ledger,
+    member: &PublicKey,
+    funded: u128,
+) -> Result<MemberFigures, String> {
     let rate = ledger.config().mint_rate_base_per_wh;
     // A certificate moved in part is split into a child with the same producer, so the
     // producer's certificates sum to the Wh its meters were issued.
@@ -907,11 +1074,14 @@ pub fn member_figures(ledger: &Ledger, member: &PublicKey) -> MemberFigures {
         .filter(|c| c.producer == *member)
         .map(|c| u128::from(c.energy_wh))
         .sum();
+    let account = ledger.account(member);
     let mut f = MemberFigures {
-        balance: ledger.account(member).map_or(0, |a| a.balance),
+        balance: account.map_or(0, |a| a.balance),
         minted: minted_wh * rate,
+        funded,
         ..MemberFigures::default()
     };
+    let reserved = account.map_or(0, |a| a.reserved);
     for t in ledger.trades() {
         if t.status != scg_ledger::state::TradeStatus::Posted {
             continue;
@@ -924,5 +1094,125 @@ pub fn member_figures(ledger: &Ledger, member: &PublicKey) -> MemberFigures {
             f.p2p_received += t.paid_seller;
         }
     }
-    f
+    let held = f.balance + reserved + f.p2p_paid + f.fees_paid;
+    let came = f.funded + f.minted + f.p2p_received;
+    f.cer_received = held.checked_sub(came).ok_or_else(|| {
+        format!(
+            "the balance identity fails: balance + reserved + paid + fees = {held} base units, below funded + minted + received = {came}"
+        )
+    })?;
+    Ok(f)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use scg_ledger::cer::SizeClass;
+
+    /// A one-member plan of `days` hourly days with a daily CER.
+    fn cer_plan(days: usize) -> Plan {
+        let hours = days * 24;
+        Plan {
+            name: "t".into(),
+            members: vec![PlanMember {
+                id: "a".into(),
+                meters: vec![(DeviceType::SupplyPoint, None)],
+            }],
+            epoch_s: 1_767_225_600,
+            interval_s: HOUR_S,
+            market: MarketSpec {
+                epoch_s: 1_767_225_600,
+                interval_s: HOUR_S,
+                mechanism: "pay_as_clear".into(),
+                fee_milli_eur_per_mwh: None,
+                fee_basis_points: None,
+                max_orders_per_member: 4,
+                settle_window_s: HOUR_S,
+            },
+            mint_rate_base_per_wh: 1,
+            intervals: vec![PlanInterval::default(); hours],
+            cer: Some(PlanCer {
+                rule: CerRule {
+                    size_class: SizeClass::UpTo200Kw,
+                    pv_bonus_milli_eur_per_mwh: 0,
+                    valorisation_milli_eur_per_mwh: 8_000,
+                    producer_share_bp: 5_000,
+                },
+                period_hours: 24,
+                zonal_milli_eur_per_mwh: (0..hours as i64).collect(),
+                budget_base: 0,
+            }),
+        }
+    }
+
+    fn keys() -> Keys {
+        let k = || MemberKey::generate().unwrap();
+        Keys {
+            members: vec![(k(), vec![k()])],
+            operator: k(),
+            treasury: k(),
+            grid: k(),
+        }
+    }
+
+    #[test]
+    fn cer_periods_close_only_when_priced_and_final_and_all_close() {
+        let plan = cer_plan(3);
+        let keys = keys();
+        let step_s = 24 * HOUR_S;
+        let mut drive = Drive {
+            plan: &plan,
+            keys: &keys,
+            signer: Signer {
+                chain: 1,
+                nonces: BTreeMap::new(),
+                count: 0,
+            },
+            at: Cursors::default(),
+            step_s,
+            settle_window_s: 2 * step_s,
+        };
+        let mut t_s = plan.epoch_s - plan.interval_s;
+        let mut steps = 0;
+        while drive.at.read < plan.intervals.len() || drive.at.cer_closed < 3 {
+            drive.step(t_s);
+            // Every hour ordered so far is priced; no period is closed before its readings
+            // are final (its end plus the settle window) or before its hours are priced.
+            let per_hour = HOUR_S / plan.interval_s;
+            assert!(drive.at.priced >= (drive.at.ordered as u64).div_ceil(per_hour).min(72));
+            for p in 0..drive.at.cer_closed {
+                assert!(t_s > plan.epoch_s + (p + 1) * step_s + 2 * step_s);
+                assert!(drive.at.priced >= (p + 1) * 24);
+            }
+            t_s += step_s;
+            steps += 1;
+            assert!(steps < 10, "the drive does not end");
+        }
+        assert_eq!((drive.at.priced, drive.at.cer_closed), (72, 3));
+        // Steps 0..=6: the clock starts an hour before the epoch, so day 2 is read at step 4
+        // (its end, 3 days after the epoch); its period closes once the clock is past that
+        // end plus the two-day window, at step 6.
+        assert_eq!(steps, 7);
+    }
+
+    #[test]
+    fn a_cer_plan_is_checked() {
+        let mut plan = cer_plan(1);
+        let opts = Options {
+            dir: PathBuf::from("/nonexistent"),
+            exe: PathBuf::from("scg"),
+            intervals_per_step: 24,
+            cancel: Arc::default(),
+        };
+        assert!(check_plan(&plan, &opts).is_ok());
+        if let Some(c) = &mut plan.cer {
+            c.zonal_milli_eur_per_mwh.truncate(23);
+        }
+        let e = check_plan(&plan, &opts).unwrap_err().to_string();
+        assert!(e.contains("zonal") && e.contains("23"), "{e}");
+        plan.interval_s = 7_200;
+        let e = check_plan(&plan, &opts).unwrap_err().to_string();
+        assert!(e.contains("3600"), "{e}");
+    }
 }

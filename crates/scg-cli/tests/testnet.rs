@@ -3,9 +3,16 @@
 //! Saturday). Every node ends with the same state
 //! root, and every member's minted RESCoin, P2P received, P2P paid and fees equal those of
 //! `scg simulate`'s own ledger over the same six days — read here from `scg simulate`'s
-//! OUT/ledger store, independently of the testnet's own comparison. CER is not compared (the
-//! testnet's chain pays none); balances are not compared (the testnet funds its members
-//! differently, see docs/chain.md).
+//! OUT/ledger store, independently of the testnet's own comparison. The CER: the chain closes
+//! six daily periods (the driver runs the clock on past the last reading until the sixth
+//! period's readings are final), every node computes the payouts from the readings it
+//! holds, and `testnet.json` compares each member's `cer_received_res` with `scg simulate`'s
+//! integer rule over the same six days; here the test checks that the comparison ran
+//! (`cer_received_res` is in `compared`, the economics match), that it is not vacuous (day 6
+//! has shared energy: some member is paid), that node 0's replayed store holds six closed
+//! periods whose benefit is what the members received, and that no member received more than
+//! `scg simulate` pays it for the whole year. Balances are not compared (the testnet funds
+//! its members differently, see docs/chain.md).
 //!
 //! Waits are bounded by the driver's own timeouts; nothing here asserts on speed.
 #![allow(clippy::unwrap_used)]
@@ -42,6 +49,13 @@ fn p(path: &Path) -> &str {
 
 fn res(base: u128) -> String {
     scg_units::Rescoin(base).to_decimal_string()
+}
+
+/// Base units of a RES decimal string (`res` backwards: 9 decimals).
+fn base(res: &str) -> u128 {
+    let (whole, frac) = res.split_once('.').unwrap();
+    assert_eq!(frac.len(), 9, "{res}");
+    whole.parse::<u128>().unwrap() * 1_000_000_000 + frac.parse::<u128>().unwrap()
 }
 
 /// Per member account (hex): minted, P2P received, P2P paid, fees over intervals `< horizon`,
@@ -123,6 +137,7 @@ fn five_member_nodes_drive_six_days_with_simulates_economics() {
     assert_eq!(members.len(), 5);
     let mut traded = 0u128;
     let mut minted = 0u128;
+    let mut cer_total = 0u128;
     for (id, chain) in members {
         // Keys differ (the testnet's are random); the economics must not.
         let account = summary["prosumers"][id]["ledger"]["account"]
@@ -139,12 +154,46 @@ fn five_member_nodes_drive_six_days_with_simulates_economics() {
         for (field, want) in fields.iter().zip(s) {
             assert_eq!(chain[*field].as_str().unwrap(), res(want), "{id} {field}");
         }
-        assert_eq!(chain["cer_received_res"], "0.000000000");
+        let cer = chain["cer_received_res"].as_str().unwrap();
+        assert_eq!(cer, json["simulation"][id]["cer_received_res"], "{id} CER");
+        let year_cer = summary["prosumers"][id]["ledger"]["cer_received_res"]
+            .as_str()
+            .unwrap();
+        assert!(
+            base(cer) <= base(year_cer),
+            "{id}: CER {cer} > the year's {year_cer}"
+        );
+        cer_total += base(cer);
         minted += s[0];
         traded += s[1];
     }
-    // Not vacuous: the six days mint and trade.
+    // Not vacuous: the six days mint, trade and share energy.
     assert!(minted > 0 && traded > 0, "minted {minted}, traded {traded}");
+    assert!(cer_total > 0, "no CER paid in six days");
+    let compared = json["compared"].as_array().unwrap();
+    assert!(
+        compared.iter().any(|c| c == "cer_received_res"),
+        "{compared:?}"
+    );
+    assert_eq!(json["cer"]["periods_closed"], 6);
+    // The treasury was endowed with the simulation's CER budget on top of the funding, and
+    // the chain's closes paid all of it.
+    assert_eq!(json["cer"]["paid_res"], json["cer"]["budget_res"]);
+    assert_eq!(json["cer"]["treasury_end_res"], "0.000000000");
+
+    // Node 0's store, replayed: six periods closed on-chain, paying what the members got.
+    let genesis = scg_chain::genesis::Genesis::read(&net.join("genesis.toml")).unwrap();
+    let (_, chain) = scg_chain::verify::replay_dir(&genesis, &net.join("node0")).unwrap();
+    let closed = &chain.cer().closed;
+    assert_eq!(
+        closed.keys().copied().collect::<Vec<u64>>(),
+        [0, 1, 2, 3, 4, 5]
+    );
+    let paid: u128 = closed
+        .values()
+        .map(|r| r.incentive_base + r.valorisation_base)
+        .sum();
+    assert_eq!(paid, cer_total);
 
     // Every node's store verifies on its own (certificates and full replay), read-only.
     for i in 0..5 {

@@ -10,7 +10,7 @@
 
 use anyhow::Context as _;
 use scg_chain::genesis::MarketSpec;
-use scg_chain::testnet::{Plan, PlanInterval, PlanMember, PlanReading};
+use scg_chain::testnet::{Plan, PlanCer, PlanInterval, PlanMember, PlanReading};
 use scg_ledger::DeviceType;
 use scg_ledger::market::{IntervalTariff, MarketParams, OfferSource, OrderBody, OrderSide};
 use scg_units::Rescoin;
@@ -27,12 +27,14 @@ processes on loopback, one per member, each its own validator.\n\n\
 scg testnet generates every key from the OS's randomness (DIR/keys/, mode 0600), writes a genesis with the market \
 open and every meter registered with its capacity (DIR/genesis.toml), starts the nodes (DIR/node*/, logs in \
 DIR/node*.log) and submits, signed by each member's own keys to its own node, the orders and meter readings of \
-the same simulation `scg simulate` runs with the same seed. The chain's clock advances --intervals-per-step \
+the same simulation `scg simulate` runs with the same seed; for a CER community the operator opens the CER, \
+posts the hourly zonal prices and closes each day's period, and every node computes the payouts from the \
+readings it holds. The chain's clock advances --intervals-per-step \
 intervals at a time, as fast as consensus finalizes (docs/chain.md, \"Testnet\"). At the end it prints every \
 node's state root and writes DIR/testnet.json: `nodes` (name, finalized_height, state_root), `members` (per \
 member, the `ledger` object of summary.json, read from the chain) and `simulation` (the same figures from \
 `scg simulate`'s settlement over the same horizon). Exit code 1 if the nodes' state roots differ or the \
-compared figures (minted, P2P received, paid, fees) differ from the simulation's.";
+compared figures (minted, P2P received, paid, fees, CER) differ from the simulation's.";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -62,6 +64,10 @@ pub struct Args {
 /// Most orders a member may place per interval on the testnet's market (the simulation's
 /// market places one).
 const MAX_ORDERS_PER_MEMBER: u16 = 4;
+/// The testnet's CER period: a day, so every `--days` horizon closes whole periods and the
+/// chain pays its CER within a few clock steps of each day's readings (`scg simulate` pays
+/// the year at once; the rule is hourly, so the sums are the same).
+const CER_PERIOD_HOURS: u32 = 24;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
@@ -116,9 +122,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map_or(year.intervals.len(), |d| d as usize * steps_per_day)
         .min(year.intervals.len());
     let community = scg_sim::market_stage::community_market(market)?;
-    let plan = plan(&result, &year, horizon, community, &policy)?;
+    let cer = plan_cer(&result, &year, horizon)?;
+    let mut plan = plan(&result, &year, horizon, community, &policy)?;
+    plan.cer = cer.as_ref().map(|(c, _)| c.clone());
     say("settling the same horizon as scg simulate does, for comparison");
-    let simulation = simulated_figures(&year, horizon)?;
+    let mut simulation = simulated_figures(&year, horizon)?;
+    if let Some((_, paid)) = &cer {
+        for (id, base) in paid {
+            if let Some(m) = simulation.get_mut(id) {
+                m.cer_received = Rescoin(*base);
+            }
+        }
+    }
 
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
@@ -179,7 +194,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if !args.quiet {
         println!(
-            "every node has the same state root; minted, P2P received, paid and fees equal scg simulate's for every member"
+            "every node has the same state root; minted, P2P received, paid, fees and CER equal scg simulate's for every member"
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -299,11 +314,49 @@ fn plan(
         mint_rate_base_per_wh: u64::try_from(policy.mint_rate_base_per_wh)
             .context("mint rate above u64")?,
         intervals,
+        cer: None,
     })
 }
 
+/// The CER the testnet's chain runs, and what `scg simulate`'s settlement pays each member for
+/// the same whole periods: `scg_settle::cer_tally` (the ledger's integer rule, the one
+/// `scg simulate` pays the year with) over the intervals of the periods the horizon covers
+/// whole. `None` when the community is not a CER.
+fn plan_cer(
+    result: &scg_sim::SimResult,
+    year: &scg_ledger::settlement::CommunityYear,
+    horizon: usize,
+) -> anyhow::Result<Option<(PlanCer, BTreeMap<String, u128>)>> {
+    let Some(params) = &result.community.cer_params else {
+        return Ok(None);
+    };
+    let mut cer = PlanCer {
+        rule: scg_settle::cer_rule(params)?,
+        period_hours: CER_PERIOD_HOURS,
+        zonal_milli_eur_per_mwh: scg_settle::zonal_hourly_milli(result)?,
+        budget_base: 0,
+    };
+    let periods = cer.closed_periods(horizon, year.interval_s);
+    let per_hour = result.grid.steps_per_hour().max(1) as u64;
+    let closed = usize::try_from(periods * u64::from(CER_PERIOD_HOURS) * per_hour)?;
+    cer.zonal_milli_eur_per_mwh
+        .truncate(usize::try_from(periods * u64::from(CER_PERIOD_HOURS))?);
+    let Some(tally) = scg_settle::cer_tally(result, &year.intervals[..closed.min(horizon)])? else {
+        return Ok(None);
+    };
+    cer.budget_base = tally.total_base();
+    let paid = result
+        .prosumers
+        .iter()
+        .zip(&tally.allocated_base)
+        .map(|(p, a)| (p.id.clone(), *a))
+        .collect();
+    Ok(Some((cer, paid)))
+}
+
 /// What `scg simulate`'s settlement gives each member over the first `horizon` intervals,
-/// without the CER payout (the testnet's chain pays none; see docs/chain.md).
+/// without its CER payout (one payout for the year in its last interval; [`plan_cer`] gives
+/// the CER of the horizon's whole periods).
 fn simulated_figures(
     year: &scg_ledger::settlement::CommunityYear,
     horizon: usize,
@@ -332,11 +385,21 @@ fn compare(
             ("p2p_received", f.p2p_received, s.p2p_received.0),
             ("p2p_paid", f.p2p_paid, s.p2p_paid.0),
             ("fees_paid", f.fees_paid, s.fees_paid.0),
+            ("cer_received", f.cer_received, s.cer_received.0),
         ] {
             if chain != sim {
                 out.push(format!("{id}: {field} chain {chain}, simulation {sim}"));
             }
         }
+    }
+    // The members' CER, derived from their balances, must be what the chain's period
+    // records say the closes paid.
+    let members_cer: u128 = outcome.members.values().map(|(_, f)| f.cer_received).sum();
+    if members_cer != outcome.cer_paid_base {
+        out.push(format!(
+            "CER: the members received {members_cer} base units, the chain's period records paid {}",
+            outcome.cer_paid_base
+        ));
     }
     out
 }
@@ -378,8 +441,7 @@ fn testnet_json(
                     p2p_received_res: res(f.p2p_received),
                     p2p_paid_res: res(f.p2p_paid),
                     fees_paid_res: res(f.fees_paid),
-                    // The testnet's chain pays no CER (docs/chain.md): 0, not the simulation's.
-                    cer_received_res: res(0),
+                    cer_received_res: res(f.cer_received),
                 },
             )
         })
@@ -394,6 +456,7 @@ fn testnet_json(
                     "p2p_received_res": res(s.p2p_received.0),
                     "p2p_paid_res": res(s.p2p_paid.0),
                     "fees_paid_res": res(s.fees_paid.0),
+                    "cer_received_res": res(s.cer_received.0),
                 }),
             )
         })
@@ -417,11 +480,17 @@ fn testnet_json(
         "nodes": nodes,
         "members": members,
         "simulation": sim,
-        "compared": ["minted_res", "p2p_received_res", "p2p_paid_res", "fees_paid_res"],
+        "compared": ["minted_res", "p2p_received_res", "p2p_paid_res", "fees_paid_res", "cer_received_res"],
         "not_compared": {
             "balance_res": "members are funded by the treasury with the most their bids can cost (funded_res), not simulate's opening balance and top-ups",
-            "cer_received_res": "CER is not paid on the testnet's chain",
         },
+        "cer": plan.cer.as_ref().map(|c| serde_json::json!({
+            "period_hours": c.period_hours,
+            "periods_closed": outcome.cer_periods_closed,
+            "paid_res": res(outcome.cer_paid_base),
+            "budget_res": res(c.budget_base),
+            "treasury_end_res": res(outcome.treasury_end_base),
+        })),
         "economics_match": mismatches.is_empty(),
         "mismatches": mismatches,
         "funded_res": funded,
