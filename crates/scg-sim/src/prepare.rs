@@ -326,20 +326,45 @@ pub fn fleet(
 }
 
 impl EvYear {
+    /// A fleet's year with no step yet, room for `steps` of them: [`EvYear::push_step`] adds
+    /// them one at a time as the community step produces them, so that a city's year is never
+    /// held as per-step records (an `EvStepPower` is about 70 bytes, the four series 32).
+    pub fn started(steps: usize) -> Self {
+        let series = || Vec::with_capacity(steps);
+        Self {
+            charge_kw: series(),
+            v2g_kw: series(),
+            swap_kw: series(),
+            demand_series: series(),
+            // What an empty `Iterator::sum` of f64 gives, so that pushing every step is bit
+            // for bit the sum over the steps.
+            degradation_cost_eur: -0.0,
+            departures: Vec::new(),
+            surplus_absorbed_kwh: 0.0,
+        }
+    }
+
+    /// Add the fleet's next step.
+    #[inline]
+    pub fn push_step(&mut self, s: &scg_ev::fleet::EvStepPower) {
+        self.demand_series.push(s.charge_kw + s.swap_kw);
+        self.charge_kw.push(s.charge_kw);
+        self.v2g_kw.push(s.v2g_kw);
+        self.swap_kw.push(s.swap_kw);
+        self.degradation_cost_eur += s.degradation_cost_eur;
+    }
+
     /// A fleet's year from its per-step powers and its departures.
     pub fn from_steps(
         steps: &[scg_ev::fleet::EvStepPower],
         departures: &[scg_ev::fleet::DepartureRecord],
     ) -> Self {
-        Self {
-            demand_series: steps.iter().map(|s| s.charge_kw + s.swap_kw).collect(),
-            charge_kw: steps.iter().map(|s| s.charge_kw).collect(),
-            v2g_kw: steps.iter().map(|s| s.v2g_kw).collect(),
-            swap_kw: steps.iter().map(|s| s.swap_kw).collect(),
-            degradation_cost_eur: steps.iter().map(|s| s.degradation_cost_eur).sum(),
-            departures: departures.to_vec(),
-            surplus_absorbed_kwh: 0.0,
+        let mut year = Self::started(steps.len());
+        for s in steps {
+            year.push_step(s);
         }
+        year.departures = departures.to_vec();
+        year
     }
 }
 
