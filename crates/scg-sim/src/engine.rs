@@ -341,7 +341,7 @@ pub fn run_prepared(
                 .map(|(l, e)| l + e)
                 .collect()
         };
-        let energy = sums(&flows, &demand_kw, dt);
+        let energy = sums(&flows, &demand_kw, ev.has_steps(), dt);
         let throughput = batteries[i]
             .as_ref()
             .map_or(0.0, |u| u.battery.throughput_kwh());
@@ -495,14 +495,17 @@ pub fn components(
     out
 }
 
-fn sums(f: &FlowSeries, load_kw: &[f64], dt: f64) -> EnergySums {
+/// The year's energy of one prosumer; `fleet`: whether it has an EV fleet (whose V2G series is
+/// kept empty while all zero, [`EvYear`]).
+fn sums(f: &FlowSeries, load_kw: &[f64], fleet: bool, dt: f64) -> EnergySums {
     let s = |v: &[f64]| v.iter().sum::<f64>() * dt;
-    // A series the sink kept empty held only +0.0, whose sum is +0.0 (an empty `sum` is -0.0).
+    // A series the sink kept empty held only +0.0, whose sum is +0.0 (an empty `sum` is -0.0,
+    // what a prosumer without a fleet has always reported for its EV flows).
     let z = |v: &[f64]| if v.is_empty() { 0.0 } else { s(v) };
     EnergySums {
         load_kwh: s(load_kw),
         ev_kwh: s(&f.ev_kw),
-        v2g_kwh: s(&f.v2g_kw),
+        v2g_kwh: if fleet { z(&f.v2g_kw) } else { s(&f.v2g_kw) },
         pv_kwh: z(&f.pv_kw),
         wind_kwh: z(&f.wind_kw),
         battery_in_kwh: z(&f.battery_in_kw),
