@@ -10,8 +10,8 @@
 //!   text), `timestamp` (UTC instant, `TIMESTAMP(MILLIS)`), `timestamp_local` (local standard
 //!   time, not adjusted to UTC), then [`FLOW_COLUMNS`] in kW (0 where a member has no such
 //!   flow), then `battery_soc_pct` (null for a member without a battery). Doubles are
-//!   full-precision; pages are zstd-compressed (level 1), the ids and timestamps
-//!   dictionary-encoded.
+//!   full-precision; pages are zstd-compressed (level 1), the ids dictionary-encoded, the
+//!   timestamps delta-encoded (`DELTA_BINARY_PACKED`).
 //! - [`COMMUNITY_CSV`] (`community.csv`): one row per step, `timestamp` then the sum over the
 //!   members of each of [`FLOW_COLUMNS`] (kW), then the same per-step columns the wide table
 //!   ends with (`zonal_price_eur_per_mwh` … `grid_at_peak`, see [`crate::table`]).
@@ -26,7 +26,8 @@
 use crate::ReportError;
 use crate::table::{Column, SeriesTable, f64_column, offset_ms, push_step_columns};
 use parquet::basic::{
-    Compression, LogicalType, Repetition, TimeUnit, TimestampType, Type as Physical, ZstdLevel,
+    Compression, Encoding, LogicalType, Repetition, TimeUnit, TimestampType, Type as Physical,
+    ZstdLevel,
 };
 use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
 use parquet::file::properties::WriterProperties;
@@ -162,6 +163,13 @@ fn members_properties() -> Result<Arc<WriterProperties>, ReportError> {
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?));
     for name in FLOW_COLUMNS.iter().chain(&["battery_soc_pct"]) {
         props = props.set_column_dictionary_enabled(ColumnPath::from(*name), false);
+    }
+    // A member's timestamps advance by one step: delta-encoded they take a few bits a row,
+    // where a dictionary hashes every row (each row group repeats the year's steps per member).
+    for name in ["timestamp", "timestamp_local"] {
+        props = props
+            .set_column_dictionary_enabled(ColumnPath::from(name), false)
+            .set_column_encoding(ColumnPath::from(name), Encoding::DELTA_BINARY_PACKED);
     }
     Ok(Arc::new(props.build()))
 }

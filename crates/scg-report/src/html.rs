@@ -837,7 +837,9 @@ fn ev_charts(h: &mut String, p: &scg_sim::ProsumerResult, result: &SimResult) {
     let days = result.grid.days() as f64;
     let mut by_hour = vec![0.0; 24];
     let mut v2g_by_hour = vec![0.0; 24];
-    for (t, (d, v)) in ev.demand_series.iter().zip(&ev.v2g_kw).enumerate() {
+    for (t, d) in ev.demand_series.iter().enumerate() {
+        // V2G is kept empty while all zero (`EvYear`).
+        let v = scg_sim::year::FlowSeries::at(&ev.v2g_kw, t);
         let hour = (t / per_hour) % 24;
         by_hour[hour] += d / per_hour as f64 / days;
         v2g_by_hour[hour] += v / per_hour as f64 / days;

@@ -24,7 +24,6 @@ pub use crate::prepare::{prosumer_seed, synthesize_load};
 use crate::year::{
     EnergySums, FlowSeries, Prices, ProsumerSeries, SeriesSink, YearSettings, drive,
 };
-use scg_ev::fleet::EvStepPower;
 use scg_model::{Scenario, TimeGrid};
 use scg_resource::load::LoadYear;
 use serde::Serialize;
@@ -268,11 +267,15 @@ pub fn run_prepared(
         detail: Detail::Members,
     })?;
     let mut sink = (SeriesSink::new(n, steps), accounts);
-    let mut ev_steps: Vec<Vec<EvStepPower>> = vec![Vec::new(); n];
+    let with_ev: Vec<bool> = assets.prosumers.iter().map(|a| a.ev.is_some()).collect();
+    // Each fleet's year grows step by step (its powers, not the steps' records).
+    let mut ev_years: Vec<EvYear> = with_ev
+        .iter()
+        .map(|keep| EvYear::started(if *keep { steps } else { 0 }))
+        .collect();
     if let Some(h) = homes.as_mut() {
         community = community.with_flexible_load(Box::new(h));
     }
-    let with_ev: Vec<bool> = assets.prosumers.iter().map(|a| a.ev.is_some()).collect();
     drive(
         &mut community,
         &series,
@@ -284,9 +287,9 @@ pub fn run_prepared(
         steps,
         &mut sink,
         &mut |_, ev| {
-            for ((keep, out), p) in with_ev.iter().zip(ev_steps.iter_mut()).zip(ev) {
+            for ((keep, year), p) in with_ev.iter().zip(ev_years.iter_mut()).zip(ev) {
                 if *keep {
-                    out.push(p.clone());
+                    year.push_step(p);
                 }
             }
         },
@@ -298,15 +301,12 @@ pub fn run_prepared(
     home_years.resize_with(series.len(), Default::default);
     let market = end.market;
     let batteries = end.batteries;
-    let mut ev_years: Vec<EvYear> = end
-        .fleets
-        .iter()
-        .zip(&ev_steps)
-        .map(|(f, s)| match f {
-            Some(f) => EvYear::from_steps(s, f.departures()),
-            None => EvYear::default(),
-        })
-        .collect();
+    for (year, f) in ev_years.iter_mut().zip(&end.fleets) {
+        match f {
+            Some(f) => year.departures = f.departures().to_vec(),
+            None => *year = EvYear::default(),
+        }
+    }
     let surplus_kw = crate::year::community_surplus_kw(&series, steps);
     add_surplus_absorbed(&mut ev_years, &surplus_kw, dt);
 
@@ -341,7 +341,7 @@ pub fn run_prepared(
                 .map(|(l, e)| l + e)
                 .collect()
         };
-        let energy = sums(&flows, &demand_kw, dt);
+        let energy = sums(&flows, &demand_kw, ev.has_steps(), dt);
         let throughput = batteries[i]
             .as_ref()
             .map_or(0.0, |u| u.battery.throughput_kwh());
@@ -495,14 +495,17 @@ pub fn components(
     out
 }
 
-fn sums(f: &FlowSeries, load_kw: &[f64], dt: f64) -> EnergySums {
+/// The year's energy of one prosumer; `fleet`: whether it has an EV fleet (whose V2G series is
+/// kept empty while all zero, [`EvYear`]).
+fn sums(f: &FlowSeries, load_kw: &[f64], fleet: bool, dt: f64) -> EnergySums {
     let s = |v: &[f64]| v.iter().sum::<f64>() * dt;
-    // A series the sink kept empty held only +0.0, whose sum is +0.0 (an empty `sum` is -0.0).
+    // A series the sink kept empty held only +0.0, whose sum is +0.0 (an empty `sum` is -0.0,
+    // what a prosumer without a fleet has always reported for its EV flows).
     let z = |v: &[f64]| if v.is_empty() { 0.0 } else { s(v) };
     EnergySums {
         load_kwh: s(load_kw),
         ev_kwh: s(&f.ev_kw),
-        v2g_kwh: s(&f.v2g_kw),
+        v2g_kwh: if fleet { z(&f.v2g_kw) } else { s(&f.v2g_kw) },
         pv_kwh: z(&f.pv_kw),
         wind_kwh: z(&f.wind_kw),
         battery_in_kwh: z(&f.battery_in_kw),

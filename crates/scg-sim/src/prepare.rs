@@ -37,10 +37,16 @@ pub struct PreparedProsumer {
 }
 
 /// A prosumer's EV fleet over the year: per-step powers (kW) and every departure.
+///
+/// `charge_kw` and `demand_series` have one value per step (none without a fleet). **`v2g_kw`
+/// and `swap_kw` are empty while all zero** (most fleets have no V2G and no swap station), as
+/// the flows of [`crate::year::FlowSeries`]: read them with [`crate::year::FlowSeries::at`].
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EvYear {
     pub charge_kw: Vec<f64>,
+    /// Empty while every value is +0.0 (see above).
     pub v2g_kw: Vec<f64>,
+    /// Empty while every value is +0.0 (see above).
     pub swap_kw: Vec<f64>,
     /// `charge_kw + swap_kw`: the fleet's demand on the prosumer's meter.
     pub demand_series: Vec<f64>,
@@ -326,20 +332,53 @@ pub fn fleet(
 }
 
 impl EvYear {
+    /// A fleet's year with no step yet, room for `steps` of them: [`EvYear::push_step`] adds
+    /// them one at a time as the community step produces them, so that a city's year is never
+    /// held as per-step records (an `EvStepPower` is about 70 bytes, the four series 32).
+    pub fn started(steps: usize) -> Self {
+        let series = || Vec::with_capacity(steps);
+        Self {
+            charge_kw: series(),
+            v2g_kw: Vec::new(),
+            swap_kw: Vec::new(),
+            demand_series: series(),
+            // What an empty `Iterator::sum` of f64 gives, so that pushing every step is bit
+            // for bit the sum over the steps.
+            degradation_cost_eur: -0.0,
+            departures: Vec::new(),
+            surplus_absorbed_kwh: 0.0,
+        }
+    }
+
+    /// Add the fleet's next step.
+    #[inline]
+    pub fn push_step(&mut self, s: &scg_ev::fleet::EvStepPower) {
+        // `started` reserved the year's length for the full series.
+        let (step, steps) = (self.charge_kw.len(), self.charge_kw.capacity());
+        crate::year::push_flow(&mut self.v2g_kw, step, steps, s.v2g_kw);
+        crate::year::push_flow(&mut self.swap_kw, step, steps, s.swap_kw);
+        self.demand_series.push(s.charge_kw + s.swap_kw);
+        self.charge_kw.push(s.charge_kw);
+        self.degradation_cost_eur += s.degradation_cost_eur;
+    }
+
+    /// Whether a fleet's steps were pushed (a prosumer with EVs, over a year of at least one
+    /// step).
+    pub fn has_steps(&self) -> bool {
+        !self.charge_kw.is_empty()
+    }
+
     /// A fleet's year from its per-step powers and its departures.
     pub fn from_steps(
         steps: &[scg_ev::fleet::EvStepPower],
         departures: &[scg_ev::fleet::DepartureRecord],
     ) -> Self {
-        Self {
-            demand_series: steps.iter().map(|s| s.charge_kw + s.swap_kw).collect(),
-            charge_kw: steps.iter().map(|s| s.charge_kw).collect(),
-            v2g_kw: steps.iter().map(|s| s.v2g_kw).collect(),
-            swap_kw: steps.iter().map(|s| s.swap_kw).collect(),
-            degradation_cost_eur: steps.iter().map(|s| s.degradation_cost_eur).sum(),
-            departures: departures.to_vec(),
-            surplus_absorbed_kwh: 0.0,
+        let mut year = Self::started(steps.len());
+        for s in steps {
+            year.push_step(s);
         }
+        year.departures = departures.to_vec();
+        year
     }
 }
 

@@ -299,7 +299,7 @@ impl SeriesSink {
 /// Record `v` as step `step` of `series`, which stays empty while every value is +0.0 (a
 /// -0.0 or any other value allocates it, with the zeros before it).
 #[inline]
-fn push_flow(series: &mut Vec<f64>, step: usize, steps: usize, v: f64) {
+pub(crate) fn push_flow(series: &mut Vec<f64>, step: usize, steps: usize, v: f64) {
     if series.is_empty() {
         if v.to_bits() == 0 {
             return;
