@@ -677,6 +677,7 @@ fn the_tail_is_priced_with_a_demand_charge_only() {
         };
         mpc.problem(&ctx).0.tail
     };
+    assert_eq!(MpcParams::default().demand_charge_tail_minutes, 15);
     assert_eq!(tail_of(0.0), None);
     let tail = tail_of(15.0).unwrap();
     assert_eq!(tail.base_steps, 6);
