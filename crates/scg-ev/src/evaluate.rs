@@ -396,6 +396,7 @@ impl OfflinePlan {
                 .collect(),
             prev_peak_kw: vec![0.0; ids.len().max(1)],
             reserve: None,
+            tail: None,
             scenarios: None,
             evs,
         };

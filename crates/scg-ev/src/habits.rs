@@ -537,6 +537,7 @@ pub fn hindsight_peak_kw(
         peak_group: vec![0; steps],
         prev_peak_kw: vec![0.0],
         reserve: None,
+        tail: None,
         scenarios: None,
     };
     let sol = solve_plan(&problem, &MpcParams::default())?;

@@ -171,6 +171,7 @@ fn mpc_charges_in_the_cheapest_hours() {
         prev_peak_kw: vec![0.0],
         scenarios: None,
         reserve: None,
+        tail: None,
     };
     let sol = solve_plan(&p, &MpcParams::default()).unwrap();
     let c = &sol.charge_kw[0];
@@ -209,6 +210,7 @@ fn mpc_flattens_the_peak_with_a_demand_charge() {
         prev_peak_kw: vec![0.0],
         scenarios: None,
         reserve: None,
+        tail: None,
     };
     let sol = solve_plan(&p, &MpcParams::default()).unwrap();
     for k in 0..3 {
@@ -246,6 +248,7 @@ fn mpc_discharges_when_the_spread_pays_the_wear() {
         prev_peak_kw: vec![0.0],
         scenarios: None,
         reserve: None,
+        tail: None,
     };
     let params = MpcParams {
         wear_cost_eur_per_kwh: 0.05,

@@ -7,7 +7,7 @@ use scg_ev::acn::parse_acn_csv;
 use scg_ev::evaluate::{EvaluateParams, NoClock, evaluate};
 use scg_ev::habits::{PeakLearner, PeakSession, daily_hindsight_peaks, hindsight_peak_kw};
 use scg_ev::model::Session;
-use scg_ev::mpc::{Mpc, MpcParams, PlanEv, PlanProblem, Reserve, Scenarios, solve_plan};
+use scg_ev::mpc::{Mpc, MpcParams, PlanEv, PlanProblem, Reserve, Scenarios, Tail, solve_plan};
 use scg_ev::policy::{ActiveEv, Policy, StepContext};
 
 const FIXTURE: &str = include_str!("data/caltech_2019-09-01_14.csv");
@@ -358,6 +358,7 @@ fn reserve_band_keeps_the_top_of_the_basis_free() {
         prev_peak_kw: vec![10.0],
         scenarios: None,
         reserve,
+        tail: None,
     };
     let params = MpcParams::default();
     let without = solve_plan(&problem(None), &params).unwrap();
@@ -464,6 +465,7 @@ fn scenarios_price_the_mean_or_the_worst_peak() {
             weights: vec![0.5, 0.5],
             robustness,
         }),
+        tail: None,
     };
     let params = MpcParams::default();
     let mean = solve_plan(&problem(0.0), &params).unwrap();
@@ -600,4 +602,84 @@ fn the_forecast_is_hedged_below_the_mean_with_a_demand_charge_only() {
         assert_eq!((h.start, h.end), (m.start, m.end));
     }
     assert_eq!(pseudo(0.5, 0.0), pseudo(1.0, 0.0));
+}
+
+/// A demand charge, a peak basis of 10 kW already paid for and a last step 0.1 EUR/kWh
+/// cheaper: without a tail the vehicle takes its 10 kWh in its last step (the capacity is
+/// paid for, the step is cheaper); with a one-step tail priced above the spread it takes
+/// them in its first, leaving its last step free, and a vehicle that needs its last step
+/// still gets its energy there.
+#[test]
+fn a_tail_keeps_the_end_of_a_stay_free_unless_energy_needs_it() {
+    let problem = |need_kwh, tail| PlanProblem {
+        steps: 2,
+        step_hours: 1.0,
+        step_scale: Vec::new(),
+        evs: vec![PlanEv {
+            start: 0,
+            end: 2,
+            need_kwh,
+            max_charge_kw: 10.0,
+            max_discharge_kw: 0.0,
+            energy_kwh: 0.0,
+            min_energy_kwh: 0.0,
+            max_energy_kwh: 0.0,
+            efficiency: 1.0,
+            value_weight: 1.0,
+            scenario: None,
+        }],
+        price_eur_per_mwh: vec![200.0, 100.0],
+        site_limit_kw: f64::INFINITY,
+        demand_charge_eur_per_kw: 15.0,
+        quick_charge_eur_per_kwh: 0.0,
+        peak_group: vec![0, 0],
+        prev_peak_kw: vec![10.0],
+        scenarios: None,
+        reserve: None,
+        tail,
+    };
+    let params = MpcParams::default();
+    let tail = Tail {
+        base_steps: 1,
+        eur_per_kwh: 0.18,
+    };
+    let without = solve_plan(&problem(10.0, None), &params).unwrap();
+    assert!((without.charge_kw[0][1] - 10.0).abs() < 1e-3, "{without:?}");
+    let with = solve_plan(&problem(10.0, Some(tail)), &params).unwrap();
+    assert!((with.charge_kw[0][0] - 10.0).abs() < 1e-3, "{with:?}");
+    assert!(with.charge_kw[0][1] < 1e-3, "{with:?}");
+    let needs_both = solve_plan(&problem(20.0, Some(tail)), &params).unwrap();
+    let c = &needs_both.charge_kw[0];
+    assert!((c.iter().sum::<f64>() - 20.0).abs() < 1e-3, "{c:?}");
+}
+
+/// The MPC prices a tail only with a demand charge: without one its problem has none, so
+/// the community's fleets (no demand charge) plan as before.
+#[test]
+fn the_tail_is_priced_with_a_demand_charge_only() {
+    let step = 100;
+    let prices = vec![100.0; 600];
+    let present = [ev(0, step + 24, 5.0)];
+    let tail_of = |dc: f64| {
+        let mpc = Mpc::new(MpcParams {
+            demand_charge_tail_minutes: 30,
+            ..MpcParams::default()
+        });
+        let ctx = StepContext {
+            step,
+            step_hours: 5.0 / 60.0,
+            evs: &present,
+            site_limit_kw: f64::INFINITY,
+            price_eur_per_mwh: &prices,
+            grid_peak: &[],
+            demand_charge_eur_per_kw: dc,
+            peak_so_far_kw: 0.0,
+        };
+        mpc.problem(&ctx).0.tail
+    };
+    assert_eq!(MpcParams::default().demand_charge_tail_minutes, 15);
+    assert_eq!(tail_of(0.0), None);
+    let tail = tail_of(15.0).unwrap();
+    assert_eq!(tail.base_steps, 6);
+    assert!((tail.eur_per_kwh - 0.18).abs() < 1e-12);
 }
