@@ -1184,6 +1184,84 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_signs_only_its_members_orders_and_readings_each_once() {
+        use scg_ledger::market::{OfferSource, OrderBody, OrderSide};
+        let mut plan = cer_plan(2);
+        plan.members.push(PlanMember {
+            id: "b".into(),
+            meters: vec![(DeviceType::SupplyPoint, None)],
+        });
+        let order = |m: usize| {
+            (
+                m,
+                OrderBody {
+                    interval: 0,
+                    side: OrderSide::Bid,
+                    energy_wh: 5,
+                    limit_milli_eur_per_mwh: 1,
+                    source: OfferSource::Unspecified,
+                },
+            )
+        };
+        for iv in &mut plan.intervals {
+            iv.orders = vec![order(0), order(1)];
+            iv.readings = (0..2)
+                .map(|m| PlanReading {
+                    member: m,
+                    device: DeviceType::SupplyPoint,
+                    produced_wh: 0,
+                    consumed_wh: 1,
+                })
+                .collect();
+        }
+        let dir = std::env::temp_dir().join(format!("scg-testnet-agent-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let keys = generate_keys(&plan, &dir).unwrap();
+        let (genesis, _) = write_genesis(&plan, &keys, (1_000, 48 * HOUR_S), &dir).unwrap();
+        let own = MemberKey::read(&member_key_file(&dir, 1)).unwrap();
+        let agent_keys = crate::agent::AgentKeys::load(&genesis, own, &node_dir(&dir, 1)).unwrap();
+        // Another member's meter keys are refused.
+        let other = MemberKey::read(&member_key_file(&dir, 1)).unwrap();
+        assert!(crate::agent::AgentKeys::load(&genesis, other, &node_dir(&dir, 0)).is_err());
+        let mut agent = crate::agent::Agent::new(&genesis, agent_keys, &plan, 24).unwrap();
+        assert_eq!(agent.name(), "b");
+        let schedule = Schedule {
+            epoch_s: plan.epoch_s,
+            interval_s: plan.interval_s,
+            step_s: 24 * HOUR_S,
+            intervals: plan.intervals.len(),
+        };
+        let (member, meters) = &keys.members[1];
+        let mut seen = std::collections::BTreeSet::new();
+        let mut t = schedule.start_s();
+        while !agent.done() {
+            for bytes in agent.due(t) {
+                let tx = scg_ledger::Tx::decode(&bytes).unwrap();
+                let key = match tx.body {
+                    TxBody::Order(o) => {
+                        assert!(schedule.orders(t).contains(&(o.interval as usize)));
+                        assert!(seen.insert(("order", o.interval)));
+                        member
+                    }
+                    TxBody::MeterReport { interval, .. } => {
+                        assert!(schedule.readings(t).contains(&(interval as usize)));
+                        assert!(seen.insert(("reading", interval)));
+                        &meters[0]
+                    }
+                    other => panic!("the agent signed {other:?}"),
+                };
+                assert_eq!(tx.signer, *key);
+            }
+            // The same clock again signs nothing new.
+            assert!(agent.due(t).is_empty());
+            t += schedule.step_s;
+        }
+        assert_eq!(seen.len(), 2 * plan.intervals.len());
+        assert_eq!((agent.signed(), agent.missed()), (seen.len() as u64, 0));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_cer_plan_is_checked() {
         let mut plan = cer_plan(1);
         let opts = Options {

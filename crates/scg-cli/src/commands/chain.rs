@@ -127,8 +127,8 @@ impl AgentOpts {
         Ok(Some(scg_chain::run::AgentRun {
             step_intervals,
             plan: Box::new(move || {
-                super::testnet::simulated_plan(path.as_deref(), seed, days)
-                    .map(|p| p.built.plan)
+                super::testnet::simulated_plan(path.as_deref(), seed, days, None)
+                    .map(|b| b.plan)
                     .map_err(|e| format!("{e:#}"))
             }),
         }))

@@ -58,30 +58,29 @@ pub struct Args {
     pub quiet: bool,
 }
 
-/// A scenario's simulated year turned into a testnet's plan.
-pub struct SimulatedPlan {
-    /// The plan and what the driver compares the chain with.
-    pub built: scg_chain::plan::Built,
-    /// The scenario's prosumers.
-    pub prosumers: usize,
-    /// Where the scenario came from (file or built-in), for messages.
-    pub source: String,
-}
-
 /// Load and check the scenario, run the very simulation `scg simulate` runs (same checks,
 /// same seed, `scg_sim::simulate_with`, keeping the market's books) and build the plan
-/// (`scg_chain::plan::build`): the one path of the driver and of every node's agent.
+/// (`scg_chain::plan::build`): the one path of the driver and of every node's agent. With
+/// `members`, a scenario with another number of prosumers is refused before simulating.
 pub fn simulated_plan(
     scenario: Option<&std::path::Path>,
     seed: u64,
     days: Option<u64>,
-) -> anyhow::Result<SimulatedPlan> {
+    members: Option<u64>,
+) -> anyhow::Result<scg_chain::plan::Built> {
     let log = crate::output::InputLog::default();
     let budget = super::simulate::Budget {
         memory_mib: super::simulate::DEFAULT_MEMORY_BUDGET_MIB,
         ledger: true,
     };
     let (loaded, checked) = super::simulate::prepare_run(scenario, budget, &log)?;
+    let prosumers = loaded.scenario.prosumers.len();
+    if let Some(n) = members.filter(|n| *n as usize != prosumers) {
+        anyhow::bail!(
+            "--members {n}: {} has {prosumers} prosumers; a testnet runs one member node per prosumer, so give --members {prosumers}",
+            loaded.source
+        );
+    }
     let Some(market) = &loaded.scenario.community.market else {
         anyhow::bail!(
             "{}: no [community.market]: scg testnet submits the market's orders to the chain, and pro-rata sharing has none (add `market = {{ mechanism = \"pay_as_clear\" }}` to [community])",
@@ -101,17 +100,12 @@ pub fn simulated_plan(
         &mut |_, _| {},
     )?;
     let community = scg_sim::market_stage::community_market(market)?;
-    let built = scg_chain::plan::build(&scg_chain::plan::PlanInputs {
+    Ok(scg_chain::plan::build(&scg_chain::plan::PlanInputs {
         result: &result,
         internal_price_eur_per_mwh: loaded.scenario.community.internal_price_eur_per_mwh,
         market: &community,
         days,
-    })?;
-    Ok(SimulatedPlan {
-        built,
-        prosumers: loaded.scenario.prosumers.len(),
-        source: loaded.source.to_string(),
-    })
+    })?)
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -123,19 +117,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     say("simulating the year (the operator's plan and the comparison)");
-    let sim = simulated_plan(args.scenario.as_deref(), args.seed, args.days)?;
-    if args.members as usize != sim.prosumers {
-        anyhow::bail!(
-            "--members {}: {} has {} prosumers; a testnet runs one member node per prosumer, so give --members {}",
-            args.members,
-            sim.source,
-            sim.prosumers,
-            sim.prosumers
-        );
-    }
-    let plan = &sim.built.plan;
+    let sim = simulated_plan(
+        args.scenario.as_deref(),
+        args.seed,
+        args.days,
+        Some(args.members),
+    )?;
+    let plan = &sim.plan;
     say("settling the same horizon as scg simulate does, for comparison");
-    let simulation = sim.built.simulated_figures()?;
+    let simulation = sim.simulated_figures()?;
     let steps_per_day = 24 * 3600 / plan.interval_s.max(1);
 
     let cancel = Arc::new(AtomicBool::new(false));
