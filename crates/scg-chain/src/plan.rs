@@ -483,6 +483,9 @@ fn plan(
     })
 }
 
+/// A plan's CER and what the simulation pays each member (id) for its periods, base units.
+type CerPlan = (PlanCer, BTreeMap<String, u128>);
+
 /// The CER the testnet's chain runs, and what `scg simulate`'s settlement pays each member for
 /// the same whole periods: `scg_settle::cer_tally` (the ledger's integer rule, the one
 /// `scg simulate` pays the year with) over the intervals of the periods the horizon covers
@@ -491,7 +494,7 @@ fn plan_cer(
     result: &scg_sim::SimResult,
     year: &CommunityYear,
     horizon: usize,
-) -> Result<Option<(PlanCer, BTreeMap<String, u128>)>, ChainError> {
+) -> Result<Option<CerPlan>, ChainError> {
     let Some(params) = &result.community.cer_params else {
         return Ok(None);
     };
@@ -586,7 +589,7 @@ mod tests {
                 OrderBody {
                     interval: 0,
                     side: OrderSide::Bid,
-                    energy_wh: 10 + m as u64,
+                    energy_wh: 10 + m as i64,
                     limit_milli_eur_per_mwh: 1,
                     source: OfferSource::Unspecified,
                 },
