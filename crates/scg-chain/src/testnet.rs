@@ -1,36 +1,40 @@
 //! `scg testnet`: a community's simulated intervals driven through N member node processes
-//! (`scg chain run`) on loopback.
+//! (`scg chain run`) on loopback, each running its member's agent ([`crate::agent`]).
 //!
-//! The driver takes a [`Plan`] — the members, their meters and registered capacities, and per
-//! interval the grid's tariff, every member's order and every meter's reading, all plain
-//! integers (the CLI derives them from `scg simulate`'s own run) — and:
-//! 1. generates every key from the OS's randomness (members, meters, operator, treasury,
-//!    grid; files of mode 0600 in `DIR/keys/`). Members' keys are sorted and handed out in
-//!    the plan's member order, so the chain's canonical book order (member key, then nonce)
-//!    is the plan's member order: the order in which `scg simulate`'s market saw them;
+//! The driver takes a [`Plan`] ([`crate::plan`]: the members, their meters and registered
+//! capacities, and per interval the grid's tariff, every member's order and every meter's
+//! reading, all plain integers from the CLI's run of `scg simulate`'s engine) and:
+//! 1. generates every key from the OS's randomness. The operator's, the treasury's and the
+//!    grid's go to `DIR/keys/`; each member's key and its meters' keys go only into its
+//!    node's directory (`DIR/node<i>/member.key`, `meter-<device>.key`; files of mode 0600),
+//!    and the driver keeps their public keys only (`keys/*.pub`). Members' keys are sorted
+//!    and handed out in the plan's member order, so the chain's canonical book order (member
+//!    key, then nonce) is the plan's member order: the order in which `scg simulate`'s
+//!    market saw them;
 //! 2. writes a genesis with the market open and every meter's capacity registered (block 1);
-//! 3. starts one `scg chain run --manual-clock` process per member, each its own validator;
+//! 3. starts one `scg chain run --manual-clock --agent-scenario ...` process per member, each
+//!    its own validator and its member's agent, which simulates the same scenario and seed
+//!    and signs its member's orders and readings when the clock reaches them;
 //! 4. funds every member from the treasury (the testnet's euro on-ramp: the most its bids of
 //!    the horizon can cost, so no bid is ever left unfunded; the treasury is endowed with that
-//!    plus the CER budget), then moves the chain's clock in
-//!    **steps** of `intervals_per_step` intervals. At the step's time `T` it submits, each
-//!    signed by its own key and sent to its own member's node: the orders (and the operator's
-//!    tariffs) of the intervals whose gate lies in `(T, T + step]`, the operator's gate closes
-//!    of the intervals whose gate has passed, and the meters' readings of the intervals that
-//!    have ended; with a CER ([`PlanCer`]), the operator's zonal prices of the hours being
-//!    ordered and its closes of the periods whose readings are final (the CER itself is
-//!    opened with the funding; every node computes the payouts from its readings). It waits
-//!    until every node has finalized all of them, then advances the clock, on past the last
-//!    interval until the last whole CER period is closed. The clock moves as fast as consensus finalizes: it is a
-//!    [`ManualClock`](crate::app::ManualClock) every
-//!    node is told to accept first and to propose at second (two phases, so no honest node
-//!    refuses a block for a timestamp it has not reached);
+//!    plus the CER budget), then moves the chain's clock in **steps** of `intervals_per_step`
+//!    intervals. At the step's time `T` it submits, signed as the operator to node 0, what
+//!    [`Schedule`] says is due: the tariffs of the intervals being ordered, the gate closes,
+//!    and with a CER ([`PlanCer`]) the zonal prices of the hours being ordered and the closes
+//!    of the periods whose readings are final (the CER itself is opened with the funding;
+//!    every node computes the payouts from its readings). It waits until every member's
+//!    agent has submitted what is due by `T` (counted from the plan) and every node has
+//!    finalized all of it, then advances the clock, on past the last interval until the last
+//!    whole CER period is closed. The clock moves as fast as consensus finalizes: it is a
+//!    [`ManualClock`](crate::app::ManualClock) every node is told to accept first and to
+//!    propose at second (two phases, so no honest node refuses a block for a timestamp it has
+//!    not reached);
 //! 5. at the end reads every node's status (finalized height, state root), stops the nodes,
 //!    and replays node 0's store (certificates checked) for the members' figures.
 //!
 //! Every child process is killed when the [`Cluster`] is dropped (errors, interrupts); the
 //! nodes are also started with `--exit-with-parent`, so a killed driver leaves no orphan.
-//! The driver never prints: progress goes through a callback.
+//! The driver never signs for a member and never prints: progress goes through a callback.
 
 use crate::ChainError;
 use crate::agent::{Signer, meter_key_file};

@@ -1,12 +1,12 @@
 //! `scg testnet --members N --dir D [SCENARIO]`: the scenario's simulated community driven
 //! through N member node processes on loopback (`scg_chain::testnet`).
 //!
-//! This module parses arguments, runs the very simulation `scg simulate` runs (same scenario
-//! checks, same seed, `scg_sim::simulate_with`), turns its year into the driver's plan —
-//! readings from `scg_settle::community_year` (the one derivation of meter readings, the
-//! settlement's own), orders from the market's own books (`MarketYear::books`: each member's
-//! order as the community market cleared it) — and prints. Keys, genesis, processes, sockets
-//! and the clock are `scg-chain`'s.
+//! This module parses arguments, loads the scenario and runs the very simulation
+//! `scg simulate` runs (same scenario checks, same seed, `scg_sim::simulate_with`) in
+//! [`simulated_plan`] — the one path of the driver and of every node's agent
+//! (`scg chain run --agent-scenario`) — whose year `scg_chain::plan::build` turns into the
+//! plan, and prints. Keys, genesis, processes, sockets, the agents and the clock are
+//! `scg-chain`'s.
 
 use anyhow::Context as _;
 use scg_chain::testnet::Plan;
@@ -21,10 +21,12 @@ use std::time::Instant;
 /// The long help of `scg testnet`.
 pub const LONG_ABOUT: &str = "Run the scenario's simulated community through a member network: N `scg chain run` \
 processes on loopback, one per member, each its own validator.\n\n\
-scg testnet generates every key from the OS's randomness (DIR/keys/, mode 0600), writes a genesis with the market \
+scg testnet generates every key from the OS's randomness (files of mode 0600: the operator's, the treasury's and \
+the grid's in DIR/keys/ with the members' public keys; each member's and its meters' in its node's directory), writes a genesis with the market \
 open and every meter registered with its capacity (DIR/genesis.toml), starts the nodes (DIR/node*/, logs in \
-DIR/node*.log) and submits, signed by each member's own keys to its own node, the orders and meter readings of \
-the same simulation `scg simulate` runs with the same seed; for a CER community the operator opens the CER, \
+DIR/node*.log); each node runs its member's agent, which simulates the same scenario and seed as `scg simulate` \
+and signs its member's orders and meter readings with keys only that node holds (DIR/node*/) and submits them \
+to its own node, while the driver holds only the operator's keys; for a CER community the operator opens the CER, \
 posts the hourly zonal prices and closes each day's period, and every node computes the payouts from the \
 readings it holds. The chain's clock advances --intervals-per-step \
 intervals at a time, as fast as consensus finalizes (docs/chain.md, \"Testnet\"). At the end it prints every \
@@ -50,7 +52,7 @@ pub struct Args {
     /// Seed of the simulation (as `scg simulate --seed`).
     #[arg(long, default_value_t = super::simulate::DEFAULT_SEED)]
     pub seed: u64,
-    /// Market intervals the chain's clock advances per step [default: one day's].
+    /// Market intervals the chain's clock advances per step [default: two days'].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=8760))]
     pub intervals_per_step: Option<u64>,
     /// Print nothing but errors and the state roots.
