@@ -125,6 +125,8 @@ pub struct Status {
     /// Transactions applied by the finalized chain, registrations included (the ledger's
     /// `applied_txs`): a driver that knows how many it submitted can tell when all are final.
     pub applied_txs: u64,
+    /// This node's member agent, when it runs one (`scg chain run --agent-scenario`).
+    pub agent: Option<crate::agent::AgentStatus>,
 }
 
 /// A peer counts as connected if it was heard from this recently.

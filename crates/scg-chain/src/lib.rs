@@ -11,6 +11,10 @@
 //!   proposal by re-executing the ledger state machine, persists finalized blocks;
 //! - [`verify`]: checks a stored chain (certificates against the genesis validators, full
 //!   replay), read-only;
+//! - [`plan`]: a testnet's plan from one run of the community engine (`scg_sim`): the
+//!   operator's part and each member's part, and the clock schedule every party follows;
+//! - [`agent`]: a member's agent inside its own node: signs its orders and its meters'
+//!   readings with keys only that node holds when the block clock reaches them;
 //! - [`testnet`]: `scg testnet`'s driver: keys, a market genesis, N `scg chain run` processes
 //!   on loopback, and a community's orders and readings submitted through them on a clock
 //!   that advances as fast as consensus finalizes.
@@ -18,11 +22,13 @@
 //! This is the only scg crate that opens sockets. It never prints (the CLI does) and never
 //! panics on input from the network or from files.
 
+pub mod agent;
 pub mod app;
 pub mod error;
 pub mod genesis;
 pub mod keys;
 pub mod node;
+pub mod plan;
 pub mod run;
 pub mod store;
 pub mod testnet;

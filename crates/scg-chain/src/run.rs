@@ -10,10 +10,12 @@
 //! Documented in `docs/api.md`. Blocks until the process is killed.
 
 use crate::ChainError;
+use crate::agent::{Agent, AgentKeys, AgentStatus};
 use crate::app::{BlockClock, Mailbox, ManualClock, SharedStatus};
 use crate::genesis::{Genesis, consensus_public_key, p2p_namespace};
 use crate::keys::MemberKey;
 use crate::node::{self, Channels, NodeConfig, Timing};
+use crate::plan::Plan;
 use commonware_cryptography::{ChaCha20Poly1305, Signer as _};
 use commonware_p2p::AddressableManager as _;
 use commonware_p2p::authenticated::lookup;
@@ -216,12 +218,50 @@ pub fn start_on_tokio(
     )
 }
 
-/// Run a node until the process ends.
-pub fn run(cfg: RunConfig) -> Result<(), ChainError> {
+/// Where a node's member agent gets its plan: a function run on a thread of its own at
+/// start-up (the community engine's year takes seconds of CPU; the node joins consensus
+/// meanwhile), returning the whole plan or why it could not be built.
+pub type PlanSource = Box<dyn FnOnce() -> Result<Plan, String> + Send>;
+
+/// A member agent to run in the node (`scg chain run --agent-scenario`, see [`crate::agent`]).
+pub struct AgentRun {
+    /// Intervals per clock step (the testnet's `--intervals-per-step`).
+    pub step_intervals: u64,
+    /// The plan, built off the consensus thread.
+    pub plan: PlanSource,
+}
+
+impl std::fmt::Debug for AgentRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentRun")
+            .field("step_intervals", &self.step_intervals)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How often an agent looks at the block clock.
+const AGENT_POLL: Duration = Duration::from_millis(5);
+
+/// Run a node until the process ends; with `agent`, the member's agent too (its meters' keys
+/// are read from the node's directory first, so a missing key fails before anything starts).
+pub fn run(cfg: RunConfig, agent: Option<AgentRun>) -> Result<(), ChainError> {
     let text = crate::read_text(&cfg.genesis, crate::MAX_GENESIS_BYTES)?;
     let genesis = Arc::new(Genesis::parse(&cfg.genesis.display().to_string(), &text)?);
     let key = MemberKey::read(&cfg.key)?;
     check(&genesis, &key, &cfg.peers)?;
+    let agent = match agent {
+        Some(a) => {
+            let keys = AgentKeys::load(&genesis, key.clone(), &cfg.dir)?;
+            // The simulation runs on its own thread from now on, while the node starts.
+            let (tx, rx) = std::sync::mpsc::channel();
+            let source = a.plan;
+            std::thread::spawn(move || {
+                let _ = tx.send(source());
+            });
+            Some((keys, a.step_intervals, rx))
+        }
+        None => None,
+    };
     let http = http_addr(cfg.listen, cfg.http)?;
     crate::store::keep_genesis(&cfg.dir, &genesis, &text)?;
     let journal = cfg.dir.join("consensus");
@@ -261,11 +301,31 @@ pub fn run(cfg: RunConfig) -> Result<(), ChainError> {
             started.mailbox.clone(),
             started.status.clone(),
             genesis.chain_id_hex(),
-            manual,
+            manual.clone(),
         );
         let server = context.child("http").spawn(move |_| async move {
             let _ = axum::serve(listener, router).await;
         });
+        let agent_failed = {
+            let (status, genesis, clock) =
+                (started.status.clone(), genesis.clone(), manual.clone());
+            let mailbox = started.mailbox.clone();
+            let ctx = context.child("agent");
+            async move {
+                match agent {
+                    Some((keys, step, plan)) => {
+                        let io = AgentIo {
+                            ctx,
+                            status,
+                            mailbox,
+                            clock,
+                        };
+                        run_agent(io, &genesis, (keys, step), plan).await
+                    }
+                    None => futures::future::pending().await,
+                }
+            }
+        };
         // Runs until killed, or until the node finds that the other validators run another
         // genesis: then it exits saying so.
         let status = started.status.clone();
@@ -278,16 +338,111 @@ pub fn run(cfg: RunConfig) -> Result<(), ChainError> {
                 context.sleep(Duration::from_millis(200)).await;
             }
         };
+        let chain_id = genesis.chain_id_hex();
+        let refused = async move {
+            ChainError::Refused {
+                chain_id,
+                reason: refused.await,
+            }
+        };
         let running = futures::future::join(started.engine, server);
-        futures::pin_mut!(refused, running);
-        match futures::future::select(refused, running).await {
-            futures::future::Either::Left((reason, _)) => Err(ChainError::Refused {
-                chain_id: genesis.chain_id_hex(),
-                reason,
-            }),
+        futures::pin_mut!(refused, agent_failed, running);
+        let failed = futures::future::select(refused, agent_failed);
+        match futures::future::select(failed, running).await {
+            futures::future::Either::Left((e, _)) => Err(e.factor_first().0),
             futures::future::Either::Right(_) => Ok(()),
         }
     })
+}
+
+/// What an agent talks to: its node's runtime, status, mailbox and block clock.
+struct AgentIo {
+    ctx: cw_tokio::Context,
+    status: SharedStatus,
+    mailbox: Mailbox,
+    clock: Option<Arc<ManualClock>>,
+}
+
+impl AgentIo {
+    /// The time of the blocks this node proposes: the manual clock, else the wall clock.
+    fn block_now_s(&self) -> u64 {
+        match &self.clock {
+            Some(c) => c.now_s(),
+            None => self
+                .ctx
+                .current()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        }
+    }
+
+    fn set_status(&self, f: impl FnOnce(&mut AgentStatus)) {
+        if let Ok(mut st) = self.status.lock() {
+            f(st.agent.get_or_insert_with(AgentStatus::default));
+        }
+    }
+}
+
+/// The member's agent: waits for the plan (built on its own thread), then, whenever the
+/// block clock moves, submits what is due to this node's mempool. Returns only on failure
+/// (the plan could not be built, or it does not fit this chain): the node then exits.
+async fn run_agent(
+    io: AgentIo,
+    genesis: &Genesis,
+    (keys, step_intervals): (AgentKeys, u64),
+    plan: std::sync::mpsc::Receiver<Result<Plan, String>>,
+) -> ChainError {
+    let agent_err = |reason: String| ChainError::BadInput {
+        what: "agent".into(),
+        reason,
+    };
+    io.set_status(|_| {});
+    let plan = loop {
+        match plan.try_recv() {
+            Ok(Ok(p)) => break p,
+            Ok(Err(e)) => return agent_err(format!("simulating the community: {e}")),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                return agent_err("the simulation thread ended without a plan".into());
+            }
+            Err(std::sync::mpsc::TryRecvError::Empty) => io.ctx.sleep(AGENT_POLL).await,
+        }
+    };
+    let mut agent = match Agent::new(genesis, keys, &plan, step_intervals) {
+        Ok(a) => a,
+        Err(e) => return e,
+    };
+    drop(plan);
+    let name = agent.name().to_string();
+    io.set_status(|s| {
+        s.member = name;
+        s.ready = true;
+    });
+    let mut last = None;
+    loop {
+        let t = io.block_now_s();
+        if last != Some(t) && !agent.done() {
+            last = Some(t);
+            let txs = agent.due(t);
+            let results =
+                futures::future::join_all(txs.into_iter().map(|tx| io.mailbox.submit(tx))).await;
+            let missed = agent.missed();
+            let done = agent.done();
+            io.set_status(|s| {
+                for r in results {
+                    match r {
+                        Ok(_) => s.accepted += 1,
+                        Err(e) => {
+                            s.refused += 1;
+                            s.last_refusal = Some(e);
+                        }
+                    }
+                }
+                s.missed = missed;
+                s.done = done;
+            });
+        }
+        io.ctx.sleep(AGENT_POLL).await;
+    }
 }
 
 /// Most transactions in one `POST /txs` body.
@@ -337,6 +492,15 @@ pub fn http_router(
                         "applied_txs": s.applied_txs,
                         "clock_s": clock.map(|c| c.now_s()),
                         "own_finality_ms": {"count": count, "median": median, "max": max},
+                        "agent": s.agent.as_ref().map(|a| serde_json::json!({
+                            "member": a.member,
+                            "ready": a.ready,
+                            "accepted": a.accepted,
+                            "refused": a.refused,
+                            "last_refusal": a.last_refusal,
+                            "missed": a.missed,
+                            "done": a.done,
+                        })),
                     }))
                 }
             }),

@@ -1,44 +1,50 @@
 //! `scg testnet`: a community's simulated intervals driven through N member node processes
-//! (`scg chain run`) on loopback.
+//! (`scg chain run`) on loopback, each running its member's agent ([`crate::agent`]).
 //!
-//! The driver takes a [`Plan`] — the members, their meters and registered capacities, and per
-//! interval the grid's tariff, every member's order and every meter's reading, all plain
-//! integers (the CLI derives them from `scg simulate`'s own run) — and:
-//! 1. generates every key from the OS's randomness (members, meters, operator, treasury,
-//!    grid; files of mode 0600 in `DIR/keys/`). Members' keys are sorted and handed out in
-//!    the plan's member order, so the chain's canonical book order (member key, then nonce)
-//!    is the plan's member order: the order in which `scg simulate`'s market saw them;
+//! The driver takes a [`Plan`] ([`crate::plan`]: the members, their meters and registered
+//! capacities, and per interval the grid's tariff, every member's order and every meter's
+//! reading, all plain integers from the CLI's run of `scg simulate`'s engine) and:
+//! 1. generates every key from the OS's randomness. The operator's, the treasury's and the
+//!    grid's go to `DIR/keys/`; each member's key and its meters' keys go only into its
+//!    node's directory (`DIR/node<i>/member.key`, `meter-<device>.key`; files of mode 0600),
+//!    and the driver keeps their public keys only (`keys/*.pub`). Members' keys are sorted
+//!    and handed out in the plan's member order, so the chain's canonical book order (member
+//!    key, then nonce) is the plan's member order: the order in which `scg simulate`'s
+//!    market saw them;
 //! 2. writes a genesis with the market open and every meter's capacity registered (block 1);
-//! 3. starts one `scg chain run --manual-clock` process per member, each its own validator;
+//! 3. starts one `scg chain run --manual-clock --agent-scenario ...` process per member, each
+//!    its own validator and its member's agent, which simulates the same scenario and seed
+//!    and signs its member's orders and readings when the clock reaches them;
 //! 4. funds every member from the treasury (the testnet's euro on-ramp: the most its bids of
 //!    the horizon can cost, so no bid is ever left unfunded; the treasury is endowed with that
-//!    plus the CER budget), then moves the chain's clock in
-//!    **steps** of `intervals_per_step` intervals. At the step's time `T` it submits, each
-//!    signed by its own key and sent to its own member's node: the orders (and the operator's
-//!    tariffs) of the intervals whose gate lies in `(T, T + step]`, the operator's gate closes
-//!    of the intervals whose gate has passed, and the meters' readings of the intervals that
-//!    have ended; with a CER ([`PlanCer`]), the operator's zonal prices of the hours being
-//!    ordered and its closes of the periods whose readings are final (the CER itself is
-//!    opened with the funding; every node computes the payouts from its readings). It waits
-//!    until every node has finalized all of them, then advances the clock, on past the last
-//!    interval until the last whole CER period is closed. The clock moves as fast as consensus finalizes: it is a
-//!    [`ManualClock`](crate::app::ManualClock) every
-//!    node is told to accept first and to propose at second (two phases, so no honest node
-//!    refuses a block for a timestamp it has not reached);
+//!    plus the CER budget), then moves the chain's clock in **steps** of `intervals_per_step`
+//!    intervals. At the step's time `T` it submits, signed as the operator to node 0, what
+//!    [`Schedule`] says is due: the tariffs of the intervals being ordered, the gate closes,
+//!    and with a CER ([`PlanCer`]) the zonal prices of the hours being ordered and the closes
+//!    of the periods whose readings are final (the CER itself is opened with the funding;
+//!    every node computes the payouts from its readings). It waits until every member's
+//!    agent has submitted what is due by `T` (counted from the plan) and every node has
+//!    finalized all of it, then advances the clock, on past the last interval until the last
+//!    whole CER period is closed. The clock moves as fast as consensus finalizes: it is a
+//!    [`ManualClock`](crate::app::ManualClock) every node is told to accept first and to
+//!    propose at second (two phases, so no honest node refuses a block for a timestamp it has
+//!    not reached);
 //! 5. at the end reads every node's status (finalized height, state root), stops the nodes,
 //!    and replays node 0's store (certificates checked) for the members' figures.
 //!
 //! Every child process is killed when the [`Cluster`] is dropped (errors, interrupts); the
 //! nodes are also started with `--exit-with-parent`, so a killed driver leaves no orphan.
-//! The driver never prints: progress goes through a callback.
+//! The driver never signs for a member and never prints: progress goes through a callback.
 
 use crate::ChainError;
-use crate::genesis::{Genesis, GenesisSpec, MarketSpec, MemberSpec, MeterSpec};
+use crate::agent::{Signer, meter_key_file};
+use crate::genesis::{Genesis, GenesisSpec, MemberSpec, MeterSpec};
 use crate::keys::MemberKey;
-use scg_ledger::cer::{CerParams, CerRule};
-use scg_ledger::market::{IntervalTariff, OrderBody};
-use scg_ledger::merkle::{sha256, to_hex};
-use scg_ledger::{DeviceType, Ledger, PublicKey, Tx, TxBody};
+use crate::plan::{HOUR_S, MemberPlan, Schedule};
+pub use crate::plan::{Plan, PlanCer, PlanInterval, PlanMember, PlanReading};
+use scg_ledger::cer::CerParams;
+use scg_ledger::merkle::to_hex;
+use scg_ledger::{Ledger, PublicKey, TxBody};
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -52,98 +58,17 @@ use std::time::{Duration, Instant};
 pub const MAX_MEMBERS: usize = 64;
 /// Longest wait for the nodes to start and connect.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
-/// Longest wait for one step's transactions to be final on every node.
+/// Longest wait for one step's transactions to be submitted by every member's agent and
+/// final on every node, once every agent is ready.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(120);
-/// Seconds in the CER's hour.
-const HOUR_S: u64 = 3_600;
+/// Longest wait for the nodes' agents to finish their own simulations of the community (a
+/// year of the built-in scenario takes seconds of CPU in a release build, minutes in a debug
+/// one, on every node at once).
+pub const SIMULATION_TIMEOUT: Duration = Duration::from_secs(900);
 /// One RESCoin in base units (9 decimals): what every member gets beyond its bids.
 const ONE_RES_BASE: u128 = 1_000_000_000;
 /// Most transactions sent in one `POST /txs`.
 const TXS_PER_REQUEST: usize = 2048;
-
-/// One member of the plan.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanMember {
-    /// Id (the scenario's prosumer id).
-    pub id: String,
-    /// Meters: device and registered capacity, W (`None`: none registered).
-    pub meters: Vec<(DeviceType, Option<u64>)>,
-}
-
-/// One meter reading of an interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlanReading {
-    /// Index into [`Plan::members`].
-    pub member: usize,
-    /// The meter's device (one of the member's meters).
-    pub device: DeviceType,
-    /// Wh produced (exported).
-    pub produced_wh: u64,
-    /// Wh consumed.
-    pub consumed_wh: u64,
-}
-
-/// One interval of the plan.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PlanInterval {
-    /// The grid's prices and peak flag (posted by the operator when the interval has orders).
-    pub tariff: Option<IntervalTariff>,
-    /// Orders: member index and body (`interval` is overwritten with the interval's index).
-    pub orders: Vec<(usize, OrderBody)>,
-    /// Readings.
-    pub readings: Vec<PlanReading>,
-}
-
-/// The community's CER on the testnet's chain (kinds 19 to 22): the operator opens it before
-/// the first step, posts each market hour's zonal price with the hour's orders and closes
-/// every period of the horizon once its readings are final; every node computes the payouts
-/// from the readings it holds (`scg_ledger::cer::CerTally`, the rule `scg simulate` pays).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlanCer {
-    /// The incentive rule (size class, PV bonus, valorisation, producers' share).
-    pub rule: CerRule,
-    /// Hours per incentive period (1..=744); only periods the horizon covers whole close.
-    pub period_hours: u32,
-    /// Zonal price of every market hour of the horizon, milli-EUR/MWh (hour `h` is
-    /// `[epoch + 3600 h, epoch + 3600 (h + 1))`).
-    pub zonal_milli_eur_per_mwh: Vec<i64>,
-    /// What the community is paid for the periods the testnet closes (GSE pays it in euros),
-    /// base units: endowed to the treasury at genesis on top of the funding, and the
-    /// issuance cap (so nothing else can ever be issued). A close the treasury cannot pay is
-    /// refused by the chain and the run fails.
-    pub budget_base: u128,
-}
-
-impl PlanCer {
-    /// Periods the horizon of `intervals` intervals of `interval_s` covers whole.
-    pub fn closed_periods(&self, intervals: usize, interval_s: u64) -> u64 {
-        let per_hour = (HOUR_S / interval_s.max(1)).max(1);
-        let hours = intervals as u64 / per_hour;
-        hours / u64::from(self.period_hours.max(1))
-    }
-}
-
-/// Everything the testnet drives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
-    /// Chain name (part of the chain id).
-    pub name: String,
-    /// Members, in the order the community market saw them.
-    pub members: Vec<PlanMember>,
-    /// Start of interval 0, Unix seconds.
-    pub epoch_s: u64,
-    /// Interval length, seconds.
-    pub interval_s: u64,
-    /// The market's mechanism, fee and order bound, as the genesis writes them (the driver
-    /// sets the settle window from its clock step).
-    pub market: MarketSpec,
-    /// RESCoin base units minted per renewable Wh.
-    pub mint_rate_base_per_wh: u64,
-    /// The intervals, in order (interval `k` is `intervals[k]`).
-    pub intervals: Vec<PlanInterval>,
-    /// The CER, if the community is one.
-    pub cer: Option<PlanCer>,
-}
 
 /// How to run it.
 #[derive(Debug, Clone)]
@@ -156,6 +81,21 @@ pub struct Options {
     pub intervals_per_step: u64,
     /// Set to stop (Ctrl-C): the run ends with an error and every node is stopped.
     pub cancel: Arc<AtomicBool>,
+    /// What every node's member agent simulates: the plan's own scenario, seed and horizon.
+    pub agent: AgentArgs,
+}
+
+/// The scenario every node's agent runs the community engine on (`scg chain run
+/// --agent-scenario`): the one the plan was built from, so every process simulates the
+/// same world.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentArgs {
+    /// Scenario file (`None`: the built-in scenario).
+    pub scenario: Option<PathBuf>,
+    /// Seed of the simulation.
+    pub seed: u64,
+    /// Horizon in days (`None`: the whole year).
+    pub days: Option<u64>,
 }
 
 /// One node at the end.
@@ -347,25 +287,31 @@ fn check_cer(plan: &Plan, cer: &PlanCer) -> Result<(), ChainError> {
     Ok(())
 }
 
-/// The most a member's bids of the plan can cost (energy × limit, fee included).
-fn bid_budget(plan: &Plan, member: usize) -> u128 {
-    plan.intervals
-        .iter()
-        .flat_map(|iv| iv.orders.iter())
-        .filter(|(m, _)| *m == member)
-        .map(|(_, o)| o.max_cost_base())
-        .sum()
-}
-
-/// Keys of the testnet, all from the OS's randomness.
+/// The testnet's keys as the driver holds them: the operator's, the treasury's and the
+/// grid's secret keys, and only the **public** keys of the members and their meters (their
+/// secret keys are written into each member's node directory and dropped).
 struct Keys {
-    /// Per member (plan order): its key, and its meters' keys (in the order of its meters).
-    members: Vec<(MemberKey, Vec<MemberKey>)>,
+    /// Per member (plan order): its public key, and its meters' (in the order of its meters).
+    members: Vec<(PublicKey, Vec<PublicKey>)>,
     operator: MemberKey,
     treasury: MemberKey,
     grid: MemberKey,
 }
 
+/// The directory of node `i`.
+fn node_dir(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("node{i}"))
+}
+
+/// The file of node `i`'s member key (in its own directory).
+fn member_key_file(dir: &Path, i: usize) -> PathBuf {
+    node_dir(dir, i).join("member.key")
+}
+
+/// Every key from the OS's randomness. A member's key and its meters' keys are written only
+/// into its node's directory (mode 0600: [`MemberKey::write_new`]) and their public keys into
+/// `keys/` (`member<i>.pub`, `member<i>-<device>.pub`); `keys/` holds the only secret keys
+/// the driver keeps: the operator's, the treasury's and the grid's.
 fn generate_keys(plan: &Plan, dir: &Path) -> Result<Keys, ChainError> {
     let mut member_keys = plan
         .members
@@ -376,16 +322,24 @@ fn generate_keys(plan: &Plan, dir: &Path) -> Result<Keys, ChainError> {
     member_keys.sort_by_key(MemberKey::public);
     let keys_dir = dir.join("keys");
     std::fs::create_dir_all(&keys_dir).map_err(io_err(&keys_dir))?;
+    let write_pub = |name: String, key: &MemberKey| {
+        let path = keys_dir.join(name);
+        std::fs::write(&path, key.public_hex() + "\n").map_err(io_err(&path))
+    };
     let mut members = Vec::with_capacity(plan.members.len());
     for (i, (m, key)) in plan.members.iter().zip(member_keys).enumerate() {
-        key.write_new(&keys_dir.join(format!("member{i}.key")))?;
+        let node = node_dir(dir, i);
+        std::fs::create_dir_all(&node).map_err(io_err(&node))?;
+        key.write_new(&member_key_file(dir, i))?;
+        write_pub(format!("member{i}.pub"), &key)?;
         let mut meters = Vec::with_capacity(m.meters.len());
         for (device, _) in &m.meters {
             let k = MemberKey::generate()?;
-            k.write_new(&keys_dir.join(format!("member{i}-{}.key", device.name())))?;
-            meters.push(k);
+            k.write_new(&meter_key_file(&node, *device))?;
+            write_pub(format!("member{i}-{}.pub", device.name()), &k)?;
+            meters.push(k.public());
         }
-        members.push((key, meters));
+        members.push((key.public(), meters));
     }
     let role = |name: &str| -> Result<MemberKey, ChainError> {
         let k = MemberKey::generate()?;
@@ -405,7 +359,7 @@ fn generate_keys(plan: &Plan, dir: &Path) -> Result<Keys, ChainError> {
 fn write_genesis(
     plan: &Plan,
     keys: &Keys,
-    (endowment, step_s): (u64, u64),
+    (endowment, settle_window_s): (u64, u64),
     dir: &Path,
 ) -> Result<(Genesis, PathBuf), ChainError> {
     let spec = GenesisSpec {
@@ -415,10 +369,9 @@ fn write_genesis(
         treasury_endowment_base: endowment,
         treasury: keys.treasury.public_hex(),
         grid: keys.grid.public_hex(),
-        // A reading is submitted at the first step after its interval ends (less than a
-        // step later) and posts the interval's trades: two steps of window leave room.
-        market: Some(MarketSpec {
-            settle_window_s: 2 * step_s,
+        // The schedule's window: a reading comes less than two steps after its interval.
+        market: Some(crate::genesis::MarketSpec {
+            settle_window_s,
             ..plan.market.clone()
         }),
         members: plan
@@ -427,14 +380,14 @@ fn write_genesis(
             .zip(&keys.members)
             .map(|(m, (key, meters))| MemberSpec {
                 name: m.id.clone(),
-                public_key: key.public_hex(),
+                public_key: to_hex(key),
                 validator: true,
                 meters: m
                     .meters
                     .iter()
                     .zip(meters)
                     .map(|((device, cap), k)| MeterSpec {
-                        public_key: k.public_hex(),
+                        public_key: to_hex(k),
                         device: device.name().into(),
                         capacity_w: *cap,
                     })
@@ -491,6 +444,8 @@ struct NodeStatus {
     mempool: u64,
     applied_txs: u64,
     own_finality_ms: (u64, u64, u64),
+    /// The node's agent: `(ready, accepted, refused, last refusal)`.
+    agent: (bool, u64, u64, String),
 }
 
 fn status(addr: SocketAddr) -> Result<NodeStatus, String> {
@@ -512,6 +467,15 @@ fn status(addr: SocketAddr) -> Result<NodeStatus, String> {
             f["median"].as_u64().unwrap_or(0),
             f["max"].as_u64().unwrap_or(0),
             f["count"].as_u64().unwrap_or(0),
+        ),
+        agent: (
+            v["agent"]["ready"].as_bool().unwrap_or(false),
+            v["agent"]["accepted"].as_u64().unwrap_or(0),
+            v["agent"]["refused"].as_u64().unwrap_or(0),
+            v["agent"]["last_refusal"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         ),
     })
 }
@@ -586,17 +550,44 @@ impl Net {
         Ok(())
     }
 
-    /// Wait until every node has applied `applied` transactions and holds none pending.
-    fn wait_final(&mut self, applied: u64, what: &str) -> Result<(), ChainError> {
+    /// Wait until every member's agent has submitted `due[i]` transactions in all (node `i`'s
+    /// member) and every node has applied `applied` transactions. Fails at once when an agent's
+    /// node refused one of its transactions, when everything was submitted and nothing is
+    /// pending but transactions are missing (the chain dropped some), and after
+    /// [`STEP_TIMEOUT`], naming every member whose agent is behind.
+    fn wait_step(&mut self, applied: u64, due: &[u64], what: &str) -> Result<(), ChainError> {
         let t0 = Instant::now();
         let mut stuck_since: Option<Instant> = None;
         loop {
             let st = self.statuses()?;
-            if st.iter().all(|s| s.applied_txs >= applied) {
+            if let Some((i, s)) = st.iter().enumerate().find(|(_, s)| s.agent.2 > 0) {
+                return Err(bad(
+                    &format!("{what}: member {} (node {i})", self.names[i]),
+                    format!(
+                        "its node refused {} of its agent's transactions; the last: {}",
+                        s.agent.2, s.agent.3
+                    ),
+                ));
+            }
+            let behind: Vec<String> = st
+                .iter()
+                .zip(due)
+                .enumerate()
+                .filter(|(_, (s, d))| s.agent.1 < **d)
+                .map(|(i, (s, d))| {
+                    let state = if s.agent.0 { "ready" } else { "still simulating" };
+                    format!(
+                        "member {} (node {i}, agent {state}) submitted {} of the {d} transactions due",
+                        self.names[i], s.agent.1
+                    )
+                })
+                .collect();
+            if behind.is_empty() && st.iter().all(|s| s.applied_txs >= applied) {
                 return Ok(());
             }
-            // Nothing pending anywhere but transactions missing: the chain refused some.
-            if st.iter().all(|s| s.mempool == 0) {
+            // Everything submitted, nothing pending anywhere, transactions missing: the chain
+            // refused some.
+            if behind.is_empty() && st.iter().all(|s| s.mempool == 0) {
                 let since = *stuck_since.get_or_insert_with(Instant::now);
                 if since.elapsed() > Duration::from_secs(3) {
                     let got = st.iter().map(|s| s.applied_txs).min().unwrap_or(0);
@@ -612,46 +603,23 @@ impl Net {
             } else {
                 stuck_since = None;
             }
-            if t0.elapsed() > STEP_TIMEOUT {
-                return Err(bad(
-                    what,
-                    format!("not final on every node within {STEP_TIMEOUT:?}"),
-                ));
+            let simulating = st.iter().any(|s| !s.agent.0);
+            let limit = if simulating {
+                SIMULATION_TIMEOUT
+            } else {
+                STEP_TIMEOUT
+            };
+            if t0.elapsed() > limit {
+                let why = if behind.is_empty() {
+                    "every agent submitted its transactions, but they are not final on every node"
+                        .to_string()
+                } else {
+                    behind.join("; ")
+                };
+                return Err(bad(what, format!("not done within {limit:?}: {why}")));
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(5));
         }
-    }
-}
-
-/// A transaction id unique per signer and nonce on this chain.
-fn tx_id(chain: u64, signer: &PublicKey, nonce: u64) -> u128 {
-    let h = sha256(&[
-        b"SCG-TESTNET/TX/v1",
-        &chain.to_le_bytes(),
-        signer,
-        &nonce.to_le_bytes(),
-    ]);
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&h[..16]);
-    u128::from_le_bytes(b)
-}
-
-/// Signs with per-key nonces.
-struct Signer {
-    chain: u64,
-    nonces: BTreeMap<PublicKey, u64>,
-    count: u64,
-}
-
-impl Signer {
-    fn sign(&mut self, key: &MemberKey, body: TxBody) -> String {
-        let pk = key.public();
-        let nonce = self.nonces.entry(pk).or_insert(0);
-        let id = tx_id(self.chain, &pk, *nonce);
-        let bytes = Tx::sign(self.chain, &key.signing_key(), id, *nonce, body);
-        *nonce += 1;
-        self.count += 1;
-        to_hex(&bytes)
     }
 }
 
@@ -674,21 +642,20 @@ fn start_nodes(
     for i in 0..n {
         let peers: Vec<String> = (0..n)
             .filter(|j| *j != i)
-            .map(|j| format!("{}@{}", keys.members[j].0.public_hex(), p2p[j]))
+            .map(|j| format!("{}@{}", to_hex(&keys.members[j].0), p2p[j]))
             .collect();
         let log_path = opts.dir.join(format!("node{i}.log"));
         let log = std::fs::File::create(&log_path).map_err(io_err(&log_path))?;
         let log2 = log.try_clone().map_err(io_err(&log_path))?;
-        let key = opts.dir.join("keys").join(format!("member{i}.key"));
-        let child = Command::new(&opts.exe)
-            .arg("chain")
+        let mut cmd = Command::new(&opts.exe);
+        cmd.arg("chain")
             .arg("run")
             .arg("--genesis")
             .arg(genesis_path)
             .arg("--key")
-            .arg(&key)
+            .arg(member_key_file(&opts.dir, i))
             .arg("--dir")
-            .arg(opts.dir.join(format!("node{i}")))
+            .arg(node_dir(&opts.dir, i))
             .arg("--listen")
             .arg(p2p[i].to_string())
             .arg("--http")
@@ -697,6 +664,24 @@ fn start_nodes(
             .arg(peers.join(","))
             .arg("--manual-clock")
             .arg("--exit-with-parent")
+            // The member's agent: its own simulation of the same scenario and seed.
+            .arg("--agent-scenario")
+            .arg(
+                opts.agent
+                    .scenario
+                    .as_ref()
+                    .map_or_else(|| "builtin".into(), |p| p.clone().into_os_string()),
+            )
+            .arg("--member")
+            .arg(&net.names[i])
+            .arg("--seed")
+            .arg(opts.agent.seed.to_string())
+            .arg("--intervals-per-step")
+            .arg(opts.intervals_per_step.to_string());
+        if let Some(d) = opts.agent.days {
+            cmd.arg("--days").arg(d.to_string());
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -728,110 +713,72 @@ fn start_nodes(
     }
 }
 
-/// What one clock step submits: per node, hex transactions.
-type StepTxs = Vec<Vec<String>>;
-
-/// The driver's cursors over the plan's intervals.
+/// The operator's progress through the CER.
 #[derive(Debug, Default)]
 struct Cursors {
-    /// First interval without orders submitted.
-    ordered: usize,
-    /// First interval not closed.
-    closed: usize,
-    /// First interval not read.
-    read: usize,
     /// First CER hour without a zonal price posted.
     priced: u64,
     /// First CER period not closed.
     cer_closed: u64,
 }
 
+/// The driver's side of the drive: it signs only as the operator, and counts what each
+/// member's agent must have submitted (the same [`Schedule`] on the same plan).
 struct Drive<'a> {
     plan: &'a Plan,
-    keys: &'a Keys,
+    /// Each member's part, to count its agent's due transactions.
+    parts: Vec<MemberPlan>,
+    operator: &'a MemberKey,
     signer: Signer,
     at: Cursors,
-    step_s: u64,
-    /// The market's settle window (the genesis'), s.
-    settle_window_s: u64,
+    schedule: Schedule,
 }
 
 impl Drive<'_> {
-    fn gate_s(&self, k: usize) -> u64 {
-        self.plan.epoch_s + k as u64 * self.plan.interval_s
-    }
-
-    /// The transactions of the step at clock `t_s`.
-    fn step(&mut self, t_s: u64) -> StepTxs {
-        let n = self.plan.members.len();
-        let mut out: StepTxs = vec![Vec::new(); n];
-        let total = self.plan.intervals.len();
-        // Orders and tariffs: intervals whose gate is in (t, t + step].
-        while self.at.ordered < total && self.gate_s(self.at.ordered) <= t_s + self.step_s {
-            let k = self.at.ordered;
-            if self.gate_s(k) > t_s {
-                let iv = &self.plan.intervals[k];
-                if let (Some(tariff), false) = (iv.tariff, iv.orders.is_empty()) {
-                    let body = TxBody::IntervalTariff {
-                        interval: k as u64,
-                        tariff,
-                    };
-                    out[0].push(self.signer.sign(&self.keys.operator, body));
-                }
-                for (m, o) in &iv.orders {
-                    let body = TxBody::Order(OrderBody {
-                        interval: k as u64,
-                        ..*o
-                    });
-                    out[*m].push(self.signer.sign(&self.keys.members[*m].0, body));
-                }
-            }
-            self.at.ordered += 1;
-        }
-        self.zonal_prices(&mut out[0]);
-        // Gate closes: ordered intervals whose gate has passed.
-        while self.at.closed < self.at.ordered && self.gate_s(self.at.closed) <= t_s {
-            let body = TxBody::GateClose {
-                interval: self.at.closed as u64,
-            };
-            out[0].push(self.signer.sign(&self.keys.operator, body));
-            self.at.closed += 1;
-        }
-        // Readings: closed intervals that have ended.
-        while self.at.read < self.at.closed && self.gate_s(self.at.read + 1) <= t_s {
-            let k = self.at.read;
-            for r in &self.plan.intervals[k].readings {
-                let meters = &self.keys.members[r.member].1;
-                let Some(j) = self.plan.members[r.member]
-                    .meters
-                    .iter()
-                    .position(|(d, _)| *d == r.device)
-                else {
-                    continue; // checked by `check_plan`
-                };
-                let body = TxBody::MeterReport {
+    /// The operator's transactions of the step at clock `t_s` (hex): the tariffs of the
+    /// intervals being ordered (those with orders), the zonal prices of their hours, the gate
+    /// closes due, and the CER periods whose readings are final.
+    fn step(&mut self, t_s: u64) -> Vec<String> {
+        let mut out = Vec::new();
+        let orders = self.schedule.orders(t_s);
+        for k in orders.clone() {
+            let iv = &self.plan.intervals[k];
+            if let (Some(tariff), false) = (iv.tariff, iv.orders.is_empty()) {
+                let body = TxBody::IntervalTariff {
                     interval: k as u64,
-                    produced_wh: r.produced_wh,
-                    consumed_wh: r.consumed_wh,
+                    tariff,
                 };
-                out[r.member].push(self.signer.sign(&meters[j], body));
+                out.push(to_hex(&self.signer.sign(self.operator, body)));
             }
-            self.at.read += 1;
         }
-        self.period_closes(t_s, &mut out[0]);
+        self.zonal_prices(orders.end, &mut out);
+        for k in self.schedule.closes(t_s) {
+            let body = TxBody::GateClose { interval: k as u64 };
+            out.push(to_hex(&self.signer.sign(self.operator, body)));
+        }
+        self.period_closes(t_s, &mut out);
         out
     }
 
-    /// The operator's zonal prices of the CER hours that have started being ordered (each
-    /// hour once, at most 168 a transaction).
-    fn zonal_prices(&mut self, out: &mut Vec<String>) {
+    /// Per member, the transactions its agent must have submitted in all by the end of the
+    /// step at `t_s`.
+    fn due_by(&self, t_s: u64) -> Vec<u64> {
+        let (o, r) = (self.schedule.orders(t_s), self.schedule.readings(t_s));
+        self.parts
+            .iter()
+            .map(|p| p.count(0..o.end, 0..r.end))
+            .collect()
+    }
+
+    /// The operator's zonal prices of the CER hours that have started being ordered (the
+    /// first `ordered` intervals; each hour once, at most 168 a transaction).
+    fn zonal_prices(&mut self, ordered: usize, out: &mut Vec<String>) {
         let Some(cer) = &self.plan.cer else {
             return;
         };
         let per_hour = HOUR_S / self.plan.interval_s;
         let periods = cer.closed_periods(self.plan.intervals.len(), self.plan.interval_s);
-        let last = (periods * u64::from(cer.period_hours))
-            .min((self.at.ordered as u64).div_ceil(per_hour));
+        let last = (periods * u64::from(cer.period_hours)).min((ordered as u64).div_ceil(per_hour));
         while self.at.priced < last {
             let first = self.at.priced;
             let end = last.min(first + scg_ledger::cer::MAX_ZONAL_PRICES as u64);
@@ -841,14 +788,14 @@ impl Drive<'_> {
                 prices_milli_eur_per_mwh: cer.zonal_milli_eur_per_mwh[first as usize..end as usize]
                     .to_vec(),
             };
-            out.push(self.signer.sign(&self.keys.operator, body));
+            out.push(to_hex(&self.signer.sign(self.operator, body)));
             self.at.priced = end;
         }
     }
 
     /// The operator's closes of the CER periods whose readings are final at `t_s` (past the
-    /// period's end plus the settle window, as the ledger requires) and whose hours are
-    /// priced.
+    /// period's end plus the settle window, as the ledger requires: every reading of the
+    /// period was submitted at an earlier step, see [`Schedule`]) and whose hours are priced.
     fn period_closes(&mut self, t_s: u64, out: &mut Vec<String>) {
         let Some(cer) = &self.plan.cer else {
             return;
@@ -859,11 +806,11 @@ impl Drive<'_> {
             let p = self.at.cer_closed;
             let end_s = self.plan.epoch_s + (p + 1) * period_s;
             let priced = self.at.priced >= (p + 1) * u64::from(cer.period_hours);
-            if !priced || t_s <= end_s + self.settle_window_s {
+            if !priced || t_s <= end_s + self.schedule.settle_window_s() {
                 break;
             }
             let body = TxBody::CerPeriodClose { period: p };
-            out.push(self.signer.sign(&self.keys.operator, body));
+            out.push(to_hex(&self.signer.sign(self.operator, body)));
             self.at.cer_closed += 1;
         }
     }
@@ -879,7 +826,7 @@ pub fn run(
     prepare_dir(&opts.dir)?;
     let keys = generate_keys(plan, &opts.dir)?;
     let funding: Vec<u128> = (0..plan.members.len())
-        .map(|m| bid_budget(plan, m) + ONE_RES_BASE)
+        .map(|m| plan.bid_budget(m) + ONE_RES_BASE)
         .collect();
     let cer_budget = plan.cer.as_ref().map_or(0, |c| c.budget_base);
     let endowment = u64::try_from(funding.iter().sum::<u128>() + cer_budget).map_err(|_| {
@@ -888,8 +835,18 @@ pub fn run(
             "the members' bids and the CER budget exceed what a genesis can endow",
         )
     })?;
-    let step_s = opts.intervals_per_step * plan.interval_s;
-    let (genesis, genesis_path) = write_genesis(plan, &keys, (endowment, step_s), &opts.dir)?;
+    let schedule = Schedule {
+        epoch_s: plan.epoch_s,
+        interval_s: plan.interval_s,
+        step_s: opts.intervals_per_step * plan.interval_s,
+        intervals: plan.intervals.len(),
+    };
+    let (genesis, genesis_path) = write_genesis(
+        plan,
+        &keys,
+        (endowment, schedule.settle_window_s()),
+        &opts.dir,
+    )?;
     progress(&format!(
         "genesis {} (chain {}), {} members",
         genesis_path.display(),
@@ -897,8 +854,12 @@ pub fn run(
         plan.members.len()
     ));
     let names: Vec<String> = plan.members.iter().map(|m| m.id.clone()).collect();
+    let parts = names
+        .iter()
+        .map(|id| plan.member_part(id))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut net = start_nodes(opts, &genesis_path, &keys, names.clone())?;
-    progress("nodes up");
+    progress("nodes up; their agents simulate the community");
     let started = Instant::now();
     let base = net
         .statuses()?
@@ -906,11 +867,7 @@ pub fn run(
         .map(|s| s.applied_txs)
         .max()
         .unwrap_or(0);
-    let mut signer = Signer {
-        chain: genesis.ledger.chain_id,
-        nonces: BTreeMap::new(),
-        count: 0,
-    };
+    let mut signer = Signer::new(genesis.ledger.chain_id);
     // The operator signed block 1; its next nonce follows.
     signer
         .nonces
@@ -921,10 +878,10 @@ pub fn run(
         .zip(&funding)
         .map(|((k, _), amount)| {
             let body = TxBody::Transfer {
-                to: k.public(),
+                to: *k,
                 amount: *amount,
             };
-            signer.sign(&keys.treasury, body)
+            to_hex(&signer.sign(&keys.treasury, body))
         })
         .collect();
     if let Some(cer) = &plan.cer {
@@ -934,17 +891,18 @@ pub fn run(
             period_hours: cer.period_hours,
             issuance_cap_base: u128::from(endowment),
         });
-        opening.push(signer.sign(&keys.operator, body));
+        opening.push(to_hex(&signer.sign(&keys.operator, body)));
     }
     net.submit(0, &opening)?;
-    net.wait_final(base + signer.count, "funding")?;
+    let none_due = vec![0; names.len()];
+    net.wait_step(base + signer.count, &none_due, "funding")?;
     let mut drive = Drive {
         plan,
-        keys: &keys,
+        parts,
+        operator: &keys.operator,
         signer,
         at: Cursors::default(),
-        step_s,
-        settle_window_s: 2 * step_s,
+        schedule,
     };
     let periods = plan.cer.as_ref().map_or(0, |c| {
         c.closed_periods(plan.intervals.len(), plan.interval_s)
@@ -953,27 +911,32 @@ pub fn run(
     let mut steps = 0u64;
     let mut step_finality_s = Vec::new();
     let total = plan.intervals.len();
-    while drive.at.read < total || drive.at.cer_closed < periods {
+    let mut read = 0;
+    let mut member_txs = 0;
+    while read < total || drive.at.cer_closed < periods {
         if steps > 0 {
-            t_s += step_s;
+            t_s += schedule.step_s;
             net.set_clock(t_s)?;
         }
-        let txs = drive.step(t_s);
         let t0 = Instant::now();
-        for (i, node_txs) in txs.iter().enumerate() {
-            if !node_txs.is_empty() {
-                net.submit(i, node_txs)?;
-            }
+        let txs = drive.step(t_s);
+        if !txs.is_empty() {
+            net.submit(0, &txs)?;
         }
-        net.wait_final(
-            base + drive.signer.count,
+        let due = drive.due_by(t_s);
+        member_txs = due.iter().sum::<u64>();
+        net.wait_step(
+            base + drive.signer.count + member_txs,
+            &due,
             &format!("step {steps} (clock {t_s})"),
         )?;
         step_finality_s.push(t0.elapsed().as_secs_f64());
+        read = schedule.readings(t_s).end;
         steps += 1;
         progress(&format!(
-            "step {steps}: intervals read {}/{total}, CER periods closed {}/{periods}, {} transactions",
-            drive.at.read, drive.at.cer_closed, drive.signer.count
+            "step {steps}: intervals read {read}/{total}, CER periods closed {}/{periods}, {} transactions",
+            drive.at.cer_closed,
+            drive.signer.count + member_txs
         ));
     }
     let drive_s = started.elapsed().as_secs_f64();
@@ -990,12 +953,11 @@ pub fn run(
         })
         .collect();
     progress("nodes stopped; replaying node 0's store");
-    let (_, ledger) = crate::verify::replay_dir(&genesis, &opts.dir.join("node0"))?;
+    let (_, ledger) = crate::verify::replay_dir(&genesis, &node_dir(&opts.dir, 0))?;
     let mut members = BTreeMap::new();
     for ((id, (k, _)), funded) in names.iter().zip(&keys.members).zip(&funding) {
-        let f = member_figures(&ledger, &k.public(), *funded)
-            .map_err(|e| bad(&format!("member {id}"), e))?;
-        members.insert(id.clone(), (k.public_hex(), f));
+        let f = member_figures(&ledger, k, *funded).map_err(|e| bad(&format!("member {id}"), e))?;
+        members.insert(id.clone(), (to_hex(k), f));
     }
     let market = ledger.market();
     let cer = ledger.cer();
@@ -1003,7 +965,7 @@ pub fn run(
         chain_id: genesis.chain_id_hex(),
         nodes,
         members,
-        transactions: drive.signer.count,
+        transactions: drive.signer.count + member_txs,
         steps,
         drive_s,
         step_finality_s,
@@ -1108,7 +1070,9 @@ pub fn member_figures(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use scg_ledger::cer::SizeClass;
+    use crate::genesis::MarketSpec;
+    use scg_ledger::DeviceType;
+    use scg_ledger::cer::{CerRule, SizeClass};
 
     /// A one-member plan of `days` hourly days with a daily CER.
     fn cer_plan(days: usize) -> Plan {
@@ -1146,54 +1110,159 @@ mod tests {
         }
     }
 
-    fn keys() -> Keys {
-        let k = || MemberKey::generate().unwrap();
-        Keys {
-            members: vec![(k(), vec![k()])],
-            operator: k(),
-            treasury: k(),
-            grid: k(),
-        }
-    }
-
     #[test]
     fn cer_periods_close_only_when_priced_and_final_and_all_close() {
         let plan = cer_plan(3);
-        let keys = keys();
+        let operator = MemberKey::generate().unwrap();
         let step_s = 24 * HOUR_S;
+        let schedule = Schedule {
+            epoch_s: plan.epoch_s,
+            interval_s: plan.interval_s,
+            step_s,
+            intervals: plan.intervals.len(),
+        };
         let mut drive = Drive {
             plan: &plan,
-            keys: &keys,
-            signer: Signer {
-                chain: 1,
-                nonces: BTreeMap::new(),
-                count: 0,
-            },
+            parts: vec![plan.member_part("a").unwrap()],
+            operator: &operator,
+            signer: Signer::new(1),
             at: Cursors::default(),
-            step_s,
-            settle_window_s: 2 * step_s,
+            schedule,
         };
         let mut t_s = plan.epoch_s - plan.interval_s;
         let mut steps = 0;
-        while drive.at.read < plan.intervals.len() || drive.at.cer_closed < 3 {
+        let mut read = 0;
+        while read < plan.intervals.len() || drive.at.cer_closed < 3 {
             drive.step(t_s);
+            read = schedule.readings(t_s).end;
             // Every hour ordered so far is priced; no period is closed before its readings
             // are final (its end plus the settle window) or before its hours are priced.
-            let per_hour = HOUR_S / plan.interval_s;
-            assert!(drive.at.priced >= (drive.at.ordered as u64).div_ceil(per_hour).min(72));
+            let ordered = schedule.orders(t_s).end as u64;
+            assert!(drive.at.priced >= ordered.min(72));
             for p in 0..drive.at.cer_closed {
                 assert!(t_s > plan.epoch_s + (p + 1) * step_s + 2 * step_s);
                 assert!(drive.at.priced >= (p + 1) * 24);
+                // Every reading of the period was due at an earlier step.
+                assert!(schedule.readings(t_s - step_s).end as u64 >= (p + 1) * 24);
             }
             t_s += step_s;
             steps += 1;
             assert!(steps < 10, "the drive does not end");
         }
         assert_eq!((drive.at.priced, drive.at.cer_closed), (72, 3));
-        // Steps 0..=6: the clock starts an hour before the epoch, so day 2 is read at step 4
-        // (its end, 3 days after the epoch); its period closes once the clock is past that
-        // end plus the two-day window, at step 6.
+        // Steps 0..=6: the clock starts an hour before the epoch; day 2's readings are due at
+        // step 5 (a step after its gates closed); its period closes once the clock is past
+        // its end plus the two-day window, at step 6.
         assert_eq!(steps, 7);
+    }
+
+    #[test]
+    fn the_driver_holds_no_member_secret_key() {
+        let plan = cer_plan(1);
+        let dir = std::env::temp_dir().join(format!("scg-testnet-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let keys = generate_keys(&plan, &dir).unwrap();
+        // The driver's `Keys` holds the members' and meters' public keys only (by type);
+        // their secret keys are in the member's node directory, nowhere in keys/.
+        let (member, meters): &(PublicKey, Vec<PublicKey>) = &keys.members[0];
+        let secret = MemberKey::read(&member_key_file(&dir, 0)).unwrap();
+        assert_eq!(secret.public(), *member);
+        let meter = MemberKey::read(&meter_key_file(&node_dir(&dir, 0), DeviceType::SupplyPoint));
+        assert_eq!(meter.unwrap().public(), meters[0]);
+        let mut in_keys: Vec<String> = std::fs::read_dir(dir.join("keys"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        in_keys.sort();
+        assert_eq!(
+            in_keys,
+            [
+                "grid.key",
+                "member0-supply-point.pub",
+                "member0.pub",
+                "operator.key",
+                "treasury.key"
+            ]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_agent_signs_only_its_members_orders_and_readings_each_once() {
+        use scg_ledger::market::{OfferSource, OrderBody, OrderSide};
+        let mut plan = cer_plan(2);
+        plan.members.push(PlanMember {
+            id: "b".into(),
+            meters: vec![(DeviceType::SupplyPoint, None)],
+        });
+        let order = |m: usize| {
+            (
+                m,
+                OrderBody {
+                    interval: 0,
+                    side: OrderSide::Bid,
+                    energy_wh: 5,
+                    limit_milli_eur_per_mwh: 1,
+                    source: OfferSource::Unspecified,
+                },
+            )
+        };
+        for iv in &mut plan.intervals {
+            iv.orders = vec![order(0), order(1)];
+            iv.readings = (0..2)
+                .map(|m| PlanReading {
+                    member: m,
+                    device: DeviceType::SupplyPoint,
+                    produced_wh: 0,
+                    consumed_wh: 1,
+                })
+                .collect();
+        }
+        let dir = std::env::temp_dir().join(format!("scg-testnet-agent-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let keys = generate_keys(&plan, &dir).unwrap();
+        let (genesis, _) = write_genesis(&plan, &keys, (1_000, 48 * HOUR_S), &dir).unwrap();
+        let own = MemberKey::read(&member_key_file(&dir, 1)).unwrap();
+        let agent_keys = crate::agent::AgentKeys::load(&genesis, own, &node_dir(&dir, 1)).unwrap();
+        // Another member's meter keys are refused.
+        let other = MemberKey::read(&member_key_file(&dir, 1)).unwrap();
+        assert!(crate::agent::AgentKeys::load(&genesis, other, &node_dir(&dir, 0)).is_err());
+        let mut agent = crate::agent::Agent::new(&genesis, agent_keys, &plan, 24).unwrap();
+        assert_eq!(agent.name(), "b");
+        let schedule = Schedule {
+            epoch_s: plan.epoch_s,
+            interval_s: plan.interval_s,
+            step_s: 24 * HOUR_S,
+            intervals: plan.intervals.len(),
+        };
+        let (member, meters) = &keys.members[1];
+        let mut seen = std::collections::BTreeSet::new();
+        let mut t = schedule.start_s();
+        while !agent.done() {
+            for bytes in agent.due(t) {
+                let tx = scg_ledger::Tx::decode(&bytes).unwrap();
+                let key = match tx.body {
+                    TxBody::Order(o) => {
+                        assert!(schedule.orders(t).contains(&(o.interval as usize)));
+                        assert!(seen.insert(("order", o.interval)));
+                        member
+                    }
+                    TxBody::MeterReport { interval, .. } => {
+                        assert!(schedule.readings(t).contains(&(interval as usize)));
+                        assert!(seen.insert(("reading", interval)));
+                        &meters[0]
+                    }
+                    other => panic!("the agent signed {other:?}"),
+                };
+                assert_eq!(tx.signer, *key);
+            }
+            // The same clock again signs nothing new.
+            assert!(agent.due(t).is_empty());
+            t += schedule.step_s;
+        }
+        assert_eq!(seen.len(), 2 * plan.intervals.len());
+        assert_eq!((agent.signed(), agent.missed()), (seen.len() as u64, 0));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -1204,6 +1273,11 @@ mod tests {
             exe: PathBuf::from("scg"),
             intervals_per_step: 24,
             cancel: Arc::default(),
+            agent: AgentArgs {
+                scenario: None,
+                seed: 1,
+                days: None,
+            },
         };
         assert!(check_plan(&plan, &opts).is_ok());
         if let Some(c) = &mut plan.cer {

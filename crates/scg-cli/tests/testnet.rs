@@ -101,6 +101,42 @@ fn five_member_nodes_drive_six_days_with_simulates_economics() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(net.join("testnet.json")).unwrap()).unwrap();
 
+    // Each member's secret keys are only in its own node's directory (mode 0600); keys/
+    // holds the members' and meters' public keys and the driver's own three secret keys.
+    let mut in_keys: Vec<String> = std::fs::read_dir(net.join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    in_keys.sort();
+    let secret: Vec<&String> = in_keys.iter().filter(|f| f.ends_with(".key")).collect();
+    assert_eq!(
+        secret,
+        ["grid.key", "operator.key", "treasury.key"],
+        "{in_keys:?}"
+    );
+    assert!(
+        in_keys
+            .iter()
+            .all(|f| f.ends_with(".key") || f.ends_with(".pub"))
+    );
+    for i in 0..5 {
+        let node = net.join(format!("node{i}"));
+        let public = std::fs::read_to_string(net.join(format!("keys/member{i}.pub"))).unwrap();
+        let key = scg_chain::MemberKey::read(&node.join("member.key")).unwrap();
+        assert_eq!(key.public_hex(), public.trim());
+        for f in ["member.key", "meter-supply-point.key"] {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                let mode = std::fs::metadata(node.join(f))
+                    .unwrap()
+                    .permissions()
+                    .mode();
+                assert_eq!(mode & 0o777, 0o600, "node{i}/{f}");
+            }
+        }
+    }
+
     // Five nodes, each past the registrations, all with one state root.
     let nodes = json["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 5);

@@ -61,7 +61,78 @@ pub enum Command {
         /// killed).
         #[arg(long, hide = true)]
         exit_with_parent: bool,
+        #[command(flatten)]
+        agent: AgentOpts,
     },
+}
+
+/// The member's agent in this node (`scg testnet` starts every node with one; docs/chain.md).
+#[derive(Debug, clap::Args)]
+pub struct AgentOpts {
+    /// Run this member's agent: simulate the community of this scenario (a file, or
+    /// `builtin`) on a thread of its own, keep only this member's orders and meter readings,
+    /// and sign and submit them when the block clock reaches them. The meters' keys are read
+    /// from the node's directory (`meter-<device>.key`).
+    #[arg(long, value_name = "FILE|builtin")]
+    pub agent_scenario: Option<String>,
+    /// The member the agent acts for (its genesis name; must be the node key's member)
+    /// [default: the node key's member].
+    #[arg(long, requires = "agent_scenario")]
+    pub member: Option<String>,
+    /// Seed of the agent's simulation (as `scg simulate --seed`).
+    #[arg(long, default_value_t = super::simulate::DEFAULT_SEED, requires = "agent_scenario")]
+    pub seed: u64,
+    /// The agent's horizon: the first DAYS days [default: the whole year].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=365), requires = "agent_scenario")]
+    pub days: Option<u64>,
+    /// Market intervals the clock advances per step (the testnet's); required with an agent.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=8760), requires = "agent_scenario")]
+    pub intervals_per_step: Option<u64>,
+}
+
+impl AgentOpts {
+    /// The agent to run, if any: its plan comes from the one simulation path of
+    /// `scg testnet` ([`super::testnet::simulated_plan`]), run on the node's agent thread.
+    fn agent(
+        &self,
+        genesis: &std::path::Path,
+        key: &std::path::Path,
+    ) -> anyhow::Result<Option<scg_chain::run::AgentRun>> {
+        let Some(scenario) = &self.agent_scenario else {
+            return Ok(None);
+        };
+        let Some(step_intervals) = self.intervals_per_step else {
+            anyhow::bail!("--agent-scenario needs --intervals-per-step (the testnet clock's step)");
+        };
+        if let Some(member) = &self.member {
+            let g = scg_chain::Genesis::read(genesis)?;
+            let k = MemberKey::read(key)?;
+            let name = g
+                .members
+                .iter()
+                .find(|m| m.key == k.public())
+                .map(|m| m.name.clone());
+            if name.as_deref() != Some(member.as_str()) {
+                anyhow::bail!(
+                    "--member {member}: the node's key {} is {}",
+                    key.display(),
+                    name.map_or("not a member of the genesis".to_string(), |n| format!(
+                        "member {n}'s"
+                    ))
+                );
+            }
+        }
+        let path = (scenario != "builtin").then(|| PathBuf::from(scenario));
+        let (seed, days) = (self.seed, self.days);
+        Ok(Some(scg_chain::run::AgentRun {
+            step_intervals,
+            plan: Box::new(move || {
+                super::testnet::simulated_plan(path.as_deref(), seed, days, None)
+                    .map(|b| b.plan)
+                    .map_err(|e| format!("{e:#}"))
+            }),
+        }))
+    }
 }
 
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
@@ -98,6 +169,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             http,
             manual_clock,
             exit_with_parent,
+            agent,
         } => {
             if exit_with_parent {
                 exit_with_parent_process();
@@ -109,16 +181,20 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 .map(scg_chain::run::parse_peer)
                 .collect::<Result<Vec<_>, _>>()?;
             let api = scg_chain::run::http_addr(listen, http)?;
+            let agent = agent.agent(&genesis, &key)?;
             eprintln!("scg chain run: p2p on {listen}, HTTP API on http://{api}/status");
-            scg_chain::run::run(scg_chain::run::RunConfig {
-                genesis,
-                key,
-                dir,
-                listen,
-                http,
-                peers,
-                manual_clock,
-            })?;
+            scg_chain::run::run(
+                scg_chain::run::RunConfig {
+                    genesis,
+                    key,
+                    dir,
+                    listen,
+                    http,
+                    peers,
+                    manual_clock,
+                },
+                agent,
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)

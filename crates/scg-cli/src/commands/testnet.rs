@@ -1,18 +1,15 @@
 //! `scg testnet --members N --dir D [SCENARIO]`: the scenario's simulated community driven
 //! through N member node processes on loopback (`scg_chain::testnet`).
 //!
-//! This module parses arguments, runs the very simulation `scg simulate` runs (same scenario
-//! checks, same seed, `scg_sim::simulate_with`), turns its year into the driver's plan —
-//! readings from `scg_settle::community_year` (the one derivation of meter readings, the
-//! settlement's own), orders from the market's own books (`MarketYear::books`: each member's
-//! order as the community market cleared it) — and prints. Keys, genesis, processes, sockets
-//! and the clock are `scg-chain`'s.
+//! This module parses arguments, loads the scenario and runs the very simulation
+//! `scg simulate` runs (same scenario checks, same seed, `scg_sim::simulate_with`) in
+//! [`simulated_plan`] — the one path of the driver and of every node's agent
+//! (`scg chain run --agent-scenario`) — whose year `scg_chain::plan::build` turns into the
+//! plan, and prints. Keys, genesis, processes, sockets, the agents and the clock are
+//! `scg-chain`'s.
 
 use anyhow::Context as _;
-use scg_chain::genesis::MarketSpec;
-use scg_chain::testnet::{Plan, PlanCer, PlanInterval, PlanMember, PlanReading};
-use scg_ledger::DeviceType;
-use scg_ledger::market::{IntervalTariff, MarketParams, OfferSource, OrderBody, OrderSide};
+use scg_chain::testnet::Plan;
 use scg_units::Rescoin;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,10 +21,12 @@ use std::time::Instant;
 /// The long help of `scg testnet`.
 pub const LONG_ABOUT: &str = "Run the scenario's simulated community through a member network: N `scg chain run` \
 processes on loopback, one per member, each its own validator.\n\n\
-scg testnet generates every key from the OS's randomness (DIR/keys/, mode 0600), writes a genesis with the market \
+scg testnet generates every key from the OS's randomness (files of mode 0600: the operator's, the treasury's and \
+the grid's in DIR/keys/ with the members' public keys; each member's and its meters' in its node's directory), writes a genesis with the market \
 open and every meter registered with its capacity (DIR/genesis.toml), starts the nodes (DIR/node*/, logs in \
-DIR/node*.log) and submits, signed by each member's own keys to its own node, the orders and meter readings of \
-the same simulation `scg simulate` runs with the same seed; for a CER community the operator opens the CER, \
+DIR/node*.log); each node runs its member's agent, which simulates the same scenario and seed as `scg simulate` \
+and signs its member's orders and meter readings with keys only that node holds (DIR/node*/) and submits them \
+to its own node, while the driver holds only the operator's keys; for a CER community the operator opens the CER, \
 posts the hourly zonal prices and closes each day's period, and every node computes the payouts from the \
 readings it holds. The chain's clock advances --intervals-per-step \
 intervals at a time, as fast as consensus finalizes (docs/chain.md, \"Testnet\"). At the end it prints every \
@@ -53,7 +52,7 @@ pub struct Args {
     /// Seed of the simulation (as `scg simulate --seed`).
     #[arg(long, default_value_t = super::simulate::DEFAULT_SEED)]
     pub seed: u64,
-    /// Market intervals the chain's clock advances per step [default: one day's].
+    /// Market intervals the chain's clock advances per step [default: two days'].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=8760))]
     pub intervals_per_step: Option<u64>,
     /// Print nothing but errors and the state roots.
@@ -61,27 +60,26 @@ pub struct Args {
     pub quiet: bool,
 }
 
-/// Most orders a member may place per interval on the testnet's market (the simulation's
-/// market places one).
-const MAX_ORDERS_PER_MEMBER: u16 = 4;
-/// The testnet's CER period: a day, so every `--days` horizon closes whole periods and the
-/// chain pays its CER within a few clock steps of each day's readings (`scg simulate` pays
-/// the year at once; the rule is hourly, so the sums are the same).
-const CER_PERIOD_HOURS: u32 = 24;
-
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
+/// Load and check the scenario, run the very simulation `scg simulate` runs (same checks,
+/// same seed, `scg_sim::simulate_with`, keeping the market's books) and build the plan
+/// (`scg_chain::plan::build`): the one path of the driver and of every node's agent. With
+/// `members`, a scenario with another number of prosumers is refused before simulating.
+pub fn simulated_plan(
+    scenario: Option<&std::path::Path>,
+    seed: u64,
+    days: Option<u64>,
+    members: Option<u64>,
+) -> anyhow::Result<scg_chain::plan::Built> {
     let log = crate::output::InputLog::default();
     let budget = super::simulate::Budget {
         memory_mib: super::simulate::DEFAULT_MEMORY_BUDGET_MIB,
         ledger: true,
     };
-    let (loaded, checked) = super::simulate::prepare_run(args.scenario.as_deref(), budget, &log)?;
+    let (loaded, checked) = super::simulate::prepare_run(scenario, budget, &log)?;
     let prosumers = loaded.scenario.prosumers.len();
-    if args.members as usize != prosumers {
+    if let Some(n) = members.filter(|n| *n as usize != prosumers) {
         anyhow::bail!(
-            "--members {}: {} has {prosumers} prosumers; a testnet runs one member node per prosumer, so give --members {prosumers}",
-            args.members,
+            "--members {n}: {} has {prosumers} prosumers; a testnet runs one member node per prosumer, so give --members {prosumers}",
             loaded.source
         );
     }
@@ -91,13 +89,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             loaded.source
         );
     };
-    scg_chain::testnet::check_dir(&args.dir)?;
-    let say = |s: &str| {
-        if !args.quiet {
-            eprintln!("scg testnet: {s}");
-        }
-    };
-    say("simulating the year");
     let options = scg_sim::SimOptions {
         keep_trades: true,
         keep_books: true,
@@ -106,34 +97,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &loaded.scenario,
         &checked.assets,
         &checked.inputs,
-        args.seed,
+        seed,
         options,
         &mut |_, _| {},
     )?;
-    let policy = scg_settle::Policy::default();
-    let year = scg_settle::community_year(
-        &result,
-        loaded.scenario.community.internal_price_eur_per_mwh,
-        &policy,
-    )?;
-    let steps_per_day = result.grid.steps_per_hour() * 24;
-    let horizon = args
-        .days
-        .map_or(year.intervals.len(), |d| d as usize * steps_per_day)
-        .min(year.intervals.len());
     let community = scg_sim::market_stage::community_market(market)?;
-    let cer = plan_cer(&result, &year, horizon)?;
-    let mut plan = plan(&result, &year, horizon, community, &policy)?;
-    plan.cer = cer.as_ref().map(|(c, _)| c.clone());
-    say("settling the same horizon as scg simulate does, for comparison");
-    let mut simulation = simulated_figures(&year, horizon)?;
-    if let Some((_, paid)) = &cer {
-        for (id, base) in paid {
-            if let Some(m) = simulation.get_mut(id) {
-                m.cer_received = Rescoin(*base);
-            }
+    Ok(scg_chain::plan::build(&scg_chain::plan::PlanInputs {
+        result: &result,
+        internal_price_eur_per_mwh: loaded.scenario.community.internal_price_eur_per_mwh,
+        market: &community,
+        days,
+    })?)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    scg_chain::testnet::check_dir(&args.dir)?;
+    let say = |s: &str| {
+        if !args.quiet {
+            eprintln!("scg testnet: {s}");
         }
-    }
+    };
+    say("simulating the year (the operator's plan and the comparison)");
+    let sim = simulated_plan(
+        args.scenario.as_deref(),
+        args.seed,
+        args.days,
+        Some(args.members),
+    )?;
+    let plan = &sim.plan;
+    say("settling the same horizon as scg simulate does, for comparison");
+    let simulation = sim.simulated_figures()?;
+    let steps_per_day = 24 * 3600 / plan.interval_s.max(1);
 
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = cancel.clone();
@@ -141,10 +136,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let opts = scg_chain::testnet::Options {
         dir: args.dir.clone(),
         exe: std::env::current_exe().context("locating the scg executable for the nodes")?,
-        intervals_per_step: args.intervals_per_step.unwrap_or(steps_per_day as u64),
+        intervals_per_step: args
+            .intervals_per_step
+            .unwrap_or(DEFAULT_STEP_DAYS * steps_per_day),
         cancel,
+        agent: scg_chain::testnet::AgentArgs {
+            scenario: args
+                .scenario
+                .as_ref()
+                .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
+            seed: args.seed,
+            days: args.days,
+        },
     };
-    let outcome = scg_chain::testnet::run(&plan, &opts, &mut |line| say(line))?;
+    let outcome = scg_chain::testnet::run(plan, &opts, &mut |line| say(line))?;
 
     for n in &outcome.nodes {
         println!(
@@ -157,7 +162,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .windows(2)
         .all(|w| w[0].state_root == w[1].state_root);
     let mismatches = compare(&outcome, &simulation);
-    let json = testnet_json(&args, &plan, &outcome, &simulation, &mismatches, started);
+    let json = testnet_json(&args, plan, &outcome, &simulation, &mismatches, started);
     let path = args.dir.join("testnet.json");
     let tmp = args.dir.join(".testnet.json.tmp");
     std::fs::write(&tmp, serde_json::to_string_pretty(&json)? + "\n")
@@ -200,174 +205,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The driver's plan from the simulated year: members and meters (a supply point each, and
-/// every device that reports in the year, registered at its peak power over the year), and
-/// the first `horizon` intervals' tariffs, orders and readings.
-fn plan(
-    result: &scg_sim::SimResult,
-    year: &scg_ledger::settlement::CommunityYear,
-    horizon: usize,
-    community: scg_market::community::CommunityMarket,
-    policy: &scg_settle::Policy,
-) -> anyhow::Result<Plan> {
-    let index: BTreeMap<&str, usize> = year
-        .members
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (m.as_str(), i))
-        .collect();
-    // Per member and device, the most Wh produced in one interval of the year.
-    let mut peaks: BTreeMap<(usize, DeviceType), u64> = (0..year.members.len())
-        .map(|m| ((m, DeviceType::SupplyPoint), 0))
-        .collect();
-    for iv in &year.intervals {
-        for r in &iv.readings {
-            let peak = peaks
-                .entry((index[r.member.as_str()], r.device))
-                .or_insert(0);
-            *peak = (*peak).max(r.produced_wh);
-        }
-    }
-    let interval_s = year.interval_s;
-    let members = year
-        .members
-        .iter()
-        .enumerate()
-        .map(|(m, id)| PlanMember {
-            id: id.clone(),
-            meters: peaks
-                .iter()
-                .filter(|((member, _), _)| *member == m)
-                .map(|((_, d), wh)| {
-                    // W such that floor(W * interval / 3600) >= the peak Wh.
-                    let cap = (*d != DeviceType::SupplyPoint && *wh > 0)
-                        .then(|| (u128::from(*wh) * 3600).div_ceil(u128::from(interval_s)))
-                        .map(|w| u64::try_from(w).unwrap_or(u64::MAX));
-                    (*d, cap)
-                })
-                .collect(),
-        })
-        .collect();
-    let books = result
-        .community
-        .market
-        .as_ref()
-        .map(|m| &m.books[..])
-        .unwrap_or_default();
-    let mut intervals = Vec::with_capacity(horizon);
-    for (t, iv) in year.intervals.iter().take(horizon).enumerate() {
-        let book = books
-            .get(t)
-            .filter(|b| b.step == t)
-            .with_context(|| format!("the market kept no book for step {t}"))?;
-        intervals.push(PlanInterval {
-            tariff: Some(IntervalTariff {
-                retail_milli_eur_per_mwh: book.retail_milli_eur_per_mwh,
-                feed_in_milli_eur_per_mwh: book.feed_in_milli_eur_per_mwh,
-                peak: book.peak,
-            }),
-            orders: book
-                .orders
-                .iter()
-                .map(|o| {
-                    let body = OrderBody {
-                        interval: t as u64,
-                        side: if o.offer {
-                            OrderSide::Offer
-                        } else {
-                            OrderSide::Bid
-                        },
-                        energy_wh: o.energy_wh,
-                        limit_milli_eur_per_mwh: o.limit_milli_eur_per_mwh,
-                        source: OfferSource::Unspecified,
-                    };
-                    (o.member, body)
-                })
-                .collect(),
-            readings: iv
-                .readings
-                .iter()
-                .map(|r| PlanReading {
-                    member: index[r.member.as_str()],
-                    device: r.device,
-                    produced_wh: r.produced_wh,
-                    consumed_wh: r.consumed_wh,
-                })
-                .collect(),
-        });
-    }
-    let params = MarketParams {
-        epoch_s: year.start_timestamp_s,
-        interval_s,
-        mechanism: community.mechanism,
-        fee: community.fee,
-        max_orders_per_member: MAX_ORDERS_PER_MEMBER,
-        // Set by the driver from its clock step.
-        settle_window_s: interval_s,
-    };
-    Ok(Plan {
-        name: format!("scg testnet seed {}", result.seed),
-        members,
-        epoch_s: year.start_timestamp_s,
-        interval_s,
-        market: MarketSpec::from_params(&params),
-        mint_rate_base_per_wh: u64::try_from(policy.mint_rate_base_per_wh)
-            .context("mint rate above u64")?,
-        intervals,
-        cer: None,
-    })
-}
-
-/// The CER the testnet's chain runs, and what `scg simulate`'s settlement pays each member for
-/// the same whole periods: `scg_settle::cer_tally` (the ledger's integer rule, the one
-/// `scg simulate` pays the year with) over the intervals of the periods the horizon covers
-/// whole. `None` when the community is not a CER.
-fn plan_cer(
-    result: &scg_sim::SimResult,
-    year: &scg_ledger::settlement::CommunityYear,
-    horizon: usize,
-) -> anyhow::Result<Option<(PlanCer, BTreeMap<String, u128>)>> {
-    let Some(params) = &result.community.cer_params else {
-        return Ok(None);
-    };
-    let mut cer = PlanCer {
-        rule: scg_settle::cer_rule(params)?,
-        period_hours: CER_PERIOD_HOURS,
-        zonal_milli_eur_per_mwh: scg_settle::zonal_hourly_milli(result)?,
-        budget_base: 0,
-    };
-    let periods = cer.closed_periods(horizon, year.interval_s);
-    let per_hour = result.grid.steps_per_hour().max(1) as u64;
-    let closed = usize::try_from(periods * u64::from(CER_PERIOD_HOURS) * per_hour)?;
-    cer.zonal_milli_eur_per_mwh
-        .truncate(usize::try_from(periods * u64::from(CER_PERIOD_HOURS))?);
-    let Some(tally) = scg_settle::cer_tally(result, &year.intervals[..closed.min(horizon)])? else {
-        return Ok(None);
-    };
-    cer.budget_base = tally.total_base();
-    let paid = result
-        .prosumers
-        .iter()
-        .zip(&tally.allocated_base)
-        .map(|(p, a)| (p.id.clone(), *a))
-        .collect();
-    Ok(Some((cer, paid)))
-}
-
-/// What `scg simulate`'s settlement gives each member over the first `horizon` intervals,
-/// without its CER payout (one payout for the year in its last interval; [`plan_cer`] gives
-/// the CER of the horizon's whole periods).
-fn simulated_figures(
-    year: &scg_ledger::settlement::CommunityYear,
-    horizon: usize,
-) -> anyhow::Result<BTreeMap<String, scg_ledger::settlement::MemberSettlement>> {
-    let mut short = year.clone();
-    short.intervals.truncate(horizon);
-    for iv in &mut short.intervals {
-        iv.cer.clear();
-    }
-    Ok(scg_ledger::settlement::settle_year(&short)?.summary.members)
-}
+/// Days of market intervals the chain's clock advances per step by default: the number of
+/// steps, not of intervals, sets the number of finalization rounds (docs/chain.md).
+pub const DEFAULT_STEP_DAYS: u64 = 2;
 
 /// The compared figures that differ: `member: field chain X, simulation Y`.
 fn compare(
