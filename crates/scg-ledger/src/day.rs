@@ -493,6 +493,33 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// Any series packs and unpacks to itself, canonically.
+        #[test]
+        fn series_round_trip(values in proptest::collection::vec(
+            proptest::prop_oneof![proptest::strategy::Just(0u64), 0u64..3, 0u64..5_000, proptest::num::u64::ANY],
+            1..200,
+        )) {
+            roundtrip(&values);
+        }
+
+        /// The member-day decoder never panics, bounds its sizes, and whatever decodes
+        /// re-encodes to the same bytes.
+        #[test]
+        fn member_day_decoder_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            let mut r = Reader::new(&bytes);
+            if let Ok(day) = MemberDay::decode(&mut r) {
+                let used = r.position();
+                proptest::prop_assert!(usize::from(day.intervals) <= MAX_DAY_INTERVALS);
+                proptest::prop_assert!(day.series.len() <= MAX_DAY_SERIES);
+                let mut w = Writer::default();
+                day.encode(&mut w);
+                proptest::prop_assert_eq!(&w.buf[..], &bytes[..used]);
+            }
+        }
+    }
+
     #[test]
     fn quantity_codes_round_trip() {
         for d in [1u8, 2, 3, 4, 5] {
