@@ -487,7 +487,7 @@ mod tests {
     #[test]
     fn non_canonical_packings_are_refused() {
         // A zero delta (must be a run), two runs in a row, a run past the end, a padded varint.
-        for bytes in [&[0x00][..], &[0x01, 0x01], &[0x05], &[0x82, 0x00]] {
+        for bytes in [&[0x00][..], &[0x01, 0x01], &[0x07], &[0x82, 0x00]] {
             let mut r = Reader::new(bytes);
             assert!(decode_series(&mut r, 3).is_err(), "{bytes:?}");
         }

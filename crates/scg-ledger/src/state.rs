@@ -995,10 +995,12 @@ impl InvariantChecker {
                 self.pending_sum, self.reserved, t.reserved
             ));
         }
-        if self.certified_wh != t.certified_wh || t.certified_wh > t.renewable_wh_metered {
+        // Certificates plus the compact layout's day certificates (member aggregates).
+        let certified = self.certified_wh + ledger.day_certified_wh();
+        if certified != t.certified_wh || t.certified_wh > t.renewable_wh_metered {
             return Err(format!(
-                "certificates cover {} Wh, totals {} Wh, renewable metered {} Wh",
-                self.certified_wh, t.certified_wh, t.renewable_wh_metered
+                "certificates cover {certified} Wh, totals {} Wh, renewable metered {} Wh",
+                t.certified_wh, t.renewable_wh_metered
             ));
         }
         Ok(())

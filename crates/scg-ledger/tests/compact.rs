@@ -312,3 +312,24 @@ fn storage_certificates_follow_the_energy_across_days() {
     let battery = member_account(3, "a");
     assert_eq!(ledger.member_aggregate(&battery).unwrap().days, 2);
 }
+
+#[test]
+fn a_compact_chain_stores_and_verifies() {
+    let year = common::year::hourly_year(4, 24 * 10);
+    let settled = settle_year_with(&year, Layout::Compact).unwrap();
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("ledger-compact-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let head = scg_ledger::store::store(&dir, &settled).unwrap();
+    let report = scg_ledger::store::Store::open(&dir)
+        .unwrap()
+        .verify()
+        .unwrap();
+    assert_eq!(report.height, 10);
+    assert_eq!(head.state_root, report.state_root);
+    assert_eq!(
+        scg_ledger::merkle::to_hex(&report.state_root),
+        settled.summary.final_state_root_hex
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
