@@ -13,6 +13,8 @@
 //!   issuance (the euro on-ramp);
 //! - [`market`]: the on-chain community market — orders are transactions, and the gate close
 //!   clears an interval's orders with `scg-market`'s clearing as a state transition;
+//! - [`day`]: the compact settlement layout — one record per member and day (packed readings,
+//!   day figures) and a day close that applies a day only if it adds up across members;
 //! - [`merkle`]: SHA-256 Merkle trees;
 //! - [`settlement`]: turns a community's intervals (plain types: readings, the market's trades
 //!   with prices and fees, CER payouts) into signed blocks, with renewable origin following the
@@ -36,6 +38,7 @@ pub mod batch;
 pub mod block;
 pub mod cer;
 pub mod codec;
+pub mod day;
 pub mod market;
 pub mod merkle;
 pub mod settlement;

@@ -96,6 +96,10 @@
 use crate::LedgerError;
 use crate::batch::{Batch, MAX_BATCH_LEN, MAX_BATCH_RECORDS, MAX_BATCH_SIGNERS};
 use crate::block::{Block, GenesisConfig};
+pub use crate::day::Layout;
+use crate::day::{
+    DayCertified, DayClose, DayMoney, MAX_DAY_INTERVALS, MemberDay, Quantity, STORAGE_DEVICES,
+};
 use crate::merkle::{sha256, to_hex};
 use crate::state::{BlockOutcome, Ledger, TradeStatus};
 use crate::tx::{DeviceType, MAX_PAYOUTS, Payout, PublicKey, Tx, TxBody};
@@ -518,6 +522,90 @@ fn interval_meters<'a>(
     Ok(m)
 }
 
+/// One member's day being built in the compact layout.
+#[derive(Debug, Default)]
+struct DayDraft {
+    /// Series by quantity code (ascending: the canonical order), allocated on first use.
+    series: BTreeMap<u8, Vec<u64>>,
+    money: DayMoney,
+    certified: DayCertified,
+    topup_base: u128,
+}
+
+impl DayDraft {
+    /// Add certified Wh moved into (`into`) and released by (`out`) a storage device.
+    fn store(&mut self, device: DeviceType, into: u64, out: u64) {
+        if let Some(k) = STORAGE_DEVICES.iter().position(|d| *d == device) {
+            let s = &mut self.certified.storage[k];
+            s.0 += into;
+            s.1 += out;
+        }
+    }
+
+    /// The member day, `None` when there is nothing to settle.
+    fn member_day(&self, first_interval: u64, intervals: u16) -> Option<MemberDay> {
+        let series: Vec<(Quantity, Vec<u64>)> = self
+            .series
+            .iter()
+            .filter(|(_, v)| v.iter().any(|x| *x > 0))
+            .filter_map(|(code, v)| Quantity::from_code(*code).map(|q| (q, v.clone())))
+            .collect();
+        let empty = series.is_empty()
+            && self.money == DayMoney::default()
+            && self.certified == DayCertified::default();
+        (!empty).then_some(MemberDay {
+            first_interval,
+            intervals,
+            series,
+            money: self.money,
+            certified: self.certified,
+        })
+    }
+}
+
+/// The compact layout's day being built: per member id, its draft.
+#[derive(Debug, Default)]
+struct DayBook {
+    /// First interval of the day.
+    first: usize,
+    /// Intervals in the day.
+    n: usize,
+    members: BTreeMap<String, DayDraft>,
+}
+
+impl DayBook {
+    fn new(first: usize, n: usize) -> Self {
+        Self {
+            first,
+            n,
+            members: BTreeMap::new(),
+        }
+    }
+
+    fn draft(&mut self, member: &str) -> &mut DayDraft {
+        if !self.members.contains_key(member) {
+            self.members.insert(member.to_owned(), DayDraft::default());
+        }
+        self.members.get_mut(member).expect("inserted above")
+    }
+
+    /// Add `wh` to `member`'s series of `q` at interval `i`.
+    fn add(&mut self, member: &str, q: Quantity, i: usize, wh: u64) {
+        if wh == 0 {
+            return;
+        }
+        let (first, n) = (self.first, self.n);
+        let series = self
+            .draft(member)
+            .series
+            .entry(q.code())
+            .or_insert_with(|| vec![0; n]);
+        if let Some(v) = series.get_mut(i - first) {
+            *v += wh;
+        }
+    }
+}
+
 /// The running chain of a settlement.
 struct Chain<'a> {
     year: &'a CommunityYear,
@@ -536,6 +624,10 @@ struct Chain<'a> {
     signatures: u64,
     /// Outcome of every block produced so far.
     outcomes: Vec<BlockOutcome>,
+    /// The compact layout's day being built ([`Layout::Compact`]); `None` for per-record.
+    day: Option<DayBook>,
+    /// P2P trades of the input (the compact layout folds them into day figures).
+    trades_in: u64,
 }
 
 impl Chain<'_> {
@@ -621,6 +713,7 @@ impl Chain<'_> {
                     continue;
                 }
                 let key = self.meter(member, device).clone();
+                let mut release = 0;
                 if device.is_renewable() {
                     let mint = u128::from(produced_wh)
                         .checked_mul(self.year.mint_rate_base_per_wh)
@@ -631,18 +724,25 @@ impl Chain<'_> {
                 } else if device.is_storage() {
                     // The ledger passes back what the device holds, up to the discharge.
                     let held = self.stored_held(pk(&key));
-                    let release = (*held).min(produced_wh);
+                    release = (*held).min(produced_wh);
                     *held -= release;
                     certified = certified.saturating_add(release);
                 }
-                self.signer.push(
-                    &key,
-                    TxBody::MeterReport {
-                        interval: i as u64,
-                        produced_wh,
-                        consumed_wh,
-                    },
-                );
+                match &mut self.day {
+                    Some(book) => {
+                        book.add(member, Quantity::Produced(device), i, produced_wh);
+                        book.add(member, Quantity::Consumed(device), i, consumed_wh);
+                        book.draft(member).store(device, 0, release);
+                    }
+                    None => self.signer.push(
+                        &key,
+                        TxBody::MeterReport {
+                            interval: i as u64,
+                            produced_wh,
+                            consumed_wh,
+                        },
+                    ),
+                }
             }
             own_certified.insert(member.to_owned(), certified);
         }
@@ -675,37 +775,52 @@ impl Chain<'_> {
                 let short = total - have;
                 self.debit_treasury(short, "the top-ups", i)?;
                 let treasury = self.treasury.clone();
-                self.signer.push(
-                    &treasury,
-                    TxBody::Transfer {
-                        to: pk(&buyer),
-                        amount: short,
-                    },
-                );
+                match &mut self.day {
+                    Some(book) => book.draft(&t.buyer).topup_base += short,
+                    None => self.signer.push(
+                        &treasury,
+                        TxBody::Transfer {
+                            to: pk(&buyer),
+                            amount: short,
+                        },
+                    ),
+                }
                 self.summary.treasury_topups.0 += short;
                 self.member_mut(&t.buyer).topups_received.0 += short;
                 self.credit(pk(&buyer), short);
             }
-            let trade_id = self.signer.next_id;
-            self.signer.push(
-                &buyer,
-                TxBody::TradeCreate {
-                    seller: pk(&seller),
-                    interval: i as u64,
-                    energy_wh: t.energy_wh,
-                    price_base_per_kwh: t.price_base_per_kwh,
-                    fee_base_per_kwh: t.grid_fee_base_per_kwh,
-                    expires_at_s: timestamp_s.saturating_add(self.year.interval_s),
-                },
-            );
-            let post_key = self.meter(&t.seller, DeviceType::SupplyPoint).clone();
-            self.signer.push(
-                &post_key,
-                TxBody::TradePost {
-                    trade_id,
-                    delivered_wh: t.energy_wh,
-                },
-            );
+            self.trades_in += 1;
+            if let Some(book) = &mut self.day {
+                // The figures the trade's create and post would give (`cost` is the ledger's
+                // own rounding), summed per member and day.
+                book.add(&t.seller, Quantity::P2pSold, i, t.energy_wh);
+                book.add(&t.buyer, Quantity::P2pBought, i, t.energy_wh);
+                book.draft(&t.seller).money.received_base += pay;
+                let b = book.draft(&t.buyer);
+                b.money.paid_base += pay;
+                b.money.fees_base += fee;
+            } else {
+                let trade_id = self.signer.next_id;
+                self.signer.push(
+                    &buyer,
+                    TxBody::TradeCreate {
+                        seller: pk(&seller),
+                        interval: i as u64,
+                        energy_wh: t.energy_wh,
+                        price_base_per_kwh: t.price_base_per_kwh,
+                        fee_base_per_kwh: t.grid_fee_base_per_kwh,
+                        expires_at_s: timestamp_s.saturating_add(self.year.interval_s),
+                    },
+                );
+                let post_key = self.meter(&t.seller, DeviceType::SupplyPoint).clone();
+                self.signer.push(
+                    &post_key,
+                    TxBody::TradePost {
+                        trade_id,
+                        delivered_wh: t.energy_wh,
+                    },
+                );
+            }
             *self.available.entry(pk(&buyer)).or_insert(0) -= total;
             self.credit(pk(&seller), pay);
             self.summary.p2p_wh_delivered += u128::from(t.energy_wh);
@@ -761,15 +876,20 @@ impl Chain<'_> {
             *budget.entry(seller).or_insert(0) -= share;
             *budget.entry(buyer).or_insert(0) += share;
             *received.entry(buyer).or_insert(0) += share;
-            let key = self.members[seller].clone();
-            self.signer.push(
-                &key,
-                TxBody::CertificateMove {
-                    to: pk(&self.members[buyer]),
-                    interval: i as u64,
-                    energy_wh: share,
-                },
-            );
+            if let Some(book) = &mut self.day {
+                book.draft(seller).certified.sold_wh += share;
+                book.draft(buyer).certified.received_wh += share;
+            } else {
+                let key = self.members[seller].clone();
+                self.signer.push(
+                    &key,
+                    TxBody::CertificateMove {
+                        to: pk(&self.members[buyer]),
+                        interval: i as u64,
+                        energy_wh: share,
+                    },
+                );
+            }
             self.member_mut(seller).certified_sold_wh += share;
             self.member_mut(buyer).certified_received_wh += share;
             self.summary.p2p_wh_certified += u128::from(share);
@@ -790,18 +910,73 @@ impl Chain<'_> {
                 *budget.entry(member).or_insert(0) -= share;
                 let to = pk(self.meter(member, device));
                 *self.stored_held(to) += share;
-                let key = self.members[member].clone();
-                self.signer.push(
-                    &key,
-                    TxBody::CertificateMove {
-                        to,
-                        interval: i as u64,
-                        energy_wh: share,
-                    },
-                );
+                if let Some(book) = &mut self.day {
+                    book.draft(member).store(device, share, 0);
+                } else {
+                    let key = self.members[member].clone();
+                    self.signer.push(
+                        &key,
+                        TxBody::CertificateMove {
+                            to,
+                            interval: i as u64,
+                            energy_wh: share,
+                        },
+                    );
+                }
                 self.summary.stored_certified_wh += u128::from(share);
             }
         }
+    }
+
+    /// Compact layout: the day's top-ups (one transfer per member), one member day per member
+    /// with anything to settle, then the day close that applies them.
+    fn close_day(&mut self) -> Result<(), LedgerError> {
+        let Some(book) = self.day.take() else {
+            return Ok(());
+        };
+        let intervals = u16::try_from(book.n)
+            .ok()
+            .filter(|n| usize::from(*n) <= MAX_DAY_INTERVALS)
+            .ok_or_else(|| {
+                LedgerError::Settlement(format!(
+                    "a day of {} intervals is more than the compact layout's {MAX_DAY_INTERVALS}",
+                    book.n
+                ))
+            })?;
+        let treasury = self.treasury.clone();
+        for (member, d) in &book.members {
+            if d.topup_base > 0 {
+                let to = pk(&self.members[member.as_str()]);
+                self.signer.push(
+                    &treasury,
+                    TxBody::Transfer {
+                        to,
+                        amount: d.topup_base,
+                    },
+                );
+            }
+        }
+        let mut count = 0u32;
+        for (member, d) in &book.members {
+            if let Some(day) = d.member_day(book.first as u64, intervals) {
+                let key = self.members[member.as_str()].clone();
+                self.signer.push(&key, TxBody::MemberDay(day));
+                count += 1;
+            }
+        }
+        if count > 0 {
+            let operator = self.signer.operator.clone();
+            self.signer.push(
+                &operator,
+                TxBody::DayClose(DayClose {
+                    first_interval: book.first as u64,
+                    intervals,
+                    members: count,
+                }),
+            );
+        }
+        self.day = Some(DayBook::new(0, 0));
+        Ok(())
     }
 
     fn cer(&mut self, i: usize, iv: &IntervalInput) -> Result<(), LedgerError> {
@@ -862,6 +1037,9 @@ impl Chain<'_> {
             })?;
         self.available = self.ledger.accounts().map(|a| (a.key, a.balance)).collect();
         self.stored.clear();
+        if let Some(book) = &mut self.day {
+            *book = DayBook::new(first, ivs.len());
+        }
         for (j, iv) in ivs.iter().enumerate() {
             let i = first + j;
             if i == 0 {
@@ -873,6 +1051,7 @@ impl Chain<'_> {
             self.origin(i, iv, &meters, &own_certified);
             self.cer(i, iv)?;
         }
+        self.close_day()?;
         let Packed {
             txs,
             kinds,
@@ -941,6 +1120,21 @@ impl Chain<'_> {
                 s.p2p_received.0 += t.paid_seller;
             }
         }
+        if self.day.is_some() {
+            // Compact layout: the P2P money is in the members' aggregates.
+            settled = self.trades_in;
+            for a in self.ledger.member_aggregates() {
+                self.summary.grid_fees.0 += a.fees_base;
+                if let Some(m) = by_key
+                    .get(&a.member)
+                    .and_then(|id| self.summary.members.get_mut(id))
+                {
+                    m.p2p_received.0 += a.received_base;
+                    m.p2p_paid.0 += a.paid_base;
+                    m.fees_paid.0 += a.fees_base;
+                }
+            }
+        }
         for (key, id) in &by_key {
             if let Some(m) = self.summary.members.get_mut(id) {
                 m.balance = Rescoin(self.ledger.account(key).map_or(0, |a| a.balance));
@@ -964,8 +1158,16 @@ impl Chain<'_> {
     }
 }
 
-/// Settle a year: see the module doc. Bad input is an error naming the interval and member.
+/// Settle a year in the per-record layout: see the module doc. Bad input is an error naming
+/// the interval and member.
 pub fn settle_year(year: &CommunityYear) -> Result<SettledYear, LedgerError> {
+    settle_year_with(year, Layout::PerRecord)
+}
+
+/// Settle a year in `layout` ([`Layout::Compact`]: one member day per member and day, see
+/// [`crate::day`]); every member's minted, P2P and CER RESCoin, top-ups, balance and
+/// certified Wh are the same in both layouts.
+pub fn settle_year_with(year: &CommunityYear, layout: Layout) -> Result<SettledYear, LedgerError> {
     let err = |m: &str| LedgerError::Settlement(m.to_owned());
     if year.members.is_empty() {
         return Err(err("no members"));
@@ -1082,6 +1284,8 @@ pub fn settle_year(year: &CommunityYear) -> Result<SettledYear, LedgerError> {
         stored: BTreeMap::new(),
         signatures: 0,
         outcomes: Vec::with_capacity(year.intervals.len() + 1),
+        day: (layout == Layout::Compact).then(|| DayBook::new(0, 0)),
+        trades_in: 0,
     };
     chain.outcomes.push(BlockOutcome {
         height: 0,

@@ -32,7 +32,9 @@ use ed25519_dalek::{Signature, VerifyingKey};
 use std::collections::{BTreeMap, BTreeSet};
 
 mod cer_exec;
+mod day_exec;
 mod market_exec;
+pub use day_exec::{MemberAggregate, MemberAggregateProof};
 use market_exec::MarketCtx;
 
 /// Account roles.
@@ -210,6 +212,16 @@ pub enum Reject {
     BadCosignature = 60,
     /// The issuance would take the endowment plus issuances above the cap.
     IssuanceCapExceeded = 61,
+    /// A member day that is not after the member's last settled day, or staged twice.
+    DayOutOfOrder = 62,
+    /// A member day whose figures exceed what its series metered (sales beyond exports,
+    /// certified Wh beyond their sources, storage releases beyond what it holds).
+    DayExceedsReadings = 63,
+    /// A day close whose member days do not add up (P2P Wh sold and bought per interval,
+    /// money paid and received, certified Wh sold and received) or do not match the close.
+    DayUnbalanced = 64,
+    /// A member day or day close on a chain whose on-chain market is open.
+    DayWithMarket = 65,
 }
 
 // The market and CER lists of `Reject` cut where `Reject::ALL` has them (checked when
@@ -221,11 +233,13 @@ const _: () = assert!(
         && matches!(Reject::MARKET_READING[3], Reject::ReadingLongClosed)
         && matches!(Reject::CER[0], Reject::CerNotOpen)
         && matches!(Reject::CER[11], Reject::IssuanceCapExceeded)
+        && matches!(Reject::DAY[0], Reject::DayOutOfOrder)
+        && matches!(Reject::DAY[3], Reject::DayWithMarket)
 );
 
 impl Reject {
     /// All reasons (for tests and tools).
-    pub const ALL: [Reject; 61] = [
+    pub const ALL: [Reject; 65] = [
         Self::Malformed,
         Self::BadSignature,
         Self::DuplicateId,
@@ -287,6 +301,10 @@ impl Reject {
         Self::DuplicateCosigner,
         Self::BadCosignature,
         Self::IssuanceCapExceeded,
+        Self::DayOutOfOrder,
+        Self::DayExceedsReadings,
+        Self::DayUnbalanced,
+        Self::DayWithMarket,
     ];
 
     /// The reasons a meter report gives only on a chain whose market is open (the reading
@@ -298,7 +316,10 @@ impl Reject {
 
     /// The reasons only the CER's transactions give (kinds 19 to 22, and kind 10 once the
     /// CER is open): codes 50 to 61.
-    pub const CER: &[Reject] = Self::ALL.split_at(49).1;
+    pub const CER: &[Reject] = Self::ALL.split_at(49).1.split_at(12).0;
+
+    /// The reasons only the compact layout's records give (kinds 23 and 24): codes 62 to 65.
+    pub const DAY: &[Reject] = Self::ALL.split_at(61).1;
 
     /// Result code.
     pub fn code(self) -> u16 {
@@ -390,6 +411,10 @@ impl Reject {
             Self::DuplicateCosigner => "a member co-signed twice",
             Self::BadCosignature => "a co-signature does not verify",
             Self::IssuanceCapExceeded => "the issuance would exceed the cap",
+            Self::DayOutOfOrder => "the member day repeats or precedes a settled day",
+            Self::DayExceedsReadings => "the member day's figures exceed its readings",
+            Self::DayUnbalanced => "the day's member days do not add up",
+            Self::DayWithMarket => "the compact layout is not used once the market is open",
         }
     }
 }
@@ -737,6 +762,9 @@ pub struct StateCommitment {
     /// The CER state's hash ([`CerState::root`]) once the CER is open; `None` before, so
     /// chains without it keep their roots.
     pub cer_root: Option<Hash>,
+    /// The root of the member aggregates of the compact layout ([`crate::day`]) once a day
+    /// was closed; `None` before, so per-record chains keep their roots.
+    pub days_root: Option<Hash>,
 }
 
 impl StateCommitment {
@@ -756,6 +784,10 @@ impl StateCommitment {
         }
         if let Some(c) = &self.cer_root {
             w.bytes(c);
+        }
+        if let Some(d) = &self.days_root {
+            w.bytes(b"days");
+            w.bytes(d);
         }
         sha256(&[b"SCG-LEDGER/STATE/v1", &w.buf])
     }
@@ -963,10 +995,12 @@ impl InvariantChecker {
                 self.pending_sum, self.reserved, t.reserved
             ));
         }
-        if self.certified_wh != t.certified_wh || t.certified_wh > t.renewable_wh_metered {
+        // Certificates plus the compact layout's day certificates (member aggregates).
+        let certified = self.certified_wh + ledger.day_certified_wh();
+        if certified != t.certified_wh || t.certified_wh > t.renewable_wh_metered {
             return Err(format!(
-                "certificates cover {} Wh, totals {} Wh, renewable metered {} Wh",
-                self.certified_wh, t.certified_wh, t.renewable_wh_metered
+                "certificates cover {certified} Wh, totals {} Wh, renewable metered {} Wh",
+                t.certified_wh, t.renewable_wh_metered
             ));
         }
         Ok(())
@@ -1034,6 +1068,15 @@ pub struct Ledger {
     cer_root: Hash,
     /// The CER state changed since the last commit.
     cer_dirty: bool,
+    /// Member aggregates of the compact layout ([`crate::day`]), committed by `day_tree` in
+    /// order of first settlement (`MemberAggregate::index`).
+    days: BTreeMap<PublicKey, day_exec::MemberAggregate>,
+    day_tree: MerkleLog,
+    /// Aggregates changed since the last commit.
+    day_dirty: BTreeSet<PublicKey>,
+    /// Member days staged in the block being applied, waiting for their day close (dropped at
+    /// the end of the block: a day closes in the block that carries it).
+    day_staged: Vec<(PublicKey, crate::day::MemberDay)>,
 }
 
 /// `energy_wh * rate_per_kwh / 1000`, rounded down (the buyer never pays for a fraction).
@@ -1210,6 +1253,10 @@ impl Ledger {
             cer: CerState::default(),
             cer_root: ZERO_HASH,
             cer_dirty: false,
+            days: BTreeMap::new(),
+            day_tree: MerkleLog::new(),
+            day_dirty: BTreeSet::new(),
+            day_staged: Vec::new(),
         };
         for (key, role) in keys
             .iter()
@@ -1335,6 +1382,7 @@ impl Ledger {
     /// Certified Wh that `owner` (a member, or a storage meter) holds, not retired.
     pub fn certified_held_wh(&self, owner: &PublicKey) -> u64 {
         self.held_wh(owner, u64::MAX)
+            .saturating_add(self.day_storage_held_wh(owner))
     }
     /// A meter report.
     pub fn report(&self, meter: &PublicKey, interval: u64) -> Option<Report> {
@@ -1358,6 +1406,7 @@ impl Ledger {
             history: self.history,
             market_root: self.market.params.map(|_| self.market_root),
             cer_root: self.cer.params.map(|_| self.cer_root),
+            days_root: (!self.day_tree.is_empty()).then(|| self.day_tree.root()),
         }
     }
 
@@ -1618,6 +1667,8 @@ impl Ledger {
             }));
             results.push(r);
         }
+        // A day closes in the block that carries it: unclosed member days change nothing.
+        self.day_staged.clear();
         let root = self.commit_roots();
         (results, expired, record_rejects, root)
     }
@@ -1765,6 +1816,8 @@ impl Ledger {
                 self.cer_distribution(signer, role, *period, payouts)
             }
             TxBody::Burn { amount } => self.burn(signer, role, *amount),
+            TxBody::MemberDay(d) => self.member_day(signer, role, d),
+            TxBody::DayClose(c) => self.day_close(role, c),
             TxBody::CertificateMove {
                 to,
                 interval,
@@ -2529,6 +2582,7 @@ impl Ledger {
         if std::mem::take(&mut self.cer_dirty) {
             self.cer_root = self.cer.root();
         }
+        self.commit_days();
         self.state_root()
     }
 
@@ -2588,7 +2642,8 @@ impl Ledger {
             .certificates
             .iter()
             .map(|c| u128::from(c.energy_wh) + u128::from(c.retired_wh))
-            .sum();
+            .sum::<u128>()
+            + self.day_certified_wh();
         if certified != t.certified_wh || t.certified_wh > t.renewable_wh_metered {
             return Err(format!(
                 "certificates cover {certified} Wh, totals {} Wh, renewable metered {} Wh",
@@ -2639,6 +2694,7 @@ impl Ledger {
         if crate::merkle::merkle_root(&acc) != self.account_tree.root()
             || crate::merkle::merkle_root(&trd) != self.trade_tree.root()
             || crate::merkle::merkle_root(&crt) != self.certificate_tree.root()
+            || self.days_root_from_records() != self.commitment().days_root
         {
             return Err("a state tree differs from its records".into());
         }

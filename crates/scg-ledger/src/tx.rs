@@ -59,6 +59,7 @@
 use crate::batch::{BATCH_HEAD_LEN, BATCH_KIND, Batch, BatchHead, MAX_BATCH_LEN};
 use crate::cer::{CerParams, IssuanceBody, MAX_ZONAL_PRICES};
 use crate::codec::{DecodeError, Reader, Writer};
+use crate::day::{DAY_CLOSE_KIND, DayClose, MEMBER_DAY_KIND, MemberDay};
 use crate::market::{IntervalTariff, MarketParams, OrderBody};
 use crate::merkle::{Hash, sha256};
 use ed25519_dalek::{Signer, SigningKey};
@@ -285,6 +286,12 @@ pub enum TxBody {
     /// RESCoin issued to the treasury under the co-signatures of more than two thirds of the
     /// members, within the cap (the euro on-ramp).
     Issuance(IssuanceBody),
+    /// A member's day in the compact layout: its packed readings and day figures (batch
+    /// records only; see [`crate::day`]).
+    MemberDay(MemberDay),
+    /// The operator closes a day of the compact layout: the day's member days apply if they
+    /// add up (batch records only; see [`crate::day`]).
+    DayClose(DayClose),
 }
 
 impl TxBody {
@@ -313,6 +320,8 @@ impl TxBody {
             Self::ZonalPrices { .. } => 20,
             Self::CerPeriodClose { .. } => 21,
             Self::Issuance(_) => 22,
+            Self::MemberDay(_) => MEMBER_DAY_KIND,
+            Self::DayClose(_) => DAY_CLOSE_KIND,
         }
     }
 
@@ -341,6 +350,8 @@ impl TxBody {
             Self::ZonalPrices { .. } => "zonal-prices",
             Self::CerPeriodClose { .. } => "cer-period-close",
             Self::Issuance(_) => "issuance",
+            Self::MemberDay(_) => "member-day",
+            Self::DayClose(_) => "day-close",
         }
     }
 
@@ -456,6 +467,8 @@ impl TxBody {
             }
             Self::CerPeriodClose { period } => w.u64(*period),
             Self::Issuance(b) => b.encode(w),
+            Self::MemberDay(d) => d.encode(w),
+            Self::DayClose(c) => c.encode(w),
         }
     }
 
@@ -593,6 +606,8 @@ impl TxBody {
                 period: r.u64("period")?,
             },
             22 => Self::Issuance(IssuanceBody::decode(r)?),
+            MEMBER_DAY_KIND => Self::MemberDay(MemberDay::decode(r)?),
+            DAY_CLOSE_KIND => Self::DayClose(DayClose::decode(r)?),
             other => {
                 return Err(DecodeError::Invalid {
                     field: "kind",
@@ -747,7 +762,9 @@ impl Tx {
             | TxBody::GateClose { .. }
             | TxBody::CerOpen(_)
             | TxBody::ZonalPrices { .. }
-            | TxBody::CerPeriodClose { .. } => {}
+            | TxBody::CerPeriodClose { .. }
+            | TxBody::MemberDay(_)
+            | TxBody::DayClose(_) => {}
         }
         keys.sort_unstable();
         keys.dedup();
@@ -912,6 +929,32 @@ mod tests {
                     member: k,
                     signature: [3; 64],
                 }],
+            }),
+            TxBody::MemberDay(crate::day::MemberDay {
+                first_interval: 24,
+                intervals: 4,
+                series: vec![
+                    (
+                        crate::day::Quantity::Produced(DeviceType::Pv),
+                        vec![0, 300, 300, 5],
+                    ),
+                    (crate::day::Quantity::P2pSold, vec![0, 200, 0, 0]),
+                ],
+                money: crate::day::DayMoney {
+                    received_base: 24_000_000,
+                    paid_base: 0,
+                    fees_base: 0,
+                },
+                certified: crate::day::DayCertified {
+                    received_wh: 0,
+                    sold_wh: 200,
+                    storage: [(0, 0), (0, 0)],
+                },
+            }),
+            TxBody::DayClose(crate::day::DayClose {
+                first_interval: 24,
+                intervals: 4,
+                members: 2,
             }),
         ]
     }
@@ -1097,7 +1140,7 @@ mod tests {
         }
 
         #[test]
-        fn decoder_never_panics_on_mutated_valid_tx(kind in 0usize..21, flips in proptest::collection::vec((0usize..300, any::<u8>()), 1..6), cut in 0usize..300) {
+        fn decoder_never_panics_on_mutated_valid_tx(kind in 0usize..23, flips in proptest::collection::vec((0usize..300, any::<u8>()), 1..6), cut in 0usize..300) {
             let body = all_bodies()[kind].clone();
             let mut b = Tx::sign(3, &key(2), 9, 1, body);
             for (pos, v) in flips { let n = b.len(); b[pos % n] ^= v; }

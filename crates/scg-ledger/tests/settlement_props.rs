@@ -6,7 +6,8 @@
 use proptest::prelude::*;
 use scg_ledger::merkle::to_hex;
 use scg_ledger::settlement::{
-    CerPayout, CommunityYear, IntervalInput, MeterReading, P2pTrade, settle_year,
+    CerPayout, CommunityYear, IntervalInput, Layout, MeterReading, P2pTrade, settle_year,
+    settle_year_with,
 };
 use scg_ledger::state::TradeStatus;
 use scg_ledger::{DeviceType, Ledger};
@@ -172,5 +173,39 @@ proptest! {
         let t = ledger.totals();
         prop_assert!(t.certified_wh <= t.renewable_wh_metered);
         prop_assert!(s.p2p_wh_certified <= s.p2p_wh_delivered);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    /// The compact layout gives every member the same RESCoin and certified Wh as the
+    /// per-record layout, and its chain replays with every signature checked.
+    #[test]
+    fn compact_layout_settles_the_same_money_and_energy(
+        steps in (2usize..5).prop_flat_map(|n| proptest::collection::vec(proptest::collection::vec(step(), n), 1..40)),
+        sold_pct in proptest::collection::vec(0u64..=100, 1..5),
+        prices in proptest::collection::vec((0u128..400_000_000, 0u128..30_000_000), 1..4),
+        cer in proptest::collection::vec(0u128..10_000_000_000, 5),
+        opening in prop_oneof![Just(0u128), 0u128..1_000_000_000],
+    ) {
+        let mut year = community(&steps, &sold_pct, &prices, &cer);
+        year.opening_balance_base = opening;
+        let a = settle_year(&year).unwrap();
+        let b = settle_year_with(&year, Layout::Compact).unwrap();
+        prop_assert_eq!(&a.summary.members, &b.summary.members);
+        prop_assert_eq!(a.summary.rescoin_minted, b.summary.rescoin_minted);
+        prop_assert_eq!(a.summary.certified_wh, b.summary.certified_wh);
+        prop_assert_eq!(a.summary.p2p_wh_certified, b.summary.p2p_wh_certified);
+        prop_assert_eq!(a.summary.stored_certified_wh, b.summary.stored_certified_wh);
+        prop_assert_eq!(a.summary.grid_fees, b.summary.grid_fees);
+        prop_assert_eq!(a.summary.treasury_topups, b.summary.treasury_topups);
+        let (mut ledger, _) = Ledger::from_genesis_block(&b.blocks[0]).unwrap();
+        for block in &b.blocks[1..] {
+            let out = ledger.apply_block(block).unwrap();
+            prop_assert_eq!(out.rejected(), 0);
+            prop_assert!(out.record_rejects.is_empty());
+        }
+        ledger.check_invariants().unwrap();
+        prop_assert_eq!(to_hex(&ledger.state_root()), b.summary.final_state_root_hex.clone());
     }
 }

@@ -16,6 +16,13 @@
 //!   scenario order (north-west corner rule) at the internal price;
 //! - the CER allocation of the year, paid in the last interval.
 //!
+//! **Layout.** From [`Policy::compact_from_members`] members on (50 by default) the year is
+//! settled in the ledger's compact layout (`scg_ledger::day`: one signed record per member and
+//! day with its packed readings and day figures, member aggregates in state); smaller
+//! communities, the built-in scenario among them, keep the per-record layout (a meter report
+//! per device and interval, two records per trade), so their ledgers and goldens are unchanged.
+//! Both layouts give every member the same RESCoin and certified Wh (tests in scg-ledger).
+//!
 //! Every float becomes an integer through `scg_units` (`Wh::from_kwh`, `Rescoin::from_eur`);
 //! a negative flow or a trade the meters do not cover is an error naming the step and member.
 //! Never does I/O.
@@ -50,6 +57,7 @@
 
 use scg_ledger::DeviceType;
 use scg_ledger::cer::{CerRule, CerTally, SizeClass};
+pub use scg_ledger::settlement::Layout;
 use scg_ledger::settlement::{
     self, CerPayout, CommunityYear, IntervalInput, MeterReading, P2pTrade, SettledYear,
 };
@@ -86,7 +94,15 @@ pub struct Policy {
     pub opening_balance_base: u128,
     /// Minted to the treasury at genesis.
     pub treasury_endowment_base: u128,
+    /// Communities of at least this many members settle in the compact layout
+    /// ([`Layout::Compact`]: one record per member and day); smaller ones, the built-in
+    /// scenario among them, in the per-record layout.
+    pub compact_from_members: usize,
 }
+
+/// Default of [`Policy::compact_from_members`]: the size from which `scg simulate` also
+/// switches to the city report layout.
+pub const COMPACT_FROM_MEMBERS: usize = 50;
 
 impl Default for Policy {
     fn default() -> Self {
@@ -94,18 +110,32 @@ impl Default for Policy {
             mint_rate_base_per_wh: settlement::DEFAULT_MINT_RATE_BASE_PER_WH,
             opening_balance_base: settlement::DEFAULT_OPENING_BALANCE_BASE,
             treasury_endowment_base: settlement::DEFAULT_TREASURY_ENDOWMENT_BASE,
+            compact_from_members: COMPACT_FROM_MEMBERS,
         }
     }
 }
 
-/// Settle a simulated year: [`community_year`] then [`settlement::settle_year`].
+impl Policy {
+    /// The layout a community of `members` members settles in.
+    pub fn layout(&self, members: usize) -> Layout {
+        if members >= self.compact_from_members {
+            Layout::Compact
+        } else {
+            Layout::PerRecord
+        }
+    }
+}
+
+/// Settle a simulated year: [`community_year`] then [`settlement::settle_year_with`] in the
+/// policy's layout for the community's size.
 pub fn settle(
     result: &SimResult,
     internal_price_eur_per_mwh: f64,
     policy: &Policy,
 ) -> Result<SettledYear, SettleError> {
     let year = community_year(result, internal_price_eur_per_mwh, policy)?;
-    Ok(settlement::settle_year(&year)?)
+    let layout = policy.layout(year.members.len());
+    Ok(settlement::settle_year_with(&year, layout)?)
 }
 
 fn input_error(t: usize, member: &str, quantity: &str, problem: String) -> SettleError {
