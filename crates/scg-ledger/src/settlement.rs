@@ -1,6 +1,6 @@
 //! Settlement of a community's intervals: plain inputs (member ids, meter readings, the
 //! market's P2P trades with their prices and fees, CER payouts per interval) in, signed
-//! transactions in blocks (genesis + one block per interval) and a summary out. It knows
+//! transactions in blocks (genesis + one block per day of intervals) and a summary out. It knows
 //! nothing of the simulator, so a live node can feed it the same way (the simulation glue is
 //! `scg-settle`). No I/O: write the blocks with [`crate::store::store`].
 //!
@@ -252,7 +252,7 @@ pub struct SettlementSummary {
 /// The chain and its summary.
 #[derive(Debug, Clone)]
 pub struct SettledYear {
-    /// Genesis first, then one block per interval.
+    /// Genesis first, then one block per day of intervals ([`intervals_per_block`]).
     pub blocks: Vec<Block>,
     /// Totals.
     pub summary: SettlementSummary,

@@ -101,8 +101,9 @@ pub struct Policy {
 }
 
 /// Default of [`Policy::compact_from_members`]: the size from which `scg simulate` also
-/// switches to the city report layout.
-pub const COMPACT_FROM_MEMBERS: usize = 50;
+/// switches to the city report layout; the run's estimate (`scg_sim::check::estimate`) uses
+/// the same constant.
+pub const COMPACT_FROM_MEMBERS: usize = scg_sim::check::COMPACT_LEDGER_FROM_MEMBERS;
 
 impl Default for Policy {
     fn default() -> Self {

@@ -27,6 +27,15 @@ pub const BYTES_PER_PROSUMER_STEP: u64 = 2_200;
 /// EVs at 8,760 steps (410 MiB and 4,146 MiB peak, release build, city output layout,
 /// docs/scaling.md); doubled.
 pub const BYTES_PER_PROSUMER_STEP_NO_LEDGER: u64 = 100;
+/// Communities of at least this many members settle their year in the ledger's compact layout
+/// (one record per member and day, `scg_settle::Layout::Compact`; `scg_settle` takes its
+/// default from here so the estimate and the settlement agree).
+pub const COMPACT_LEDGER_FROM_MEMBERS: usize = 50;
+/// Memory per prosumer per simulated step of a run whose ledger is in the compact layout,
+/// bytes: measured 196 B (100 members, 172 MiB peak) and 177 B (1,000 members, 1,511 MiB) on
+/// generated cities at 8,760 steps (release build, under load, docs/scaling.md "The compact
+/// layout"); doubled.
+pub const BYTES_PER_PROSUMER_STEP_COMPACT_LEDGER: u64 = 400;
 /// Memory per EV per simulated day, bytes (its sessions and plans). Not measured on its own
 /// (the slope above includes 25 EVs per prosumer); an allowance on top.
 pub const BYTES_PER_VEHICLE_DAY: u64 = 400;
@@ -39,6 +48,10 @@ pub const NANOS_PER_PROSUMER_STEP: u64 = 80_000;
 /// generated city of 1,000 members without EVs (3.43 s for 8.76 M member-steps, release build,
 /// city output layout, docs/scaling.md), rounded up to 1 µs.
 pub const NANOS_PER_PROSUMER_STEP_NO_LEDGER: u64 = 1_000;
+/// Run time per prosumer per step with the compact ledger layout, nanoseconds: measured 5.0 µs
+/// of CPU on a generated city of 1,000 members (44.0 s for 8.76 M member-steps, release build,
+/// load average about 2) and 4.2 µs on one of 100 members (under load), docs/scaling.md.
+pub const NANOS_PER_PROSUMER_STEP_COMPACT_LEDGER: u64 = 5_000;
 /// Run time per EV per step under the MPC policy, nanoseconds: measured 15.1 s per prosumer
 /// with 25 EVs at 8,760 steps (69 µs per EV-step, debug build on a shared 2-core machine).
 pub const NANOS_PER_VEHICLE_STEP: u64 = 69_000;
@@ -61,7 +74,8 @@ pub struct RunEstimate {
 }
 
 /// Estimate a run from its scenario and typed assets (saturating: never overflows); `ledger`:
-/// whether the run settles its year on the ledger.
+/// whether the run settles its year on the ledger (in the compact layout from
+/// [`COMPACT_LEDGER_FROM_MEMBERS`] members on).
 pub fn estimate(scenario: &Scenario, assets: &Assets, ledger: bool) -> RunEstimate {
     let steps = 365 * 24 * 60 / u64::from(scenario.time.step_minutes.max(1));
     let prosumers = scenario.prosumers.len() as u64;
@@ -80,20 +94,28 @@ pub fn estimate(scenario: &Scenario, assets: &Assets, ledger: bool) -> RunEstima
             f.vehicles().saturating_mul(per_step)
         })
         .fold(0, u64::saturating_add);
+    let compact = prosumers >= COMPACT_LEDGER_FROM_MEMBERS as u64;
+    let (bytes_per_step, nanos_per_step) = match (ledger, compact) {
+        (false, _) => (
+            BYTES_PER_PROSUMER_STEP_NO_LEDGER,
+            NANOS_PER_PROSUMER_STEP_NO_LEDGER,
+        ),
+        (true, true) => (
+            BYTES_PER_PROSUMER_STEP_COMPACT_LEDGER,
+            NANOS_PER_PROSUMER_STEP_COMPACT_LEDGER,
+        ),
+        (true, false) => (BYTES_PER_PROSUMER_STEP, NANOS_PER_PROSUMER_STEP),
+    };
     let memory_bytes = BASE_BYTES
-        .saturating_add(prosumers.saturating_mul(steps).saturating_mul(if ledger {
-            BYTES_PER_PROSUMER_STEP
-        } else {
-            BYTES_PER_PROSUMER_STEP_NO_LEDGER
-        }))
+        .saturating_add(
+            prosumers
+                .saturating_mul(steps)
+                .saturating_mul(bytes_per_step),
+        )
         .saturating_add(vehicles.saturating_mul(365 * BYTES_PER_VEHICLE_DAY));
     let nanos = prosumers
         .saturating_mul(steps)
-        .saturating_mul(if ledger {
-            NANOS_PER_PROSUMER_STEP
-        } else {
-            NANOS_PER_PROSUMER_STEP_NO_LEDGER
-        })
+        .saturating_mul(nanos_per_step)
         .saturating_add(vehicle_nanos_per_step.saturating_mul(steps));
     RunEstimate {
         memory_bytes,
