@@ -598,8 +598,9 @@ impl PeakLearner {
 /// (arrival ceiled and departure floored to the grid, as the site plugs them in; sessions
 /// shorter than a step are left out), in day order. Each session's energy is what it could
 /// take on that grid (its power limit for its whole stay, times its efficiency), at most:
-/// a session recorded at a faster charger than the model's asks for more, and the online
-/// learner, which records what a vehicle took, never sees more than that either.
+/// ACN records what a session took at its real charger, which can be more than the model's
+/// power limit allows in its stay, and the online learner, which records what a vehicle
+/// took, never sees more than that either.
 pub fn peak_sessions_by_day(
     sessions: &[Session],
     step_minutes: u32,
