@@ -596,7 +596,11 @@ impl PeakLearner {
 
 /// `sessions` on a grid of `step_minutes` as the peak learner sees them, by arrival day
 /// (arrival ceiled and departure floored to the grid, as the site plugs them in; sessions
-/// shorter than a step are left out), in day order.
+/// shorter than a step are left out), in day order. Each session's energy is what it could
+/// take on that grid (its power limit for its whole stay, times its efficiency), at most:
+/// ACN records what a session took at its real charger, which can be more than the model's
+/// power limit allows in its stay, and the online learner, which records what a vehicle
+/// took, never sees more than that either.
 pub fn peak_sessions_by_day(
     sessions: &[Session],
     step_minutes: u32,
@@ -609,13 +613,16 @@ pub fn peak_sessions_by_day(
         if d <= a {
             continue;
         }
+        let step_hours = dt as f64 / MINUTES_PER_HOUR;
+        let takeable_kwh =
+            s.ev.max_charge_kw.max(0.0) * s.ev.efficiency * (d - a) as f64 * step_hours;
         by_day
             .entry(s.arrival_min.div_euclid(MINUTES_PER_DAY))
             .or_default()
             .push(PeakSession {
                 start_step: a,
                 end_step: d,
-                energy_kwh: s.energy_kwh,
+                energy_kwh: s.energy_kwh.min(takeable_kwh),
                 max_charge_kw: s.ev.max_charge_kw,
                 efficiency: s.ev.efficiency,
             });

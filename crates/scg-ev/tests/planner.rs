@@ -288,6 +288,37 @@ fn arrival_profile_counts_arrivals_per_kind_of_day_and_hour() {
     assert!((e.sessions_per_day - 0.5).abs() < 1e-12, "{e:?}");
 }
 
+#[test]
+fn history_is_learned_at_the_energy_a_session_could_take_on_the_grid() {
+    use scg_ev::habits::peak_sessions_by_day;
+    // Fixture sessions as recorded, and the same with their energy raised far above what
+    // their power limit could deliver in their stay (a recording at a faster charger).
+    let recorded = days("2019-09-10", "2019-09-11");
+    let mut inflated = recorded.clone();
+    for s in &mut inflated {
+        s.energy_kwh = 1000.0;
+    }
+    let (a, b) = (
+        peak_sessions_by_day(&recorded, 5),
+        peak_sessions_by_day(&inflated, 5),
+    );
+    let mut capped = 0;
+    for (day, list) in &b {
+        for (s, r) in list.iter().zip(&a[day]) {
+            let takeable =
+                s.max_charge_kw * s.efficiency * (s.end_step - s.start_step) as f64 / 12.0;
+            assert!((s.energy_kwh - takeable).abs() < 1e-9, "{s:?}");
+            // A recorded session asking no more than it could take keeps its energy.
+            assert!(r.energy_kwh <= takeable + 1e-9 && r.energy_kwh <= s.energy_kwh + 1e-9);
+            capped += usize::from(r.energy_kwh < takeable - 1e-9);
+        }
+    }
+    assert!(
+        capped > 0,
+        "some recorded sessions ask less than they could take"
+    );
+}
+
 /// Fixture weekdays 2019-09-10..12 with a demand charge and no site limit, the MPC learning
 /// from the eight days before (`EvaluateParams::history`).
 fn forecast_days() -> (Vec<Session>, EvaluateParams) {
@@ -521,15 +552,17 @@ fn scenarios_repeat_the_arrivals_of_recent_days_of_the_same_kind() {
             .enumerate()
         {
             let d0 = scg_ev::acn::date_start_min(date).unwrap();
+            // Each session's energy as it could take it on the grid (its power limit for
+            // its whole stay at most).
             let arrived: Vec<f64> = history
                 .iter()
-                .filter(|s| {
+                .filter_map(|s| {
                     let a = s.arrival_min.div_euclid(5) * 5 + 5 * i64::from(s.arrival_min % 5 != 0);
-                    s.departure_min.div_euclid(5) * 5 > a
-                        && a >= d0 + 9 * 60 + 5
-                        && a < d0 + 21 * 60
+                    let d = s.departure_min.div_euclid(5) * 5;
+                    let takeable = s.ev.max_charge_kw * s.ev.efficiency * (d - a) as f64 / 60.0;
+                    (d > a && a >= d0 + 9 * 60 + 5 && a < d0 + 21 * 60)
+                        .then(|| s.energy_kwh.min(takeable))
                 })
-                .map(|s| s.energy_kwh)
                 .collect();
             let want: f64 = arrived.iter().sum();
             let pseudo: Vec<&PlanEv> = problem
