@@ -235,7 +235,7 @@ pub fn run_prepared(
 /// The members' flows after the year: kept series or, streamed, only their totals.
 enum MemberFlows {
     Kept(Vec<FlowSeries>),
-    Streamed(MemberTotals),
+    Streamed(Box<MemberTotals>),
 }
 
 /// [`run_prepared`], streaming the members' series to `stream` if given.
@@ -391,7 +391,7 @@ fn run_prepared_with(
                 &mut sink,
                 &mut on_ev,
             )?;
-            MemberFlows::Streamed(sink.0.finish())
+            MemberFlows::Streamed(Box::new(sink.0.finish()))
         }
     };
     let end = community.finish();
@@ -436,7 +436,7 @@ fn run_prepared_with(
             let totals = totals_of_series(&kept, fleet, steps);
             (flows, totals)
         }
-        MemberFlows::Streamed(totals) => (vec![FlowSeries::default(); n], totals),
+        MemberFlows::Streamed(totals) => (vec![FlowSeries::default(); n], *totals),
     };
     let (energies, flow_sums_kw) = totals.finish(dt);
 
