@@ -44,8 +44,9 @@ use scg_sim::members::{MemberBlock, MemberSeries};
 use std::io::Write;
 use std::sync::Arc;
 
-/// From this many members on, `scg simulate` writes the city layout by default.
-pub const CITY_LAYOUT_MIN_MEMBERS: usize = 50;
+/// From this many members on, `scg simulate` writes the city layout by default (defined in
+/// `scg_sim::members`, whose run estimate depends on it).
+pub use scg_sim::members::CITY_LAYOUT_MIN_MEMBERS;
 /// File name of the members' long-format series.
 pub const MEMBERS_PARQUET: &str = "members.parquet";
 /// File name of the community's per-step aggregates.

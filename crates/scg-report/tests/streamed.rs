@@ -108,3 +108,39 @@ fn a_home_section_is_not_streamed() {
     let assets = Assets::from_scenario(&scenario).unwrap();
     assert!(!scg_sim::can_stream(&assets));
 }
+
+#[test]
+fn the_estimate_counts_a_streamed_city_at_the_streamed_coefficient() {
+    use scg_sim::check::{BASE_BYTES, BYTES_PER_PROSUMER_STEP_STREAMED, estimate};
+    let city = |members: usize| {
+        let options = scg_model::city::CityOptions {
+            members,
+            evs: 0,
+            ev_policy: "llf".into(),
+        };
+        Scenario::from_toml_str(&scg_model::city::city_toml(&options, 1).unwrap(), "c").unwrap()
+    };
+    let big = city(scg_sim::members::CITY_LAYOUT_MIN_MEMBERS);
+    let assets = Assets::from_scenario(&big).unwrap();
+    let e = estimate(&big, &assets, false);
+    let member_steps = big.prosumers.len() as u64 * 8760;
+    assert_eq!(
+        e.memory_bytes,
+        BASE_BYTES + member_steps * BYTES_PER_PROSUMER_STEP_STREAMED
+    );
+    // Below the city layout, or with a ledger, the series are kept: more per member-step.
+    let small = city(scg_sim::members::CITY_LAYOUT_MIN_MEMBERS - 1);
+    let small_assets = Assets::from_scenario(&small).unwrap();
+    let per_step =
+        |e: scg_sim::RunEstimate, n: usize| (e.memory_bytes - BASE_BYTES) / (n as u64 * 8760);
+    assert!(
+        per_step(
+            estimate(&small, &small_assets, false),
+            small.prosumers.len()
+        ) > BYTES_PER_PROSUMER_STEP_STREAMED
+    );
+    assert!(
+        per_step(estimate(&big, &assets, true), big.prosumers.len())
+            > BYTES_PER_PROSUMER_STEP_STREAMED
+    );
+}

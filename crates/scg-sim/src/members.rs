@@ -41,6 +41,10 @@ pub enum Flow {
     Unmet,
 }
 
+/// From this many members on, `scg simulate` writes the city layout by default (and, without
+/// a ledger, streams the members' series: the run estimate, `crate::check`, counts on it).
+pub const CITY_LAYOUT_MIN_MEMBERS: usize = 50;
+
 /// How many [`Flow`]s there are.
 pub const FLOWS: usize = 14;
 
