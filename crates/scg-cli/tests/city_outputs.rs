@@ -1,8 +1,9 @@
 //! The city layout of `scg simulate`'s outputs (docs/summary.md "City layout"): a generated
 //! 60-member city (at or above `scg_report::city::CITY_LAYOUT_MIN_MEMBERS`, so `--layout auto`
 //! picks it) writes `members.parquet` and `community.csv` instead of the wide
-//! `timeseries.csv`/`.parquet`; the Parquet file reads back in Rust with one row per member and
-//! step, every row's energy balance closes, and both files sum to summary.json's totals; the
+//! `timeseries.csv`/`.parquet`; the Parquet file (streamed while the year ran: `--no-ledger`)
+//! reads back in Rust with one row per member and step, in row groups of steps, every row's
+//! energy balance closes, and both files sum to summary.json's totals; the
 //! report shows distributions instead of a section per member.
 #![allow(clippy::unwrap_used)]
 
@@ -79,18 +80,27 @@ fn read_members(path: &Path) -> (Vec<String>, Sums, Vec<String>) {
         "unmet_kw",
     ]
     .map(col);
+    // Row groups of consecutive steps; inside one, each member's steps in a run.
+    assert!(
+        meta.num_row_groups() >= 2,
+        "{} row groups",
+        meta.num_row_groups()
+    );
     let mut order: Vec<String> = Vec::new();
     let mut sums: Sums = BTreeMap::new();
     let mut first_ms: Option<i64> = None;
+    let mut last_ms: BTreeMap<String, i64> = BTreeMap::new();
     for row in reader.get_row_iter(None).unwrap() {
         let row = row.unwrap();
         let id = row.get_string(0).unwrap().clone();
-        if order.last() != Some(&id) {
-            assert!(!order.contains(&id), "rows of {id} are not contiguous");
+        if !order.contains(&id) {
             order.push(id.clone());
         }
         let ms = row.get_timestamp_millis(1).unwrap();
         first_ms.get_or_insert(ms);
+        if let Some(last) = last_ms.insert(id.clone(), ms) {
+            assert_eq!(ms - last, 3_600_000, "{id}: steps out of order");
+        }
         let values: Vec<f64> = (0..flows.len())
             .map(|i| row.get_double(3 + i).unwrap())
             .collect();
@@ -159,7 +169,7 @@ fn a_city_gets_members_parquet_community_csv_and_distributions_that_sum_to_the_s
     assert_eq!(ids.len(), MEMBERS);
 
     let (order, sums, flows) = read_members(&out.join("members.parquet"));
-    assert_eq!(order, ids, "rows ordered by member in scenario order");
+    assert_eq!(order, ids, "members in scenario order within a row group");
     let pick = |name: &str| flows.iter().position(|f| f == name).unwrap();
     let keys = [
         ("pv_kw", "pv_energy_kwh"),
@@ -288,4 +298,55 @@ fn small_communities_stay_wide_and_layout_city_forces_the_city_files() {
         std::fs::read(dir.join("city/summary.json")).unwrap(),
         std::fs::read(dir.join("wide/summary.json")).unwrap()
     );
+}
+
+/// Same bytes whatever the number of threads: a 200-member, 100-EV city at 15-minute steps,
+/// streamed (`--no-ledger`), with one rayon thread and with two.
+#[test]
+fn a_streamed_city_is_the_same_bytes_on_one_thread_and_two() {
+    let dir = tempdir("threads");
+    scg(
+        &[
+            "scenario",
+            "city",
+            "--members",
+            "200",
+            "--evs",
+            "100",
+            "--seed",
+            "3",
+            "-o",
+            "c.toml",
+        ],
+        &dir,
+    );
+    let toml = std::fs::read_to_string(dir.join("c.toml")).unwrap();
+    std::fs::write(
+        dir.join("c.toml"),
+        toml.replace("step_minutes = 60", "step_minutes = 15"),
+    )
+    .unwrap();
+    for threads in ["1", "2"] {
+        let o = Command::new(env!("CARGO_BIN_EXE_scg"))
+            .args(["simulate", "c.toml", "--no-ledger", "--quiet", "--out"])
+            .arg(format!("t{threads}"))
+            .env("RAYON_NUM_THREADS", threads)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    for f in [
+        "members.parquet",
+        "community.csv",
+        "summary.json",
+        "report.html",
+    ] {
+        let (a, b) = (
+            std::fs::read(dir.join("t1").join(f)).unwrap(),
+            std::fs::read(dir.join("t2").join(f)).unwrap(),
+        );
+        assert!(a == b, "{f} differs between 1 and 2 threads");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -4,9 +4,13 @@
 //! megabytes that no spreadsheet opens.
 //!
 //! - [`MEMBERS_PARQUET`] (`members.parquet`): every member's flows in **long format**, one row
-//!   per member and step, rows ordered by member (scenario order) then step, written in row
-//!   groups of [`MEMBERS_PER_ROW_GROUP`] members ([`write_members_parquet`] streams them to a
-//!   writer: at most one group's columns are in memory). Columns, in order: `member` (id,
+//!   per member and step, in row groups of consecutive steps: one row group per
+//!   `scg_sim::members::MemberBlock` (every member over `scg_sim::members::block_steps` steps),
+//!   inside it rows ordered by member (scenario order) then step. [`MembersParquetWriter`]
+//!   encodes a block at a time, whether the blocks come from kept series
+//!   ([`write_members_parquet`]) or from a run that streams them while the year runs (`scg
+//!   simulate --no-ledger` for a city): the same blocks give the same bytes. Columns, in
+//!   order: `member` (id,
 //!   text), `timestamp` (UTC instant, `TIMESTAMP(MILLIS)`), `timestamp_local` (local standard
 //!   time, not adjusted to UTC), then [`FLOW_COLUMNS`] in kW (0 where a member has no such
 //!   flow), then `battery_soc_pct` (null for a member without a battery). Doubles are
@@ -21,7 +25,8 @@
 //! pv + wind + v2g + battery_discharge + p2p_import + grid_import + unmet`.
 //!
 //! Never writes a file itself (the caller hands it a writer) and never holds every member's
-//! year in a second, wide copy.
+//! year in a second, wide copy. `community.csv` and the report read the community's per-step
+//! sums the run kept (`scg_sim::CommunityResult::flows_kw`), not the members' series.
 
 use crate::ReportError;
 use crate::table::{Column, SeriesTable, f64_column, offset_ms, push_step_columns};
@@ -33,14 +38,15 @@ use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{ColumnPath, Type};
-use scg_sim::{ProsumerResult, SimResult};
+use scg_model::TimeGrid;
+use scg_sim::SimResult;
+use scg_sim::members::{MemberBlock, MemberSeries};
 use std::io::Write;
 use std::sync::Arc;
 
-/// From this many members on, `scg simulate` writes the city layout by default.
-pub const CITY_LAYOUT_MIN_MEMBERS: usize = 50;
-/// Members per row group of `members.parquet`.
-pub const MEMBERS_PER_ROW_GROUP: usize = 32;
+/// From this many members on, `scg simulate` writes the city layout by default (defined in
+/// `scg_sim::members`, whose run estimate depends on it).
+pub use scg_sim::members::CITY_LAYOUT_MIN_MEMBERS;
 /// File name of the members' long-format series.
 pub const MEMBERS_PARQUET: &str = "members.parquet";
 /// File name of the community's per-step aggregates.
@@ -67,51 +73,9 @@ impl Layout {
     }
 }
 
-/// The flow columns of `members.parquet` and `community.csv`, kW, in file order.
-pub const FLOW_COLUMNS: [&str; 14] = [
-    "load_kw",
-    "pv_kw",
-    "wind_kw",
-    "battery_charge_kw",
-    "battery_discharge_kw",
-    "ev_charge_kw",
-    "swap_kw",
-    "v2g_kw",
-    "p2p_import_kw",
-    "p2p_export_kw",
-    "grid_import_kw",
-    "grid_export_kw",
-    "excess_kw",
-    "unmet_kw",
-];
-
-/// A member's series in [`FLOW_COLUMNS`] order (an empty slice: the member has no such flow).
-pub fn member_flows(p: &ProsumerResult) -> [&[f64]; 14] {
-    let f = &p.flows;
-    [
-        &p.load.load_kw,
-        &f.pv_kw,
-        &f.wind_kw,
-        &f.battery_in_kw,
-        &f.battery_out_kw,
-        &p.ev.charge_kw,
-        &p.ev.swap_kw,
-        &f.v2g_kw,
-        &f.p2p_import_kw,
-        &f.p2p_export_kw,
-        &f.grid_import_kw,
-        &f.grid_export_kw,
-        &f.excess_kw,
-        &f.unmet_kw,
-    ]
-}
-
-/// `values`, or zeros for an absent series, into `out` (exactly `steps` values).
-fn extend_steps(out: &mut Vec<f64>, values: &[f64], steps: usize) {
-    let have = values.len().min(steps);
-    out.extend_from_slice(&values[..have]);
-    out.resize(out.len() + (steps - have), 0.0);
-}
+/// The flow columns of `members.parquet` and `community.csv`, kW, in file order
+/// (`scg_sim::members::Flow` order).
+pub use scg_sim::members::FLOW_COLUMNS;
 
 fn timestamp_field(name: &str, utc: bool) -> Result<Arc<Type>, ReportError> {
     Ok(Arc::new(
@@ -174,74 +138,160 @@ fn members_properties() -> Result<Arc<WriterProperties>, ReportError> {
     Ok(Arc::new(props.build()))
 }
 
-/// Write `members.parquet` (see the module doc) to `out`, one row group per
-/// [`MEMBERS_PER_ROW_GROUP`] members, and return the writer.
+/// Write `members.parquet` (see the module doc) to `out` from a result that kept its
+/// members' series, in the blocks a streamed run writes, and return the writer.
 pub fn write_members_parquet<W: Write + Send>(
     result: &SimResult,
     out: W,
 ) -> Result<W, ReportError> {
-    let grid = &result.grid;
-    let steps = grid.len();
-    let unix_ms: Vec<i64> = (0..steps).map(|t| grid.unix_seconds(t) * 1000).collect();
-    let offset = if steps == 0 {
-        0
-    } else {
-        offset_ms(&grid.timestamp(0))
-    };
-    let local_ms: Vec<i64> = unix_ms.iter().map(|ms| ms + offset).collect();
-    let mut writer = SerializedFileWriter::new(out, members_schema()?, members_properties()?)?;
-    for group in result.prosumers.chunks(MEMBERS_PER_ROW_GROUP) {
-        let rows = group.len() * steps;
-        let mut row_group = writer.next_row_group()?;
+    let block_steps = scg_sim::members::block_steps(result.prosumers.len(), result.grid.len());
+    write_members_parquet_blocks(result, out, block_steps)
+}
+
+/// [`write_members_parquet`] in row groups of `block_steps` steps (at least 1).
+pub fn write_members_parquet_blocks<W: Write + Send>(
+    result: &SimResult,
+    out: W,
+    block_steps: usize,
+) -> Result<W, ReportError> {
+    let block_steps = block_steps.max(1);
+    let ids: Vec<&str> = result.prosumers.iter().map(|p| p.id.as_str()).collect();
+    let mut writer = MembersParquetWriter::new(out, &ids, &result.grid)?;
+    let members: Vec<MemberSeries<'_>> = result
+        .prosumers
+        .iter()
+        .map(|p| MemberSeries {
+            load_kw: &p.load.load_kw,
+            flows: &p.flows,
+            ev: &p.ev,
+        })
+        .collect();
+    let steps = result.grid.len();
+    let mut block = MemberBlock::default();
+    let mut first = 0;
+    while first < steps {
+        let len = block_steps.min(steps - first);
+        block.fill_from_series(&members, first, len);
+        writer.write_block(&block)?;
+        first += len;
+    }
+    writer.finish()
+}
+
+/// The `members.parquet` encoder: one row group per [`MemberBlock`], handed to it in step order
+/// (by [`write_members_parquet`], or by a run that streams its members' series).
+pub struct MembersParquetWriter<W: Write + Send> {
+    writer: SerializedFileWriter<W>,
+    ids: Vec<ByteArray>,
+    unix_ms: Vec<i64>,
+    local_ms: Vec<i64>,
+    next_step: usize,
+}
+
+impl<W: Write + Send> std::fmt::Debug for MembersParquetWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MembersParquetWriter")
+            .field("members", &self.ids.len())
+            .field("next_step", &self.next_step)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<W: Write + Send> MembersParquetWriter<W> {
+    /// A writer of the members `ids` (scenario order) on `grid`'s steps.
+    pub fn new(out: W, ids: &[&str], grid: &TimeGrid) -> Result<Self, ReportError> {
+        let steps = grid.len();
+        let unix_ms: Vec<i64> = (0..steps).map(|t| grid.unix_seconds(t) * 1000).collect();
+        let offset = if steps == 0 {
+            0
+        } else {
+            offset_ms(&grid.timestamp(0))
+        };
+        let local_ms = unix_ms.iter().map(|ms| ms + offset).collect();
+        Ok(Self {
+            writer: SerializedFileWriter::new(out, members_schema()?, members_properties()?)?,
+            ids: ids.iter().map(|id| ByteArray::from(*id)).collect(),
+            unix_ms,
+            local_ms,
+            next_step: 0,
+        })
+    }
+
+    /// Write `block` as one row group: its members in order, each its steps in order.
+    pub fn write_block(&mut self, block: &MemberBlock) -> Result<(), ReportError> {
+        let (members, steps) = (block.members(), block.steps);
+        let range = block.first_step..block.first_step + steps;
+        if members != self.ids.len()
+            || block.first_step != self.next_step
+            || range.end > self.unix_ms.len()
+        {
+            return Err(ReportError::Block(format!(
+                "steps {range:?} of {members} members after step {} of {} members",
+                self.next_step,
+                self.ids.len()
+            )));
+        }
+        self.next_step = range.end;
+        let mut row_group = self.writer.next_row_group()?;
         let mut index = 0;
-        let mut values: Vec<f64> = Vec::with_capacity(rows);
         while let Some(mut column) = row_group.next_column()? {
             match index {
                 0 => {
-                    let ids: Vec<ByteArray> = group
+                    let ids: Vec<ByteArray> = self
+                        .ids
                         .iter()
-                        .flat_map(|p| std::iter::repeat_n(ByteArray::from(p.id.as_str()), steps))
+                        .flat_map(|id| std::iter::repeat_n(id.clone(), steps))
                         .collect();
                     column
                         .typed::<ByteArrayType>()
                         .write_batch(&ids, None, None)?;
                 }
                 1 | 2 => {
-                    let ms = if index == 1 { &unix_ms } else { &local_ms };
-                    let all: Vec<i64> = group.iter().flat_map(|_| ms.iter().copied()).collect();
+                    let ms = if index == 1 {
+                        &self.unix_ms
+                    } else {
+                        &self.local_ms
+                    };
+                    let ms = &ms[range.clone()];
+                    let all: Vec<i64> = (0..members).flat_map(|_| ms.iter().copied()).collect();
                     column.typed::<Int64Type>().write_batch(&all, None, None)?;
                 }
                 i if i < 3 + FLOW_COLUMNS.len() => {
-                    values.clear();
-                    for p in group {
-                        extend_steps(&mut values, member_flows(p)[i - 3], steps);
-                    }
                     column
                         .typed::<DoubleType>()
-                        .write_batch(&values, None, None)?;
+                        .write_batch(&block.columns[i - 3], None, None)?;
                 }
                 _ => {
-                    values.clear();
-                    let mut levels: Vec<i16> = Vec::with_capacity(rows);
-                    for p in group {
-                        let soc = &p.flows.battery_soc_pct;
-                        let present = i16::from(!soc.is_empty());
-                        levels.resize(levels.len() + steps, present);
-                        if !soc.is_empty() {
-                            extend_steps(&mut values, soc, steps);
-                        }
-                    }
-                    column
-                        .typed::<DoubleType>()
-                        .write_batch(&values, Some(&levels), None)?;
+                    let levels: Vec<i16> = block
+                        .has_battery
+                        .iter()
+                        .flat_map(|b| std::iter::repeat_n(i16::from(*b), steps))
+                        .collect();
+                    column.typed::<DoubleType>().write_batch(
+                        &block.soc_pct,
+                        Some(&levels),
+                        None,
+                    )?;
                 }
             }
             column.close()?;
             index += 1;
         }
         row_group.close()?;
+        Ok(())
     }
-    Ok(writer.into_inner()?)
+
+    /// Close the file (every step must have been written) and return the writer.
+    pub fn finish(self) -> Result<W, ReportError> {
+        if self.next_step != self.unix_ms.len() {
+            return Err(ReportError::Block(format!(
+                "{} of {} steps written",
+                self.next_step,
+                self.unix_ms.len()
+            )));
+        }
+        Ok(self.writer.into_inner()?)
+    }
 }
 
 /// The community's per-step table (`community.csv`): the members' flows summed step by step,
@@ -249,17 +299,9 @@ pub fn write_members_parquet<W: Write + Send>(
 pub fn community_table(result: &SimResult) -> SeriesTable {
     let grid = &result.grid;
     let steps = grid.len();
-    let mut sums = vec![vec![0.0; steps]; FLOW_COLUMNS.len()];
-    for p in &result.prosumers {
-        for (sum, values) in sums.iter_mut().zip(member_flows(p)) {
-            for (s, v) in sum.iter_mut().zip(values) {
-                *s += v;
-            }
-        }
-    }
     let mut columns: Vec<Column> = FLOW_COLUMNS
         .iter()
-        .zip(&sums)
+        .zip(&result.community.flows_kw)
         .map(|(name, values)| f64_column((*name).to_owned(), values))
         .collect();
     push_step_columns(result, &mut columns);

@@ -18,6 +18,7 @@ use crate::svg::{self, Axes, Opts, WIDTH, escape};
 use scg_model::Scenario;
 use scg_sim::SimResult;
 use scg_sim::engine::Economics;
+use scg_sim::members::Flow;
 use scg_sim::metrics::LoadReport;
 use scg_sim::year::{EnergySums, FlowSeries};
 use std::fmt::Write as _;
@@ -425,15 +426,10 @@ fn energy_table(h: &mut String, rows: &[(&str, &EnergySums, &Economics, bool)]) 
     h.push_str("</table></div>");
 }
 
-/// Sum a per-prosumer flow over the community, step by step.
-fn community_series(result: &SimResult, f: fn(&scg_sim::ProsumerResult) -> &[f64]) -> Vec<f64> {
-    let mut out = vec![0.0; result.grid.len()];
-    for p in &result.prosumers {
-        for (o, v) in out.iter_mut().zip(f(p)) {
-            *o += v;
-        }
-    }
-    out
+/// A flow summed over the community, step by step (kept by the run, so that a city that
+/// streamed its members' series has it too).
+fn community_series(result: &SimResult, flow: Flow) -> Vec<f64> {
+    result.community.flows_kw[flow as usize].clone()
 }
 
 /// Monthly energy balance of the community: load against what served it and what left.
@@ -445,17 +441,15 @@ fn monthly_balance_chart(result: &SimResult) -> String {
             .iter()
             .map(|n| (*n, vec![0.0; 12]))
             .collect();
-    for p in &result.prosumers {
-        for t in 0..grid.len() {
-            let m = usize::from(grid.month_of_step(t)) - 1;
-            let f = &p.flows;
-            let at = |v: &[f64]| v.get(t).copied().unwrap_or(0.0) * dt / 1000.0;
-            series[0].1[m] += at(&p.load.load_kw);
-            series[1].1[m] += at(&f.pv_kw) + at(&f.wind_kw);
-            series[2].1[m] += at(&f.grid_import_kw);
-            series[3].1[m] += at(&f.grid_export_kw);
-            series[4].1[m] += at(&f.p2p_import_kw);
-        }
+    let sums = &result.community.flows_kw;
+    let at = |f: Flow, t: usize| sums[f as usize].get(t).copied().unwrap_or(0.0) * dt / 1000.0;
+    for t in 0..grid.len() {
+        let m = usize::from(grid.month_of_step(t)) - 1;
+        series[0].1[m] += at(Flow::Load, t);
+        series[1].1[m] += at(Flow::Pv, t) + at(Flow::Wind, t);
+        series[2].1[m] += at(Flow::GridImport, t);
+        series[3].1[m] += at(Flow::GridExport, t);
+        series[4].1[m] += at(Flow::P2pImport, t);
     }
     let months: Vec<String> = svg::MONTHS.iter().map(|m| (*m).to_owned()).collect();
     svg::bar_chart(
@@ -490,32 +484,29 @@ fn dispatch_week(result: &SimResult, generation: &[f64]) -> usize {
 /// Stacked dispatch plot of the community for one week: sources above zero, where surplus
 /// went below zero, the demand as a line.
 fn dispatch_week_chart(result: &SimResult) -> String {
-    let pv = community_series(result, |p| &p.flows.pv_kw);
-    let wind = community_series(result, |p| &p.flows.wind_kw);
+    let pv = community_series(result, Flow::Pv);
+    let wind = community_series(result, Flow::Wind);
     let generation: Vec<f64> = pv.iter().zip(&wind).map(|(a, b)| a + b).collect();
     let week = dispatch_week(result, &generation);
     let per_day = result.grid.steps_per_day();
     let range = week * 7 * per_day..(week * 7 + 7) * per_day;
     let slice = |v: &[f64]| v.get(range.clone()).unwrap_or(&[]).to_vec();
-    let s = |f: fn(&scg_sim::ProsumerResult) -> &[f64]| slice(&community_series(result, f));
+    let s = |f: Flow| slice(&community_series(result, f));
     let (pv, wind) = (slice(&pv), slice(&wind));
-    let batt_out = s(|p| &p.flows.battery_out_kw);
-    let grid_in = s(|p| &p.flows.grid_import_kw);
-    let v2g = s(|p| &p.flows.v2g_kw);
-    let unmet = s(|p| &p.flows.unmet_kw);
-    let batt_in = s(|p| &p.flows.battery_in_kw);
-    let grid_out = s(|p| &p.flows.grid_export_kw);
-    let excess = s(|p| &p.flows.excess_kw);
-    let load = s(|p| &p.load.load_kw);
-    let ev = s(|p| &p.flows.ev_kw);
-    let demand: Vec<f64> = if ev.is_empty() {
-        load
-    } else {
-        load.iter()
-            .zip(ev.iter().chain(std::iter::repeat(&0.0)))
-            .map(|(l, e)| l + e)
-            .collect()
-    };
+    let batt_out = s(Flow::BatteryDischarge);
+    let grid_in = s(Flow::GridImport);
+    let v2g = s(Flow::V2g);
+    let unmet = s(Flow::Unmet);
+    let batt_in = s(Flow::BatteryCharge);
+    let grid_out = s(Flow::GridExport);
+    let excess = s(Flow::Excess);
+    let load = s(Flow::Load);
+    let (charge, swap) = (s(Flow::EvCharge), s(Flow::Swap));
+    let demand: Vec<f64> = load
+        .iter()
+        .zip(charge.iter().zip(&swap))
+        .map(|(l, (c, w))| l + (c + w))
+        .collect();
     let mut up: Vec<(&str, &[f64])> = vec![
         ("PV", &pv),
         ("wind", &wind),
@@ -570,8 +561,8 @@ fn dispatch_week_chart(result: &SimResult) -> String {
 
 /// Heat map of the community's PV and wind output and the monthly yield of each.
 fn renewable_output_charts(h: &mut String, result: &SimResult) -> Result<(), ReportError> {
-    let pv = community_series(result, |p| &p.flows.pv_kw);
-    let wind = community_series(result, |p| &p.flows.wind_kw);
+    let pv = community_series(result, Flow::Pv);
+    let wind = community_series(result, Flow::Wind);
     if pv.iter().chain(&wind).all(|v| *v <= 0.0) {
         return Ok(());
     }
@@ -612,9 +603,9 @@ fn renewable_output_charts(h: &mut String, result: &SimResult) -> Result<(), Rep
 /// Load and net grid duration curves: each series sorted from highest to lowest over the
 /// hours of the year.
 fn duration_curves(result: &SimResult) -> String {
-    let load = community_series(result, |p| &p.load.load_kw);
-    let imp = community_series(result, |p| &p.flows.grid_import_kw);
-    let exp = community_series(result, |p| &p.flows.grid_export_kw);
+    let load = community_series(result, Flow::Load);
+    let imp = community_series(result, Flow::GridImport);
+    let exp = community_series(result, Flow::GridExport);
     let mut net: Vec<f64> = imp.iter().zip(&exp).map(|(i, e)| i - e).collect();
     let mut load = load;
     let desc = |a: &f64, b: &f64| b.total_cmp(a);

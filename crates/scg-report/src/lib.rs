@@ -27,6 +27,8 @@ pub enum ReportError {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("cannot encode JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("members.parquet: blocks out of order: {0}")]
+    Block(String),
     #[error("cannot encode PNG: {0}")]
     Png(#[from] png::EncodingError),
 }

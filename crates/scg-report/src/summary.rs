@@ -342,7 +342,7 @@ impl Summary {
                             ev_energy_kwh: p.energy.ev_kwh,
                             v2g_energy_kwh: p.energy.v2g_kwh,
                             ev_surplus_absorbed_kwh: p.ev.surplus_absorbed_kwh,
-                            ev_peak_kw: p.ev.demand_series.iter().copied().fold(0.0, f64::max),
+                            ev_peak_kw: p.ev.demand_peak_kw,
                             ev_departures: p.ev.departures.len(),
                             ev_mean_departure_soc_pct: mean(
                                 p.ev.departures.iter().map(|d| 100.0 * d.soc),

@@ -27,6 +27,12 @@ pub const BYTES_PER_PROSUMER_STEP: u64 = 2_200;
 /// EVs at 8,760 steps (410 MiB and 4,146 MiB peak, release build, city output layout,
 /// docs/scaling.md); doubled.
 pub const BYTES_PER_PROSUMER_STEP_NO_LEDGER: u64 = 100;
+/// Memory per prosumer per simulated step of a run that streams its members' series (`scg
+/// simulate --no-ledger` of a city from [`crate::members::CITY_LAYOUT_MIN_MEMBERS`] members
+/// on, without a home agent: [`crate::engine::simulate_streaming`]), bytes: measured 29.8 B
+/// on a generated city of 1,000 members and 500 LLF EVs at 35,040 steps (995 MiB peak, release
+/// build, under load, docs/scaling.md); doubled.
+pub const BYTES_PER_PROSUMER_STEP_STREAMED: u64 = 60;
 /// Communities of at least this many members settle their year in the ledger's compact layout
 /// (one record per member and day, `scg_settle::Layout::Compact`; `scg_settle` takes its
 /// default from here so the estimate and the settlement agree).
@@ -75,7 +81,9 @@ pub struct RunEstimate {
 
 /// Estimate a run from its scenario and typed assets (saturating: never overflows); `ledger`:
 /// whether the run settles its year on the ledger (in the compact layout from
-/// [`COMPACT_LEDGER_FROM_MEMBERS`] members on).
+/// [`COMPACT_LEDGER_FROM_MEMBERS`] members on). A run without a ledger is estimated as
+/// streamed from [`crate::members::CITY_LAYOUT_MIN_MEMBERS`] members on (the default layout;
+/// `--layout wide` keeps the series and may need up to the unstreamed figure).
 pub fn estimate(scenario: &Scenario, assets: &Assets, ledger: bool) -> RunEstimate {
     let steps = 365 * 24 * 60 / u64::from(scenario.time.step_minutes.max(1));
     let prosumers = scenario.prosumers.len() as u64;
@@ -95,7 +103,13 @@ pub fn estimate(scenario: &Scenario, assets: &Assets, ledger: bool) -> RunEstima
         })
         .fold(0, u64::saturating_add);
     let compact = prosumers >= COMPACT_LEDGER_FROM_MEMBERS as u64;
+    let streamed = prosumers >= crate::members::CITY_LAYOUT_MIN_MEMBERS as u64
+        && crate::engine::can_stream(assets);
     let (bytes_per_step, nanos_per_step) = match (ledger, compact) {
+        (false, _) if streamed => (
+            BYTES_PER_PROSUMER_STEP_STREAMED,
+            NANOS_PER_PROSUMER_STEP_NO_LEDGER,
+        ),
         (false, _) => (
             BYTES_PER_PROSUMER_STEP_NO_LEDGER,
             NANOS_PER_PROSUMER_STEP_NO_LEDGER,

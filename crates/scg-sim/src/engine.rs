@@ -17,6 +17,9 @@ use crate::converter::Converter;
 use crate::dispatch::BatteryUnit;
 use crate::economics::ComponentCosts;
 use crate::inputs::ResolvedInputs;
+use crate::members::{
+    BlockConsumer, BlockSetup, BlockSink, FLOWS, MemberBlock, MemberSeries, MemberTotals,
+};
 use crate::metrics::{LoadReport, load_report};
 use crate::prepare::EvYear;
 use crate::prepare::{Prepared, prepare};
@@ -73,6 +76,9 @@ pub struct CommunityResult {
     pub grid_at_peak_steps: usize,
     /// The community market's year, when a market replaced pro-rata sharing.
     pub market: Option<crate::market_stage::MarketYear>,
+    /// Per member flow ([`crate::members::Flow`] order), the sum over the members at each
+    /// step, kW.
+    pub flows_kw: [Vec<f64>; FLOWS],
 }
 
 /// A simulated year.
@@ -164,11 +170,53 @@ pub fn simulate_with(
     options: SimOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<SimResult, SimError> {
+    simulate_streaming(scenario, assets, inputs, seed, options, None, progress)
+}
+
+/// Where the members' series of a streamed run go: block by block to `consumer` while the year
+/// runs ([`crate::members::BlockSink`]), blocks of `block_steps` steps.
+pub struct MemberStream<'c> {
+    pub block_steps: usize,
+    pub consumer: &'c mut BlockConsumer<'c>,
+}
+
+impl std::fmt::Debug for MemberStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemberStream")
+            .field("block_steps", &self.block_steps)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a scenario's members' series can be streamed ([`simulate_streaming`]): not when a
+/// member has a home agent (its load is known only at the end of the year).
+pub fn can_stream(assets: &Assets) -> bool {
+    assets.prosumers.iter().all(|a| a.home.is_none())
+}
+
+/// [`simulate_with`]; with `stream`, the members' series are handed to its consumer block by
+/// block as the year runs and not kept: the result's `flows` are empty and its EV years hold
+/// no series (their figures, the members' energy and the community's per-step sums are the
+/// same bits as a run that keeps them). Refused when not [`can_stream`].
+pub fn simulate_streaming(
+    scenario: &Scenario,
+    assets: &Assets,
+    inputs: &ResolvedInputs,
+    seed: u64,
+    options: SimOptions,
+    stream: Option<MemberStream<'_>>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<SimResult, SimError> {
+    if stream.is_some() && !can_stream(assets) {
+        return Err(SimError::Scenario(
+            "the members' series cannot be streamed with a [prosumers.home] section".into(),
+        ));
+    }
     let total = scenario.prosumers.len() + 1;
     let prepared = prepare(scenario, assets, inputs, seed, &mut |done, _| {
         progress(done, total)
     })?;
-    let result = run_prepared(scenario, assets, prepared, seed, options)?;
+    let result = run_prepared_with(scenario, assets, prepared, seed, options, stream)?;
     progress(total, total);
     Ok(result)
 }
@@ -180,6 +228,24 @@ pub fn run_prepared(
     prepared: Prepared,
     seed: u64,
     options: SimOptions,
+) -> Result<SimResult, SimError> {
+    run_prepared_with(scenario, assets, prepared, seed, options, None)
+}
+
+/// The members' flows after the year: kept series or, streamed, only their totals.
+enum MemberFlows {
+    Kept(Vec<FlowSeries>),
+    Streamed(Box<MemberTotals>),
+}
+
+/// [`run_prepared`], streaming the members' series to `stream` if given.
+fn run_prepared_with(
+    scenario: &Scenario,
+    assets: &Assets,
+    prepared: Prepared,
+    seed: u64,
+    options: SimOptions,
+    stream: Option<MemberStream<'_>>,
 ) -> Result<SimResult, SimError> {
     let grid = prepared.grid.clone();
     let steps = grid.len();
@@ -252,10 +318,12 @@ pub fn run_prepared(
             surplus_price_eur_per_mwh: scenario.community.internal_price_eur_per_mwh,
         },
     )?;
+    let has_fleet: Vec<bool> = fleets.iter().map(Option::is_some).collect();
+    let has_battery: Vec<bool> = batteries.iter().map(Option::is_some).collect();
     let mut community = Community::new(settings.community(), batteries, fleets, sharing)?;
     let n = series.len();
     // One pass: the series for the outputs and the year's money, fed each interval.
-    let accounts = YearAccounts::new(&AccountsSetup {
+    let mut accounts = YearAccounts::new(&AccountsSetup {
         tariff: &prepared.tariff,
         steps_per_hour: grid.steps_per_hour(),
         members: n,
@@ -266,34 +334,66 @@ pub fn run_prepared(
         },
         detail: Detail::Members,
     })?;
-    let mut sink = (SeriesSink::new(n, steps), accounts);
-    let with_ev: Vec<bool> = assets.prosumers.iter().map(|a| a.ev.is_some()).collect();
-    // Each fleet's year grows step by step (its powers, not the steps' records).
-    let mut ev_years: Vec<EvYear> = with_ev
+    let streaming = stream.is_some();
+    // Each fleet's year grows step by step (its powers, not the steps' records); a streamed
+    // run keeps only its figures.
+    let mut ev_years: Vec<EvYear> = has_fleet
         .iter()
-        .map(|keep| EvYear::started(if *keep { steps } else { 0 }))
+        .map(|keep| EvYear::started(if *keep && !streaming { steps } else { 0 }))
         .collect();
+    let surplus_kw = crate::year::community_surplus_kw(&series, steps);
+    let mut on_ev = |t: usize, ev: &[scg_ev::fleet::EvStepPower]| {
+        for ((keep, year), p) in has_fleet.iter().zip(ev_years.iter_mut()).zip(ev) {
+            match (keep, streaming) {
+                (true, false) => year.push_step(p),
+                (true, true) => year.push_totals(p),
+                (false, _) => {}
+            }
+        }
+        absorb_surplus_step(&mut ev_years, &has_fleet, ev, surplus_kw[t], dt);
+    };
     if let Some(h) = homes.as_mut() {
         community = community.with_flexible_load(Box::new(h));
     }
-    drive(
-        &mut community,
-        &series,
-        &settings,
-        &Prices {
-            retail_eur_per_mwh: &retail,
-            feed_in_eur_per_mwh: &feed_in,
-        },
-        steps,
-        &mut sink,
-        &mut |_, ev| {
-            for ((keep, year), p) in with_ev.iter().zip(ev_years.iter_mut()).zip(ev) {
-                if *keep {
-                    year.push_step(p);
-                }
-            }
-        },
-    )?;
+    let prices = Prices {
+        retail_eur_per_mwh: &retail,
+        feed_in_eur_per_mwh: &feed_in,
+    };
+    let member_flows = match stream {
+        None => {
+            let mut sink = (SeriesSink::new(n, steps), &mut accounts);
+            drive(
+                &mut community,
+                &series,
+                &settings,
+                &prices,
+                steps,
+                &mut sink,
+                &mut on_ev,
+            )?;
+            MemberFlows::Kept(sink.0.prosumers)
+        }
+        Some(stream) => {
+            let setup = BlockSetup {
+                loads: series.iter().map(|s| s.load_kw).collect(),
+                fleet: has_fleet.clone(),
+                has_battery,
+                steps,
+                block_steps: stream.block_steps,
+            };
+            let mut sink = (BlockSink::new(setup, stream.consumer), &mut accounts);
+            drive(
+                &mut community,
+                &series,
+                &settings,
+                &prices,
+                steps,
+                &mut sink,
+                &mut on_ev,
+            )?;
+            MemberFlows::Streamed(Box::new(sink.0.finish()))
+        }
+    };
     let end = community.finish();
     let mut home_years = homes
         .map(crate::home::HomeStage::finish)
@@ -307,41 +407,53 @@ pub fn run_prepared(
             None => *year = EvYear::default(),
         }
     }
-    let surplus_kw = crate::year::community_surplus_kw(&series, steps);
-    add_surplus_absorbed(&mut ev_years, &surplus_kw, dt);
+    drop(series);
+
+    let mut preps = prepared.prosumers;
+    // The load each prosumer drew: the home agent's change applied (none when unmanaged).
+    for (prep, home) in preps.iter_mut().zip(&home_years) {
+        for (l, c) in prep.load.load_kw.iter_mut().zip(&home.load_change_kw) {
+            *l += c;
+        }
+    }
+    let (flows, totals) = match member_flows {
+        MemberFlows::Kept(mut flows) => {
+            for (f, ev) in flows.iter_mut().zip(&ev_years) {
+                f.ev_kw = ev.demand_series.clone();
+                f.v2g_kw = ev.v2g_kw.clone();
+            }
+            let fleet: Vec<bool> = ev_years.iter().map(EvYear::has_steps).collect();
+            let kept: Vec<MemberSeries<'_>> = preps
+                .iter()
+                .zip(&flows)
+                .zip(&ev_years)
+                .map(|((prep, flows), ev)| MemberSeries {
+                    load_kw: &prep.load.load_kw,
+                    flows,
+                    ev,
+                })
+                .collect();
+            let totals = totals_of_series(&kept, fleet, steps);
+            (flows, totals)
+        }
+        MemberFlows::Streamed(totals) => (vec![FlowSeries::default(); n], *totals),
+    };
+    let (energies, flow_sums_kw) = totals.finish(dt);
 
     let econ_params = assets.economics.params();
     let mut prosumers = Vec::with_capacity(n);
     let mut load_kw = vec![0.0; steps];
     let mut baseline_kw = vec![0.0; steps];
     let mut parts = Vec::with_capacity(n);
-    for (i, (((mut prep, flows), ev), home)) in prepared
-        .prosumers
+    for (i, ((((prep, flows), ev), home), energy)) in preps
         .into_iter()
-        .zip(sink.0.prosumers)
+        .zip(flows)
         .zip(ev_years)
         .zip(home_years)
+        .zip(energies)
         .enumerate()
     {
         let a = &assets.prosumers[i];
-        // The load the prosumer drew: the home agent's change applied (none when unmanaged).
-        for (l, c) in prep.load.load_kw.iter_mut().zip(&home.load_change_kw) {
-            *l += c;
-        }
-        let mut flows = flows;
-        flows.ev_kw = ev.demand_series.clone();
-        flows.v2g_kw = ev.v2g_kw.clone();
-        let demand_kw: Vec<f64> = if flows.ev_kw.is_empty() {
-            prep.load.load_kw.clone()
-        } else {
-            prep.load
-                .load_kw
-                .iter()
-                .zip(&flows.ev_kw)
-                .map(|(l, e)| l + e)
-                .collect()
-        };
-        let energy = sums(&flows, &demand_kw, ev.has_steps(), dt);
         let throughput = batteries[i]
             .as_ref()
             .map_or(0.0, |u| u.battery.throughput_kwh());
@@ -372,7 +484,7 @@ pub fn run_prepared(
         community_energy: energy,
         market: market.as_ref(),
     };
-    let money = sink.1.finish_members(&closing)?;
+    let money = accounts.finish_members(&closing)?;
     for ((i, (prep, flows, ev, energy, throughput, _, home)), economics) in
         parts.into_iter().enumerate().zip(money.members)
     {
@@ -429,6 +541,7 @@ pub fn run_prepared(
         cer_params: assets.cer.enabled.then(|| assets.cer.params()),
         grid_at_peak_steps: prepared.grid_at_peak.iter().filter(|p| **p).count(),
         market,
+        flows_kw: flow_sums_kw,
     };
     Ok(SimResult {
         grid,
@@ -448,24 +561,46 @@ pub fn run_prepared(
     })
 }
 
-/// Community surplus absorbed by EV charging: each step, the community's surplus before
+/// Community surplus absorbed by EV charging at one step: the community's surplus before
 /// storage and EVs (Σ max(0, PV + wind − load)) taken by the EV demand (charging and swap
 /// chargers) up to that demand, shared among the fleets pro rata to their demand, kWh.
-fn add_surplus_absorbed(ev: &mut [EvYear], surplus_kw: &[f64], dt_h: f64) {
-    for (t, surplus) in surplus_kw.iter().enumerate() {
-        let demand: f64 = ev
-            .iter()
-            .map(|e| e.demand_series.get(t).copied().unwrap_or(0.0))
-            .sum();
-        if demand <= 0.0 || *surplus <= 0.0 {
-            continue;
+fn absorb_surplus_step(
+    years: &mut [EvYear],
+    has_fleet: &[bool],
+    ev: &[scg_ev::fleet::EvStepPower],
+    surplus_kw: f64,
+    dt_h: f64,
+) {
+    let demand_of = |i: usize| {
+        if has_fleet[i] {
+            ev[i].charge_kw + ev[i].swap_kw
+        } else {
+            0.0
         }
-        let absorbed = demand.min(*surplus);
-        for e in ev.iter_mut() {
-            let d = e.demand_series.get(t).copied().unwrap_or(0.0);
-            e.surplus_absorbed_kwh += absorbed * d / demand * dt_h;
-        }
+    };
+    let demand: f64 = (0..years.len()).map(demand_of).sum();
+    if demand <= 0.0 || surplus_kw <= 0.0 {
+        return;
     }
+    let absorbed = demand.min(surplus_kw);
+    for (i, e) in years.iter_mut().enumerate() {
+        e.surplus_absorbed_kwh += absorbed * demand_of(i) / demand * dt_h;
+    }
+}
+
+/// The members' totals from their kept series, block by block as a streamed run adds them.
+fn totals_of_series(members: &[MemberSeries<'_>], fleet: Vec<bool>, steps: usize) -> MemberTotals {
+    let mut totals = MemberTotals::new(fleet, steps);
+    let block_steps = crate::members::block_steps(members.len(), steps);
+    let mut block = MemberBlock::default();
+    let mut first = 0;
+    while first < steps {
+        let len = block_steps.min(steps - first);
+        block.fill_from_series(members, first, len);
+        totals.add_block(&block);
+        first += len;
+    }
+    totals
 }
 
 /// The components of a prosumer, priced.
@@ -493,31 +628,6 @@ pub fn components(
         out.push(("converter".into(), c.costs()));
     }
     out
-}
-
-/// The year's energy of one prosumer; `fleet`: whether it has an EV fleet (whose V2G series is
-/// kept empty while all zero, [`EvYear`]).
-fn sums(f: &FlowSeries, load_kw: &[f64], fleet: bool, dt: f64) -> EnergySums {
-    let s = |v: &[f64]| v.iter().sum::<f64>() * dt;
-    // A series the sink kept empty held only +0.0, whose sum is +0.0 (an empty `sum` is -0.0,
-    // what a prosumer without a fleet has always reported for its EV flows).
-    let z = |v: &[f64]| if v.is_empty() { 0.0 } else { s(v) };
-    EnergySums {
-        load_kwh: s(load_kw),
-        ev_kwh: s(&f.ev_kw),
-        v2g_kwh: if fleet { z(&f.v2g_kw) } else { s(&f.v2g_kw) },
-        pv_kwh: z(&f.pv_kw),
-        wind_kwh: z(&f.wind_kw),
-        battery_in_kwh: z(&f.battery_in_kw),
-        battery_out_kwh: z(&f.battery_out_kw),
-        p2p_import_kwh: z(&f.p2p_import_kw),
-        p2p_export_kwh: z(&f.p2p_export_kw),
-        grid_import_kwh: z(&f.grid_import_kw),
-        grid_export_kwh: z(&f.grid_export_kw),
-        excess_kwh: z(&f.excess_kw),
-        unmet_kwh: z(&f.unmet_kw),
-        peak_unmet_kw: f.unmet_kw.iter().copied().fold(0.0, f64::max),
-    }
 }
 
 /// The community's effective scale factor: scaled energy over baseline energy.

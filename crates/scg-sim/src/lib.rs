@@ -9,6 +9,8 @@
 //!   grid-peak signal), computed once;
 //! - [`dispatch`] and [`year`]: the community step of the paper's flow chart and its year loop;
 //! - [`engine`]: [`simulate`] — prepare, run the year with its accounts;
+//! - [`members`]: the members' flows in blocks of steps (kept, or streamed to a consumer while
+//!   the year runs) and what a run keeps of them (energy sums, the community's per-step sums);
 //! - [`accounting`]: the year's money fed each interval (grid bills, P2P, CER, NPC, COE), one
 //!   implementation for `simulate` and every configuration of the search;
 //! - [`optimize`]: the HOMER-style sizing search;
@@ -27,6 +29,7 @@ pub mod engine;
 pub mod home;
 pub mod inputs;
 pub mod market_stage;
+pub mod members;
 pub mod metrics;
 pub mod optimize;
 pub mod prepare;
@@ -46,8 +49,8 @@ pub use component_error::ComponentError;
 pub use assets::Assets;
 pub use check::{CheckOptions, CheckedRun, RunEstimate, check_run};
 pub use engine::{
-    CommunityResult, ProsumerResult, SimOptions, SimResult, prosumer_seed, simulate,
-    simulate_scenario, simulate_with,
+    CommunityResult, MemberStream, ProsumerResult, SimOptions, SimResult, can_stream,
+    prosumer_seed, simulate, simulate_scenario, simulate_streaming, simulate_with,
 };
 pub use inputs::{ResolvedInputs, ResolvedLoad, resolve_inputs, resolve_loads};
 
@@ -61,6 +64,9 @@ pub enum SimError {
     /// A file named by the scenario could not be read.
     #[error("{path}: {message}")]
     Read { path: String, message: String },
+    /// A consumer of the members' series (e.g. the `members.parquet` writer) failed.
+    #[error("writing the members' series: {0}")]
+    Output(String),
     /// The scenario is inconsistent in a way validation could not see.
     #[error("{0}")]
     Scenario(String),

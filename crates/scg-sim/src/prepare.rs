@@ -50,6 +50,9 @@ pub struct EvYear {
     pub swap_kw: Vec<f64>,
     /// `charge_kw + swap_kw`: the fleet's demand on the prosumer's meter.
     pub demand_series: Vec<f64>,
+    /// The largest step of `demand_series` (0 for none), kW: kept also when the series are
+    /// not ([`EvYear::push_totals`]).
+    pub demand_peak_kw: f64,
     pub degradation_cost_eur: f64,
     pub departures: Vec<scg_ev::fleet::DepartureRecord>,
     /// Community surplus absorbed by this fleet's charging over the year, kWh (set by
@@ -342,6 +345,7 @@ impl EvYear {
             v2g_kw: Vec::new(),
             swap_kw: Vec::new(),
             demand_series: series(),
+            demand_peak_kw: 0.0,
             // What an empty `Iterator::sum` of f64 gives, so that pushing every step is bit
             // for bit the sum over the steps.
             degradation_cost_eur: -0.0,
@@ -359,6 +363,14 @@ impl EvYear {
         crate::year::push_flow(&mut self.swap_kw, step, steps, s.swap_kw);
         self.demand_series.push(s.charge_kw + s.swap_kw);
         self.charge_kw.push(s.charge_kw);
+        self.push_totals(s);
+    }
+
+    /// Add the fleet's next step to the year's figures only (wear, peak demand), not to the
+    /// series: a run that streams the members' series ([`crate::members::BlockSink`]).
+    #[inline]
+    pub fn push_totals(&mut self, s: &scg_ev::fleet::EvStepPower) {
+        self.demand_peak_kw = self.demand_peak_kw.max(s.charge_kw + s.swap_kw);
         self.degradation_cost_eur += s.degradation_cost_eur;
     }
 

@@ -68,6 +68,12 @@ pub trait FlowSink {
         wind_kw: &[f64],
         batteries: &[Option<BatteryUnit>],
     ) -> Result<(), ComponentError>;
+
+    /// The EV fleets' powers of the same step (`ev[i]`: prosumer `i`'s fleet, zeros without
+    /// one), after [`FlowSink::record`]. Most sinks ignore them.
+    fn record_ev(&mut self, _step: usize, _ev: &[EvStepPower]) -> Result<(), crate::SimError> {
+        Ok(())
+    }
 }
 
 /// Two sinks fed the same steps (e.g. the series and the year's accounts).
@@ -82,6 +88,29 @@ impl<A: FlowSink, B: FlowSink> FlowSink for (A, B) {
     ) -> Result<(), ComponentError> {
         self.0.record(step, flows, pv_kw, wind_kw, batteries)?;
         self.1.record(step, flows, pv_kw, wind_kw, batteries)
+    }
+
+    fn record_ev(&mut self, step: usize, ev: &[EvStepPower]) -> Result<(), crate::SimError> {
+        self.0.record_ev(step, ev)?;
+        self.1.record_ev(step, ev)
+    }
+}
+
+/// A sink borrowed (e.g. the year's accounts, kept after the year).
+impl<S: FlowSink + ?Sized> FlowSink for &mut S {
+    fn record(
+        &mut self,
+        step: usize,
+        flows: &[StepFlows],
+        pv_kw: &[f64],
+        wind_kw: &[f64],
+        batteries: &[Option<BatteryUnit>],
+    ) -> Result<(), ComponentError> {
+        (**self).record(step, flows, pv_kw, wind_kw, batteries)
+    }
+
+    fn record_ev(&mut self, step: usize, ev: &[EvStepPower]) -> Result<(), crate::SimError> {
+        (**self).record_ev(step, ev)
     }
 }
 
@@ -225,6 +254,7 @@ pub fn drive<S: FlowSink>(
         };
         let out = community.step(&inputs, &forecast)?;
         sink.record(t, out.flows, &pv, &wind, out.batteries)?;
+        sink.record_ev(t, out.ev)?;
         on_ev(t, out.ev);
     }
     Ok(())

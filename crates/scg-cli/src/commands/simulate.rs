@@ -199,19 +199,44 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         keep_trades: !args.no_ledger,
         ..scg_sim::SimOptions::default()
     };
-    let result = scg_sim::simulate_with(
-        &loaded.scenario,
-        &assets,
-        &inputs,
-        args.seed,
-        options,
-        &mut |done, _| {
-            bar.set_position(done as u64);
-            if done == prosumers {
-                bar.set_message("simulating year");
-            }
-        },
-    )?;
+    let layout = args.layout.resolve(prosumers);
+    // A city without a ledger writes members.parquet while the year runs instead of keeping
+    // every member's year of series (nothing else needs them).
+    let stream =
+        layout == scg_report::Layout::City && args.no_ledger && scg_sim::can_stream(&assets);
+    let mut progress = |done: usize, _| {
+        bar.set_position(done as u64);
+        if done == prosumers {
+            bar.set_message("simulating year");
+        }
+    };
+    let run_year = |stream: Option<scg_sim::MemberStream<'_>>,
+                    progress: &mut dyn FnMut(usize, usize)| {
+        scg_sim::simulate_streaming(
+            &loaded.scenario,
+            &assets,
+            &inputs,
+            args.seed,
+            options,
+            stream,
+            progress,
+        )
+    };
+    let result = if stream {
+        let mut result = None;
+        output.write_stream(scg_report::city::MEMBERS_PARQUET, |w| {
+            // write_stream takes a std error: the chain is kept in the message.
+            let (written, sim) = stream_members(w, &loaded.scenario, |stream| {
+                run_year(Some(stream), &mut progress)
+            })
+            .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+            result = Some(sim);
+            Ok::<_, std::io::Error>(written)
+        })?;
+        result.context("internal error: the streamed year left no result")?
+    } else {
+        run_year(None, &mut progress)?
+    };
     let ledger = if args.no_ledger {
         None
     } else {
@@ -224,12 +249,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         scenario_source: loaded.source.clone(),
         ledger,
     };
-    let layout = args.layout.resolve(result.prosumers.len());
     let files = scg_report::render_all_layout(&result, &loaded.scenario, &run, "", layout)?;
     for file in &files {
         output.write(file.name, &file.bytes)?;
     }
-    if layout == scg_report::Layout::City {
+    if layout == scg_report::Layout::City && !stream {
         output.write_stream(scg_report::city::MEMBERS_PARQUET, |w| {
             scg_report::city::write_members_parquet(&result, w)
         })?;
@@ -249,6 +273,47 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Run `simulate` (the year, given a [`scg_sim::MemberStream`]) while `members.parquet` is
+/// encoded into `out` on a thread of its own, one row group per block: the encoding of a
+/// block overlaps the simulation of the next. At most one block waits between the two.
+fn stream_members<W: std::io::Write + Send>(
+    out: W,
+    scenario: &scg_model::Scenario,
+    simulate: impl FnOnce(scg_sim::MemberStream<'_>) -> Result<scg_sim::SimResult, scg_sim::SimError>,
+) -> anyhow::Result<(W, scg_sim::SimResult)> {
+    let grid = scg_model::TimeGrid::new(&scenario.time, &scenario.location.time_zone)
+        .map_err(anyhow::Error::msg)?;
+    let ids: Vec<&str> = scenario.prosumers.iter().map(|p| p.id.as_str()).collect();
+    let block_steps = scg_sim::members::block_steps(ids.len(), grid.len());
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<scg_sim::members::MemberBlock>(1);
+        let (ids, grid) = (&ids, &grid);
+        let encoder = scope.spawn(move || {
+            let mut writer = scg_report::city::MembersParquetWriter::new(out, ids, grid)?;
+            for block in rx {
+                writer.write_block(&block)?;
+            }
+            writer.finish()
+        });
+        let mut consumer = |block: &scg_sim::members::MemberBlock| {
+            tx.send(block.clone()).map_err(|_| {
+                scg_sim::SimError::Output("the members.parquet encoder stopped".into())
+            })
+        };
+        let simulated = simulate(scg_sim::MemberStream {
+            block_steps,
+            consumer: &mut consumer,
+        });
+        drop(tx);
+        let written = encoder
+            .join()
+            .map_err(|_| anyhow::anyhow!("the members.parquet encoder panicked"))?;
+        // The encoder's own error explains a simulation stopped by it.
+        let written = written?;
+        Ok((written, simulated?))
+    })
 }
 
 /// Settle the year on the RESCoin ledger (`scg-settle`) and store it in OUT/ledger (written from
