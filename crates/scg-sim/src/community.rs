@@ -30,6 +30,10 @@ use crate::dispatch::{
 use crate::market_stage::{MarketStage, MarketYear};
 use scg_ev::fleet::{EvStepPower, Fleet, StepSignals};
 
+/// From this many prosumers on, a step's EV fleets run in parallel (rayon); below, in order
+/// on the calling thread. Either way each result lands in its own slot: the same bytes.
+const PARALLEL_FLEETS_FROM: usize = 16;
+
 /// One prosumer's measured (or synthetic) interval, average kW over the interval.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ProsumerInterval {
@@ -302,8 +306,9 @@ impl<'a> Community<'a> {
         })
     }
 
-    /// Stage 1: the EV sites decide. Fleets are independent within an interval, so they run in
-    /// parallel; each result lands in its own slot (same bytes as a serial loop).
+    /// Stage 1: the EV sites decide. Fleets are independent within an interval, so from
+    /// [`PARALLEL_FLEETS_FROM`] prosumers on they run in parallel; each result lands in its own
+    /// slot (same bytes as the serial loop below that).
     fn step_fleets(
         &mut self,
         inputs: &IntervalInputs<'_>,
@@ -341,18 +346,30 @@ impl<'a> Community<'a> {
             grid_peak_forecast: forecast.grid_at_peak,
         };
         let step = inputs.step;
-        self.fleets
-            .par_iter_mut()
-            .zip(self.ev.par_iter_mut())
-            .enumerate()
-            .try_for_each(|(i, (fleet, out))| {
-                if let Some(fleet) = fleet {
-                    *out = fleet
-                        .step(step, &signals)
-                        .map_err(|e| SimError::Scenario(format!("prosumers[{i}].ev: {e}")))?;
-                }
-                Ok(())
-            })
+        let step_one = |(i, (fleet, out)): (usize, (&mut Option<Fleet>, &mut EvStepPower))| {
+            if let Some(fleet) = fleet {
+                *out = fleet
+                    .step(step, &signals)
+                    .map_err(|e| SimError::Scenario(format!("prosumers[{i}].ev: {e}")))?;
+            }
+            Ok(())
+        };
+        // Handing a step's fleets to rayon wakes its workers and parks them again every
+        // interval: for a handful of fleets that costs more than it saves (the built-in's five
+        // fleets: ~100,000 futex and sched_yield calls a year, strace).
+        if self.fleets.len() < PARALLEL_FLEETS_FROM {
+            self.fleets
+                .iter_mut()
+                .zip(self.ev.iter_mut())
+                .enumerate()
+                .try_for_each(step_one)
+        } else {
+            self.fleets
+                .par_iter_mut()
+                .zip(self.ev.par_iter_mut())
+                .enumerate()
+                .try_for_each(step_one)
+        }
     }
 
     /// The community's state at the end.
