@@ -5,7 +5,11 @@
 //! - `year/*`: a year-sized chain (8,760 hourly intervals in 365 daily blocks of settlement
 //!   batches, ~90,000 records, about the default scenario's size): settle (co-sign + apply),
 //!   write to redb, and verify from the file by full replay (target: write + verify under 1 s;
-//!   the built-in year itself: `scg-settle`'s `builtin_year` bench).
+//!   the built-in year itself: `scg-settle`'s `builtin_year` bench);
+//! - `compact/member_days`: the compact layout's settlement of a week of 15-minute intervals
+//!   for 200 members (`settle_stream`: the walk, each member day packed, signed by its member,
+//!   applied and closed), throughput in member days (about a city member's day: PV, supply
+//!   point and P2P series).
 #![allow(clippy::unwrap_used)]
 
 #[path = "../tests/common/year.rs"]
@@ -194,5 +198,81 @@ fn bench_year(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-criterion_group!(benches, bench, bench_year);
+/// A compact week: 200 members at 15-minute steps, every member importing, every third with
+/// PV exporting to the others.
+fn bench_compact(c: &mut Criterion) {
+    use scg_ledger::settlement::{
+        IndexedInterval, IndexedReading, IndexedTrade, Layout, YearHeader, settle_stream,
+    };
+    const N: u32 = 200;
+    const DAYS: usize = 7;
+    let header = YearHeader {
+        seed: 9,
+        members: (0..N).map(|m| format!("m{m}")).collect(),
+        devices: (0..N)
+            .map(|m| {
+                if m % 3 == 0 {
+                    1 << DeviceType::Pv as u8
+                } else {
+                    0
+                }
+            })
+            .collect(),
+        mint_rate_base_per_wh: 100_000,
+        start_timestamp_s: 1_167_609_600,
+        interval_s: 900,
+        opening_balance_base: 1_000_000_000_000,
+        treasury_endowment_base: 1 << 100,
+        intervals: 96 * DAYS,
+    };
+    let fill = |i: usize, out: &mut IndexedInterval| -> Result<(), scg_ledger::LedgerError> {
+        let k = (i % 96) as u64;
+        let sun = if (28..68).contains(&k) {
+            40 * (20 - k.abs_diff(48))
+        } else {
+            0
+        };
+        for m in 0..N {
+            let load = 40 + (u64::from(m) * 7 + k * 13) % 90;
+            let pv = if m % 3 == 0 { sun } else { 0 };
+            let (export, import) = (pv.saturating_sub(load), load.saturating_sub(pv));
+            if pv > 0 {
+                out.readings.push(IndexedReading {
+                    member: m,
+                    device: DeviceType::Pv,
+                    produced_wh: pv,
+                    consumed_wh: 0,
+                });
+            }
+            out.readings.push(IndexedReading {
+                member: m,
+                device: DeviceType::SupplyPoint,
+                produced_wh: export,
+                consumed_wh: import,
+            });
+            // Each exporter sells a third of its export (at most 40 Wh, below any load) to
+            // the next member, which has no PV.
+            let sold = (export / 3).min(40);
+            if sold > 0 && m + 1 < N {
+                out.trades.push(IndexedTrade {
+                    buyer: m + 1,
+                    seller: m,
+                    energy_wh: sold,
+                    price_base_per_kwh: 100_000_000,
+                    grid_fee_base_per_kwh: 10_000_000,
+                });
+            }
+        }
+        Ok(())
+    };
+    let mut g = c.benchmark_group("compact");
+    g.throughput(Throughput::Elements(u64::from(N) * DAYS as u64));
+    g.sample_size(10);
+    g.bench_function("member_days", |b| {
+        b.iter(|| settle_stream(black_box(&header), Layout::Compact, fill).unwrap());
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_year, bench_compact);
 criterion_main!(benches);

@@ -8,6 +8,13 @@
 //! the input is refused with an error naming the interval and the member), certify grid
 //! energy, or round a float (inputs are integers; the rounding point is `scg-units`).
 //!
+//! Input: a [`CommunityYear`] of named members ([`settle_year`], [`settle_year_with`]), or a
+//! [`YearHeader`] and the intervals one at a time with members by position ([`settle_stream`]:
+//! what `scg-settle` feeds a simulated year through, so a city's year of readings is never
+//! held in memory). Both run the one walk, which holds the members by rank (ascending id: the
+//! order the records are written in) in dense per-member arrays, so settling an interval looks
+//! up no member by name.
+//!
 //! Keys are derived, never random: every secret key is
 //! `SHA-256("scg-ledger/settlement/v1" || seed (u64 LE) || role || 0x00 || id [|| 0x00 || device])`
 //! used as an ed25519 secret, so the same seed gives the same chain and state root — and anyone
@@ -421,6 +428,94 @@ pub fn intervals_per_block(interval_s: u64) -> usize {
         .max(1)
 }
 
+/// Every device in the order records are written (ascending code).
+const DEVICES: [DeviceType; 5] = [
+    DeviceType::Pv,
+    DeviceType::Wind,
+    DeviceType::Battery,
+    DeviceType::EvCharger,
+    DeviceType::SupplyPoint,
+];
+
+/// Slot of a device in the per-device arrays (code - 1).
+fn slot(d: DeviceType) -> usize {
+    usize::from(d as u8 - 1)
+}
+
+/// A year's settlement input with members by position: the header of [`settle_stream`],
+/// whose intervals come one at a time ([`IndexedInterval`]), so a year of a city is never
+/// held in memory as strings (what [`CommunityYear`] holds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YearHeader {
+    /// Seed for every key (and the chain id).
+    pub seed: u64,
+    /// Member ids; readings, trades and payouts name members by position in this list.
+    pub members: Vec<String>,
+    /// Per member (same order): the devices that report in some interval, bit `1 << code`
+    /// (registered in block 1; the supply point is registered for every member).
+    pub devices: Vec<u8>,
+    /// RESCoin base units minted per renewable Wh.
+    pub mint_rate_base_per_wh: u128,
+    /// Unix timestamp of the start of the first interval.
+    pub start_timestamp_s: u64,
+    /// Interval length, seconds.
+    pub interval_s: u64,
+    /// Moved from the treasury to every member in block 1.
+    pub opening_balance_base: u128,
+    /// Minted to the treasury at genesis.
+    pub treasury_endowment_base: u128,
+    /// Intervals in the year.
+    pub intervals: usize,
+}
+
+/// A meter reading of member `member` (position in [`YearHeader::members`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexedReading {
+    /// Member position.
+    pub member: u32,
+    /// Device type.
+    pub device: DeviceType,
+    /// Energy produced (exported by the device), Wh.
+    pub produced_wh: u64,
+    /// Energy consumed, Wh.
+    pub consumed_wh: u64,
+}
+
+/// A cleared P2P trade between member positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexedTrade {
+    /// Buyer position.
+    pub buyer: u32,
+    /// Seller position.
+    pub seller: u32,
+    /// Energy, Wh.
+    pub energy_wh: u64,
+    /// Price the seller receives, base units per kWh.
+    pub price_base_per_kwh: u128,
+    /// Grid fee the buyer pays on top, base units per kWh.
+    pub grid_fee_base_per_kwh: u128,
+}
+
+/// One interval with members by position ([`IntervalInput`]'s indexed form).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexedInterval {
+    /// Meter readings (several for one member and device are summed).
+    pub readings: Vec<IndexedReading>,
+    /// Cleared P2P trades.
+    pub trades: Vec<IndexedTrade>,
+    /// CER payouts: (member position, base units).
+    pub cer: Vec<(u32, u128)>,
+}
+
+impl IndexedInterval {
+    /// Empty every list (keeping their buffers).
+    pub fn clear(&mut self) {
+        self.readings.clear();
+        self.trades.clear();
+        self.cer.clear();
+    }
+}
+
 /// Bad input: what is wrong, in which interval, for which member.
 fn bad(interval: usize, member: &str, problem: impl Into<String>) -> LedgerError {
     LedgerError::SettlementInput {
@@ -431,102 +526,70 @@ fn bad(interval: usize, member: &str, problem: impl Into<String>) -> LedgerError
 }
 
 /// One member's meters in one interval, summed per device.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Copy, Default)]
 struct MemberInterval {
-    /// (produced, consumed) per device.
-    devices: BTreeMap<DeviceType, (u64, u64)>,
+    /// Whether the member has a reading or a trade in the interval.
+    present: bool,
+    /// (produced, consumed) per device slot.
+    devices: [(u64, u64); 5],
     sold_wh: u64,
     bought_wh: u64,
+    /// Certified Wh from its own PV, wind and storage discharge.
+    own_certified: u64,
 }
 
 impl MemberInterval {
     fn get(&self, d: DeviceType) -> (u64, u64) {
-        self.devices.get(&d).copied().unwrap_or((0, 0))
+        self.devices[slot(d)]
+    }
+
+    /// Everything that fed the member: PV, wind, storage discharge, supply-point import.
+    fn sources(&self) -> u64 {
+        DEVICES
+            .iter()
+            .map(|d| {
+                let (p, c) = self.get(*d);
+                if *d == DeviceType::SupplyPoint { c } else { p }
+            })
+            .fold(0u64, u64::saturating_add)
     }
 }
 
-/// Sum and check one interval's readings and trades against each other.
-fn interval_meters<'a>(
-    i: usize,
-    iv: &'a IntervalInput,
-    members: &BTreeMap<&'a str, SigningKey>,
-) -> Result<BTreeMap<&'a str, MemberInterval>, LedgerError> {
-    let mut m: BTreeMap<&str, MemberInterval> = BTreeMap::new();
-    for r in &iv.readings {
-        if !members.contains_key(r.member.as_str()) {
-            return Err(bad(
-                i,
-                &r.member,
-                "meter reading of a member that is not registered",
-            ));
-        }
-        let e = m
-            .entry(r.member.as_str())
-            .or_default()
-            .devices
-            .entry(r.device)
-            .or_insert((0, 0));
-        e.0 =
-            e.0.checked_add(r.produced_wh)
-                .ok_or_else(|| bad(i, &r.member, "produced Wh overflow"))?;
-        e.1 =
-            e.1.checked_add(r.consumed_wh)
-                .ok_or_else(|| bad(i, &r.member, "consumed Wh overflow"))?;
+/// Number of series slots of a day draft: one per quantity code, in ascending code order.
+const SERIES_SLOTS: usize = 12;
+
+/// Slot of a quantity, ascending with its code (produced 1-5, P2P 0x40-0x41, consumed
+/// 0x81-0x85), so the slots are the canonical series order.
+fn series_slot(q: Quantity) -> usize {
+    match q {
+        Quantity::Produced(d) => slot(d),
+        Quantity::P2pSold => 5,
+        Quantity::P2pBought => 6,
+        Quantity::Consumed(d) => 7 + slot(d),
     }
-    for t in &iv.trades {
-        for who in [&t.buyer, &t.seller] {
-            if !members.contains_key(who.as_str()) {
-                return Err(bad(i, who, "trade party that is not a registered member"));
-            }
-        }
-        if t.buyer == t.seller {
-            return Err(bad(i, &t.buyer, "trade with itself"));
-        }
-        if t.energy_wh == 0 {
-            return Err(bad(i, &t.seller, "trade of 0 Wh"));
-        }
-        let s = m.entry(t.seller.as_str()).or_default();
-        s.sold_wh = s
-            .sold_wh
-            .checked_add(t.energy_wh)
-            .ok_or_else(|| bad(i, &t.seller, "sold Wh overflow"))?;
-        let b = m.entry(t.buyer.as_str()).or_default();
-        b.bought_wh = b
-            .bought_wh
-            .checked_add(t.energy_wh)
-            .ok_or_else(|| bad(i, &t.buyer, "bought Wh overflow"))?;
-    }
-    for (id, mi) in &m {
-        let (export_wh, import_wh) = mi.get(DeviceType::SupplyPoint);
-        if mi.sold_wh > export_wh {
-            return Err(bad(
-                i,
-                id,
-                format!(
-                    "trades sell {} Wh but the supply point exported {export_wh} Wh",
-                    mi.sold_wh
-                ),
-            ));
-        }
-        if mi.bought_wh > import_wh {
-            return Err(bad(
-                i,
-                id,
-                format!(
-                    "trades buy {} Wh but the supply point imported {import_wh} Wh",
-                    mi.bought_wh
-                ),
-            ));
-        }
-    }
-    Ok(m)
 }
 
-/// One member's day being built in the compact layout.
+/// The quantity of each series slot.
+const SLOT_QUANTITIES: [Quantity; SERIES_SLOTS] = [
+    Quantity::Produced(DeviceType::Pv),
+    Quantity::Produced(DeviceType::Wind),
+    Quantity::Produced(DeviceType::Battery),
+    Quantity::Produced(DeviceType::EvCharger),
+    Quantity::Produced(DeviceType::SupplyPoint),
+    Quantity::P2pSold,
+    Quantity::P2pBought,
+    Quantity::Consumed(DeviceType::Pv),
+    Quantity::Consumed(DeviceType::Wind),
+    Quantity::Consumed(DeviceType::Battery),
+    Quantity::Consumed(DeviceType::EvCharger),
+    Quantity::Consumed(DeviceType::SupplyPoint),
+];
+
+/// One member's day being built in the compact layout (its buffers kept from day to day).
 #[derive(Debug, Default)]
 struct DayDraft {
-    /// Series by quantity code (ascending: the canonical order), allocated on first use.
-    series: BTreeMap<u8, Vec<u64>>,
+    /// Series by slot ([`series_slot`]); empty until first used in the day.
+    series: [Vec<u64>; SERIES_SLOTS],
     money: DayMoney,
     certified: DayCertified,
     topup_base: u128,
@@ -547,8 +610,9 @@ impl DayDraft {
         let series: Vec<(Quantity, Vec<u64>)> = self
             .series
             .iter()
-            .filter(|(_, v)| v.iter().any(|x| *x > 0))
-            .filter_map(|(code, v)| Quantity::from_code(*code).map(|q| (q, v.clone())))
+            .zip(SLOT_QUANTITIES)
+            .filter(|(v, _)| v.iter().any(|x| *x > 0))
+            .map(|(v, q)| (q, v.clone()))
             .collect();
         let empty = series.is_empty()
             && self.money == DayMoney::default()
@@ -561,65 +625,88 @@ impl DayDraft {
             certified: self.certified,
         })
     }
+
+    /// Start a new day, keeping the buffers.
+    fn reset(&mut self) {
+        for s in &mut self.series {
+            s.clear();
+        }
+        self.money = DayMoney::default();
+        self.certified = DayCertified::default();
+        self.topup_base = 0;
+    }
 }
 
-/// The compact layout's day being built: per member id, its draft.
+/// The compact layout's day being built: per member rank, its draft.
 #[derive(Debug, Default)]
 struct DayBook {
     /// First interval of the day.
     first: usize,
     /// Intervals in the day.
     n: usize,
-    members: BTreeMap<String, DayDraft>,
+    members: Vec<DayDraft>,
 }
 
 impl DayBook {
-    fn new(first: usize, n: usize) -> Self {
-        Self {
-            first,
-            n,
-            members: BTreeMap::new(),
-        }
+    fn start(&mut self, first: usize, n: usize, members: usize) {
+        self.first = first;
+        self.n = n;
+        self.members.resize_with(members, DayDraft::default);
+        self.members.iter_mut().for_each(DayDraft::reset);
     }
 
-    fn draft(&mut self, member: &str) -> &mut DayDraft {
-        if !self.members.contains_key(member) {
-            self.members.insert(member.to_owned(), DayDraft::default());
-        }
-        self.members.get_mut(member).expect("inserted above")
+    fn draft(&mut self, member: usize) -> &mut DayDraft {
+        &mut self.members[member]
     }
 
     /// Add `wh` to `member`'s series of `q` at interval `i`.
-    fn add(&mut self, member: &str, q: Quantity, i: usize, wh: u64) {
+    fn add(&mut self, member: usize, q: Quantity, i: usize, wh: u64) {
         if wh == 0 {
             return;
         }
         let (first, n) = (self.first, self.n);
-        let series = self
-            .draft(member)
-            .series
-            .entry(q.code())
-            .or_insert_with(|| vec![0; n]);
+        let series = &mut self.members[member].series[series_slot(q)];
+        if series.is_empty() {
+            series.resize(n, 0);
+        }
         if let Some(v) = series.get_mut(i - first) {
             *v += wh;
         }
     }
 }
 
-/// The running chain of a settlement.
+/// A member's keys: its account's and its meters' (by device slot, registered ones only).
+struct MemberKeys {
+    key: SigningKey,
+    pk: PublicKey,
+    meters: [Option<(SigningKey, PublicKey)>; 5],
+}
+
+/// The running chain of a settlement. Members are held by **rank** (position in ascending
+/// id order: the order the records are written in); inputs name them by position.
 struct Chain<'a> {
-    year: &'a CommunityYear,
-    members: BTreeMap<&'a str, SigningKey>,
-    meters: BTreeMap<(String, DeviceType), SigningKey>,
+    year: &'a YearHeader,
+    /// Member ids by rank.
+    ids: Vec<&'a str>,
+    /// Rank of each member position.
+    rank: Vec<u32>,
+    /// Keys by rank.
+    keys: Vec<MemberKeys>,
     treasury: SigningKey,
+    treasury_pk: PublicKey,
     ledger: Ledger,
     signer: Signer,
     summary: SettlementSummary,
-    /// Mirror of available balances during the block being built (exact while every record
-    /// applies).
-    available: BTreeMap<PublicKey, u128>,
+    /// Per rank, the member's settlement so far (into `summary.members` at the end).
+    members: Vec<MemberSettlement>,
+    /// Mirror of the members' available balances (by rank) and the treasury's during the
+    /// block being built (exact while every record applies).
+    available: Vec<u128>,
+    treasury_available: u128,
     /// Mirror of the certified Wh each storage meter holds during the block being built.
     stored: BTreeMap<PublicKey, u64>,
+    /// The interval being settled, by rank.
+    interval: Vec<MemberInterval>,
     /// Signatures in the blocks so far.
     signatures: u64,
     /// Outcome of every block produced so far.
@@ -640,13 +727,8 @@ impl Chain<'_> {
             .or_insert_with(|| ledger.certified_held_wh(&meter))
     }
 
-    fn credit(&mut self, key: PublicKey, amount: u128) {
-        *self.available.entry(key).or_insert(0) += amount;
-    }
-
     fn debit_treasury(&mut self, amount: u128, what: &str, i: usize) -> Result<(), LedgerError> {
-        let t = self.available.entry(pk(&self.treasury)).or_insert(0);
-        *t = t.checked_sub(amount).ok_or_else(|| {
+        self.treasury_available = self.treasury_available.checked_sub(amount).ok_or_else(|| {
             LedgerError::Settlement(format!(
                 "interval {i}: the treasury endowment cannot cover {what}"
             ))
@@ -654,157 +736,234 @@ impl Chain<'_> {
         Ok(())
     }
 
+    /// The rank of member position `p` in interval `i`.
+    fn rank_of(&self, i: usize, p: u32) -> Result<usize, LedgerError> {
+        self.rank
+            .get(p as usize)
+            .map(|r| *r as usize)
+            .ok_or_else(|| bad(i, &format!("#{p}"), "no member at this position"))
+    }
+
+    fn meter(&self, member: usize, device: DeviceType) -> Option<&(SigningKey, PublicKey)> {
+        self.keys[member].meters[slot(device)].as_ref()
+    }
+
     fn register(&mut self) -> Result<(), LedgerError> {
-        let operator = derive_key(self.year.seed, "operator", "", None);
-        let members: Vec<SigningKey> = self.members.values().cloned().collect();
-        for m in &members {
+        let operator = self.signer.operator.clone();
+        for m in 0..self.keys.len() {
+            let member = self.keys[m].pk;
             self.signer
-                .push(&operator, TxBody::RegisterMember { member: pk(m) });
+                .push(&operator, TxBody::RegisterMember { member });
         }
-        let meters: Vec<(PublicKey, PublicKey, DeviceType)> = self
-            .meters
-            .iter()
-            .map(|((member, device), k)| (pk(k), pk(&self.members[member.as_str()]), *device))
-            .collect();
-        for (meter, member, device) in meters {
-            self.signer.push(
-                &operator,
-                TxBody::RegisterMeter {
-                    meter,
-                    member,
-                    device,
-                },
-            );
+        for m in 0..self.keys.len() {
+            let member = self.keys[m].pk;
+            for device in DEVICES {
+                if let Some((_, meter)) = self.meter(m, device) {
+                    let meter = *meter;
+                    self.signer.push(
+                        &operator,
+                        TxBody::RegisterMeter {
+                            meter,
+                            member,
+                            device,
+                        },
+                    );
+                }
+            }
         }
         let opening = self.year.opening_balance_base;
         if opening > 0 {
-            for m in &members {
+            let treasury = self.treasury.clone();
+            for m in 0..self.keys.len() {
                 self.debit_treasury(opening, "the opening balances", 0)?;
-                let treasury = self.treasury.clone();
+                let to = self.keys[m].pk;
                 self.signer.push(
                     &treasury,
                     TxBody::Transfer {
-                        to: pk(m),
+                        to,
                         amount: opening,
                     },
                 );
-                self.credit(pk(m), opening);
+                self.available[m] += opening;
             }
         }
         Ok(())
     }
 
-    fn meter(&self, member: &str, device: DeviceType) -> &SigningKey {
-        &self.meters[&(member.to_owned(), device)]
+    /// Sum and check one interval's readings and trades against each other (into
+    /// `self.interval`, by rank).
+    fn interval_meters(&mut self, i: usize, iv: &IndexedInterval) -> Result<(), LedgerError> {
+        self.interval.fill(MemberInterval::default());
+        for r in &iv.readings {
+            let m = self.rank_of(i, r.member)?;
+            if self.meter(m, r.device).is_none() {
+                return Err(bad(
+                    i,
+                    self.ids[m],
+                    format!("reading of a {} meter not announced", r.device.name()),
+                ));
+            }
+            let mi = &mut self.interval[m];
+            mi.present = true;
+            let e = &mut mi.devices[slot(r.device)];
+            e.0 =
+                e.0.checked_add(r.produced_wh)
+                    .ok_or_else(|| bad(i, self.ids[m], "produced Wh overflow"))?;
+            e.1 =
+                e.1.checked_add(r.consumed_wh)
+                    .ok_or_else(|| bad(i, self.ids[m], "consumed Wh overflow"))?;
+        }
+        for t in &iv.trades {
+            let (b, s) = (self.rank_of(i, t.buyer)?, self.rank_of(i, t.seller)?);
+            if b == s {
+                return Err(bad(i, self.ids[b], "trade with itself"));
+            }
+            if t.energy_wh == 0 {
+                return Err(bad(i, self.ids[s], "trade of 0 Wh"));
+            }
+            let seller = &mut self.interval[s];
+            seller.present = true;
+            seller.sold_wh = seller
+                .sold_wh
+                .checked_add(t.energy_wh)
+                .ok_or_else(|| bad(i, self.ids[s], "sold Wh overflow"))?;
+            let buyer = &mut self.interval[b];
+            buyer.present = true;
+            buyer.bought_wh = buyer
+                .bought_wh
+                .checked_add(t.energy_wh)
+                .ok_or_else(|| bad(i, self.ids[b], "bought Wh overflow"))?;
+        }
+        for (m, mi) in self.interval.iter().enumerate() {
+            let (export_wh, import_wh) = mi.get(DeviceType::SupplyPoint);
+            if mi.sold_wh > export_wh {
+                return Err(bad(
+                    i,
+                    self.ids[m],
+                    format!(
+                        "trades sell {} Wh but the supply point exported {export_wh} Wh",
+                        mi.sold_wh
+                    ),
+                ));
+            }
+            if mi.bought_wh > import_wh {
+                return Err(bad(
+                    i,
+                    self.ids[m],
+                    format!(
+                        "trades buy {} Wh but the supply point imported {import_wh} Wh",
+                        mi.bought_wh
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
-    /// Meter reports; returns per member the certified Wh it gets this interval from its own
-    /// PV, wind and storage discharge.
-    fn reports(
-        &mut self,
-        i: usize,
-        meters: &BTreeMap<&str, MemberInterval>,
-    ) -> Result<BTreeMap<String, u64>, LedgerError> {
-        let mut own_certified = BTreeMap::new();
-        for (&member, mi) in meters {
+    /// Meter reports; sets each member's certified Wh of the interval from its own PV, wind
+    /// and storage discharge.
+    fn reports(&mut self, i: usize) -> Result<(), LedgerError> {
+        for m in 0..self.interval.len() {
+            if !self.interval[m].present {
+                continue;
+            }
             let mut certified = 0u64;
-            for (&device, &(produced_wh, consumed_wh)) in &mi.devices {
+            for device in DEVICES {
+                let (produced_wh, consumed_wh) = self.interval[m].get(device);
                 if produced_wh == 0 && consumed_wh == 0 {
                     continue;
                 }
-                let key = self.meter(member, device).clone();
+                let Some(meter_pk) = self.meter(m, device).map(|(_, pk)| *pk) else {
+                    continue;
+                };
                 let mut release = 0;
                 if device.is_renewable() {
                     let mint = u128::from(produced_wh)
                         .checked_mul(self.year.mint_rate_base_per_wh)
-                        .ok_or_else(|| bad(i, member, "minted amount overflows"))?;
-                    self.credit(pk(&self.members[member]), mint);
-                    self.member_mut(member).minted.0 += mint;
+                        .ok_or_else(|| bad(i, self.ids[m], "minted amount overflows"))?;
+                    self.available[m] += mint;
+                    self.members[m].minted.0 += mint;
                     certified = certified.saturating_add(produced_wh);
                 } else if device.is_storage() {
                     // The ledger passes back what the device holds, up to the discharge.
-                    let held = self.stored_held(pk(&key));
+                    let held = self.stored_held(meter_pk);
                     release = (*held).min(produced_wh);
                     *held -= release;
                     certified = certified.saturating_add(release);
                 }
                 match &mut self.day {
                     Some(book) => {
-                        book.add(member, Quantity::Produced(device), i, produced_wh);
-                        book.add(member, Quantity::Consumed(device), i, consumed_wh);
-                        book.draft(member).store(device, 0, release);
+                        book.add(m, Quantity::Produced(device), i, produced_wh);
+                        book.add(m, Quantity::Consumed(device), i, consumed_wh);
+                        book.draft(m).store(device, 0, release);
                     }
-                    None => self.signer.push(
-                        &key,
-                        TxBody::MeterReport {
-                            interval: i as u64,
-                            produced_wh,
-                            consumed_wh,
-                        },
-                    ),
+                    None => {
+                        let Some((key, _)) = self.meter(m, device).cloned() else {
+                            continue;
+                        };
+                        self.signer.push(
+                            &key,
+                            TxBody::MeterReport {
+                                interval: i as u64,
+                                produced_wh,
+                                consumed_wh,
+                            },
+                        );
+                    }
                 }
             }
-            own_certified.insert(member.to_owned(), certified);
+            self.interval[m].own_certified = certified;
         }
-        Ok(own_certified)
-    }
-
-    fn member_mut(&mut self, id: &str) -> &mut MemberSettlement {
-        self.summary
-            .members
-            .get_mut(id)
-            .expect("every member has a summary")
+        Ok(())
     }
 
     /// Trade-create and trade-post of every trade (with a top-up when the buyer is short).
     fn trades(
         &mut self,
         i: usize,
-        iv: &IntervalInput,
+        iv: &IndexedInterval,
         timestamp_s: u64,
     ) -> Result<(), LedgerError> {
         for t in &iv.trades {
-            let buyer = self.members[t.buyer.as_str()].clone();
-            let seller = self.members[t.seller.as_str()].clone();
-            let overflow = || bad(i, &t.buyer, "trade amount overflows");
+            let (b, s) = (self.rank_of(i, t.buyer)?, self.rank_of(i, t.seller)?);
+            let overflow = || bad(i, self.ids[b], "trade amount overflows");
             let pay = cost(t.energy_wh, t.price_base_per_kwh).ok_or_else(overflow)?;
             let fee = cost(t.energy_wh, t.grid_fee_base_per_kwh).ok_or_else(overflow)?;
             let total = pay.checked_add(fee).ok_or_else(overflow)?;
-            let have = self.available.get(&pk(&buyer)).copied().unwrap_or(0);
+            let have = self.available[b];
             if have < total {
                 let short = total - have;
                 self.debit_treasury(short, "the top-ups", i)?;
-                let treasury = self.treasury.clone();
                 match &mut self.day {
-                    Some(book) => book.draft(&t.buyer).topup_base += short,
-                    None => self.signer.push(
-                        &treasury,
-                        TxBody::Transfer {
-                            to: pk(&buyer),
-                            amount: short,
-                        },
-                    ),
+                    Some(book) => book.draft(b).topup_base += short,
+                    None => {
+                        let treasury = self.treasury.clone();
+                        let to = self.keys[b].pk;
+                        self.signer
+                            .push(&treasury, TxBody::Transfer { to, amount: short });
+                    }
                 }
                 self.summary.treasury_topups.0 += short;
-                self.member_mut(&t.buyer).topups_received.0 += short;
-                self.credit(pk(&buyer), short);
+                self.members[b].topups_received.0 += short;
+                self.available[b] += short;
             }
             self.trades_in += 1;
             if let Some(book) = &mut self.day {
                 // The figures the trade's create and post would give (`cost` is the ledger's
                 // own rounding), summed per member and day.
-                book.add(&t.seller, Quantity::P2pSold, i, t.energy_wh);
-                book.add(&t.buyer, Quantity::P2pBought, i, t.energy_wh);
-                book.draft(&t.seller).money.received_base += pay;
-                let b = book.draft(&t.buyer);
-                b.money.paid_base += pay;
-                b.money.fees_base += fee;
+                book.add(s, Quantity::P2pSold, i, t.energy_wh);
+                book.add(b, Quantity::P2pBought, i, t.energy_wh);
+                book.draft(s).money.received_base += pay;
+                let d = book.draft(b);
+                d.money.paid_base += pay;
+                d.money.fees_base += fee;
             } else {
                 let trade_id = self.signer.next_id;
+                let buyer = self.keys[b].key.clone();
                 self.signer.push(
                     &buyer,
                     TxBody::TradeCreate {
-                        seller: pk(&seller),
+                        seller: self.keys[s].pk,
                         interval: i as u64,
                         energy_wh: t.energy_wh,
                         price_base_per_kwh: t.price_base_per_kwh,
@@ -812,7 +971,10 @@ impl Chain<'_> {
                         expires_at_s: timestamp_s.saturating_add(self.year.interval_s),
                     },
                 );
-                let post_key = self.meter(&t.seller, DeviceType::SupplyPoint).clone();
+                let (post_key, _) = self
+                    .meter(s, DeviceType::SupplyPoint)
+                    .cloned()
+                    .ok_or_else(|| bad(i, self.ids[s], "no supply-point meter"))?;
                 self.signer.push(
                     &post_key,
                     TxBody::TradePost {
@@ -821,99 +983,98 @@ impl Chain<'_> {
                     },
                 );
             }
-            *self.available.entry(pk(&buyer)).or_insert(0) -= total;
-            self.credit(pk(&seller), pay);
+            self.available[b] -= total;
+            self.available[s] += pay;
             self.summary.p2p_wh_delivered += u128::from(t.energy_wh);
         }
         Ok(())
     }
 
     /// Certificate moves: the certified share of each P2P sale (per seller and buyer), then of
-    /// each storage charge.
-    fn origin(
-        &mut self,
-        i: usize,
-        iv: &IntervalInput,
-        meters: &BTreeMap<&str, MemberInterval>,
-        own_certified: &BTreeMap<String, u64>,
-    ) {
-        let sources = |mi: &MemberInterval| -> u64 {
-            mi.devices
-                .iter()
-                .map(|(d, (p, c))| {
-                    if *d == DeviceType::SupplyPoint {
-                        *c
-                    } else {
-                        *p
-                    }
-                })
-                .fold(0u64, u64::saturating_add)
-        };
+    /// each storage charge. `budget` and `received` are scratch buffers (one per rank).
+    fn origin(&mut self, i: usize, iv: &IndexedInterval, scratch: &mut OriginScratch) {
+        let OriginScratch {
+            budget,
+            received,
+            pairs,
+        } = scratch;
         // Certified Wh left to each member this interval.
-        let mut budget: BTreeMap<&str, u64> = meters
-            .keys()
-            .map(|m| (*m, own_certified.get(*m).copied().unwrap_or(0)))
-            .collect();
-        let mut received: BTreeMap<&str, u64> = BTreeMap::new();
-        let mut pairs: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-        for t in &iv.trades {
-            *pairs
-                .entry((t.seller.as_str(), t.buyer.as_str()))
-                .or_insert(0) += t.energy_wh;
-        }
-        for ((seller, buyer), energy_wh) in pairs {
-            let mi = &meters[seller];
-            let left = budget.get(seller).copied().unwrap_or(0);
-            let share = certified_share(
-                energy_wh,
-                own_certified.get(seller).copied().unwrap_or(0),
-                sources(mi),
+        budget.clear();
+        budget.extend(self.interval.iter().map(|mi| mi.own_certified));
+        received.clear();
+        received.resize(self.interval.len(), 0);
+        // Per (seller, buyer) in rank order, i.e. in id order.
+        pairs.clear();
+        pairs.extend(iv.trades.iter().map(|t| {
+            (
+                self.rank[t.seller as usize],
+                self.rank[t.buyer as usize],
+                t.energy_wh,
             )
-            .min(left);
+        }));
+        pairs.sort_unstable_by_key(|(s, b, _)| (*s, *b));
+        let mut k = 0;
+        while k < pairs.len() {
+            let (seller, buyer, mut energy_wh) = pairs[k];
+            k += 1;
+            while k < pairs.len() && (pairs[k].0, pairs[k].1) == (seller, buyer) {
+                energy_wh += pairs[k].2;
+                k += 1;
+            }
+            let (seller, buyer) = (seller as usize, buyer as usize);
+            let mi = &self.interval[seller];
+            let share =
+                certified_share(energy_wh, mi.own_certified, mi.sources()).min(budget[seller]);
             if share == 0 {
                 continue;
             }
-            *budget.entry(seller).or_insert(0) -= share;
-            *budget.entry(buyer).or_insert(0) += share;
-            *received.entry(buyer).or_insert(0) += share;
+            budget[seller] -= share;
+            budget[buyer] += share;
+            received[buyer] += share;
             if let Some(book) = &mut self.day {
                 book.draft(seller).certified.sold_wh += share;
                 book.draft(buyer).certified.received_wh += share;
             } else {
-                let key = self.members[seller].clone();
+                let key = self.keys[seller].key.clone();
                 self.signer.push(
                     &key,
                     TxBody::CertificateMove {
-                        to: pk(&self.members[buyer]),
+                        to: self.keys[buyer].pk,
                         interval: i as u64,
                         energy_wh: share,
                     },
                 );
             }
-            self.member_mut(seller).certified_sold_wh += share;
-            self.member_mut(buyer).certified_received_wh += share;
+            self.members[seller].certified_sold_wh += share;
+            self.members[buyer].certified_received_wh += share;
             self.summary.p2p_wh_certified += u128::from(share);
         }
-        for (&member, mi) in meters {
+        for m in 0..self.interval.len() {
+            let mi = self.interval[m];
+            if !mi.present {
+                continue;
+            }
             // What the member had certified before selling: own plus received.
-            let certified = own_certified.get(member).copied().unwrap_or(0)
-                + received.get(member).copied().unwrap_or(0);
-            for (&device, &(_, consumed_wh)) in &mi.devices {
-                if !device.is_storage() || consumed_wh == 0 {
+            let certified = mi.own_certified + received[m];
+            for device in STORAGE_DEVICES {
+                let (_, consumed_wh) = mi.get(device);
+                if consumed_wh == 0 {
                     continue;
                 }
-                let left = budget.get(member).copied().unwrap_or(0);
-                let share = certified_share(consumed_wh, certified, sources(mi)).min(left);
+                let share = certified_share(consumed_wh, certified, mi.sources()).min(budget[m]);
                 if share == 0 {
                     continue;
                 }
-                *budget.entry(member).or_insert(0) -= share;
-                let to = pk(self.meter(member, device));
+                budget[m] -= share;
+                let Some((_, to)) = self.meter(m, device) else {
+                    continue;
+                };
+                let to = *to;
                 *self.stored_held(to) += share;
                 if let Some(book) = &mut self.day {
-                    book.draft(member).store(device, share, 0);
+                    book.draft(m).store(device, share, 0);
                 } else {
-                    let key = self.members[member].clone();
+                    let key = self.keys[m].key.clone();
                     self.signer.push(
                         &key,
                         TxBody::CertificateMove {
@@ -944,9 +1105,9 @@ impl Chain<'_> {
                 ))
             })?;
         let treasury = self.treasury.clone();
-        for (member, d) in &book.members {
+        for (m, d) in book.members.iter().enumerate() {
             if d.topup_base > 0 {
-                let to = pk(&self.members[member.as_str()]);
+                let to = self.keys[m].pk;
                 self.signer.push(
                     &treasury,
                     TxBody::Transfer {
@@ -957,9 +1118,9 @@ impl Chain<'_> {
             }
         }
         let mut count = 0u32;
-        for (member, d) in &book.members {
+        for (m, d) in book.members.iter().enumerate() {
             if let Some(day) = d.member_day(book.first as u64, intervals) {
-                let key = self.members[member.as_str()].clone();
+                let key = self.keys[m].key.clone();
                 self.signer.push(&key, TxBody::MemberDay(day));
                 count += 1;
             }
@@ -975,26 +1136,22 @@ impl Chain<'_> {
                 }),
             );
         }
-        self.day = Some(DayBook::new(0, 0));
+        // Keep the drafts' buffers for the next day.
+        self.day = Some(book);
         Ok(())
     }
 
-    fn cer(&mut self, i: usize, iv: &IntervalInput) -> Result<(), LedgerError> {
+    fn cer(&mut self, i: usize, iv: &IndexedInterval) -> Result<(), LedgerError> {
         let mut payouts = Vec::new();
-        for c in &iv.cer {
-            let m = self.members.get(c.member.as_str()).ok_or_else(|| {
-                bad(
-                    i,
-                    &c.member,
-                    "CER payout to a member that is not registered",
-                )
-            })?;
-            if c.amount_base > 0 {
+        for &(p, amount_base) in &iv.cer {
+            let m = self.rank_of(i, p)?;
+            if amount_base > 0 {
                 payouts.push(Payout {
-                    member: pk(m),
-                    amount: c.amount_base,
+                    member: self.keys[m].pk,
+                    amount: amount_base,
                 });
-                self.member_mut(&c.member).cer_received.0 += c.amount_base;
+                self.members[m].cer_received.0 += amount_base;
+                self.available[m] += amount_base;
             }
         }
         for (chunk_no, chunk) in payouts.chunks(MAX_PAYOUTS).enumerate() {
@@ -1005,9 +1162,6 @@ impl Chain<'_> {
                     LedgerError::Settlement(format!("interval {i}: CER payouts overflow"))
                 })?;
             self.debit_treasury(total, "the CER incentives", i)?;
-            for p in chunk {
-                self.credit(p.member, p.amount);
-            }
             self.summary.cer_distributed.0 += total;
             let treasury = self.treasury.clone();
             self.signer.push(
@@ -1021,37 +1175,61 @@ impl Chain<'_> {
         Ok(())
     }
 
-    /// Build, apply and keep the block of intervals `first..first + ivs.len()`.
-    fn block(
+    /// Build, apply and keep the block of intervals `first..first + n`, each taken from
+    /// `next` as it is settled.
+    fn block<E: From<LedgerError>>(
         &mut self,
         first: usize,
-        ivs: &[IntervalInput],
-        blocks: &mut Vec<Block>,
-    ) -> Result<(), LedgerError> {
-        let last = first + ivs.len().saturating_sub(1);
+        n: usize,
+        next: &mut impl FnMut(usize, &mut IndexedInterval) -> Result<(), E>,
+        scratch: &mut Scratch,
+    ) -> Result<Block, E> {
+        let last = first + n.saturating_sub(1);
         let timestamp_s = (last as u64 + 1)
             .checked_mul(self.year.interval_s)
             .and_then(|x| x.checked_add(self.year.start_timestamp_s))
             .ok_or_else(|| {
                 LedgerError::Settlement(format!("interval {last}: timestamp overflows"))
             })?;
-        self.available = self.ledger.accounts().map(|a| (a.key, a.balance)).collect();
-        self.stored.clear();
-        if let Some(book) = &mut self.day {
-            *book = DayBook::new(first, ivs.len());
+        for m in 0..self.keys.len() {
+            self.available[m] = self
+                .ledger
+                .account(&self.keys[m].pk)
+                .map_or(0, |a| a.balance);
         }
-        for (j, iv) in ivs.iter().enumerate() {
-            let i = first + j;
+        self.treasury_available = self
+            .ledger
+            .account(&self.treasury_pk)
+            .map_or(0, |a| a.balance);
+        self.stored.clear();
+        let members = self.keys.len();
+        if let Some(book) = &mut self.day {
+            book.start(first, n, members);
+        }
+        for i in first..first + n {
             if i == 0 {
                 self.register()?;
             }
-            let meters = interval_meters(i, iv, &self.members)?;
-            let own_certified = self.reports(i, &meters)?;
+            let iv = &mut scratch.interval;
+            iv.clear();
+            next(i, iv)?;
+            self.interval_meters(i, iv)?;
+            self.reports(i)?;
             self.trades(i, iv, timestamp_s)?;
-            self.origin(i, iv, &meters, &own_certified);
+            self.origin(i, iv, &mut scratch.origin);
             self.cer(i, iv)?;
         }
         self.close_day()?;
+        Ok(self.produce(first, last, timestamp_s)?)
+    }
+
+    /// Pack the queued records, apply them as the next block and keep its outcome.
+    fn produce(
+        &mut self,
+        first: usize,
+        last: usize,
+        timestamp_s: u64,
+    ) -> Result<Block, LedgerError> {
         let Packed {
             txs,
             kinds,
@@ -1087,17 +1265,17 @@ impl Chain<'_> {
                 r.record, r.tx, r.reason
             )));
         }
-        blocks.push(block);
         self.outcomes.push(outcome);
-        Ok(())
+        Ok(block)
     }
 
     /// Read the per-member P2P money back from the ledger's trade records and the totals.
     fn finish(mut self, blocks: Vec<Block>) -> SettledYear {
-        let by_key: BTreeMap<PublicKey, String> = self
-            .members
+        let by_key: BTreeMap<PublicKey, usize> = self
+            .keys
             .iter()
-            .map(|(id, k)| (pk(k), (*id).to_owned()))
+            .enumerate()
+            .map(|(m, k)| (k.pk, m))
             .collect();
         let mut settled = 0u64;
         for t in self.ledger.trades() {
@@ -1106,18 +1284,12 @@ impl Chain<'_> {
             }
             settled += 1;
             self.summary.grid_fees.0 += t.paid_fee;
-            if let Some(b) = by_key
-                .get(&t.buyer)
-                .and_then(|id| self.summary.members.get_mut(id))
-            {
-                b.p2p_paid.0 += t.paid_seller;
-                b.fees_paid.0 += t.paid_fee;
+            if let Some(&b) = by_key.get(&t.buyer) {
+                self.members[b].p2p_paid.0 += t.paid_seller;
+                self.members[b].fees_paid.0 += t.paid_fee;
             }
-            if let Some(s) = by_key
-                .get(&t.seller)
-                .and_then(|id| self.summary.members.get_mut(id))
-            {
-                s.p2p_received.0 += t.paid_seller;
+            if let Some(&s) = by_key.get(&t.seller) {
+                self.members[s].p2p_received.0 += t.paid_seller;
             }
         }
         if self.day.is_some() {
@@ -1125,23 +1297,25 @@ impl Chain<'_> {
             settled = self.trades_in;
             for a in self.ledger.member_aggregates() {
                 self.summary.grid_fees.0 += a.fees_base;
-                if let Some(m) = by_key
-                    .get(&a.member)
-                    .and_then(|id| self.summary.members.get_mut(id))
-                {
+                if let Some(&m) = by_key.get(&a.member) {
+                    let m = &mut self.members[m];
                     m.p2p_received.0 += a.received_base;
                     m.p2p_paid.0 += a.paid_base;
                     m.fees_paid.0 += a.fees_base;
                 }
             }
         }
-        for (key, id) in &by_key {
-            if let Some(m) = self.summary.members.get_mut(id) {
-                m.balance = Rescoin(self.ledger.account(key).map_or(0, |a| a.balance));
-            }
+        for (m, k) in self.keys.iter().enumerate() {
+            self.members[m].balance = Rescoin(self.ledger.account(&k.pk).map_or(0, |a| a.balance));
         }
         let totals = self.ledger.totals();
         let s = &mut self.summary;
+        s.members = self
+            .ids
+            .iter()
+            .zip(self.members)
+            .map(|(id, m)| ((*id).to_owned(), m))
+            .collect();
         s.p2p_trades_settled = settled;
         s.blocks = blocks.len() as u64;
         s.signatures = self.signatures;
@@ -1158,6 +1332,21 @@ impl Chain<'_> {
     }
 }
 
+/// Buffers of [`Chain::origin`], reused from interval to interval.
+#[derive(Default)]
+struct OriginScratch {
+    budget: Vec<u64>,
+    received: Vec<u64>,
+    pairs: Vec<(u32, u32, u64)>,
+}
+
+/// Buffers reused from interval to interval.
+#[derive(Default)]
+struct Scratch {
+    interval: IndexedInterval,
+    origin: OriginScratch,
+}
+
 /// Settle a year in the per-record layout: see the module doc. Bad input is an error naming
 /// the interval and member.
 pub fn settle_year(year: &CommunityYear) -> Result<SettledYear, LedgerError> {
@@ -1166,49 +1355,138 @@ pub fn settle_year(year: &CommunityYear) -> Result<SettledYear, LedgerError> {
 
 /// Settle a year in `layout` ([`Layout::Compact`]: one member day per member and day, see
 /// [`crate::day`]); every member's minted, P2P and CER RESCoin, top-ups, balance and
-/// certified Wh are the same in both layouts.
+/// certified Wh are the same in both layouts. The members are indexed once and each interval
+/// is handed to [`settle_stream`] in its indexed form.
 pub fn settle_year_with(year: &CommunityYear, layout: Layout) -> Result<SettledYear, LedgerError> {
-    let err = |m: &str| LedgerError::Settlement(m.to_owned());
-    if year.members.is_empty() {
-        return Err(err("no members"));
-    }
-    if year.interval_s == 0 {
-        return Err(err("interval_s must be positive"));
-    }
-    let mut members: BTreeMap<&str, SigningKey> = BTreeMap::new();
-    for m in &year.members {
-        if members
-            .insert(m.as_str(), derive_key(year.seed, "member", m, None))
-            .is_some()
-        {
+    let mut position: BTreeMap<&str, u32> = BTreeMap::new();
+    for (p, m) in year.members.iter().enumerate() {
+        let p = u32::try_from(p).map_err(|_| LedgerError::Settlement("too many members".into()))?;
+        if position.insert(m.as_str(), p).is_some() {
             return Err(LedgerError::Settlement(format!(
                 "member id '{m}' appears twice"
             )));
         }
     }
-    // Meters: a supply point per member plus every (member, device) that reports.
-    let mut meters: BTreeMap<(String, DeviceType), SigningKey> = BTreeMap::new();
-    for m in &year.members {
-        let d = DeviceType::SupplyPoint;
-        meters.insert((m.clone(), d), derive_key(year.seed, "meter", m, Some(d)));
-    }
+    // Meters: every (member, device) that reports in some interval.
+    let mut devices = vec![0u8; year.members.len()];
     for (i, iv) in year.intervals.iter().enumerate() {
         for r in &iv.readings {
-            if !members.contains_key(r.member.as_str()) {
-                return Err(bad(
+            let p = position.get(r.member.as_str()).ok_or_else(|| {
+                bad(
                     i,
                     &r.member,
                     "meter reading of a member that is not registered",
-                ));
-            }
-            meters
-                .entry((r.member.clone(), r.device))
-                .or_insert_with(|| derive_key(year.seed, "meter", &r.member, Some(r.device)));
+                )
+            })?;
+            devices[*p as usize] |= 1 << (r.device as u8);
         }
     }
+    let header = YearHeader {
+        seed: year.seed,
+        members: year.members.clone(),
+        devices,
+        mint_rate_base_per_wh: year.mint_rate_base_per_wh,
+        start_timestamp_s: year.start_timestamp_s,
+        interval_s: year.interval_s,
+        opening_balance_base: year.opening_balance_base,
+        treasury_endowment_base: year.treasury_endowment_base,
+        intervals: year.intervals.len(),
+    };
+    let find = |i: usize, id: &str, problem: &str| -> Result<u32, LedgerError> {
+        position.get(id).copied().ok_or_else(|| bad(i, id, problem))
+    };
+    settle_stream(&header, layout, |i, out: &mut IndexedInterval| {
+        let iv = &year.intervals[i];
+        for r in &iv.readings {
+            out.readings.push(IndexedReading {
+                member: find(
+                    i,
+                    &r.member,
+                    "meter reading of a member that is not registered",
+                )?,
+                device: r.device,
+                produced_wh: r.produced_wh,
+                consumed_wh: r.consumed_wh,
+            });
+        }
+        for t in &iv.trades {
+            let party = "trade party that is not a registered member";
+            out.trades.push(IndexedTrade {
+                buyer: find(i, &t.buyer, party)?,
+                seller: find(i, &t.seller, party)?,
+                energy_wh: t.energy_wh,
+                price_base_per_kwh: t.price_base_per_kwh,
+                grid_fee_base_per_kwh: t.grid_fee_base_per_kwh,
+            });
+        }
+        for c in &iv.cer {
+            let p = find(
+                i,
+                &c.member,
+                "CER payout to a member that is not registered",
+            )?;
+            out.cer.push((p, c.amount_base));
+        }
+        Ok(())
+    })
+}
+
+/// Settle a year whose intervals come one at a time: `next(i, out)` fills `out` (cleared)
+/// with interval `i`, called once per interval in order, so only one interval of input is
+/// held at a time. The one settlement walk behind [`settle_year_with`].
+pub fn settle_stream<E: From<LedgerError>>(
+    year: &YearHeader,
+    layout: Layout,
+    mut next: impl FnMut(usize, &mut IndexedInterval) -> Result<(), E>,
+) -> Result<SettledYear, E> {
+    let err = |m: &str| LedgerError::Settlement(m.to_owned());
+    if year.members.is_empty() {
+        return Err(err("no members").into());
+    }
+    if year.interval_s == 0 {
+        return Err(err("interval_s must be positive").into());
+    }
+    if year.devices.len() != year.members.len() {
+        return Err(err("one device set per member").into());
+    }
+    let mut order: Vec<(&str, u32)> = year
+        .members
+        .iter()
+        .enumerate()
+        .map(|(p, id)| (id.as_str(), p as u32))
+        .collect();
+    order.sort_unstable();
+    if let Some(w) = order.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(
+            LedgerError::Settlement(format!("member id '{}' appears twice", w[0].0)).into(),
+        );
+    }
+    let mut rank = vec![0u32; order.len()];
+    for (r, (_, p)) in order.iter().enumerate() {
+        rank[*p as usize] = r as u32;
+    }
+    // A supply point per member plus every device announced.
+    let keys: Vec<MemberKeys> = order
+        .iter()
+        .map(|(id, p)| {
+            let mask = year.devices[*p as usize] | 1 << (DeviceType::SupplyPoint as u8);
+            let key = derive_key(year.seed, "member", id, None);
+            MemberKeys {
+                pk: pk(&key),
+                key,
+                meters: DEVICES.map(|d| {
+                    (mask & 1 << (d as u8) != 0).then(|| {
+                        let k = derive_key(year.seed, "meter", id, Some(d));
+                        (k.clone(), pk(&k))
+                    })
+                }),
+            }
+        })
+        .collect();
     let operator = derive_key(year.seed, "operator", "", None);
     let treasury = derive_key(year.seed, "treasury", "", None);
     let grid = derive_key(year.seed, "grid", "", None);
+    let per_block = intervals_per_block(year.interval_s);
     let config = GenesisConfig {
         chain_id: year.seed,
         operator: pk(&operator),
@@ -1217,46 +1495,41 @@ pub fn settle_year_with(year: &CommunityYear, layout: Layout) -> Result<SettledY
         mint_rate_base_per_wh: year.mint_rate_base_per_wh,
         treasury_endowment: year.treasury_endowment_base,
         // The chain's planned length in blocks: one per day of intervals.
-        intervals_total: year
-            .intervals
-            .len()
-            .div_ceil(intervals_per_block(year.interval_s)) as u64,
+        intervals_total: year.intervals.div_ceil(per_block) as u64,
         // Every key below is derived from the seed: mark the chain as a simulation.
         simulation_key_seed: Some(year.seed),
     };
     let (mut ledger, genesis) = Ledger::genesis(config, year.start_timestamp_s)?;
     // We sign every transaction ourselves here; the store replays with full verification.
     ledger.set_verify_signatures(false);
-    let member_summaries = members
+    let members = keys
         .iter()
-        .map(|(id, k)| {
-            (
-                (*id).to_owned(),
-                MemberSettlement {
-                    account_hex: to_hex(&pk(k)),
-                    balance: Rescoin(0),
-                    minted: Rescoin(0),
-                    p2p_received: Rescoin(0),
-                    p2p_paid: Rescoin(0),
-                    fees_paid: Rescoin(0),
-                    cer_received: Rescoin(0),
-                    topups_received: Rescoin(0),
-                    certified_received_wh: 0,
-                    certified_sold_wh: 0,
-                },
-            )
+        .map(|k| MemberSettlement {
+            account_hex: to_hex(&k.pk),
+            balance: Rescoin(0),
+            minted: Rescoin(0),
+            p2p_received: Rescoin(0),
+            p2p_paid: Rescoin(0),
+            fees_paid: Rescoin(0),
+            cer_received: Rescoin(0),
+            topups_received: Rescoin(0),
+            certified_received_wh: 0,
+            certified_sold_wh: 0,
         })
         .collect();
+    let n = keys.len();
     let mut chain = Chain {
         year,
-        members,
-        meters,
+        ids: order.iter().map(|(id, _)| *id).collect(),
+        rank,
+        keys,
+        treasury_pk: pk(&treasury),
         treasury,
         ledger,
         signer: Signer {
             chain_id: year.seed,
             next_id: 1,
-            operator: operator.clone(),
+            operator,
             operator_nonce: 0,
             first_id: 1,
             records: Vec::new(),
@@ -1277,14 +1550,17 @@ pub fn settle_year_with(year: &CommunityYear, layout: Layout) -> Result<SettledY
             grid_fees: Rescoin(0),
             cer_distributed: Rescoin(0),
             treasury_topups: Rescoin(0),
-            members: member_summaries,
+            members: BTreeMap::new(),
             final_state_root_hex: String::new(),
         },
-        available: BTreeMap::new(),
+        members,
+        available: vec![0; n],
+        treasury_available: 0,
         stored: BTreeMap::new(),
+        interval: vec![MemberInterval::default(); n],
         signatures: 0,
-        outcomes: Vec::with_capacity(year.intervals.len() + 1),
-        day: (layout == Layout::Compact).then(|| DayBook::new(0, 0)),
+        outcomes: Vec::with_capacity(year.intervals.div_ceil(per_block) + 1),
+        day: (layout == Layout::Compact).then(DayBook::default),
         trades_in: 0,
     };
     chain.outcomes.push(BlockOutcome {
@@ -1295,11 +1571,14 @@ pub fn settle_year_with(year: &CommunityYear, layout: Layout) -> Result<SettledY
         expired: Vec::new(),
         record_rejects: Vec::new(),
     });
-    let mut blocks = Vec::with_capacity(year.intervals.len() + 1);
+    let mut blocks = Vec::with_capacity(year.intervals.div_ceil(per_block) + 1);
     blocks.push(genesis);
-    let per_block = intervals_per_block(year.interval_s);
-    for (b, ivs) in year.intervals.chunks(per_block).enumerate() {
-        chain.block(b * per_block, ivs, &mut blocks)?;
+    let mut scratch = Scratch::default();
+    let mut first = 0;
+    while first < year.intervals {
+        let n = per_block.min(year.intervals - first);
+        blocks.push(chain.block(first, n, &mut next, &mut scratch)?);
+        first += n;
     }
     Ok(chain.finish(blocks))
 }

@@ -723,52 +723,52 @@ impl Tx {
     /// The public keys this transaction names (signer first), for the per-account index.
     pub fn involved_keys(&self) -> Vec<PublicKey> {
         let mut keys = vec![self.signer];
-        match &self.body {
-            TxBody::RegisterMember { member } => keys.push(*member),
-            TxBody::RegisterMeter { meter, member, .. } => {
-                keys.push(*meter);
-                keys.push(*member);
-            }
-            TxBody::Transfer { to, .. }
-            | TxBody::CertificateTransfer { to, .. }
-            | TxBody::CertificateMove { to, .. } => keys.push(*to),
-            TxBody::TradeCreate { seller, .. } => keys.push(*seller),
-            TxBody::MeterCapacity { meter, .. } => keys.push(*meter),
-            TxBody::CerDistribution { payouts, .. } => {
-                keys.extend(payouts.iter().map(|p| p.member))
-            }
-            TxBody::Issuance(b) => keys.extend(b.cosignatures.iter().map(|c| c.member)),
-            TxBody::SettlementBatch(b) => {
-                keys.extend(b.signers.iter().map(|s| s.key));
-                for r in &b.records {
-                    let inner = Tx {
-                        id: 0,
-                        signer: [0; 32],
-                        nonce: 0,
-                        body: r.body.clone(),
-                        signature: [0; 64],
-                    };
-                    keys.extend(inner.involved_keys().into_iter().filter(|k| *k != [0; 32]));
-                }
-            }
-            TxBody::MeterReport { .. }
-            | TxBody::TradePost { .. }
-            | TxBody::TradeVoid { .. }
-            | TxBody::CertificateRetire { .. }
-            | TxBody::Burn { .. }
-            | TxBody::MarketOpen(_)
-            | TxBody::IntervalTariff { .. }
-            | TxBody::Order(_)
-            | TxBody::GateClose { .. }
-            | TxBody::CerOpen(_)
-            | TxBody::ZonalPrices { .. }
-            | TxBody::CerPeriodClose { .. }
-            | TxBody::MemberDay(_)
-            | TxBody::DayClose(_) => {}
-        }
+        body_keys(&self.body, &mut keys);
         keys.sort_unstable();
         keys.dedup();
         keys
+    }
+}
+
+/// The keys a body names besides its signer (a batch: its signers' and its records').
+fn body_keys(body: &TxBody, keys: &mut Vec<PublicKey>) {
+    match body {
+        TxBody::RegisterMember { member } => keys.push(*member),
+        TxBody::RegisterMeter { meter, member, .. } => {
+            keys.push(*meter);
+            keys.push(*member);
+        }
+        TxBody::Transfer { to, .. }
+        | TxBody::CertificateTransfer { to, .. }
+        | TxBody::CertificateMove { to, .. } => keys.push(*to),
+        TxBody::TradeCreate { seller, .. } => keys.push(*seller),
+        TxBody::MeterCapacity { meter, .. } => keys.push(*meter),
+        TxBody::CerDistribution { payouts, .. } => keys.extend(payouts.iter().map(|p| p.member)),
+        TxBody::Issuance(b) => keys.extend(b.cosignatures.iter().map(|c| c.member)),
+        TxBody::SettlementBatch(b) => {
+            keys.extend(b.signers.iter().map(|s| s.key));
+            // A record's keys as the transaction it stands for names them (the zero key is
+            // the placeholder signer of that view, never indexed).
+            let mut named = Vec::new();
+            for r in &b.records {
+                body_keys(&r.body, &mut named);
+            }
+            keys.extend(named.into_iter().filter(|k| *k != [0; 32]));
+        }
+        TxBody::MeterReport { .. }
+        | TxBody::TradePost { .. }
+        | TxBody::TradeVoid { .. }
+        | TxBody::CertificateRetire { .. }
+        | TxBody::Burn { .. }
+        | TxBody::MarketOpen(_)
+        | TxBody::IntervalTariff { .. }
+        | TxBody::Order(_)
+        | TxBody::GateClose { .. }
+        | TxBody::CerOpen(_)
+        | TxBody::ZonalPrices { .. }
+        | TxBody::CerPeriodClose { .. }
+        | TxBody::MemberDay(_)
+        | TxBody::DayClose(_) => {}
     }
 }
 

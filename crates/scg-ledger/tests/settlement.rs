@@ -6,9 +6,10 @@ mod common;
 
 use scg_ledger::DeviceType;
 use scg_ledger::Ledger;
+use scg_ledger::LedgerError;
 use scg_ledger::settlement::{
-    CerPayout, CommunityYear, IntervalInput, MeterReading, P2pTrade, SettledYear, derive_key,
-    settle_year,
+    CerPayout, CommunityYear, IndexedInterval, IndexedReading, IndexedTrade, IntervalInput, Layout,
+    MeterReading, P2pTrade, SettledYear, YearHeader, derive_key, settle_stream, settle_year,
 };
 use scg_ledger::store::{Store, store};
 use scg_units::Rescoin;
@@ -213,6 +214,82 @@ fn bad_input_is_an_error_naming_the_interval_and_member() {
         let e = settle_year(&y).unwrap_err().to_string();
         assert!(e.contains(interval) && e.contains(member), "{e}");
     }
+}
+
+/// `settle_stream` asks for every interval once, in order, and refuses a member position or
+/// a meter its header does not announce, naming the interval; fed the same intervals it
+/// writes the chain `settle_year` writes.
+#[test]
+fn a_streamed_year_matches_the_named_one_and_names_bad_positions() {
+    let year = small();
+    let position = |id: &str| year.members.iter().position(|m| m == id).unwrap() as u32;
+    let mut devices = vec![0u8; year.members.len()];
+    for r in year.intervals.iter().flat_map(|iv| &iv.readings) {
+        devices[position(&r.member) as usize] |= 1 << (r.device as u8);
+    }
+    let header = YearHeader {
+        seed: year.seed,
+        members: year.members.clone(),
+        devices,
+        mint_rate_base_per_wh: year.mint_rate_base_per_wh,
+        start_timestamp_s: year.start_timestamp_s,
+        interval_s: year.interval_s,
+        opening_balance_base: year.opening_balance_base,
+        treasury_endowment_base: year.treasury_endowment_base,
+        intervals: year.intervals.len(),
+    };
+    let fill = |i: usize, out: &mut IndexedInterval| {
+        let iv = &year.intervals[i];
+        out.readings
+            .extend(iv.readings.iter().map(|r| IndexedReading {
+                member: position(&r.member),
+                device: r.device,
+                produced_wh: r.produced_wh,
+                consumed_wh: r.consumed_wh,
+            }));
+        out.trades.extend(iv.trades.iter().map(|t| IndexedTrade {
+            buyer: position(&t.buyer),
+            seller: position(&t.seller),
+            energy_wh: t.energy_wh,
+            price_base_per_kwh: t.price_base_per_kwh,
+            grid_fee_base_per_kwh: t.grid_fee_base_per_kwh,
+        }));
+        out.cer
+            .extend(iv.cer.iter().map(|c| (position(&c.member), c.amount_base)));
+    };
+    let mut asked = Vec::new();
+    let streamed = settle_stream(&header, Layout::PerRecord, |i, out| {
+        asked.push(i);
+        fill(i, out);
+        Ok::<(), LedgerError>(())
+    })
+    .unwrap();
+    assert_eq!(asked, (0..year.intervals.len()).collect::<Vec<_>>());
+    let named = settle_year(&year).unwrap();
+    assert_eq!(streamed.blocks, named.blocks);
+    assert_eq!(streamed.summary, named.summary);
+
+    let bad_position = settle_stream(&header, Layout::Compact, |i, out| {
+        fill(i, out);
+        if i == 1 {
+            out.readings[0].member = 7;
+        }
+        Ok::<(), LedgerError>(())
+    });
+    let e = bad_position.unwrap_err().to_string();
+    assert!(e.contains("interval 1") && e.contains("#7"), "{e}");
+    let unannounced = settle_stream(&header, Layout::Compact, |i, out| {
+        fill(i, out);
+        if i == 2 {
+            out.readings[0].device = DeviceType::Wind;
+        }
+        Ok::<(), LedgerError>(())
+    });
+    let e = unannounced.unwrap_err().to_string();
+    assert!(
+        e.contains("interval 2") && e.contains("'school'") && e.contains("wind"),
+        "{e}"
+    );
 }
 
 /// A year of hourly intervals for 5 members with PV, wind, batteries, P2P trades and monthly

@@ -16,6 +16,12 @@
 //!   scenario order (north-west corner rule) at the internal price;
 //! - the CER allocation of the year, paid in the last interval.
 //!
+//! [`settle`] generates these one interval at a time into the ledger's settlement walk
+//! (`scg_ledger::settlement::settle_stream`), members by position, the CER tallied hour by
+//! hour as the readings pass: a city's year of readings is never held in memory.
+//! [`community_year`] collects the same intervals with member ids (the plain input a member
+//! chain's plan is built from).
+//!
 //! **Layout.** From [`Policy::compact_from_members`] members on (50 by default) the year is
 //! settled in the ledger's compact layout (`scg_ledger::day`: one signed record per member and
 //! day with its packed readings and day figures, member aggregates in state); smaller
@@ -59,9 +65,12 @@ use scg_ledger::DeviceType;
 use scg_ledger::cer::{CerRule, CerTally, SizeClass};
 pub use scg_ledger::settlement::Layout;
 use scg_ledger::settlement::{
-    self, CerPayout, CommunityYear, IntervalInput, MeterReading, P2pTrade, SettledYear,
+    self, CerPayout, CommunityYear, IndexedInterval, IndexedReading, IndexedTrade, IntervalInput,
+    MeterReading, P2pTrade, SettledYear, YearHeader,
 };
 use scg_sim::SimResult;
+use scg_sim::engine::ProsumerResult;
+use scg_sim::market_stage::MarketTrade;
 use scg_units::{Eur, Kwh, Rescoin, Wh};
 
 /// Errors of the settlement of a simulated year.
@@ -127,16 +136,17 @@ impl Policy {
     }
 }
 
-/// Settle a simulated year: [`community_year`] then [`settlement::settle_year_with`] in the
-/// policy's layout for the community's size.
+/// Settle a simulated year: its intervals are generated one at a time (readings, trades and,
+/// in the last interval, the CER payouts) into [`settlement::settle_stream`], in the policy's
+/// layout for the community's size; the year's readings are never all held at once.
 pub fn settle(
     result: &SimResult,
     internal_price_eur_per_mwh: f64,
     policy: &Policy,
 ) -> Result<SettledYear, SettleError> {
-    let year = community_year(result, internal_price_eur_per_mwh, policy)?;
-    let layout = policy.layout(year.members.len());
-    Ok(settlement::settle_year_with(&year, layout)?)
+    let (header, mut intervals) = Intervals::new(result, internal_price_eur_per_mwh, policy)?;
+    let layout = policy.layout(header.members.len());
+    settlement::settle_stream(&header, layout, |t, out| intervals.fill(t, out))
 }
 
 fn input_error(t: usize, member: &str, quantity: &str, problem: String) -> SettleError {
@@ -163,83 +173,259 @@ fn step_wh(kw: f64, dt_h: f64, at: (usize, &str, &str)) -> Result<u64, SettleErr
     })
 }
 
-/// The settlement input of a simulated year.
+/// The settlement input of a simulated year as plain named types (what a member chain's plan
+/// is built from): the same intervals [`settle`] streams, with member ids.
 pub fn community_year(
     result: &SimResult,
     internal_price_eur_per_mwh: f64,
     policy: &Policy,
 ) -> Result<CommunityYear, SettleError> {
-    let grid = &result.grid;
-    let members: Vec<String> = result.prosumers.iter().map(|p| p.id.clone()).collect();
-    let mut intervals = Vec::with_capacity(grid.len());
-    for t in 0..grid.len() {
+    let (header, mut source) = Intervals::new(result, internal_price_eur_per_mwh, policy)?;
+    let ids = &header.members;
+    let id = |p: u32| ids.get(p as usize).cloned().unwrap_or_default();
+    let mut intervals = Vec::with_capacity(header.intervals);
+    let mut iv = IndexedInterval::default();
+    for t in 0..header.intervals {
+        iv.clear();
+        source.fill(t, &mut iv)?;
         intervals.push(IntervalInput {
-            readings: readings(result, t)?,
-            trades: Vec::new(),
-            cer: Vec::new(),
+            readings: (iv.readings.iter())
+                .map(|r| MeterReading {
+                    member: id(r.member),
+                    device: r.device,
+                    produced_wh: r.produced_wh,
+                    consumed_wh: r.consumed_wh,
+                })
+                .collect(),
+            trades: (iv.trades.iter())
+                .map(|t| P2pTrade {
+                    buyer: id(t.buyer),
+                    seller: id(t.seller),
+                    energy_wh: t.energy_wh,
+                    price_base_per_kwh: t.price_base_per_kwh,
+                    grid_fee_base_per_kwh: t.grid_fee_base_per_kwh,
+                })
+                .collect(),
+            cer: (iv.cer.iter())
+                .map(|(p, amount_base)| CerPayout {
+                    member: id(*p),
+                    amount_base: *amount_base,
+                })
+                .collect(),
         });
     }
-    match &result.community.market {
-        Some(market) => market_trades(result, market, &mut intervals)?,
-        None => pro_rata_trades(result, internal_price_eur_per_mwh, &mut intervals)?,
-    }
-    let cer = cer_payouts(result, &intervals)?;
-    if let Some(last) = intervals.last_mut() {
-        last.cer = cer;
-    }
-    let start = grid.unix_seconds(0);
     Ok(CommunityYear {
-        seed: result.seed,
-        members,
-        mint_rate_base_per_wh: policy.mint_rate_base_per_wh,
-        start_timestamp_s: u64::try_from(start).map_err(|_| {
-            scg_ledger::LedgerError::Settlement(format!(
-                "the year starts before 1970 (unix time {start})"
-            ))
-        })?,
-        interval_s: u64::from(grid.step_minutes()) * 60,
-        opening_balance_base: policy.opening_balance_base,
-        treasury_endowment_base: policy.treasury_endowment_base,
+        seed: header.seed,
+        members: header.members,
+        mint_rate_base_per_wh: header.mint_rate_base_per_wh,
+        start_timestamp_s: header.start_timestamp_s,
+        interval_s: header.interval_s,
+        opening_balance_base: header.opening_balance_base,
+        treasury_endowment_base: header.treasury_endowment_base,
         intervals,
     })
 }
 
-/// Every prosumer's meter readings of step `t` (devices with energy only).
-fn readings(result: &SimResult, t: usize) -> Result<Vec<MeterReading>, SettleError> {
-    let dt = result.grid.step_hours();
-    let mut out = Vec::new();
-    for p in &result.prosumers {
-        let f = &p.flows;
-        let at = |v: &[f64]| v.get(t).copied().unwrap_or(0.0);
-        let devices: [(DeviceType, f64, f64); 5] = [
-            (DeviceType::Pv, at(&f.pv_kw), 0.0),
-            (DeviceType::Wind, at(&f.wind_kw), 0.0),
-            (
-                DeviceType::Battery,
-                at(&f.battery_out_kw),
-                at(&f.battery_in_kw),
-            ),
-            (DeviceType::EvCharger, at(&f.v2g_kw), at(&p.ev.charge_kw)),
-            (
-                DeviceType::SupplyPoint,
-                at(&f.grid_export_kw) + at(&f.p2p_export_kw),
-                at(&f.grid_import_kw) + at(&f.p2p_import_kw),
-            ),
-        ];
-        for (device, produced_kw, consumed_kw) in devices {
-            let produced_wh = step_wh(produced_kw, dt, (t, &p.id, device.name()))?;
-            let consumed_wh = step_wh(consumed_kw, dt, (t, &p.id, device.name()))?;
-            if produced_wh > 0 || consumed_wh > 0 {
-                out.push(MeterReading {
-                    member: p.id.clone(),
-                    device,
-                    produced_wh,
-                    consumed_wh,
-                });
+/// A prosumer's meters at step `t`: (device, produced kW, consumed kW) — PV, wind, battery
+/// (discharge, charge), EV charger (V2G, charging) and the supply point (export = grid + P2P
+/// export, import = grid + P2P import).
+fn device_kw(p: &ProsumerResult, t: usize) -> [(DeviceType, f64, f64); 5] {
+    let f = &p.flows;
+    let at = |v: &[f64]| v.get(t).copied().unwrap_or(0.0);
+    [
+        (DeviceType::Pv, at(&f.pv_kw), 0.0),
+        (DeviceType::Wind, at(&f.wind_kw), 0.0),
+        (
+            DeviceType::Battery,
+            at(&f.battery_out_kw),
+            at(&f.battery_in_kw),
+        ),
+        (DeviceType::EvCharger, at(&f.v2g_kw), at(&p.ev.charge_kw)),
+        (
+            DeviceType::SupplyPoint,
+            at(&f.grid_export_kw) + at(&f.p2p_export_kw),
+            at(&f.grid_import_kw) + at(&f.p2p_import_kw),
+        ),
+    ]
+}
+
+/// The devices of `p` with a reading in some step (bit `1 << code`): the meters registered.
+fn reporting_devices(p: &ProsumerResult, steps: usize, dt_h: f64) -> u8 {
+    let reports = |kw: f64| Wh::from_kwh(Kwh(kw * dt_h)).is_ok_and(|wh| wh.0 > 0);
+    let mut mask = 0u8;
+    for t in 0..steps {
+        for (device, produced_kw, consumed_kw) in device_kw(p, t) {
+            if reports(produced_kw) || reports(consumed_kw) {
+                mask |= 1 << (device as u8);
             }
         }
     }
-    Ok(out)
+    mask
+}
+
+/// A simulated year's settlement input, generated one interval at a time and in order.
+struct Intervals<'a> {
+    result: &'a SimResult,
+    dt_h: f64,
+    trades: Trades<'a>,
+    /// The CER hour by hour (`None` when the community is not a CER), paid in the last
+    /// interval.
+    cer: Option<CerHours>,
+    last: usize,
+}
+
+/// Where the trades of a step come from.
+enum Trades<'a> {
+    /// The market's own trades: step `t`'s are `order[starts[t]..starts[t + 1]]`, in clearing
+    /// order.
+    Market {
+        trades: &'a [MarketTrade],
+        order: Vec<usize>,
+        starts: Vec<usize>,
+    },
+    /// Pro-rata sharing, paired at the internal price (base units per kWh).
+    ProRata {
+        price: u128,
+        buyers: Vec<(u32, u64)>,
+        sellers: Vec<(u32, u64)>,
+    },
+}
+
+impl<'a> Intervals<'a> {
+    fn new(
+        result: &'a SimResult,
+        internal_price_eur_per_mwh: f64,
+        policy: &Policy,
+    ) -> Result<(YearHeader, Self), SettleError> {
+        let grid = &result.grid;
+        let steps = grid.len();
+        let dt_h = grid.step_hours();
+        if u32::try_from(result.prosumers.len()).is_err() {
+            return Err(input_error(0, "", "prosumers", "too many".into()));
+        }
+        let trades = match &result.community.market {
+            Some(market) => market_by_step(result, &market.trades, steps)?,
+            None => {
+                let first = result.prosumers.first().map_or("", |p| p.id.as_str());
+                let price = Rescoin::from_eur(Eur(internal_price_eur_per_mwh / 1000.0))
+                    .map_err(|e| input_error(0, first, "internal price", e.to_string()))?
+                    .0;
+                Trades::ProRata {
+                    price,
+                    buyers: Vec::new(),
+                    sellers: Vec::new(),
+                }
+            }
+        };
+        let start = grid.unix_seconds(0);
+        let header = YearHeader {
+            seed: result.seed,
+            members: result.prosumers.iter().map(|p| p.id.clone()).collect(),
+            devices: (result.prosumers.iter())
+                .map(|p| reporting_devices(p, steps, dt_h))
+                .collect(),
+            mint_rate_base_per_wh: policy.mint_rate_base_per_wh,
+            start_timestamp_s: u64::try_from(start).map_err(|_| {
+                scg_ledger::LedgerError::Settlement(format!(
+                    "the year starts before 1970 (unix time {start})"
+                ))
+            })?,
+            interval_s: u64::from(grid.step_minutes()) * 60,
+            opening_balance_base: policy.opening_balance_base,
+            treasury_endowment_base: policy.treasury_endowment_base,
+            intervals: steps,
+        };
+        let intervals = Self {
+            result,
+            dt_h,
+            trades,
+            cer: CerHours::new(result)?,
+            last: steps.saturating_sub(1),
+        };
+        Ok((header, intervals))
+    }
+
+    /// Interval `t` into `out` (cleared): every prosumer's readings, the step's trades and,
+    /// in the last interval, the CER payouts. Called for `t` = 0, 1, ... in order.
+    fn fill(&mut self, t: usize, out: &mut IndexedInterval) -> Result<(), SettleError> {
+        for (m, p) in self.result.prosumers.iter().enumerate() {
+            for (device, produced_kw, consumed_kw) in device_kw(p, t) {
+                let produced_wh = step_wh(produced_kw, self.dt_h, (t, &p.id, device.name()))?;
+                let consumed_wh = step_wh(consumed_kw, self.dt_h, (t, &p.id, device.name()))?;
+                if produced_wh > 0 || consumed_wh > 0 {
+                    out.readings.push(IndexedReading {
+                        member: m as u32,
+                        device,
+                        produced_wh,
+                        consumed_wh,
+                    });
+                }
+            }
+        }
+        self.step_trades(t, out)?;
+        if let Some(cer) = &mut self.cer {
+            for r in &out.readings {
+                if r.device == DeviceType::SupplyPoint {
+                    cer.add(r.member as usize, r.produced_wh, r.consumed_wh);
+                }
+            }
+            cer.end_interval()?;
+            if t == self.last {
+                out.cer.extend(
+                    (cer.tally.allocated_base.iter().enumerate())
+                        .filter(|(_, a)| **a > 0)
+                        .map(|(m, a)| (m as u32, *a)),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn step_trades(&mut self, t: usize, out: &mut IndexedInterval) -> Result<(), SettleError> {
+        let prosumers = &self.result.prosumers;
+        match &mut self.trades {
+            Trades::Market {
+                trades,
+                order,
+                starts,
+            } => {
+                let range =
+                    starts.get(t).copied().unwrap_or(0)..starts.get(t + 1).copied().unwrap_or(0);
+                for &k in order.get(range).unwrap_or_default() {
+                    out.trades.push(market_trade(prosumers, &trades[k])?);
+                }
+            }
+            Trades::ProRata {
+                price,
+                buyers,
+                sellers,
+            } => {
+                sellers.clear();
+                buyers.clear();
+                for (m, p) in prosumers.iter().enumerate() {
+                    let at = |v: &[f64]| v.get(t).copied().unwrap_or(0.0);
+                    let out_wh = step_wh(
+                        at(&p.flows.p2p_export_kw),
+                        self.dt_h,
+                        (t, &p.id, "p2p export"),
+                    )?;
+                    let in_wh = step_wh(
+                        at(&p.flows.p2p_import_kw),
+                        self.dt_h,
+                        (t, &p.id, "p2p import"),
+                    )?;
+                    if out_wh > 0 {
+                        sellers.push((m as u32, out_wh));
+                    }
+                    if in_wh > 0 {
+                        buyers.push((m as u32, in_wh));
+                    }
+                }
+                pair_trades(buyers, sellers, *price, &mut out.trades);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Base units per kWh of an exact market price (milli-euro per MWh): × 1000, no rounding.
@@ -255,96 +441,100 @@ fn market_price(milli: i64, at: (usize, &str, &str)) -> Result<u128, SettleError
     })
 }
 
-/// The market's own trades, each in its step.
-fn market_trades(
+/// The market's trades grouped by step (a counting sort: stable, so each step keeps its
+/// clearing order); a trade outside the year is an error.
+fn market_by_step<'a>(
     result: &SimResult,
-    market: &scg_sim::market_stage::MarketYear,
-    intervals: &mut [IntervalInput],
-) -> Result<(), SettleError> {
-    let id = |i: usize, t: usize| -> Result<&str, SettleError> {
-        result
-            .prosumers
-            .get(i)
-            .map(|p| p.id.as_str())
-            .ok_or_else(|| input_error(t, &format!("#{i}"), "trade", "no such prosumer".into()))
-    };
-    for tr in &market.trades {
-        let (seller, buyer) = (id(tr.seller, tr.step)?, id(tr.buyer, tr.step)?);
-        let energy_wh = u64::try_from(tr.energy_wh).map_err(|_| {
-            input_error(
+    trades: &'a [MarketTrade],
+    steps: usize,
+) -> Result<Trades<'a>, SettleError> {
+    let mut starts = vec![0usize; steps + 1];
+    for tr in trades {
+        if tr.step >= steps {
+            let seller = result
+                .prosumers
+                .get(tr.seller)
+                .map_or("", |p| p.id.as_str());
+            return Err(input_error(
                 tr.step,
                 seller,
-                "trade energy",
-                format!("negative energy {} Wh", tr.energy_wh),
-            )
-        })?;
-        let interval = intervals
-            .get_mut(tr.step)
-            .ok_or_else(|| input_error(tr.step, seller, "trade", "step outside the year".into()))?;
-        interval.trades.push(P2pTrade {
-            buyer: buyer.to_owned(),
-            seller: seller.to_owned(),
-            energy_wh,
-            price_base_per_kwh: market_price(
-                tr.price_milli_eur_per_mwh,
-                (tr.step, seller, "trade price"),
-            )?,
-            grid_fee_base_per_kwh: market_price(
-                tr.fee_milli_eur_per_mwh,
-                (tr.step, buyer, "grid fee"),
-            )?,
-        });
-    }
-    Ok(())
-}
-
-/// Pro-rata sharing: each step's buyers matched to its sellers in scenario order at the
-/// internal price (north-west corner rule: conserves every Wh both sides metered; when the
-/// members' separately rounded Wh differ, the unmatched Wh — at most one per member and step —
-/// stays with the grid).
-fn pro_rata_trades(
-    result: &SimResult,
-    internal_price_eur_per_mwh: f64,
-    intervals: &mut [IntervalInput],
-) -> Result<(), SettleError> {
-    let first = result.prosumers.first().map_or("", |p| p.id.as_str());
-    let price = Rescoin::from_eur(Eur(internal_price_eur_per_mwh / 1000.0))
-        .map_err(|e| input_error(0, first, "internal price", e.to_string()))?
-        .0;
-    let dt = result.grid.step_hours();
-    for (t, interval) in intervals.iter_mut().enumerate() {
-        let mut sellers = Vec::new();
-        let mut buyers = Vec::new();
-        for p in &result.prosumers {
-            let at = |v: &[f64]| v.get(t).copied().unwrap_or(0.0);
-            let out_wh = step_wh(at(&p.flows.p2p_export_kw), dt, (t, &p.id, "p2p export"))?;
-            let in_wh = step_wh(at(&p.flows.p2p_import_kw), dt, (t, &p.id, "p2p import"))?;
-            if out_wh > 0 {
-                sellers.push((p.id.as_str(), out_wh));
-            }
-            if in_wh > 0 {
-                buyers.push((p.id.as_str(), in_wh));
-            }
+                "trade",
+                "step outside the year".into(),
+            ));
         }
-        interval.trades = pair_trades(&mut buyers, &mut sellers, price);
+        starts[tr.step + 1] += 1;
     }
-    Ok(())
+    for t in 0..steps {
+        starts[t + 1] += starts[t];
+    }
+    let mut next = starts.clone();
+    let mut order = vec![0usize; trades.len()];
+    for (k, tr) in trades.iter().enumerate() {
+        order[next[tr.step]] = k;
+        next[tr.step] += 1;
+    }
+    Ok(Trades::Market {
+        trades,
+        order,
+        starts,
+    })
 }
 
-/// North-west corner matching of buyers to sellers: conserves every Wh that both sides have.
+/// One market trade in ledger integers, with the prosumers' positions checked.
+fn market_trade(
+    prosumers: &[ProsumerResult],
+    tr: &MarketTrade,
+) -> Result<IndexedTrade, SettleError> {
+    let id = |i: usize| -> Result<&str, SettleError> {
+        prosumers.get(i).map(|p| p.id.as_str()).ok_or_else(|| {
+            input_error(
+                tr.step,
+                &format!("#{i}"),
+                "trade",
+                "no such prosumer".into(),
+            )
+        })
+    };
+    let (seller, buyer) = (id(tr.seller)?, id(tr.buyer)?);
+    let energy_wh = u64::try_from(tr.energy_wh).map_err(|_| {
+        input_error(
+            tr.step,
+            seller,
+            "trade energy",
+            format!("negative energy {} Wh", tr.energy_wh),
+        )
+    })?;
+    Ok(IndexedTrade {
+        buyer: tr.buyer as u32,
+        seller: tr.seller as u32,
+        energy_wh,
+        price_base_per_kwh: market_price(
+            tr.price_milli_eur_per_mwh,
+            (tr.step, seller, "trade price"),
+        )?,
+        grid_fee_base_per_kwh: market_price(
+            tr.fee_milli_eur_per_mwh,
+            (tr.step, buyer, "grid fee"),
+        )?,
+    })
+}
+
+/// North-west corner matching of buyers to sellers (member positions, in scenario order):
+/// conserves every Wh that both sides have; when the members' separately rounded Wh differ,
+/// the unmatched Wh — at most one per member and step — stays with the grid.
 fn pair_trades(
-    buyers: &mut [(&str, u64)],
-    sellers: &mut [(&str, u64)],
+    buyers: &mut [(u32, u64)],
+    sellers: &mut [(u32, u64)],
     price: u128,
-) -> Vec<P2pTrade> {
-    let mut trades = Vec::new();
+    out: &mut Vec<IndexedTrade>,
+) {
     let (mut b, mut s) = (0, 0);
     while b < buyers.len() && s < sellers.len() {
         let energy_wh = buyers[b].1.min(sellers[s].1);
         if energy_wh > 0 {
-            trades.push(P2pTrade {
-                buyer: buyers[b].0.to_owned(),
-                seller: sellers[s].0.to_owned(),
+            out.push(IndexedTrade {
+                buyer: buyers[b].0,
+                seller: sellers[s].0,
                 energy_wh,
                 price_base_per_kwh: price,
                 grid_fee_base_per_kwh: 0,
@@ -359,9 +549,7 @@ fn pair_trades(
             s += 1;
         }
     }
-    trades
 }
-
 /// The scenario's CER rule in ledger integers: prices to the milli-EUR/MWh (the market's
 /// rounding point, `scg_market::Price::from_eur_per_mwh`), the producers' share to the basis
 /// point (nearest).
@@ -410,6 +598,68 @@ pub fn zonal_hourly_milli(result: &SimResult) -> Result<Vec<i64>, SettleError> {
         .collect()
 }
 
+/// The CER hour by hour over the settled supply-point readings (injection = export,
+/// withdrawal = import, P2P included): the one accumulation behind [`cer_tally`] and the
+/// payouts [`settle`] streams. A last partial hour stays open, as in the simulator.
+struct CerHours {
+    rule: CerRule,
+    zonal: Vec<i64>,
+    per_hour: usize,
+    tally: CerTally,
+    injected: Vec<u64>,
+    withdrawn: Vec<u64>,
+    /// Intervals of the open hour so far, and its index.
+    steps: usize,
+    hour: usize,
+}
+
+impl CerHours {
+    /// `None` when the community is not a CER.
+    fn new(result: &SimResult) -> Result<Option<Self>, SettleError> {
+        let Some(params) = &result.community.cer_params else {
+            return Ok(None);
+        };
+        let n = result.prosumers.len();
+        Ok(Some(Self {
+            rule: cer_rule(params)?,
+            zonal: zonal_hourly_milli(result)?,
+            per_hour: result.grid.steps_per_hour().max(1),
+            tally: CerTally::new(n),
+            injected: vec![0; n],
+            withdrawn: vec![0; n],
+            steps: 0,
+            hour: 0,
+        }))
+    }
+
+    /// One supply-point reading of member position `m` in the open hour.
+    fn add(&mut self, m: usize, injected_wh: u64, withdrawn_wh: u64) {
+        if let (Some(i), Some(w)) = (self.injected.get_mut(m), self.withdrawn.get_mut(m)) {
+            *i = i.saturating_add(injected_wh);
+            *w = w.saturating_add(withdrawn_wh);
+        }
+    }
+
+    /// The end of an interval: the hour it completes is divided.
+    fn end_interval(&mut self) -> Result<(), SettleError> {
+        self.steps += 1;
+        if self.steps < self.per_hour {
+            return Ok(());
+        }
+        let h = self.hour;
+        let price = self.zonal.get(h).copied().ok_or_else(|| {
+            input_error(h * self.per_hour, "", "zonal price", "missing hour".into())
+        })?;
+        self.tally
+            .add_hour(&self.rule, price, &self.injected, &self.withdrawn)?;
+        self.injected.fill(0);
+        self.withdrawn.fill(0);
+        self.steps = 0;
+        self.hour += 1;
+        Ok(())
+    }
+}
+
 /// The year's CER by the ledger's integer rule over the supply-point readings of `intervals`
 /// (members in scenario order; a last partial hour stays open, as in the simulator). `None`
 /// when the community is not a CER.
@@ -417,59 +667,25 @@ pub fn cer_tally(
     result: &SimResult,
     intervals: &[IntervalInput],
 ) -> Result<Option<CerTally>, SettleError> {
-    let Some(params) = &result.community.cer_params else {
+    let Some(mut hours) = CerHours::new(result)? else {
         return Ok(None);
     };
-    let rule = cer_rule(params)?;
-    let zonal = zonal_hourly_milli(result)?;
     let position: std::collections::BTreeMap<&str, usize> = result
         .prosumers
         .iter()
         .enumerate()
         .map(|(i, p)| (p.id.as_str(), i))
         .collect();
-    let n = result.prosumers.len();
-    let per_hour = result.grid.steps_per_hour().max(1);
-    let mut tally = CerTally::new(n);
-    let (mut injected, mut withdrawn) = (vec![0u64; n], vec![0u64; n]);
-    for (h, steps) in intervals.chunks_exact(per_hour).enumerate() {
-        injected.fill(0);
-        withdrawn.fill(0);
-        for r in steps.iter().flat_map(|iv| &iv.readings) {
-            let (DeviceType::SupplyPoint, Some(&i)) = (r.device, position.get(r.member.as_str()))
-            else {
-                continue;
-            };
-            injected[i] = injected[i].saturating_add(r.produced_wh);
-            withdrawn[i] = withdrawn[i].saturating_add(r.consumed_wh);
+    for iv in intervals {
+        for r in &iv.readings {
+            if let (DeviceType::SupplyPoint, Some(&m)) = (r.device, position.get(r.member.as_str()))
+            {
+                hours.add(m, r.produced_wh, r.consumed_wh);
+            }
         }
-        let price = zonal
-            .get(h)
-            .copied()
-            .ok_or_else(|| input_error(h * per_hour, "", "zonal price", "missing hour".into()))?;
-        tally.add_hour(&rule, price, &injected, &withdrawn)?;
+        hours.end_interval()?;
     }
-    Ok(Some(tally))
-}
-
-/// The year's CER payouts per member (base units, the integer rule: [`cer_tally`]).
-fn cer_payouts(
-    result: &SimResult,
-    intervals: &[IntervalInput],
-) -> Result<Vec<CerPayout>, SettleError> {
-    let Some(tally) = cer_tally(result, intervals)? else {
-        return Ok(Vec::new());
-    };
-    Ok(result
-        .prosumers
-        .iter()
-        .zip(&tally.allocated_base)
-        .filter(|(_, a)| **a > 0)
-        .map(|(p, a)| CerPayout {
-            member: p.id.clone(),
-            amount_base: *a,
-        })
-        .collect())
+    Ok(Some(hours.tally))
 }
 
 #[cfg(test)]
@@ -478,14 +694,14 @@ mod tests {
 
     #[test]
     fn pairing_conserves_energy_and_never_exceeds_either_side() {
-        let mut buyers = vec![("a", 700), ("b", 300)];
-        let mut sellers = vec![("x", 400), ("y", 650)];
-        let t = pair_trades(&mut buyers, &mut sellers, 1);
-        let pairs: Vec<(&str, &str, u64)> = t
-            .iter()
-            .map(|t| (t.buyer.as_str(), t.seller.as_str(), t.energy_wh))
-            .collect();
-        assert_eq!(pairs, [("a", "x", 400), ("a", "y", 300), ("b", "y", 300)]);
+        // Buyers a = 0, b = 1; sellers x = 2, y = 3.
+        let mut buyers = vec![(0, 700), (1, 300)];
+        let mut sellers = vec![(2, 400), (3, 650)];
+        let mut t = Vec::new();
+        pair_trades(&mut buyers, &mut sellers, 1, &mut t);
+        let pairs: Vec<(u32, u32, u64)> =
+            t.iter().map(|t| (t.buyer, t.seller, t.energy_wh)).collect();
+        assert_eq!(pairs, [(0, 2, 400), (0, 3, 300), (1, 3, 300)]);
         assert_eq!(
             sellers[1].1, 50,
             "what buyers did not take stays with the seller"

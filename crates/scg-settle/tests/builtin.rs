@@ -7,10 +7,11 @@
 
 mod common;
 
+use scg_ledger::settlement::settle_year_with;
 use scg_ledger::state::TradeStatus;
 use scg_ledger::{Ledger, merkle::to_hex};
 use scg_report::summary::{LedgerInfo, RunInfo, Summary};
-use scg_settle::{Policy, cer_tally, community_year, settle};
+use scg_settle::{Layout, Policy, cer_tally, community_year, settle};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -164,6 +165,20 @@ fn default_scenario_reconciles_and_matches_the_golden_files() {
         assert!(diff.abs() <= bound, "{id} CER: {diff} base units off");
     }
     assert_eq!(s.cer_distributed.0, tally.total_base());
+
+    // The streamed settlement (`settle`) writes the very chain the named input gives
+    // (`community_year` into `settle_year_with`), in both layouts.
+    let price = scenario.community.internal_price_eur_per_mwh;
+    for layout in [Layout::PerRecord, Layout::Compact] {
+        let policy = Policy {
+            compact_from_members: if layout == Layout::Compact { 1 } else { 50 },
+            ..Policy::default()
+        };
+        let streamed = settle(&result, price, &policy).unwrap();
+        let named = settle_year_with(&input, layout).unwrap();
+        assert_eq!(streamed.blocks, named.blocks, "{layout:?}");
+        assert_eq!(streamed.summary, named.summary, "{layout:?}");
+    }
 
     // summary.json carries the same figures, as exact decimal strings.
     let run = RunInfo {

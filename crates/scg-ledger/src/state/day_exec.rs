@@ -198,33 +198,38 @@ impl Ledger {
         let same = |d: &MemberDay| {
             d.first_interval == close.first_interval && d.intervals == close.intervals
         };
-        let staged: Vec<(PublicKey, MemberDay)> = self
-            .day_staged
-            .iter()
-            .filter(|(_, d)| same(d))
-            .cloned()
-            .collect();
-        if staged.len() != close.members as usize || !day_balances(close, &staged) {
-            return Err(Reject::DayUnbalanced);
-        }
-        let mints = self.day_funds(&staged)?;
-        self.day_staged.retain(|(_, d)| !same(d));
+        // Taken out while checked and applied (no copy of the days); put back on a reject.
+        let all = std::mem::take(&mut self.day_staged);
+        let staged: Vec<&(PublicKey, MemberDay)> = all.iter().filter(|(_, d)| same(d)).collect();
+        let checked = if staged.len() != close.members as usize || !day_balances(close, &staged) {
+            Err(Reject::DayUnbalanced)
+        } else {
+            self.day_funds(&staged)
+        };
+        let mints = match checked {
+            Ok(mints) => mints,
+            Err(reject) => {
+                self.day_staged = all;
+                return Err(reject);
+            }
+        };
         let mut fees_total = 0u128;
-        for ((member, day), mint) in staged.iter().zip(mints) {
+        for ((member, day), mint) in staged.iter().map(|s| (&s.0, &s.1)).zip(mints) {
             self.apply_member_day(member, day, mint);
             fees_total += day.money.fees_base;
         }
         let grid = self.config.grid;
         self.credit(&grid, fees_total);
+        self.day_staged = all.into_iter().filter(|(_, d)| !same(d)).collect();
         Ok(())
     }
 
     /// Per member day its mint; refuses a day that would overflow the supply or leave a member
     /// unable to pay (its balance plus mint plus P2P receipts below its payments and fees).
-    fn day_funds(&self, staged: &[(PublicKey, MemberDay)]) -> Result<Vec<u128>, Reject> {
+    fn day_funds(&self, staged: &[&(PublicKey, MemberDay)]) -> Result<Vec<u128>, Reject> {
         let mut minted = self.totals.minted;
         let mut mints = Vec::with_capacity(staged.len());
-        for (member, day) in staged {
+        for (member, day) in staged.iter().map(|s| (&s.0, &s.1)) {
             let mint = day
                 .renewable_wh()
                 .checked_mul(self.config.mint_rate_base_per_wh)
@@ -318,15 +323,21 @@ impl Ledger {
     }
 }
 
+/// Value `k` of a series (0 past its end or without one).
+fn at(series: Option<&[u64]>, k: usize) -> u64 {
+    series.and_then(|v| v.get(k)).copied().unwrap_or(0)
+}
+
 /// Each figure of `day` within what its series metered (module doc of [`crate::day`]), with
 /// `held` the certified Wh its storage devices held before the day.
 fn day_within_readings(day: &MemberDay, held: [u64; 2]) -> bool {
     let n = usize::from(day.intervals);
-    let per_interval_ok = (0..n).all(|k| {
-        day.at(Quantity::P2pSold, k) <= day.at(Quantity::Produced(DeviceType::SupplyPoint), k)
-            && day.at(Quantity::P2pBought, k)
-                <= day.at(Quantity::Consumed(DeviceType::SupplyPoint), k)
-    });
+    let sold_at = day.get(Quantity::P2pSold);
+    let bought_at = day.get(Quantity::P2pBought);
+    let exported_at = day.get(Quantity::Produced(DeviceType::SupplyPoint));
+    let imported_at = day.get(Quantity::Consumed(DeviceType::SupplyPoint));
+    let per_interval_ok = (0..n)
+        .all(|k| at(sold_at, k) <= at(exported_at, k) && at(bought_at, k) <= at(imported_at, k));
     let sold = day.total(Quantity::P2pSold);
     let bought = day.total(Quantity::P2pBought);
     let c = &day.certified;
@@ -353,14 +364,17 @@ fn day_within_readings(day: &MemberDay, held: [u64; 2]) -> bool {
 
 /// The staged days of one close add up: per interval P2P Wh sold = bought, money paid =
 /// received, certified Wh sold = received.
-fn day_balances(close: &DayClose, staged: &[(PublicKey, MemberDay)]) -> bool {
+fn day_balances(close: &DayClose, staged: &[&(PublicKey, MemberDay)]) -> bool {
     let n = usize::from(close.intervals);
     let mut net = vec![0i128; n];
     let (mut paid, mut received) = (0u128, 0u128);
     let (mut cert_sold, mut cert_received) = (0u128, 0u128);
-    for (_, d) in staged {
-        for (k, x) in net.iter_mut().enumerate() {
-            *x += i128::from(d.at(Quantity::P2pSold, k)) - i128::from(d.at(Quantity::P2pBought, k));
+    for (_, d) in staged.iter().copied() {
+        let (sold, bought) = (d.get(Quantity::P2pSold), d.get(Quantity::P2pBought));
+        if sold.is_some() || bought.is_some() {
+            for (k, x) in net.iter_mut().enumerate() {
+                *x += i128::from(at(sold, k)) - i128::from(at(bought, k));
+            }
         }
         paid = paid.saturating_add(d.money.paid_base);
         received = received.saturating_add(d.money.received_base);
