@@ -14,7 +14,8 @@
 //! `demand_charge_price_weight`, `POOL=0`/`POOL=1` the `forecast_arrival_pool`, `SCEN` the
 //! `forecast_scenarios`, `ROBUST` the `scenario_peak_robustness` and `EACH=1` sets
 //! `scenario_each_session`, `NOARR` the `no_arrival_weight`, `FSCALE` the `demand_charge_forecast_scale`, `TAIL` and `TAILW` the
-//! `demand_charge_tail_minutes` and `demand_charge_tail_eur_per_kwh` (for experiments).
+//! `demand_charge_tail_minutes` and `demand_charge_tail_eur_per_kwh`, `BIND=0`/`BIND=1` the
+//! `demand_charge_limit_basis` (for experiments).
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 use scg_ev::acn::{date_start_min, parse_acn_csv};
@@ -103,6 +104,9 @@ fn main() {
     }
     if let Some(v) = env("TAILW") {
         params.mpc.demand_charge_tail_eur_per_kwh = v;
+    }
+    if let Some(v) = env("BIND") {
+        params.mpc.demand_charge_limit_basis = v != 0.0;
     }
     if let Some(v) = env("CONG") {
         params.mpc.congestion_quick_charge_eur_per_kwh = v;

@@ -187,6 +187,17 @@ pub struct MpcParams {
     /// cheaper hours.
     #[serde(default = "default_reserve_eur_per_kwh")]
     pub demand_charge_tail_eur_per_kwh: f64,
+    /// With a demand charge, plan against the site limit as free capacity once the learned
+    /// peak target reaches it (within 1 %; default true since round 8). The target is the
+    /// worst remembered day's hindsight-lowest peak: when even that needed the whole limit,
+    /// the period's peak will be the limit, so capacity below it is already paid for and left
+    /// unused it is energy lost, not money saved. Why: under a binding limit the kept plan
+    /// held the site at the peak it paid for so far (on 2021-07-01, 8.59 kW against 9.26 for
+    /// re-planning every step, whose plans ratchet the peak up a step at a time), the vehicles
+    /// present were charged later, and when the limit bound in the afternoon crowd, those
+    /// with the nearest departures left short (trace in `docs/home.md`, round 8).
+    #[serde(default = "default_limit_basis")]
+    pub demand_charge_limit_basis: bool,
 }
 
 /// Most scenarios a plan takes ([`MpcParams::forecast_scenarios`]): a bound on the problem
@@ -197,8 +208,9 @@ pub const MAX_SCENARIOS: usize = 28;
 /// [`MpcParams::forecast_arrivals_hours`]).
 pub const PSEUDO_VALUE_WEIGHT: f64 = 0.5;
 
-/// Share of the site limit from which the peak basis is treated as the limit itself (no
-/// reserve band, see `Mpc::reserve`).
+/// Share of the site limit from which a peak is treated as the limit itself: no reserve
+/// band above a basis there (see `Mpc::reserve`), and a learned target there makes the limit
+/// the basis (see [`MpcParams::demand_charge_limit_basis`]).
 const RESERVE_LIMIT_SHARE: f64 = 0.99;
 
 /// Energy a vehicle may still want past the end of its plan without a re-plan, kWh (1 Wh:
@@ -241,6 +253,9 @@ fn default_tail_minutes() -> u32 {
 fn default_forecast_scale() -> f64 {
     0.9
 }
+fn default_limit_basis() -> bool {
+    true
+}
 
 impl Default for MpcParams {
     fn default() -> Self {
@@ -272,6 +287,7 @@ impl Default for MpcParams {
             demand_charge_forecast_scale: default_forecast_scale(),
             demand_charge_tail_minutes: default_tail_minutes(),
             demand_charge_tail_eur_per_kwh: default_reserve_eur_per_kwh(),
+            demand_charge_limit_basis: default_limit_basis(),
         }
     }
 }
@@ -951,17 +967,32 @@ impl Mpc {
         self.peak.target_kw().max(self.params.peak_target_kw)
     }
 
-    /// The peak the plan may use for free: the period's peak so far, the given target and,
-    /// unless expected arrivals are planned for, the learned target.
+    /// The peak the plan may use for free: the period's peak so far, the given target,
+    /// unless expected arrivals are planned for the learned target, and the site limit when
+    /// the learned target reaches it (see [`MpcParams::demand_charge_limit_basis`]).
     fn peak_basis_kw(&self, ctx: &StepContext<'_>) -> f64 {
         let learned = if self.forecasting() {
             0.0
         } else {
             self.peak.target_kw()
         };
-        learned
+        let basis = learned
             .max(self.params.peak_target_kw)
-            .max(ctx.peak_so_far_kw)
+            .max(ctx.peak_so_far_kw);
+        if self.limit_binds(ctx) {
+            basis.max(ctx.site_limit_kw)
+        } else {
+            basis
+        }
+    }
+
+    /// Whether the learned peak target says the site limit will set the period's peak: with
+    /// a demand charge and a finite limit, the worst remembered day needed 99 % of it.
+    fn limit_binds(&self, ctx: &StepContext<'_>) -> bool {
+        self.params.demand_charge_limit_basis
+            && ctx.demand_charge_eur_per_kw > 0.0
+            && ctx.site_limit_kw.is_finite()
+            && self.peak.target_kw() >= RESERVE_LIMIT_SHARE * ctx.site_limit_kw
     }
 
     /// The reserve band of a plan: the top `reserve_pct` of the peak basis, with a demand
@@ -1158,6 +1189,31 @@ impl Mpc {
             plan.evs.extend(added);
         }
         true
+    }
+
+    /// Record the top-ups given this step in the kept plan, so that the vehicles' energy
+    /// stays as planned and a top-up is no deviation that re-plans.
+    fn keep_top_ups(&mut self, ctx: &StepContext<'_>, extra_kw: &[f64]) {
+        let Some(plan) = self.plan.as_mut() else {
+            return;
+        };
+        for (ev, extra) in ctx.evs.iter().zip(extra_kw) {
+            if *extra <= 0.0 {
+                continue;
+            }
+            if let Some(r) = plan.evs.get_mut(&ev.key).and_then(|p| {
+                let k = usize::try_from(ctx.step - p.from_step).ok()?;
+                p.rate_kw.get_mut(k)
+            }) {
+                *r += extra;
+            }
+            if let Some(a) = usize::try_from(ctx.step - plan.made_at)
+                .ok()
+                .and_then(|k| plan.aggregate_kw.get_mut(k))
+            {
+                *a += extra;
+            }
+        }
     }
 
     /// Solve a new plan and keep it.
@@ -1696,24 +1752,50 @@ fn overstays_done(ev: &ActiveEv, planned: &PlannedEv, step: i64) -> bool {
     planned.departure_step <= step && ev.departure_step == step + 1 && ev.remaining_kwh <= 0.0
 }
 
-/// A vehicle in its last planned step that the plan leaves short (the solver's residue below
-/// 1 W per step, dropped by `clean`, or a deviation under the re-plan tolerance) gets what
-/// completes it, within its power limit and the room left under `cap_kw` (the site limit,
-/// and the peak basis with a demand charge): energy it would otherwise lose, at no peak cost.
-fn top_up_last_step(ctx: &StepContext<'_>, rates: &mut [f64], cap_kw: f64) {
+/// Room left under `cap_kw` (the site limit, and the peak the plan pays for with a demand
+/// charge) goes to vehicles the kept plan leaves short: each gets, within its power limit,
+/// what the plan's later steps will not give it (earliest departure first). Energy it would
+/// otherwise lose, at no peak cost. Without `any_step` only a vehicle in its last step is
+/// topped up (the solver's residue below 1 W per step, dropped by `clean`, or a deviation
+/// under the re-plan tolerance). With it (the limit binds, `Mpc::limit_binds`) any vehicle
+/// is: capacity below a limit that sets the period's peak is used now or lost, and a kept
+/// plan's capacity for expected arrivals that did not come would stay unused until the next
+/// re-plan while vehicles present that cannot get all they want could take it. Returns the
+/// extra power given, per vehicle.
+fn top_up_short(
+    ctx: &StepContext<'_>,
+    plan: &CachedPlan,
+    rates: &mut [f64],
+    cap_kw: f64,
+    any_step: bool,
+) -> Vec<f64> {
     let mut aggregate: f64 = rates.iter().sum();
-    for (ev, r) in ctx.evs.iter().zip(rates.iter_mut()) {
-        if ev.departure_step != ctx.step + 1 || ev.remaining_kwh <= 0.0 || *r < 0.0 {
+    let mut extra_kw = vec![0.0; rates.len()];
+    let mut order: Vec<usize> = (0..ctx.evs.len()).collect();
+    order.sort_by_key(|&i| ctx.evs[i].departure_step);
+    for i in order {
+        let ev = &ctx.evs[i];
+        let last = ev.departure_step == ctx.step + 1;
+        if (!last && !any_step) || ev.remaining_kwh <= 0.0 || rates[i] < 0.0 {
             continue;
         }
-        let want = (ev.remaining_kwh / (ev.efficiency.clamp(1e-6, 1.0) * ctx.step_hours))
+        let eta = ev.efficiency.clamp(1e-6, 1.0);
+        // What the plan still gives after this step (nothing in the last one).
+        let later_kwh: f64 = plan.evs.get(&ev.key).map_or(0.0, |p| {
+            (ctx.step + 1..ev.departure_step)
+                .map(|k| p.rate_at(k).max(0.0) * eta * ctx.step_hours)
+                .sum()
+        });
+        let want = ((ev.remaining_kwh - later_kwh) / (eta * ctx.step_hours))
             .min(ev.max_charge_kw.max(0.0));
-        let extra = (want - *r).min(cap_kw - aggregate);
+        let extra = (want - rates[i]).min(cap_kw - aggregate);
         if extra > 0.0 {
-            *r += extra;
+            rates[i] += extra;
+            extra_kw[i] = extra;
             aggregate += extra;
         }
     }
+    extra_kw
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1759,7 +1841,11 @@ impl Policy for Mpc {
         } else {
             ctx.site_limit_kw
         };
-        top_up_last_step(ctx, &mut rates, cap);
+        let any_step = self.limit_binds(ctx);
+        let extra_kw = top_up_short(ctx, plan, &mut rates, cap, any_step);
+        if any_step {
+            self.keep_top_ups(ctx, &extra_kw);
+        }
         for (ev, r) in ctx.evs.iter().zip(&rates) {
             if let Some(t) = self.tracked.get_mut(&ev.key) {
                 // What the vehicle takes: the plan, capped by what it still wants.
@@ -1787,6 +1873,114 @@ impl Policy for Mpc {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn active(key: usize, departure_step: i64, remaining_kwh: f64) -> ActiveEv {
+        ActiveEv {
+            key,
+            arrival_step: 0,
+            departure_step,
+            remaining_kwh,
+            max_charge_kw: 6.0,
+            max_discharge_kw: 0.0,
+            energy_kwh: 0.0,
+            min_energy_kwh: 0.0,
+            max_energy_kwh: remaining_kwh,
+            efficiency: 1.0,
+        }
+    }
+
+    /// A kept plan made at step 0 with these vehicles' rates (kW per hourly step).
+    fn kept(rates: &[(usize, i64, Vec<f64>)]) -> CachedPlan {
+        let mut aggregate_kw = vec![0.0; 4];
+        let evs = rates
+            .iter()
+            .map(|(key, departure_step, rate_kw)| {
+                for (a, r) in aggregate_kw.iter_mut().zip(rate_kw) {
+                    *a += r;
+                }
+                let planned = PlannedEv {
+                    from_step: 0,
+                    rate_kw: rate_kw.clone(),
+                    departure_step: *departure_step,
+                    remaining_kwh: rate_kw.iter().sum(),
+                    energy_kwh: 0.0,
+                    efficiency: 1.0,
+                };
+                (*key, planned)
+            })
+            .collect();
+        CachedPlan {
+            made_at: 0,
+            site_limit_kw: 10.0,
+            demand_charge_eur_per_kw: 15.0,
+            peak_basis_kw: 10.0,
+            planned_peak_kw: 10.0,
+            reserve_below_kw: f64::INFINITY,
+            prices: vec![100.0; 4],
+            evs,
+            aggregate_kw,
+            offers: Vec::new(),
+        }
+    }
+
+    /// Room under the cap goes to the vehicles the plan leaves short, earliest departure
+    /// first and never beyond what they want: with `any_step` at any step, without it only in
+    /// a vehicle's last step.
+    #[test]
+    fn top_ups_fill_room_for_vehicles_the_plan_leaves_short() {
+        // Vehicle 0 (leaves after step 2) wants 10 kWh, the plan gives it 2 + 2; vehicle 1
+        // (leaves after step 3) wants 20, the plan gives it 4 + 4 + 4; vehicle 2 is served
+        // in full by its plan (3 kWh now). Under a 10 kW cap, 1 kW is left at step 0.
+        let plan = kept(&[
+            (0, 2, vec![2.0, 2.0]),
+            (1, 3, vec![4.0, 4.0, 4.0]),
+            (2, 3, vec![3.0, 0.0, 0.0]),
+        ]);
+        let evs = [active(0, 2, 10.0), active(1, 3, 20.0), active(2, 3, 3.0)];
+        let prices = [100.0; 4];
+        let ctx = StepContext {
+            step: 0,
+            step_hours: 1.0,
+            evs: &evs,
+            site_limit_kw: 10.0,
+            price_eur_per_mwh: &prices,
+            grid_peak: &[],
+            demand_charge_eur_per_kw: 15.0,
+            peak_so_far_kw: 10.0,
+        };
+        let mut rates = vec![2.0, 4.0, 3.0];
+        let extra = top_up_short(&ctx, &plan, &mut rates, 10.0, true);
+        assert_eq!(extra, vec![1.0, 0.0, 0.0], "earliest departure first");
+        assert_eq!(rates, vec![3.0, 4.0, 3.0]);
+        // More room: vehicle 0 up to its power limit (6 kW), then vehicle 1 up to 6 kW.
+        let mut rates = vec![2.0, 4.0, 3.0];
+        let extra = top_up_short(&ctx, &plan, &mut rates, 20.0, true);
+        assert_eq!(extra, vec![4.0, 2.0, 0.0]);
+        // A vehicle short by less than its headroom gets what completes it only: vehicle 0
+        // wanting 5 kWh with 2 planned later needs 3 kW now.
+        let evs_small = [active(0, 2, 5.0), active(1, 3, 12.0), active(2, 3, 3.0)];
+        let ctx_small = StepContext {
+            evs: &evs_small,
+            ..ctx
+        };
+        let mut rates = vec![2.0, 4.0, 3.0];
+        let extra = top_up_short(&ctx_small, &plan, &mut rates, 20.0, true);
+        assert_eq!(extra, vec![1.0, 0.0, 0.0], "vehicle 1's plan serves it");
+        // Without `any_step` nothing changes before a vehicle's last step.
+        let mut rates = vec![2.0, 4.0, 3.0];
+        let extra = top_up_short(&ctx, &plan, &mut rates, 20.0, false);
+        assert_eq!(extra, vec![0.0; 3]);
+        // In its last step (step 1 for vehicle 0) a short vehicle is topped up either way.
+        let late = [active(0, 2, 5.0)];
+        let ctx_late = StepContext {
+            step: 1,
+            evs: &late,
+            ..ctx
+        };
+        let mut rates = vec![2.0];
+        let extra = top_up_short(&ctx_late, &plan, &mut rates, 20.0, false);
+        assert_eq!(extra, vec![3.0]);
+    }
 
     /// A small deterministic generator (xorshift64*), so the instances are fixed.
     struct Draw(u64);
