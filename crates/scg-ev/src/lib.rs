@@ -14,6 +14,7 @@ pub mod habits;
 pub mod model;
 pub mod mpc;
 pub mod policy;
+pub mod qp;
 pub mod site;
 pub mod synth;
 pub mod tariff;
