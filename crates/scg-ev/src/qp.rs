@@ -336,17 +336,29 @@ impl Ipm {
         let s = (pb.eq_rows..m)
             .map(|r| (pb.rhs[r] - rx[r]).max(1.0))
             .collect();
-        let ones = |on: &[bool]| on.iter().map(|&b| if b { 1.0 } else { 0.0 }).collect();
+        let mult: Vec<f64> = (0..m)
+            .map(|r| if r < pb.eq_rows { 0.0 } else { 1.0 })
+            .collect();
+        // Bound multipliers that make the start dual feasible where the bounds allow
+        // (`zl − zu = P·x + q + Rᵀ·mult`), shifted by one so each is interior: the plan
+        // problems' costs (the value of energy, ~1,000 EUR/kWh) are far from one.
+        let reduced: Vec<f64> = (0..n)
+            .map(|j| pb.p[j] * x[j] + pb.q[j] + pb.transpose_at(&mult, j))
+            .collect();
+        let zl = (0..n)
+            .map(|j| if has_l[j] { reduced[j].max(0.0) + 1.0 } else { 0.0 })
+            .collect();
+        let zu = (0..n)
+            .map(|j| if has_u[j] { (-reduced[j]).max(0.0) + 1.0 } else { 0.0 })
+            .collect();
         Self {
             x,
-            mult: (0..m)
-                .map(|r| if r < pb.eq_rows { 0.0 } else { 1.0 })
-                .collect(),
+            mult,
             s,
             sl,
             su,
-            zl: ones(&has_l),
-            zu: ones(&has_u),
+            zl,
+            zu,
             has_l,
             has_u,
             rd: vec![0.0; n],
