@@ -26,7 +26,7 @@ pub const MAX_COUPLING_ROWS: usize = 160;
 pub const MAX_ITERATIONS: u32 = 100;
 
 /// Share of the distance to the boundary a step takes (keeps the iterates interior).
-const STEP_FRACTION: f64 = 0.99;
+const STEP_FRACTION: f64 = 0.995;
 
 /// A Cholesky pivot at or below this share of its diagonal entry is treated as a dependent row
 /// (its multiplier step is dropped), as LP interior-point codes do.
@@ -710,25 +710,52 @@ impl Ipm {
 /// is set huge so the row's solution component is (near) zero. `None` on a non-finite entry.
 fn cholesky(a: &mut [f64], m: usize) -> Option<()> {
     for i in 0..m {
-        for j in 0..=i {
-            let dot: f64 = (0..j).map(|k| a[i * m + k] * a[j * m + k]).sum();
-            let v = a[i * m + j] - dot;
+        // Row i's leading zeros stay zero in L (its envelope): skip them in every dot.
+        let first = a[i * m..i * m + i].iter().position(|&v| v != 0.0).unwrap_or(i);
+        let (done, rest) = a.split_at_mut(i * m);
+        let row_i = &mut rest[..m];
+        for j in first..=i {
+            let row_j: &[f64] = if j == i { &[] } else { &done[j * m..j * m + j] };
+            let dot = if j == i {
+                dot(&row_i[first..i], &row_i[first..i])
+            } else {
+                dot(&row_i[first..j], &row_j[first..j])
+            };
+            let v = row_i[j] - dot;
             if !v.is_finite() {
                 return None;
             }
-            a[i * m + j] = if i == j {
-                let diag = a[i * m + i];
-                if v <= PIVOT_SHARE * diag.abs() || v <= 0.0 {
+            row_i[j] = if j == i {
+                if v <= PIVOT_SHARE * row_i[i].abs() || v <= 0.0 {
                     1e64
                 } else {
                     v.sqrt()
                 }
             } else {
-                v / a[j * m + j]
+                v / done[j * m + j]
             };
         }
     }
     Some(())
+}
+
+/// `Σ a·b` with four partial sums (the dependent-add chain of one sum is what limits a
+/// Cholesky of a few dozen rows).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for k in 0..4 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// Solve `L·Lᵀ·x = b` in place with the factor from [`cholesky`].
