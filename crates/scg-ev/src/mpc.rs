@@ -2132,22 +2132,6 @@ mod dense_tests {
         eq.max(ineq)
     }
 
-    #[test]
-    #[ignore]
-    fn iteration_counts() {
-        let (mut dense, mut clar, mut count) = (0u64, 0u64, 0u64);
-        for seed in 0..400u64 {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            let problem = varied(&mut rng);
-            let built = build_plan(&problem, &MpcParams::default());
-            if built.q.is_empty() { continue; }
-            let (_, ic, _) = solve_built(&built, SolverChoice::Clarabel(solver_settings())).unwrap();
-            let (_, id, s) = solve_built(&built, SolverChoice::DenseFirst(solver_settings())).unwrap();
-            if s == PlanSolver::Dense { dense += u64::from(id); clar += u64::from(ic); count += 1; }
-        }
-        eprintln!("ITER dense {} clarabel {} over {count}", dense as f64 / count as f64, clar as f64 / count as f64);
-    }
-
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
 

@@ -346,10 +346,22 @@ impl Ipm {
             .map(|j| pb.p[j] * x[j] + pb.q[j] + pb.transpose_at(&mult, j))
             .collect();
         let zl = (0..n)
-            .map(|j| if has_l[j] { reduced[j].max(0.0) + 1.0 } else { 0.0 })
+            .map(|j| {
+                if has_l[j] {
+                    reduced[j].max(0.0) + 1.0
+                } else {
+                    0.0
+                }
+            })
             .collect();
         let zu = (0..n)
-            .map(|j| if has_u[j] { (-reduced[j]).max(0.0) + 1.0 } else { 0.0 })
+            .map(|j| {
+                if has_u[j] {
+                    (-reduced[j]).max(0.0) + 1.0
+                } else {
+                    0.0
+                }
+            })
             .collect();
         Self {
             x,
@@ -711,7 +723,10 @@ impl Ipm {
 fn cholesky(a: &mut [f64], m: usize) -> Option<()> {
     for i in 0..m {
         // Row i's leading zeros stay zero in L (its envelope): skip them in every dot.
-        let first = a[i * m..i * m + i].iter().position(|&v| v != 0.0).unwrap_or(i);
+        let first = a[i * m..i * m + i]
+            .iter()
+            .position(|&v| v != 0.0)
+            .unwrap_or(i);
         let (done, rest) = a.split_at_mut(i * m);
         let row_i = &mut rest[..m];
         for j in first..=i {
