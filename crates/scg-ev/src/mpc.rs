@@ -1,4 +1,5 @@
-//! The charging optimizer: one sparse LP/QP over a window of steps, solved with `clarabel`.
+//! The charging optimizer: one sparse LP/QP over a window of steps, solved with
+//! [`crate::qp`] (small plans) or `clarabel` (the rest, and where `qp` does not converge).
 //!
 //! The same builder serves the model-predictive controller ([`Mpc`], planned over the horizon
 //! of the plugged-in vehicles and re-planned when something changed, or every step) and the
