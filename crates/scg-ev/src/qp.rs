@@ -439,7 +439,7 @@ impl Ipm {
             let mut step = std::mem::replace(&mut self.step, Direction::zeros(0, 0, 0));
             self.newton(pb, &mut step);
             let alpha = (STEP_FRACTION * self.max_step(&step)).min(1.0);
-            if !(alpha > 1e-12) {
+            if alpha.is_nan() || alpha <= 1e-12 {
                 return None;
             }
             self.advance(&step, alpha);
@@ -786,5 +786,65 @@ fn cholesky_solve(l: &[f64], m: usize, b: &mut [f64]) {
             v -= l[k * m + i] * b[k];
         }
         b[i] = v / l[i * m + i];
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn rows<'a>(row: &'a [usize], col: &'a [usize], val: &'a [f64], rhs: &'a [f64]) -> Rows<'a> {
+        Rows { row, col, val, rhs }
+    }
+
+    /// `min −x − 2y` with `0 ≤ x, y ≤ 1` and `x + y ≤ 1.5`: the optimum is (0.5, 1).
+    #[test]
+    fn solves_a_small_lp() {
+        let eq = rows(&[], &[], &[], &[]);
+        let ineq = rows(
+            &[0, 1, 2, 3, 4, 4],
+            &[0, 0, 1, 1, 0, 1],
+            &[-1.0, 1.0, -1.0, 1.0, 1.0, 1.0],
+            &[0.0, 1.0, 0.0, 1.0, 1.5],
+        );
+        let input = QpInput {
+            p_diag: &[0.0, 0.0],
+            q: &[-1.0, -2.0],
+            eq,
+            ineq,
+        };
+        let sol = solve(&input, &Tolerances::default()).unwrap();
+        assert!((sol.x[0] - 0.5).abs() < 1e-6 && (sol.x[1] - 1.0).abs() < 1e-6);
+    }
+
+    /// Outside the class or malformed: `None`, never a panic.
+    #[test]
+    fn declines_what_it_cannot_take() {
+        let none = rows(&[], &[], &[], &[]);
+        // A variable without any bound.
+        let free = QpInput {
+            p_diag: &[1.0],
+            q: &[1.0],
+            eq: none,
+            ineq: none,
+        };
+        assert!(solve(&free, &Tolerances::default()).is_none());
+        // An entry naming a variable that does not exist.
+        let bad = QpInput {
+            p_diag: &[0.0],
+            q: &[1.0],
+            eq: none,
+            ineq: rows(&[0], &[3], &[1.0], &[1.0]),
+        };
+        assert!(solve(&bad, &Tolerances::default()).is_none());
+        // An empty box (0 ≤ x ≤ 0).
+        let empty = QpInput {
+            p_diag: &[0.0],
+            q: &[1.0],
+            eq: none,
+            ineq: rows(&[0, 1], &[0, 0], &[-1.0, 1.0], &[0.0, 0.0]),
+        };
+        assert!(solve(&empty, &Tolerances::default()).is_none());
     }
 }
