@@ -1,6 +1,7 @@
 //! `scg-ev`: the smart EV charging agent — vehicles, charge points and swap stations, habit
-//! learning, charging policies (baselines, MPC on `clarabel`, the offline optimum), replay of
-//! real sessions with the ACN-Sim metrics, and a fleet simulator for the community step.
+//! learning, charging policies (baselines, MPC on a dense interior-point method for small
+//! plans, [`qp`], and `clarabel` for the rest, the offline optimum), replay of real sessions
+//! with the ACN-Sim metrics, and a fleet simulator for the community step.
 //!
 //! This crate does no I/O: no files, no clock, no printing, no unseeded randomness. Session
 //! files arrive as text ([`acn::parse_acn_csv`]); time for solve-time metrics comes from a
@@ -14,6 +15,7 @@ pub mod habits;
 pub mod model;
 pub mod mpc;
 pub mod policy;
+pub mod qp;
 pub mod site;
 pub mod synth;
 pub mod tariff;
