@@ -480,6 +480,7 @@ impl FlowSink for BlockSink<'_, '_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
