@@ -39,10 +39,10 @@ fn assert_streamed_equals_kept(scenario: &Scenario, block_steps: usize) {
     let ids: Vec<&str> = scenario.prosumers.iter().map(|p| p.id.as_str()).collect();
     let mut writer = MembersParquetWriter::new(Vec::new(), &ids, &kept.grid).unwrap();
     let mut blocks = 0;
-    let mut consumer = |b: &MemberBlock| {
+    let mut consumer = |b: &mut MemberBlock| {
         blocks += 1;
         writer
-            .write_block(b)
+            .write_block(&*b)
             .map_err(|e| scg_sim::SimError::Output(e.to_string()))
     };
     let streamed = run(

@@ -91,19 +91,18 @@ pub struct MemberSeries<'a> {
 }
 
 impl MemberBlock {
-    /// Clear the block for steps `first_step .. first_step + steps` of `members` members,
-    /// every value 0, keeping the buffers' capacity.
+    /// Shape the block for steps `first_step .. first_step + steps` of `members` members,
+    /// keeping the buffers' capacity. The values are left as they were (the callers write
+    /// every one of them): a recycled block is not zeroed for nothing.
     fn reset(&mut self, first_step: usize, steps: usize, has_battery: &[bool]) {
         let members = has_battery.len();
         self.first_step = first_step;
         self.steps = steps;
         for c in &mut self.columns {
-            c.clear();
             c.resize(members * steps, 0.0);
         }
         self.has_battery.clear();
         self.has_battery.extend_from_slice(has_battery);
-        self.soc_pct.clear();
         let batteries = has_battery.iter().filter(|b| **b).count();
         self.soc_pct.resize(batteries * steps, 0.0);
     }
@@ -253,17 +252,39 @@ impl MemberTotals {
     pub fn add_block(&mut self, block: &MemberBlock) {
         let steps = block.steps;
         let mut v = [0.0; FLOWS];
-        for (i, (acc, fleet)) in self.members.iter_mut().zip(&self.fleet).enumerate() {
+        for i in 0..self.members.len() {
             for k in 0..steps {
                 for (f, x) in v.iter_mut().enumerate() {
                     *x = block.columns[f][i * steps + k];
                 }
-                acc.add(&v, *fleet);
-                // Member by member, as a sum over the members' series: 0 + m0 + m1 + ...
-                for (sum, x) in self.sums_kw.iter_mut().zip(&v) {
-                    sum[block.first_step + k] += x;
-                }
+                self.add(i, block.first_step + k, &v);
             }
+        }
+    }
+
+    /// Add the steps `first_step ..` of every member, step-major (`rows[k * members + i]`:
+    /// member `i` at step `first_step + k`); steps must come in order. The same sums, bit for
+    /// bit, as [`MemberTotals::add_block`] of a block holding them: each member's steps and each
+    /// step's members are added in the same order.
+    pub fn add_rows(&mut self, first_step: usize, rows: &[[f64; FLOWS]]) {
+        let members = self.members.len();
+        if members == 0 {
+            return;
+        }
+        for (k, row) in rows.chunks_exact(members).enumerate() {
+            for (i, v) in row.iter().enumerate() {
+                self.add(i, first_step + k, v);
+            }
+        }
+    }
+
+    /// The one rule: member `i`'s flows `v` at `step` go into its year and the step's sums.
+    #[inline]
+    fn add(&mut self, i: usize, step: usize, v: &[f64; FLOWS]) {
+        self.members[i].add(v, self.fleet[i]);
+        // Member by member, as a sum over the members' series: 0 + m0 + m1 + ...
+        for (sum, x) in self.sums_kw.iter_mut().zip(v) {
+            sum[step] += x;
         }
     }
 
@@ -289,11 +310,20 @@ pub fn block_steps(members: usize, steps: usize) -> usize {
 pub const BLOCK_ROWS: usize = 1 << 19;
 
 /// What a consumer of the blocks does with each (e.g. encode a row group); an error stops the
-/// year.
-pub type BlockConsumer<'a> = dyn FnMut(&MemberBlock) -> Result<(), SimError> + 'a;
+/// year. The consumer may take the block's buffers (e.g. `std::mem::swap` it with a block it
+/// is done with, so that a city's year recycles a few blocks instead of allocating one per
+/// block): the sink resets whatever it is left with before filling the next block.
+pub type BlockConsumer<'a> = dyn FnMut(&mut MemberBlock) -> Result<(), SimError> + 'a;
 
-/// A [`FlowSink`] that fills a [`MemberBlock`] step by step from the community step's outcome
-/// and, when the block is full, adds it to the [`MemberTotals`] and hands it to the consumer.
+/// Steps a [`BlockSink`] stages step-major before writing them into its member-major block.
+/// Written one step at a time, the block is hit at `members × flows` places a page apart each
+/// step (a cache and TLB miss each); a tile of steps writes each member's values as runs of
+/// `TILE_STEPS` neighbours (two cache lines).
+const TILE_STEPS: usize = 16;
+
+/// A [`FlowSink`] that stages steps in tiles of [`TILE_STEPS`] steps, writes each tile into a
+/// [`MemberBlock`] and adds it to the [`MemberTotals`], and when the block is full hands it to
+/// the consumer.
 pub struct BlockSink<'a, 'c> {
     /// Each member's load, kW per step (the series the year is driven with: a member with a
     /// home agent is not streamed, see `engine`).
@@ -303,6 +333,11 @@ pub struct BlockSink<'a, 'c> {
     steps: usize,
     block_steps: usize,
     block: MemberBlock,
+    /// The tile's steps, step-major: member `i` at the tile's step `r` at `r * members + i`.
+    tile: Vec<[f64; FLOWS]>,
+    /// The tile's states of charge, step-major, of the members with a battery.
+    tile_soc_pct: Vec<f64>,
+    batteries: usize,
     totals: MemberTotals,
     consumer: &'c mut BlockConsumer<'c>,
 }
@@ -331,6 +366,8 @@ impl<'a, 'c> BlockSink<'a, 'c> {
         let block_steps = setup.block_steps.max(1);
         let mut block = MemberBlock::default();
         block.reset(0, block_steps.min(setup.steps), &setup.has_battery);
+        let members = setup.has_battery.len();
+        let batteries = setup.has_battery.iter().filter(|b| **b).count();
         Self {
             totals: MemberTotals::new(setup.fleet.clone(), setup.steps),
             loads: setup.loads,
@@ -339,6 +376,9 @@ impl<'a, 'c> BlockSink<'a, 'c> {
             steps: setup.steps,
             block_steps,
             block,
+            tile: vec![[0.0; FLOWS]; TILE_STEPS * members],
+            tile_soc_pct: vec![0.0; TILE_STEPS * batteries],
+            batteries,
             consumer,
         }
     }
@@ -346,6 +386,29 @@ impl<'a, 'c> BlockSink<'a, 'c> {
     /// The totals, once every step was recorded.
     pub fn finish(self) -> MemberTotals {
         self.totals
+    }
+
+    /// Write the tile's first `rows` steps, which end at the block's step `k`, into the block
+    /// (each member's steps as one run per flow) and add them to the totals.
+    fn flush_tile(&mut self, k: usize, rows: usize) {
+        let (members, batteries) = (self.has_battery.len(), self.batteries);
+        let b = &mut self.block;
+        let (len, k0) = (b.steps, k + 1 - rows);
+        for i in 0..members {
+            for r in 0..rows {
+                let v = &self.tile[r * members + i];
+                for (column, x) in b.columns.iter_mut().zip(v) {
+                    column[i * len + k0 + r] = *x;
+                }
+            }
+        }
+        for j in 0..batteries {
+            for r in 0..rows {
+                b.soc_pct[j * len + k0 + r] = self.tile_soc_pct[r * batteries + j];
+            }
+        }
+        self.totals
+            .add_rows(b.first_step + k0, &self.tile[..rows * members]);
     }
 }
 
@@ -358,25 +421,30 @@ impl FlowSink for BlockSink<'_, '_> {
         wind_kw: &[f64],
         batteries: &[Option<BatteryUnit>],
     ) -> Result<(), ComponentError> {
-        let b = &mut self.block;
-        let (len, k) = (b.steps, step - b.first_step);
+        let (members, r) = (
+            self.has_battery.len(),
+            (step - self.block.first_step) % TILE_STEPS,
+        );
+        let row = &mut self.tile[r * members..(r + 1) * members];
+        let soc = &mut self.tile_soc_pct[r * self.batteries..(r + 1) * self.batteries];
         let mut battery = 0;
-        for (i, f) in flows.iter().enumerate() {
-            let at = i * len + k;
-            let c = &mut b.columns;
-            c[Flow::Load as usize][at] = FlowSeries::at(self.loads[i], step);
-            c[Flow::Pv as usize][at] = pv_kw[i];
-            c[Flow::Wind as usize][at] = wind_kw[i];
-            c[Flow::BatteryCharge as usize][at] = f.battery_in_kw;
-            c[Flow::BatteryDischarge as usize][at] = f.battery_out_kw;
-            c[Flow::P2pImport as usize][at] = f.p2p_import_kw;
-            c[Flow::P2pExport as usize][at] = f.p2p_export_kw;
-            c[Flow::GridImport as usize][at] = f.grid_import_kw;
-            c[Flow::GridExport as usize][at] = f.grid_export_kw;
-            c[Flow::Excess as usize][at] = f.excess_kw;
-            c[Flow::Unmet as usize][at] = f.unmet_kw;
+        for (i, (f, v)) in flows.iter().zip(row.iter_mut()).enumerate() {
+            let mut values = [0.0; FLOWS];
+            values[Flow::Load as usize] = FlowSeries::at(self.loads[i], step);
+            values[Flow::Pv as usize] = pv_kw[i];
+            values[Flow::Wind as usize] = wind_kw[i];
+            values[Flow::BatteryCharge as usize] = f.battery_in_kw;
+            values[Flow::BatteryDischarge as usize] = f.battery_out_kw;
+            values[Flow::P2pImport as usize] = f.p2p_import_kw;
+            values[Flow::P2pExport as usize] = f.p2p_export_kw;
+            values[Flow::GridImport as usize] = f.grid_import_kw;
+            values[Flow::GridExport as usize] = f.grid_export_kw;
+            values[Flow::Excess as usize] = f.excess_kw;
+            values[Flow::Unmet as usize] = f.unmet_kw;
+            // The EV flows stay 0 for a member without a fleet ([`FlowSink::record_ev`]).
+            *v = values;
             if let Some(unit) = &batteries[i] {
-                b.soc_pct[battery * len + k] = unit.battery.soc() * 100.0;
+                soc[battery] = unit.battery.soc() * 100.0;
                 battery += 1;
             }
         }
@@ -384,26 +452,158 @@ impl FlowSink for BlockSink<'_, '_> {
     }
 
     fn record_ev(&mut self, step: usize, ev: &[EvStepPower]) -> Result<(), SimError> {
-        let b = &mut self.block;
-        let (len, k) = (b.steps, step - b.first_step);
-        for (i, (p, fleet)) in ev.iter().zip(&self.fleet).enumerate() {
+        let (len, k) = (self.block.steps, step - self.block.first_step);
+        let members = self.has_battery.len();
+        let r = k % TILE_STEPS;
+        let row = &mut self.tile[r * members..(r + 1) * members];
+        for ((p, fleet), v) in ev.iter().zip(&self.fleet).zip(row.iter_mut()) {
             if *fleet {
-                let at = i * len + k;
-                b.columns[Flow::EvCharge as usize][at] = p.charge_kw;
-                b.columns[Flow::Swap as usize][at] = p.swap_kw;
-                b.columns[Flow::V2g as usize][at] = p.v2g_kw;
+                v[Flow::EvCharge as usize] = p.charge_kw;
+                v[Flow::Swap as usize] = p.swap_kw;
+                v[Flow::V2g as usize] = p.v2g_kw;
             }
+        }
+        if r + 1 == TILE_STEPS || k + 1 == len {
+            self.flush_tile(k, r + 1);
         }
         if k + 1 < len {
             return Ok(());
         }
-        self.totals.add_block(&self.block);
-        (self.consumer)(&self.block)?;
+        (self.consumer)(&mut self.block)?;
         let next = step + 1;
         if next < self.steps {
             let len = self.block_steps.min(self.steps - next);
             self.block.reset(next, len, &self.has_battery);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A distinct value per flow, member and step (a few of them -0.0 and 0.0).
+    fn value(flow: usize, i: usize, t: usize) -> f64 {
+        match (flow + 3 * i + 7 * t) % 11 {
+            0 => 0.0,
+            1 => -0.0,
+            r => (flow * 1000 + i * 100 + t) as f64 * 0.25 + r as f64,
+        }
+    }
+
+    /// Feed `members` members (member 1 with a fleet) over `steps` steps in blocks of
+    /// `block_steps` into a [`BlockSink`] whose consumer keeps each block; `recycle`: the consumer
+    /// takes the block and leaves a used one, full of NaN and of another shape, in its place.
+    fn stream(
+        members: usize,
+        steps: usize,
+        block_steps: usize,
+        recycle: bool,
+    ) -> (Vec<MemberBlock>, MemberTotals) {
+        let loads: Vec<Vec<f64>> = (0..members)
+            .map(|i| {
+                (0..steps)
+                    .map(|t| value(Flow::Load as usize, i, t))
+                    .collect()
+            })
+            .collect();
+        let fleet: Vec<bool> = (0..members).map(|i| i == 1).collect();
+        let setup = BlockSetup {
+            loads: loads.iter().map(Vec::as_slice).collect(),
+            fleet: fleet.clone(),
+            has_battery: vec![false; members],
+            steps,
+            block_steps,
+        };
+        let mut blocks = Vec::new();
+        let mut consumer = |b: &mut MemberBlock| {
+            if recycle {
+                let mut used = MemberBlock::default();
+                used.reset(0, 3, &[false; 5]);
+                for c in &mut used.columns {
+                    c.fill(f64::NAN);
+                }
+                blocks.push(std::mem::replace(b, used));
+            } else {
+                blocks.push(b.clone());
+            }
+            Ok(())
+        };
+        let mut sink = BlockSink::new(setup, &mut consumer);
+        let batteries = vec![None; members];
+        for t in 0..steps {
+            let v = |f: Flow, i: usize| value(f as usize, i, t);
+            let flows: Vec<StepFlows> = (0..members)
+                .map(|i| StepFlows {
+                    load_kw: v(Flow::Load, i),
+                    renewable_kw: 0.0,
+                    battery_in_kw: v(Flow::BatteryCharge, i),
+                    battery_out_kw: v(Flow::BatteryDischarge, i),
+                    p2p_import_kw: v(Flow::P2pImport, i),
+                    p2p_export_kw: v(Flow::P2pExport, i),
+                    grid_import_kw: v(Flow::GridImport, i),
+                    grid_export_kw: v(Flow::GridExport, i),
+                    excess_kw: v(Flow::Excess, i),
+                    unmet_kw: v(Flow::Unmet, i),
+                })
+                .collect();
+            let pv: Vec<f64> = (0..members).map(|i| v(Flow::Pv, i)).collect();
+            let wind: Vec<f64> = (0..members).map(|i| v(Flow::Wind, i)).collect();
+            let ev: Vec<EvStepPower> = (0..members)
+                .map(|i| EvStepPower {
+                    charge_kw: v(Flow::EvCharge, i),
+                    v2g_kw: v(Flow::V2g, i),
+                    swap_kw: v(Flow::Swap, i),
+                    ..EvStepPower::default()
+                })
+                .collect();
+            sink.record(t, &flows, &pv, &wind, &batteries).unwrap();
+            sink.record_ev(t, &ev).unwrap();
+        }
+        let totals = sink.finish();
+        (blocks, totals)
+    }
+
+    #[test]
+    fn tiled_blocks_hold_every_value_in_place_recycled_or_not() {
+        // 37 steps in blocks of 20: a block of a full tile and a partial one, then a block
+        // of a single partial tile.
+        let (members, steps) = (4, 37);
+        for recycle in [false, true] {
+            let (blocks, totals) = stream(members, steps, 20, recycle);
+            assert_eq!(blocks.len(), 2);
+            let mut first = 0;
+            for b in &blocks {
+                assert_eq!((b.first_step, b.members()), (first, members));
+                for f in 0..FLOWS {
+                    for i in 0..members {
+                        for k in 0..b.steps {
+                            let want = if i != 1 && matches!(f, 5..=7) {
+                                0.0 // the EV flows of a member without a fleet
+                            } else {
+                                value(f, i, first + k)
+                            };
+                            let got = b.columns[f][i * b.steps + k];
+                            assert_eq!(got.to_bits(), want.to_bits(), "flow {f} member {i}");
+                        }
+                    }
+                }
+                first += b.steps;
+            }
+            assert_eq!(first, steps);
+            // The totals staged tile by tile are those of the blocks, bit for bit.
+            let mut again = MemberTotals::new((0..members).map(|i| i == 1).collect(), steps);
+            for b in &blocks {
+                again.add_block(b);
+            }
+            let (a, a_sums) = totals.finish(0.25);
+            let (b, b_sums) = again.finish(0.25);
+            assert_eq!(a, b);
+            for (x, y) in a_sums.iter().zip(&b_sums) {
+                assert!(x.iter().zip(y).all(|(p, q)| p.to_bits() == q.to_bits()));
+            }
+        }
     }
 }

@@ -277,7 +277,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Run `simulate` (the year, given a [`scg_sim::MemberStream`]) while `members.parquet` is
 /// encoded into `out` on a thread of its own, one row group per block: the encoding of a
-/// block overlaps the simulation of the next. At most one block waits between the two.
+/// block overlaps the simulation of the next. At most one block waits between the two; the
+/// encoder hands each block it is done with back to be filled again (a city's year then
+/// allocates three blocks, not one per block: no fresh pages to fault in, no copy).
 fn stream_members<W: std::io::Write + Send>(
     out: W,
     scenario: &scg_model::Scenario,
@@ -289,16 +291,21 @@ fn stream_members<W: std::io::Write + Send>(
     let block_steps = scg_sim::members::block_steps(ids.len(), grid.len());
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<scg_sim::members::MemberBlock>(1);
+        // Blocks written, back to the simulation; never full (at most three blocks exist).
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<scg_sim::members::MemberBlock>(3);
         let (ids, grid) = (&ids, &grid);
         let encoder = scope.spawn(move || {
             let mut writer = scg_report::city::MembersParquetWriter::new(out, ids, grid)?;
             for block in rx {
                 writer.write_block(&block)?;
+                // The simulation may have finished: then the block is simply dropped.
+                let _ = done_tx.try_send(block);
             }
             writer.finish()
         });
-        let mut consumer = |block: &scg_sim::members::MemberBlock| {
-            tx.send(block.clone()).map_err(|_| {
+        let mut consumer = |block: &mut scg_sim::members::MemberBlock| {
+            let spare = done_rx.try_recv().unwrap_or_default();
+            tx.send(std::mem::replace(block, spare)).map_err(|_| {
                 scg_sim::SimError::Output("the members.parquet encoder stopped".into())
             })
         };
