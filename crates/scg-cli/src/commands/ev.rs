@@ -220,12 +220,12 @@ fn run_evaluate(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
             r.peak_kw, r.energy_cost_eur, r.demand_charge_eur, r.total_cost_eur
         );
         println!(
-            "V2G {:.1} kWh, degradation {:.2} {currency}, solve time median {:.2} ms",
+            "V2G {:.1} kWh, degradation {:.2} {currency}, decision time per step median {:.2} ms",
             r.v2g_energy_kwh, r.degradation_cost_eur, r.solve_time_ms_median
         );
         if let Some(n) = r.solves {
             println!(
-                "solves {n}, peak target from history {:.1} kW",
+                "solves {n}, given peak target {:.1} kW",
                 params.mpc.peak_target_kw
             );
         }
