@@ -15,7 +15,7 @@ pub mod habits;
 pub mod model;
 pub mod mpc;
 pub mod policy;
-pub mod qp;
+pub use scg_opt::qp;
 pub mod site;
 pub mod synth;
 pub mod tariff;

@@ -1,6 +1,7 @@
-//! A small dense primal-dual interior-point method (Mehrotra predictor-corrector) for the plan
-//! problems of [`crate::mpc`]: a diagonal quadratic, a bound on every variable and a few dozen
-//! coupling rows (a vehicle's energy, a step's site limit and peak, the V2G battery balance).
+//! A small dense primal-dual interior-point method (Mehrotra predictor-corrector) for diagonal
+//! quadratic programs: first written for the EV planner's plans (`scg_ev::mpc`), a diagonal
+//! quadratic, a bound on every variable and a few dozen coupling rows (a vehicle's energy, a
+//! step's site limit and peak, the V2G battery balance).
 //!
 //! Why it exists: the built-in apartment's fleet solves about 3,800 plans a year of about 100
 //! variables and 210 rows, of which about 190 are single-variable bounds. A general conic
