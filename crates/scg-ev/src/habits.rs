@@ -224,8 +224,10 @@ pub struct HabitPrediction {
 #[derive(Debug, Clone)]
 pub struct HabitLearner {
     params: HabitParams,
-    by_key_slot: BTreeMap<(String, u8, u8), Stats>,
-    by_key: BTreeMap<String, Stats>,
+    /// Per driver id (borrowed lookups: no key is built per session).
+    drivers: BTreeMap<String, DriverStats>,
+    /// The whole site per (weekday, arrival hour).
+    site_slots: BTreeMap<(u8, u8), Stats>,
     by_hour: BTreeMap<u8, Stats>,
     site: Stats,
     /// Online calibration offsets (adaptive conformal inference, Gibbs & Candès, NeurIPS
@@ -234,14 +236,18 @@ pub struct HabitLearner {
     energy_offset_kwh: f64,
 }
 
-/// Key of the site-wide statistics in the per-key tables.
-const SITE_KEY: &str = "site";
+/// A driver's statistics: all its sessions, and per (weekday, arrival hour).
+#[derive(Debug, Clone)]
+struct DriverStats {
+    all: Stats,
+    slots: BTreeMap<(u8, u8), Stats>,
+}
 
 /// The personal key habits are learned under. ACN data has no driver id, and a station is
 /// shared by many drivers, so without a driver id only site-wide statistics are used (a
 /// measured choice: per-station quantiles did worse than per-arrival-hour ones on Caltech).
-fn driver_key(s: &Session) -> Option<String> {
-    s.driver_id.as_ref().map(|d| format!("driver:{d}"))
+fn driver_key(s: &Session) -> Option<&str> {
+    s.driver_id.as_deref()
 }
 
 impl HabitLearner {
@@ -250,8 +256,8 @@ impl HabitLearner {
         let site = Stats::new(&params);
         Self {
             params,
-            by_key_slot: BTreeMap::new(),
-            by_key: BTreeMap::new(),
+            drivers: BTreeMap::new(),
+            site_slots: BTreeMap::new(),
             by_hour: BTreeMap::new(),
             site,
             stay_offset_hours: 0.0,
@@ -276,17 +282,24 @@ impl HabitLearner {
             .max(-100.0);
         let (wd, h) = (s.arrival_weekday(), s.arrival_hour());
         if let Some(key) = driver_key(s) {
-            self.by_key_slot
-                .entry((key.clone(), wd, h))
-                .or_insert_with(|| Stats::new(p))
-                .observe(stay, energy);
-            self.by_key
-                .entry(key)
-                .or_insert_with(|| Stats::new(p))
-                .observe(stay, energy);
+            if !self.drivers.contains_key(key) {
+                let fresh = DriverStats {
+                    all: Stats::new(p),
+                    slots: BTreeMap::new(),
+                };
+                self.drivers.insert(key.to_string(), fresh);
+            }
+            if let Some(driver) = self.drivers.get_mut(key) {
+                driver
+                    .slots
+                    .entry((wd, h))
+                    .or_insert_with(|| Stats::new(p))
+                    .observe(stay, energy);
+                driver.all.observe(stay, energy);
+            }
         }
-        self.by_key_slot
-            .entry((SITE_KEY.to_string(), wd, h))
+        self.site_slots
+            .entry((wd, h))
             .or_insert_with(|| Stats::new(p))
             .observe(stay, energy);
         self.by_hour
@@ -302,20 +315,18 @@ impl HabitLearner {
         let p = &self.params;
         let (wd, h) = (s.arrival_weekday(), s.arrival_hour());
         let enough = |st: &&Stats| st.count() >= p.min_history;
-        let mut candidates: Vec<(HabitLevel, Option<&Stats>)> = Vec::with_capacity(5);
-        if let Some(key) = driver_key(s) {
-            candidates.push((
+        let driver = driver_key(s).and_then(|key| self.drivers.get(key));
+        // Most specific first; a driver without history has no entries (None).
+        let candidates: [(HabitLevel, Option<&Stats>); 5] = [
+            (
                 HabitLevel::DriverWeekdayHour,
-                self.by_key_slot.get(&(key.clone(), wd, h)),
-            ));
-            candidates.push((HabitLevel::Driver, self.by_key.get(&key)));
-        }
-        candidates.push((
-            HabitLevel::SiteWeekdayHour,
-            self.by_key_slot.get(&(SITE_KEY.to_string(), wd, h)),
-        ));
-        candidates.push((HabitLevel::SiteHour, self.by_hour.get(&h)));
-        candidates.push((HabitLevel::Site, Some(&self.site)));
+                driver.and_then(|d| d.slots.get(&(wd, h))),
+            ),
+            (HabitLevel::Driver, driver.map(|d| &d.all)),
+            (HabitLevel::SiteWeekdayHour, self.site_slots.get(&(wd, h))),
+            (HabitLevel::SiteHour, self.by_hour.get(&h)),
+            (HabitLevel::Site, Some(&self.site)),
+        ];
         let found = candidates
             .into_iter()
             .find_map(|(lvl, st)| st.filter(enough).map(|st| (lvl, st)));
