@@ -1,22 +1,47 @@
-//! Thermal loads as linear programs on `clarabel`: a state `x` (indoor temperature of a 1R1C
-//! building, or the energy in a hot-water tank) evolves linearly with the electric power `p`,
+//! Thermal loads as linear programs: a state `x` (indoor temperature of a 1R1C building, or
+//! the energy in a hot-water tank) evolves linearly with the electric power `p`,
 //!
 //! ```text
-//!   x_{t+1} = a·x_t + b·p_t + w_t,      lo_{t+1} ≤ x_{t+1} ≤ hi_{t+1},      0 ≤ p_t ≤ p_max_t
+//!   x_{t+1} = a·x_t + b·p_t + w_t,      lo ≤ x_{t+1} ≤ hi,      0 ≤ p_t ≤ p_max_t
 //! ```
 //!
-//! and the agent minimises what the power costs: `p = p_s + p_g` with `p_s` from the
-//! community's surplus (at most the surplus left, at the surplus price) and `p_g` from the grid
-//! (member price plus the grid-peak adder). The end state is kept at least at the start
-//! state, so a day's schedule does not borrow from the next day.
+//! and the agent minimises what the power costs: from the community's surplus (at most the
+//! surplus left, at the surplus price), from the grid (member price plus the grid-peak adder)
+//! and, above the peak headroom, the grid plus [`OVER_HEADROOM_EUR_PER_KWH`]. The end state is
+//! kept at least at the start state (clipped into the band), so a day's schedule does not
+//! borrow from the next day.
 //!
 //! - Heat pump (1R1C, exact discretisation): `a = exp(−Δt/RC)`,
 //!   `b = (1 − a)·R·COP`, `w = (1 − a)·T_out`; comfort band as bounds.
 //! - Water heater (energy above cold water): `a = 1 − UA·Δt/(ρcV)`, `b = Δt` (resistive element,
 //!   all heat into the water), `w = −draw − UA·Δt·(T_cold − T_amb)`; bounds from `min_c`/`max_c`.
 //!
+//! **How a horizon is solved** ([`Horizon::plan`]):
+//! 1. [`Horizon::reachable`]: the states reachable after each step form an interval (the
+//!    affine image of the previous one for powers in `[0, p_max]`, cut by the band), so
+//!    feasibility is exact in O(T); a day that misses the band by more than a thousandth of
+//!    it is infeasible without a solver (a heat pump on a summer day cannot cool).
+//! 2. The segment LP on `scg_opt::qp`. The general formulation ([`Horizon::solve_clarabel`])
+//!    splits each step's power into `p_s ≤ surplus`, `p_g`, `p_x` with the coupling rows
+//!    `p_s + p_g ≤ soft` and `p_s + p_g + p_x ≤ p_max` (soft = the headroom clipped into
+//!    `[0, p_max]`). For a given total `p` its cheapest split fills the cheapest part first,
+//!    as the costs are ordered (surplus ≤ grid < grid + penalty): surplus up to
+//!    `w1 = min(surplus, soft)` (surplus beyond the headroom can only be drawn as `p_x`),
+//!    grid up to `w2 = soft − w1`, the rest at the penalty up to `w3 = p_max − soft`. The
+//!    segment form gives each step the variables `y1 ∈ [0, w1]`, `y2 ∈ [0, w2]`,
+//!    `y3 ∈ [0, w3]` at those three costs with `p = y1 + y2 + y3`: every segment split is a
+//!    split of the general form (so its optimum is no better), and the greedy split of any
+//!    general solution's totals is a segment split of no higher cost (so no worse). Both
+//!    have the same reachable totals `[0, p_max]`, hence the same optimal cost and the same
+//!    feasibility; only the `T` state equations remain coupling rows, the segments and the
+//!    states (band, end state) are boxes. A test compares the two on random days
+//!    (`tests/thermal.rs`).
+//! 3. `clarabel` on the general formulation when `qp` declines (outside its class, not
+//!    converged) or its schedule leaves the band by more than `1e-6·max(1, hi − lo)`;
+//!    [`SolveCounts`] counts how often.
+//!
 //! Unmanaged, both follow their thermostat ([`Linear::thermostat`]). Never violates a bound
-//! that the thermostat itself would keep.
+//! that the thermostat itself would keep; never does I/O.
 
 use crate::appliance::Signals;
 use crate::config::{HeatPumpConfig, WATER_KWH_PER_L_K, WaterHeaterConfig};
