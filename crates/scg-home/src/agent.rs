@@ -25,7 +25,7 @@ use crate::carve::{
 };
 use crate::config::HomeConfig;
 use crate::error::HomeError;
-use crate::thermal::{Linear, solver_error};
+use crate::thermal::{Linear, SolveCounts, solver_error};
 
 /// What the agent is told at a step, from that step on (index 0 is the current step). Shorter
 /// slices than the planning horizon are padded with their last value (no value: 0 / false).
@@ -92,6 +92,8 @@ pub struct HomeAgent {
     managed_kw: Vec<f64>,
     thermal: Vec<(String, f64, Linear)>,
     thermal_state: Vec<f64>,
+    /// What decided the thermal days so far.
+    thermal_solves: SolveCounts,
     /// Year-long signals, overwritten for the planning horizon at each day's start.
     sig: Signals,
     /// Inflexible load seen so far (load − unmanaged devices), kW per step.
@@ -131,6 +133,7 @@ impl HomeAgent {
             managed_kw: vec![0.0; steps],
             thermal_state: thermal.iter().map(|(_, _, l)| l.x0).collect(),
             thermal,
+            thermal_solves: SolveCounts::default(),
             sig: Signals::flat(steps, dt_h, 0.0),
             seen_inflexible_kw: vec![0.0; steps],
             totals: Totals::default(),
@@ -177,16 +180,17 @@ impl HomeAgent {
         // Thermal devices first: their comfort bands leave them less room than appliances.
         let t1 = (step + self.spd).min(steps);
         for (g, (device, count, lin)) in self.thermal.iter().enumerate() {
-            let (p, end) = thermal_day(
+            let planned = thermal_day(
                 lin,
                 *count,
                 (step, t1),
                 self.thermal_state[g],
                 &mut self.sig,
+                &mut self.thermal_solves,
             )
             .map_err(|m| solver_error(&self.prosumer, device, m))?;
-            self.thermal_state[g] = end;
-            for (k, pk) in p.iter().enumerate() {
+            self.thermal_state[g] = planned.end_state;
+            for (k, pk) in planned.group_kw.iter().enumerate() {
                 self.managed_kw[step + k] += pk;
             }
         }
@@ -265,6 +269,12 @@ impl HomeAgent {
         t.cost_managed_eur += energy_cost_eur(&price, managed);
         t.steps += 1;
         out
+    }
+
+    /// What decided the thermal devices' days so far (how often `qp` fell back to
+    /// `clarabel`).
+    pub fn thermal_solves(&self) -> SolveCounts {
+        self.thermal_solves
     }
 
     /// The figures so far (`savings_eur_per_year` scaled from the steps seen to 365 days).

@@ -57,19 +57,6 @@ impl Signals {
         }
     }
 
-    /// A copy of steps `t0..t1`.
-    pub fn window(&self, t0: usize, t1: usize) -> Self {
-        Self {
-            step_hours: self.step_hours,
-            price_eur_per_mwh: self.price_eur_per_mwh[t0..t1].to_vec(),
-            surplus_kw: self.surplus_kw[t0..t1].to_vec(),
-            surplus_price_eur_per_mwh: self.surplus_price_eur_per_mwh[t0..t1].to_vec(),
-            grid_peak: self.grid_peak[t0..t1].to_vec(),
-            grid_peak_adder_eur_per_mwh: self.grid_peak_adder_eur_per_mwh,
-            headroom_kw: self.headroom_kw[t0..t1].to_vec(),
-        }
-    }
-
     /// Horizon length in steps.
     pub fn steps(&self) -> usize {
         self.price_eur_per_mwh.len()

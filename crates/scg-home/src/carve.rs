@@ -14,7 +14,7 @@
 use crate::appliance::{DwellingMemo, Run, Signals, resample_kw};
 use crate::config::{Appliance, HomeConfig, PROFILE_STEP_MINUTES};
 use crate::error::HomeError;
-use crate::thermal::{Linear, solver_error};
+use crate::thermal::{Linear, Share, SolveCounts, StepOffer, solver_error};
 use serde::Serialize;
 
 /// What the caller knows about the year.
@@ -80,6 +80,8 @@ pub struct Managed {
     pub thermal_kw: Vec<(String, Vec<f64>)>,
     /// The split of the HOMER load.
     pub carved: Carved,
+    /// What decided the thermal devices' days (how often `qp` fell back to `clarabel`).
+    pub thermal_solves: SolveCounts,
     /// The figures.
     pub result: HomeResult,
 }
@@ -286,6 +288,7 @@ pub fn manage(
     let mut flex = vec![0.0; steps];
     let mut at_usual = 0usize;
     let mut thermal_kw = Vec::new();
+    let mut thermal_solves = SolveCounts::default();
     if cfg.managed {
         let spd = steps_per_day(prosumer, inputs.step_minutes)?;
         let mut sig = signals.clone();
@@ -297,7 +300,7 @@ pub fn manage(
         }
         // Thermal devices first: their comfort bands leave them less room than appliances.
         for (device, count, lin) in thermal_groups(cfg, inputs, steps, prosumer)? {
-            let p = schedule_thermal(&lin, count, spd, &mut sig)
+            let p = schedule_thermal(&lin, count, spd, &mut sig, &mut thermal_solves)
                 .map_err(|m| solver_error(prosumer, &device, m))?;
             for (f, x) in flex.iter_mut().zip(&p) {
                 *f += x;
@@ -344,6 +347,7 @@ pub fn manage(
         managed_flex_kw: flex,
         thermal_kw,
         carved,
+        thermal_solves,
         result,
     })
 }
@@ -397,6 +401,7 @@ fn schedule_thermal(
     count: f64,
     spd: usize,
     sig: &mut Signals,
+    counts: &mut SolveCounts,
 ) -> Result<Vec<f64>, String> {
     let steps = lin.steps();
     let mut out = Vec::with_capacity(steps);
@@ -404,46 +409,57 @@ fn schedule_thermal(
     let mut t0 = 0;
     while t0 < steps {
         let t1 = (t0 + spd).min(steps);
-        let (p, end) = thermal_day(lin, count, (t0, t1), x, sig)?;
-        x = end;
-        out.extend(p);
+        let day = thermal_day(lin, count, (t0, t1), x, sig, counts)?;
+        x = day.end_state;
+        out.extend(day.group_kw);
         t0 = t1;
     }
     Ok(out)
 }
 
+/// A group's planned day.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ThermalDay {
+    /// The group's power per step, kW.
+    pub group_kw: Vec<f64>,
+    /// The state at the day's end.
+    pub end_state: f64,
+}
+
 /// Steps `t0..t1` of a group of `count` identical thermal devices starting in state `x`,
 /// against the year-long `sig` (absolute steps), which it consumes: the group's power per
-/// step and the state at `t1`.
+/// step and the state at `t1`; `counts` records what decided the day.
 pub(crate) fn thermal_day(
     lin: &Linear,
     count: f64,
     (t0, t1): (usize, usize),
     x: f64,
     sig: &mut Signals,
-) -> Result<(Vec<f64>, f64), String> {
+    counts: &mut SolveCounts,
+) -> Result<ThermalDay, String> {
     // The group as one device scaled by `count`; surplus and headroom per device.
-    let day = Linear {
-        w: lin.w[t0..t1].to_vec(),
-        p_max_kw: lin.p_max_kw[t0..t1].to_vec(),
-        soft_max_kw: (t0..t1)
-            .map(|t| sig.headroom_kw[t].max(0.0) / count)
-            .collect(),
-        x0: x,
-        ..lin.clone()
-    };
-    let mut per_device = sig.window(t0, t1);
-    for s in &mut per_device.surplus_kw {
-        *s /= count;
-    }
+    let share = Share(count);
+    let offers: Vec<StepOffer> = (t0..t1)
+        .map(|s| {
+            let soft_kw = sig.headroom_kw[s].max(0.0) / count;
+            StepOffer::new(sig, s, share, lin.p_max_kw[s], soft_kw)
+        })
+        .collect();
+    let horizon = lin.horizon(t0, x, &offers);
+    let plan = horizon.plan()?;
+    counts.add(plan.solver);
     // If even full power cannot keep the band, the thermostat does its best.
-    let p = day
-        .optimise(&per_device, 0)?
-        .unwrap_or_else(|| day.thermostat());
-    let end = day.states(&p).last().copied().unwrap_or(x);
-    let group: Vec<f64> = p.iter().map(|pk| count * pk).collect();
-    for (k, pk) in group.iter().enumerate() {
+    let p = match plan.power_kw {
+        Some(p) => p,
+        None => horizon.thermostat(),
+    };
+    let end_state = horizon.states(&p).last().copied().unwrap_or(x);
+    let group_kw: Vec<f64> = p.iter().map(|pk| count * pk).collect();
+    for (k, pk) in group_kw.iter().enumerate() {
         sig.consume(t0 + k, *pk);
     }
-    Ok((group, end))
+    Ok(ThermalDay {
+        group_kw,
+        end_state,
+    })
 }
