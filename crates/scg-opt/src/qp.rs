@@ -29,7 +29,7 @@ pub use kkt::{MAX_FACTOR_NONZEROS, MAX_UNKNOWNS};
 /// Coupling (non-bound) rows from which the sparse system of [`kkt`] is used: below, the
 /// dense normal equations (`rows³/6` per iteration, `rows²` floats) are cheaper, having no
 /// ordering or symbolic work per problem.
-pub const SPARSE_FROM_ROWS: usize = 48;
+pub const SPARSE_FROM_ROWS: usize = 64;
 
 /// Most interior-point iterations before giving up (the plan problems take 10-30).
 pub const MAX_ITERATIONS: u32 = 100;
@@ -1165,3 +1165,4 @@ mod sparse_tests {
         check(&pb, &solve(&pb.input(), &Tolerances::default()).unwrap()).unwrap();
     }
 }
+
