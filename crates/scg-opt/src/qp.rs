@@ -1165,4 +1165,3 @@ mod sparse_tests {
         check(&pb, &solve(&pb.input(), &Tolerances::default()).unwrap()).unwrap();
     }
 }
-
