@@ -1,6 +1,6 @@
 //! `scg-ev`: the smart EV charging agent — vehicles, charge points and swap stations, habit
-//! learning, charging policies (baselines, MPC on a dense interior-point method for small
-//! plans, [`qp`], and `clarabel` for the rest, the offline optimum), replay of real sessions
+//! learning, charging policies (baselines, MPC on an interior-point method for its plans,
+//! [`qp`], and `clarabel` for the rest, the offline optimum), replay of real sessions
 //! with the ACN-Sim metrics, and a fleet simulator for the community step.
 //!
 //! This crate does no I/O: no files, no clock, no printing, no unseeded randomness. Session

@@ -1,5 +1,6 @@
 //! The charging optimizer: one sparse LP/QP over a window of steps, solved with
-//! [`crate::qp`] (small plans) or `clarabel` (the rest, and where `qp` does not converge).
+//! [`crate::qp`] (dense normal equations for small plans, a sparse system for large ones) or
+//! `clarabel` (plans outside `qp`'s class or its size bounds, and where it does not converge).
 //!
 //! The same builder serves the model-predictive controller ([`Mpc`], planned over the horizon
 //! of the plugged-in vehicles and re-planned when something changed, or every step) and the
@@ -422,7 +423,8 @@ pub struct PlanSolution {
 /// Which solver answered a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanSolver {
-    /// The dense interior-point method of [`crate::qp`] (small plans).
+    /// The interior-point method of [`crate::qp`] (dense normal equations for small plans,
+    /// a sparse system for large ones).
     Dense,
     /// Clarabel: plans outside the dense method's class, or where it did not converge.
     Clarabel,
@@ -2223,13 +2225,23 @@ mod dense_tests {
     /// scenarios, a tail, a reserve band, a demand charge over one or two billing periods, a
     /// binding or absent site limit, move blocking and vehicles with empty windows.
     fn varied(rng: &mut ChaCha8Rng) -> PlanProblem {
-        let steps = rng.random_range(1..30usize);
+        // One in five is of a 15-minute day's size (the sparse system of `qp`).
+        let large = rng.random_bool(0.2);
+        let steps = if large {
+            rng.random_range(48..97usize)
+        } else {
+            rng.random_range(1..30usize)
+        };
         let scenarios = if rng.random_bool(0.3) {
             rng.random_range(2..4usize)
         } else {
             1
         };
-        let n = rng.random_range(0..10usize);
+        let n = if large {
+            rng.random_range(5..16usize)
+        } else {
+            rng.random_range(0..10usize)
+        };
         let evs = (0..n)
             .map(|_| {
                 let start = rng.random_range(0..steps);

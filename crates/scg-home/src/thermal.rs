@@ -443,7 +443,8 @@ impl Horizon<'_> {
     /// the only coupling rows. `None` when `qp` declines (outside its class, not converged).
     fn solve_segments(&self) -> Option<Vec<f64>> {
         let n_t = self.w.len();
-        if n_t == 0 || n_t > qp::MAX_COUPLING_ROWS {
+        // qp bounds its own sizes (it declines past them).
+        if n_t == 0 {
             return None;
         }
         let (lo, hi) = (self.lin.lo, self.lin.hi);

@@ -1,27 +1,35 @@
-//! A small dense primal-dual interior-point method (Mehrotra predictor-corrector) for diagonal
-//! quadratic programs: first written for the EV planner's plans (`scg_ev::mpc`), a diagonal
-//! quadratic, a bound on every variable and a few dozen coupling rows (a vehicle's energy, a
-//! step's site limit and peak, the V2G battery balance).
+//! A primal-dual interior-point method (Mehrotra predictor-corrector) for diagonal quadratic
+//! programs: first written for the EV planner's plans (`scg_ev::mpc`), a diagonal quadratic,
+//! a bound on every variable and coupling rows (a vehicle's energy, a step's site limit and
+//! peak, the V2G battery balance), and used for the thermal day plans of scg-home.
 //!
 //! Why it exists: the built-in apartment's fleet solves about 3,800 plans a year of about 100
 //! variables and 210 rows, of which about 190 are single-variable bounds. A general conic
 //! solver factorises the whole sparse KKT system each iteration; here the bounds are diagonal
 //! barrier terms, and the coupling rows `R = [E; G]` form the normal equations
-//! `R·D⁻¹·Rᵀ + diag(0; s/z)` (`D` the diagonal of the quadratic plus the bound barriers),
-//! dense, of the size of the coupling rows only, factorised by Cholesky.
+//! `R·D⁻¹·Rᵀ + diag(0; s/z)` (`D` the diagonal of the quadratic plus the bound barriers):
+//! dense and factorised by Cholesky below [`SPARSE_FROM_ROWS`] coupling rows, else a reduced
+//! sparse KKT system ordered once per problem and factorised `L·D·Lᵀ` each iteration
+//! ([`kkt`]: variables in many rows stay unknowns so the rows' block stays sparse).
 //!
 //! [`solve`] answers `None` when the problem is outside its class (a variable with neither
-//! bound, an empty box, more than [`MAX_COUPLING_ROWS`] coupling rows) or when it does not
-//! converge: the caller then uses the general solver. It accepts a point only by clarabel's
-//! termination test with clarabel's default tolerances (relative primal and dual residuals
-//! and the duality gap, see [`Tolerances`]).
+//! bound, an empty box, a sparse system over [`MAX_UNKNOWNS`] unknowns or
+//! [`MAX_FACTOR_NONZEROS`] factor entries) or when it does not converge: the caller then uses
+//! the general solver. It accepts a point only by clarabel's termination test with clarabel's
+//! default tolerances (relative primal and dual residuals and the duality gap, see
+//! [`Tolerances`]).
 //!
 //! It must never panic on any input, loop past [`MAX_ITERATIONS`] or allocate inside the
 //! iteration loop (every buffer is sized before it).
 
-/// Most coupling (non-bound) rows a problem may have: the dense normal equations cost
-/// `rows³/6` per iteration, beyond this a sparse factorisation is cheaper.
-pub const MAX_COUPLING_ROWS: usize = 160;
+mod kkt;
+
+pub use kkt::{MAX_FACTOR_NONZEROS, MAX_UNKNOWNS};
+
+/// Coupling (non-bound) rows from which the sparse system of [`kkt`] is used: below, the
+/// dense normal equations (`rows³/6` per iteration, `rows²` floats) are cheaper, having no
+/// ordering or symbolic work per problem.
+pub const SPARSE_FROM_ROWS: usize = 64;
 
 /// Most interior-point iterations before giving up (the plan problems take 10-30).
 pub const MAX_ITERATIONS: u32 = 100;
@@ -95,14 +103,29 @@ pub struct QpSolution {
 /// Solve `input` to `tol`, or `None` (outside the class, or not converged: use a general
 /// solver).
 pub fn solve(input: &QpInput<'_>, tol: &Tolerances) -> Option<QpSolution> {
-    let problem = Dense::from_input(input)?;
-    let mut ipm = Ipm::new(&problem);
+    solve_with(input, tol, SPARSE_FROM_ROWS)
+}
+
+/// [`solve`] with the sparse system from `sparse_from_rows` coupling rows (the tests compare
+/// the two systems).
+fn solve_with(
+    input: &QpInput<'_>,
+    tol: &Tolerances,
+    sparse_from_rows: usize,
+) -> Option<QpSolution> {
+    let problem = Problem::from_input(input)?;
+    let normal = if problem.rows() < sparse_from_rows {
+        Normal::Dense(vec![0.0; problem.rows() * problem.rows()])
+    } else {
+        Normal::Sparse(Box::new(kkt::SparseKkt::new(&problem)?))
+    };
+    let mut ipm = Ipm::new(&problem, normal);
     ipm.run(&problem, tol)
 }
 
 /// The problem split into bounds and coupling rows, the rows stored by variable.
 #[derive(Debug)]
-struct Dense {
+struct Problem {
     p: Vec<f64>,
     q: Vec<f64>,
     lower: Vec<f64>,
@@ -115,7 +138,7 @@ struct Dense {
     entries: Vec<(usize, f64)>,
 }
 
-impl Dense {
+impl Problem {
     fn from_input(input: &QpInput<'_>) -> Option<Self> {
         let n = input.q.len();
         if input.p_diag.len() != n || !rows_valid(&input.eq, n) || !rows_valid(&input.ineq, n) {
@@ -157,7 +180,7 @@ impl Dense {
                 rhs.push(input.ineq.rhs[r]);
             }
         }
-        if rhs.len() > MAX_COUPLING_ROWS || !boxes_valid(&lower, &upper, input.p_diag) {
+        if !boxes_valid(&lower, &upper, input.p_diag) {
             return None;
         }
         let coupling = input
@@ -248,6 +271,25 @@ fn boxes_valid(lower: &[f64], upper: &[f64], p: &[f64]) -> bool {
     })
 }
 
+/// The factorised Newton system.
+enum Normal {
+    /// The normal equations `R·D⁻¹·Rᵀ + diag(0; s/z)`, row-major, Cholesky-factorised.
+    Dense(Vec<f64>),
+    /// The reduced KKT system of [`kkt`].
+    Sparse(Box<kkt::SparseKkt>),
+}
+
+impl Normal {
+    /// Whether variable `j` is eliminated into the rows' block (every variable in the dense
+    /// normal equations).
+    fn eliminated(&self, j: usize) -> bool {
+        match self {
+            Self::Dense(_) => true,
+            Self::Sparse(kkt) => !kkt.is_kept(j),
+        }
+    }
+}
+
 /// Complementarity right-hand sides of a Newton system.
 struct Targets<'a> {
     rows: &'a [f64],
@@ -297,7 +339,7 @@ struct Ipm {
     r1: Vec<f64>,
     t: Vec<f64>,
     rhs: Vec<f64>,
-    normal: Vec<f64>,
+    normal: Normal,
     rc_rows: Vec<f64>,
     rc_lower: Vec<f64>,
     rc_upper: Vec<f64>,
@@ -306,7 +348,7 @@ struct Ipm {
 }
 
 impl Ipm {
-    fn new(pb: &Dense) -> Self {
+    fn new(pb: &Problem, normal: Normal) -> Self {
         let (n, m) = (pb.n(), pb.rows());
         let mi = m - pb.eq_rows;
         let has_l: Vec<bool> = pb.lower.iter().map(|l| l.is_finite()).collect();
@@ -380,7 +422,7 @@ impl Ipm {
             r1: vec![0.0; n],
             t: vec![0.0; n],
             rhs: vec![0.0; m],
-            normal: vec![0.0; m * m],
+            normal,
             rc_rows: vec![0.0; mi],
             rc_lower: vec![0.0; n],
             rc_upper: vec![0.0; n],
@@ -389,7 +431,7 @@ impl Ipm {
         }
     }
 
-    fn run(&mut self, pb: &Dense, tol: &Tolerances) -> Option<QpSolution> {
+    fn run(&mut self, pb: &Problem, tol: &Tolerances) -> Option<QpSolution> {
         let me = pb.eq_rows;
         for iteration in 0..MAX_ITERATIONS {
             self.residuals(pb);
@@ -506,7 +548,7 @@ impl Ipm {
     }
 
     /// Dual residual `rd = P·x + q + Rᵀ·mult − zl + zu` and primal `rp = R·x + (0; s) − rhs`.
-    fn residuals(&mut self, pb: &Dense) {
+    fn residuals(&mut self, pb: &Problem) {
         for j in 0..self.x.len() {
             self.rd[j] = pb.p[j] * self.x[j] + pb.q[j] + pb.transpose_at(&self.mult, j)
                 - self.zl[j]
@@ -524,7 +566,7 @@ impl Ipm {
 
     /// Clarabel's test (`DefaultInfo::is_solved`), its norms on this problem's parts: the
     /// bounds are rows `−x ≤ −l` and `x ≤ u` with slacks `sl`, `su`.
-    fn converged(&self, pb: &Dense, tol: &Tolerances) -> bool {
+    fn converged(&self, pb: &Problem, tol: &Tolerances) -> bool {
         let norm = |it: &mut dyn Iterator<Item = f64>| it.map(|v| v * v).sum::<f64>().sqrt();
         let bounds_b = norm(&mut (0..self.x.len()).flat_map(|j| {
             [
@@ -588,7 +630,7 @@ impl Ipm {
     }
 
     /// Form and factorise `R·D⁻¹·Rᵀ + diag(0; s/z)`; `None` on a non-finite entry.
-    fn factor(&mut self, pb: &Dense) -> Option<()> {
+    fn factor(&mut self, pb: &Problem) -> Option<()> {
         let (n, m, me) = (pb.n(), pb.rows(), pb.eq_rows);
         for j in 0..n {
             let l = if self.has_l[j] {
@@ -603,7 +645,16 @@ impl Ipm {
             };
             self.d[j] = pb.p[j] + l + u;
         }
-        let a = &mut self.normal;
+        let a = match &mut self.normal {
+            Normal::Dense(a) => a,
+            Normal::Sparse(kkt) => {
+                // s/z of the inequality rows, in the (so far unused) right-hand side.
+                for i in 0..m - me {
+                    self.rhs[i] = self.s[i] / self.mult[me + i];
+                }
+                return kkt.factor(pb, &self.d, &self.rhs[..m - me]);
+            }
+        };
         a.fill(0.0);
         for j in 0..n {
             let inv = 1.0 / self.d[j];
@@ -623,7 +674,7 @@ impl Ipm {
     }
 
     /// Solve the Newton system for the complementarity targets in `rc_*` into `dir`.
-    fn newton(&mut self, pb: &Dense, dir: &mut Direction) {
+    fn newton(&mut self, pb: &Problem, dir: &mut Direction) {
         let (n, m, me) = (pb.n(), pb.rows(), pb.eq_rows);
         let targets = Targets {
             rows: &self.rc_rows,
@@ -642,7 +693,11 @@ impl Ipm {
                 0.0
             };
             self.r1[j] = -self.rd[j] + l - u;
-            self.t[j] = self.r1[j] / self.d[j];
+            self.t[j] = if self.normal.eliminated(j) {
+                self.r1[j] / self.d[j]
+            } else {
+                0.0
+            };
         }
         pb.times(&self.t, &mut self.rhs);
         for r in 0..m {
@@ -651,7 +706,10 @@ impl Ipm {
                 self.rhs[r] += targets.rows[r - me] / self.mult[r];
             }
         }
-        cholesky_solve(&self.normal, m, &mut self.rhs);
+        match &mut self.normal {
+            Normal::Dense(a) => cholesky_solve(a, m, &mut self.rhs),
+            Normal::Sparse(kkt) => kkt.solve(&self.r1, &mut self.rhs),
+        }
         dir.mult.copy_from_slice(&self.rhs);
         for j in 0..n {
             let dx = (self.r1[j] - pb.transpose_at(&dir.mult, j)) / self.d[j];
@@ -847,5 +905,263 @@ mod tests {
             ineq: rows(&[0, 1], &[0, 0], &[-1.0, 1.0], &[0.0, 0.0]),
         };
         assert!(solve(&empty, &Tolerances::default()).is_none());
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod sparse_tests {
+    use super::*;
+    use clarabel::algebra::CscMatrix;
+    use clarabel::solver::{
+        DefaultSettings, DefaultSolver, IPSolver, NonnegativeConeT, SolverStatus, SupportedConeT,
+        ZeroConeT,
+    };
+    use proptest::prelude::*;
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// A problem owned: rows as (row, col, val) triplets with right-hand sides.
+    #[derive(Debug, Default)]
+    struct Owned {
+        p: Vec<f64>,
+        q: Vec<f64>,
+        eq: (Vec<usize>, Vec<usize>, Vec<f64>, Vec<f64>),
+        ineq: (Vec<usize>, Vec<usize>, Vec<f64>, Vec<f64>),
+    }
+
+    impl Owned {
+        fn var(&mut self, p: f64, q: f64, lower: f64, upper: f64) -> usize {
+            let j = self.q.len();
+            self.p.push(p);
+            self.q.push(q);
+            self.le(&[(j, -1.0)], -lower);
+            if upper.is_finite() {
+                self.le(&[(j, 1.0)], upper);
+            }
+            j
+        }
+
+        fn le(&mut self, terms: &[(usize, f64)], rhs: f64) {
+            push(&mut self.ineq, terms, rhs);
+        }
+
+        fn equal(&mut self, terms: &[(usize, f64)], rhs: f64) {
+            push(&mut self.eq, terms, rhs);
+        }
+
+        fn input(&self) -> QpInput<'_> {
+            fn rows(r: &(Vec<usize>, Vec<usize>, Vec<f64>, Vec<f64>)) -> Rows<'_> {
+                Rows {
+                    row: &r.0,
+                    col: &r.1,
+                    val: &r.2,
+                    rhs: &r.3,
+                }
+            }
+            QpInput {
+                p_diag: &self.p,
+                q: &self.q,
+                eq: rows(&self.eq),
+                ineq: rows(&self.ineq),
+            }
+        }
+
+        fn objective(&self, x: &[f64]) -> f64 {
+            (0..x.len())
+                .map(|j| 0.5 * self.p[j] * x[j] * x[j] + self.q[j] * x[j])
+                .sum()
+        }
+
+        /// Worst row violation of `x`.
+        fn violation(&self, x: &[f64]) -> f64 {
+            let lhs = |r: &(Vec<usize>, Vec<usize>, Vec<f64>, Vec<f64>)| {
+                let mut out = vec![0.0; r.3.len()];
+                for k in 0..r.0.len() {
+                    out[r.0[k]] += r.2[k] * x[r.1[k]];
+                }
+                out
+            };
+            let eq = lhs(&self.eq)
+                .iter()
+                .zip(&self.eq.3)
+                .map(|(l, b)| (l - b).abs())
+                .fold(0.0, f64::max);
+            lhs(&self.ineq)
+                .iter()
+                .zip(&self.ineq.3)
+                .map(|(l, b)| (l - b).max(0.0))
+                .fold(eq, f64::max)
+        }
+
+        /// Clarabel's solution (the reference), equalities stacked above the inequalities.
+        fn clarabel(&self) -> Vec<f64> {
+            let n = self.q.len();
+            let (me, mi) = (self.eq.3.len(), self.ineq.3.len());
+            let ri = self
+                .eq
+                .0
+                .iter()
+                .copied()
+                .chain(self.ineq.0.iter().map(|r| r + me))
+                .collect();
+            let rj = [self.eq.1.as_slice(), &self.ineq.1].concat();
+            let rv = [self.eq.2.as_slice(), &self.ineq.2].concat();
+            let b = [self.eq.3.as_slice(), &self.ineq.3].concat();
+            let a = CscMatrix::new_from_triplets(me + mi, n, ri, rj, rv);
+            let diag: Vec<usize> = (0..n).filter(|&j| self.p[j] != 0.0).collect();
+            let pv = diag.iter().map(|&j| self.p[j]).collect();
+            let p = CscMatrix::new_from_triplets(n, n, diag.clone(), diag, pv);
+            let mut cones: Vec<SupportedConeT<f64>> = vec![NonnegativeConeT(mi)];
+            if me > 0 {
+                cones.insert(0, ZeroConeT(me));
+            }
+            let settings = DefaultSettings {
+                verbose: false,
+                ..DefaultSettings::default()
+            };
+            let mut solver = DefaultSolver::new(&p, &self.q, &a, &b, &cones, settings).unwrap();
+            solver.solve();
+            assert_eq!(solver.solution.status, SolverStatus::Solved);
+            solver.solution.x.clone()
+        }
+    }
+
+    fn push(
+        rows: &mut (Vec<usize>, Vec<usize>, Vec<f64>, Vec<f64>),
+        terms: &[(usize, f64)],
+        rhs: f64,
+    ) {
+        let r = rows.3.len();
+        for &(j, v) in terms {
+            rows.0.push(r);
+            rows.1.push(j);
+            rows.2.push(v);
+        }
+        rows.3.push(rhs);
+    }
+
+    /// A thermal day plan: heat `u_t ∈ [0, 3]` kW bought at a price, a temperature
+    /// `θ_t ∈ [19, 23]` °C, and the chain `θ_t = a·θ_{t−1} + b·u_t + c_t` as `steps` equality
+    /// rows, each touching steps `t` and `t − 1`.
+    fn thermal(rng: &mut ChaCha8Rng, steps: usize) -> Owned {
+        let mut pb = Owned::default();
+        // Drifting towards an outdoor 5-15 °C, heat can always hold 19 °C: feasible.
+        let (a, b) = (rng.random_range(0.9..0.98), rng.random_range(0.6..2.0));
+        let mut prev = None;
+        for _ in 0..steps {
+            let u = pb.var(1e-6, rng.random_range(0.05..0.4), 0.0, 3.0);
+            let theta = pb.var(0.0, 0.0, 19.0, 23.0);
+            let c = rng.random_range(5.0..15.0) * (1.0 - a);
+            match prev {
+                Some(p) => pb.equal(&[(theta, 1.0), (p, -a), (u, -b)], c),
+                None => pb.equal(&[(theta, 1.0), (u, -b)], c + a * 21.0),
+            }
+            prev = Some(theta);
+        }
+        pb
+    }
+
+    /// An EV plan's shape: charge power per vehicle and step, each vehicle's energy row, each
+    /// step's site limit and a peak row per step against each of `peaks` peak variables
+    /// (dense columns, as a plan's scenarios).
+    fn fleet(rng: &mut ChaCha8Rng, vehicles: usize, steps: usize, peaks: usize) -> Owned {
+        let mut pb = Owned::default();
+        let peak: Vec<usize> = (0..peaks)
+            .map(|_| {
+                pb.var(
+                    0.0,
+                    rng.random_range(1.0..20.0),
+                    rng.random_range(0.0..20.0),
+                    1e4,
+                )
+            })
+            .collect();
+        let mut at_step: Vec<Vec<(usize, f64)>> = vec![Vec::new(); steps];
+        for _ in 0..vehicles {
+            let start = rng.random_range(0..steps);
+            let end = rng.random_range(start + 1..=steps);
+            let max_kw = rng.random_range(1.0..11.0);
+            let mut energy = Vec::new();
+            for terms in &mut at_step[start..end] {
+                let price = rng.random_range(-0.02..0.3) - 1.0;
+                let c = pb.var(1e-6, price * 0.25, 0.0, max_kw);
+                energy.push((c, 0.25 * 0.9));
+                terms.push((c, 1.0));
+            }
+            pb.le(&energy, rng.random_range(0.0..40.0));
+        }
+        let limit = rng.random_range(5.0..60.0);
+        for terms in at_step.iter().filter(|t| !t.is_empty()) {
+            pb.le(terms, limit);
+            for &v in &peak {
+                let mut with_peak = terms.clone();
+                with_peak.push((v, -1.0));
+                pb.le(&with_peak, 0.0);
+            }
+        }
+        pb
+    }
+
+    fn check(pb: &Owned, sol: &QpSolution) -> Result<(), TestCaseError> {
+        let reference = pb.clarabel();
+        let (f, fc) = (pb.objective(&sol.x), pb.objective(&reference));
+        prop_assert!(
+            (f - fc).abs() <= 1e-6 * fc.abs().max(1.0),
+            "objective {} vs {} (clarabel)",
+            f,
+            fc
+        );
+        prop_assert!(
+            pb.violation(&sol.x) <= 1e-6,
+            "violation {}",
+            pb.violation(&sol.x)
+        );
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+
+        /// Thermal chains of 24 and 96 steps (banded equality rows): the sparse and the dense
+        /// system both answer, with clarabel's objective and feasible rows.
+        #[test]
+        fn thermal_chains_match_clarabel(seed in any::<u64>(), long in any::<bool>()) {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let pb = thermal(&mut rng, if long { 96 } else { 24 });
+            let tol = Tolerances::default();
+            let sparse = solve_with(&pb.input(), &tol, 0).unwrap();
+            let dense = solve_with(&pb.input(), &tol, usize::MAX).unwrap();
+            check(&pb, &sparse)?;
+            check(&pb, &dense)?;
+        }
+
+        /// Fleet plans up to 15-minute size (up to 96 steps, 20 vehicles and 3 peak
+        /// variables: up to about 400 rows, each peak variable in a row of every step): the sparse system answers with clarabel's
+        /// objective and feasible rows, as does the dense one.
+        #[test]
+        fn fleet_plans_match_clarabel(seed in any::<u64>()) {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let steps = rng.random_range(2..97usize);
+            let vehicles = rng.random_range(1..21usize);
+            let peaks = rng.random_range(1..4usize);
+            let pb = fleet(&mut rng, vehicles, steps, peaks);
+            let tol = Tolerances::default();
+            let sparse = solve_with(&pb.input(), &tol, 0).unwrap();
+            check(&pb, &sparse)?;
+            let dense = solve_with(&pb.input(), &tol, usize::MAX).unwrap();
+            check(&pb, &dense)?;
+        }
+    }
+
+    /// A 96-step fleet plan has more than 300 coupling rows and takes the sparse system by
+    /// default.
+    #[test]
+    fn a_15_minute_plan_is_large() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let pb = fleet(&mut rng, 20, 96, 3);
+        let problem = Problem::from_input(&pb.input()).unwrap();
+        assert!(problem.rows() > 300 && problem.rows() >= SPARSE_FROM_ROWS);
+        check(&pb, &solve(&pb.input(), &Tolerances::default()).unwrap()).unwrap();
     }
 }
