@@ -1097,6 +1097,29 @@ mod tests {
     }
 
     #[test]
+    fn sign_batch_gives_the_bytes_of_sign_and_the_transaction_they_decode_to() {
+        let records = vec![
+            (key(2), TxBody::Burn { amount: 1 }),
+            (
+                key(3),
+                TxBody::MeterReport {
+                    interval: 4,
+                    produced_wh: 5,
+                    consumed_wh: 6,
+                },
+            ),
+            (key(2), TxBody::Burn { amount: 7 }),
+        ];
+        let (batch, root) = Batch::sign_rooted(9, 100, records).unwrap();
+        assert_eq!(root, batch.root());
+        let bytes = Tx::sign(9, &key(1), 50, 3, TxBody::SettlementBatch(batch.clone()));
+        let (tx, built) = Tx::sign_batch(9, &key(1), 50, 3, (batch, &root));
+        assert_eq!(built, bytes);
+        assert_eq!(Tx::decode(&bytes).unwrap(), tx);
+        assert_eq!(tx.encode(), bytes);
+    }
+
+    #[test]
     fn fixed_lengths() {
         // Header 58 + body + 64: a transfer is 58 + 48 + 64 = 170 bytes.
         let b = Tx::sign(
