@@ -88,15 +88,16 @@ pub fn signer_message(chain_id: u64, first_record_id: u128, signer_root: &Hash) 
 
 /// The leaf of record `index` with `body`.
 pub fn record_leaf(index: u32, body: &TxBody) -> Hash {
-    leaf_hash(&record_leaf_bytes(index, body))
+    record_leaf_in(&mut Writer::with_capacity(5 + 128), index, body)
 }
 
-fn record_leaf_bytes(index: u32, body: &TxBody) -> Vec<u8> {
-    let mut w = Writer::with_capacity(5 + 128);
+/// [`record_leaf`], encoding into `w` (cleared first: one buffer for a whole batch).
+fn record_leaf_in(w: &mut Writer, index: u32, body: &TxBody) -> Hash {
+    w.buf.clear();
     w.u32(index);
     w.u8(body.kind());
-    body.encode_body(&mut w);
-    w.buf
+    body.encode_body(w);
+    leaf_hash(&w.buf)
 }
 
 /// The leaf of one signer in the batch tree.
@@ -107,10 +108,11 @@ pub fn signer_leaf(key: &PublicKey, signature: &[u8; 64], signer_root: &Hash) ->
 /// Record leaves grouped by author: per signer index, (record index, leaf) in batch order.
 fn leaves_by_signer(signers: usize, records: &[BatchRecord]) -> Vec<Vec<(u32, Hash)>> {
     let mut by: Vec<Vec<(u32, Hash)>> = vec![Vec::new(); signers];
+    let mut w = Writer::with_capacity(5 + 128);
     for (k, r) in records.iter().enumerate() {
         if let Some(v) = by.get_mut(usize::from(r.signer)) {
             let k = k as u32;
-            v.push((k, record_leaf(k, &r.body)));
+            v.push((k, record_leaf_in(&mut w, k, &r.body)));
         }
     }
     by
@@ -126,6 +128,16 @@ impl Batch {
         first_record_id: u128,
         records: Vec<(SigningKey, TxBody)>,
     ) -> Result<Self, DecodeError> {
+        Self::sign_rooted(chain_id, first_record_id, records).map(|(batch, _)| batch)
+    }
+
+    /// [`Batch::sign`] and the batch root, from the signer roots the signing computed (so a
+    /// producer encodes the batch without hashing every record again).
+    pub(crate) fn sign_rooted(
+        chain_id: u64,
+        first_record_id: u128,
+        records: Vec<(SigningKey, TxBody)>,
+    ) -> Result<(Self, Hash), DecodeError> {
         use rayon::prelude::*;
         check_counts(0, records.len())?;
         let mut index: BTreeMap<PublicKey, u16> = BTreeMap::new();
@@ -157,25 +169,28 @@ impl Batch {
             out.push(BatchRecord { signer, body });
         }
         let by = leaves_by_signer(keys.len(), &out);
-        let signers = keys
+        let (signers, leaves): (Vec<BatchSigner>, Vec<Hash>) = keys
             .par_iter()
             .zip(by.par_iter())
             .map(|(key, leaves)| {
                 let leaves: Vec<Hash> = leaves.iter().map(|(_, h)| *h).collect();
                 let root = merkle_root(&leaves);
-                BatchSigner {
+                let signer = BatchSigner {
                     key: key.verifying_key().to_bytes(),
                     signature: key
                         .sign(&signer_message(chain_id, first_record_id, &root))
                         .to_bytes(),
-                }
+                };
+                let leaf = signer_leaf(&signer.key, &signer.signature, &root);
+                (signer, leaf)
             })
-            .collect();
-        Ok(Self {
+            .unzip();
+        let batch = Self {
             first_record_id,
             signers,
             records: out,
-        })
+        };
+        Ok((batch, merkle_root(&leaves)))
     }
 
     /// The signer roots, in signer-table order.
@@ -230,12 +245,17 @@ impl Batch {
 
     /// The batch head of the transaction body (what the envelope signature covers).
     pub(crate) fn encode_head(&self, w: &mut Writer) {
+        self.encode_head_with(w, &self.root());
+    }
+
+    /// [`Batch::encode_head`] with the batch root already known (it must be [`Batch::root`]).
+    pub(crate) fn encode_head_with(&self, w: &mut Writer, root: &Hash) {
         w.u128(self.first_record_id);
         // Bounded by MAX_BATCH_SIGNERS / MAX_BATCH_RECORDS when built by `Batch::sign`;
         // saturate defensively (such a batch does not decode).
         w.u16(u16::try_from(self.signers.len()).unwrap_or(u16::MAX));
         w.u32(u32::try_from(self.records.len()).unwrap_or(u32::MAX));
-        w.bytes(&self.root());
+        w.bytes(root);
     }
 
     /// The payload after the envelope signature: signer table, then records.

@@ -349,29 +349,33 @@ impl Signer {
     fn pack(&mut self) -> Result<Packed, LedgerError> {
         let records = std::mem::take(&mut self.records);
         let mut txs = Vec::new();
+        let mut built = Vec::new();
         let mut kinds = Vec::new();
         let mut signatures = 0u64;
         let mut first_id = self.first_id;
         for chunk in batch_chunks(records) {
             let n = chunk.len() as u128;
             kinds.push(chunk.iter().map(|(_, b)| b.kind_name()).collect());
-            let batch = Batch::sign(self.chain_id, first_id, chunk)
+            let (batch, root) = Batch::sign_rooted(self.chain_id, first_id, chunk)
                 .map_err(|e| LedgerError::Settlement(format!("building a batch: {e}")))?;
             signatures += 1 + batch.signers.len() as u64;
             let id = self.next_id;
             self.next_id += 1;
-            txs.push(Tx::sign(
+            let (tx, bytes) = Tx::sign_batch(
                 self.chain_id,
                 &self.operator,
                 id,
                 self.operator_nonce,
-                TxBody::SettlementBatch(batch),
-            ));
+                (batch, &root),
+            );
+            txs.push(bytes);
+            built.push(tx);
             self.operator_nonce += 1;
             first_id += n;
         }
         Ok(Packed {
             txs,
+            built,
             kinds,
             signatures,
         })
@@ -381,6 +385,8 @@ impl Signer {
 /// A block's records packed into batch transactions.
 struct Packed {
     txs: Vec<Vec<u8>>,
+    /// The transactions `txs` encode, as built (applied without decoding them again).
+    built: Vec<Tx>,
     /// Per batch, the kind of every record (to name a rejected one).
     kinds: Vec<Vec<&'static str>>,
     /// ed25519 signatures the batches carry.
@@ -394,8 +400,9 @@ fn batch_chunks(records: Vec<(SigningKey, TxBody)>) -> Vec<Vec<(SigningKey, TxBo
     let mut current = Vec::new();
     let mut authors = std::collections::BTreeSet::new();
     let mut bytes = crate::tx::BATCH_COMMITTED_LEN;
+    let mut w = crate::codec::Writer::default();
     for (key, body) in records {
-        let mut w = crate::codec::Writer::default();
+        w.buf.clear();
         body.encode_body(&mut w);
         let author = pk(&key);
         let new_author = !authors.contains(&author);
@@ -1232,10 +1239,11 @@ impl Chain<'_> {
     ) -> Result<Block, LedgerError> {
         let Packed {
             txs,
+            built,
             kinds,
             signatures,
         } = self.signer.pack()?;
-        let (block, outcome) = self.ledger.produce_block(timestamp_s, txs)?;
+        let (block, outcome) = self.ledger.produce_own_block(timestamp_s, txs, built)?;
         // `store` writes the final records of every account, trade and certificate; the change
         // sets are not needed, so do not let them grow.
         self.ledger.take_changes();
@@ -1500,7 +1508,8 @@ pub fn settle_stream<E: From<LedgerError>>(
         simulation_key_seed: Some(year.seed),
     };
     let (mut ledger, genesis) = Ledger::genesis(config, year.start_timestamp_s)?;
-    // We sign every transaction ourselves here; the store replays with full verification.
+    // We sign every transaction ourselves here and apply them as built (`produce_own_block`);
+    // `store` checks that each decodes, `scg ledger verify` replays with full verification.
     ledger.set_verify_signatures(false);
     let members = keys
         .iter()

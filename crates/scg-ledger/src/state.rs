@@ -1439,6 +1439,18 @@ impl Ledger {
         timestamp_s: u64,
         txs: Vec<Vec<u8>>,
     ) -> Result<(Block, BlockOutcome), LedgerError> {
+        self.check_produce(timestamp_s, &txs)?;
+        let decoded = if self.verify_signatures {
+            decode_and_verify(self.config.chain_id, &txs, &self.verifying_keys)
+        } else {
+            decode_only(&txs)
+        };
+        Ok(self.produce_decoded(timestamp_s, txs, decoded))
+    }
+
+    /// What [`Ledger::produce_block`] refuses before executing: a poisoned ledger, a timestamp
+    /// before the parent's, too many transactions or one of bad length.
+    fn check_produce(&self, timestamp_s: u64, txs: &[Vec<u8>]) -> Result<(), LedgerError> {
         let height = self.height + 1;
         if self.poisoned {
             return Err(LedgerError::Poisoned);
@@ -1463,11 +1475,44 @@ impl Ledger {
                 reason: "too many transactions or a transaction of bad length".into(),
             });
         }
-        let decoded = if self.verify_signatures {
-            decode_and_verify(self.config.chain_id, &txs, &self.verifying_keys)
-        } else {
-            decode_only(&txs)
-        };
+        Ok(())
+    }
+
+    /// [`Ledger::produce_block`] of transactions the producer built and signed itself, given
+    /// as built (`decoded[i]` is the transaction `txs[i]` encodes, as [`Tx::sign_batch`]
+    /// returns them), so that they are not decoded again. Only without signature checks
+    /// ([`Ledger::set_verify_signatures`]`(false)`); with them, or when the lists differ in
+    /// length, this is `produce_block`. What the bytes decode to is not checked here: the
+    /// caller must (the settled year's [`crate::store::store`] decodes every transaction and
+    /// refuses a chain whose applied transaction does not decode).
+    pub(crate) fn produce_own_block(
+        &mut self,
+        timestamp_s: u64,
+        txs: Vec<Vec<u8>>,
+        decoded: Vec<Tx>,
+    ) -> Result<(Block, BlockOutcome), LedgerError> {
+        if self.verify_signatures || decoded.len() != txs.len() {
+            return self.produce_block(timestamp_s, txs);
+        }
+        self.check_produce(timestamp_s, &txs)?;
+        debug_assert!(
+            txs.iter()
+                .zip(&decoded)
+                .all(|(b, t)| Tx::decode(b).as_ref() == Ok(t)),
+            "a producer's transaction decodes to what it built"
+        );
+        let decoded = decoded.into_iter().map(Ok).collect();
+        Ok(self.produce_decoded(timestamp_s, txs, decoded))
+    }
+
+    /// Execute checked transactions as the next block and seal it.
+    fn produce_decoded(
+        &mut self,
+        timestamp_s: u64,
+        txs: Vec<Vec<u8>>,
+        decoded: Vec<Result<Tx, Reject>>,
+    ) -> (Block, BlockOutcome) {
+        let height = self.height + 1;
         let (results, expired, record_rejects, state_root) =
             self.execute(height, timestamp_s, &txs, decoded);
         let codes: Vec<u16> = results
@@ -1501,7 +1546,7 @@ impl Ledger {
             expired,
             record_rejects,
         };
-        Ok((block, outcome))
+        (block, outcome)
     }
 
     /// Apply the next block, checking its header against the replay. On a structural error the

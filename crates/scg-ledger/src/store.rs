@@ -411,7 +411,7 @@ impl Store {
                 .map(|((b, o), k)| (b, o, k.as_slice())),
         )?;
         let changes = ledger.take_changes();
-        put_records(&txn, ledger, &changes)?;
+        put_records(&txn, ledger, &changes, Earlier::Possible)?;
         put_head(&txn, last)?;
         txn.commit().map_err(db_err)?;
         self.head()?
@@ -747,10 +747,20 @@ fn put_blocks<'b>(
 
 /// Write the records `changes` names as `ledger` holds them (certificates with their owner
 /// index entry, moved when the owner changed).
+/// Whether the tables [`put_records`] writes may already hold earlier versions of the records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Earlier {
+    /// An existing chain: a certificate whose owner changed moves its owner index entry.
+    Possible,
+    /// A new file (the settled year's single write): nothing to look up or move.
+    None,
+}
+
 fn put_records(
     txn: &WriteTransaction,
     ledger: &Ledger,
     changes: &Changes,
+    earlier: Earlier,
 ) -> Result<(), LedgerError> {
     let mut t_accounts = txn.open_table(ACCOUNTS).map_err(db_err)?;
     for key in &changes.accounts {
@@ -766,13 +776,15 @@ fn put_records(
         let Some(c) = ledger.certificate(*id) else {
             continue;
         };
-        let old_owner = t_certs
-            .get(*id)
-            .map_err(db_err)?
-            .and_then(|v| Certificate::from_bytes(v.value()).ok())
-            .map(|old| old.owner);
-        if let Some(old) = old_owner {
-            t_owner.remove((old.as_slice(), *id)).map_err(db_err)?;
+        if earlier == Earlier::Possible {
+            let old_owner = t_certs
+                .get(*id)
+                .map_err(db_err)?
+                .and_then(|v| Certificate::from_bytes(v.value()).ok())
+                .map(|old| old.owner);
+            if let Some(old) = old_owner {
+                t_owner.remove((old.as_slice(), *id)).map_err(db_err)?;
+            }
         }
         t_owner
             .insert((c.owner.as_slice(), *id), ())
@@ -1033,7 +1045,8 @@ fn write_produced(path: &Path, settled: &settlement::SettledYear) -> Result<Head
             let rows = bs.iter().zip(os).zip(ks);
             put_blocks(&txn, rows.map(|((b, o), k)| (b, o, k.as_slice())))?;
             if let (true, Some(head)) = (last, blocks.last()) {
-                put_records(&txn, ledger, &all_records(ledger))?;
+                // A new file: no earlier records to look up.
+                put_records(&txn, ledger, &all_records(ledger), Earlier::None)?;
                 put_head(&txn, head)?;
             }
             txn.commit().map_err(db_err)?;

@@ -642,25 +642,76 @@ pub fn signing_message(chain_id: u64, unsigned: &[u8]) -> Vec<u8> {
     m
 }
 
+/// Id and nonce of a transaction being signed.
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    id: u128,
+    nonce: u64,
+}
+
+/// Encode and sign `body` by `key`: the canonical bytes and the signature. `batch_root` is the
+/// body's batch root when the caller has it ([`Batch::root`]; computed here otherwise).
+fn encode_signed(
+    chain_id: u64,
+    key: &SigningKey,
+    head: Head,
+    body: &TxBody,
+    batch_root: Option<&Hash>,
+) -> (Vec<u8>, [u8; 64]) {
+    let mut w = Writer::with_capacity(TX_HEADER_LEN + 128 + SIGNATURE_LEN);
+    w.u8(TX_VERSION);
+    w.u8(body.kind());
+    w.u128(head.id);
+    w.bytes(key.verifying_key().as_bytes());
+    w.u64(head.nonce);
+    match (body, batch_root) {
+        (TxBody::SettlementBatch(b), Some(root)) => b.encode_head_with(&mut w, root),
+        _ => body.encode_body(&mut w),
+    }
+    let signature = key.sign(&signing_message(chain_id, &w.buf)).to_bytes();
+    w.bytes(&signature);
+    if let TxBody::SettlementBatch(b) = body {
+        b.encode_payload(&mut w);
+    }
+    (w.buf, signature)
+}
+
 impl Tx {
     /// Build, sign and encode a transaction. Returns the canonical bytes.
     ///
     /// A CER distribution with 0 or more than [`MAX_PAYOUTS`] payouts still encodes (so tests
     /// can build it) but will not decode; the state machine records it as malformed.
     pub fn sign(chain_id: u64, key: &SigningKey, id: u128, nonce: u64, body: TxBody) -> Vec<u8> {
-        let mut w = Writer::with_capacity(TX_HEADER_LEN + 128 + SIGNATURE_LEN);
-        w.u8(TX_VERSION);
-        w.u8(body.kind());
-        w.u128(id);
-        w.bytes(key.verifying_key().as_bytes());
-        w.u64(nonce);
-        body.encode_body(&mut w);
-        let sig = key.sign(&signing_message(chain_id, &w.buf));
-        w.bytes(&sig.to_bytes());
-        if let TxBody::SettlementBatch(b) = &body {
-            b.encode_payload(&mut w);
-        }
-        w.buf
+        let root = match &body {
+            TxBody::SettlementBatch(b) => Some(b.root()),
+            _ => None,
+        };
+        let head = Head { id, nonce };
+        encode_signed(chain_id, key, head, &body, root.as_ref()).0
+    }
+
+    /// Sign a settlement batch whose root is known ([`Batch::sign_rooted`] returns it), so that
+    /// its records are not hashed again: the transaction and its canonical bytes (those of
+    /// [`Tx::sign`]).
+    pub(crate) fn sign_batch(
+        chain_id: u64,
+        key: &SigningKey,
+        id: u128,
+        nonce: u64,
+        batch: (Batch, &Hash),
+    ) -> (Self, Vec<u8>) {
+        let (batch, root) = batch;
+        let body = TxBody::SettlementBatch(batch);
+        let (bytes, signature) =
+            encode_signed(chain_id, key, Head { id, nonce }, &body, Some(root));
+        let tx = Self {
+            id,
+            signer: key.verifying_key().to_bytes(),
+            nonce,
+            body,
+            signature,
+        };
+        (tx, bytes)
     }
 
     /// Canonical bytes of this (already signed) transaction: `decode(encode(t)) == t`, and for
@@ -1043,6 +1094,29 @@ mod tests {
         invalid(bodies[14].clone(), 24, 2, "peak");
         invalid(bodies[15].clone(), 8, 3, "side");
         invalid(bodies[15].clone(), 25, 5, "source");
+    }
+
+    #[test]
+    fn sign_batch_gives_the_bytes_of_sign_and_the_transaction_they_decode_to() {
+        let records = vec![
+            (key(2), TxBody::Burn { amount: 1 }),
+            (
+                key(3),
+                TxBody::MeterReport {
+                    interval: 4,
+                    produced_wh: 5,
+                    consumed_wh: 6,
+                },
+            ),
+            (key(2), TxBody::Burn { amount: 7 }),
+        ];
+        let (batch, root) = Batch::sign_rooted(9, 100, records).unwrap();
+        assert_eq!(root, batch.root());
+        let bytes = Tx::sign(9, &key(1), 50, 3, TxBody::SettlementBatch(batch.clone()));
+        let (tx, built) = Tx::sign_batch(9, &key(1), 50, 3, (batch, &root));
+        assert_eq!(built, bytes);
+        assert_eq!(Tx::decode(&bytes).unwrap(), tx);
+        assert_eq!(tx.encode(), bytes);
     }
 
     #[test]
