@@ -136,6 +136,14 @@ struct Problem {
     /// Entries of variable `j`: `entries[col_start[j]..col_start[j + 1]]` as (row, value).
     col_start: Vec<usize>,
     entries: Vec<(usize, f64)>,
+    /// The bounds with a missing one as 0 (so masked products stay finite).
+    lower_or_0: Vec<f64>,
+    upper_or_0: Vec<f64>,
+    /// Norm of the constraint data (`rhs` and the finite bounds as rows), for the
+    /// termination test.
+    norm_b: f64,
+    /// Norm of `q`.
+    norm_q: f64,
 }
 
 impl Problem {
@@ -213,12 +221,24 @@ impl Problem {
             entries[fill[j]] = (r, v);
             fill[j] += 1;
         }
+        let mut bounds_b = 0.0;
+        for (&l, &u) in lower.iter().zip(&upper) {
+            let l = if l.is_finite() { l } else { 0.0 };
+            let u = if u.is_finite() { u } else { 0.0 };
+            bounds_b += l * l;
+            bounds_b += u * u;
+        }
+        let or_0 = |b: &f64| if b.is_finite() { *b } else { 0.0 };
         Some(Self {
+            lower_or_0: lower.iter().map(or_0).collect(),
+            upper_or_0: upper.iter().map(or_0).collect(),
             p: input.p_diag.to_vec(),
             q: input.q.to_vec(),
             lower,
             upper,
             eq_rows,
+            norm_b: sum_squares(0.0, &rhs).sqrt().hypot(bounds_b.sqrt()),
+            norm_q: sum_squares(0.0, input.q).sqrt(),
             rhs,
             col_start,
             entries,
@@ -238,6 +258,7 @@ impl Problem {
     }
 
     /// `out = R·v`.
+    #[inline]
     fn times(&self, v: &[f64], out: &mut [f64]) {
         out.fill(0.0);
         for (j, &vj) in v.iter().enumerate() {
@@ -248,8 +269,13 @@ impl Problem {
     }
 
     /// `(Rᵀ·w)_j`.
+    #[inline]
     fn transpose_at(&self, w: &[f64], j: usize) -> f64 {
-        self.column(j).iter().map(|&(r, a)| a * w[r]).sum()
+        let mut sum = 0.0;
+        for &(r, a) in self.column(j) {
+            sum += a * w[r];
+        }
+        sum
     }
 }
 
@@ -277,17 +303,6 @@ enum Normal {
     Dense(Vec<f64>),
     /// The reduced KKT system of [`kkt`].
     Sparse(Box<kkt::SparseKkt>),
-}
-
-impl Normal {
-    /// Whether variable `j` is eliminated into the rows' block (every variable in the dense
-    /// normal equations).
-    fn eliminated(&self, j: usize) -> bool {
-        match self {
-            Self::Dense(_) => true,
-            Self::Sparse(kkt) => !kkt.is_kept(j),
-        }
-    }
 }
 
 /// Complementarity right-hand sides of a Newton system.
@@ -330,12 +345,21 @@ struct Ipm {
     su: Vec<f64>,
     zl: Vec<f64>,
     zu: Vec<f64>,
-    has_l: Vec<bool>,
-    has_u: Vec<bool>,
+    /// 1 where the variable has a lower (upper) bound, else 0. A missing bound keeps its
+    /// slack at 1 and its multiplier, target and reciprocal at 0, so the loops below need no
+    /// branch: its terms vanish.
+    has_l: Vec<f64>,
+    has_u: Vec<f64>,
+    /// Complementarity pairs (coupling inequalities and finite bounds).
+    pairs: usize,
     // Workspace.
     rd: Vec<f64>,
     rp: Vec<f64>,
     d: Vec<f64>,
+    /// `1/d`, `1/sl`, `1/su` of the current iteration (zero for a missing bound).
+    inv_d: Vec<f64>,
+    inv_sl: Vec<f64>,
+    inv_su: Vec<f64>,
     r1: Vec<f64>,
     t: Vec<f64>,
     rhs: Vec<f64>,
@@ -351,8 +375,15 @@ impl Ipm {
     fn new(pb: &Problem, normal: Normal) -> Self {
         let (n, m) = (pb.n(), pb.rows());
         let mi = m - pb.eq_rows;
-        let has_l: Vec<bool> = pb.lower.iter().map(|l| l.is_finite()).collect();
-        let has_u: Vec<bool> = pb.upper.iter().map(|u| u.is_finite()).collect();
+        let mask = |b: &f64| if b.is_finite() { 1.0 } else { 0.0 };
+        let has_l: Vec<f64> = pb.lower.iter().map(mask).collect();
+        let has_u: Vec<f64> = pb.upper.iter().map(mask).collect();
+        let pairs = mi
+            + pb.lower
+                .iter()
+                .chain(&pb.upper)
+                .filter(|b| b.is_finite())
+                .count();
         // Start in the middle of each box (one unit inside a one-sided bound).
         let x: Vec<f64> = pb
             .lower
@@ -390,7 +421,7 @@ impl Ipm {
             .collect();
         let zl = (0..n)
             .map(|j| {
-                if has_l[j] {
+                if has_l[j] != 0.0 {
                     reduced[j].max(0.0) + 1.0
                 } else {
                     0.0
@@ -399,7 +430,7 @@ impl Ipm {
             .collect();
         let zu = (0..n)
             .map(|j| {
-                if has_u[j] {
+                if has_u[j] != 0.0 {
                     (-reduced[j]).max(0.0) + 1.0
                 } else {
                     0.0
@@ -416,9 +447,13 @@ impl Ipm {
             zu,
             has_l,
             has_u,
+            pairs,
             rd: vec![0.0; n],
             rp: vec![0.0; m],
             d: vec![0.0; n],
+            inv_d: vec![0.0; n],
+            inv_sl: vec![0.0; n],
+            inv_su: vec![0.0; n],
             r1: vec![0.0; n],
             t: vec![0.0; n],
             rhs: vec![0.0; m],
@@ -435,7 +470,7 @@ impl Ipm {
         let me = pb.eq_rows;
         for iteration in 0..MAX_ITERATIONS {
             self.residuals(pb);
-            let pairs = self.pairs();
+            let pairs = self.pairs;
             let mu = self.complementarity() / pairs.max(1) as f64;
             if !mu.is_finite() {
                 return None;
@@ -467,16 +502,10 @@ impl Ipm {
                     target - self.s[i] * self.mult[me + i] - affine.s[i] * affine.mult[me + i];
             }
             for j in 0..self.x.len() {
-                self.rc_lower[j] = if self.has_l[j] {
-                    target - self.sl[j] * self.zl[j] - affine.x[j] * affine.zl[j]
-                } else {
-                    0.0
-                };
-                self.rc_upper[j] = if self.has_u[j] {
-                    target - self.su[j] * self.zu[j] + affine.x[j] * affine.zu[j]
-                } else {
-                    0.0
-                };
+                self.rc_lower[j] =
+                    (target - self.sl[j] * self.zl[j] - affine.x[j] * affine.zl[j]) * self.has_l[j];
+                self.rc_upper[j] =
+                    (target - self.su[j] * self.zu[j] + affine.x[j] * affine.zu[j]) * self.has_u[j];
             }
             self.affine = affine;
             let mut step = std::mem::replace(&mut self.step, Direction::zeros(0, 0, 0));
@@ -491,59 +520,31 @@ impl Ipm {
         None
     }
 
-    /// Complementarity pairs (coupling inequalities and finite bounds).
-    fn pairs(&self) -> usize {
-        self.s.len()
-            + self.has_l.iter().filter(|&&b| b).count()
-            + self.has_u.iter().filter(|&&b| b).count()
-    }
-
     fn complementarity(&self) -> f64 {
         let me = self.mult.len() - self.s.len();
-        let rows: f64 = self
-            .s
-            .iter()
-            .zip(&self.mult[me..])
-            .map(|(s, z)| s * z)
-            .sum();
-        let bounds: f64 = (0..self.x.len())
-            .map(|j| {
-                let l = if self.has_l[j] {
-                    self.sl[j] * self.zl[j]
-                } else {
-                    0.0
-                };
-                let u = if self.has_u[j] {
-                    self.su[j] * self.zu[j]
-                } else {
-                    0.0
-                };
-                l + u
-            })
-            .sum();
+        let mut rows = 0.0;
+        for (s, z) in self.s.iter().zip(&self.mult[me..]) {
+            rows += s * z;
+        }
+        let mut bounds = 0.0;
+        for j in 0..self.x.len() {
+            bounds += self.sl[j] * self.zl[j] + self.su[j] * self.zu[j];
+        }
         rows + bounds
     }
 
     fn complementarity_after(&self, d: &Direction, alpha: f64) -> f64 {
         let me = self.mult.len() - self.s.len();
-        let rows: f64 = (0..self.s.len())
-            .map(|i| (self.s[i] + alpha * d.s[i]) * (self.mult[me + i] + alpha * d.mult[me + i]))
-            .sum();
-        let bounds: f64 = (0..self.x.len())
-            .map(|j| {
-                let l = if self.has_l[j] {
-                    (self.sl[j] + alpha * d.x[j]) * (self.zl[j] + alpha * d.zl[j])
-                } else {
-                    0.0
-                };
-                let u = if self.has_u[j] {
-                    (self.su[j] - alpha * d.x[j]) * (self.zu[j] + alpha * d.zu[j])
-                } else {
-                    0.0
-                };
-                l + u
-            })
-            .sum();
+        let mut rows = 0.0;
+        for i in 0..self.s.len() {
+            rows += (self.s[i] + alpha * d.s[i]) * (self.mult[me + i] + alpha * d.mult[me + i]);
+        }
+        let mut bounds = 0.0;
+        for j in 0..self.x.len() {
+            let l = (self.sl[j] + alpha * d.x[j]) * (self.zl[j] + alpha * d.zl[j]);
+            let u = (self.su[j] - alpha * d.x[j]) * (self.zu[j] + alpha * d.zu[j]);
+            bounds += l + u;
+        }
         rows + bounds
     }
 
@@ -565,63 +566,39 @@ impl Ipm {
     }
 
     /// Clarabel's test (`DefaultInfo::is_solved`), its norms on this problem's parts: the
-    /// bounds are rows `−x ≤ −l` and `x ≤ u` with slacks `sl`, `su`.
+    /// bounds are rows `−x ≤ −l` and `x ≤ u` with slacks `sl`, `su`. Plain loops (this runs
+    /// every iteration); each norm sums its squares in the order clarabel's vectors hold them.
     fn converged(&self, pb: &Problem, tol: &Tolerances) -> bool {
-        let norm = |it: &mut dyn Iterator<Item = f64>| it.map(|v| v * v).sum::<f64>().sqrt();
-        let bounds_b = norm(&mut (0..self.x.len()).flat_map(|j| {
-            [
-                if self.has_l[j] { pb.lower[j] } else { 0.0 },
-                if self.has_u[j] { pb.upper[j] } else { 0.0 },
-            ]
-        }));
-        let norm_b = norm(&mut pb.rhs.iter().copied()).hypot(bounds_b);
-        let norm_x = norm(&mut self.x.iter().copied());
-        let norm_s = norm(&mut self.s.iter().chain(&self.sl).chain(&self.su).copied());
-        let norm_z = norm(&mut self.mult.iter().chain(&self.zl).chain(&self.zu).copied());
-        let norm_q = norm(&mut pb.q.iter().copied());
-        // Bound rows' residuals: x − sl − l and u − x − su (round-off only).
-        let bound_res = norm(&mut (0..self.x.len()).flat_map(|j| {
-            [
-                if self.has_l[j] {
-                    self.x[j] - self.sl[j] - pb.lower[j]
-                } else {
-                    0.0
-                },
-                if self.has_u[j] {
-                    pb.upper[j] - self.x[j] - self.su[j]
-                } else {
-                    0.0
-                },
-            ]
-        }));
-        let res_primal = norm(&mut self.rp.iter().copied()).hypot(bound_res)
-            / (norm_b + norm_x + norm_s).max(1.0);
-        let res_dual = norm(&mut self.rd.iter().copied()) / (norm_q + norm_x + norm_z).max(1.0);
-        let x_px: f64 = self.x.iter().zip(&pb.p).map(|(x, p)| p * x * x).sum();
-        let qx: f64 = self.x.iter().zip(&pb.q).map(|(x, q)| q * x).sum();
+        let norm_x = sum_squares(0.0, &self.x).sqrt();
+        let norm_s = sum_squares(sum_squares(sum_squares(0.0, &self.s), &self.sl), &self.su).sqrt();
+        let norm_z = sum_squares(
+            sum_squares(sum_squares(0.0, &self.mult), &self.zl),
+            &self.zu,
+        )
+        .sqrt();
+        // Bound rows' residuals: x − sl − l and u − x − su (round-off only), interleaved.
+        let mut bound_res = 0.0;
+        let mut x_px = 0.0;
+        let mut qx = 0.0;
+        let mut bounds_z = 0.0;
+        for j in 0..self.x.len() {
+            let rl = (self.x[j] - self.sl[j] - pb.lower_or_0[j]) * self.has_l[j];
+            let ru = (pb.upper_or_0[j] - self.x[j] - self.su[j]) * self.has_u[j];
+            bound_res += rl * rl;
+            bound_res += ru * ru;
+            x_px += pb.p[j] * self.x[j] * self.x[j];
+            qx += pb.q[j] * self.x[j];
+            bounds_z += -pb.lower_or_0[j] * self.zl[j] + pb.upper_or_0[j] * self.zu[j];
+        }
+        let res_primal = sum_squares(0.0, &self.rp).sqrt().hypot(bound_res.sqrt())
+            / (pb.norm_b + norm_x + norm_s).max(1.0);
+        let res_dual = sum_squares(0.0, &self.rd).sqrt() / (pb.norm_q + norm_x + norm_z).max(1.0);
         let cost_primal = 0.5 * x_px + qx;
-        let bz: f64 = pb
-            .rhs
-            .iter()
-            .zip(&self.mult)
-            .map(|(b, z)| b * z)
-            .sum::<f64>()
-            + (0..self.x.len())
-                .map(|j| {
-                    let l = if self.has_l[j] {
-                        -pb.lower[j] * self.zl[j]
-                    } else {
-                        0.0
-                    };
-                    let u = if self.has_u[j] {
-                        pb.upper[j] * self.zu[j]
-                    } else {
-                        0.0
-                    };
-                    l + u
-                })
-                .sum::<f64>();
-        let cost_dual = -0.5 * x_px - bz;
+        let mut bz = 0.0;
+        for (b, z) in pb.rhs.iter().zip(&self.mult) {
+            bz += b * z;
+        }
+        let cost_dual = -0.5 * x_px - (bz + bounds_z);
         let gap_abs = (cost_primal - cost_dual).abs();
         let gap_rel = gap_abs / cost_primal.abs().min(cost_dual.abs()).max(1.0);
         (gap_abs < tol.gap_abs || gap_rel < tol.gap_rel)
@@ -632,18 +609,13 @@ impl Ipm {
     /// Form and factorise `R·D⁻¹·Rᵀ + diag(0; s/z)`; `None` on a non-finite entry.
     fn factor(&mut self, pb: &Problem) -> Option<()> {
         let (n, m, me) = (pb.n(), pb.rows(), pb.eq_rows);
+        // Reciprocals once per iteration (zero for a missing bound): both Newton solves of
+        // the iteration multiply by them instead of dividing.
         for j in 0..n {
-            let l = if self.has_l[j] {
-                self.zl[j] / self.sl[j]
-            } else {
-                0.0
-            };
-            let u = if self.has_u[j] {
-                self.zu[j] / self.su[j]
-            } else {
-                0.0
-            };
-            self.d[j] = pb.p[j] + l + u;
+            self.inv_sl[j] = self.has_l[j] / self.sl[j];
+            self.inv_su[j] = self.has_u[j] / self.su[j];
+            self.d[j] = pb.p[j] + self.zl[j] * self.inv_sl[j] + self.zu[j] * self.inv_su[j];
+            self.inv_d[j] = 1.0 / self.d[j];
         }
         let a = match &mut self.normal {
             Normal::Dense(a) => a,
@@ -681,23 +653,26 @@ impl Ipm {
             lower: &self.rc_lower,
             upper: &self.rc_upper,
         };
+        // A missing bound has a zero target and reciprocal, so its terms vanish.
         for j in 0..n {
-            let l = if self.has_l[j] {
-                targets.lower[j] / self.sl[j]
-            } else {
-                0.0
-            };
-            let u = if self.has_u[j] {
-                targets.upper[j] / self.su[j]
-            } else {
-                0.0
-            };
-            self.r1[j] = -self.rd[j] + l - u;
-            self.t[j] = if self.normal.eliminated(j) {
-                self.r1[j] / self.d[j]
-            } else {
-                0.0
-            };
+            self.r1[j] =
+                -self.rd[j] + targets.lower[j] * self.inv_sl[j] - targets.upper[j] * self.inv_su[j];
+        }
+        match &self.normal {
+            Normal::Dense(_) => {
+                for j in 0..n {
+                    self.t[j] = self.r1[j] * self.inv_d[j];
+                }
+            }
+            Normal::Sparse(kkt) => {
+                for j in 0..n {
+                    self.t[j] = if kkt.is_kept(j) {
+                        0.0
+                    } else {
+                        self.r1[j] * self.inv_d[j]
+                    };
+                }
+            }
         }
         pb.times(&self.t, &mut self.rhs);
         for r in 0..m {
@@ -712,18 +687,10 @@ impl Ipm {
         }
         dir.mult.copy_from_slice(&self.rhs);
         for j in 0..n {
-            let dx = (self.r1[j] - pb.transpose_at(&dir.mult, j)) / self.d[j];
+            let dx = (self.r1[j] - pb.transpose_at(&dir.mult, j)) * self.inv_d[j];
             dir.x[j] = dx;
-            dir.zl[j] = if self.has_l[j] {
-                (targets.lower[j] - self.zl[j] * dx) / self.sl[j]
-            } else {
-                0.0
-            };
-            dir.zu[j] = if self.has_u[j] {
-                (targets.upper[j] + self.zu[j] * dx) / self.su[j]
-            } else {
-                0.0
-            };
+            dir.zl[j] = (targets.lower[j] - self.zl[j] * dx) * self.inv_sl[j];
+            dir.zu[j] = (targets.upper[j] + self.zu[j] * dx) * self.inv_su[j];
         }
         for i in 0..m - me {
             dir.s[i] = (targets.rows[i] - self.s[i] * dir.mult[me + i]) / self.mult[me + i];
@@ -733,39 +700,30 @@ impl Ipm {
     /// Largest step in (0, 1] keeping every slack and multiplier non-negative.
     fn max_step(&self, d: &Direction) -> f64 {
         let me = self.mult.len() - self.s.len();
-        let limit = |v: f64, dv: f64| if dv < 0.0 { -v / dv } else { f64::INFINITY };
         let mut alpha: f64 = 1.0;
         for i in 0..self.s.len() {
-            alpha = alpha
-                .min(limit(self.s[i], d.s[i]))
-                .min(limit(self.mult[me + i], d.mult[me + i]));
+            alpha = shrink(alpha, self.s[i], d.s[i]);
+            alpha = shrink(alpha, self.mult[me + i], d.mult[me + i]);
         }
+        // A missing bound's direction entries are zero (its multiplier's by the Newton
+        // solve, its slack's by the mask), so it never limits the step.
         for j in 0..self.x.len() {
-            if self.has_l[j] {
-                alpha = alpha
-                    .min(limit(self.sl[j], d.x[j]))
-                    .min(limit(self.zl[j], d.zl[j]));
-            }
-            if self.has_u[j] {
-                alpha = alpha
-                    .min(limit(self.su[j], -d.x[j]))
-                    .min(limit(self.zu[j], d.zu[j]));
-            }
+            alpha = shrink(alpha, self.sl[j], d.x[j] * self.has_l[j]);
+            alpha = shrink(alpha, self.zl[j], d.zl[j]);
+            alpha = shrink(alpha, self.su[j], -d.x[j] * self.has_u[j]);
+            alpha = shrink(alpha, self.zu[j], d.zu[j]);
         }
         alpha
     }
 
     fn advance(&mut self, d: &Direction, alpha: f64) {
         for j in 0..self.x.len() {
-            self.x[j] += alpha * d.x[j];
-            if self.has_l[j] {
-                self.sl[j] += alpha * d.x[j];
-                self.zl[j] += alpha * d.zl[j];
-            }
-            if self.has_u[j] {
-                self.su[j] -= alpha * d.x[j];
-                self.zu[j] += alpha * d.zu[j];
-            }
+            let step = alpha * d.x[j];
+            self.x[j] += step;
+            self.sl[j] += step * self.has_l[j];
+            self.zl[j] += alpha * d.zl[j];
+            self.su[j] -= step * self.has_u[j];
+            self.zu[j] += alpha * d.zu[j];
         }
         for (v, dv) in self.mult.iter_mut().zip(&d.mult) {
             *v += alpha * dv;
@@ -813,6 +771,26 @@ fn cholesky(a: &mut [f64], m: usize) -> Option<()> {
     Some(())
 }
 
+/// `alpha.min(−v / dv)` when `dv < 0` (the step that takes `v` to zero), dividing only when
+/// the quotient can be below `alpha`: the test is loose by 1e-9 so it never skips a smaller
+/// quotient, and the result is the same as always dividing.
+#[inline]
+fn shrink(alpha: f64, v: f64, dv: f64) -> f64 {
+    if dv < 0.0 && v <= alpha * -dv * (1.0 + 1e-9) {
+        alpha.min(-v / dv)
+    } else {
+        alpha
+    }
+}
+
+/// `acc + Σ v²`, summed in order.
+fn sum_squares(mut acc: f64, v: &[f64]) -> f64 {
+    for x in v {
+        acc += x * x;
+    }
+    acc
+}
+
 /// `Σ a·b` with four partial sums (the dependent-add chain of one sum is what limits a
 /// Cholesky of a few dozen rows).
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -835,16 +813,18 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// Solve `L·Lᵀ·x = b` in place with the factor from [`cholesky`].
 fn cholesky_solve(l: &[f64], m: usize, b: &mut [f64]) {
     for i in 0..m {
-        let row = &l[i * m..i * m + i];
-        let dot: f64 = row.iter().zip(&b[..i]).map(|(x, y)| x * y).sum();
-        b[i] = (b[i] - dot) / l[i * m + i];
-    }
-    for i in (0..m).rev() {
-        let mut v = b[i];
-        for k in i + 1..m {
-            v -= l[k * m + i] * b[k];
-        }
+        let v = b[i] - dot(&l[i * m..i * m + i], &b[..i]);
         b[i] = v / l[i * m + i];
+    }
+    // `Lᵀ·x = y` by rows of `L` (contiguous): once `x_i` is known, take its share out of
+    // the earlier entries.
+    for i in (0..m).rev() {
+        let row = &l[i * m..i * m + i];
+        let xi = b[i] / l[i * m + i];
+        b[i] = xi;
+        for (bk, lik) in b[..i].iter_mut().zip(row) {
+            *bk -= lik * xi;
+        }
     }
 }
 
