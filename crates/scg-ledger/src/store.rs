@@ -1287,8 +1287,8 @@ fn ledger_root(blocks: &[Block]) -> Hash {
     blocks.last().map_or([0; 32], |b| b.header.state_root)
 }
 
-/// Give the free pages of a freshly written file back: redb's copy-on-write leaves a fifth of
-/// a 1,000-member year's file free (pages of the B-trees' earlier versions).
+/// Give the free pages of a freshly written file back (redb's copy-on-write leaves the pages
+/// of the B-trees' earlier versions free; the saving was not measured apart from the parts').
 fn compact(path: &Path) -> Result<(), LedgerError> {
     let mut db = Database::open(path).map_err(|e| at_path("opening", path, e))?;
     while db.compact().map_err(|e| at_path("compacting", path, e))? {}
