@@ -416,15 +416,21 @@ impl Store {
             .map_err(|e| storage_at("reading", &store.path, db_err(e)))?;
         let meta = txn.open_table(META).map_err(db_err)?;
         let format = meta.get("format").map_err(db_err)?;
-        match format.as_ref().map(|g| g.value().to_vec()) {
-            Some(v) if v == [STORE_FORMAT] => {}
-            other => {
-                return Err(LedgerError::Storage(format!(
-                    "{}: unsupported storage format {other:?} (this build reads [{STORE_FORMAT}]; \
-                     a ledger of format [2] is rewritten by settling the year again)",
-                    store.path.display()
-                )));
-            }
+        let found = match format.as_ref().map(|g| g.value().to_vec()) {
+            Some(v) if v == [STORE_FORMAT] => None,
+            Some(v) => Some(match v.as_slice() {
+                [n] => format!("storage format {n}"),
+                _ => format!("a format record of {} bytes", v.len()),
+            }),
+            None => Some("no storage format record".to_owned()),
+        };
+        if let Some(found) = found {
+            return Err(LedgerError::Storage(format!(
+                "{}: {found} found, storage format {STORE_FORMAT} expected (this build reads \
+                 only format {STORE_FORMAT}; a ledger of format 2 is rewritten by settling the \
+                 year again)",
+                store.path.display()
+            )));
         }
         drop(format);
         drop(meta);

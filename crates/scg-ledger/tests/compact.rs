@@ -467,6 +467,109 @@ fn a_damaged_stored_block_is_a_bad_block() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Bit flips inside a compressed block's stored frame, in the file itself: every one is
+/// caught as a bad block (the frame does not unpack, or unpacks to other bytes than the ones
+/// the chain's hashes and signatures commit to), never a panic or a verified chain.
+#[test]
+fn bit_flips_in_a_compressed_frame_are_caught() {
+    use scg_ledger::store::{BLOCK_PART_LEN, DB_FILE, Store, stored_block, write_blocks};
+    let blocks = chain_with_a_big_block();
+    let big = blocks
+        .iter()
+        .position(|b| stored_block(b).unwrap().len() > BLOCK_PART_LEN)
+        .unwrap();
+    let stored = stored_block(&blocks[big]).unwrap();
+    let dir = tmp_dir("ledger-frame-flips");
+    write_blocks(&dir, &blocks).unwrap();
+    let db_path = dir.join(DB_FILE);
+    let original = std::fs::read(&db_path).unwrap();
+    // Where the parts sit in the file (each once: the file is compacted).
+    let parts: Vec<usize> = stored
+        .chunks(BLOCK_PART_LEN)
+        .map(|part| {
+            let at: Vec<usize> = original
+                .windows(part.len())
+                .enumerate()
+                .filter(|(_, w)| *w == part)
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(at.len(), 1, "a part found {} times", at.len());
+            at[0]
+        })
+        .collect();
+    let mut state: u64 = 0xf1a9;
+    let mut flips = 0;
+    for (p, start) in parts.iter().enumerate() {
+        let len = stored.chunks(BLOCK_PART_LEN).nth(p).unwrap().len();
+        for _ in 0..12 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let pos = start + (state >> 33) as usize % len;
+            let bit = (state >> 20) as u8 % 8;
+            let mut bytes = original.clone();
+            bytes[pos] ^= 1 << bit;
+            std::fs::write(&db_path, &bytes).unwrap();
+            let s = Store::open_read_only(&dir).unwrap();
+            let err = s.verify().unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("block {big}")),
+                "part {p}, byte {} bit {bit}: {err}",
+                pos - start
+            );
+            flips += 1;
+        }
+    }
+    assert!(flips >= 24, "{flips} flips in {} parts", parts.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A ledger of storage format 2 (blocks uncompressed in table `blocks`) is refused, for
+/// reading and for writing, with an error naming the file, the format found and the one
+/// expected; so is a file without a format record.
+#[test]
+fn a_format_2_ledger_is_refused_with_a_clear_error() {
+    use redb::TableDefinition;
+    use scg_ledger::store::{DB_FILE, STORE_FORMAT, Store};
+    const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+    const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+    let blocks = chain_with_a_big_block();
+    let dir = tmp_dir("ledger-format-2");
+    std::fs::create_dir_all(&dir).unwrap();
+    let db_path = dir.join(DB_FILE);
+    let write = |format: Option<u8>| {
+        let _ = std::fs::remove_file(&db_path);
+        let db = redb::Database::create(&db_path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut meta = txn.open_table(META).unwrap();
+            if let Some(f) = format {
+                meta.insert("format", [f].as_slice()).unwrap();
+            }
+            let mut t = txn.open_table(BLOCKS).unwrap();
+            for b in &blocks {
+                t.insert(b.header.height, b.to_bytes().as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    };
+    write(Some(2));
+    let expected = format!("storage format {STORE_FORMAT} expected");
+    for err in [
+        Store::open_read_only(&dir).unwrap_err().to_string(),
+        Store::open(&dir).unwrap_err().to_string(),
+    ] {
+        assert!(err.contains(&db_path.display().to_string()), "{err}");
+        assert!(err.contains("storage format 2 found"), "{err}");
+        assert!(err.contains(&expected), "{err}");
+    }
+    write(None);
+    let err = Store::open_read_only(&dir).unwrap_err().to_string();
+    assert!(err.contains("no storage format record found"), "{err}");
+    assert!(err.contains(&expected), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 proptest::proptest! {
     /// Whatever bytes a stored block holds, reading them never panics.
     #[test]
