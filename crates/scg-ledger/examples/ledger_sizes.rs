@@ -1,7 +1,12 @@
 //! Where a stored ledger's bytes go: `cargo run --release -p scg-ledger --example
 //! ledger_sizes -- OUT/ledger` prints the blocks' bytes by part (signer entries, records by
-//! kind, the member days' series by quantity) and the file's size against them. Read-only.
+//! kind, the member days' series by quantity), what the blocks compress to with zstd at a few
+//! levels (the store keeps them at `store::BLOCK_ZSTD_LEVEL`), and the file's size against
+//! them with redb's per-table figures (stored bytes, metadata, fragmentation). Read-only;
+//! reads the current store format and the uncompressed format 2.
 #![allow(clippy::unwrap_used)]
+
+use redb::{ReadableDatabase, ReadableTableMetadata, TableHandle};
 
 use scg_ledger::day::encode_series;
 use scg_ledger::store::{DB_FILE, Store};
@@ -29,9 +34,15 @@ fn main() {
         e.1 += n as u64;
     };
     let mut blocks_len = 0u64;
+    const LEVELS: [i32; 3] = [1, 3, 9];
+    let mut packed = [0u64; LEVELS.len()];
     for h in 0..=head.height {
         let block = store.block(h).unwrap().expect("block");
-        blocks_len += block.to_bytes().len() as u64;
+        let bytes = block.to_bytes();
+        blocks_len += bytes.len() as u64;
+        for (n, level) in packed.iter_mut().zip(LEVELS) {
+            *n += zstd::bulk::compress(&bytes, level).unwrap().len() as u64;
+        }
         for bytes in &block.txs {
             let Ok(Tx {
                 body: TxBody::SettlementBatch(batch),
@@ -79,5 +90,32 @@ fn main() {
     );
     for (k, (count, bytes)) in &parts {
         println!("{k:45} {count:>10} {bytes:>14}");
+    }
+    for (level, n) in LEVELS.iter().zip(packed) {
+        println!(
+            "blocks as zstd level {level} frames: {n} bytes ({:.3} of the canonical bytes)",
+            n as f64 / blocks_len as f64
+        );
+    }
+    drop(store);
+    let db = redb::Builder::new()
+        .open_read_only(dir.join(DB_FILE))
+        .unwrap();
+    let txn = db.begin_read().unwrap();
+    println!(
+        "{:22} {:>14} {:>12} {:>12} {:>10} {:>8}",
+        "redb table", "stored bytes", "metadata", "fragmented", "leaf pages", "branch"
+    );
+    for handle in txn.list_tables().unwrap() {
+        let name = handle.name().to_owned();
+        let stats = txn.open_untyped_table(handle).unwrap().stats().unwrap();
+        println!(
+            "{name:22} {:>14} {:>12} {:>12} {:>10} {:>8}",
+            stats.stored_bytes(),
+            stats.metadata_bytes(),
+            stats.fragmented_bytes(),
+            stats.leaf_pages(),
+            stats.branch_pages()
+        );
     }
 }

@@ -5,8 +5,8 @@
 //!
 //! | table | key | value |
 //! |---|---|---|
-//! | `meta` | `"format"`, `"head"` | `[2]`; head = height `u64` + block hash + state root |
-//! | `blocks` | height `u64` | canonical block bytes |
+//! | `meta` | `"format"`, `"head"` | `[3]`; head = height `u64` + block hash + state root |
+//! | `block_parts` | (height `u64`, part `u32`) | the block as [`stored_block`] keeps it (tag, canonical bytes or zstd frame), in parts 0, 1, ... of [`BLOCK_PART_LEN`] bytes (the last shorter) |
 //! | `outcomes` | height `u64` | result codes and expired trades ([`BlockOutcome::encode_results`]) |
 //! | `accounts` | public key | account record at the head |
 //! | `account_txs` | (public key, height, tx index) | result code (0 = applied) — index by account |
@@ -36,9 +36,16 @@
 //! [`Store::open_read_only`] (used by `verify` and `show`) never writes to the file and works
 //! on read-only media.
 //!
+//! Blocks of a part or more ([`BLOCK_PART_LEN`]) are compressed at rest, and only there:
+//! hashes, signatures, Merkle proofs and everything a node exchanges are over the canonical
+//! bytes, which a read gets back exactly (stored bytes that do not give at most
+//! [`MAX_BLOCK_LEN`] bytes of a block of its height are a bad block). zstd keeps about 80 % of
+//! a 1,000-member compact-layout year's block bytes (the batch signers' keys and signatures,
+//! a third of them, do not compress).
+//!
 //! Storage errors name the file and the operation ("writing /x/ledger.redb: ...").
 
-use crate::block::{Block, outcome_root_with_records};
+use crate::block::{Block, MAX_BLOCK_LEN, outcome_root_with_records};
 use crate::merkle::{Hash, to_hex};
 use crate::state::{
     Account, BlockOutcome, Certificate, Changes, CheckedBlock, InvariantChecker, Ledger,
@@ -54,7 +61,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+const BLOCK_PARTS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("block_parts");
 const OUTCOMES: TableDefinition<u64, &[u8]> = TableDefinition::new("outcomes");
 const ACCOUNTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("accounts");
 const ACCOUNT_TXS: TableDefinition<(&[u8], u64, u32), u16> = TableDefinition::new("account_txs");
@@ -65,13 +72,106 @@ const TRADES: TableDefinition<u128, &[u8]> = TableDefinition::new("trades");
 
 /// File name of the database inside a ledger directory.
 pub const DB_FILE: &str = "ledger.redb";
-/// Storage format version (2: blocks of format 2, whose genesis states the chain's length).
-pub const STORE_FORMAT: u8 = 2;
+/// Storage format version (3: blocks of format 2, whose genesis states the chain's length,
+/// stored as zstd frames; format 2 stored them uncompressed and is not read).
+pub const STORE_FORMAT: u8 = 3;
+/// zstd level of the stored blocks (see [`stored_block`]).
+pub const BLOCK_ZSTD_LEVEL: i32 = 3;
+/// Bytes of a stored block per row of `block_parts`. redb allocates a page run of a power of
+/// two of 4 KiB pages per leaf: a block of 300 KB as one value took a 512 KiB run (40 %
+/// unused, measured on a 1,000-member compact ledger). A part plus its leaf's header (4 B),
+/// value end (4 B) and key (12 B) fills a 16 KiB run to within 44 bytes.
+pub const BLOCK_PART_LEN: usize = 16_320;
+/// Most bytes a stored block may have (its zstd frame; a frame never grows its input by more
+/// than a small fraction, 1/256 and a few bytes by zstd's bound).
+const MAX_STORED_BLOCK_LEN: usize = MAX_BLOCK_LEN + (MAX_BLOCK_LEN >> 7);
 /// Blocks per write transaction in [`write_blocks`].
 pub const GROUP_BLOCKS: usize = 1024;
 
 fn db_err<E: Into<redb::Error>>(e: E) -> LedgerError {
     LedgerError::Storage(e.into().to_string())
+}
+
+/// Tag of a stored block kept as its canonical bytes (it fits one part).
+const STORED_RAW: u8 = 0;
+/// Tag of a stored block kept as one zstd frame of its canonical bytes.
+const STORED_ZSTD: u8 = 1;
+
+/// What `block_parts` holds for `block` (cut in parts): a tag, then its canonical bytes
+/// when tag and bytes fit one part (a small block saves little, and stays readable as is),
+/// else one zstd frame of them.
+pub fn stored_block(block: &Block) -> Result<Vec<u8>, LedgerError> {
+    let bytes = block.to_bytes();
+    if bytes.len() < BLOCK_PART_LEN {
+        let mut out = Vec::with_capacity(1 + bytes.len());
+        out.push(STORED_RAW);
+        out.extend_from_slice(&bytes);
+        return Ok(out);
+    }
+    let mut out = vec![STORED_ZSTD];
+    let frame = zstd::bulk::compress(&bytes, BLOCK_ZSTD_LEVEL).map_err(|e| {
+        LedgerError::Storage(format!("compressing block {}: {e}", block.header.height))
+    })?;
+    out.extend_from_slice(&frame);
+    Ok(out)
+}
+
+/// The canonical bytes of a stored block ([`stored_block`]): a raw one within one part, a
+/// frame that unpacks to at most [`MAX_BLOCK_LEN`] bytes (so a damaged or hostile file cannot
+/// make a read allocate more).
+pub fn unpack_stored_block(stored: &[u8]) -> Result<Vec<u8>, String> {
+    match stored.split_first() {
+        Some((&STORED_RAW, bytes)) if stored.len() <= BLOCK_PART_LEN => Ok(bytes.to_vec()),
+        Some((&STORED_ZSTD, frame)) => zstd::bulk::decompress(frame, MAX_BLOCK_LEN).map_err(|e| {
+            format!(
+                "stored block does not unpack (a zstd frame of at most {MAX_BLOCK_LEN} bytes \
+                 expected): {e}"
+            )
+        }),
+        _ => Err(format!(
+            "stored block has an unknown tag {:?} (0 with at most {BLOCK_PART_LEN} bytes, or 1 \
+             expected)",
+            stored.first()
+        )),
+    }
+}
+
+/// The canonical bytes of block `height` from its parts (None when it has none): parts
+/// numbered 0, 1, ... without a gap, every one but the last [`BLOCK_PART_LEN`] bytes, together
+/// what [`unpack_stored_block`] takes.
+fn read_stored_block<T: ReadableTable<(u64, u32), &'static [u8]>>(
+    parts: &T,
+    height: u64,
+) -> Result<Option<Vec<u8>>, LedgerError> {
+    let bad = |reason: String| LedgerError::BadBlock { height, reason };
+    let mut frame = Vec::new();
+    let mut expect = 0u32;
+    let mut short = false;
+    for row in parts
+        .range((height, 0)..=(height, u32::MAX))
+        .map_err(db_err)?
+    {
+        let (k, v) = row.map_err(db_err)?;
+        let (part, piece) = (k.value().1, v.value());
+        if part != expect || short || piece.is_empty() || piece.len() > BLOCK_PART_LEN {
+            return Err(bad(format!(
+                "stored part {part} is out of place (part {expect} of at most \
+                 {BLOCK_PART_LEN} bytes expected, only the last one shorter)"
+            )));
+        }
+        if frame.len() + piece.len() > MAX_STORED_BLOCK_LEN {
+            return Err(bad(format!(
+                "stored block is over {MAX_STORED_BLOCK_LEN} bytes"
+            )));
+        }
+        short = piece.len() < BLOCK_PART_LEN;
+        frame.extend_from_slice(piece);
+        expect += 1;
+    }
+    if expect == 0 {
+        return Ok(None);
+    }
+    unpack_stored_block(&frame).map(Some).map_err(bad)
 }
 
 /// Stored result codes of a block (0 = applied) and the trades that expired at its start.
@@ -272,7 +372,8 @@ impl Store {
             let mut meta = txn.open_table(META).map_err(db_err)?;
             meta.insert("format", [STORE_FORMAT].as_slice())
                 .map_err(db_err)?;
-            for t in [BLOCKS, OUTCOMES, CERTIFICATES] {
+            txn.open_table(BLOCK_PARTS).map_err(db_err)?;
+            for t in [OUTCOMES, CERTIFICATES] {
                 txn.open_table(t).map_err(db_err)?;
             }
             txn.open_table(ACCOUNTS).map_err(db_err)?;
@@ -315,14 +416,21 @@ impl Store {
             .map_err(|e| storage_at("reading", &store.path, db_err(e)))?;
         let meta = txn.open_table(META).map_err(db_err)?;
         let format = meta.get("format").map_err(db_err)?;
-        match format.as_ref().map(|g| g.value().to_vec()) {
-            Some(v) if v == [STORE_FORMAT] => {}
-            other => {
-                return Err(LedgerError::Storage(format!(
-                    "{}: unsupported storage format {other:?}",
-                    store.path.display()
-                )));
-            }
+        let found = match format.as_ref().map(|g| g.value().to_vec()) {
+            Some(v) if v == [STORE_FORMAT] => None,
+            Some(v) => Some(match v.as_slice() {
+                [n] => format!("storage format {n}"),
+                _ => format!("a format record of {} bytes", v.len()),
+            }),
+            None => Some("no storage format record".to_owned()),
+        };
+        if let Some(found) = found {
+            return Err(LedgerError::Storage(format!(
+                "{}: {found} found, storage format {STORE_FORMAT} expected (this build reads \
+                 only format {STORE_FORMAT}; a ledger of format 2 is rewritten by settling the \
+                 year again)",
+                store.path.display()
+            )));
         }
         drop(format);
         drop(meta);
@@ -421,11 +529,11 @@ impl Store {
     /// A stored block.
     pub fn block(&self, height: u64) -> Result<Option<Block>, LedgerError> {
         let txn = self.db.begin_read().map_err(db_err)?;
-        let t = txn.open_table(BLOCKS).map_err(db_err)?;
-        let Some(v) = t.get(height).map_err(db_err)? else {
+        let t = txn.open_table(BLOCK_PARTS).map_err(db_err)?;
+        let Some(bytes) = read_stored_block(&t, height)? else {
             return Ok(None);
         };
-        Block::decode(v.value())
+        Block::decode(&bytes)
             .map(Some)
             .map_err(|source| LedgerError::Decode {
                 what: format!("block {height}"),
@@ -519,25 +627,23 @@ impl Store {
             LedgerError::Storage("no head record: empty or corrupt ledger".into())
         })?;
         let txn = self.db.begin_read().map_err(db_err)?;
-        let t_blocks = txn.open_table(BLOCKS).map_err(db_err)?;
+        let t_blocks = txn.open_table(BLOCK_PARTS).map_err(db_err)?;
         let t_outcomes = txn.open_table(OUTCOMES).map_err(db_err)?;
-        if t_blocks.len().map_err(db_err)? != head.height + 1 {
+        // Blocks 0..=head are each read below (a missing one is an error): none may follow.
+        let last = t_blocks.last().map_err(db_err)?.map(|(k, _)| k.value().0);
+        if last != Some(head.height) {
             return Err(LedgerError::Storage(format!(
-                "{} blocks stored but the head is at height {}",
-                t_blocks.len().map_err(db_err)?,
+                "the last stored block is {last:?} but the head is at height {}",
                 head.height
             )));
         }
         let read_block = |height: u64| -> Result<Block, LedgerError> {
             let bytes =
-                t_blocks
-                    .get(height)
-                    .map_err(db_err)?
-                    .ok_or_else(|| LedgerError::BadBlock {
-                        height,
-                        reason: "missing".into(),
-                    })?;
-            let block = Block::decode(bytes.value()).map_err(|e| LedgerError::BadBlock {
+                read_stored_block(&t_blocks, height)?.ok_or_else(|| LedgerError::BadBlock {
+                    height,
+                    reason: "missing".into(),
+                })?;
+            let block = Block::decode(&bytes).map_err(|e| LedgerError::BadBlock {
                 height,
                 reason: format!("does not decode: {e}"),
             })?;
@@ -714,20 +820,54 @@ impl Store {
 
 /// Write blocks, their outcomes and the per-account index entries of their transactions
 /// (`keys`: per transaction of the block, the keys it involves, see [`index_keys`]; passed in
-/// so that a caller that has decoded the transactions does not decode them again).
+/// so that a caller that has decoded the transactions does not decode them again). The
+/// blocks are compressed on all cores ([`stored_block`]) before the (serial) inserts.
 fn put_blocks<'b>(
     txn: &WriteTransaction,
     blocks: impl Iterator<Item = (&'b Block, &'b BlockOutcome, &'b [Vec<PublicKey>])>,
 ) -> Result<(), LedgerError> {
-    let mut t_blocks = txn.open_table(BLOCKS).map_err(db_err)?;
-    let mut t_outcomes = txn.open_table(OUTCOMES).map_err(db_err)?;
-    let mut t_index = txn.open_table(ACCOUNT_TXS).map_err(db_err)?;
-    for (block, outcome, keys) in blocks {
-        t_blocks
-            .insert(block.header.height, block.to_bytes().as_slice())
-            .map_err(db_err)?;
-        t_outcomes
-            .insert(block.header.height, outcome.encode_results().as_slice())
+    let blocks: Vec<_> = blocks.collect();
+    let mut tables = BlockTables {
+        blocks: txn.open_table(BLOCK_PARTS).map_err(db_err)?,
+        outcomes: txn.open_table(OUTCOMES).map_err(db_err)?,
+        index: txn.open_table(ACCOUNT_TXS).map_err(db_err)?,
+    };
+    // A few blocks per core at a time: the compressed copies are not all held at once.
+    let at_once = 4 * rayon::current_num_threads();
+    for group in blocks.chunks(at_once) {
+        let stored = group
+            .par_iter()
+            .map(|(b, _, _)| stored_block(b))
+            .collect::<Result<Vec<Vec<u8>>, LedgerError>>()?;
+        for (&(block, outcome, keys), stored) in group.iter().zip(stored) {
+            tables.put(block, &stored, outcome, keys)?;
+        }
+    }
+    Ok(())
+}
+
+/// The tables a block is written to.
+struct BlockTables<'t> {
+    blocks: redb::Table<'t, (u64, u32), &'static [u8]>,
+    outcomes: redb::Table<'t, u64, &'static [u8]>,
+    index: redb::Table<'t, (&'static [u8], u64, u32), u16>,
+}
+
+impl BlockTables<'_> {
+    /// Insert one block (`stored`: its [`stored_block`] bytes), its outcome and index entries.
+    fn put(
+        &mut self,
+        block: &Block,
+        stored: &[u8],
+        outcome: &BlockOutcome,
+        keys: &[Vec<PublicKey>],
+    ) -> Result<(), LedgerError> {
+        let height = block.header.height;
+        for (part, piece) in (0u32..).zip(stored.chunks(BLOCK_PART_LEN)) {
+            self.blocks.insert((height, part), piece).map_err(db_err)?;
+        }
+        self.outcomes
+            .insert(height, outcome.encode_results().as_slice())
             .map_err(db_err)?;
         assert_eq!(
             keys.len(),
@@ -736,13 +876,13 @@ fn put_blocks<'b>(
         );
         for (i, (tx_keys, code)) in keys.iter().zip(outcome.codes()).enumerate() {
             for key in tx_keys {
-                t_index
-                    .insert((key.as_slice(), block.header.height, i as u32), code)
+                self.index
+                    .insert((key.as_slice(), height, i as u32), code)
                     .map_err(db_err)?;
             }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Write the records `changes` names as `ledger` holds them (certificates with their owner
@@ -976,10 +1116,14 @@ fn existing_db(dir: &Path) -> Result<PathBuf, LedgerError> {
 /// Write a chain (genesis first, e.g. from [`settlement::settle_year`]) to a new ledger
 /// directory, applying and checking every block on the way; `verify` on it then passes.
 /// Blocks are committed in groups of [`GROUP_BLOCKS`] per write transaction (each one atomic);
-/// only the last commit syncs to disk (which makes every earlier group durable too).
+/// only the last commit syncs to disk (which makes every earlier group durable too). Then the
+/// file is compacted.
 pub fn write_blocks(dir: &Path, blocks: &[Block]) -> Result<Head, LedgerError> {
     std::fs::create_dir_all(dir).map_err(|e| at_path("creating", dir, e))?;
-    write_chain(&dir.join(DB_FILE), blocks)
+    let path = dir.join(DB_FILE);
+    let head = write_chain(&path, blocks)?;
+    compact(&path)?;
+    Ok(head)
 }
 
 fn write_chain(path: &Path, blocks: &[Block]) -> Result<Head, LedgerError> {
@@ -1162,6 +1306,14 @@ fn ledger_root(blocks: &[Block]) -> Hash {
     blocks.last().map_or([0; 32], |b| b.header.state_root)
 }
 
+/// Give the free pages of a freshly written file back (redb's copy-on-write leaves the pages
+/// of the B-trees' earlier versions free; the saving was not measured apart from the parts').
+fn compact(path: &Path) -> Result<(), LedgerError> {
+    let mut db = Database::open(path).map_err(|e| at_path("opening", path, e))?;
+    while db.compact().map_err(|e| at_path("compacting", path, e))? {}
+    Ok(())
+}
+
 /// Write a settled year (see [`settlement::settle_year`]) to `dir` as `ledger.redb`, replacing
 /// a previous one atomically: the chain is written to a temporary file in `dir`, synced, and
 /// renamed over `ledger.redb`, so a crash or a full disk leaves the previous ledger whole (plus
@@ -1173,7 +1325,7 @@ pub fn store(dir: &Path, settled: &settlement::SettledYear) -> Result<Head, Ledg
     if tmp.exists() {
         std::fs::remove_file(&tmp).map_err(|e| at_path("removing", &tmp, e))?;
     }
-    let head = match write_produced(&tmp, settled) {
+    let head = match write_produced(&tmp, settled).and_then(|head| compact(&tmp).map(|()| head)) {
         Ok(head) => head,
         Err(e) => {
             // Best effort: the error that matters is the write's.

@@ -333,3 +333,252 @@ fn a_compact_chain_stores_and_verifies() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A temporary ledger directory of this test process.
+fn tmp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A chain whose block 1 holds 300 signed transfers (their signatures do not compress: the
+/// block is stored in several parts) and block 2 one (stored raw).
+fn chain_with_a_big_block() -> Vec<scg_ledger::Block> {
+    let mut c = common::Chain::new();
+    let treasury = c.treasury.clone();
+    let bodies = (0..300u16)
+        .map(|i| TxBody::Transfer {
+            to: common::pk(&common::key(&format!("payee {i}"))),
+            amount: 1 + u128::from(i),
+        })
+        .collect();
+    let txs = c.sign_all(&treasury, bodies);
+    c.block(txs);
+    let tx = c.sign(
+        &treasury,
+        TxBody::Transfer {
+            to: common::pk(&common::key("payee 0")),
+            amount: 5,
+        },
+    );
+    c.block(vec![tx]);
+    c.blocks
+}
+
+/// Stored blocks: small ones as their bytes, larger ones as a zstd frame cut in parts; each
+/// reads back as the canonical block, and the chain verifies.
+#[test]
+fn stored_blocks_read_back_exactly_raw_or_compressed_in_parts() {
+    use scg_ledger::store::{
+        BLOCK_PART_LEN, Store, stored_block, unpack_stored_block, write_blocks,
+    };
+    let blocks = chain_with_a_big_block();
+    let sizes: Vec<usize> = blocks
+        .iter()
+        .map(|b| stored_block(b).unwrap().len())
+        .collect();
+    assert!(
+        sizes[0] < BLOCK_PART_LEN && sizes[2] < BLOCK_PART_LEN,
+        "{sizes:?}"
+    );
+    assert!(
+        sizes.iter().any(|n| *n > BLOCK_PART_LEN),
+        "a block of several parts: {sizes:?}"
+    );
+    for b in &blocks {
+        let stored = stored_block(b).unwrap();
+        assert_eq!(unpack_stored_block(&stored).unwrap(), b.to_bytes());
+        let canonical = b.to_bytes().len();
+        assert!(
+            stored.len() < canonical.max(BLOCK_PART_LEN),
+            "{} of {canonical}",
+            stored.len()
+        );
+    }
+    let dir = tmp_dir("ledger-parts");
+    write_blocks(&dir, &blocks).unwrap();
+    let s = Store::open_read_only(&dir).unwrap();
+    for (h, b) in blocks.iter().enumerate() {
+        assert_eq!(s.block(h as u64).unwrap().as_ref(), Some(b));
+    }
+    assert_eq!(s.block(blocks.len() as u64).unwrap(), None);
+    assert_eq!(s.verify().unwrap().height, 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A missing, reordered or damaged part makes the block bad, named by its height, and never
+/// a panic or a wrong block.
+#[test]
+fn a_damaged_stored_block_is_a_bad_block() {
+    use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+    const PARTS: TableDefinition<(u64, u32), &[u8]> = TableDefinition::new("block_parts");
+    let blocks = chain_with_a_big_block();
+    let big = blocks
+        .iter()
+        .position(|b| {
+            scg_ledger::store::stored_block(b).unwrap().len() > scg_ledger::store::BLOCK_PART_LEN
+        })
+        .unwrap() as u64;
+    let dir = tmp_dir("ledger-parts-damaged");
+    scg_ledger::store::write_blocks(&dir, &blocks).unwrap();
+    let db_path = dir.join(scg_ledger::store::DB_FILE);
+    let original = std::fs::read(&db_path).unwrap();
+    type Damage = fn(&mut redb::Table<'_, (u64, u32), &'static [u8]>, u64);
+    let damages: [(&str, Damage); 4] = [
+        ("a part missing", |t, h| {
+            t.remove((h, 0)).unwrap();
+        }),
+        ("an extra part", |t, h| {
+            let n = t.range((h, 0)..=(h, u32::MAX)).unwrap().count() as u32;
+            t.insert((h, n + 1), [1u8; 8].as_slice()).unwrap();
+        }),
+        ("an unknown tag", |t, h| {
+            let mut first = t.get((h, 0)).unwrap().unwrap().value().to_vec();
+            first[0] = 7;
+            t.insert((h, 0), first.as_slice()).unwrap();
+        }),
+        ("a cut frame", |t, h| {
+            let last = t.range((h, 0)..=(h, u32::MAX)).unwrap().count() as u32 - 1;
+            let mut piece = t.get((h, last)).unwrap().unwrap().value().to_vec();
+            piece.truncate(piece.len() / 2);
+            t.insert((h, last), piece.as_slice()).unwrap();
+        }),
+    ];
+    for (what, damage) in damages {
+        std::fs::write(&db_path, &original).unwrap();
+        {
+            let db = redb::Database::open(&db_path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut t = txn.open_table(PARTS).unwrap();
+                damage(&mut t, big);
+            }
+            txn.commit().unwrap();
+            let read = db.begin_read().unwrap();
+            assert!(read.open_table(PARTS).unwrap().get((big, 0)).is_ok());
+        }
+        let s = scg_ledger::store::Store::open_read_only(&dir).unwrap();
+        let err = s.block(big).unwrap_err().to_string();
+        assert!(err.contains(&format!("block {big}")), "{what}: {err}");
+        let err = s.verify().unwrap_err().to_string();
+        assert!(err.contains(&format!("block {big}")), "{what}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Bit flips inside a compressed block's stored frame, in the file itself: every one is
+/// caught as a bad block (the frame does not unpack, or unpacks to other bytes than the ones
+/// the chain's hashes and signatures commit to), never a panic or a verified chain.
+#[test]
+fn bit_flips_in_a_compressed_frame_are_caught() {
+    use scg_ledger::store::{BLOCK_PART_LEN, DB_FILE, Store, stored_block, write_blocks};
+    let blocks = chain_with_a_big_block();
+    let big = blocks
+        .iter()
+        .position(|b| stored_block(b).unwrap().len() > BLOCK_PART_LEN)
+        .unwrap();
+    let stored = stored_block(&blocks[big]).unwrap();
+    let dir = tmp_dir("ledger-frame-flips");
+    write_blocks(&dir, &blocks).unwrap();
+    let db_path = dir.join(DB_FILE);
+    let original = std::fs::read(&db_path).unwrap();
+    // Where the parts sit in the file (each once: the file is compacted).
+    let parts: Vec<usize> = stored
+        .chunks(BLOCK_PART_LEN)
+        .map(|part| {
+            let at: Vec<usize> = original
+                .windows(part.len())
+                .enumerate()
+                .filter(|(_, w)| *w == part)
+                .map(|(i, _)| i)
+                .collect();
+            assert_eq!(at.len(), 1, "a part found {} times", at.len());
+            at[0]
+        })
+        .collect();
+    let mut state: u64 = 0xf1a9;
+    let mut flips = 0;
+    for (p, start) in parts.iter().enumerate() {
+        let len = stored.chunks(BLOCK_PART_LEN).nth(p).unwrap().len();
+        for _ in 0..12 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let pos = start + (state >> 33) as usize % len;
+            let bit = (state >> 20) as u8 % 8;
+            let mut bytes = original.clone();
+            bytes[pos] ^= 1 << bit;
+            std::fs::write(&db_path, &bytes).unwrap();
+            let s = Store::open_read_only(&dir).unwrap();
+            let err = s.verify().unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("block {big}")),
+                "part {p}, byte {} bit {bit}: {err}",
+                pos - start
+            );
+            flips += 1;
+        }
+    }
+    assert!(flips >= 24, "{flips} flips in {} parts", parts.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A ledger of storage format 2 (blocks uncompressed in table `blocks`) is refused, for
+/// reading and for writing, with an error naming the file, the format found and the one
+/// expected; so is a file without a format record.
+#[test]
+fn a_format_2_ledger_is_refused_with_a_clear_error() {
+    use redb::TableDefinition;
+    use scg_ledger::store::{DB_FILE, STORE_FORMAT, Store};
+    const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+    const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+    let blocks = chain_with_a_big_block();
+    let dir = tmp_dir("ledger-format-2");
+    std::fs::create_dir_all(&dir).unwrap();
+    let db_path = dir.join(DB_FILE);
+    let write = |format: Option<u8>| {
+        let _ = std::fs::remove_file(&db_path);
+        let db = redb::Database::create(&db_path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut meta = txn.open_table(META).unwrap();
+            if let Some(f) = format {
+                meta.insert("format", [f].as_slice()).unwrap();
+            }
+            let mut t = txn.open_table(BLOCKS).unwrap();
+            for b in &blocks {
+                t.insert(b.header.height, b.to_bytes().as_slice()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    };
+    write(Some(2));
+    let expected = format!("storage format {STORE_FORMAT} expected");
+    for err in [
+        Store::open_read_only(&dir).unwrap_err().to_string(),
+        Store::open(&dir).unwrap_err().to_string(),
+    ] {
+        assert!(err.contains(&db_path.display().to_string()), "{err}");
+        assert!(err.contains("storage format 2 found"), "{err}");
+        assert!(err.contains(&expected), "{err}");
+    }
+    write(None);
+    let err = Store::open_read_only(&dir).unwrap_err().to_string();
+    assert!(err.contains("no storage format record found"), "{err}");
+    assert!(err.contains(&expected), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+proptest::proptest! {
+    /// Whatever bytes a stored block holds, reading them never panics.
+    #[test]
+    fn unpacking_any_stored_bytes_never_panics(
+        bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+        tag in 0u8..3,
+    ) {
+        let mut stored = vec![tag];
+        stored.extend_from_slice(&bytes);
+        let _ = scg_ledger::store::unpack_stored_block(&stored);
+    }
+}

@@ -2,7 +2,8 @@
 //! `scg simulate --no-ledger` does for a city) writes the same bytes as a run that keeps them:
 //! `members.parquet` from the blocks handed out while the year ran against the one encoded
 //! afterwards from the kept series, and `summary.json`, `community.csv` and `report.html` of
-//! the two results (which differ only in the series the streamed one did not keep).
+//! the two results (which differ only in the series the streamed one did not keep: the
+//! members' flows and loads).
 #![allow(clippy::unwrap_used)]
 
 use scg_model::Scenario;
@@ -57,7 +58,17 @@ fn assert_streamed_equals_kept(scenario: &Scenario, block_steps: usize) {
     assert_eq!(blocks, steps.div_ceil(block_steps));
     assert!(streamed.prosumers.iter().all(|p| p.flows.pv_kw.is_empty()
         && p.flows.grid_import_kw.is_empty()
-        && p.ev.charge_kw.is_empty()));
+        && p.ev.charge_kw.is_empty()
+        && p.load.load_kw.is_empty()
+        && p.load.baseline_kw.is_empty()));
+    // What a streamed run keeps of its members' loads and arrays are the kept run's figures.
+    for (k, s) in kept.prosumers.iter().zip(&streamed.prosumers) {
+        assert_eq!(k.load_report, s.load_report, "{}", k.id);
+        assert_eq!(k.pv_arrays, s.pv_arrays, "{}", k.id);
+        assert_eq!(k.load.scale_factor, s.load.scale_factor, "{}", k.id);
+    }
+    assert_eq!(kept.community.baseline_kw, streamed.community.baseline_kw);
+    assert_eq!(kept.community.load_kw, streamed.community.load_kw);
     let kept_parquet = write_members_parquet_blocks(&kept, Vec::new(), block_steps).unwrap();
     assert!(kept_parquet == streamed_parquet, "members.parquet differs");
     let info = RunInfo {

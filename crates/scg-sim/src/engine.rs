@@ -20,9 +20,9 @@ use crate::inputs::ResolvedInputs;
 use crate::members::{
     BlockConsumer, BlockSetup, BlockSink, FLOWS, MemberBlock, MemberSeries, MemberTotals,
 };
-use crate::metrics::{LoadReport, load_report};
+use crate::metrics::{LoadReport, load_report, load_report_with_baseline};
 use crate::prepare::EvYear;
-use crate::prepare::{Prepared, prepare};
+use crate::prepare::{PrepareOptions, Prepared, prepare_with};
 pub use crate::prepare::{prosumer_seed, synthesize_load};
 use crate::year::{
     EnergySums, FlowSeries, Prices, ProsumerSeries, SeriesSink, YearSettings, drive,
@@ -46,6 +46,7 @@ pub use crate::accounting::Economics;
 pub struct ProsumerResult {
     pub id: String,
     pub name: String,
+    /// The load (its series empty after a streamed run: [`simulate_streaming`]).
     pub load: LoadYear,
     pub load_report: LoadReport,
     pub flows: FlowSeries,
@@ -195,8 +196,9 @@ pub fn can_stream(assets: &Assets) -> bool {
 }
 
 /// [`simulate_with`]; with `stream`, the members' series are handed to its consumer block by
-/// block as the year runs and not kept: the result's `flows` are empty and its EV years hold
-/// no series (their figures, the members' energy and the community's per-step sums are the
+/// block as the year runs and not kept: the result's `flows` and its members' load series
+/// (`load.load_kw`, `load.baseline_kw`) are empty and its EV years hold no series (their
+/// figures, the members' energy and load reports and the community's per-step sums are the
 /// same bits as a run that keeps them). Refused when not [`can_stream`].
 pub fn simulate_streaming(
     scenario: &Scenario,
@@ -213,7 +215,11 @@ pub fn simulate_streaming(
         ));
     }
     let total = scenario.prosumers.len() + 1;
-    let prepared = prepare(scenario, assets, inputs, seed, &mut |done, _| {
+    // A streamed run keeps no member's series: neither need the baselines nor the arrays'.
+    let lean = PrepareOptions {
+        lean: stream.is_some(),
+    };
+    let prepared = prepare_with(scenario, assets, inputs, seed, lean, &mut |done, _| {
         progress(done, total)
     })?;
     let result = run_prepared_with(scenario, assets, prepared, seed, options, stream)?;
@@ -443,7 +449,7 @@ fn run_prepared_with(
     let econ_params = assets.economics.params();
     let mut prosumers = Vec::with_capacity(n);
     let mut load_kw = vec![0.0; steps];
-    let mut baseline_kw = vec![0.0; steps];
+    let baseline_kw = prepared.baseline_sum_kw;
     let mut parts = Vec::with_capacity(n);
     for (i, ((((prep, flows), ev), home), energy)) in preps
         .into_iter()
@@ -492,9 +498,9 @@ fn run_prepared_with(
         let a = &assets.prosumers[i];
         let pv_arrays =
             a.pv.iter()
-                .zip(&prep.pv_array_kw)
-                .map(|(spec, kw)| {
-                    let energy_kwh = kw.iter().sum::<f64>() * dt;
+                .zip(&prep.pv_array_kwh)
+                .map(|(spec, energy_kwh)| {
+                    let energy_kwh = *energy_kwh;
                     let kwp = spec.array.capacity_kwp;
                     PvArrayYield {
                         capacity_kwp: kwp,
@@ -506,19 +512,22 @@ fn run_prepared_with(
         for (l, v) in load_kw.iter_mut().zip(&prep.load.load_kw) {
             *l += v;
         }
-        for (l, v) in baseline_kw.iter_mut().zip(&prep.load.baseline_kw) {
-            *l += v;
+        let load_report = load_report_with_baseline(
+            &prep.load.load_kw,
+            prep.baseline_stats,
+            prep.load.scale_factor,
+            &grid,
+        );
+        let mut load = prep.load;
+        if streaming {
+            // Its figures are taken: a streamed result holds no member's series.
+            load.load_kw = Vec::new();
         }
         prosumers.push(ProsumerResult {
             id: p.id.clone(),
             name: p.name.clone().unwrap_or_else(|| p.id.clone()),
-            load_report: load_report(
-                &prep.load.load_kw,
-                &prep.load.baseline_kw,
-                prep.load.scale_factor,
-                &grid,
-            ),
-            load: prep.load,
+            load_report,
+            load,
             flows,
             energy,
             pv_arrays,

@@ -170,9 +170,20 @@ pub fn load_report(
     scale_factor: f64,
     grid: &TimeGrid,
 ) -> LoadReport {
+    load_report_with_baseline(load_kw, load_stats(baseline_kw, grid), scale_factor, grid)
+}
+
+/// [`load_report`] with the baseline's statistics already taken (a run that does not keep the
+/// baseline series, `crate::prepare::PrepareOptions::lean`).
+pub fn load_report_with_baseline(
+    load_kw: &[f64],
+    baseline: LoadStats,
+    scale_factor: f64,
+    grid: &TimeGrid,
+) -> LoadReport {
     LoadReport {
         scaled: load_stats(load_kw, grid),
-        baseline: load_stats(baseline_kw, grid),
+        baseline,
         scale_factor,
         seasonal: seasonal_profile(load_kw, grid),
         daily_profile_kw: daily_profile(load_kw, grid),

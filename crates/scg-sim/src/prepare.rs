@@ -10,6 +10,7 @@ use crate::assets::Assets;
 use crate::grid::{GridInputs, GridTariff};
 use crate::inputs::ResolvedInputs;
 use crate::inputs::ResolvedLoad;
+use crate::metrics::LoadStats;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use scg_model::{GridPeakSignal, Scenario, TimeGrid};
@@ -22,9 +23,17 @@ use scg_resource::wind;
 /// One prosumer's prepared series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreparedProsumer {
+    /// The load; with [`PrepareOptions::lean`] its `baseline_kw` is empty (its statistics are
+    /// in `baseline_stats`).
     pub load: LoadYear,
-    /// Output of each PV array at its configured size, kW per step.
+    /// Statistics of the load's baseline (HOMER's load page), taken before a lean prepare
+    /// drops the baseline series.
+    pub baseline_stats: LoadStats,
+    /// Output of each PV array at its configured size, kW per step (empty with
+    /// [`PrepareOptions::lean`]: the year reads `pv_kw_per_kwp`).
     pub pv_array_kw: Vec<Vec<f64>>,
+    /// Each PV array's energy over the year, kWh (the sum of its `pv_array_kw` × step hours).
+    pub pv_array_kwh: Vec<f64>,
     /// All arrays together per kWp installed (empty without PV), kW per step.
     pub pv_kw_per_kwp: Vec<f64>,
     pub pv_kwp: f64,
@@ -65,6 +74,8 @@ pub struct EvYear {
 pub struct Prepared {
     pub grid: TimeGrid,
     pub prosumers: Vec<PreparedProsumer>,
+    /// The sum of the prosumers' baselines, kW per step (prosumer by prosumer, in order).
+    pub baseline_sum_kw: Vec<f64>,
     pub months: Vec<u8>,
     pub bands: Vec<Band>,
     /// Zonal price per hour (8760), EUR/MWh.
@@ -95,12 +106,45 @@ fn site_seed(seed: u64, what: &str) -> u64 {
     prosumer_seed(seed, &format!("#site/{what}"))
 }
 
-/// Prepare a scenario. `progress(done, total)` is called after each prosumer's load.
+/// What [`prepare_with`] keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PrepareOptions {
+    /// Drop each prosumer's baseline and per-array PV series once their figures are taken
+    /// (`baseline_stats`, `pv_array_kwh`, `baseline_sum_kw`): the year never reads them, and
+    /// a city holding them all year pays 8 B per member-step for each.
+    pub lean: bool,
+}
+
+/// Prosumers prepared at once: their series are summed (and, lean, dropped) in order before
+/// the next batch is made, so a lean prepare never holds every member's baseline.
+const PREPARE_BATCH: usize = 256;
+
+/// Prepare a scenario, keeping every series. `progress(done, total)` is called after the
+/// prosumers' loads.
 pub fn prepare(
     scenario: &Scenario,
     assets: &Assets,
     inputs: &ResolvedInputs,
     seed: u64,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Prepared, SimError> {
+    prepare_with(
+        scenario,
+        assets,
+        inputs,
+        seed,
+        PrepareOptions::default(),
+        progress,
+    )
+}
+
+/// [`prepare`] keeping what `options` say.
+pub fn prepare_with(
+    scenario: &Scenario,
+    assets: &Assets,
+    inputs: &ResolvedInputs,
+    seed: u64,
+    options: PrepareOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Prepared, SimError> {
     let grid =
@@ -237,8 +281,14 @@ pub fn prepare(
         }
         let wind_kw_per_turbine = per_unit(&wind_kw, per_turbine_units, grid.len());
         done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let step_hours = grid.step_hours();
         Ok(PreparedProsumer {
+            baseline_stats: crate::metrics::load_stats(&load.baseline_kw, &grid),
             load,
+            pv_array_kwh: pv_array_kw
+                .iter()
+                .map(|kw| kw.iter().sum::<f64>() * step_hours)
+                .collect(),
             pv_array_kw,
             pv_kw_per_kwp,
             pv_kwp,
@@ -247,14 +297,29 @@ pub fn prepare(
             ev: EvYear::default(),
         })
     };
-    let prosumers = (0..total)
-        .into_par_iter()
-        .map(prepare_one)
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut prosumers = Vec::with_capacity(total);
+    let mut baseline_sum_kw = vec![0.0; grid.len()];
+    for first in (0..total).step_by(PREPARE_BATCH) {
+        let batch = (first..total.min(first + PREPARE_BATCH))
+            .into_par_iter()
+            .map(prepare_one)
+            .collect::<Result<Vec<_>, _>>()?;
+        for mut p in batch {
+            for (sum, v) in baseline_sum_kw.iter_mut().zip(&p.load.baseline_kw) {
+                *sum += v;
+            }
+            if options.lean {
+                p.load.baseline_kw = Vec::new();
+                p.pv_array_kw = Vec::new();
+            }
+            prosumers.push(p);
+        }
+    }
     progress(done.into_inner(), total);
     Ok(Prepared {
         grid,
         prosumers,
+        baseline_sum_kw,
         months,
         bands,
         zonal_hourly_eur_per_mwh,
