@@ -13,7 +13,7 @@ use crate::ReportError;
 use crate::city::Layout;
 use crate::costs::Costs;
 use crate::indicators::{self_consumption, self_sufficiency};
-use crate::summary::Summary;
+use crate::summary::{LedgerInfo, Summary};
 use crate::svg::{self, Axes, Opts, WIDTH, escape};
 use scg_model::Scenario;
 use scg_sim::SimResult;
@@ -57,8 +57,42 @@ pub fn render_layout(
     extra_html: &str,
     layout: Layout,
 ) -> Result<String, ReportError> {
+    let page = render_page(result, summary, scenario, extra_html, layout)?;
+    Ok(page.finish(summary.ledger.as_ref()))
+}
+
+/// The report page cut where the ledger's paragraph goes, so that all the rest renders while
+/// the year is still being settled; [`Page::finish`] puts the paragraph in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    /// Up to the community's market section.
+    head: String,
+    /// From the community's monthly loads to the end of the page.
+    tail: String,
+}
+
+impl Page {
+    /// The whole page, with the ledger's paragraph if there is a ledger.
+    pub fn finish(self, ledger: Option<&LedgerInfo>) -> String {
+        let mut h = self.head;
+        if let Some(l) = ledger {
+            ledger_paragraph(&mut h, l);
+        }
+        h.push_str(&self.tail);
+        h
+    }
+}
+
+/// [`render_layout`] but for the ledger's paragraph: `summary.ledger` is not read.
+pub fn render_page(
+    result: &SimResult,
+    summary: &Summary,
+    scenario: &Scenario,
+    extra_html: &str,
+    layout: Layout,
+) -> Result<Page, ReportError> {
     let city = layout == Layout::City;
-    let mut h = String::with_capacity(1 << 20);
+    let mut h = String::with_capacity(1 << 16);
     let sc = &summary.scenario;
     let _ = write!(
         h,
@@ -89,7 +123,10 @@ pub fn render_layout(
     h.push_str("</nav>");
     h.push_str(extra_html);
 
-    community_section(&mut h, result, summary, city)?;
+    community_head(&mut h, result, city)?;
+    let head = h;
+    let mut h = String::with_capacity(1 << 20);
+    community_tail(&mut h, result, city)?;
     let costs = crate::costs::costs(result, scenario);
     costs_section(&mut h, result, costs.as_ref(), city);
     if city {
@@ -113,7 +150,7 @@ pub fn render_layout(
         home_chart(&mut h, p);
     }
     h.push_str("<p class=\"note\">Statistics as HOMER reports them: load factor = average ÷ peak; crest factor = peak ÷ RMS; the baseline is the unperturbed, unscaled load. Renewable fraction = 1 − grid purchases ÷ (load served + grid sales) (HOMER). Self-consumption = 1 − (grid export + P2P export + excess) ÷ own PV and wind; self-sufficiency = 1 − (grid + P2P imports) ÷ demand (for the community P2P is internal). Timestamps are local standard time.</p></body></html>\n");
-    Ok(h)
+    Ok(Page { head, tail: h })
 }
 
 /// "hourly" at 60-minute steps, "hourly means of 15-min steps" otherwise.
@@ -128,12 +165,8 @@ fn pct(v: Option<f64>) -> String {
     v.map_or("–".to_owned(), |x| format!("{:.1} %", x * 100.0))
 }
 
-fn community_section(
-    h: &mut String,
-    result: &SimResult,
-    summary: &Summary,
-    city: bool,
-) -> Result<(), ReportError> {
+/// The community section up to its market part (the ledger's paragraph follows it).
+fn community_head(h: &mut String, result: &SimResult, city: bool) -> Result<(), ReportError> {
     h.push_str("<h2 id=\"community\">Community</h2>");
     headline_table(h, result);
     // A city's members are in the members section's distributions, not one row each.
@@ -163,19 +196,25 @@ fn community_section(
     if let Some(m) = &result.community.market {
         market_section(h, result, m, city);
     }
-    if let Some(l) = &summary.ledger {
-        let _ = write!(
-            h,
-            "<p>RESCoin ledger (<code>{}</code>): {} blocks, {} transactions ({} rejected), {} certificates of renewable origin, {} P2P trades settled; state root <code>{}</code>. Check it with <code>scg ledger verify</code>.</p>",
-            escape(&l.ledger_dir),
-            l.ledger_blocks,
-            l.ledger_transactions,
-            l.ledger_transactions_rejected,
-            l.certificates_issued,
-            l.p2p_trades_settled,
-            escape(&l.ledger_state_root)
-        );
-    }
+    Ok(())
+}
+
+fn ledger_paragraph(h: &mut String, l: &LedgerInfo) {
+    let _ = write!(
+        h,
+        "<p>RESCoin ledger (<code>{}</code>): {} blocks, {} transactions ({} rejected), {} certificates of renewable origin, {} P2P trades settled; state root <code>{}</code>. Check it with <code>scg ledger verify</code>.</p>",
+        escape(&l.ledger_dir),
+        l.ledger_blocks,
+        l.ledger_transactions,
+        l.ledger_transactions_rejected,
+        l.certificates_issued,
+        l.p2p_trades_settled,
+        escape(&l.ledger_state_root)
+    );
+}
+
+/// The community section after the ledger's paragraph: monthly loads and the load's charts.
+fn community_tail(h: &mut String, result: &SimResult, city: bool) -> Result<(), ReportError> {
     if !city {
         monthly_load_by_prosumer(h, result);
     }

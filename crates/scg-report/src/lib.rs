@@ -71,35 +71,94 @@ pub fn render_all_layout(
     extra_html: &str,
     layout: Layout,
 ) -> Result<Vec<OutputFile>, ReportError> {
-    let summary = Summary::new(result, scenario, run);
-    let mut files = vec![OutputFile {
-        name: "summary.json",
-        bytes: summary.to_json()?.into_bytes(),
-    }];
-    match layout {
+    let mut pre = prerender(result, scenario, run, extra_html, layout)?;
+    let series = pre.take_series();
+    let mut files = pre.finish(run.ledger.clone())?;
+    // summary.json first, then the series, the report and scenario.toml.
+    files.splice(1..1, series);
+    Ok(files)
+}
+
+/// The outputs of a run rendered before its year is settled on the ledger (see
+/// [`prerender`]): the series files are final; `summary.json` and `report.html` wait for the
+/// ledger's figures.
+#[derive(Debug, Clone)]
+pub struct Prerendered {
+    summary: Summary,
+    series: Vec<OutputFile>,
+    page: html::Page,
+    scenario_toml: OutputFile,
+}
+
+/// Render all of a run that does not depend on its ledger (`run.ledger` is not read): the
+/// series (`timeseries.csv` and `timeseries.parquet`, or a city's `community.csv`) and the
+/// report page but for its ledger paragraph, so that a caller can render while the ledger
+/// settles. [`Prerendered::finish`] completes them; together they are [`render_all_layout`].
+pub fn prerender(
+    result: &scg_sim::SimResult,
+    scenario: &scg_model::Scenario,
+    run: &RunInfo,
+    extra_html: &str,
+    layout: Layout,
+) -> Result<Prerendered, ReportError> {
+    let summary = Summary::without_ledger(result, scenario, run);
+    let series = match layout {
         Layout::Wide => {
             let table = table::SeriesTable::from_result(result);
-            files.push(OutputFile {
-                name: "timeseries.csv",
-                bytes: table.to_csv().into_bytes(),
-            });
-            files.push(OutputFile {
-                name: "timeseries.parquet",
-                bytes: table.to_parquet()?,
-            });
+            vec![
+                OutputFile {
+                    name: "timeseries.csv",
+                    bytes: table.to_csv().into_bytes(),
+                },
+                OutputFile {
+                    name: "timeseries.parquet",
+                    bytes: table.to_parquet()?,
+                },
+            ]
         }
-        Layout::City => files.push(OutputFile {
+        Layout::City => vec![OutputFile {
             name: city::COMMUNITY_CSV,
             bytes: city::community_table(result).to_csv().into_bytes(),
-        }),
+        }],
+    };
+    let page = html::render_page(result, &summary, scenario, extra_html, layout)?;
+    Ok(Prerendered {
+        summary,
+        series,
+        page,
+        scenario_toml: OutputFile {
+            name: "scenario.toml",
+            bytes: scenario.to_toml_string().into_bytes(),
+        },
+    })
+}
+
+impl Prerendered {
+    /// The series files, final already (to be written while the ledger settles); taken out,
+    /// so the second call returns none.
+    pub fn take_series(&mut self) -> Vec<OutputFile> {
+        std::mem::take(&mut self.series)
     }
-    files.push(OutputFile {
-        name: "report.html",
-        bytes: html::render_layout(result, &summary, scenario, extra_html, layout)?.into_bytes(),
-    });
-    files.push(OutputFile {
-        name: "scenario.toml",
-        bytes: scenario.to_toml_string().into_bytes(),
-    });
-    Ok(files)
+
+    /// `summary.json`, `report.html` and `scenario.toml` with the ledger's figures (`None`:
+    /// no ledger), followed by any series file not taken.
+    pub fn finish(
+        mut self,
+        ledger: Option<summary::LedgerInfo>,
+    ) -> Result<Vec<OutputFile>, ReportError> {
+        self.summary.set_ledger(ledger);
+        let mut files = vec![
+            OutputFile {
+                name: "summary.json",
+                bytes: self.summary.to_json()?.into_bytes(),
+            },
+            OutputFile {
+                name: "report.html",
+                bytes: self.page.finish(self.summary.ledger.as_ref()).into_bytes(),
+            },
+            self.scenario_toml,
+        ];
+        files.append(&mut self.series);
+        Ok(files)
+    }
 }

@@ -305,6 +305,18 @@ fn money_summary(m: &Economics) -> MoneySummary {
 impl Summary {
     /// Collect the summary of a result.
     pub fn new(result: &SimResult, scenario: &scg_model::Scenario, run: &RunInfo) -> Self {
+        let mut summary = Self::without_ledger(result, scenario, run);
+        summary.set_ledger(run.ledger.clone());
+        summary
+    }
+
+    /// The summary with no ledger figures (`run.ledger` is not read): what is known before
+    /// the year is settled; [`Summary::set_ledger`] adds them.
+    pub fn without_ledger(
+        result: &SimResult,
+        scenario: &scg_model::Scenario,
+        run: &RunInfo,
+    ) -> Self {
         let offset_seconds = result.grid.standard_offset_seconds();
         Self {
             schema: "scg.summary.v1",
@@ -351,10 +363,7 @@ impl Summary {
                                 p.ev.departures.iter().map(|d| 100.0 * d.wanted_soc),
                             ),
                             home: p.home.as_ref().map(HomeSummary::from),
-                            ledger: run
-                                .ledger
-                                .as_ref()
-                                .and_then(|l| l.members.get(&p.id).cloned()),
+                            ledger: None,
                         },
                     )
                 })
@@ -391,8 +400,17 @@ impl Summary {
                     .as_ref()
                     .map_or(0.0, |m| m.grid_fees_eur),
             },
-            ledger: run.ledger.clone(),
+            ledger: None,
         }
+    }
+
+    /// Put the ledger's figures in: at the top level, and each member's inside its prosumer
+    /// (`None` takes them out).
+    pub fn set_ledger(&mut self, ledger: Option<LedgerInfo>) {
+        for (id, p) in &mut self.prosumers {
+            p.ledger = ledger.as_ref().and_then(|l| l.members.get(id).cloned());
+        }
+        self.ledger = ledger;
     }
 
     /// Pretty JSON with a trailing newline.

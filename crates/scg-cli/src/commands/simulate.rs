@@ -237,27 +237,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         run_year(None, &mut progress)?
     };
-    let ledger = if args.no_ledger {
-        None
-    } else {
-        bar.set_message("settling ledger");
-        Some(settle_ledger(&result, &loaded, output.dir(), &bar)?)
-    };
-    bar.set_message("writing outputs");
     let run = scg_report::RunInfo {
         scg_version: env!("CARGO_PKG_VERSION").into(),
         scenario_source: loaded.source.clone(),
-        ledger,
+        ledger: None,
     };
-    let files = scg_report::render_all_layout(&result, &loaded.scenario, &run, "", layout)?;
-    for file in &files {
-        output.write(file.name, &file.bytes)?;
-    }
-    if layout == scg_report::Layout::City && !stream {
-        output.write_stream(scg_report::city::MEMBERS_PARQUET, |w| {
-            scg_report::city::write_members_parquet(&result, w)
-        })?;
-    }
+    let render = Render {
+        result: &result,
+        scenario: &loaded.scenario,
+        run: &run,
+        layout,
+        members_streamed: stream,
+    };
+    let ledger = if args.no_ledger {
+        bar.set_message("writing outputs");
+        render.write(&output)?;
+        None
+    } else {
+        bar.set_message("settling ledger");
+        let ledger_dir = output.dir().to_path_buf();
+        Some(render_while_settling(&render, &output, || {
+            settle_ledger(&result, &loaded, &ledger_dir, &bar)
+        })?)
+    };
     output.commit("simulate")?;
     bar.inc(1);
     bar.finish_and_clear();
@@ -269,7 +271,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         print!(
             "{}",
-            crate::console::summary(&result, run.ledger.as_ref(), &footer)
+            crate::console::summary(&result, ledger.as_ref(), &footer)
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -320,6 +322,95 @@ fn stream_members<W: std::io::Write + Send>(
         // The encoder's own error explains a simulation stopped by it.
         let written = written?;
         Ok((written, simulated?))
+    })
+}
+
+/// What `simulate` writes besides the ledger.
+struct Render<'a> {
+    result: &'a scg_sim::SimResult,
+    scenario: &'a scg_model::Scenario,
+    /// Without a ledger: the ledger's figures come to [`Render::finish`].
+    run: &'a scg_report::RunInfo,
+    layout: scg_report::Layout,
+    /// members.parquet was written while the year ran.
+    members_streamed: bool,
+}
+
+impl Render<'_> {
+    /// Every file, serially, without a ledger (in the order of `render_all_layout`).
+    fn write(&self, output: &crate::output::OutputDir) -> anyhow::Result<()> {
+        let files =
+            scg_report::render_all_layout(self.result, self.scenario, self.run, "", self.layout)?;
+        for file in &files {
+            output.write(file.name, &file.bytes)?;
+        }
+        self.write_members(output)
+    }
+
+    /// Render and write every file that does not depend on the ledger; what remains waits
+    /// for the ledger's figures in the returned value ([`Render::finish`]).
+    fn start(&self, output: &crate::output::OutputDir) -> anyhow::Result<scg_report::Prerendered> {
+        let mut pre = scg_report::prerender(self.result, self.scenario, self.run, "", self.layout)?;
+        for file in pre.take_series() {
+            output.write(file.name, &file.bytes)?;
+        }
+        self.write_members(output)?;
+        Ok(pre)
+    }
+
+    /// Write the files that carry the ledger's figures (`summary.json`, `report.html`) and the
+    /// rest of `pre`.
+    fn finish(
+        pre: scg_report::Prerendered,
+        output: &crate::output::OutputDir,
+        ledger: scg_report::summary::LedgerInfo,
+    ) -> anyhow::Result<()> {
+        for file in pre.finish(Some(ledger))? {
+            output.write(file.name, &file.bytes)?;
+        }
+        Ok(())
+    }
+
+    /// A city's members.parquet, unless it was written while the year ran.
+    fn write_members(&self, output: &crate::output::OutputDir) -> anyhow::Result<()> {
+        if self.layout == scg_report::Layout::City && !self.members_streamed {
+            output.write_stream(scg_report::city::MEMBERS_PARQUET, |w| {
+                scg_report::city::write_members_parquet(self.result, w)
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Settle and store the ledger (`settle`, on a thread of its own) while this thread renders
+/// and writes everything that does not need it; then write what does. The files are the bytes
+/// `render_all_layout` gives with the ledger's figures: the two threads share no output file
+/// (the ledger's thread writes in OUT/ledger only), and rendering reads the result only. An error of either
+/// thread is returned (both, if both fail); the caller commits nothing then.
+fn render_while_settling(
+    render: &Render<'_>,
+    output: &crate::output::OutputDir,
+    settle: impl FnOnce() -> anyhow::Result<scg_report::summary::LedgerInfo> + Send,
+) -> anyhow::Result<scg_report::summary::LedgerInfo> {
+    std::thread::scope(|scope| {
+        let settling = scope.spawn(settle);
+        let started = render.start(output);
+        let settled = settling.join().unwrap_or_else(|_| {
+            Err(anyhow::anyhow!(
+                "internal error: the ledger thread panicked"
+            ))
+        });
+        let (pre, ledger) = match (started, settled) {
+            (Ok(pre), Ok(ledger)) => (pre, ledger),
+            (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
+            (Err(render_err), Err(ledger_err)) => {
+                return Err(anyhow::anyhow!(
+                    "{ledger_err:#}; and rendering failed too: {render_err:#}"
+                ));
+            }
+        };
+        Render::finish(pre, output, ledger.clone())?;
+        Ok(ledger)
     })
 }
 
