@@ -19,6 +19,11 @@
 //! 5. community stage: pro-rata sharing or the market ([`Sharing`]), then the grid;
 //! 6. energy balance asserted (`assert!`, every prosumer, every interval, market included).
 //!
+//! Stage 1 reads only the price, the grid-peak signal and the forecast, never what stages 2-6
+//! did, so a caller may run it ahead on another thread: [`Community::take_fleets`], the free
+//! [`step_fleets`], then [`Community::step_with_ev`] with the powers it produced (the year loop
+//! does so for small communities, whose fleets are not already spread over rayon's threads).
+//!
 //! Never looks at future inputs except through the forecast it is handed; never does I/O.
 
 use crate::ComponentError;
@@ -249,6 +254,54 @@ impl<'a> Community<'a> {
         inputs: &IntervalInputs<'_>,
         forecast: &Forecast<'_>,
     ) -> Result<IntervalOutcome<'_>, SimError> {
+        self.advance(inputs, forecast, false)
+    }
+
+    /// [`Community::step`] with stage 1 done elsewhere: `ev` is what the EV sites (taken out
+    /// with [`Community::take_fleets`]) decided for this interval, by [`step_fleets`] with
+    /// this interval's [`fleet_signals`]. The same bytes as [`Community::step`].
+    pub fn step_with_ev(
+        &mut self,
+        inputs: &IntervalInputs<'_>,
+        forecast: &Forecast<'_>,
+        ev: &mut Vec<EvStepPower>,
+    ) -> Result<IntervalOutcome<'_>, SimError> {
+        if ev.len() != self.ev.len() {
+            return Err(SimError::Scenario(format!(
+                "interval {}: {} EV site powers for {} prosumers",
+                inputs.step,
+                ev.len(),
+                self.ev.len()
+            )));
+        }
+        std::mem::swap(&mut self.ev, ev);
+        self.advance(inputs, forecast, true)
+    }
+
+    /// Take the EV sites out (to step them ahead of the community on another thread, each
+    /// interval's result then handed to [`Community::step_with_ev`]); [`Community::put_fleets`]
+    /// puts them back before [`Community::finish`].
+    pub fn take_fleets(&mut self) -> Vec<Option<Fleet>> {
+        std::mem::take(&mut self.fleets)
+    }
+
+    /// Put back what [`Community::take_fleets`] took.
+    pub fn put_fleets(&mut self, fleets: Vec<Option<Fleet>>) {
+        self.fleets = fleets;
+    }
+
+    /// Whether any prosumer has an EV site.
+    pub fn has_fleets(&self) -> bool {
+        self.any_fleet
+    }
+
+    /// One interval; `ev_given` when stage 1's result is already in `self.ev`.
+    fn advance(
+        &mut self,
+        inputs: &IntervalInputs<'_>,
+        forecast: &Forecast<'_>,
+        ev_given: bool,
+    ) -> Result<IntervalOutcome<'_>, SimError> {
         let n = self.batteries.len();
         if inputs.prosumers.len() != n || inputs.step != self.next_step {
             return Err(SimError::Scenario(format!(
@@ -259,8 +312,9 @@ impl<'a> Community<'a> {
             )));
         }
         self.next_step += 1;
-        if self.any_fleet {
-            self.step_fleets(inputs, forecast)?;
+        if self.any_fleet && !ev_given {
+            let signals = fleet_signals(inputs, forecast, &mut self.ev_price);
+            step_fleets(&mut self.fleets, &mut self.ev, inputs.step, &signals)?;
         }
         for (i, (p, ev)) in inputs.prosumers.iter().zip(&self.ev).enumerate() {
             let renewable_kw = p.pv_kw + p.wind_kw + ev.v2g_kw;
@@ -306,72 +360,6 @@ impl<'a> Community<'a> {
         })
     }
 
-    /// Stage 1: the EV sites decide. Fleets are independent within an interval, so from
-    /// [`PARALLEL_FLEETS_FROM`] prosumers on they run in parallel; each result lands in its own
-    /// slot (same bytes as the serial loop below that).
-    fn step_fleets(
-        &mut self,
-        inputs: &IntervalInputs<'_>,
-        forecast: &Forecast<'_>,
-    ) -> Result<(), SimError> {
-        use rayon::prelude::*;
-        // The agents see the community: where its surplus is forecast, a kWh charged costs the
-        // community what that surplus would have earned (feed-in), not the retail price.
-        let price_forecast = if forecast.community_surplus_kw.is_empty() {
-            forecast.retail_eur_per_mwh
-        } else {
-            let h = forecast
-                .retail_eur_per_mwh
-                .len()
-                .min(forecast.community_surplus_kw.len())
-                .min(forecast.surplus_value_eur_per_mwh.len())
-                .min(EV_PRICE_HORIZON_STEPS);
-            self.ev_price.clear();
-            self.ev_price.extend(
-                forecast.retail_eur_per_mwh[..h]
-                    .iter()
-                    .zip(&forecast.community_surplus_kw[..h])
-                    .zip(&forecast.surplus_value_eur_per_mwh[..h])
-                    .map(|((retail, surplus), value)| effective_price(*retail, *surplus, *value)),
-            );
-            &self.ev_price[..]
-        };
-        let signals = StepSignals {
-            price_eur_per_mwh: price_forecast
-                .first()
-                .copied()
-                .unwrap_or(inputs.retail_eur_per_mwh),
-            grid_peak: inputs.grid_at_peak,
-            price_forecast_eur_per_mwh: price_forecast,
-            grid_peak_forecast: forecast.grid_at_peak,
-        };
-        let step = inputs.step;
-        let step_one = |(i, (fleet, out)): (usize, (&mut Option<Fleet>, &mut EvStepPower))| {
-            if let Some(fleet) = fleet {
-                *out = fleet
-                    .step(step, &signals)
-                    .map_err(|e| SimError::Scenario(format!("prosumers[{i}].ev: {e}")))?;
-            }
-            Ok(())
-        };
-        // Handing a step's fleets to rayon wakes its workers and parks them again every
-        // interval: for a handful of fleets that costs more than it saves (the built-in's five
-        // fleets: ~100,000 futex and sched_yield calls a year, strace).
-        if self.fleets.len() < PARALLEL_FLEETS_FROM {
-            self.fleets
-                .iter_mut()
-                .zip(self.ev.iter_mut())
-                .enumerate()
-                .try_for_each(step_one)
-        } else {
-            self.fleets
-                .par_iter_mut()
-                .zip(self.ev.par_iter_mut())
-                .enumerate()
-                .try_for_each(step_one)
-        }
-    }
-
     /// The community's state at the end.
     pub fn finish(self) -> CommunityEnd {
         let market = match &self.sharing {
@@ -384,6 +372,89 @@ impl<'a> Community<'a> {
             market,
         }
     }
+}
+
+/// What the EV agents see in an interval: the price forecast is the effective price
+/// ([`effective_price`]) where the community's surplus is forecast (built in `price`, a reused
+/// buffer), the retail forecast otherwise; and the grid-peak signal.
+pub fn fleet_signals<'s>(
+    inputs: &IntervalInputs<'_>,
+    forecast: &Forecast<'s>,
+    price: &'s mut Vec<f64>,
+) -> StepSignals<'s> {
+    // The agents see the community: where its surplus is forecast, a kWh charged costs the
+    // community what that surplus would have earned (feed-in), not the retail price.
+    let price_forecast: &'s [f64] = if forecast.community_surplus_kw.is_empty() {
+        forecast.retail_eur_per_mwh
+    } else {
+        let h = forecast
+            .retail_eur_per_mwh
+            .len()
+            .min(forecast.community_surplus_kw.len())
+            .min(forecast.surplus_value_eur_per_mwh.len())
+            .min(EV_PRICE_HORIZON_STEPS);
+        price.clear();
+        price.extend(
+            forecast.retail_eur_per_mwh[..h]
+                .iter()
+                .zip(&forecast.community_surplus_kw[..h])
+                .zip(&forecast.surplus_value_eur_per_mwh[..h])
+                .map(|((retail, surplus), value)| effective_price(*retail, *surplus, *value)),
+        );
+        &price[..]
+    };
+    StepSignals {
+        price_eur_per_mwh: price_forecast
+            .first()
+            .copied()
+            .unwrap_or(inputs.retail_eur_per_mwh),
+        grid_peak: inputs.grid_at_peak,
+        price_forecast_eur_per_mwh: price_forecast,
+        grid_peak_forecast: forecast.grid_at_peak,
+    }
+}
+
+/// Stage 1: the EV sites decide, `ev[i]` from `fleets[i]` (zero without a site). Fleets are
+/// independent within an interval, so from [`PARALLEL_FLEETS_FROM`] prosumers on they run in
+/// parallel; each result lands in its own slot (same bytes as the serial loop below that).
+pub fn step_fleets(
+    fleets: &mut [Option<Fleet>],
+    ev: &mut [EvStepPower],
+    step: usize,
+    signals: &StepSignals<'_>,
+) -> Result<(), SimError> {
+    use rayon::prelude::*;
+    let step_one = |(i, (fleet, out)): (usize, (&mut Option<Fleet>, &mut EvStepPower))| {
+        if let Some(fleet) = fleet {
+            *out = fleet
+                .step(step, signals)
+                .map_err(|e| SimError::Scenario(format!("prosumers[{i}].ev: {e}")))?;
+        }
+        Ok(())
+    };
+    // Handing a step's fleets to rayon wakes its workers and parks them again every
+    // interval: for a handful of fleets that costs more than it saves (the built-in's five
+    // fleets: ~100,000 futex and sched_yield calls a year, strace).
+    if fleets.len() < PARALLEL_FLEETS_FROM {
+        fleets
+            .iter_mut()
+            .zip(ev.iter_mut())
+            .enumerate()
+            .try_for_each(step_one)
+    } else {
+        fleets
+            .par_iter_mut()
+            .zip(ev.par_iter_mut())
+            .enumerate()
+            .try_for_each(step_one)
+    }
+}
+
+/// Whether a community of `prosumers` steps its EV sites ahead on a thread of their own
+/// ([`crate::year::drive`]): below [`PARALLEL_FLEETS_FROM`] prosumers, where the sites are
+/// otherwise stepped one after the other on the community's thread.
+pub fn fleets_ahead(prosumers: usize) -> bool {
+    prosumers < PARALLEL_FLEETS_FROM
 }
 
 /// The price an EV agent plans with for one interval: the surplus's value when the community

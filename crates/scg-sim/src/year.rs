@@ -218,8 +218,6 @@ pub fn drive<S: FlowSink>(
     sink: &mut S,
     on_ev: &mut dyn FnMut(usize, &[EvStepPower]),
 ) -> Result<(), crate::SimError> {
-    let n = prosumers.len();
-    let retail_eur_per_mwh = prices.retail_eur_per_mwh;
     // The surplus forecast (perfect, like the prices'): the EV agents price it with the
     // feed-in, the flexible-load stage plans against it; not computed when nobody reads it.
     let surplus = if prices.feed_in_eur_per_mwh.is_empty() && !community.has_flexible_load() {
@@ -227,11 +225,117 @@ pub fn drive<S: FlowSink>(
     } else {
         community_surplus_kw(prosumers, steps)
     };
+    let year = YearInputs {
+        prosumers,
+        settings,
+        prices,
+        surplus: &surplus,
+    };
+    if community.has_fleets() && crate::community::fleets_ahead(prosumers.len()) && steps > 1 {
+        drive_with_fleets_ahead(community, &year, steps, sink, on_ev)
+    } else {
+        let mut ev_ahead = None;
+        drive_steps(community, &year, steps, sink, on_ev, &mut ev_ahead)
+    }
+}
+
+/// What the year loop reads each interval (the community's inputs and forecast).
+struct YearInputs<'y> {
+    prosumers: &'y [ProsumerSeries<'y>],
+    settings: &'y YearSettings<'y>,
+    prices: &'y Prices<'y>,
+    surplus: &'y [f64],
+}
+
+impl<'y> YearInputs<'y> {
+    /// Interval `t`'s retail price and grid-peak flag (the per-prosumer values are filled by
+    /// the loop) and its forecast.
+    fn at<'p>(
+        &self,
+        t: usize,
+        prosumers: &'p [ProsumerInterval],
+    ) -> (IntervalInputs<'p>, Forecast<'y>) {
+        let retail = self.prices.retail_eur_per_mwh;
+        let inputs = IntervalInputs {
+            step: t,
+            prosumers,
+            retail_eur_per_mwh: retail.get(t).copied().unwrap_or(0.0),
+            grid_at_peak: self.settings.grid_at_peak.get(t).copied().unwrap_or(false),
+        };
+        let forecast = Forecast {
+            retail_eur_per_mwh: retail.get(t..).unwrap_or(&[]),
+            grid_at_peak: self.settings.grid_at_peak.get(t..).unwrap_or(&[]),
+            community_surplus_kw: self.surplus.get(t..).unwrap_or(&[]),
+            surplus_value_eur_per_mwh: self.prices.feed_in_eur_per_mwh.get(t..).unwrap_or(&[]),
+        };
+        (inputs, forecast)
+    }
+}
+
+/// Intervals the EV sites may run ahead of the community (bounds the powers in flight).
+const FLEET_LEAD_STEPS: usize = 32;
+
+/// The year loop with the EV sites stepped on a thread of their own, ahead of the community
+/// (their inputs are the prices, the grid-peak signal and the surplus forecast, none of which
+/// depends on what the community did): stage 1 of an interval runs while the community does
+/// stages 2-6 of an earlier one. Each site sees the same signals in the same order as in
+/// [`Community::step`], so the bytes are the same.
+fn drive_with_fleets_ahead<S: FlowSink>(
+    community: &mut Community<'_>,
+    year: &YearInputs<'_>,
+    steps: usize,
+    sink: &mut S,
+    on_ev: &mut dyn FnMut(usize, &[EvStepPower]),
+) -> Result<(), crate::SimError> {
+    let n = year.prosumers.len();
+    let mut fleets = community.take_fleets();
+    let result = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<EvStepPower>, crate::SimError>>(
+            FLEET_LEAD_STEPS,
+        );
+        let fleets = &mut fleets;
+        let producer = scope.spawn(move || {
+            let mut price = Vec::new();
+            let none = vec![ProsumerInterval::default(); n];
+            for t in 0..steps {
+                let (inputs, forecast) = year.at(t, &none);
+                let signals = crate::community::fleet_signals(&inputs, &forecast, &mut price);
+                let mut ev = vec![EvStepPower::default(); n];
+                let out = crate::community::step_fleets(fleets, &mut ev, t, &signals).map(|()| ev);
+                let failed = out.is_err();
+                // The community stopped (an error of its own): nothing more to do.
+                if tx.send(out).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let mut ev_ahead = Some(rx);
+        let run = drive_steps(community, year, steps, sink, on_ev, &mut ev_ahead);
+        // Unblocks the producer if the loop stopped early.
+        drop(ev_ahead);
+        let joined = producer.join();
+        run?;
+        joined.map_err(|_| crate::SimError::Scenario("the EV sites' thread panicked".into()))
+    });
+    community.put_fleets(fleets);
+    result
+}
+
+/// The intervals of the year; with `ev_ahead`, each interval's EV site powers come from it.
+fn drive_steps<S: FlowSink>(
+    community: &mut Community<'_>,
+    year: &YearInputs<'_>,
+    steps: usize,
+    sink: &mut S,
+    on_ev: &mut dyn FnMut(usize, &[EvStepPower]),
+    ev_ahead: &mut Option<EvReceiver>,
+) -> Result<(), crate::SimError> {
+    let n = year.prosumers.len();
     let mut intervals = vec![ProsumerInterval::default(); n];
     let mut pv = vec![0.0; n];
     let mut wind = vec![0.0; n];
     for t in 0..steps {
-        for (i, p) in prosumers.iter().enumerate() {
+        for (i, p) in year.prosumers.iter().enumerate() {
             pv[i] = p.pv_kw(t);
             wind[i] = p.wind_kw(t);
             intervals[i] = ProsumerInterval {
@@ -240,25 +344,27 @@ pub fn drive<S: FlowSink>(
                 wind_kw: wind[i],
             };
         }
-        let inputs = IntervalInputs {
-            step: t,
-            prosumers: &intervals,
-            retail_eur_per_mwh: retail_eur_per_mwh.get(t).copied().unwrap_or(0.0),
-            grid_at_peak: settings.grid_at_peak.get(t).copied().unwrap_or(false),
+        let (inputs, forecast) = year.at(t, &intervals);
+        let out = match ev_ahead {
+            None => community.step(&inputs, &forecast)?,
+            Some(rx) => {
+                let mut ev = rx.recv().map_err(|_| {
+                    crate::SimError::Scenario(format!(
+                        "interval {t}: the EV sites' thread stopped early"
+                    ))
+                })??;
+                community.step_with_ev(&inputs, &forecast, &mut ev)?
+            }
         };
-        let forecast = Forecast {
-            retail_eur_per_mwh: retail_eur_per_mwh.get(t..).unwrap_or(&[]),
-            grid_at_peak: settings.grid_at_peak.get(t..).unwrap_or(&[]),
-            community_surplus_kw: surplus.get(t..).unwrap_or(&[]),
-            surplus_value_eur_per_mwh: prices.feed_in_eur_per_mwh.get(t..).unwrap_or(&[]),
-        };
-        let out = community.step(&inputs, &forecast)?;
         sink.record(t, out.flows, &pv, &wind, out.batteries)?;
         sink.record_ev(t, out.ev)?;
         on_ev(t, out.ev);
     }
     Ok(())
 }
+
+/// Where [`drive_with_fleets_ahead`]'s loop takes each interval's EV site powers from.
+type EvReceiver = std::sync::mpsc::Receiver<Result<Vec<EvStepPower>, crate::SimError>>;
 
 impl YearSettings<'_> {
     /// The community's fixed settings.
