@@ -388,6 +388,12 @@ pub struct Fleet {
 }
 
 impl Fleet {
+    /// Whether its policy solves an optimisation problem to decide (MPC): a step that can
+    /// cost milliseconds, worth spreading over threads, where a rule's costs a microsecond.
+    pub fn solves_plans(&self) -> bool {
+        self.policy.solves().is_some()
+    }
+
     /// Build a fleet and generate its year of sessions from `seed`.
     pub fn new(cfg: &FleetConfig, time: FleetTime, seed: u64) -> Result<Self, EvError> {
         cfg.validate("ev")?;

@@ -22,7 +22,7 @@
 //! Stage 1 reads only the price, the grid-peak signal and the forecast, never what stages 2-6
 //! did, so a caller may run it ahead on another thread: [`Community::take_fleets`], the free
 //! [`step_fleets`], then [`Community::step_with_ev`] with the powers it produced (the year loop
-//! does so for small communities, whose fleets are not already spread over rayon's threads).
+//! does so from [`PARALLEL_FLEETS_FROM`] prosumers on, [`fleets_ahead`]).
 //!
 //! Never looks at future inputs except through the forecast it is handed; never does I/O.
 
@@ -314,7 +314,13 @@ impl<'a> Community<'a> {
         self.next_step += 1;
         if self.any_fleet && !ev_given {
             let signals = fleet_signals(inputs, forecast, &mut self.ev_price);
-            step_fleets(&mut self.fleets, &mut self.ev, inputs.step, &signals)?;
+            step_fleets(
+                &mut self.fleets,
+                &mut self.ev,
+                inputs.step,
+                &signals,
+                FleetThreads::Parallel,
+            )?;
         }
         for (i, (p, ev)) in inputs.prosumers.iter().zip(&self.ev).enumerate() {
             let renewable_kw = p.pv_kw + p.wind_kw + ev.v2g_kw;
@@ -414,14 +420,40 @@ pub fn fleet_signals<'s>(
     }
 }
 
+/// How [`step_fleets`] spreads an interval's EV sites over threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FleetThreads {
+    /// One after the other on the calling thread.
+    Serial,
+    /// In parallel (rayon) from [`PARALLEL_FLEETS_FROM`] sites on, serially below.
+    Parallel,
+}
+
+impl FleetThreads {
+    /// For the EV sites stepped ahead on a thread of their own ([`crate::year::drive`]):
+    /// in parallel only where a site solves plans (MPC, milliseconds a step); rule-based
+    /// sites cost about a microsecond a step, less than waking rayon's workers every interval
+    /// (1,000 members and 500 LLF EVs at 15 minutes: 12.6-15.3 s wall serially against
+    /// 14.4 s with rayon, docs/scaling.md).
+    pub fn for_sites(fleets: &[Option<Fleet>]) -> Self {
+        if fleets.iter().flatten().any(Fleet::solves_plans) {
+            Self::Parallel
+        } else {
+            Self::Serial
+        }
+    }
+}
+
 /// Stage 1: the EV sites decide, `ev[i]` from `fleets[i]` (zero without a site). Fleets are
-/// independent within an interval, so from [`PARALLEL_FLEETS_FROM`] prosumers on they run in
-/// parallel; each result lands in its own slot (same bytes as the serial loop below that).
+/// independent within an interval, so with [`FleetThreads::Parallel`] and from
+/// [`PARALLEL_FLEETS_FROM`] sites on they run in parallel; each result lands in its own slot
+/// (same bytes as the serial loop).
 pub fn step_fleets(
     fleets: &mut [Option<Fleet>],
     ev: &mut [EvStepPower],
     step: usize,
     signals: &StepSignals<'_>,
+    threads: FleetThreads,
 ) -> Result<(), SimError> {
     use rayon::prelude::*;
     let step_one = |(i, (fleet, out)): (usize, (&mut Option<Fleet>, &mut EvStepPower))| {
@@ -435,7 +467,7 @@ pub fn step_fleets(
     // Handing a step's fleets to rayon wakes its workers and parks them again every
     // interval: for a handful of fleets that costs more than it saves (the built-in's five
     // fleets: ~100,000 futex and sched_yield calls a year, strace).
-    if fleets.len() < PARALLEL_FLEETS_FROM {
+    if threads == FleetThreads::Serial || fleets.len() < PARALLEL_FLEETS_FROM {
         fleets
             .iter_mut()
             .zip(ev.iter_mut())
@@ -451,10 +483,12 @@ pub fn step_fleets(
 }
 
 /// Whether a community of `prosumers` steps its EV sites ahead on a thread of their own
-/// ([`crate::year::drive`]): below [`PARALLEL_FLEETS_FROM`] prosumers, where the sites are
-/// otherwise stepped one after the other on the community's thread.
+/// ([`crate::year::drive`]): from [`PARALLEL_FLEETS_FROM`] prosumers on, where the rest of
+/// the interval (market, storage, the members' series) costs about what the sites do. Below,
+/// the community's own stages are too little to hide: the built-in five prosumers measured
+/// no gain in wall time and 0.1-0.15 s more CPU (handing every interval to another thread).
 pub fn fleets_ahead(prosumers: usize) -> bool {
-    prosumers < PARALLEL_FLEETS_FROM
+    prosumers >= PARALLEL_FLEETS_FROM
 }
 
 /// The price an EV agent plans with for one interval: the surplus's value when the community

@@ -289,10 +289,10 @@ fn drive_with_fleets_ahead<S: FlowSink>(
 ) -> Result<(), crate::SimError> {
     let n = year.prosumers.len();
     let mut fleets = community.take_fleets();
+    let threads = crate::community::FleetThreads::for_sites(&fleets);
     let result = std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<EvStepPower>, crate::SimError>>(
-            FLEET_LEAD_STEPS,
-        );
+        let (tx, rx) = std::sync::mpsc::sync_channel(FLEET_LEAD_STEPS);
+        let (back, spent) = std::sync::mpsc::channel::<Vec<EvStepPower>>();
         let fleets = &mut fleets;
         let producer = scope.spawn(move || {
             let mut price = Vec::new();
@@ -300,8 +300,13 @@ fn drive_with_fleets_ahead<S: FlowSink>(
             for t in 0..steps {
                 let (inputs, forecast) = year.at(t, &none);
                 let signals = crate::community::fleet_signals(&inputs, &forecast, &mut price);
-                let mut ev = vec![EvStepPower::default(); n];
-                let out = crate::community::step_fleets(fleets, &mut ev, t, &signals).map(|()| ev);
+                // A vector back from the community held an earlier interval's powers: every
+                // site's slot is written below, the others stayed zero.
+                let mut ev = spent
+                    .try_recv()
+                    .unwrap_or_else(|_| vec![EvStepPower::default(); n]);
+                let out = crate::community::step_fleets(fleets, &mut ev, t, &signals, threads)
+                    .map(|()| ev);
                 let failed = out.is_err();
                 // The community stopped (an error of its own): nothing more to do.
                 if tx.send(out).is_err() || failed {
@@ -309,7 +314,7 @@ fn drive_with_fleets_ahead<S: FlowSink>(
                 }
             }
         });
-        let mut ev_ahead = Some(rx);
+        let mut ev_ahead = Some(EvAhead { rx, back });
         let run = drive_steps(community, year, steps, sink, on_ev, &mut ev_ahead);
         // Unblocks the producer if the loop stopped early.
         drop(ev_ahead);
@@ -328,7 +333,7 @@ fn drive_steps<S: FlowSink>(
     steps: usize,
     sink: &mut S,
     on_ev: &mut dyn FnMut(usize, &[EvStepPower]),
-    ev_ahead: &mut Option<EvReceiver>,
+    ev_ahead: &mut Option<EvAhead>,
 ) -> Result<(), crate::SimError> {
     let n = year.prosumers.len();
     let mut intervals = vec![ProsumerInterval::default(); n];
@@ -347,13 +352,18 @@ fn drive_steps<S: FlowSink>(
         let (inputs, forecast) = year.at(t, &intervals);
         let out = match ev_ahead {
             None => community.step(&inputs, &forecast)?,
-            Some(rx) => {
-                let mut ev = rx.recv().map_err(|_| {
+            Some(ahead) => {
+                let mut ev = ahead.rx.recv().map_err(|_| {
                     crate::SimError::Scenario(format!(
                         "interval {t}: the EV sites' thread stopped early"
                     ))
                 })??;
-                community.step_with_ev(&inputs, &forecast, &mut ev)?
+                let out = community.step_with_ev(&inputs, &forecast, &mut ev)?;
+                // The community's previous vector goes back to be filled again (no
+                // allocation a step, none freed on another thread); a stopped producer
+                // no longer wants it.
+                let _ = ahead.back.send(ev);
+                out
             }
         };
         sink.record(t, out.flows, &pv, &wind, out.batteries)?;
@@ -363,8 +373,12 @@ fn drive_steps<S: FlowSink>(
     Ok(())
 }
 
-/// Where [`drive_with_fleets_ahead`]'s loop takes each interval's EV site powers from.
-type EvReceiver = std::sync::mpsc::Receiver<Result<Vec<EvStepPower>, crate::SimError>>;
+/// Where [`drive_with_fleets_ahead`]'s loop takes each interval's EV site powers from, and
+/// where it returns the vectors it is done with.
+struct EvAhead {
+    rx: std::sync::mpsc::Receiver<Result<Vec<EvStepPower>, crate::SimError>>,
+    back: std::sync::mpsc::Sender<Vec<EvStepPower>>,
+}
 
 impl YearSettings<'_> {
     /// The community's fixed settings.
