@@ -29,10 +29,11 @@ pub const BYTES_PER_PROSUMER_STEP: u64 = 2_200;
 pub const BYTES_PER_PROSUMER_STEP_NO_LEDGER: u64 = 100;
 /// Memory per prosumer per simulated step of a run that streams its members' series (`scg
 /// simulate --no-ledger` of a city from [`crate::members::CITY_LAYOUT_MIN_MEMBERS`] members
-/// on, without a home agent: [`crate::engine::simulate_streaming`]), bytes: measured 19.4 B
-/// on a generated city of 1,000 members and 500 LLF EVs at 35,040 steps (647 MiB peak) and
-/// 16.1 B on one of 10,000 members and 5,000 LLF EVs (5,379 MiB peak), release build of
-/// c9047b3, quiet machine, docs/scaling.md; the larger doubled, rounded up.
+/// on, without a home agent: [`crate::engine::simulate_streaming`]), bytes: measured on
+/// generated cities at 35,040 steps, release build, quiet machine (docs/scaling.md): 19.4 B
+/// (1,000 members and 500 LLF EVs, 647 MiB peak) and 16.1 B (10,000 members and 5,000 LLF
+/// EVs, 5,379 MiB) at c9047b3; 24.6 B (822 MiB) and 16.7 B (5,570 MiB) with the EV sites
+/// stepped ahead (4395a81). Twice the first, rounded up; 1.6 times the largest.
 pub const BYTES_PER_PROSUMER_STEP_STREAMED: u64 = 40;
 /// Communities of at least this many members settle their year in the ledger's compact layout
 /// (one record per member and day, `scg_settle::Layout::Compact`; `scg_settle` takes its
