@@ -1,12 +1,16 @@
 //! The EV sites stepped apart from the community (as `year::drive` does from 16 prosumers on,
-//! on a thread of their own) give the same bytes as `Community::step`, serially and on rayon.
+//! on a thread of their own) give the same bytes as `Community::step`, serially and on rayon;
+//! `year::drive`'s threaded loop gives the in-line bytes and stops cleanly on an error.
 #![allow(clippy::unwrap_used)]
 
 use scg_ev::fleet::{EvStepPower, Fleet, FleetConfig, FleetTime};
+use scg_sim::ComponentError;
 use scg_sim::community::{
-    Community, CommunitySettings, FleetThreads, Forecast, IntervalInputs, ProsumerInterval,
-    Sharing, fleet_signals, step_fleets,
+    Community, CommunitySettings, FleetThreads, FlexibleLoad, Forecast, IntervalInputs,
+    ProsumerInterval, Sharing, fleet_signals, step_fleets,
 };
+use scg_sim::dispatch::{BatteryUnit, StepFlows};
+use scg_sim::year::{FlowSink, Prices, ProsumerSeries, YearSettings, drive};
 
 const MEMBERS: usize = 20;
 
@@ -182,4 +186,146 @@ fn powers_for_the_wrong_number_of_members_are_an_error() {
         e.to_string().contains("19 EV site powers for 20 prosumers"),
         "{e}"
     );
+}
+
+/// Every interval's flows and EV powers as `drive` hands them to its sink.
+#[derive(Default)]
+struct Printed {
+    flows: Vec<String>,
+    ev: Vec<String>,
+}
+
+impl FlowSink for Printed {
+    fn record(
+        &mut self,
+        _step: usize,
+        flows: &[StepFlows],
+        _pv_kw: &[f64],
+        _wind_kw: &[f64],
+        _batteries: &[Option<BatteryUnit>],
+    ) -> Result<(), ComponentError> {
+        self.flows.push(format!("{flows:?}"));
+        Ok(())
+    }
+    fn record_ev(&mut self, _step: usize, ev: &[EvStepPower]) -> Result<(), scg_sim::SimError> {
+        self.ev.push(format!("{ev:?}"));
+        Ok(())
+    }
+}
+
+/// The year's inputs as `drive` reads them: one series per member.
+struct Series {
+    load: Vec<Vec<f64>>,
+    pv: Vec<Vec<f64>>,
+}
+
+impl Series {
+    fn of(year: &Year) -> Self {
+        let column = |f: fn(&ProsumerInterval) -> f64| {
+            (0..MEMBERS)
+                .map(|i| year.members.iter().map(|m| f(&m[i])).collect())
+                .collect()
+        };
+        Self {
+            load: column(|p| p.load_kw),
+            pv: column(|p| p.pv_kw),
+        }
+    }
+    fn prosumers(&self) -> Vec<ProsumerSeries<'_>> {
+        (0..MEMBERS)
+            .map(|i| ProsumerSeries {
+                load_kw: &self.load[i],
+                pv_kw_per_kwp: &self.pv[i],
+                pv_kwp: 1.0,
+                wind_kw_per_turbine: &[],
+                turbines: 0.0,
+                ev_kw: &[],
+                v2g_kw: &[],
+            })
+            .collect()
+    }
+}
+
+fn drive_year(year: &Year, community: &mut Community<'_>) -> Result<Printed, scg_sim::SimError> {
+    let series = Series::of(year);
+    let settings = YearSettings {
+        dt_h: 1.0,
+        grid_at_peak: &year.peaks,
+        max_purchase_kw: f64::INFINITY,
+        max_sale_kw: f64::INFINITY,
+    };
+    let prices = Prices {
+        retail_eur_per_mwh: &year.retail,
+        feed_in_eur_per_mwh: &year.feed_in,
+    };
+    let mut sink = Printed::default();
+    let mut seen = 0;
+    drive(
+        community,
+        &series.prosumers(),
+        &settings,
+        &prices,
+        time().steps,
+        &mut sink,
+        &mut |t, _| {
+            assert_eq!(t, seen);
+            seen += 1;
+        },
+    )?;
+    Ok(sink)
+}
+
+#[test]
+fn the_year_loop_with_sites_ahead_gives_the_in_line_bytes() {
+    assert!(scg_sim::community::fleets_ahead(MEMBERS));
+    let year = year();
+    let mut c = community(fleets());
+    let printed = drive_year(&year, &mut c).unwrap();
+    // The sites are back in the community at the end.
+    assert!(c.has_fleets());
+    let reference = in_line(&year);
+    assert_eq!(printed.flows.len(), reference.len());
+    for (t, r) in reference.iter().enumerate() {
+        assert_eq!(
+            &format!("{} {}", printed.flows[t], printed.ev[t]),
+            r,
+            "interval {t}"
+        );
+    }
+}
+
+/// A flexible load that fails at one interval.
+struct FailsAt(usize);
+
+impl FlexibleLoad for FailsAt {
+    fn adjust_load_kw(
+        &mut self,
+        prosumer: usize,
+        step: usize,
+        load_kw: f64,
+        _renewable_kw: f64,
+        _forecast: &Forecast<'_>,
+    ) -> Result<f64, String> {
+        if step == self.0 && prosumer == 3 {
+            return Err("the planner failed".into());
+        }
+        Ok(load_kw)
+    }
+}
+
+#[test]
+fn an_error_of_the_community_stops_the_sites_thread_and_is_returned() {
+    let year = year();
+    // Interval 70 is past the sites' lead of 32 intervals: their thread is blocked on a full
+    // channel when the community stops.
+    for at in [0, 5, 70] {
+        let mut c = community(fleets()).with_flexible_load(Box::new(FailsAt(at)));
+        let e = drive_year(&year, &mut c).err().expect("the error");
+        assert!(
+            e.to_string()
+                .contains("prosumers[3].home: the planner failed"),
+            "{e}"
+        );
+        assert!(c.has_fleets(), "the sites are put back after an error");
+    }
 }
