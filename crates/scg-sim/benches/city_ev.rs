@@ -13,7 +13,7 @@ use scg_sim::community::{Community, Forecast, IntervalInputs, ProsumerInterval, 
 use scg_sim::dispatch::{BatteryUnit, StepFlows};
 use scg_sim::market_stage::{MarketStage, community_market};
 use scg_sim::prepare::{fleet, prepare};
-use scg_sim::year::{FlowSink, Prices, ProsumerSeries, YearSettings, community_surplus_kw, drive};
+use scg_sim::year::{FlowSink, Prices, YearSettings, community_surplus_kw, drive};
 use scg_sim::{Assets, ComponentError, engine::battery_unit, resolve_inputs};
 use std::hint::black_box;
 
@@ -61,19 +61,7 @@ fn bench(c: &mut Criterion) {
         max_purchase_kw: f64::INFINITY,
         max_sale_kw: f64::INFINITY,
     };
-    let series: Vec<ProsumerSeries<'_>> = prepared
-        .prosumers
-        .iter()
-        .map(|p| ProsumerSeries {
-            load_kw: &p.load.load_kw,
-            pv_kw_per_kwp: &p.pv_kw_per_kwp,
-            pv_kwp: p.pv_kwp,
-            wind_kw_per_turbine: &p.wind_kw_per_turbine,
-            turbines: p.turbines,
-            ev_kw: &[],
-            v2g_kw: &[],
-        })
-        .collect();
+    let series = prepared.series();
     let new_community = || {
         let batteries = assets
             .prosumers

@@ -24,9 +24,7 @@ use crate::metrics::{LoadReport, load_report, load_report_with_baseline};
 use crate::prepare::EvYear;
 use crate::prepare::{PrepareOptions, Prepared, prepare_with};
 pub use crate::prepare::{prosumer_seed, synthesize_load};
-use crate::year::{
-    EnergySums, FlowSeries, Prices, ProsumerSeries, SeriesSink, YearSettings, drive,
-};
+use crate::year::{EnergySums, FlowSeries, Prices, SeriesSink, YearSettings, drive};
 use scg_model::{Scenario, TimeGrid};
 use scg_resource::load::LoadYear;
 use serde::Serialize;
@@ -256,19 +254,7 @@ fn run_prepared_with(
     let grid = prepared.grid.clone();
     let steps = grid.len();
     let dt = grid.step_hours();
-    let series: Vec<ProsumerSeries<'_>> = prepared
-        .prosumers
-        .iter()
-        .map(|p| ProsumerSeries {
-            load_kw: &p.load.load_kw,
-            pv_kw_per_kwp: &p.pv_kw_per_kwp,
-            pv_kwp: p.pv_kwp,
-            wind_kw_per_turbine: &p.wind_kw_per_turbine,
-            turbines: p.turbines,
-            ev_kw: &[],
-            v2g_kw: &[],
-        })
-        .collect();
+    let series = prepared.series();
     let batteries = assets
         .prosumers
         .iter()

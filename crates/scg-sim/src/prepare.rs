@@ -90,6 +90,23 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// Each prosumer's series as the year loop reads them (no EV series: the community's EV
+    /// sites add theirs as they step).
+    pub fn series(&self) -> Vec<crate::year::ProsumerSeries<'_>> {
+        self.prosumers
+            .iter()
+            .map(|p| crate::year::ProsumerSeries {
+                load_kw: &p.load.load_kw,
+                pv_kw_per_kwp: &p.pv_kw_per_kwp,
+                pv_kwp: p.pv_kwp,
+                wind_kw_per_turbine: &p.wind_kw_per_turbine,
+                turbines: p.turbines,
+                ev_kw: &[],
+                v2g_kw: &[],
+            })
+            .collect()
+    }
+
     /// The retail (purchase) and feed-in (sale) prices per step, EUR/MWh: what the EV agents
     /// and the market see.
     pub fn prices_eur_per_mwh(&self) -> (Vec<f64>, Vec<f64>) {
@@ -474,19 +491,7 @@ pub fn add_ev_years(
 ) -> Result<(), SimError> {
     use rayon::prelude::*;
     let (retail, feed_in) = prepared.prices_eur_per_mwh();
-    let series: Vec<crate::year::ProsumerSeries<'_>> = prepared
-        .prosumers
-        .iter()
-        .map(|p| crate::year::ProsumerSeries {
-            load_kw: &p.load.load_kw,
-            pv_kw_per_kwp: &p.pv_kw_per_kwp,
-            pv_kwp: p.pv_kwp,
-            wind_kw_per_turbine: &p.wind_kw_per_turbine,
-            turbines: p.turbines,
-            ev_kw: &[],
-            v2g_kw: &[],
-        })
-        .collect();
+    let series = prepared.series();
     let surplus = crate::year::community_surplus_kw(&series, prepared.grid.len());
     let price: Vec<f64> = retail
         .iter()
