@@ -35,8 +35,9 @@ use crate::dispatch::{
 use crate::market_stage::{MarketStage, MarketYear};
 use scg_ev::fleet::{EvStepPower, Fleet, StepSignals};
 
-/// From this many prosumers on, a step's EV fleets run in parallel (rayon); below, in order
-/// on the calling thread. Either way each result lands in its own slot: the same bytes.
+/// From this many prosumers on, [`FleetThreads::Parallel`] runs a step's EV fleets on rayon
+/// and the year loop steps them ahead on a thread of their own ([`fleets_ahead`]); below, in
+/// order on the calling thread. Either way each result lands in its own slot: the same bytes.
 const PARALLEL_FLEETS_FROM: usize = 16;
 
 /// One prosumer's measured (or synthetic) interval, average kW over the interval.
@@ -484,9 +485,9 @@ pub fn step_fleets(
 
 /// Whether a community of `prosumers` steps its EV sites ahead on a thread of their own
 /// ([`crate::year::drive`]): from [`PARALLEL_FLEETS_FROM`] prosumers on, where the rest of
-/// the interval (market, storage, the members' series) costs about what the sites do. Below,
-/// the community's own stages are too little to hide: the built-in five prosumers measured
-/// no gain in wall time and 0.1-0.15 s more CPU (handing every interval to another thread).
+/// the interval (market, storage, the members' series) has work to overlap with the sites'.
+/// Below, the community's own stages are too little to hide: the built-in five prosumers
+/// measured no gain in wall time and 0.1-0.15 s more CPU (handing every interval over).
 pub fn fleets_ahead(prosumers: usize) -> bool {
     prosumers >= PARALLEL_FLEETS_FROM
 }
