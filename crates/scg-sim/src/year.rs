@@ -210,7 +210,7 @@ pub fn community_surplus_kw(prosumers: &[ProsumerSeries<'_>], steps: usize) -> V
 /// its forecast (with feed-in prices, also the community's surplus: a perfect forecast from
 /// the same synthetic series), and hand each outcome to `sink` and `on_ev(step, ev)`. With
 /// EV sites and [`crate::community::fleets_ahead`], the sites run ahead on a thread of their
-/// own ([`drive_with_fleets_ahead`]): the same bytes.
+/// own (`drive_with_fleets_ahead`): the same bytes.
 pub fn drive<S: FlowSink>(
     community: &mut Community<'_>,
     prosumers: &[ProsumerSeries<'_>],
