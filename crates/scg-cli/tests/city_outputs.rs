@@ -350,3 +350,58 @@ fn a_streamed_city_is_the_same_bytes_on_one_thread_and_two() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A city with its ledger settles it while the year runs (the members' blocks go to the
+/// members.parquet encoder and to the settlement): the same summary.json, ledger figures and
+/// state root included, as the same year kept in the wide layout and settled afterwards; the
+/// same members.parquet as the run without a ledger; and `scg ledger verify` replays it.
+#[test]
+fn a_city_settled_while_it_runs_has_the_kept_years_ledger() {
+    let dir = tempdir("ledger");
+    scg(
+        &[
+            "scenario",
+            "city",
+            "--members",
+            &MEMBERS.to_string(),
+            "--evs",
+            "12",
+            "--seed",
+            "2",
+            "-o",
+            "c.toml",
+        ],
+        &dir,
+    );
+    for (out, extra) in [
+        ("city", &["--layout", "city"][..]),
+        ("wide", &["--layout", "wide"][..]),
+        ("none", &["--no-ledger"][..]),
+    ] {
+        let mut args = vec!["simulate", "c.toml", "--quiet", "--out", out];
+        args.extend_from_slice(extra);
+        scg(&args, &dir);
+    }
+    let read = |p: &str| std::fs::read(dir.join(p)).unwrap();
+    let summary = read("city/summary.json");
+    assert_eq!(summary, read("wide/summary.json"));
+    let json: serde_json::Value = serde_json::from_slice(&summary).unwrap();
+    assert!(
+        json["p2p_trades_settled"].as_u64().unwrap() > 0,
+        "trades settled"
+    );
+    assert!(
+        json["ledger_state_root"]
+            .as_str()
+            .is_some_and(|r| r.len() == 64)
+    );
+    assert!(
+        read("city/members.parquet") == read("none/members.parquet"),
+        "members.parquet differs with the ledger"
+    );
+    let verify = scg(&["ledger", "verify", "city/ledger"], &dir);
+    let text = String::from_utf8_lossy(&verify.stdout);
+    let root = json["ledger_state_root"].as_str().unwrap();
+    assert!(text.contains(root), "verify: {text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -458,7 +458,8 @@ pub struct YearHeader {
     pub seed: u64,
     /// Member ids; readings, trades and payouts name members by position in this list.
     pub members: Vec<String>,
-    /// Per member (same order): the devices that report in some interval, bit `1 << code`
+    /// Per member (same order): the devices metered (a meter that never reports stays
+    /// silent; a reading of a device not here is refused), bit `1 << code`
     /// (registered in block 1; the supply point is registered for every member).
     pub devices: Vec<u8>,
     /// RESCoin base units minted per renewable Wh.

@@ -51,6 +51,7 @@ fn assert_streamed_equals_kept(scenario: &Scenario, block_steps: usize) {
         Some(MemberStream {
             block_steps,
             consumer: &mut consumer,
+            head: None,
         }),
     );
     let streamed_parquet = writer.finish().unwrap();

@@ -16,9 +16,18 @@
 //!   scenario order (north-west corner rule) at the internal price;
 //! - the CER allocation of the year, paid in the last interval.
 //!
-//! [`settle`] generates these one interval at a time into the ledger's settlement walk
+//! [`settle_blocks`] generates these one interval at a time into the ledger's settlement walk
 //! (`scg_ledger::settlement::settle_stream`), members by position, the CER tallied hour by
-//! hour as the readings pass: a city's year of readings is never held in memory.
+//! hour as the readings pass, from blocks of steps of every member's flows
+//! (`scg_sim::members::MemberBlock`, with the market's trades of their steps) taken as they
+//! come: `scg simulate` of a city hands it each block while the year runs, so neither the
+//! year's readings nor its series are ever held in memory. [`settle`] feeds it blocks made one
+//! at a time from a kept year's series: one rule from flows to readings for both.
+//!
+//! **Meters.** Each member registers, in block 1, a meter per device it has installed
+//! (`scg_sim::members::Meters`: PV of positive capacity, wind turbines, a battery, an EV site
+//! with charge points) besides its supply point: known before the year runs, which a settlement
+//! that starts with the year needs; a device idle all year keeps a silent meter.
 //! [`community_year`] collects the same intervals with member ids (the plain input a member
 //! chain's plan is built from).
 //!
@@ -68,10 +77,11 @@ use scg_ledger::settlement::{
     self, CerPayout, CommunityYear, IndexedInterval, IndexedReading, IndexedTrade, IntervalInput,
     MeterReading, P2pTrade, SettledYear, YearHeader,
 };
-use scg_sim::SimResult;
-use scg_sim::engine::ProsumerResult;
 use scg_sim::market_stage::MarketTrade;
+use scg_sim::members::{Flow, MemberBlock, MemberSeries, Meters};
+use scg_sim::{SimResult, YearHead};
 use scg_units::{Eur, Kwh, Rescoin, Wh};
+use std::sync::Arc;
 
 /// Errors of the settlement of a simulated year.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +98,12 @@ pub enum SettleError {
         quantity: String,
         /// What is wrong with it.
         problem: String,
+    },
+    /// The source of a streamed year's blocks ended before the year did (the year stopped).
+    #[error("the year's member blocks ended before step {step}")]
+    BlocksEnded {
+        /// The first step not settled.
+        step: usize,
     },
     /// The ledger refused the input (bad input it detected, or a bug).
     #[error(transparent)]
@@ -136,15 +152,39 @@ impl Policy {
     }
 }
 
-/// Settle a simulated year: its intervals are generated one at a time (readings, trades and,
-/// in the last interval, the CER payouts) into [`settlement::settle_stream`], in the policy's
-/// layout for the community's size; the year's readings are never all held at once.
+/// Settle a simulated year whose series were kept: its intervals are generated one at a time
+/// (readings, trades and, in the last interval, the CER payouts) into
+/// [`settlement::settle_stream`], in the policy's layout for the community's size, from blocks
+/// of its series made one at a time ([`settle_blocks`]' rule); the year's readings are never all
+/// held at once.
 pub fn settle(
     result: &SimResult,
     internal_price_eur_per_mwh: f64,
     policy: &Policy,
 ) -> Result<SettledYear, SettleError> {
-    let (header, mut intervals) = Intervals::new(result, internal_price_eur_per_mwh, policy)?;
+    let kept = KeptBlocks::new(result)?;
+    let mut next = |t: usize, done: Option<Arc<MemberBlock>>| Ok(kept.next(t, done));
+    settle_blocks(
+        &result.head(),
+        internal_price_eur_per_mwh,
+        policy,
+        &mut next,
+    )
+}
+
+/// Settle a year from the blocks of its members' series as they come (`scg simulate` of a city
+/// settles its year while the year runs: `scg_sim::MemberStream`): `next` hands the block
+/// starting at each step asked, with its steps' market trades (`MemberBlock::trades`), and
+/// takes back the block the settlement is done with. Each member registers a meter per
+/// device of `head.meters` before the first reading. The same ledger as [`settle`] of the
+/// same year kept.
+pub fn settle_blocks(
+    head: &YearHead,
+    internal_price_eur_per_mwh: f64,
+    policy: &Policy,
+    next: &mut NextBlock<'_>,
+) -> Result<SettledYear, SettleError> {
+    let (header, mut intervals) = Intervals::new(head, internal_price_eur_per_mwh, policy, next)?;
     let layout = policy.layout(header.members.len());
     settlement::settle_stream(&header, layout, |t, out| intervals.fill(t, out))
 }
@@ -180,7 +220,11 @@ pub fn community_year(
     internal_price_eur_per_mwh: f64,
     policy: &Policy,
 ) -> Result<CommunityYear, SettleError> {
-    let (header, mut source) = Intervals::new(result, internal_price_eur_per_mwh, policy)?;
+    let kept = KeptBlocks::new(result)?;
+    let mut next = |t: usize, done: Option<Arc<MemberBlock>>| Ok(kept.next(t, done));
+    let head = result.head();
+    let (header, mut source) =
+        Intervals::new(&head, internal_price_eur_per_mwh, policy, &mut next)?;
     let ids = &header.members;
     let id = |p: u32| ids.get(p as usize).cloned().unwrap_or_default();
     let mut intervals = Vec::with_capacity(header.intervals);
@@ -226,63 +270,64 @@ pub fn community_year(
     })
 }
 
-/// A prosumer's meters at step `t`: (device, produced kW, consumed kW) — PV, wind, battery
-/// (discharge, charge), EV charger (V2G, charging) and the supply point (export = grid + P2P
-/// export, import = grid + P2P import).
-fn device_kw(p: &ProsumerResult, t: usize) -> [(DeviceType, f64, f64); 5] {
-    let f = &p.flows;
-    let at = |v: &[f64]| v.get(t).copied().unwrap_or(0.0);
+/// Member `i`'s meters at the block's `k`-th step: (device, produced kW, consumed kW) — PV,
+/// wind, battery (discharge, charge), EV charger (V2G, charging) and the supply point (export
+/// = grid + P2P export, import = grid + P2P import).
+fn device_kw(b: &MemberBlock, i: usize, k: usize) -> [(DeviceType, f64, f64); 5] {
+    let at = |f: Flow| b.at(f, i, k);
     [
-        (DeviceType::Pv, at(&f.pv_kw), 0.0),
-        (DeviceType::Wind, at(&f.wind_kw), 0.0),
+        (DeviceType::Pv, at(Flow::Pv), 0.0),
+        (DeviceType::Wind, at(Flow::Wind), 0.0),
         (
             DeviceType::Battery,
-            at(&f.battery_out_kw),
-            at(&f.battery_in_kw),
+            at(Flow::BatteryDischarge),
+            at(Flow::BatteryCharge),
         ),
-        (DeviceType::EvCharger, at(&f.v2g_kw), at(&p.ev.charge_kw)),
+        (DeviceType::EvCharger, at(Flow::V2g), at(Flow::EvCharge)),
         (
             DeviceType::SupplyPoint,
-            at(&f.grid_export_kw) + at(&f.p2p_export_kw),
-            at(&f.grid_import_kw) + at(&f.p2p_import_kw),
+            at(Flow::GridExport) + at(Flow::P2pExport),
+            at(Flow::GridImport) + at(Flow::P2pImport),
         ),
     ]
 }
 
-/// The devices of `p` with a reading in some step (bit `1 << code`): the meters registered.
-fn reporting_devices(p: &ProsumerResult, steps: usize, dt_h: f64) -> u8 {
-    let reports = |kw: f64| Wh::from_kwh(Kwh(kw * dt_h)).is_ok_and(|wh| wh.0 > 0);
-    let mut mask = 0u8;
-    for t in 0..steps {
-        for (device, produced_kw, consumed_kw) in device_kw(p, t) {
-            if reports(produced_kw) || reports(consumed_kw) {
-                mask |= 1 << (device as u8);
-            }
-        }
-    }
-    mask
+/// The ledger's device set of a member's meters (bit `1 << code`; the supply point is
+/// registered for every member by the ledger).
+fn device_mask(m: &Meters) -> u8 {
+    let bit = |on: bool, d: DeviceType| if on { 1u8 << (d as u8) } else { 0 };
+    bit(m.pv, DeviceType::Pv)
+        | bit(m.wind, DeviceType::Wind)
+        | bit(m.battery, DeviceType::Battery)
+        | bit(m.ev_charger, DeviceType::EvCharger)
 }
 
-/// A simulated year's settlement input, generated one interval at a time and in order.
-struct Intervals<'a> {
-    result: &'a SimResult,
+/// Where a settlement takes the blocks of the year's member series from: called with the first
+/// step not yet settled and the block the settlement is done with (to be recycled), it returns
+/// the block that starts at that step.
+pub type NextBlock<'n> =
+    dyn FnMut(usize, Option<Arc<MemberBlock>>) -> Result<Arc<MemberBlock>, SettleError> + 'n;
+
+/// A year's settlement input, generated one interval at a time and in order from the blocks
+/// of its member series.
+struct Intervals<'h, 'n, 'f> {
+    ids: &'h [String],
     dt_h: f64,
-    trades: Trades<'a>,
+    trades: Trades,
     /// The CER hour by hour (`None` when the community is not a CER), paid in the last
     /// interval.
     cer: Option<CerHours>,
     last: usize,
+    next: &'n mut NextBlock<'f>,
+    block: Option<Arc<MemberBlock>>,
+    /// The first of the block's trades not yet settled.
+    next_trade: usize,
 }
 
 /// Where the trades of a step come from.
-enum Trades<'a> {
-    /// The market's own trades: step `t`'s are `order[starts[t]..starts[t + 1]]`, in clearing
-    /// order.
-    Market {
-        trades: &'a [MarketTrade],
-        order: Vec<usize>,
-        starts: Vec<usize>,
-    },
+enum Trades {
+    /// The market's own trades, carried by the blocks in step and clearing order.
+    Market,
     /// Pro-rata sharing, paired at the internal price (base units per kWh).
     ProRata {
         price: u128,
@@ -291,39 +336,44 @@ enum Trades<'a> {
     },
 }
 
-impl<'a> Intervals<'a> {
+impl<'h, 'n, 'f> Intervals<'h, 'n, 'f> {
     fn new(
-        result: &'a SimResult,
+        head: &'h YearHead,
         internal_price_eur_per_mwh: f64,
         policy: &Policy,
+        next: &'n mut NextBlock<'f>,
     ) -> Result<(YearHeader, Self), SettleError> {
-        let grid = &result.grid;
+        let grid = &head.grid;
         let steps = grid.len();
-        let dt_h = grid.step_hours();
-        if u32::try_from(result.prosumers.len()).is_err() {
+        if u32::try_from(head.ids.len()).is_err() {
             return Err(input_error(0, "", "prosumers", "too many".into()));
         }
-        let trades = match &result.community.market {
-            Some(market) => market_by_step(result, &market.trades, steps)?,
-            None => {
-                let first = result.prosumers.first().map_or("", |p| p.id.as_str());
-                let price = Rescoin::from_eur(Eur(internal_price_eur_per_mwh / 1000.0))
-                    .map_err(|e| input_error(0, first, "internal price", e.to_string()))?
-                    .0;
-                Trades::ProRata {
-                    price,
-                    buyers: Vec::new(),
-                    sellers: Vec::new(),
-                }
+        if head.meters.len() != head.ids.len() {
+            return Err(input_error(
+                0,
+                "",
+                "meters",
+                "one set per member expected".into(),
+            ));
+        }
+        let trades = if head.market {
+            Trades::Market
+        } else {
+            let first = head.ids.first().map_or("", String::as_str);
+            let price = Rescoin::from_eur(Eur(internal_price_eur_per_mwh / 1000.0))
+                .map_err(|e| input_error(0, first, "internal price", e.to_string()))?
+                .0;
+            Trades::ProRata {
+                price,
+                buyers: Vec::new(),
+                sellers: Vec::new(),
             }
         };
         let start = grid.unix_seconds(0);
         let header = YearHeader {
-            seed: result.seed,
-            members: result.prosumers.iter().map(|p| p.id.clone()).collect(),
-            devices: (result.prosumers.iter())
-                .map(|p| reporting_devices(p, steps, dt_h))
-                .collect(),
+            seed: head.seed,
+            members: head.ids.clone(),
+            devices: head.meters.iter().map(device_mask).collect(),
             mint_rate_base_per_wh: policy.mint_rate_base_per_wh,
             start_timestamp_s: u64::try_from(start).map_err(|_| {
                 scg_ledger::LedgerError::Settlement(format!(
@@ -336,22 +386,84 @@ impl<'a> Intervals<'a> {
             intervals: steps,
         };
         let intervals = Self {
-            result,
-            dt_h,
+            ids: &head.ids,
+            dt_h: grid.step_hours(),
             trades,
-            cer: CerHours::new(result)?,
+            cer: CerHours::new(
+                head.cer_params.as_ref(),
+                &head.zonal_hourly_eur_per_mwh,
+                head.ids.len(),
+                grid.steps_per_hour(),
+            )?,
             last: steps.saturating_sub(1),
+            next,
+            block: None,
+            next_trade: 0,
         };
         Ok((header, intervals))
     }
 
-    /// Interval `t` into `out` (cleared): every prosumer's readings, the step's trades and,
+    /// The block holding step `t` (steps are asked in order): the current one, or the next
+    /// from the source, checked against the year's members.
+    fn block_at(&mut self, t: usize) -> Result<Arc<MemberBlock>, SettleError> {
+        if let Some(b) = &self.block {
+            if t < b.first_step + b.steps {
+                return Ok(Arc::clone(b));
+            }
+            self.check_trades_taken(b)?;
+        }
+        let done = self.block.take();
+        let b = (self.next)(t, done)?;
+        let members = self.ids.len();
+        let shaped = b.first_step == t
+            && b.steps > 0
+            && b.members() == members
+            && b.columns.iter().all(|c| c.len() == members * b.steps);
+        if !shaped {
+            return Err(input_error(
+                t,
+                "",
+                "member block",
+                format!(
+                    "expected a block of {members} members from step {t}, got {} members, \
+                     steps {}..{}",
+                    b.members(),
+                    b.first_step,
+                    b.first_step + b.steps
+                ),
+            ));
+        }
+        self.next_trade = 0;
+        self.block = Some(Arc::clone(&b));
+        Ok(b)
+    }
+
+    /// Every trade of `b` was settled in its step (none out of order or outside the block).
+    fn check_trades_taken(&self, b: &MemberBlock) -> Result<(), SettleError> {
+        match b.trades.get(self.next_trade) {
+            None => Ok(()),
+            Some(tr) => Err(input_error(
+                tr.step,
+                self.ids.get(tr.seller).map_or("", String::as_str),
+                "trade",
+                format!(
+                    "step out of order or outside its block (steps {}..{})",
+                    b.first_step,
+                    b.first_step + b.steps
+                ),
+            )),
+        }
+    }
+
+    /// Interval `t` into `out` (cleared): every member's readings, the step's trades and,
     /// in the last interval, the CER payouts. Called for `t` = 0, 1, ... in order.
     fn fill(&mut self, t: usize, out: &mut IndexedInterval) -> Result<(), SettleError> {
-        for (m, p) in self.result.prosumers.iter().enumerate() {
-            for (device, produced_kw, consumed_kw) in device_kw(p, t) {
-                let produced_wh = step_wh(produced_kw, self.dt_h, (t, &p.id, device.name()))?;
-                let consumed_wh = step_wh(consumed_kw, self.dt_h, (t, &p.id, device.name()))?;
+        let block = self.block_at(t)?;
+        let k = t - block.first_step;
+        for (m, id) in self.ids.iter().enumerate() {
+            for (device, produced_kw, consumed_kw) in device_kw(&block, m, k) {
+                let produced_wh = step_wh(produced_kw, self.dt_h, (t, id, device.name()))?;
+                let consumed_wh = step_wh(consumed_kw, self.dt_h, (t, id, device.name()))?;
                 if produced_wh > 0 || consumed_wh > 0 {
                     out.readings.push(IndexedReading {
                         member: m as u32,
@@ -362,7 +474,10 @@ impl<'a> Intervals<'a> {
                 }
             }
         }
-        self.step_trades(t, out)?;
+        self.step_trades(&block, t, out)?;
+        if t == self.last {
+            self.check_trades_taken(&block)?;
+        }
         if let Some(cer) = &mut self.cer {
             for r in &out.readings {
                 if r.device == DeviceType::SupplyPoint {
@@ -381,18 +496,20 @@ impl<'a> Intervals<'a> {
         Ok(())
     }
 
-    fn step_trades(&mut self, t: usize, out: &mut IndexedInterval) -> Result<(), SettleError> {
-        let prosumers = &self.result.prosumers;
+    fn step_trades(
+        &mut self,
+        block: &MemberBlock,
+        t: usize,
+        out: &mut IndexedInterval,
+    ) -> Result<(), SettleError> {
         match &mut self.trades {
-            Trades::Market {
-                trades,
-                order,
-                starts,
-            } => {
-                let range =
-                    starts.get(t).copied().unwrap_or(0)..starts.get(t + 1).copied().unwrap_or(0);
-                for &k in order.get(range).unwrap_or_default() {
-                    out.trades.push(market_trade(prosumers, &trades[k])?);
+            Trades::Market => {
+                while let Some(tr) = block.trades.get(self.next_trade) {
+                    if tr.step != t {
+                        break;
+                    }
+                    out.trades.push(market_trade(self.ids, tr)?);
+                    self.next_trade += 1;
                 }
             }
             Trades::ProRata {
@@ -402,18 +519,11 @@ impl<'a> Intervals<'a> {
             } => {
                 sellers.clear();
                 buyers.clear();
-                for (m, p) in prosumers.iter().enumerate() {
-                    let at = |v: &[f64]| v.get(t).copied().unwrap_or(0.0);
-                    let out_wh = step_wh(
-                        at(&p.flows.p2p_export_kw),
-                        self.dt_h,
-                        (t, &p.id, "p2p export"),
-                    )?;
-                    let in_wh = step_wh(
-                        at(&p.flows.p2p_import_kw),
-                        self.dt_h,
-                        (t, &p.id, "p2p import"),
-                    )?;
+                let k = t - block.first_step;
+                for (m, id) in self.ids.iter().enumerate() {
+                    let at = |f: Flow| block.at(f, m, k);
+                    let out_wh = step_wh(at(Flow::P2pExport), self.dt_h, (t, id, "p2p export"))?;
+                    let in_wh = step_wh(at(Flow::P2pImport), self.dt_h, (t, id, "p2p import"))?;
                     if out_wh > 0 {
                         sellers.push((m as u32, out_wh));
                     }
@@ -441,13 +551,72 @@ fn market_price(milli: i64, at: (usize, &str, &str)) -> Result<u128, SettleError
     })
 }
 
+/// The blocks of a kept year's series (`scg simulate` of a small community, tests): made
+/// from its members' series one block at a time, each with its steps' market trades.
+struct KeptBlocks<'a> {
+    members: Vec<MemberSeries<'a>>,
+    steps: usize,
+    block_steps: usize,
+    /// The market's trades grouped by step: step `t`'s are `order[starts[t]..starts[t + 1]]`
+    /// (empty without a market).
+    trades: &'a [MarketTrade],
+    order: Vec<usize>,
+    starts: Vec<usize>,
+}
+
+impl<'a> KeptBlocks<'a> {
+    fn new(result: &'a SimResult) -> Result<Self, SettleError> {
+        let steps = result.grid.len();
+        // A streamed run's result keeps no series: reading it would settle zeros.
+        if let Some(p) = (result.prosumers.iter()).find(|p| p.load.load_kw.len() != steps) {
+            return Err(input_error(
+                0,
+                &p.id,
+                "series",
+                "the year's series were not kept (a streamed run is settled while it runs)".into(),
+            ));
+        }
+        let trades: &[MarketTrade] = result.community.market.as_ref().map_or(&[], |m| &m.trades);
+        let (order, starts) = by_step(result, trades, steps)?;
+        Ok(Self {
+            members: (result.prosumers.iter())
+                .map(|p| MemberSeries {
+                    load_kw: &p.load.load_kw,
+                    flows: &p.flows,
+                    ev: &p.ev,
+                })
+                .collect(),
+            steps,
+            block_steps: scg_sim::members::block_steps(result.prosumers.len(), steps),
+            trades,
+            order,
+            starts,
+        })
+    }
+
+    /// The block from step `t` (refilling `done` when nobody else holds it).
+    fn next(&self, t: usize, done: Option<Arc<MemberBlock>>) -> Arc<MemberBlock> {
+        let mut b = done
+            .and_then(|b| Arc::try_unwrap(b).ok())
+            .unwrap_or_default();
+        let steps = self.block_steps.min(self.steps.saturating_sub(t));
+        b.fill_from_series(&self.members, t, steps);
+        let range = self.starts.get(t).copied().unwrap_or(0)
+            ..self.starts.get(t + steps).copied().unwrap_or(0);
+        b.trades.extend(
+            (self.order.get(range).unwrap_or_default().iter()).map(|&k| self.trades[k].clone()),
+        );
+        Arc::new(b)
+    }
+}
+
 /// The market's trades grouped by step (a counting sort: stable, so each step keeps its
 /// clearing order); a trade outside the year is an error.
-fn market_by_step<'a>(
+fn by_step(
     result: &SimResult,
-    trades: &'a [MarketTrade],
+    trades: &[MarketTrade],
     steps: usize,
-) -> Result<Trades<'a>, SettleError> {
+) -> Result<(Vec<usize>, Vec<usize>), SettleError> {
     let mut starts = vec![0usize; steps + 1];
     for tr in trades {
         if tr.step >= steps {
@@ -473,20 +642,13 @@ fn market_by_step<'a>(
         order[next[tr.step]] = k;
         next[tr.step] += 1;
     }
-    Ok(Trades::Market {
-        trades,
-        order,
-        starts,
-    })
+    Ok((order, starts))
 }
 
-/// One market trade in ledger integers, with the prosumers' positions checked.
-fn market_trade(
-    prosumers: &[ProsumerResult],
-    tr: &MarketTrade,
-) -> Result<IndexedTrade, SettleError> {
+/// One market trade in ledger integers, with the members' positions checked.
+fn market_trade(ids: &[String], tr: &MarketTrade) -> Result<IndexedTrade, SettleError> {
     let id = |i: usize| -> Result<&str, SettleError> {
-        prosumers.get(i).map(|p| p.id.as_str()).ok_or_else(|| {
+        ids.get(i).map(String::as_str).ok_or_else(|| {
             input_error(
                 tr.step,
                 &format!("#{i}"),
@@ -586,8 +748,12 @@ pub fn cer_rule(params: &scg_sim::cer::CerParams) -> Result<CerRule, SettleError
 /// uses them) in milli-EUR/MWh, the market's rounding point: what an operator posts on a
 /// member chain (kind 20) for the same year.
 pub fn zonal_hourly_milli(result: &SimResult) -> Result<Vec<i64>, SettleError> {
-    result
-        .zonal_hourly_eur_per_mwh
+    zonal_milli(&result.zonal_hourly_eur_per_mwh)
+}
+
+/// Hourly zonal prices (EUR/MWh) in milli-EUR/MWh.
+fn zonal_milli(hourly_eur_per_mwh: &[f64]) -> Result<Vec<i64>, SettleError> {
+    hourly_eur_per_mwh
         .iter()
         .enumerate()
         .map(|(h, p)| {
@@ -614,16 +780,22 @@ struct CerHours {
 }
 
 impl CerHours {
-    /// `None` when the community is not a CER.
-    fn new(result: &SimResult) -> Result<Option<Self>, SettleError> {
-        let Some(params) = &result.community.cer_params else {
+    /// For `members` members under the CER rule `params` (`None` when the community is not
+    /// a CER) at the hourly zonal prices, EUR/MWh.
+    fn new(
+        params: Option<&scg_sim::cer::CerParams>,
+        zonal_hourly_eur_per_mwh: &[f64],
+        members: usize,
+        steps_per_hour: usize,
+    ) -> Result<Option<Self>, SettleError> {
+        let Some(params) = params else {
             return Ok(None);
         };
-        let n = result.prosumers.len();
+        let n = members;
         Ok(Some(Self {
             rule: cer_rule(params)?,
-            zonal: zonal_hourly_milli(result)?,
-            per_hour: result.grid.steps_per_hour().max(1),
+            zonal: zonal_milli(zonal_hourly_eur_per_mwh)?,
+            per_hour: steps_per_hour.max(1),
             tally: CerTally::new(n),
             injected: vec![0; n],
             withdrawn: vec![0; n],
@@ -667,7 +839,13 @@ pub fn cer_tally(
     result: &SimResult,
     intervals: &[IntervalInput],
 ) -> Result<Option<CerTally>, SettleError> {
-    let Some(mut hours) = CerHours::new(result)? else {
+    let Some(mut hours) = CerHours::new(
+        result.community.cer_params.as_ref(),
+        &result.zonal_hourly_eur_per_mwh,
+        result.prosumers.len(),
+        result.grid.steps_per_hour(),
+    )?
+    else {
         return Ok(None);
     };
     let position: std::collections::BTreeMap<&str, usize> = result

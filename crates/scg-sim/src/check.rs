@@ -44,6 +44,12 @@ pub const COMPACT_LEDGER_FROM_MEMBERS: usize = 50;
 /// generated cities at 8,760 steps (release build, under load, docs/scaling.md "The compact
 /// layout"); doubled.
 pub const BYTES_PER_PROSUMER_STEP_COMPACT_LEDGER: u64 = 400;
+/// Memory per prosumer per simulated step of a streamed run that settles its ledger while the
+/// year runs (`scg simulate` of a city from [`crate::members::CITY_LAYOUT_MIN_MEMBERS`]
+/// members on, compact ledger layout, `scg_settle::settle_blocks`), bytes: measured on
+/// generated cities at 35,040 steps, release build (docs/scaling.md): 31.8 B (1,000 members
+/// and 500 LLF EVs, 1,062 MiB peak, ledger 128.0 MB) and MEASURE10K; PLACEHOLDER.
+pub const BYTES_PER_PROSUMER_STEP_STREAMED_LEDGER: u64 = 64;
 /// Memory per EV per simulated day, bytes (its sessions and plans). Not measured on its own
 /// (the slope above includes 25 EVs per prosumer); an allowance on top.
 pub const BYTES_PER_VEHICLE_DAY: u64 = 400;
@@ -108,6 +114,10 @@ pub fn estimate(scenario: &Scenario, assets: &Assets, ledger: bool) -> RunEstima
     let streamed = prosumers >= crate::members::CITY_LAYOUT_MIN_MEMBERS as u64
         && crate::engine::can_stream(assets);
     let (bytes_per_step, nanos_per_step) = match (ledger, compact) {
+        (true, true) if streamed => (
+            BYTES_PER_PROSUMER_STEP_STREAMED_LEDGER,
+            NANOS_PER_PROSUMER_STEP_COMPACT_LEDGER,
+        ),
         (false, _) if streamed => (
             BYTES_PER_PROSUMER_STEP_STREAMED,
             NANOS_PER_PROSUMER_STEP_NO_LEDGER,

@@ -158,6 +158,9 @@ pub struct IntervalOutcome<'c> {
     pub ev: &'c [EvStepPower],
     /// Every prosumer's battery after the interval.
     pub batteries: &'c [Option<BatteryUnit>],
+    /// The interval's P2P trades, when the market keeps them (empty otherwise, and under
+    /// pro-rata sharing).
+    pub trades: &'c [crate::market_stage::MarketTrade],
 }
 
 /// The community's state at the end (what [`Community::finish`] hands back).
@@ -360,10 +363,15 @@ impl<'a> Community<'a> {
                 inputs.step
             );
         }
+        let trades = match &self.sharing {
+            Sharing::Market(m) => m.interval_trades(),
+            Sharing::ProRata | Sharing::Custom(_) => &[],
+        };
         Ok(IntervalOutcome {
             flows: &self.flows,
             ev: &self.ev,
             batteries: &self.batteries,
+            trades,
         })
     }
 

@@ -18,7 +18,7 @@ use crate::dispatch::BatteryUnit;
 use crate::economics::ComponentCosts;
 use crate::inputs::ResolvedInputs;
 use crate::members::{
-    BlockConsumer, BlockSetup, BlockSink, FLOWS, MemberBlock, MemberSeries, MemberTotals,
+    BlockConsumer, BlockSetup, BlockSink, FLOWS, MemberBlock, MemberSeries, MemberTotals, Meters,
 };
 use crate::metrics::{LoadReport, load_report, load_report_with_baseline};
 use crate::prepare::EvYear;
@@ -56,6 +56,8 @@ pub struct ProsumerResult {
     pub ev: crate::prepare::EvYear,
     /// The home agent's figures (`[prosumers.home]`; `None` without a home section).
     pub home: Option<scg_home::carve::HomeResult>,
+    /// The devices it has metered besides its supply point.
+    pub meters: Meters,
 }
 
 /// The community's totals.
@@ -98,6 +100,41 @@ pub struct SimResult {
     pub tariff_band: Vec<scg_resource::tariff::Band>,
 }
 
+impl SimResult {
+    /// What a streamed run hands its consumer before the first block ([`MemberStream::head`]),
+    /// from the result of a run (the same values).
+    pub fn head(&self) -> YearHead {
+        YearHead {
+            grid: self.grid.clone(),
+            seed: self.seed,
+            ids: self.prosumers.iter().map(|p| p.id.clone()).collect(),
+            meters: self.prosumers.iter().map(|p| p.meters).collect(),
+            zonal_hourly_eur_per_mwh: self.zonal_hourly_eur_per_mwh.clone(),
+            cer_params: self.community.cer_params,
+            market: self.community.market.is_some(),
+        }
+    }
+}
+
+/// What a consumer of the year's member blocks needs before the first of them (a
+/// settlement registers the members and their meters, and divides the CER hour by hour):
+/// known once the community is prepared, before the year runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct YearHead {
+    pub grid: TimeGrid,
+    pub seed: u64,
+    /// The members' ids, in scenario order (a block's member `i` is `ids[i]`).
+    pub ids: Vec<String>,
+    /// Each member's metered devices.
+    pub meters: Vec<Meters>,
+    /// Zonal price per hour (the mean of its steps), EUR/MWh: the CER's hourly price.
+    pub zonal_hourly_eur_per_mwh: Vec<f64>,
+    /// The CER rule (`None` when the community is not a CER).
+    pub cer_params: Option<crate::cer::CerParams>,
+    /// Whether a community market clears the P2P trades (pro-rata sharing otherwise).
+    pub market: bool,
+}
+
 /// Build a prosumer's battery unit from its configs.
 pub fn battery_unit(a: &ProsumerAssets) -> Result<Option<BatteryUnit>, SimError> {
     match (&a.battery, &a.converter) {
@@ -124,8 +161,9 @@ pub fn simulate_scenario(
 /// What a simulation keeps beyond the year's results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SimOptions {
-    /// Keep every P2P trade of the year (`MarketYear::trades`, what the ledger settles). A run
-    /// that settles nothing (`scg simulate --no-ledger`) need not hold a city's year of trades.
+    /// Keep every P2P trade of the year (`MarketYear::trades`, what the ledger settles); in a
+    /// streamed run, each block's trades go with it (`MemberBlock::trades`) and the year's are
+    /// not held. A run that settles nothing (`scg simulate --no-ledger`) need not keep them.
     pub keep_trades: bool,
     /// Keep every step's market book (`MarketYear::books`: the members' orders, the grid's
     /// prices), for `scg testnet`, which submits them to the member chain.
@@ -177,7 +215,12 @@ pub fn simulate_with(
 pub struct MemberStream<'c> {
     pub block_steps: usize,
     pub consumer: &'c mut BlockConsumer<'c>,
+    /// Called once with the year's [`YearHead`] before the first block, if given.
+    pub head: Option<&'c mut HeadConsumer<'c>>,
 }
+
+/// What takes a streamed year's [`YearHead`]; an error stops the year.
+pub type HeadConsumer<'a> = dyn FnMut(&YearHead) -> Result<(), SimError> + 'a;
 
 impl std::fmt::Debug for MemberStream<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -197,7 +240,10 @@ pub fn can_stream(assets: &Assets) -> bool {
 /// block as the year runs and not kept: the result's `flows` and its members' load series
 /// (`load.load_kw`, `load.baseline_kw`) are empty and its EV years hold no series (their
 /// figures, the members' energy and load reports and the community's per-step sums are the
-/// same bits as a run that keeps them). Refused when not [`can_stream`].
+/// same bits as a run that keeps them). The stream's `head` gets the [`YearHead`] before the
+/// first block (the same as [`SimResult::head`] of the result); with `options.keep_trades`
+/// the market's trades go with the blocks and the result's `MarketYear::trades` is empty.
+/// Refused when not [`can_stream`].
 pub fn simulate_streaming(
     scenario: &Scenario,
     assets: &Assets,
@@ -290,6 +336,13 @@ fn run_prepared_with(
             .keep_books(options.keep_books),
         )),
     };
+    // A streamed run hands the kept trades on with the members' blocks, interval by interval.
+    let sharing = match sharing {
+        Sharing::Market(m) if options.keep_trades && stream.is_some() => {
+            Sharing::Market(Box::new(m.keep_interval_trades()))
+        }
+        other => other,
+    };
     // The home agents (`[prosumers.home]`): stage 3 of the step.
     let members: Vec<crate::home::HomeMember<'_>> = scenario
         .prosumers
@@ -366,6 +419,17 @@ fn run_prepared_with(
             MemberFlows::Kept(sink.0.prosumers)
         }
         Some(stream) => {
+            if let Some(head) = stream.head {
+                head(&YearHead {
+                    grid: grid.clone(),
+                    seed,
+                    ids: ids.clone(),
+                    meters: assets.prosumers.iter().map(Meters::of).collect(),
+                    zonal_hourly_eur_per_mwh: prepared.zonal_hourly_eur_per_mwh.clone(),
+                    cer_params: assets.cer.enabled.then(|| assets.cer.params()),
+                    market: scenario.community.market.is_some(),
+                })?;
+            }
             let setup = BlockSetup {
                 loads: series.iter().map(|s| s.load_kw).collect(),
                 fleet: has_fleet.clone(),
@@ -510,6 +574,7 @@ fn run_prepared_with(
             load.load_kw = Vec::new();
         }
         prosumers.push(ProsumerResult {
+            meters: Meters::of(a),
             id: p.id.clone(),
             name: p.name.clone().unwrap_or_else(|| p.id.clone()),
             load_report,

@@ -49,8 +49,8 @@ pub use component_error::ComponentError;
 pub use assets::Assets;
 pub use check::{CheckOptions, CheckedRun, RunEstimate, check_run};
 pub use engine::{
-    CommunityResult, MemberStream, ProsumerResult, SimOptions, SimResult, can_stream,
-    prosumer_seed, simulate, simulate_scenario, simulate_streaming, simulate_with,
+    CommunityResult, HeadConsumer, MemberStream, ProsumerResult, SimOptions, SimResult, YearHead,
+    can_stream, prosumer_seed, simulate, simulate_scenario, simulate_streaming, simulate_with,
 };
 pub use inputs::{ResolvedInputs, ResolvedLoad, resolve_inputs, resolve_loads};
 

@@ -172,6 +172,16 @@ pub struct MarketTrade {
     pub fee_milli_eur_per_mwh: i64,
 }
 
+/// Which P2P trades a [`MarketStage`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeepTrades {
+    None,
+    /// The last interval's only.
+    Interval,
+    /// The year's.
+    Year,
+}
+
 /// Above this many members the market does not keep the seller-by-buyer matrix of the year
 /// (`MarketYear::sold_kwh`): its cells grow with the square of the members.
 pub const PAIR_MATRIX_MAX_MEMBERS: usize = 100;
@@ -196,7 +206,9 @@ pub struct MarketStage<'a> {
     priced_steps_by_hour: [u32; 24],
     volume_wh_by_hour: [i64; 24],
     records: Vec<MarketTrade>,
-    keep_trades: bool,
+    keep: KeepTrades,
+    /// Where the current interval's trades start in `records`.
+    interval_start: usize,
     step_prices: Vec<Option<f64>>,
     books: Option<Vec<StepBook>>,
 }
@@ -252,7 +264,8 @@ impl<'a> MarketStage<'a> {
             priced_steps_by_hour: [0; 24],
             volume_wh_by_hour: [0; 24],
             records: Vec::new(),
-            keep_trades: true,
+            keep: KeepTrades::Year,
+            interval_start: 0,
             step_prices: Vec::new(),
             books: None,
         })
@@ -269,8 +282,25 @@ impl<'a> MarketStage<'a> {
     /// settles; kept by default). A run that settles nothing (the sizing search's replay,
     /// `scg simulate --no-ledger`) need not hold a city's year of trades in memory.
     pub fn keep_trades(mut self, keep: bool) -> Self {
-        self.keep_trades = keep;
+        self.keep = if keep {
+            KeepTrades::Year
+        } else {
+            KeepTrades::None
+        };
         self
+    }
+
+    /// Keep each interval's P2P trades until the next interval only
+    /// ([`MarketStage::interval_trades`]; `MarketYear::trades` stays empty): a streamed run
+    /// hands them on with the members' series instead of holding a city's year of them.
+    pub fn keep_interval_trades(mut self) -> Self {
+        self.keep = KeepTrades::Interval;
+        self
+    }
+
+    /// The last interval's P2P trades, in clearing order (empty when trades are not kept).
+    pub fn interval_trades(&self) -> &[MarketTrade] {
+        self.records.get(self.interval_start..).unwrap_or_default()
     }
 
     /// The year's totals.
@@ -298,7 +328,10 @@ impl<'a> MarketStage<'a> {
             price_by_hour_eur_per_mwh: (0..24)
                 .map(|h| self.price_sum_by_hour[h] / f64::from(self.priced_steps_by_hour[h].max(1)))
                 .collect(),
-            trades: self.records.clone(),
+            trades: match self.keep {
+                KeepTrades::Year => self.records.clone(),
+                KeepTrades::None | KeepTrades::Interval => Vec::new(),
+            },
             paid_nano: self.paid_nano.clone(),
             received_nano: self.received_nano.clone(),
             clearing_price_eur_per_mwh: self.step_prices.clone(),
@@ -321,6 +354,10 @@ impl CommunityStage for MarketStage<'_> {
         out: &mut [Allocation],
     ) -> Result<(), ComponentError> {
         let dt = ctx.dt_h;
+        if self.keep == KeepTrades::Interval {
+            self.records.clear();
+        }
+        self.interval_start = self.records.len();
         for (n, r) in self.net_kwh.iter_mut().zip(residual_kw) {
             *n = r * dt;
         }
@@ -353,7 +390,7 @@ impl CommunityStage for MarketStage<'_> {
             self.fees_nano += t.fee_paid().0;
             if let (Some(s), Some(b)) = (seller, buyer) {
                 self.sold_wh.add(s, b, wh);
-                if !self.keep_trades {
+                if self.keep == KeepTrades::None {
                     continue;
                 }
                 self.records.push(MarketTrade {

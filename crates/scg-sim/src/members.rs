@@ -2,21 +2,24 @@
 //! the series: per member its year's energy sums, per step the community's sums.
 //!
 //! A [`MemberBlock`] holds a block of consecutive steps of every member's [`Flow`]s (and the
-//! state of charge of the members with a battery). Blocks are made two ways with the same
-//! layout: from kept series ([`MemberBlock::fill_from_series`], `scg simulate` with a ledger,
-//! the wide layout) and while the year runs ([`BlockSink`], a city without a ledger: the
-//! members' series are handed to a consumer block by block and never held for the year).
+//! state of charge of the members with a battery, and the market's trades of its steps when
+//! the run keeps them). Blocks are made two ways with the same layout: from kept series
+//! ([`MemberBlock::fill_from_series`]: the wide layout's members, a kept year's settlement)
+//! and while the year runs ([`BlockSink`], a city: the members' series are handed to a
+//! consumer block by block and never held for the year; `scg-cli` encodes members.parquet
+//! and, with a ledger, settles each block as it comes).
 //! [`MemberTotals::add_block`] is the one rule that turns blocks into the per-member
 //! [`EnergySums`] and the community's per-step sums, whichever way the blocks were made, so
 //! the two runs report the same bits.
 //!
-//! Never does I/O: a consumer (`scg-report`'s `members.parquet` writer, through `scg-cli`)
-//! receives each block.
+//! Never does I/O: a consumer (`scg-report`'s `members.parquet` writer, `scg-settle`'s
+//! settlement, through `scg-cli`) receives each block.
 
 use crate::ComponentError;
 use crate::SimError;
 use crate::battery::Storage;
 use crate::dispatch::{BatteryUnit, StepFlows};
+use crate::market_stage::MarketTrade;
 use crate::prepare::EvYear;
 use crate::year::{EnergySums, FlowSeries, FlowSink};
 use scg_ev::fleet::EvStepPower;
@@ -39,6 +42,34 @@ pub enum Flow {
     GridExport,
     Excess,
     Unmet,
+}
+
+/// The metered devices of a member besides its supply point: those it has installed. A
+/// settlement registers a meter for each before the year's first reading (a device installed
+/// but idle all year keeps a silent meter), so they are known before the year runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Meters {
+    /// PV arrays of positive capacity.
+    pub pv: bool,
+    /// Wind turbines.
+    pub wind: bool,
+    /// A battery with its converter.
+    pub battery: bool,
+    /// An EV site with charge points (V2G goes through the same meter; a swap station's
+    /// energy is plain consumption at the supply point).
+    pub ev_charger: bool,
+}
+
+impl Meters {
+    /// The meters of a member with `assets`.
+    pub fn of(assets: &crate::assets::ProsumerAssets) -> Self {
+        Self {
+            pv: assets.pv_kwp() > 0.0,
+            wind: assets.turbines.iter().any(|t| t.turbine.count > 0),
+            battery: assets.battery.is_some() && assets.converter.is_some(),
+            ev_charger: assets.ev.as_ref().is_some_and(|f| f.charge_points > 0),
+        }
+    }
 }
 
 /// From this many members on, `scg simulate` writes the city layout by default (and, without
@@ -79,6 +110,9 @@ pub struct MemberBlock {
     /// The state of charge at the end of each step, percent, of the members with a battery
     /// only, member-major as `columns`.
     pub soc_pct: Vec<f64>,
+    /// The market's P2P trades of the block's steps, in step and clearing order: filled when
+    /// the year keeps its trades (a streamed run that settles a ledger), empty otherwise.
+    pub trades: Vec<MarketTrade>,
 }
 
 /// One member's kept series, as [`MemberBlock::fill_from_series`] reads them.
@@ -105,6 +139,7 @@ impl MemberBlock {
         self.has_battery.extend_from_slice(has_battery);
         let batteries = has_battery.iter().filter(|b| **b).count();
         self.soc_pct.resize(batteries * steps, 0.0);
+        self.trades.clear();
     }
 
     /// How many members the block holds.
@@ -449,6 +484,10 @@ impl FlowSink for BlockSink<'_, '_> {
             }
         }
         Ok(())
+    }
+
+    fn record_trades(&mut self, _step: usize, trades: &[MarketTrade]) {
+        self.block.trades.extend_from_slice(trades);
     }
 
     fn record_ev(&mut self, step: usize, ev: &[EvStepPower]) -> Result<(), SimError> {

@@ -11,6 +11,7 @@ use crate::community::{
     Community, CommunitySettings, Forecast, IntervalInputs, ProsumerInterval, Sharing,
 };
 use crate::dispatch::{BatteryUnit, CommunityStage, ProRata, StepFlows};
+use crate::market_stage::MarketTrade;
 use scg_ev::fleet::EvStepPower;
 
 /// One prosumer's inputs: load and renewable generation, per step. Generation is
@@ -74,6 +75,10 @@ pub trait FlowSink {
     fn record_ev(&mut self, _step: usize, _ev: &[EvStepPower]) -> Result<(), crate::SimError> {
         Ok(())
     }
+
+    /// The market's P2P trades of the same step (empty unless the market keeps them per
+    /// interval), before [`FlowSink::record_ev`]. Most sinks ignore them.
+    fn record_trades(&mut self, _step: usize, _trades: &[MarketTrade]) {}
 }
 
 /// Two sinks fed the same steps (e.g. the series and the year's accounts).
@@ -94,6 +99,11 @@ impl<A: FlowSink, B: FlowSink> FlowSink for (A, B) {
         self.0.record_ev(step, ev)?;
         self.1.record_ev(step, ev)
     }
+
+    fn record_trades(&mut self, step: usize, trades: &[MarketTrade]) {
+        self.0.record_trades(step, trades);
+        self.1.record_trades(step, trades);
+    }
 }
 
 /// A sink borrowed (e.g. the year's accounts, kept after the year).
@@ -111,6 +121,10 @@ impl<S: FlowSink + ?Sized> FlowSink for &mut S {
 
     fn record_ev(&mut self, step: usize, ev: &[EvStepPower]) -> Result<(), crate::SimError> {
         (**self).record_ev(step, ev)
+    }
+
+    fn record_trades(&mut self, step: usize, trades: &[MarketTrade]) {
+        (**self).record_trades(step, trades);
     }
 }
 
@@ -369,6 +383,7 @@ fn drive_steps<S: FlowSink>(
             }
         };
         sink.record(t, out.flows, &pv, &wind, out.batteries)?;
+        sink.record_trades(t, out.trades);
         sink.record_ev(t, out.ev)?;
         on_ev(t, out.ev);
     }

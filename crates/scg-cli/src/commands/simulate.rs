@@ -2,8 +2,10 @@
 //! report directory.
 
 use anyhow::Context;
+use scg_sim::members::MemberBlock;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The seed used when `--seed` is not given (recorded in summary.json either way).
@@ -200,10 +202,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ..scg_sim::SimOptions::default()
     };
     let layout = args.layout.resolve(prosumers);
-    // A city without a ledger writes members.parquet while the year runs instead of keeping
-    // every member's year of series (nothing else needs them).
-    let stream =
-        layout == scg_report::Layout::City && args.no_ledger && scg_sim::can_stream(&assets);
+    // A city writes members.parquet (and settles its ledger) while the year runs instead of
+    // keeping every member's year of series (nothing else needs them).
+    let stream = layout == scg_report::Layout::City && scg_sim::can_stream(&assets);
     let mut progress = |done: usize, _| {
         bar.set_position(done as u64);
         if done == prosumers {
@@ -222,43 +223,57 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             progress,
         )
     };
-    let result = if stream {
-        let mut result = None;
-        output.write_stream(scg_report::city::MEMBERS_PARQUET, |w| {
-            // write_stream takes a std error: the chain is kept in the message.
-            let (written, sim) = stream_members(w, &loaded.scenario, |stream| {
-                run_year(Some(stream), &mut progress)
-            })
-            .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
-            result = Some(sim);
-            Ok::<_, std::io::Error>(written)
-        })?;
-        result.context("internal error: the streamed year left no result")?
-    } else {
-        run_year(None, &mut progress)?
-    };
     let run = scg_report::RunInfo {
         scg_version: env!("CARGO_PKG_VERSION").into(),
         scenario_source: loaded.source.clone(),
         ledger: None,
     };
-    let render = Render {
-        result: &result,
-        scenario: &loaded.scenario,
-        run: &run,
-        layout,
-        members_streamed: stream,
-    };
-    let ledger = if args.no_ledger {
-        bar.set_message("writing outputs");
-        render.write(&output)?;
-        None
+    let ledger_dir = output.dir().to_path_buf();
+    let (result, ledger) = if stream && !args.no_ledger {
+        let city = StreamedCity {
+            output: &output,
+            scenario: &loaded.scenario,
+            run: &run,
+            ledger_dir: &ledger_dir,
+            bar: &bar,
+        };
+        let (result, ledger) = city.run(|stream| run_year(Some(stream), &mut progress))?;
+        (result, Some(ledger))
     } else {
-        bar.set_message("settling ledger");
-        let ledger_dir = output.dir().to_path_buf();
-        Some(render_while_settling(&render, &output, || {
-            settle_ledger(&result, &loaded, &ledger_dir, &bar)
-        })?)
+        let result = if stream {
+            let mut result = None;
+            output.write_stream(scg_report::city::MEMBERS_PARQUET, |w| {
+                // write_stream takes a std error: the chain is kept in the message.
+                let (written, sim) =
+                    stream_members(w, &loaded.scenario, None, &Recycle::new(), |stream| {
+                        run_year(Some(stream), &mut progress)
+                    })
+                    .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+                result = Some(sim);
+                Ok::<_, std::io::Error>(written)
+            })?;
+            result.context("internal error: the streamed year left no result")?
+        } else {
+            run_year(None, &mut progress)?
+        };
+        let render = Render {
+            result: &result,
+            scenario: &loaded.scenario,
+            run: &run,
+            layout,
+            members_streamed: stream,
+        };
+        let ledger = if args.no_ledger {
+            bar.set_message("writing outputs");
+            render.write(&output)?;
+            None
+        } else {
+            bar.set_message("settling ledger");
+            Some(render_while_settling(&render, &output, || {
+                settle_ledger(&result, &loaded, &ledger_dir, &bar)
+            })?)
+        };
+        (result, ledger)
     };
     output.commit("simulate")?;
     bar.inc(1);
@@ -277,14 +292,49 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Blocks a consumer is done with, back to the year to be filled again (a city's year then
+/// allocates a few blocks, not one per block: no fresh pages to fault in, no copy). Never
+/// full: at most [`BLOCKS_IN_FLIGHT`] blocks exist.
+struct Recycle {
+    tx: std::sync::mpsc::SyncSender<MemberBlock>,
+    rx: std::sync::mpsc::Receiver<MemberBlock>,
+}
+
+/// Blocks that can exist at once: one filled by the year, one queued and one being read by each
+/// of the two consumers (the members.parquet encoder and the ledger's settlement), one spare.
+const BLOCKS_IN_FLIGHT: usize = 6;
+
+impl Recycle {
+    fn new() -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel(BLOCKS_IN_FLIGHT);
+        Self { tx, rx }
+    }
+}
+
+/// Hand `block` back to the year if no other consumer still reads it (the last one done
+/// does); a year that has finished no longer takes it, and it is dropped.
+fn recycle(block: Arc<MemberBlock>, tx: &std::sync::mpsc::SyncSender<MemberBlock>) {
+    if let Ok(b) = Arc::try_unwrap(block) {
+        let _ = tx.try_send(b);
+    }
+}
+
+/// Where a streamed year's blocks go besides members.parquet: the ledger's settlement thread.
+struct SettleFeed {
+    heads: std::sync::mpsc::SyncSender<scg_sim::YearHead>,
+    blocks: std::sync::mpsc::SyncSender<Arc<MemberBlock>>,
+}
+
 /// Run `simulate` (the year, given a [`scg_sim::MemberStream`]) while `members.parquet` is
-/// encoded into `out` on a thread of its own, one row group per block: the encoding of a
-/// block overlaps the simulation of the next. At most one block waits between the two; the
-/// encoder hands each block it is done with back to be filled again (a city's year then
-/// allocates three blocks, not one per block: no fresh pages to fault in, no copy).
+/// encoded into `out` on a thread of its own, one row group per block, and, with `feed`, each
+/// block goes to the ledger's settlement too: the encoding (and settling) of a block overlaps
+/// the simulation of the next. At most one block waits for each consumer; the consumers hand
+/// the blocks they are done with back through `recycle`.
 fn stream_members<W: std::io::Write + Send>(
     out: W,
     scenario: &scg_model::Scenario,
+    feed: Option<SettleFeed>,
+    recycle_blocks: &Recycle,
     simulate: impl FnOnce(scg_sim::MemberStream<'_>) -> Result<scg_sim::SimResult, scg_sim::SimError>,
 ) -> anyhow::Result<(W, scg_sim::SimResult)> {
     let grid = scg_model::TimeGrid::new(&scenario.time, &scenario.location.time_zone)
@@ -292,28 +342,43 @@ fn stream_members<W: std::io::Write + Send>(
     let ids: Vec<&str> = scenario.prosumers.iter().map(|p| p.id.as_str()).collect();
     let block_steps = scg_sim::members::block_steps(ids.len(), grid.len());
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<scg_sim::members::MemberBlock>(1);
-        // Blocks written, back to the simulation; never full (at most three blocks exist).
-        let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<scg_sim::members::MemberBlock>(3);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Arc<MemberBlock>>(1);
         let (ids, grid) = (&ids, &grid);
+        let done_tx = recycle_blocks.tx.clone();
         let encoder = scope.spawn(move || {
             let mut writer = scg_report::city::MembersParquetWriter::new(out, ids, grid)?;
             for block in rx {
                 writer.write_block(&block)?;
-                // The simulation may have finished: then the block is simply dropped.
-                let _ = done_tx.try_send(block);
+                recycle(block, &done_tx);
             }
             writer.finish()
         });
-        let mut consumer = |block: &mut scg_sim::members::MemberBlock| {
-            let spare = done_rx.try_recv().unwrap_or_default();
-            tx.send(std::mem::replace(block, spare)).map_err(|_| {
-                scg_sim::SimError::Output("the members.parquet encoder stopped".into())
-            })
+        let (heads, blocks) = match feed {
+            Some(f) => (Some(f.heads), Some(f.blocks)),
+            None => (None, None),
+        };
+        let stopped = |what: &str| scg_sim::SimError::Output(format!("the {what} stopped"));
+        let mut consumer = |block: &mut MemberBlock| {
+            let spare = recycle_blocks.rx.try_recv().unwrap_or_default();
+            let full = Arc::new(std::mem::replace(block, spare));
+            if let Some(blocks) = &blocks {
+                blocks
+                    .send(Arc::clone(&full))
+                    .map_err(|_| stopped("ledger settlement"))?;
+            }
+            tx.send(full)
+                .map_err(|_| stopped("members.parquet encoder"))
+        };
+        let mut head = |h: &scg_sim::YearHead| match &heads {
+            Some(heads) => heads
+                .send(h.clone())
+                .map_err(|_| stopped("ledger settlement")),
+            None => Ok(()),
         };
         let simulated = simulate(scg_sim::MemberStream {
             block_steps,
             consumer: &mut consumer,
+            head: Some(&mut head),
         });
         drop(tx);
         let written = encoder
@@ -323,6 +388,109 @@ fn stream_members<W: std::io::Write + Send>(
         let written = written?;
         Ok((written, simulated?))
     })
+}
+
+/// A city's year with its ledger: the year runs while members.parquet is encoded and the
+/// ledger settles, each on a thread of its own (`stream_members`, `settle_streamed`), so no
+/// member's series is held for the year; then the outputs that need no ledger are rendered
+/// while the settlement ends and the ledger is stored, and the rest once both are done.
+struct StreamedCity<'a> {
+    output: &'a crate::output::OutputDir,
+    scenario: &'a scg_model::Scenario,
+    run: &'a scg_report::RunInfo,
+    ledger_dir: &'a Path,
+    bar: &'a indicatif::ProgressBar,
+}
+
+impl StreamedCity<'_> {
+    fn run(
+        &self,
+        simulate: impl FnOnce(
+            scg_sim::MemberStream<'_>,
+        ) -> Result<scg_sim::SimResult, scg_sim::SimError>,
+    ) -> anyhow::Result<(scg_sim::SimResult, scg_report::summary::LedgerInfo)> {
+        let price = self.scenario.community.internal_price_eur_per_mwh;
+        let recycle_blocks = Recycle::new();
+        std::thread::scope(|scope| {
+            let (heads, head_rx) = std::sync::mpsc::sync_channel(1);
+            let (blocks, block_rx) = std::sync::mpsc::sync_channel(1);
+            let done_tx = recycle_blocks.tx.clone();
+            let settling =
+                scope.spawn(move || settle_streamed(&head_rx, &block_rx, &done_tx, price));
+            let feed = SettleFeed { heads, blocks };
+            let mut result = None;
+            let streamed = self
+                .output
+                .write_stream(scg_report::city::MEMBERS_PARQUET, |w| {
+                    // write_stream takes a std error: the chain is kept in the message.
+                    let (written, sim) =
+                        stream_members(w, self.scenario, Some(feed), &recycle_blocks, simulate)
+                            .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+                    result = Some(sim);
+                    Ok::<_, std::io::Error>(written)
+                });
+            let mut settling = Some(settling);
+            let mut settled = || -> anyhow::Result<scg_ledger::settlement::SettledYear> {
+                let handle = settling
+                    .take()
+                    .context("internal error: the settlement was joined twice")?;
+                handle.join().unwrap_or_else(|_| {
+                    Err(anyhow::anyhow!(
+                        "internal error: the ledger thread panicked"
+                    ))
+                })
+            };
+            if let Err(year_err) = streamed {
+                // A settlement that failed stopped the year: its error is the cause.
+                return Err(match settled() {
+                    Err(e) => e.context(format!("the year stopped: {year_err:#}")),
+                    Ok(_) => year_err,
+                });
+            }
+            let result = result.context("internal error: the streamed year left no result")?;
+            let render = Render {
+                result: &result,
+                scenario: self.scenario,
+                run: self.run,
+                layout: scg_report::Layout::City,
+                members_streamed: true,
+            };
+            self.bar.set_message("settling ledger");
+            let ledger = render_and_finish(&render, self.output, || {
+                let settled = settled()?;
+                self.bar.inc(1);
+                store_ledger(&settled, self.ledger_dir, self.bar)
+            })?;
+            Ok((result, ledger))
+        })
+    }
+}
+
+/// The settlement of a streamed year, on its own thread: the year's head, then its blocks as
+/// they come (each handed back through `done` once settled).
+fn settle_streamed(
+    heads: &std::sync::mpsc::Receiver<scg_sim::YearHead>,
+    blocks: &std::sync::mpsc::Receiver<Arc<MemberBlock>>,
+    done: &std::sync::mpsc::SyncSender<MemberBlock>,
+    internal_price_eur_per_mwh: f64,
+) -> anyhow::Result<scg_ledger::settlement::SettledYear> {
+    let head = heads
+        .recv()
+        .map_err(|_| anyhow::anyhow!("the year stopped before its first interval"))?;
+    let mut next = |step: usize, settled: Option<Arc<MemberBlock>>| {
+        if let Some(b) = settled {
+            recycle(b, done);
+        }
+        blocks
+            .recv()
+            .map_err(|_| scg_settle::SettleError::BlocksEnded { step })
+    };
+    Ok(scg_settle::settle_blocks(
+        &head,
+        internal_price_eur_per_mwh,
+        &scg_settle::Policy::default(),
+        &mut next,
+    )?)
 }
 
 /// What `simulate` writes besides the ledger.
@@ -394,24 +562,37 @@ fn render_while_settling(
 ) -> anyhow::Result<scg_report::summary::LedgerInfo> {
     std::thread::scope(|scope| {
         let settling = scope.spawn(settle);
-        let started = render.start(output);
-        let settled = settling.join().unwrap_or_else(|_| {
-            Err(anyhow::anyhow!(
-                "internal error: the ledger thread panicked"
-            ))
-        });
-        let (pre, ledger) = match (started, settled) {
-            (Ok(pre), Ok(ledger)) => (pre, ledger),
-            (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
-            (Err(render_err), Err(ledger_err)) => {
-                return Err(anyhow::anyhow!(
-                    "{ledger_err:#}; and rendering failed too: {render_err:#}"
-                ));
-            }
-        };
-        Render::finish(pre, output, ledger.clone())?;
-        Ok(ledger)
+        render_and_finish(render, output, || {
+            settling.join().unwrap_or_else(|_| {
+                Err(anyhow::anyhow!(
+                    "internal error: the ledger thread panicked"
+                ))
+            })
+        })
     })
+}
+
+/// Render and write everything that does not need the ledger, then wait for it (`settled`)
+/// and write what does. An error of either is returned (both, if both fail); the caller
+/// commits nothing then.
+fn render_and_finish(
+    render: &Render<'_>,
+    output: &crate::output::OutputDir,
+    settled: impl FnOnce() -> anyhow::Result<scg_report::summary::LedgerInfo>,
+) -> anyhow::Result<scg_report::summary::LedgerInfo> {
+    let started = render.start(output);
+    let settled = settled();
+    let (pre, ledger) = match (started, settled) {
+        (Ok(pre), Ok(ledger)) => (pre, ledger),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
+        (Err(render_err), Err(ledger_err)) => {
+            return Err(anyhow::anyhow!(
+                "{ledger_err:#}; and rendering failed too: {render_err:#}"
+            ));
+        }
+    };
+    Render::finish(pre, output, ledger.clone())?;
+    Ok(ledger)
 }
 
 /// Settle the year on the RESCoin ledger (`scg-settle`) and store it in OUT/ledger (written from
@@ -427,11 +608,21 @@ fn settle_ledger(
         loaded.scenario.community.internal_price_eur_per_mwh,
         &scg_settle::Policy::default(),
     )?;
+    bar.inc(1);
+    store_ledger(&settled, out, bar)
+}
+
+/// Store a settled year in OUT/ledger (written from the settlement's own ledger without a
+/// replay; `scg ledger verify OUT/ledger` replays it).
+fn store_ledger(
+    settled: &scg_ledger::settlement::SettledYear,
+    out: &Path,
+    bar: &indicatif::ProgressBar,
+) -> anyhow::Result<scg_report::summary::LedgerInfo> {
     let dir = out.join("ledger");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    bar.inc(1);
     bar.set_message("storing ledger");
-    scg_ledger::store::store(&dir, &settled)?;
+    scg_ledger::store::store(&dir, settled)?;
     bar.inc(1);
     Ok(scg_report::summary::LedgerInfo::from_settlement(
         &settled.summary,
