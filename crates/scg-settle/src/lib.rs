@@ -200,6 +200,11 @@ fn input_error(t: usize, member: &str, quantity: &str, problem: String) -> Settl
 
 /// Energy of a step at `kw` as ledger Wh (the one rounding point), refusing negatives.
 fn step_wh(kw: f64, dt_h: f64, at: (usize, &str, &str)) -> Result<u64, SettleError> {
+    // Most meters read nothing in most steps (PV at night, an idle battery or charger): zero
+    // (or -0.0) rounds to 0 Wh, without the general rounding's checks.
+    if kw == 0.0 {
+        return Ok(0);
+    }
     let (t, member, quantity) = at;
     let wh = Wh::from_kwh(Kwh(kw * dt_h))
         .map_err(|e| input_error(t, member, quantity, e.to_string()))?;

@@ -393,7 +393,8 @@ fn stream_members<W: std::io::Write + Send>(
 /// A city's year with its ledger: the year runs while members.parquet is encoded and the
 /// ledger settles, each on a thread of its own (`stream_members`, `settle_streamed`), so no
 /// member's series is held for the year; then the outputs that need no ledger are rendered
-/// while the settlement ends and the ledger is stored, and the rest once both are done.
+/// while the settlement ends and its thread stores the ledger, and the rest once both are
+/// done.
 struct StreamedCity<'a> {
     output: &'a crate::output::OutputDir,
     scenario: &'a scg_model::Scenario,
@@ -415,8 +416,13 @@ impl StreamedCity<'_> {
             let (heads, head_rx) = std::sync::mpsc::sync_channel(1);
             let (blocks, block_rx) = std::sync::mpsc::sync_channel(1);
             let done_tx = recycle_blocks.tx.clone();
-            let settling =
-                scope.spawn(move || settle_streamed(&head_rx, &block_rx, &done_tx, price));
+            let (ledger_dir, bar) = (self.ledger_dir, self.bar);
+            // Settled, then stored, on its own thread: storing overlaps the rendering.
+            let settling = scope.spawn(move || {
+                let settled = settle_streamed(&head_rx, &block_rx, &done_tx, price)?;
+                bar.inc(1);
+                store_ledger(&settled, ledger_dir, bar)
+            });
             let feed = SettleFeed { heads, blocks };
             let mut result = None;
             let streamed = self
@@ -430,7 +436,7 @@ impl StreamedCity<'_> {
                     Ok::<_, std::io::Error>(written)
                 });
             let mut settling = Some(settling);
-            let mut settled = || -> anyhow::Result<scg_ledger::settlement::SettledYear> {
+            let mut settled = || -> anyhow::Result<scg_report::summary::LedgerInfo> {
                 let handle = settling
                     .take()
                     .context("internal error: the settlement was joined twice")?;
@@ -456,11 +462,7 @@ impl StreamedCity<'_> {
                 members_streamed: true,
             };
             self.bar.set_message("settling ledger");
-            let ledger = render_and_finish(&render, self.output, || {
-                let settled = settled()?;
-                self.bar.inc(1);
-                store_ledger(&settled, self.ledger_dir, self.bar)
-            })?;
+            let ledger = render_and_finish(&render, self.output, settled)?;
             Ok((result, ledger))
         })
     }
