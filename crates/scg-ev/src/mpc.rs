@@ -1199,7 +1199,11 @@ impl Mpc {
             return Some(Reason::Other);
         }
         let offset = usize::try_from(ctx.step - plan.made_at).ok()?;
-        if offset >= plan.aggregate_kw.len() {
+        // Past the kept plan's horizon every planned vehicle's plan has ended; in a
+        // separable plan that is news only of a vehicle that still wants energy, or of one
+        // departing other than planned (below), not of the others. In the built-in
+        // apartment's year at 15-minute steps this re-solved the whole fleet 3,641 times.
+        if offset >= plan.aggregate_kw.len() && !self.separable(ctx) {
             return Some(Reason::Other);
         }
         let left = plan.prices.len() - offset.min(plan.prices.len());
@@ -1235,8 +1239,14 @@ impl Mpc {
             let (rem, energy) = p.expected_at(ctx.step, ctx.step_hours);
             let rate = p.rate_at(ctx.step);
             let v2g = ev.max_discharge_kw > 0.0;
+            // A V2G vehicle's plan reads its battery energy, never the energy it still wants
+            // (`build_plan` values the energy at the end of its stay instead), so only the
+            // former is news. The latter moved at every step it gave energy back (the site
+            // counts energy wanted from the battery, the plan's `expected_at` from the
+            // charging only): in the built-in apartment's year at 15-minute steps that was
+            // 2,282 of its 9,839 re-plans.
             if (ev.departure_step != p.departure_step && !overstays_done(ev, p, ctx.step))
-                || (ev.remaining_kwh - rem).abs() > tol
+                || (!v2g && (ev.remaining_kwh - rem).abs() > tol)
                 || (v2g && (ev.energy_kwh - energy).abs() > tol)
                 || rate > ev.max_charge_kw + 1e-6
                 || -rate > ev.max_discharge_kw + 1e-6
@@ -2665,6 +2675,92 @@ mod separable_tests {
                     prop_assert_eq!(&p.rate_kw, &q.rate_kw);
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod news_tests {
+    use super::*;
+
+    fn ctx<'a>(step: i64, evs: &'a [ActiveEv], prices: &'a [f64], limit: f64) -> StepContext<'a> {
+        StepContext {
+            step,
+            step_hours: 1.0,
+            evs,
+            site_limit_kw: limit,
+            price_eur_per_mwh: &prices[step as usize..],
+            grid_peak: &[],
+            demand_charge_eur_per_kw: 0.0,
+            peak_so_far_kw: 0.0,
+        }
+    }
+
+    /// A V2G vehicle giving energy back as planned is no news, though the energy it still
+    /// wants (counted by the site from its battery) grows; its battery energy off the plan is.
+    #[test]
+    fn a_v2g_vehicle_discharging_as_planned_keeps_its_plan() {
+        // Dear now, cheap later: it sells first, then charges.
+        let prices = [400.0, 400.0, 20.0, 20.0, 20.0, 20.0];
+        let ev = ActiveEv {
+            key: 0,
+            arrival_step: 0,
+            departure_step: 6,
+            remaining_kwh: 5.0,
+            max_charge_kw: 7.0,
+            max_discharge_kw: 7.0,
+            energy_kwh: 30.0,
+            min_energy_kwh: 10.0,
+            max_energy_kwh: 35.0,
+            efficiency: 0.9,
+        };
+        let mut mpc = Mpc::new(MpcParams::default());
+        let evs = [ev.clone()];
+        let r = mpc.schedule(&ctx(0, &evs, &prices, f64::INFINITY)).unwrap();
+        assert!(r[0] < -1.0, "sells first: {r:?}");
+        let (_, energy) = mpc.plan.as_ref().unwrap().evs[&0].expected_at(1, 1.0);
+        let drawn = ev.energy_kwh - energy;
+        let now = [ActiveEv {
+            energy_kwh: energy,
+            remaining_kwh: ev.remaining_kwh + drawn,
+            ..ev.clone()
+        }];
+        assert!(!mpc.needs_replan(&ctx(1, &now, &prices, f64::INFINITY)));
+        let off = [ActiveEv {
+            energy_kwh: energy + 1.0,
+            ..now[0].clone()
+        }];
+        assert!(mpc.needs_replan(&ctx(1, &off, &prices, f64::INFINITY)));
+    }
+
+    /// Past the kept plan's horizon, a vehicle that only overstays wanting nothing is no
+    /// news in a separable plan; under a site limit the plan is re-solved as before.
+    #[test]
+    fn past_the_horizon_a_separable_plan_is_kept() {
+        let prices = [100.0; 8];
+        let ev = ActiveEv {
+            key: 0,
+            arrival_step: 0,
+            departure_step: 2,
+            remaining_kwh: 2.0,
+            max_charge_kw: 6.0,
+            max_discharge_kw: 0.0,
+            energy_kwh: 0.0,
+            min_energy_kwh: 0.0,
+            max_energy_kwh: 2.0,
+            efficiency: 1.0,
+        };
+        for (limit, replans) in [(f64::INFINITY, false), (100.0, true)] {
+            let mut mpc = Mpc::new(MpcParams::default());
+            mpc.schedule(&ctx(0, std::slice::from_ref(&ev), &prices, limit))
+                .unwrap();
+            let late = [ActiveEv {
+                departure_step: 3,
+                remaining_kwh: 0.0,
+                ..ev.clone()
+            }];
+            assert_eq!(mpc.needs_replan(&ctx(2, &late, &prices, limit)), replans);
         }
     }
 }
