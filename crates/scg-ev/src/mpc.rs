@@ -956,8 +956,9 @@ fn clean(x: f64, max: f64) -> f64 {
 /// applies it step by step; it re-solves only when [`Mpc::needs_replan`] says the plan no
 /// longer describes the site (or every step with `replan_on_events = false`). An arrival
 /// alone is added to the kept plan without a solve when nothing couples it to the plan (see
-/// `insert_arrivals`); otherwise the plan is re-solved. Each day's finished sessions teach
-/// the peak learner their hindsight-lowest peak.
+/// `insert_arrivals`); otherwise the plan is re-solved, in a separable plan (no site limit,
+/// no demand charge: `Mpc::separable`) for the vehicles with news alone. With a demand
+/// charge, each day's finished sessions teach the peak learner their hindsight-lowest peak.
 #[derive(Debug, Clone)]
 pub struct Mpc {
     params: MpcParams,
@@ -1271,13 +1272,14 @@ impl Mpc {
     }
 
     /// Whether no constraint or term of a plan couples two vehicles, so each vehicle's plan
-    /// is its own optimum and only a vehicle whose news it is needs a new one (`Mpc::
-    /// replan_alone`): re-planning on events, without a site limit (no site rows, and the
-    /// congestion tie-break is zero) and without a demand charge (no peak rows, reserve band,
-    /// tail or scenarios). Expected arrivals are then not planned: alone in their own part of
-    /// the problem, they would change no vehicle's plan. The built-in apartment's fleet is
-    /// such a site; there the whole-fleet re-plans for each arrival (the forecast no longer
-    /// matched) and for each vehicle's deviation took most of the year's CPU.
+    /// is its own optimum and only a vehicle whose news it is needs a new one
+    /// (`Mpc::replan_alone`): re-planning on events, without a site limit (no site rows,
+    /// and the congestion tie-break is zero) and without a demand charge (no peak rows,
+    /// reserve band, tail or scenarios). Expected arrivals are then not planned: alone in
+    /// their own part of the problem, they would change no vehicle's plan. The built-in
+    /// apartment's fleet is such a site; there the whole-fleet re-plans for each arrival (the
+    /// forecast no longer matched) and for each vehicle's deviation took most of the year's
+    /// CPU.
     fn separable(&self, ctx: &StepContext<'_>) -> bool {
         self.params.replan_on_events
             && !ctx.site_limit_kw.is_finite()
@@ -2663,7 +2665,10 @@ mod separable_tests {
             for ev in &evs1 {
                 let p = &after.evs[&ev.key];
                 if p.from_step == 1 {
-                    prop_assert!(!same.contains(&ev.key), "vehicle {} as planned re-planned", ev.key);
+                    prop_assert!(
+                        !same.contains(&ev.key),
+                        "vehicle {} as planned re-planned", ev.key
+                    );
                     let (c, e) = figures(p, 1, &prices, dt);
                     let (cw, ew) = figures(&whole.evs[&ev.key], 1, &prices, dt);
                     prop_assert!((c - cw).abs() <= 2e-3, "cost {} vs {}", c, cw);
