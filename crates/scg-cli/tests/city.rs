@@ -139,7 +139,7 @@ fn a_city_too_large_for_the_budget_is_refused_at_check_with_the_estimate_and_the
             "scenario",
             "city",
             "--members",
-            "3000",
+            "5000",
             "--evs",
             "500",
             "-o",
@@ -148,13 +148,19 @@ fn a_city_too_large_for_the_budget_is_refused_at_check_with_the_estimate_and_the
         &dir,
     );
     assert!(o.status.success());
+    let toml = std::fs::read_to_string(dir.join("big.toml")).unwrap();
+    std::fs::write(
+        dir.join("big.toml"),
+        toml.replace("step_minutes = 60", "step_minutes = 15"),
+    )
+    .unwrap();
     let o = scg(&["scenario", "check", "big.toml"], &dir);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("above the memory budget of 8192 MiB"), "{err}");
-    // 3,000 members: above the budget even with the compact ledger layout (400 B per
-    // member-step in the estimate: about 10 GB at 60-minute steps).
-    assert!(err.contains("3000 prosumers"), "{err}");
+    // 5,000 members at 15-minute steps: above the budget even with the ledger settled while
+    // the year runs (64 B per member-step in the estimate: about 11 GB).
+    assert!(err.contains("5000 prosumers"), "{err}");
     assert!(err.contains("500 EVs"), "{err}");
     // Without a ledger the same city fits: a run without one needs a fraction of the memory.
     let o = scg(&["scenario", "check", "big.toml", "--no-ledger"], &dir);

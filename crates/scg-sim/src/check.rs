@@ -47,8 +47,10 @@ pub const BYTES_PER_PROSUMER_STEP_COMPACT_LEDGER: u64 = 400;
 /// Memory per prosumer per simulated step of a streamed run that settles its ledger while the
 /// year runs (`scg simulate` of a city from [`crate::members::CITY_LAYOUT_MIN_MEMBERS`]
 /// members on, compact ledger layout, `scg_settle::settle_blocks`), bytes: measured on
-/// generated cities at 35,040 steps, release build (docs/scaling.md): 31.8 B (1,000 members
-/// and 500 LLF EVs, 1,062 MiB peak, ledger 128.0 MB) and MEASURE10K; PLACEHOLDER.
+/// generated cities at 35,040 steps, release build (docs/scaling.md): 31.8-34.1 B (1,000
+/// members and 500 LLF EVs, 1,062-1,141 MiB peak, ledger 128.0 MB) and 22.6 B (10,000 members
+/// and 5,000 LLF EVs, 7,538-7,617 MiB, ledger 1.24 GB; 22.8 B). 1.9 times the largest,
+/// rounded up.
 pub const BYTES_PER_PROSUMER_STEP_STREAMED_LEDGER: u64 = 64;
 /// Memory per EV per simulated day, bytes (its sessions and plans). Not measured on its own
 /// (the slope above includes 25 EVs per prosumer); an allowance on top.
