@@ -384,6 +384,8 @@ pub struct Fleet {
     swap_rng: ChaCha8Rng,
     peak_kw: f64,
     next_t: usize,
+    /// Steps before this one rest ([`Fleet::quiet_until`]).
+    quiet_until: usize,
     departures: Vec<DepartureRecord>,
 }
 
@@ -472,6 +474,7 @@ impl Fleet {
             swap_rng: ChaCha8Rng::seed_from_u64(seed.wrapping_add(0x05ee_d5a9)),
             peak_kw: 0.0,
             next_t: 0,
+            quiet_until: 0,
             departures: Vec::new(),
         })
     }
@@ -486,9 +489,28 @@ impl Fleet {
         &self.departures
     }
 
-    /// Advance one step. `t` must be the next step (0, 1, 2, ...).
+    /// The fleet rests until this step: every step from the next one up to it (exclusive)
+    /// changes nothing and gives [`Fleet::resting`], so a caller may skip them and step this
+    /// one next. A fleet rests when its policy gives 0 kW to vehicles that want nothing
+    /// ([`Policy::rests_when_satisfied`]) and offers nothing, it has no swap station, and
+    /// every plugged vehicle has all it wants; it wakes for the next arrival, departure or
+    /// departure to learn from, and for the last step (which drains the site).
+    pub fn quiet_until(&self) -> usize {
+        self.quiet_until
+    }
+
+    /// What a resting step gives: the plugged vehicles, no power.
+    pub fn resting(&self) -> EvStepPower {
+        EvStepPower {
+            plugged_in: self.site.len() as u32,
+            ..EvStepPower::default()
+        }
+    }
+
+    /// Advance one step. `t` must be the next step (0, 1, 2, ...), or a later one up to
+    /// [`Fleet::quiet_until`] when the steps in between rest.
     pub fn step(&mut self, t: usize, signals: &StepSignals<'_>) -> Result<EvStepPower, EvError> {
-        if t != self.next_t || t >= self.time.steps {
+        if t < self.next_t || t > self.next_t.max(self.quiet_until) || t >= self.time.steps {
             return Err(EvError::Config {
                 field: "step".into(),
                 message: format!(
@@ -497,7 +519,43 @@ impl Fleet {
                 ),
             });
         }
-        self.next_t += 1;
+        self.next_t = t + 1;
+        if t < self.quiet_until {
+            return Ok(self.resting());
+        }
+        let out = self.step_awake(t, signals);
+        self.quiet_until = self.rest_after(t);
+        out
+    }
+
+    /// The first step after `t` that must run: `t + 1` unless the fleet rests
+    /// ([`Fleet::quiet_until`]).
+    fn rest_after(&self, t: usize) -> usize {
+        let last = self.time.steps.saturating_sub(1);
+        let rests = self.swap.is_none()
+            && self.policy.rests_when_satisfied()
+            && self.policy.sell_offers().is_empty()
+            && self.site.satisfied(&self.sessions);
+        if !rests || t + 1 >= last {
+            return t + 1;
+        }
+        let dt_min = i64::from(self.time.step_minutes);
+        let base = self.base_min / dt_min;
+        let arrival = self
+            .sessions
+            .get(self.next_session)
+            .map_or(i64::MAX, |s| floor_step(s.arrival_min, dt_min));
+        // A departure is learned from at the first step whose start is at or after it.
+        let learn = self
+            .to_learn
+            .peek()
+            .map_or(i64::MAX, |r| (r.0.0 + dt_min - 1).div_euclid(dt_min));
+        let wake = arrival.min(learn).min(self.site.next_departure_step());
+        let wake_t = usize::try_from(wake.saturating_sub(base)).unwrap_or(0);
+        wake_t.clamp(t + 1, last)
+    }
+
+    fn step_awake(&mut self, t: usize, signals: &StepSignals<'_>) -> Result<EvStepPower, EvError> {
         let dt_min = i64::from(self.time.step_minutes);
         let step = self.base_min / dt_min + t as i64;
         let now_min = step * dt_min;

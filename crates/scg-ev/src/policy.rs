@@ -116,6 +116,13 @@ pub trait Policy: std::fmt::Debug + Send {
     fn solves(&self) -> Option<usize> {
         None
     }
+    /// Whether `schedule` keeps no state and gives exactly 0 kW to every vehicle told 0 kWh
+    /// remaining, whatever its discharge limit: a fleet whose vehicles all want nothing may
+    /// then skip steps ([`crate::fleet::Fleet::quiet_until`]). Rules say yes; a planner that
+    /// may discharge or plans ahead says no (the default).
+    fn rests_when_satisfied(&self) -> bool {
+        false
+    }
 }
 
 /// Build a step policy by name. `offline-optimal` is not a step policy: it is built by
@@ -150,6 +157,9 @@ impl Policy for Uncontrolled {
     fn name(&self) -> &'static str {
         "uncontrolled"
     }
+    fn rests_when_satisfied(&self) -> bool {
+        true
+    }
     fn schedule(&mut self, ctx: &StepContext<'_>) -> Result<Vec<f64>, EvError> {
         Ok(ctx
             .evs
@@ -181,6 +191,9 @@ impl Policy for Sorted {
             SortKey::Edf => "edf",
             SortKey::Llf => "llf",
         }
+    }
+    fn rests_when_satisfied(&self) -> bool {
+        true
     }
     fn schedule(&mut self, ctx: &StepContext<'_>) -> Result<Vec<f64>, EvError> {
         let laxity = |ev: &ActiveEv| {
@@ -222,6 +235,9 @@ pub struct RoundRobin;
 impl Policy for RoundRobin {
     fn name(&self) -> &'static str {
         "round-robin"
+    }
+    fn rests_when_satisfied(&self) -> bool {
+        true
     }
     fn schedule(&mut self, ctx: &StepContext<'_>) -> Result<Vec<f64>, EvError> {
         let wants: Vec<f64> = ctx

@@ -186,7 +186,27 @@ impl ChargingSite {
             .collect()
     }
 
-    fn view(&self, key: usize, s: &Session, p: &PluggedEv, step: i64) -> ActiveEv {
+    /// Whether every plugged vehicle has all it wants (the policy is told 0 kWh remaining);
+    /// `sessions` as for [`ChargingSite::vehicles`].
+    pub fn satisfied(&self, sessions: &[Session]) -> bool {
+        self.plugged.iter().all(|(&key, p)| {
+            sessions
+                .get(key)
+                .is_none_or(|s| self.remaining_kwh(s, p) <= 0.0)
+        })
+    }
+
+    /// The earliest departure step of the plugged vehicles (`i64::MAX` when none is).
+    pub fn next_departure_step(&self) -> i64 {
+        self.plugged
+            .values()
+            .map(|p| p.departure_step)
+            .min()
+            .unwrap_or(i64::MAX)
+    }
+
+    /// The energy the policy is told a plugged vehicle still wants, kWh (module docs).
+    fn remaining_kwh(&self, s: &Session, p: &PluggedEv) -> f64 {
         let gained = p.energy_kwh - s.initial_energy_kwh;
         let still_taking = p.target_kwh - p.energy_kwh > 1e-6;
         let mut remaining = p.plan_energy_kwh - gained;
@@ -200,7 +220,11 @@ impl ChargingSite {
         if !still_taking {
             remaining = 0.0;
         }
-        let remaining = remaining.max(0.0);
+        remaining.max(0.0)
+    }
+
+    fn view(&self, key: usize, s: &Session, p: &PluggedEv, step: i64) -> ActiveEv {
+        let remaining = self.remaining_kwh(s, p);
         let soc = if s.ev.battery_kwh > 0.0 {
             p.energy_kwh / s.ev.battery_kwh
         } else {

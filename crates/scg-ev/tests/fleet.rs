@@ -210,3 +210,75 @@ fn swap_station_meets_its_service_level() {
         "{swap_kwh}"
     );
 }
+
+/// Step a fleet through two weeks at `prices`, skipping every step it rests through (each
+/// skipped step given [`Fleet::resting`]), and count the steps run.
+fn skipping(f: &mut Fleet, prices: &[f64]) -> (Vec<scg_ev::fleet::EvStepPower>, usize) {
+    let (mut out, mut run) = (Vec::new(), 0);
+    while out.len() < prices.len() {
+        let t = f.quiet_until().max(out.len());
+        while out.len() < t {
+            out.push(f.resting());
+        }
+        let s = StepSignals {
+            price_eur_per_mwh: prices[t],
+            grid_peak: false,
+            price_forecast_eur_per_mwh: &prices[t..],
+            grid_peak_forecast: &[],
+        };
+        out.push(f.step(t, &s).unwrap());
+        run += 1;
+    }
+    (out, run)
+}
+
+#[test]
+fn a_fleet_that_skips_its_resting_steps_gives_the_bytes_of_every_step() {
+    let time = two_weeks(15);
+    let prices: Vec<f64> = (0..time.steps)
+        .map(|t| if (t / 4) % 24 < 7 { 60.0 } else { 140.0 })
+        .collect();
+    for policy in ["llf", "edf", "fcfs", "uncontrolled", "round-robin"] {
+        let c = cfg(&format!(
+            "residents = 2\ncommuters = 3\ncharge_points = 2\ncharge_point_kw = 7.4\n\
+             v2g_share = 0.5\npolicy = \"{policy}\"\n"
+        ));
+        let every = Fleet::new(&c, time, 11).unwrap().run(&prices, &[]).unwrap();
+        let mut f = Fleet::new(&c, time, 11).unwrap();
+        let (skipped, run) = skipping(&mut f, &prices);
+        assert_eq!(format!("{skipped:?}"), format!("{every:?}"), "{policy}");
+        let mut g = Fleet::new(&c, time, 11).unwrap();
+        g.run(&prices, &[]).unwrap();
+        assert_eq!(
+            format!("{:?}", f.departures()),
+            format!("{:?}", g.departures())
+        );
+        // The cars charge a few hours a day: most steps rest.
+        assert!(
+            run * 2 < time.steps,
+            "{policy}: {run} of {} steps run",
+            time.steps
+        );
+    }
+}
+
+#[test]
+fn a_fleet_that_plans_never_rests_and_no_step_skips_a_waking_one() {
+    let time = two_weeks(60);
+    let mpc = cfg("residents = 2\ncharge_points = 2\ncharge_point_kw = 7.4\npolicy = \"mpc\"\n");
+    let mut f = Fleet::new(&mpc, time, 3).unwrap();
+    for t in 0..48 {
+        assert_eq!(f.quiet_until(), t);
+        f.step(t, &StepSignals::now(100.0, false)).unwrap();
+    }
+    let llf = cfg("residents = 2\ncharge_points = 2\ncharge_point_kw = 7.4\npolicy = \"llf\"\n");
+    let mut f = Fleet::new(&llf, time, 3).unwrap();
+    let mut t = 0;
+    while f.quiet_until() <= t + 1 {
+        f.step(t, &StepSignals::now(100.0, false)).unwrap();
+        t += 1;
+    }
+    let wake = f.quiet_until();
+    assert!(f.step(wake + 1, &StepSignals::now(100.0, false)).is_err());
+    f.step(wake, &StepSignals::now(100.0, false)).unwrap();
+}

@@ -21,7 +21,7 @@
 //!
 //! Stage 1 reads only the price, the grid-peak signal and the forecast, never what stages 2-6
 //! did, so a caller may run it ahead on another thread: [`Community::take_fleets`], the free
-//! [`step_fleets`], then [`Community::step_with_ev`] with the powers it produced (the year loop
+//! [`step_fleets`] (which skips the sites that rest, [`Fleets`]), then [`Community::step_with_ev`] with the powers it produced (the year loop
 //! does so from [`PARALLEL_FLEETS_FROM`] prosumers on, [`fleets_ahead`]).
 //!
 //! Never looks at future inputs except through the forecast it is handed; never does I/O.
@@ -176,7 +176,7 @@ pub struct CommunityEnd {
 pub struct Community<'a> {
     settings: CommunitySettings,
     batteries: Vec<Option<BatteryUnit>>,
-    fleets: Vec<Option<Fleet>>,
+    fleets: Fleets,
     sharing: Sharing<'a>,
     flex: Option<Box<dyn FlexibleLoad + 'a>>,
     step_inputs: Vec<StepInput>,
@@ -218,7 +218,7 @@ impl<'a> Community<'a> {
             settings,
             any_fleet: fleets.iter().any(Option::is_some),
             batteries,
-            fleets,
+            fleets: Fleets::new(fleets),
             sharing,
             flex: None,
             step_inputs: vec![StepInput::default(); n],
@@ -285,12 +285,12 @@ impl<'a> Community<'a> {
     /// Take the EV sites out (to step them ahead of the community on another thread, each
     /// interval's result then handed to [`Community::step_with_ev`]); [`Community::put_fleets`]
     /// puts them back before [`Community::finish`].
-    pub fn take_fleets(&mut self) -> Vec<Option<Fleet>> {
+    pub fn take_fleets(&mut self) -> Fleets {
         std::mem::take(&mut self.fleets)
     }
 
     /// Put back what [`Community::take_fleets`] took.
-    pub fn put_fleets(&mut self, fleets: Vec<Option<Fleet>>) {
+    pub fn put_fleets(&mut self, fleets: Fleets) {
         self.fleets = fleets;
     }
 
@@ -383,7 +383,7 @@ impl<'a> Community<'a> {
         };
         CommunityEnd {
             batteries: self.batteries,
-            fleets: self.fleets,
+            fleets: self.fleets.sites,
             market,
         }
     }
@@ -453,41 +453,108 @@ impl FleetThreads {
     }
 }
 
-/// Stage 1: the EV sites decide, `ev[i]` from `fleets[i]` (zero without a site). Fleets are
-/// independent within an interval, so with [`FleetThreads::Parallel`] and from
+/// The community's EV sites, one slot per prosumer, with each site's next step to run kept
+/// apart in a compact array. An interval scans that array instead of every site's state (at
+/// 10,000 members, a cache miss or more per site and interval) and skips the sites that rest
+/// ([`Fleet::quiet_until`]), writing their resting powers itself.
+#[derive(Debug, Default)]
+pub struct Fleets {
+    sites: Vec<Option<Fleet>>,
+    /// One per site, in prosumer order.
+    wake: Vec<SiteWake>,
+}
+
+/// What [`step_fleets`] knows of a site without touching it.
+#[derive(Debug, Clone, Copy)]
+struct SiteWake {
+    prosumer: usize,
+    /// The site's [`Fleet::quiet_until`] when last stepped: it rests before this step.
+    quiet_until: usize,
+    /// Vehicles plugged in while it rests.
+    plugged_in: u32,
+}
+
+impl Fleets {
+    /// `sites[i]` is prosumer `i`'s EV site.
+    pub fn new(sites: Vec<Option<Fleet>>) -> Self {
+        let wake = sites
+            .iter()
+            .enumerate()
+            .filter_map(|(prosumer, f)| {
+                f.as_ref().map(|f| SiteWake {
+                    prosumer,
+                    quiet_until: f.quiet_until(),
+                    plugged_in: f.resting().plugged_in,
+                })
+            })
+            .collect();
+        Self { sites, wake }
+    }
+
+    /// The sites, one slot per prosumer.
+    pub fn sites(&self) -> &[Option<Fleet>] {
+        &self.sites
+    }
+
+    /// Whether any prosumer has a site.
+    pub fn any(&self) -> bool {
+        !self.wake.is_empty()
+    }
+}
+
+/// Stage 1: the EV sites decide, `ev[i]` from prosumer `i`'s site (zero without a site).
+/// Fleets are independent within an interval, so with [`FleetThreads::Parallel`] and from
 /// [`PARALLEL_FLEETS_FROM`] sites on they run in parallel; each result lands in its own slot
-/// (same bytes as the serial loop).
+/// (same bytes as the serial loop). Serially, a resting site is not stepped: its slot gets
+/// [`Fleet::resting`] (the powers its step would give).
 pub fn step_fleets(
-    fleets: &mut [Option<Fleet>],
+    fleets: &mut Fleets,
     ev: &mut [EvStepPower],
     step: usize,
     signals: &StepSignals<'_>,
     threads: FleetThreads,
 ) -> Result<(), SimError> {
     use rayon::prelude::*;
-    let step_one = |(i, (fleet, out)): (usize, (&mut Option<Fleet>, &mut EvStepPower))| {
-        if let Some(fleet) = fleet {
-            *out = fleet
-                .step(step, signals)
-                .map_err(|e| SimError::Scenario(format!("prosumers[{i}].ev: {e}")))?;
-        }
-        Ok(())
+    let run = |i: usize, fleet: &mut Fleet| {
+        fleet
+            .step(step, signals)
+            .map_err(|e| SimError::Scenario(format!("prosumers[{i}].ev: {e}")))
     };
     // Handing a step's fleets to rayon wakes its workers and parks them again every
     // interval: for a handful of fleets that costs more than it saves (the built-in's five
     // fleets: ~100,000 futex and sched_yield calls a year, strace).
-    if threads == FleetThreads::Serial || fleets.len() < PARALLEL_FLEETS_FROM {
-        fleets
-            .iter_mut()
-            .zip(ev.iter_mut())
-            .enumerate()
-            .try_for_each(step_one)
+    if threads == FleetThreads::Serial || fleets.sites.len() < PARALLEL_FLEETS_FROM {
+        for w in &mut fleets.wake {
+            let out = &mut ev[w.prosumer];
+            if step < w.quiet_until {
+                *out = EvStepPower {
+                    plugged_in: w.plugged_in,
+                    ..EvStepPower::default()
+                };
+                continue;
+            }
+            let Some(fleet) = fleets.sites[w.prosumer].as_mut() else {
+                continue;
+            };
+            *out = run(w.prosumer, fleet)?;
+            w.quiet_until = fleet.quiet_until();
+            w.plugged_in = fleet.resting().plugged_in;
+        }
+        Ok(())
     } else {
+        // Each site skips its own resting steps ([`Fleet::step`]); `wake` stays valid (a
+        // promise about steps, which only a step of the site renews).
         fleets
+            .sites
             .par_iter_mut()
             .zip(ev.par_iter_mut())
             .enumerate()
-            .try_for_each(step_one)
+            .try_for_each(|(i, (fleet, out))| {
+                if let Some(fleet) = fleet {
+                    *out = run(i, fleet)?;
+                }
+                Ok(())
+            })
     }
 }
 

@@ -305,7 +305,7 @@ fn drive_with_fleets_ahead<S: FlowSink>(
 ) -> Result<(), crate::SimError> {
     let n = year.prosumers.len();
     let mut fleets = community.take_fleets();
-    let threads = crate::community::FleetThreads::for_sites(&fleets);
+    let threads = crate::community::FleetThreads::for_sites(fleets.sites());
     let result = std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel(FLEET_LEAD_STEPS);
         let (back, spent) = std::sync::mpsc::channel::<Vec<EvStepPower>>();
