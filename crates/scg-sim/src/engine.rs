@@ -643,7 +643,9 @@ fn absorb_surplus_step(
         return;
     }
     let absorbed = demand.min(surplus_kw);
-    for (i, e) in years.iter_mut().enumerate() {
+    // A member without a fleet would add +0.0 to its 0.0: only the fleets are touched (a
+    // city's thousands of other members are a cache miss each).
+    for (i, e) in years.iter_mut().enumerate().filter(|(i, _)| has_fleet[*i]) {
         e.surplus_absorbed_kwh += absorbed * demand_of(i) / demand * dt_h;
     }
 }

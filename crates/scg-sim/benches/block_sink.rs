@@ -1,0 +1,73 @@
+//! The sink a city's year streams its members' flows through (`members::BlockSink`): 10,000
+//! members (half with an EV site, a tenth with a battery) over 416 steps of 15 minutes (8 blocks
+//! of 52 steps, the city's block), each step's flows recorded, staged, written member-major
+//! into the block and added to the totals; the consumer only counts the blocks. Criterion
+//! reports the time per member-step (throughput of 10,000 × 416 elements). See
+//! docs/scaling.md.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use scg_ev::fleet::EvStepPower;
+use scg_sim::SimError;
+use scg_sim::dispatch::StepFlows;
+use scg_sim::members::{BlockSetup, BlockSink, MemberBlock, block_steps};
+use scg_sim::year::FlowSink;
+use std::hint::black_box;
+
+const MEMBERS: usize = 10_000;
+const YEAR_STEPS: usize = 35_040;
+const STEPS: usize = 416;
+
+fn bench(c: &mut Criterion) {
+    let loads: Vec<Vec<f64>> = (0..MEMBERS)
+        .map(|i| (0..YEAR_STEPS).map(|t| ((i + t) % 13) as f64 * 0.1).collect())
+        .collect();
+    let flows: Vec<StepFlows> = (0..MEMBERS)
+        .map(|i| StepFlows {
+            load_kw: 0.5 + (i % 7) as f64 * 0.1,
+            grid_import_kw: 0.3,
+            p2p_import_kw: (i % 3) as f64 * 0.05,
+            ..StepFlows::default()
+        })
+        .collect();
+    let pv: Vec<f64> = (0..MEMBERS).map(|i| (i % 4) as f64 * 0.7).collect();
+    let wind = vec![0.0; MEMBERS];
+    let batteries = vec![None; MEMBERS];
+    let ev: Vec<EvStepPower> = (0..MEMBERS)
+        .map(|i| EvStepPower {
+            charge_kw: (i % 2) as f64 * 3.7,
+            plugged_in: (i % 2) as u32,
+            ..EvStepPower::default()
+        })
+        .collect();
+    let mut group = c.benchmark_group("block_sink");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements((MEMBERS * STEPS) as u64));
+    group.bench_function("10000_members_416_steps", |b| {
+        b.iter(|| {
+            let mut blocks = 0;
+            let mut count = |_: &mut MemberBlock| -> Result<(), SimError> {
+                blocks += 1;
+                Ok(())
+            };
+            let setup = BlockSetup {
+                loads: loads.iter().map(Vec::as_slice).collect(),
+                fleet: (0..MEMBERS).map(|i| i % 2 == 0).collect(),
+                has_battery: vec![false; MEMBERS],
+                steps: STEPS,
+                block_steps: block_steps(MEMBERS, YEAR_STEPS),
+            };
+            let mut sink = BlockSink::new(setup, &mut count);
+            for t in 0..STEPS {
+                sink.record(t, &flows, &pv, &wind, &batteries).unwrap();
+                sink.record_ev(t, &ev).unwrap();
+            }
+            black_box(sink.finish());
+            blocks
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
