@@ -20,7 +20,11 @@ const STEPS: usize = 416;
 
 fn bench(c: &mut Criterion) {
     let loads: Vec<Vec<f64>> = (0..MEMBERS)
-        .map(|i| (0..YEAR_STEPS).map(|t| ((i + t) % 13) as f64 * 0.1).collect())
+        .map(|i| {
+            (0..YEAR_STEPS)
+                .map(|t| ((i + t) % 13) as f64 * 0.1)
+                .collect()
+        })
         .collect();
     let flows: Vec<StepFlows> = (0..MEMBERS)
         .map(|i| StepFlows {
