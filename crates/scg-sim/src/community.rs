@@ -21,8 +21,9 @@
 //!
 //! Stage 1 reads only the price, the grid-peak signal and the forecast, never what stages 2-6
 //! did, so a caller may run it ahead on another thread: [`Community::take_fleets`], the free
-//! [`step_fleets`] (which skips the sites that rest, [`Fleets`]), then [`Community::step_with_ev`] with the powers it produced (the year loop
-//! does so from [`PARALLEL_FLEETS_FROM`] prosumers on, [`fleets_ahead`]).
+//! [`step_fleets`] (which skips the sites that rest, [`Fleets`]), then
+//! [`Community::step_with_ev`] with the powers it produced (the year loop does so from
+//! [`PARALLEL_FLEETS_FROM`] prosumers on, [`fleets_ahead`]).
 //!
 //! Never looks at future inputs except through the forecast it is handed; never does I/O.
 
@@ -495,11 +496,6 @@ impl Fleets {
     pub fn sites(&self) -> &[Option<Fleet>] {
         &self.sites
     }
-
-    /// Whether any prosumer has a site.
-    pub fn any(&self) -> bool {
-        !self.wake.is_empty()
-    }
 }
 
 /// Stage 1: the EV sites decide, `ev[i]` from prosumer `i`'s site (zero without a site).
@@ -525,7 +521,13 @@ pub fn step_fleets(
     // fleets: ~100,000 futex and sched_yield calls a year, strace).
     if threads == FleetThreads::Serial || fleets.sites.len() < PARALLEL_FLEETS_FROM {
         for w in &mut fleets.wake {
-            let out = &mut ev[w.prosumer];
+            let Some(out) = ev.get_mut(w.prosumer) else {
+                return Err(SimError::Scenario(format!(
+                    "{} EV site powers for prosumer {}",
+                    ev.len(),
+                    w.prosumer
+                )));
+            };
             if step < w.quiet_until {
                 *out = EvStepPower {
                     plugged_in: w.plugged_in,
