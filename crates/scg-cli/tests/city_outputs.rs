@@ -30,6 +30,37 @@ fn scg(args: &[&str], dir: &Path) -> Output {
     o
 }
 
+/// The arguments of `scg scenario city`.
+struct CityArgs {
+    members: usize,
+    evs: usize,
+    seed: u64,
+}
+
+/// `scg scenario city` with `args`, written to `file` in `dir`.
+fn city_scenario(dir: &Path, args: CityArgs, file: &str) {
+    let (members, evs, seed) = (
+        args.members.to_string(),
+        args.evs.to_string(),
+        args.seed.to_string(),
+    );
+    scg(
+        &[
+            "scenario",
+            "city",
+            "--members",
+            &members,
+            "--evs",
+            &evs,
+            "--seed",
+            &seed,
+            "-o",
+            file,
+        ],
+        dir,
+    );
+}
+
 fn tempdir(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("city-outputs-{name}-{}", std::process::id()));
@@ -125,20 +156,14 @@ fn read_members(path: &Path) -> (Vec<String>, Sums, Vec<String>) {
 #[test]
 fn a_city_gets_members_parquet_community_csv_and_distributions_that_sum_to_the_summary() {
     let dir = tempdir("auto");
-    scg(
-        &[
-            "scenario",
-            "city",
-            "--members",
-            &MEMBERS.to_string(),
-            "--evs",
-            "0",
-            "--seed",
-            "1",
-            "-o",
-            "city.toml",
-        ],
+    city_scenario(
         &dir,
+        CityArgs {
+            members: MEMBERS,
+            evs: 0,
+            seed: 1,
+        },
+        "city.toml",
     );
     scg(
         &[
@@ -246,20 +271,14 @@ fn a_city_gets_members_parquet_community_csv_and_distributions_that_sum_to_the_s
 #[test]
 fn small_communities_stay_wide_and_layout_city_forces_the_city_files() {
     let dir = tempdir("wide");
-    scg(
-        &[
-            "scenario",
-            "city",
-            "--members",
-            "3",
-            "--evs",
-            "0",
-            "--seed",
-            "1",
-            "-o",
-            "c.toml",
-        ],
+    city_scenario(
         &dir,
+        CityArgs {
+            members: 3,
+            evs: 0,
+            seed: 1,
+        },
+        "c.toml",
     );
     scg(
         &[
@@ -305,20 +324,14 @@ fn small_communities_stay_wide_and_layout_city_forces_the_city_files() {
 #[test]
 fn a_streamed_city_is_the_same_bytes_on_one_thread_and_two() {
     let dir = tempdir("threads");
-    scg(
-        &[
-            "scenario",
-            "city",
-            "--members",
-            "200",
-            "--evs",
-            "100",
-            "--seed",
-            "3",
-            "-o",
-            "c.toml",
-        ],
+    city_scenario(
         &dir,
+        CityArgs {
+            members: 200,
+            evs: 100,
+            seed: 3,
+        },
+        "c.toml",
     );
     let toml = std::fs::read_to_string(dir.join("c.toml")).unwrap();
     std::fs::write(
@@ -358,20 +371,14 @@ fn a_streamed_city_is_the_same_bytes_on_one_thread_and_two() {
 #[test]
 fn a_city_settled_while_it_runs_has_the_kept_years_ledger() {
     let dir = tempdir("ledger");
-    scg(
-        &[
-            "scenario",
-            "city",
-            "--members",
-            &MEMBERS.to_string(),
-            "--evs",
-            "12",
-            "--seed",
-            "2",
-            "-o",
-            "c.toml",
-        ],
+    city_scenario(
         &dir,
+        CityArgs {
+            members: MEMBERS,
+            evs: 12,
+            seed: 2,
+        },
+        "c.toml",
     );
     for (out, extra) in [
         ("city", &["--layout", "city"][..]),
