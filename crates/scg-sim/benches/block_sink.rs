@@ -1,7 +1,7 @@
 //! The sink a city's year streams its members' flows through (`members::BlockSink`): 10,000
 //! members (half with an EV site, a tenth with a battery) over 416 steps of 15 minutes (8 blocks
-//! of 52 steps, the city's block), each step's flows recorded, staged, written member-major
-//! into the block and added to the totals; the consumer only counts the blocks. Criterion
+//! of 52 steps, the city's block), each step's flows recorded, staged step-major, each full
+//! block written member-major and added to the totals; the consumer only counts the blocks. Criterion
 //! reports the time per member-step (throughput of 10,000 × 416 elements). See
 //! docs/scaling.md.
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -9,9 +9,10 @@
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use scg_ev::fleet::EvStepPower;
 use scg_sim::SimError;
+use scg_sim::community::ProsumerInterval;
 use scg_sim::dispatch::StepFlows;
 use scg_sim::members::{BlockSetup, BlockSink, MemberBlock, block_steps};
-use scg_sim::year::FlowSink;
+use scg_sim::year::{FlowSink, StepRecord};
 use std::hint::black_box;
 
 const MEMBERS: usize = 10_000;
@@ -19,13 +20,6 @@ const YEAR_STEPS: usize = 35_040;
 const STEPS: usize = 416;
 
 fn bench(c: &mut Criterion) {
-    let loads: Vec<Vec<f64>> = (0..MEMBERS)
-        .map(|i| {
-            (0..YEAR_STEPS)
-                .map(|t| ((i + t) % 13) as f64 * 0.1)
-                .collect()
-        })
-        .collect();
     let flows: Vec<StepFlows> = (0..MEMBERS)
         .map(|i| StepFlows {
             load_kw: 0.5 + (i % 7) as f64 * 0.1,
@@ -34,8 +28,13 @@ fn bench(c: &mut Criterion) {
             ..StepFlows::default()
         })
         .collect();
-    let pv: Vec<f64> = (0..MEMBERS).map(|i| (i % 4) as f64 * 0.7).collect();
-    let wind = vec![0.0; MEMBERS];
+    let inputs: Vec<ProsumerInterval> = (0..MEMBERS)
+        .map(|i| ProsumerInterval {
+            load_kw: (i % 13) as f64 * 0.1,
+            pv_kw: (i % 4) as f64 * 0.7,
+            wind_kw: 0.0,
+        })
+        .collect();
     let batteries = vec![None; MEMBERS];
     let ev: Vec<EvStepPower> = (0..MEMBERS)
         .map(|i| EvStepPower {
@@ -55,7 +54,6 @@ fn bench(c: &mut Criterion) {
                 Ok(())
             };
             let setup = BlockSetup {
-                loads: loads.iter().map(Vec::as_slice).collect(),
                 fleet: (0..MEMBERS).map(|i| i % 2 == 0).collect(),
                 has_battery: vec![false; MEMBERS],
                 steps: STEPS,
@@ -63,7 +61,13 @@ fn bench(c: &mut Criterion) {
             };
             let mut sink = BlockSink::new(setup, &mut count);
             for t in 0..STEPS {
-                sink.record(t, &flows, &pv, &wind, &batteries).unwrap();
+                let record = StepRecord {
+                    step: t,
+                    inputs: &inputs,
+                    flows: &flows,
+                    batteries: &batteries,
+                };
+                sink.record(&record).unwrap();
                 sink.record_ev(t, &ev).unwrap();
             }
             black_box(sink.finish());

@@ -10,10 +10,9 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use scg_model::Scenario;
 use scg_model::city::{CityOptions, city_toml};
 use scg_sim::community::{Community, Forecast, IntervalInputs, ProsumerInterval, Sharing};
-use scg_sim::dispatch::{BatteryUnit, StepFlows};
 use scg_sim::market_stage::{MarketStage, community_market};
 use scg_sim::prepare::{fleet, prepare};
-use scg_sim::year::{FlowSink, Prices, YearSettings, community_surplus_kw, drive};
+use scg_sim::year::{FlowSink, Prices, StepRecord, YearSettings, community_surplus_kw, drive};
 use scg_sim::{Assets, ComponentError, engine::battery_unit, resolve_inputs};
 use std::hint::black_box;
 
@@ -25,15 +24,8 @@ const STEPS: usize = 7 * 96;
 struct Count(usize);
 
 impl FlowSink for Count {
-    fn record(
-        &mut self,
-        _step: usize,
-        flows: &[StepFlows],
-        _pv_kw: &[f64],
-        _wind_kw: &[f64],
-        _batteries: &[Option<BatteryUnit>],
-    ) -> Result<(), ComponentError> {
-        self.0 += flows.len();
+    fn record(&mut self, r: &StepRecord<'_>) -> Result<(), ComponentError> {
+        self.0 += r.flows.len();
         Ok(())
     }
 }

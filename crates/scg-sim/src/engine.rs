@@ -431,7 +431,6 @@ fn run_prepared_with(
                 })?;
             }
             let setup = BlockSetup {
-                loads: series.iter().map(|s| s.load_kw).collect(),
                 fleet: has_fleet.clone(),
                 has_battery,
                 steps,

@@ -18,10 +18,9 @@
 use crate::ComponentError;
 use crate::SimError;
 use crate::battery::Storage;
-use crate::dispatch::{BatteryUnit, StepFlows};
 use crate::market_stage::MarketTrade;
 use crate::prepare::EvYear;
-use crate::year::{EnergySums, FlowSeries, FlowSink};
+use crate::year::{EnergySums, FlowSeries, FlowSink, StepRecord};
 use scg_ev::fleet::EvStepPower;
 
 /// A member's flows, in the column order of `members.parquet` and `community.csv`.
@@ -297,22 +296,6 @@ impl MemberTotals {
         }
     }
 
-    /// Add the steps `first_step ..` of every member, step-major (`rows[k * members + i]`:
-    /// member `i` at step `first_step + k`); steps must come in order. The same sums, bit for
-    /// bit, as [`MemberTotals::add_block`] of a block holding them: each member's steps and each
-    /// step's members are added in the same order.
-    pub fn add_rows(&mut self, first_step: usize, rows: &[[f64; FLOWS]]) {
-        let members = self.members.len();
-        if members == 0 {
-            return;
-        }
-        for (k, row) in rows.chunks_exact(members).enumerate() {
-            for (i, v) in row.iter().enumerate() {
-                self.add(i, first_step + k, v);
-            }
-        }
-    }
-
     /// The one rule: member `i`'s flows `v` at `step` go into its year and the step's sums.
     #[inline]
     fn add(&mut self, i: usize, step: usize, v: &[f64; FLOWS]) {
@@ -350,34 +333,62 @@ pub const BLOCK_ROWS: usize = 1 << 19;
 /// block): the sink resets whatever it is left with before filling the next block.
 pub type BlockConsumer<'a> = dyn FnMut(&mut MemberBlock) -> Result<(), SimError> + 'a;
 
-/// Steps a [`BlockSink`] stages step-major before writing them into its member-major block.
-/// Written one step at a time, the block is hit at `members × flows` places a page apart each
-/// step (a cache and TLB miss each); a tile of steps writes each member's values as runs of
-/// `TILE_STEPS` neighbours (two cache lines).
-const TILE_STEPS: usize = 16;
+/// Members a [`MemberBlock::transpose_from`] tile spans: one tile's member-major runs
+/// (`TRANSPOSE_MEMBERS` × the block's steps, about 27 kB at a city's 52 steps) stay in the L1
+/// cache while its steps are read row by row.
+const TRANSPOSE_MEMBERS: usize = 64;
 
-/// A [`FlowSink`] that stages steps in tiles of [`TILE_STEPS`] steps, writes each tile into a
-/// [`MemberBlock`] and adds it to the [`MemberTotals`], and when the block is full hands it to
-/// the consumer.
-pub struct BlockSink<'a, 'c> {
-    /// Each member's load, kW per step (the series the year is driven with: a member with a
-    /// home agent is not streamed, see `engine`).
-    loads: Vec<&'a [f64]>,
+impl MemberBlock {
+    /// Write `staged` (the same block, but step-major: member `i` at step `k` at
+    /// `k * members + i`) into this block, member-major. In tiles of [`TRANSPOSE_MEMBERS`]
+    /// members: each read row and each written run stays in cache for the whole tile.
+    /// The trades move over (`staged` is left with this block's old ones).
+    fn transpose_from(&mut self, staged: &mut MemberBlock) {
+        self.reset(staged.first_step, staged.steps, &staged.has_battery);
+        let steps = staged.steps;
+        for (out, column) in self.columns.iter_mut().zip(&staged.columns) {
+            transpose(column, out, steps);
+        }
+        transpose(&staged.soc_pct, &mut self.soc_pct, steps);
+        std::mem::swap(&mut self.trades, &mut staged.trades);
+    }
+}
+
+/// `from` (`steps` rows of `from.len() / steps` values) into `to`, column by column.
+fn transpose(from: &[f64], to: &mut [f64], steps: usize) {
+    let width = from.len() / steps.max(1);
+    debug_assert_eq!(from.len(), to.len());
+    for i0 in (0..width).step_by(TRANSPOSE_MEMBERS) {
+        let i1 = width.min(i0 + TRANSPOSE_MEMBERS);
+        for k in 0..steps {
+            let row = &from[k * width + i0..k * width + i1];
+            for (i, x) in (i0..i1).zip(row) {
+                to[i * steps + k] = *x;
+            }
+        }
+    }
+}
+
+/// A [`FlowSink`] that writes each step's flows step-major into a staged block (each flow a
+/// run of the members: sequential writes, where member-major writes would hit every member's
+/// run a page apart), and when the block is full writes it member-major
+/// ([`MemberBlock::transpose_from`]), adds it to the [`MemberTotals`] and hands it to the
+/// consumer.
+pub struct BlockSink<'c> {
     fleet: Vec<bool>,
     has_battery: Vec<bool>,
     steps: usize,
     block_steps: usize,
+    /// The block being filled, step-major.
+    staged: MemberBlock,
+    /// The last full block, member-major, as the consumer gets it.
     block: MemberBlock,
-    /// The tile's steps, step-major: member `i` at the tile's step `r` at `r * members + i`.
-    tile: Vec<[f64; FLOWS]>,
-    /// The tile's states of charge, step-major, of the members with a battery.
-    tile_soc_pct: Vec<f64>,
     batteries: usize,
     totals: MemberTotals,
     consumer: &'c mut BlockConsumer<'c>,
 }
 
-impl std::fmt::Debug for BlockSink<'_, '_> {
+impl std::fmt::Debug for BlockSink<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlockSink")
             .field("steps", &self.steps)
@@ -388,31 +399,27 @@ impl std::fmt::Debug for BlockSink<'_, '_> {
 
 /// The fixed inputs of a [`BlockSink`].
 #[derive(Debug, Clone)]
-pub struct BlockSetup<'a> {
-    pub loads: Vec<&'a [f64]>,
+pub struct BlockSetup {
     pub fleet: Vec<bool>,
     pub has_battery: Vec<bool>,
     pub steps: usize,
     pub block_steps: usize,
 }
 
-impl<'a, 'c> BlockSink<'a, 'c> {
-    pub fn new(setup: BlockSetup<'a>, consumer: &'c mut BlockConsumer<'c>) -> Self {
+impl<'c> BlockSink<'c> {
+    pub fn new(setup: BlockSetup, consumer: &'c mut BlockConsumer<'c>) -> Self {
         let block_steps = setup.block_steps.max(1);
-        let mut block = MemberBlock::default();
-        block.reset(0, block_steps.min(setup.steps), &setup.has_battery);
-        let members = setup.has_battery.len();
+        let mut staged = MemberBlock::default();
+        staged.reset(0, block_steps.min(setup.steps), &setup.has_battery);
         let batteries = setup.has_battery.iter().filter(|b| **b).count();
         Self {
             totals: MemberTotals::new(setup.fleet.clone(), setup.steps),
-            loads: setup.loads,
             fleet: setup.fleet,
             has_battery: setup.has_battery,
             steps: setup.steps,
             block_steps,
-            block,
-            tile: vec![[0.0; FLOWS]; TILE_STEPS * members],
-            tile_soc_pct: vec![0.0; TILE_STEPS * batteries],
+            staged,
+            block: MemberBlock::default(),
             batteries,
             consumer,
         }
@@ -423,96 +430,68 @@ impl<'a, 'c> BlockSink<'a, 'c> {
         self.totals
     }
 
-    /// Write the tile's first `rows` steps, which end at the block's step `k`, into the block
-    /// (each member's steps as one run per flow) and add them to the totals.
-    fn flush_tile(&mut self, k: usize, rows: usize) {
-        let (members, batteries) = (self.has_battery.len(), self.batteries);
-        let b = &mut self.block;
-        let (len, k0) = (b.steps, k + 1 - rows);
-        for i in 0..members {
-            for r in 0..rows {
-                let v = &self.tile[r * members + i];
-                for (column, x) in b.columns.iter_mut().zip(v) {
-                    column[i * len + k0 + r] = *x;
-                }
-            }
-        }
-        for j in 0..batteries {
-            for r in 0..rows {
-                b.soc_pct[j * len + k0 + r] = self.tile_soc_pct[r * batteries + j];
-            }
-        }
-        self.totals
-            .add_rows(b.first_step + k0, &self.tile[..rows * members]);
+    /// The staged row of `step`: its first index in each staged column.
+    fn row(&self, step: usize) -> usize {
+        (step - self.staged.first_step) * self.has_battery.len()
     }
 }
 
-impl FlowSink for BlockSink<'_, '_> {
-    fn record(
-        &mut self,
-        step: usize,
-        flows: &[StepFlows],
-        pv_kw: &[f64],
-        wind_kw: &[f64],
-        batteries: &[Option<BatteryUnit>],
-    ) -> Result<(), ComponentError> {
-        let (members, r) = (
-            self.has_battery.len(),
-            (step - self.block.first_step) % TILE_STEPS,
-        );
-        let row = &mut self.tile[r * members..(r + 1) * members];
-        let soc = &mut self.tile_soc_pct[r * self.batteries..(r + 1) * self.batteries];
-        let mut battery = 0;
-        for (i, (f, v)) in flows.iter().zip(row.iter_mut()).enumerate() {
-            let mut values = [0.0; FLOWS];
-            values[Flow::Load as usize] = FlowSeries::at(self.loads[i], step);
-            values[Flow::Pv as usize] = pv_kw[i];
-            values[Flow::Wind as usize] = wind_kw[i];
-            values[Flow::BatteryCharge as usize] = f.battery_in_kw;
-            values[Flow::BatteryDischarge as usize] = f.battery_out_kw;
-            values[Flow::P2pImport as usize] = f.p2p_import_kw;
-            values[Flow::P2pExport as usize] = f.p2p_export_kw;
-            values[Flow::GridImport as usize] = f.grid_import_kw;
-            values[Flow::GridExport as usize] = f.grid_export_kw;
-            values[Flow::Excess as usize] = f.excess_kw;
-            values[Flow::Unmet as usize] = f.unmet_kw;
-            // The EV flows stay 0 for a member without a fleet ([`FlowSink::record_ev`]).
-            *v = values;
-            if let Some(unit) = &batteries[i] {
-                soc[battery] = unit.battery.soc() * 100.0;
-                battery += 1;
-            }
+impl FlowSink for BlockSink<'_> {
+    fn record(&mut self, r: &StepRecord<'_>) -> Result<(), ComponentError> {
+        let (members, row) = (self.has_battery.len(), self.row(r.step));
+        let c = &mut self.staged.columns;
+        let values = r.inputs.iter().zip(r.flows);
+        for (i, (p, f)) in values.enumerate().take(members) {
+            let at = row + i;
+            c[Flow::Load as usize][at] = p.load_kw;
+            c[Flow::Pv as usize][at] = p.pv_kw;
+            c[Flow::Wind as usize][at] = p.wind_kw;
+            c[Flow::BatteryCharge as usize][at] = f.battery_in_kw;
+            c[Flow::BatteryDischarge as usize][at] = f.battery_out_kw;
+            c[Flow::P2pImport as usize][at] = f.p2p_import_kw;
+            c[Flow::P2pExport as usize][at] = f.p2p_export_kw;
+            c[Flow::GridImport as usize][at] = f.grid_import_kw;
+            c[Flow::GridExport as usize][at] = f.grid_export_kw;
+            c[Flow::Excess as usize][at] = f.excess_kw;
+            c[Flow::Unmet as usize][at] = f.unmet_kw;
+        }
+        let first = (r.step - self.staged.first_step) * self.batteries;
+        let soc = &mut self.staged.soc_pct[first..first + self.batteries];
+        let units = r.batteries.iter().flatten();
+        for (s, unit) in soc.iter_mut().zip(units) {
+            *s = unit.battery.soc() * 100.0;
         }
         Ok(())
     }
 
     fn record_trades(&mut self, _step: usize, trades: &[MarketTrade]) {
-        self.block.trades.extend_from_slice(trades);
+        self.staged.trades.extend_from_slice(trades);
     }
 
     fn record_ev(&mut self, step: usize, ev: &[EvStepPower]) -> Result<(), SimError> {
-        let (len, k) = (self.block.steps, step - self.block.first_step);
-        let members = self.has_battery.len();
-        let r = k % TILE_STEPS;
-        let row = &mut self.tile[r * members..(r + 1) * members];
-        for ((p, fleet), v) in ev.iter().zip(&self.fleet).zip(row.iter_mut()) {
-            if *fleet {
-                v[Flow::EvCharge as usize] = p.charge_kw;
-                v[Flow::Swap as usize] = p.swap_kw;
-                v[Flow::V2g as usize] = p.v2g_kw;
-            }
+        let row = self.row(step);
+        let c = &mut self.staged.columns;
+        for (i, (p, fleet)) in ev.iter().zip(&self.fleet).enumerate() {
+            // The EV flows are 0 for a member without a fleet.
+            let (charge, swap, v2g) = if *fleet {
+                (p.charge_kw, p.swap_kw, p.v2g_kw)
+            } else {
+                (0.0, 0.0, 0.0)
+            };
+            c[Flow::EvCharge as usize][row + i] = charge;
+            c[Flow::Swap as usize][row + i] = swap;
+            c[Flow::V2g as usize][row + i] = v2g;
         }
-        if r + 1 == TILE_STEPS || k + 1 == len {
-            self.flush_tile(k, r + 1);
-        }
-        if k + 1 < len {
+        if step + 1 < self.staged.first_step + self.staged.steps {
             return Ok(());
         }
+        self.block.transpose_from(&mut self.staged);
+        self.totals.add_block(&self.block);
         (self.consumer)(&mut self.block)?;
         let next = step + 1;
         if next < self.steps {
             let len = self.block_steps.min(self.steps - next);
-            self.block.reset(next, len, &self.has_battery);
+            self.staged.reset(next, len, &self.has_battery);
         }
         Ok(())
     }
@@ -522,6 +501,8 @@ impl FlowSink for BlockSink<'_, '_> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::community::ProsumerInterval;
+    use crate::dispatch::StepFlows;
 
     /// A distinct value per flow, member and step (a few of them -0.0 and 0.0).
     fn value(flow: usize, i: usize, t: usize) -> f64 {
@@ -541,16 +522,8 @@ mod tests {
         block_steps: usize,
         recycle: bool,
     ) -> (Vec<MemberBlock>, MemberTotals) {
-        let loads: Vec<Vec<f64>> = (0..members)
-            .map(|i| {
-                (0..steps)
-                    .map(|t| value(Flow::Load as usize, i, t))
-                    .collect()
-            })
-            .collect();
         let fleet: Vec<bool> = (0..members).map(|i| i == 1).collect();
         let setup = BlockSetup {
-            loads: loads.iter().map(Vec::as_slice).collect(),
             fleet: fleet.clone(),
             has_battery: vec![false; members],
             steps,
@@ -588,8 +561,13 @@ mod tests {
                     unmet_kw: v(Flow::Unmet, i),
                 })
                 .collect();
-            let pv: Vec<f64> = (0..members).map(|i| v(Flow::Pv, i)).collect();
-            let wind: Vec<f64> = (0..members).map(|i| v(Flow::Wind, i)).collect();
+            let inputs: Vec<ProsumerInterval> = (0..members)
+                .map(|i| ProsumerInterval {
+                    load_kw: v(Flow::Load, i),
+                    pv_kw: v(Flow::Pv, i),
+                    wind_kw: v(Flow::Wind, i),
+                })
+                .collect();
             let ev: Vec<EvStepPower> = (0..members)
                 .map(|i| EvStepPower {
                     charge_kw: v(Flow::EvCharge, i),
@@ -598,7 +576,13 @@ mod tests {
                     ..EvStepPower::default()
                 })
                 .collect();
-            sink.record(t, &flows, &pv, &wind, &batteries).unwrap();
+            let record = StepRecord {
+                step: t,
+                inputs: &inputs,
+                flows: &flows,
+                batteries: &batteries,
+            };
+            sink.record(&record).unwrap();
             sink.record_ev(t, &ev).unwrap();
         }
         let totals = sink.finish();
@@ -606,7 +590,7 @@ mod tests {
     }
 
     #[test]
-    fn tiled_blocks_hold_every_value_in_place_recycled_or_not() {
+    fn streamed_blocks_hold_every_value_in_place_recycled_or_not() {
         // 37 steps in blocks of 20: a block of a full tile and a partial one, then a block
         // of a single partial tile.
         let (members, steps) = (4, 37);
@@ -632,7 +616,7 @@ mod tests {
                 first += b.steps;
             }
             assert_eq!(first, steps);
-            // The totals staged tile by tile are those of the blocks, bit for bit.
+            // The totals are those of the blocks, bit for bit.
             let mut again = MemberTotals::new((0..members).map(|i| i == 1).collect(), steps);
             for b in &blocks {
                 again.add_block(b);

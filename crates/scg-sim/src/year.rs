@@ -57,18 +57,23 @@ impl ProsumerSeries<'_> {
     }
 }
 
+/// One interval as the year hands it to a [`FlowSink`]: entry `i` of each slice belongs to
+/// prosumer `i`.
+#[derive(Debug, Clone, Copy)]
+pub struct StepRecord<'a> {
+    pub step: usize,
+    /// The inputs the interval was driven with: the load (without EVs and without the home
+    /// agent's change), PV and wind, kW. Handed on so that no sink reads a member's series
+    /// again (at city scale a cache miss per member and step).
+    pub inputs: &'a [ProsumerInterval],
+    pub flows: &'a [StepFlows],
+    pub batteries: &'a [Option<BatteryUnit>],
+}
+
 /// Receives the flows of every step.
 pub trait FlowSink {
-    /// `flows[i]` and `batteries[i]` belong to prosumer `i`; `pv_kw[i]`, `wind_kw[i]` split
-    /// its renewable input.
-    fn record(
-        &mut self,
-        step: usize,
-        flows: &[StepFlows],
-        pv_kw: &[f64],
-        wind_kw: &[f64],
-        batteries: &[Option<BatteryUnit>],
-    ) -> Result<(), ComponentError>;
+    /// The flows of one interval.
+    fn record(&mut self, r: &StepRecord<'_>) -> Result<(), ComponentError>;
 
     /// The EV fleets' powers of the same step (`ev[i]`: prosumer `i`'s fleet, zeros without
     /// one), after [`FlowSink::record`]. Most sinks ignore them.
@@ -83,16 +88,9 @@ pub trait FlowSink {
 
 /// Two sinks fed the same steps (e.g. the series and the year's accounts).
 impl<A: FlowSink, B: FlowSink> FlowSink for (A, B) {
-    fn record(
-        &mut self,
-        step: usize,
-        flows: &[StepFlows],
-        pv_kw: &[f64],
-        wind_kw: &[f64],
-        batteries: &[Option<BatteryUnit>],
-    ) -> Result<(), ComponentError> {
-        self.0.record(step, flows, pv_kw, wind_kw, batteries)?;
-        self.1.record(step, flows, pv_kw, wind_kw, batteries)
+    fn record(&mut self, r: &StepRecord<'_>) -> Result<(), ComponentError> {
+        self.0.record(r)?;
+        self.1.record(r)
     }
 
     fn record_ev(&mut self, step: usize, ev: &[EvStepPower]) -> Result<(), crate::SimError> {
@@ -108,15 +106,8 @@ impl<A: FlowSink, B: FlowSink> FlowSink for (A, B) {
 
 /// A sink borrowed (e.g. the year's accounts, kept after the year).
 impl<S: FlowSink + ?Sized> FlowSink for &mut S {
-    fn record(
-        &mut self,
-        step: usize,
-        flows: &[StepFlows],
-        pv_kw: &[f64],
-        wind_kw: &[f64],
-        batteries: &[Option<BatteryUnit>],
-    ) -> Result<(), ComponentError> {
-        (**self).record(step, flows, pv_kw, wind_kw, batteries)
+    fn record(&mut self, r: &StepRecord<'_>) -> Result<(), ComponentError> {
+        (**self).record(r)
     }
 
     fn record_ev(&mut self, step: usize, ev: &[EvStepPower]) -> Result<(), crate::SimError> {
@@ -130,15 +121,8 @@ impl<S: FlowSink + ?Sized> FlowSink for &mut S {
 
 /// The year's money is one more sink.
 impl FlowSink for crate::accounting::YearAccounts<'_> {
-    fn record(
-        &mut self,
-        step: usize,
-        flows: &[StepFlows],
-        _pv_kw: &[f64],
-        _wind_kw: &[f64],
-        _batteries: &[Option<BatteryUnit>],
-    ) -> Result<(), ComponentError> {
-        crate::accounting::YearAccounts::record(self, step, flows)
+    fn record(&mut self, r: &StepRecord<'_>) -> Result<(), ComponentError> {
+        crate::accounting::YearAccounts::record(self, r.step, r.flows)
     }
 }
 
@@ -352,20 +336,18 @@ fn drive_steps<S: FlowSink>(
     ev_ahead: &mut Option<EvAhead>,
 ) -> Result<(), crate::SimError> {
     let n = year.prosumers.len();
-    let mut intervals = vec![ProsumerInterval::default(); n];
-    let mut pv = vec![0.0; n];
-    let mut wind = vec![0.0; n];
+    let mut ahead = vec![ProsumerInterval::default(); INPUT_AHEAD_STEPS * n];
     for t in 0..steps {
-        for (i, p) in year.prosumers.iter().enumerate() {
-            pv[i] = p.pv_kw(t);
-            wind[i] = p.wind_kw(t);
-            intervals[i] = ProsumerInterval {
-                load_kw: p.load_kw.get(t).copied().unwrap_or(0.0),
-                pv_kw: pv[i],
-                wind_kw: wind[i],
-            };
+        let r = t % INPUT_AHEAD_STEPS;
+        if r == 0 {
+            read_ahead(
+                year.prosumers,
+                t..steps.min(t + INPUT_AHEAD_STEPS),
+                &mut ahead,
+            );
         }
-        let (inputs, forecast) = year.at(t, &intervals);
+        let intervals = &ahead[r * n..(r + 1) * n];
+        let (inputs, forecast) = year.at(t, intervals);
         let out = match ev_ahead {
             None => community.step(&inputs, &forecast)?,
             Some(ahead) => {
@@ -382,12 +364,41 @@ fn drive_steps<S: FlowSink>(
                 out
             }
         };
-        sink.record(t, out.flows, &pv, &wind, out.batteries)?;
+        sink.record(&StepRecord {
+            step: t,
+            inputs: intervals,
+            flows: out.flows,
+            batteries: out.batteries,
+        })?;
         sink.record_trades(t, out.trades);
         sink.record_ev(t, out.ev)?;
         on_ev(t, out.ev);
     }
     Ok(())
+}
+
+/// Steps of inputs [`drive_steps`] reads ahead. Read a step at a time, every member's series
+/// is hit a page apart (a TLB and cache miss per member and series at city scale); read
+/// ahead, each member's next steps come in one or two cache lines.
+const INPUT_AHEAD_STEPS: usize = 8;
+
+/// Every prosumer's inputs at steps `range` (at most [`INPUT_AHEAD_STEPS`]), step-major:
+/// prosumer `i` at the range's `r`-th step in `ahead[r * prosumers + i]`.
+fn read_ahead(
+    prosumers: &[ProsumerSeries<'_>],
+    range: std::ops::Range<usize>,
+    ahead: &mut [ProsumerInterval],
+) {
+    let n = prosumers.len();
+    for (i, p) in prosumers.iter().enumerate() {
+        for (r, t) in range.clone().enumerate() {
+            ahead[r * n + i] = ProsumerInterval {
+                load_kw: p.load_kw.get(t).copied().unwrap_or(0.0),
+                pv_kw: p.pv_kw(t),
+                wind_kw: p.wind_kw(t),
+            };
+        }
+    }
 }
 
 /// Where [`drive_with_fleets_ahead`]'s loop takes each interval's EV site powers from, and
@@ -478,22 +489,15 @@ pub(crate) fn push_flow(series: &mut Vec<f64>, step: usize, steps: usize, v: f64
 }
 
 impl FlowSink for SeriesSink {
-    fn record(
-        &mut self,
-        step: usize,
-        flows: &[StepFlows],
-        pv_kw: &[f64],
-        wind_kw: &[f64],
-        batteries: &[Option<BatteryUnit>],
-    ) -> Result<(), ComponentError> {
-        let n = self.steps;
+    fn record(&mut self, r: &StepRecord<'_>) -> Result<(), ComponentError> {
+        let (n, step) = (self.steps, r.step);
         for (i, s) in self.prosumers.iter_mut().enumerate() {
-            let f = &flows[i];
-            push_flow(&mut s.pv_kw, step, n, pv_kw[i]);
-            push_flow(&mut s.wind_kw, step, n, wind_kw[i]);
+            let f = &r.flows[i];
+            push_flow(&mut s.pv_kw, step, n, r.inputs[i].pv_kw);
+            push_flow(&mut s.wind_kw, step, n, r.inputs[i].wind_kw);
             push_flow(&mut s.battery_in_kw, step, n, f.battery_in_kw);
             push_flow(&mut s.battery_out_kw, step, n, f.battery_out_kw);
-            if let Some(unit) = &batteries[i] {
+            if let Some(unit) = &r.batteries[i] {
                 s.battery_soc_pct.push(unit.battery.soc() * 100.0);
             }
             push_flow(&mut s.p2p_import_kw, step, n, f.p2p_import_kw);
@@ -600,16 +604,9 @@ impl TotalsSink {
 }
 
 impl FlowSink for TotalsSink {
-    fn record(
-        &mut self,
-        _step: usize,
-        flows: &[StepFlows],
-        pv_kw: &[f64],
-        wind_kw: &[f64],
-        _batteries: &[Option<BatteryUnit>],
-    ) -> Result<(), ComponentError> {
-        for (i, s) in self.prosumers.iter_mut().enumerate() {
-            s.add(&flows[i], pv_kw[i], wind_kw[i], self.dt_h);
+    fn record(&mut self, r: &StepRecord<'_>) -> Result<(), ComponentError> {
+        for ((s, f), p) in self.prosumers.iter_mut().zip(r.flows).zip(r.inputs) {
+            s.add(f, p.pv_kw, p.wind_kw, self.dt_h);
         }
         Ok(())
     }

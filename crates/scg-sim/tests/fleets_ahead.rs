@@ -9,8 +9,8 @@ use scg_sim::community::{
     Community, CommunitySettings, FleetThreads, FlexibleLoad, Forecast, IntervalInputs,
     ProsumerInterval, Sharing, fleet_signals, step_fleets,
 };
-use scg_sim::dispatch::{BatteryUnit, StepFlows};
-use scg_sim::year::{FlowSink, Prices, ProsumerSeries, YearSettings, drive};
+
+use scg_sim::year::{FlowSink, Prices, ProsumerSeries, StepRecord, YearSettings, drive};
 
 const MEMBERS: usize = 20;
 
@@ -196,15 +196,8 @@ struct Printed {
 }
 
 impl FlowSink for Printed {
-    fn record(
-        &mut self,
-        _step: usize,
-        flows: &[StepFlows],
-        _pv_kw: &[f64],
-        _wind_kw: &[f64],
-        _batteries: &[Option<BatteryUnit>],
-    ) -> Result<(), ComponentError> {
-        self.flows.push(format!("{flows:?}"));
+    fn record(&mut self, r: &StepRecord<'_>) -> Result<(), ComponentError> {
+        self.flows.push(format!("{:?}", r.flows));
         Ok(())
     }
     fn record_ev(&mut self, _step: usize, ev: &[EvStepPower]) -> Result<(), scg_sim::SimError> {
