@@ -191,16 +191,16 @@ pub struct Prices<'a> {
 
 /// The community's surplus before storage and EVs, kW per step: Σ max(0, PV + wind − load).
 pub fn community_surplus_kw(prosumers: &[ProsumerSeries<'_>], steps: usize) -> Vec<f64> {
-    (0..steps)
-        .map(|t| {
-            prosumers
-                .iter()
-                .map(|p| {
-                    (p.pv_kw(t) + p.wind_kw(t) - p.load_kw.get(t).copied().unwrap_or(0.0)).max(0.0)
-                })
-                .sum()
-        })
-        .collect()
+    // Member by member along its series (a step at a time across the members would hit each
+    // member's series a page apart); each step's sum still adds the members in order from
+    // -0.0, as `Iterator::sum` does, so the bits are those of a per-step sum.
+    let mut sum = vec![-0.0; steps];
+    for p in prosumers {
+        for (t, s) in sum.iter_mut().enumerate() {
+            *s += (p.pv_kw(t) + p.wind_kw(t) - p.load_kw.get(t).copied().unwrap_or(0.0)).max(0.0);
+        }
+    }
+    sum
 }
 
 /// The year loop: feed `community` each step's synthetic inputs (load, PV, wind from the
