@@ -15,7 +15,8 @@
 //!   time, not adjusted to UTC), then [`FLOW_COLUMNS`] in kW (0 where a member has no such
 //!   flow), then `battery_soc_pct` (null for a member without a battery). Doubles are
 //!   full-precision; pages are zstd-compressed (level 1), the ids dictionary-encoded, the
-//!   timestamps delta-encoded (`DELTA_BINARY_PACKED`).
+//!   timestamps delta-encoded (`DELTA_BINARY_PACKED`); only the timestamps carry statistics
+//!   (min and max per row group and page).
 //! - [`COMMUNITY_CSV`] (`community.csv`): one row per step, `timestamp` then the sum over the
 //!   members of each of [`FLOW_COLUMNS`] (kW), then the same per-step columns the wide table
 //!   ends with (`zonal_price_eur_per_mwh` … `grid_at_peak`, see [`crate::table`]).
@@ -35,12 +36,12 @@ use parquet::basic::{
     ZstdLevel,
 };
 use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::{ColumnPath, Type};
 use scg_model::TimeGrid;
 use scg_sim::SimResult;
-use scg_sim::members::{MemberBlock, MemberSeries};
+use scg_sim::members::{MemberBlock, MemberSeries, member_major};
 use std::io::Write;
 use std::sync::Arc;
 
@@ -128,6 +129,13 @@ fn members_properties() -> Result<Arc<WriterProperties>, ReportError> {
     for name in FLOW_COLUMNS.iter().chain(&["battery_soc_pct"]) {
         props = props.set_column_dictionary_enabled(ColumnPath::from(*name), false);
     }
+    // Statistics only where a reader can skip by them: the timestamps. Every row group holds
+    // every member (an id's min and max say nothing, and comparing ids byte-wise cost more
+    // than encoding them), and no reader filters a flow by its range.
+    for name in FLOW_COLUMNS.iter().chain(&["member", "battery_soc_pct"]) {
+        props =
+            props.set_column_statistics_enabled(ColumnPath::from(*name), EnabledStatistics::None);
+    }
     // A member's timestamps advance by one step: delta-encoded they take a few bits a row,
     // where a dictionary hashes every row (each row group repeats the year's steps per member).
     for name in ["timestamp", "timestamp_local"] {
@@ -186,6 +194,8 @@ pub struct MembersParquetWriter<W: Write + Send> {
     unix_ms: Vec<i64>,
     local_ms: Vec<i64>,
     next_step: usize,
+    /// Scratch: a block's column, member-major.
+    column: Vec<f64>,
 }
 
 impl<W: Write + Send> std::fmt::Debug for MembersParquetWriter<W> {
@@ -214,10 +224,12 @@ impl<W: Write + Send> MembersParquetWriter<W> {
             unix_ms,
             local_ms,
             next_step: 0,
+            column: Vec::new(),
         })
     }
 
-    /// Write `block` as one row group: its members in order, each its steps in order.
+    /// Write `block` as one row group: its members in order, each its steps in order (each
+    /// column turned member-major first, [`member_major`]).
     pub fn write_block(&mut self, block: &MemberBlock) -> Result<(), ReportError> {
         let (members, steps) = (block.members(), block.steps);
         let range = block.first_step..block.first_step + steps;
@@ -257,9 +269,10 @@ impl<W: Write + Send> MembersParquetWriter<W> {
                     column.typed::<Int64Type>().write_batch(&all, None, None)?;
                 }
                 i if i < 3 + FLOW_COLUMNS.len() => {
+                    member_major(&block.columns[i - 3], steps, &mut self.column);
                     column
                         .typed::<DoubleType>()
-                        .write_batch(&block.columns[i - 3], None, None)?;
+                        .write_batch(&self.column, None, None)?;
                 }
                 _ => {
                     let levels: Vec<i16> = block
@@ -267,11 +280,10 @@ impl<W: Write + Send> MembersParquetWriter<W> {
                         .iter()
                         .flat_map(|b| std::iter::repeat_n(i16::from(*b), steps))
                         .collect();
-                    column.typed::<DoubleType>().write_batch(
-                        &block.soc_pct,
-                        Some(&levels),
-                        None,
-                    )?;
+                    member_major(&block.soc_pct, steps, &mut self.column);
+                    column
+                        .typed::<DoubleType>()
+                        .write_batch(&self.column, Some(&levels), None)?;
                 }
             }
             column.close()?;

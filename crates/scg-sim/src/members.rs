@@ -101,13 +101,14 @@ pub const FLOW_COLUMNS: [&str; FLOWS] = [
 pub struct MemberBlock {
     pub first_step: usize,
     pub steps: usize,
-    /// Per [`Flow`]: `members × steps` values, member-major (member `i`'s step
-    /// `first_step + k` at `i * steps + k`), kW.
+    /// Per [`Flow`]: `steps × members` values, step-major (member `i`'s step
+    /// `first_step + k` at `k * members + i`), kW: the order the year makes them in and a
+    /// settlement reads them in; [`member_major`] turns a column member-major.
     pub columns: [Vec<f64>; FLOWS],
     /// Whether each member has a battery (and so a state of charge).
     pub has_battery: Vec<bool>,
     /// The state of charge at the end of each step, percent, of the members with a battery
-    /// only, member-major as `columns`.
+    /// only, step-major as `columns` (the `j`-th of them at `k * batteries + j`).
     pub soc_pct: Vec<f64>,
     /// The market's P2P trades of the block's steps, in step and clearing order: filled when
     /// the year keeps its trades (a streamed run that settles a ledger), empty otherwise.
@@ -159,6 +160,7 @@ impl MemberBlock {
             .map(|m| !m.flows.battery_soc_pct.is_empty())
             .collect();
         self.reset(first_step, steps, &has_battery);
+        let (width, batteries) = (members.len(), self.soc_pct.len() / steps.max(1));
         let mut battery = 0;
         for (i, m) in members.iter().enumerate() {
             let f = m.flows;
@@ -179,15 +181,14 @@ impl MemberBlock {
                 &f.unmet_kw,
             ];
             for (column, values) in self.columns.iter_mut().zip(series) {
-                let out = &mut column[i * steps..(i + 1) * steps];
-                for (k, o) in out.iter_mut().enumerate() {
-                    *o = FlowSeries::at(values, first_step + k);
+                for k in 0..steps {
+                    column[k * width + i] = FlowSeries::at(values, first_step + k);
                 }
             }
             if has_battery[i] {
-                let out = &mut self.soc_pct[battery * steps..(battery + 1) * steps];
-                for (k, o) in out.iter_mut().enumerate() {
-                    *o = FlowSeries::at(&f.battery_soc_pct, first_step + k);
+                for k in 0..steps {
+                    self.soc_pct[k * batteries + battery] =
+                        FlowSeries::at(&f.battery_soc_pct, first_step + k);
                 }
                 battery += 1;
             }
@@ -197,7 +198,7 @@ impl MemberBlock {
     /// Member `i`'s value of `flow` at the block's `k`-th step.
     #[inline]
     pub fn at(&self, flow: Flow, i: usize, k: usize) -> f64 {
-        self.columns[flow as usize][i * self.steps + k]
+        self.columns[flow as usize][k * self.members() + i]
     }
 }
 
@@ -286,10 +287,11 @@ impl MemberTotals {
     pub fn add_block(&mut self, block: &MemberBlock) {
         let steps = block.steps;
         let mut v = [0.0; FLOWS];
-        for i in 0..self.members.len() {
-            for k in 0..steps {
+        let members = self.members.len();
+        for k in 0..steps {
+            for i in 0..members {
                 for (f, x) in v.iter_mut().enumerate() {
-                    *x = block.columns[f][i * steps + k];
+                    *x = block.columns[f][k * members + i];
                 }
                 self.add(i, block.first_step + k, &v);
             }
@@ -333,55 +335,36 @@ pub const BLOCK_ROWS: usize = 1 << 19;
 /// block): the sink resets whatever it is left with before filling the next block.
 pub type BlockConsumer<'a> = dyn FnMut(&mut MemberBlock) -> Result<(), SimError> + 'a;
 
-/// Members a [`MemberBlock::transpose_from`] tile spans: one tile's member-major runs
-/// (`TRANSPOSE_MEMBERS` × the block's steps, about 27 kB at a city's 52 steps) stay in the L1
-/// cache while its steps are read row by row.
-const TRANSPOSE_MEMBERS: usize = 64;
+/// Members a [`member_major`] tile spans: one tile's member-major runs (`TILE_MEMBERS` × the
+/// block's steps, about 27 kB at a city's 52 steps) stay in cache while its rows are read.
+const TILE_MEMBERS: usize = 64;
 
-impl MemberBlock {
-    /// Write `staged` (the same block, but step-major: member `i` at step `k` at
-    /// `k * members + i`) into this block, member-major. In tiles of [`TRANSPOSE_MEMBERS`]
-    /// members: each read row and each written run stays in cache for the whole tile.
-    /// The trades move over (`staged` is left with this block's old ones).
-    fn transpose_from(&mut self, staged: &mut MemberBlock) {
-        self.reset(staged.first_step, staged.steps, &staged.has_battery);
-        let steps = staged.steps;
-        for (out, column) in self.columns.iter_mut().zip(&staged.columns) {
-            transpose(column, out, steps);
-        }
-        transpose(&staged.soc_pct, &mut self.soc_pct, steps);
-        std::mem::swap(&mut self.trades, &mut staged.trades);
-    }
-}
-
-/// `from` (`steps` rows of `from.len() / steps` values) into `to`, column by column.
-fn transpose(from: &[f64], to: &mut [f64], steps: usize) {
-    let width = from.len() / steps.max(1);
-    debug_assert_eq!(from.len(), to.len());
-    for i0 in (0..width).step_by(TRANSPOSE_MEMBERS) {
-        let i1 = width.min(i0 + TRANSPOSE_MEMBERS);
+/// A step-major column of a block (`steps` rows, each `width = values.len() / steps` members
+/// long) into `out`, member-major: member `i`'s run of steps at `i * steps ..`. In tiles of
+/// [`TILE_MEMBERS`] members, each row read as one run per tile.
+pub fn member_major(values: &[f64], steps: usize, out: &mut Vec<f64>) {
+    out.clear();
+    out.resize(values.len(), 0.0);
+    let width = values.len() / steps.max(1);
+    for i0 in (0..width).step_by(TILE_MEMBERS) {
+        let i1 = width.min(i0 + TILE_MEMBERS);
         for k in 0..steps {
-            let row = &from[k * width + i0..k * width + i1];
+            let row = &values[k * width + i0..k * width + i1];
             for (i, x) in (i0..i1).zip(row) {
-                to[i * steps + k] = *x;
+                out[i * steps + k] = *x;
             }
         }
     }
 }
 
-/// A [`FlowSink`] that writes each step's flows step-major into a staged block (each flow a
-/// run of the members: sequential writes, where member-major writes would hit every member's
-/// run a page apart), and when the block is full writes it member-major
-/// ([`MemberBlock::transpose_from`]), adds it to the [`MemberTotals`] and hands it to the
-/// consumer.
+/// A [`FlowSink`] that writes each step's flows into a [`MemberBlock`] (step-major: each
+/// flow's row of members written in one sequential run), adds the step to the
+/// [`MemberTotals`], and when the block is full hands it to the consumer.
 pub struct BlockSink<'c> {
     fleet: Vec<bool>,
     has_battery: Vec<bool>,
     steps: usize,
     block_steps: usize,
-    /// The block being filled, step-major.
-    staged: MemberBlock,
-    /// The last full block, member-major, as the consumer gets it.
     block: MemberBlock,
     batteries: usize,
     totals: MemberTotals,
@@ -409,8 +392,8 @@ pub struct BlockSetup {
 impl<'c> BlockSink<'c> {
     pub fn new(setup: BlockSetup, consumer: &'c mut BlockConsumer<'c>) -> Self {
         let block_steps = setup.block_steps.max(1);
-        let mut staged = MemberBlock::default();
-        staged.reset(0, block_steps.min(setup.steps), &setup.has_battery);
+        let mut block = MemberBlock::default();
+        block.reset(0, block_steps.min(setup.steps), &setup.has_battery);
         let batteries = setup.has_battery.iter().filter(|b| **b).count();
         Self {
             totals: MemberTotals::new(setup.fleet.clone(), setup.steps),
@@ -418,8 +401,7 @@ impl<'c> BlockSink<'c> {
             has_battery: setup.has_battery,
             steps: setup.steps,
             block_steps,
-            staged,
-            block: MemberBlock::default(),
+            block,
             batteries,
             consumer,
         }
@@ -430,16 +412,16 @@ impl<'c> BlockSink<'c> {
         self.totals
     }
 
-    /// The staged row of `step`: its first index in each staged column.
+    /// The block's row of `step`: its first index in each column.
     fn row(&self, step: usize) -> usize {
-        (step - self.staged.first_step) * self.has_battery.len()
+        (step - self.block.first_step) * self.has_battery.len()
     }
 }
 
 impl FlowSink for BlockSink<'_> {
     fn record(&mut self, r: &StepRecord<'_>) -> Result<(), ComponentError> {
         let (members, row) = (self.has_battery.len(), self.row(r.step));
-        let c = &mut self.staged.columns;
+        let c = &mut self.block.columns;
         let values = r.inputs.iter().zip(r.flows);
         for (i, (p, f)) in values.enumerate().take(members) {
             let at = row + i;
@@ -455,8 +437,8 @@ impl FlowSink for BlockSink<'_> {
             c[Flow::Excess as usize][at] = f.excess_kw;
             c[Flow::Unmet as usize][at] = f.unmet_kw;
         }
-        let first = (r.step - self.staged.first_step) * self.batteries;
-        let soc = &mut self.staged.soc_pct[first..first + self.batteries];
+        let first = (r.step - self.block.first_step) * self.batteries;
+        let soc = &mut self.block.soc_pct[first..first + self.batteries];
         let units = r.batteries.iter().flatten();
         for (s, unit) in soc.iter_mut().zip(units) {
             *s = unit.battery.soc() * 100.0;
@@ -465,33 +447,38 @@ impl FlowSink for BlockSink<'_> {
     }
 
     fn record_trades(&mut self, _step: usize, trades: &[MarketTrade]) {
-        self.staged.trades.extend_from_slice(trades);
+        self.block.trades.extend_from_slice(trades);
     }
 
     fn record_ev(&mut self, step: usize, ev: &[EvStepPower]) -> Result<(), SimError> {
-        let row = self.row(step);
-        let c = &mut self.staged.columns;
-        for (i, (p, fleet)) in ev.iter().zip(&self.fleet).enumerate() {
+        let (members, row) = (self.has_battery.len(), self.row(step));
+        let c = &mut self.block.columns;
+        let mut v = [0.0; FLOWS];
+        for (i, (p, fleet)) in ev.iter().zip(&self.fleet).enumerate().take(members) {
             // The EV flows are 0 for a member without a fleet.
-            let (charge, swap, v2g) = if *fleet {
-                (p.charge_kw, p.swap_kw, p.v2g_kw)
+            if *fleet {
+                c[Flow::EvCharge as usize][row + i] = p.charge_kw;
+                c[Flow::Swap as usize][row + i] = p.swap_kw;
+                c[Flow::V2g as usize][row + i] = p.v2g_kw;
             } else {
-                (0.0, 0.0, 0.0)
-            };
-            c[Flow::EvCharge as usize][row + i] = charge;
-            c[Flow::Swap as usize][row + i] = swap;
-            c[Flow::V2g as usize][row + i] = v2g;
+                c[Flow::EvCharge as usize][row + i] = 0.0;
+                c[Flow::Swap as usize][row + i] = 0.0;
+                c[Flow::V2g as usize][row + i] = 0.0;
+            }
+            // The step's row was just written: it is still in cache.
+            for (x, column) in v.iter_mut().zip(c.iter()) {
+                *x = column[row + i];
+            }
+            self.totals.add(i, step, &v);
         }
-        if step + 1 < self.staged.first_step + self.staged.steps {
+        if step + 1 < self.block.first_step + self.block.steps {
             return Ok(());
         }
-        self.block.transpose_from(&mut self.staged);
-        self.totals.add_block(&self.block);
         (self.consumer)(&mut self.block)?;
         let next = step + 1;
         if next < self.steps {
             let len = self.block_steps.min(self.steps - next);
-            self.staged.reset(next, len, &self.has_battery);
+            self.block.reset(next, len, &self.has_battery);
         }
         Ok(())
     }
@@ -590,6 +577,23 @@ mod tests {
     }
 
     #[test]
+    fn member_major_puts_each_members_run_together() {
+        // 3 steps of 150 members: more than two tiles, the last one partial.
+        let (steps, width) = (3, 150);
+        let values: Vec<f64> = (0..steps * width).map(|x| x as f64).collect();
+        let mut out = vec![f64::NAN; 7];
+        member_major(&values, steps, &mut out);
+        assert_eq!(out.len(), values.len());
+        for i in 0..width {
+            for k in 0..steps {
+                assert_eq!(out[i * steps + k], values[k * width + i]);
+            }
+        }
+        member_major(&[], 0, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
     fn streamed_blocks_hold_every_value_in_place_recycled_or_not() {
         // 37 steps in blocks of 20: a block of a full tile and a partial one, then a block
         // of a single partial tile.
@@ -608,7 +612,7 @@ mod tests {
                             } else {
                                 value(f, i, first + k)
                             };
-                            let got = b.columns[f][i * b.steps + k];
+                            let got = b.columns[f][k * members + i];
                             assert_eq!(got.to_bits(), want.to_bits(), "flow {f} member {i}");
                         }
                     }

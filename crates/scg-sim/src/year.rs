@@ -379,8 +379,8 @@ fn drive_steps<S: FlowSink>(
 
 /// Steps of inputs [`drive_steps`] reads ahead. Read a step at a time, every member's series
 /// is hit a page apart (a TLB and cache miss per member and series at city scale); read
-/// ahead, each member's next steps come in one or two cache lines.
-const INPUT_AHEAD_STEPS: usize = 8;
+/// ahead, each member's next steps come in a few cache lines of one page.
+const INPUT_AHEAD_STEPS: usize = 32;
 
 /// Every prosumer's inputs at steps `range` (at most [`INPUT_AHEAD_STEPS`]), step-major:
 /// prosumer `i` at the range's `r`-th step in `ahead[r * prosumers + i]`.
