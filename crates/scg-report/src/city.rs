@@ -196,6 +196,9 @@ pub struct MembersParquetWriter<W: Write + Send> {
     next_step: usize,
     /// Scratch: a block's column, member-major.
     column: Vec<f64>,
+    /// The `member` column of a block of `id_rows.len() / ids.len()` steps: every full block
+    /// has the same one, so it is made once (not one shared id cloned, and dropped, a row).
+    id_rows: Vec<ByteArray>,
 }
 
 impl<W: Write + Send> std::fmt::Debug for MembersParquetWriter<W> {
@@ -225,6 +228,7 @@ impl<W: Write + Send> MembersParquetWriter<W> {
             local_ms,
             next_step: 0,
             column: Vec::new(),
+            id_rows: Vec::new(),
         })
     }
 
@@ -249,14 +253,16 @@ impl<W: Write + Send> MembersParquetWriter<W> {
         while let Some(mut column) = row_group.next_column()? {
             match index {
                 0 => {
-                    let ids: Vec<ByteArray> = self
-                        .ids
-                        .iter()
-                        .flat_map(|id| std::iter::repeat_n(id.clone(), steps))
-                        .collect();
+                    if self.id_rows.len() != members * steps {
+                        self.id_rows = self
+                            .ids
+                            .iter()
+                            .flat_map(|id| std::iter::repeat_n(id.clone(), steps))
+                            .collect();
+                    }
                     column
                         .typed::<ByteArrayType>()
-                        .write_batch(&ids, None, None)?;
+                        .write_batch(&self.id_rows, None, None)?;
                 }
                 1 | 2 => {
                     let ms = if index == 1 {

@@ -15,8 +15,6 @@ use crate::dispatch::{Allocation, CommunityStage, StepContext};
 use scg_market::community::{CommunityClearing, CommunityMarket};
 use scg_market::{GridFee, Mechanism, NanoEur, Price, TradeKind};
 use scg_model::{MarketMechanism, MarketSettings};
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 /// What the market did over the year.
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
@@ -87,27 +85,50 @@ pub struct P2pPair {
     pub energy_kwh: f64,
 }
 
-/// Energy sold per (seller, buyer) over the year, Wh: a matrix for a small community, a map
+/// Energy sold per (seller, buyer) over the year, Wh: a matrix for a small community, a log
 /// of the pairs that traded for a larger one (a city's pairs are a sliver of its matrix).
 #[derive(Debug, Clone)]
 enum PairsWh {
     Matrix(Vec<Vec<i64>>),
-    Map(HashMap<(usize, usize), i64, BuildHasherDefault<PairHasher>>),
+    /// `merged`: one entry per pair that traded, ascending by (seller, buyer); `fresh`: the
+    /// trades since, in trade order, merged in once they are as many as `merged` holds (and at
+    /// least [`PAIR_LOG_MIN`]). A trade is an append, and the sorts and merges cost a few
+    /// operations a trade amortized, where a map paid a random access (at city scale a cache
+    /// miss) per trade.
+    Log {
+        merged: Vec<PairEntry>,
+        fresh: Vec<PairEntry>,
+    },
 }
+
+/// A (seller, buyer) pair and its Wh.
+type PairEntry = ((usize, usize), i64);
+
+/// Trades [`PairsWh::Log`] appends at least before it merges them.
+const PAIR_LOG_MIN: usize = 1 << 16;
 
 impl PairsWh {
     fn new(members: usize) -> Self {
         if members <= PAIR_MATRIX_MAX_MEMBERS {
             Self::Matrix(vec![vec![0; members]; members])
         } else {
-            Self::Map(HashMap::default())
+            Self::Log {
+                merged: Vec::new(),
+                fresh: Vec::new(),
+            }
         }
     }
 
     fn add(&mut self, seller: usize, buyer: usize, wh: i64) {
         match self {
             Self::Matrix(m) => m[seller][buyer] += wh,
-            Self::Map(m) => *m.entry((seller, buyer)).or_insert(0) += wh,
+            Self::Log { merged, fresh } => {
+                fresh.push(((seller, buyer), wh));
+                if fresh.len() >= PAIR_LOG_MIN.max(merged.len()) {
+                    *merged = merge_pairs(merged, fresh);
+                    fresh.clear();
+                }
+            }
         }
     }
 
@@ -118,7 +139,7 @@ impl PairsWh {
             buyer,
             energy_kwh: wh as f64 / 1000.0,
         };
-        let mut out: Vec<P2pPair> = match self {
+        match self {
             Self::Matrix(m) => m
                 .iter()
                 .enumerate()
@@ -126,33 +147,34 @@ impl PairsWh {
                 .filter(|(_, wh)| *wh != 0)
                 .map(|(k, wh)| pair(k, wh))
                 .collect(),
-            Self::Map(m) => m.iter().map(|(k, wh)| pair(*k, *wh)).collect(),
-        };
-        out.sort_unstable_by_key(|p| (p.seller, p.buyer));
-        out
+            Self::Log { merged, fresh } => merge_pairs(merged, &mut fresh.clone())
+                .into_iter()
+                .map(|(k, wh)| pair(k, wh))
+                .collect(),
+        }
     }
 }
 
-/// A multiplicative hasher for the pair map (keys are small integers from this process, not
-/// untrusted input; SipHash's cost per trade showed at city scale).
-#[derive(Default)]
-struct PairHasher(u64);
-
-impl Hasher for PairHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
+/// `merged` (one entry per pair, ascending) with `fresh` (any order, pairs repeated) added in:
+/// one entry per pair, ascending. Sorts `fresh`.
+fn merge_pairs(merged: &[PairEntry], fresh: &mut [PairEntry]) -> Vec<PairEntry> {
+    fresh.sort_unstable_by_key(|e| e.0);
+    let mut out: Vec<PairEntry> = Vec::with_capacity(merged.len() + fresh.len());
+    let (mut old, mut new) = (merged.iter().peekable(), fresh.iter().peekable());
+    loop {
+        let next = match (old.peek(), new.peek()) {
+            (Some(o), Some(n)) if o.0 <= n.0 => old.next(),
+            (Some(_), Some(_)) | (None, Some(_)) => new.next(),
+            (Some(_), None) => old.next(),
+            (None, None) => break,
+        };
+        let Some(&(key, wh)) = next else { break };
+        match out.last_mut() {
+            Some(last) if last.0 == key => last.1 += wh,
+            _ => out.push((key, wh)),
         }
     }
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
+    out
 }
 
 /// One P2P trade, as the ledger needs it.
@@ -322,7 +344,7 @@ impl<'a> MarketStage<'a> {
                     .iter()
                     .map(|row| row.iter().map(|wh| *wh as f64 / 1000.0).collect())
                     .collect(),
-                PairsWh::Map(_) => Vec::new(),
+                PairsWh::Log { .. } => Vec::new(),
             },
             pairs: self.sold_wh.pairs(),
             price_by_hour_eur_per_mwh: (0..24)
@@ -512,6 +534,36 @@ mod tests {
         // Everything else is still counted.
         assert_eq!(large.p2p_trades, 2 * PAIR_MATRIX_MAX_MEMBERS as u64);
         assert_eq!(large.trades.len(), 2 * PAIR_MATRIX_MAX_MEMBERS);
+    }
+
+    #[test]
+    fn the_pair_log_sums_each_pair_as_a_map_does() {
+        // More trades than several merges take, over few pairs (each repeated many times) and
+        // many (most traded once), checked against an ordered map.
+        let mut log = PairsWh::new(PAIR_MATRIX_MAX_MEMBERS + 1);
+        let mut want = std::collections::BTreeMap::new();
+        let mut x: u64 = 7;
+        for t in 0..5 * PAIR_LOG_MIN {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let r = (x >> 33) as usize;
+            let (seller, buyer) = if t % 3 == 0 {
+                (r % 4, 7)
+            } else {
+                (r % 5000, r / 5000 % 5000)
+            };
+            let wh = (r % 900) as i64 + 1;
+            log.add(seller, buyer, wh);
+            *want.entry((seller, buyer)).or_insert(0i64) += wh;
+        }
+        let got: Vec<((usize, usize), i64)> = log
+            .pairs()
+            .iter()
+            .map(|p| ((p.seller, p.buyer), (p.energy_kwh * 1000.0).round() as i64))
+            .collect();
+        let want: Vec<((usize, usize), i64)> = want.into_iter().collect();
+        assert_eq!(got, want);
     }
 
     #[test]
