@@ -1,9 +1,9 @@
 //! The sink a city's year streams its members' flows through (`members::BlockSink`): 10,000
-//! members (half with an EV site, a tenth with a battery) over 416 steps of 15 minutes (8 blocks
-//! of 52 steps, the city's block), each step's flows recorded, staged step-major, each full
-//! block written member-major and added to the totals; the consumer only counts the blocks. Criterion
-//! reports the time per member-step (throughput of 10,000 × 416 elements). See
-//! docs/scaling.md.
+//! members (half with an EV site, none with a battery) over 416 steps of 15 minutes (8 blocks of
+//! 52 steps, the city's block), each step's flows written as a row of the block and added to the
+//! totals; the consumer only counts the blocks. Then what members.parquet's encoder does to each
+//! block on its own thread: its 15 columns turned member-major (`members::member_major`).
+//! Criterion reports the time per member-step. See docs/scaling.md.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -11,7 +11,7 @@ use scg_ev::fleet::EvStepPower;
 use scg_sim::SimError;
 use scg_sim::community::ProsumerInterval;
 use scg_sim::dispatch::StepFlows;
-use scg_sim::members::{BlockSetup, BlockSink, MemberBlock, block_steps};
+use scg_sim::members::{BlockSetup, BlockSink, MemberBlock, block_steps, member_major};
 use scg_sim::year::{FlowSink, StepRecord};
 use std::hint::black_box;
 
@@ -72,6 +72,26 @@ fn bench(c: &mut Criterion) {
             }
             black_box(sink.finish());
             blocks
+        })
+    });
+    // What members.parquet's encoder does to each block before encoding it: every column of a
+    // 52-step block of 10,000 members turned member-major.
+    let steps = block_steps(MEMBERS, YEAR_STEPS);
+    let columns: Vec<Vec<f64>> = (0..15)
+        .map(|f| {
+            (0..steps * MEMBERS)
+                .map(|x| (x % (97 + f)) as f64)
+                .collect()
+        })
+        .collect();
+    let mut out = Vec::new();
+    group.throughput(Throughput::Elements((MEMBERS * steps) as u64));
+    group.bench_function("member_major_15_columns_10000_members_52_steps", |b| {
+        b.iter(|| {
+            for c in &columns {
+                member_major(c, steps, &mut out);
+                black_box(&out);
+            }
         })
     });
     group.finish();
