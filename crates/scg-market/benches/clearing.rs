@@ -145,6 +145,18 @@ fn bench_city(c: &mut Criterion) {
                 })
             },
         );
+        // The same without making the trades (what the community step calls).
+        group.bench_with_input(
+            BenchmarkId::new("community_fills_pay_as_clear", members),
+            &net,
+            |b, net| {
+                b.iter(|| {
+                    clearing
+                        .clear_fills(0, black_box(net), tariff, false)
+                        .map(|out| out.fills.len())
+                })
+            },
+        );
         // The clearing alone on the same book.
         let orders: Vec<Order> = ids
             .iter()

@@ -148,9 +148,8 @@ pub fn clear(orders: &[Order], config: &ClearingConfig) -> Result<MarketOutcome,
         && orders.iter().all(|o| o.interval == first.interval)
     {
         let idx: Vec<usize> = (0..orders.len()).collect();
-        let (interval, _) = book.clear_interval(first.interval, &idx, config);
         return Ok(MarketOutcome {
-            intervals: vec![interval],
+            intervals: vec![book.clear_interval_trades(first.interval, &idx, config)],
         });
     }
     let mut by_interval: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
@@ -159,7 +158,7 @@ pub fn clear(orders: &[Order], config: &ClearingConfig) -> Result<MarketOutcome,
     }
     let intervals = by_interval
         .into_iter()
-        .map(|(interval, idx)| book.clear_interval(interval, &idx, config).0)
+        .map(|(interval, idx)| book.clear_interval_trades(interval, &idx, config))
         .collect();
     Ok(MarketOutcome { intervals })
 }
@@ -167,13 +166,13 @@ pub fn clear(orders: &[Order], config: &ClearingConfig) -> Result<MarketOutcome,
 /// Clear the orders `active` (ascending indices into `orders`, all for `interval`) of a book
 /// the caller built and checked itself (the community step's: one order per member, made by
 /// scg-market from valid names and amounts; see `CommunityClearing`), reusing `buffers`.
-/// Returns the outcome with each trade's bid and offer order index ([`GRID_ORDER`] for the
-/// grid), in the trades' order.
+/// Returns the outcome without its trades: they are left as [`Fill`]s in `buffers.fills`, in
+/// clearing order ([`trades_of`] makes them into trades).
 pub(crate) fn clear_checked_interval(
     book: CheckedBook<'_>,
     config: &ClearingConfig,
     buffers: &mut BookBuffers,
-) -> Result<(IntervalOutcome, TradeOrders), MarketError> {
+) -> Result<IntervalOutcome, MarketError> {
     validate_config(config)?;
     debug_assert!(book.active.iter().all(|&i| {
         let o = &book.orders[i];
@@ -212,26 +211,98 @@ fn validate_config(config: &ClearingConfig) -> Result<(), MarketError> {
     Ok(())
 }
 
-/// The trades of one interval as they are made, with each trade's bid and offer order index
-/// ([`GRID_ORDER`] for the grid's side): the community step maps trades to its members by
-/// index, never by name.
-#[derive(Default)]
-struct Made {
-    trades: Vec<Trade>,
-    orders: TradeOrders,
+/// One trade as the clearing makes it: its bid's and offer's order indices, not their names.
+/// The community step maps fills to its members by index, never by name; [`Trade`]s, with
+/// their shared names, are made from fills only when asked ([`trades_of`]): a city's year
+/// clears hundreds of millions of them, and making and dropping each trade's names was a
+/// large share of its clearing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fill {
+    kind: TradeKind,
+    /// Order indices, [`GRID_ORDER`] for the grid's side.
+    bid: usize,
+    offer: usize,
+    energy_wh: Wh,
+    price: Price,
+    fee: Price,
 }
 
-/// Each trade's bid and offer order index, in the trades' order.
-pub(crate) type TradeOrders = Vec<(usize, usize)>;
-
-/// The order index of the grid's side of a trade in [`Made::orders`].
+/// The order index of the grid's side of a [`Fill`].
 pub(crate) const GRID_ORDER: usize = usize::MAX;
 
-impl Made {
-    fn push(&mut self, trade: Trade, bid: usize, offer: usize) {
-        self.trades.push(trade);
-        self.orders.push((bid, offer));
+impl Fill {
+    pub fn kind(&self) -> TradeKind {
+        self.kind
     }
+    /// The bid's order index; `None` when the grid buys.
+    pub fn bid_order(&self) -> Option<usize> {
+        (self.bid != GRID_ORDER).then_some(self.bid)
+    }
+    /// The offer's order index; `None` when the grid sells.
+    pub fn offer_order(&self) -> Option<usize> {
+        (self.offer != GRID_ORDER).then_some(self.offer)
+    }
+    pub fn energy_wh(&self) -> Wh {
+        self.energy_wh
+    }
+    /// The seller's price per MWh.
+    pub fn price(&self) -> Price {
+        self.price
+    }
+    /// The grid fee per MWh the buyer pays on top.
+    pub fn fee(&self) -> Price {
+        self.fee
+    }
+    /// Money the seller receives (exact; as [`Trade::seller_receives`]).
+    pub fn seller_receives(&self) -> NanoEur {
+        self.price.value_of(self.energy_wh)
+    }
+    /// Grid fee money (exact; as [`Trade::fee_paid`]).
+    pub fn fee_paid(&self) -> NanoEur {
+        self.fee.value_of(self.energy_wh)
+    }
+    /// Money the buyer pays (exact) = seller receives + fee.
+    pub fn buyer_pays(&self) -> NanoEur {
+        self.seller_receives() + self.fee_paid()
+    }
+}
+
+/// The trades of `fills` of `interval`, whose order indices are into `orders` named by `names`:
+/// the grid's side is named `grid`, a grid sale's source is the grid, any other trade's is its
+/// offer's.
+pub(crate) fn trades_of(
+    orders: &[Order],
+    names: &Names,
+    interval: u32,
+    fills: &[Fill],
+) -> impl Iterator<Item = Trade> {
+    let at = IntervalIds::new(interval);
+    let side = move |order: usize| {
+        if order == GRID_ORDER {
+            (&names.grid, &names.grid)
+        } else {
+            (&names.ids[order], &names.prosumers[order])
+        }
+    };
+    fills.iter().map(move |f| {
+        let ((bid, buyer), (offer, seller)) = (side(f.bid), side(f.offer));
+        let source = match f.kind {
+            TradeKind::FromGrid => Some(Source::Grid),
+            TradeKind::P2p | TradeKind::ToGrid => orders[f.offer].source,
+        };
+        Trade::new(
+            at,
+            f.kind,
+            bid,
+            offer,
+            buyer,
+            seller,
+            f.energy_wh,
+            f.price,
+            f.fee,
+            source,
+        )
+    })
 }
 
 /// Distinct prices per side up to which pay-as-clear matches level by level (one pass over the
@@ -276,10 +347,8 @@ pub(crate) struct BookBuffers {
     rem: Vec<i64>,
     key: Vec<Price>,
     auction: Auction,
-    /// Where the next interval's trades are made (the caller hands back the vectors of an
-    /// outcome it is done with).
-    pub(crate) trades: Vec<Trade>,
-    pub(crate) trade_orders: TradeOrders,
+    /// The last interval's fills, in clearing order (cleared when the next book starts).
+    pub(crate) fills: Vec<Fill>,
 }
 
 /// Scratch of one uniform auction: order indices per side, in level order, price levels and
@@ -304,9 +373,8 @@ struct Book<'a> {
     /// Net limit (bids) or limit (offers), the key every mechanism compares.
     key: Vec<Price>,
     auction: Auction,
-    made: Made,
-    /// The trade ids of the interval being cleared.
-    at: IntervalIds,
+    /// The interval's fills, in clearing order.
+    fills: Vec<Fill>,
 }
 
 impl<'a> Book<'a> {
@@ -315,8 +383,7 @@ impl<'a> Book<'a> {
             mut rem,
             mut key,
             auction,
-            mut trades,
-            trade_orders: mut made_orders,
+            mut fills,
         } = buffers;
         rem.clear();
         rem.extend(orders.iter().map(|o| o.energy_wh.0));
@@ -325,8 +392,7 @@ impl<'a> Book<'a> {
             Side::Bid => fee.net_limit(o.price),
             Side::Offer => o.price,
         }));
-        trades.clear();
-        made_orders.clear();
+        fills.clear();
         Self {
             orders,
             names,
@@ -334,11 +400,7 @@ impl<'a> Book<'a> {
             rem,
             key,
             auction,
-            made: Made {
-                trades,
-                orders: made_orders,
-            },
-            at: IntervalIds::new(0),
+            fills,
         }
     }
 
@@ -348,19 +410,32 @@ impl<'a> Book<'a> {
             rem: self.rem,
             key: self.key,
             auction: self.auction,
-            trades: self.made.trades,
-            trade_orders: self.made.orders,
+            fills: self.fills,
         }
     }
 
+    /// [`Book::clear_interval`] with the outcome's trades made.
+    fn clear_interval_trades(
+        &mut self,
+        interval: u32,
+        idx: &[usize],
+        config: &ClearingConfig,
+    ) -> IntervalOutcome {
+        let mut out = self.clear_interval(interval, idx, config);
+        out.trades = trades_of(self.orders, self.names, interval, &self.fills).collect();
+        out
+    }
+
+    /// Clear orders `idx` of `interval`: the outcome without its trades, which are left in
+    /// `self.fills` (see [`Book::clear_interval_trades`]).
     fn clear_interval(
         &mut self,
         interval: u32,
         idx: &[usize],
         config: &ClearingConfig,
-    ) -> (IntervalOutcome, TradeOrders) {
-        let mut trades = std::mem::take(&mut self.made);
-        self.at = IntervalIds::new(interval);
+    ) -> IntervalOutcome {
+        let mut trades = std::mem::take(&mut self.fills);
+        trades.clear();
         // 1. Grid at peak takes the surplus first.
         if config.grid.peak
             && let Some(feed_in) = config.grid.buys_at
@@ -381,7 +456,7 @@ impl<'a> Book<'a> {
             fees: NanoEur::ZERO,
             trades: Vec::new(),
         };
-        let p2p_start = trades.trades.len();
+        let p2p_start = trades.len();
         match config.mechanism {
             Mechanism::PayAsClear => {
                 let mut a = std::mem::take(&mut self.auction);
@@ -419,7 +494,7 @@ impl<'a> Book<'a> {
             Mechanism::PayAsOffer => self.continuous(idx, true, &mut trades),
         }
         if config.mechanism != Mechanism::PayAsClear {
-            out.price = average_price(&trades.trades[p2p_start..]);
+            out.price = average_price(&trades[p2p_start..]);
         }
         // 3. Grid fallback.
         for &i in idx {
@@ -436,88 +511,74 @@ impl<'a> Book<'a> {
                 }
             }
         }
-        for t in &trades.trades {
-            match t.kind() {
+        for t in &trades {
+            match t.kind {
                 TradeKind::P2p => {
-                    out.volume_wh.0 += t.energy_wh().0;
+                    out.volume_wh.0 += t.energy_wh.0;
                     out.fees += t.fee_paid();
                 }
-                TradeKind::FromGrid => out.grid_import_wh.0 += t.energy_wh().0,
-                TradeKind::ToGrid => out.grid_export_wh.0 += t.energy_wh().0,
+                TradeKind::FromGrid => out.grid_import_wh.0 += t.energy_wh.0,
+                TradeKind::ToGrid => out.grid_export_wh.0 += t.energy_wh.0,
             }
         }
-        out.trades = trades.trades;
-        (out, trades.orders)
+        self.fills = trades;
+        out
     }
 
-    fn sell_to_grid(&mut self, o: usize, feed_in: Price, trades: &mut Made) {
+    fn sell_to_grid(&mut self, o: usize, feed_in: Price, trades: &mut Vec<Fill>) {
         let order = &self.orders[o];
         let q = self.rem[o];
         if order.side != Side::Offer || q <= 0 || order.price > feed_in {
             return;
         }
         self.rem[o] = 0;
-        let n = self.names;
-        let trade = Trade::new(
-            self.at,
-            TradeKind::ToGrid,
-            &n.grid,
-            &n.ids[o],
-            &n.grid,
-            &n.prosumers[o],
-            Wh(q),
-            feed_in,
-            Price::ZERO,
-            order.source,
-        );
-        trades.push(trade, GRID_ORDER, o);
+        trades.push(Fill {
+            kind: TradeKind::ToGrid,
+            bid: GRID_ORDER,
+            offer: o,
+            energy_wh: Wh(q),
+            price: feed_in,
+            fee: Price::ZERO,
+        });
     }
 
-    fn buy_from_grid(&mut self, b: usize, retail: Price, trades: &mut Made) {
+    fn buy_from_grid(&mut self, b: usize, retail: Price, trades: &mut Vec<Fill>) {
         let order = &self.orders[b];
         let q = self.rem[b];
         if order.side != Side::Bid || q <= 0 || order.price < retail {
             return;
         }
         self.rem[b] = 0;
-        let n = self.names;
-        let trade = Trade::new(
-            self.at,
-            TradeKind::FromGrid,
-            &n.ids[b],
-            &n.grid,
-            &n.prosumers[b],
-            &n.grid,
-            Wh(q),
-            retail,
-            Price::ZERO,
-            Some(Source::Grid),
-        );
-        trades.push(trade, b, GRID_ORDER);
+        trades.push(Fill {
+            kind: TradeKind::FromGrid,
+            bid: b,
+            offer: GRID_ORDER,
+            energy_wh: Wh(q),
+            price: retail,
+            fee: Price::ZERO,
+        });
     }
 
-    fn p2p(&mut self, b: usize, o: usize, q: i64, price: Price, trades: &mut Made) {
+    fn p2p(&mut self, b: usize, o: usize, q: i64, price: Price, trades: &mut Vec<Fill>) {
         self.rem[b] -= q;
         self.rem[o] -= q;
-        let n = self.names;
-        let trade = Trade::new(
-            self.at,
-            TradeKind::P2p,
-            &n.ids[b],
-            &n.ids[o],
-            &n.prosumers[b],
-            &n.prosumers[o],
-            Wh(q),
+        trades.push(Fill {
+            kind: TradeKind::P2p,
+            bid: b,
+            offer: o,
+            energy_wh: Wh(q),
             price,
-            self.fee.fee_for(price),
-            self.orders[o].source,
-        );
-        trades.push(trade, b, o);
+            fee: self.fee.fee_for(price),
+        });
     }
 
     /// A uniform-price auction of `a.bids` against `a.offers`; returns the clearing interval
     /// and price when anything traded.
-    fn uniform(&mut self, a: &mut Auction, trades: &mut Made) -> Option<((Price, Price), Price)> {
+    fn uniform(
+        &mut self,
+        a: &mut Auction,
+        trades: &mut Vec<Fill>,
+    ) -> Option<((Price, Price), Price)> {
         self.by_level(&a.bids, Reverse, &mut a.ranked_bids, &mut a.levels);
         self.by_level(&a.offers, |p| p, &mut a.ranked_offers, &mut a.levels);
         let (bids, offers) = (&a.ranked_bids, &a.ranked_offers);
@@ -548,7 +609,7 @@ impl<'a> Book<'a> {
         let (lo, hi) = (self.key[last_o], self.key[last_b]);
         // Midpoint rounded down (toward −∞): stays inside [lo, hi] for integer prices.
         let price = Price((lo.0 + hi.0).div_euclid(2));
-        trades.trades.reserve(fills.len());
+        trades.reserve(fills.len());
         for &(b, o, q) in fills.iter() {
             self.p2p(b, o, q, price, trades);
         }
@@ -592,7 +653,7 @@ impl<'a> Book<'a> {
     }
 
     /// Continuous matching: pay-as-bid (two-sided) or pay-as-offer (one-sided).
-    fn continuous(&mut self, idx: &[usize], one_sided: bool, trades: &mut Made) {
+    fn continuous(&mut self, idx: &[usize], one_sided: bool, trades: &mut Vec<Fill>) {
         // Offer books keyed (price, seq); bid books keyed (−net limit, seq).
         let mut offers_green: BTreeSet<(i64, usize)> = BTreeSet::new();
         let mut offers_other: BTreeSet<(i64, usize)> = BTreeSet::new();
@@ -686,8 +747,8 @@ impl<'a> Book<'a> {
 }
 
 /// Energy-weighted average seller price, rounded down; `None` without energy.
-fn average_price(trades: &[Trade]) -> Option<Price> {
-    let energy: i128 = trades.iter().map(|t| i128::from(t.energy_wh().0)).sum();
+fn average_price(trades: &[Fill]) -> Option<Price> {
+    let energy: i128 = trades.iter().map(|t| i128::from(t.energy_wh.0)).sum();
     if energy == 0 {
         return None;
     }

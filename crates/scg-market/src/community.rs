@@ -9,12 +9,10 @@
 //! buyers and sellers. Whatever P2P leaves is traded with the grid, which always serves: every
 //! Wh of every prosumer is accounted for either P2P or with the grid.
 
-use crate::clear::{
-    BookBuffers, CheckedBook, GRID_ORDER, Names, TradeOrders, clear_checked_interval,
-};
+use crate::clear::{BookBuffers, CheckedBook, Names, clear_checked_interval, trades_of};
 use crate::{
-    ClearingConfig, GridCounterpart, GridFee, IntervalOutcome, MarketError, Mechanism, NanoEur,
-    Order, Price, Side, Trade, TradeKind,
+    ClearingConfig, Fill, GridCounterpart, GridFee, IntervalOutcome, MarketError, Mechanism,
+    NanoEur, Order, Price, Side, Trade, TradeKind,
 };
 use scg_units::{Kwh, Wh};
 use serde::{Deserialize, Serialize};
@@ -101,12 +99,27 @@ impl CommunityMarket {
     }
 }
 
+/// One interval cleared by [`CommunityClearing::clear_fills`]: the members' flows and the
+/// trades as [`Fill`]s, whose order indices are the members' (order `i` is member `i`'s).
+#[derive(Debug, Clone, Copy)]
+pub struct IntervalFills<'a> {
+    pub interval: u32,
+    /// The P2P price (see [`crate::IntervalOutcome::price`]).
+    pub price: Option<Price>,
+    /// Per member, in the order given.
+    pub prosumers: &'a [ProsumerFlows],
+    /// Every trade, in clearing order.
+    pub fills: &'a [Fill],
+}
+
 /// The community market of a fixed set of members, kept from one interval to the next: each
 /// member's order and name are made once, and the book's buffers and the outcome's vectors
 /// are reused, so that clearing an interval allocates nothing once they have grown (the sizing
 /// search replays a year of intervals per configuration; a city clears thousands of orders
 /// per interval). The book is the members' own: one order each, named after the member, made
 /// here from checked names and non-zero amounts, so it is not validated again per interval.
+/// [`CommunityClearing::clear_fills`] makes no [`Trade`] (a city's year makes hundreds of
+/// millions); [`CommunityClearing::clear`] makes them too.
 pub struct CommunityClearing {
     market: CommunityMarket,
     /// One order per member, named after it (`id == prosumer`); side, energy, price and
@@ -115,9 +128,10 @@ pub struct CommunityClearing {
     names: Names,
     /// The members with a non-zero position this interval, ascending.
     active: Vec<usize>,
+    /// The book's scratch; after a clearing, its `fills` are the interval's trades.
     buffers: BookBuffers,
-    /// The last outcome's trade order indices (handed back to the book with its trades).
-    trade_orders: TradeOrders,
+    /// The last outcome (its `trades` and `trade_members` empty after
+    /// [`CommunityClearing::clear_fills`]).
     out: CommunityInterval,
 }
 
@@ -146,7 +160,6 @@ impl CommunityClearing {
             names,
             active: Vec::with_capacity(ids.len()),
             buffers: BookBuffers::default(),
-            trade_orders: Vec::new(),
             out: CommunityInterval {
                 interval: 0,
                 price: None,
@@ -174,7 +187,8 @@ impl CommunityClearing {
     }
 
     /// Clear one interval: member `i` has net position `net_kwh[i]` (+ surplus, − deficit);
-    /// `peak` = the main grid is at peak (surplus goes to the grid first).
+    /// `peak` = the main grid is at peak (surplus goes to the grid first). The outcome with
+    /// every trade made ([`CommunityClearing::clear_fills`] leaves them as fills).
     pub fn clear(
         &mut self,
         interval: u32,
@@ -182,6 +196,25 @@ impl CommunityClearing {
         tariff: GridTariff,
         peak: bool,
     ) -> Result<&CommunityInterval, MarketError> {
+        self.clear_fills(interval, net_kwh, tariff, peak)?;
+        let fills = &self.buffers.fills;
+        let out = &mut self.out;
+        out.trades
+            .extend(trades_of(&self.orders, &self.names, interval, fills));
+        out.trade_members
+            .extend(fills.iter().map(|f| (f.bid_order(), f.offer_order())));
+        Ok(&self.out)
+    }
+
+    /// [`CommunityClearing::clear`] without making the trades: the members' flows and the
+    /// trades as fills.
+    pub fn clear_fills(
+        &mut self,
+        interval: u32,
+        net_kwh: &[f64],
+        tariff: GridTariff,
+        peak: bool,
+    ) -> Result<IntervalFills<'_>, MarketError> {
         if self.orders.len() != net_kwh.len() {
             return Err(MarketError::InvalidInput {
                 field: "net_kwh".into(),
@@ -202,19 +235,20 @@ impl CommunityClearing {
                 peak,
             },
         };
-        // The last outcome's vectors make this one's trades.
-        self.buffers.trades = std::mem::take(&mut self.out.trades);
-        self.buffers.trade_orders = std::mem::take(&mut self.trade_orders);
         let book = CheckedBook {
             orders: &self.orders,
             names: &self.names,
             active: &self.active,
             interval,
         };
-        let (cleared, trade_orders) = clear_checked_interval(book, &config, &mut self.buffers)?;
-        self.trade_orders = trade_orders;
+        let cleared = clear_checked_interval(book, &config, &mut self.buffers)?;
         self.record(cleared);
-        Ok(&self.out)
+        Ok(IntervalFills {
+            interval,
+            price: self.out.price,
+            prosumers: &self.out.prosumers,
+            fills: &self.buffers.fills,
+        })
     }
 
     /// Each member's order for `interval` from its net position, through the single rounding
@@ -243,23 +277,18 @@ impl CommunityClearing {
         Ok(())
     }
 
-    /// The outcome per member: trades map to members by order index (order `i` is member
-    /// `i`'s), never by name.
+    /// The outcome per member (its trades not made): fills map to members by order index
+    /// (order `i` is member `i`'s), never by name.
     fn record(&mut self, cleared: IntervalOutcome) {
         let out = &mut self.out;
         out.prosumers.clear();
         out.prosumers
             .resize(self.orders.len(), ProsumerFlows::default());
-        let member = |order: usize| (order != GRID_ORDER).then_some(order);
+        out.trades.clear();
         out.trade_members.clear();
-        out.trade_members.extend(
-            self.trade_orders
-                .iter()
-                .map(|&(bid, offer)| (member(bid), member(offer))),
-        );
-        for (t, &(buyer, seller)) in cleared.trades.iter().zip(&out.trade_members) {
+        for t in &self.buffers.fills {
             let q = t.energy_wh().0;
-            if let Some(b) = buyer {
+            if let Some(b) = t.bid_order() {
                 let f = &mut out.prosumers[b];
                 match t.kind() {
                     TradeKind::P2p => {
@@ -273,7 +302,7 @@ impl CommunityClearing {
                     }
                 }
             }
-            if let Some(s) = seller {
+            if let Some(s) = t.offer_order() {
                 let f = &mut out.prosumers[s];
                 match t.kind() {
                     TradeKind::P2p => {
@@ -293,6 +322,5 @@ impl CommunityClearing {
         out.grid_import_wh = cleared.grid_import_wh;
         out.grid_export_wh = cleared.grid_export_wh;
         out.fees = cleared.fees;
-        out.trades = cleared.trades;
     }
 }

@@ -32,7 +32,7 @@ mod trade;
 pub mod vpp;
 
 pub use clear::{
-    ClearingConfig, GridCounterpart, IntervalOutcome, MarketOutcome, Mechanism, clear,
+    ClearingConfig, Fill, GridCounterpart, IntervalOutcome, MarketOutcome, Mechanism, clear,
 };
 pub use fee::GridFee;
 pub use order::{GRID_ID, Order, Side, Source, validate_orders};

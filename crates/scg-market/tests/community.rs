@@ -145,7 +145,8 @@ proptest! {
     /// A `CommunityClearing` kept over many intervals (its buffers reused) gives, interval by
     /// interval, the trades and price that `clear` gives for the same book built afresh: one
     /// order per member with a position, a surplus offering at feed-in, a deficit bidding
-    /// retail, in member order.
+    /// retail, in member order. A third clearing, kept too, gives as fills (`clear_fills`) the
+    /// same trades, members' flows and price.
     #[test]
     fn a_kept_clearing_equals_clearing_each_book_afresh(
         nets in prop::collection::vec(prop::collection::vec(-20.0f64..20.0, 5), 1..12),
@@ -157,6 +158,7 @@ proptest! {
         let mechanism = [Mechanism::PayAsClear, Mechanism::PayAsBid, Mechanism::PayAsOffer][m];
         let market = CommunityMarket { mechanism, fee: GridFee::Percent { basis_points: fee_bp } };
         let mut kept = CommunityClearing::new(market, &IDS).unwrap();
+        let mut lean = CommunityClearing::new(market, &IDS).unwrap();
         for (t, net) in nets.iter().enumerate() {
             // Some members without a position in alternate intervals.
             let net: Vec<f64> = net
@@ -194,6 +196,22 @@ proptest! {
             prop_assert_eq!(out.interval, interval);
             prop_assert_eq!(out.price, fresh.intervals.first().and_then(|i| i.price));
             prop_assert_eq!(out.trade_members.len(), out.trades.len());
+            let fills = lean.clear_fills(interval, &net, tariff(), peak).unwrap();
+            prop_assert_eq!(fills.interval, interval);
+            prop_assert_eq!(fills.price, out.price);
+            prop_assert_eq!(fills.prosumers, &out.prosumers[..]);
+            prop_assert_eq!(fills.fills.len(), out.trades.len());
+            for (f, (t, members)) in fills.fills.iter().zip(out.trades.iter().zip(&out.trade_members)) {
+                prop_assert_eq!(
+                    (f.kind(), f.energy_wh(), f.price(), f.fee()),
+                    (t.kind(), t.energy_wh(), t.price(), t.fee())
+                );
+                prop_assert_eq!((f.bid_order(), f.offer_order()), *members);
+                prop_assert_eq!(
+                    (f.seller_receives(), f.fee_paid(), f.buyer_pays()),
+                    (t.seller_receives(), t.fee_paid(), t.buyer_pays())
+                );
+            }
         }
     }
 }

@@ -391,7 +391,7 @@ impl CommunityStage for MarketStage<'_> {
         .map_err(|e| ComponentError::parameter("market prices", e.to_string()))?;
         let cleared = self
             .market
-            .clear(step as u32, &self.net_kwh, tariff, ctx.grid_at_peak)
+            .clear_fills(step as u32, &self.net_kwh, tariff, ctx.grid_at_peak)
             .map_err(|e| ComponentError::parameter("community market", e.to_string()))?;
         let hour = (step % self.steps_per_day) / self.steps_per_hour;
         if self.step_prices.len() <= step {
@@ -402,15 +402,14 @@ impl CommunityStage for MarketStage<'_> {
             self.price_sum_by_hour[hour] += price.eur_per_mwh();
             self.priced_steps_by_hour[hour] += 1;
         }
-        let trades = cleared.trades.iter().zip(&cleared.trade_members);
-        for (t, &(buyer, seller)) in trades.filter(|(t, _)| t.kind() == TradeKind::P2p) {
+        for t in cleared.fills.iter().filter(|t| t.kind() == TradeKind::P2p) {
             let wh = t.energy_wh().0;
             self.trades += 1;
             self.volume_wh += wh;
             self.volume_wh_by_hour[hour] += wh;
             self.value_nano += t.seller_receives().0;
             self.fees_nano += t.fee_paid().0;
-            if let (Some(s), Some(b)) = (seller, buyer) {
+            if let (Some(s), Some(b)) = (t.offer_order(), t.bid_order()) {
                 self.sold_wh.add(s, b, wh);
                 if self.keep == KeepTrades::None {
                     continue;
