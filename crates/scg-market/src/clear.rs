@@ -356,6 +356,7 @@ pub(crate) struct BookBuffers {
 #[derive(Default)]
 struct Auction {
     bids: Vec<usize>,
+    green_bids: Vec<usize>,
     offers: Vec<usize>,
     ranked_bids: Vec<usize>,
     ranked_offers: Vec<usize>,
@@ -460,30 +461,24 @@ impl<'a> Book<'a> {
         match config.mechanism {
             Mechanism::PayAsClear => {
                 let mut a = std::mem::take(&mut self.auction);
-                let open =
-                    |s: &Self, i: usize, side: Side| s.orders[i].side == side && s.rem[i] > 0;
-                a.bids.clear();
-                a.bids.extend(
-                    idx.iter()
-                        .copied()
-                        .filter(|&i| open(self, i, Side::Bid) && self.orders[i].renewable_only),
-                );
-                if !a.bids.is_empty() {
+                // One pass sorts the open orders into renewable-only bids, other bids and
+                // offers (ascending, as `idx`); the main auction's lists are these unless a
+                // renewable auction runs first and changes what is left open.
+                let green = self.open_orders(idx, &mut a);
+                if green {
+                    let open =
+                        |s: &Self, i: usize, side: Side| s.orders[i].side == side && s.rem[i] > 0;
                     a.offers.clear();
                     a.offers.extend(idx.iter().copied().filter(|&i| {
                         open(self, i, Side::Offer) && self.orders[i].is_renewable_offer()
                     }));
+                    std::mem::swap(&mut a.bids, &mut a.green_bids);
                     out.green_price = self.uniform(&mut a, &mut trades).map(|(_, p)| p);
+                    std::mem::swap(&mut a.bids, &mut a.green_bids);
+                    a.offers.clear();
+                    a.offers
+                        .extend(idx.iter().copied().filter(|&i| open(self, i, Side::Offer)));
                 }
-                a.bids.clear();
-                a.bids.extend(
-                    idx.iter()
-                        .copied()
-                        .filter(|&i| open(self, i, Side::Bid) && !self.orders[i].renewable_only),
-                );
-                a.offers.clear();
-                a.offers
-                    .extend(idx.iter().copied().filter(|&i| open(self, i, Side::Offer)));
                 if let Some((range, p)) = self.uniform(&mut a, &mut trades) {
                     out.clearing_range = Some(range);
                     out.price = Some(p);
@@ -570,6 +565,27 @@ impl<'a> Book<'a> {
             price,
             fee: self.fee.fee_for(price),
         });
+    }
+
+    /// The open orders of `idx` (energy left), in `idx`'s order: renewable-only bids to
+    /// `a.green_bids`, other bids to `a.bids`, offers to `a.offers`. Whether there is a
+    /// renewable-only bid.
+    fn open_orders(&self, idx: &[usize], a: &mut Auction) -> bool {
+        a.green_bids.clear();
+        a.bids.clear();
+        a.offers.clear();
+        for &i in idx {
+            if self.rem[i] <= 0 {
+                continue;
+            }
+            let o = &self.orders[i];
+            match o.side {
+                Side::Bid if o.renewable_only => a.green_bids.push(i),
+                Side::Bid => a.bids.push(i),
+                Side::Offer => a.offers.push(i),
+            }
+        }
+        !a.green_bids.is_empty()
     }
 
     /// A uniform-price auction of `a.bids` against `a.offers`; returns the clearing interval

@@ -260,6 +260,10 @@ impl CommunityClearing {
         net_kwh: &[f64],
         tariff: GridTariff,
     ) -> Result<(), MarketError> {
+        // Only members with a position trade: the last interval's flows are zero but theirs.
+        for &i in &self.active {
+            self.out.prosumers[i] = ProsumerFlows::default();
+        }
         self.active.clear();
         for (position, (order, &kwh)) in self.orders.iter_mut().zip(net_kwh).enumerate() {
             let wh = Wh::from_kwh(Kwh(kwh))?;
@@ -281,9 +285,7 @@ impl CommunityClearing {
     /// (order `i` is member `i`'s), never by name.
     fn record(&mut self, cleared: IntervalOutcome) {
         let out = &mut self.out;
-        out.prosumers.clear();
-        out.prosumers
-            .resize(self.orders.len(), ProsumerFlows::default());
+        debug_assert_eq!(out.prosumers.len(), self.orders.len());
         out.trades.clear();
         out.trade_members.clear();
         for t in &self.buffers.fills {
