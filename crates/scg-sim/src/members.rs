@@ -345,6 +345,11 @@ const TILE_MEMBERS: usize = 64;
 pub fn member_major(values: &[f64], steps: usize, out: &mut Vec<f64>) {
     out.clear();
     out.resize(values.len(), 0.0);
+    // A flow no member has in the block (a city without wind, batteries or swaps: half its
+    // columns) is the zeroed `out` already, bit for bit (+0.0; a -0.0 is transposed).
+    if values.iter().all(|v| v.to_bits() == 0) {
+        return;
+    }
     let width = values.len() / steps.max(1);
     for i0 in (0..width).step_by(TILE_MEMBERS) {
         let i1 = width.min(i0 + TILE_MEMBERS);
@@ -591,6 +596,23 @@ mod tests {
         }
         member_major(&[], 0, &mut out);
         assert!(out.is_empty());
+        // All +0.0 but one -0.0: its bits are kept where they belong.
+        let mut zeros = vec![0.0; steps * width];
+        zeros[2 * width + 7] = -0.0;
+        member_major(&zeros, steps, &mut out);
+        let bits: Vec<u64> = out.iter().map(|v| v.to_bits()).collect();
+        let expected: Vec<u64> = (0..steps * width)
+            .map(|j| {
+                if j == 7 * steps + 2 {
+                    (-0.0f64).to_bits()
+                } else {
+                    0
+                }
+            })
+            .collect();
+        assert_eq!(bits, expected);
+        member_major(&vec![0.0; steps * width], steps, &mut out);
+        assert!(out.len() == steps * width && out.iter().all(|v| v.to_bits() == 0));
     }
 
     #[test]
