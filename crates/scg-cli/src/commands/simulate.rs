@@ -357,7 +357,9 @@ fn stream_members<W: std::io::Write + Send>(
             Some(f) => (Some(f.heads), Some(f.blocks)),
             None => (None, None),
         };
-        let stopped = |what: &str| scg_sim::SimError::Output(format!("the {what} stopped"));
+        const ENCODER: &str = "members.parquet encoder";
+        let stop = |what: &str| format!("the {what} stopped");
+        let stopped = |what: &str| scg_sim::SimError::Output(stop(what));
         let mut consumer = |block: &mut MemberBlock| {
             let spare = recycle_blocks.rx.try_recv().unwrap_or_default();
             let full = Arc::new(std::mem::replace(block, spare));
@@ -366,8 +368,7 @@ fn stream_members<W: std::io::Write + Send>(
                     .send(Arc::clone(&full))
                     .map_err(|_| stopped("ledger settlement"))?;
             }
-            tx.send(full)
-                .map_err(|_| stopped("members.parquet encoder"))
+            tx.send(full).map_err(|_| stopped(ENCODER))
         };
         let mut head = |h: &scg_sim::YearHead| match &heads {
             Some(heads) => heads
@@ -384,9 +385,15 @@ fn stream_members<W: std::io::Write + Send>(
         let written = encoder
             .join()
             .map_err(|_| anyhow::anyhow!("the members.parquet encoder panicked"))?;
-        // The encoder's own error explains a simulation stopped by it.
-        let written = written?;
-        Ok((written, simulated?))
+        match (written, simulated) {
+            (Ok(written), Ok(sim)) => Ok((written, sim)),
+            // The encoder's own error explains a year it stopped.
+            (Err(e), Err(scg_sim::SimError::Output(m))) if m == stop(ENCODER) => Err(e.into()),
+            // Any other stop (the settlement's, the year's own error) is the cause: the
+            // encoder only saw the year end early (an unfinished file).
+            (_, Err(e)) => Err(e.into()),
+            (Err(e), Ok(_)) => Err(e.into()),
+        }
     })
 }
 
@@ -630,4 +637,107 @@ fn store_ledger(
         &settled.summary,
         "ledger",
     ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A settlement that fails in the middle of a streamed city's year stops the year: the
+    /// run's error carries the settlement's cause (here a member's grid import made negative in
+    /// the year's second block, which the settlement refuses, naming the step and member), the
+    /// year makes only a few more blocks, and nothing is committed to --out, whose temporary
+    /// directory is removed.
+    #[test]
+    fn a_settlement_failing_mid_year_stops_the_year_and_commits_nothing() {
+        let options = scg_model::city::CityOptions {
+            members: 60,
+            evs: 0,
+            ev_policy: "llf".into(),
+        };
+        let text = scg_model::city::city_toml(&options, 7).unwrap();
+        let loaded = LoadedScenario {
+            scenario: scg_model::Scenario::parse_toml(&text, "test city").unwrap(),
+            base_dir: PathBuf::from("."),
+            source: "test city".into(),
+        };
+        let log = crate::output::InputLog::default();
+        let budget = Budget {
+            memory_mib: DEFAULT_MEMORY_BUDGET_MIB,
+            ledger: true,
+        };
+        let run = check_loaded(&loaded, budget, &log).unwrap();
+        assert!(scg_sim::can_stream(&run.assets));
+        let dir = std::env::temp_dir().join(format!("scg-mid-year-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("out");
+        let mut output = crate::output::OutputDir::begin(&out).unwrap();
+        output.check_inputs(&[]).unwrap();
+        let tmp = output.dir().to_path_buf();
+        let info = scg_report::RunInfo {
+            scg_version: env!("CARGO_PKG_VERSION").into(),
+            scenario_source: loaded.source.clone(),
+            ledger: None,
+        };
+        let bar = indicatif::ProgressBar::hidden();
+        let city = StreamedCity {
+            output: &output,
+            scenario: &loaded.scenario,
+            run: &info,
+            ledger_dir: &tmp,
+            bar: &bar,
+        };
+        let sim = scg_sim::SimOptions {
+            keep_trades: true,
+            ..scg_sim::SimOptions::default()
+        };
+        let blocks = std::cell::Cell::new(0usize);
+        let err = city
+            .run(|stream| {
+                let scg_sim::MemberStream { consumer, head, .. } = stream;
+                let mut faulty = |b: &mut MemberBlock| {
+                    blocks.set(blocks.get() + 1);
+                    if blocks.get() == 2 {
+                        b.columns[scg_sim::members::Flow::GridImport as usize][0] = -5.0;
+                    }
+                    consumer(b)
+                };
+                let head = head.map(|h| -> &mut scg_sim::HeadConsumer<'_> { h });
+                let stream = scg_sim::MemberStream {
+                    // Blocks of a week: the year's 53 blocks (at 60 members it would make 2).
+                    block_steps: 24 * 7,
+                    consumer: &mut faulty,
+                    head,
+                };
+                let (assets, inputs) = (&run.assets, &run.inputs);
+                scg_sim::simulate_streaming(
+                    &loaded.scenario,
+                    assets,
+                    inputs,
+                    42,
+                    sim,
+                    Some(stream),
+                    &mut |_, _| {},
+                )
+            })
+            .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains("negative energy"), "{message}");
+        assert!(message.contains("the year stopped"), "{message}");
+        assert!(message.contains("step 168, member"), "{message}");
+        // The settlement's stop is the cause, not the unfinished members.parquet.
+        assert!(
+            message.contains("the ledger settlement stopped"),
+            "{message}"
+        );
+        assert!(!message.contains("out of order"), "{message}");
+        // The year stopped soon after the block the settlement refused, not at its end.
+        assert!(blocks.get() < 10, "{} of 53 blocks were made", blocks.get());
+        drop(output);
+        assert!(!out.exists(), "--out was committed");
+        assert!(!tmp.exists(), "the temporary output was left behind");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
