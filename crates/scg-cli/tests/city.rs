@@ -139,7 +139,7 @@ fn a_city_too_large_for_the_budget_is_refused_at_check_with_the_estimate_and_the
             "scenario",
             "city",
             "--members",
-            "5000",
+            "10000",
             "--evs",
             "500",
             "-o",
@@ -158,9 +158,9 @@ fn a_city_too_large_for_the_budget_is_refused_at_check_with_the_estimate_and_the
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("above the memory budget of 8192 MiB"), "{err}");
-    // 5,000 members at 15-minute steps: above the budget even with the ledger settled while
-    // the year runs (64 B per member-step in the estimate: about 11 GB).
-    assert!(err.contains("5000 prosumers"), "{err}");
+    // 10,000 members at 15-minute steps: above the budget with the ledger, even settled while
+    // the year runs (512 MiB and 24 B per member-step in the estimate: about 8.4 GiB).
+    assert!(err.contains("10000 prosumers"), "{err}");
     assert!(err.contains("500 EVs"), "{err}");
     // Without a ledger the same city fits: a run without one needs a fraction of the memory.
     let o = scg(&["scenario", "check", "big.toml", "--no-ledger"], &dir);

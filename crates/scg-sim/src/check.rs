@@ -27,14 +27,21 @@ pub const BYTES_PER_PROSUMER_STEP: u64 = 2_200;
 /// EVs at 8,760 steps (410 MiB and 4,146 MiB peak, release build, city output layout,
 /// docs/scaling.md); doubled.
 pub const BYTES_PER_PROSUMER_STEP_NO_LEDGER: u64 = 100;
-/// Memory per prosumer per simulated step of a run that streams its members' series (`scg
-/// simulate --no-ledger` of a city from [`crate::members::CITY_LAYOUT_MIN_MEMBERS`] members
-/// on, without a home agent: [`crate::engine::simulate_streaming`]), bytes: measured on
-/// generated cities at 35,040 steps, release build, quiet machine (docs/scaling.md): 19.4 B
-/// (1,000 members and 500 LLF EVs, 647 MiB peak) and 16.1 B (10,000 members and 5,000 LLF
-/// EVs, 5,379 MiB) at c9047b3; 24.6 B (822 MiB) and 16.7 B (5,570 MiB) with the EV sites
-/// stepped ahead (4395a81). Twice the first, rounded up; 1.6 times the largest.
-pub const BYTES_PER_PROSUMER_STEP_STREAMED: u64 = 40;
+/// Memory of a run that streams its members' series (a city: [`crate::members::CITY_LAYOUT_MIN_MEMBERS`]
+/// members or more without a home agent, [`crate::engine::simulate_streaming`]), with or without
+/// its ledger, whatever its size, bytes: the blocks in flight and the encoder's and the
+/// settlement's buffers, which per member-step figures of small cities counted as if they grew
+/// with the year. The intercept of a fit on generated cities (release build, docs/scaling.md
+/// "The estimate at `scg scenario check`"): 239 MiB without the ledger, 389 MiB with it;
+/// rounded up.
+pub const STREAMED_BASE_BYTES: u64 = 512 * 1024 * 1024;
+/// Memory per prosumer per simulated step of a run that streams its members' series without a
+/// ledger (`scg simulate --no-ledger` of a city, on top of [`STREAMED_BASE_BYTES`]), bytes: the
+/// slope of a fit on generated cities at 15-minute steps, 1,000 members and 500 LLF EVs (822
+/// MiB peak, 4395a81) to 10,000 members and 5,000 LLF EVs (5,691-5,781 MiB, 3 December 2026), with the
+/// EV allowance taken off: 14.4 B; rounded up. The estimate is then 1.26 times the 10,000-member
+/// peak and 1.5 times the 1,000-member one.
+pub const BYTES_PER_PROSUMER_STEP_STREAMED: u64 = 18;
 /// Communities of at least this many members settle their year in the ledger's compact layout
 /// (one record per member and day, `scg_settle::Layout::Compact`; `scg_settle` takes its
 /// default from here so the estimate and the settlement agree).
@@ -46,12 +53,13 @@ pub const COMPACT_LEDGER_FROM_MEMBERS: usize = 50;
 pub const BYTES_PER_PROSUMER_STEP_COMPACT_LEDGER: u64 = 400;
 /// Memory per prosumer per simulated step of a streamed run that settles its ledger while the
 /// year runs (`scg simulate` of a city from [`crate::members::CITY_LAYOUT_MIN_MEMBERS`]
-/// members on, compact ledger layout, `scg_settle::settle_blocks`), bytes: measured on
-/// generated cities at 35,040 steps, release build (docs/scaling.md): 31.8-34.1 B (1,000
-/// members and 500 LLF EVs, 1,062-1,141 MiB peak, ledger 128.0 MB) and 22.6 B (10,000 members
-/// and 5,000 LLF EVs, 7,538-7,617 MiB, ledger 1.24 GB; 22.8 B). 1.9 times the largest,
-/// rounded up.
-pub const BYTES_PER_PROSUMER_STEP_STREAMED_LEDGER: u64 = 64;
+/// members on, compact ledger layout, `scg_settle::settle_blocks`; on top of
+/// [`STREAMED_BASE_BYTES`]), bytes: the slope of a fit on generated cities at 15-minute steps,
+/// release build (docs/scaling.md), 1,000 members and 500 LLF EVs (1,062-1,141 MiB peak,
+/// ledger 128.0 MB) to 10,000 members and 5,000 LLF EVs (7,538-7,617 MiB, ledger 1.24 GB), with
+/// the EV allowance taken off: 19.5 B; rounded up. The estimate is then 1.2 times the
+/// 10,000-member peak and 1.24 times the 1,000-member one.
+pub const BYTES_PER_PROSUMER_STEP_STREAMED_LEDGER: u64 = 24;
 /// Memory per EV per simulated day, bytes (its sessions and plans). Not measured on its own
 /// (the slope above includes 25 EVs per prosumer); an allowance on top.
 pub const BYTES_PER_VEHICLE_DAY: u64 = 400;
@@ -135,6 +143,11 @@ pub fn estimate(scenario: &Scenario, assets: &Assets, ledger: bool) -> RunEstima
         (true, false) => (BYTES_PER_PROSUMER_STEP, NANOS_PER_PROSUMER_STEP),
     };
     let memory_bytes = BASE_BYTES
+        .saturating_add(if streamed && (compact || !ledger) {
+            STREAMED_BASE_BYTES
+        } else {
+            0
+        })
         .saturating_add(
             prosumers
                 .saturating_mul(steps)
