@@ -253,17 +253,23 @@ impl Fill {
     pub fn fee(&self) -> Price {
         self.fee
     }
-    /// Money the seller receives (exact; as [`Trade::seller_receives`]).
-    pub fn seller_receives(&self) -> NanoEur {
-        self.price.value_of(self.energy_wh)
+    /// Money the seller receives, the fee, and what the buyer pays (their sum), exact: the
+    /// rule of [`Trade::seller_receives`], [`Trade::fee_paid`] and [`Trade::buyer_pays`].
+    pub fn money(&self) -> (NanoEur, NanoEur, NanoEur) {
+        let (seller, fee) = crate::trade::money(self.price, self.fee, self.energy_wh);
+        (seller, fee, seller + fee)
     }
-    /// Grid fee money (exact; as [`Trade::fee_paid`]).
+    /// Money the seller receives (exact).
+    pub fn seller_receives(&self) -> NanoEur {
+        self.money().0
+    }
+    /// Grid fee money (exact).
     pub fn fee_paid(&self) -> NanoEur {
-        self.fee.value_of(self.energy_wh)
+        self.money().1
     }
     /// Money the buyer pays (exact) = seller receives + fee.
     pub fn buyer_pays(&self) -> NanoEur {
-        self.seller_receives() + self.fee_paid()
+        self.money().2
     }
 }
 

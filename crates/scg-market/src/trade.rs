@@ -183,16 +183,24 @@ impl Trade {
     }
     /// Money the seller receives (exact).
     pub fn seller_receives(&self) -> NanoEur {
-        self.price.value_of(self.energy_wh)
+        money(self.price, self.fee, self.energy_wh).0
     }
     /// Grid fee money (exact), collected by the grid operator.
     pub fn fee_paid(&self) -> NanoEur {
-        self.fee.value_of(self.energy_wh)
+        money(self.price, self.fee, self.energy_wh).1
     }
     /// Money the buyer pays (exact) = seller receives + fee.
     pub fn buyer_pays(&self) -> NanoEur {
-        self.seller_receives() + self.fee_paid()
+        let (seller, fee) = money(self.price, self.fee, self.energy_wh);
+        seller + fee
     }
+}
+
+/// The money of `energy` traded at the seller's `price` with the grid `fee` on top, exact:
+/// (what the seller receives, the fee). The one rule of a [`Trade`]'s money and of a
+/// [`crate::Fill`]'s.
+pub(crate) fn money(price: Price, fee: Price, energy: Wh) -> (NanoEur, NanoEur) {
+    (price.value_of(energy), fee.value_of(energy))
 }
 
 /// The stable id of the trade between `bid` and `offer` in `interval`: the 64-bit FNV-1a hash
