@@ -202,8 +202,8 @@ impl MemberBlock {
     }
 }
 
-/// A running sum of one member's year, step by step, in the order and from the start value
-/// (-0.0, what `Iterator::sum` of f64 starts from) of a sum over its kept series.
+/// One member's year, summed step by step in the order and from the start value (-0.0, what
+/// `Iterator::sum` of f64 starts from) of a sum over its kept series.
 #[derive(Debug, Clone, Copy)]
 struct EnergyAcc {
     sums: [f64; FLOWS],
@@ -212,34 +212,7 @@ struct EnergyAcc {
     peak_unmet_kw: f64,
 }
 
-impl Default for EnergyAcc {
-    fn default() -> Self {
-        Self {
-            sums: [-0.0; FLOWS],
-            demand: -0.0,
-            ev_demand: -0.0,
-            peak_unmet_kw: 0.0,
-        }
-    }
-}
-
 impl EnergyAcc {
-    #[inline]
-    fn add(&mut self, v: &[f64; FLOWS], fleet: bool) {
-        for (s, x) in self.sums.iter_mut().zip(v) {
-            *s += x;
-        }
-        let ev = v[Flow::EvCharge as usize] + v[Flow::Swap as usize];
-        // The meter's demand: the load plus the fleet's (a member without one: the load).
-        self.demand += if fleet {
-            v[Flow::Load as usize] + ev
-        } else {
-            v[Flow::Load as usize]
-        };
-        self.ev_demand += ev;
-        self.peak_unmet_kw = self.peak_unmet_kw.max(v[Flow::Unmet as usize]);
-    }
-
     /// The year's sums, kWh. `fleet`: whether the member has an EV fleet (without one its EV
     /// and V2G energy are an empty series' sum, -0.0, as they always were reported).
     fn finish(&self, dt_h: f64, fleet: bool) -> EnergySums {
@@ -265,10 +238,19 @@ impl EnergyAcc {
 
 /// What a run keeps of its members' flows without their series: each member's energy over the
 /// year and the community's sum of each flow per step.
+///
+/// The members' running sums are kept column-wise (one vector per flow, indexed by member) so
+/// that a step adds a whole row of members flow by flow, the way the block holds them.
 #[derive(Debug, Clone)]
 pub struct MemberTotals {
-    members: Vec<EnergyAcc>,
     fleet: Vec<bool>,
+    /// Per [`Flow`], per member: the running sum of its flow (kW-steps).
+    sums: [Vec<f64>; FLOWS],
+    /// Per member: the meter's demand (the load plus the fleet's), the fleet's charge and
+    /// swaps, the highest unmet power.
+    demand: Vec<f64>,
+    ev_demand: Vec<f64>,
+    peak_unmet_kw: Vec<f64>,
     /// Per [`Flow`], per step: the sum over the members, kW.
     sums_kw: [Vec<f64>; FLOWS],
 }
@@ -276,8 +258,12 @@ pub struct MemberTotals {
 impl MemberTotals {
     /// For members with (`true`) or without an EV fleet, over `steps` steps.
     pub fn new(fleet: Vec<bool>, steps: usize) -> Self {
+        let n = fleet.len();
         Self {
-            members: vec![EnergyAcc::default(); fleet.len()],
+            sums: std::array::from_fn(|_| vec![-0.0; n]),
+            demand: vec![-0.0; n],
+            ev_demand: vec![-0.0; n],
+            peak_unmet_kw: vec![0.0; n],
             fleet,
             sums_kw: std::array::from_fn(|_| vec![0.0; steps]),
         }
@@ -285,36 +271,65 @@ impl MemberTotals {
 
     /// Add a block (blocks must come in step order).
     pub fn add_block(&mut self, block: &MemberBlock) {
-        let steps = block.steps;
-        let mut v = [0.0; FLOWS];
-        let members = self.members.len();
-        for k in 0..steps {
-            for i in 0..members {
-                for (f, x) in v.iter_mut().enumerate() {
-                    *x = block.columns[f][k * members + i];
-                }
-                self.add(i, block.first_step + k, &v);
-            }
+        let members = self.fleet.len();
+        for k in 0..block.steps {
+            let at = k * members..(k + 1) * members;
+            self.add_row(
+                block.first_step + k,
+                std::array::from_fn(|f| &block.columns[f][at.clone()]),
+            );
         }
     }
 
-    /// The one rule: member `i`'s flows `v` at `step` go into its year and the step's sums.
+    /// The one rule: the members' flows at `step` (`rows[f]`: flow `f` of every member, in
+    /// member order) go into each member's year and the step's sums.
     #[inline]
-    fn add(&mut self, i: usize, step: usize, v: &[f64; FLOWS]) {
-        self.members[i].add(v, self.fleet[i]);
-        // Member by member, as a sum over the members' series: 0 + m0 + m1 + ...
-        for (sum, x) in self.sums_kw.iter_mut().zip(v) {
-            sum[step] += x;
+    fn add_row(&mut self, step: usize, rows: [&[f64]; FLOWS]) {
+        let n = self.fleet.len();
+        assert!(
+            rows.iter().all(|r| r.len() == n),
+            "a step's row must hold every member"
+        );
+        // The step's sums member by member, as a sum over the members' series (0 + m0 + m1
+        // + ...): every flow's chain advances at once, so the additions overlap.
+        let mut s: [f64; FLOWS] = std::array::from_fn(|f| self.sums_kw[f][step]);
+        for i in 0..n {
+            for (sum, row) in s.iter_mut().zip(&rows) {
+                *sum += row[i];
+            }
+        }
+        for (sums, x) in self.sums_kw.iter_mut().zip(s) {
+            sums[step] = x;
+        }
+        // Each member's year, a flow at a time across the members.
+        for (acc, row) in self.sums.iter_mut().zip(&rows) {
+            for (a, x) in acc.iter_mut().zip(row.iter()) {
+                *a += x;
+            }
+        }
+        let (load, charge) = (rows[Flow::Load as usize], rows[Flow::EvCharge as usize]);
+        let (swap, unmet) = (rows[Flow::Swap as usize], rows[Flow::Unmet as usize]);
+        for i in 0..n {
+            let ev = charge[i] + swap[i];
+            // The meter's demand: the load plus the fleet's (a member without one: the load).
+            self.demand[i] += if self.fleet[i] { load[i] + ev } else { load[i] };
+            self.ev_demand[i] += ev;
+            self.peak_unmet_kw[i] = self.peak_unmet_kw[i].max(unmet[i]);
         }
     }
 
     /// Each member's year (kWh), and the community's per-step sums of each flow (kW).
     pub fn finish(self, dt_h: f64) -> (Vec<EnergySums>, [Vec<f64>; FLOWS]) {
-        let energy = self
-            .members
-            .iter()
-            .zip(&self.fleet)
-            .map(|(acc, fleet)| acc.finish(dt_h, *fleet))
+        let energy = (0..self.fleet.len())
+            .map(|i| {
+                let acc = EnergyAcc {
+                    sums: std::array::from_fn(|f| self.sums[f][i]),
+                    demand: self.demand[i],
+                    ev_demand: self.ev_demand[i],
+                    peak_unmet_kw: self.peak_unmet_kw[i],
+                };
+                acc.finish(dt_h, self.fleet[i])
+            })
             .collect();
         (energy, self.sums_kw)
     }
@@ -458,24 +473,21 @@ impl FlowSink for BlockSink<'_> {
     fn record_ev(&mut self, step: usize, ev: &[EvStepPower]) -> Result<(), SimError> {
         let (members, row) = (self.has_battery.len(), self.row(step));
         let c = &mut self.block.columns;
-        let mut v = [0.0; FLOWS];
         for (i, (p, fleet)) in ev.iter().zip(&self.fleet).enumerate().take(members) {
             // The EV flows are 0 for a member without a fleet.
-            if *fleet {
-                c[Flow::EvCharge as usize][row + i] = p.charge_kw;
-                c[Flow::Swap as usize][row + i] = p.swap_kw;
-                c[Flow::V2g as usize][row + i] = p.v2g_kw;
+            let (charge, swap, v2g) = if *fleet {
+                (p.charge_kw, p.swap_kw, p.v2g_kw)
             } else {
-                c[Flow::EvCharge as usize][row + i] = 0.0;
-                c[Flow::Swap as usize][row + i] = 0.0;
-                c[Flow::V2g as usize][row + i] = 0.0;
-            }
-            // The step's row was just written: it is still in cache.
-            for (x, column) in v.iter_mut().zip(c.iter()) {
-                *x = column[row + i];
-            }
-            self.totals.add(i, step, &v);
+                (0.0, 0.0, 0.0)
+            };
+            c[Flow::EvCharge as usize][row + i] = charge;
+            c[Flow::Swap as usize][row + i] = swap;
+            c[Flow::V2g as usize][row + i] = v2g;
         }
+        // The step's row was just written: it is still in cache.
+        let at = row..row + members;
+        self.totals
+            .add_row(step, std::array::from_fn(|f| &c[f][at.clone()]));
         if step + 1 < self.block.first_step + self.block.steps {
             return Ok(());
         }
