@@ -387,15 +387,20 @@ fn run_prepared_with(
         .map(|keep| EvYear::started(if *keep && !streaming { steps } else { 0 }))
         .collect();
     let surplus_kw = crate::year::community_surplus_kw(&series, steps);
+    // Only the members with a fleet are visited each step (a city's others are a cache miss
+    // each for nothing).
+    let fleet_members: Vec<usize> = (0..n).filter(|i| has_fleet[*i]).collect();
     let mut on_ev = |t: usize, ev: &[scg_ev::fleet::EvStepPower]| {
-        for ((keep, year), p) in has_fleet.iter().zip(ev_years.iter_mut()).zip(ev) {
-            match (keep, streaming) {
-                (true, false) => year.push_step(p),
-                (true, true) => year.push_totals(p),
-                (false, _) => {}
+        for &i in &fleet_members {
+            if let (Some(year), Some(p)) = (ev_years.get_mut(i), ev.get(i)) {
+                if streaming {
+                    year.push_totals(p);
+                } else {
+                    year.push_step(p);
+                }
             }
         }
-        absorb_surplus_step(&mut ev_years, &has_fleet, ev, surplus_kw[t], dt);
+        absorb_surplus_step(&mut ev_years, &fleet_members, ev, surplus_kw[t], dt);
     };
     if let Some(h) = homes.as_mut() {
         community = community.with_flexible_load(Box::new(h));
@@ -625,27 +630,23 @@ fn run_prepared_with(
 /// chargers) up to that demand, shared among the fleets pro rata to their demand, kWh.
 fn absorb_surplus_step(
     years: &mut [EvYear],
-    has_fleet: &[bool],
+    fleet_members: &[usize],
     ev: &[scg_ev::fleet::EvStepPower],
     surplus_kw: f64,
     dt_h: f64,
 ) {
-    let demand_of = |i: usize| {
-        if has_fleet[i] {
-            ev[i].charge_kw + ev[i].swap_kw
-        } else {
-            0.0
-        }
-    };
-    let demand: f64 = (0..years.len()).map(demand_of).sum();
+    let demand_of = |i: usize| ev.get(i).map_or(0.0, |p| p.charge_kw + p.swap_kw);
+    // Summed over the fleets only, in member order: a member without one adds +0.0, which
+    // leaves a sum that is not zero unchanged (and a zero one is not used).
+    let demand: f64 = fleet_members.iter().map(|&i| demand_of(i)).sum();
     if demand <= 0.0 || surplus_kw <= 0.0 {
         return;
     }
     let absorbed = demand.min(surplus_kw);
-    // A member without a fleet would add +0.0 to its 0.0: only the fleets are touched (a
-    // city's thousands of other members are a cache miss each).
-    for (i, e) in years.iter_mut().enumerate().filter(|(i, _)| has_fleet[*i]) {
-        e.surplus_absorbed_kwh += absorbed * demand_of(i) / demand * dt_h;
+    for &i in fleet_members {
+        if let Some(e) = years.get_mut(i) {
+            e.surplus_absorbed_kwh += absorbed * demand_of(i) / demand * dt_h;
+        }
     }
 }
 

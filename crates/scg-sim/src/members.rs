@@ -307,14 +307,27 @@ impl MemberTotals {
                 *a += x;
             }
         }
-        let (load, charge) = (rows[Flow::Load as usize], rows[Flow::EvCharge as usize]);
-        let (swap, unmet) = (rows[Flow::Swap as usize], rows[Flow::Unmet as usize]);
-        for i in 0..n {
-            let ev = charge[i] + swap[i];
+        let flows = rows[Flow::Load as usize]
+            .iter()
+            .zip(rows[Flow::EvCharge as usize])
+            .zip(rows[Flow::Swap as usize])
+            .zip(rows[Flow::Unmet as usize]);
+        let members = self
+            .demand
+            .iter_mut()
+            .zip(&mut self.ev_demand)
+            .zip(&mut self.peak_unmet_kw)
+            .zip(&self.fleet);
+        for ((((demand, ev_demand), peak), fleet), (((load, charge), swap), unmet)) in
+            members.zip(flows)
+        {
+            let ev = charge + swap;
             // The meter's demand: the load plus the fleet's (a member without one: the load).
-            self.demand[i] += if self.fleet[i] { load[i] + ev } else { load[i] };
-            self.ev_demand[i] += ev;
-            self.peak_unmet_kw[i] = self.peak_unmet_kw[i].max(unmet[i]);
+            // Both computed, one kept: no branch to mispredict member by member.
+            let with_fleet = load + ev;
+            *demand += if *fleet { with_fleet } else { *load };
+            *ev_demand += ev;
+            *peak = peak.max(*unmet);
         }
     }
 
@@ -358,14 +371,18 @@ const TILE_MEMBERS: usize = 64;
 /// long) into `out`, member-major: member `i`'s run of steps at `i * steps ..`. In tiles of
 /// [`TILE_MEMBERS`] members, each row read as one run per tile.
 pub fn member_major(values: &[f64], steps: usize, out: &mut Vec<f64>) {
-    out.clear();
-    out.resize(values.len(), 0.0);
+    let width = values.len() / steps.max(1);
     // A flow no member has in the block (a city without wind, batteries or swaps: half its
-    // columns) is the zeroed `out` already, bit for bit (+0.0; a -0.0 is transposed).
-    if values.iter().all(|v| v.to_bits() == 0) {
+    // columns) is a zeroed `out`, bit for bit (+0.0; a -0.0 is transposed). Otherwise every
+    // value of `out` is written below, and a recycled `out` is not zeroed first.
+    let zero = all_positive_zero(values);
+    if zero || width * steps != values.len() {
+        out.clear();
+    }
+    out.resize(values.len(), 0.0);
+    if zero {
         return;
     }
-    let width = values.len() / steps.max(1);
     for i0 in (0..width).step_by(TILE_MEMBERS) {
         let i1 = width.min(i0 + TILE_MEMBERS);
         for k in 0..steps {
@@ -375,6 +392,14 @@ pub fn member_major(values: &[f64], steps: usize, out: &mut Vec<f64>) {
             }
         }
     }
+}
+
+/// Whether every value is +0.0 (bit for bit: a -0.0 is not): a flow no member has in a
+/// block. Sixteen values at a time, so the scan runs at the memory's speed.
+pub fn all_positive_zero(values: &[f64]) -> bool {
+    values
+        .chunks(16)
+        .all(|c| c.iter().fold(0u64, |bits, v| bits | v.to_bits()) == 0)
 }
 
 /// A [`FlowSink`] that writes each step's flows into a [`MemberBlock`] (step-major: each
