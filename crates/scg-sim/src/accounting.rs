@@ -477,8 +477,12 @@ impl<'a> YearAccounts<'a> {
         flows: &[F],
     ) -> Result<(), ComponentError> {
         let dt = self.dt_h;
-        for (m, f) in self.meters.iter_mut().zip(flows) {
-            m.record(step, f.grid_import_kw(), f.grid_export_kw())?;
+        if let Some(first) = self.meters.first() {
+            // Every member's meter is on the community's tariff: its step looked up once.
+            let at = first.tariff().step(step)?;
+            for (m, f) in self.meters.iter_mut().zip(flows) {
+                m.record_at(&at, f.grid_import_kw(), f.grid_export_kw())?;
+            }
         }
         let (mut imp, mut exp) = (ZERO, ZERO);
         for f in flows {

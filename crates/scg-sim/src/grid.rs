@@ -404,6 +404,20 @@ impl GridTariff {
 impl GridTariff {
     /// Step `t` is within the tariff's year.
     #[inline]
+    /// Step `t` as a meter records it: checked against the tariff's length, its prices and
+    /// month looked up.
+    pub fn step(&self, t: usize) -> Result<TariffStep<'_>, ComponentError> {
+        self.check_step(t)?;
+        Ok(TariffStep {
+            tariff: self,
+            t,
+            purchase_eur_per_kwh: self.purchase_eur_per_kwh[t],
+            sell_eur_per_kwh: self.sell_eur_per_kwh[t],
+            // 1..=12, checked when the tariff was made.
+            month: usize::from(self.month[t] - 1),
+        })
+    }
+
     fn check_step(&self, t: usize) -> Result<(), ComponentError> {
         if t >= self.len() {
             return Err(ComponentError::LengthMismatch {
@@ -481,6 +495,18 @@ pub struct GridBill {
     pub net_cost_eur: f64,
 }
 
+/// One step of a [`GridTariff`], checked and looked up once for every meter that records it
+/// ([`GridMeter::record_at`]).
+#[derive(Debug, Clone, Copy)]
+pub struct TariffStep<'a> {
+    tariff: &'a GridTariff,
+    t: usize,
+    purchase_eur_per_kwh: f64,
+    sell_eur_per_kwh: f64,
+    /// 0 for January.
+    month: usize,
+}
+
 /// Accumulates a year of grid flows step by step, for the engine's loop.
 #[derive(Debug, Clone)]
 pub struct GridMeter<'a> {
@@ -510,6 +536,11 @@ impl<'a> GridMeter<'a> {
         }
     }
 
+    /// The tariff this meter records on.
+    pub fn tariff(&self) -> &'a GridTariff {
+        self.tariff
+    }
+
     /// Records step `t`: `purchase_kw` bought and `sale_kw` sold (both >= 0, within the
     /// capacities; a small relative tolerance of 1e-9 absorbs rounding).
     pub fn record(
@@ -518,16 +549,32 @@ impl<'a> GridMeter<'a> {
         purchase_kw: f64,
         sale_kw: f64,
     ) -> Result<(), ComponentError> {
+        let at = self.tariff.step(t)?;
+        self.record_at(&at, purchase_kw, sale_kw)
+    }
+
+    /// [`GridMeter::record`] at a step of this meter's tariff looked up once
+    /// ([`GridTariff::step`]) for every meter on it: a city's members share one.
+    #[inline]
+    pub fn record_at(
+        &mut self,
+        at: &TariffStep<'_>,
+        purchase_kw: f64,
+        sale_kw: f64,
+    ) -> Result<(), ComponentError> {
         let tariff = self.tariff;
-        tariff.check_step(t)?;
-        tariff.check_flows(t, purchase_kw, sale_kw)?;
+        assert!(
+            std::ptr::eq(tariff, at.tariff),
+            "a meter records a step of its own tariff"
+        );
+        tariff.check_flows(at.t, purchase_kw, sale_kw)?;
         let dt = tariff.step_hours;
         let bought = purchase_kw * dt;
         let sold = sale_kw * dt;
         self.purchase_kwh += bought;
         self.sale_kwh += sold;
-        self.energy_cost_eur += bought * tariff.purchase_eur_per_kwh[t];
-        let price = tariff.sell_eur_per_kwh[t];
+        self.energy_cost_eur += bought * at.purchase_eur_per_kwh;
+        let price = at.sell_eur_per_kwh;
         match tariff.rid_floor {
             Some((_, limit_kwh)) => {
                 let within = within_floor_kwh(limit_kwh, self.floor_kwh, sold);
@@ -537,7 +584,7 @@ impl<'a> GridMeter<'a> {
             }
             None => self.sale_zonal_eur += sold * price,
         }
-        let m = usize::from(tariff.month[t] - 1);
+        let m = at.month;
         self.monthly_peak_purchase_kw[m] = self.monthly_peak_purchase_kw[m].max(purchase_kw);
         Ok(())
     }

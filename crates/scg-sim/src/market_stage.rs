@@ -94,10 +94,13 @@ enum PairsWh {
     /// trades since, in trade order, merged in once they are as many as `merged` holds (and at
     /// least [`PAIR_LOG_MIN`]). A trade is an append, and the sorts and merges cost a few
     /// operations a trade amortized, where a map paid a random access (at city scale a cache
-    /// miss) per trade.
+    /// miss) per trade. `spare` is the buffer the next merge writes into (then swapped with
+    /// `merged`): a city's log holds millions of pairs, and a new vector each merge was a
+    /// fresh quarter of a gigabyte for the kernel to zero each time.
     Log {
         merged: Vec<PairEntry>,
         fresh: Vec<PairEntry>,
+        spare: Vec<PairEntry>,
     },
 }
 
@@ -115,6 +118,7 @@ impl PairsWh {
             Self::Log {
                 merged: Vec::new(),
                 fresh: Vec::new(),
+                spare: Vec::new(),
             }
         }
     }
@@ -122,10 +126,15 @@ impl PairsWh {
     fn add(&mut self, seller: usize, buyer: usize, wh: i64) {
         match self {
             Self::Matrix(m) => m[seller][buyer] += wh,
-            Self::Log { merged, fresh } => {
+            Self::Log {
+                merged,
+                fresh,
+                spare,
+            } => {
                 fresh.push(((seller, buyer), wh));
                 if fresh.len() >= PAIR_LOG_MIN.max(merged.len()) {
-                    *merged = merge_pairs(merged, fresh);
+                    merge_pairs(merged, fresh, spare);
+                    std::mem::swap(merged, spare);
                     fresh.clear();
                 }
             }
@@ -147,19 +156,22 @@ impl PairsWh {
                 .filter(|(_, wh)| *wh != 0)
                 .map(|(k, wh)| pair(k, wh))
                 .collect(),
-            Self::Log { merged, fresh } => merge_pairs(merged, &mut fresh.clone())
-                .into_iter()
-                .map(|(k, wh)| pair(k, wh))
-                .collect(),
+            Self::Log { merged, fresh, .. } => {
+                let mut all = Vec::new();
+                merge_pairs(merged, &mut fresh.clone(), &mut all);
+                all.into_iter().map(|(k, wh)| pair(k, wh)).collect()
+            }
         }
     }
 }
 
-/// `merged` (one entry per pair, ascending) with `fresh` (any order, pairs repeated) added in:
-/// one entry per pair, ascending. Sorts `fresh`.
-fn merge_pairs(merged: &[PairEntry], fresh: &mut [PairEntry]) -> Vec<PairEntry> {
+/// `merged` (one entry per pair, ascending) with `fresh` (any order, pairs repeated) added in,
+/// written to `out` (cleared first, its capacity kept): one entry per pair, ascending. Sorts
+/// `fresh`.
+fn merge_pairs(merged: &[PairEntry], fresh: &mut [PairEntry], out: &mut Vec<PairEntry>) {
     fresh.sort_unstable_by_key(|e| e.0);
-    let mut out: Vec<PairEntry> = Vec::with_capacity(merged.len() + fresh.len());
+    out.clear();
+    out.reserve(merged.len() + fresh.len());
     let (mut old, mut new) = (merged.iter().peekable(), fresh.iter().peekable());
     loop {
         let next = match (old.peek(), new.peek()) {
@@ -174,7 +186,6 @@ fn merge_pairs(merged: &[PairEntry], fresh: &mut [PairEntry]) -> Vec<PairEntry> 
             _ => out.push((key, wh)),
         }
     }
-    out
 }
 
 /// One P2P trade, as the ledger needs it.
