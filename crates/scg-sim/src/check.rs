@@ -39,8 +39,9 @@ pub const STREAMED_BASE_BYTES: u64 = 512 * 1024 * 1024;
 /// ledger (`scg simulate --no-ledger` of a city, on top of [`STREAMED_BASE_BYTES`]), bytes: the
 /// slope of a fit on generated cities at 15-minute steps, 1,000 members and 500 LLF EVs (822
 /// MiB peak, 4395a81) to 10,000 members and 5,000 LLF EVs (5,691-5,785 MiB, 3 December 2026),
-/// with the EV allowance taken off: 14.4 B; rounded up. The estimate is then 1.25 times the
-/// 10,000-member peak and 1.5 times the 1,000-member one.
+/// with the EV allowance taken off: 14.4 B; rounded up. The estimate is then 1.25 times that
+/// 10,000-member peak and 1.5 times the 1,000-member one; 1.20 times the 5,958-6,028 MiB
+/// measured at 3b95374 (its market keeps a spare buffer for the year's 12 million pairs).
 pub const BYTES_PER_PROSUMER_STEP_STREAMED: u64 = 18;
 /// Communities of at least this many members settle their year in the ledger's compact layout
 /// (one record per member and day, `scg_settle::Layout::Compact`; `scg_settle` takes its
