@@ -402,8 +402,6 @@ impl GridTariff {
 }
 
 impl GridTariff {
-    /// Step `t` is within the tariff's year.
-    #[inline]
     /// Step `t` as a meter records it: checked against the tariff's length, its prices and
     /// month looked up.
     pub fn step(&self, t: usize) -> Result<TariffStep<'_>, ComponentError> {
@@ -418,6 +416,8 @@ impl GridTariff {
         })
     }
 
+    /// Step `t` is within the tariff's year.
+    #[inline]
     fn check_step(&self, t: usize) -> Result<(), ComponentError> {
         if t >= self.len() {
             return Err(ComponentError::LengthMismatch {

@@ -95,8 +95,9 @@ enum PairsWh {
     /// least [`PAIR_LOG_MIN`]). A trade is an append, and the sorts and merges cost a few
     /// operations a trade amortized, where a map paid a random access (at city scale a cache
     /// miss) per trade. `spare` is the buffer the next merge writes into (then swapped with
-    /// `merged`): a city's log holds millions of pairs, and a new vector each merge was a
-    /// fresh quarter of a gigabyte for the kernel to zero each time.
+    /// `merged`): a city's log holds millions of pairs (290 MB at 10,000 members by the year's
+    /// end), and a new vector each merge, as large as the pairs and trades so far, was fresh
+    /// memory for the kernel to zero each time.
     Log {
         merged: Vec<PairEntry>,
         fresh: Vec<PairEntry>,
