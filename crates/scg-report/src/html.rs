@@ -412,20 +412,29 @@ const TOP_PAIRS: usize = 20;
 /// A city's replacement for the seller × buyer matrix (a million cells at 1,000 members): the
 /// [`TOP_PAIRS`] largest yearly volumes from one member to another (ties in member order).
 fn top_pairs(h: &mut String, result: &SimResult, m: &scg_sim::market_stage::MarketYear) {
-    let mut pairs: Vec<(usize, usize, f64)> = m
-        .pairs
-        .iter()
-        .filter(|p| p.energy_kwh > 0.0)
-        .map(|p| (p.seller, p.buyer, p.energy_kwh))
-        .collect();
-    pairs.sort_by(|a, b| b.2.total_cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1))));
+    // Largest volume first, ties in member order: a total order (each pair is listed once),
+    // so the kept top is the head of the whole list sorted, without sorting a city's
+    // millions of pairs.
+    type Pair = (usize, usize, f64);
+    let rank = |a: &Pair, b: &Pair| b.2.total_cmp(&a.2).then((a.0, a.1).cmp(&(b.0, b.1)));
+    let mut top: Vec<Pair> = Vec::with_capacity(TOP_PAIRS + 1);
+    let mut traded = 0usize;
+    for p in m.pairs.iter().filter(|p| p.energy_kwh > 0.0) {
+        traded += 1;
+        let pair = (p.seller, p.buyer, p.energy_kwh);
+        if top.len() == TOP_PAIRS && top.last().is_some_and(|last| rank(&pair, last).is_ge()) {
+            continue;
+        }
+        let at = top.partition_point(|x| rank(x, &pair).is_lt());
+        top.insert(at, pair);
+        top.truncate(TOP_PAIRS);
+    }
     let _ = write!(
         h,
-        "<h3>Largest P2P volumes between two members (top {TOP_PAIRS} of {} pairs that traded)</h3><div class=\"scroll\"><table><tr><th>seller</th><th>buyer</th><th>MWh/yr</th></tr>",
-        pairs.len()
+        "<h3>Largest P2P volumes between two members (top {TOP_PAIRS} of {traded} pairs that traded)</h3><div class=\"scroll\"><table><tr><th>seller</th><th>buyer</th><th>MWh/yr</th></tr>",
     );
     let id = |i: usize| result.prosumers.get(i).map_or("?", |p| p.id.as_str());
-    for (s, b, v) in pairs.iter().take(TOP_PAIRS) {
+    for (s, b, v) in &top {
         let _ = write!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{:.3}</td></tr>",

@@ -153,15 +153,37 @@ pub fn synthesize<R: Rng + ?Sized>(
     source_name: &str,
 ) -> Result<LoadYear, ResourceError> {
     let baseline_kw = baseline_from_profiles(profiles, grid);
-    let mut load_kw = apply_variability(&baseline_kw, grid, variability, rng);
-    let target = scaled_average_kwh_per_day
-        .unwrap_or_else(|| average_kwh_per_day(&baseline_kw, grid.step_hours()));
-    let scale_factor = scale_to_average(&mut load_kw, target, grid.step_hours(), source_name)?;
+    let (load_kw, scale_factor) = perturb_and_scale(
+        &baseline_kw,
+        grid,
+        variability,
+        scaled_average_kwh_per_day,
+        rng,
+        source_name,
+    )?;
     Ok(LoadYear {
         baseline_kw,
         load_kw,
         scale_factor,
     })
+}
+
+/// [`synthesize`] after its baseline: variability, then scaling (to the baseline's own average
+/// when `scaled_average_kwh_per_day` is `None`). The load and the scaling factor. Loads of the
+/// same profiles share one baseline, so a caller with many (a city's households) makes it once.
+pub fn perturb_and_scale<R: Rng + ?Sized>(
+    baseline_kw: &[f64],
+    grid: &TimeGrid,
+    variability: Variability,
+    scaled_average_kwh_per_day: Option<f64>,
+    rng: &mut R,
+    source_name: &str,
+) -> Result<(Vec<f64>, f64), ResourceError> {
+    let mut load_kw = apply_variability(baseline_kw, grid, variability, rng);
+    let target = scaled_average_kwh_per_day
+        .unwrap_or_else(|| average_kwh_per_day(baseline_kw, grid.step_hours()));
+    let scale_factor = scale_to_average(&mut load_kw, target, grid.step_hours(), source_name)?;
+    Ok((load_kw, scale_factor))
 }
 
 /// An imported series on the grid, scaled only (no noise).

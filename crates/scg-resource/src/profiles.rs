@@ -265,9 +265,21 @@ pub fn builtin_csv(name: &str) -> Option<&'static str> {
     })
 }
 
-/// A built-in profile set, parsed.
+/// A built-in profile set, parsed. Each is parsed once per process and then copied: a city's
+/// thousands of households name the same few sets.
 pub fn builtin(name: &str) -> Result<MonthlyProfiles, ResourceError> {
-    let csv = builtin_csv(name)
-        .ok_or_else(|| ResourceError::invalid(name, "no such built-in profile"))?;
-    parse_profile_csv(csv, &format!("built-in profile {name}"))
+    use scg_model::builtin::PROFILE_NAMES;
+    static PARSED: [std::sync::OnceLock<MonthlyProfiles>; PROFILE_NAMES.len()] =
+        [const { std::sync::OnceLock::new() }; PROFILE_NAMES.len()];
+    let (Some(i), Some(csv)) = (
+        PROFILE_NAMES.iter().position(|n| *n == name),
+        builtin_csv(name),
+    ) else {
+        return Err(ResourceError::invalid(name, "no such built-in profile"));
+    };
+    if let Some(parsed) = PARSED[i].get() {
+        return Ok(parsed.clone());
+    }
+    let parsed = parse_profile_csv(csv, &format!("built-in profile {name}"))?;
+    Ok(PARSED[i].get_or_init(|| parsed).clone())
 }

@@ -253,11 +253,29 @@ pub fn prepare_with(
             Err(_) => solar::array_power_kw(array, &site, &ghi, &temperature, &grid),
         }
     };
+    let baselines = SharedBaselines::of(&inputs.loads, &grid);
     let done = std::sync::atomic::AtomicUsize::new(0);
     let prepare_one = |i: usize| -> Result<PreparedProsumer, SimError> {
         let (p, spec) = (&scenario.prosumers[i], &inputs.loads[i]);
         let source = format!("prosumers[{i}] ({})", p.id);
-        let load = synthesize_load(spec, &grid, prosumer_seed(seed, &p.id), &source)?;
+        let shared = baselines.of_member(i);
+        let mut load = synthesize_load_on(
+            spec,
+            shared.map(|b| &b.kw[..]),
+            &grid,
+            prosumer_seed(seed, &p.id),
+            &source,
+        )?;
+        let baseline_stats = match shared {
+            Some(b) => b.stats.clone(),
+            None => crate::metrics::load_stats(&load.baseline_kw, &grid),
+        };
+        if let Some(b) = shared
+            && !options.lean
+        {
+            // A run that keeps its series keeps each member's baseline, as before.
+            load.baseline_kw = b.kw.clone();
+        }
         let a = &assets.prosumers[i];
         let pv_array_kw: Vec<Vec<f64>> =
             a.pv.iter()
@@ -300,7 +318,7 @@ pub fn prepare_with(
         done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let step_hours = grid.step_hours();
         Ok(PreparedProsumer {
-            baseline_stats: crate::metrics::load_stats(&load.baseline_kw, &grid),
+            baseline_stats,
             load,
             pv_array_kwh: pv_array_kw
                 .iter()
@@ -321,8 +339,11 @@ pub fn prepare_with(
             .into_par_iter()
             .map(prepare_one)
             .collect::<Result<Vec<_>, _>>()?;
-        for mut p in batch {
-            for (sum, v) in baseline_sum_kw.iter_mut().zip(&p.load.baseline_kw) {
+        for (i, mut p) in (first..).zip(batch) {
+            let baseline = baselines
+                .of_member(i)
+                .map_or(&p.load.baseline_kw[..], |b| &b.kw[..]);
+            for (sum, v) in baseline_sum_kw.iter_mut().zip(baseline) {
                 *sum += v;
             }
             if options.lean {
@@ -365,9 +386,73 @@ fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The baselines of the synthetic loads, one per distinct profile set: a city's households
+/// name a handful of sets, so each baseline is made, and its statistics taken, once (and a lean
+/// prepare holds none per member).
+struct SharedBaselines {
+    baselines: Vec<SharedBaseline>,
+    /// Per member: its baseline's index (`None`: an imported load).
+    of: Vec<Option<usize>>,
+}
+
+struct SharedBaseline {
+    kw: Vec<f64>,
+    stats: LoadStats,
+}
+
+impl SharedBaselines {
+    fn of(loads: &[ResolvedLoad], grid: &TimeGrid) -> Self {
+        let mut sets: Vec<&scg_resource::profiles::MonthlyProfiles> = Vec::new();
+        let of = loads
+            .iter()
+            .map(|spec| match spec {
+                ResolvedLoad::Synthetic { profiles, .. } => {
+                    Some(match sets.iter().position(|s| **s == **profiles) {
+                        Some(k) => k,
+                        None => {
+                            sets.push(profiles);
+                            sets.len() - 1
+                        }
+                    })
+                }
+                ResolvedLoad::Imported { .. } => None,
+            })
+            .collect();
+        let baselines = sets
+            .iter()
+            .map(|profiles| {
+                let kw = load::baseline_from_profiles(profiles, grid);
+                let stats = crate::metrics::load_stats(&kw, grid);
+                SharedBaseline { kw, stats }
+            })
+            .collect();
+        Self { baselines, of }
+    }
+
+    fn of_member(&self, i: usize) -> Option<&SharedBaseline> {
+        self.of
+            .get(i)
+            .copied()
+            .flatten()
+            .and_then(|k| self.baselines.get(k))
+    }
+}
+
 /// One prosumer's load year from its resolved inputs and its own seed.
 pub fn synthesize_load(
     spec: &ResolvedLoad,
+    grid: &TimeGrid,
+    seed: u64,
+    source_name: &str,
+) -> Result<LoadYear, SimError> {
+    synthesize_load_on(spec, None, grid, seed, source_name)
+}
+
+/// [`synthesize_load`] on a synthetic load's `baseline` when it is already made (it is then
+/// not copied: the year's `baseline_kw` is empty).
+fn synthesize_load_on(
+    spec: &ResolvedLoad,
+    baseline: Option<&[f64]>,
     grid: &TimeGrid,
     seed: u64,
     source_name: &str,
@@ -379,14 +464,22 @@ pub fn synthesize_load(
             scaled_average_kwh_per_day,
         } => {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            load::synthesize(
-                profiles,
+            let own = baseline
+                .is_none()
+                .then(|| load::baseline_from_profiles(profiles, grid));
+            let (load_kw, scale_factor) = load::perturb_and_scale(
+                baseline.or(own.as_deref()).unwrap_or_default(),
                 grid,
                 *variability,
                 *scaled_average_kwh_per_day,
                 &mut rng,
                 source_name,
-            )?
+            )?;
+            LoadYear {
+                baseline_kw: own.unwrap_or_default(),
+                load_kw,
+                scale_factor,
+            }
         }
         ResolvedLoad::Imported {
             values_kw,

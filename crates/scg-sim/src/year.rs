@@ -191,16 +191,36 @@ pub struct Prices<'a> {
 
 /// The community's surplus before storage and EVs, kW per step: Σ max(0, PV + wind − load).
 pub fn community_surplus_kw(prosumers: &[ProsumerSeries<'_>], steps: usize) -> Vec<f64> {
-    // Member by member along its series (a step at a time across the members would hit each
-    // member's series a page apart); each step's sum still adds the members in order from
-    // -0.0, as `Iterator::sum` does, so the bits are those of a per-step sum.
-    let mut sum = vec![-0.0; steps];
-    for p in prosumers {
-        for (t, s) in sum.iter_mut().enumerate() {
-            *s += (p.pv_kw(t) + p.wind_kw(t) - p.load_kw.get(t).copied().unwrap_or(0.0)).max(0.0);
-        }
-    }
-    sum
+    // Each step's sum adds the members in order from -0.0, as `Iterator::sum` does.
+    step_sums(prosumers, steps, -0.0, |p, t| {
+        (p.pv_kw(t) + p.wind_kw(t) - p.load_kw.get(t).copied().unwrap_or(0.0)).max(0.0)
+    })
+}
+
+/// Per step `t < steps`: `start + term(m0, t) + term(m1, t) + ...` over `members` in their
+/// order. Member by member along a run of steps (a step at a time across the members would
+/// hit each member's series a page apart), runs of steps on every core: the bits of a
+/// per-step sum, whatever the number of threads.
+pub(crate) fn step_sums<M: Sync>(
+    members: &[M],
+    steps: usize,
+    start: f64,
+    term: impl Fn(&M, usize) -> f64 + Sync,
+) -> Vec<f64> {
+    use rayon::prelude::*;
+    const STEPS_PER_TASK: usize = 4096;
+    let mut sums = vec![start; steps];
+    sums.par_chunks_mut(STEPS_PER_TASK)
+        .enumerate()
+        .for_each(|(c, run)| {
+            let first = c * STEPS_PER_TASK;
+            for m in members {
+                for (k, s) in run.iter_mut().enumerate() {
+                    *s += term(m, first + k);
+                }
+            }
+        });
+    sums
 }
 
 /// The year loop: feed `community` each step's synthetic inputs (load, PV, wind from the
@@ -612,5 +632,37 @@ impl FlowSink for TotalsSink {
             s.add(f, p.pv_kw, p.wind_kw, self.dt_h);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::step_sums;
+
+    /// Runs of steps on several threads give the bits of each step summed over the members in
+    /// order (signed zeros included), at lengths around a task's run.
+    #[test]
+    fn step_sums_are_the_bits_of_an_ordered_sum() {
+        let members: Vec<Vec<f64>> = (0..7)
+            .map(|m| {
+                (0..9000)
+                    .map(|t| match (m * 5 + t * 3) % 13 {
+                        0 => -0.0,
+                        1 => 0.0,
+                        k => (k as f64 - 6.5) * 1.1e-3 * (m + 1) as f64,
+                    })
+                    .collect()
+            })
+            .collect();
+        for steps in [0, 1, 4095, 4096, 4097, 9000] {
+            for start in [0.0, -0.0] {
+                let got = step_sums(&members, steps, start, |m, t| m[t]);
+                let want: Vec<f64> = (0..steps)
+                    .map(|t| members.iter().fold(start, |s, m| s + m[t]))
+                    .collect();
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{steps} steps from {start}");
+            }
+        }
     }
 }

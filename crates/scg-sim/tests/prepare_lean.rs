@@ -60,6 +60,20 @@ fn a_lean_prepare_keeps_the_figures_of_the_series_it_drops() {
         arrays += kwh.len();
     }
     assert!(arrays > 0, "the city has PV");
+    // Members of the same profile set share one baseline; each load is still the one a member
+    // synthesized alone makes (its own baseline, its own seed stream), bit for bit.
+    for (i, (f, p)) in full.prosumers.iter().zip(&scenario.prosumers).enumerate() {
+        let alone = scg_sim::prepare::synthesize_load(
+            &inputs.loads[i],
+            &full.grid,
+            scg_sim::prosumer_seed(5, &p.id),
+            "alone",
+        )
+        .unwrap();
+        assert_eq!(alone.load_kw, f.load.load_kw);
+        assert_eq!(alone.baseline_kw, f.load.baseline_kw);
+        assert_eq!(alone.scale_factor.to_bits(), f.load.scale_factor.to_bits());
+    }
     assert_eq!(full.baseline_sum_kw, sum);
     assert_eq!(lean.baseline_sum_kw, sum);
 }
