@@ -9,6 +9,7 @@ mod console;
 mod output;
 mod progress;
 mod read;
+mod stream_file;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

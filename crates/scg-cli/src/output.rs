@@ -89,11 +89,11 @@ pub struct OutputDir {
     fail_after_bytes: Option<u64>,
 }
 
-/// A buffered file writer that counts its bytes (for the full-disk test hook of
-/// [`OutputDir::write_stream`]).
+/// A large file's writer ([`crate::stream_file::StreamFile`]) that counts its bytes (for the
+/// full-disk test hook of [`OutputDir::write_stream`]).
 #[derive(Debug)]
 pub struct CountingWriter {
-    inner: std::io::BufWriter<File>,
+    inner: crate::stream_file::StreamFile,
     written: u64,
     fail_after_bytes: Option<u64>,
 }
@@ -206,9 +206,10 @@ impl OutputDir {
             .with_context(|| format!("writing {}", path.display()))
     }
 
-    /// Write one file into the output through a buffered writer that `encode` fills and
-    /// returns (for files too large to build in memory first, e.g. `members.parquet`). The
-    /// full-disk test hook applies as in [`OutputDir::write`].
+    /// Write one file into the output through a writer that `encode` fills and returns (for
+    /// files too large to build in memory first, e.g. `members.parquet`): chunks written by a
+    /// thread of their own, past the page cache where the file system allows it
+    /// ([`crate::stream_file`]). The full-disk test hook applies as in [`OutputDir::write`].
     pub fn write_stream<E>(
         &self,
         name: &str,
@@ -218,17 +219,20 @@ impl OutputDir {
         E: std::error::Error + Send + Sync + 'static,
     {
         let path = self.tmp.join(name);
-        let file = File::create(&path).with_context(|| format!("writing {}", path.display()))?;
+        let file = crate::stream_file::StreamFile::create(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
         let writer = CountingWriter {
-            inner: std::io::BufWriter::with_capacity(1 << 20, file),
+            inner: file,
             written: self.written_bytes.get(),
             fail_after_bytes: self.fail_after_bytes,
         };
-        let mut writer = encode(writer).with_context(|| format!("writing {}", path.display()))?;
+        let writer = encode(writer).with_context(|| format!("writing {}", path.display()))?;
+        let written = writer.written;
         writer
-            .flush()
+            .inner
+            .finish()
             .with_context(|| format!("writing {}", path.display()))?;
-        self.written_bytes.set(writer.written);
+        self.written_bytes.set(written);
         Ok(())
     }
 
