@@ -30,7 +30,7 @@
 use crate::ComponentError;
 use crate::SimError;
 use crate::dispatch::{
-    Allocation, BatteryUnit, CommunityStage, ProRata, StepContext, StepFlows, StepInput,
+    Allocation, CommunityStage, MemberBattery, ProRata, StepContext, StepFlows, StepInput,
     StepScratch, community_step_with,
 };
 use crate::market_stage::{MarketStage, MarketYear};
@@ -158,7 +158,7 @@ pub struct IntervalOutcome<'c> {
     /// Every prosumer's EV site power (all zero without a fleet).
     pub ev: &'c [EvStepPower],
     /// Every prosumer's battery after the interval.
-    pub batteries: &'c [Option<BatteryUnit>],
+    pub batteries: &'c [MemberBattery],
     /// The interval's P2P trades, when the market keeps them (empty otherwise, and under
     /// pro-rata sharing).
     pub trades: &'c [crate::market_stage::MarketTrade],
@@ -167,7 +167,7 @@ pub struct IntervalOutcome<'c> {
 /// The community's state at the end (what [`Community::finish`] hands back).
 #[derive(Debug)]
 pub struct CommunityEnd {
-    pub batteries: Vec<Option<BatteryUnit>>,
+    pub batteries: Vec<MemberBattery>,
     pub fleets: Vec<Option<Fleet>>,
     /// The market's year, when the stage was a market.
     pub market: Option<MarketYear>,
@@ -176,7 +176,7 @@ pub struct CommunityEnd {
 /// The community state machine (module docs).
 pub struct Community<'a> {
     settings: CommunitySettings,
-    batteries: Vec<Option<BatteryUnit>>,
+    batteries: Vec<MemberBattery>,
     fleets: Fleets,
     sharing: Sharing<'a>,
     flex: Option<Box<dyn FlexibleLoad + 'a>>,
@@ -204,7 +204,7 @@ impl<'a> Community<'a> {
     /// A community of `batteries.len()` prosumers; `fleets[i]` is prosumer `i`'s EV site.
     pub fn new(
         settings: CommunitySettings,
-        batteries: Vec<Option<BatteryUnit>>,
+        batteries: Vec<MemberBattery>,
         fleets: Vec<Option<Fleet>>,
         sharing: Sharing<'a>,
     ) -> Result<Self, SimError> {

@@ -14,7 +14,7 @@ use crate::battery::{Battery, Storage};
 use crate::cer::CerResult;
 use crate::community::{Community, Sharing};
 use crate::converter::Converter;
-use crate::dispatch::BatteryUnit;
+use crate::dispatch::{BatteryUnit, MemberBattery};
 use crate::economics::ComponentCosts;
 use crate::inputs::ResolvedInputs;
 use crate::members::{
@@ -136,12 +136,12 @@ pub struct YearHead {
 }
 
 /// Build a prosumer's battery unit from its configs.
-pub fn battery_unit(a: &ProsumerAssets) -> Result<Option<BatteryUnit>, SimError> {
+pub fn battery_unit(a: &ProsumerAssets) -> Result<MemberBattery, SimError> {
     match (&a.battery, &a.converter) {
-        (Some(b), Some(c)) => Ok(Some(BatteryUnit {
+        (Some(b), Some(c)) => Ok(Some(Box::new(BatteryUnit {
             battery: Battery::from_config(b)?,
             converter: Converter::from_config(c)?,
-        })),
+        }))),
         _ => Ok(None),
     }
 }

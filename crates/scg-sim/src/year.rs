@@ -10,7 +10,7 @@ use crate::battery::Storage;
 use crate::community::{
     Community, CommunitySettings, Forecast, IntervalInputs, ProsumerInterval, Sharing,
 };
-use crate::dispatch::{BatteryUnit, CommunityStage, ProRata, StepFlows};
+use crate::dispatch::{CommunityStage, MemberBattery, ProRata, StepFlows};
 use crate::market_stage::MarketTrade;
 use scg_ev::fleet::EvStepPower;
 
@@ -67,7 +67,7 @@ pub struct StepRecord<'a> {
     /// again (at city scale a cache miss per member and step).
     pub inputs: &'a [ProsumerInterval],
     pub flows: &'a [StepFlows],
-    pub batteries: &'a [Option<BatteryUnit>],
+    pub batteries: &'a [MemberBattery],
 }
 
 /// Receives the flows of every step.
@@ -139,7 +139,7 @@ pub struct YearSettings<'a> {
 /// Run `steps` steps with pro-rata sharing.
 pub fn run_year<S: FlowSink>(
     prosumers: &[ProsumerSeries<'_>],
-    batteries: &mut [Option<BatteryUnit>],
+    batteries: &mut [MemberBattery],
     settings: &YearSettings<'_>,
     steps: usize,
     sink: &mut S,
@@ -151,13 +151,13 @@ pub fn run_year<S: FlowSink>(
 /// [`Community`] state machine.
 pub fn run_year_with<S: FlowSink>(
     prosumers: &[ProsumerSeries<'_>],
-    batteries: &mut [Option<BatteryUnit>],
+    batteries: &mut [MemberBattery],
     settings: &YearSettings<'_>,
     steps: usize,
     stage: &mut dyn CommunityStage,
     sink: &mut S,
 ) -> Result<(), ComponentError> {
-    let units: Vec<Option<BatteryUnit>> = batteries.iter_mut().map(Option::take).collect();
+    let units: Vec<MemberBattery> = batteries.iter_mut().map(Option::take).collect();
     let fleets = (0..units.len()).map(|_| None).collect();
     let mut community = Community::new(settings.community(), units, fleets, Sharing::Custom(stage))
         .map_err(|e| ComponentError::parameter("community", e.to_string()))?;

@@ -9,7 +9,7 @@ use scg_sim::accounting::CerSetup;
 use scg_sim::battery::{BatteryConfig, BatteryModelKind, KineticConfig};
 use scg_sim::cer::{CerParams, PlantSizeClass};
 use scg_sim::converter::ConverterConfig;
-use scg_sim::dispatch::BatteryUnit;
+use scg_sim::dispatch::{BatteryUnit, MemberBattery};
 use scg_sim::economics::{ComponentCosts, EconomicParams};
 use scg_sim::grid::{GridConfig, GridInputs, GridTariff, PurchaseTariff, SellBack, TariffSeries};
 use scg_sim::optimize::{
@@ -210,13 +210,15 @@ fn fast_replay_matches_the_full_year_loop() {
             ..p.series
         })
         .collect();
-    let mut batteries: Vec<Option<BatteryUnit>> = sp
+    let mut batteries: Vec<MemberBattery> = sp
         .iter()
         .zip(designs)
         .map(|(p, d)| {
-            p.designs[d].battery.as_ref().map(|(b, c)| BatteryUnit {
-                battery: scg_sim::battery::Battery::from_config(b).unwrap(),
-                converter: scg_sim::converter::Converter::from_config(c).unwrap(),
+            p.designs[d].battery.as_ref().map(|(b, c)| {
+                Box::new(BatteryUnit {
+                    battery: scg_sim::battery::Battery::from_config(b).unwrap(),
+                    converter: scg_sim::converter::Converter::from_config(c).unwrap(),
+                })
             })
         })
         .collect();
