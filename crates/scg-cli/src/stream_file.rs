@@ -17,7 +17,7 @@
 //! ([`StreamFile::finish`] returns the writer thread's first error).
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
 use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
@@ -226,16 +226,19 @@ fn write_chunks(
         } else {
             bytes.len()
         };
-        match file.write_all(&bytes[..aligned]) {
-            Ok(()) => {}
+        if let Err(e) = file.write_all(&bytes[..aligned]) {
             // Refused before anything was written (a file system that opens O_DIRECT files but
             // does not write them): through the page cache instead.
-            Err(e) if direct && written == 0 && e.raw_os_error() == Some(libc::EINVAL) => {
-                clear_direct(&file)?;
-                direct = false;
-                file.write_all(&bytes[..aligned])?;
+            let refused = direct
+                && written == 0
+                && e.raw_os_error() == Some(libc::EINVAL)
+                && file.stream_position().is_ok_and(|at| at == 0);
+            if !refused {
+                return Err(e);
             }
-            Err(e) => return Err(e),
+            clear_direct(&file)?;
+            direct = false;
+            file.write_all(&bytes[..aligned])?;
         }
         if aligned < bytes.len() {
             // The unaligned tail: only the last chunk has one.

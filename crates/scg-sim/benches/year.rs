@@ -78,7 +78,8 @@ fn bench(c: &mut Criterion) {
             &n,
             |b, _| {
                 b.iter(|| {
-                    let mut batteries: Vec<_> = (0..n).map(|_| Some(unit(false))).collect();
+                    let mut batteries: Vec<_> =
+                        (0..n).map(|_| Some(Box::new(unit(false)))).collect();
                     let mut sink = TotalsSink::new(n, 1.0);
                     run_year(&series, &mut batteries, &settings, steps, &mut sink).unwrap();
                     black_box(sink.prosumers[0].grid_import_kwh)
@@ -90,7 +91,8 @@ fn bench(c: &mut Criterion) {
             &n,
             |b, _| {
                 b.iter(|| {
-                    let mut batteries: Vec<_> = (0..n).map(|_| Some(unit(true))).collect();
+                    let mut batteries: Vec<_> =
+                        (0..n).map(|_| Some(Box::new(unit(true)))).collect();
                     let mut sink = TotalsSink::new(n, 1.0);
                     run_year(&series, &mut batteries, &settings, steps, &mut sink).unwrap();
                     black_box(sink.prosumers[0].grid_import_kwh)

@@ -4,7 +4,7 @@ use super::*;
 use crate::battery::{BatteryConfig, BatteryModelKind, KineticConfig};
 use proptest::prelude::*;
 
-fn unit(capacity_kwh: f64, power_kw: f64, kinetic: bool) -> BatteryUnit {
+fn unit(capacity_kwh: f64, power_kw: f64, kinetic: bool) -> Box<BatteryUnit> {
     let config = BatteryConfig {
         model: if kinetic {
             BatteryModelKind::Kinetic
@@ -24,10 +24,10 @@ fn unit(capacity_kwh: f64, power_kw: f64, kinetic: bool) -> BatteryUnit {
         replacement_cost_eur_per_kwh: 0.0,
         om_cost_eur_per_kwh_year: 0.0,
     };
-    BatteryUnit {
+    Box::new(BatteryUnit {
         battery: Battery::from_config(&config).unwrap(),
         converter: Converter::new(power_kw, 0.95, power_kw, 0.9).unwrap(),
-    }
+    })
 }
 
 fn ctx(peak: bool, buy: f64, sell: f64) -> StepContext {
