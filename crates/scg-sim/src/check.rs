@@ -41,7 +41,8 @@ pub const STREAMED_BASE_BYTES: u64 = 512 * 1024 * 1024;
 /// MiB peak, 4395a81) to 10,000 members and 5,000 LLF EVs (5,691-5,785 MiB, 3 December 2026),
 /// with the EV allowance taken off: 14.4 B; rounded up. The estimate is then 1.25 times that
 /// 10,000-member peak and 1.5 times the 1,000-member one; 1.20 times the 5,958-6,028 MiB
-/// measured at 3b95374 (its market keeps a spare buffer for the year's 12 million pairs).
+/// measured at 3b95374 (its market keeps a spare buffer for the year's 12 million pairs), and
+/// 1.23-1.24 times the 5,868-5,911 MiB measured at ec7d72e.
 pub const BYTES_PER_PROSUMER_STEP_STREAMED: u64 = 18;
 /// Communities of at least this many members settle their year in the ledger's compact layout
 /// (one record per member and day, `scg_settle::Layout::Compact`; `scg_settle` takes its
