@@ -70,10 +70,13 @@ pub const BYTES_PER_VEHICLE_DAY: u64 = 400;
 /// cities of 10 and 50 households (release build, docs/scaling.md; the ledger is nearly all
 /// of it: 2.1 µs without).
 pub const NANOS_PER_PROSUMER_STEP: u64 = 80_000;
-/// Run time per prosumer per step without a ledger, nanoseconds: measured 0.39 µs of CPU on a
-/// generated city of 1,000 members without EVs (3.43 s for 8.76 M member-steps, release build,
-/// city output layout, docs/scaling.md), rounded up to 1 µs.
-pub const NANOS_PER_PROSUMER_STEP_NO_LEDGER: u64 = 1_000;
+/// Run time per prosumer per step without a ledger, nanoseconds. Measured at ec7d72e (release
+/// build, user + system CPU, docs/scaling.md): 0.32-0.34 µs on a generated city of 1,000
+/// members without EVs at 60 minutes (2.79 and 3.00 s for 8.76 M member-steps), 0.26 µs on
+/// one of 10,000 members without EVs at 15 minutes (90.7 and 93.8 s for 350.4 M); rounded up.
+/// (At 1 µs before, from 0.39 µs measured on 2 December: the estimate was 5.7 times the
+/// 10,000-member city's CPU time.)
+pub const NANOS_PER_PROSUMER_STEP_NO_LEDGER: u64 = 400;
 /// Run time per prosumer per step with the compact ledger layout, nanoseconds: measured 5.0 µs
 /// of CPU on a generated city of 1,000 members (44.0 s for 8.76 M member-steps, release build,
 /// load average about 2) and 4.2 µs on one of 100 members (under load), docs/scaling.md.
@@ -82,9 +85,12 @@ pub const NANOS_PER_PROSUMER_STEP_COMPACT_LEDGER: u64 = 5_000;
 /// with 25 EVs at 8,760 steps (69 µs per EV-step, debug build on a shared 2-core machine).
 pub const NANOS_PER_VEHICLE_STEP: u64 = 69_000;
 /// Run time per EV per step under a rule-based policy (fcfs, edf, llf, round-robin,
-/// uncontrolled), nanoseconds: measured 1.3 µs of CPU with LLF (a generated city of 100
-/// members with 50 EVs against the same city without, release build), rounded up.
-pub const NANOS_PER_RULE_VEHICLE_STEP: u64 = 2_000;
+/// uncontrolled), nanoseconds: measured at ec7d72e as the difference of two generated cities
+/// of 10,000 members at 15 minutes, with 5,000 LLF EVs (122.5 s of CPU, twice) and without
+/// (90.7 and 93.8 s): 0.16-0.18 µs per EV-step; rounded up with room for the noise of a
+/// difference. (1.3 µs measured on a city of 100 members on 2 December, 2 µs before.) The
+/// estimate of that 10,000-member city without a ledger is then 193 s, 1.6 times its CPU time.
+pub const NANOS_PER_RULE_VEHICLE_STEP: u64 = 300;
 
 /// What a run is expected to cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
