@@ -717,8 +717,6 @@ struct Chain<'a> {
     interval: Vec<MemberInterval>,
     /// Signatures in the blocks so far.
     signatures: u64,
-    /// Outcome of every block produced so far.
-    outcomes: Vec<BlockOutcome>,
     /// The compact layout's day being built ([`Layout::Compact`]); `None` for per-record.
     day: Option<DayBook>,
     /// P2P trades of the input (the compact layout folds them into day figures).
@@ -1183,15 +1181,15 @@ impl Chain<'_> {
         Ok(())
     }
 
-    /// Build, apply and keep the block of intervals `first..first + n`, each taken from
-    /// `next` as it is settled.
+    /// Build and apply the block of intervals `first..first + n`, each taken from `next` as
+    /// it is settled; the block and its outcome are the caller's.
     fn block<E: From<LedgerError>>(
         &mut self,
         first: usize,
         n: usize,
         next: &mut impl FnMut(usize, &mut IndexedInterval) -> Result<(), E>,
         scratch: &mut Scratch,
-    ) -> Result<Block, E> {
+    ) -> Result<(Block, BlockOutcome), E> {
         let last = first + n.saturating_sub(1);
         let timestamp_s = (last as u64 + 1)
             .checked_mul(self.year.interval_s)
@@ -1231,13 +1229,13 @@ impl Chain<'_> {
         Ok(self.produce(first, last, timestamp_s)?)
     }
 
-    /// Pack the queued records, apply them as the next block and keep its outcome.
+    /// Pack the queued records and apply them as the next block.
     fn produce(
         &mut self,
         first: usize,
         last: usize,
         timestamp_s: u64,
-    ) -> Result<Block, LedgerError> {
+    ) -> Result<(Block, BlockOutcome), LedgerError> {
         let Packed {
             txs,
             built,
@@ -1274,12 +1272,12 @@ impl Chain<'_> {
                 r.record, r.tx, r.reason
             )));
         }
-        self.outcomes.push(outcome);
-        Ok(block)
+        self.summary.blocks += 1;
+        Ok((block, outcome))
     }
 
     /// Read the per-member P2P money back from the ledger's trade records and the totals.
-    fn finish(mut self, blocks: Vec<Block>) -> SettledYear {
+    fn finish(mut self) -> SettledStream {
         let by_key: BTreeMap<PublicKey, usize> = self
             .keys
             .iter()
@@ -1326,16 +1324,13 @@ impl Chain<'_> {
             .map(|(id, m)| ((*id).to_owned(), m))
             .collect();
         s.p2p_trades_settled = settled;
-        s.blocks = blocks.len() as u64;
         s.signatures = self.signatures;
         s.rescoin_minted = Rescoin(totals.minted_renewable);
         s.certificates_issued = totals.certificates_issued;
         s.certified_wh = totals.certified_wh;
         s.final_state_root_hex = to_hex(&self.ledger.state_root());
-        SettledYear {
-            blocks,
+        SettledStream {
             summary: self.summary,
-            outcomes: self.outcomes,
             ledger: self.ledger,
         }
     }
@@ -1442,12 +1437,53 @@ pub fn settle_year_with(year: &CommunityYear, layout: Layout) -> Result<SettledY
 
 /// Settle a year whose intervals come one at a time: `next(i, out)` fills `out` (cleared)
 /// with interval `i`, called once per interval in order, so only one interval of input is
-/// held at a time. The one settlement walk behind [`settle_year_with`].
+/// held at a time. The one settlement walk behind [`settle_year_with`]; the year's blocks are
+/// kept ([`settle_stream_into`] hands each on instead).
 pub fn settle_stream<E: From<LedgerError>>(
     year: &YearHeader,
     layout: Layout,
-    mut next: impl FnMut(usize, &mut IndexedInterval) -> Result<(), E>,
+    next: impl FnMut(usize, &mut IndexedInterval) -> Result<(), E>,
 ) -> Result<SettledYear, E> {
+    let (mut blocks, mut outcomes) = (Vec::new(), Vec::new());
+    let tail = settle_stream_into(year, layout, next, &mut |block, outcome| {
+        blocks.push(block);
+        outcomes.push(outcome);
+        Ok(())
+    })?;
+    Ok(SettledYear {
+        blocks,
+        summary: tail.summary,
+        outcomes,
+        ledger: tail.ledger,
+    })
+}
+
+/// What [`settle_stream_into`] keeps of a settled year once its blocks are handed on: the
+/// totals and the producer's ledger after the last block (what
+/// [`crate::store::StoreWriter::finish`] writes the records from).
+#[derive(Debug, Clone)]
+pub struct SettledStream {
+    pub summary: SettlementSummary,
+    ledger: Ledger,
+}
+
+impl SettledStream {
+    /// The producer's ledger after the last block.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+}
+
+/// [`settle_stream`] handing each block and its outcome to `sink` as it is produced, genesis
+/// first, instead of keeping the year's blocks (a city's year of blocks is gigabytes: a sink
+/// can store each and let it go, [`crate::store::StoreWriter`]). An error of the sink stops the
+/// settlement.
+pub fn settle_stream_into<E: From<LedgerError>>(
+    year: &YearHeader,
+    layout: Layout,
+    mut next: impl FnMut(usize, &mut IndexedInterval) -> Result<(), E>,
+    sink: &mut dyn FnMut(Block, BlockOutcome) -> Result<(), E>,
+) -> Result<SettledStream, E> {
     let err = |m: &str| LedgerError::Settlement(m.to_owned());
     if year.members.is_empty() {
         return Err(err("no members").into());
@@ -1569,26 +1605,25 @@ pub fn settle_stream<E: From<LedgerError>>(
         stored: BTreeMap::new(),
         interval: vec![MemberInterval::default(); n],
         signatures: 0,
-        outcomes: Vec::with_capacity(year.intervals.div_ceil(per_block) + 1),
         day: (layout == Layout::Compact).then(DayBook::default),
         trades_in: 0,
     };
-    chain.outcomes.push(BlockOutcome {
+    let genesis_outcome = BlockOutcome {
         height: 0,
         block_hash: genesis.hash(),
         state_root: genesis.header.state_root,
         results: Vec::new(),
         expired: Vec::new(),
         record_rejects: Vec::new(),
-    });
-    let mut blocks = Vec::with_capacity(year.intervals.div_ceil(per_block) + 1);
-    blocks.push(genesis);
+    };
+    sink(genesis, genesis_outcome)?;
     let mut scratch = Scratch::default();
     let mut first = 0;
     while first < year.intervals {
         let n = per_block.min(year.intervals - first);
-        blocks.push(chain.block(first, n, &mut next, &mut scratch)?);
+        let (block, outcome) = chain.block(first, n, &mut next, &mut scratch)?;
+        sink(block, outcome)?;
         first += n;
     }
-    Ok(chain.finish(blocks))
+    Ok(chain.finish())
 }

@@ -25,7 +25,10 @@
 //! applied every transaction, so the blocks, outcomes and final records come from its ledger,
 //! after a check that the blocks are the ones it produced (hash links up to its head,
 //! transaction and outcome roots) — into a new file beside the old one, synced once, and renames
-//! it into place, so the previous ledger stays whole until the new one is complete.
+//! it into place, so the previous ledger stays whole until the new one is complete. It is a
+//! [`StoreWriter`] handed the whole year at once; a city's settlement hands one its blocks as
+//! it makes them (`settlement::settle_stream_into`), so that the year's blocks are never all
+//! in memory.
 //!
 //! [`Store::verify`] trusts nothing in the file: it replays every block from genesis (all
 //! signatures, hashes, Merkle and state roots, every invariant) and compares the stored records
@@ -946,11 +949,18 @@ fn put_records(
 
 /// Move the head to `last`.
 fn put_head(txn: &WriteTransaction, last: &Block) -> Result<(), LedgerError> {
-    let head = Head {
-        height: last.header.height,
-        block_hash: last.hash(),
-        state_root: last.header.state_root,
-    };
+    put_head_at(
+        txn,
+        Head {
+            height: last.header.height,
+            block_hash: last.hash(),
+            state_root: last.header.state_root,
+        },
+    )
+}
+
+/// Move the head to `head`.
+fn put_head_at(txn: &WriteTransaction, head: Head) -> Result<(), LedgerError> {
     let mut meta = txn.open_table(META).map_err(db_err)?;
     meta.insert("head", head.to_bytes().as_slice())
         .map_err(db_err)?;
@@ -1157,50 +1167,235 @@ fn write_chain(path: &Path, blocks: &[Block]) -> Result<Head, LedgerError> {
     Ok(head)
 }
 
-/// Write a chain its producer has just built and applied ([`settlement::settle_year`]): the
-/// blocks with the producer's outcomes and final records, without replaying the year (the
-/// producer signed and applied every transaction; `scg ledger verify` replays it all). Checked
-/// first ([`check_produced`]), so what is stored is what the producer's ledger applied. Groups
-/// of [`GROUP_BLOCKS`] blocks per write transaction; the records and the head go in the last,
-/// the only one synced to disk (which makes the earlier ones durable too).
-fn write_produced(path: &Path, settled: &settlement::SettledYear) -> Result<Head, LedgerError> {
-    let (outcomes, ledger) = settled.produced();
-    let blocks = &settled.blocks;
-    let keys = check_produced(blocks, outcomes, ledger)?;
-    let store = Store::create_file(path)?;
-    let Db::Write(db) = &store.db else {
-        return Err(LedgerError::Storage("the ledger is open read-only".into()));
-    };
-    let write = || -> Result<(), LedgerError> {
-        let groups = blocks.len().div_ceil(GROUP_BLOCKS);
-        let chunks = blocks
-            .chunks(GROUP_BLOCKS)
-            .zip(outcomes.chunks(GROUP_BLOCKS))
-            .zip(keys.chunks(GROUP_BLOCKS));
-        for (g, ((bs, os), ks)) in chunks.enumerate() {
-            let last = g + 1 == groups;
-            let mut txn = db.begin_write().map_err(db_err)?;
-            txn.set_durability(if last {
-                Durability::Immediate
-            } else {
-                Durability::None
-            })
-            .map_err(|e| LedgerError::Storage(e.to_string()))?;
-            let rows = bs.iter().zip(os).zip(ks);
-            put_blocks(&txn, rows.map(|((b, o), k)| (b, o, k.as_slice())))?;
-            if let (true, Some(head)) = (last, blocks.last()) {
-                // A new file: no earlier records to look up.
-                put_records(&txn, ledger, &all_records(ledger), Earlier::None)?;
-                put_head(&txn, head)?;
-            }
-            txn.commit().map_err(db_err)?;
+/// A chain its producer has just built and applied ([`settlement::settle_year`], or block by
+/// block as [`settlement::settle_stream_into`] hands them on), written to a new file in a
+/// ledger directory without replaying the year: the producer signed and applied every
+/// transaction, and `scg ledger verify` replays it all. Each [`StoreWriter::append`] checks
+/// its blocks first (heights and hash links from the genesis, outcome and transaction roots,
+/// every transaction still decoding), so what is stored is what the producer applied, and
+/// commits them without syncing; [`StoreWriter::finish`] checks that the producer's ledger is
+/// at the last block, writes its final records and the head in the one commit synced to disk
+/// (which makes the earlier ones durable too), compacts the file and renames it over
+/// `ledger.redb`. Until then the previous ledger stays whole; a writer dropped before
+/// `finish` (the year failed) removes its file.
+pub struct StoreWriter {
+    dir: PathBuf,
+    /// The file being written (`.ledger.redb.tmp-PID`); `None` once renamed into place.
+    tmp: Option<PathBuf>,
+    /// `None` only while `finish` compacts the file.
+    store: Option<Store>,
+    /// The genesis's configuration, once appended.
+    config: Option<crate::GenesisConfig>,
+    /// The last block appended.
+    last: Option<Head>,
+}
+
+impl std::fmt::Debug for StoreWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreWriter")
+            .field("dir", &self.dir)
+            .field("last", &self.last)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoreWriter {
+    /// Start a new ledger file in `dir` (created if needed; a stale temporary file of this
+    /// process is replaced).
+    pub fn create(dir: &Path) -> Result<Self, LedgerError> {
+        std::fs::create_dir_all(dir).map_err(|e| at_path("creating", dir, e))?;
+        let tmp = dir.join(format!(".{DB_FILE}.tmp-{}", std::process::id()));
+        if tmp.exists() {
+            std::fs::remove_file(&tmp).map_err(|e| at_path("removing", &tmp, e))?;
         }
-        Ok(())
-    };
-    write().map_err(|e| storage_at("writing", path, e))?;
-    store
-        .head()?
-        .ok_or_else(|| at_path("writing", path, "head missing after commit"))
+        let store = Store::create_file(&tmp)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            tmp: Some(tmp),
+            store: Some(store),
+            config: None,
+            last: None,
+        })
+    }
+
+    /// Check and write the next `blocks` (the genesis first in the first call) with their
+    /// producer's `outcomes`, in one write transaction that is not synced.
+    pub fn append(
+        &mut self,
+        blocks: &[Block],
+        outcomes: &[BlockOutcome],
+    ) -> Result<(), LedgerError> {
+        let keys = self.check(blocks, outcomes)?;
+        let store = self.open()?;
+        let Db::Write(db) = &store.db else {
+            return Err(LedgerError::Storage("the ledger is open read-only".into()));
+        };
+        let write = || -> Result<(), LedgerError> {
+            let mut txn = db.begin_write().map_err(db_err)?;
+            txn.set_durability(Durability::None)
+                .map_err(|e| LedgerError::Storage(e.to_string()))?;
+            let rows = blocks.iter().zip(outcomes).zip(&keys);
+            put_blocks(&txn, rows.map(|((b, o), k)| (b, o, k.as_slice())))?;
+            txn.commit().map_err(db_err)
+        };
+        write().map_err(|e| storage_at("writing", &store.path, e))
+    }
+
+    /// The open store.
+    fn open(&self) -> Result<&Store, LedgerError> {
+        self.store
+            .as_ref()
+            .ok_or_else(|| LedgerError::Storage("the ledger file is closed".into()))
+    }
+
+    /// Check that `blocks` follow the blocks appended so far as their producer made them (see
+    /// the type's doc), and return, per block and transaction, the keys it involves (the
+    /// account index entries, from the one decode of the check).
+    fn check(
+        &mut self,
+        blocks: &[Block],
+        outcomes: &[BlockOutcome],
+    ) -> Result<Vec<Vec<Vec<PublicKey>>>, LedgerError> {
+        let bad = |height: u64, reason: &str| LedgerError::BadBlock {
+            height,
+            reason: format!("not the block the settlement produced: {reason}"),
+        };
+        if blocks.len() != outcomes.len() {
+            return Err(LedgerError::Storage(format!(
+                "{} blocks but {} outcomes",
+                blocks.len(),
+                outcomes.len()
+            )));
+        }
+        if let (None, Some(genesis)) = (&self.config, blocks.first()) {
+            let Some(config) = &genesis.genesis else {
+                return Err(bad(
+                    genesis.header.height,
+                    "the chain does not start with a genesis",
+                ));
+            };
+            Ledger::from_genesis_block(genesis)?;
+            self.config = Some(config.clone());
+        }
+        let planned = self.config.as_ref().map_or(0, |c| c.intervals_total);
+        if let Some(b) = blocks
+            .par_iter()
+            .find_first(|b| b.computed_tx_root() != b.header.tx_root)
+        {
+            return Err(bad(b.header.height, "transaction root mismatch"));
+        }
+        // The root commits a settlement batch's payload through the batch root, which only
+        // decoding checks: every transaction the producer applied must still decode. The same
+        // decode gives the keys of the account index (what `index_keys` would decode again).
+        let keys: Vec<Option<Vec<Vec<PublicKey>>>> = blocks
+            .par_iter()
+            .zip(outcomes)
+            .map(|(b, o)| {
+                b.txs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| match (Tx::decode(t), o.results.get(i)) {
+                        (Ok(tx), _) => Some(tx.involved_keys()),
+                        (Err(_), Some(Ok(()))) => None,
+                        (Err(_), _) => Some(Vec::new()),
+                    })
+                    .collect()
+            })
+            .collect();
+        if let Some((b, _)) = blocks.iter().zip(&keys).find(|(_, k)| k.is_none()) {
+            return Err(bad(
+                b.header.height,
+                "a transaction no longer decodes (batch payload changed)",
+            ));
+        }
+        for (b, o) in blocks.iter().zip(outcomes) {
+            let h = &b.header;
+            let hash = b.hash();
+            let height = self.last.map_or(0, |l| l.height + 1);
+            if h.height != height
+                || o.height != h.height
+                || self.last.is_some_and(|l| l.block_hash != h.parent_hash)
+                || o.block_hash != hash
+                || o.state_root != h.state_root
+                || outcome_root_with_records(&o.codes(), &o.record_codes()) != h.outcome_root
+            {
+                return Err(bad(height, "header, outcome or parent hash mismatch"));
+            }
+            if h.height > planned {
+                return Err(LedgerError::Storage(format!(
+                    "block {} is beyond the chain's planned length ({planned} blocks, genesis)",
+                    h.height
+                )));
+            }
+            self.last = Some(Head {
+                height: h.height,
+                block_hash: hash,
+                state_root: h.state_root,
+            });
+        }
+        Ok(keys.into_iter().flatten().collect())
+    }
+
+    /// Check that `ledger` (the producer's, after its last block) is at the last block
+    /// appended, write its records and the head in the one synced commit, compact the file and
+    /// rename it over `ledger.redb`.
+    pub fn finish(mut self, ledger: &Ledger) -> Result<Head, LedgerError> {
+        let bad = |height: u64, reason: &str| LedgerError::BadBlock {
+            height,
+            reason: format!("not the block the settlement produced: {reason}"),
+        };
+        let Some(last) = self.last else {
+            return Err(LedgerError::Storage("no blocks to write".into()));
+        };
+        if self.config.as_ref() != Some(ledger.config()) {
+            return Err(bad(0, "genesis of another configuration"));
+        }
+        if last.block_hash != ledger.head_hash() || last.state_root != ledger.state_root() {
+            return Err(bad(ledger.height(), "the ledger is not at the last block"));
+        }
+        let store = self.open()?;
+        let Db::Write(db) = &store.db else {
+            return Err(LedgerError::Storage("the ledger is open read-only".into()));
+        };
+        let write = || -> Result<(), LedgerError> {
+            let mut txn = db.begin_write().map_err(db_err)?;
+            txn.set_durability(Durability::Immediate)
+                .map_err(|e| LedgerError::Storage(e.to_string()))?;
+            // A new file: no earlier records to look up.
+            put_records(&txn, ledger, &all_records(ledger), Earlier::None)?;
+            put_head_at(&txn, last)?;
+            txn.commit().map_err(db_err)
+        };
+        write().map_err(|e| storage_at("writing", &store.path, e))?;
+        let head = store
+            .head()?
+            .ok_or_else(|| at_path("writing", &store.path, "head missing after commit"))?;
+        // Closed before compacting: redb opens a file once.
+        self.store = None;
+        let Some(tmp) = self.tmp.clone() else {
+            return Err(LedgerError::Storage("the ledger file is gone".into()));
+        };
+        compact(&tmp)?;
+        let path = self.dir.join(DB_FILE);
+        std::fs::rename(&tmp, &path).map_err(|e| at_path("renaming into place", &path, e))?;
+        self.tmp = None;
+        // The rename is durable once the directory is synced.
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| at_path("syncing", &self.dir, e))?;
+        Ok(head)
+    }
+}
+
+impl Drop for StoreWriter {
+    /// A writer not finished leaves no file behind (best effort: the error that matters is
+    /// the one that stopped it).
+    fn drop(&mut self) {
+        self.store = None;
+        if let Some(tmp) = self.tmp.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
 }
 
 /// Every account, trade and certificate of `ledger`, as a change set.
@@ -1211,99 +1406,6 @@ fn all_records(ledger: &Ledger) -> Changes {
         certificates: ledger.certificates().iter().map(|c| c.id).collect(),
         reports: BTreeSet::new(),
     }
-}
-
-/// Check that `blocks` are the ones `ledger` produced with `outcomes`: a valid genesis for
-/// its configuration, one outcome per block at its height committing to the block's outcome
-/// and state roots, every transaction root matching its block's body (checked on all cores),
-/// and headers linked by hash from the genesis up to the ledger's head. Returns, per block and
-/// transaction, the keys it involves (the account index entries, from the one decode of the
-/// check).
-fn check_produced(
-    blocks: &[Block],
-    outcomes: &[BlockOutcome],
-    ledger: &Ledger,
-) -> Result<Vec<Vec<Vec<PublicKey>>>, LedgerError> {
-    let bad = |height: u64, reason: &str| LedgerError::BadBlock {
-        height,
-        reason: format!("not the block the settlement produced: {reason}"),
-    };
-    let Some(genesis) = blocks.first() else {
-        return Err(LedgerError::Storage("no blocks to write".into()));
-    };
-    if blocks.len() != outcomes.len() {
-        return Err(LedgerError::Storage(format!(
-            "{} blocks but {} outcomes",
-            blocks.len(),
-            outcomes.len()
-        )));
-    }
-    if genesis.genesis.as_ref() != Some(ledger.config()) {
-        return Err(bad(0, "genesis of another configuration"));
-    }
-    Ledger::from_genesis_block(genesis)?;
-    let planned = ledger.config().intervals_total;
-    if blocks.len() as u64 - 1 > planned {
-        return Err(LedgerError::Storage(format!(
-            "{} blocks are beyond the chain's planned length ({planned} blocks, genesis)",
-            blocks.len() - 1
-        )));
-    }
-    if let Some(b) = blocks
-        .par_iter()
-        .find_first(|b| b.computed_tx_root() != b.header.tx_root)
-    {
-        return Err(bad(b.header.height, "transaction root mismatch"));
-    }
-    // The root commits a settlement batch's payload through the batch root, which only
-    // decoding checks: every transaction the producer applied must still decode. The same
-    // decode gives the keys of the account index (what `index_keys` would decode again).
-    let keys: Vec<Option<Vec<Vec<PublicKey>>>> = blocks
-        .par_iter()
-        .zip(outcomes)
-        .map(|(b, o)| {
-            b.txs
-                .iter()
-                .enumerate()
-                .map(|(i, t)| match (Tx::decode(t), o.results.get(i)) {
-                    (Ok(tx), _) => Some(tx.involved_keys()),
-                    (Err(_), Some(Ok(()))) => None,
-                    (Err(_), _) => Some(Vec::new()),
-                })
-                .collect()
-        })
-        .collect();
-    if let Some((b, _)) = blocks.iter().zip(&keys).find(|(_, k)| k.is_none()) {
-        return Err(bad(
-            b.header.height,
-            "a transaction no longer decodes (batch payload changed)",
-        ));
-    }
-    let keys: Vec<Vec<Vec<PublicKey>>> = keys.into_iter().flatten().collect();
-    let mut parent = None;
-    for (i, (b, o)) in blocks.iter().zip(outcomes).enumerate() {
-        let h = &b.header;
-        let hash = b.hash();
-        if h.height != i as u64
-            || o.height != h.height
-            || parent.is_some_and(|p| p != h.parent_hash)
-            || o.block_hash != hash
-            || o.state_root != h.state_root
-            || outcome_root_with_records(&o.codes(), &o.record_codes()) != h.outcome_root
-        {
-            return Err(bad(i as u64, "header, outcome or parent hash mismatch"));
-        }
-        parent = Some(hash);
-    }
-    if parent != Some(ledger.head_hash()) || ledger.state_root() != ledger_root(blocks) {
-        return Err(bad(ledger.height(), "the ledger is not at the last block"));
-    }
-    Ok(keys)
-}
-
-/// State root the last block commits to.
-fn ledger_root(blocks: &[Block]) -> Hash {
-    blocks.last().map_or([0; 32], |b| b.header.state_root)
 }
 
 /// Give the free pages of a freshly written file back (redb's copy-on-write leaves the pages
@@ -1319,24 +1421,8 @@ fn compact(path: &Path) -> Result<(), LedgerError> {
 /// renamed over `ledger.redb`, so a crash or a full disk leaves the previous ledger whole (plus
 /// at most a stale `.ledger.redb.tmp-PID` file).
 pub fn store(dir: &Path, settled: &settlement::SettledYear) -> Result<Head, LedgerError> {
-    std::fs::create_dir_all(dir).map_err(|e| at_path("creating", dir, e))?;
-    let path = dir.join(DB_FILE);
-    let tmp = dir.join(format!(".{DB_FILE}.tmp-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_file(&tmp).map_err(|e| at_path("removing", &tmp, e))?;
-    }
-    let head = match write_produced(&tmp, settled).and_then(|head| compact(&tmp).map(|()| head)) {
-        Ok(head) => head,
-        Err(e) => {
-            // Best effort: the error that matters is the write's.
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
-    std::fs::rename(&tmp, &path).map_err(|e| at_path("renaming into place", &path, e))?;
-    // The rename is durable once the directory is synced.
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| at_path("syncing", dir, e))?;
-    Ok(head)
+    let (outcomes, ledger) = settled.produced();
+    let mut writer = StoreWriter::create(dir)?;
+    writer.append(&settled.blocks, outcomes)?;
+    writer.finish(ledger)
 }

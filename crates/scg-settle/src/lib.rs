@@ -71,12 +71,14 @@
 //! `min(sold Wh, bought Wh)` of the members' rounded P2P energy at the internal price.
 
 use scg_ledger::DeviceType;
+use scg_ledger::block::Block;
 use scg_ledger::cer::{CerRule, CerTally, SizeClass};
 pub use scg_ledger::settlement::Layout;
 use scg_ledger::settlement::{
     self, CerPayout, CommunityYear, IndexedInterval, IndexedReading, IndexedTrade, IntervalInput,
     MeterReading, P2pTrade, SettledYear, YearHeader,
 };
+use scg_ledger::state::BlockOutcome;
 use scg_sim::market_stage::MarketTrade;
 use scg_sim::members::{Flow, MemberBlock, MemberSeries, Meters};
 use scg_sim::{SimResult, YearHead};
@@ -187,6 +189,22 @@ pub fn settle_blocks(
     let (header, mut intervals) = Intervals::new(head, internal_price_eur_per_mwh, policy, next)?;
     let layout = policy.layout(header.members.len());
     settlement::settle_stream(&header, layout, |t, out| intervals.fill(t, out))
+}
+
+/// [`settle_blocks`] handing each block of the ledger and its outcome to `sink` as it is made
+/// (genesis first) instead of keeping the year's blocks (`scg simulate` of a city stores each
+/// as it comes: `scg_ledger::store::StoreWriter`). The same blocks as [`settle_blocks`]; an
+/// error of the sink stops the settlement.
+pub fn settle_blocks_into(
+    head: &YearHead,
+    internal_price_eur_per_mwh: f64,
+    policy: &Policy,
+    next: &mut NextBlock<'_>,
+    sink: &mut dyn FnMut(Block, BlockOutcome) -> Result<(), SettleError>,
+) -> Result<settlement::SettledStream, SettleError> {
+    let (header, mut intervals) = Intervals::new(head, internal_price_eur_per_mwh, policy, next)?;
+    let layout = policy.layout(header.members.len());
+    settlement::settle_stream_into(&header, layout, |t, out| intervals.fill(t, out), sink)
 }
 
 fn input_error(t: usize, member: &str, quantity: &str, problem: String) -> SettleError {

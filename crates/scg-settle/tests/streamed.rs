@@ -188,3 +188,82 @@ fn a_source_that_ends_a_bad_block_or_a_misplaced_trade_is_an_error_naming_the_st
     let err = from_blocks(&head, price, &changed).unwrap_err().to_string();
     assert!(err.contains("out of order"), "{err}");
 }
+
+/// A temporary directory of this test process.
+fn tmp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("scg-settle-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Each block of the ledger stored as it is made (`settle_blocks_into` into a
+/// `StoreWriter`, a block per append, what `scg simulate` of a city does) is the ledger the
+/// kept year's settlement stores at once (`store`): the same head, state root and summary,
+/// and the file verifies by replay. A writer handed a block out of order refuses it, and one
+/// dropped before it finishes leaves no ledger behind.
+#[test]
+fn a_ledger_stored_block_by_block_is_the_one_stored_at_once() {
+    let scenario = city(60, 12, true);
+    let price = scenario.community.internal_price_eur_per_mwh;
+    let (mut blocks, mut head) = (Vec::new(), None);
+    run(&scenario, Some((&mut blocks, &mut head)));
+    let head = head.unwrap();
+    let kept = from_blocks(&head, price, &blocks).unwrap();
+    let at_once = tmp_dir("at-once");
+    let kept_head = scg_ledger::store::store(&at_once, &kept).unwrap();
+
+    let streamed_dir = tmp_dir("block-by-block");
+    let mut writer = scg_ledger::store::StoreWriter::create(&streamed_dir).unwrap();
+    let mut k = 0;
+    let mut next = |step: usize, _done: Option<Arc<MemberBlock>>| {
+        let b = blocks
+            .get(k)
+            .cloned()
+            .ok_or(SettleError::BlocksEnded { step })?;
+        k += 1;
+        Ok(b)
+    };
+    let mut outcomes = Vec::new();
+    let mut sink = |block: scg_ledger::block::Block, outcome: scg_ledger::state::BlockOutcome| {
+        outcomes.push(outcome.clone());
+        Ok(writer.append(&[block], &[outcome])?)
+    };
+    let streamed =
+        scg_settle::settle_blocks_into(&head, price, &Policy::default(), &mut next, &mut sink)
+            .unwrap();
+    assert_eq!(outcomes.len(), kept.blocks.len());
+    assert_eq!(streamed.summary, kept.summary);
+    let streamed_head = writer.finish(streamed.ledger()).unwrap();
+    assert_eq!(streamed_head, kept_head);
+    let report = scg_ledger::store::Store::open(&streamed_dir)
+        .unwrap()
+        .verify()
+        .unwrap();
+    assert_eq!(report.state_root, kept_head.state_root);
+    assert_eq!(report.height, kept.blocks.len() as u64 - 1);
+
+    // The genesis, then the third block: refused, naming the height expected.
+    let refused = tmp_dir("out-of-order");
+    let mut writer = scg_ledger::store::StoreWriter::create(&refused).unwrap();
+    writer.append(&kept.blocks[..1], &outcomes[..1]).unwrap();
+    let err = writer
+        .append(&kept.blocks[2..3], &outcomes[2..3])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("block 1") && err.contains("not the block"),
+        "{err}"
+    );
+    drop(writer);
+    let left: Vec<_> = std::fs::read_dir(&refused)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "a writer dropped unfinished leaves {left:?}"
+    );
+    for dir in [at_once, streamed_dir, refused] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -55,13 +55,15 @@ pub const COMPACT_LEDGER_FROM_MEMBERS: usize = 50;
 pub const BYTES_PER_PROSUMER_STEP_COMPACT_LEDGER: u64 = 400;
 /// Memory per prosumer per simulated step of a streamed run that settles its ledger while the
 /// year runs (`scg simulate` of a city from [`crate::members::CITY_LAYOUT_MIN_MEMBERS`]
-/// members on, compact ledger layout, `scg_settle::settle_blocks`; on top of
-/// [`STREAMED_BASE_BYTES`]), bytes: the slope of a fit on generated cities at 15-minute steps,
-/// release build (docs/scaling.md), 1,000 members and 500 LLF EVs (1,062-1,141 MiB peak,
-/// ledger 128.0 MB) to 10,000 members and 5,000 LLF EVs (7,538-7,617 MiB, ledger 1.24 GB), with
-/// the EV allowance taken off: 19.5 B; rounded up. The estimate is then 1.2 times the
-/// 10,000-member peak and 1.24 times the 1,000-member one.
-pub const BYTES_PER_PROSUMER_STEP_STREAMED_LEDGER: u64 = 24;
+/// members on, compact ledger layout, `scg_settle::settle_blocks_into`, each block of the
+/// ledger stored as it is made; on top of [`STREAMED_BASE_BYTES`]), bytes: the slope of a fit
+/// on generated cities at 15-minute steps, release build (docs/scaling.md, 4 December 2026),
+/// 1,000 members and 500 LLF EVs (1,019 MiB peak, ledger 131.1 MB) to 10,000 members and
+/// 5,000 LLF EVs (6,953 MiB, ledger 1.29 GB), with the EV allowance taken off: 17.6 B;
+/// rounded up. The estimate is then 1.14 times the 10,000-member peak and 1.26 times the
+/// 1,000-member one. (24 B before, fitted when the year's blocks were all kept until the end:
+/// 7,538-8,072 MiB at 10,000 members.)
+pub const BYTES_PER_PROSUMER_STEP_STREAMED_LEDGER: u64 = 20;
 /// Memory per EV per simulated day, bytes (its sessions and plans). Not measured on its own
 /// (the slope above includes 25 EVs per prosumer); an allowance on top.
 pub const BYTES_PER_VEHICLE_DAY: u64 = 400;
@@ -81,6 +83,15 @@ pub const NANOS_PER_PROSUMER_STEP_NO_LEDGER: u64 = 400;
 /// of CPU on a generated city of 1,000 members (44.0 s for 8.76 M member-steps, release build,
 /// load average about 2) and 4.2 µs on one of 100 members (under load), docs/scaling.md.
 pub const NANOS_PER_PROSUMER_STEP_COMPACT_LEDGER: u64 = 5_000;
+/// Run time per prosumer per step of a streamed run that settles its ledger while the year
+/// runs (see [`BYTES_PER_PROSUMER_STEP_STREAMED_LEDGER`]), nanoseconds: CPU time (user +
+/// system, release build, 4 December 2026, docs/scaling.md) less the EVs' share at 0.17 µs per
+/// EV-step: 0.73 µs on the 10,000-member city with 5,000 LLF EVs at 15 minutes (286.2 s), 0.52
+/// µs on a 1,000-member one with 500 at 15 minutes (21.1 s) and 1.37 µs on a 1,000-member one
+/// without EVs at 60 minutes (12.0 s: the ledger's cost is partly per member-day, so fewer
+/// steps a day cost more each); rounded up from the largest. (The 5 µs of the kept layout
+/// made the 10,000-member city's estimate 1,805 s, six times its CPU time.)
+pub const NANOS_PER_PROSUMER_STEP_STREAMED_LEDGER: u64 = 1_500;
 /// Run time per EV per step under the MPC policy, nanoseconds: measured 15.1 s per prosumer
 /// with 25 EVs at 8,760 steps (69 µs per EV-step, debug build on a shared 2-core machine).
 pub const NANOS_PER_VEHICLE_STEP: u64 = 69_000;
@@ -134,7 +145,7 @@ pub fn estimate(scenario: &Scenario, assets: &Assets, ledger: bool) -> RunEstima
     let (bytes_per_step, nanos_per_step) = match (ledger, compact) {
         (true, true) if streamed => (
             BYTES_PER_PROSUMER_STEP_STREAMED_LEDGER,
-            NANOS_PER_PROSUMER_STEP_COMPACT_LEDGER,
+            NANOS_PER_PROSUMER_STEP_STREAMED_LEDGER,
         ),
         (false, _) if streamed => (
             BYTES_PER_PROSUMER_STEP_STREAMED,

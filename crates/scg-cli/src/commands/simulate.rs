@@ -424,11 +424,11 @@ impl StreamedCity<'_> {
             let (blocks, block_rx) = std::sync::mpsc::sync_channel(1);
             let done_tx = recycle_blocks.tx.clone();
             let (ledger_dir, bar) = (self.ledger_dir, self.bar);
-            // Settled, then stored, on its own thread: storing overlaps the rendering.
+            // Settled on its own thread, each block stored as it is made.
             let settling = scope.spawn(move || {
-                let settled = settle_streamed(&head_rx, &block_rx, &done_tx, price)?;
-                bar.inc(1);
-                store_ledger(&settled, ledger_dir, bar)
+                let info = settle_streamed(&head_rx, &block_rx, &done_tx, price, ledger_dir)?;
+                bar.inc(2);
+                Ok(info)
             });
             let feed = SettleFeed { heads, blocks };
             let mut result = None;
@@ -475,14 +475,24 @@ impl StreamedCity<'_> {
     }
 }
 
+/// Blocks of the ledger made and not yet taken by its store, at most (each is megabytes for
+/// a city).
+const LEDGER_BLOCKS_IN_FLIGHT: usize = 2;
+/// Blocks of the ledger stored per (unsynced) write transaction, compressed on all cores
+/// together: a fixed count, so that the file's bytes do not depend on the threads' timing.
+const LEDGER_BLOCKS_PER_COMMIT: usize = 8;
+
 /// The settlement of a streamed year, on its own thread: the year's head, then its blocks as
-/// they come (each handed back through `done` once settled).
+/// they come (each handed back through `done` once settled). Each block of the ledger is
+/// stored in OUT/ledger (`out`) as it is made, on a thread of its own, so that the year's
+/// ledger is never all in memory (`scg ledger verify OUT/ledger` replays it).
 fn settle_streamed(
     heads: &std::sync::mpsc::Receiver<scg_sim::YearHead>,
     blocks: &std::sync::mpsc::Receiver<Arc<MemberBlock>>,
     done: &std::sync::mpsc::SyncSender<MemberBlock>,
     internal_price_eur_per_mwh: f64,
-) -> anyhow::Result<scg_ledger::settlement::SettledYear> {
+    out: &Path,
+) -> anyhow::Result<scg_report::summary::LedgerInfo> {
     let head = heads
         .recv()
         .map_err(|_| anyhow::anyhow!("the year stopped before its first interval"))?;
@@ -494,12 +504,54 @@ fn settle_streamed(
             .recv()
             .map_err(|_| scg_settle::SettleError::BlocksEnded { step })
     };
-    Ok(scg_settle::settle_blocks(
-        &head,
-        internal_price_eur_per_mwh,
-        &scg_settle::Policy::default(),
-        &mut next,
-    )?)
+    let mut writer = scg_ledger::store::StoreWriter::create(&out.join("ledger"))?;
+    let (settled, stored) = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(
+            scg_ledger::block::Block,
+            scg_ledger::state::BlockOutcome,
+        )>(LEDGER_BLOCKS_IN_FLIGHT);
+        let writer = &mut writer;
+        let storing = scope.spawn(move || {
+            let (mut blocks, mut outcomes) = (Vec::new(), Vec::new());
+            for (block, outcome) in rx {
+                blocks.push(block);
+                outcomes.push(outcome);
+                if blocks.len() == LEDGER_BLOCKS_PER_COMMIT {
+                    writer.append(&blocks, &outcomes)?;
+                    blocks.clear();
+                    outcomes.clear();
+                }
+            }
+            writer.append(&blocks, &outcomes)
+        });
+        let mut sink = move |block, outcome| {
+            tx.send((block, outcome)).map_err(|_| {
+                scg_ledger::LedgerError::Storage("the ledger's store stopped".into()).into()
+            })
+        };
+        let settled = scg_settle::settle_blocks_into(
+            &head,
+            internal_price_eur_per_mwh,
+            &scg_settle::Policy::default(),
+            &mut next,
+            &mut sink,
+        );
+        drop(sink);
+        let stored = storing.join().unwrap_or_else(|_| {
+            Err(scg_ledger::LedgerError::Storage(
+                "internal error: the ledger's store thread panicked".into(),
+            ))
+        });
+        (settled, stored)
+    });
+    // A store that failed stopped the settlement: its error is the cause.
+    stored?;
+    let settled = settled?;
+    writer.finish(settled.ledger())?;
+    Ok(scg_report::summary::LedgerInfo::from_settlement(
+        &settled.summary,
+        "ledger",
+    ))
 }
 
 /// What `simulate` writes besides the ledger.
