@@ -95,9 +95,9 @@ enum PairsWh {
     /// least [`PAIR_LOG_MIN`]). A trade is an append, and the sorts and merges cost a few
     /// operations a trade amortized, where a map paid a random access (at city scale a cache
     /// miss) per trade. `spare` is the buffer the next merge writes into (then swapped with
-    /// `merged`): a city's log holds millions of pairs (290 MB at 10,000 members by the year's
-    /// end), and a new vector each merge, as large as the pairs and trades so far, was fresh
-    /// memory for the kernel to zero each time.
+    /// `merged`): a city's log holds millions of pairs (12.2 million at 10,000 members by the
+    /// year's end, 195 MB), and a new vector each merge, as large as the pairs and trades so
+    /// far, was fresh memory for the kernel to zero each time.
     Log {
         merged: Vec<PairEntry>,
         fresh: Vec<PairEntry>,
@@ -105,8 +105,10 @@ enum PairsWh {
     },
 }
 
-/// A (seller, buyer) pair and its Wh.
-type PairEntry = ((usize, usize), i64);
+/// A (seller, buyer) pair and its Wh: 16 bytes (a city's log holds millions of them, sorted
+/// and merged over and over; as `usize` pairs they were 24). [`MarketStage::new`] refuses a
+/// community whose member indices do not fit a `u32`.
+type PairEntry = ((u32, u32), i64);
 
 /// Trades [`PairsWh::Log`] appends at least before it merges them.
 const PAIR_LOG_MIN: usize = 1 << 16;
@@ -132,7 +134,8 @@ impl PairsWh {
                 fresh,
                 spare,
             } => {
-                fresh.push(((seller, buyer), wh));
+                // Fits: `MarketStage::new` refused more than `u32::MAX` members.
+                fresh.push(((seller as u32, buyer as u32), wh));
                 if fresh.len() >= PAIR_LOG_MIN.max(merged.len()) {
                     merge_pairs(merged, fresh, spare);
                     std::mem::swap(merged, spare);
@@ -160,7 +163,9 @@ impl PairsWh {
             Self::Log { merged, fresh, .. } => {
                 let mut all = Vec::new();
                 merge_pairs(merged, &mut fresh.clone(), &mut all);
-                all.into_iter().map(|(k, wh)| pair(k, wh)).collect()
+                all.into_iter()
+                    .map(|((s, b), wh)| pair((s as usize, b as usize), wh))
+                    .collect()
             }
         }
     }
@@ -278,6 +283,12 @@ impl<'a> MarketStage<'a> {
         steps_per_hour: usize,
     ) -> Result<Self, ComponentError> {
         let n = ids.len();
+        if u32::try_from(n).is_err() {
+            return Err(ComponentError::parameter(
+                "community market",
+                format!("{n} members: at most {} can trade", u32::MAX),
+            ));
+        }
         let market = CommunityClearing::new(market, ids)
             .map_err(|e| ComponentError::parameter("community market", e.to_string()))?;
         Ok(Self {
