@@ -87,11 +87,12 @@ pub const NANOS_PER_PROSUMER_STEP_COMPACT_LEDGER: u64 = 5_000;
 /// runs (see [`BYTES_PER_PROSUMER_STEP_STREAMED_LEDGER`]), nanoseconds: CPU time (user +
 /// system, release build, 4 December 2026, docs/scaling.md) less the EVs' share at 0.17 µs per
 /// EV-step: 0.73 µs on the 10,000-member city with 5,000 LLF EVs at 15 minutes (286.2 s), 0.52
-/// µs on a 1,000-member one with 500 at 15 minutes (21.1 s) and 1.37 µs on a 1,000-member one
-/// without EVs at 60 minutes (12.0 s: the ledger's cost is partly per member-day, so fewer
-/// steps a day cost more each); rounded up from the largest. (The 5 µs of the kept layout
-/// made the 10,000-member city's estimate 1,805 s, six times its CPU time.)
-pub const NANOS_PER_PROSUMER_STEP_STREAMED_LEDGER: u64 = 1_500;
+/// µs on a 1,000-member one with 500 at 15 minutes (21.1 s), and without EVs at 60 minutes
+/// 1.37 µs at 1,000 members (12.0 s) and 1.57 µs at 10,000 (137.2 s, 20c2377): the ledger's
+/// cost is partly per member-day, so fewer steps a day cost more each; rounded up from the
+/// largest. (The 5 µs of the kept layout made the 10,000-member city's estimate 1,805 s, six
+/// times its CPU time.)
+pub const NANOS_PER_PROSUMER_STEP_STREAMED_LEDGER: u64 = 1_600;
 /// Run time per EV per step under the MPC policy, nanoseconds: measured 15.1 s per prosumer
 /// with 25 EVs at 8,760 steps (69 µs per EV-step, debug build on a shared 2-core machine).
 pub const NANOS_PER_VEHICLE_STEP: u64 = 69_000;
