@@ -1238,19 +1238,30 @@ impl StoreWriter {
         outcomes: &[BlockOutcome],
     ) -> Result<(), LedgerError> {
         let keys = self.check(blocks, outcomes)?;
+        self.commit(Durability::None, |txn| {
+            let rows = blocks.iter().zip(outcomes).zip(&keys);
+            put_blocks(txn, rows.map(|((b, o), k)| (b, o, k.as_slice())))
+        })
+    }
+
+    /// One write transaction of `write`, committed with `durability`; errors name the file.
+    fn commit(
+        &self,
+        durability: Durability,
+        write: impl FnOnce(&WriteTransaction) -> Result<(), LedgerError>,
+    ) -> Result<(), LedgerError> {
         let store = self.open()?;
         let Db::Write(db) = &store.db else {
             return Err(LedgerError::Storage("the ledger is open read-only".into()));
         };
-        let write = || -> Result<(), LedgerError> {
+        let run = || -> Result<(), LedgerError> {
             let mut txn = db.begin_write().map_err(db_err)?;
-            txn.set_durability(Durability::None)
+            txn.set_durability(durability)
                 .map_err(|e| LedgerError::Storage(e.to_string()))?;
-            let rows = blocks.iter().zip(outcomes).zip(&keys);
-            put_blocks(&txn, rows.map(|((b, o), k)| (b, o, k.as_slice())))?;
+            write(&txn)?;
             txn.commit().map_err(db_err)
         };
-        write().map_err(|e| storage_at("writing", &store.path, e))
+        run().map_err(|e| storage_at("writing", &store.path, e))
     }
 
     /// The open store.
@@ -1268,10 +1279,7 @@ impl StoreWriter {
         blocks: &[Block],
         outcomes: &[BlockOutcome],
     ) -> Result<Vec<Vec<Vec<PublicKey>>>, LedgerError> {
-        let bad = |height: u64, reason: &str| LedgerError::BadBlock {
-            height,
-            reason: format!("not the block the settlement produced: {reason}"),
-        };
+        let bad = not_produced;
         if blocks.len() != outcomes.len() {
             return Err(LedgerError::Storage(format!(
                 "{} blocks but {} outcomes",
@@ -1352,10 +1360,7 @@ impl StoreWriter {
     /// appended, write its records and the head in the one synced commit, compact the file and
     /// rename it over `ledger.redb`.
     pub fn finish(mut self, ledger: &Ledger) -> Result<Head, LedgerError> {
-        let bad = |height: u64, reason: &str| LedgerError::BadBlock {
-            height,
-            reason: format!("not the block the settlement produced: {reason}"),
-        };
+        let bad = not_produced;
         let Some(last) = self.last else {
             return Err(LedgerError::Storage("no blocks to write".into()));
         };
@@ -1365,20 +1370,12 @@ impl StoreWriter {
         if last.block_hash != ledger.head_hash() || last.state_root != ledger.state_root() {
             return Err(bad(ledger.height(), "the ledger is not at the last block"));
         }
-        let store = self.open()?;
-        let Db::Write(db) = &store.db else {
-            return Err(LedgerError::Storage("the ledger is open read-only".into()));
-        };
-        let write = || -> Result<(), LedgerError> {
-            let mut txn = db.begin_write().map_err(db_err)?;
-            txn.set_durability(Durability::Immediate)
-                .map_err(|e| LedgerError::Storage(e.to_string()))?;
+        self.commit(Durability::Immediate, |txn| {
             // A new file: no earlier records to look up.
-            put_records(&txn, ledger, &all_records(ledger), Earlier::None)?;
-            put_head_at(&txn, last)?;
-            txn.commit().map_err(db_err)
-        };
-        write().map_err(|e| storage_at("writing", &store.path, e))?;
+            put_records(txn, ledger, &all_records(ledger), Earlier::None)?;
+            put_head_at(txn, last)
+        })?;
+        let store = self.open()?;
         let head = store
             .head()?
             .ok_or_else(|| at_path("writing", &store.path, "head missing after commit"))?;
@@ -1396,6 +1393,14 @@ impl StoreWriter {
             .and_then(|d| d.sync_all())
             .map_err(|e| at_path("syncing", &self.dir, e))?;
         Ok(head)
+    }
+}
+
+/// A block that is not the one the settlement produced.
+fn not_produced(height: u64, reason: &str) -> LedgerError {
+    LedgerError::BadBlock {
+        height,
+        reason: format!("not the block the settlement produced: {reason}"),
     }
 }
 

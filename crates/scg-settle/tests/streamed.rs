@@ -82,21 +82,28 @@ fn run(
     }
 }
 
-/// `blocks` handed out in order, as a streamed run's consumer would.
-fn from_blocks(
-    head: &YearHead,
-    price: f64,
+/// A source handing `blocks` out in order, as a streamed run's consumer would.
+fn handing_out(
     blocks: &[Arc<MemberBlock>],
-) -> Result<SettledYear, SettleError> {
+) -> impl FnMut(usize, Option<Arc<MemberBlock>>) -> Result<Arc<MemberBlock>, SettleError> + '_ {
     let mut k = 0;
-    let mut next = |step: usize, _done: Option<Arc<MemberBlock>>| {
+    move |step, _done| {
         let b = blocks
             .get(k)
             .cloned()
             .ok_or(SettleError::BlocksEnded { step })?;
         k += 1;
         Ok(b)
-    };
+    }
+}
+
+/// `blocks` handed out in order, as a streamed run's consumer would.
+fn from_blocks(
+    head: &YearHead,
+    price: f64,
+    blocks: &[Arc<MemberBlock>],
+) -> Result<SettledYear, SettleError> {
+    let mut next = handing_out(blocks);
     settle_blocks(head, price, &Policy::default(), &mut next)
 }
 
@@ -214,15 +221,7 @@ fn a_ledger_stored_block_by_block_is_the_one_stored_at_once() {
 
     let streamed_dir = tmp_dir("block-by-block");
     let mut writer = scg_ledger::store::StoreWriter::create(&streamed_dir).unwrap();
-    let mut k = 0;
-    let mut next = |step: usize, _done: Option<Arc<MemberBlock>>| {
-        let b = blocks
-            .get(k)
-            .cloned()
-            .ok_or(SettleError::BlocksEnded { step })?;
-        k += 1;
-        Ok(b)
-    };
+    let mut next = handing_out(&blocks);
     let mut outcomes = Vec::new();
     let mut sink = |block: scg_ledger::block::Block, outcome: scg_ledger::state::BlockOutcome| {
         outcomes.push(outcome.clone());
