@@ -131,29 +131,35 @@ fn impossible_options_are_errors_not_panics() {
     }
 }
 
-#[test]
-fn a_city_too_large_for_the_budget_is_refused_at_check_with_the_estimate_and_the_limit() {
-    let dir = tempdir("large");
+/// `scg scenario city --members MEMBERS --evs EVS -o NAME` in `dir`, at 15-minute steps.
+fn city_at_15_minutes(dir: &Path, members: u32, evs: u32, name: &str) {
+    let (members, evs) = (members.to_string(), evs.to_string());
     let o = scg(
         &[
             "scenario",
             "city",
             "--members",
-            "12000",
+            &members,
             "--evs",
-            "500",
+            &evs,
             "-o",
-            "big.toml",
+            name,
         ],
-        &dir,
+        dir,
     );
-    assert!(o.status.success());
-    let toml = std::fs::read_to_string(dir.join("big.toml")).unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let toml = std::fs::read_to_string(dir.join(name)).unwrap();
     std::fs::write(
-        dir.join("big.toml"),
+        dir.join(name),
         toml.replace("step_minutes = 60", "step_minutes = 15"),
     )
     .unwrap();
+}
+
+#[test]
+fn a_city_too_large_for_the_budget_is_refused_at_check_with_the_estimate_and_the_limit() {
+    let dir = tempdir("large");
+    city_at_15_minutes(&dir, 12_000, 500, "big.toml");
     let o = scg(&["scenario", "check", "big.toml"], &dir);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -169,26 +175,7 @@ fn a_city_too_large_for_the_budget_is_refused_at_check_with_the_estimate_and_the
     // Issue 14's city (10,000 members and 5,000 EVs at 15-minute steps) fits the default budget
     // with its ledger, stored block by block as it is made (estimated 7,923 MiB; 6,953 MiB
     // measured, docs/scaling.md).
-    let o = scg(
-        &[
-            "scenario",
-            "city",
-            "--members",
-            "10000",
-            "--evs",
-            "5000",
-            "-o",
-            "issue.toml",
-        ],
-        &dir,
-    );
-    assert!(o.status.success());
-    let toml = std::fs::read_to_string(dir.join("issue.toml")).unwrap();
-    std::fs::write(
-        dir.join("issue.toml"),
-        toml.replace("step_minutes = 60", "step_minutes = 15"),
-    )
-    .unwrap();
+    city_at_15_minutes(&dir, 10_000, 5_000, "issue.toml");
     let o = scg(&["scenario", "check", "issue.toml"], &dir);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
