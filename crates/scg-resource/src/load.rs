@@ -94,18 +94,59 @@ pub fn apply_variability<R: Rng + ?Sized>(
     variability: Variability,
     rng: &mut R,
 ) -> Vec<f64> {
-    let steps_per_day = grid.steps_per_day();
-    let mut out = Vec::with_capacity(baseline_kw.len());
-    for day in baseline_kw.chunks(steps_per_day) {
-        let z_day: f64 = StandardNormal.sample(rng);
-        let delta_day = variability.day_to_day * z_day;
-        for &v in day {
-            let z_step: f64 = StandardNormal.sample(rng);
-            let alpha = 1.0 + delta_day + variability.timestep * z_step;
-            out.push(v * alpha.max(0.0));
+    let mut out = vec![0.0; baseline_kw.len()];
+    Perturbation::new(variability, grid.steps_per_day(), rng).fill(baseline_kw, &mut out);
+    out
+}
+
+/// HOMER's perturbation drawn a run of steps at a time, from the year's first step on: the
+/// one rule of [`apply_variability`], so that a caller that cannot hold a year per load (a
+/// city's members) draws the same values again, bit for bit, from the same seed as it reads
+/// them (the draw order above).
+#[derive(Debug, Clone)]
+pub struct Perturbation<R> {
+    rng: R,
+    variability: Variability,
+    steps_per_day: usize,
+    /// The year's step the next value is for.
+    step: usize,
+    /// The current day's δ_d × σ_d.
+    delta_day: f64,
+}
+
+impl<R: Rng> Perturbation<R> {
+    /// The perturbation of a year of `steps_per_day` steps a day, drawn from `rng` (at its
+    /// first step).
+    pub fn new(variability: Variability, steps_per_day: usize, rng: R) -> Self {
+        Self {
+            rng,
+            variability,
+            steps_per_day: steps_per_day.max(1),
+            step: 0,
+            delta_day: 0.0,
         }
     }
-    out
+
+    /// The year's step the next [`Perturbation::fill`] starts at.
+    pub fn step(&self) -> usize {
+        self.step
+    }
+
+    /// The next `baseline_kw.len()` steps: `out[k] = baseline_kw[k] · max(0, 1 + δ_d + δ_ts)`
+    /// (`baseline_kw` is the baseline at those steps; `out` as long).
+    pub fn fill(&mut self, baseline_kw: &[f64], out: &mut [f64]) {
+        debug_assert_eq!(baseline_kw.len(), out.len());
+        for (o, &v) in out.iter_mut().zip(baseline_kw) {
+            if self.step.is_multiple_of(self.steps_per_day) {
+                let z_day: f64 = StandardNormal.sample(&mut self.rng);
+                self.delta_day = self.variability.day_to_day * z_day;
+            }
+            let z_step: f64 = StandardNormal.sample(&mut self.rng);
+            let alpha = 1.0 + self.delta_day + self.variability.timestep * z_step;
+            *o = v * alpha.max(0.0);
+            self.step += 1;
+        }
+    }
 }
 
 /// Average load in kWh/day of a series with steps of `step_hours`.

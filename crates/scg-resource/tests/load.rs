@@ -417,3 +417,34 @@ proptest! {
         let _ = profiles::parse_profile_csv(&text, "fuzz.csv");
     }
 }
+
+proptest! {
+    /// A perturbation drawn a run of steps at a time (how a city's year reads its members'
+    /// loads) is `apply_variability`'s, bit for bit, whatever the runs.
+    #[test]
+    fn a_perturbation_drawn_in_runs_is_the_years(
+        seed in any::<u64>(),
+        runs in proptest::collection::vec(1usize..300, 1..40),
+        quarter in any::<bool>(),
+    ) {
+        let g = grid(if quarter { 15 } else { 60 });
+        let baseline: Vec<f64> = (0..g.len()).map(|t| 1.0 + (t % 7) as f64 * 0.25).collect();
+        let v = Variability { day_to_day: 0.15, timestep: 0.2 };
+        let year = load::apply_variability(&baseline, &g, v, &mut ChaCha8Rng::seed_from_u64(seed));
+        let mut p = load::Perturbation::new(v, g.steps_per_day(), ChaCha8Rng::seed_from_u64(seed));
+        let mut drawn = Vec::new();
+        for run in runs.iter().cycle() {
+            let first = drawn.len();
+            if first == g.len() {
+                break;
+            }
+            prop_assert_eq!(p.step(), first);
+            let len = (*run).min(g.len() - first);
+            let mut out = vec![0.0; len];
+            p.fill(&baseline[first..first + len], &mut out);
+            drawn.extend(out);
+        }
+        let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        prop_assert_eq!(bits(&drawn), bits(&year));
+    }
+}

@@ -83,6 +83,7 @@ fn bench(c: &mut Criterion) {
     let prices = Prices {
         retail_eur_per_mwh: &retail,
         feed_in_eur_per_mwh: &feed_in,
+        community_surplus_kw: None,
     };
     let surplus = community_surplus_kw(&series, STEPS);
     let mut group = c.benchmark_group("city_ev_week");

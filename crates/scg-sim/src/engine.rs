@@ -259,9 +259,11 @@ pub fn simulate_streaming(
         ));
     }
     let total = scenario.prosumers.len() + 1;
-    // A streamed run keeps no member's series: neither need the baselines nor the arrays'.
+    // A streamed run keeps no member's series: neither need the baselines nor the arrays',
+    // and the loads are drawn again as the year reads them.
     let lean = PrepareOptions {
         lean: stream.is_some(),
+        draw_loads: stream.is_some(),
     };
     let prepared = prepare_with(scenario, assets, inputs, seed, lean, &mut |done, _| {
         progress(done, total)
@@ -300,6 +302,11 @@ fn run_prepared_with(
     let grid = prepared.grid.clone();
     let steps = grid.len();
     let dt = grid.step_hours();
+    if stream.is_none() && prepared.prosumers.iter().any(|p| p.load_draw.is_some()) {
+        return Err(SimError::Scenario(
+            "a prepare that draws the loads again in the year is for a streamed run only".into(),
+        ));
+    }
     let series = prepared.series();
     let batteries = assets
         .prosumers
@@ -386,7 +393,14 @@ fn run_prepared_with(
         .iter()
         .map(|keep| EvYear::started(if *keep && !streaming { steps } else { 0 }))
         .collect();
-    let surplus_kw = crate::year::community_surplus_kw(&series, steps);
+    let computed_surplus;
+    let surplus_kw: &[f64] = match &prepared.load_sums {
+        Some(sums) => &sums.surplus_kw,
+        None => {
+            computed_surplus = crate::year::community_surplus_kw(&series, steps);
+            &computed_surplus
+        }
+    };
     // Only the members with a fleet are visited each step (a city's others are a cache miss
     // each for nothing).
     let fleet_members: Vec<usize> = (0..n).filter(|i| has_fleet[*i]).collect();
@@ -408,6 +422,7 @@ fn run_prepared_with(
     let prices = Prices {
         retail_eur_per_mwh: &retail,
         feed_in_eur_per_mwh: &feed_in,
+        community_surplus_kw: Some(surplus_kw),
     };
     let member_flows = match stream {
         None => {
@@ -550,20 +565,26 @@ fn run_prepared_with(
     let load_reports: Vec<LoadReport> = {
         use rayon::prelude::*;
         parts
-            .par_iter()
-            .map(|(prep, ..)| {
-                load_report_with_baseline(
+            .par_iter_mut()
+            .map(|(prep, ..)| match prep.load_report.take() {
+                // Taken in `prepare`, where the load was drawn.
+                Some(report) => report,
+                None => load_report_with_baseline(
                     &prep.load.load_kw,
                     prep.baseline_stats.clone(),
                     prep.load.scale_factor,
                     &grid,
-                )
+                ),
             })
             .collect()
     };
-    let load_kw = crate::year::step_sums(&parts, steps, 0.0, |(prep, ..), t| {
-        prep.load.load_kw.get(t).copied().unwrap_or(0.0)
-    });
+    // A streamed run has no home agent: its loads are the ones `prepare` summed.
+    let load_kw = match prepared.load_sums {
+        Some(sums) => sums.load_kw,
+        None => crate::year::step_sums(&parts, steps, 0.0, |(prep, ..), t| {
+            prep.load.load_kw.get(t).copied().unwrap_or(0.0)
+        }),
+    };
     for (((i, (prep, flows, ev, energy, throughput, _, home)), economics), load_report) in parts
         .into_iter()
         .enumerate()

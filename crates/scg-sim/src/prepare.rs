@@ -40,6 +40,12 @@ pub struct PreparedProsumer {
     /// All turbines together per turbine installed (empty without wind), kW per step.
     pub wind_kw_per_turbine: Vec<f64>,
     pub turbines: f64,
+    /// With [`PrepareOptions::draw_loads`], a synthetic load of a shared baseline is not kept
+    /// (`load.load_kw` is empty): the year draws it again from this as it reads it.
+    pub load_draw: Option<LoadDraw>,
+    /// The report of a drawn load, taken while it was drawn here (the run cannot take it from
+    /// a series after the year).
+    pub load_report: Option<crate::metrics::LoadReport>,
     /// The EV fleet's year run on its own (empty until [`add_ev_years`]; `simulate` runs the
     /// fleets inside the community step instead).
     pub ev: EvYear,
@@ -69,6 +75,33 @@ pub struct EvYear {
     pub surplus_absorbed_kwh: f64,
 }
 
+/// How to draw a member's synthetic load again, bit for bit: its shared baseline, its
+/// perturbation's stream and its scale factor (HOMER's noise, then the scaling:
+/// `scg_resource::load::perturb_and_scale`); read by [`crate::year::LoadReplay`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadDraw {
+    /// Its baseline: `Prepared::baselines[baseline]`.
+    pub baseline: usize,
+    pub variability: load::Variability,
+    /// The seed of its perturbation's stream (the member's [`prosumer_seed`]).
+    pub seed: u64,
+    pub scale_factor: f64,
+    /// Steps in a day of the year's grid (a day's noise is drawn at each day's first step).
+    pub steps_per_day: usize,
+}
+
+/// The community's per-step sums over the members' loads, taken while a prepare that draws
+/// the loads ([`PrepareOptions::draw_loads`]) still held them: each step's sum adds the members
+/// in order, as [`crate::year::step_sums`] over the kept series does, so the same bits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadSums {
+    /// The members' load, kW per step (from 0.0).
+    pub load_kw: Vec<f64>,
+    /// The community's surplus before storage and EVs, kW per step
+    /// ([`crate::year::community_surplus_kw`]).
+    pub surplus_kw: Vec<f64>,
+}
+
 /// A community ready to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prepared {
@@ -76,6 +109,10 @@ pub struct Prepared {
     pub prosumers: Vec<PreparedProsumer>,
     /// The sum of the prosumers' baselines, kW per step (prosumer by prosumer, in order).
     pub baseline_sum_kw: Vec<f64>,
+    /// The baselines the drawn loads share ([`LoadDraw::baseline`]; empty when none is drawn).
+    pub baselines: Vec<Vec<f64>>,
+    /// With [`PrepareOptions::draw_loads`], the sums the year cannot take from the loads.
+    pub load_sums: Option<LoadSums>,
     pub months: Vec<u8>,
     pub bands: Vec<Band>,
     /// Zonal price per hour (8760), EUR/MWh.
@@ -95,14 +132,17 @@ impl Prepared {
     pub fn series(&self) -> Vec<crate::year::ProsumerSeries<'_>> {
         self.prosumers
             .iter()
-            .map(|p| crate::year::ProsumerSeries {
-                load_kw: &p.load.load_kw,
-                pv_kw_per_kwp: &p.pv_kw_per_kwp,
-                pv_kwp: p.pv_kwp,
-                wind_kw_per_turbine: &p.wind_kw_per_turbine,
-                turbines: p.turbines,
-                ev_kw: &[],
-                v2g_kw: &[],
+            .map(|p| {
+                let mut series = p.series();
+                series.load_draw = p.load_draw.as_ref().and_then(|draw| {
+                    self.baselines
+                        .get(draw.baseline)
+                        .map(|b| crate::year::DrawnLoad {
+                            draw,
+                            baseline_kw: b,
+                        })
+                });
+                series
             })
             .collect()
     }
@@ -118,6 +158,22 @@ impl Prepared {
     }
 }
 
+impl PreparedProsumer {
+    /// Its series as the year reads them, its load from `load.load_kw` (not drawn).
+    fn series(&self) -> crate::year::ProsumerSeries<'_> {
+        crate::year::ProsumerSeries {
+            load_kw: &self.load.load_kw,
+            load_draw: None,
+            pv_kw_per_kwp: &self.pv_kw_per_kwp,
+            pv_kwp: self.pv_kwp,
+            wind_kw_per_turbine: &self.wind_kw_per_turbine,
+            turbines: self.turbines,
+            ev_kw: &[],
+            v2g_kw: &[],
+        }
+    }
+}
+
 /// Seed of a site-wide stream (solar, wind), derived like a prosumer's from its name.
 fn site_seed(seed: u64, what: &str) -> u64 {
     prosumer_seed(seed, &format!("#site/{what}"))
@@ -130,6 +186,13 @@ pub struct PrepareOptions {
     /// (`baseline_stats`, `pv_array_kwh`, `baseline_sum_kw`): the year never reads them, and
     /// a city holding them all year pays 8 B per member-step for each.
     pub lean: bool,
+    /// Keep no synthetic load of a shared baseline (a city's households, shops, ...): each
+    /// is drawn here, its report and the community's sums ([`Prepared::load_sums`]) taken,
+    /// and dropped; the year draws it again as it reads it ([`PreparedProsumer::load_draw`]).
+    /// 8 B per member-step less (2.8 GB for 10,000 members at 15 minutes), for a second draw
+    /// of the noise. Only a run that streams its members' series can use it (it keeps no
+    /// load series for its outputs).
+    pub draw_loads: bool,
 }
 
 /// Prosumers prepared at once: their series are summed (and, lean, dropped) in order before
@@ -259,16 +322,33 @@ pub fn prepare_with(
         let (p, spec) = (&scenario.prosumers[i], &inputs.loads[i]);
         let source = format!("prosumers[{i}] ({})", p.id);
         let shared = baselines.of_member(i);
-        let mut load = synthesize_load_on(
-            spec,
-            shared.map(|b| &b.kw[..]),
-            &grid,
-            prosumer_seed(seed, &p.id),
-            &source,
-        )?;
+        let load_seed = prosumer_seed(seed, &p.id);
+        let mut load =
+            synthesize_load_on(spec, shared.map(|b| &b.kw[..]), &grid, load_seed, &source)?;
         let baseline_stats = match shared {
             Some(b) => b.stats.clone(),
             None => crate::metrics::load_stats(&load.baseline_kw, &grid),
+        };
+        // A drawn load's report is the one the run takes of a kept load after the year.
+        let (load_draw, load_report) = match (spec, baselines.index_of(i)) {
+            (ResolvedLoad::Synthetic { variability, .. }, Some(baseline)) if options.draw_loads => {
+                (
+                    Some(LoadDraw {
+                        baseline,
+                        variability: *variability,
+                        seed: load_seed,
+                        scale_factor: load.scale_factor,
+                        steps_per_day: grid.steps_per_day(),
+                    }),
+                    Some(crate::metrics::load_report_with_baseline(
+                        &load.load_kw,
+                        baseline_stats.clone(),
+                        load.scale_factor,
+                        &grid,
+                    )),
+                )
+            }
+            _ => (None, None),
         };
         if let Some(b) = shared
             && !options.lean
@@ -329,16 +409,29 @@ pub fn prepare_with(
             pv_kwp,
             wind_kw_per_turbine,
             turbines,
+            load_draw,
+            load_report,
             ev: EvYear::default(),
         })
     };
     let mut prosumers = Vec::with_capacity(total);
     let mut baseline_sum_kw = vec![0.0; grid.len()];
+    let mut load_sums = options.draw_loads.then(|| LoadSums {
+        load_kw: vec![0.0; grid.len()],
+        surplus_kw: vec![-0.0; grid.len()],
+    });
     for first in (0..total).step_by(PREPARE_BATCH) {
         let batch = (first..total.min(first + PREPARE_BATCH))
             .into_par_iter()
             .map(prepare_one)
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(sums) = load_sums.as_mut() {
+            let series: Vec<_> = batch.iter().map(PreparedProsumer::series).collect();
+            crate::year::add_step_sums(&mut sums.load_kw, &series, |p, t| {
+                p.load_kw.get(t).copied().unwrap_or(0.0)
+            });
+            crate::year::add_step_sums(&mut sums.surplus_kw, &series, crate::year::surplus_kw_at);
+        }
         for (i, mut p) in (first..).zip(batch) {
             let baseline = baselines
                 .of_member(i)
@@ -350,14 +443,24 @@ pub fn prepare_with(
                 p.load.baseline_kw = Vec::new();
                 p.pv_array_kw = Vec::new();
             }
+            if p.load_draw.is_some() {
+                p.load.load_kw = Vec::new();
+            }
             prosumers.push(p);
         }
     }
     progress(done.into_inner(), total);
+    let baselines = if prosumers.iter().any(|p| p.load_draw.is_some()) {
+        baselines.baselines.into_iter().map(|b| b.kw).collect()
+    } else {
+        Vec::new()
+    };
     Ok(Prepared {
         grid,
         prosumers,
         baseline_sum_kw,
+        baselines,
+        load_sums,
         months,
         bands,
         zonal_hourly_eur_per_mwh,
@@ -430,11 +533,12 @@ impl SharedBaselines {
     }
 
     fn of_member(&self, i: usize) -> Option<&SharedBaseline> {
-        self.of
-            .get(i)
-            .copied()
-            .flatten()
-            .and_then(|k| self.baselines.get(k))
+        self.index_of(i).and_then(|k| self.baselines.get(k))
+    }
+
+    /// Member `i`'s baseline's index (`None`: an imported load).
+    fn index_of(&self, i: usize) -> Option<usize> {
+        self.of.get(i).copied().flatten()
     }
 }
 

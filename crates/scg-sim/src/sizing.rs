@@ -187,6 +187,7 @@ pub fn spaces<'a>(
                 id: p.id.clone(),
                 series: ProsumerSeries {
                     load_kw: &prep.load.load_kw,
+                    load_draw: None,
                     pv_kw_per_kwp: &prep.pv_kw_per_kwp,
                     pv_kwp: prep.pv_kwp,
                     wind_kw_per_turbine: &prep.wind_kw_per_turbine,

@@ -19,7 +19,11 @@ use scg_ev::fleet::EvStepPower;
 /// without copying series.
 #[derive(Debug, Clone, Copy)]
 pub struct ProsumerSeries<'a> {
+    /// The load (empty when `load_draw` draws it).
     pub load_kw: &'a [f64],
+    /// A load drawn again as the year reads it, instead of `load_kw` (a streamed city's:
+    /// [`crate::prepare::PrepareOptions::draw_loads`]).
+    pub load_draw: Option<DrawnLoad<'a>>,
     /// PV output of 1 kWp of this prosumer's arrays (empty = no PV).
     pub pv_kw_per_kwp: &'a [f64],
     pub pv_kwp: f64,
@@ -30,6 +34,53 @@ pub struct ProsumerSeries<'a> {
     pub ev_kw: &'a [f64],
     /// V2G power given back, added to the generation (empty = none).
     pub v2g_kw: &'a [f64],
+}
+
+/// A synthetic load drawn again, step by step, as the year reads it: its shared baseline, its
+/// own perturbation stream and scale factor (what [`crate::prepare`] drew it with, so the same
+/// bits).
+#[derive(Debug, Clone, Copy)]
+pub struct DrawnLoad<'a> {
+    pub draw: &'a crate::prepare::LoadDraw,
+    /// The baseline of the year's every step.
+    pub baseline_kw: &'a [f64],
+}
+
+/// A [`DrawnLoad`] being read: the next steps of its load on each [`LoadReplay::fill`].
+#[derive(Debug)]
+pub struct LoadReplay<'a> {
+    perturbation: scg_resource::load::Perturbation<rand_chacha::ChaCha8Rng>,
+    baseline_kw: &'a [f64],
+    scale_factor: f64,
+}
+
+impl<'a> LoadReplay<'a> {
+    /// The load from the year's first step.
+    pub fn start(load: DrawnLoad<'a>) -> Self {
+        use rand::SeedableRng;
+        let d = load.draw;
+        Self {
+            perturbation: scg_resource::load::Perturbation::new(
+                d.variability,
+                d.steps_per_day,
+                rand_chacha::ChaCha8Rng::seed_from_u64(d.seed),
+            ),
+            baseline_kw: load.baseline_kw,
+            scale_factor: d.scale_factor,
+        }
+    }
+
+    /// The load at the next `out.len()` steps, kW: perturbed, then scaled, as
+    /// `scg_resource::load::perturb_and_scale` made it. `None` past the baseline's end.
+    pub fn fill(&mut self, out: &mut [f64]) -> Option<()> {
+        let first = self.perturbation.step();
+        let baseline = self.baseline_kw.get(first..first + out.len())?;
+        self.perturbation.fill(baseline, out);
+        for v in out.iter_mut() {
+            *v *= self.scale_factor;
+        }
+        Some(())
+    }
 }
 
 impl ProsumerSeries<'_> {
@@ -187,14 +238,22 @@ pub struct Prices<'a> {
     /// What the grid pays a member for surplus (with it the EV agents see the community's
     /// surplus forecast: [`Forecast::community_surplus_kw`]).
     pub feed_in_eur_per_mwh: &'a [f64],
+    /// That forecast when the caller has it ([`community_surplus_kw`] of the same series):
+    /// needed when a member's load is drawn as the year reads it
+    /// ([`ProsumerSeries::load_draw`]); `None`: computed from the series.
+    pub community_surplus_kw: Option<&'a [f64]>,
 }
 
 /// The community's surplus before storage and EVs, kW per step: Σ max(0, PV + wind − load).
 pub fn community_surplus_kw(prosumers: &[ProsumerSeries<'_>], steps: usize) -> Vec<f64> {
     // Each step's sum adds the members in order from -0.0, as `Iterator::sum` does.
-    step_sums(prosumers, steps, -0.0, |p, t| {
-        (p.pv_kw(t) + p.wind_kw(t) - p.load_kw.get(t).copied().unwrap_or(0.0)).max(0.0)
-    })
+    step_sums(prosumers, steps, -0.0, surplus_kw_at)
+}
+
+/// A member's term of [`community_surplus_kw`] at step `t`: max(0, PV + wind − load), kW (its
+/// `load_kw` series; a drawn load counts as none).
+pub fn surplus_kw_at(p: &ProsumerSeries<'_>, t: usize) -> f64 {
+    (p.pv_kw(t) + p.wind_kw(t) - p.load_kw.get(t).copied().unwrap_or(0.0)).max(0.0)
 }
 
 /// Per step `t < steps`: `start + term(m0, t) + term(m1, t) + ...` over `members` in their
@@ -207,9 +266,20 @@ pub(crate) fn step_sums<M: Sync>(
     start: f64,
     term: impl Fn(&M, usize) -> f64 + Sync,
 ) -> Vec<f64> {
+    let mut sums = vec![start; steps];
+    add_step_sums(&mut sums, members, term);
+    sums
+}
+
+/// [`step_sums`] added to `sums` (one entry per step): members handed over in batches, in
+/// order, sum to the same bits as all at once.
+pub(crate) fn add_step_sums<M: Sync>(
+    sums: &mut [f64],
+    members: &[M],
+    term: impl Fn(&M, usize) -> f64 + Sync,
+) {
     use rayon::prelude::*;
     const STEPS_PER_TASK: usize = 4096;
-    let mut sums = vec![start; steps];
     sums.par_chunks_mut(STEPS_PER_TASK)
         .enumerate()
         .for_each(|(c, run)| {
@@ -220,7 +290,6 @@ pub(crate) fn step_sums<M: Sync>(
                 }
             }
         });
-    sums
 }
 
 /// The year loop: feed `community` each step's synthetic inputs (load, PV, wind from the
@@ -240,16 +309,26 @@ pub fn drive<S: FlowSink>(
 ) -> Result<(), crate::SimError> {
     // The surplus forecast (perfect, like the prices'): the EV agents price it with the
     // feed-in, the flexible-load stage plans against it; not computed when nobody reads it.
-    let surplus = if prices.feed_in_eur_per_mwh.is_empty() && !community.has_flexible_load() {
-        Vec::new()
-    } else {
-        community_surplus_kw(prosumers, steps)
+    let drawn = prosumers.iter().any(|p| p.load_draw.is_some());
+    let computed;
+    let surplus: &[f64] = match prices.community_surplus_kw {
+        _ if prices.feed_in_eur_per_mwh.is_empty() && !community.has_flexible_load() => &[],
+        Some(given) => given,
+        None if drawn => {
+            return Err(crate::SimError::Scenario(
+                "the year's loads are drawn as it runs: its surplus forecast must be given".into(),
+            ));
+        }
+        None => {
+            computed = community_surplus_kw(prosumers, steps);
+            &computed
+        }
     };
     let year = YearInputs {
         prosumers,
         settings,
         prices,
-        surplus: &surplus,
+        surplus,
     };
     if community.has_fleets() && crate::community::fleets_ahead(prosumers.len()) && steps > 1 {
         drive_with_fleets_ahead(community, &year, steps, sink, on_ev)
@@ -357,11 +436,13 @@ fn drive_steps<S: FlowSink>(
 ) -> Result<(), crate::SimError> {
     let n = year.prosumers.len();
     let mut ahead = vec![ProsumerInterval::default(); INPUT_AHEAD_STEPS * n];
+    let mut draws = LoadDraws::start(year.prosumers, steps)?;
     for t in 0..steps {
         let r = t % INPUT_AHEAD_STEPS;
         if r == 0 {
             read_ahead(
                 year.prosumers,
+                &mut draws,
                 t..steps.min(t + INPUT_AHEAD_STEPS),
                 &mut ahead,
             );
@@ -405,18 +486,88 @@ fn drive_steps<S: FlowSink>(
 /// is 24 B per member-step (31 MB at 10,000 members).
 const INPUT_AHEAD_STEPS: usize = 128;
 
-/// Every prosumer's inputs at steps `range` (at most [`INPUT_AHEAD_STEPS`]), step-major:
-/// prosumer `i` at the range's `r`-th step in `ahead[r * prosumers + i]`.
+/// The drawn loads of a year being read ([`ProsumerSeries::load_draw`]): member `i`'s in
+/// `replays[i]`.
+struct LoadDraws<'a> {
+    replays: Vec<Option<LoadReplay<'a>>>,
+    /// The drawn loads' values at the steps being read, member-major: member `i`'s at
+    /// `buffer[i * INPUT_AHEAD_STEPS..]` (empty when no load is drawn).
+    buffer: Vec<f64>,
+}
+
+impl<'a> LoadDraws<'a> {
+    /// Every drawn load from the year's first step; refused if one's baseline is shorter than
+    /// the year's `steps`.
+    fn start(prosumers: &[ProsumerSeries<'a>], steps: usize) -> Result<Self, crate::SimError> {
+        let replays = prosumers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match p.load_draw {
+                Some(d) if d.baseline_kw.len() < steps => Err(crate::SimError::Scenario(format!(
+                    "prosumers[{i}]: a drawn load's baseline has {} steps, the year {steps}",
+                    d.baseline_kw.len()
+                ))),
+                d => Ok(d.map(LoadReplay::start)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let drawn = replays.iter().any(Option::is_some);
+        Ok(Self {
+            buffer: vec![
+                0.0;
+                if drawn {
+                    replays.len() * INPUT_AHEAD_STEPS
+                } else {
+                    0
+                }
+            ],
+            replays,
+        })
+    }
+
+    /// Draw the next `len` steps of every drawn load into `buffer`, on every core (each load
+    /// from its own stream: the same bits whatever the number of threads).
+    fn draw(&mut self, len: usize) {
+        use rayon::prelude::*;
+        if self.buffer.is_empty() {
+            return;
+        }
+        self.buffer
+            .par_chunks_mut(INPUT_AHEAD_STEPS)
+            .zip(self.replays.par_iter_mut())
+            .with_min_len(64)
+            .for_each(|(out, replay)| {
+                if let Some(replay) = replay {
+                    let filled = replay.fill(&mut out[..len]);
+                    debug_assert!(filled.is_some(), "`start` checked the baselines' length");
+                }
+            });
+    }
+}
+
+/// Every prosumer's inputs at steps `range` (at most [`INPUT_AHEAD_STEPS`], the steps after
+/// the last read), step-major: prosumer `i` at the range's `r`-th step in
+/// `ahead[r * prosumers + i]`.
 fn read_ahead(
     prosumers: &[ProsumerSeries<'_>],
+    draws: &mut LoadDraws<'_>,
     range: std::ops::Range<usize>,
     ahead: &mut [ProsumerInterval],
 ) {
     let n = prosumers.len();
-    for (i, p) in prosumers.iter().enumerate() {
+    draws.draw(range.len());
+    for ((i, p), replay) in prosumers.iter().enumerate().zip(&draws.replays) {
+        let drawn = replay.as_ref().and_then(|_| {
+            draws
+                .buffer
+                .get(i * INPUT_AHEAD_STEPS..(i + 1) * INPUT_AHEAD_STEPS)
+        });
         for (r, t) in range.clone().enumerate() {
+            let load_kw = match drawn {
+                Some(d) => d[r],
+                None => p.load_kw.get(t).copied().unwrap_or(0.0),
+            };
             ahead[r * n + i] = ProsumerInterval {
-                load_kw: p.load_kw.get(t).copied().unwrap_or(0.0),
+                load_kw,
                 pv_kw: p.pv_kw(t),
                 wind_kw: p.wind_kw(t),
             };

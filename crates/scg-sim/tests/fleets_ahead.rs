@@ -228,6 +228,7 @@ impl Series {
         (0..MEMBERS)
             .map(|i| ProsumerSeries {
                 load_kw: &self.load[i],
+                load_draw: None,
                 pv_kw_per_kwp: &self.pv[i],
                 pv_kwp: 1.0,
                 wind_kw_per_turbine: &[],
@@ -250,6 +251,7 @@ fn drive_year(year: &Year, community: &mut Community<'_>) -> Result<Printed, scg
     let prices = Prices {
         retail_eur_per_mwh: &year.retail,
         feed_in_eur_per_mwh: &year.feed_in,
+        community_surplus_kw: None,
     };
     let mut sink = Printed::default();
     let mut seen = 0;
