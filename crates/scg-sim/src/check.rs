@@ -37,13 +37,13 @@ pub const BYTES_PER_PROSUMER_STEP_NO_LEDGER: u64 = 100;
 pub const STREAMED_BASE_BYTES: u64 = 512 * 1024 * 1024;
 /// Memory per prosumer per simulated step of a run that streams its members' series without a
 /// ledger (`scg simulate --no-ledger` of a city, on top of [`STREAMED_BASE_BYTES`]), bytes: the
-/// slope of a fit on generated cities at 15-minute steps, 1,000 members and 500 LLF EVs (822
-/// MiB peak, 4395a81) to 10,000 members and 5,000 LLF EVs (5,691-5,785 MiB, 3 December 2026),
-/// with the EV allowance taken off: 14.4 B; rounded up. The estimate is then 1.25 times that
-/// 10,000-member peak and 1.5 times the 1,000-member one; 1.20 times the 5,958-6,028 MiB
-/// measured at 3b95374 (its market keeps a spare buffer for the year's 12 million pairs), and
-/// 1.23-1.24 times the 5,868-5,911 MiB measured at ec7d72e.
-pub const BYTES_PER_PROSUMER_STEP_STREAMED: u64 = 18;
+/// slope of a fit on generated cities at 15-minute steps (release build, 4 December 2026,
+/// docs/scaling.md), 1,000 members and 500 LLF EVs (489-546 MiB peak) to 10,000 members and
+/// 5,000 LLF EVs (3,145-3,267 MiB), with the EV allowance taken off: 7.0 B; rounded up. The
+/// estimate is then 1.20 times that 10,000-member peak and 1.6 times the 1,000-member one.
+/// (18 B before the streamed run drew its members' loads again as the year reads them,
+/// `crate::prepare::PrepareOptions::draw_loads`, instead of keeping them: 5,691-5,910 MiB.)
+pub const BYTES_PER_PROSUMER_STEP_STREAMED: u64 = 8;
 /// Communities of at least this many members settle their year in the ledger's compact layout
 /// (one record per member and day, `scg_settle::Layout::Compact`; `scg_settle` takes its
 /// default from here so the estimate and the settlement agree).
@@ -58,12 +58,12 @@ pub const BYTES_PER_PROSUMER_STEP_COMPACT_LEDGER: u64 = 400;
 /// members on, compact ledger layout, `scg_settle::settle_blocks_into`, each block of the
 /// ledger stored as it is made; on top of [`STREAMED_BASE_BYTES`]), bytes: the slope of a fit
 /// on generated cities at 15-minute steps, release build (docs/scaling.md, 4 December 2026),
-/// 1,000 members and 500 LLF EVs (1,019 MiB peak, ledger 131.1 MB) to 10,000 members and
-/// 5,000 LLF EVs (6,953 MiB, ledger 1.29 GB), with the EV allowance taken off: 17.6 B;
-/// rounded up. The estimate is then 1.14 times the 10,000-member peak and 1.26 times the
-/// 1,000-member one. (24 B before, fitted when the year's blocks were all kept until the end:
-/// 7,538-8,072 MiB at 10,000 members.)
-pub const BYTES_PER_PROSUMER_STEP_STREAMED_LEDGER: u64 = 20;
+/// 1,000 members and 500 LLF EVs (811 MiB peak, ledger 131.1 MB) to 10,000 members and 5,000
+/// LLF EVs (4,142 MiB, ledger 1.26 GB), with the EV allowance taken off: 9.0 B; rounded up
+/// with room. The estimate is then 1.19 times the 10,000-member peak and 1.21 times the
+/// 1,000-member one. (20 B when each member's load was kept all year: 1,019 and 6,682-6,962
+/// MiB; 24 B when the year's blocks were also all kept until the end: 7,538-8,072 MiB.)
+pub const BYTES_PER_PROSUMER_STEP_STREAMED_LEDGER: u64 = 11;
 /// Memory per EV per simulated day, bytes (its sessions and plans). Not measured on its own
 /// (the slope above includes 25 EVs per prosumer); an allowance on top.
 pub const BYTES_PER_VEHICLE_DAY: u64 = 400;
