@@ -868,6 +868,14 @@ impl ArrayResponse {
             .map(|(poa, factor)| output_kw(capacity_kwp, derating, *poa, *factor))
             .collect()
     }
+
+    /// [`ArrayResponse::power_kw`]'s value at step `t` alone, kW (`None` past the year): for a
+    /// caller that computes an array's power as it reads it instead of keeping its series.
+    #[inline]
+    pub fn power_kw_at(&self, t: usize, capacity_kwp: f64, derating: f64) -> Option<f64> {
+        let (poa, factor) = (self.poa_kw_per_m2.get(t)?, self.temperature_factor.get(t)?);
+        Some(output_kw(capacity_kwp, derating, *poa, *factor))
+    }
 }
 
 /// One step of [`array_response`]: the plane-of-array irradiance and the temperature factor

@@ -107,6 +107,7 @@ fn bench(c: &mut Criterion) {
             series: ProsumerSeries {
                 load_kw: load,
                 load_draw: None,
+                pv_draw: None,
                 pv_kw_per_kwp: &pv,
                 pv_kwp: 0.0,
                 wind_kw_per_turbine: &wind,

@@ -66,6 +66,7 @@ fn bench(c: &mut Criterion) {
             .map(|i| ProsumerSeries {
                 load_kw: &load,
                 load_draw: None,
+                pv_draw: None,
                 pv_kw_per_kwp: &pv,
                 pv_kwp: 20.0 + i as f64,
                 wind_kw_per_turbine: &wind,

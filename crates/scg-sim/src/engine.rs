@@ -264,6 +264,7 @@ pub fn simulate_streaming(
     let lean = PrepareOptions {
         lean: stream.is_some(),
         draw_loads: stream.is_some(),
+        draw_pv: stream.is_some(),
     };
     let prepared = prepare_with(scenario, assets, inputs, seed, lean, &mut |done, _| {
         progress(done, total)

@@ -34,8 +34,12 @@ pub struct PreparedProsumer {
     pub pv_array_kw: Vec<Vec<f64>>,
     /// Each PV array's energy over the year, kWh (the sum of its `pv_array_kw` × step hours).
     pub pv_array_kwh: Vec<f64>,
-    /// All arrays together per kWp installed (empty without PV), kW per step.
+    /// All arrays together per kWp installed (empty without PV, or with `pv_draw`), kW per
+    /// step.
     pub pv_kw_per_kwp: Vec<f64>,
+    /// With [`PrepareOptions::draw_pv`], how the year computes `pv_kw_per_kwp` at each step
+    /// instead of keeping it.
+    pub pv_draw: Option<PvDraw>,
     pub pv_kwp: f64,
     /// All turbines together per turbine installed (empty without wind), kW per step.
     pub wind_kw_per_turbine: Vec<f64>,
@@ -90,6 +94,24 @@ pub struct LoadDraw {
     pub steps_per_day: usize,
 }
 
+/// A member's PV per kWp computed at each step from its orientations' shared responses
+/// ([`crate::year::DrawnPv`]): `(0 + Σ array power) / kwp`, as [`per_unit`] sums its arrays.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PvDraw {
+    pub arrays: Vec<PvDrawArray>,
+    /// The arrays' kWp together (what the sum is divided by; > 0).
+    pub kwp: f64,
+}
+
+/// One array of a [`PvDraw`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PvDrawArray {
+    /// Its orientation's response: `Prepared::responses[response]`.
+    pub response: usize,
+    pub capacity_kwp: f64,
+    pub derating: f64,
+}
+
 /// The community's per-step sums over the members' loads, taken while a prepare that draws
 /// the loads ([`PrepareOptions::draw_loads`]) still held them: each step's sum adds the members
 /// in order, as [`crate::year::step_sums`] over the kept series does, so the same bits.
@@ -111,6 +133,9 @@ pub struct Prepared {
     pub baseline_sum_kw: Vec<f64>,
     /// The baselines the drawn loads share ([`LoadDraw::baseline`]; empty when none is drawn).
     pub baselines: Vec<Vec<f64>>,
+    /// The PV orientations' responses the drawn PV reads ([`PvDrawArray::response`]; empty
+    /// when no member's PV is drawn).
+    pub responses: Vec<solar::ArrayResponse>,
     /// With [`PrepareOptions::draw_loads`], the sums the year cannot take from the loads.
     pub load_sums: Option<LoadSums>,
     pub months: Vec<u8>,
@@ -134,6 +159,10 @@ impl Prepared {
             .iter()
             .map(|p| {
                 let mut series = p.series();
+                series.pv_draw = p.pv_draw.as_ref().map(|draw| crate::year::DrawnPv {
+                    draw,
+                    responses: &self.responses,
+                });
                 series.load_draw = p.load_draw.as_ref().and_then(|draw| {
                     self.baselines
                         .get(draw.baseline)
@@ -165,6 +194,7 @@ impl PreparedProsumer {
             load_kw: &self.load.load_kw,
             load_draw: None,
             pv_kw_per_kwp: &self.pv_kw_per_kwp,
+            pv_draw: None,
             pv_kwp: self.pv_kwp,
             wind_kw_per_turbine: &self.wind_kw_per_turbine,
             turbines: self.turbines,
@@ -193,6 +223,10 @@ pub struct PrepareOptions {
     /// of the noise. Only a run that streams its members' series can use it (it keeps no
     /// load series for its outputs).
     pub draw_loads: bool,
+    /// Keep no member's PV per kWp whose every array's orientation has a shared response:
+    /// the year computes it at each step from the responses ([`PreparedProsumer::pv_draw`]);
+    /// 8 B per step of a member with PV less. The same bits.
+    pub draw_pv: bool,
 }
 
 /// Prosumers prepared at once: their series are summed (and, lean, dropped) in order before
@@ -363,6 +397,15 @@ pub fn prepare_with(
                 .collect();
         let pv_kwp = a.pv_kwp();
         let pv_kw_per_kwp = per_unit(&pv_array_kw, pv_kwp, grid.len());
+        let pv_draw = if options.draw_pv && !pv_kw_per_kwp.is_empty() {
+            pv_draw(&a.pv, pv_kwp, |array| {
+                orientations
+                    .binary_search_by_key(&array.response_key(), |(key, _)| *key)
+                    .ok()
+            })
+        } else {
+            None
+        };
         let mut wind_kw = Vec::new();
         let mut turbines = 0.0;
         let mut per_turbine_units = 0.0;
@@ -406,6 +449,7 @@ pub fn prepare_with(
                 .collect(),
             pv_array_kw,
             pv_kw_per_kwp,
+            pv_draw,
             pv_kwp,
             wind_kw_per_turbine,
             turbines,
@@ -446,6 +490,9 @@ pub fn prepare_with(
             if p.load_draw.is_some() {
                 p.load.load_kw = Vec::new();
             }
+            if p.pv_draw.is_some() {
+                p.pv_kw_per_kwp = Vec::new();
+            }
             prosumers.push(p);
         }
     }
@@ -455,11 +502,17 @@ pub fn prepare_with(
     } else {
         Vec::new()
     };
+    let responses = if prosumers.iter().any(|p| p.pv_draw.is_some()) {
+        responses
+    } else {
+        Vec::new()
+    };
     Ok(Prepared {
         grid,
         prosumers,
         baseline_sum_kw,
         baselines,
+        responses,
         load_sums,
         months,
         bands,
@@ -717,6 +770,27 @@ pub fn add_ev_years(
 }
 
 /// Sum of `parts` divided by `units` (empty when there is nothing).
+/// A member's [`PvDraw`]: each array's orientation (`response_of`; `None` if one has no shared
+/// response: the member's PV is then kept as a series).
+fn pv_draw(
+    arrays: &[crate::assets::PvSpec],
+    kwp: f64,
+    response_of: impl Fn(&solar::PvArray) -> Option<usize>,
+) -> Option<PvDraw> {
+    let arrays = arrays
+        .iter()
+        .map(|pv| {
+            let array = pv.array.to_array();
+            response_of(&array).map(|response| PvDrawArray {
+                response,
+                capacity_kwp: array.capacity_kwp,
+                derating: array.derating,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    (kwp > 0.0).then_some(PvDraw { arrays, kwp })
+}
+
 fn per_unit(parts: &[Vec<f64>], units: f64, steps: usize) -> Vec<f64> {
     if parts.is_empty() || units <= 0.0 {
         return Vec::new();

@@ -188,6 +188,7 @@ pub fn spaces<'a>(
                 series: ProsumerSeries {
                     load_kw: &prep.load.load_kw,
                     load_draw: None,
+                    pv_draw: None,
                     pv_kw_per_kwp: &prep.pv_kw_per_kwp,
                     pv_kwp: prep.pv_kwp,
                     wind_kw_per_turbine: &prep.wind_kw_per_turbine,

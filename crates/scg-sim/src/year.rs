@@ -24,8 +24,11 @@ pub struct ProsumerSeries<'a> {
     /// A load drawn again as the year reads it, instead of `load_kw` (a streamed city's:
     /// [`crate::prepare::PrepareOptions::draw_loads`]).
     pub load_draw: Option<DrawnLoad<'a>>,
-    /// PV output of 1 kWp of this prosumer's arrays (empty = no PV).
+    /// PV output of 1 kWp of this prosumer's arrays (empty = no PV, or `pv_draw`).
     pub pv_kw_per_kwp: &'a [f64],
+    /// The same computed at each step from the arrays' shared responses, instead of
+    /// `pv_kw_per_kwp` (a streamed city's: [`crate::prepare::PrepareOptions::draw_pv`]).
+    pub pv_draw: Option<DrawnPv<'a>>,
     pub pv_kwp: f64,
     /// Output of one of this prosumer's wind turbines (empty = no wind).
     pub wind_kw_per_turbine: &'a [f64],
@@ -83,11 +86,40 @@ impl<'a> LoadReplay<'a> {
     }
 }
 
+/// A member's PV per kWp computed as the year reads it: its arrays' powers from their
+/// orientations' shared responses, summed and divided by their kWp as `prepare` makes the
+/// per-kWp series (so the same bits).
+#[derive(Debug, Clone, Copy)]
+pub struct DrawnPv<'a> {
+    pub draw: &'a crate::prepare::PvDraw,
+    /// The orientations' responses ([`crate::prepare::Prepared::responses`]).
+    pub responses: &'a [scg_resource::solar::ArrayResponse],
+}
+
+impl DrawnPv<'_> {
+    /// PV output of 1 kWp at step `t`, kW (0 past the year).
+    #[inline]
+    pub fn kw_per_kwp(&self, t: usize) -> f64 {
+        let mut sum = 0.0;
+        for a in &self.draw.arrays {
+            sum += self
+                .responses
+                .get(a.response)
+                .and_then(|r| r.power_kw_at(t, a.capacity_kwp, a.derating))
+                .unwrap_or(0.0);
+        }
+        sum / self.draw.kwp
+    }
+}
+
 impl ProsumerSeries<'_> {
     /// PV output at step `t`, kW.
     #[inline]
     pub fn pv_kw(&self, t: usize) -> f64 {
-        self.pv_kw_per_kwp.get(t).map_or(0.0, |v| v * self.pv_kwp)
+        match &self.pv_draw {
+            Some(pv) => pv.kw_per_kwp(t) * self.pv_kwp,
+            None => self.pv_kw_per_kwp.get(t).map_or(0.0, |v| v * self.pv_kwp),
+        }
     }
     /// Demand at step `t` (load + EVs), kW.
     #[inline]

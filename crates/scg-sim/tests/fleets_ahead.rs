@@ -229,6 +229,7 @@ impl Series {
             .map(|i| ProsumerSeries {
                 load_kw: &self.load[i],
                 load_draw: None,
+                pv_draw: None,
                 pv_kw_per_kwp: &self.pv[i],
                 pv_kwp: 1.0,
                 wind_kw_per_turbine: &[],

@@ -129,6 +129,7 @@ fn spaces(f: &Fixture) -> Vec<ProsumerSpace<'_>> {
                 series: ProsumerSeries {
                     load_kw: load,
                     load_draw: None,
+                    pv_draw: None,
                     pv_kw_per_kwp: &f.pv,
                     pv_kwp: 0.0,
                     wind_kw_per_turbine: &f.wind,

@@ -2,7 +2,8 @@
 //! per-array PV series and keeps their figures: the same bits as a prepare that keeps them,
 //! across more members than one prepare batch. One that also draws the loads
 //! (`PrepareOptions::draw_loads`) keeps no load: the year draws each again, bit for bit, and
-//! its report and the community's sums are those of the kept loads.
+//! its report and the community's sums are those of the kept loads; one that draws the PV
+//! (`PrepareOptions::draw_pv`) keeps no PV series and computes the kept one's bits at each step.
 #![allow(clippy::unwrap_used)]
 
 use scg_model::Scenario;
@@ -29,7 +30,11 @@ fn a_lean_prepare_keeps_the_figures_of_the_series_it_drops() {
             &assets,
             &inputs,
             5,
-            PrepareOptions { lean, draw_loads },
+            PrepareOptions {
+                lean,
+                draw_loads,
+                draw_pv: false,
+            },
             &mut |_, _| {},
         )
         .unwrap()
@@ -96,7 +101,7 @@ fn a_prepare_that_draws_the_loads_draws_each_again_bit_for_bit() {
         Err(format!("unexpected read of {}", p.display()))
     })
     .unwrap();
-    let run = |draw_loads| {
+    let run = |draw: bool| {
         prepare_with(
             &scenario,
             &assets,
@@ -104,7 +109,8 @@ fn a_prepare_that_draws_the_loads_draws_each_again_bit_for_bit() {
             9,
             PrepareOptions {
                 lean: true,
-                draw_loads,
+                draw_loads: draw,
+                draw_pv: draw,
             },
             &mut |_, _| {},
         )
@@ -115,6 +121,7 @@ fn a_prepare_that_draws_the_loads_draws_each_again_bit_for_bit() {
     assert_eq!(grid.steps_per_day(), 96);
     assert!(kept.load_sums.is_none() && kept.baselines.is_empty());
     let kept_series = kept.prosumers.iter().map(|p| &p.load.load_kw);
+    let mut with_pv = 0;
     for (i, (k, d)) in kept.prosumers.iter().zip(&drawn.prosumers).enumerate() {
         assert!(d.load.load_kw.is_empty(), "member {i} keeps its load");
         let draw = d.load_draw.as_ref().unwrap();
@@ -148,7 +155,33 @@ fn a_prepare_that_draws_the_loads_draws_each_again_bit_for_bit() {
             grid,
         );
         assert_eq!(d.load_report.as_ref(), Some(&report), "member {i}");
-        assert_eq!(d.pv_kw_per_kwp, k.pv_kw_per_kwp);
+        // The PV, computed at each step from the orientations' responses: the kept bits.
+        match &d.pv_draw {
+            Some(draw) => {
+                assert!(d.pv_kw_per_kwp.is_empty(), "member {i} keeps its PV");
+                let pv = scg_sim::year::DrawnPv {
+                    draw,
+                    responses: &drawn.responses,
+                };
+                for (t, v) in k.pv_kw_per_kwp.iter().enumerate() {
+                    assert_eq!(
+                        pv.kw_per_kwp(t).to_bits(),
+                        v.to_bits(),
+                        "member {i}, step {t}"
+                    );
+                }
+                assert_eq!(pv.kw_per_kwp(grid.len()), 0.0, "past the year");
+                with_pv += 1;
+            }
+            None => assert!(k.pv_kw_per_kwp.is_empty(), "member {i}'s PV is kept"),
+        }
+    }
+    assert!(with_pv > 30, "{with_pv} members with PV");
+    let (kept_all, drawn_all) = (kept.series(), drawn.series());
+    for (k, d) in kept_all.iter().zip(&drawn_all) {
+        for t in 0..grid.len() {
+            assert_eq!(k.pv_kw(t).to_bits(), d.pv_kw(t).to_bits());
+        }
     }
     assert_eq!(drawn.baseline_sum_kw, kept.baseline_sum_kw);
     // The community's sums: member by member, in order, as the run takes them of kept loads.
