@@ -159,27 +159,27 @@ fn city_at_15_minutes(dir: &Path, members: u32, evs: u32, name: &str) {
 #[test]
 fn a_city_too_large_for_the_budget_is_refused_at_check_with_the_estimate_and_the_limit() {
     let dir = tempdir("large");
-    city_at_15_minutes(&dir, 21_000, 500, "big.toml");
+    city_at_15_minutes(&dir, 26_000, 500, "big.toml");
     let o = scg(&["scenario", "check", "big.toml"], &dir);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("above the memory budget of 8192 MiB"), "{err}");
-    // 21,000 members at 15-minute steps: above the budget with the ledger, even settled while
-    // the year runs (512 MiB and 11 B per member-step in the estimate: about 8.1 GiB; 6.1 GiB
-    // without it, at 8 B).
-    assert!(err.contains("21000 prosumers"), "{err}");
+    // 26,000 members at 15-minute steps: above the budget with the ledger, even settled while
+    // the year runs (512 MiB and 9 B per member-step in the estimate: about 8.2 GiB; 5.7 GiB
+    // without it, at 6 B).
+    assert!(err.contains("26000 prosumers"), "{err}");
     assert!(err.contains("500 EVs"), "{err}");
     // Without a ledger the same city fits.
     let o = scg(&["scenario", "check", "big.toml", "--no-ledger"], &dir);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // Issue 14's city (10,000 members and 5,000 EVs at 15-minute steps) fits the default budget
-    // with its ledger, stored block by block as it is made (estimated 4,916 MiB; 4,142 MiB
+    // with its ledger, stored block by block as it is made (estimated 4,247 MiB; 3,548 MiB
     // measured, docs/scaling.md).
     city_at_15_minutes(&dir, 10_000, 5_000, "issue.toml");
     let o = scg(&["scenario", "check", "issue.toml"], &dir);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("estimated run: 4916 MiB"), "{out}");
+    assert!(out.contains("estimated run: 4247 MiB"), "{out}");
     // A smaller budget refuses a smaller city the same way.
     let o = scg(
         &["scenario", "city", "--members", "20", "-o", "small.toml"],

@@ -38,12 +38,13 @@ pub const STREAMED_BASE_BYTES: u64 = 512 * 1024 * 1024;
 /// Memory per prosumer per simulated step of a run that streams its members' series without a
 /// ledger (`scg simulate --no-ledger` of a city, on top of [`STREAMED_BASE_BYTES`]), bytes: the
 /// slope of a fit on generated cities at 15-minute steps (release build, 4 December 2026,
-/// docs/scaling.md), 1,000 members and 500 LLF EVs (489-546 MiB peak) to 10,000 members and
-/// 5,000 LLF EVs (3,145-3,267 MiB), with the EV allowance taken off: 7.0 B; rounded up. The
-/// estimate is then 1.20 times that 10,000-member peak and 1.6 times the 1,000-member one.
-/// (18 B before the streamed run drew its members' loads again as the year reads them,
-/// `crate::prepare::PrepareOptions::draw_loads`, instead of keeping them: 5,691-5,910 MiB.)
-pub const BYTES_PER_PROSUMER_STEP_STREAMED: u64 = 8;
+/// docs/scaling.md), 1,000 members and 500 LLF EVs (494-507 MiB peak) to 10,000 members and
+/// 5,000 LLF EVs (2,553 MiB), with the EV allowance taken off: 4.7 B; rounded up with room.
+/// The estimate is then 1.27 times that 10,000-member peak and 1.6 times the 1,000-member one.
+/// (18 B before the streamed run drew its members' loads again as the year reads them and
+/// computed their PV at each step, `crate::prepare::PrepareOptions::draw_loads` and
+/// `draw_pv`, instead of keeping both: 5,691-5,910 MiB.)
+pub const BYTES_PER_PROSUMER_STEP_STREAMED: u64 = 6;
 /// Communities of at least this many members settle their year in the ledger's compact layout
 /// (one record per member and day, `scg_settle::Layout::Compact`; `scg_settle` takes its
 /// default from here so the estimate and the settlement agree).
@@ -58,12 +59,13 @@ pub const BYTES_PER_PROSUMER_STEP_COMPACT_LEDGER: u64 = 400;
 /// members on, compact ledger layout, `scg_settle::settle_blocks_into`, each block of the
 /// ledger stored as it is made; on top of [`STREAMED_BASE_BYTES`]), bytes: the slope of a fit
 /// on generated cities at 15-minute steps, release build (docs/scaling.md, 4 December 2026),
-/// 1,000 members and 500 LLF EVs (811 MiB peak, ledger 131.1 MB) to 10,000 members and 5,000
-/// LLF EVs (4,142 MiB, ledger 1.26 GB), with the EV allowance taken off: 9.0 B; rounded up
-/// with room. The estimate is then 1.19 times the 10,000-member peak and 1.21 times the
-/// 1,000-member one. (20 B when each member's load was kept all year: 1,019 and 6,682-6,962
-/// MiB; 24 B when the year's blocks were also all kept until the end: 7,538-8,072 MiB.)
-pub const BYTES_PER_PROSUMER_STEP_STREAMED_LEDGER: u64 = 11;
+/// 1,000 members and 500 LLF EVs (771-772 MiB peak, ledger 131.1 MB) to 10,000 members and
+/// 5,000 LLF EVs (3,548 MiB, ledger 1.26 GB), with the EV allowance taken off: 7.2 B; rounded
+/// up with room. The estimate is then 1.20 times the 10,000-member peak and 1.18 times the
+/// 1,000-member one. (20 B when each member's load and PV were kept all year: 1,019 and
+/// 6,682-6,962 MiB; 24 B when the year's blocks were also all kept until the end: 7,538-8,072
+/// MiB.)
+pub const BYTES_PER_PROSUMER_STEP_STREAMED_LEDGER: u64 = 9;
 /// Memory per EV per simulated day, bytes (its sessions and plans). Not measured on its own
 /// (the slope above includes 25 EVs per prosumer); an allowance on top.
 pub const BYTES_PER_VEHICLE_DAY: u64 = 400;
