@@ -3,7 +3,9 @@
 //! `simulate` and the sizing search both start from a [`Prepared`] community.
 //!
 //! Generation is kept per unit of size (per kWp of PV, per wind turbine), so the search can
-//! rescale without recomputing the sun. Never does I/O.
+//! rescale without recomputing the sun. A streamed run keeps neither its members' loads nor
+//! their PV ([`PrepareOptions::draw_loads`], [`PrepareOptions::draw_pv`]): the year draws and
+//! computes them again, bit for bit, as it reads them. Never does I/O.
 
 use crate::SimError;
 use crate::assets::Assets;
@@ -24,7 +26,7 @@ use scg_resource::wind;
 #[derive(Debug, Clone, PartialEq)]
 pub struct PreparedProsumer {
     /// The load; with [`PrepareOptions::lean`] its `baseline_kw` is empty (its statistics are
-    /// in `baseline_stats`).
+    /// in `baseline_stats`), and with `load_draw` its `load_kw` too.
     pub load: LoadYear,
     /// Statistics of the load's baseline (HOMER's load page), taken before a lean prepare
     /// drops the baseline series.
