@@ -303,7 +303,8 @@ fn run_prepared_with(
     let grid = prepared.grid.clone();
     let steps = grid.len();
     let dt = grid.step_hours();
-    if stream.is_none() && prepared.prosumers.iter().any(|p| p.load_draw.is_some()) {
+    // Its sums stand for the loads after the year only in a streamed run (no home agent).
+    if stream.is_none() && prepared.load_sums.is_some() {
         return Err(SimError::Scenario(
             "a prepare that draws the loads again in the year is for a streamed run only".into(),
         ));
